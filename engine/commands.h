@@ -1,0 +1,13 @@
+// Entry points of the CLI commands. Each returns the process exit code.
+#pragma once
+
+#include "engine/options.h"
+
+namespace cf::engine {
+
+int RunDump(const Options& opts);
+int RunRestore(const Options& opts);
+int RunCheck(const Options& opts);
+int RunShow(const Options& opts);
+
+}  // namespace cf::engine

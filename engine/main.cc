@@ -1,0 +1,44 @@
+// criu-fast: checkpoint/restore of Linux process trees.
+//
+// main() parses the options, sets up logging and dispatches to a command.
+// Library exceptions (bad_alloc, protobuf, TBB) are caught here only.
+#include <cstdio>
+#include <exception>
+
+#include "common/log.h"
+#include "engine/commands.h"
+#include "engine/options.h"
+
+int main(int argc, char** argv) {
+  using namespace cf::engine;
+  auto parsed = ParseOptions(argc, argv);
+  if (!parsed.ok()) {
+    if (parsed.status().message() == "help") {
+      fputs(cf::engine::UsageText(), stdout);
+      return 0;
+    }
+    fprintf(stderr, "Error: %s\n", parsed.status().ToString().c_str());
+    return 1;
+  }
+  const Options& opts = *parsed;
+  cf::SetLogLevel(opts.verbosity);
+  try {
+    switch (opts.command) {
+      case Command::kDump:
+      case Command::kPreDump:
+        return RunDump(opts);
+      case Command::kRestore:
+        return RunRestore(opts);
+      case Command::kCheck:
+        return RunCheck(opts);
+      case Command::kShow:
+        return RunShow(opts);
+      case Command::kNone:
+        break;
+    }
+  } catch (const std::exception& e) {
+    fprintf(stderr, "Error: internal: %s\n", e.what());
+    return 1;
+  }
+  return 1;
+}

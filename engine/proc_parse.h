@@ -1,0 +1,79 @@
+// Parsers for the /proc files a dump reads: stat, status, fdinfo, auxv.
+// Each takes the file's text (so unit tests feed it strings) and there is a
+// Read* wrapper that reads the live file.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace cf::engine {
+
+// /proc/PID/stat (fields per proc(5); comm may hold spaces and parentheses).
+struct ProcStat {
+  pid_t pid = 0;
+  std::string comm;
+  char state = 0;
+  pid_t ppid = 0;
+  pid_t pgid = 0;
+  pid_t sid = 0;
+  uint32_t flags = 0;
+  int64_t num_threads = 0;
+  uint64_t start_time = 0;
+  uint64_t start_code = 0, end_code = 0, start_stack = 0;
+  uint64_t start_data = 0, end_data = 0, start_brk = 0;
+  uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+  int exit_signal = 0;
+};
+Result<ProcStat> ParseStat(std::string_view text);
+Result<ProcStat> ReadStat(pid_t pid, pid_t tid = 0);  // tid != 0: /proc/PID/task/TID/stat
+
+// /proc/PID/status: the fields a dump needs.
+struct ProcStatus {
+  std::string name;
+  char state = 0;
+  uint32_t umask = 0;
+  pid_t tgid = 0, pid = 0, ppid = 0, tracer_pid = 0;
+  uint32_t uid[4] = {};   // real, effective, saved, fs
+  uint32_t gid[4] = {};
+  std::vector<uint32_t> groups;
+  pid_t nspid = 0;        // last NSpid entry
+  int threads = 0;
+  uint64_t sig_pnd = 0, shd_pnd = 0, sig_blk = 0, sig_ign = 0, sig_cgt = 0;
+  uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
+  uint32_t no_new_privs = 0;
+  uint32_t seccomp = 0;
+};
+Result<ProcStatus> ParseStatus(std::string_view text);
+Result<ProcStatus> ReadStatus(pid_t pid, pid_t tid = 0);
+
+// /proc/PID/fdinfo/FD: common fields plus the per-kind extra lines.
+struct FdInfo {
+  uint64_t pos = 0;
+  uint32_t flags = 0;     // octal in the file; includes O_CLOEXEC (02000000) when set
+  uint32_t mnt_id = 0;
+  uint64_t ino = 0;
+  // Extra "key: value" lines (eventfd-count, tfd, inotify wd..., epoll tfd...),
+  // kept in order as raw text for the per-kind dumpers.
+  std::vector<std::pair<std::string, std::string>> extra;
+};
+Result<FdInfo> ParseFdInfo(std::string_view text);
+Result<FdInfo> ReadFdInfo(pid_t pid, int fd);
+
+// /proc/PID/auxv: (key, value) pairs up to and including AT_NULL.
+Result<std::vector<uint64_t>> ParseAuxv(std::string_view bytes);
+Result<std::vector<uint64_t>> ReadAuxv(pid_t pid);
+
+// Thread ids from /proc/PID/task, sorted, leader first.
+Result<std::vector<pid_t>> ListThreads(pid_t pid);
+// Child pids from /proc/PID/task/*/children, sorted.
+Result<std::vector<pid_t>> ListChildren(pid_t pid);
+// Open fd numbers from /proc/PID/fd, sorted.
+Result<std::vector<int>> ListFds(pid_t pid);
+
+}  // namespace cf::engine

@@ -1,0 +1,67 @@
+// Finding the pages of a process that must be dumped.
+//
+// The fast path is the PAGEMAP_SCAN ioctl on /proc/PID/pagemap (Linux 6.7+),
+// one call per batch of VMAs, returning ranges with categories. The fallback
+// reads /proc/PID/pagemap entries (8 bytes per page) in large batches.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "common/fd.h"
+#include "common/status.h"
+#include "pagemap/page_ranges.h"
+
+namespace cf::pagemap {
+
+// Page categories, as PAGEMAP_SCAN reports them (linux/fs.h PAGE_IS_*).
+enum PageCategory : uint64_t {
+  kPageWpAllowed = 1u << 0,
+  kPageWritten = 1u << 1,
+  kPageFile = 1u << 2,      // page cache or shmem page (also shared anon)
+  kPagePresent = 1u << 3,
+  kPageSwapped = 1u << 4,
+  kPagePfnZero = 1u << 5,   // the shared zero page
+  kPageHuge = 1u << 6,
+};
+
+struct CategorizedRange {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  uint64_t categories = 0;
+};
+
+// What to report for a VMA.
+enum class ScanMode {
+  kAnonPrivate,  // present or swapped pages, excluding the zero page
+  kFilePrivate,  // pages that are no longer the file's (COW copies), present or swapped
+  kShared,       // present or swapped pages of shmem / shared anon / memfd
+};
+
+class PageScanner {
+ public:
+  // Opens /proc/PID/pagemap and probes PAGEMAP_SCAN (unless force_fallback).
+  static Result<PageScanner> Open(pid_t pid, bool force_fallback = false);
+
+  bool uses_pagemap_scan() const { return use_scan_; }
+
+  // Ranges in [start, end) holding pages to dump, per |mode|, sorted and merged.
+  Result<RangeSet> Scan(uint64_t start, uint64_t end, ScanMode mode);
+
+  // Raw categorized ranges (present/swapped/file/pfnzero) for tests and tools.
+  Result<std::vector<CategorizedRange>> ScanRaw(uint64_t start, uint64_t end);
+
+ private:
+  PageScanner(pid_t pid, UniqueFd fd, bool use_scan) : pid_(pid), fd_(std::move(fd)), use_scan_(use_scan) {}
+  pid_t pid_;
+  UniqueFd fd_;
+  bool use_scan_;
+  std::vector<uint64_t> buf_;  // reusable buffer (fallback entries or scan regions)
+};
+
+// True when the running kernel supports PAGEMAP_SCAN.
+bool PagemapScanSupported();
+
+}  // namespace cf::pagemap

@@ -1,0 +1,72 @@
+// On-disk framing of criu-fast images (see docs/image-format.md).
+//
+// Every image file starts with a FileHeader, then holds records. A record is a
+// RecordHeader followed by |length| payload bytes. The checksum is XXH64 over
+// the header's type, flags and length and then the payload, so a flipped bit
+// anywhere, a cut file or a wrong length is caught before the payload is used.
+// A page chunk is a record of type kChunk whose payload starts with a
+// ChunkHeader (codec and raw size) followed by the stored bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cf::streams {
+
+inline constexpr uint32_t kFileMagic = 0x54534643;  // "CFST" little-endian
+inline constexpr uint16_t kFormatVersion = 1;
+
+enum class FileKind : uint16_t {
+  kInventory = 1,
+  kCore = 2,
+  kPageMap = 3,
+  kPages = 4,
+  kGhost = 5,   // contents of a deleted-but-open file
+  kStats = 6,
+};
+
+enum class RecordType : uint32_t {
+  kMessage = 1,  // a serialized protobuf message
+  kChunk = 2,    // ChunkHeader + stored bytes
+};
+
+enum class Codec : uint32_t {
+  kNone = 0,
+  kLz4 = 1,
+  kZstd = 2,
+};
+
+struct FileHeader {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t kind;
+};
+static_assert(sizeof(FileHeader) == 8);
+
+struct RecordHeader {
+  uint32_t type;
+  uint32_t flags;
+  uint64_t length;    // payload bytes
+  uint64_t checksum;  // XXH64(type, flags, length, payload)
+};
+static_assert(sizeof(RecordHeader) == 24);
+
+struct ChunkHeader {
+  uint32_t codec;
+  uint32_t reserved;
+  uint64_t raw_size;  // bytes after decompression
+};
+static_assert(sizeof(ChunkHeader) == 16);
+
+// Largest record a reader accepts: protects against absurd lengths.
+inline constexpr uint64_t kMaxRecordSize = 1ull << 32;
+
+const char* FileKindName(FileKind kind);
+const char* CodecName(Codec codec);
+
+// Checksum of a record: covers the header fields and the payload, given in
+// one or two parts (a chunk's header and its stored bytes).
+uint64_t RecordChecksum(uint32_t type, uint32_t flags, const void* part1, uint64_t len1,
+                        const void* part2 = nullptr, uint64_t len2 = 0);
+
+}  // namespace cf::streams

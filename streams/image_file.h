@@ -1,0 +1,88 @@
+// Writing and reading one image file: header, protobuf records, page chunks.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/message_lite.h>
+
+#include "common/fd.h"
+#include "common/status.h"
+#include "streams/format.h"
+
+namespace cf::streams {
+
+class ImageWriter {
+ public:
+  // Creates (truncates) |path| and writes its FileHeader.
+  static Result<ImageWriter> Create(const std::string& path, FileKind kind);
+
+  ImageWriter(ImageWriter&&) = default;
+  ImageWriter& operator=(ImageWriter&&) = default;
+
+  Status WriteMessage(const google::protobuf::MessageLite& msg);
+  // Writes one chunk record; |stored| is the (possibly compressed) payload.
+  Status WriteChunk(Codec codec, uint64_t raw_size, std::span<const uint8_t> stored);
+  // Writes a record from an already built payload.
+  Status WriteRecord(RecordType type, std::span<const uint8_t> payload);
+  // fsync (when asked) and close; reports errors that close() finds.
+  Status Finish(bool sync = false);
+
+  uint64_t offset() const { return offset_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  ImageWriter(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  Status WriteV(const void* a, size_t alen, const void* b, size_t blen, const void* c, size_t clen);
+
+  UniqueFd fd_;
+  std::string path_;
+  uint64_t offset_ = 0;
+};
+
+// One record as read back: its type, payload and where it began in the file.
+struct Record {
+  RecordType type;
+  uint64_t offset;
+  std::vector<uint8_t> payload;
+};
+
+class ImageReader {
+ public:
+  // Opens |path| and checks its FileHeader (magic, version, and |kind| unless
+  // |kind| is 0).
+  static Result<ImageReader> Open(const std::string& path, FileKind kind);
+
+  ImageReader(ImageReader&&) = default;
+  ImageReader& operator=(ImageReader&&) = default;
+
+  FileKind kind() const { return kind_; }
+  // Reads the next record and verifies its checksum. Returns false at a clean
+  // end of file; a cut or corrupt record is an error.
+  Result<bool> Next(Record* rec);
+  // Next record, which must be a message of this type.
+  Status ReadMessage(google::protobuf::MessageLite* msg);
+  // Reads the record at |offset| (a chunk), verifying it.
+  Status ReadAt(uint64_t offset, Record* rec);
+
+ private:
+  ImageReader(UniqueFd fd, std::string path, FileKind kind, uint64_t size)
+      : fd_(std::move(fd)), path_(std::move(path)), kind_(kind), size_(size) {}
+  Status ReadRecordAt(uint64_t offset, Record* rec, uint64_t* next);
+
+  UniqueFd fd_;
+  std::string path_;
+  FileKind kind_;
+  uint64_t size_;
+  uint64_t pos_ = sizeof(FileHeader);
+};
+
+// Decodes a chunk record's payload into |out| (resized to the raw size).
+Status DecodeChunk(const Record& rec, std::vector<uint8_t>* out, const std::string& what);
+
+// Parses a protobuf message from a record's payload.
+Status ParseMessage(const Record& rec, google::protobuf::MessageLite* msg, const std::string& what);
+
+}  // namespace cf::streams

@@ -1,0 +1,127 @@
+#include "streams/image_file.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "criu_fast.pb.h"
+#include "streams/codec.h"
+
+namespace cf::streams {
+namespace {
+
+class ImageFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/cf-img-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+  std::string dir_;
+};
+
+TEST_F(ImageFileTest, MessageAndChunkRoundTrip) {
+  const std::string path = dir_ + "/x.img";
+  cf::img::Inventory inv;
+  inv.set_root_pid(1234);
+  inv.add_pids(1234);
+  std::vector<uint8_t> data(3 * 4096);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7);
+  uint64_t chunk_off = 0;
+  {
+    auto w = ImageWriter::Create(path, FileKind::kInventory);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    ASSERT_TRUE(w->WriteMessage(inv).ok());
+    chunk_off = w->offset();
+    ASSERT_TRUE(w->WriteChunk(Codec::kNone, data.size(), data).ok());
+    ASSERT_TRUE(w->Finish().ok());
+  }
+  auto r = ImageReader::Open(path, FileKind::kInventory);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  cf::img::Inventory got;
+  ASSERT_TRUE(r->ReadMessage(&got).ok());
+  EXPECT_EQ(got.root_pid(), 1234);
+  Record rec;
+  auto more = r->Next(&rec);
+  ASSERT_TRUE(more.ok());
+  ASSERT_TRUE(*more);
+  EXPECT_EQ(rec.offset, chunk_off);
+  std::vector<uint8_t> out;
+  ASSERT_TRUE(DecodeChunk(rec, &out, path).ok());
+  EXPECT_EQ(out, data);
+  more = r->Next(&rec);
+  ASSERT_TRUE(more.ok());
+  EXPECT_FALSE(*more);
+}
+
+TEST_F(ImageFileTest, CompressedChunksRoundTrip) {
+  std::vector<uint8_t> data(64 * 1024, 'a');
+  for (const char* name : {"lz4", "zstd", "zstd:3"}) {
+    auto spec = ParseCodec(name);
+    ASSERT_TRUE(spec.ok());
+    std::vector<uint8_t> stored;
+    auto codec = Compress(*spec, data, &stored);
+    ASSERT_TRUE(codec.ok());
+    EXPECT_NE(*codec, Codec::kNone) << name;
+    EXPECT_LT(stored.size(), data.size());
+    std::vector<uint8_t> out(data.size());
+    ASSERT_TRUE(Decompress(*codec, stored, out.data(), out.size()).ok());
+    EXPECT_EQ(out, data);
+  }
+  EXPECT_FALSE(ParseCodec("gzip").ok());
+}
+
+TEST_F(ImageFileTest, FlippedByteIsDetected) {
+  const std::string path = dir_ + "/p.img";
+  std::vector<uint8_t> data(4096, 0x5a);
+  {
+    auto w = ImageWriter::Create(path, FileKind::kPages);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE(w->WriteChunk(Codec::kNone, data.size(), data).ok());
+    ASSERT_TRUE(w->Finish().ok());
+  }
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8 + 24 + 16 + 100);
+    f.put(0x00);
+  }
+  auto r = ImageReader::Open(path, FileKind::kPages);
+  ASSERT_TRUE(r.ok());
+  Record rec;
+  auto more = r->Next(&rec);
+  ASSERT_FALSE(more.ok());
+  EXPECT_NE(more.status().ToString().find("checksum"), std::string::npos);
+}
+
+TEST_F(ImageFileTest, TruncationAndBadMagicAreDetected) {
+  const std::string path = dir_ + "/t.img";
+  std::vector<uint8_t> data(8192, 1);
+  {
+    auto w = ImageWriter::Create(path, FileKind::kPages);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE(w->WriteChunk(Codec::kNone, data.size(), data).ok());
+    ASSERT_TRUE(w->Finish().ok());
+  }
+  ASSERT_EQ(truncate(path.c_str(), 8 + 24 + 100), 0);
+  auto r = ImageReader::Open(path, FileKind::kPages);
+  ASSERT_TRUE(r.ok());
+  Record rec;
+  EXPECT_FALSE(r->Next(&rec).ok());
+
+  ASSERT_EQ(truncate(path.c_str(), 0), 0);
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << "NOTANIMAGEFILE";
+  }
+  auto bad = ImageReader::Open(path, FileKind::kPages);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().ToString().find("magic"), std::string::npos);
+  auto wrong_kind = ImageReader::Open(dir_ + "/none.img", FileKind::kPages);
+  EXPECT_FALSE(wrong_kind.ok());
+}
+
+}  // namespace
+}  // namespace cf::streams
