@@ -1,1 +1,187 @@
-// placeholder
+// Parsers for /proc/PID/maps and /proc/PID/smaps.
+//
+// A maps line is the header the kernel prints in show_map_vma():
+//
+//   start-end perms pgoff maj:min inode [padding] name
+//
+// e.g. "7f37e70bc000-7f37e70e2000 r--p 00000000 fe:00 332835   /usr/lib/libc.so.6".
+// The fixed fields are parsed strictly; everything after the inode is the name.
+// The kernel writes "<prefix> " (the prefix ends in one space), pads with
+// spaces up to column 72 and writes one more space, so the name starts at
+// column max(prefix length, 72) + 1. When a line follows that layout exactly
+// we cut the name at that column, which keeps names that begin with spaces;
+// otherwise (hand-written text) we skip the padding. A trailing " (deleted)"
+// is stripped and recorded in |deleted|.
+//
+// smaps repeats the same header line per VMA, followed by "Key:   value"
+// lines; only "VmFlags:" is kept. A key line's first word ends with ':',
+// which never happens for a header (its first word is "start-end").
+#include "pagemap/vma.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <charconv>
+#include <string>
+
+#include "common/io.h"
+
+namespace cf::pagemap {
+namespace {
+
+constexpr size_t kNameColumn = 72;  // 25 + sizeof(void*) * 6 - 1 on 64-bit kernels
+constexpr std::string_view kDeleted = " (deleted)";
+
+bool IsBlank(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view TrimBlanks(std::string_view s) {
+  while (!s.empty() && (IsBlank(s.front()) || s.front() == '\n')) s.remove_prefix(1);
+  while (!s.empty() && (IsBlank(s.back()) || s.back() == '\n')) s.remove_suffix(1);
+  return s;
+}
+
+// Parses an unsigned number in |base| that spans all of |s|.
+template <typename T>
+bool ParseNum(std::string_view s, int base, T* out) {
+  if (s.empty()) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out, base);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+// Cuts the next blank-separated word off the front of |*rest|; leaves
+// |*rest| starting at the blank that ended the word (or empty).
+std::string_view NextWord(std::string_view* rest) {
+  size_t i = 0;
+  while (i < rest->size() && IsBlank((*rest)[i])) ++i;
+  size_t j = i;
+  while (j < rest->size() && !IsBlank((*rest)[j])) ++j;
+  std::string_view word = rest->substr(i, j - i);
+  rest->remove_prefix(j);
+  return word;
+}
+
+Status LineError(const std::string& what, size_t lineno, const char* why, std::string_view line) {
+  constexpr size_t kMaxShown = 120;
+  std::string shown(line.substr(0, kMaxShown));
+  return Errorf("%s: line %zu: %s: '%s'", what.c_str(), lineno, why, shown.c_str());
+}
+
+// Parses one header line into |vma|. Returns a reason on failure, or nullptr.
+const char* ParseHeader(std::string_view line, VmaInfo* vma) {
+  std::string_view rest = line;
+
+  std::string_view range = NextWord(&rest);
+  size_t dash = range.find('-');
+  if (dash == std::string_view::npos) return "bad address range";
+  if (!ParseNum(range.substr(0, dash), 16, &vma->start) ||
+      !ParseNum(range.substr(dash + 1), 16, &vma->end))
+    return "bad address range";
+  if (vma->end < vma->start) return "address range ends before it starts";
+
+  std::string_view perms = NextWord(&rest);
+  if (perms.size() != 4) return "bad perms";
+  vma->prot = 0;
+  if (perms[0] == 'r') vma->prot |= PROT_READ;
+  else if (perms[0] != '-') return "bad perms";
+  if (perms[1] == 'w') vma->prot |= PROT_WRITE;
+  else if (perms[1] != '-') return "bad perms";
+  if (perms[2] == 'x') vma->prot |= PROT_EXEC;
+  else if (perms[2] != '-') return "bad perms";
+  if (perms[3] == 's') vma->shared = true;
+  else if (perms[3] == 'p') vma->shared = false;
+  else return "bad perms";
+
+  if (!ParseNum(NextWord(&rest), 16, &vma->pgoff)) return "bad offset";
+
+  std::string_view dev = NextWord(&rest);
+  size_t colon = dev.find(':');
+  if (colon == std::string_view::npos || !ParseNum(dev.substr(0, colon), 16, &vma->dev_major) ||
+      !ParseNum(dev.substr(colon + 1), 16, &vma->dev_minor))
+    return "bad device";
+
+  if (!ParseNum(NextWord(&rest), 10, &vma->inode)) return "bad inode";
+
+  // |rest| now starts right after the inode digits.
+  vma->path.clear();
+  vma->deleted = false;
+  if (rest.empty()) return nullptr;
+  if (!IsBlank(rest.front())) return "bad inode";
+  size_t prefix_len = line.size() - rest.size() + 1;  // with the one trailing space
+  std::string_view name;
+  size_t column = std::max(prefix_len, kNameColumn) + 1;
+  if (column < line.size() &&
+      line.substr(prefix_len, column - prefix_len).find_first_not_of(' ') == std::string_view::npos) {
+    name = line.substr(column);  // exact kernel layout: keep leading spaces of the name
+  } else {
+    name = rest;
+    while (!name.empty() && IsBlank(name.front())) name.remove_prefix(1);
+  }
+  if (name.size() > kDeleted.size() && name.ends_with(kDeleted)) {
+    name.remove_suffix(kDeleted.size());
+    vma->deleted = true;
+  }
+  vma->path.assign(name);
+  return nullptr;
+}
+
+// A smaps key line: first word ends with ':' (e.g. "Rss:", "VmFlags:").
+bool IsKeyLine(std::string_view line) {
+  size_t end = 0;
+  while (end < line.size() && !IsBlank(line[end])) ++end;
+  return end > 0 && line[end - 1] == ':';
+}
+
+Result<std::vector<VmaInfo>> Parse(std::string_view text, bool smaps, const std::string& what) {
+  std::vector<VmaInfo> vmas;
+  size_t lineno = 0;
+  bool have_flags = false;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    ++lineno;
+    if (line.empty()) continue;
+
+    if (smaps && IsKeyLine(line)) {
+      if (vmas.empty()) return LineError(what, lineno, "key line before any VMA header", line);
+      if (line.starts_with("VmFlags:")) {
+        if (have_flags) return LineError(what, lineno, "second VmFlags line", line);
+        vmas.back().vmflags.assign(TrimBlanks(line.substr(8)));
+        have_flags = true;
+      }
+      continue;
+    }
+
+    // No ordering check: a live process may change between the kernel's read
+    // chunks; a frozen one prints its VMAs sorted.
+    VmaInfo vma;
+    if (const char* why = ParseHeader(line, &vma)) return LineError(what, lineno, why, line);
+    vmas.push_back(std::move(vma));
+    have_flags = false;
+  }
+  return vmas;
+}
+
+}  // namespace
+
+bool VmaInfo::has_vmflag(std::string_view flag) const {
+  if (flag.empty()) return false;
+  std::string_view rest = vmflags;
+  for (;;) {
+    std::string_view word = NextWord(&rest);
+    if (word.empty()) return false;
+    if (word == flag) return true;
+  }
+}
+
+Result<std::vector<VmaInfo>> ParseMaps(std::string_view text) { return Parse(text, false, "maps"); }
+
+Result<std::vector<VmaInfo>> ParseSmaps(std::string_view text) { return Parse(text, true, "smaps"); }
+
+Result<std::vector<VmaInfo>> ReadVmas(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/smaps";
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  return Parse(text, true, path);
+}
+
+}  // namespace cf::pagemap

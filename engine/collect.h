@@ -1,0 +1,40 @@
+// Collecting the state of one frozen process into its image message.
+//
+// Each Collect* function fills a part of img::Process from one source:
+// /proc files, ptrace requests, or syscalls run inside the target.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "criu_fast.pb.h"
+#include "memdrain/remote_syscall.h"
+#include "pagemap/vma.h"
+
+namespace cf::engine {
+
+// Registers, xstate, signal mask, pending signals, rseq and name of a thread.
+Status CollectThread(pid_t pid, pid_t tid, img::Thread* out);
+// The process-wide pending signal queue.
+Status CollectSharedPending(pid_t tid, img::Process* out);
+
+// VMAs (from smaps) and the mm fields of /proc/PID/stat, auxv and exe.
+// Returns the parsed VMAs for the page scan.
+Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out);
+
+// Descriptors. Deleted-but-open files get their contents saved as ghost
+// images in |dir|; the names of the files written are added to |written|.
+Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, img::Process* out,
+                  std::vector<std::string>* written);
+
+// Ids, credentials, rlimits, cwd, root, personality, umask, name.
+Status CollectProcessInfo(pid_t pid, img::Process* out);
+
+// What only the task can tell: sigactions, itimers, brk, sigaltstack and
+// clear_child_tid, by syscalls run in the (stopped) thread |rs| drives.
+Status CollectByRemoteCalls(memdrain::RemoteSyscall& rs, img::Process* proc, img::Thread* thread);
+
+}  // namespace cf::engine

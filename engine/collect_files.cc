@@ -1,0 +1,133 @@
+// Descriptors: regular files, directories and character devices are dumped;
+// every other kind is refused with a message naming the fd and its kind
+// until its own dumper exists. A deleted-but-open regular file has its
+// contents saved in a ghost image (ghost-DEV-INO.img) so restore can
+// recreate it.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <set>
+#include <vector>
+
+#include "common/fd.h"
+#include "common/io.h"
+#include "common/log.h"
+#include "engine/collect.h"
+#include "engine/proc_parse.h"
+#include "streams/image_file.h"
+
+namespace cf::engine {
+namespace {
+
+constexpr size_t kGhostChunk = 1 << 20;
+constexpr uint64_t kMaxGhostSize = 1ull << 30;
+
+bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+// A name for the kind of a descriptor we cannot dump yet, from its link text.
+std::string UnsupportedKind(const std::string& link, const struct stat& sb) {
+  if (StartsWith(link, "pipe:") || S_ISFIFO(sb.st_mode)) return "pipe";
+  if (StartsWith(link, "socket:") || S_ISSOCK(sb.st_mode)) return "socket";
+  if (StartsWith(link, "anon_inode:")) {
+    std::string k = link.substr(11);
+    if (!k.empty() && k.front() == '[') k = k.substr(1, k.size() - 2);
+    return k;  // eventfd, eventpoll, timerfd, signalfd, inotify, pidfd, io_uring...
+  }
+  return "";
+}
+
+bool IsTty(const struct stat& sb) {
+  if (!S_ISCHR(sb.st_mode)) return false;
+  const unsigned maj = major(sb.st_rdev);
+  return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143);
+}
+
+Status SaveGhost(const std::string& fd_path, const std::string& image_path, uint64_t size) {
+  if (size > kMaxGhostSize) return Errorf("deleted file is too large to save (%lu bytes)", size);
+  UniqueFd in(open(fd_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.valid()) return ErrnoStatus("open " + fd_path);
+  ASSIGN_OR_RETURN(streams::ImageWriter w, streams::ImageWriter::Create(image_path, streams::FileKind::kGhost));
+  std::vector<uint8_t> buf(kGhostChunk);
+  for (uint64_t off = 0; off < size;) {
+    ssize_t n = pread(in.get(), buf.data(), buf.size(), static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus("read " + fd_path);
+    if (n == 0) break;
+    RETURN_IF_ERROR(w.WriteChunk(streams::Codec::kNone, static_cast<uint64_t>(n),
+                                 {buf.data(), static_cast<size_t>(n)}));
+    off += static_cast<uint64_t>(n);
+  }
+  return w.Finish();
+}
+
+}  // namespace
+
+Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, img::Process* out,
+                  std::vector<std::string>* written) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
+  std::set<std::string> ghosts_done;
+  for (int fd : fds) {
+    const std::string fd_path = proc + "/fd/" + std::to_string(fd);
+    auto link = ReadLink(fd_path);
+    if (!link.ok()) {
+      if (link.status().err() == ENOENT) continue;  // closed meanwhile (only with -R)
+      return link.status();
+    }
+    struct stat sb;
+    if (stat(fd_path.c_str(), &sb) != 0) return ErrnoStatus("stat " + fd_path);
+    const std::string kind = UnsupportedKind(*link, sb);
+    if (!kind.empty()) {
+      return Errorf("process %d fd %d is a %s (%s): not supported yet", pid, fd, kind.c_str(), link->c_str());
+    }
+    if (IsTty(sb) && !shell_job) {
+      return Errorf("process %d fd %d is a terminal (%s): not supported yet (a shell job needs --shell-job)",
+                    pid, fd, link->c_str());
+    }
+    ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(pid, fd));
+    img::Fd* f = out->add_fds();
+    f->set_fd(fd);
+    f->set_flags(info.flags & ~static_cast<uint32_t>(O_CLOEXEC));
+    f->set_cloexec(info.flags & O_CLOEXEC);
+    f->set_pos(info.pos);
+    f->set_mnt_id(info.mnt_id);
+    f->set_dev(sb.st_dev);
+    f->set_inode(sb.st_ino);
+    f->set_mode(sb.st_mode);
+    f->set_rdev(sb.st_rdev);
+    f->set_size(static_cast<uint64_t>(sb.st_size));
+    std::string path = *link;
+    const std::string kDeleted = " (deleted)";
+    const bool deleted = S_ISREG(sb.st_mode) && sb.st_nlink == 0;
+    if (deleted && path.size() > kDeleted.size() &&
+        path.compare(path.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0) {
+      path.resize(path.size() - kDeleted.size());
+    }
+    f->set_path(path);
+    if (S_ISREG(sb.st_mode)) {
+      f->set_type(img::Fd::REG);
+    } else if (S_ISDIR(sb.st_mode)) {
+      f->set_type(img::Fd::DIR);
+    } else if (S_ISCHR(sb.st_mode)) {
+      f->set_type(img::Fd::CHR);
+    } else {
+      return Errorf("process %d fd %d (%s): unsupported file type %o", pid, fd, link->c_str(), sb.st_mode & S_IFMT);
+    }
+    if (deleted) {
+      const std::string name = "ghost-" + std::to_string(sb.st_dev) + "-" + std::to_string(sb.st_ino) + ".img";
+      f->set_deleted(true);
+      f->set_ghost_file(name);
+      if (ghosts_done.insert(name).second) {
+        written->push_back(name);
+        RETURN_IF_ERROR(SaveGhost(fd_path, dir + "/" + name, static_cast<uint64_t>(sb.st_size))
+                            .WithContext("process " + std::to_string(pid) + " fd " + std::to_string(fd)));
+      }
+    }
+  }
+  LOG_INFO("files: process %d has %d descriptors", pid, out->fds_size());
+  return OkStatus();
+}
+
+}  // namespace cf::engine

@@ -1,0 +1,87 @@
+// The address space: VMAs from /proc/PID/smaps classified into kinds, and the
+// mm fields (code, data, brk, stack, args, env) from /proc/PID/stat, auxv and
+// the executable.
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "common/io.h"
+#include "common/log.h"
+#include "engine/collect.h"
+#include "engine/proc_parse.h"
+
+namespace cf::engine {
+namespace {
+
+bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+img::Vma::Kind Classify(const pagemap::VmaInfo& v) {
+  if (v.path == "[vdso]") return img::Vma::VDSO;
+  if (v.path == "[vvar]") return img::Vma::VVAR;
+  if (v.path == "[vvar_vclock]") return img::Vma::VVAR_VCLOCK;
+  if (v.path == "[vsyscall]") return img::Vma::VSYSCALL;
+  if (!v.is_file()) return v.shared ? img::Vma::ANON_SHARED : img::Vma::ANON_PRIVATE;
+  // Shared anonymous memory and memfds are shmem files without a real path.
+  const bool shmem_anon = StartsWith(v.path, "/dev/zero") || StartsWith(v.path, "/SYSV") ||
+                          StartsWith(v.path, "/memfd:");
+  if (shmem_anon) return v.shared ? img::Vma::ANON_SHARED : img::Vma::ANON_PRIVATE;
+  return v.shared ? img::Vma::FILE_SHARED : img::Vma::FILE_PRIVATE;
+}
+
+}  // namespace
+
+Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out) {
+  ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> vmas, pagemap::ReadVmas(pid));
+  for (const auto& v : vmas) {
+    img::Vma* m = out->add_vmas();
+    m->set_start(v.start);
+    m->set_end(v.end);
+    m->set_prot(v.prot);
+    const img::Vma::Kind kind = Classify(v);
+    m->set_kind(kind);
+    uint32_t flags = v.shared ? MAP_SHARED : MAP_PRIVATE;
+    if (kind == img::Vma::ANON_PRIVATE || kind == img::Vma::ANON_SHARED) flags |= MAP_ANONYMOUS;
+    if (v.has_vmflag("gd")) flags |= MAP_GROWSDOWN;
+    m->set_flags(flags);
+    m->set_pgoff(v.pgoff);
+    m->set_path(v.path);
+    m->set_dev(makedev(v.dev_major, v.dev_minor));
+    m->set_inode(v.inode);
+    m->set_deleted(v.deleted);
+    m->set_may_share(v.has_vmflag("ms"));
+    m->set_vmflags(v.vmflags);
+    m->set_is_heap(v.path == "[heap]");
+    m->set_is_stack(v.path == "[stack]");
+    if (v.deleted && (kind == img::Vma::FILE_PRIVATE || kind == img::Vma::FILE_SHARED)) {
+      return Errorf("process %d maps the deleted file %s at %#lx: not supported yet", pid, v.path.c_str(),
+                    v.start);
+    }
+  }
+
+  ASSIGN_OR_RETURN(ProcStat st, ReadStat(pid));
+  img::MmState* mm = out->mutable_mm();
+  mm->set_start_code(st.start_code);
+  mm->set_end_code(st.end_code);
+  mm->set_start_data(st.start_data);
+  mm->set_end_data(st.end_data);
+  mm->set_start_brk(st.start_brk);
+  mm->set_start_stack(st.start_stack);
+  mm->set_arg_start(st.arg_start);
+  mm->set_arg_end(st.arg_end);
+  mm->set_env_start(st.env_start);
+  mm->set_env_end(st.env_end);
+
+  ASSIGN_OR_RETURN(std::vector<uint64_t> auxv, ReadAuxv(pid));
+  for (uint64_t a : auxv) mm->add_auxv(a);
+
+  const std::string exe_link = "/proc/" + std::to_string(pid) + "/exe";
+  ASSIGN_OR_RETURN(std::string exe, ReadLink(exe_link));
+  struct stat sb;
+  if (stat(exe_link.c_str(), &sb) != 0) return ErrnoStatus("stat " + exe_link);
+  mm->set_exe_path(exe);
+  mm->set_exe_dev(sb.st_dev);
+  mm->set_exe_inode(sb.st_ino);
+  return vmas;
+}
+
+}  // namespace cf::engine

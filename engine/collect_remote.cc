@@ -1,0 +1,87 @@
+// State only the task itself can report, read by syscalls run in the frozen
+// target (memdrain/remote_syscall.h): sigactions, itimers, brk, sigaltstack
+// and the clear_child_tid address. Results land in a scratch page of the
+// target and are read back in one process_vm_readv.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+
+#include <cstring>
+
+#include "engine/collect.h"
+
+namespace cf::engine {
+namespace {
+
+constexpr int kNumSignals = 64;
+
+struct KernelSigaction {
+  uint64_t handler;
+  uint64_t flags;
+  uint64_t restorer;
+  uint64_t mask;
+};
+
+struct Scratch {
+  KernelSigaction sigactions[kNumSignals + 1];
+  struct itimerval itimers[3];
+  stack_t altstack;
+  uint64_t tid_address;
+};
+
+Status CheckCall(long r, const char* what, pid_t pid) {
+  if (r < 0 && r > -4096) return ErrnoStatus(static_cast<int>(-r), std::string(what) + " in " + std::to_string(pid));
+  return OkStatus();
+}
+
+}  // namespace
+
+Status CollectByRemoteCalls(memdrain::RemoteSyscall& rs, img::Process* proc, img::Thread* thread) {
+  const pid_t pid = proc->pid();
+  ASSIGN_OR_RETURN(uint64_t base, rs.Scratch(sizeof(Scratch)));
+  const uint64_t sa_base = base + offsetof(Scratch, sigactions);
+  for (int sig = 1; sig <= kNumSignals; ++sig) {
+    ASSIGN_OR_RETURN(long r, rs.Call(__NR_rt_sigaction, static_cast<uint64_t>(sig), 0,
+                                     sa_base + sizeof(KernelSigaction) * static_cast<uint64_t>(sig), 8));
+    RETURN_IF_ERROR(CheckCall(r, "rt_sigaction", pid));
+  }
+  const int kWhich[3] = {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF};
+  for (int i = 0; i < 3; ++i) {
+    ASSIGN_OR_RETURN(long r, rs.Call(__NR_getitimer, static_cast<uint64_t>(kWhich[i]),
+                                     base + offsetof(Scratch, itimers) + sizeof(itimerval) * static_cast<uint64_t>(i)));
+    RETURN_IF_ERROR(CheckCall(r, "getitimer", pid));
+  }
+  ASSIGN_OR_RETURN(long r, rs.Call(__NR_sigaltstack, 0, base + offsetof(Scratch, altstack)));
+  RETURN_IF_ERROR(CheckCall(r, "sigaltstack", pid));
+  ASSIGN_OR_RETURN(r, rs.Call(__NR_prctl, PR_GET_TID_ADDRESS, base + offsetof(Scratch, tid_address)));
+  RETURN_IF_ERROR(CheckCall(r, "prctl(PR_GET_TID_ADDRESS)", pid));
+  ASSIGN_OR_RETURN(long brk, rs.Call(__NR_brk, 0));
+
+  Scratch s;
+  RETURN_IF_ERROR(rs.ReadScratch(base, &s, sizeof(s)));
+  for (int sig = 1; sig <= kNumSignals; ++sig) {
+    img::SigAction* a = proc->add_sigactions();
+    a->set_signo(static_cast<uint32_t>(sig));
+    a->set_handler(s.sigactions[sig].handler);
+    a->set_flags(s.sigactions[sig].flags);
+    a->set_restorer(s.sigactions[sig].restorer);
+    a->set_mask(s.sigactions[sig].mask);
+  }
+  for (int i = 0; i < 3; ++i) {
+    img::ITimer* t = proc->add_itimers();
+    t->set_which(static_cast<uint32_t>(kWhich[i]));
+    t->set_interval_sec(static_cast<uint64_t>(s.itimers[i].it_interval.tv_sec));
+    t->set_interval_usec(static_cast<uint64_t>(s.itimers[i].it_interval.tv_usec));
+    t->set_value_sec(static_cast<uint64_t>(s.itimers[i].it_value.tv_sec));
+    t->set_value_usec(static_cast<uint64_t>(s.itimers[i].it_value.tv_usec));
+  }
+  thread->mutable_altstack()->set_sp(reinterpret_cast<uint64_t>(s.altstack.ss_sp));
+  thread->mutable_altstack()->set_flags(s.altstack.ss_flags);
+  thread->mutable_altstack()->set_size(s.altstack.ss_size);
+  thread->set_clear_child_tid(s.tid_address);
+  proc->mutable_mm()->set_brk(static_cast<uint64_t>(brk));
+  return OkStatus();
+}
+
+}  // namespace cf::engine

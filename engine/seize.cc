@@ -1,0 +1,146 @@
+#include "engine/seize.h"
+
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "engine/proc_parse.h"
+
+namespace cf::engine {
+namespace {
+
+constexpr int kMaxSignalStops = 64;
+
+}  // namespace
+
+Status CheckDumpable(pid_t pid) {
+  if (pid == getpid()) return Error("cannot dump criu-fast itself");
+  auto st = ReadStatus(pid);
+  if (!st.ok()) {
+    if (st.status().err() == ENOENT) return Errorf("process %d does not exist", pid);
+    return st.status();
+  }
+  if (st->state == 'Z' || st->state == 'X') return Errorf("process %d is a zombie", pid);
+  if (st->tgid != pid) return Errorf("%d is a thread of process %d: dump the process", pid, st->tgid);
+  if (st->tracer_pid != 0) return Errorf("process %d is already traced by %d", pid, st->tracer_pid);
+  auto stat = ReadStat(pid);
+  if (!stat.ok()) return stat.status();
+  if (stat->flags & 0x00200000 /* PF_KTHREAD */) return Errorf("process %d is a kernel thread", pid);
+  return OkStatus();
+}
+
+size_t FrozenTree::thread_count() const {
+  size_t n = 0;
+  for (const auto& p : processes_) n += p.threads.size();
+  return n;
+}
+
+Status FrozenTree::SeizeThread(pid_t tid, SeizedThread* out) {
+  out->tid = tid;
+  if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
+    return ErrnoStatus("cannot seize thread " + std::to_string(tid));
+  }
+  if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
+    Status s = ErrnoStatus("cannot interrupt thread " + std::to_string(tid));
+    ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+    return s;
+  }
+  // Wait for the interrupt stop. A signal that arrives first shows up as a
+  // signal-delivery stop: deliver it and wait on (the interrupt stays armed).
+  for (int i = 0; i < kMaxSignalStops; ++i) {
+    int status = 0;
+    pid_t r = waitpid(tid, &status, __WALL);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("wait for thread " + std::to_string(tid));
+    }
+    if (WIFEXITED(status) || WIFSIGNALED(status)) {
+      return Errorf("thread %d exited while being seized", tid);
+    }
+    if (!WIFSTOPPED(status)) continue;
+    const int event = status >> 16;
+    const int sig = WSTOPSIG(status);
+    if (event == PTRACE_EVENT_STOP) {
+      out->group_stopped = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+      return OkStatus();
+    }
+    // Signal-delivery stop: hand the signal back and keep waiting.
+    ptrace(PTRACE_CONT, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(event ? 0 : sig)));
+  }
+  ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+  return Errorf("thread %d did not stop after %d signals", tid, kMaxSignalStops);
+}
+
+Status FrozenTree::SeizeProcess(pid_t pid) {
+  RETURN_IF_ERROR(CheckDumpable(pid));
+  SeizedProcess proc;
+  proc.pid = pid;
+  std::set<pid_t> seized;
+  // Threads may be created while we seize: rescan until nothing is new.
+  for (int pass = 0;; ++pass) {
+    ASSIGN_OR_RETURN(std::vector<pid_t> tids, ListThreads(pid));
+    bool found_new = false;
+    for (pid_t tid : tids) {
+      if (seized.count(tid)) continue;
+      SeizedThread t;
+      Status s = SeizeThread(tid, &t);
+      if (!s.ok()) {
+        // A thread that exits while we seize is not an error; the leader is.
+        if (tid != pid && kill(tid, 0) != 0) continue;
+        processes_.push_back(std::move(proc));
+        return s;
+      }
+      seized.insert(tid);
+      proc.threads.push_back(t);
+      found_new = true;
+    }
+    if (!found_new) break;
+    if (pass > 1000) {
+      processes_.push_back(std::move(proc));
+      return Errorf("process %d keeps creating threads; cannot freeze it", pid);
+    }
+  }
+  std::stable_partition(proc.threads.begin(), proc.threads.end(),
+                        [pid](const SeizedThread& t) { return t.tid == pid; });
+  LOG_INFO("seize: process %d frozen (%zu threads)", pid, proc.threads.size());
+  processes_.push_back(std::move(proc));
+  FAULT_POINT("seize");
+  return OkStatus();
+}
+
+void FrozenTree::Release() {
+  if (done_) return;
+  done_ = true;
+  for (const auto& p : processes_) {
+    for (const auto& t : p.threads) {
+      if (ptrace(PTRACE_DETACH, t.tid, nullptr, nullptr) != 0) {
+        LOG_WARN("seize: cannot detach from %d: %m", t.tid);
+      }
+    }
+  }
+}
+
+void FrozenTree::Kill() {
+  if (done_) return;
+  done_ = true;
+  for (const auto& p : processes_) kill(p.pid, SIGKILL);
+  // Collect the exit notifications we get as tracer so the real parent can
+  // reap the process.
+  for (const auto& p : processes_) {
+    for (const auto& t : p.threads) {
+      int status;
+      while (waitpid(t.tid, &status, __WALL) < 0 && errno == EINTR) {
+      }
+    }
+  }
+}
+
+FrozenTree::~FrozenTree() { Release(); }
+
+}  // namespace cf::engine

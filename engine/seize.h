@@ -1,0 +1,58 @@
+// Seizing and freezing a process tree with ptrace, and giving it back.
+//
+// FrozenTree owns every thread it seized. Its destructor is the rollback of
+// a failed dump: unless Commit*() ran, it detaches from every thread, which
+// resumes them exactly where they were (a thread stopped inside a syscall
+// restarts it). All ptrace requests for a thread must come from the OS
+// thread that seized it, so a FrozenTree stays on one thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <vector>
+
+#include "common/status.h"
+
+namespace cf::engine {
+
+struct SeizedThread {
+  pid_t tid = 0;
+  bool group_stopped = false;  // the thread was in a job-control stop (SIGSTOP)
+};
+
+struct SeizedProcess {
+  pid_t pid = 0;
+  std::vector<SeizedThread> threads;  // leader first
+};
+
+class FrozenTree {
+ public:
+  FrozenTree() = default;
+  ~FrozenTree();
+  FrozenTree(const FrozenTree&) = delete;
+  FrozenTree& operator=(const FrozenTree&) = delete;
+
+  // Seizes and interrupts every thread of |pid|; repeats the thread scan until
+  // a pass finds no new thread. On error, whatever was seized is released.
+  Status SeizeProcess(pid_t pid);
+
+  const std::vector<SeizedProcess>& processes() const { return processes_; }
+  size_t thread_count() const;
+
+  // Lets every thread run on (dump -R, or rollback). Idempotent.
+  void Release();
+  // Kills the tree (the default end of a successful dump).
+  void Kill();
+
+ private:
+  Status SeizeThread(pid_t tid, SeizedThread* out);
+
+  std::vector<SeizedProcess> processes_;
+  bool done_ = false;
+};
+
+// Checks that |pid| exists, is not a zombie, not a kernel thread, not us, and
+// not traced by someone else; gives the reason otherwise.
+Status CheckDumpable(pid_t pid);
+
+}  // namespace cf::engine

@@ -1,0 +1,48 @@
+#include "engine/stats.h"
+
+namespace cf::engine {
+
+img::DumpStats DumpCounters::ToProto() const {
+  img::DumpStats s;
+  s.set_frozen_ns(frozen_ns);
+  s.set_total_ns(total_ns);
+  s.set_seize_ns(seize_ns);
+  s.set_collect_ns(collect_ns);
+  s.set_scan_ns(scan_ns);
+  s.set_drain_ns(drain_ns);
+  s.set_compress_ns(compress_ns);
+  s.set_write_ns(write_ns);
+  s.set_pages_scanned(pages_scanned);
+  s.set_pages_zero(pages_zero);
+  s.set_pages_written(pages_written);
+  s.set_bytes_written(bytes_written);
+  s.set_bytes_raw(bytes_raw);
+  s.set_processes(processes);
+  s.set_threads(threads);
+  return s;
+}
+
+void DumpCounters::Print(FILE* out) const {
+  auto ms = [](uint64_t ns) { return static_cast<double>(ns) / 1e6; };
+  const double total_s = static_cast<double>(total_ns) / 1e9;
+  const double mem_bytes = static_cast<double>(pages_scanned) * 4096.0;
+  fprintf(out, "Dump statistics:\n");
+  fprintf(out, "  frozen time:     %.3f ms\n", ms(frozen_ns));
+  fprintf(out, "  total time:      %.3f ms\n", ms(total_ns));
+  fprintf(out, "  seize time:      %.3f ms\n", ms(seize_ns));
+  fprintf(out, "  collect time:    %.3f ms\n", ms(collect_ns));
+  fprintf(out, "  scan time:       %.3f ms\n", ms(scan_ns));
+  fprintf(out, "  drain time:      %.3f ms\n", ms(drain_ns));
+  fprintf(out, "  compress time:   %.3f ms\n", ms(compress_ns));
+  fprintf(out, "  write time:      %.3f ms\n", ms(write_ns));
+  fprintf(out, "  processes:       %u\n", processes);
+  fprintf(out, "  threads:         %u\n", threads);
+  fprintf(out, "  pages scanned:   %lu\n", pages_scanned);
+  fprintf(out, "  pages zero:      %lu\n", pages_zero);
+  fprintf(out, "  pages written:   %lu\n", pages_written);
+  fprintf(out, "  bytes raw:       %lu\n", bytes_raw);
+  fprintf(out, "  bytes written:   %lu\n", bytes_written);
+  fprintf(out, "  memory rate:     %.2f GB/s\n", total_s > 0 ? mem_bytes / total_s / 1e9 : 0.0);
+}
+
+}  // namespace cf::engine

@@ -1,0 +1,33 @@
+// Reading page contents out of a frozen process: process_vm_readv with many
+// remote iovecs per call, and /proc/PID/mem for what it cannot reach
+// (PROT_NONE or write-only areas, which need the kernel's FOLL_FORCE).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <span>
+
+#include "common/fd.h"
+#include "common/status.h"
+#include "pagemap/page_ranges.h"
+
+namespace cf::memdrain {
+
+class PageReader {
+ public:
+  static Result<PageReader> Open(pid_t pid);
+
+  // Reads |ranges| (in order) into |out|, which holds exactly their total size.
+  // |readable|: the ranges lie in VMAs with PROT_READ (else /proc/PID/mem).
+  Status Read(std::span<const pagemap::PageRange> ranges, uint8_t* out, bool readable);
+
+ private:
+  PageReader(pid_t pid, UniqueFd mem) : pid_(pid), mem_(std::move(mem)) {}
+  Status ReadMem(uint64_t addr, uint8_t* out, uint64_t len);
+
+  pid_t pid_;
+  UniqueFd mem_;
+};
+
+}  // namespace cf::memdrain
