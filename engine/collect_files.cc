@@ -5,6 +5,7 @@
 // recreate it.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -36,6 +37,12 @@ std::string UnsupportedKind(const std::string& link, const struct stat& sb) {
     return k;  // eventfd, eventpoll, timerfd, signalfd, inotify, pidfd, io_uring...
   }
   return "";
+}
+
+// True when fds |a| and |b| of |pid| share one open file description.
+bool SameOpenFile(pid_t pid, int a, int b) {
+  constexpr int kKcmpFile = 0;
+  return syscall(SYS_kcmp, pid, pid, kKcmpFile, a, b) == 0;
 }
 
 bool IsTty(const struct stat& sb) {
@@ -106,6 +113,15 @@ Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, img::Proces
       path.resize(path.size() - kDeleted.size());
     }
     f->set_path(path);
+    for (int i = 0; i + 1 < out->fds_size(); ++i) {
+      const img::Fd& prev = out->fds(i);
+      if (prev.is_dup() || prev.inode() != f->inode() || prev.dev() != f->dev()) continue;
+      if (SameOpenFile(pid, prev.fd(), fd)) {
+        f->set_is_dup(true);
+        f->set_dup_of(prev.fd());
+        break;
+      }
+    }
     if (S_ISREG(sb.st_mode)) {
       f->set_type(img::Fd::REG);
     } else if (S_ISDIR(sb.st_mode)) {

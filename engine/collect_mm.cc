@@ -41,14 +41,16 @@ Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out) {
     m->set_kind(kind);
     uint32_t flags = v.shared ? MAP_SHARED : MAP_PRIVATE;
     if (kind == img::Vma::ANON_PRIVATE || kind == img::Vma::ANON_SHARED) flags |= MAP_ANONYMOUS;
-    if (v.has_vmflag("gd")) flags |= MAP_GROWSDOWN;
+    // VmFlags come from smaps, which is slow to read; without them the
+    // stack is the one growsdown mapping we know of.
+    if (v.has_vmflag("gd") || v.path == "[stack]") flags |= MAP_GROWSDOWN;
     m->set_flags(flags);
     m->set_pgoff(v.pgoff);
     m->set_path(v.path);
     m->set_dev(makedev(v.dev_major, v.dev_minor));
     m->set_inode(v.inode);
     m->set_deleted(v.deleted);
-    m->set_may_share(v.has_vmflag("ms"));
+    m->set_may_share(v.shared || v.has_vmflag("ms"));
     m->set_vmflags(v.vmflags);
     m->set_is_heap(v.path == "[heap]");
     m->set_is_stack(v.path == "[stack]");

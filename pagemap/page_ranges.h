@@ -2,6 +2,7 @@
 // sorted sets of them (merge, subtract, intersect, split into chunks).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -51,6 +52,7 @@ class RangeSet {
 
 // Cuts the ranges, in order, into pieces of at most |max_pages| pages in total
 // each; a piece may span several ranges. Every range is covered exactly once.
+// Empty ranges are dropped; |max_pages| == 0 means no limit (one chunk).
 std::vector<std::vector<PageRange>> SplitIntoChunks(const std::vector<PageRange>& ranges, uint64_t max_pages);
 
 }  // namespace cf::pagemap

@@ -25,6 +25,8 @@ enum PageCategory : uint64_t {
   kPageSwapped = 1u << 4,
   kPagePfnZero = 1u << 5,   // the shared zero page
   kPageHuge = 1u << 6,
+  kPageSoftDirty = 1u << 7,
+  kPageGuard = 1u << 8,     // MADV_GUARD_INSTALL marker (Linux 6.15+); also reads as swapped
 };
 
 struct CategorizedRange {
@@ -51,14 +53,39 @@ class PageScanner {
   Result<RangeSet> Scan(uint64_t start, uint64_t end, ScanMode mode);
 
   // Raw categorized ranges (present/swapped/file/pfnzero) for tests and tools.
+  // Every present or swapped page, categories limited to PRESENT | SWAPPED |
+  // FILE | PFNZERO | HUGE | WRITTEN; adjacent pages with equal categories
+  // merge. The fallback cannot see HUGE (THP) and never reports it.
   Result<std::vector<CategorizedRange>> ScanRaw(uint64_t start, uint64_t end);
 
+  // PAGEMAP_SCAN ioctls or pagemap preads issued so far.
+  uint64_t syscalls() const { return syscalls_; }
+
  private:
+  // Which pages a walk reports, with PAGEMAP_SCAN's matching rule: a page
+  // matches when, with c = categories ^ inverted, (c & mask) == mask and
+  // (anyof == 0 || (c & anyof) != 0). Reported categories are & return_mask.
+  struct Filter {
+    uint64_t anyof = 0;
+    uint64_t inverted = 0;
+    uint64_t mask = 0;
+    uint64_t return_mask = 0;
+  };
+
   PageScanner(pid_t pid, UniqueFd fd, bool use_scan) : pid_(pid), fd_(std::move(fd)), use_scan_(use_scan) {}
+  Filter FilterFor(ScanMode mode) const;
+  // Both call emit(start, end, categories) for matching runs, in address order.
+  template <typename Emit>
+  Status WalkIoctl(uint64_t start, uint64_t end, const Filter& f, Emit&& emit);
+  template <typename Emit>
+  Status WalkEntries(uint64_t start, uint64_t end, const Filter& f, Emit&& emit);
+
   pid_t pid_;
   UniqueFd fd_;
   bool use_scan_;
-  std::vector<uint64_t> buf_;  // reusable buffer (fallback entries or scan regions)
+  uint64_t syscalls_ = 0;
+  std::vector<uint64_t> buf_;               // reusable buffer of fallback entries
+  std::vector<CategorizedRange> regions_;   // reusable PAGEMAP_SCAN output vector
 };
 
 // True when the running kernel supports PAGEMAP_SCAN.

@@ -178,10 +178,10 @@ Result<std::vector<VmaInfo>> ParseMaps(std::string_view text) { return Parse(tex
 
 Result<std::vector<VmaInfo>> ParseSmaps(std::string_view text) { return Parse(text, true, "smaps"); }
 
-Result<std::vector<VmaInfo>> ReadVmas(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/smaps";
+Result<std::vector<VmaInfo>> ReadVmas(pid_t pid, bool with_vmflags) {
+  std::string path = "/proc/" + std::to_string(pid) + (with_vmflags ? "/smaps" : "/maps");
   ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  return Parse(text, true, path);
+  return Parse(text, with_vmflags, path);
 }
 
 }  // namespace cf::pagemap

@@ -270,7 +270,7 @@ const VmaInfo* Find(const std::vector<VmaInfo>& vmas, uint64_t addr) {
 
 TEST(VmaReadTest, Self) {
   int on_stack = 0;
-  auto r = ReadVmas(getpid());
+  auto r = ReadVmas(getpid(), true);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   const auto& v = *r;
   ASSERT_FALSE(v.empty());
@@ -311,7 +311,7 @@ TEST(VmaReadTest, DeletedFileWithSpacesInName) {
   ASSERT_NE(p, MAP_FAILED);
   close(fd);
 
-  auto before = ReadVmas(getpid());
+  auto before = ReadVmas(getpid(), true);
   ASSERT_TRUE(before.ok()) << before.status().ToString();
   const VmaInfo* v = Find(*before, reinterpret_cast<uint64_t>(p));
   ASSERT_NE(v, nullptr);
@@ -320,7 +320,7 @@ TEST(VmaReadTest, DeletedFileWithSpacesInName) {
 
   ASSERT_EQ(unlink(path.c_str()), 0);
   rmdir(dir.c_str());
-  auto after = ReadVmas(getpid());
+  auto after = ReadVmas(getpid(), true);
   ASSERT_TRUE(after.ok()) << after.status().ToString();
   v = Find(*after, reinterpret_cast<uint64_t>(p));
   ASSERT_NE(v, nullptr);
@@ -348,7 +348,7 @@ TEST(VmaReadTest, NamedAnonymousMapping) {
     munmap(p, 4096);
     GTEST_SKIP() << "kernel without CONFIG_ANON_VMA_NAME";
   }
-  auto r = ReadVmas(getpid());
+  auto r = ReadVmas(getpid(), true);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   const VmaInfo* v = Find(*r, reinterpret_cast<uint64_t>(p));
   ASSERT_NE(v, nullptr);

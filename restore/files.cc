@@ -1,0 +1,123 @@
+#include "restore/files.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+
+#include "common/fault.h"
+#include "common/fd.h"
+#include "common/io.h"
+#include "common/log.h"
+#include "streams/image_file.h"
+
+namespace cf::restore {
+namespace {
+
+// Writes the contents saved in ghost image |image| to a new file at |path|.
+Status RecreateGhost(const std::string& image, const std::string& path, uint32_t mode) {
+  ASSIGN_OR_RETURN(streams::ImageReader r, streams::ImageReader::Open(image, streams::FileKind::kGhost));
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777));
+  if (!fd.valid()) return ErrnoStatus("recreate deleted file " + path);
+  streams::Record rec;
+  std::vector<uint8_t> data;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool more, r.Next(&rec));
+    if (!more) break;
+    RETURN_IF_ERROR(streams::DecodeChunk(rec, &data, image));
+    RETURN_IF_ERROR(WriteAll(fd.get(), data.data(), data.size(), path));
+  }
+  return OkStatus();
+}
+
+// Opens one descriptor as it was; returns the new fd (any number).
+Result<int> OpenFd(const img::Fd& f) {
+  int flags = static_cast<int>(f.flags()) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
+  if (f.type() == img::Fd::DIR) flags |= O_DIRECTORY;
+  int fd = open(f.path().c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("reopen fd " + std::to_string(f.fd()) + " (" + f.path() + ")");
+  if (f.type() == img::Fd::REG) {
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && !f.deleted() && (sb.st_ino != f.inode() || sb.st_dev != f.dev())) {
+      LOG_WARN("restore: fd %d: %s is another file than at dump time", f.fd(), f.path().c_str());
+    }
+    if (lseek(fd, static_cast<off_t>(f.pos()), SEEK_SET) < 0) {
+      Status s = ErrnoStatus("seek fd " + std::to_string(f.fd()) + " (" + f.path() + ")");
+      close(fd);
+      return s;
+    }
+  }
+  return fd;
+}
+
+// Closes every descriptor but those in |keep|.
+void CloseAllBut(const std::vector<int*>& keep) {
+  std::vector<int> open_fds;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    const int self = dirfd(d);
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      const int fd = atoi(e->d_name);
+      if (fd != self) open_fds.push_back(fd);
+    }
+    closedir(d);
+  }
+  for (int fd : open_fds) {
+    if (std::none_of(keep.begin(), keep.end(), [fd](int* k) { return *k == fd; })) close(fd);
+  }
+}
+
+}  // namespace
+
+Status RestoreFds(const img::Process& core, const std::string& dir, std::vector<int*> keep) {
+  FAULT_POINT("restore-files");
+  int max_fd = 2;
+  for (const img::Fd& f : core.fds()) max_fd = std::max(max_fd, f.fd());
+  // Move our own descriptors out of the way.
+  for (int* k : keep) {
+    const int moved = fcntl(*k, F_DUPFD_CLOEXEC, max_fd + 1);
+    if (moved < 0) return ErrnoStatus("move internal descriptor");
+    close(*k);
+    *k = moved;
+  }
+  CloseAllBut(keep);
+
+  std::map<std::string, std::string> ghosts;  // ghost image -> recreated path
+  for (const img::Fd& f : core.fds()) {
+    if (!f.deleted() || ghosts.count(f.ghost_file())) continue;
+    RETURN_IF_ERROR(RecreateGhost(dir + "/" + f.ghost_file(), f.path(), f.mode()));
+    ghosts[f.ghost_file()] = f.path();
+  }
+  Status status;
+  for (const img::Fd& f : core.fds()) {
+    int fd = -1;
+    if (f.is_dup()) {
+      fd = fcntl(f.dup_of(), F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) status = ErrnoStatus("dup fd " + std::to_string(f.dup_of()));
+    } else {
+      auto r = OpenFd(f);
+      if (r.ok()) fd = *r;
+      else status = r.status();
+    }
+    if (!status.ok()) break;
+    if (fd != f.fd()) {
+      if (dup2(fd, f.fd()) < 0) {
+        status = ErrnoStatus("place fd " + std::to_string(f.fd()));
+        break;
+      }
+      close(fd);
+    }
+    if (fcntl(f.fd(), F_SETFD, f.cloexec() ? FD_CLOEXEC : 0) != 0) {
+      status = ErrnoStatus("set fd flags of " + std::to_string(f.fd()));
+      break;
+    }
+  }
+  // Deleted files go away again once every descriptor holds them.
+  for (const auto& [image, path] : ghosts) unlink(path.c_str());
+  return status;
+}
+
+}  // namespace cf::restore

@@ -1,0 +1,46 @@
+#include "restore/images.h"
+
+#include <unistd.h>
+
+#include "streams/image_file.h"
+
+namespace cf::restore {
+namespace {
+
+template <typename Msg>
+Status ReadOne(const std::string& path, streams::FileKind kind, Msg* msg) {
+  ASSIGN_OR_RETURN(streams::ImageReader r, streams::ImageReader::Open(path, kind));
+  return r.ReadMessage(msg);
+}
+
+}  // namespace
+
+Result<ImageSet> LoadImages(const std::string& dir) {
+  ImageSet set;
+  set.dir = dir;
+  const std::string inv_path = dir + "/inventory.img";
+  if (access(inv_path.c_str(), F_OK) != 0) {
+    return Error(dir + " holds no complete image (no inventory.img: the dump did not finish?)", ENOENT);
+  }
+  RETURN_IF_ERROR(ReadOne(inv_path, streams::FileKind::kInventory, &set.inventory));
+  if (set.inventory.format_version() != streams::kFormatVersion) {
+    return Errorf("%s: image format version %u is not supported", inv_path.c_str(),
+                  set.inventory.format_version());
+  }
+  if (set.inventory.pids_size() == 0) return Error(inv_path + ": no processes in the image", EBADMSG);
+  for (int32_t pid : set.inventory.pids()) {
+    ProcessImages p;
+    const std::string sp = std::to_string(pid);
+    RETURN_IF_ERROR(ReadOne(dir + "/core-" + sp + ".img", streams::FileKind::kCore, &p.core));
+    RETURN_IF_ERROR(ReadOne(dir + "/pagemap-" + sp + ".img", streams::FileKind::kPageMap, &p.pagemap));
+    if (p.core.pid() != pid || p.pagemap.pid() != pid) {
+      return Errorf("%s: images of process %d name another pid", dir.c_str(), pid);
+    }
+    if (p.core.threads_size() == 0) return Errorf("core-%d.img: no threads", pid);
+    p.pages_path = dir + "/" + (p.pagemap.pages_file().empty() ? "pages-" + sp + ".img" : p.pagemap.pages_file());
+    set.processes.push_back(std::move(p));
+  }
+  return set;
+}
+
+}  // namespace cf::restore

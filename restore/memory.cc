@@ -1,0 +1,269 @@
+#include "restore/memory.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "common/fault.h"
+#include "common/fd.h"
+#include "common/log.h"
+#include "pagemap/vma.h"
+#include "streams/codec.h"
+#include "streams/image_file.h"
+
+extern "C" const uint8_t cf_restorer_blob_start[];
+extern "C" const uint8_t cf_restorer_blob_end[];
+
+namespace cf::restore {
+namespace {
+
+using pagemap::kPageSize;
+
+constexpr uint64_t kStackSize = 256 * 1024;
+constexpr uint64_t kGuard = 16 * kPageSize;
+constexpr uint64_t kLowest = 0x10000000;       // keep clear of low addresses
+constexpr uint64_t kHighest = 0x7ffffffff000;  // TASK_SIZE on x86-64 (4-level)
+
+uint64_t PageUp(uint64_t x) { return (x + kPageSize - 1) & ~(kPageSize - 1); }
+
+bool Moves(const img::Vma& v) {
+  return v.kind() != img::Vma::VDSO && v.kind() != img::Vma::VVAR && v.kind() != img::Vma::VVAR_VCLOCK &&
+         v.kind() != img::Vma::VSYSCALL;
+}
+
+// The highest hole of |len| bytes (plus guards) free of every busy range.
+Result<uint64_t> FindHole(std::vector<pagemap::PageRange> busy, uint64_t len) {
+  std::sort(busy.begin(), busy.end(), [](const auto& a, const auto& b) { return a.start < b.start; });
+  uint64_t ceiling = kHighest;
+  // Walk gaps from the top down.
+  for (auto it = busy.rbegin(); it != busy.rend(); ++it) {
+    if (it->start >= ceiling) {
+      ceiling = std::min(ceiling, it->start);
+      continue;
+    }
+    const uint64_t floor = std::max(it->end, kLowest);
+    if (ceiling > floor && ceiling - floor >= len + 2 * kGuard) return (ceiling - kGuard - len) & ~(kPageSize - 1);
+    ceiling = std::min(ceiling, it->start);
+  }
+  if (ceiling > kLowest && ceiling - kLowest >= len + 2 * kGuard) return (ceiling - kGuard - len) & ~(kPageSize - 1);
+  return Errorf("no hole of %lu bytes free in both address spaces", len);
+}
+
+// Maps one VMA's slot at |addr| inside the reserved region.
+Status PremapVma(const img::Vma& v, uint64_t addr) {
+  const uint64_t len = v.end() - v.start();
+  void* want = reinterpret_cast<void*>(addr);
+  void* got = MAP_FAILED;
+  const int grows = (v.flags() & MAP_GROWSDOWN) ? MAP_GROWSDOWN : 0;
+  switch (v.kind()) {
+    case img::Vma::ANON_PRIVATE:
+      got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | grows, -1, 0);
+      break;
+    case img::Vma::ANON_SHARED:
+      got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+      break;
+    case img::Vma::FILE_PRIVATE:
+    case img::Vma::FILE_SHARED: {
+      const bool shared = v.kind() == img::Vma::FILE_SHARED;
+      UniqueFd fd(open(v.path().c_str(), (shared ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+      if (!fd.valid() && shared) fd.reset(open(v.path().c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd.valid()) return ErrnoStatus("open mapped file " + v.path());
+      struct stat sb;
+      if (fstat(fd.get(), &sb) != 0) return ErrnoStatus("stat " + v.path());
+      if (sb.st_ino != v.inode() || sb.st_dev != v.dev()) {
+        return Errorf("mapped file %s changed since the dump (inode %lu, was %lu)", v.path().c_str(), sb.st_ino,
+                      v.inode());
+      }
+      const int prot = shared ? static_cast<int>(v.prot()) : PROT_READ | PROT_WRITE;
+      got = mmap(want, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, fd.get(),
+                 static_cast<off_t>(v.pgoff()));
+      break;
+    }
+    default:
+      return Errorf("vma %#lx: kind %d cannot be premapped", v.start(), static_cast<int>(v.kind()));
+  }
+  if (got == MAP_FAILED) return ErrnoStatus("premap vma " + std::to_string(v.start()) + " " + v.path());
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len) {
+  FAULT_POINT("restore-premap");
+  MemoryLayout L;
+  ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> self, pagemap::ReadVmas(getpid()));
+  std::vector<pagemap::PageRange> busy;
+  for (const auto& v : self) {
+    if (v.path == "[vsyscall]") continue;
+    busy.push_back({v.start, v.end});
+    if (v.path == "[vvar]" || v.path == "[vvar_vclock]" || v.path == "[vdso]") {
+      if (L.vdso_cur == 0 || v.start < L.vdso_cur) L.vdso_cur = v.start;
+      L.vdso_len = std::max(L.vdso_len, v.end - L.vdso_cur);
+    }
+  }
+  uint64_t target_vdso_end = 0;
+  uint64_t premap_total = 0;
+  for (const img::Vma& v : core.vmas()) {
+    if (v.kind() == img::Vma::VSYSCALL) continue;
+    busy.push_back({v.start(), v.end()});
+    if (v.kind() == img::Vma::VDSO || v.kind() == img::Vma::VVAR || v.kind() == img::Vma::VVAR_VCLOCK) {
+      if (L.vdso_target == 0 || v.start() < L.vdso_target) L.vdso_target = v.start();
+      target_vdso_end = std::max(target_vdso_end, v.end());
+    } else {
+      premap_total += v.end() - v.start();
+    }
+  }
+  if (L.vdso_target && target_vdso_end - L.vdso_target != L.vdso_len) {
+    return Errorf("the vDSO block differs from the dumped one (%lu bytes, was %lu): different kernel?", L.vdso_len,
+                  target_vdso_end - L.vdso_target);
+  }
+
+  const uint64_t blob_len = PageUp(static_cast<uint64_t>(cf_restorer_blob_end - cf_restorer_blob_start));
+  L.args_len = PageUp(args_len);
+  L.region_len = blob_len + L.args_len + kStackSize + premap_total;
+  ASSIGN_OR_RETURN(L.region, FindHole(busy, L.region_len));
+  void* r = mmap(reinterpret_cast<void*>(L.region), L.region_len, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+  if (r == MAP_FAILED) return ErrnoStatus("reserve the restore region");
+
+  L.blob = L.region;
+  if (mmap(reinterpret_cast<void*>(L.blob), blob_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+           -1, 0) == MAP_FAILED) {
+    return ErrnoStatus("map the restorer blob");
+  }
+  memcpy(reinterpret_cast<void*>(L.blob), cf_restorer_blob_start,
+         static_cast<size_t>(cf_restorer_blob_end - cf_restorer_blob_start));
+  if (mprotect(reinterpret_cast<void*>(L.blob), blob_len, PROT_READ | PROT_EXEC) != 0) {
+    return ErrnoStatus("protect the restorer blob");
+  }
+  L.args = L.blob + blob_len;
+  const uint64_t stack = L.args + L.args_len;
+  if (mmap(reinterpret_cast<void*>(L.args), L.args_len + kStackSize, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+    return ErrnoStatus("map the restorer args and stack");
+  }
+  L.stack_top = stack + kStackSize;
+
+  uint64_t slot = L.stack_top;
+  for (int i = 0; i < core.vmas_size(); ++i) {
+    const img::Vma& v = core.vmas(i);
+    if (!Moves(v)) continue;
+    RETURN_IF_ERROR(PremapVma(v, slot));
+    PremappedVma p;
+    p.vma_index = i;
+    p.start = v.start();
+    p.len = v.end() - v.start();
+    p.premap = slot;
+    p.prot = v.prot();
+    p.anonymous = v.kind() == img::Vma::ANON_PRIVATE || v.kind() == img::Vma::ANON_SHARED;
+    L.vmas.push_back(p);
+    slot += p.len;
+  }
+  LOG_INFO("restore: region %#lx-%#lx holds %zu premapped vmas", L.region, L.region + L.region_len, L.vmas.size());
+  return L;
+}
+
+namespace {
+
+// One piece of a chunk: |pages| pages that go to target address |addr|.
+struct Piece {
+  uint8_t* dst;  // in the premapped slot
+  uint64_t pages;
+};
+
+// The premapped VMA holding target address |addr|, or null.
+const PremappedVma* FindVma(const MemoryLayout& L, uint64_t addr) {
+  auto it = std::upper_bound(L.vmas.begin(), L.vmas.end(), addr,
+                             [](uint64_t a, const PremappedVma& v) { return a < v.start; });
+  if (it == L.vmas.begin()) return nullptr;
+  --it;
+  return addr < it->start + it->len ? &*it : nullptr;
+}
+
+uint8_t* Translate(const PremappedVma& v, uint64_t addr) {
+  return reinterpret_cast<uint8_t*>(v.premap + (addr - v.start));
+}
+
+}  // namespace
+
+Status FillMemory(const MemoryLayout& L, const img::PageMap& pm, const std::string& pages_path, int jobs) {
+  FAULT_POINT("restore-fill");
+  // Pair each chunk with the DATA pages it holds, in order; zero pages that
+  // fall in file-backed slots must be written (the file has other bytes).
+  std::vector<std::vector<Piece>> chunk_pieces(static_cast<size_t>(pm.chunks_size()));
+  int chunk = 0;
+  uint64_t left_in_chunk = pm.chunks_size() ? pm.chunks(0).nr_pages() : 0;
+  for (const img::PageRange& r : pm.ranges()) {
+    if (r.kind() != img::PageRange::DATA && r.kind() != img::PageRange::ZERO) {
+      return Errorf("pagemap: range kind %d not supported", r.kind());
+    }
+    // Ranges may run over several adjacent VMAs: cut them at VMA ends.
+    uint64_t addr = r.vaddr();
+    uint64_t pages = r.nr_pages();
+    while (pages > 0) {
+      const PremappedVma* v = FindVma(L, addr);
+      if (!v) return Error("pagemap: range at " + std::to_string(addr) + " lies outside every vma", EBADMSG);
+      uint64_t take = std::min(pages, (v->start + v->len - addr) / kPageSize);
+      if (r.kind() == img::PageRange::ZERO) {
+        if (!v->anonymous) memset(Translate(*v, addr), 0, take * kPageSize);
+        addr += take * kPageSize;
+        pages -= take;
+        continue;
+      }
+      if (chunk >= pm.chunks_size()) return Error("pagemap: more data pages than chunks hold", EBADMSG);
+      take = std::min(take, left_in_chunk);
+      chunk_pieces[static_cast<size_t>(chunk)].push_back({Translate(*v, addr), take});
+      addr += take * kPageSize;
+      pages -= take;
+      left_in_chunk -= take;
+      while (left_in_chunk == 0 && ++chunk < pm.chunks_size()) left_in_chunk = pm.chunks(chunk).nr_pages();
+    }
+  }
+
+  if (chunk < pm.chunks_size()) return Error("pagemap: chunks hold more pages than the ranges", EBADMSG);
+
+  ASSIGN_OR_RETURN(streams::ImageReader reader, streams::ImageReader::Open(pages_path, streams::FileKind::kPages));
+  std::atomic<int> next{0};
+  std::mutex mu;
+  Status first_error;
+  auto worker = [&]() {
+    streams::Record rec;
+    std::vector<uint8_t> raw;
+    for (;;) {
+      const int i = next.fetch_add(1);
+      if (i >= pm.chunks_size()) return;
+      Status s = reader.ReadAt(pm.chunks(i).file_offset(), &rec);
+      if (s.ok()) s = streams::DecodeChunk(rec, &raw, pages_path);
+      if (s.ok() && raw.size() != pm.chunks(i).nr_pages() * kPageSize) {
+        s = Errorf("%s: chunk %d holds %zu bytes, pagemap says %lu pages", pages_path.c_str(), i, raw.size(),
+                   pm.chunks(i).nr_pages());
+      }
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first_error.ok()) first_error = s;
+        next.store(pm.chunks_size());
+        return;
+      }
+      const uint8_t* src = raw.data();
+      for (const Piece& p : chunk_pieces[static_cast<size_t>(i)]) {
+        memcpy(p.dst, src, p.pages * kPageSize);
+        src += p.pages * kPageSize;
+      }
+    }
+  };
+  const int n = std::max(1, std::min(jobs, pm.chunks_size()));
+  std::vector<std::thread> threads;
+  for (int t = 1; t < n; ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  return first_error;
+}
+
+}  // namespace cf::restore

@@ -1,0 +1,54 @@
+// Rebuilding a process's memory before the restorer runs.
+//
+// The target's VMAs cannot be mapped at their addresses yet: criu-fast itself
+// may sit there. So a region R is reserved at a hole free in both layouts; it
+// holds the restorer blob, its args block and stack, and one slot per VMA
+// where that VMA is premapped (anonymous memory, or the file for file
+// mappings) and filled from the page chunks. The restorer later moves each
+// slot to its address with mremap, which moves pages without copying.
+// Filling runs on several threads, each decoding whole chunks straight into
+// their slots.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "criu_fast.pb.h"
+#include "pagemap/page_ranges.h"
+
+namespace cf::restore {
+
+struct PremappedVma {
+  int vma_index = 0;       // into core.vmas()
+  uint64_t start = 0;      // target address
+  uint64_t len = 0;
+  uint64_t premap = 0;     // address of the slot in R
+  uint32_t prot = 0;       // final protection
+  bool anonymous = false;  // fresh anonymous memory (zero pages need no writes)
+};
+
+struct MemoryLayout {
+  uint64_t region = 0;      // R
+  uint64_t region_len = 0;
+  uint64_t blob = 0;        // restorer code
+  uint64_t args = 0;        // cf_rst_args block
+  uint64_t args_len = 0;
+  uint64_t stack_top = 0;
+  uint64_t vdso_cur = 0;    // our [vvar]..[vdso] block
+  uint64_t vdso_len = 0;
+  uint64_t vdso_target = 0;
+  std::vector<PremappedVma> vmas;
+};
+
+// Reserves R, copies the restorer blob into it and premaps every VMA of |core|
+// that the restorer moves (all but vdso/vvar/vsyscall). |args_len| is the size
+// the args block needs.
+Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len);
+
+// Fills the premapped slots from pages-PID.img using |jobs| threads.
+Status FillMemory(const MemoryLayout& layout, const img::PageMap& pagemap, const std::string& pages_path,
+                  int jobs);
+
+}  // namespace cf::restore

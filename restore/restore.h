@@ -1,0 +1,22 @@
+// `criu-fast restore`: bringing a checkpointed process back to life.
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+
+namespace cf::restore {
+
+struct RestoreOptions {
+  std::string images_dir;
+  bool detached = false;   // -d: return once the process runs
+  std::string pidfile;     // --pidfile: where to write the restored root pid
+  int jobs = 0;            // threads that fill memory (0: number of CPUs)
+  bool display_stats = false;
+};
+
+// Restores the tree. Without |detached| it waits for the restored root and
+// returns its exit status (128 + signal when killed) in *exit_code.
+Status Restore(const RestoreOptions& opts, int* exit_code);
+
+}  // namespace cf::restore

@@ -1,0 +1,157 @@
+/*
+ * The restorer: freestanding code that runs inside a process being restored,
+ * after criu-fast has prepared it (descriptors, premapped and filled memory)
+ * and before it returns to its own code. It must run from a region that is
+ * neither criu-fast's nor the target's, because it removes the first and
+ * moves the second into place:
+ *
+ *   1. unmap every mapping criu-fast had in this process;
+ *   2. move each premapped VMA to its address with mremap (no copying) and
+ *      the vDSO block to where the target had it;
+ *   3. set final protections, then the mm fields with one PR_SET_MM_MAP
+ *      (exe included: that needs criu-fast's executable unmapped first);
+ *   4. sigactions, itimers, sigaltstack, clear_child_tid, rseq, credentials;
+ *   5. stop on int3. criu-fast, which traces this process, then unmaps this
+ *      region, loads the saved registers, xstate and signal mask, and lets
+ *      the process run on.
+ *
+ * Errors are written into the args block (stage, -errno, address) and the
+ * restorer stops the same way; criu-fast reads them and kills the process.
+ */
+#include "restorer_abi.h"
+#include "syscall.h"
+
+#define CF_PR_SET_MM 35
+#define CF_PR_SET_MM_MAP 14
+#define CF_MREMAP_MAYMOVE 1
+#define CF_MREMAP_FIXED 2
+#define CF_RSEQ_SIG_ANY 0
+
+void cf_restorer_main(struct cf_rst_args *a) __attribute__((used, visibility("hidden")));
+
+/* Entry at offset 0 of the blob: rdi = args, rsp = top of our stack. */
+__asm__(
+    ".section .text.entry,\"ax\",@progbits\n"
+    ".globl cf_restorer_entry\n"
+    "cf_restorer_entry:\n"
+    "  andq $-16, %rsp\n"
+    "  call cf_restorer_main\n"
+    "1: int3\n"
+    "  jmp 1b\n"
+    ".previous\n");
+
+static void __attribute__((noreturn)) stop(void) {
+  for (;;) __asm__ volatile("int3" ::: "memory");
+}
+
+static void __attribute__((noreturn)) fail(struct cf_rst_args *a, int stage, long err, uint64_t addr) {
+  a->stage = stage;
+  a->error = err;
+  a->error_addr = addr;
+  stop();
+}
+
+void cf_restorer_main(struct cf_rst_args *a) {
+  const char *base = (const char *)a;
+  const struct cf_rst_range *unmap = (const struct cf_rst_range *)(base + a->unmap_off);
+  const struct cf_rst_vma *vmas = (const struct cf_rst_vma *)(base + a->vmas_off);
+  long r;
+
+  a->stage = CF_RST_STAGE_START;
+  if (a->magic != CF_RST_MAGIC || a->version != CF_RST_VERSION) fail(a, CF_RST_STAGE_START, -22, 0);
+
+  a->stage = CF_RST_STAGE_UNMAP;
+  for (uint32_t i = 0; i < a->nr_unmap; i++) {
+    r = cf_sys2(CF_NR_munmap, unmap[i].start, unmap[i].len);
+    if (r < 0) fail(a, CF_RST_STAGE_UNMAP, r, unmap[i].start);
+  }
+
+  a->stage = CF_RST_STAGE_MOVE_VMAS;
+  for (uint32_t i = 0; i < a->nr_vmas; i++) {
+    if (vmas[i].premap == vmas[i].start) continue;
+    r = cf_sys5(CF_NR_mremap, vmas[i].premap, vmas[i].len, vmas[i].len, CF_MREMAP_MAYMOVE | CF_MREMAP_FIXED,
+                vmas[i].start);
+    if ((uint64_t)r != vmas[i].start) fail(a, CF_RST_STAGE_MOVE_VMAS, r, vmas[i].start);
+  }
+
+  a->stage = CF_RST_STAGE_VDSO;
+  if (a->vdso_len && a->vdso_cur != a->vdso_target) {
+    r = cf_sys5(CF_NR_mremap, a->vdso_cur, a->vdso_len, a->vdso_len, CF_MREMAP_MAYMOVE | CF_MREMAP_FIXED,
+                a->vdso_target);
+    if ((uint64_t)r != a->vdso_target) fail(a, CF_RST_STAGE_VDSO, r, a->vdso_target);
+  }
+
+  a->stage = CF_RST_STAGE_PROTECT;
+  for (uint32_t i = 0; i < a->nr_vmas; i++) {
+    r = cf_sys3(CF_NR_mprotect, vmas[i].start, vmas[i].len, vmas[i].prot);
+    if (r < 0) fail(a, CF_RST_STAGE_PROTECT, r, vmas[i].start);
+  }
+
+  a->stage = CF_RST_STAGE_MM;
+  r = cf_sys5(CF_NR_prctl, CF_PR_SET_MM, CF_PR_SET_MM_MAP, &a->mm, sizeof(a->mm), 0);
+  if (r < 0) fail(a, CF_RST_STAGE_MM, r, 0);
+  cf_sys1(CF_NR_close, a->mm.exe_fd);
+
+  a->stage = CF_RST_STAGE_SIGACTIONS;
+  for (int sig = 1; sig <= CF_RST_NSIG; sig++) {
+    if (!(a->sigaction_valid & (1ull << (sig - 1)))) continue;
+    r = cf_sys4(CF_NR_rt_sigaction, sig, &a->sigactions[sig], 0, 8);
+    if (r < 0) fail(a, CF_RST_STAGE_SIGACTIONS, r, (uint64_t)sig);
+  }
+
+  a->stage = CF_RST_STAGE_TIMERS;
+  for (int which = 0; which < 3; which++) {
+    const struct cf_rst_itimer *t = &a->itimers[which];
+    if (!t->value_sec && !t->value_usec) continue;
+    r = cf_sys3(CF_NR_setitimer, which, t, 0);
+    if (r < 0) fail(a, CF_RST_STAGE_TIMERS, r, (uint64_t)which);
+  }
+
+  a->stage = CF_RST_STAGE_THREAD;
+  if (a->altstack_size) {
+    struct {
+      uint64_t sp;
+      int32_t flags;
+      int32_t pad;
+      uint64_t size;
+    } ss = {a->altstack_sp, (int32_t)(a->altstack_flags & ~1 /* SS_ONSTACK is not settable */), 0,
+            a->altstack_size};
+    r = cf_sys2(CF_NR_sigaltstack, &ss, 0);
+    if (r < 0) fail(a, CF_RST_STAGE_THREAD, r, a->altstack_sp);
+  }
+  cf_sys1(CF_NR_set_tid_address, a->clear_child_tid);
+  if (a->rseq_ptr) {
+    r = cf_sys4(CF_NR_rseq, a->rseq_ptr, a->rseq_len, 0, a->rseq_sig);
+    if (r < 0) fail(a, CF_RST_STAGE_THREAD, r, a->rseq_ptr);
+  }
+
+  a->stage = CF_RST_STAGE_CREDS;
+  if (a->change_creds) {
+    r = cf_sys2(CF_NR_setgroups, a->nr_groups, a->groups);
+    if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 0);
+    r = cf_sys3(CF_NR_setresgid, a->gid[0], a->gid[1], a->gid[2]);
+    if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 1);
+    cf_sys1(CF_NR_setfsgid, a->gid[3]);
+    r = cf_sys3(CF_NR_setresuid, a->uid[0], a->uid[1], a->uid[2]);
+    if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 2);
+    cf_sys1(CF_NR_setfsuid, a->uid[3]);
+  }
+
+  /* Signals queued at dump time; all signals are blocked until criu-fast
+   * loads the saved mask, so they wait in the queues. */
+  a->stage = CF_RST_STAGE_SIGNALS;
+  long pid = cf_sys0(CF_NR_getpid);
+  long tid = cf_sys0(CF_NR_gettid);
+  for (uint32_t i = 0; i < a->nr_siginfo && i < CF_RST_MAX_SIGINFO; i++) {
+    const struct cf_rst_siginfo *si = &a->siginfo[i];
+    if (si->shared)
+      r = cf_sys3(CF_NR_rt_sigqueueinfo, pid, si->signo, si->info);
+    else
+      r = cf_sys4(CF_NR_rt_tgsigqueueinfo, pid, tid, si->signo, si->info);
+    if (r < 0) fail(a, CF_RST_STAGE_SIGNALS, r, (uint64_t)si->signo);
+  }
+
+  a->stage = CF_RST_STAGE_DONE;
+  a->error = 0;
+  stop();
+}

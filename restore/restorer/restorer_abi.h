@@ -1,0 +1,133 @@
+/*
+ * The interface between criu-fast and the restorer blob: plain C structs,
+ * shared by the freestanding blob (C11) and the C++ side. Layout changes
+ * must bump CF_RST_VERSION; sizes are checked with static asserts on both
+ * sides.
+ *
+ * The restorer region, mapped at a hole that neither criu-fast nor the
+ * target uses, holds in order: the blob's code (entry at offset 0), the
+ * cf_rst_args block with its arrays, and the restorer's stack.
+ */
+#ifndef CF_RESTORER_ABI_H
+#define CF_RESTORER_ABI_H
+
+#include <stdint.h>
+
+#define CF_RST_MAGIC 0x43465253u /* "SRFC" */
+#define CF_RST_VERSION 1u
+#define CF_RST_NSIG 64
+
+/* Stages the restorer reports in cf_rst_args.stage (for error messages). */
+enum cf_rst_stage {
+  CF_RST_STAGE_START = 1,
+  CF_RST_STAGE_UNMAP,
+  CF_RST_STAGE_MOVE_VMAS,
+  CF_RST_STAGE_VDSO,
+  CF_RST_STAGE_PROTECT,
+  CF_RST_STAGE_MM,
+  CF_RST_STAGE_SIGACTIONS,
+  CF_RST_STAGE_TIMERS,
+  CF_RST_STAGE_THREAD,
+  CF_RST_STAGE_CREDS,
+  CF_RST_STAGE_SIGNALS,
+  CF_RST_STAGE_DONE,
+};
+
+struct cf_rst_range {
+  uint64_t start;
+  uint64_t len;
+};
+
+struct cf_rst_vma {
+  uint64_t premap; /* where the contents sit now */
+  uint64_t start;  /* where they must go */
+  uint64_t len;
+  uint32_t prot;   /* final protection */
+  uint32_t pad;
+};
+
+struct cf_rst_sigaction { /* the kernel's struct sigaction on x86-64 */
+  uint64_t handler;
+  uint64_t flags;
+  uint64_t restorer;
+  uint64_t mask;
+};
+
+struct cf_rst_itimer {
+  int64_t interval_sec;
+  int64_t interval_usec;
+  int64_t value_sec;
+  int64_t value_usec;
+};
+
+/* struct prctl_mm_map of <linux/prctl.h> (PR_SET_MM_MAP). */
+struct cf_rst_mm_map {
+  uint64_t start_code, end_code;
+  uint64_t start_data, end_data;
+  uint64_t start_brk, brk;
+  uint64_t start_stack;
+  uint64_t arg_start, arg_end;
+  uint64_t env_start, env_end;
+  uint64_t auxv;       /* address of the auxv array (inside the args block) */
+  uint32_t auxv_size;  /* bytes */
+  uint32_t exe_fd;
+};
+
+/* A queued signal to send again (to ourselves, so any si_code is allowed). */
+struct cf_rst_siginfo {
+  int32_t signo;
+  int32_t shared; /* process-wide queue, else the thread's */
+  uint8_t info[128];
+};
+
+#define CF_RST_MAX_SIGINFO 64
+
+struct cf_rst_args {
+  uint32_t magic;
+  uint32_t version;
+
+  /* Mappings of criu-fast to remove, and VMAs to move into place. The
+   * arrays live inside the args block; the offsets are from its start. */
+  uint64_t unmap_off;
+  uint32_t nr_unmap;
+  uint32_t nr_vmas;
+  uint64_t vmas_off;
+
+  /* The [vvar][vvar_vclock][vdso] block: where it is and where it goes. */
+  uint64_t vdso_cur;
+  uint64_t vdso_len;
+  uint64_t vdso_target;
+
+  struct cf_rst_mm_map mm;
+  uint64_t auxv[64];
+
+  struct cf_rst_sigaction sigactions[CF_RST_NSIG + 1]; /* index = signo */
+  uint64_t sigaction_valid;  /* bit (signo - 1) set: restore that signal */
+  struct cf_rst_itimer itimers[3];
+
+  uint64_t altstack_sp;
+  int64_t altstack_flags;
+  uint64_t altstack_size;
+  uint64_t clear_child_tid;
+  uint64_t rseq_ptr;
+  uint32_t rseq_len;
+  uint32_t rseq_sig;
+
+  uint32_t uid[4]; /* real, effective, saved, fs */
+  uint32_t gid[4];
+  uint32_t change_creds;
+  uint32_t nr_groups;
+  uint32_t groups[64];
+
+  uint32_t nr_siginfo;
+  uint32_t pad1;
+  struct cf_rst_siginfo siginfo[CF_RST_MAX_SIGINFO];
+
+  /* Written by the restorer. */
+  int32_t stage;
+  int32_t pad;
+  int64_t error; /* -errno of the failed call, 0 on success */
+  uint64_t error_addr;
+};
+
+#endif /* CF_RESTORER_ABI_H */

@@ -1,0 +1,228 @@
+#include "restore/task.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "common/fault.h"
+#include "common/io.h"
+#include "common/log.h"
+#include "restore/files.h"
+#include "restore/memory.h"
+#include "restore/restorer/restorer_abi.h"
+
+// glibc's rseq registration of this thread (glibc >= 2.35).
+extern "C" {
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+}
+
+namespace cf::restore {
+namespace {
+
+constexpr uint32_t kRseqSig = 0x53053053;
+constexpr uint64_t kTaskSize = 0x7ffffffff000;
+
+static_assert(sizeof(cf_rst_mm_map) == 104, "PR_SET_MM_MAP expects 104 bytes");
+
+Status RestoreSession(const img::Process& core) {
+  if (core.sid() == core.pid()) {
+    if (setsid() < 0) return ErrnoStatus("setsid");
+  } else if (core.pgid() == core.pid()) {
+    if (setpgid(0, 0) < 0) return ErrnoStatus("setpgid");
+  }
+  return OkStatus();
+}
+
+Status RestoreLimits(const img::Process& core) {
+  for (const img::Rlimit& l : core.rlimits()) {
+    const auto res = static_cast<__rlimit_resource>(l.resource());
+    struct rlimit want{l.cur(), l.max()};
+    if (setrlimit(res, &want) == 0) continue;
+    // Without CAP_SYS_RESOURCE a hard limit cannot grow: keep ours.
+    struct rlimit have;
+    if (getrlimit(res, &have) != 0) return ErrnoStatus("getrlimit");
+    want.rlim_max = have.rlim_max;
+    want.rlim_cur = std::min(want.rlim_cur, want.rlim_max);
+    if (setrlimit(res, &want) != 0) return ErrnoStatus("setrlimit " + std::to_string(l.resource()));
+    LOG_WARN("restore: rlimit %u: hard limit %lu cannot be restored, kept %lu", l.resource(), l.max(),
+             have.rlim_max);
+  }
+  return OkStatus();
+}
+
+// Fills the args block the restorer reads.
+void BuildArgs(const img::Process& core, const MemoryLayout& L, int exe_fd, cf_rst_args* a) {
+  memset(a, 0, sizeof(*a));
+  a->magic = CF_RST_MAGIC;
+  a->version = CF_RST_VERSION;
+
+  // Unmap everything but the restore region and the vDSO block.
+  std::vector<cf_rst_range> keep = {{L.region, L.region_len}};
+  if (L.vdso_len) keep.push_back({L.vdso_cur, L.vdso_len});
+  std::sort(keep.begin(), keep.end(), [](const auto& x, const auto& y) { return x.start < y.start; });
+  auto* unmap = reinterpret_cast<cf_rst_range*>(reinterpret_cast<char*>(a) + sizeof(*a));
+  uint64_t cursor = 0;
+  for (const auto& k : keep) {
+    if (k.start > cursor) unmap[a->nr_unmap++] = {cursor, k.start - cursor};
+    cursor = k.start + k.len;
+  }
+  if (cursor < kTaskSize) unmap[a->nr_unmap++] = {cursor, kTaskSize - cursor};
+  a->unmap_off = sizeof(*a);
+
+  a->vmas_off = a->unmap_off + sizeof(cf_rst_range) * 4;
+  auto* vmas = reinterpret_cast<cf_rst_vma*>(reinterpret_cast<char*>(a) + a->vmas_off);
+  for (const PremappedVma& p : L.vmas) vmas[a->nr_vmas++] = {p.premap, p.start, p.len, p.prot, 0};
+
+  a->vdso_cur = L.vdso_cur;
+  a->vdso_len = L.vdso_len;
+  a->vdso_target = L.vdso_target ? L.vdso_target : L.vdso_cur;
+
+  const img::MmState& mm = core.mm();
+  a->mm.start_code = mm.start_code();
+  a->mm.end_code = mm.end_code();
+  a->mm.start_data = mm.start_data();
+  a->mm.end_data = mm.end_data();
+  a->mm.start_brk = mm.start_brk();
+  a->mm.brk = mm.brk();
+  a->mm.start_stack = mm.start_stack();
+  a->mm.arg_start = mm.arg_start();
+  a->mm.arg_end = mm.arg_end();
+  a->mm.env_start = mm.env_start();
+  a->mm.env_end = mm.env_end();
+  const int nauxv = std::min<int>(mm.auxv_size(), 64);
+  for (int i = 0; i < nauxv; ++i) a->auxv[i] = mm.auxv(i);
+  a->mm.auxv = reinterpret_cast<uint64_t>(&reinterpret_cast<cf_rst_args*>(L.args)->auxv[0]);
+  a->mm.auxv_size = static_cast<uint32_t>(nauxv * 8);
+  a->mm.exe_fd = static_cast<uint32_t>(exe_fd);
+
+  for (const img::SigAction& s : core.sigactions()) {
+    const uint32_t sig = s.signo();
+    if (sig < 1 || sig > CF_RST_NSIG || sig == SIGKILL || sig == SIGSTOP) continue;
+    a->sigactions[sig] = {s.handler(), s.flags(), s.restorer(), s.mask()};
+    a->sigaction_valid |= 1ull << (sig - 1);
+  }
+  for (const img::ITimer& t : core.itimers()) {
+    if (t.which() > 2) continue;
+    a->itimers[t.which()] = {static_cast<int64_t>(t.interval_sec()), static_cast<int64_t>(t.interval_usec()),
+                             static_cast<int64_t>(t.value_sec()), static_cast<int64_t>(t.value_usec())};
+  }
+
+  const img::Thread& th = core.threads(0);
+  if (!(th.altstack().flags() & SS_DISABLE) && th.altstack().size()) {
+    a->altstack_sp = th.altstack().sp();
+    a->altstack_flags = th.altstack().flags();
+    a->altstack_size = th.altstack().size();
+  }
+  a->clear_child_tid = th.clear_child_tid();
+  a->rseq_ptr = th.rseq().abi_pointer();
+  a->rseq_len = th.rseq().abi_size();
+  a->rseq_sig = th.rseq().signature();
+
+  auto add_sig = [a](const img::SigInfo& si) {
+    if (a->nr_siginfo >= CF_RST_MAX_SIGINFO) return;
+    cf_rst_siginfo& d = a->siginfo[a->nr_siginfo++];
+    d.signo = si.signo();
+    d.shared = si.shared();
+    memcpy(d.info, si.raw().data(), std::min<size_t>(si.raw().size(), sizeof(d.info)));
+  };
+  for (const img::SigInfo& si : core.shared_pending()) add_sig(si);
+  for (const img::SigInfo& si : th.pending()) add_sig(si);
+
+  const img::Creds& c = core.creds();
+  uid_t ruid, euid, suid;
+  gid_t rgid, egid, sgid;
+  getresuid(&ruid, &euid, &suid);
+  getresgid(&rgid, &egid, &sgid);
+  gid_t groups[64];
+  const int ngroups = getgroups(64, groups);
+  bool same = ruid == c.uid() && euid == c.euid() && suid == c.suid() && rgid == c.gid() && egid == c.egid() &&
+              sgid == c.sgid() && ngroups == c.groups_size();
+  for (int i = 0; same && i < ngroups; ++i) same = groups[i] == c.groups(i);
+  if (!same) {
+    a->change_creds = 1;
+    a->uid[0] = c.uid(), a->uid[1] = c.euid(), a->uid[2] = c.suid(), a->uid[3] = c.fsuid();
+    a->gid[0] = c.gid(), a->gid[1] = c.egid(), a->gid[2] = c.sgid(), a->gid[3] = c.fsgid();
+    a->nr_groups = static_cast<uint32_t>(std::min(c.groups_size(), 64));
+    for (uint32_t i = 0; i < a->nr_groups; ++i) a->groups[i] = c.groups(static_cast<int>(i));
+  }
+}
+
+// Everything up to the jump; returns only on error.
+Status Prepare(TaskContext& ctx) {
+  const img::Process& core = ctx.images->core;
+  RETURN_IF_ERROR(RestoreSession(core));
+  umask(core.umask());
+  if (personality(0xffffffff) != static_cast<int>(core.personality())) personality(core.personality());
+  RETURN_IF_ERROR(RestoreLimits(core));
+  if (core.root() != "/") return Error("restoring a process with another root (" + core.root() + ") is not supported");
+  if (chdir(core.cwd().c_str()) != 0) return ErrnoStatus("chdir " + core.cwd());
+
+  const uint64_t args_len =
+      sizeof(cf_rst_args) + sizeof(cf_rst_range) * 4 + sizeof(cf_rst_vma) * static_cast<uint64_t>(core.vmas_size());
+  ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, args_len));
+  RETURN_IF_ERROR(FillMemory(layout, ctx.images->pagemap, ctx.images->pages_path, ctx.jobs));
+
+  int exe_fd = open(core.mm().exe_path().c_str(), O_RDONLY | O_CLOEXEC);
+  if (exe_fd < 0) return ErrnoStatus("open executable " + core.mm().exe_path());
+  close(ctx.go_fd);
+  RETURN_IF_ERROR(RestoreFds(core, ctx.dir, {&ctx.report_fd, &exe_fd}));
+  FAULT_POINT("restore-jump");
+
+  auto* args = reinterpret_cast<cf_rst_args*>(layout.args);
+  BuildArgs(core, layout, exe_fd, args);
+
+  prctl(PR_SET_NAME, core.threads(0).comm().empty() ? core.comm().c_str() : core.threads(0).comm().c_str());
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, nullptr);
+  // glibc registered rseq for this thread in memory that is about to go.
+  // (Checked before the report: after it, criu-fast expects the restorer.)
+  if (&__rseq_size && __rseq_size > 0) {
+    void* area = static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
+    if (syscall(SYS_rseq, area, __rseq_size, 1 /* RSEQ_FLAG_UNREGISTER */, kRseqSig) != 0 &&
+        syscall(SYS_rseq, area, 32, 1, kRseqSig) != 0) {
+      return ErrnoStatus("unregister rseq");
+    }
+  }
+  TaskReport report{layout.region, layout.region_len, layout.args};
+  char tag = 'R';
+  RETURN_IF_ERROR(WriteAll(ctx.report_fd, &tag, 1, "report"));
+  RETURN_IF_ERROR(WriteAll(ctx.report_fd, &report, sizeof(report), "report"));
+  close(ctx.report_fd);
+
+  __asm__ volatile(
+      "mov %0, %%rsp\n"
+      "mov %1, %%rdi\n"
+      "jmp *%2\n"
+      :
+      : "r"(layout.stack_top), "r"(layout.args), "r"(layout.blob)
+      : "memory");
+  __builtin_unreachable();
+}
+
+}  // namespace
+
+void RunTask(TaskContext ctx) {
+  char go = 0;
+  if (read(ctx.go_fd, &go, 1) != 1) _exit(1);
+  Status s = Prepare(ctx);
+  std::string msg = s.ToString();
+  char tag = 'E';
+  (void)WriteAll(ctx.report_fd, &tag, 1, "report");
+  (void)WriteAll(ctx.report_fd, msg.data(), msg.size(), "report");
+  _exit(1);
+}
+
+}  // namespace cf::restore

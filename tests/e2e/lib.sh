@@ -1,0 +1,357 @@
+# shellcheck shell=bash
+# Helpers sourced by every end-to-end test (tests/e2e/test_*.sh).
+#
+# A test runs:   source "${E2E_LIB:-$(dirname "$0")/lib.sh}"; e2e_init
+# then starts test programs (tests/progs) with start_prog, runs criu-fast with
+# run_cf, and checks with the assert_* helpers, fail and pycheck.
+#
+# Environment (set by CTest, see tests/CMakeLists.txt; defaults for runs by hand):
+#   CRIU_FAST   the criu-fast binary          (default <repo>/build/criu-fast)
+#   PROGS       the folder of test programs   (default <repo>/build/progs)
+#   E2E_TMPDIR  where the test's temp dir goes (default /tmp)
+#   CF_TIMEOUT  seconds one criu-fast command may run (default 60)
+#   E2E_KEEP=1  keep the temp dir (for debugging)
+#
+# Exit codes: 0 pass, 1 fail, 77 skip. Every wait has a timeout; the EXIT trap
+# kills every program the test started and removes the temp dir.
+#
+# Programs are started detached (setsid -f, stdio on /dev/null): they are not
+# children of the test, so a killed target is reaped by PID 1, which here can
+# take 1-2 s; a zombie counts as gone (is_gone).
+
+set -u -o pipefail
+
+E2E_NAME=$(basename "$0" .sh)
+_E2E_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CRIU_FAST=${CRIU_FAST:-$_E2E_REPO/build/criu-fast}
+PROGS=${PROGS:-$_E2E_REPO/build/progs}
+CF_TIMEOUT=${CF_TIMEOUT:-60}
+E2E_TMP=
+PROG_PID=
+CF_RC=
+CF_OUT=
+CF_ERR=
+
+# ---- reporting ---------------------------------------------------------------
+
+log() { echo "[$E2E_NAME] $*"; }
+
+# fail MESSAGE: prints the message (and the output of the last criu-fast run)
+# and ends the test with exit code 1.
+fail() {
+  echo "FAIL [$E2E_NAME]: $*"
+  if [ -n "$CF_ERR" ] && [ -s "$CF_ERR" ]; then
+    echo "--- stderr of the last criu-fast run ($CF_ERR):"
+    tail -n 20 "$CF_ERR"
+  fi
+  exit 1
+}
+
+# skip REASON: the test cannot run here (exit code 77, CTest's SKIP_RETURN_CODE).
+skip() {
+  echo "SKIP [$E2E_NAME]: $*"
+  exit 77
+}
+
+# ---- setup and cleanup -------------------------------------------------------
+
+e2e_init() {
+  [ "$(id -u)" = 0 ] || skip "needs root (ptrace of other processes, /proc of any pid)"
+  [ -x "$CRIU_FAST" ] || fail "criu-fast not found at $CRIU_FAST (set CRIU_FAST)"
+  [ -d "$PROGS" ] || fail "test programs not found in $PROGS (set PROGS)"
+  command -v python3 >/dev/null || skip "python3 is needed to read JSON"
+  command -v setsid >/dev/null || skip "setsid is needed to start detached programs"
+  E2E_TMP=$(mktemp -d "${E2E_TMPDIR:-/tmp}/cf-e2e-$E2E_NAME.XXXXXX") || fail "mktemp"
+  trap _e2e_cleanup EXIT
+  trap 'exit 1' INT TERM HUP
+  log "temp dir $E2E_TMP, criu-fast $CRIU_FAST"
+}
+
+# The pids of test programs this test started: their argv[1] (the work dir)
+# lies in our temp dir and their executable in $PROGS. Found from /proc, so
+# a program that never became ready is found too.
+_e2e_our_pids() {
+  local d pid exe w
+  [ -n "$E2E_TMP" ] || return 0
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    exe=$(readlink "$d/exe" 2>/dev/null) || continue
+    case $exe in "$PROGS"/*) ;; *) continue ;; esac
+    w=$(tr '\0' '\n' <"$d/cmdline" 2>/dev/null | sed -n 2p)
+    case $w in "$E2E_TMP"/*) echo "$pid" ;; esac
+  done
+}
+
+_e2e_cleanup() {
+  local rc=$? pid
+  trap - EXIT
+  for pid in $(_e2e_our_pids); do
+    kill -KILL "$pid" 2>/dev/null
+  done
+  if [ -n "$E2E_TMP" ] && [ -d "$E2E_TMP" ]; then
+    if [ "${E2E_KEEP:-0}" = 1 ] || { [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ "${E2E_KEEP_ON_FAIL:-0}" = 1 ]; }; then
+      echo "[$E2E_NAME] kept $E2E_TMP"
+    else
+      rm -rf "$E2E_TMP"
+    fi
+  fi
+  exit "$rc"
+}
+
+# ---- test programs -------------------------------------------------------------
+
+# wait_ready W [TIMEOUT_S]: waits for W/ready (fails early on W/error).
+wait_ready() {
+  local w=$1 timeout=${2:-30} i
+  for ((i = 0; i < timeout * 20; i++)); do
+    [ -s "$w/ready" ] && return 0
+    [ -s "$w/error" ] && fail "program in $w failed to set up: $(cat "$w/error")"
+    sleep 0.05
+  done
+  fail "program in $w not ready after ${timeout}s"
+}
+
+# start_prog NAME W [ARGS...]: starts $PROGS/NAME W ARGS detached and waits
+# until it is ready; its pid is left in PROG_PID.
+start_prog() {
+  local name=$1 w=$2
+  shift 2
+  local exe=$PROGS/$name
+  [ -x "$exe" ] || fail "test program $exe not built"
+  mkdir -p "$w" || fail "mkdir $w"
+  rm -f "$w/ready" "$w/result" "$w/error"
+  setsid -f "$exe" "$w" "$@" </dev/null >/dev/null 2>&1 || fail "cannot start $exe"
+  wait_ready "$w" "${READY_TIMEOUT:-60}"
+  PROG_PID=$(tr -dc '0-9' <"$w/ready")
+  if [ -z "$PROG_PID" ] || [ ! -d "/proc/$PROG_PID" ]; then
+    fail "$name: bad pid '$PROG_PID' in $w/ready"
+  fi
+}
+
+# proc_state PID: the one-letter state (R S D T t Z X), empty if no such pid.
+proc_state() {
+  sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null
+}
+
+# tracer_pid PID: TracerPid from /proc/PID/status (empty if no such pid).
+tracer_pid() {
+  sed -n 's/^TracerPid:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null
+}
+
+# is_gone PID: no such process, or only a zombie (dead, not yet reaped).
+is_gone() {
+  local s
+  [ -d "/proc/$1" ] || return 0
+  s=$(proc_state "$1")
+  [ -z "$s" ] || [ "$s" = Z ] || [ "$s" = X ]
+}
+
+# wait_gone PID [TIMEOUT_S]: fails unless PID is gone within the timeout.
+wait_gone() {
+  local pid=$1 timeout=${2:-10} i
+  for ((i = 0; i < timeout * 20; i++)); do
+    is_gone "$pid" && return 0
+    sleep 0.05
+  done
+  fail "process $pid still there after ${timeout}s (state $(proc_state "$pid"), TracerPid $(tracer_pid "$pid"))"
+}
+
+# is_running_untraced PID: alive, not stopped (T) nor in a tracing stop (t),
+# and TracerPid 0.
+is_running_untraced() {
+  local s t
+  s=$(proc_state "$1")
+  t=$(tracer_pid "$1")
+  case $s in R | S | D) ;; *) return 1 ;; esac
+  [ "$t" = 0 ]
+}
+
+# assert_running_untraced PID WHAT: like is_running_untraced, polled for up to
+# 2 s (a detach is not seen at once in every field), then fails.
+assert_running_untraced() {
+  local pid=$1 what=$2 i
+  for ((i = 0; i < 40; i++)); do
+    is_running_untraced "$pid" && return 0
+    sleep 0.05
+  done
+  fail "$what: process $pid is not running untraced (state '$(proc_state "$pid")', TracerPid '$(tracer_pid "$pid")')"
+}
+
+# cpu_ticks PID: utime+stime in clock ticks.
+cpu_ticks() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  # After "comm) ": state is field 1, utime field 12, stime field 13.
+  echo "$stat" | awk '{ print $12 + $13 }'
+}
+
+# assert_cpu_advancing PID WHAT: a busy program (counter) keeps using CPU.
+assert_cpu_advancing() {
+  local pid=$1 what=$2 a b i
+  a=$(cpu_ticks "$pid") || fail "$what: process $pid is gone"
+  for ((i = 0; i < 40; i++)); do
+    sleep 0.05
+    b=$(cpu_ticks "$pid") || fail "$what: process $pid is gone"
+    [ "$b" -gt "$a" ] && return 0
+  done
+  fail "$what: process $pid used no CPU in 2 s (state $(proc_state "$pid")): it is not running"
+}
+
+# check_pass W [TIMEOUT_S]: sends SIGUSR1 to the program of W and requires
+# W/result to say PASS.
+check_pass() {
+  local w=$1 timeout=${2:-30} pid i res
+  pid=$(tr -dc '0-9' <"$w/ready")
+  rm -f "$w/result"
+  kill -USR1 "$pid" 2>/dev/null || fail "cannot signal process $pid of $w (gone?)"
+  for ((i = 0; i < timeout * 20; i++)); do
+    if [ -s "$w/result" ]; then
+      res=$(head -n 1 "$w/result")
+      [ "$res" = PASS ] || fail "self-check of process $pid ($w): $res"
+      return 0
+    fi
+    sleep 0.05
+  done
+  fail "self-check of process $pid ($w): no result after ${timeout}s (state $(proc_state "$pid"), TracerPid $(tracer_pid "$pid"))"
+}
+
+# kill_prog PID: kills a test program and waits until it is gone.
+kill_prog() {
+  kill -KILL "$1" 2>/dev/null
+  wait_gone "$1" 10
+}
+
+# snapshot PID FILE: what must not change when a dump fails or runs with -R:
+# the memory map and the descriptors (number and target).
+snapshot() {
+  local pid=$1 out=$2 fd
+  {
+    cat "/proc/$pid/maps" || return 1
+    echo "-- fds"
+    for fd in "/proc/$pid/fd"/*; do
+      echo "${fd##*/} $(readlink "$fd")"
+    done | sort -n
+  } >"$out" 2>/dev/null
+}
+
+# assert_same_snapshot PID FILE WHAT: the process still has the snapshot's maps and fds.
+assert_same_snapshot() {
+  local pid=$1 before=$2 what=$3
+  snapshot "$pid" "$before.after" || fail "$what: cannot read /proc/$pid"
+  if ! cmp -s "$before" "$before.after"; then
+    echo "--- diff of /proc/$pid/maps and fds, before and after:"
+    diff "$before" "$before.after" | head -n 20
+    fail "$what: process $pid changed (maps or descriptors)"
+  fi
+}
+
+# ---- running criu-fast ----------------------------------------------------------
+
+# run_cf TAG ARGS...: runs criu-fast ARGS under a timeout; stdout and stderr go
+# to $E2E_TMP/TAG.out and .err. Sets CF_RC, CF_OUT, CF_ERR. Never fails itself.
+# Environment for criu-fast goes before the call: CF_FAULT=seize run_cf ...
+run_cf() {
+  local tag=$1
+  shift
+  CF_OUT=$E2E_TMP/$tag.out
+  CF_ERR=$E2E_TMP/$tag.err
+  timeout -k 5 "$CF_TIMEOUT" "$CRIU_FAST" "$@" >"$CF_OUT" 2>"$CF_ERR"
+  CF_RC=$?
+  return 0
+}
+
+# assert_cf_ok WHAT: the last run_cf exited 0.
+assert_cf_ok() {
+  [ "$CF_RC" = 124 ] && fail "$1: criu-fast timed out after ${CF_TIMEOUT}s"
+  [ "$CF_RC" = 0 ] || fail "$1: criu-fast exited $CF_RC"
+}
+
+# assert_cf_error WHAT [strict]: the last run_cf failed cleanly: exit code 1..123
+# (not a crash: >= 128 is a signal, 124 the timeout) and exactly one line
+# starting with "Error: " on stderr. With "strict", stderr holds nothing else.
+assert_cf_error() {
+  local what=$1 strict=${2:-} n
+  [ "$CF_RC" = 124 ] && fail "$what: criu-fast timed out after ${CF_TIMEOUT}s"
+  [ "$CF_RC" -ge 128 ] && fail "$what: criu-fast crashed (exit code $CF_RC, signal $((CF_RC - 128)))"
+  [ "$CF_RC" -ne 0 ] || fail "$what: criu-fast exited 0, an error was expected"
+  [ "$CF_RC" -lt 124 ] || fail "$what: criu-fast exit code $CF_RC"
+  n=$(grep -c '^Error: .' "$CF_ERR")
+  [ "$n" = 1 ] || fail "$what: $n lines starting with 'Error: ' on stderr, expected 1"
+  if [ "$strict" = strict ]; then
+    n=$(grep -c . "$CF_ERR")
+    [ "$n" = 1 ] || fail "$what: $n non-empty lines on stderr, expected only the Error line"
+  fi
+}
+
+# cf_error_line: the Error line of the last run_cf.
+cf_error_line() { grep -m 1 '^Error: ' "$CF_ERR"; }
+
+# cf_show DIR_OR_FILE OUT_JSON: `criu-fast show`, which must succeed and print
+# one valid JSON object.
+cf_show() {
+  local what=$1 out=$2
+  run_cf "show.$(basename "$out")" show "$what"
+  assert_cf_ok "show $what"
+  python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert isinstance(o, dict)' "$CF_OUT" 2>/dev/null ||
+    fail "show $what: the output is not one JSON object (see $CF_OUT)"
+  cp "$CF_OUT" "$out"
+}
+
+# stat_value FILE NAME: the number after "NAME:" in --display-stats output.
+stat_value() {
+  python3 - "$1" "$2" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"^\s*" + re.escape(sys.argv[2]) + r":\s+([0-9]+(?:\.[0-9]+)?)", text, re.M)
+if not m:
+    sys.exit("no '%s:' line in %s" % (sys.argv[2], sys.argv[1]))
+print(m.group(1))
+EOF
+}
+
+# assert_no_inventory DIR WHAT
+assert_no_inventory() {
+  [ -e "$1/inventory.img" ] && fail "$2: $1/inventory.img exists after a failed dump"
+  return 0
+}
+
+# ---- JSON checks in Python -------------------------------------------------------
+
+# Helpers available to pycheck scripts.
+_E2E_PY_PRELUDE='
+import json, os, re, sys
+def fail(msg):
+    print("  check failed: " + str(msg))
+    sys.exit(1)
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+def u(v):
+    """A proto3 JSON 64-bit integer (a string) or a plain number, as int."""
+    return int(v) if v is not None else 0
+def proc(show, pid):
+    p = show.get("processes", {}).get(str(pid))
+    if p is None:
+        fail("process %s not in show output (has %s)" % (pid, list(show.get("processes", {}))))
+    return p
+def page_ranges(pagemap, kind):
+    """[(start, end)] of the pagemap ranges of a kind, in bytes."""
+    return [(u(r["vaddr"]), u(r["vaddr"]) + 4096 * u(r["nr_pages"]))
+            for r in pagemap.get("ranges", []) if r.get("kind", "DATA") == kind]
+def overlap_pages(ranges, start, end):
+    n = 0
+    for a, b in ranges:
+        lo, hi = max(a, start), min(b, end)
+        if hi > lo:
+            n += (hi - lo) // 4096
+    return n
+'
+
+# pycheck WHAT ARGS... <<'EOF' ...python... EOF: runs the script with
+# sys.argv[1:] = ARGS and the helpers above; a non-zero exit fails the test.
+pycheck() {
+  local what=$1
+  shift
+  { printf '%s\n' "$_E2E_PY_PRELUDE"; cat; } | python3 - "$@" || fail "$what"
+}
