@@ -260,6 +260,9 @@ Status PageScanner::WalkIoctl(uint64_t start, uint64_t end, const Filter& f, Emi
     const int n = ioctl(fd_.get(), PAGEMAP_SCAN, &arg);
     if (n < 0) {
       if (errno == EINTR) continue;
+      // Past the user address space ([vsyscall]) PAGEMAP_SCAN says EFAULT,
+      // while pagemap reads as empty: let the entry walk answer there.
+      if (errno == EFAULT) return WalkEntries(cur, end, f, emit);
       return ErrnoStatus(RangeContext("PAGEMAP_SCAN", pid_, cur, end));
     }
     uint64_t next = arg.walk_end;

@@ -59,6 +59,9 @@ e2e_init() {
   [ "$(id -u)" = 0 ] || skip "needs root (ptrace of other processes, /proc of any pid)"
   [ -x "$CRIU_FAST" ] || fail "criu-fast not found at $CRIU_FAST (set CRIU_FAST)"
   [ -d "$PROGS" ] || fail "test programs not found in $PROGS (set PROGS)"
+  # Absolute paths: the cleanup recognizes our programs by /proc/PID/exe.
+  PROGS=$(cd "$PROGS" && pwd -P) || fail "cd $PROGS"
+  CRIU_FAST=$(cd "$(dirname "$CRIU_FAST")" && pwd -P)/$(basename "$CRIU_FAST")
   command -v python3 >/dev/null || skip "python3 is needed to read JSON"
   command -v setsid >/dev/null || skip "setsid is needed to start detached programs"
   E2E_TMP=$(mktemp -d "${E2E_TMPDIR:-/tmp}/cf-e2e-$E2E_NAME.XXXXXX") || fail "mktemp"
