@@ -1,7 +1,9 @@
 #!/bin/bash
-# End-to-end dump benchmark: dumps a memload workload (tests/progs/memload.c)
-# and reports frozen time, total dump time, GB/s of process memory and image
-# size, per run and as medians.
+# End-to-end dump and restore benchmark: dumps a memload workload
+# (tests/progs/memload.c), restores it, and reports frozen time, total dump
+# time, GB/s of process memory, image size and restore time, per run and as
+# medians. Restore time excludes the wait for the dumped PID to be released
+# (this machine's init reaps orphans late, see kernel.md).
 #
 # Usage: bench/dump_e2e.sh [SIZE_MB=1024] [RUNS=3] [OUT_DIR=/dev/shm/cf-bench] [PATTERN=mix]
 #   PATTERN is memload's: mix (1/3 random, 1/3 zero, 1/3 text), random, text, zero.
@@ -77,7 +79,8 @@ machine() {
 }
 
 # ---- one run ------------------------------------------------------------------------
-# one_run LABEL [DUMP OPTIONS...]: appends "label frozen_ms total_ms wall_ms image_bytes pages_written" to RESULTS.
+# one_run LABEL [DUMP OPTIONS...]: appends "label frozen_ms total_ms wall_ms image_bytes pages_written
+# restore_ms" to RESULTS.
 one_run() {
   local label=$1
   shift
@@ -103,17 +106,25 @@ one_run() {
     cat "$WORK/stats.err" >&2
     die "dump failed (exit $rc) in run $label"
   fi
-  python3 - "$WORK/stats.out" "$label" "$(((t1 - t0) / 1000))" "$(du -sb "$img" | cut -f1)" >>"$RESULTS" <<'EOF' || die "cannot parse --display-stats"
+  timeout -k 5 600 "$CRIU_FAST" restore -D "$img" -d --display-stats >"$WORK/rstats.out" 2>"$WORK/rstats.err"
+  rc=$?
+  if [ "$rc" != 0 ]; then
+    cat "$WORK/rstats.err" >&2
+    die "restore failed (exit $rc) in run $label"
+  fi
+  python3 - "$WORK/stats.out" "$label" "$(((t1 - t0) / 1000))" "$(du -sb "$img" | cut -f1)" "$WORK/rstats.out" >>"$RESULTS" <<'EOF' || die "cannot parse --display-stats"
 import re, sys
-text = open(sys.argv[1]).read()
+text = open(sys.argv[1]).read() + open(sys.argv[5]).read()
 def stat(name):
     m = re.search(r"^\s*" + re.escape(name) + r":\s+([0-9]+(?:\.[0-9]+)?)", text, re.M)
     if not m:
         sys.exit("no '%s:' in --display-stats output" % name)
     return float(m.group(1))
-print("%s\t%.3f\t%.3f\t%.3f\t%s\t%d" % (sys.argv[2], stat("frozen time"), stat("total time"),
-      int(sys.argv[3]) / 1000.0, sys.argv[4], stat("pages written")))
+print("%s\t%.3f\t%.3f\t%.3f\t%s\t%d\t%.3f" % (sys.argv[2], stat("frozen time"), stat("total time"),
+      int(sys.argv[3]) / 1000.0, sys.argv[4], stat("pages written"),
+      stat("restore time") - stat("pid wait time")))
 EOF
+  kill -KILL "$LOAD_PID" 2>/dev/null
   # The target was killed by the dump; wait until it is dead (a zombie is
   # fine: its memory is freed) before the next run allocates.
   for ((i = 0; i < 200; i++)); do
@@ -149,21 +160,24 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 mib = int(sys.argv[2]) * 1048576
 def gbs(total_ms):
     return mib / (total_ms / 1000.0) / 1e9 if total_ms > 0 else 0.0
-hdr = "%-12s %11s %11s %11s %8s %11s" % ("run", "frozen ms", "total ms", "wall ms", "GB/s", "image MB")
+hdr = "%-12s %11s %11s %11s %8s %11s %11s %9s" % ("run", "frozen ms", "total ms", "wall ms", "GB/s", "image MB",
+                                                "restore ms", "rst GB/s")
 groups = {}
 print(hdr + " %10s" % "pages")
-for label, frozen, total, wall, size, pages in rows:
-    frozen, total, wall, size = float(frozen), float(total), float(wall), int(size)
-    groups.setdefault(label.split("/")[0], []).append((frozen, total, wall, size))
-    print("%-12s %11.1f %11.1f %11.1f %8.2f %11.1f %10s" % (label, frozen, total, wall, gbs(total), size / 1048576, pages))
+for label, frozen, total, wall, size, pages, rst in rows:
+    frozen, total, wall, size, rst = float(frozen), float(total), float(wall), int(size), float(rst)
+    groups.setdefault(label.split("/")[0], []).append((frozen, total, wall, size, rst))
+    print("%-12s %11.1f %11.1f %11.1f %8.2f %11.1f %11.1f %9.2f %10s" % (label, frozen, total, wall, gbs(total),
+          size / 1048576, rst, gbs(rst), pages))
 print()
 print("medians")
 print(hdr)
 med = {}
 for name, g in groups.items():
-    m = [statistics.median(x[i] for x in g) for i in range(4)]
+    m = [statistics.median(x[i] for x in g) for i in range(5)]
     med[name] = m
-    print("%-12s %11.1f %11.1f %11.1f %8.2f %11.1f" % (name, m[0], m[1], m[2], gbs(m[1]), m[3] / 1048576))
+    print("%-12s %11.1f %11.1f %11.1f %8.2f %11.1f %11.1f %9.2f" % (name, m[0], m[1], m[2], gbs(m[1]),
+          m[3] / 1048576, m[4], gbs(m[4])))
 if "jobs1" in med and "jobs2" in med:
     a, b = med["jobs1"], med["jobs2"]
     print()

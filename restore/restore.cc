@@ -191,7 +191,9 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   const int jobs = opts.jobs > 0 ? opts.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   fflush(stdout);
   fflush(stderr);
+  const uint64_t loaded = MonotonicNs();
   auto child = CloneWithPid(pid);
+  const uint64_t created = MonotonicNs();
   if (!child.ok()) {
     close(go[0]), close(go[1]), close(rep[0]), close(rep[1]);
     return child.status();
@@ -223,6 +225,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   TaskReport report;
   ASSIGN_OR_RETURN(n, ReadFull(rep_r.get(), &report, sizeof(report), "report"));
   if (n != sizeof(report)) return Errorf("restored process %d sent a short report", pid);
+  const uint64_t reported = MonotonicNs();
   RETURN_IF_ERROR(Finish(pid, report, proc.core.threads(0)).WithContext("restore of process " + std::to_string(pid)));
 
   if (!opts.pidfile.empty()) {
@@ -233,10 +236,21 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   }
   if (ptrace(PTRACE_DETACH, pid, nullptr, nullptr) != 0) return ErrnoStatus("detach from the restored process");
   np.Release();
-  const uint64_t restore_ns = MonotonicNs() - start;
-  LOG_INFO("restore: process %d runs again (%.3f ms)", pid, static_cast<double>(restore_ns) / 1e6);
+  const uint64_t end = MonotonicNs();
+  LOG_INFO("restore: process %d runs again (%.3f ms)", pid, static_cast<double>(end - start) / 1e6);
   if (opts.display_stats) {
-    printf("Restore statistics:\n  restore time:    %.3f ms\n", static_cast<double>(restore_ns) / 1e6);
+    auto ms = [](uint64_t ns) { return static_cast<double>(ns) / 1e6; };
+    const double fill_gbs = report.fill_ns ? static_cast<double>(report.pages_filled) * 4096.0 /
+                                                 static_cast<double>(report.fill_ns) : 0.0;
+    printf("Restore statistics:\n");
+    printf("  restore time:    %.3f ms\n", ms(end - start));
+    printf("  pid wait time:   %.3f ms\n", ms(created - loaded));
+    printf("  premap time:     %.3f ms\n", ms(report.premap_ns));
+    printf("  fill time:       %.3f ms\n", ms(report.fill_ns));
+    printf("  files time:      %.3f ms\n", ms(report.files_ns));
+    printf("  finish time:     %.3f ms\n", ms(end - reported));
+    printf("  pages restored:  %lu\n", report.pages_filled);
+    printf("  fill rate:       %.2f GB/s\n", fill_gbs);
     fflush(stdout);
   }
   *exit_code = 0;

@@ -18,6 +18,7 @@
 #include "common/fault.h"
 #include "common/io.h"
 #include "common/log.h"
+#include "common/timer.h"
 #include "restore/files.h"
 #include "restore/memory.h"
 #include "restore/restorer/restorer_abi.h"
@@ -171,13 +172,21 @@ Status Prepare(TaskContext& ctx) {
 
   const uint64_t args_len =
       sizeof(cf_rst_args) + sizeof(cf_rst_range) * 4 + sizeof(cf_rst_vma) * static_cast<uint64_t>(core.vmas_size());
+  TaskReport report{};
+  uint64_t t0 = MonotonicNs();
   ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, args_len));
+  uint64_t t1 = MonotonicNs();
   RETURN_IF_ERROR(FillMemory(layout, ctx.images->pagemap, ctx.images->pages_path, ctx.jobs));
+  uint64_t t2 = MonotonicNs();
+  report.premap_ns = t1 - t0;
+  report.fill_ns = t2 - t1;
+  report.pages_filled = ctx.images->pagemap.data_pages();
 
   int exe_fd = open(core.mm().exe_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (exe_fd < 0) return ErrnoStatus("open executable " + core.mm().exe_path());
   close(ctx.go_fd);
   RETURN_IF_ERROR(RestoreFds(core, ctx.dir, {&ctx.report_fd, &exe_fd}));
+  report.files_ns = MonotonicNs() - t2;
   FAULT_POINT("restore-jump");
 
   auto* args = reinterpret_cast<cf_rst_args*>(layout.args);
@@ -196,7 +205,9 @@ Status Prepare(TaskContext& ctx) {
       return ErrnoStatus("unregister rseq");
     }
   }
-  TaskReport report{layout.region, layout.region_len, layout.args};
+  report.region = layout.region;
+  report.region_len = layout.region_len;
+  report.args = layout.args;
   char tag = 'R';
   RETURN_IF_ERROR(WriteAll(ctx.report_fd, &tag, 1, "report"));
   RETURN_IF_ERROR(WriteAll(ctx.report_fd, &report, sizeof(report), "report"));

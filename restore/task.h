@@ -17,6 +17,10 @@ struct TaskReport {
   uint64_t region;
   uint64_t region_len;
   uint64_t args;
+  uint64_t premap_ns;  // stage times inside the new process
+  uint64_t fill_ns;
+  uint64_t files_ns;
+  uint64_t pages_filled;
 };
 
 struct TaskContext {
