@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,7 @@ class Dumper {
   Status WriteMessage(const std::string& name, streams::FileKind kind, const google::protobuf::MessageLite& msg);
   Status WriteInventory();
   void RemoveWritten();
+  Status CheckSharedMemory(const img::Process& proc);
   std::string Path(const std::string& name) const { return opts_.images_dir + "/" + name; }
 
   const Options& opts_;
@@ -55,6 +57,7 @@ class Dumper {
   FrozenTree tree_;
   std::vector<std::string> written_;  // files of this dump, removed on failure
   std::vector<int32_t> pids_;
+  std::map<std::pair<uint64_t, uint64_t>, pid_t> shmem_owner_;  // (dev, inode) of shared anon memory
   bool committed_ = false;
 };
 
@@ -89,6 +92,7 @@ Status Dumper::DumpProcess(const SeizedProcess& sp) {
     ScopedTimer t(&stats_.collect_ns);
     RETURN_IF_ERROR(CollectProcessInfo(pid, &proc));
     RETURN_IF_ERROR(CollectMm(pid, &proc).status());
+    RETURN_IF_ERROR(CheckSharedMemory(proc));
     RETURN_IF_ERROR(CollectFds(pid, opts_.shell_job, opts_.images_dir, &proc, &written_));
     for (const SeizedThread& t : sp.threads) RETURN_IF_ERROR(CollectThread(pid, t.tid, proc.add_threads()));
     RETURN_IF_ERROR(CollectSharedPending(pid, &proc));
@@ -136,6 +140,20 @@ Status Dumper::WriteInventory() {
   return WriteMessage("inventory.img", streams::FileKind::kInventory, inv);
 }
 
+// Shared anonymous memory mapped by two processes of the tree would come back
+// as two separate copies: refuse it until sharing is restored.
+Status Dumper::CheckSharedMemory(const img::Process& proc) {
+  for (const img::Vma& v : proc.vmas()) {
+    if (v.kind() != img::Vma::ANON_SHARED) continue;
+    auto [it, inserted] = shmem_owner_.emplace(std::make_pair(v.dev(), v.inode()), proc.pid());
+    if (!inserted && it->second != proc.pid()) {
+      return Errorf("processes %d and %d share memory (%s at %#lx): not supported yet", it->second, proc.pid(),
+                    v.path().c_str(), v.start());
+    }
+  }
+  return OkStatus();
+}
+
 void Dumper::RemoveWritten() {
   for (const std::string& name : written_) unlink(Path(name).c_str());
   written_.clear();
@@ -148,7 +166,7 @@ Status Dumper::Run() {
   uint64_t frozen_start = MonotonicNs();
   {
     ScopedTimer t(&stats_.seize_ns);
-    RETURN_IF_ERROR(tree_.SeizeProcess(opts_.pid));
+    RETURN_IF_ERROR(tree_.SeizeTree(opts_.pid));
   }
   for (const SeizedProcess& sp : tree_.processes()) {
     RETURN_IF_ERROR(DumpProcess(sp).WithContext("dump of process " + std::to_string(sp.pid)));

@@ -114,6 +114,32 @@ Status FrozenTree::SeizeProcess(pid_t pid) {
   return OkStatus();
 }
 
+Status FrozenTree::SeizeTree(pid_t root) {
+  RETURN_IF_ERROR(SeizeProcess(root));
+  std::set<pid_t> known = {root};
+  // A seized process is frozen and cannot fork any more, but a fork that was
+  // under way when we seized its parent shows up in a later pass.
+  for (bool found = true; found;) {
+    found = false;
+    for (size_t i = 0; i < processes_.size(); ++i) {
+      const pid_t parent = processes_[i].pid;
+      ASSIGN_OR_RETURN(std::vector<pid_t> children, ListChildren(parent));
+      for (pid_t child : children) {
+        if (known.count(child)) continue;
+        auto st = ReadStat(child);
+        if (!st.ok()) continue;  // exited meanwhile
+        if (st->state == 'Z' || st->state == 'X') {
+          return Errorf("process %d has a zombie child %d: not supported yet", parent, child);
+        }
+        known.insert(child);
+        RETURN_IF_ERROR(SeizeProcess(child));
+        found = true;
+      }
+    }
+  }
+  return OkStatus();
+}
+
 void FrozenTree::Release() {
   if (done_) return;
   done_ = true;

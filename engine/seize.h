@@ -36,6 +36,10 @@ class FrozenTree {
   // a pass finds no new thread. On error, whatever was seized is released.
   Status SeizeProcess(pid_t pid);
 
+  // Seizes |root| and every descendant, rescanning children until a pass
+  // finds no new process. Zombie children are refused.
+  Status SeizeTree(pid_t root);
+
   const std::vector<SeizedProcess>& processes() const { return processes_; }
   size_t thread_count() const;
 

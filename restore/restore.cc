@@ -1,18 +1,19 @@
 // The criu-fast side of a restore.
 //
 // Stages:
-//   1. load     inventory, core and pagemap (checksums verified)
-//   2. create   the process with its own PID (clone3 set_tid), waiting for a
-//               zombie that still holds the PID; criu-fast traces it at once
-//   3. prepare  inside the new process (restore/task.h): session, limits,
-//               cwd, premapped and filled memory, descriptors; then it jumps
-//               into the restorer blob, which puts memory in place and sets
-//               what only the task can set, and stops on int3
-//   4. finish   criu-fast reads the restorer's result, unmaps the restorer
-//               region, loads registers, xstate and signal mask by ptrace,
-//               and detaches: the process runs on where it was frozen
-// Any failure kills the new process (PTRACE_O_EXITKILL covers criu-fast
-// itself dying), so a failed restore leaves nothing behind.
+//   1. load     inventory, cores and pagemaps (checksums verified)
+//   2. create   the root with its PID (clone3 set_tid); criu-fast traces it
+//               with PTRACE_O_TRACEFORK, so every process the tree creates
+//               is traced too
+//   3. prepare  inside each new process (restore/task.h): session, children
+//               (each with its PID), limits, cwd, premapped and filled memory,
+//               descriptors; then the restorer blob puts memory in place,
+//               sets what only the task can set, and stops on int3
+//   4. finish   once every process is stopped there, criu-fast checks each
+//               restorer's result, unmaps its region, loads registers, xstate
+//               and signal mask by ptrace, and detaches them all together
+// Any failure kills every process created so far (PTRACE_O_EXITKILL covers
+// criu-fast itself dying), so a failed restore leaves nothing behind.
 #include "restore/restore.h"
 
 #include <elf.h>
@@ -27,6 +28,8 @@
 
 #include <cstddef>
 #include <cstring>
+#include <map>
+#include <set>
 #include <thread>
 
 #include "common/fault.h"
@@ -38,16 +41,11 @@
 #include "memdrain/remote_syscall.h"
 #include "restore/images.h"
 #include "restore/restorer/restorer_abi.h"
+#include "restore/clone.h"
 #include "restore/task.h"
 
 namespace cf::restore {
 namespace {
-
-constexpr int kPidWaitMs = 10000;
-
-struct CloneArgs {
-  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
-};
 
 const char* StageName(int stage) {
   switch (stage) {
@@ -66,48 +64,24 @@ const char* StageName(int stage) {
   }
 }
 
-// clone3 with set_tid = |pid|. A PID still held by a zombie (orphans are
-// reaped late here) is waited for; one held by a live process is an error.
-Result<pid_t> CloneWithPid(pid_t pid) {
-  bool said = false;
-  for (int waited = 0;; waited += 20) {
-    pid_t want = pid;
-    CloneArgs args{};
-    args.exit_signal = SIGCHLD;
-    args.set_tid = reinterpret_cast<uint64_t>(&want);
-    args.set_tid_size = 1;
-    long r = syscall(SYS_clone3, &args, sizeof(args));
-    if (r >= 0) return static_cast<pid_t>(r);
-    if (errno != EEXIST) return ErrnoStatus("clone3 with pid " + std::to_string(pid));
-    auto st = engine::ReadStat(pid);
-    if (st.ok() && st->state != 'Z' && st->state != 'X') {
-      return Errorf("pid %d is in use by a running process (%s): cannot restore", pid, st->comm.c_str());
-    }
-    if (waited >= kPidWaitMs) return Errorf("pid %d stayed taken for %d ms", pid, kPidWaitMs);
-    if (!said) {
-      LOG_INFO("restore: waiting for pid %d to be released", pid);
-      said = true;
-    }
-    usleep(20000);
-  }
-}
-
-// Owns the new process until it runs on its own: kills it unless released.
-class NewProcess {
+// Every process created so far: killed on destruction unless released.
+class CreatedTree {
  public:
-  explicit NewProcess(pid_t pid) : pid_(pid) {}
-  ~NewProcess() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int status;
-    while (waitpid(pid_, &status, __WALL) < 0 && errno == EINTR) {
+  ~CreatedTree() {
+    if (released_) return;
+    for (pid_t pid : pids_) kill(pid, SIGKILL);
+    for (pid_t pid : pids_) {
+      int status;
+      while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {
+      }
     }
   }
-  pid_t pid() const { return pid_; }
-  void Release() { pid_ = -1; }
+  void Add(pid_t pid) { pids_.insert(pid); }
+  void Release() { released_ = true; }
 
  private:
-  pid_t pid_;
+  std::set<pid_t> pids_;
+  bool released_ = false;
 };
 
 Status ReadRemote(pid_t pid, uint64_t addr, void* buf, size_t len) {
@@ -127,23 +101,26 @@ void ToUserRegs(const img::UserRegs& r, user_regs_struct* o) {
   o->gs_base = r.gs_base(), o->ds = r.ds(), o->es = r.es(), o->fs = r.fs(), o->gs = r.gs();
 }
 
-// Waits for the restorer's int3 and finishes the thread by ptrace.
-Status Finish(pid_t pid, const TaskReport& report, const img::Thread& th) {
-  int status = 0;
-  for (;;) {
-    if (waitpid(pid, &status, __WALL) < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus("wait for the restorer");
-    }
-    if (WIFEXITED(status)) return Errorf("restored process exited with %d in the restorer", WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) return Errorf("restored process was killed by signal %d in the restorer", WTERMSIG(status));
-    if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP && (status >> 16) == 0) break;
-    if (WIFSTOPPED(status)) {
-      siginfo_t si{};
-      ptrace(PTRACE_GETSIGINFO, pid, nullptr, &si);
-      return Errorf("restorer stopped by signal %d (fault address %p)", WSTOPSIG(status), si.si_addr);
-    }
+// Loads a thread's saved registers, xstate and signal mask. Loading the
+// registers as they were (orig_rax and an -ERESTART* rax included) lets the
+// kernel restart an interrupted syscall on detach, exactly as after a signal.
+Status LoadThread(pid_t tid, const img::Thread& th) {
+  user_regs_struct regs;
+  ToUserRegs(th.regs(), &regs);
+  if (ptrace(PTRACE_SETREGS, tid, nullptr, &regs) != 0) return ErrnoStatus("set registers of " + std::to_string(tid));
+  std::string xstate = th.xstate();
+  if (!xstate.empty()) {
+    iovec iov{xstate.data(), xstate.size()};
+    if (ptrace(PTRACE_SETREGSET, tid, NT_X86_XSTATE, &iov) != 0) return ErrnoStatus("set xstate of " + std::to_string(tid));
   }
+  uint64_t mask = th.blocked();
+  if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(mask), &mask) != 0) return ErrnoStatus("set signal mask");
+  return OkStatus();
+}
+
+// Checks what the restorer of |pid| reported, removes its region, and loads
+// the saved thread state. The process is stopped on the restorer's int3.
+Status Finish(pid_t pid, const TaskReport& report, const img::Process& core) {
   cf_rst_args result;
   RETURN_IF_ERROR(ReadRemote(pid, report.args, &result, sizeof(result)));
   if (result.stage != CF_RST_STAGE_DONE || result.error != 0) {
@@ -158,17 +135,107 @@ Status Finish(pid_t pid, const TaskReport& report, const img::Thread& th) {
     if (r != 0) return ErrnoStatus(static_cast<int>(-r), "unmap the restore region");
     RETURN_IF_ERROR(rs.Restore());
   }
-  user_regs_struct regs;
-  ToUserRegs(th.regs(), &regs);
-  if (ptrace(PTRACE_SETREGS, pid, nullptr, &regs) != 0) return ErrnoStatus("set registers");
-  std::string xstate = th.xstate();
-  if (!xstate.empty()) {
-    iovec iov{xstate.data(), xstate.size()};
-    if (ptrace(PTRACE_SETREGSET, pid, NT_X86_XSTATE, &iov) != 0) return ErrnoStatus("set xstate");
+  return LoadThread(pid, core.threads(0));
+}
+
+// Reads every complete message waiting in the (non-blocking) pipe.
+Status DrainMessages(int fd, std::map<pid_t, TaskMessage>* out) {
+  for (;;) {
+    TaskMessage msg;
+    ssize_t n = read(fd, &msg, sizeof(msg));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return OkStatus();
+    if (n <= 0) return OkStatus();
+    if (n != static_cast<ssize_t>(sizeof(msg))) return Error("short message from a restored process", EPROTO);
+    msg.error[sizeof(msg.error) - 1] = 0;
+    if (msg.tag == 'E') return Errorf("restore of process %d: %s", msg.pid, msg.error);
+    (*out)[msg.pid] = msg;
   }
-  uint64_t mask = th.blocked();
-  if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(mask), &mask) != 0) return ErrnoStatus("set signal mask");
+}
+
+// Runs the tree until every process stops on its restorer's int3: resumes
+// fork events and new children, passes other signals on, fails when a
+// process dies or reports an error.
+Status WaitForRestorers(const std::set<pid_t>& expected, int msg_fd, CreatedTree* created,
+                        std::map<pid_t, TaskMessage>* msgs) {
+  std::set<pid_t> stopped;
+  while (stopped.size() < expected.size()) {
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, __WALL);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("wait for the restored processes");
+    }
+    created->Add(pid);
+    RETURN_IF_ERROR(DrainMessages(msg_fd, msgs));
+    if (WIFEXITED(status) || WIFSIGNALED(status)) {
+      if (!expected.count(pid)) continue;
+      return WIFEXITED(status) ? Errorf("restored process %d exited with %d", pid, WEXITSTATUS(status))
+                               : Errorf("restored process %d was killed by signal %d", pid, WTERMSIG(status));
+    }
+    if (!WIFSTOPPED(status)) continue;
+    const int event = status >> 16;
+    const int sig = WSTOPSIG(status);
+    if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK || event == PTRACE_EVENT_CLONE ||
+        event == PTRACE_EVENT_STOP) {
+      ptrace(PTRACE_CONT, pid, nullptr, nullptr);
+    } else if (sig == SIGTRAP && event == 0) {
+      if (!expected.count(pid)) return Errorf("unexpected process %d in the restored tree", pid);
+      stopped.insert(pid);
+    } else if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL) {
+      siginfo_t si{};
+      ptrace(PTRACE_GETSIGINFO, pid, nullptr, &si);
+      return Errorf("restored process %d got signal %d at %p while restoring", pid, sig, si.si_addr);
+    } else {
+      ptrace(PTRACE_CONT, pid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
+    }
+  }
+  return DrainMessages(msg_fd, msgs);
+}
+
+Status CheckTree(const ImageSet& images) {
+  std::set<pid_t> pids;
+  for (const auto& p : images.processes) pids.insert(p.core.pid());
+  for (size_t i = 1; i < images.processes.size(); ++i) {
+    const img::Process& c = images.processes[i].core;
+    if (!pids.count(c.ppid())) return Errorf("process %d: its parent %d is not in the image", c.pid(), c.ppid());
+  }
+  for (const auto& p : images.processes) {
+    if (p.core.threads_size() != 1) {
+      return Errorf("process %d has %d threads: not supported yet", p.core.pid(), p.core.threads_size());
+    }
+  }
   return OkStatus();
+}
+
+Status WritePidfile(const std::string& path, pid_t pid) {
+  const std::string text = std::to_string(pid) + "\n";
+  UniqueFd f(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!f.valid()) return ErrnoStatus("write pidfile " + path);
+  return WriteAll(f.get(), text.data(), text.size(), path);
+}
+
+void PrintStats(const std::map<pid_t, TaskMessage>& msgs, uint64_t total_ns, uint64_t pid_wait_ns,
+                uint64_t finish_ns, size_t processes) {
+  auto ms = [](uint64_t ns) { return static_cast<double>(ns) / 1e6; };
+  uint64_t premap = 0, fill = 0, files = 0, pages = 0;
+  for (const auto& [pid, m] : msgs) {
+    premap = std::max(premap, m.report.premap_ns);
+    fill = std::max(fill, m.report.fill_ns);
+    files = std::max(files, m.report.files_ns);
+    pages += m.report.pages_filled;
+  }
+  printf("Restore statistics:\n");
+  printf("  restore time:    %.3f ms\n", ms(total_ns));
+  printf("  pid wait time:   %.3f ms\n", ms(pid_wait_ns));
+  printf("  premap time:     %.3f ms\n", ms(premap));
+  printf("  fill time:       %.3f ms\n", ms(fill));
+  printf("  files time:      %.3f ms\n", ms(files));
+  printf("  finish time:     %.3f ms\n", ms(finish_ns));
+  printf("  processes:       %zu\n", processes);
+  printf("  pages restored:  %lu\n", pages);
+  printf("  fill rate:       %.2f GB/s\n", fill ? static_cast<double>(pages) * 4096.0 / static_cast<double>(fill) : 0.0);
+  fflush(stdout);
 }
 
 }  // namespace
@@ -176,87 +243,61 @@ Status Finish(pid_t pid, const TaskReport& report, const img::Thread& th) {
 Status Restore(const RestoreOptions& opts, int* exit_code) {
   const uint64_t start = MonotonicNs();
   ASSIGN_OR_RETURN(ImageSet images, LoadImages(opts.images_dir));
-  if (images.processes.size() != 1) {
-    return Errorf("the image holds %zu processes: restoring process trees is not supported yet",
-                  images.processes.size());
-  }
-  const ProcessImages& proc = images.processes[0];
-  const pid_t pid = proc.core.pid();
-  if (proc.core.threads_size() != 1) return Errorf("process %d has %d threads: not supported yet", pid,
-                                                   proc.core.threads_size());
+  RETURN_IF_ERROR(CheckTree(images));
+  const pid_t root = images.processes[0].core.pid();
+  std::set<pid_t> expected;
+  for (const auto& p : images.processes) expected.insert(p.core.pid());
   FAULT_POINT("restore-create");
 
-  int go[2], rep[2];
-  if (pipe2(go, O_CLOEXEC) != 0 || pipe2(rep, O_CLOEXEC) != 0) return ErrnoStatus("pipe");
+  int go[2], msg[2];
+  if (pipe2(go, O_CLOEXEC) != 0) return ErrnoStatus("pipe");
+  UniqueFd go_r(go[0]), go_w(go[1]);
+  if (pipe2(msg, O_CLOEXEC) != 0) return ErrnoStatus("pipe");
+  UniqueFd msg_r(msg[0]), msg_w(msg[1]);
+  fcntl(msg_r.get(), F_SETPIPE_SZ, 1 << 20);  // best effort: room for many messages
+  fcntl(msg_r.get(), F_SETFL, O_NONBLOCK);
   const int jobs = opts.jobs > 0 ? opts.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   fflush(stdout);
   fflush(stderr);
+
   const uint64_t loaded = MonotonicNs();
-  auto child = CloneWithPid(pid);
-  const uint64_t created = MonotonicNs();
-  if (!child.ok()) {
-    close(go[0]), close(go[1]), close(rep[0]), close(rep[1]);
-    return child.status();
-  }
-  if (*child == 0) {
-    close(go[1]);
-    close(rep[0]);
-    RunTask({&proc, images.dir, jobs, go[0], rep[1]});
-  }
-  close(go[0]);
-  close(rep[1]);
-  NewProcess np(*child);
-  UniqueFd go_w(go[1]), rep_r(rep[0]);
-  if (ptrace(PTRACE_SEIZE, pid, nullptr, reinterpret_cast<void*>(PTRACE_O_EXITKILL)) != 0) {
+  ASSIGN_OR_RETURN(pid_t child, CloneWithPid(root));
+  if (child == 0) RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get()});
+  const uint64_t created_at = MonotonicNs();
+  CreatedTree created;
+  created.Add(root);
+  go_r.reset();
+  msg_w.reset();
+  const long options = PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE;
+  if (ptrace(PTRACE_SEIZE, root, nullptr, reinterpret_cast<void*>(options)) != 0) {
     return ErrnoStatus("seize the restored process");
   }
   char byte = 'g';
   RETURN_IF_ERROR(WriteAll(go_w.get(), &byte, 1, "go"));
 
-  char tag = 0;
-  ASSIGN_OR_RETURN(size_t n, ReadFull(rep_r.get(), &tag, 1, "report"));
-  if (n == 0) return Errorf("restored process %d died while preparing", pid);
-  if (tag == 'E') {
-    char msg[4096];
-    ASSIGN_OR_RETURN(size_t m, ReadFull(rep_r.get(), msg, sizeof(msg) - 1, "report"));
-    msg[m] = 0;
-    return Errorf("restore of process %d: %s", pid, msg);
+  std::map<pid_t, TaskMessage> msgs;
+  RETURN_IF_ERROR(WaitForRestorers(expected, msg_r.get(), &created, &msgs));
+  const uint64_t finish_start = MonotonicNs();
+  for (const auto& p : images.processes) {
+    const pid_t pid = p.core.pid();
+    auto it = msgs.find(pid);
+    if (it == msgs.end()) return Errorf("restored process %d sent no report", pid);
+    RETURN_IF_ERROR(Finish(pid, it->second.report, p.core).WithContext("restore of process " + std::to_string(pid)));
   }
-  TaskReport report;
-  ASSIGN_OR_RETURN(n, ReadFull(rep_r.get(), &report, sizeof(report), "report"));
-  if (n != sizeof(report)) return Errorf("restored process %d sent a short report", pid);
-  const uint64_t reported = MonotonicNs();
-  RETURN_IF_ERROR(Finish(pid, report, proc.core.threads(0)).WithContext("restore of process " + std::to_string(pid)));
-
-  if (!opts.pidfile.empty()) {
-    const std::string text = std::to_string(pid) + "\n";
-    UniqueFd f(open(opts.pidfile.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!f.valid()) return ErrnoStatus("write pidfile " + opts.pidfile);
-    RETURN_IF_ERROR(WriteAll(f.get(), text.data(), text.size(), opts.pidfile));
+  if (!opts.pidfile.empty()) RETURN_IF_ERROR(WritePidfile(opts.pidfile, root));
+  // Everything is in place: let the whole tree run.
+  for (pid_t pid : expected) {
+    if (ptrace(PTRACE_DETACH, pid, nullptr, nullptr) != 0) return ErrnoStatus("detach from " + std::to_string(pid));
   }
-  if (ptrace(PTRACE_DETACH, pid, nullptr, nullptr) != 0) return ErrnoStatus("detach from the restored process");
-  np.Release();
+  created.Release();
   const uint64_t end = MonotonicNs();
-  LOG_INFO("restore: process %d runs again (%.3f ms)", pid, static_cast<double>(end - start) / 1e6);
-  if (opts.display_stats) {
-    auto ms = [](uint64_t ns) { return static_cast<double>(ns) / 1e6; };
-    const double fill_gbs = report.fill_ns ? static_cast<double>(report.pages_filled) * 4096.0 /
-                                                 static_cast<double>(report.fill_ns) : 0.0;
-    printf("Restore statistics:\n");
-    printf("  restore time:    %.3f ms\n", ms(end - start));
-    printf("  pid wait time:   %.3f ms\n", ms(created - loaded));
-    printf("  premap time:     %.3f ms\n", ms(report.premap_ns));
-    printf("  fill time:       %.3f ms\n", ms(report.fill_ns));
-    printf("  files time:      %.3f ms\n", ms(report.files_ns));
-    printf("  finish time:     %.3f ms\n", ms(end - reported));
-    printf("  pages restored:  %lu\n", report.pages_filled);
-    printf("  fill rate:       %.2f GB/s\n", fill_gbs);
-    fflush(stdout);
-  }
+  LOG_INFO("restore: %zu processes run again (%.3f ms)", expected.size(), static_cast<double>(end - start) / 1e6);
+  if (opts.display_stats) PrintStats(msgs, end - start, created_at - loaded, end - finish_start, expected.size());
+
   *exit_code = 0;
   if (opts.detached) return OkStatus();
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
+  while (waitpid(root, &status, 0) < 0) {
     if (errno != EINTR) return ErrnoStatus("wait for the restored process");
   }
   *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

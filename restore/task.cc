@@ -19,6 +19,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "common/timer.h"
+#include "restore/clone.h"
 #include "restore/files.h"
 #include "restore/memory.h"
 #include "restore/restorer/restorer_abi.h"
@@ -37,11 +38,40 @@ constexpr uint64_t kTaskSize = 0x7ffffffff000;
 
 static_assert(sizeof(cf_rst_mm_map) == 104, "PR_SET_MM_MAP expects 104 bytes");
 
+// Session and process group. A process inherits both from its parent, so
+// only a leader (or a member of a group led by another process of the tree,
+// which may not exist yet: retried, bounded) has something to do.
 Status RestoreSession(const img::Process& core) {
   if (core.sid() == core.pid()) {
     if (setsid() < 0) return ErrnoStatus("setsid");
-  } else if (core.pgid() == core.pid()) {
-    if (setpgid(0, 0) < 0) return ErrnoStatus("setpgid");
+    return OkStatus();
+  }
+  if (getsid(0) != core.sid()) {
+    return Errorf("process %d was in session %d, which its parent did not pass on: not supported", core.pid(),
+                  core.sid());
+  }
+  if (getpgid(0) == core.pgid()) return OkStatus();
+  for (int i = 0;; ++i) {
+    if (setpgid(0, core.pgid()) == 0) return OkStatus();
+    if (errno != EPERM || i == 2000) return ErrnoStatus("join process group " + std::to_string(core.pgid()));
+    usleep(1000);
+  }
+}
+
+// Creates the children of this process, each with its PID, each going on
+// with its own restore. They inherit the message pipe.
+Status CreateChildren(const TaskContext& ctx) {
+  const img::Process& core = ctx.images->processes[ctx.index].core;
+  for (size_t i = 0; i < ctx.images->processes.size(); ++i) {
+    const img::Process& c = ctx.images->processes[i].core;
+    if (i == ctx.index || c.ppid() != core.pid()) continue;
+    ASSIGN_OR_RETURN(pid_t pid, CloneWithPid(c.pid()));
+    if (pid == 0) {
+      TaskContext child = ctx;
+      child.index = i;
+      child.go_fd = -1;
+      RunTask(child);
+    }
   }
   return OkStatus();
 }
@@ -162,8 +192,10 @@ void BuildArgs(const img::Process& core, const MemoryLayout& L, int exe_fd, cf_r
 
 // Everything up to the jump; returns only on error.
 Status Prepare(TaskContext& ctx) {
-  const img::Process& core = ctx.images->core;
+  const ProcessImages& images = ctx.images->processes[ctx.index];
+  const img::Process& core = images.core;
   RETURN_IF_ERROR(RestoreSession(core));
+  RETURN_IF_ERROR(CreateChildren(ctx));
   umask(core.umask());
   if (personality(0xffffffff) != static_cast<int>(core.personality())) personality(core.personality());
   RETURN_IF_ERROR(RestoreLimits(core));
@@ -172,19 +204,21 @@ Status Prepare(TaskContext& ctx) {
 
   const uint64_t args_len =
       sizeof(cf_rst_args) + sizeof(cf_rst_range) * 4 + sizeof(cf_rst_vma) * static_cast<uint64_t>(core.vmas_size());
-  TaskReport report{};
+  TaskMessage msg{};
+  msg.pid = core.pid();
+  msg.tag = 'R';
+  TaskReport& report = msg.report;
   uint64_t t0 = MonotonicNs();
   ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, args_len));
   uint64_t t1 = MonotonicNs();
-  RETURN_IF_ERROR(FillMemory(layout, ctx.images->pagemap, ctx.images->pages_path, ctx.jobs));
+  RETURN_IF_ERROR(FillMemory(layout, images.pagemap, images.pages_path, ctx.jobs));
   uint64_t t2 = MonotonicNs();
   report.premap_ns = t1 - t0;
   report.fill_ns = t2 - t1;
-  report.pages_filled = ctx.images->pagemap.data_pages();
+  report.pages_filled = images.pagemap.data_pages();
 
   int exe_fd = open(core.mm().exe_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (exe_fd < 0) return ErrnoStatus("open executable " + core.mm().exe_path());
-  close(ctx.go_fd);
   RETURN_IF_ERROR(RestoreFds(core, ctx.dir, {&ctx.report_fd, &exe_fd}));
   report.files_ns = MonotonicNs() - t2;
   FAULT_POINT("restore-jump");
@@ -208,9 +242,9 @@ Status Prepare(TaskContext& ctx) {
   report.region = layout.region;
   report.region_len = layout.region_len;
   report.args = layout.args;
-  char tag = 'R';
-  RETURN_IF_ERROR(WriteAll(ctx.report_fd, &tag, 1, "report"));
-  RETURN_IF_ERROR(WriteAll(ctx.report_fd, &report, sizeof(report), "report"));
+  if (write(ctx.report_fd, &msg, sizeof(msg)) != static_cast<ssize_t>(sizeof(msg))) {
+    return ErrnoStatus("report to criu-fast");
+  }
   close(ctx.report_fd);
 
   __asm__ volatile(
@@ -226,13 +260,18 @@ Status Prepare(TaskContext& ctx) {
 }  // namespace
 
 void RunTask(TaskContext ctx) {
-  char go = 0;
-  if (read(ctx.go_fd, &go, 1) != 1) _exit(1);
+  if (ctx.go_fd >= 0) {
+    char go = 0;
+    if (read(ctx.go_fd, &go, 1) != 1) _exit(1);
+    close(ctx.go_fd);
+    ctx.go_fd = -1;
+  }
   Status s = Prepare(ctx);
-  std::string msg = s.ToString();
-  char tag = 'E';
-  (void)WriteAll(ctx.report_fd, &tag, 1, "report");
-  (void)WriteAll(ctx.report_fd, msg.data(), msg.size(), "report");
+  TaskMessage msg{};
+  msg.pid = getpid();
+  msg.tag = 'E';
+  snprintf(msg.error, sizeof(msg.error), "%s", s.ToString().c_str());
+  (void)!write(ctx.report_fd, &msg, sizeof(msg));
   _exit(1);
 }
 

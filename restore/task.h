@@ -1,34 +1,48 @@
-// The part of a restore that runs inside the new process, before the
-// restorer blob: session, descriptors, cwd, limits, and memory. It ends by
-// jumping into the blob and never returns; errors go back to criu-fast as a
-// message on |err_fd| followed by _exit(1).
+// The part of a restore that runs inside each new process, before the
+// restorer blob: session, children, descriptors, cwd, limits, and memory.
+// It ends by jumping into the blob and never returns. It talks to criu-fast
+// through one pipe shared by the whole tree: each message is a single
+// write() of a TaskMessage (smaller than PIPE_BUF, so never interleaved).
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "restore/images.h"
 
 namespace cf::restore {
 
-// Where the restorer's args block sits, sent to criu-fast before the jump so
-// it can read the restorer's result and unmap the region afterwards.
+// Where the restorer's args block sits, so criu-fast can read the
+// restorer's result and unmap the region afterwards; and stage times.
 struct TaskReport {
   uint64_t region;
   uint64_t region_len;
   uint64_t args;
-  uint64_t premap_ns;  // stage times inside the new process
+  uint64_t premap_ns;
   uint64_t fill_ns;
   uint64_t files_ns;
   uint64_t pages_filled;
 };
 
+struct TaskMessage {
+  int32_t pid;
+  char tag;  // 'R': ready to jump (report valid), 'E': failed (error valid)
+  char pad[3];
+  TaskReport report;
+  char error[1024];
+};
+static_assert(sizeof(TaskMessage) < 4096, "a message must be written atomically");
+
 struct TaskContext {
-  const ProcessImages* images;
+  const ImageSet* images;
+  size_t index;     // this process in images->processes
   std::string dir;
   int jobs;
-  int go_fd;      // read end: criu-fast says go once it traces us
-  int report_fd;  // write end: TaskReport, or an error message
+  int go_fd;        // root only: criu-fast says go once it traces us (-1 otherwise)
+  int report_fd;    // write end of the shared message pipe
 };
 
 [[noreturn]] void RunTask(TaskContext ctx);

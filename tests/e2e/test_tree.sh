@@ -1,0 +1,69 @@
+#!/bin/bash
+# A process tree (tests/progs/tree.c): root with a child in its own session,
+# a child in its own process group, and a child with a grandchild, each with
+# private memory.
+#
+# 1. dump -R: every process runs on untraced; the image lists all five with
+#    their parent, session and group.
+# 2. dump (kill): every process is gone; restore -d brings back the whole tree
+#    with the same pids, parents, sessions and groups; each process checks its
+#    memory, parent, session and group (SIGUSR1 through the root).
+# 3. the restored tree is dumped and restored again, and passes again.
+# shellcheck source=lib.sh
+source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
+e2e_init
+
+W=$E2E_TMP/w
+start_prog tree "$W" 32
+root=$PROG_PID
+tree_pids() {
+  local p
+  echo "$1"
+  for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree_pids "$p"; done
+}
+mapfile -t all < <(tree_pids "$root")
+[ "${#all[@]}" = 5 ] || fail "expected 5 processes in the tree, found ${#all[@]}: ${all[*]}"
+
+# --- 1. dump -R --------------------------------------------------------------
+run_cf dump-r dump -t "$root" -D "$E2E_TMP/img-r" -R
+assert_cf_ok "dump -R of the tree"
+for p in "${all[@]}"; do assert_running_untraced "$p" "after dump -R"; done
+cf_show "$E2E_TMP/img-r" "$E2E_TMP/show.json"
+pycheck "tree in show" "$E2E_TMP/show.json" "${all[@]}" <<'EOF'
+show = load(sys.argv[1])
+want = sorted(int(p) for p in sys.argv[2:])
+inv = show["inventory"]
+pids = [int(p) for p in inv["pids"]]
+if sorted(pids) != want:
+    fail("inventory pids %r, want %r" % (pids, want))
+root = int(inv["root_pid"])
+if pids[0] != root:
+    fail("root %d is not first in %r" % (root, pids))
+for pid in pids:
+    core = proc(show, pid)["core"]
+    st = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    ppid, pgid, sid = int(st[1]), int(st[2]), int(st[3])
+    got = (int(core["ppid"]), int(core["pgid"]), int(core["sid"]))
+    if got != (ppid, pgid, sid):
+        fail("process %d: image has ppid/pgid/sid %r, /proc has %r" % (pid, got, (ppid, pgid, sid)))
+EOF
+check_pass "$W"
+
+# --- 2. dump, then restore ------------------------------------------------------
+run_cf dump dump -t "$root" -D "$E2E_TMP/img"
+assert_cf_ok "dump of the tree"
+for p in "${all[@]}"; do wait_gone "$p" 10; done
+run_cf restore restore -D "$E2E_TMP/img" -d --pidfile "$E2E_TMP/pidfile"
+assert_cf_ok "restore -d of the tree"
+[ "$(cat "$E2E_TMP/pidfile")" = "$root" ] || fail "pidfile holds $(cat "$E2E_TMP/pidfile"), want $root"
+for p in "${all[@]}"; do assert_running_untraced "$p" "after restore"; done
+check_pass "$W"
+
+# --- 3. once more ------------------------------------------------------------------
+run_cf dump2 dump -t "$root" -D "$E2E_TMP/img2"
+assert_cf_ok "second dump of the tree"
+for p in "${all[@]}"; do wait_gone "$p" 10; done
+run_cf restore2 restore -D "$E2E_TMP/img2" -d
+assert_cf_ok "second restore of the tree"
+check_pass "$W"
+log "PASS"
