@@ -13,6 +13,7 @@ struct LogState {
   std::mutex mu;
   int level = 2;
   FILE* file = nullptr;
+  bool detached = false;
   uint64_t start_ns = MonotonicNs();
 };
 
@@ -42,8 +43,15 @@ void CloseLogFile() {
   State().file = nullptr;
 }
 
+void DetachLogging() {
+  std::lock_guard<std::mutex> lock(State().mu);
+  State().file = nullptr;  // its descriptor is not ours any more: leak the FILE
+  State().detached = true;
+}
+
 void Logf(LogLevel level, const char* fmt, ...) {
   LogState& st = State();
+  if (st.detached) return;
   const int lvl = static_cast<int>(level);
   // Errors always reach stderr; other lines only up to the chosen level.
   if (lvl > st.level && level != LogLevel::kError) return;

@@ -17,6 +17,9 @@ int GetLogLevel();
 // Sends log lines to |path| (truncated). Returns false if it cannot be opened.
 bool SetLogFile(const std::string& path);
 void CloseLogFile();
+// Stops all logging without closing anything: for a process whose descriptor
+// numbers are about to be reused for other files (a process being restored).
+void DetachLogging();
 
 void Logf(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -36,5 +36,7 @@ Status CollectProcessInfo(pid_t pid, img::Process* out);
 // What only the task can tell: sigactions, itimers, brk, sigaltstack and
 // clear_child_tid, by syscalls run in the (stopped) thread |rs| drives.
 Status CollectByRemoteCalls(memdrain::RemoteSyscall& rs, img::Process* proc, img::Thread* thread);
+// The per-thread part of the above, for the other threads of a process.
+Status CollectThreadByRemoteCalls(memdrain::RemoteSyscall& rs, pid_t pid, img::Thread* thread);
 
 }  // namespace cf::engine

@@ -85,3 +85,25 @@ Status CollectByRemoteCalls(memdrain::RemoteSyscall& rs, img::Process* proc, img
 }
 
 }  // namespace cf::engine
+
+namespace cf::engine {
+
+Status CollectThreadByRemoteCalls(memdrain::RemoteSyscall& rs, pid_t pid, img::Thread* thread) {
+  struct {
+    stack_t altstack;
+    uint64_t tid_address;
+  } s{};
+  ASSIGN_OR_RETURN(uint64_t base, rs.Scratch(sizeof(s)));
+  ASSIGN_OR_RETURN(long r, rs.Call(__NR_sigaltstack, 0, base));
+  RETURN_IF_ERROR(CheckCall(r, "sigaltstack", pid));
+  ASSIGN_OR_RETURN(r, rs.Call(__NR_prctl, PR_GET_TID_ADDRESS, base + offsetof(decltype(s), tid_address)));
+  RETURN_IF_ERROR(CheckCall(r, "prctl(PR_GET_TID_ADDRESS)", pid));
+  RETURN_IF_ERROR(rs.ReadScratch(base, &s, sizeof(s)));
+  thread->mutable_altstack()->set_sp(reinterpret_cast<uint64_t>(s.altstack.ss_sp));
+  thread->mutable_altstack()->set_flags(s.altstack.ss_flags);
+  thread->mutable_altstack()->set_size(s.altstack.ss_size);
+  thread->set_clear_child_tid(s.tid_address);
+  return OkStatus();
+}
+
+}  // namespace cf::engine

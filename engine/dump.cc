@@ -101,11 +101,17 @@ Status Dumper::DumpProcess(const SeizedProcess& sp) {
     ASSIGN_OR_RETURN(memdrain::RemoteSyscall rs, memdrain::RemoteSyscall::Attach(pid, pid));
     RETURN_IF_ERROR(CollectByRemoteCalls(rs, &proc, proc.mutable_threads(0)));
     RETURN_IF_ERROR(rs.Restore());
+    for (int i = 1; i < proc.threads_size(); ++i) {
+      ASSIGN_OR_RETURN(memdrain::RemoteSyscall trs, memdrain::RemoteSyscall::Attach(pid, proc.threads(i).tid()));
+      RETURN_IF_ERROR(CollectThreadByRemoteCalls(trs, pid, proc.mutable_threads(i)));
+      RETURN_IF_ERROR(trs.Restore());
+    }
   }
 
   img::PageMap pm;
   PageDumpOptions popts;
   popts.force_pagemap_fallback = opts_.force_pagemap_fallback;
+  popts.jobs = opts_.jobs;
   ASSIGN_OR_RETURN(popts.codec, streams::ParseCodec(opts_.compress));
   const std::string pages_name = "pages-" + std::to_string(pid) + ".img";
   pm.set_pages_file(pages_name);

@@ -158,10 +158,12 @@ void FrozenTree::Kill() {
   for (const auto& p : processes_) kill(p.pid, SIGKILL);
   // Collect the exit notifications we get as tracer so the real parent can
   // reap the process.
+  // Non-leader threads first: a leader is reported only once its thread
+  // group is empty.
   for (const auto& p : processes_) {
-    for (const auto& t : p.threads) {
+    for (auto t = p.threads.rbegin(); t != p.threads.rend(); ++t) {
       int status;
-      while (waitpid(t.tid, &status, __WALL) < 0 && errno == EINTR) {
+      while (waitpid(t->tid, &status, __WALL) < 0 && errno == EINTR) {
       }
     }
   }

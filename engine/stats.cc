@@ -32,6 +32,8 @@ void DumpCounters::Print(FILE* out) const {
   fprintf(out, "  seize time:      %.3f ms\n", ms(seize_ns));
   fprintf(out, "  collect time:    %.3f ms\n", ms(collect_ns));
   fprintf(out, "  scan time:       %.3f ms\n", ms(scan_ns));
+  // Stage times of the page pipeline: thread time summed over its jobs.
+  fprintf(out, "  pages time:      %.3f ms (%d jobs)\n", ms(pages_ns), jobs);
   fprintf(out, "  drain time:      %.3f ms\n", ms(drain_ns));
   fprintf(out, "  compress time:   %.3f ms\n", ms(compress_ns));
   fprintf(out, "  write time:      %.3f ms\n", ms(write_ns));
@@ -42,6 +44,8 @@ void DumpCounters::Print(FILE* out) const {
   fprintf(out, "  pages written:   %lu\n", pages_written);
   fprintf(out, "  bytes raw:       %lu\n", bytes_raw);
   fprintf(out, "  bytes written:   %lu\n", bytes_written);
+  fprintf(out, "  compression:     %s (ratio %.2f)\n", compression.c_str(),
+          bytes_written > 0 ? static_cast<double>(bytes_raw) / static_cast<double>(bytes_written) : 1.0);
   fprintf(out, "  memory rate:     %.2f GB/s\n", total_s > 0 ? mem_bytes / total_s / 1e9 : 0.0);
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <string>
 
 #include "criu_fast.pb.h"
 
@@ -15,9 +16,14 @@ struct DumpCounters {
   uint64_t seize_ns = 0;
   uint64_t collect_ns = 0;
   uint64_t scan_ns = 0;
+  // The page pipeline (sched/page_pipeline.h) runs its stages on several
+  // threads at once: drain_ns (reading pages and dropping zero pages),
+  // compress_ns and write_ns are thread time summed over all chunks, and may
+  // add up to more than pages_ns, the pipeline's wall time.
   uint64_t drain_ns = 0;
   uint64_t compress_ns = 0;
   uint64_t write_ns = 0;
+  uint64_t pages_ns = 0;
   uint64_t pages_scanned = 0;
   uint64_t pages_zero = 0;
   uint64_t pages_written = 0;
@@ -25,6 +31,9 @@ struct DumpCounters {
   uint64_t bytes_raw = 0;
   uint32_t processes = 0;
   uint32_t threads = 0;
+  // Printed only (not in stats-dump.img): how the pages were dumped.
+  int jobs = 0;
+  std::string compression = "none";
 
   img::DumpStats ToProto() const;
   void Print(FILE* out) const;

@@ -22,7 +22,7 @@ Result<PageReader> PageReader::Open(pid_t pid) {
   return PageReader(pid, std::move(fd));
 }
 
-Status PageReader::ReadMem(uint64_t addr, uint8_t* out, uint64_t len) {
+Status PageReader::ReadMem(uint64_t addr, uint8_t* out, uint64_t len) const {
   while (len > 0) {
     ssize_t n = pread(mem_.get(), out, len, static_cast<off_t>(addr));
     if (n < 0 && errno == EINTR) continue;
@@ -37,7 +37,7 @@ Status PageReader::ReadMem(uint64_t addr, uint8_t* out, uint64_t len) {
   return OkStatus();
 }
 
-Status PageReader::Read(std::span<const pagemap::PageRange> ranges, uint8_t* out, bool readable) {
+Status PageReader::Read(std::span<const pagemap::PageRange> ranges, uint8_t* out, bool readable) const {
   FAULT_POINT("drain");
   if (!readable) {
     for (const auto& r : ranges) {

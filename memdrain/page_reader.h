@@ -1,6 +1,10 @@
 // Reading page contents out of a frozen process: process_vm_readv with many
 // remote iovecs per call, and /proc/PID/mem for what it cannot reach
 // (PROT_NONE or write-only areas, which need the kernel's FOLL_FORCE).
+//
+// A PageReader holds no state but the target's pid and its /proc/PID/mem
+// descriptor (read with pread only): Read() may run on many threads at once,
+// which is how the page pipeline (sched/page_pipeline.h) drains in parallel.
 #pragma once
 
 #include <sys/types.h>
@@ -20,11 +24,12 @@ class PageReader {
 
   // Reads |ranges| (in order) into |out|, which holds exactly their total size.
   // |readable|: the ranges lie in VMAs with PROT_READ (else /proc/PID/mem).
-  Status Read(std::span<const pagemap::PageRange> ranges, uint8_t* out, bool readable);
+  // Thread-safe.
+  Status Read(std::span<const pagemap::PageRange> ranges, uint8_t* out, bool readable) const;
 
  private:
   PageReader(pid_t pid, UniqueFd mem) : pid_(pid), mem_(std::move(mem)) {}
-  Status ReadMem(uint64_t addr, uint8_t* out, uint64_t len);
+  Status ReadMem(uint64_t addr, uint8_t* out, uint64_t len) const;
 
   pid_t pid_;
   UniqueFd mem_;

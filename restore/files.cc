@@ -22,6 +22,8 @@ Status RecreateGhost(const std::string& image, const std::string& path, uint32_t
   ASSIGN_OR_RETURN(streams::ImageReader r, streams::ImageReader::Open(image, streams::FileKind::kGhost));
   UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777));
   if (!fd.valid()) return ErrnoStatus("recreate deleted file " + path);
+  // The process's umask is already restored: set the bits it had exactly.
+  if (fchmod(fd.get(), mode & 07777) != 0) return ErrnoStatus("chmod " + path);
   streams::Record rec;
   std::vector<uint8_t> data;
   for (;;) {
@@ -74,6 +76,9 @@ void CloseAllBut(const std::vector<int*>& keep) {
 
 Status RestoreFds(const img::Process& core, const std::string& dir, std::vector<int*> keep) {
   FAULT_POINT("restore-files");
+  // From here on descriptor numbers belong to the restored process: a log
+  // line would land in one of its files.
+  DetachLogging();
   int max_fd = 2;
   for (const img::Fd& f : core.fds()) max_fd = std::max(max_fd, f.fd());
   // Move our own descriptors out of the way.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -95,6 +96,25 @@ Status PremapVma(const img::Vma& v, uint64_t addr) {
 
 }  // namespace
 
+std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot) {
+  std::vector<PremappedVma> slots;
+  uint64_t slot = first_slot;
+  for (int i = 0; i < core.vmas_size(); ++i) {
+    const img::Vma& v = core.vmas(i);
+    if (!Moves(v)) continue;
+    PremappedVma p;
+    p.vma_index = i;
+    p.start = v.start();
+    p.len = v.end() - v.start();
+    p.premap = slot;
+    p.prot = v.prot();
+    p.anonymous = v.kind() == img::Vma::ANON_PRIVATE || v.kind() == img::Vma::ANON_SHARED;
+    slots.push_back(p);
+    slot += p.len;
+  }
+  return slots;
+}
+
 Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len) {
   FAULT_POINT("restore-premap");
   MemoryLayout L;
@@ -127,7 +147,8 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len) {
 
   const uint64_t blob_len = PageUp(static_cast<uint64_t>(cf_restorer_blob_end - cf_restorer_blob_start));
   L.args_len = PageUp(args_len);
-  L.region_len = blob_len + L.args_len + kStackSize + premap_total;
+  const uint64_t threads_len = kThreadStackSize * static_cast<uint64_t>(std::max(0, core.threads_size() - 1));
+  L.region_len = blob_len + L.args_len + kStackSize + threads_len + premap_total;
   ASSIGN_OR_RETURN(L.region, FindHole(busy, L.region_len));
   void* r = mmap(reinterpret_cast<void*>(L.region), L.region_len, PROT_NONE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
@@ -145,59 +166,72 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len) {
   }
   L.args = L.blob + blob_len;
   const uint64_t stack = L.args + L.args_len;
-  if (mmap(reinterpret_cast<void*>(L.args), L.args_len + kStackSize, PROT_READ | PROT_WRITE,
+  if (mmap(reinterpret_cast<void*>(L.args), L.args_len + kStackSize + threads_len, PROT_READ | PROT_WRITE,
            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
-    return ErrnoStatus("map the restorer args and stack");
+    return ErrnoStatus("map the restorer args and stacks");
   }
   L.stack_top = stack + kStackSize;
+  L.thread_stacks = L.stack_top;
+  L.thread_stack_size = kThreadStackSize;
 
-  uint64_t slot = L.stack_top;
-  for (int i = 0; i < core.vmas_size(); ++i) {
-    const img::Vma& v = core.vmas(i);
-    if (!Moves(v)) continue;
-    RETURN_IF_ERROR(PremapVma(v, slot));
-    PremappedVma p;
-    p.vma_index = i;
-    p.start = v.start();
-    p.len = v.end() - v.start();
-    p.premap = slot;
-    p.prot = v.prot();
-    p.anonymous = v.kind() == img::Vma::ANON_PRIVATE || v.kind() == img::Vma::ANON_SHARED;
-    L.vmas.push_back(p);
-    slot += p.len;
-  }
+  L.first_slot = L.stack_top + threads_len;
+  L.vmas = PlanSlots(core, L.first_slot);
+  for (const PremappedVma& p : L.vmas) RETURN_IF_ERROR(PremapVma(core.vmas(p.vma_index), p.premap));
   LOG_INFO("restore: region %#lx-%#lx holds %zu premapped vmas", L.region, L.region + L.region_len, L.vmas.size());
   return L;
 }
 
 namespace {
 
-// One piece of a chunk: |pages| pages that go to target address |addr|.
+constexpr size_t kMaxIov = 1024;
+
+// One piece of a chunk: |pages| pages that go to |dst| (a slot address in
+// the new process).
 struct Piece {
-  uint8_t* dst;  // in the premapped slot
+  uint64_t dst;
   uint64_t pages;
 };
 
 // The premapped VMA holding target address |addr|, or null.
-const PremappedVma* FindVma(const MemoryLayout& L, uint64_t addr) {
-  auto it = std::upper_bound(L.vmas.begin(), L.vmas.end(), addr,
+const PremappedVma* FindVma(const std::vector<PremappedVma>& slots, uint64_t addr) {
+  auto it = std::upper_bound(slots.begin(), slots.end(), addr,
                              [](uint64_t a, const PremappedVma& v) { return a < v.start; });
-  if (it == L.vmas.begin()) return nullptr;
+  if (it == slots.begin()) return nullptr;
   --it;
   return addr < it->start + it->len ? &*it : nullptr;
 }
 
-uint8_t* Translate(const PremappedVma& v, uint64_t addr) {
-  return reinterpret_cast<uint8_t*>(v.premap + (addr - v.start));
+// Writes |len| bytes from |src| to the pieces, |kMaxIov| at a time.
+Status WritePieces(pid_t pid, const uint8_t* src, const Piece* pieces, size_t n) {
+  iovec remote[kMaxIov];
+  while (n > 0) {
+    const size_t cnt = std::min(n, kMaxIov);
+    uint64_t total = 0;
+    for (size_t j = 0; j < cnt; ++j) {
+      remote[j] = {reinterpret_cast<void*>(pieces[j].dst), pieces[j].pages * kPageSize};
+      total += pieces[j].pages * kPageSize;
+    }
+    iovec local{const_cast<uint8_t*>(src), total};
+    ssize_t w = process_vm_writev(pid, &local, 1, remote, cnt, 0);
+    if (w != static_cast<ssize_t>(total)) {
+      return ErrnoStatus(w < 0 ? errno : EIO, "write memory of restored process " + std::to_string(pid));
+    }
+    src += total;
+    pieces += cnt;
+    n -= cnt;
+  }
+  return OkStatus();
 }
 
 }  // namespace
 
-Status FillMemory(const MemoryLayout& L, const img::PageMap& pm, const std::string& pages_path, int jobs) {
+Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const img::PageMap& pm,
+                  const std::string& pages_path, int jobs) {
   FAULT_POINT("restore-fill");
   // Pair each chunk with the DATA pages it holds, in order; zero pages that
   // fall in file-backed slots must be written (the file has other bytes).
   std::vector<std::vector<Piece>> chunk_pieces(static_cast<size_t>(pm.chunks_size()));
+  std::vector<Piece> zero_pieces;
   int chunk = 0;
   uint64_t left_in_chunk = pm.chunks_size() ? pm.chunks(0).nr_pages() : 0;
   for (const img::PageRange& r : pm.ranges()) {
@@ -208,26 +242,38 @@ Status FillMemory(const MemoryLayout& L, const img::PageMap& pm, const std::stri
     uint64_t addr = r.vaddr();
     uint64_t pages = r.nr_pages();
     while (pages > 0) {
-      const PremappedVma* v = FindVma(L, addr);
+      const PremappedVma* v = FindVma(slots, addr);
       if (!v) return Error("pagemap: range at " + std::to_string(addr) + " lies outside every vma", EBADMSG);
       uint64_t take = std::min(pages, (v->start + v->len - addr) / kPageSize);
+      const uint64_t dst = v->premap + (addr - v->start);
       if (r.kind() == img::PageRange::ZERO) {
-        if (!v->anonymous) memset(Translate(*v, addr), 0, take * kPageSize);
+        if (!v->anonymous) zero_pieces.push_back({dst, take});
         addr += take * kPageSize;
         pages -= take;
         continue;
       }
       if (chunk >= pm.chunks_size()) return Error("pagemap: more data pages than chunks hold", EBADMSG);
       take = std::min(take, left_in_chunk);
-      chunk_pieces[static_cast<size_t>(chunk)].push_back({Translate(*v, addr), take});
+      chunk_pieces[static_cast<size_t>(chunk)].push_back({dst, take});
       addr += take * kPageSize;
       pages -= take;
       left_in_chunk -= take;
       while (left_in_chunk == 0 && ++chunk < pm.chunks_size()) left_in_chunk = pm.chunks(chunk).nr_pages();
     }
   }
-
   if (chunk < pm.chunks_size()) return Error("pagemap: chunks hold more pages than the ranges", EBADMSG);
+
+  if (!zero_pieces.empty()) {
+    const std::vector<uint8_t> zeros(kPageSize * 512, 0);
+    for (const Piece& z : zero_pieces) {
+      for (uint64_t done = 0; done < z.pages;) {
+        const uint64_t n = std::min<uint64_t>(z.pages - done, 512);
+        Piece p{z.dst + done * kPageSize, n};
+        RETURN_IF_ERROR(WritePieces(pid, zeros.data(), &p, 1));
+        done += n;
+      }
+    }
+  }
 
   ASSIGN_OR_RETURN(streams::ImageReader reader, streams::ImageReader::Open(pages_path, streams::FileKind::kPages));
   std::atomic<int> next{0};
@@ -245,16 +291,13 @@ Status FillMemory(const MemoryLayout& L, const img::PageMap& pm, const std::stri
         s = Errorf("%s: chunk %d holds %zu bytes, pagemap says %lu pages", pages_path.c_str(), i, raw.size(),
                    pm.chunks(i).nr_pages());
       }
+      const auto& pieces = chunk_pieces[static_cast<size_t>(i)];
+      if (s.ok()) s = WritePieces(pid, raw.data(), pieces.data(), pieces.size());
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first_error.ok()) first_error = s;
         next.store(pm.chunks_size());
         return;
-      }
-      const uint8_t* src = raw.data();
-      for (const Piece& p : chunk_pieces[static_cast<size_t>(i)]) {
-        memcpy(p.dst, src, p.pages * kPageSize);
-        src += p.pages * kPageSize;
       }
     }
   };

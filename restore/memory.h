@@ -10,6 +10,8 @@
 // their slots.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -36,6 +38,9 @@ struct MemoryLayout {
   uint64_t args = 0;        // cf_rst_args block
   uint64_t args_len = 0;
   uint64_t stack_top = 0;
+  uint64_t first_slot = 0;     // where the VMA slots begin
+  uint64_t thread_stacks = 0;  // one stack per thread besides the leader
+  uint64_t thread_stack_size = 0;
   uint64_t vdso_cur = 0;    // our [vvar]..[vdso] block
   uint64_t vdso_len = 0;
   uint64_t vdso_target = 0;
@@ -47,8 +52,15 @@ struct MemoryLayout {
 // the args block needs.
 Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len);
 
-// Fills the premapped slots from pages-PID.img using |jobs| threads.
-Status FillMemory(const MemoryLayout& layout, const img::PageMap& pagemap, const std::string& pages_path,
-                  int jobs);
+inline constexpr uint64_t kThreadStackSize = 64 * 1024;
+
+// The slot of every VMA the restorer moves, in order from |first_slot|.
+std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot);
+
+// Fills the premapped slots of process |pid| from pages-PID.img with
+// process_vm_writev, using |jobs| threads. Runs in criu-fast, not in the new
+// process: threads there would take TIDs the restored threads need.
+Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const img::PageMap& pagemap,
+                  const std::string& pages_path, int jobs);
 
 }  // namespace cf::restore

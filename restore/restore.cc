@@ -42,6 +42,7 @@
 #include "restore/images.h"
 #include "restore/restorer/restorer_abi.h"
 #include "restore/clone.h"
+#include "restore/memory.h"
 #include "restore/task.h"
 
 namespace cf::restore {
@@ -60,6 +61,7 @@ const char* StageName(int stage) {
     case CF_RST_STAGE_THREAD: return "thread state (sigaltstack, rseq)";
     case CF_RST_STAGE_CREDS: return "credentials";
     case CF_RST_STAGE_SIGNALS: return "pending signals";
+    case CF_RST_STAGE_THREADS: return "creating threads";
     default: return "unknown";
   }
 }
@@ -70,10 +72,11 @@ class CreatedTree {
   ~CreatedTree() {
     if (released_) return;
     for (pid_t pid : pids_) kill(pid, SIGKILL);
-    for (pid_t pid : pids_) {
+    // Reap everything we trace or parent: a thread-group leader is reported
+    // only after its threads, so wait for any until none is left.
+    for (;;) {
       int status;
-      while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {
-      }
+      if (waitpid(-1, &status, __WALL) < 0 && errno != EINTR) break;
     }
   }
   void Add(pid_t pid) { pids_.insert(pid); }
@@ -128,6 +131,17 @@ Status Finish(pid_t pid, const TaskReport& report, const img::Process& core) {
                      std::to_string(result.error_addr) + ")",
                  static_cast<int>(-result.error));
   }
+  // The other threads' own results (read before the region goes).
+  std::vector<cf_rst_thread> threads(static_cast<size_t>(result.nr_threads));
+  if (!threads.empty()) {
+    RETURN_IF_ERROR(ReadRemote(pid, report.args + result.threads_off, threads.data(),
+                               threads.size() * sizeof(cf_rst_thread)));
+  }
+  for (const cf_rst_thread& t : threads) {
+    if (t.stage != CF_RST_STAGE_DONE || t.error != 0) {
+      return Error("restorer of thread " + std::to_string(t.tid) + " failed", static_cast<int>(-t.error));
+    }
+  }
   FAULT_POINT("restore-finish");
   {
     ASSIGN_OR_RETURN(memdrain::RemoteSyscall rs, memdrain::RemoteSyscall::Attach(pid, pid));
@@ -135,10 +149,12 @@ Status Finish(pid_t pid, const TaskReport& report, const img::Process& core) {
     if (r != 0) return ErrnoStatus(static_cast<int>(-r), "unmap the restore region");
     RETURN_IF_ERROR(rs.Restore());
   }
-  return LoadThread(pid, core.threads(0));
+  for (const img::Thread& t : core.threads()) RETURN_IF_ERROR(LoadThread(t.tid(), t));
+  return OkStatus();
 }
 
-// Reads every complete message waiting in the (non-blocking) pipe.
+// Reads every complete message waiting in the (non-blocking) pipe; the
+// latest message of each process is kept.
 Status DrainMessages(int fd, std::map<pid_t, TaskMessage>* out) {
   for (;;) {
     TaskMessage msg;
@@ -156,8 +172,8 @@ Status DrainMessages(int fd, std::map<pid_t, TaskMessage>* out) {
 // Runs the tree until every process stops on its restorer's int3: resumes
 // fork events and new children, passes other signals on, fails when a
 // process dies or reports an error.
-Status WaitForRestorers(const std::set<pid_t>& expected, int msg_fd, CreatedTree* created,
-                        std::map<pid_t, TaskMessage>* msgs) {
+Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected, int msg_fd, int jobs,
+                        CreatedTree* created, std::map<pid_t, TaskMessage>* msgs) {
   std::set<pid_t> stopped;
   while (stopped.size() < expected.size()) {
     int status = 0;
@@ -176,8 +192,21 @@ Status WaitForRestorers(const std::set<pid_t>& expected, int msg_fd, CreatedTree
     if (!WIFSTOPPED(status)) continue;
     const int event = status >> 16;
     const int sig = WSTOPSIG(status);
+    LOG_DEBUG("restore: process %d stopped: signal %d event %d", pid, sig, event);
     if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK || event == PTRACE_EVENT_CLONE ||
         event == PTRACE_EVENT_STOP) {
+      ptrace(PTRACE_CONT, pid, nullptr, nullptr);
+    } else if (sig == SIGSTOP && event == 0 && msgs->count(pid) && (*msgs)[pid].tag == 'P') {
+      // Premapped: fill its memory from here, then let it go on.
+      const ProcessImages* p = nullptr;
+      for (const auto& pi : images.processes) {
+        if (pi.core.pid() == pid) p = &pi;
+      }
+      if (!p) return Errorf("unexpected process %d in the restored tree", pid);
+      RETURN_IF_ERROR(FillMemory(pid, PlanSlots(p->core, (*msgs)[pid].report.first_slot), p->pagemap, p->pages_path,
+                                 jobs)
+                          .WithContext("restore of process " + std::to_string(pid)));
+      (*msgs)[pid].tag = 'F';
       ptrace(PTRACE_CONT, pid, nullptr, nullptr);
     } else if (sig == SIGTRAP && event == 0) {
       if (!expected.count(pid)) return Errorf("unexpected process %d in the restored tree", pid);
@@ -201,8 +230,8 @@ Status CheckTree(const ImageSet& images) {
     if (!pids.count(c.ppid())) return Errorf("process %d: its parent %d is not in the image", c.pid(), c.ppid());
   }
   for (const auto& p : images.processes) {
-    if (p.core.threads_size() != 1) {
-      return Errorf("process %d has %d threads: not supported yet", p.core.pid(), p.core.threads_size());
+    if (p.core.threads_size() < 1 || p.core.threads(0).tid() != p.core.pid()) {
+      return Errorf("process %d: the first thread must be the leader", p.core.pid());
     }
   }
   return OkStatus();
@@ -245,8 +274,10 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   ASSIGN_OR_RETURN(ImageSet images, LoadImages(opts.images_dir));
   RETURN_IF_ERROR(CheckTree(images));
   const pid_t root = images.processes[0].core.pid();
-  std::set<pid_t> expected;
-  for (const auto& p : images.processes) expected.insert(p.core.pid());
+  std::set<pid_t> expected;  // every thread of every process
+  for (const auto& p : images.processes) {
+    for (const img::Thread& t : p.core.threads()) expected.insert(t.tid());
+  }
   FAULT_POINT("restore-create");
 
   int go[2], msg[2];
@@ -276,7 +307,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   RETURN_IF_ERROR(WriteAll(go_w.get(), &byte, 1, "go"));
 
   std::map<pid_t, TaskMessage> msgs;
-  RETURN_IF_ERROR(WaitForRestorers(expected, msg_r.get(), &created, &msgs));
+  RETURN_IF_ERROR(WaitForRestorers(images, expected, msg_r.get(), jobs, &created, &msgs));
   const uint64_t finish_start = MonotonicNs();
   for (const auto& p : images.processes) {
     const pid_t pid = p.core.pid();
@@ -291,8 +322,8 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   }
   created.Release();
   const uint64_t end = MonotonicNs();
-  LOG_INFO("restore: %zu processes run again (%.3f ms)", expected.size(), static_cast<double>(end - start) / 1e6);
-  if (opts.display_stats) PrintStats(msgs, end - start, created_at - loaded, end - finish_start, expected.size());
+  LOG_INFO("restore: %zu processes run again (%.3f ms)", images.processes.size(), static_cast<double>(end - start) / 1e6);
+  if (opts.display_stats) PrintStats(msgs, end - start, created_at - loaded, end - finish_start, images.processes.size());
 
   *exit_code = 0;
   if (opts.detached) return OkStatus();

@@ -116,6 +116,28 @@ void BuildArgs(const img::Process& core, const MemoryLayout& L, int exe_fd, cf_r
   auto* vmas = reinterpret_cast<cf_rst_vma*>(reinterpret_cast<char*>(a) + a->vmas_off);
   for (const PremappedVma& p : L.vmas) vmas[a->nr_vmas++] = {p.premap, p.start, p.len, p.prot, 0};
 
+  a->threads_off = a->vmas_off + sizeof(cf_rst_vma) * a->nr_vmas;
+  auto* threads = reinterpret_cast<cf_rst_thread*>(reinterpret_cast<char*>(a) + a->threads_off);
+  for (int i = 1; i < core.threads_size(); ++i) {
+    const img::Thread& t = core.threads(i);
+    cf_rst_thread& d = threads[a->nr_threads];
+    memset(&d, 0, sizeof(d));
+    d.tid = t.tid();
+    d.stack = L.thread_stacks + L.thread_stack_size * a->nr_threads;
+    d.stack_size = L.thread_stack_size;
+    if (!(t.altstack().flags() & SS_DISABLE) && t.altstack().size()) {
+      d.altstack_sp = t.altstack().sp();
+      d.altstack_flags = t.altstack().flags();
+      d.altstack_size = t.altstack().size();
+    }
+    d.clear_child_tid = t.clear_child_tid();
+    d.rseq_ptr = t.rseq().abi_pointer();
+    d.rseq_len = t.rseq().abi_size();
+    d.rseq_sig = t.rseq().signature();
+    snprintf(d.comm, sizeof(d.comm), "%s", t.comm().c_str());
+    a->nr_threads++;
+  }
+
   a->vdso_cur = L.vdso_cur;
   a->vdso_len = L.vdso_len;
   a->vdso_target = L.vdso_target ? L.vdso_target : L.vdso_cur;
@@ -161,15 +183,18 @@ void BuildArgs(const img::Process& core, const MemoryLayout& L, int exe_fd, cf_r
   a->rseq_len = th.rseq().abi_size();
   a->rseq_sig = th.rseq().signature();
 
-  auto add_sig = [a](const img::SigInfo& si) {
+  auto add_sig = [a](const img::SigInfo& si, int32_t tid) {
     if (a->nr_siginfo >= CF_RST_MAX_SIGINFO) return;
     cf_rst_siginfo& d = a->siginfo[a->nr_siginfo++];
     d.signo = si.signo();
     d.shared = si.shared();
+    d.tid = tid;
     memcpy(d.info, si.raw().data(), std::min<size_t>(si.raw().size(), sizeof(d.info)));
   };
-  for (const img::SigInfo& si : core.shared_pending()) add_sig(si);
-  for (const img::SigInfo& si : th.pending()) add_sig(si);
+  for (const img::SigInfo& si : core.shared_pending()) add_sig(si, 0);
+  for (const img::Thread& t : core.threads()) {
+    for (const img::SigInfo& si : t.pending()) add_sig(si, t.tid());
+  }
 
   const img::Creds& c = core.creds();
   uid_t ruid, euid, suid;
@@ -202,8 +227,9 @@ Status Prepare(TaskContext& ctx) {
   if (core.root() != "/") return Error("restoring a process with another root (" + core.root() + ") is not supported");
   if (chdir(core.cwd().c_str()) != 0) return ErrnoStatus("chdir " + core.cwd());
 
-  const uint64_t args_len =
-      sizeof(cf_rst_args) + sizeof(cf_rst_range) * 4 + sizeof(cf_rst_vma) * static_cast<uint64_t>(core.vmas_size());
+  const uint64_t args_len = sizeof(cf_rst_args) + sizeof(cf_rst_range) * 4 +
+                            sizeof(cf_rst_vma) * static_cast<uint64_t>(core.vmas_size()) +
+                            sizeof(cf_rst_thread) * static_cast<uint64_t>(core.threads_size());
   TaskMessage msg{};
   msg.pid = core.pid();
   msg.tag = 'R';
@@ -211,7 +237,16 @@ Status Prepare(TaskContext& ctx) {
   uint64_t t0 = MonotonicNs();
   ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, args_len));
   uint64_t t1 = MonotonicNs();
-  RETURN_IF_ERROR(FillMemory(layout, images.pagemap, images.pages_path, ctx.jobs));
+  // criu-fast fills the slots while we are stopped.
+  msg.tag = 'P';
+  report.region = layout.region;
+  report.region_len = layout.region_len;
+  report.first_slot = layout.first_slot;
+  if (write(ctx.report_fd, &msg, sizeof(msg)) != static_cast<ssize_t>(sizeof(msg))) {
+    return ErrnoStatus("report to criu-fast");
+  }
+  syscall(SYS_tgkill, getpid(), gettid(), SIGSTOP);
+  msg.tag = 'R';
   uint64_t t2 = MonotonicNs();
   report.premap_ns = t1 - t0;
   report.fill_ns = t2 - t1;

@@ -21,6 +21,7 @@ struct TaskReport {
   uint64_t region;
   uint64_t region_len;
   uint64_t args;
+  uint64_t first_slot;  // 'P': where the VMA slots begin (see PlanSlots)
   uint64_t premap_ns;
   uint64_t fill_ns;
   uint64_t files_ns;
@@ -29,7 +30,10 @@ struct TaskReport {
 
 struct TaskMessage {
   int32_t pid;
-  char tag;  // 'R': ready to jump (report valid), 'E': failed (error valid)
+  // 'P': memory premapped, the process stops (SIGSTOP) for criu-fast to
+  //      fill it, then goes on; 'R': ready to jump into the restorer;
+  // 'E': failed (error valid) and exiting.
+  char tag;
   char pad[3];
   TaskReport report;
   char error[1024];

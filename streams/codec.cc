@@ -3,7 +3,9 @@
 #include <lz4.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
 
 namespace cf::streams {
 
@@ -29,32 +31,75 @@ Result<CodecSpec> ParseCodec(const std::string& text) {
   return Error("unknown compression '" + text + "' (expected none, lz4, zstd or zstd:LEVEL)");
 }
 
-Result<Codec> Compress(const CodecSpec& spec, std::span<const uint8_t> raw, std::vector<uint8_t>* out) {
+namespace {
+
+struct ZstdCctxFree {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+
+// One zstd compression context per thread, made on first use and reused.
+ZSTD_CCtx* ThreadCctx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, ZstdCctxFree> cctx(ZSTD_createCCtx());
+  return cctx.get();
+}
+
+}  // namespace
+
+std::string CodecSpecName(const CodecSpec& spec) {
+  std::string name = CodecName(spec.codec);
+  if (spec.codec == Codec::kZstd && spec.level != 0) {
+    name.push_back(':');
+    name.append(std::to_string(spec.level));
+  }
+  return name;
+}
+
+size_t CompressBound(const CodecSpec& spec, size_t raw_size) {
+  switch (spec.codec) {
+    case Codec::kNone: return 0;
+    case Codec::kLz4:
+      return raw_size > static_cast<size_t>(LZ4_MAX_INPUT_SIZE)
+                 ? 0
+                 : static_cast<size_t>(LZ4_compressBound(static_cast<int>(raw_size)));
+    case Codec::kZstd: return ZSTD_compressBound(raw_size);
+  }
+  return 0;
+}
+
+Result<size_t> CompressInto(const CodecSpec& spec, std::span<const uint8_t> raw, std::span<uint8_t> out) {
+  if (raw.empty()) return size_t{0};
   switch (spec.codec) {
     case Codec::kNone:
-      break;
+      return size_t{0};
     case Codec::kLz4: {
       if (raw.size() > static_cast<size_t>(LZ4_MAX_INPUT_SIZE)) return Error("lz4: chunk too large");
-      out->resize(static_cast<size_t>(LZ4_compressBound(static_cast<int>(raw.size()))));
-      int n = LZ4_compress_default(reinterpret_cast<const char*>(raw.data()),
-                                   reinterpret_cast<char*>(out->data()), static_cast<int>(raw.size()),
-                                   static_cast<int>(out->size()));
-      if (n > 0 && static_cast<size_t>(n) < raw.size()) {
-        out->resize(static_cast<size_t>(n));
-        return Codec::kLz4;
-      }
-      break;
+      // A destination smaller than the input: lz4 gives up (returns 0) as
+      // soon as the output would not shrink, instead of finishing the chunk.
+      const size_t cap = std::min(out.size(), raw.size() - 1);
+      const int n = LZ4_compress_default(reinterpret_cast<const char*>(raw.data()),
+                                         reinterpret_cast<char*>(out.data()), static_cast<int>(raw.size()),
+                                         static_cast<int>(cap));
+      return n > 0 ? static_cast<size_t>(n) : size_t{0};
     }
     case Codec::kZstd: {
-      out->resize(ZSTD_compressBound(raw.size()));
-      size_t n = ZSTD_compress(out->data(), out->size(), raw.data(), raw.size(),
-                               spec.level ? spec.level : 1);
-      if (!ZSTD_isError(n) && n < raw.size()) {
-        out->resize(n);
-        return Codec::kZstd;
-      }
-      break;
+      ZSTD_CCtx* cctx = ThreadCctx();
+      if (cctx == nullptr) return Error("zstd: cannot create a compression context", ENOMEM);
+      const size_t cap = std::min(out.size(), raw.size() - 1);
+      const size_t n =
+          ZSTD_compressCCtx(cctx, out.data(), cap, raw.data(), raw.size(), spec.level ? spec.level : 1);
+      // dstSize_tooSmall: the data does not shrink; store it raw.
+      return ZSTD_isError(n) ? size_t{0} : n;
     }
+  }
+  return Error("unknown codec");
+}
+
+Result<Codec> Compress(const CodecSpec& spec, std::span<const uint8_t> raw, std::vector<uint8_t>* out) {
+  out->resize(CompressBound(spec, raw.size()));
+  ASSIGN_OR_RETURN(const size_t n, CompressInto(spec, raw, *out));
+  if (n > 0) {
+    out->resize(n);
+    return spec.codec;
   }
   out->assign(raw.begin(), raw.end());
   return Codec::kNone;

@@ -20,6 +20,19 @@ struct CodecSpec {
 // Parses "none", "lz4", "zstd" or "zstd:LEVEL".
 Result<CodecSpec> ParseCodec(const std::string& text);
 
+// "none", "lz4", "zstd" or "zstd:LEVEL" (the inverse of ParseCodec).
+std::string CodecSpecName(const CodecSpec& spec);
+
+// Bytes CompressInto() may need for |raw_size| bytes of input (0 for kNone).
+size_t CompressBound(const CodecSpec& spec, size_t raw_size);
+
+// Compresses |raw| into |out|, a buffer of at least CompressBound() bytes
+// owned by the caller (no allocation: the page pipeline reuses its buffers;
+// zstd keeps one compression context per thread). Returns the stored size, or
+// 0 when compression is off or does not shrink the data: then the chunk is to
+// be stored raw, with codec kNone.
+Result<size_t> CompressInto(const CodecSpec& spec, std::span<const uint8_t> raw, std::span<uint8_t> out);
+
 // Compresses |raw| into |out|. When compression does not shrink the data the
 // chunk is stored raw: the returned codec is then kNone.
 Result<Codec> Compress(const CodecSpec& spec, std::span<const uint8_t> raw, std::vector<uint8_t>* out);

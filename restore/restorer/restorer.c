@@ -40,6 +40,36 @@ __asm__(
     "  jmp 1b\n"
     ".previous\n");
 
+#define CF_CLONE_THREAD_FLAGS \
+  (0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000) /* VM FS FILES SIGHAND THREAD SYSVSEM */
+#define CF_PR_SET_NAME 15
+
+struct cf_clone_args {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+void cf_thread_main(struct cf_rst_thread *t) __attribute__((used, visibility("hidden"), noreturn));
+
+/* clone3 for a thread: the child starts on its own stack right after the
+ * syscall with rax = 0, and calls cf_thread_main(t) (t kept in r12). */
+static long clone_thread(struct cf_clone_args *ca, struct cf_rst_thread *t) {
+  long ret;
+  register struct cf_rst_thread *r12 __asm__("r12") = t;
+  __asm__ volatile(
+      "syscall\n"
+      "test %%rax, %%rax\n"
+      "jnz 1f\n"
+      "mov %%r12, %%rdi\n"
+      "and $-16, %%rsp\n"
+      "call cf_thread_main\n"
+      "ud2\n"
+      "1:\n"
+      : "=a"(ret)
+      : "a"(CF_NR_clone3), "D"(ca), "S"(sizeof(*ca)), "r"(r12)
+      : "rcx", "r11", "memory");
+  return ret;
+}
+
 static void __attribute__((noreturn)) stop(void) {
   for (;;) __asm__ volatile("int3" ::: "memory");
 }
@@ -48,6 +78,26 @@ static void __attribute__((noreturn)) fail(struct cf_rst_args *a, int stage, lon
   a->stage = stage;
   a->error = err;
   a->error_addr = addr;
+  stop();
+}
+
+/* A new thread: what only it can set about itself, then the int3 stop. */
+void cf_thread_main(struct cf_rst_thread *t) {
+  long r = 0;
+  if (t->altstack_size) {
+    struct {
+      uint64_t sp;
+      int32_t flags;
+      int32_t pad;
+      uint64_t size;
+    } ss = {t->altstack_sp, (int32_t)(t->altstack_flags & ~1), 0, t->altstack_size};
+    r = cf_sys2(CF_NR_sigaltstack, &ss, 0);
+  }
+  cf_sys1(CF_NR_set_tid_address, t->clear_child_tid);
+  if (r >= 0 && t->rseq_ptr) r = cf_sys4(CF_NR_rseq, t->rseq_ptr, t->rseq_len, 0, t->rseq_sig);
+  cf_sys5(CF_NR_prctl, CF_PR_SET_NAME, t->comm, 0, 0, 0);
+  t->error = r < 0 ? r : 0;
+  t->stage = CF_RST_STAGE_DONE;
   stop();
 }
 
@@ -137,6 +187,27 @@ void cf_restorer_main(struct cf_rst_args *a) {
     cf_sys1(CF_NR_setfsuid, a->uid[3]);
   }
 
+  /* Threads, created after the credentials so that they inherit them. */
+  a->stage = CF_RST_STAGE_THREADS;
+  struct cf_rst_thread *threads = (struct cf_rst_thread *)(base + a->threads_off);
+  for (uint32_t i = 0; i < a->nr_threads; i++) {
+    uint64_t tid = (uint64_t)threads[i].tid; /* set_tid wants a pid_t array; little-endian */
+    struct cf_clone_args ca;
+    ca.flags = CF_CLONE_THREAD_FLAGS;
+    ca.pidfd = 0;
+    ca.child_tid = 0;
+    ca.parent_tid = 0;
+    ca.exit_signal = 0;
+    ca.stack = threads[i].stack;
+    ca.stack_size = threads[i].stack_size;
+    ca.tls = 0;
+    ca.set_tid = (uint64_t)&tid;
+    ca.set_tid_size = 1;
+    ca.cgroup = 0;
+    r = clone_thread(&ca, &threads[i]);
+    if (r < 0) fail(a, CF_RST_STAGE_THREADS, r, (uint64_t)threads[i].tid);
+  }
+
   /* Signals queued at dump time; all signals are blocked until criu-fast
    * loads the saved mask, so they wait in the queues. */
   a->stage = CF_RST_STAGE_SIGNALS;
@@ -147,7 +218,7 @@ void cf_restorer_main(struct cf_rst_args *a) {
     if (si->shared)
       r = cf_sys3(CF_NR_rt_sigqueueinfo, pid, si->signo, si->info);
     else
-      r = cf_sys4(CF_NR_rt_tgsigqueueinfo, pid, tid, si->signo, si->info);
+      r = cf_sys4(CF_NR_rt_tgsigqueueinfo, pid, si->tid ? si->tid : tid, si->signo, si->info);
     if (r < 0) fail(a, CF_RST_STAGE_SIGNALS, r, (uint64_t)si->signo);
   }
 

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define CF_RST_MAGIC 0x43465253u /* "SRFC" */
-#define CF_RST_VERSION 1u
+#define CF_RST_VERSION 2u
 #define CF_RST_NSIG 64
 
 /* Stages the restorer reports in cf_rst_args.stage (for error messages). */
@@ -30,6 +30,7 @@ enum cf_rst_stage {
   CF_RST_STAGE_THREAD,
   CF_RST_STAGE_CREDS,
   CF_RST_STAGE_SIGNALS,
+  CF_RST_STAGE_THREADS,
   CF_RST_STAGE_DONE,
 };
 
@@ -76,8 +77,27 @@ struct cf_rst_mm_map {
 /* A queued signal to send again (to ourselves, so any si_code is allowed). */
 struct cf_rst_siginfo {
   int32_t signo;
-  int32_t shared; /* process-wide queue, else the thread's */
+  int32_t shared; /* process-wide queue, else the queue of thread tid */
+  int32_t tid;
+  int32_t pad;
   uint8_t info[128];
+};
+
+/* A thread other than the leader, created by the restorer with its TID. */
+struct cf_rst_thread {
+  int32_t tid;
+  int32_t stage;    /* written by the thread: CF_RST_STAGE_DONE when ready */
+  int64_t error;    /* -errno of a failed call */
+  uint64_t stack;   /* lowest address of its stack in the restore region */
+  uint64_t stack_size;
+  uint64_t altstack_sp;
+  int64_t altstack_flags;
+  uint64_t altstack_size;
+  uint64_t clear_child_tid;
+  uint64_t rseq_ptr;
+  uint32_t rseq_len;
+  uint32_t rseq_sig;
+  char comm[16];
 };
 
 #define CF_RST_MAX_SIGINFO 64
@@ -118,6 +138,10 @@ struct cf_rst_args {
   uint32_t change_creds;
   uint32_t nr_groups;
   uint32_t groups[64];
+
+  uint32_t nr_threads; /* threads besides the leader */
+  uint32_t pad2;
+  uint64_t threads_off;
 
   uint32_t nr_siginfo;
   uint32_t pad1;

@@ -31,6 +31,8 @@ PROG_PID=
 CF_RC=
 CF_OUT=
 CF_ERR=
+CF_LOG=
+E2E_PIDS=()
 
 # ---- reporting ---------------------------------------------------------------
 
@@ -43,6 +45,10 @@ fail() {
   if [ -n "$CF_ERR" ] && [ -s "$CF_ERR" ]; then
     echo "--- stderr of the last criu-fast run ($CF_ERR):"
     tail -n 20 "$CF_ERR"
+  fi
+  if [ -n "${CF_LOG:-}" ] && [ -s "$CF_LOG" ]; then
+    echo "--- log of the last criu-fast run ($CF_LOG):"
+    tail -n 30 "$CF_LOG"
   fi
   exit 1
 }
@@ -85,11 +91,27 @@ _e2e_our_pids() {
   done
 }
 
+# _e2e_looks_ours PID: its executable is in $PROGS or its argv[1] in our temp dir.
+_e2e_looks_ours() {
+  local exe w
+  [ -n "$E2E_TMP" ] && [ -d "/proc/$1" ] || return 1
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null)
+  case $exe in "$PROGS"/*) return 0 ;; esac
+  w=$(tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | sed -n 2p)
+  case $w in "$E2E_TMP"/*) return 0 ;; esac
+  return 1
+}
+
 _e2e_cleanup() {
   local rc=$? pid
   trap - EXIT
   for pid in $(_e2e_our_pids); do
     kill -KILL "$pid" 2>/dev/null
+  done
+  # Restored processes: the exe or the argv[1] is enough to know them, in
+  # case a broken restore lost the other one.
+  for pid in "${E2E_PIDS[@]}"; do
+    _e2e_looks_ours "$pid" && kill -KILL "$pid" 2>/dev/null
   done
   if [ -n "$E2E_TMP" ] && [ -d "$E2E_TMP" ]; then
     if [ "${E2E_KEEP:-0}" = 1 ] || { [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ "${E2E_KEEP_ON_FAIL:-0}" = 1 ]; }; then
@@ -115,7 +137,8 @@ wait_ready() {
 }
 
 # start_prog NAME W [ARGS...]: starts $PROGS/NAME W ARGS detached and waits
-# until it is ready; its pid is left in PROG_PID.
+# until it is ready; its pid is left in PROG_PID. PROG_CWD=DIR start_prog ...
+# starts it in DIR (default: the test's cwd).
 start_prog() {
   local name=$1 w=$2
   shift 2
@@ -123,7 +146,7 @@ start_prog() {
   [ -x "$exe" ] || fail "test program $exe not built"
   mkdir -p "$w" || fail "mkdir $w"
   rm -f "$w/ready" "$w/result" "$w/error"
-  setsid -f "$exe" "$w" "$@" </dev/null >/dev/null 2>&1 || fail "cannot start $exe"
+  (cd "${PROG_CWD:-.}" && setsid -f "$exe" "$w" "$@" </dev/null >/dev/null 2>&1) || fail "cannot start $exe"
   wait_ready "$w" "${READY_TIMEOUT:-60}"
   PROG_PID=$(tr -dc '0-9' <"$w/ready")
   if [ -z "$PROG_PID" ] || [ ! -d "/proc/$PROG_PID" ]; then
@@ -259,6 +282,7 @@ run_cf() {
   shift
   CF_OUT=$E2E_TMP/$tag.out
   CF_ERR=$E2E_TMP/$tag.err
+  CF_LOG=
   timeout -k 5 "$CF_TIMEOUT" "$CRIU_FAST" "$@" >"$CF_OUT" 2>"$CF_ERR"
   CF_RC=$?
   return 0
@@ -357,4 +381,130 @@ pycheck() {
   local what=$1
   shift
   { printf '%s\n' "$_E2E_PY_PRELUDE"; cat; } | python3 - "$@" || fail "$what"
+}
+
+# ---- restore ------------------------------------------------------------------
+
+# pid_absent PID: no /proc/PID at all, not even a zombie.
+pid_absent() { [ ! -e "/proc/$1" ]; }
+
+# wait_pid_free PID [TIMEOUT_S]: waits until PID is absent (a zombie reaped);
+# fails after the timeout.
+wait_pid_free() {
+  local pid=$1 timeout=${2:-10} i
+  for ((i = 0; i < timeout * 20; i++)); do
+    pid_absent "$pid" && return 0
+    sleep 0.05
+  done
+  fail "pid $pid still taken after ${timeout}s (state $(proc_state "$pid"))"
+}
+
+# assert_pid_absent PID WHAT [TIMEOUT_S]: PID must be absent within the
+# timeout (default 2 s): after a failed restore criu-fast reaps what it
+# created, so not even a zombie may stay for long.
+assert_pid_absent() {
+  local pid=$1 what=$2 timeout=${3:-2} i
+  for ((i = 0; i < timeout * 20; i++)); do
+    pid_absent "$pid" && return 0
+    sleep 0.05
+  done
+  fail "$what: process $pid exists ${timeout}s later (state '$(proc_state "$pid")', exe '$(readlink "/proc/$pid/exe" 2>/dev/null)')"
+}
+
+# dump_kill TAG PID DIR [ARGS...]: `criu-fast dump -t PID -D DIR ARGS` (by
+# default it kills the target); requires exit 0 and an inventory, then waits
+# until the target is gone (a zombie counts) unless -R was given.
+dump_kill() {
+  local tag=$1 pid=$2 dir=$3 a keep=0
+  shift 3
+  for a in "$@"; do [ "$a" = -R ] && keep=1; done
+  run_cf "$tag" dump -t "$pid" -D "$dir" -v4 -o "$E2E_TMP/$tag.log" "$@"
+  CF_LOG=$E2E_TMP/$tag.log
+  assert_cf_ok "$tag: dump -t $pid"
+  [ -s "$dir/inventory.img" ] || fail "$tag: no inventory.img after the dump"
+  [ "$keep" = 1 ] || wait_gone "$pid" 10
+  CF_LOG=
+}
+
+# restore_d TAG DIR PID [ARGS...]: `criu-fast restore -D DIR -d --pidfile F
+# -v4 -o TAG.log ARGS` under the timeout. Requires exit 0, the pid file to
+# name PID, and process PID to run untraced with the program's executable.
+# The log stays in $E2E_TMP/TAG.log (shown by fail).
+restore_d() {
+  local tag=$1 dir=$2 pid=$3
+  shift 3
+  local pidfile=$E2E_TMP/$tag.pid
+  rm -f "$pidfile"
+  E2E_PIDS+=("$pid")
+  run_cf "$tag" restore -D "$dir" -d --pidfile "$pidfile" -v4 -o "$E2E_TMP/$tag.log" "$@"
+  CF_LOG=$E2E_TMP/$tag.log
+  assert_cf_ok "$tag: restore -D $dir -d"
+  [ -s "$pidfile" ] || fail "$tag: no pid file $pidfile after the restore"
+  [ "$(tr -dc '0-9' <"$pidfile")" = "$pid" ] || fail "$tag: pid file says '$(cat "$pidfile")', want $pid"
+  [ -d "/proc/$pid" ] || fail "$tag: restore exited 0 but there is no process $pid"
+  assert_running_untraced "$pid" "$tag: after restore -d"
+  case $(readlink "/proc/$pid/exe") in
+    "$PROGS"/*) ;;
+    *) fail "$tag: /proc/$pid/exe is '$(readlink "/proc/$pid/exe")', not a test program" ;;
+  esac
+  CF_LOG=
+}
+
+# maps_key PID OUT: /proc/PID/maps reduced to "start-end perms offset path".
+maps_key() {
+  awk '{ p = ""; if (NF >= 6) { p = $0; for (i = 0; i < 5; i++) sub(/^[^ ]+ +/, "", p) } print $1, $2, $3, p }' \
+    "/proc/$1/maps" >"$2" 2>/dev/null && [ -s "$2" ]
+}
+
+# maps_merge IN OUT: a maps_key file with adjacent VMAs that only differ in
+# where the kernel split them merged (same perms and path, the next one starts
+# where the previous ends, file offsets contiguous). A restored VMA does not
+# merge with memory the process maps next to it later (brk growing the heap),
+# so such splits are not state to compare.
+maps_merge() {
+  python3 - "$1" "$2" <<'EOF'
+import sys
+out = []
+for line in open(sys.argv[1]):
+    rng, perm, off, path = (line.rstrip("\n").split(" ", 3) + [""])[:4]
+    a, b = (int(x, 16) for x in rng.split("-"))
+    off = int(off, 16)
+    if out:
+        pa, pb, pperm, poff, ppath = out[-1]
+        if pb == a and pperm == perm and ppath == path and (not path.startswith("/") or off == poff + (pb - pa)):
+            out[-1][1] = b
+            continue
+    out.append([a, b, perm, off, path])
+with open(sys.argv[2], "w") as f:
+    for a, b, perm, off, path in out:
+        f.write("%x-%x %s %08x %s\n" % (a, b, perm, off, path))
+EOF
+}
+
+# fd_list PID OUT: one line per descriptor: "fd target pos=N flags=OCTAL".
+fd_list() {
+  local pid=$1 out=$2 fd n
+  {
+    for fd in "/proc/$pid/fd"/*; do
+      n=${fd##*/}
+      printf '%s %s %s %s\n' "$n" "$(readlink "$fd")" \
+        "$(sed -n 's/^pos:[[:space:]]*/pos=/p' "/proc/$pid/fdinfo/$n")" \
+        "$(sed -n 's/^flags:[[:space:]]*/flags=/p' "/proc/$pid/fdinfo/$n")"
+    done | sort -n
+  } >"$out" 2>/dev/null
+}
+
+# assert_same_file A B WHAT: the two captures are equal, or fail with a diff.
+assert_same_file() {
+  if ! cmp -s "$1" "$2"; then
+    echo "--- diff of $1 (before) and $2 (after):"
+    diff "$1" "$2" | head -n 30
+    fail "$3"
+  fi
+}
+
+# dir_listing DIR: every path below DIR (relative), sorted; result files of
+# the self-check (result, result.tmp) left out.
+dir_listing() {
+  (cd "$1" && find . -mindepth 1 ! -name result ! -name result.tmp | LC_ALL=C sort)
 }

@@ -24,6 +24,10 @@
  * flags are F_GETFL's value (O_LARGEFILE included, as the kernel keeps it).
  * On SIGUSR1 all of it is checked from inside, with fcntl/lseek/sigaction/
  * sigprocmask/getcwd/umask/getitimer, and file contents are read back.
+ * If W/do-append exists at that moment, the program first removes it, seeks
+ * the append.log descriptor to 0 and writes "appended\n" through it: O_APPEND
+ * must put the line at the end of the file (checked: size, last and first
+ * bytes, the offset now at the end); the check expects the new size thereafter.
  */
 #include "prog_common.h"  /* first: it defines _GNU_SOURCE */
 
@@ -55,6 +59,7 @@ static const int kSigs[] = {SIGUSR2, SIGHUP, SIGTERM, SIGALRM};
 static struct sigaction saved_sa[NSIGS];
 static char saved_cwd[4096];
 static volatile sig_atomic_t alarms, usr2s, terms;
+static off_t app_size = 14; /* append.log's size: 14, plus what do-append added */
 
 static void on_usr2(int sig, siginfo_t *si, void *uc) {
   (void)sig, (void)si, (void)uc;
@@ -214,7 +219,12 @@ static void check_files(void) {
       cf_failf("fd %d (%s): fstat: %s", f->fd, f->name, strerror(errno));
       continue;
     }
-    CF_CHECK(st.st_ino == f->st.st_ino && st.st_dev == f->st.st_dev, "fd %d (%s): another file", f->fd, f->name);
+    /* A deleted file can only come back as a new inode (a restore recreates
+     * it): for it the contents and link count are checked below. */
+    CF_CHECK((st.st_ino == f->st.st_ino || f == &files[F_GHOST]) && st.st_dev == f->st.st_dev,
+             "fd %d (%s): another file", f->fd, f->name);
+    CF_CHECK(st.st_mode == f->st.st_mode, "fd %d (%s): mode %o, want %o", f->fd, f->name, (unsigned)st.st_mode,
+             (unsigned)f->st.st_mode);
     CF_CHECK(fcntl(f->fd, F_GETFL) == f->flags, "fd %d (%s): flags %#x, want %#x", f->fd, f->name,
              fcntl(f->fd, F_GETFL), f->flags);
     const int ce = (fcntl(f->fd, F_GETFD) & FD_CLOEXEC) ? 1 : 0;
@@ -235,9 +245,10 @@ static void check_files(void) {
       break;
     }
   }
-  /* The appended file: 14 bytes, name still there. */
+  /* The appended file: 14 bytes (or more, see do-append), name still there. */
   struct stat st;
-  CF_CHECK(stat(files[F_APP].path, &st) == 0 && st.st_size == 14, "append.log: not 14 bytes");
+  CF_CHECK(stat(files[F_APP].path, &st) == 0 && st.st_size == app_size, "append.log: not %lld bytes",
+           (long long)app_size);
   /* The dup shares the offset with rw.dat: move one, see the other move. */
   lseek(files[F_RW].fd, 3, SEEK_CUR);
   const off_t moved = lseek(files[F_DUP].fd, 0, SEEK_CUR);
@@ -304,6 +315,39 @@ static void check_process(void) {
   CF_CHECK(alarms == 0, "SIGALRM fired %d times", (int)alarms);
 }
 
+/* W/do-append: one line written through the O_APPEND descriptor. */
+static void maybe_append(void) {
+  char req[4200];
+  snprintf(req, sizeof(req), "%s/do-append", cf_prog.workdir);
+  if (unlink(req) != 0) return;
+  static const char kLine[] = "appended\n";
+  const int fd = files[F_APP].fd;
+  if (lseek(fd, 0, SEEK_SET) != 0) cf_failf("append.log: lseek to 0: %s", strerror(errno));
+  if (write(fd, kLine, sizeof(kLine) - 1) != (ssize_t)(sizeof(kLine) - 1)) {
+    cf_failf("append.log: write: %s", strerror(errno));
+    return;
+  }
+  const off_t want = app_size + (off_t)sizeof(kLine) - 1;
+  const off_t pos = lseek(fd, 0, SEEK_CUR);
+  CF_CHECK(pos == want, "append.log: offset %lld after an O_APPEND write, want %lld", (long long)pos,
+           (long long)want);
+  char buf[64] = {0};
+  int rfd = open(files[F_APP].path, O_RDONLY | O_CLOEXEC);
+  if (rfd < 0) {
+    cf_failf("append.log: open: %s", strerror(errno));
+  } else {
+    CF_CHECK(pread(rfd, buf, 14, 0) == 14 && memcmp(buf, "line 1\nline 2\n", 14) == 0,
+             "append.log: the first 14 bytes were overwritten: '%.14s'", buf);
+    memset(buf, 0, sizeof(buf));
+    CF_CHECK(pread(rfd, buf, sizeof(kLine) - 1, app_size) == (ssize_t)(sizeof(kLine) - 1) &&
+                 memcmp(buf, kLine, sizeof(kLine) - 1) == 0,
+             "append.log: '%s' not at offset %lld", kLine, (long long)app_size);
+    close(rfd);
+  }
+  app_size = want;
+  files[F_APP].pos = want;
+}
+
 int main(int argc, char **argv) {
   cf_init(argc, argv, 1, "files_sig W");
   setup_files();
@@ -319,6 +363,7 @@ int main(int argc, char **argv) {
 
   for (;;) {
     if (cf_take_usr1()) {
+      maybe_append();
       check_files();
       check_process();
       cf_report();

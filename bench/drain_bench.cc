@@ -1,0 +1,222 @@
+// Micro benchmarks of draining: reading 256 MiB out of another process.
+//
+// BM_Drain: PageReader::Read (process_vm_readv) of a forked child's 256 MiB,
+// 2 MiB per call as the page pipeline does, into one reused buffer per
+// thread. The remote side is given either as 1 MiB iovecs (contiguous pages)
+// or as 4 KiB iovecs (one per page, as scattered pages come); with 2 threads
+// each reads its half. GB/s is over all threads.
+//
+// BM_PagePipeline: the whole page stream of sched/page_pipeline.h over a
+// child holding 256 MiB of memload's mix (1/3 random, 1/3 zero, 1/3 text
+// pages), written to a file in /dev/shm, for --jobs 1 and 2 and each codec.
+// GB/s is process memory per second.
+//
+// Variants are registered alternating, because this machine's timings drift;
+// compare medians with --benchmark_repetitions.
+#include <benchmark/benchmark.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "memdrain/page_reader.h"
+#include "sched/arena.h"
+#include "sched/page_pipeline.h"
+#include "streams/image_file.h"
+
+namespace cf {
+namespace {
+
+using pagemap::kPageSize;
+using pagemap::PageRange;
+
+constexpr uint64_t kRegionBytes = 256ull << 20;
+constexpr uint64_t kRegionPages = kRegionBytes / kPageSize;
+constexpr uint64_t kBatchBytes = 2ull << 20;
+
+uint64_t Next(uint64_t* s) {
+  uint64_t x = *s;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *s = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+// A paused child holding 256 MiB: all random words, or memload's mix.
+class Target {
+ public:
+  explicit Target(bool mix) {
+    int p[2];
+    if (pipe(p) != 0) return;
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(p[0]);
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(1);
+      uint64_t base = 0;
+      void* m = mmap(nullptr, kRegionBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m != MAP_FAILED) {
+        madvise(m, kRegionBytes, MADV_NOHUGEPAGE);
+        base = reinterpret_cast<uintptr_t>(m);
+        uint64_t s = 0x1234567887654321ULL;
+        static const char kLine[] = "criu-fast test text, the quick brown fox jumps over the lazy dog. ";
+        for (uint64_t pg = 0; pg < kRegionPages; ++pg) {
+          uint8_t* page = static_cast<uint8_t*>(m) + pg * kPageSize;
+          const uint64_t third = pg * 3 / kRegionPages;
+          if (!mix || third == 0) {
+            auto* w = reinterpret_cast<uint64_t*>(page);
+            for (size_t i = 0; i < kPageSize / 8; ++i) w[i] = Next(&s);
+          } else if (third == 1) {
+            page[0] = 0;  // a real page of zeros
+          } else {
+            int n = snprintf(reinterpret_cast<char*>(page), 32, "page %lu: ", pg);
+            for (uint64_t off = static_cast<uint64_t>(n); off < kPageSize; off += sizeof(kLine) - 1) {
+              memcpy(page + off, kLine, std::min<uint64_t>(sizeof(kLine) - 1, kPageSize - off));
+            }
+          }
+        }
+      }
+      if (write(p[1], &base, sizeof(base)) != sizeof(base)) _exit(1);
+      for (;;) pause();
+    }
+    close(p[1]);
+    if (pid_ > 0 && read(p[0], &base_, sizeof(base_)) != sizeof(base_)) base_ = 0;
+    close(p[0]);
+  }
+  ~Target() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  Target(const Target&) = delete;
+  Target& operator=(const Target&) = delete;
+
+  pid_t pid() const { return pid_; }
+  uint64_t base() const { return base_; }
+
+ private:
+  pid_t pid_ = -1;
+  uint64_t base_ = 0;
+};
+
+// Each target is made on first use (the child runs no TBB code, so forking
+// while TBB workers exist is fine) and killed at exit.
+Target* GetTarget(bool mix) {
+  static std::mutex mu;  // benchmark threads may ask at once
+  std::lock_guard<std::mutex> lock(mu);
+  static std::map<bool, std::unique_ptr<Target>> targets;
+  auto& t = targets[mix];
+  if (!t) t = std::make_unique<Target>(mix);
+  return t->base() != 0 ? t.get() : nullptr;
+}
+
+void BM_Drain(benchmark::State& state, uint64_t iov_bytes) {
+  Target* t = GetTarget(false);
+  if (t == nullptr) {
+    state.SkipWithError("could not set up the target process");
+    return;
+  }
+  auto reader = memdrain::PageReader::Open(t->pid());
+  if (!reader.ok()) {
+    state.SkipWithError(reader.status().ToString().c_str());
+    return;
+  }
+  // This thread's slice of the region, cut into 2 MiB batches of iovecs.
+  const uint64_t slice = kRegionBytes / static_cast<uint64_t>(state.threads());
+  const uint64_t lo = t->base() + slice * static_cast<uint64_t>(state.thread_index());
+  std::vector<std::vector<PageRange>> batches;
+  for (uint64_t a = lo; a < lo + slice; a += kBatchBytes) {
+    std::vector<PageRange>& b = batches.emplace_back();
+    for (uint64_t r = a; r < a + kBatchBytes; r += iov_bytes) b.push_back({r, r + iov_bytes});
+  }
+  auto buf = std::make_unique<uint8_t[]>(kBatchBytes);  // touched once here, then reused
+  for (auto _ : state) {
+    for (const auto& b : batches) {
+      Status s = reader->Read(b, buf.get(), true);
+      if (!s.ok()) {
+        state.SkipWithError(s.ToString().c_str());
+        return;
+      }
+    }
+    benchmark::DoNotOptimize(buf.get());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(slice));
+}
+
+void BM_PagePipeline(benchmark::State& state, const char* codec_name, int jobs) {
+  Target* t = GetTarget(true);
+  if (t == nullptr) {
+    state.SkipWithError("could not set up the target process");
+    return;
+  }
+  auto reader = memdrain::PageReader::Open(t->pid());
+  auto codec = streams::ParseCodec(codec_name);
+  if (!reader.ok() || !codec.ok()) {
+    state.SkipWithError("cannot open the target or parse the codec");
+    return;
+  }
+  const std::vector<sched::PageSource> src = {{{t->base(), t->base() + kRegionBytes}, true}};
+  const std::string path = "/dev/shm/cf-bench-pipeline.img";
+  sched::Arena arena(jobs);
+  sched::PagePipelineOptions opts;
+  opts.codec = *codec;
+  uint64_t stored = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    unlink(path.c_str());  // a new file each time, as a dump writes
+    auto w = streams::ImageWriter::Create(path, streams::FileKind::kPages);
+    state.ResumeTiming();
+    img::PageMap pm;
+    sched::PagePipelineStats stats;
+    Status s = w.ok() ? sched::RunPagePipeline(arena, *reader, src, opts, &*w, &pm, &stats) : w.status();
+    if (s.ok()) s = w->Finish();
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+    stored = stats.bytes_written;
+  }
+  unlink(path.c_str());
+  state.counters["ratio"] = stored ? static_cast<double>(kRegionBytes * 2 / 3) / static_cast<double>(stored) : 0;
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kRegionBytes));
+}
+
+int RegisterAll() {
+  for (int threads : {1, 2}) {
+    for (uint64_t iov : {uint64_t{1} << 20, kPageSize}) {
+      const std::string name = std::string("BM_Drain256MiB/iov:") + (iov == kPageSize ? "4KiB" : "1MiB");
+      benchmark::RegisterBenchmark(name.c_str(), BM_Drain, iov)
+          ->Threads(threads)
+          ->Unit(benchmark::kMillisecond)
+          ->MinWarmUpTime(0.1)
+          ->UseRealTime();
+    }
+  }
+  for (const char* codec : {"none", "lz4", "zstd:1"}) {
+    for (int jobs : {1, 2}) {
+      const std::string name = std::string("BM_PagePipeline256MiB/") + codec + "/jobs:" + std::to_string(jobs);
+      benchmark::RegisterBenchmark(name.c_str(), BM_PagePipeline, codec, jobs)
+          ->Unit(benchmark::kMillisecond)
+          ->MinWarmUpTime(0.1)
+          ->UseRealTime();
+    }
+  }
+  return 0;
+}
+
+[[maybe_unused]] const int kRegistered = RegisterAll();
+
+}  // namespace
+}  // namespace cf

@@ -1,0 +1,350 @@
+#include "sched/page_pipeline.h"
+
+#include <oneapi/tbb/parallel_pipeline.h>
+#include <oneapi/tbb/task_group.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "common/log.h"
+#include "common/timer.h"
+
+namespace cf::sched {
+namespace {
+
+using pagemap::kPageSize;
+using pagemap::PageRange;
+
+constexpr uint64_t kMaxChunkPages = 1 << 16;  // 256 MiB: far below the codecs' limits
+
+// A run of pages of one kind inside a batch, in address order.
+struct Run {
+  uint64_t vaddr;
+  uint64_t pages;
+  img::PageRange::Kind kind;
+};
+
+// One batch in flight with the buffers it owns. Slots are made on first need
+// (at most one per token) and reused for every later batch: after the first
+// few chunks, the pipeline allocates nothing.
+struct Slot {
+  // Set by the cut stage.
+  uint64_t index = 0;
+  bool readable = true;
+  std::vector<PageRange> ranges;
+  // Set by the process stage.
+  std::unique_ptr<uint8_t[]> raw;     // chunk_pages pages; the kept ones compacted to the front
+  std::unique_ptr<uint8_t[]> stored;  // compressed bytes (only with a codec)
+  size_t stored_cap = 0;
+  size_t stored_size = 0;  // 0: the chunk is stored raw
+  std::vector<Run> runs;
+  uint64_t kept = 0;
+  uint64_t zero = 0;
+  uint64_t drain_ns = 0;
+  uint64_t compress_ns = 0;
+  bool ok = false;
+};
+
+class SlotPool {
+ public:
+  SlotPool(size_t max_slots, uint64_t chunk_pages, size_t stored_cap)
+      : max_slots_(max_slots), chunk_pages_(chunk_pages), stored_cap_(stored_cap) {}
+
+  // Never fails while at most |max_slots| slots are out: the pipeline's token
+  // count guarantees it.
+  Slot* Acquire() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!free_.empty()) {
+      Slot* s = free_.back();
+      free_.pop_back();
+      return s;
+    }
+    if (slots_.size() >= max_slots_) return nullptr;
+    auto s = std::make_unique<Slot>();
+    s->raw = std::make_unique_for_overwrite<uint8_t[]>(chunk_pages_ * kPageSize);
+    if (stored_cap_ > 0) {
+      s->stored = std::make_unique_for_overwrite<uint8_t[]>(stored_cap_);
+      s->stored_cap = stored_cap_;
+    }
+    s->ranges.reserve(64);
+    s->runs.reserve(64);
+    slots_.push_back(std::move(s));
+    return slots_.back().get();
+  }
+
+  void Release(Slot* s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(s);
+  }
+
+  size_t made() const { return slots_.size(); }
+
+ private:
+  const size_t max_slots_;
+  const uint64_t chunk_pages_;
+  const size_t stored_cap_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::vector<Slot*> free_;
+};
+
+// Cuts the sources, in order, into batches of at most |chunk_pages| pages
+// that share one readability (so a batch reads with one method).
+class Cutter {
+ public:
+  Cutter(std::span<const PageSource> sources, uint64_t chunk_pages)
+      : sources_(sources), chunk_pages_(chunk_pages) {
+    SkipEmpty();
+  }
+
+  bool done() const { return idx_ >= sources_.size(); }
+
+  void Next(Slot* s) {
+    s->ranges.clear();
+    s->readable = sources_[idx_].readable;
+    uint64_t pages = 0;
+    while (!done() && pages < chunk_pages_ && sources_[idx_].readable == s->readable) {
+      const PageRange& r = sources_[idx_].range;
+      const uint64_t take = std::min(r.pages() - offset_, chunk_pages_ - pages);
+      const uint64_t start = r.start + offset_ * kPageSize;
+      s->ranges.push_back({start, start + take * kPageSize});
+      pages += take;
+      offset_ += take;
+      if (offset_ == r.pages()) {
+        ++idx_;
+        offset_ = 0;
+        SkipEmpty();
+      }
+    }
+  }
+
+ private:
+  void SkipEmpty() {
+    while (idx_ < sources_.size() && sources_[idx_].range.empty()) ++idx_;
+  }
+
+  std::span<const PageSource> sources_;
+  const uint64_t chunk_pages_;
+  size_t idx_ = 0;
+  uint64_t offset_ = 0;  // pages of sources_[idx_] already cut
+};
+
+bool PageIsZero(const uint8_t* p) {
+  const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
+  uint64_t acc = 0;
+  for (size_t i = 0; i < kPageSize / 8; i += 8) {
+    acc |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
+    if (acc) return false;
+  }
+  return true;
+}
+
+void AddRun(std::vector<Run>* runs, uint64_t vaddr, img::PageRange::Kind kind) {
+  if (!runs->empty()) {
+    Run& last = runs->back();
+    if (last.kind == kind && last.vaddr + last.pages * kPageSize == vaddr) {
+      ++last.pages;
+      return;
+    }
+  }
+  runs->push_back({vaddr, 1, kind});
+}
+
+// Appends a range to the pagemap, merging it with the last one when adjacent
+// and of the same kind.
+void AddRange(img::PageMap* pm, uint64_t vaddr, uint64_t pages, img::PageRange::Kind kind) {
+  if (pages == 0) return;
+  if (pm->ranges_size() > 0) {
+    img::PageRange* last = pm->mutable_ranges(pm->ranges_size() - 1);
+    if (last->kind() == kind && last->vaddr() + last->nr_pages() * kPageSize == vaddr) {
+      last->set_nr_pages(last->nr_pages() + pages);
+      return;
+    }
+  }
+  img::PageRange* r = pm->add_ranges();
+  r->set_vaddr(vaddr);
+  r->set_nr_pages(pages);
+  r->set_kind(kind);
+}
+
+// The process stage: drain, drop zero pages (compacting the others to the
+// front of the buffer), compress.
+Status ProcessBatch(const memdrain::PageReader& reader, const streams::CodecSpec& codec, Slot* s) {
+  const uint64_t t0 = MonotonicNs();
+  s->runs.clear();
+  s->kept = 0;
+  s->zero = 0;
+  s->stored_size = 0;
+  s->compress_ns = 0;
+  RETURN_IF_ERROR(reader.Read(s->ranges, s->raw.get(), s->readable));
+  uint8_t* const buf = s->raw.get();
+  const uint8_t* src = buf;
+  for (const PageRange& r : s->ranges) {
+    for (uint64_t a = r.start; a < r.end; a += kPageSize, src += kPageSize) {
+      if (PageIsZero(src)) {
+        AddRun(&s->runs, a, img::PageRange::ZERO);
+        ++s->zero;
+        continue;
+      }
+      uint8_t* dst = buf + s->kept * kPageSize;
+      if (dst != src) memcpy(dst, src, kPageSize);
+      AddRun(&s->runs, a, img::PageRange::DATA);
+      ++s->kept;
+    }
+  }
+  const uint64_t t1 = MonotonicNs();
+  s->drain_ns = t1 - t0;
+  if (s->kept > 0 && codec.codec != streams::Codec::kNone) {
+    ASSIGN_OR_RETURN(s->stored_size, streams::CompressInto(codec, {buf, s->kept * kPageSize},
+                                                           {s->stored.get(), s->stored_cap}));
+    s->compress_ns = MonotonicNs() - t1;
+  }
+  return OkStatus();
+}
+
+// The first error in batch order; once set, the cut stage stops.
+class FirstError {
+ public:
+  explicit FirstError(tbb::task_group_context* ctx) : ctx_(ctx) {}
+
+  void Record(uint64_t index, const Status& s) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++count_;
+      if (index < index_) {
+        if (!status_.ok()) LOG_DEBUG("sched: %s", status_.ToString().c_str());
+        index_ = index;
+        status_ = s;
+      } else {
+        LOG_DEBUG("sched: %s", s.ToString().c_str());
+      }
+    }
+    failed_.store(true, std::memory_order_relaxed);
+    // Batches in flight need not finish: the dump fails anyway.
+    ctx_->cancel_group_execution();
+  }
+
+  bool failed() const { return failed_.load(std::memory_order_relaxed); }
+  Status status() const { return status_; }
+  int count() const { return count_; }
+
+ private:
+  tbb::task_group_context* ctx_;
+  std::atomic<bool> failed_{false};
+  std::mutex mu_;
+  Status status_;
+  uint64_t index_ = std::numeric_limits<uint64_t>::max();
+  int count_ = 0;
+};
+
+}  // namespace
+
+Status RunPagePipeline(Arena& arena, const memdrain::PageReader& reader, std::span<const PageSource> sources,
+                       const PagePipelineOptions& opts, streams::ImageWriter* out, img::PageMap* pm,
+                       PagePipelineStats* stats) {
+  if (opts.chunk_pages == 0 || opts.chunk_pages > kMaxChunkPages) {
+    return Errorf("sched: bad chunk size of %lu pages", opts.chunk_pages);
+  }
+  const int tokens = opts.tokens > 0 ? opts.tokens : std::min(2 * arena.jobs(), kMaxTokens);
+  stats->tokens = tokens;
+  const uint64_t raw_bytes = opts.chunk_pages * kPageSize;
+  const size_t stored_cap = streams::CompressBound(opts.codec, raw_bytes);
+  if (opts.codec.codec != streams::Codec::kNone && stored_cap == 0) {
+    return Errorf("sched: %s cannot compress chunks of %lu bytes", streams::CodecName(opts.codec.codec), raw_bytes);
+  }
+
+  SlotPool pool(static_cast<size_t>(tokens), opts.chunk_pages, stored_cap);
+  Cutter cutter(sources, opts.chunk_pages);
+  tbb::task_group_context ctx;
+  FirstError error(&ctx);
+  uint64_t next_index = 0;  // only touched by the (serial) cut stage
+
+  auto cut = [&](tbb::flow_control& fc) -> Slot* {
+    if (cutter.done() || error.failed()) {
+      fc.stop();
+      return nullptr;
+    }
+    Slot* s = pool.Acquire();
+    if (s == nullptr) {  // cannot happen: one slot per token
+      error.Record(next_index, Error("sched: page buffer pool exhausted"));
+      fc.stop();
+      return nullptr;
+    }
+    s->index = next_index++;
+    s->ok = false;
+    cutter.Next(s);
+    return s;
+  };
+
+  auto process = [&](Slot* s) -> Slot* {
+    if (error.failed()) return s;  // dropped below
+    Status st = ProcessBatch(reader, opts.codec, s);
+    if (st.ok()) {
+      s->ok = true;
+    } else {
+      error.Record(s->index, st);
+    }
+    return s;
+  };
+
+  auto write = [&](Slot* s) {
+    // A batch after a failed one is never written, so the file holds a
+    // prefix of the chunks at most.
+    if (s->ok && !error.failed()) {
+      for (const Run& r : s->runs) AddRange(pm, r.vaddr, r.pages, r.kind);
+      stats->drain_ns += s->drain_ns;
+      stats->compress_ns += s->compress_ns;
+      stats->pages_zero += s->zero;
+      if (s->kept > 0) {
+        const uint64_t raw_size = s->kept * kPageSize;
+        const bool compressed = s->stored_size > 0;
+        std::span<const uint8_t> payload = compressed ? std::span<const uint8_t>(s->stored.get(), s->stored_size)
+                                                      : std::span<const uint8_t>(s->raw.get(), raw_size);
+        img::ChunkRef* c = pm->add_chunks();
+        c->set_file_offset(out->offset());
+        c->set_nr_pages(s->kept);
+        c->set_stored_size(payload.size());
+        Status st;
+        {
+          ScopedTimer t(&stats->write_ns);
+          st = out->WriteChunk(compressed ? opts.codec.codec : streams::Codec::kNone, raw_size, payload);
+        }
+        if (st.ok()) {
+          pm->set_data_pages(pm->data_pages() + s->kept);
+          stats->chunks++;
+          stats->pages_written += s->kept;
+          stats->bytes_raw += raw_size;
+          stats->bytes_written += payload.size() + sizeof(streams::RecordHeader) + sizeof(streams::ChunkHeader);
+        } else {
+          error.Record(s->index, st);
+        }
+      }
+    }
+    pool.Release(s);
+  };
+
+  const uint64_t start = MonotonicNs();
+  arena.Execute([&] {
+    tbb::parallel_pipeline(static_cast<size_t>(tokens),
+                           tbb::make_filter<void, Slot*>(tbb::filter_mode::serial_in_order, cut) &
+                               tbb::make_filter<Slot*, Slot*>(tbb::filter_mode::parallel, process) &
+                               tbb::make_filter<Slot*, void>(tbb::filter_mode::serial_in_order, write),
+                           ctx);
+  });
+  stats->wall_ns += MonotonicNs() - start;
+  stats->batches += next_index;
+  LOG_DEBUG("sched: page pipeline: %lu batches, %lu chunks, %d tokens, %zu buffers, %d jobs", next_index,
+            stats->chunks, tokens, pool.made(), arena.jobs());
+  if (error.failed()) {
+    if (error.count() > 1) LOG_INFO("sched: %d batches of pages failed; the first error is reported", error.count());
+    return error.status();
+  }
+  return OkStatus();
+}
+
+}  // namespace cf::sched

@@ -1,0 +1,77 @@
+// The page stream of one process: drain -> zero filter -> compress -> write,
+// as a bounded tbb::parallel_pipeline inside an Arena.
+//
+//   cut      serial, in order   the next batch of up to kChunkPages pages of
+//                               the scanned list (one readability per batch)
+//   process  parallel           read it (process_vm_readv, or /proc/PID/mem
+//                               for unreadable VMAs) into a pooled buffer,
+//                               drop all-zero pages, compress what is left
+//   write    serial, in order   write the chunk record, append the batch's
+//                               DATA/ZERO ranges to the PageMap
+//
+// Memory is bounded: the pipeline runs with a fixed number of tokens (batches
+// in flight), each bound to one buffer of a pool made up front and reused, so
+// a dump of any size needs the same few MiB. Because the cut and write
+// stages are in order, the image is exactly the one a serial loop would
+// write: DATA ranges in address order, concatenated, are the chunks in file
+// order; ZERO ranges are recorded; adjacent ranges of one kind merge
+// (docs/image-format.md). The result does not depend on the number of jobs.
+//
+// Errors: the first error (in chunk order) is returned. Once a batch fails,
+// the cut stage stops, batches in flight are dropped without being written,
+// and the task group is cancelled; no chunk at or after a failed one reaches
+// the file.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "common/status.h"
+#include "criu_fast.pb.h"
+#include "memdrain/page_reader.h"
+#include "pagemap/page_ranges.h"
+#include "sched/arena.h"
+#include "streams/codec.h"
+#include "streams/image_file.h"
+
+namespace cf::sched {
+
+inline constexpr uint64_t kChunkPages = 512;  // 2 MiB of raw data per chunk
+inline constexpr int kMaxTokens = 16;         // at most 16 batches (32 MiB) in flight
+
+// One scanned range of pages to dump, in address order.
+struct PageSource {
+  pagemap::PageRange range;
+  bool readable;  // the VMA has PROT_READ (else read through /proc/PID/mem)
+};
+
+struct PagePipelineOptions {
+  streams::CodecSpec codec;
+  uint64_t chunk_pages = kChunkPages;
+  int tokens = 0;  // batches in flight; 0: 2 x jobs, at most kMaxTokens
+};
+
+// What the pipeline did. Stage times are thread time summed over all batches
+// (with several jobs they add up to more than the wall time).
+struct PagePipelineStats {
+  uint64_t drain_ns = 0;     // reading pages and dropping zero pages
+  uint64_t compress_ns = 0;  // compressing
+  uint64_t write_ns = 0;     // writing chunk records
+  uint64_t wall_ns = 0;      // the whole pipeline, start to end
+  uint64_t batches = 0;      // batches cut (also those dropped after an error)
+  uint64_t chunks = 0;       // chunk records written
+  uint64_t pages_zero = 0;
+  uint64_t pages_written = 0;
+  uint64_t bytes_raw = 0;      // page bytes in the chunks written, uncompressed
+  uint64_t bytes_written = 0;  // chunk records written, headers included
+  int tokens = 0;              // batches in flight allowed
+};
+
+// Dumps the pages of |sources| (sorted, not overlapping) through |reader|
+// into |out|, appending ranges, chunks and data_pages to |pm|. Runs in
+// |arena|; the calling thread takes part.
+Status RunPagePipeline(Arena& arena, const memdrain::PageReader& reader, std::span<const PageSource> sources,
+                       const PagePipelineOptions& opts, streams::ImageWriter* out, img::PageMap* pm,
+                       PagePipelineStats* stats);
+
+}  // namespace cf::sched
