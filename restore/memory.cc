@@ -225,6 +225,27 @@ Status WritePieces(pid_t pid, const uint8_t* src, const Piece* pieces, size_t n)
 
 }  // namespace
 
+Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
+  constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
+  for (const img::PageRange& r : pm.ranges()) {
+    if (r.kind() != img::PageRange::DATA) continue;
+    uint64_t addr = r.vaddr();
+    uint64_t left = r.nr_pages() * kPageSize;
+    while (left > 0) {
+      const PremappedVma* v = FindVma(L.vmas, addr);
+      if (!v) return Error("pagemap: range at " + std::to_string(addr) + " lies outside every vma", EBADMSG);
+      const uint64_t len = std::min(left, v->start + v->len - addr);
+      void* dst = reinterpret_cast<void*>(v->premap + (addr - v->start));
+      if (madvise(dst, len, kMadvPopulateWrite) != 0 && errno != EINVAL) {
+        return ErrnoStatus("populate premapped memory");
+      }
+      addr += len;
+      left -= len;
+    }
+  }
+  return OkStatus();
+}
+
 Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const img::PageMap& pm,
                   const std::string& pages_path, int jobs) {
   FAULT_POINT("restore-fill");
@@ -286,13 +307,28 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const img::
       const int i = next.fetch_add(1);
       if (i >= pm.chunks_size()) return;
       Status s = reader.ReadAt(pm.chunks(i).file_offset(), &rec);
-      if (s.ok()) s = streams::DecodeChunk(rec, &raw, pages_path);
-      if (s.ok() && raw.size() != pm.chunks(i).nr_pages() * kPageSize) {
-        s = Errorf("%s: chunk %d holds %zu bytes, pagemap says %lu pages", pages_path.c_str(), i, raw.size(),
+      // A raw chunk is written from the record itself; others are decoded.
+      const uint8_t* data = nullptr;
+      size_t size = 0;
+      streams::ChunkHeader ch{};
+      if (s.ok() && rec.type == streams::RecordType::kChunk && rec.payload.size() >= sizeof(ch)) {
+        memcpy(&ch, rec.payload.data(), sizeof(ch));
+      }
+      if (s.ok() && ch.codec == static_cast<uint32_t>(streams::Codec::kNone) &&
+          rec.payload.size() >= sizeof(ch) && ch.raw_size == rec.payload.size() - sizeof(ch)) {
+        data = rec.payload.data() + sizeof(ch);
+        size = rec.payload.size() - sizeof(ch);
+      } else if (s.ok()) {
+        s = streams::DecodeChunk(rec, &raw, pages_path);
+        data = raw.data();
+        size = raw.size();
+      }
+      if (s.ok() && size != pm.chunks(i).nr_pages() * kPageSize) {
+        s = Errorf("%s: chunk %d holds %zu bytes, pagemap says %lu pages", pages_path.c_str(), i, size,
                    pm.chunks(i).nr_pages());
       }
       const auto& pieces = chunk_pieces[static_cast<size_t>(i)];
-      if (s.ok()) s = WritePieces(pid, raw.data(), pieces.data(), pieces.size());
+      if (s.ok()) s = WritePieces(pid, data, pieces.data(), pieces.size());
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first_error.ok()) first_error = s;

@@ -236,6 +236,7 @@ Status Prepare(TaskContext& ctx) {
   TaskReport& report = msg.report;
   uint64_t t0 = MonotonicNs();
   ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, args_len));
+  RETURN_IF_ERROR(PopulateData(layout, images.pagemap));
   uint64_t t1 = MonotonicNs();
   // criu-fast fills the slots while we are stopped.
   msg.tag = 'P';
