@@ -1,203 +1,123 @@
 // `criu-fast check`: probes, one by one, the kernel features criu-fast uses,
-// on real objects (a child process, a pipe, a ring), and says what a missing
-// one costs. Exit 0 when dump and restore can work.
-#include <fcntl.h>
-#include <liburing.h>
-#include <linux/userfaultfd.h>
-#include <sched.h>
-#include <signal.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/ptrace.h>
-#include <sys/syscall.h>
-#include <sys/uio.h>
+// on real objects (see check_probes.h), and prints one line per feature:
+//
+//   NAME ........................ OK
+//   NAME ........................ MISSING (what its absence costs): why the probe failed
+//
+// A feature is needed by dump, by restore, or is optional (a slower or
+// smaller fallback exists). Some needed features can stand in for each other
+// (process_vm_readv and /proc/PID/mem both read a target's memory). Exit 0
+// when dump and restore can work, else 1 with a last line naming what is
+// missing.
 #include <sys/utsname.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdio>
-#include <cstring>
-#include <functional>
 #include <string>
 #include <vector>
 
-#include "common/fd.h"
-#include "common/io.h"
+#include "engine/check_probes.h"
 #include "engine/commands.h"
-#include "pagemap/scan.h"
 
 namespace cf::engine {
 namespace {
 
-#ifndef UFFD_FEATURE_WP_ASYNC
-#define UFFD_FEATURE_WP_ASYNC (1 << 15)
-#endif
+enum class Need { kOptional, kDump, kRestore };
 
-struct Probe {
+struct Feature {
   const char* name;
-  bool critical;        // dump or restore cannot work without it
-  const char* missing;  // what its absence costs
-  std::function<bool()> run;
+  Need need;
+  const char* alternative;  // a feature that can stand in for this one, or nullptr
+  const char* cost;         // what a missing one costs
+  ProbeResult (*probe)();
 };
 
-// A child that sleeps until killed; killed and reaped on destruction.
-class Sleeper {
- public:
-  Sleeper() {
-    pid_ = fork();
-    if (pid_ == 0) {
-      for (;;) pause();
-    }
-  }
-  ~Sleeper() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_;
+const Feature kFeatures[] = {
+    {"ptrace seize/interrupt", Need::kDump, nullptr, "cannot freeze a process => dump impossible",
+     ProbePtraceSeize},
+    {"process_vm_readv", Need::kDump, "/proc/PID/mem", "memory is read through /proc/PID/mem, slower",
+     ProbeProcessVmReadv},
+    {"/proc/PID/mem", Need::kDump, "process_vm_readv", "no fallback when process_vm_readv fails", ProbeProcMem},
+    {"PAGEMAP_SCAN", Need::kOptional, nullptr, "fallback: slower /proc/PID/pagemap reads", ProbePagemapScan},
+    {"userfaultfd WP_ASYNC", Need::kOptional, nullptr, "incremental dumps fall back to content hashes",
+     ProbeUffdWpAsync},
+    {"clone3 set_tid", Need::kRestore, nullptr, "restore cannot keep PIDs => restore impossible",
+     ProbeClone3SetTid},
+    {"PR_SET_MM_MAP", Need::kRestore, nullptr,
+     "cannot set brk, args, env, auxv of a restored process => restore impossible", ProbePrSetMmMap},
+    {"io_uring", Need::kOptional, nullptr, "writes fall back to write()", ProbeIoUring},
+    {"pidfd_open/pidfd_getfd", Need::kOptional, nullptr,
+     "a target's descriptors must be copied from inside it (parasite), slower", ProbePidfd},
+    {"memfd_create", Need::kOptional, nullptr, "memfd-backed memory and descriptors cannot be restored",
+     ProbeMemfd},
+    {"/proc/PID/map_files", Need::kOptional, nullptr,
+     "mappings of deleted or unreachable files cannot be dumped", ProbeMapFiles},
+    {"vmsplice", Need::kOptional, nullptr, "no zero-copy drain: process_vm_readv only", ProbeVmsplice},
 };
 
-bool ProbePtrace() {
-  Sleeper s;
-  if (s.pid() < 0 || ptrace(PTRACE_SEIZE, s.pid(), nullptr, nullptr) != 0) return false;
-  bool ok = ptrace(PTRACE_INTERRUPT, s.pid(), nullptr, nullptr) == 0;
-  int status = 0;
-  ok = ok && waitpid(s.pid(), &status, __WALL) == s.pid() && WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP;
-  ptrace(PTRACE_DETACH, s.pid(), nullptr, nullptr);
-  return ok;
+constexpr size_t kNameColumn = 30;
+
+std::string Dotted(const char* name) {
+  std::string s = std::string(name) + " ";
+  while (s.size() < kNameColumn) s += '.';
+  return s;
 }
 
-bool ProbeVmReadv() {
-  static volatile uint64_t value = 0x1234567887654321ull;
-  Sleeper s;
-  uint64_t got = 0;
-  iovec local{&got, sizeof(got)};
-  iovec remote{const_cast<uint64_t*>(&value), sizeof(value)};
-  return s.pid() > 0 && process_vm_readv(s.pid(), &local, 1, &remote, 1, 0) == sizeof(got) && got == value;
-}
-
-bool ProbeUffdWpAsync() {
-  int fd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
-  if (fd < 0) return false;
-  uffdio_api api{};
-  api.api = UFFD_API;
-  api.features = UFFD_FEATURE_WP_ASYNC;
-  const bool ok = ioctl(fd, UFFDIO_API, &api) == 0 && (api.features & UFFD_FEATURE_WP_ASYNC);
-  close(fd);
-  return ok;
-}
-
-bool ProbeClone3SetTid() {
-  struct {
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
-  } args{};
-  pid_t want = 1;  // PID 1 of a new PID namespace
-  args.flags = CLONE_NEWPID;
-  args.exit_signal = SIGCHLD;
-  args.set_tid = reinterpret_cast<uint64_t>(&want);
-  args.set_tid_size = 1;
-  long r = syscall(SYS_clone3, &args, sizeof(args));
-  if (r == 0) _exit(getpid() == 1 ? 0 : 1);
-  if (r < 0) return false;
-  int status = 0;
-  waitpid(static_cast<pid_t>(r), &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-bool ProbeMmMap() {
-  unsigned int size = 0;
-  return prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, &size, 0, 0) == 0 && size == 104;
-}
-
-bool ProbeIoUring() {
-  io_uring ring;
-  if (io_uring_queue_init(4, &ring, 0) != 0) return false;
-  io_uring_queue_exit(&ring);
-  return true;
-}
-
-bool ProbePidfd() {
-  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
-  if (pidfd < 0) return false;
-  int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, pidfd, 0));
-  close(pidfd);
-  if (fd < 0) return false;
-  close(fd);
-  return true;
-}
-
-bool ProbeMemfd() {
-  int fd = static_cast<int>(syscall(SYS_memfd_create, "cf-check", MFD_CLOEXEC));
-  if (fd < 0) return false;
-  close(fd);
-  return true;
-}
-
-bool ProbeMapFiles() {
-  auto maps = ReadFile("/proc/self/maps");
-  if (!maps.ok()) return false;
-  unsigned long start = 0, end = 0;
-  // The first mapping is our executable: a file mapping.
-  if (sscanf(maps->c_str(), "%lx-%lx", &start, &end) != 2) return false;
-  char path[128];
-  snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", start, end);
-  return ReadLink(path).ok();
-}
-
-bool ProbeVmsplice() {
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return false;
-  static char page[4096] __attribute__((aligned(4096))) = {1};
-  iovec iov{page, sizeof(page)};
-  const bool ok = vmsplice(p[1], &iov, 1, 0) == sizeof(page);
-  close(p[0]);
-  close(p[1]);
-  return ok;
+std::string Join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
+  return out;
 }
 
 }  // namespace
 
 int RunCheck(const Options&) {
-  const std::vector<Probe> probes = {
-      {"ptrace seize/interrupt", true, "cannot freeze a process: no dump", ProbePtrace},
-      {"process_vm_readv", false, "memory is read through /proc/PID/mem, slower", ProbeVmReadv},
-      {"PAGEMAP_SCAN", false, "pages are found by reading /proc/PID/pagemap, slower",
-       [] { return pagemap::PagemapScanSupported(); }},
-      {"userfaultfd WP_ASYNC", false, "incremental dumps fall back to content hashes", ProbeUffdWpAsync},
-      {"clone3 set_tid", true, "cannot give a restored process its PID: no restore", ProbeClone3SetTid},
-      {"PR_SET_MM_MAP", true, "cannot set mm fields (brk, args, auxv, exe): no restore", ProbeMmMap},
-      {"io_uring", false, "image writes use plain write()", ProbeIoUring},
-      {"pidfd_open/pidfd_getfd", false, "descriptors of a target are copied by other means", ProbePidfd},
-      {"memfd_create", false, "memfd-backed memory cannot be restored", ProbeMemfd},
-      {"/proc/PID/map_files", false, "mappings of deleted files cannot be dumped", ProbeMapFiles},
-      {"vmsplice", false, "the vmsplice drain is unavailable: process_vm_readv only", ProbeVmsplice},
-  };
-  utsname u;
+  utsname u{};
   uname(&u);
   printf("kernel %s %s\n", u.release, u.machine);
-  std::vector<std::string> missing_critical;
-  for (const Probe& p : probes) {
-    const bool ok = p.run();
-    if (ok) {
-      printf("%-26s OK\n", p.name);
+
+  constexpr size_t n = sizeof(kFeatures) / sizeof(kFeatures[0]);
+  bool ok[n];
+  for (size_t i = 0; i < n; ++i) {
+    fflush(stdout);  // children fork with an empty stdio buffer; a hung probe shows as the last line
+    const Feature& f = kFeatures[i];
+    const ProbeResult r = f.probe();
+    ok[i] = r.ok;
+    if (r.ok) {
+      printf("%s OK\n", Dotted(f.name).c_str());
     } else {
-      printf("%-26s MISSING (%s)\n", p.name, p.missing);
-      if (p.critical) missing_critical.push_back(p.name);
+      printf("%s MISSING (%s): %s\n", Dotted(f.name).c_str(), f.cost, r.why.c_str());
     }
   }
-  if (!missing_critical.empty()) {
-    std::string list;
-    for (const auto& m : missing_critical) list += (list.empty() ? "" : ", ") + m;
-    printf("dump and restore cannot work here: missing %s\n", list.c_str());
-    return 1;
+
+  auto is_ok = [&](const char* name) {
+    for (size_t i = 0; i < n; ++i) {
+      if (std::string(kFeatures[i].name) == name) return ok[i];
+    }
+    return false;
+  };
+  std::vector<std::string> dump_missing, restore_missing;
+  for (size_t i = 0; i < n; ++i) {
+    const Feature& f = kFeatures[i];
+    if (ok[i] || f.need == Need::kOptional) continue;
+    if (f.alternative && is_ok(f.alternative)) continue;
+    std::string what = f.name;
+    // Report a pair that can stand in for each other once.
+    if (f.alternative) {
+      if (std::string(f.name) > f.alternative) continue;
+      what += std::string(" and ") + f.alternative;
+    }
+    (f.need == Need::kDump ? dump_missing : restore_missing).push_back(what);
   }
-  printf("dump and restore can work here\n");
-  return 0;
+  if (dump_missing.empty() && restore_missing.empty()) {
+    printf("dump and restore can work here\n");
+    return 0;
+  }
+  std::vector<std::string> parts;
+  if (!dump_missing.empty()) parts.push_back("dump impossible, missing " + Join(dump_missing, ", "));
+  if (!restore_missing.empty()) parts.push_back("restore impossible, missing " + Join(restore_missing, ", "));
+  printf("criu-fast cannot work here: %s\n", Join(parts, "; ").c_str());
+  fflush(stdout);
+  return 1;
 }
 
 }  // namespace cf::engine

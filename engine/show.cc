@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cinttypes>
 #include <cstring>
 #include <memory>
 #include <set>
@@ -46,18 +47,56 @@ std::unique_ptr<Message> NewMessage(streams::FileKind kind) {
   }
 }
 
+// Length of the valid UTF-8 sequence at s[i], or 0 when the bytes there are
+// not one (overlong forms and surrogates included).
+size_t Utf8Len(const std::string& s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t n = 0;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+  } else {
+    return 0;  // a continuation byte, or a lead byte of an overlong/out-of-range form
+  }
+  uint32_t cp = c & (0x7f >> n);
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (b(i + k) & 0x3f);
+  }
+  if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff))) {
+    return 0;
+  }
+  return n;
+}
+
+// A JSON string literal. Paths are bytes to the kernel: a byte that is not
+// valid UTF-8 prints as U+FFFD so the output stays valid JSON.
 std::string Quote(const std::string& s) {
   std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t n = Utf8Len(s, i);
+    if (n == 0) {
+      out += "\\ufffd";
+      i++;
+    } else if (c == '"' || c == '\\') {
       out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += static_cast<char>(c);
+      i++;
+    } else if (c < 0x20) {
       char buf[8];
       snprintf(buf, sizeof(buf), "\\u%04x", c);
       out += buf;
+      i++;
     } else {
-      out += c;
+      out.append(s, i, n);
+      i += n;
     }
   }
   return out + "\"";
@@ -67,7 +106,8 @@ std::string ChunkJson(const streams::Record& rec) {
   streams::ChunkHeader ch{};
   if (rec.payload.size() >= sizeof(ch)) memcpy(&ch, rec.payload.data(), sizeof(ch));
   char buf[256];
-  snprintf(buf, sizeof(buf), "{\"offset\": %lu, \"codec\": \"%s\", \"raw_size\": %lu, \"stored_size\": %zu}",
+  snprintf(buf, sizeof(buf),
+           "{\"offset\": %" PRIu64 ", \"codec\": \"%s\", \"raw_size\": %" PRIu64 ", \"stored_size\": %zu}",
            rec.offset, streams::CodecName(static_cast<streams::Codec>(ch.codec)), ch.raw_size,
            rec.payload.size() - sizeof(ch));
   return buf;
@@ -201,7 +241,8 @@ int RunShow(const Options& opts) {
   fputs(json->c_str(), stdout);
   fputc('\n', stdout);
   if (incomplete) {
-    LOG_ERROR("show: %s has no inventory.img: incomplete image", path.c_str());
+    // The JSON above is still useful for looking at an interrupted dump.
+    LOG_ERROR("show: %s: no inventory: incomplete image (inventory.img is written last)", path.c_str());
     return 1;
   }
   return 0;

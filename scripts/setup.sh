@@ -7,11 +7,16 @@ packages=(build-essential cmake ninja-build pkg-config git python3 binutils
   libtbb-dev liburing-dev libzstd-dev liblz4-dev libprotobuf-dev protobuf-compiler
   libjemalloc-dev libgtest-dev libbenchmark-dev libxxhash-dev)
 
+if ! command -v dpkg-query >/dev/null; then
+  echo "setup: dpkg-query not found: this script is for Debian 12" >&2
+  exit 1
+fi
+
 missing=()
 for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
+  # A captured status (not a pipe into grep -q) so pipefail cannot misfire.
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
