@@ -25,9 +25,12 @@ Status CollectSharedPending(pid_t tid, img::Process* out);
 // Returns the parsed VMAs for the page scan.
 Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out);
 
+class SharedFiles;
 // Descriptors. Deleted-but-open files get their contents saved as ghost
 // images in |dir|; the names of the files written are added to |written|.
-Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, img::Process* out,
+// Pipes, FIFOs, socket pairs and eventfds are taken from |shared| (which
+// also adds the objects this process carries: pipes, socket pairs).
+Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, const SharedFiles& shared, img::Process* out,
                   std::vector<std::string>* written);
 
 // Ids, credentials, rlimits, cwd, root, personality, umask, name.

@@ -1,8 +1,9 @@
-// Descriptors: regular files, directories and character devices are dumped;
-// every other kind is refused with a message naming the fd and its kind
-// until its own dumper exists. A deleted-but-open regular file has its
-// contents saved in a ghost image (ghost-DEV-INO.img) so restore can
-// recreate it.
+// Descriptors: regular files, directories and character devices are dumped
+// here; pipes, FIFOs, unix socket pairs and eventfds come from the tree-wide
+// pass (engine/shared_files.h); every other kind is refused with a message
+// naming the fd and its kind until its own dumper exists. A deleted-but-open
+// regular file has its contents saved in a ghost image (ghost-DEV-INO.img)
+// so restore can recreate it.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -17,6 +18,7 @@
 #include "common/log.h"
 #include "engine/collect.h"
 #include "engine/proc_parse.h"
+#include "engine/shared_files.h"
 #include "streams/image_file.h"
 
 namespace cf::engine {
@@ -71,7 +73,7 @@ Status SaveGhost(const std::string& fd_path, const std::string& image_path, uint
 
 }  // namespace
 
-Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, img::Process* out,
+Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, const SharedFiles& shared, img::Process* out,
                   std::vector<std::string>* written) {
   const std::string proc = "/proc/" + std::to_string(pid);
   ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
@@ -82,6 +84,10 @@ Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, img::Proces
     if (!link.ok()) {
       if (link.status().err() == ENOENT) continue;  // closed meanwhile (only with -R)
       return link.status();
+    }
+    if (const img::Fd* s = shared.Find(pid, fd)) {
+      *out->add_fds() = *s;
+      continue;
     }
     struct stat sb;
     if (stat(fd_path.c_str(), &sb) != 0) return ErrnoStatus("stat " + fd_path);
@@ -115,7 +121,7 @@ Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, img::Proces
     f->set_path(path);
     for (int i = 0; i + 1 < out->fds_size(); ++i) {
       const img::Fd& prev = out->fds(i);
-      if (prev.is_dup() || prev.inode() != f->inode() || prev.dev() != f->dev()) continue;
+      if (prev.is_dup() || prev.file_id() || prev.inode() != f->inode() || prev.dev() != f->dev()) continue;
       if (SameOpenFile(pid, prev.fd(), fd)) {
         f->set_is_dup(true);
         f->set_dup_of(prev.fd());
@@ -142,6 +148,7 @@ Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, img::Proces
       }
     }
   }
+  shared.AddObjects(pid, out);
   LOG_INFO("files: process %d has %d descriptors", pid, out->fds_size());
   return OkStatus();
 }

@@ -4,8 +4,10 @@
 //   1. prepare   the images directory (a stale inventory.img is removed first,
 //                so a failed dump never leaves a directory that looks complete)
 //   2. seize     every thread of the tree (engine/seize.h); frozen from here
-//   3. collect   per process: /proc state, descriptors, per-thread ptrace state,
-//                then what only the task can tell, by remote syscalls
+//   3. collect   descriptors the processes may share (pipes, socket pairs,
+//                eventfds: one pass over the whole tree, engine/shared_files.h);
+//                then per process: /proc state, descriptors, per-thread ptrace
+//                state, then what only the task can tell, by remote syscalls
 //   4. pages     scan, drain and write the memory (engine/page_dump.h)
 //   5. metadata  core and pagemap images, stats, and inventory.img last
 //   6. finish    kill the tree, or let it run on with -R
@@ -27,6 +29,7 @@
 #include "engine/commands.h"
 #include "engine/page_dump.h"
 #include "engine/seize.h"
+#include "engine/shared_files.h"
 #include "engine/stats.h"
 #include "streams/image_file.h"
 
@@ -55,6 +58,7 @@ class Dumper {
   const Options& opts_;
   DumpCounters stats_;
   FrozenTree tree_;
+  SharedFiles shared_;
   std::vector<std::string> written_;  // files of this dump, removed on failure
   std::vector<int32_t> pids_;
   std::map<std::pair<uint64_t, uint64_t>, pid_t> shmem_owner_;  // (dev, inode) of shared anon memory
@@ -93,7 +97,7 @@ Status Dumper::DumpProcess(const SeizedProcess& sp) {
     RETURN_IF_ERROR(CollectProcessInfo(pid, &proc));
     RETURN_IF_ERROR(CollectMm(pid, &proc).status());
     RETURN_IF_ERROR(CheckSharedMemory(proc));
-    RETURN_IF_ERROR(CollectFds(pid, opts_.shell_job, opts_.images_dir, &proc, &written_));
+    RETURN_IF_ERROR(CollectFds(pid, opts_.shell_job, opts_.images_dir, shared_, &proc, &written_));
     for (const SeizedThread& t : sp.threads) RETURN_IF_ERROR(CollectThread(pid, t.tid, proc.add_threads()));
     RETURN_IF_ERROR(CollectSharedPending(pid, &proc));
     FAULT_POINT("collect");
@@ -173,6 +177,12 @@ Status Dumper::Run() {
   {
     ScopedTimer t(&stats_.seize_ns);
     RETURN_IF_ERROR(tree_.SeizeTree(opts_.pid));
+  }
+  {
+    ScopedTimer t(&stats_.collect_ns);
+    std::vector<pid_t> pids;
+    for (const SeizedProcess& sp : tree_.processes()) pids.push_back(sp.pid);
+    RETURN_IF_ERROR(shared_.Collect(pids));
   }
   for (const SeizedProcess& sp : tree_.processes()) {
     RETURN_IF_ERROR(DumpProcess(sp).WithContext("dump of process " + std::to_string(sp.pid)));

@@ -56,7 +56,7 @@ Result<int> OpenFd(const img::Fd& f) {
 }
 
 // Closes every descriptor but those in |keep|.
-void CloseAllBut(const std::vector<int*>& keep) {
+void CloseAllBut(const std::vector<int>& keep) {
   std::vector<int> open_fds;
   if (DIR* d = opendir("/proc/self/fd")) {
     const int self = dirfd(d);
@@ -68,13 +68,14 @@ void CloseAllBut(const std::vector<int*>& keep) {
     closedir(d);
   }
   for (int fd : open_fds) {
-    if (std::none_of(keep.begin(), keep.end(), [fd](int* k) { return *k == fd; })) close(fd);
+    if (std::find(keep.begin(), keep.end(), fd) == keep.end()) close(fd);
   }
 }
 
 }  // namespace
 
-Status RestoreFds(const img::Process& core, const std::string& dir, std::vector<int*> keep) {
+Status RestoreFds(const img::Process& core, const std::string& dir, const InheritedFiles& inherited,
+                  std::vector<int*> keep) {
   FAULT_POINT("restore-files");
   // From here on descriptor numbers belong to the restored process: a log
   // line would land in one of its files.
@@ -88,7 +89,10 @@ Status RestoreFds(const img::Process& core, const std::string& dir, std::vector<
     close(*k);
     *k = moved;
   }
-  CloseAllBut(keep);
+  std::vector<int> open_fds;
+  for (int* k : keep) open_fds.push_back(*k);
+  for (const auto& [id, fd] : inherited) open_fds.push_back(fd);
+  CloseAllBut(open_fds);
 
   std::map<std::string, std::string> ghosts;  // ghost image -> recreated path
   for (const img::Fd& f : core.fds()) {
@@ -99,7 +103,18 @@ Status RestoreFds(const img::Process& core, const std::string& dir, std::vector<
   Status status;
   for (const img::Fd& f : core.fds()) {
     int fd = -1;
-    if (f.is_dup()) {
+    if (f.file_id() != 0) {
+      // A shared object's description: put it at its number, keep the
+      // temporary descriptor for other fds of the same description.
+      auto it = inherited.find(f.file_id());
+      if (it == inherited.end()) {
+        status = Errorf("fd %d: its open file %u was not created", f.fd(), f.file_id());
+      } else if (dup2(it->second, f.fd()) < 0) {
+        status = ErrnoStatus("place fd " + std::to_string(f.fd()));
+      }
+      if (!status.ok()) break;
+      fd = f.fd();
+    } else if (f.is_dup()) {
       fd = fcntl(f.dup_of(), F_DUPFD_CLOEXEC, 0);
       if (fd < 0) status = ErrnoStatus("dup fd " + std::to_string(f.dup_of()));
     } else {
@@ -120,6 +135,7 @@ Status RestoreFds(const img::Process& core, const std::string& dir, std::vector<
       break;
     }
   }
+  for (const auto& [id, fd] : inherited) close(fd);
   // Deleted files go away again once every descriptor holds them.
   for (const auto& [image, path] : ghosts) unlink(path.c_str());
   return status;

@@ -5,8 +5,9 @@
 //   2. create   the root with its PID (clone3 set_tid); criu-fast traces it
 //               with PTRACE_O_TRACEFORK, so every process the tree creates
 //               is traced too
-//   3. prepare  inside each new process (restore/task.h): session, children
-//               (each with its PID), limits, cwd, premapped and filled memory,
+//   3. prepare  inside each new process (restore/task.h): session, the shared
+//               objects it owns (restore/shared_files.h), children (each with
+//               its PID), limits, cwd, premapped and filled memory,
 //               descriptors; then the restorer blob puts memory in place,
 //               sets what only the task can set, and stops on int3
 //   4. finish   once every process is stopped there, criu-fast checks each
@@ -42,6 +43,7 @@
 #include "restore/images.h"
 #include "restore/restorer/restorer_abi.h"
 #include "restore/clone.h"
+#include "restore/shared_files.h"
 #include "restore/memory.h"
 #include "restore/task.h"
 
@@ -273,6 +275,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   const uint64_t start = MonotonicNs();
   ASSIGN_OR_RETURN(ImageSet images, LoadImages(opts.images_dir));
   RETURN_IF_ERROR(CheckTree(images));
+  ASSIGN_OR_RETURN(SharedFilePlan files, PlanSharedFiles(images));
   const pid_t root = images.processes[0].core.pid();
   std::set<pid_t> expected;  // every thread of every process
   for (const auto& p : images.processes) {
@@ -293,7 +296,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
 
   const uint64_t loaded = MonotonicNs();
   ASSIGN_OR_RETURN(pid_t child, CloneWithPid(root));
-  if (child == 0) RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get()});
+  if (child == 0) RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, {}});
   const uint64_t created_at = MonotonicNs();
   CreatedTree created;
   created.Add(root);

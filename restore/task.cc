@@ -220,6 +220,8 @@ Status Prepare(TaskContext& ctx) {
   const ProcessImages& images = ctx.images->processes[ctx.index];
   const img::Process& core = images.core;
   RETURN_IF_ERROR(RestoreSession(core));
+  // Objects shared with descendants first: the children inherit them.
+  RETURN_IF_ERROR(CreateOwnedFiles(*ctx.files, core.pid(), &ctx.inherited));
   RETURN_IF_ERROR(CreateChildren(ctx));
   umask(core.umask());
   if (personality(0xffffffff) != static_cast<int>(core.personality())) personality(core.personality());
@@ -255,7 +257,7 @@ Status Prepare(TaskContext& ctx) {
 
   int exe_fd = open(core.mm().exe_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (exe_fd < 0) return ErrnoStatus("open executable " + core.mm().exe_path());
-  RETURN_IF_ERROR(RestoreFds(core, ctx.dir, {&ctx.report_fd, &exe_fd}));
+  RETURN_IF_ERROR(RestoreFds(core, ctx.dir, ctx.inherited, {&ctx.report_fd, &exe_fd}));
   report.files_ns = MonotonicNs() - t2;
   FAULT_POINT("restore-jump");
 

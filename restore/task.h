@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "restore/images.h"
+#include "restore/shared_files.h"
 
 namespace cf::restore {
 
@@ -47,6 +48,11 @@ struct TaskContext {
   int jobs;
   int go_fd;        // root only: criu-fast says go once it traces us (-1 otherwise)
   int report_fd;    // write end of the shared message pipe
+  const SharedFilePlan* files;
+  // Shared objects' descriptions created by this process's ancestors (and,
+  // before it forks, by itself): children inherit both the descriptors and
+  // this map.
+  InheritedFiles inherited;
 };
 
 [[noreturn]] void RunTask(TaskContext ctx);

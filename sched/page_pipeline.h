@@ -5,7 +5,8 @@
 //                               the scanned list (one readability per batch)
 //   process  parallel           read it (process_vm_readv, or /proc/PID/mem
 //                               for unreadable VMAs) into a pooled buffer,
-//                               drop all-zero pages, compress what is left
+//                               drop all-zero pages, compress what is left,
+//                               frame the chunk record (XXH64 checksum)
 //   write    serial, in order   write the chunk record, append the batch's
 //                               DATA/ZERO ranges to the PageMap
 //
@@ -37,7 +38,9 @@
 namespace cf::sched {
 
 inline constexpr uint64_t kChunkPages = 512;  // 2 MiB of raw data per chunk
-inline constexpr int kMaxTokens = 16;         // at most 16 batches (32 MiB) in flight
+inline constexpr int kMaxTokens = 16;         // at most 16 batches in flight
+// Each batch in flight owns a 2 MiB page buffer, and with a codec a second
+// one for the compressed bytes: at most 32 MiB (64 MiB compressing).
 
 // One scanned range of pages to dump, in address order.
 struct PageSource {
@@ -56,7 +59,7 @@ struct PagePipelineOptions {
 struct PagePipelineStats {
   uint64_t drain_ns = 0;     // reading pages and dropping zero pages
   uint64_t compress_ns = 0;  // compressing
-  uint64_t write_ns = 0;     // writing chunk records
+  uint64_t write_ns = 0;     // framing (checksums) and writing chunk records
   uint64_t wall_ns = 0;      // the whole pipeline, start to end
   uint64_t batches = 0;      // batches cut (also those dropped after an error)
   uint64_t chunks = 0;       // chunk records written

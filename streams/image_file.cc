@@ -64,11 +64,25 @@ Status ImageWriter::WriteMessage(const google::protobuf::MessageLite& msg) {
                      {reinterpret_cast<const uint8_t*>(buf.data()), buf.size()});
 }
 
+ChunkFrame FrameChunk(Codec codec, uint64_t raw_size, std::span<const uint8_t> stored) {
+  ChunkFrame f;
+  f.chunk = ChunkHeader{static_cast<uint32_t>(codec), 0, raw_size};
+  f.record = RecordHeader{static_cast<uint32_t>(RecordType::kChunk), 0, sizeof(f.chunk) + stored.size(), 0};
+  f.record.checksum =
+      RecordChecksum(f.record.type, f.record.flags, &f.chunk, sizeof(f.chunk), stored.data(), stored.size());
+  return f;
+}
+
 Status ImageWriter::WriteChunk(Codec codec, uint64_t raw_size, std::span<const uint8_t> stored) {
-  ChunkHeader ch{static_cast<uint32_t>(codec), 0, raw_size};
-  RecordHeader h{static_cast<uint32_t>(RecordType::kChunk), 0, sizeof(ch) + stored.size(), 0};
-  h.checksum = RecordChecksum(h.type, h.flags, &ch, sizeof(ch), stored.data(), stored.size());
-  return WriteV(&h, sizeof(h), &ch, sizeof(ch), stored.data(), stored.size());
+  return WriteChunk(FrameChunk(codec, raw_size, stored), stored);
+}
+
+Status ImageWriter::WriteChunk(const ChunkFrame& frame, std::span<const uint8_t> stored) {
+  if (frame.record.length != sizeof(frame.chunk) + stored.size()) {
+    return Error(path_ + ": chunk frame does not match its data");
+  }
+  return WriteV(&frame.record, sizeof(frame.record), &frame.chunk, sizeof(frame.chunk), stored.data(),
+                stored.size());
 }
 
 Status ImageWriter::Finish(bool sync) {

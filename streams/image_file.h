@@ -14,6 +14,15 @@
 
 namespace cf::streams {
 
+// The framing of one chunk record (its headers and checksum), made apart
+// from writing it: the page pipeline frames chunks on its parallel workers
+// and keeps only the write itself serial.
+struct ChunkFrame {
+  RecordHeader record;
+  ChunkHeader chunk;
+};
+ChunkFrame FrameChunk(Codec codec, uint64_t raw_size, std::span<const uint8_t> stored);
+
 class ImageWriter {
  public:
   // Creates (truncates) |path| and writes its FileHeader.
@@ -25,6 +34,8 @@ class ImageWriter {
   Status WriteMessage(const google::protobuf::MessageLite& msg);
   // Writes one chunk record; |stored| is the (possibly compressed) payload.
   Status WriteChunk(Codec codec, uint64_t raw_size, std::span<const uint8_t> stored);
+  // Writes one chunk record framed by FrameChunk() for these same |stored| bytes.
+  Status WriteChunk(const ChunkFrame& frame, std::span<const uint8_t> stored);
   // Writes a record from an already built payload.
   Status WriteRecord(RecordType type, std::span<const uint8_t> payload);
   // fsync (when asked) and close; reports errors that close() finds.

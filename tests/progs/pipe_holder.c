@@ -1,29 +1,30 @@
 /* pipe_holder W MODE: holds descriptors of one kind a dump cannot take yet.
  *
  * MODE chooses the kind (one kind per run, so the refusal must name it):
- *   pipe        a pipe, 5 bytes queued in it
- *   socketpair  an AF_UNIX stream socketpair, 5 bytes queued
- *   eventfd     an eventfd with counter 42
  *   epoll       an empty epoll instance
  *   timerfd     a CLOCK_MONOTONIC timerfd armed for 1000 s
  *   signalfd    a signalfd for SIGUSR2 (blocked)
  *   inotify     an inotify instance watching W
  *   tty         the master of a pseudo-terminal
+ *   inet        a TCP socket listening on 127.0.0.1 (any port)
+ *   unixbound   a unix stream socket bound to W/sock and listening
+ *   scmrights   a unix socket pair with a descriptor in flight (SCM_RIGHTS)
+ *               in a 5-byte message
  * W/expect: "fd <n>" for each descriptor of that kind, then "kind <MODE>".
  * On SIGUSR1 it checks each descriptor still points at the same object
- * (/proc/self/fd link) and that queued data or counters are intact (the data
- * is looked at with FIONREAD, not consumed; the eventfd counter is read and
- * written back).
+ * (/proc/self/fd link), that a timer is still armed and that a message is
+ * still queued (peeked).
  */
 #include "prog_common.h"  /* first: it defines _GNU_SOURCE */
 
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/inotify.h>
-#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 static int fds[2] = {-1, -1};
 static char links[2][256];
@@ -37,15 +38,7 @@ static void read_link(int fd, char *out, size_t len) {
 }
 
 static void setup(void) {
-  if (strcmp(mode, "pipe") == 0) {
-    if (pipe(fds) != 0) cf_die("pipe");
-    if (write(fds[1], "hello", 5) != 5) cf_die("write pipe");
-  } else if (strcmp(mode, "socketpair") == 0) {
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) cf_die("socketpair");
-    if (write(fds[0], "hello", 5) != 5) cf_die("write socket");
-  } else if (strcmp(mode, "eventfd") == 0) {
-    fds[0] = eventfd(42, 0);
-  } else if (strcmp(mode, "epoll") == 0) {
+  if (strcmp(mode, "epoll") == 0) {
     fds[0] = epoll_create1(0);
   } else if (strcmp(mode, "timerfd") == 0) {
     fds[0] = timerfd_create(CLOCK_MONOTONIC, 0);
@@ -62,6 +55,41 @@ static void setup(void) {
     if (fds[0] >= 0 && inotify_add_watch(fds[0], cf_prog.workdir, IN_DELETE_SELF) < 0) cf_die("inotify_add_watch");
   } else if (strcmp(mode, "tty") == 0) {
     fds[0] = posix_openpt(O_RDWR | O_NOCTTY);
+  } else if (strcmp(mode, "inet") == 0) {
+    fds[0] = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fds[0] >= 0 && (bind(fds[0], (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fds[0], 1) != 0))
+      cf_die("bind/listen 127.0.0.1");
+  } else if (strcmp(mode, "unixbound") == 0) {
+    fds[0] = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof(a));
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s/sock", cf_prog.workdir);
+    unlink(a.sun_path);
+    if (fds[0] >= 0 && (bind(fds[0], (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fds[0], 1) != 0))
+      cf_die("bind/listen %s", a.sun_path);
+  } else if (strcmp(mode, "scmrights") == 0) {
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) cf_die("socketpair");
+    int passed = open("/dev/null", O_RDONLY);
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof(cbuf));
+    struct iovec iov = {(void *)"hello", 5};
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof(cbuf);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &passed, sizeof(int));
+    if (passed < 0 || sendmsg(fds[0], &msg, 0) != 5) cf_die("sendmsg SCM_RIGHTS");
+    close(passed);
   } else {
     errno = EINVAL;
     cf_die("unknown mode '%s'", mode);
@@ -79,14 +107,10 @@ static void check(void) {
     read_link(fds[i], now, sizeof(now));
     CF_CHECK(strcmp(now, links[i]) == 0, "fd %d is now '%s', was '%s'", fds[i], now, links[i]);
   }
-  if (strcmp(mode, "pipe") == 0 || strcmp(mode, "socketpair") == 0) {
-    int queued = -1;
-    const int rd = strcmp(mode, "pipe") == 0 ? fds[0] : fds[1];
-    CF_CHECK(ioctl(rd, FIONREAD, &queued) == 0 && queued == 5, "%s: %d bytes queued, want 5", mode, queued);
-  } else if (strcmp(mode, "eventfd") == 0) {
-    uint64_t v = 0;
-    CF_CHECK(read(fds[0], &v, 8) == 8 && v == 42, "eventfd counter %llu, want 42", (unsigned long long)v);
-    if (v && write(fds[0], &v, 8) != 8) cf_failf("eventfd: cannot write the counter back");
+  if (strcmp(mode, "scmrights") == 0) {
+    char buf[16];
+    ssize_t n = recv(fds[1], buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+    CF_CHECK(n == 5, "scmrights: peeking gives %zd bytes, want the 5 queued", n);
   } else if (strcmp(mode, "timerfd") == 0) {
     struct itimerspec its;
     CF_CHECK(timerfd_gettime(fds[0], &its) == 0 && its.it_interval.tv_sec == 1000 &&
@@ -96,7 +120,7 @@ static void check(void) {
 }
 
 int main(int argc, char **argv) {
-  cf_init(argc, argv, 2, "pipe_holder W pipe|socketpair|eventfd|epoll|timerfd|signalfd|inotify|tty");
+  cf_init(argc, argv, 2, "pipe_holder W epoll|timerfd|signalfd|inotify|tty|inet|unixbound|scmrights");
   mode = argv[2];
   setup();
   char expect[256];

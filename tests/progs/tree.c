@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
       child_loop(D, mb, pids[C], root_sid, root_pgid);
     }
     pids[D] = d;
-    /* Tell the root d's pid, then drop the pipe (pipes are not dumped). */
+    /* Tell the root d's pid, then drop the pipe (not part of the tested state). */
     if (write(cpipe[1], &d, sizeof(d)) != sizeof(d)) cf_die("write");
     close(cpipe[0]);
     close(cpipe[1]);

@@ -1,0 +1,231 @@
+// The pass over the tree's shareable descriptors (see shared_files.h):
+//   1. per process, per fd of a kind this pass takes: its fdinfo, and its
+//      open file description's id (kcmp against the descriptions seen so far
+//      with the same dev and inode); for a socket, what sock_diag says; for
+//      an eventfd, its counter and mode;
+//   2. per pipe: capacity and queued bytes, once, through its first fd;
+//   3. per socket pair: both ends found in the tree (or the peer closed),
+//      and each end's state and queue.
+#include "engine/shared_files.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <climits>
+#include <set>
+
+#include "common/io.h"
+#include "common/log.h"
+#include "engine/proc_parse.h"
+
+namespace cf::engine {
+namespace {
+
+bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+std::string FdName(pid_t pid, int fd, const std::string& link) {
+  return "process " + std::to_string(pid) + " fd " + std::to_string(fd) + " (" + link + ")";
+}
+
+std::string FamilyName(int family) {
+  switch (family) {
+    case AF_INET: return "AF_INET";
+    case AF_INET6: return "AF_INET6";
+    case AF_NETLINK: return "AF_NETLINK";
+    case AF_PACKET: return "AF_PACKET";
+    case AF_VSOCK: return "AF_VSOCK";
+    default: return "family " + std::to_string(family);
+  }
+}
+
+}  // namespace
+
+Status SharedFiles::Collect(const std::vector<pid_t>& pids) {
+  order_ = pids;
+  for (pid_t pid : pids) RETURN_IF_ERROR(CollectProcess(pid));
+  RETURN_IF_ERROR(CollectPipes());
+  RETURN_IF_ERROR(CollectSockets());
+  LOG_INFO("files: %zu shared-kind descriptors, %zu open file descriptions", fds_.size(), descriptions_.size());
+  return OkStatus();
+}
+
+Result<uint32_t> SharedFiles::DescriptionId(pid_t pid, int fd, uint64_t dev, uint64_t inode) {
+  constexpr int kKcmpFile = 0;
+  for (size_t i = 0; i < descriptions_.size(); ++i) {
+    const Description& d = descriptions_[i];
+    if (d.dev != dev || d.inode != inode) continue;
+    const long r = syscall(SYS_kcmp, d.first.pid, pid, kKcmpFile, d.first.fd, fd);
+    if (r < 0) return ErrnoStatus("kcmp");
+    if (r == 0) return static_cast<uint32_t>(i + 1);
+  }
+  descriptions_.push_back({{pid, fd}, dev, inode});
+  return static_cast<uint32_t>(descriptions_.size());
+}
+
+Status SharedFiles::CollectProcess(pid_t pid) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
+  for (int fd : fds) {
+    const std::string fd_path = proc + "/fd/" + std::to_string(fd);
+    auto link = ReadLink(fd_path);
+    if (!link.ok()) {
+      if (link.status().err() == ENOENT) continue;  // closed meanwhile (only with -R)
+      return link.status();
+    }
+    struct stat sb;
+    if (stat(fd_path.c_str(), &sb) != 0) return ErrnoStatus("stat " + fd_path);
+    img::Fd f;
+    if (StartsWith(*link, "pipe:")) {
+      f.set_type(img::Fd::PIPE);
+    } else if (S_ISFIFO(sb.st_mode)) {
+      if (sb.st_nlink == 0) return Error(FdName(pid, fd, *link) + " is a deleted FIFO: not supported yet");
+      f.set_type(img::Fd::FIFO);
+    } else if (S_ISSOCK(sb.st_mode)) {
+      RETURN_IF_ERROR(CollectSocket(pid, fd, *link, sb.st_ino));
+      f.set_type(img::Fd::UNIX_SOCKET);
+    } else if (*link == "anon_inode:[eventfd]") {
+      f.set_type(img::Fd::EVENTFD);
+    } else {
+      continue;  // not a kind of this pass
+    }
+    ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(pid, fd));
+    f.set_fd(fd);
+    f.set_flags(info.flags & ~static_cast<uint32_t>(O_CLOEXEC));
+    f.set_cloexec(info.flags & O_CLOEXEC);
+    f.set_pos(info.pos);
+    f.set_mnt_id(info.mnt_id);
+    f.set_dev(sb.st_dev);
+    f.set_inode(sb.st_ino);
+    f.set_mode(sb.st_mode);
+    f.set_path(*link);
+    ASSIGN_OR_RETURN(uint32_t id, DescriptionId(pid, fd, sb.st_dev, sb.st_ino));
+    f.set_file_id(id);
+    if (f.type() == img::Fd::EVENTFD) {
+      RETURN_IF_ERROR(ReadEventFd(pid, fd, info, &f).WithContext(FdName(pid, fd, *link)));
+    }
+    fds_[{pid, fd}] = std::move(f);
+  }
+  return OkStatus();
+}
+
+Status SharedFiles::CollectPipes() {
+  // The ends of each pipe that the tree holds (1 read, 2 write).
+  std::map<std::pair<uint64_t, uint64_t>, int> ends;
+  for (const auto& [ref, f] : fds_) {
+    if (f.type() != img::Fd::PIPE && f.type() != img::Fd::FIFO) continue;
+    const uint32_t access = f.flags() & O_ACCMODE;
+    ends[{f.dev(), f.inode()}] |= access == O_RDONLY ? 1 : access == O_WRONLY ? 2 : 3;
+  }
+  std::set<std::pair<uint64_t, uint64_t>> done;
+  for (pid_t pid : order_) {
+    for (auto it = fds_.lower_bound({pid, INT_MIN}); it != fds_.end() && it->first.first == pid; ++it) {
+      const img::Fd& f = it->second;
+      if (f.type() != img::Fd::PIPE && f.type() != img::Fd::FIFO) continue;
+      if (!done.insert({f.dev(), f.inode()}).second) continue;
+      img::Pipe p;
+      p.set_dev(f.dev());
+      p.set_inode(f.inode());
+      RETURN_IF_ERROR(ReadPipe(pid, f.fd(), f.flags(), &p).WithContext(FdName(pid, f.fd(), f.path())));
+      LOG_DEBUG("files: pipe %lu: %zu bytes queued, size %u", f.inode(), p.data().size(), p.size());
+      const int have = ends[{f.dev(), f.inode()}];
+      if (f.type() == img::Fd::PIPE && have != 3) {
+        LOG_WARN("files: %s: no process of the tree holds the pipe's %s end: restored, that end is closed",
+                 FdName(pid, f.fd(), f.path()).c_str(), have == 1 ? "write" : "read");
+      }
+      pipes_[pid].push_back(std::move(p));
+    }
+  }
+  return OkStatus();
+}
+
+// A unix socket that is one end of a connected, unnamed pair; anything else
+// is refused.
+Status SharedFiles::CollectSocket(pid_t pid, int fd, const std::string& link, uint64_t inode) {
+  const std::string name = FdName(pid, fd, link);
+  ASSIGN_OR_RETURN(UniqueFd copy, TakeFd(pid, fd));
+  int family = 0;
+  socklen_t len = sizeof(family);
+  if (getsockopt(copy.get(), SOL_SOCKET, SO_DOMAIN, &family, &len) != 0) return ErrnoStatus(name + ": SO_DOMAIN");
+  if (family != AF_UNIX) return Error(name + " is a socket of " + FamilyName(family) + ": not supported yet");
+  auto info = QueryUnixSocket(inode);
+  if (!info.ok()) return info.status().WithContext(name + " is a unix socket");
+  if (!info->name.empty()) {
+    return Error(name + " is a unix socket bound to " + info->name + ": not supported yet");
+  }
+  if (!info->connected) {
+    return Error(name + " is a unix socket that is not connected (state " + std::to_string(info->state) +
+                 "): not supported yet");
+  }
+  Socket& s = sockets_[inode];
+  s.refs.push_back({pid, fd});
+  s.info = *info;
+  return OkStatus();
+}
+
+Status SharedFiles::ReadEnd(uint64_t inode, img::UnixEnd* out) const {
+  const Socket& s = sockets_.at(inode);
+  const Ref& r = s.refs.front();
+  const std::string name = FdName(r.pid, r.fd, "socket:[" + std::to_string(inode) + "]");
+  out->set_inode(inode);
+  ASSIGN_OR_RETURN(UniqueFd copy, TakeFd(r.pid, r.fd));
+  return ReadUnixEnd(copy.get(), s.info, out).WithContext(name);
+}
+
+// Pairs the sockets: each with its peer, which the tree must hold too
+// (or which is closed: a socket the kernel no longer knows).
+Status SharedFiles::CollectSockets() {
+  std::set<uint64_t> done;
+  for (pid_t pid : order_) {
+    for (auto it = fds_.lower_bound({pid, INT_MIN}); it != fds_.end() && it->first.first == pid; ++it) {
+      const img::Fd& f = it->second;
+      if (f.type() != img::Fd::UNIX_SOCKET || done.count(f.inode())) continue;
+      const Socket& s = sockets_.at(f.inode());
+      const std::string name = FdName(pid, f.fd(), f.path());
+      uint64_t peer = s.info.peer;
+      if (peer && !sockets_.count(peer)) {
+        auto q = QueryUnixSocket(peer);
+        if (q.ok()) {
+          return Error(name + ": its peer, socket:[" + std::to_string(peer) +
+                       "], is held by no process of the tree: not supported yet");
+        }
+        if (q.status().err() != ENOENT) return q.status().WithContext(name);
+        peer = 0;  // closed
+      }
+      if (peer) {
+        const Socket& ps = sockets_.at(peer);
+        if (ps.info.peer != f.inode() || ps.info.type != s.info.type) {
+          return Error(name + ": its peer socket:[" + std::to_string(peer) + "] is connected elsewhere");
+        }
+      }
+      img::UnixPair pair;
+      pair.set_type(s.info.type);
+      RETURN_IF_ERROR(ReadEnd(f.inode(), pair.mutable_a()));
+      if (peer) RETURN_IF_ERROR(ReadEnd(peer, pair.mutable_b()));
+      done.insert(f.inode());
+      done.insert(peer);
+      LOG_DEBUG("files: socket pair %lu-%lu (type %u): %d and %d messages queued", f.inode(), peer, pair.type(),
+                pair.a().queue_size(), pair.b().queue_size());
+      pairs_[pid].push_back(std::move(pair));
+    }
+  }
+  return OkStatus();
+}
+
+const img::Fd* SharedFiles::Find(pid_t pid, int fd) const {
+  auto it = fds_.find({pid, fd});
+  return it == fds_.end() ? nullptr : &it->second;
+}
+
+void SharedFiles::AddObjects(pid_t pid, img::Process* out) const {
+  if (auto it = pipes_.find(pid); it != pipes_.end()) {
+    for (const img::Pipe& p : it->second) *out->add_pipes() = p;
+  }
+  if (auto it = pairs_.find(pid); it != pairs_.end()) {
+    for (const img::UnixPair& p : it->second) *out->add_unix_pairs() = p;
+  }
+}
+
+}  // namespace cf::engine

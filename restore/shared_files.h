@@ -1,0 +1,60 @@
+// Restoring the kernel objects that descriptors may share across the tree:
+// pipes, FIFOs, unix socket pairs, eventfds.
+//
+// A child inherits descriptors from its parent at fork, so an object is
+// created by the lowest common ancestor of every process that holds it (its
+// owner), before that process creates its children. The owner creates the
+// object, puts its queued bytes back, and places one descriptor per open
+// file description at a temporary number at or above |temp_base| (above
+// every fd number of the tree, so nothing the restore uses later is in the
+// way). Each process of the owner's subtree then dup2()s the descriptions it
+// uses to their numbers (RestoreFds) and closes the others.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "common/fd.h"
+#include "common/status.h"
+#include "restore/images.h"
+
+namespace cf::restore {
+
+struct SharedObject {
+  enum class Kind { kPipe, kUnixPair, kEventFd };
+  Kind kind = Kind::kPipe;
+  pid_t owner = 0;
+  const img::Pipe* pipe = nullptr;       // kPipe
+  const img::UnixPair* pair = nullptr;   // kUnixPair
+  // One Fd per open file description (the first one seen), by file_id.
+  std::map<uint32_t, const img::Fd*> files;
+};
+
+struct SharedFilePlan {
+  std::vector<SharedObject> objects;
+  int temp_base = 0;
+};
+
+// The objects of |images| and their owners. Points into |images|, which
+// must outlive the plan.
+Result<SharedFilePlan> PlanSharedFiles(const ImageSet& images);
+
+// The temporary descriptor of each open file description this process
+// inherited or created: file_id -> fd.
+using InheritedFiles = std::map<uint32_t, int>;
+
+// Creates the objects that process |pid| owns (see above), adding their
+// descriptions to |files|.
+Status CreateOwnedFiles(const SharedFilePlan& plan, pid_t pid, InheritedFiles* files);
+
+// Per kind (restore/pipes.cc, unix_sockets.cc, eventfd.cc): creates the
+// object and returns one descriptor per description in |obj.files|.
+using CreatedFiles = std::map<uint32_t, UniqueFd>;
+Status CreatePipe(const SharedObject& obj, CreatedFiles* out);
+Status CreateUnixPair(const SharedObject& obj, CreatedFiles* out);
+Status CreateEventFd(const SharedObject& obj, CreatedFiles* out);
+
+}  // namespace cf::restore

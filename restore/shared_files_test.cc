@@ -1,0 +1,230 @@
+// Planning shared objects (owners, checks) and creating each kind in this
+// process from hand-made image records.
+#include "restore/shared_files.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+namespace cf::restore {
+namespace {
+
+img::Fd* AddFd(img::Process* p, int fd, img::Fd::Type type, uint64_t inode, uint32_t file_id, uint32_t flags) {
+  img::Fd* f = p->add_fds();
+  f->set_fd(fd);
+  f->set_type(type);
+  f->set_dev(9);
+  f->set_inode(inode);
+  f->set_file_id(file_id);
+  f->set_flags(flags);
+  return f;
+}
+
+//   1 ─┬─ 2 ── 3
+//      └─ 4
+ImageSet Tree() {
+  ImageSet set;
+  for (auto [pid, ppid] : {std::pair{1, 0}, {2, 1}, {3, 2}, {4, 1}}) {
+    ProcessImages p;
+    p.core.set_pid(pid);
+    p.core.set_ppid(ppid);
+    set.processes.push_back(std::move(p));
+  }
+  return set;
+}
+
+img::Process& Core(ImageSet& set, int pid) { return set.processes[static_cast<size_t>(pid - 1)].core; }
+
+const SharedObject* Find(const SharedFilePlan& plan, uint32_t file_id) {
+  for (const SharedObject& o : plan.objects) {
+    if (o.files.count(file_id)) return &o;
+  }
+  return nullptr;
+}
+
+TEST(PlanSharedFilesTest, OwnerIsTheLowestCommonAncestor) {
+  ImageSet set = Tree();
+  img::Pipe* p = Core(set, 3).add_pipes();  // saved with the first holder
+  p->set_dev(9);
+  p->set_inode(100);
+  AddFd(&Core(set, 3), 5, img::Fd::PIPE, 100, 1, O_RDONLY);
+  AddFd(&Core(set, 4), 7, img::Fd::PIPE, 100, 2, O_WRONLY);
+  img::Pipe* q = Core(set, 2).add_pipes();
+  q->set_dev(9);
+  q->set_inode(101);
+  AddFd(&Core(set, 2), 3, img::Fd::PIPE, 101, 3, O_RDONLY);
+  AddFd(&Core(set, 3), 3, img::Fd::PIPE, 101, 3, O_RDONLY);
+  AddFd(&Core(set, 3), 4, img::Fd::PIPE, 101, 3, O_RDONLY);  // dup in the same process
+  AddFd(&Core(set, 4), 12, img::Fd::EVENTFD, 7, 5, O_RDWR);
+  AddFd(&Core(set, 4), 13, img::Fd::EVENTFD, 7, 6, O_RDWR);
+  AddFd(&Core(set, 1), 4, img::Fd::REG, 55, 0, O_RDONLY);  // not shared: no file id
+
+  auto plan = PlanSharedFiles(set);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_EQ(plan->objects.size(), 4u);
+  EXPECT_EQ(plan->temp_base, 14);
+  const SharedObject* pp = Find(*plan, 1);
+  ASSERT_NE(pp, nullptr);
+  EXPECT_EQ(pp, Find(*plan, 2));
+  EXPECT_EQ(pp->owner, 1);
+  EXPECT_EQ(pp->pipe, p);
+  EXPECT_EQ(pp->files.size(), 2u);
+  const SharedObject* qq = Find(*plan, 3);
+  ASSERT_NE(qq, nullptr);
+  EXPECT_EQ(qq->owner, 2);
+  EXPECT_EQ(qq->files.size(), 1u);
+  const SharedObject* e5 = Find(*plan, 5);
+  const SharedObject* e6 = Find(*plan, 6);
+  ASSERT_TRUE(e5 && e6);
+  EXPECT_NE(e5, e6);
+  EXPECT_EQ(e5->kind, SharedObject::Kind::kEventFd);
+  EXPECT_EQ(e5->owner, 4);
+}
+
+TEST(PlanSharedFilesTest, MissingPipe) {
+  ImageSet set = Tree();
+  AddFd(&Core(set, 2), 3, img::Fd::PIPE, 100, 1, O_RDONLY);
+  auto plan = PlanSharedFiles(set);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("not in the image"), std::string::npos) << plan.status().ToString();
+}
+
+TEST(PlanSharedFilesTest, OneFileTwoObjects) {
+  ImageSet set = Tree();
+  for (uint64_t ino : {100, 101}) {
+    img::Pipe* p = Core(set, 1).add_pipes();
+    p->set_dev(9);
+    p->set_inode(ino);
+  }
+  AddFd(&Core(set, 1), 3, img::Fd::PIPE, 100, 1, O_RDONLY);
+  AddFd(&Core(set, 1), 4, img::Fd::PIPE, 101, 1, O_RDONLY);
+  EXPECT_FALSE(PlanSharedFiles(set).ok());
+}
+
+TEST(PlanSharedFilesTest, PipeSavedTwice) {
+  ImageSet set = Tree();
+  for (int pid : {1, 2}) {
+    img::Pipe* p = Core(set, pid).add_pipes();
+    p->set_dev(9);
+    p->set_inode(100);
+  }
+  AddFd(&Core(set, 1), 3, img::Fd::PIPE, 100, 1, O_RDONLY);
+  EXPECT_FALSE(PlanSharedFiles(set).ok());
+}
+
+std::string ReadAvailable(int fd) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+TEST(CreateSharedFilesTest, PipeWithDataAndThreeDescriptions) {
+  img::Pipe pipe;
+  pipe.set_inode(100);
+  pipe.set_size(256 << 10);
+  std::string data(150000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 13);
+  pipe.set_data(data);
+  img::Process core;
+  AddFd(&core, 3, img::Fd::PIPE, 100, 1, O_RDONLY | O_NONBLOCK);
+  AddFd(&core, 4, img::Fd::PIPE, 100, 2, O_WRONLY);
+  AddFd(&core, 5, img::Fd::PIPE, 100, 3, O_RDONLY);  // a second read description
+  SharedObject obj;
+  obj.pipe = &pipe;
+  for (const img::Fd& f : core.fds()) obj.files[f.file_id()] = &f;
+  CreatedFiles out;
+  Status s = CreatePipe(obj, &out);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(fcntl(out[1].get(), F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_RDONLY | O_NONBLOCK);
+  EXPECT_EQ(fcntl(out[2].get(), F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_WRONLY);
+  EXPECT_EQ(fcntl(out[3].get(), F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_RDONLY);
+  EXPECT_EQ(fcntl(out[1].get(), F_GETPIPE_SZ), 256 << 10);
+  struct stat a, b;
+  ASSERT_EQ(fstat(out[1].get(), &a), 0);
+  ASSERT_EQ(fstat(out[3].get(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);  // one pipe
+  EXPECT_EQ(ReadAvailable(out[1].get()), data);
+  ASSERT_EQ(write(out[2].get(), "z", 1), 1);
+  char c = 0;
+  ASSERT_EQ(read(out[3].get(), &c, 1), 1);
+  EXPECT_EQ(c, 'z');
+}
+
+TEST(CreateSharedFilesTest, SocketPairQueuesAndClosedEnd) {
+  img::UnixPair pair;
+  pair.set_type(SOCK_SEQPACKET);
+  pair.mutable_a()->set_inode(200);
+  pair.mutable_a()->set_shutdown(3);
+  pair.mutable_a()->set_peek_off(-1);
+  pair.mutable_a()->add_queue("first");
+  pair.mutable_a()->add_queue("");
+  pair.mutable_a()->add_queue(std::string(3000, 'x'));
+  img::Process core;
+  AddFd(&core, 3, img::Fd::UNIX_SOCKET, 200, 1, O_RDWR | O_NONBLOCK);
+  SharedObject obj;
+  obj.kind = SharedObject::Kind::kUnixPair;
+  obj.pair = &pair;
+  obj.files[1] = &core.fds(0);
+  CreatedFiles out;
+  Status s = CreateUnixPair(obj, &out);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(out.size(), 1u);
+  const int fd = out[1].get();
+  EXPECT_TRUE(fcntl(fd, F_GETFL) & O_NONBLOCK);
+  char buf[4096];
+  EXPECT_EQ(recv(fd, buf, sizeof(buf), 0), 5);
+  EXPECT_EQ(recv(fd, buf, sizeof(buf), 0), 0);
+  EXPECT_EQ(recv(fd, buf, sizeof(buf), 0), 3000);
+  EXPECT_EQ(recv(fd, buf, sizeof(buf), 0), 0);  // the end: the peer is closed
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 0), 1);
+  EXPECT_TRUE(p.revents & POLLHUP);
+}
+
+TEST(CreateSharedFilesTest, EventFd) {
+  img::Process core;
+  img::Fd* f = AddFd(&core, 3, img::Fd::EVENTFD, 1, 1, O_RDWR);
+  f->set_eventfd_count(0x100000002ull);
+  f->set_eventfd_semaphore(true);
+  SharedObject obj;
+  obj.kind = SharedObject::Kind::kEventFd;
+  obj.files[1] = f;
+  CreatedFiles out;
+  ASSERT_TRUE(CreateEventFd(obj, &out).ok());
+  const int fd = out[1].get();
+  EXPECT_FALSE(fcntl(fd, F_GETFL) & O_NONBLOCK);
+  uint64_t v = 0;
+  ASSERT_EQ(read(fd, &v, 8), 8);
+  EXPECT_EQ(v, 1u);  // a semaphore
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+  FILE* fi = fopen(path, "r");
+  ASSERT_NE(fi, nullptr);
+  char line[256];
+  bool seen = false;
+  while (fgets(line, sizeof(line), fi)) {
+    unsigned long long c;
+    if (sscanf(line, "eventfd-count: %llx", &c) == 1) {
+      EXPECT_EQ(c, 0x100000001ull);
+      seen = true;
+    }
+  }
+  fclose(fi);
+  EXPECT_TRUE(seen);
+}
+
+}  // namespace
+}  // namespace cf::restore
