@@ -1,0 +1,96 @@
+#include "engine/options.h"
+
+#include <gtest/gtest.h>
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+namespace cf::engine {
+namespace {
+
+Result<Options> Parse(std::initializer_list<const char*> args) {
+  static std::vector<std::string> storage;
+  storage.assign(args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : storage) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  return ParseOptions(static_cast<int>(argv.size() - 1), argv.data());
+}
+
+TEST(OptionsTest, DumpWithCriuFlags) {
+  auto o = Parse({"criu-fast", "dump", "-t", "123", "-D", "/tmp/x", "-R", "-v4", "-o", "d.log", "--display-stats",
+                  "--jobs", "3", "--compress", "zstd:3"});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->command, Command::kDump);
+  EXPECT_EQ(o->pid, 123);
+  EXPECT_EQ(o->images_dir, "/tmp/x");
+  EXPECT_TRUE(o->leave_running);
+  EXPECT_EQ(o->verbosity, 4);
+  EXPECT_EQ(o->log_file, "d.log");
+  EXPECT_TRUE(o->display_stats);
+  EXPECT_EQ(o->jobs, 3);
+  EXPECT_EQ(o->compress, "zstd:3");
+}
+
+TEST(OptionsTest, RestoreLongForms) {
+  auto o = Parse({"criu-fast", "restore", "--images-dir", "img", "--restore-detached", "--pidfile", "p",
+                  "--verbosity=1", "--shell-job"});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->command, Command::kRestore);
+  EXPECT_TRUE(o->restore_detached);
+  EXPECT_EQ(o->pidfile, "p");
+  EXPECT_EQ(o->verbosity, 1);
+  EXPECT_TRUE(o->shell_job);
+}
+
+TEST(OptionsTest, BareVerboseMeansThree) {
+  auto o = Parse({"criu-fast", "check", "-v"});
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->verbosity, 3);
+  EXPECT_EQ(o->images_dir, ".");
+}
+
+TEST(OptionsTest, ShowTakesAPath) {
+  auto o = Parse({"criu-fast", "show", "/some/dir"});
+  ASSERT_TRUE(o.ok());
+  ASSERT_EQ(o->args.size(), 1u);
+  EXPECT_EQ(o->args[0], "/some/dir");
+}
+
+TEST(OptionsTest, ErrorsAreOneLine) {
+  struct Case {
+    std::initializer_list<const char*> args;
+    const char* want;
+  };
+  const Case cases[] = {
+      {{"criu-fast"}, "no command"},
+      {{"criu-fast", "frobnicate"}, "unknown command"},
+      {{"criu-fast", "dump"}, "needs -t"},
+      {{"criu-fast", "dump", "-t", "abc"}, "bad PID"},
+      {{"criu-fast", "dump", "-t", "1", "--bogus"}, "unknown option"},
+      {{"criu-fast", "dump", "-t", "1", "-x"}, "unknown option"},
+      {{"criu-fast", "dump", "-t"}, "needs an argument"},
+      {{"criu-fast", "dump", "-t", "1", "-v9"}, "bad verbosity"},
+      {{"criu-fast", "dump", "-t", "1", "--jobs", "0"}, "bad --jobs"},
+      {{"criu-fast", "dump", "-t", "1", "--drain", "magic"}, "bad --drain"},
+      {{"criu-fast", "restore", "extra"}, "unexpected argument"},
+      {{"criu-fast", "show"}, "show needs"},
+  };
+  for (const Case& c : cases) {
+    auto o = Parse(c.args);
+    ASSERT_FALSE(o.ok()) << *c.args.begin() << " ... " << c.want;
+    const std::string msg = o.status().ToString();
+    EXPECT_NE(msg.find(c.want), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+TEST(OptionsTest, HelpIsNotAnError) {
+  auto o = Parse({"criu-fast", "--help"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().message(), "help");
+}
+
+}  // namespace
+}  // namespace cf::engine
