@@ -3,7 +3,7 @@
 // pass (engine/shared_files.h); every other kind is refused with a message
 // naming the fd and its kind until its own dumper exists. A deleted-but-open
 // regular file has its contents saved in a ghost image (ghost-DEV-INO.img)
-// so restore can recreate it.
+// so restore can recreate it. A memfd is saved as a shmem object.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -19,6 +19,7 @@
 #include "engine/collect.h"
 #include "engine/proc_parse.h"
 #include "engine/shared_files.h"
+#include "engine/shmem.h"
 #include "streams/image_file.h"
 
 namespace cf::engine {
@@ -113,7 +114,11 @@ Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, const Share
     f->set_size(static_cast<uint64_t>(sb.st_size));
     std::string path = *link;
     const std::string kDeleted = " (deleted)";
-    const bool deleted = S_ISREG(sb.st_mode) && sb.st_nlink == 0;
+    // A memfd is saved with the shared memory objects (engine/shmem.h): the
+    // dumper fills in its shmem_id.
+    std::string memfd_name;
+    const bool memfd = S_ISREG(sb.st_mode) && ParseMemfdPath(*link, &memfd_name);
+    const bool deleted = S_ISREG(sb.st_mode) && sb.st_nlink == 0 && !memfd;
     if (deleted && path.size() > kDeleted.size() &&
         path.compare(path.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0) {
       path.resize(path.size() - kDeleted.size());
@@ -128,7 +133,9 @@ Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, const Share
         break;
       }
     }
-    if (S_ISREG(sb.st_mode)) {
+    if (memfd) {
+      f->set_type(img::Fd::MEMFD);
+    } else if (S_ISREG(sb.st_mode)) {
       f->set_type(img::Fd::REG);
     } else if (S_ISDIR(sb.st_mode)) {
       f->set_type(img::Fd::DIR);

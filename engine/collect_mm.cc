@@ -21,9 +21,11 @@ img::Vma::Kind Classify(const pagemap::VmaInfo& v) {
   if (v.path == "[vvar_vclock]") return img::Vma::VVAR_VCLOCK;
   if (v.path == "[vsyscall]") return img::Vma::VSYSCALL;
   if (!v.is_file()) return v.shared ? img::Vma::ANON_SHARED : img::Vma::ANON_PRIVATE;
-  // Shared anonymous memory and memfds are shmem files without a real path.
-  const bool shmem_anon = StartsWith(v.path, "/dev/zero") || StartsWith(v.path, "/SYSV") ||
-                          StartsWith(v.path, "/memfd:");
+  // Shared anonymous memory and memfds are shmem files without a real path
+  // (engine/shmem.h saves them). A private mapping of a memfd reads the
+  // memfd's pages until written: a private file mapping of it.
+  if (StartsWith(v.path, "/memfd:")) return v.shared ? img::Vma::ANON_SHARED : img::Vma::FILE_PRIVATE;
+  const bool shmem_anon = StartsWith(v.path, "/dev/zero") || StartsWith(v.path, "/SYSV");
   if (shmem_anon) return v.shared ? img::Vma::ANON_SHARED : img::Vma::ANON_PRIVATE;
   return v.shared ? img::Vma::FILE_SHARED : img::Vma::FILE_PRIVATE;
 }
@@ -54,7 +56,8 @@ Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out) {
     m->set_vmflags(v.vmflags);
     m->set_is_heap(v.path == "[heap]");
     m->set_is_stack(v.path == "[stack]");
-    if (v.deleted && (kind == img::Vma::FILE_PRIVATE || kind == img::Vma::FILE_SHARED)) {
+    if (v.deleted && (kind == img::Vma::FILE_PRIVATE || kind == img::Vma::FILE_SHARED) &&
+        !StartsWith(v.path, "/memfd:")) {
       return Errorf("process %d maps the deleted file %s at %#lx: not supported yet", pid, v.path.c_str(),
                     v.start);
     }

@@ -8,7 +8,9 @@
 //                eventfds: one pass over the whole tree, engine/shared_files.h);
 //                then per process: /proc state, descriptors, per-thread ptrace
 //                state, then what only the task can tell, by remote syscalls
-//   4. pages     scan, drain and write the memory (engine/page_dump.h)
+//   4. pages     shared memory objects seen for the first time
+//                (engine/shmem.h), then scan, drain and write the process's
+//                own memory (engine/page_dump.h)
 //   5. metadata  core and pagemap images, stats, and inventory.img last
 //   6. finish    kill the tree, or let it run on with -R
 // Any error before stage 6 rolls back: remote state is undone, every thread is
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +33,7 @@
 #include "engine/page_dump.h"
 #include "engine/seize.h"
 #include "engine/shared_files.h"
+#include "engine/shmem.h"
 #include "engine/stats.h"
 #include "streams/image_file.h"
 
@@ -52,7 +56,6 @@ class Dumper {
   Status WriteMessage(const std::string& name, streams::FileKind kind, const google::protobuf::MessageLite& msg);
   Status WriteInventory();
   void RemoveWritten();
-  Status CheckSharedMemory(const img::Process& proc);
   std::string Path(const std::string& name) const { return opts_.images_dir + "/" + name; }
 
   const Options& opts_;
@@ -61,7 +64,8 @@ class Dumper {
   SharedFiles shared_;
   std::vector<std::string> written_;  // files of this dump, removed on failure
   std::vector<int32_t> pids_;
-  std::map<std::pair<uint64_t, uint64_t>, pid_t> shmem_owner_;  // (dev, inode) of shared anon memory
+  PageDumpOptions page_opts_;
+  std::optional<ShmemSet> shmem_;  // shared memory objects, saved once each
   bool committed_ = false;
 };
 
@@ -96,7 +100,6 @@ Status Dumper::DumpProcess(const SeizedProcess& sp) {
     ScopedTimer t(&stats_.collect_ns);
     RETURN_IF_ERROR(CollectProcessInfo(pid, &proc));
     RETURN_IF_ERROR(CollectMm(pid, &proc).status());
-    RETURN_IF_ERROR(CheckSharedMemory(proc));
     RETURN_IF_ERROR(CollectFds(pid, opts_.shell_job, opts_.images_dir, shared_, &proc, &written_));
     for (const SeizedThread& t : sp.threads) RETURN_IF_ERROR(CollectThread(pid, t.tid, proc.add_threads()));
     RETURN_IF_ERROR(CollectSharedPending(pid, &proc));
@@ -112,11 +115,18 @@ Status Dumper::DumpProcess(const SeizedProcess& sp) {
     }
   }
 
+  // Shared memory objects this process maps or holds, the first time one is
+  // seen in the tree.
+  RETURN_IF_ERROR(shmem_->AddVmas(&proc, &stats_, &written_));
+  for (img::Fd& f : *proc.mutable_fds()) {
+    if (f.type() != img::Fd::MEMFD) continue;
+    ASSIGN_OR_RETURN(uint32_t id, shmem_->AddMemfd(pid, f.fd(), f.dev(), f.inode(), f.path(), &proc, &stats_,
+                                                   &written_));
+    f.set_shmem_id(id);
+  }
+
   img::PageMap pm;
-  PageDumpOptions popts;
-  popts.force_pagemap_fallback = opts_.force_pagemap_fallback;
-  popts.jobs = opts_.jobs;
-  ASSIGN_OR_RETURN(popts.codec, streams::ParseCodec(opts_.compress));
+  const PageDumpOptions& popts = page_opts_;
   const std::string pages_name = "pages-" + std::to_string(pid) + ".img";
   pm.set_pages_file(pages_name);
   written_.push_back(pages_name);
@@ -150,20 +160,6 @@ Status Dumper::WriteInventory() {
   return WriteMessage("inventory.img", streams::FileKind::kInventory, inv);
 }
 
-// Shared anonymous memory mapped by two processes of the tree would come back
-// as two separate copies: refuse it until sharing is restored.
-Status Dumper::CheckSharedMemory(const img::Process& proc) {
-  for (const img::Vma& v : proc.vmas()) {
-    if (v.kind() != img::Vma::ANON_SHARED) continue;
-    auto [it, inserted] = shmem_owner_.emplace(std::make_pair(v.dev(), v.inode()), proc.pid());
-    if (!inserted && it->second != proc.pid()) {
-      return Errorf("processes %d and %d share memory (%s at %#lx): not supported yet", it->second, proc.pid(),
-                    v.path().c_str(), v.start());
-    }
-  }
-  return OkStatus();
-}
-
 void Dumper::RemoveWritten() {
   for (const std::string& name : written_) unlink(Path(name).c_str());
   written_.clear();
@@ -172,6 +168,10 @@ void Dumper::RemoveWritten() {
 Status Dumper::Run() {
   const uint64_t start = MonotonicNs();
   RETURN_IF_ERROR(Prepare());
+  page_opts_.force_pagemap_fallback = opts_.force_pagemap_fallback;
+  page_opts_.jobs = opts_.jobs;
+  ASSIGN_OR_RETURN(page_opts_.codec, streams::ParseCodec(opts_.compress));
+  shmem_.emplace(opts_.images_dir, page_opts_);
 
   uint64_t frozen_start = MonotonicNs();
   {

@@ -25,8 +25,10 @@ Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& 
     switch (v.kind()) {
       case img::Vma::ANON_PRIVATE: mode = pagemap::ScanMode::kAnonPrivate; break;
       case img::Vma::FILE_PRIVATE: mode = pagemap::ScanMode::kFilePrivate; break;
-      case img::Vma::ANON_SHARED: mode = pagemap::ScanMode::kShared; break;
-      default: continue;  // shared file mappings, vDSO, vvar, vsyscall
+      // Shared anonymous memory and memfds are saved once per object
+      // (engine/shmem.h), not per process; shared file mappings live in
+      // their files; vDSO, vvar, vsyscall come from the kernel.
+      default: continue;
     }
     ASSIGN_OR_RETURN(pagemap::RangeSet set, scanner.Scan(v.start(), v.end(), mode));
     const bool readable = v.prot() & PROT_READ;

@@ -178,7 +178,7 @@ Result<std::string> ShowDir(const std::string& dir, bool* incomplete) {
     RETURN_IF_ERROR(r.ReadMessage(&inv));
     pids.assign(inv.pids().begin(), inv.pids().end());
   }
-  std::vector<std::string> ghosts;
+  std::vector<std::string> ghosts, shmems;
   std::set<int> core_pids;
   DIR* d = opendir(dir.c_str());
   if (!d) return ErrnoStatus("open image directory " + dir);
@@ -187,9 +187,11 @@ Result<std::string> ShowDir(const std::string& dir, bool* incomplete) {
     int pid = 0;
     if (sscanf(name.c_str(), "core-%d.img", &pid) == 1) core_pids.insert(pid);
     if (name.rfind("ghost-", 0) == 0) ghosts.push_back(name);
+    if (name.rfind("shmem-", 0) == 0) shmems.push_back(name);
   }
   closedir(d);
   std::sort(ghosts.begin(), ghosts.end());
+  std::sort(shmems.begin(), shmems.end());
   if (!present) pids.assign(core_pids.begin(), core_pids.end());
 
   ASSIGN_OR_RETURN(std::string stats_json, OneMessage(dir + "/stats-dump.img", streams::FileKind::kStats, &present));
@@ -216,6 +218,13 @@ Result<std::string> ShowDir(const std::string& dir, bool* incomplete) {
     ASSIGN_OR_RETURN(FileDump gd, ReadAll(dir + "/" + ghosts[i], streams::FileKind::kGhost));
     out += (i ? ", " : "") + Quote(ghosts[i]) + ": {\"chunks\": " + std::to_string(gd.chunks) +
            ", \"bytes\": " + std::to_string(gd.raw_bytes) + "}";
+  }
+  out += "}, \"shmem\": {";
+  for (size_t i = 0; i < shmems.size(); ++i) {
+    ASSIGN_OR_RETURN(FileDump sd, ReadAll(dir + "/" + shmems[i], streams::FileKind::kPages));
+    out += (i ? ", " : "") + Quote(shmems[i]) + ": {\"chunks\": " + std::to_string(sd.chunks) +
+           ", \"raw_bytes\": " + std::to_string(sd.raw_bytes) + ", \"stored_bytes\": " +
+           std::to_string(sd.stored_bytes) + "}";
   }
   return out + "}}";
 }

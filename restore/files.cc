@@ -55,6 +55,23 @@ Result<int> OpenFd(const img::Fd& f) {
   return fd;
 }
 
+// A memfd descriptor: a new open file description of the recreated object,
+// with the saved flags and offset.
+Result<int> ReopenMemfd(const img::Fd& f, const ShmemFds& shmem) {
+  auto it = shmem.find(f.shmem_id());
+  if (it == shmem.end()) return Errorf("fd %d: shared memory object %u missing", f.fd(), f.shmem_id());
+  const std::string path = "/proc/self/fd/" + std::to_string(it->second);
+  const int flags = static_cast<int>(f.flags()) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
+  int fd = open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("reopen memfd fd " + std::to_string(f.fd()));
+  if (lseek(fd, static_cast<off_t>(f.pos()), SEEK_SET) < 0) {
+    Status s = ErrnoStatus("seek memfd fd " + std::to_string(f.fd()));
+    close(fd);
+    return s;
+  }
+  return fd;
+}
+
 // Closes every descriptor but those in |keep|.
 void CloseAllBut(const std::vector<int>& keep) {
   std::vector<int> open_fds;
@@ -75,7 +92,7 @@ void CloseAllBut(const std::vector<int>& keep) {
 }  // namespace
 
 Status RestoreFds(const img::Process& core, const std::string& dir, const InheritedFiles& inherited,
-                  std::vector<int*> keep) {
+                  const ShmemFds& shmem, std::vector<int*> keep) {
   FAULT_POINT("restore-files");
   // From here on descriptor numbers belong to the restored process: a log
   // line would land in one of its files.
@@ -92,6 +109,7 @@ Status RestoreFds(const img::Process& core, const std::string& dir, const Inheri
   std::vector<int> open_fds;
   for (int* k : keep) open_fds.push_back(*k);
   for (const auto& [id, fd] : inherited) open_fds.push_back(fd);
+  for (const auto& [id, fd] : shmem) open_fds.push_back(fd);
   CloseAllBut(open_fds);
 
   std::map<std::string, std::string> ghosts;  // ghost image -> recreated path
@@ -117,6 +135,10 @@ Status RestoreFds(const img::Process& core, const std::string& dir, const Inheri
     } else if (f.is_dup()) {
       fd = fcntl(f.dup_of(), F_DUPFD_CLOEXEC, 0);
       if (fd < 0) status = ErrnoStatus("dup fd " + std::to_string(f.dup_of()));
+    } else if (f.type() == img::Fd::MEMFD) {
+      auto r = ReopenMemfd(f, shmem);
+      if (r.ok()) fd = *r;
+      else status = r.status();
     } else {
       auto r = OpenFd(f);
       if (r.ok()) fd = *r;
@@ -136,6 +158,7 @@ Status RestoreFds(const img::Process& core, const std::string& dir, const Inheri
     }
   }
   for (const auto& [id, fd] : inherited) close(fd);
+  for (const auto& [id, fd] : shmem) close(fd);
   // Deleted files go away again once every descriptor holds them.
   for (const auto& [image, path] : ghosts) unlink(path.c_str());
   return status;

@@ -7,6 +7,7 @@
 
 #include "common/status.h"
 #include "criu_fast.pb.h"
+#include "restore/memory.h"
 #include "restore/shared_files.h"
 
 namespace cf::restore {
@@ -20,6 +21,6 @@ namespace cf::restore {
 // |keep| are descriptors of ours that must survive: they are moved above the
 // target's highest fd first, and their new numbers are written back.
 Status RestoreFds(const img::Process& core, const std::string& dir, const InheritedFiles& inherited,
-                  std::vector<int*> keep);
+                  const ShmemFds& shmem, std::vector<int*> keep);
 
 }  // namespace cf::restore

@@ -38,7 +38,30 @@ Result<ImageSet> LoadImages(const std::string& dir) {
     }
     if (p.core.threads_size() == 0) return Errorf("core-%d.img: no threads", pid);
     p.pages_path = dir + "/" + (p.pagemap.pages_file().empty() ? "pages-" + sp + ".img" : p.pagemap.pages_file());
+    for (const img::Shmem& s : p.core.shmems()) {
+      if (s.id() == 0 || !set.shmems.emplace(s.id(), s).second) {
+        return Errorf("core-%d.img: shared memory object %u is invalid or saved twice", pid, s.id());
+      }
+    }
     set.processes.push_back(std::move(p));
+  }
+  // Every vma and fd must name an object that was saved.
+  for (const ProcessImages& p : set.processes) {
+    for (const img::Vma& v : p.core.vmas()) {
+      if (v.shmem_id() && !set.shmems.count(v.shmem_id())) {
+        return Errorf("core-%d.img: vma %#lx refers to shared memory object %u, which is not in the image",
+                      p.core.pid(), v.start(), v.shmem_id());
+      }
+      if (v.kind() == img::Vma::ANON_SHARED && !v.shmem_id()) {
+        return Errorf("core-%d.img: shared vma %#lx has no shared memory object", p.core.pid(), v.start());
+      }
+    }
+    for (const img::Fd& f : p.core.fds()) {
+      if (f.type() == img::Fd::MEMFD && !set.shmems.count(f.shmem_id())) {
+        return Errorf("core-%d.img: fd %d refers to shared memory object %u, which is not in the image",
+                      p.core.pid(), f.fd(), f.shmem_id());
+      }
+    }
   }
   return set;
 }

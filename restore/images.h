@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,7 @@ struct ImageSet {
   std::string dir;
   img::Inventory inventory;
   std::vector<ProcessImages> processes;  // root first
+  std::map<uint32_t, img::Shmem> shmems;  // shared memory objects, by id
 };
 
 // Fails with a clear message when the directory holds no complete image

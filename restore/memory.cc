@@ -58,11 +58,23 @@ Result<uint64_t> FindHole(std::vector<pagemap::PageRange> busy, uint64_t len) {
 }
 
 // Maps one VMA's slot at |addr| inside the reserved region.
-Status PremapVma(const img::Vma& v, uint64_t addr) {
+Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
   const uint64_t len = v.end() - v.start();
   void* want = reinterpret_cast<void*>(addr);
   void* got = MAP_FAILED;
   const int grows = (v.flags() & MAP_GROWSDOWN) ? MAP_GROWSDOWN : 0;
+  if (v.shmem_id() != 0) {
+    // Shared memory (or a private mapping of a memfd): map the object
+    // criu-fast recreated and filled (restore/shmem.h).
+    auto it = shmem.find(v.shmem_id());
+    if (it == shmem.end()) return Errorf("vma %#lx: shared memory object %u missing", v.start(), v.shmem_id());
+    const bool shared = v.kind() == img::Vma::ANON_SHARED;
+    const int prot = shared ? PROT_READ | (static_cast<int>(v.prot()) & PROT_WRITE) : PROT_READ | PROT_WRITE;
+    got = mmap(want, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, it->second,
+               static_cast<off_t>(v.pgoff()));
+    if (got == MAP_FAILED) return ErrnoStatus("premap shared memory at " + std::to_string(v.start()));
+    return OkStatus();
+  }
   switch (v.kind()) {
     case img::Vma::ANON_PRIVATE:
       got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | grows, -1, 0);
@@ -115,7 +127,7 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
   return slots;
 }
 
-Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len) {
+Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem) {
   FAULT_POINT("restore-premap");
   MemoryLayout L;
   ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> self, pagemap::ReadVmas(getpid()));
@@ -176,7 +188,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len) {
 
   L.first_slot = L.stack_top + threads_len;
   L.vmas = PlanSlots(core, L.first_slot);
-  for (const PremappedVma& p : L.vmas) RETURN_IF_ERROR(PremapVma(core.vmas(p.vma_index), p.premap));
+  for (const PremappedVma& p : L.vmas) RETURN_IF_ERROR(PremapVma(core.vmas(p.vma_index), p.premap, shmem));
   LOG_INFO("restore: region %#lx-%#lx holds %zu premapped vmas", L.region, L.region + L.region_len, L.vmas.size());
   return L;
 }

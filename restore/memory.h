@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@
 #include "pagemap/page_ranges.h"
 
 namespace cf::restore {
+
+using ShmemFds = std::map<uint32_t, int>;  // shared memory object id -> descriptor
 
 struct PremappedVma {
   int vma_index = 0;       // into core.vmas()
@@ -49,8 +52,8 @@ struct MemoryLayout {
 
 // Reserves R, copies the restorer blob into it and premaps every VMA of |core|
 // that the restorer moves (all but vdso/vvar/vsyscall). |args_len| is the size
-// the args block needs.
-Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len);
+// the args block needs. Vmas of shared memory objects map them from |shmem|.
+Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem);
 
 inline constexpr uint64_t kThreadStackSize = 64 * 1024;
 

@@ -44,6 +44,7 @@
 #include "restore/restorer/restorer_abi.h"
 #include "restore/clone.h"
 #include "restore/shared_files.h"
+#include "restore/shmem.h"
 #include "restore/memory.h"
 #include "restore/task.h"
 
@@ -276,6 +277,8 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   ASSIGN_OR_RETURN(ImageSet images, LoadImages(opts.images_dir));
   RETURN_IF_ERROR(CheckTree(images));
   ASSIGN_OR_RETURN(SharedFilePlan files, PlanSharedFiles(images));
+  const int jobs = opts.jobs > 0 ? opts.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  ASSIGN_OR_RETURN(ShmemObjects shmem, ShmemObjects::Create(images, files.temp_base, jobs));
   const pid_t root = images.processes[0].core.pid();
   std::set<pid_t> expected;  // every thread of every process
   for (const auto& p : images.processes) {
@@ -290,13 +293,12 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   UniqueFd msg_r(msg[0]), msg_w(msg[1]);
   fcntl(msg_r.get(), F_SETPIPE_SZ, 1 << 20);  // best effort: room for many messages
   fcntl(msg_r.get(), F_SETFL, O_NONBLOCK);
-  const int jobs = opts.jobs > 0 ? opts.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   fflush(stdout);
   fflush(stderr);
 
   const uint64_t loaded = MonotonicNs();
   ASSIGN_OR_RETURN(pid_t child, CloneWithPid(root));
-  if (child == 0) RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, {}});
+  if (child == 0) RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, &shmem.fds(), {}});
   const uint64_t created_at = MonotonicNs();
   CreatedTree created;
   created.Add(root);

@@ -56,6 +56,9 @@ const char* KindName(SharedObject::Kind k) {
 
 // Room for descriptors up to |top| (criu-fast may run with a lower
 // RLIMIT_NOFILE than the target had; the target's limits come later).
+
+}  // namespace
+
 Status EnsureFdRoom(int top) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return ErrnoStatus("getrlimit");
@@ -67,8 +70,6 @@ Status EnsureFdRoom(int top) {
   if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return ErrnoStatus("raise RLIMIT_NOFILE");
   return OkStatus();
 }
-
-}  // namespace
 
 Result<SharedFilePlan> PlanSharedFiles(const ImageSet& images) {
   SharedFilePlan plan;

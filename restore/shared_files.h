@@ -42,6 +42,9 @@ struct SharedFilePlan {
 // must outlive the plan.
 Result<SharedFilePlan> PlanSharedFiles(const ImageSet& images);
 
+// Raises the soft RLIMIT_NOFILE so that descriptor number |top| can be used.
+Status EnsureFdRoom(int top);
+
 // The temporary descriptor of each open file description this process
 // inherited or created: file_id -> fd.
 using InheritedFiles = std::map<uint32_t, int>;

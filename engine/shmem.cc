@@ -1,0 +1,184 @@
+#include "engine/shmem.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <optional>
+
+#include "common/fd.h"
+#include "common/log.h"
+#include "common/timer.h"
+#include "memdrain/page_reader.h"
+#include "sched/page_pipeline.h"
+#include "streams/image_file.h"
+
+namespace cf::engine {
+namespace {
+
+using pagemap::kPageSize;
+
+bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+uint64_t PageUp(uint64_t x) { return (x + kPageSize - 1) & ~(kPageSize - 1); }
+
+// A read-only view of an object in criu-fast's address space.
+class Mapping {
+ public:
+  Mapping() = default;
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping() {
+    if (addr_ != MAP_FAILED) munmap(addr_, len_);
+  }
+  Status Map(int fd, uint64_t len) {
+    len_ = len;
+    addr_ = mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (addr_ == MAP_FAILED) return ErrnoStatus("map the object");
+    return OkStatus();
+  }
+  uint64_t base() const { return reinterpret_cast<uint64_t>(addr_); }
+
+ private:
+  void* addr_ = MAP_FAILED;
+  uint64_t len_ = 0;
+};
+
+// The page-aligned extents of |fd| (|size| bytes) that hold data: holes were
+// never written and read back as zeros.
+Result<std::vector<pagemap::PageRange>> DataExtents(int fd, uint64_t size) {
+  std::vector<pagemap::PageRange> out;
+  const uint64_t end = PageUp(size);
+  uint64_t off = 0;
+  while (off < end) {
+    off_t d = lseek(fd, static_cast<off_t>(off), SEEK_DATA);
+    if (d < 0 && errno == ENXIO) break;  // no data after off
+    if (d < 0) return ErrnoStatus("SEEK_DATA");
+    off_t h = lseek(fd, d, SEEK_HOLE);
+    if (h < 0) return ErrnoStatus("SEEK_HOLE");
+    const uint64_t lo = static_cast<uint64_t>(d) & ~(kPageSize - 1);
+    const uint64_t hi = std::min(PageUp(static_cast<uint64_t>(h)), end);
+    if (hi <= lo) break;
+    out.push_back({lo, hi});
+    off = hi;
+  }
+  return out;
+}
+
+// Saves the data pages of object |fd| into |path|, filling |pm| (vaddr =
+// byte offset in the object).
+Status DumpObjectPages(int fd, uint64_t size, const PageDumpOptions& opts, const std::string& path,
+                       img::PageMap* pm, DumpCounters* stats) {
+  ASSIGN_OR_RETURN(streams::ImageWriter out, streams::ImageWriter::Create(path, streams::FileKind::kPages));
+  if (size > 0) {
+    ASSIGN_OR_RETURN(std::vector<pagemap::PageRange> extents, DataExtents(fd, size));
+    Mapping view;
+    RETURN_IF_ERROR(view.Map(fd, PageUp(size)));
+    std::vector<sched::PageSource> items;
+    uint64_t pages = 0;
+    for (const auto& e : extents) {
+      items.push_back({{view.base() + e.start, view.base() + e.end}, true});
+      pages += e.pages();
+    }
+    stats->pages_scanned += pages;
+    // The pages are read from our own view of the object.
+    ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(getpid()));
+    std::optional<sched::Arena> own_arena;
+    sched::Arena* arena = opts.arena ? opts.arena : &own_arena.emplace(opts.jobs);
+    sched::PagePipelineOptions po;
+    po.codec = opts.codec;
+    sched::PagePipelineStats ps;
+    RETURN_IF_ERROR(sched::RunPagePipeline(*arena, reader, items, po, &out, pm, &ps));
+    stats->drain_ns += ps.drain_ns;
+    stats->compress_ns += ps.compress_ns;
+    stats->write_ns += ps.write_ns;
+    stats->pages_ns += ps.wall_ns;
+    stats->pages_zero += ps.pages_zero;
+    stats->pages_written += ps.pages_written;
+    stats->bytes_raw += ps.bytes_raw;
+    stats->bytes_written += ps.bytes_written;
+    for (img::PageRange& r : *pm->mutable_ranges()) r.set_vaddr(r.vaddr() - view.base());
+  }
+  return out.Finish();
+}
+
+}  // namespace
+
+bool ParseMemfdPath(const std::string& path, std::string* name) {
+  static constexpr char kPrefix[] = "/memfd:";
+  static constexpr char kDeleted[] = " (deleted)";
+  if (!StartsWith(path, kPrefix)) return false;
+  std::string n = path.substr(sizeof(kPrefix) - 1);
+  const size_t dl = sizeof(kDeleted) - 1;
+  if (n.size() >= dl && n.compare(n.size() - dl, dl, kDeleted) == 0) n.resize(n.size() - dl);
+  *name = n;
+  return true;
+}
+
+Result<uint32_t> ShmemSet::Add(const std::string& open_path, img::Shmem::Kind kind, uint64_t dev, uint64_t inode,
+                               const std::string& link, img::Process* proc, DumpCounters* stats,
+                               std::vector<std::string>* written) {
+  if (auto it = ids_.find({dev, inode}); it != ids_.end()) return it->second;
+  UniqueFd fd(open(open_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open " + open_path + " (" + link + ")");
+  struct stat sb;
+  if (fstat(fd.get(), &sb) != 0) return ErrnoStatus("stat " + open_path);
+  if (sb.st_dev != dev || sb.st_ino != inode) {
+    return Errorf("%s: is inode %lu, expected %lu", open_path.c_str(), sb.st_ino, inode);
+  }
+  const uint32_t id = static_cast<uint32_t>(ids_.size() + 1);
+  img::Shmem* s = proc->add_shmems();
+  s->set_id(id);
+  s->set_kind(kind);
+  s->set_dev(dev);
+  s->set_inode(inode);
+  s->set_size(static_cast<uint64_t>(sb.st_size));
+  if (kind == img::Shmem::MEMFD) {
+    std::string name;
+    ParseMemfdPath(link, &name);
+    s->set_name(name);
+    const int seals = fcntl(fd.get(), F_GET_SEALS);
+    if (seals < 0) return ErrnoStatus("F_GET_SEALS " + open_path);
+    s->set_seals(static_cast<uint32_t>(seals));
+  }
+  const std::string file = "shmem-" + std::to_string(id) + ".img";
+  s->mutable_pages()->set_pages_file(file);
+  written->push_back(file);
+  RETURN_IF_ERROR(DumpObjectPages(fd.get(), s->size(), opts_, dir_ + "/" + file, s->mutable_pages(), stats)
+                      .WithContext("shared memory " + link));
+  ids_[{dev, inode}] = id;
+  LOG_INFO("shmem: object %u (%s, %lu bytes) saved with process %d: %lu data pages", id, link.c_str(), s->size(),
+           proc->pid(), s->pages().data_pages());
+  return id;
+}
+
+Status ShmemSet::AddVmas(img::Process* proc, DumpCounters* stats, std::vector<std::string>* written) {
+  const pid_t pid = proc->pid();
+  for (img::Vma& v : *proc->mutable_vmas()) {
+    if (StartsWith(v.path(), "/SYSV")) {
+      return Errorf("process %d maps the SysV shared memory segment %s at %#lx: not supported yet", pid,
+                    v.path().c_str(), v.start());
+    }
+    std::string name;
+    const bool memfd = ParseMemfdPath(v.path(), &name);
+    if (v.kind() != img::Vma::ANON_SHARED && !(memfd && v.kind() == img::Vma::FILE_PRIVATE)) continue;
+    if (v.inode() == 0) {
+      return Errorf("process %d: shared mapping at %#lx has no shmem object", pid, v.start());
+    }
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", pid, v.start(), v.end());
+    ASSIGN_OR_RETURN(uint32_t id, Add(path, memfd ? img::Shmem::MEMFD : img::Shmem::ANON, v.dev(), v.inode(),
+                                      v.path(), proc, stats, written));
+    v.set_shmem_id(id);
+  }
+  return OkStatus();
+}
+
+Result<uint32_t> ShmemSet::AddMemfd(pid_t pid, int fd, uint64_t dev, uint64_t inode, const std::string& link,
+                                    img::Process* proc, DumpCounters* stats, std::vector<std::string>* written) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+  return Add(path, img::Shmem::MEMFD, dev, inode, link, proc, stats, written);
+}
+
+}  // namespace cf::engine
