@@ -1,5 +1,7 @@
 // The pass over the tree's shareable descriptors (see shared_files.h):
-//   1. per process, per fd of a kind this pass takes: its fdinfo, and its
+//   1. per process, per fd of a kind this pass takes (regular files and
+//      directories only when another process holds the same description):
+//      its fdinfo, and its
 //      open file description's id (kcmp against the descriptions seen so far
 //      with the same dev and inode); for a socket, what sock_diag says; for
 //      an eventfd, its counter and mode;
@@ -46,10 +48,30 @@ std::string FamilyName(int family) {
 Status SharedFiles::Collect(const std::vector<pid_t>& pids) {
   order_ = pids;
   for (pid_t pid : pids) RETURN_IF_ERROR(CollectProcess(pid));
+  DropUnsharedFiles();
   RETURN_IF_ERROR(CollectPipes());
   RETURN_IF_ERROR(CollectSockets());
   LOG_INFO("files: %zu shared-kind descriptors, %zu open file descriptions", fds_.size(), descriptions_.size());
   return OkStatus();
+}
+
+// A regular file or directory description that one process holds alone is
+// left to CollectFds (dup'ed fds within a process are found there); one
+// that several processes share keeps its file_id, so that restore opens it
+// once, in their lowest common ancestor, and they share its offset again.
+void SharedFiles::DropUnsharedFiles() {
+  std::map<uint32_t, std::set<pid_t>> holders;
+  for (const auto& [ref, f] : fds_) {
+    if (f.type() == img::Fd::REG || f.type() == img::Fd::DIR) holders[f.file_id()].insert(ref.first);
+  }
+  for (auto it = fds_.begin(); it != fds_.end();) {
+    const img::Fd& f = it->second;
+    if ((f.type() == img::Fd::REG || f.type() == img::Fd::DIR) && holders[f.file_id()].size() < 2) {
+      it = fds_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 Result<uint32_t> SharedFiles::DescriptionId(pid_t pid, int fd, uint64_t dev, uint64_t inode) {
@@ -88,6 +110,10 @@ Status SharedFiles::CollectProcess(pid_t pid) {
       f.set_type(img::Fd::UNIX_SOCKET);
     } else if (*link == "anon_inode:[eventfd]") {
       f.set_type(img::Fd::EVENTFD);
+    } else if ((S_ISREG(sb.st_mode) && sb.st_nlink > 0 && !StartsWith(*link, "/memfd:")) || S_ISDIR(sb.st_mode)) {
+      // Kept only if another process holds the same description (below).
+      f.set_type(S_ISREG(sb.st_mode) ? img::Fd::REG : img::Fd::DIR);
+      f.set_size(static_cast<uint64_t>(sb.st_size));
     } else {
       continue;  // not a kind of this pass
     }

@@ -1,5 +1,6 @@
 // Descriptors whose kernel object the processes of a tree may share: pipes,
-// FIFOs, unix socket pairs and eventfds.
+// FIFOs, unix socket pairs and eventfds; and regular files and directories
+// whose open file description (offset, flags) several processes share.
 //
 // One pass over every process of the (frozen) tree, before the per-process
 // collection, because what one fd is depends on the others: two fds, in one
@@ -62,6 +63,7 @@ class SharedFiles {
     UnixSocketInfo info;
   };
   Status CollectProcess(pid_t pid);
+  void DropUnsharedFiles();
   Result<uint32_t> DescriptionId(pid_t pid, int fd, uint64_t dev, uint64_t inode);
   Status CollectSocket(pid_t pid, int fd, const std::string& link, uint64_t inode);
   Status CollectPipes();

@@ -55,6 +55,17 @@ Result<int> OpenFd(const img::Fd& f) {
   return fd;
 }
 
+}  // namespace
+
+Status CreateSharedFile(const SharedObject& obj, CreatedFiles* out) {
+  const auto& [id, f] = *obj.files.begin();
+  ASSIGN_OR_RETURN(int fd, OpenFd(*f));
+  (*out)[id] = UniqueFd(fd);
+  return OkStatus();
+}
+
+namespace {
+
 // A memfd descriptor: a new open file description of the recreated object,
 // with the saved flags and offset.
 Result<int> ReopenMemfd(const img::Fd& f, const ShmemFds& shmem) {

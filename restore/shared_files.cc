@@ -2,7 +2,8 @@
 //
 // Planning runs in criu-fast before the tree exists: it gathers the objects
 // saved in every core (pipes, socket pairs), gives each eventfd description
-// an object of its own, maps every fd that names an open file description
+// (and each regular file or directory description held by several
+// processes) an object of its own, maps every fd that names an open file description
 // (file_id) to its object, and makes the lowest common ancestor of the
 // processes holding an object its owner.
 #include "restore/shared_files.h"
@@ -50,6 +51,7 @@ const char* KindName(SharedObject::Kind k) {
     case SharedObject::Kind::kPipe: return "pipe";
     case SharedObject::Kind::kUnixPair: return "socket pair";
     case SharedObject::Kind::kEventFd: return "eventfd";
+    case SharedObject::Kind::kFile: return "file";
   }
   return "?";
 }
@@ -121,14 +123,15 @@ Result<SharedFilePlan> PlanSharedFiles(const ImageSet& images) {
         auto it = sockets.find(f.inode());
         if (it == sockets.end()) return missing("socket pair");
         obj = it->second;
-      } else if (f.type() == img::Fd::EVENTFD) {
+      } else if (f.type() == img::Fd::EVENTFD || f.type() == img::Fd::REG || f.type() == img::Fd::DIR) {
+        // One object per open file description.
         auto it = file_object.find(f.file_id());
         if (it != file_object.end()) {
           obj = it->second;
         } else {
           obj = plan.objects.size();
           SharedObject o;
-          o.kind = SharedObject::Kind::kEventFd;
+          o.kind = f.type() == img::Fd::EVENTFD ? SharedObject::Kind::kEventFd : SharedObject::Kind::kFile;
           plan.objects.push_back(std::move(o));
           users.emplace_back();
         }
@@ -167,6 +170,7 @@ Status CreateOwnedFiles(const SharedFilePlan& plan, pid_t pid, InheritedFiles* f
       case SharedObject::Kind::kPipe: RETURN_IF_ERROR(CreatePipe(o, &created)); break;
       case SharedObject::Kind::kUnixPair: RETURN_IF_ERROR(CreateUnixPair(o, &created)); break;
       case SharedObject::Kind::kEventFd: RETURN_IF_ERROR(CreateEventFd(o, &created)); break;
+      case SharedObject::Kind::kFile: RETURN_IF_ERROR(CreateSharedFile(o, &created)); break;
     }
     for (auto& [id, fd] : created) {
       const int moved = fcntl(fd.get(), F_DUPFD_CLOEXEC, plan.temp_base);

@@ -1,5 +1,6 @@
 // Restoring the kernel objects that descriptors may share across the tree:
-// pipes, FIFOs, unix socket pairs, eventfds.
+// pipes, FIFOs, unix socket pairs, eventfds, and the open file descriptions
+// of regular files and directories that several processes hold (one offset).
 //
 // A child inherits descriptors from its parent at fork, so an object is
 // created by the lowest common ancestor of every process that holds it (its
@@ -24,7 +25,7 @@
 namespace cf::restore {
 
 struct SharedObject {
-  enum class Kind { kPipe, kUnixPair, kEventFd };
+  enum class Kind { kPipe, kUnixPair, kEventFd, kFile };
   Kind kind = Kind::kPipe;
   pid_t owner = 0;
   const img::Pipe* pipe = nullptr;       // kPipe
@@ -59,5 +60,8 @@ using CreatedFiles = std::map<uint32_t, UniqueFd>;
 Status CreatePipe(const SharedObject& obj, CreatedFiles* out);
 Status CreateUnixPair(const SharedObject& obj, CreatedFiles* out);
 Status CreateEventFd(const SharedObject& obj, CreatedFiles* out);
+// restore/files.cc: a regular file or directory opened as it was (path,
+// flags, offset).
+Status CreateSharedFile(const SharedObject& obj, CreatedFiles* out);
 
 }  // namespace cf::restore

@@ -88,6 +88,51 @@ TEST(PlanSharedFilesTest, OwnerIsTheLowestCommonAncestor) {
   EXPECT_EQ(e5->owner, 4);
 }
 
+TEST(PlanSharedFilesTest, SharedRegularFileIsOpenedByTheCommonAncestor) {
+  ImageSet set = Tree();
+  AddFd(&Core(set, 3), 5, img::Fd::REG, 55, 8, O_RDWR);
+  AddFd(&Core(set, 4), 6, img::Fd::REG, 55, 8, O_RDWR);
+  AddFd(&Core(set, 4), 7, img::Fd::DIR, 56, 9, O_RDONLY);
+  AddFd(&Core(set, 2), 7, img::Fd::DIR, 56, 9, O_RDONLY);
+  auto plan = PlanSharedFiles(set);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_EQ(plan->objects.size(), 2u);
+  const SharedObject* f = Find(*plan, 8);
+  const SharedObject* d = Find(*plan, 9);
+  ASSERT_TRUE(f && d);
+  EXPECT_EQ(f->kind, SharedObject::Kind::kFile);
+  EXPECT_EQ(f->owner, 1);
+  EXPECT_EQ(d->kind, SharedObject::Kind::kFile);
+  EXPECT_EQ(d->owner, 1);
+}
+
+TEST(CreateSharedFileTest, OpensWithFlagsAndOffset) {
+  char path[] = "/tmp/cf-shared-file-XXXXXX";
+  UniqueFd tmp(mkstemp(path));
+  ASSERT_TRUE(tmp.valid());
+  ASSERT_EQ(write(tmp.get(), "0123456789", 10), 10);
+  img::Fd f;
+  f.set_fd(5);
+  f.set_type(img::Fd::REG);
+  f.set_path(path);
+  f.set_flags(O_RDWR | O_APPEND);
+  f.set_pos(4);
+  f.set_file_id(3);
+  SharedObject obj;
+  obj.kind = SharedObject::Kind::kFile;
+  obj.files[3] = &f;
+  CreatedFiles out;
+  ASSERT_TRUE(CreateSharedFile(obj, &out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  const int fd = out[3].get();
+  EXPECT_EQ(lseek(fd, 0, SEEK_CUR), 4);
+  EXPECT_TRUE(fcntl(fd, F_GETFL) & O_APPEND);
+  f.set_path(std::string(path) + ".missing");
+  CreatedFiles none;
+  EXPECT_FALSE(CreateSharedFile(obj, &none).ok());
+  unlink(path);
+}
+
 TEST(PlanSharedFilesTest, MissingPipe) {
   ImageSet set = Tree();
   AddFd(&Core(set, 2), 3, img::Fd::PIPE, 100, 1, O_RDONLY);
