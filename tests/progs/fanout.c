@@ -5,8 +5,10 @@
  *
  * Memory is half random, half text pages (compressible). Once everything is
  * filled the root writes W/ready. On SIGUSR1 the root checks its own memory
- * (procs) or every thread's (threads) and writes W/result; children only
- * idle. Used by bench/tree_e2e.sh.
+ * (procs) or every thread's (threads); in procs mode it also passes SIGUSR1
+ * to each child, which checks its own and answers in W/result.I; then the
+ * root writes W/result for all. Used by bench/tree_e2e.sh and
+ * tests/e2e/test_tree_memory.sh.
  */
 #include "prog_common.h"
 
@@ -17,6 +19,7 @@ static size_t mb;
 static unsigned char *regions[64];
 static uint64_t hashes[64];
 static volatile int filled;
+static pid_t kids[64];
 
 static void fill(int i) {
   const size_t pages = mb * 256;
@@ -32,6 +35,31 @@ static void *thread_main(void *arg) {
   __atomic_add_fetch(&filled, 1, __ATOMIC_SEQ_CST);
   for (;;) cf_nap(50);
   return NULL;
+}
+
+/* Asks every child to check its memory and collects the answers. */
+static void CheckChildren(int n) {
+  char path[4200];
+  for (int i = 1; i < n; i++) {
+    snprintf(path, sizeof(path), "%s/result.%d", cf_prog.workdir, i);
+    unlink(path);
+    kill(kids[i], SIGUSR1);
+  }
+  for (int i = 1; i < n; i++) {
+    snprintf(path, sizeof(path), "%s/result.%d", cf_prog.workdir, i);
+    char buf[1200] = "";
+    for (int k = 0; k < 3000; k++) {
+      FILE *f = fopen(path, "r");
+      if (f) {
+        size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        if (len > 0) break;
+      }
+      cf_nap(10);
+    }
+    if (strncmp(buf, "PASS", 4) != 0) cf_failf("child %d: %s", i, buf[0] ? buf : "no answer");
+  }
 }
 
 int main(int argc, char **argv) {
@@ -57,8 +85,19 @@ int main(int argc, char **argv) {
         char name[32];
         snprintf(name, sizeof(name), "filled.%d", i);
         cf_write_file(name, "ok\n");
-        for (;;) cf_nap(50);
+        for (;;) {
+          if (cf_take_usr1()) {
+            CF_CHECK(cf_hash(regions[0], mb * 256 * CF_PAGE) == hashes[0], "child %d: its memory changed", i);
+            char line[1100];
+            snprintf(line, sizeof(line), "%s%s\n", cf_prog.fail[0] ? "FAIL: " : "PASS", cf_prog.fail);
+            cf_prog.fail[0] = 0;
+            snprintf(name, sizeof(name), "result.%d", i);
+            cf_write_file(name, line);
+          }
+          cf_nap(20);
+        }
       }
+      kids[i] = p;
     }
     fill(0);
     for (int i = 1; i < n; i++) {
@@ -76,6 +115,7 @@ int main(int argc, char **argv) {
       for (int i = 0; i < mine; i++) {
         CF_CHECK(cf_hash(regions[i], mb * 256 * CF_PAGE) == hashes[i], "region %d changed", i);
       }
+      if (!threads) CheckChildren(n);
       cf_report();
     }
     cf_nap(20);
