@@ -32,9 +32,9 @@ class Mapping {
   ~Mapping() {
     if (addr_ != MAP_FAILED) munmap(addr_, len_);
   }
-  Status Map(int fd, uint64_t len) {
+  Status Map(int fd, uint64_t offset, uint64_t len) {
     len_ = len;
-    addr_ = mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+    addr_ = mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(offset));
     if (addr_ == MAP_FAILED) return ErrnoStatus("map the object");
     return OkStatus();
   }
@@ -66,28 +66,42 @@ Result<std::vector<pagemap::PageRange>> DataExtents(int fd, uint64_t size) {
   return out;
 }
 
+// The object is read through a view mapped into criu-fast one window at a
+// time, so criu-fast's resident memory stays bounded whatever its size.
+constexpr uint64_t kWindow = 64ull << 20;
+
 // Saves the data pages of object |fd| into |path|, filling |pm| (vaddr =
 // byte offset in the object).
 Status DumpObjectPages(int fd, uint64_t size, const PageDumpOptions& opts, const std::string& path,
                        img::PageMap* pm, DumpCounters* stats) {
   ASSIGN_OR_RETURN(streams::ImageWriter out, streams::ImageWriter::Create(path, streams::FileKind::kPages));
-  if (size > 0) {
-    ASSIGN_OR_RETURN(std::vector<pagemap::PageRange> extents, DataExtents(fd, size));
-    Mapping view;
-    RETURN_IF_ERROR(view.Map(fd, PageUp(size)));
+  ASSIGN_OR_RETURN(std::vector<pagemap::PageRange> extents, DataExtents(fd, size));
+  // The pages are read from our own view of the object.
+  ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(getpid()));
+  std::optional<sched::Arena> own_arena;
+  sched::Arena* arena = opts.arena ? opts.arena : &own_arena.emplace(opts.jobs);
+  sched::PagePipelineOptions po;
+  po.codec = opts.codec;
+  size_t next = 0;  // first extent not yet done
+  for (uint64_t win = 0; win < PageUp(size) && next < extents.size(); win += kWindow) {
+    const uint64_t win_end = std::min(win + kWindow, PageUp(size));
     std::vector<sched::PageSource> items;
-    uint64_t pages = 0;
-    for (const auto& e : extents) {
-      items.push_back({{view.base() + e.start, view.base() + e.end}, true});
-      pages += e.pages();
+    Mapping view;
+    bool mapped = false;
+    while (next < extents.size() && extents[next].start < win_end) {
+      pagemap::PageRange& e = extents[next];
+      const uint64_t lo = std::max(e.start, win), hi = std::min(e.end, win_end);
+      if (!mapped) {
+        RETURN_IF_ERROR(view.Map(fd, win, win_end - win));
+        mapped = true;
+      }
+      items.push_back({{view.base() + (lo - win), view.base() + (hi - win)}, true});
+      stats->pages_scanned += (hi - lo) / kPageSize;
+      if (hi < e.end) break;  // the rest of this extent is in the next window
+      ++next;
     }
-    stats->pages_scanned += pages;
-    // The pages are read from our own view of the object.
-    ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(getpid()));
-    std::optional<sched::Arena> own_arena;
-    sched::Arena* arena = opts.arena ? opts.arena : &own_arena.emplace(opts.jobs);
-    sched::PagePipelineOptions po;
-    po.codec = opts.codec;
+    if (items.empty()) continue;
+    const int first_range = pm->ranges_size();
     sched::PagePipelineStats ps;
     RETURN_IF_ERROR(sched::RunPagePipeline(*arena, reader, items, po, &out, pm, &ps));
     stats->drain_ns += ps.drain_ns;
@@ -98,7 +112,10 @@ Status DumpObjectPages(int fd, uint64_t size, const PageDumpOptions& opts, const
     stats->pages_written += ps.pages_written;
     stats->bytes_raw += ps.bytes_raw;
     stats->bytes_written += ps.bytes_written;
-    for (img::PageRange& r : *pm->mutable_ranges()) r.set_vaddr(r.vaddr() - view.base());
+    for (int i = first_range; i < pm->ranges_size(); ++i) {
+      img::PageRange* r = pm->mutable_ranges(i);
+      r->set_vaddr(r->vaddr() - view.base() + win);
+    }
   }
   return out.Finish();
 }

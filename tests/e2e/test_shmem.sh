@@ -42,7 +42,7 @@ def by(kind, size):
         if s.get("kind", "ANON") == kind and u(s["size"]) == size:
             return s
     fail("no %s object of %d bytes in the parent: %r" % (kind, size, [(s.get("kind"), s["size"]) for s in objs.values()]))
-a = by("ANON", 64 << 20)
+a = by("ANON", 128 << 20)
 m = by("MEMFD", 8 << 20)
 p = by("MEMFD", 1 << 20)
 if m.get("name") != "cf-shared" or p.get("name") != "cf-private":

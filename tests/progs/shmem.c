@@ -2,12 +2,13 @@
  * memory and memfds, and memfd descriptors.
  *
  * Parent, before forking:
- *   A   64 MiB MAP_SHARED|MAP_ANONYMOUS; pages 0..1023 random (seed 1)
+ *   A   128 MiB MAP_SHARED|MAP_ANONYMOUS; pages 0..1023 random (seed 1)
  *   M   8 MiB memfd "cf-shared" mapped shared; pages 0..255 text; its fd is
  *       kept at offset 12345 with seals SHRINK|GROW
  *   P   1 MiB memfd "cf-private" filled by write() (seed 3), mapped private;
  *       page 5 then rewritten in the mapping (seed 4: a private copy)
- * Child, after the fork: writes A pages 8192..8703 (seed 2) and M pages
+ * Child, after the fork: writes A pages 16200..16711 (seed 2, across the
+ * 64 MiB mark) and M pages
  * 1024..1535 (seed 5), which the parent never touches before a dump (so they
  * are in no page table of the parent), and maps B, 1 MiB of its own shared
  * anonymous memory (seed 6).
@@ -24,7 +25,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-#define A_PAGES 16384UL
+#define A_PAGES 32768UL
 #define M_PAGES 2048UL
 #define P_PAGES 256UL
 #define B_PAGES 256UL
@@ -72,9 +73,9 @@ static uint64_t *Word(unsigned char *p, size_t pg) { return (uint64_t *)(p + pg 
 
 static void CheckCommon(void) {
   CheckRandom(A, 0, 1024, 1, "A (parent's pages)");
-  CheckRandom(A, 8192, 512, 2, "A (child's pages)");
+  CheckRandom(A, 16200, 512, 2, "A (child's pages)");
   CheckZero(A, 1024, 3000, "A");
-  CheckZero(A, 9000, 7000, "A");
+  CheckZero(A, 17000, 15000, "A");
   CheckText(M, 0, 256, "M (parent's pages)");
   CheckRandom(M, 1024, 512, 5, "M (child's pages)");
   CheckZero(M, 256, 700, "M");
@@ -176,7 +177,7 @@ int main(int argc, char **argv) {
   if (child < 0) cf_die("fork");
   if (child == 0) {
     close(pfd);
-    for (size_t pg = 0; pg < 512; pg++) cf_random_page(A + (8192 + pg) * CF_PAGE, 8192 + pg, 2);
+    for (size_t pg = 0; pg < 512; pg++) cf_random_page(A + (16200 + pg) * CF_PAGE, 16200 + pg, 2);
     for (size_t pg = 0; pg < 512; pg++) cf_random_page(M + (1024 + pg) * CF_PAGE, 1024 + pg, 5);
     B = Map(B_PAGES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1);
     cf_fill_random(B, B_PAGES, 6);
