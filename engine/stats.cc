@@ -4,6 +4,21 @@
 
 namespace cf::engine {
 
+void DumpCounters::Add(const DumpCounters& o) {
+  scan_ns += o.scan_ns;
+  drain_ns += o.drain_ns;
+  compress_ns += o.compress_ns;
+  write_ns += o.write_ns;
+  pages_ns += o.pages_ns;
+  pages_scanned += o.pages_scanned;
+  pages_zero += o.pages_zero;
+  pages_written += o.pages_written;
+  bytes_written += o.bytes_written;
+  bytes_raw += o.bytes_raw;
+  if (o.jobs) jobs = o.jobs;
+  if (o.compression != "none") compression = o.compression;
+}
+
 img::DumpStats DumpCounters::ToProto() const {
   img::DumpStats s;
   s.set_frozen_ns(frozen_ns);

@@ -35,6 +35,10 @@ struct DumpCounters {
   int jobs = 0;
   std::string compression = "none";
 
+  // Adds the page counters and stage times of a part of the dump (one
+  // process's page dump) to these.
+  void Add(const DumpCounters& o);
+
   img::DumpStats ToProto() const;
   void Print(FILE* out) const;
 };
