@@ -8,6 +8,7 @@
 //                eventfds: one pass over the whole tree, engine/shared_files.h);
 //                then per process: /proc state, descriptors, per-thread ptrace
 //                state, then what only the task can tell, by remote syscalls
+//                (sigactions, itimers, POSIX timers, ...)
 //   4. pages     scan, drain and write the memory (engine/page_dump.h)
 //   5. metadata  core and pagemap images, stats, and inventory.img last
 //   6. finish    kill the tree, or let it run on with -R
@@ -104,6 +105,7 @@ Status Dumper::DumpProcess(const SeizedProcess& sp) {
     // Remote calls last: the thread's registers are already saved above.
     ASSIGN_OR_RETURN(memdrain::RemoteSyscall rs, memdrain::RemoteSyscall::Attach(pid, pid));
     RETURN_IF_ERROR(CollectByRemoteCalls(rs, &proc, proc.mutable_threads(0)));
+    RETURN_IF_ERROR(CollectPosixTimers(rs, &proc));
     RETURN_IF_ERROR(rs.Restore());
     for (int i = 1; i < proc.threads_size(); ++i) {
       ASSIGN_OR_RETURN(memdrain::RemoteSyscall trs, memdrain::RemoteSyscall::Attach(pid, proc.threads(i).tid()));
