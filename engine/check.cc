@@ -44,6 +44,8 @@ const Feature kFeatures[] = {
      ProbeClone3SetTid},
     {"PR_SET_MM_MAP", Need::kRestore, nullptr,
      "cannot set brk, args, env, auxv of a restored process => restore impossible", ProbePrSetMmMap},
+    {"PR_TIMER_CREATE_RESTORE_IDS", Need::kOptional, nullptr,
+     "POSIX timers cannot get their ids back: processes with timers are refused at dump", ProbeTimerRestoreIds},
     {"io_uring", Need::kOptional, nullptr, "writes fall back to write()", ProbeIoUring},
     {"pidfd_open/pidfd_getfd", Need::kOptional, nullptr,
      "a target's descriptors must be copied from inside it (parasite), slower", ProbePidfd},

@@ -21,6 +21,7 @@
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <elf.h>
@@ -308,6 +309,34 @@ ProbeResult ProbePrSetMmMap() {
   if (WaitChild(pid, &status) != pid) return FailErrno("waitpid");
   if (!WIFEXITED(status)) return Fail("PR_SET_MM_MAP probe child died");
   if (WEXITSTATUS(status) != 0) return FailErrno("prctl PR_SET_MM_MAP", WEXITSTATUS(status));
+  return Ok();
+}
+
+ProbeResult ProbeTimerRestoreIds() {
+  // What the restorer does: in a child (timers die with it), switch
+  // PR_TIMER_CREATE_RESTORE_IDS on and ask timer_create for a chosen id.
+  constexpr int kPrTimerCreateRestoreIds = 77, kOn = 1, kOff = 0;
+  constexpr int kWantId = 4242, kWrongId = 254;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (prctl(kPrTimerCreateRestoreIds, kOn, 0, 0, 0) != 0) _exit(errno > 0 && errno < 250 ? errno : 255);
+    sigevent ev{};
+    ev.sigev_notify = SIGEV_NONE;
+    int id = kWantId;
+    if (syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id) != 0) _exit(errno > 0 && errno < 250 ? errno : 255);
+    itimerspec its{};
+    if (id != kWantId || syscall(SYS_timer_gettime, kWantId, &its) != 0) _exit(kWrongId);
+    prctl(kPrTimerCreateRestoreIds, kOff, 0, 0, 0);
+    _exit(0);
+  }
+  if (pid < 0) return FailErrno("fork");
+  int status = 0;
+  if (WaitChild(pid, &status) != pid) return FailErrno("waitpid");
+  if (!WIFEXITED(status)) return Fail("PR_TIMER_CREATE_RESTORE_IDS probe child died");
+  if (WEXITSTATUS(status) == kWrongId) return Fail("timer_create did not use the id asked for");
+  if (WEXITSTATUS(status) != 0) {
+    return FailErrno("prctl PR_TIMER_CREATE_RESTORE_IDS + timer_create", WEXITSTATUS(status));
+  }
   return Ok();
 }
 

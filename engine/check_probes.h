@@ -22,6 +22,7 @@ ProbeResult ProbePagemapScan();      // PAGEMAP_SCAN on the child's pagemap find
 ProbeResult ProbeUffdWpAsync();      // userfaultfd + UFFDIO_API offering UFFD_FEATURE_WP_ASYNC
 ProbeResult ProbeClone3SetTid();     // clone3 with set_tid gives a child the PID asked for
 ProbeResult ProbePrSetMmMap();       // PR_SET_MM_MAP_SIZE is 104, PR_SET_MM_MAP accepted in a child
+ProbeResult ProbeTimerRestoreIds();  // PR_TIMER_CREATE_RESTORE_IDS: a child's timer_create takes the id asked for
 ProbeResult ProbeIoUring();          // io_uring_queue_init + one WRITE into a pipe
 ProbeResult ProbePidfd();            // pidfd_open on a child + pidfd_getfd of one of its fds
 ProbeResult ProbeMemfd();            // memfd_create, size, map shared, write

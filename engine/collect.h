@@ -42,4 +42,11 @@ Status CollectByRemoteCalls(memdrain::RemoteSyscall& rs, img::Process* proc, img
 // The per-thread part of the above, for the other threads of a process.
 Status CollectThreadByRemoteCalls(memdrain::RemoteSyscall& rs, pid_t pid, img::Thread* thread);
 
+// POSIX timers: ids, clocks and notification from /proc/PID/timers, the
+// time left, interval and overrun by timer_gettime/timer_getoverrun run in
+// the target. Refuses what a restore could not recreate (engine/collect_timers.cc).
+Status CollectPosixTimers(memdrain::RemoteSyscall& rs, img::Process* proc);
+// PR_TIMER_CREATE_RESTORE_IDS is known to this kernel (timers can get their ids back).
+bool KernelRestoresTimerIds();
+
 }  // namespace cf::engine

@@ -8,6 +8,7 @@
 //                eventfds: one pass over the whole tree, engine/shared_files.h);
 //                then per process: /proc state, descriptors, per-thread ptrace
 //                state, then what only the task can tell, by remote syscalls
+//                (sigactions, itimers, POSIX timers, ...)
 //   4. pages     shared memory objects seen for the first time
 //                (engine/shmem.h, while collecting); then the scan, drain and
 //                write of every process's own memory (engine/page_dump.h),
@@ -123,6 +124,7 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     // Remote calls last: the thread's registers are already saved above.
     ASSIGN_OR_RETURN(memdrain::RemoteSyscall rs, memdrain::RemoteSyscall::Attach(pid, pid));
     RETURN_IF_ERROR(CollectByRemoteCalls(rs, &proc, proc.mutable_threads(0)));
+    RETURN_IF_ERROR(CollectPosixTimers(rs, &proc));
     RETURN_IF_ERROR(rs.Restore());
     for (int i = 1; i < proc.threads_size(); ++i) {
       ASSIGN_OR_RETURN(memdrain::RemoteSyscall trs, memdrain::RemoteSyscall::Attach(pid, proc.threads(i).tid()));

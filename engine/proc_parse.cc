@@ -1,5 +1,5 @@
-// Parsers for the /proc files a dump reads: stat, status, fdinfo, auxv, and
-// the task/fd/children listings.
+// Parsers for the /proc files a dump reads: stat, status, fdinfo, auxv,
+// timers, and the task/fd/children listings.
 //
 // Each parser works on a string_view and never reads past it: fields are cut
 // with find()/substr() and numbers go through std::from_chars, which must
@@ -306,6 +306,94 @@ Result<std::vector<uint64_t>> ParseAuxvImpl(std::string_view bytes, const std::s
   return Errorf("%s: no AT_NULL entry in %zu bytes", what.c_str(), bytes.size());
 }
 
+// --- timers -----------------------------------------------------------------
+
+// sigev_notify values of <signal.h>, spelled out so the parser does not
+// depend on which header defines SIGEV_THREAD_ID.
+constexpr int32_t kSigevSignal = 0, kSigevNone = 1, kSigevThread = 2, kSigevThreadId = 4;
+
+// "signal/tid.1234" -> notify kind and the pid or tid.
+bool ParseNotify(std::string_view v, PosixTimerInfo* t) {
+  size_t slash = v.find('/');
+  if (slash == std::string_view::npos) return false;
+  std::string_view kind = v.substr(0, slash), target = v.substr(slash + 1);
+  if (kind == "signal") {
+    t->notify = kSigevSignal;
+  } else if (kind == "none") {
+    t->notify = kSigevNone;
+  } else if (kind == "thread") {
+    t->notify = kSigevThread;
+  } else {
+    return false;
+  }
+  if (target.starts_with("tid.")) {
+    t->notify |= kSigevThreadId;
+  } else if (!target.starts_with("pid.")) {
+    return false;
+  }
+  return ParseNum(target.substr(4), 10, &t->notify_pid);
+}
+
+// "34/00000000000000a1" -> signal number and sigev_value (a %px pointer).
+bool ParseTimerSignal(std::string_view v, PosixTimerInfo* t) {
+  size_t slash = v.find('/');
+  if (slash == std::string_view::npos) return false;
+  std::string_view value = v.substr(slash + 1);
+  if (value.starts_with("0x")) value.remove_prefix(2);
+  return ParseNum(v.substr(0, slash), 10, &t->signo) && ParseNum(value, 16, &t->sigev_value);
+}
+
+Result<std::vector<PosixTimerInfo>> ParsePosixTimersImpl(std::string_view text, const std::string& what) {
+  std::vector<PosixTimerInfo> out;
+  constexpr unsigned kHaveAll = 0xf;  // ID, signal, notify, ClockID
+  unsigned have = 0;
+  size_t lineno = 0;
+  auto finish = [&]() -> Status {
+    if (!out.empty() && have != kHaveAll)
+      return Errorf("%s: timer %d before line %zu lacks a field", what.c_str(), out.back().id, lineno);
+    return OkStatus();
+  };
+  while (!text.empty()) {
+    std::string_view line = NextLine(&text);
+    ++lineno;
+    if (Trim(line).empty()) continue;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return Errorf("%s: line %zu has no ':'", what.c_str(), lineno);
+    std::string_view key = Trim(line.substr(0, colon));
+    std::string_view value = Trim(line.substr(colon + 1));
+    if (key == "ID") {
+      RETURN_IF_ERROR(finish());
+      out.emplace_back();
+      have = 1;
+      if (!ParseNum(value, 10, &out.back().id) || out.back().id < 0)
+        return Errorf("%s: line %zu: bad ID '%s'", what.c_str(), lineno, Shown(value).c_str());
+      continue;
+    }
+    if (out.empty()) return Errorf("%s: line %zu: '%s' before the first ID", what.c_str(), lineno, Shown(line).c_str());
+    PosixTimerInfo& t = out.back();
+    bool ok = true;
+    if (key == "signal") {
+      ok = ParseTimerSignal(value, &t);
+      have |= 2;
+    } else if (key == "notify") {
+      ok = ParseNotify(value, &t);
+      have |= 4;
+    } else if (key == "ClockID") {
+      ok = ParseNum(value, 10, &t.clock_id);
+      have |= 8;
+    }  // other keys: lines a later kernel may add; nothing we need
+    if (!ok)
+      return Errorf("%s: line %zu: bad %.*s value '%s'", what.c_str(), lineno, static_cast<int>(key.size()),
+                    key.data(), Shown(value).c_str());
+  }
+  RETURN_IF_ERROR(finish());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  for (size_t i = 1; i < out.size(); ++i) {
+    if (out[i].id == out[i - 1].id) return Errorf("%s: timer %d listed twice", what.c_str(), out[i].id);
+  }
+  return out;
+}
+
 // --- directory listings -----------------------------------------------------
 
 struct DirCloser {
@@ -356,6 +444,16 @@ Result<FdInfo> ReadFdInfo(pid_t pid, int fd) {
   std::string path = "/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd);
   ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   return ParseFdInfoImpl(text, path);
+}
+
+Result<std::vector<PosixTimerInfo>> ParsePosixTimers(std::string_view text) {
+  return ParsePosixTimersImpl(text, "timers");
+}
+
+Result<std::vector<PosixTimerInfo>> ReadPosixTimers(pid_t pid) {
+  std::string path = ProcPath(pid, 0, "timers");
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  return ParsePosixTimersImpl(text, path);
 }
 
 Result<std::vector<uint64_t>> ParseAuxv(std::string_view bytes) {

@@ -1,4 +1,5 @@
-// Parsers for the /proc files a dump reads: stat, status, fdinfo, auxv.
+// Parsers for the /proc files a dump reads: stat, status, fdinfo, auxv,
+// timers.
 // Each takes the file's text (so unit tests feed it strings) and there is a
 // Read* wrapper that reads the live file.
 #pragma once
@@ -68,6 +69,21 @@ Result<FdInfo> ReadFdInfo(pid_t pid, int fd);
 // /proc/PID/auxv: (key, value) pairs up to and including AT_NULL.
 Result<std::vector<uint64_t>> ParseAuxv(std::string_view bytes);
 Result<std::vector<uint64_t>> ReadAuxv(pid_t pid);
+
+// /proc/PID/timers: one entry per POSIX timer (timer_create), four lines
+// each ("ID: 3", "signal: 34/00000000000000a1", "notify: signal/tid.1234",
+// "ClockID: 1"). The kernel lists them in no useful order; the result is
+// sorted by id.
+struct PosixTimerInfo {
+  int32_t id = 0;
+  int32_t signo = 0;
+  uint64_t sigev_value = 0;  // sigev_value, printed as a pointer
+  int32_t notify = 0;        // SIGEV_SIGNAL, SIGEV_NONE or SIGEV_THREAD, | SIGEV_THREAD_ID for "tid"
+  pid_t notify_pid = 0;      // the process ("pid") or thread ("tid") signalled
+  int32_t clock_id = 0;
+};
+Result<std::vector<PosixTimerInfo>> ParsePosixTimers(std::string_view text);
+Result<std::vector<PosixTimerInfo>> ReadPosixTimers(pid_t pid);
 
 // Thread ids from /proc/PID/task, sorted, leader first.
 Result<std::vector<pid_t>> ListThreads(pid_t pid);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -365,6 +366,88 @@ TEST(ProcParseTest, Auxv) {
   EXPECT_TRUE(Contains(bad.status(), "auxv"));
 }
 
+// --- timers -----------------------------------------------------------------
+
+// Copied from /proc/PID/timers (kernel 6.18): the kernel's order, newest first.
+constexpr std::string_view kTimers =
+    "ID: 1001\n"
+    "signal: 36/000000001234abcd\n"
+    "notify: signal/pid.5036\n"
+    "ClockID: 1\n"
+    "ID: 3\n"
+    "signal: 14/0000000000000003\n"
+    "notify: signal/pid.5036\n"
+    "ClockID: 1\n"
+    "ID: 2\n"
+    "signal: 36/ffff8000deadbeef\n"
+    "notify: signal/tid.5037\n"
+    "ClockID: 7\n"
+    "ID: 1\n"
+    "signal: 36/000000001234abcd\n"
+    "notify: none/pid.5036\n"
+    "ClockID: 0\n"
+    "ID: 0\n"
+    "signal: 34/0000000000000000\n"
+    "notify: thread/pid.5036\n"
+    "ClockID: -6\n";
+
+TEST(ProcParseTest, PosixTimers) {
+  auto r = ParsePosixTimers(kTimers);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->size(), 5u);
+  std::vector<int32_t> ids;
+  for (const auto& t : *r) ids.push_back(t.id);
+  EXPECT_EQ(ids, (std::vector<int32_t>{0, 1, 2, 3, 1001}));  // sorted
+
+  const PosixTimerInfo& thread_id = (*r)[2];
+  EXPECT_EQ(thread_id.signo, 36);
+  EXPECT_EQ(thread_id.sigev_value, 0xffff8000deadbeefull);
+  EXPECT_EQ(thread_id.notify, SIGEV_SIGNAL | SIGEV_THREAD_ID);
+  EXPECT_EQ(thread_id.notify_pid, 5037);
+  EXPECT_EQ(thread_id.clock_id, CLOCK_BOOTTIME);
+
+  EXPECT_EQ((*r)[1].notify, SIGEV_NONE);
+  EXPECT_EQ((*r)[1].clock_id, CLOCK_REALTIME);
+  EXPECT_EQ((*r)[0].notify, SIGEV_THREAD);
+  EXPECT_EQ((*r)[0].clock_id, -6);  // a CPU clock of another task
+  EXPECT_EQ((*r)[3].signo, SIGALRM);
+  EXPECT_EQ((*r)[3].sigev_value, 3u);
+  EXPECT_EQ((*r)[4].notify, SIGEV_SIGNAL);
+  EXPECT_EQ((*r)[4].notify_pid, 5036);
+
+  // No timers: an empty file.
+  r = ParsePosixTimers("");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->empty());
+  // A 0x prefix and a line a later kernel might add are accepted.
+  r = ParsePosixTimers("ID: 7\nsignal: 10/0x10\nnotify: signal/pid.1\nClockID: 1\nOverrun: 3\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)[0].sigev_value, 16u);
+}
+
+TEST(ProcParseTest, PosixTimersMalformed) {
+  for (std::string_view text : {
+           "signal: 10/0\n",                                             // before any ID
+           "ID: 1\nsignal: 10/0\nnotify: signal/pid.1\n",                // no ClockID
+           "ID: 1\nsignal: 10/0\nnotify: signal/pid.1\nClockID: 1\nID: 2\n",  // second one cut
+           "ID: x\n",
+           "ID: -1\nsignal: 10/0\nnotify: signal/pid.1\nClockID: 1\n",
+           "ID: 1\nsignal: 10\nnotify: signal/pid.1\nClockID: 1\n",      // no value
+           "ID: 1\nsignal: 10/zz\nnotify: signal/pid.1\nClockID: 1\n",
+           "ID: 1\nsignal: 10/0\nnotify: mail/pid.1\nClockID: 1\n",      // unknown kind
+           "ID: 1\nsignal: 10/0\nnotify: signal/pgid.1\nClockID: 1\n",
+           "ID: 1\nsignal: 10/0\nnotify: signal/pid.\nClockID: 1\n",
+           "ID: 1\nsignal: 10/0\nnotify: signal/pid.1\nClockID: one\n",
+           "ID: 1\nsignal: 10/0\nnotify: signal/pid.1\nClockID: 1\n"
+           "ID: 1\nsignal: 10/0\nnotify: signal/pid.1\nClockID: 1\n",    // listed twice
+           "ID: 1\nno colon here\n",
+       }) {
+    auto r = ParsePosixTimers(text);
+    ASSERT_FALSE(r.ok()) << "accepted: " << text;
+    EXPECT_TRUE(Contains(r.status(), "timers")) << r.status().message();
+  }
+}
+
 // --- live /proc/self --------------------------------------------------------
 
 TEST(ProcReadTest, StatOfSelf) {
@@ -471,6 +554,44 @@ TEST(ProcReadTest, FdInfoOfSelf) {
   fclose(f);
 
   EXPECT_FALSE(ReadFdInfo(getpid(), 1 << 20).ok());
+}
+
+// Timers made with the raw syscall (so the ids are the kernel's) are listed
+// with their signal, value, notification and clock.
+TEST(ProcReadTest, PosixTimersOfSelf) {
+  struct sigevent ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.sigev_notify = SIGEV_SIGNAL | SIGEV_THREAD_ID;
+  ev.sigev_signo = SIGRTMIN + 5;
+  ev.sigev_value.sival_ptr = reinterpret_cast<void*>(0x5eed);
+  ev._sigev_un._tid = Gettid();
+  int thread_timer = -1, none_timer = -1;
+  ASSERT_EQ(syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &thread_timer), 0) << strerror(errno);
+  ev.sigev_notify = SIGEV_NONE;
+  ASSERT_EQ(syscall(SYS_timer_create, CLOCK_REALTIME, &ev, &none_timer), 0) << strerror(errno);
+
+  auto r = ReadPosixTimers(getpid());
+  syscall(SYS_timer_delete, thread_timer);
+  syscall(SYS_timer_delete, none_timer);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  int seen = 0;
+  for (const PosixTimerInfo& t : *r) {
+    if (t.id == thread_timer) {
+      ++seen;
+      EXPECT_EQ(t.signo, SIGRTMIN + 5);
+      EXPECT_EQ(t.sigev_value, 0x5eedu);
+      EXPECT_EQ(t.notify, SIGEV_SIGNAL | SIGEV_THREAD_ID);
+      EXPECT_EQ(t.notify_pid, Gettid());
+      EXPECT_EQ(t.clock_id, CLOCK_MONOTONIC);
+    } else if (t.id == none_timer) {
+      ++seen;
+      EXPECT_EQ(t.notify, SIGEV_NONE);
+      EXPECT_EQ(t.notify_pid, getpid());
+      EXPECT_EQ(t.clock_id, CLOCK_REALTIME);
+    }
+  }
+  EXPECT_EQ(seen, 2);
+  EXPECT_FALSE(ReadPosixTimers(0x3fffffff).ok());
 }
 
 TEST(ProcReadTest, AuxvOfSelf) {

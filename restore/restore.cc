@@ -65,6 +65,7 @@ const char* StageName(int stage) {
     case CF_RST_STAGE_CREDS: return "credentials";
     case CF_RST_STAGE_SIGNALS: return "pending signals";
     case CF_RST_STAGE_THREADS: return "creating threads";
+    case CF_RST_STAGE_POSIX_TIMERS: return "POSIX timers";
     default: return "unknown";
   }
 }
@@ -130,8 +131,9 @@ Status Finish(pid_t pid, const TaskReport& report, const img::Process& core) {
   cf_rst_args result;
   RETURN_IF_ERROR(ReadRemote(pid, report.args, &result, sizeof(result)));
   if (result.stage != CF_RST_STAGE_DONE || result.error != 0) {
-    return Error(std::string("restorer failed at ") + StageName(result.stage) + " (address " +
-                     std::to_string(result.error_addr) + ")",
+    const char* what = result.stage == CF_RST_STAGE_POSIX_TIMERS ? " (timer id " : " (address ";
+    return Error(std::string("restorer of process ") + std::to_string(pid) + " failed at " +
+                     StageName(result.stage) + what + std::to_string(result.error_addr) + ")",
                  static_cast<int>(-result.error));
   }
   // The other threads' own results (read before the region goes).

@@ -37,6 +37,8 @@ constexpr uint32_t kRseqSig = 0x53053053;
 constexpr uint64_t kTaskSize = 0x7ffffffff000;
 
 static_assert(sizeof(cf_rst_mm_map) == 104, "PR_SET_MM_MAP expects 104 bytes");
+static_assert(sizeof(cf_rst_posix_timer) == 64, "ABI: cf_rst_posix_timer");
+static_assert(sizeof(cf_rst_thread) % 8 == 0, "the timers array after the threads stays aligned");
 
 // Session and process group. A process inherits both from its parent, so
 // only a leader (or a member of a group led by another process of the tree,
@@ -138,6 +140,23 @@ void BuildArgs(const img::Process& core, const MemoryLayout& L, int exe_fd, cf_r
     a->nr_threads++;
   }
 
+  a->posix_timers_off = a->threads_off + sizeof(cf_rst_thread) * a->nr_threads;
+  auto* timers = reinterpret_cast<cf_rst_posix_timer*>(reinterpret_cast<char*>(a) + a->posix_timers_off);
+  for (const img::PosixTimer& t : core.posix_timers()) {
+    cf_rst_posix_timer& d = timers[a->nr_posix_timers++];
+    memset(&d, 0, sizeof(d));
+    d.id = t.id();
+    d.clock_id = t.clock_id();
+    d.signo = t.signo();
+    d.notify = t.notify();
+    d.tid = t.notify_tid();
+    d.sigev_value = t.sigev_value();
+    d.interval_sec = static_cast<int64_t>(t.interval_sec());
+    d.interval_nsec = static_cast<int64_t>(t.interval_nsec());
+    d.value_sec = static_cast<int64_t>(t.value_sec());
+    d.value_nsec = static_cast<int64_t>(t.value_nsec());
+  }
+
   a->vdso_cur = L.vdso_cur;
   a->vdso_len = L.vdso_len;
   a->vdso_target = L.vdso_target ? L.vdso_target : L.vdso_cur;
@@ -231,7 +250,8 @@ Status Prepare(TaskContext& ctx) {
 
   const uint64_t args_len = sizeof(cf_rst_args) + sizeof(cf_rst_range) * 4 +
                             sizeof(cf_rst_vma) * static_cast<uint64_t>(core.vmas_size()) +
-                            sizeof(cf_rst_thread) * static_cast<uint64_t>(core.threads_size());
+                            sizeof(cf_rst_thread) * static_cast<uint64_t>(core.threads_size()) +
+                            sizeof(cf_rst_posix_timer) * static_cast<uint64_t>(core.posix_timers_size());
   TaskMessage msg{};
   msg.pid = core.pid();
   msg.tag = 'R';

@@ -11,7 +11,9 @@
  *   3. set final protections, then the mm fields with one PR_SET_MM_MAP
  *      (exe included: that needs criu-fast's executable unmapped first);
  *   4. sigactions, itimers, sigaltstack, clear_child_tid, rseq, credentials;
- *   5. stop on int3. criu-fast, which traces this process, then unmaps this
+ *   5. the other threads, then the POSIX timers (a timer may signal one of
+ *      those threads), then the queued signals;
+ *   6. stop on int3. criu-fast, which traces this process, then unmaps this
  *      region, loads the saved registers, xstate and signal mask, and lets
  *      the process run on.
  *
@@ -99,6 +101,53 @@ void cf_thread_main(struct cf_rst_thread *t) {
   t->error = r < 0 ? r : 0;
   t->stage = CF_RST_STAGE_DONE;
   stop();
+}
+
+#define CF_PR_TIMER_CREATE_RESTORE_IDS 77
+#define CF_PR_TIMER_CREATE_RESTORE_IDS_OFF 0
+#define CF_PR_TIMER_CREATE_RESTORE_IDS_ON 1
+
+/* The kernel's sigevent_t on x86-64: 64 bytes, of which it reads these. */
+struct cf_sigevent {
+  uint64_t value;
+  int32_t signo;
+  int32_t notify;
+  int32_t tid; /* sigev_notify_thread_id */
+  int32_t pad[11];
+};
+_Static_assert(sizeof(struct cf_sigevent) == 64, "sigevent_t is 64 bytes");
+_Static_assert(sizeof(struct cf_rst_posix_timer) == 64, "ABI: cf_rst_posix_timer");
+
+/* POSIX timers under their saved ids: with PR_TIMER_CREATE_RESTORE_IDS on,
+ * timer_create takes the id from *timer_id (-EBUSY if it is taken) instead
+ * of choosing the next one. All are created first, then armed with the time
+ * they had left, so that their relative phases stay close. */
+static void restore_posix_timers(struct cf_rst_args *a) {
+  const struct cf_rst_posix_timer *t = (const struct cf_rst_posix_timer *)((const char *)a + a->posix_timers_off);
+  long r;
+  if (a->nr_posix_timers == 0) return;
+  r = cf_sys5(CF_NR_prctl, CF_PR_TIMER_CREATE_RESTORE_IDS, CF_PR_TIMER_CREATE_RESTORE_IDS_ON, 0, 0, 0);
+  if (r < 0) fail(a, CF_RST_STAGE_POSIX_TIMERS, r, 0);
+  for (uint32_t i = 0; i < a->nr_posix_timers; i++) {
+    struct cf_sigevent ev;
+    for (int k = 0; k < 11; k++) ((volatile int32_t *)ev.pad)[k] = 0;
+    ev.value = t[i].sigev_value;
+    ev.signo = t[i].signo;
+    ev.notify = t[i].notify;
+    ev.tid = t[i].tid;
+    int32_t id = t[i].id;
+    r = cf_sys3(CF_NR_timer_create, t[i].clock_id, &ev, &id);
+    if (r < 0) fail(a, CF_RST_STAGE_POSIX_TIMERS, r, (uint64_t)t[i].id);
+    if (id != t[i].id) fail(a, CF_RST_STAGE_POSIX_TIMERS, -17 /* EEXIST: the kernel chose another id */,
+                            (uint64_t)t[i].id);
+  }
+  r = cf_sys5(CF_NR_prctl, CF_PR_TIMER_CREATE_RESTORE_IDS, CF_PR_TIMER_CREATE_RESTORE_IDS_OFF, 0, 0, 0);
+  if (r < 0) fail(a, CF_RST_STAGE_POSIX_TIMERS, r, 0);
+  for (uint32_t i = 0; i < a->nr_posix_timers; i++) {
+    if (!t[i].value_sec && !t[i].value_nsec) continue; /* disarmed */
+    r = cf_sys4(CF_NR_timer_settime, t[i].id, 0, &t[i].interval_sec, 0);
+    if (r < 0) fail(a, CF_RST_STAGE_POSIX_TIMERS, r, (uint64_t)t[i].id);
+  }
 }
 
 void cf_restorer_main(struct cf_rst_args *a) {
@@ -207,6 +256,9 @@ void cf_restorer_main(struct cf_rst_args *a) {
     r = clone_thread(&ca, &threads[i]);
     if (r < 0) fail(a, CF_RST_STAGE_THREADS, r, (uint64_t)threads[i].tid);
   }
+
+  a->stage = CF_RST_STAGE_POSIX_TIMERS;
+  restore_posix_timers(a);
 
   /* Signals queued at dump time; all signals are blocked until criu-fast
    * loads the saved mask, so they wait in the queues. */

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define CF_RST_MAGIC 0x43465253u /* "SRFC" */
-#define CF_RST_VERSION 2u
+#define CF_RST_VERSION 3u
 #define CF_RST_NSIG 64
 
 /* Stages the restorer reports in cf_rst_args.stage (for error messages). */
@@ -31,6 +31,7 @@ enum cf_rst_stage {
   CF_RST_STAGE_CREDS,
   CF_RST_STAGE_SIGNALS,
   CF_RST_STAGE_THREADS,
+  CF_RST_STAGE_POSIX_TIMERS,
   CF_RST_STAGE_DONE,
 };
 
@@ -100,6 +101,20 @@ struct cf_rst_thread {
   char comm[16];
 };
 
+/* A POSIX timer to create with its id (after the threads: SIGEV_THREAD_ID
+ * names one) and to arm with the time it had left. */
+struct cf_rst_posix_timer {
+  int32_t id;
+  int32_t clock_id;
+  int32_t signo;
+  int32_t notify;  /* sigev_notify, SIGEV_THREAD_ID included */
+  int32_t tid;     /* SIGEV_THREAD_ID: the thread signalled */
+  int32_t pad;
+  uint64_t sigev_value;
+  int64_t interval_sec, interval_nsec; /* struct itimerspec, in this order */
+  int64_t value_sec, value_nsec;       /* relative; 0: left disarmed */
+};
+
 #define CF_RST_MAX_SIGINFO 64
 
 struct cf_rst_args {
@@ -142,6 +157,10 @@ struct cf_rst_args {
   uint32_t nr_threads; /* threads besides the leader */
   uint32_t pad2;
   uint64_t threads_off;
+
+  uint32_t nr_posix_timers;
+  uint32_t pad3;
+  uint64_t posix_timers_off; /* array of cf_rst_posix_timer, after the threads */
 
   uint32_t nr_siginfo;
   uint32_t pad1;

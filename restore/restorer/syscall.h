@@ -46,6 +46,8 @@ static inline long cf_sys6(long nr, long a0, long a1, long a2, long a3, long a4,
 #define CF_NR_rseq 334
 #define CF_NR_gettid 186
 #define CF_NR_clone3 435
+#define CF_NR_timer_create 222
+#define CF_NR_timer_settime 223
 #define CF_NR_rt_sigqueueinfo 129
 #define CF_NR_rt_tgsigqueueinfo 297
 
