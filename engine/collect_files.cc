@@ -1,6 +1,7 @@
 // Descriptors: regular files, directories and character devices are dumped
-// here; pipes, FIFOs, unix socket pairs and eventfds come from the tree-wide
-// pass (engine/shared_files.h); every other kind is refused with a message
+// here; pipes, FIFOs, unix socket pairs, eventfds, timerfds, signalfds,
+// inotify and epoll instances come from the tree-wide pass
+// (engine/shared_files.h); every other kind is refused with a message
 // naming the fd and its kind until its own dumper exists. A deleted-but-open
 // regular file has its contents saved in a ghost image (ghost-DEV-INO.img)
 // so restore can recreate it. A memfd is saved as a shmem object.
@@ -37,7 +38,7 @@ std::string UnsupportedKind(const std::string& link, const struct stat& sb) {
   if (StartsWith(link, "anon_inode:")) {
     std::string k = link.substr(11);
     if (!k.empty() && k.front() == '[') k = k.substr(1, k.size() - 2);
-    return k;  // eventfd, eventpoll, timerfd, signalfd, inotify, pidfd, io_uring...
+    return k;  // pidfd, io_uring, userfaultfd, fanotify, perf_event...
   }
   return "";
 }

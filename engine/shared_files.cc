@@ -4,10 +4,13 @@
 //      its fdinfo, and its
 //      open file description's id (kcmp against the descriptions seen so far
 //      with the same dev and inode); for a socket, what sock_diag says; for
-//      an eventfd, its counter and mode;
+//      an eventfd, its counter and mode; for a timerfd, signalfd or inotify
+//      instance, its state; for an epoll instance, its targets;
 //   2. per pipe: capacity and queued bytes, once, through its first fd;
 //   3. per socket pair: both ends found in the tree (or the peer closed),
-//      and each end's state and queue.
+//      and each end's state and queue;
+//   4. per epoll description: the first process holding it in which every
+//      target is still at its fd number (kcmp) gets the targets on that fd.
 #include "engine/shared_files.h"
 
 #include <fcntl.h>
@@ -51,6 +54,7 @@ Status SharedFiles::Collect(const std::vector<pid_t>& pids) {
   DropUnsharedFiles();
   RETURN_IF_ERROR(CollectPipes());
   RETURN_IF_ERROR(CollectSockets());
+  RETURN_IF_ERROR(CollectEpolls());
   LOG_INFO("files: %zu shared-kind descriptors, %zu open file descriptions", fds_.size(), descriptions_.size());
   return OkStatus();
 }
@@ -110,7 +114,16 @@ Status SharedFiles::CollectProcess(pid_t pid) {
       f.set_type(img::Fd::UNIX_SOCKET);
     } else if (*link == "anon_inode:[eventfd]") {
       f.set_type(img::Fd::EVENTFD);
-    } else if ((S_ISREG(sb.st_mode) && sb.st_nlink > 0 && !StartsWith(*link, "/memfd:")) || S_ISDIR(sb.st_mode)) {
+    } else if (*link == "anon_inode:[timerfd]") {
+      f.set_type(img::Fd::TIMERFD);
+    } else if (*link == "anon_inode:[signalfd]") {
+      f.set_type(img::Fd::SIGNALFD);
+    } else if (*link == "anon_inode:inotify") {
+      f.set_type(img::Fd::INOTIFY);
+    } else if (*link == "anon_inode:[eventpoll]") {
+      f.set_type(img::Fd::EPOLL);
+    } else if ((S_ISREG(sb.st_mode) && sb.st_nlink > 0 && !StartsWith(*link, "/memfd:") &&
+                !StartsWith(*link, "anon_inode:")) || S_ISDIR(sb.st_mode)) {
       // Kept only if another process holds the same description (below).
       f.set_type(S_ISREG(sb.st_mode) ? img::Fd::REG : img::Fd::DIR);
       f.set_size(static_cast<uint64_t>(sb.st_size));
@@ -129,12 +142,29 @@ Status SharedFiles::CollectProcess(pid_t pid) {
     f.set_path(*link);
     ASSIGN_OR_RETURN(uint32_t id, DescriptionId(pid, fd, sb.st_dev, sb.st_ino));
     f.set_file_id(id);
-    if (f.type() == img::Fd::EVENTFD) {
-      RETURN_IF_ERROR(ReadEventFd(pid, fd, info, &f).WithContext(FdName(pid, fd, *link)));
-    }
+    RETURN_IF_ERROR(ReadState(pid, fd, info, id, &f).WithContext(FdName(pid, fd, *link)));
     fds_[{pid, fd}] = std::move(f);
   }
   return OkStatus();
+}
+
+// The kind-specific state of |f| (fd |fd| of |pid|, open file |id|).
+Status SharedFiles::ReadState(pid_t pid, int fd, const FdInfo& info, uint32_t id, img::Fd* f) {
+  switch (f->type()) {
+    case img::Fd::EVENTFD: return ReadEventFd(pid, fd, info, f);
+    case img::Fd::TIMERFD: return ReadTimerFd(pid, fd, f);
+    case img::Fd::SIGNALFD: return ReadSignalFd(pid, fd, info, f);
+    case img::Fd::INOTIFY: return ReadInotify(pid, fd, info, f);
+    case img::Fd::EPOLL: {
+      Epoll& e = epolls_[id];
+      if (e.refs.empty()) {
+        ASSIGN_OR_RETURN(e.targets, ParseEpollTargets(info));
+      }
+      e.refs.push_back({pid, fd});
+      return OkStatus();
+    }
+    default: return OkStatus();
+  }
 }
 
 Status SharedFiles::CollectPipes() {
@@ -235,6 +265,41 @@ Status SharedFiles::CollectSockets() {
       LOG_DEBUG("files: socket pair %lu-%lu (type %u): %d and %d messages queued", f.inode(), peer, pair.type(),
                 pair.a().queue_size(), pair.b().queue_size());
       pairs_[pid].push_back(std::move(pair));
+    }
+  }
+  return OkStatus();
+}
+
+// Each epoll description's targets go on the first fd, in dump order, whose
+// process holds every target at its fd number; that process re-adds them at
+// restore. An fd of the same description elsewhere shares them.
+Status SharedFiles::CollectEpolls() {
+  for (auto& [id, e] : epolls_) {
+    Status first;
+    bool placed = false;
+    for (const Ref& r : e.refs) {
+      Status s = CheckEpollTargets(r.pid, r.fd, e.targets);
+      if (s.ok()) {
+        img::Fd& f = fds_.at({r.pid, r.fd});
+        for (const EpollTargetInfo& t : e.targets) {
+          img::EpollTarget* et = f.add_epoll_targets();
+          et->set_tfd(t.tfd);
+          et->set_events(t.events);
+          et->set_data(t.data);
+        }
+        LOG_DEBUG("files: epoll %u: %zu targets, added back by process %d fd %d", id, e.targets.size(), r.pid,
+                  r.fd);
+        placed = true;
+        break;
+      }
+      if (first.ok()) first = s.WithContext(FdName(r.pid, r.fd, "anon_inode:[eventpoll]"));
+    }
+    if (!placed) {
+      if (e.refs.size() > 1) {
+        first = first.WithContext("an epoll instance shared by " + std::to_string(e.refs.size()) +
+                                  " descriptors, none of whose processes holds all its targets");
+      }
+      return Error(first.ToString() + ": not supported yet");
     }
   }
   return OkStatus();

@@ -1,6 +1,7 @@
 // Descriptors whose kernel object the processes of a tree may share: pipes,
-// FIFOs, unix socket pairs and eventfds; and regular files and directories
-// whose open file description (offset, flags) several processes share.
+// FIFOs, unix socket pairs, eventfds, timerfds, signalfds, inotify and epoll
+// instances; and regular files and directories whose open file description
+// (offset, flags) several processes share.
 //
 // One pass over every process of the (frozen) tree, before the per-process
 // collection, because what one fd is depends on the others: two fds, in one
@@ -10,7 +11,8 @@
 // queued bytes (pipe data, socket queues) are read without consuming them,
 // through a copy of the descriptor taken with pidfd_getfd, so a dump with -R
 // leaves them in place. Each object is saved once, in the core of the first
-// process that holds it.
+// process that holds it. An epoll instance's targets are checked last, once
+// every process is known (see CollectEpolls).
 #pragma once
 
 #include <sys/types.h>
@@ -23,6 +25,7 @@
 #include "common/fd.h"
 #include "common/status.h"
 #include "criu_fast.pb.h"
+#include "engine/fdinfo_kinds.h"
 #include "engine/proc_parse.h"
 
 namespace cf::engine {
@@ -66,8 +69,10 @@ class SharedFiles {
   void DropUnsharedFiles();
   Result<uint32_t> DescriptionId(pid_t pid, int fd, uint64_t dev, uint64_t inode);
   Status CollectSocket(pid_t pid, int fd, const std::string& link, uint64_t inode);
+  Status ReadState(pid_t pid, int fd, const FdInfo& info, uint32_t id, img::Fd* f);
   Status CollectPipes();
   Status CollectSockets();
+  Status CollectEpolls();
   Status ReadEnd(uint64_t inode, img::UnixEnd* out) const;
 
   std::map<std::pair<pid_t, int>, img::Fd> fds_;
@@ -75,10 +80,16 @@ class SharedFiles {
   std::map<pid_t, std::vector<img::Pipe>> pipes_;         // by carrier process
   std::map<pid_t, std::vector<img::UnixPair>> pairs_;     // by carrier process
   std::map<uint64_t, Socket> sockets_;                    // by inode
+  struct Epoll {  // an epoll description: where it is held, what it watches
+    std::vector<Ref> refs;  // root first, then by fd
+    std::vector<EpollTargetInfo> targets;
+  };
+  std::map<uint32_t, Epoll> epolls_;                      // by file_id
   std::vector<pid_t> order_;                              // processes, root first
 };
 
-// Per-kind readers (engine/dump_pipe.cc, dump_unix.cc, dump_eventfd.cc).
+// Per-kind readers (engine/dump_pipe.cc, dump_unix.cc, dump_eventfd.cc,
+// dump_timerfd.cc, dump_signalfd.cc, dump_inotify.cc, dump_epoll.cc).
 
 // A copy, in criu-fast, of fd |fd| of |pid|: the same open file description.
 Result<UniqueFd> TakeFd(pid_t pid, int fd);
@@ -95,5 +106,18 @@ Status ReadUnixEnd(int sock, const UnixSocketInfo& info, img::UnixEnd* out);
 
 // The counter and mode of eventfd |fd| of |pid| into |out|.
 Status ReadEventFd(pid_t pid, int fd, const FdInfo& info, img::Fd* out);
+
+// Clock, setting and pending expirations of timerfd |fd| of |pid|.
+Status ReadTimerFd(pid_t pid, int fd, img::Fd* out);
+
+// The signal mask of a signalfd.
+Status ReadSignalFd(pid_t pid, int fd, const FdInfo& info, img::Fd* out);
+
+// The watches of an inotify instance, each with a path to its file.
+Status ReadInotify(pid_t pid, int fd, const FdInfo& info, img::Fd* out);
+
+// OK when every target of epoll fd |efd| of |pid| is, in |pid|, the file
+// at the fd number it was added with (and not an epoll instance itself).
+Status CheckEpollTargets(pid_t pid, int efd, const std::vector<EpollTargetInfo>& targets);
 
 }  // namespace cf::engine

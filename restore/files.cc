@@ -170,6 +170,11 @@ Status RestoreFds(const img::Process& core, const std::string& dir, const Inheri
   }
   for (const auto& [id, fd] : inherited) close(fd);
   for (const auto& [id, fd] : shmem) close(fd);
+  // Epoll targets are other fds of ours: all of them are in place now.
+  for (const img::Fd& f : core.fds()) {
+    if (!status.ok()) break;
+    if (f.type() == img::Fd::EPOLL && f.epoll_targets_size() > 0) status = AddEpollTargets(f);
+  }
   // Deleted files go away again once every descriptor holds them.
   for (const auto& [image, path] : ghosts) unlink(path.c_str());
   return status;

@@ -1,9 +1,10 @@
 // Planning and creating the shared objects (see shared_files.h).
 //
 // Planning runs in criu-fast before the tree exists: it gathers the objects
-// saved in every core (pipes, socket pairs), gives each eventfd description
-// (and each regular file or directory description held by several
-// processes) an object of its own, maps every fd that names an open file description
+// saved in every core (pipes, socket pairs), gives each eventfd, timerfd,
+// signalfd, inotify and epoll description (and each regular file or
+// directory description held by several processes) an object of its own,
+// maps every fd that names an open file description
 // (file_id) to its object, and makes the lowest common ancestor of the
 // processes holding an object its owner.
 #include "restore/shared_files.h"
@@ -12,6 +13,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <optional>
 #include <set>
 #include <string>
 
@@ -52,8 +54,27 @@ const char* KindName(SharedObject::Kind k) {
     case SharedObject::Kind::kUnixPair: return "socket pair";
     case SharedObject::Kind::kEventFd: return "eventfd";
     case SharedObject::Kind::kFile: return "file";
+    case SharedObject::Kind::kTimerFd: return "timerfd";
+    case SharedObject::Kind::kSignalFd: return "signalfd";
+    case SharedObject::Kind::kInotify: return "inotify instance";
+    case SharedObject::Kind::kEpoll: return "epoll instance";
   }
   return "?";
+}
+
+// The kinds whose object is one open file description (no object record
+// in the core: the state is on the fds).
+std::optional<SharedObject::Kind> DescriptionKind(img::Fd::Type t) {
+  switch (t) {
+    case img::Fd::EVENTFD: return SharedObject::Kind::kEventFd;
+    case img::Fd::TIMERFD: return SharedObject::Kind::kTimerFd;
+    case img::Fd::SIGNALFD: return SharedObject::Kind::kSignalFd;
+    case img::Fd::INOTIFY: return SharedObject::Kind::kInotify;
+    case img::Fd::EPOLL: return SharedObject::Kind::kEpoll;
+    case img::Fd::REG:
+    case img::Fd::DIR: return SharedObject::Kind::kFile;  // held by several processes
+    default: return std::nullopt;
+  }
 }
 
 // Room for descriptors up to |top| (criu-fast may run with a lower
@@ -123,15 +144,14 @@ Result<SharedFilePlan> PlanSharedFiles(const ImageSet& images) {
         auto it = sockets.find(f.inode());
         if (it == sockets.end()) return missing("socket pair");
         obj = it->second;
-      } else if (f.type() == img::Fd::EVENTFD || f.type() == img::Fd::REG || f.type() == img::Fd::DIR) {
-        // One object per open file description.
+      } else if (auto kind = DescriptionKind(f.type())) {
         auto it = file_object.find(f.file_id());
         if (it != file_object.end()) {
           obj = it->second;
         } else {
           obj = plan.objects.size();
           SharedObject o;
-          o.kind = f.type() == img::Fd::EVENTFD ? SharedObject::Kind::kEventFd : SharedObject::Kind::kFile;
+          o.kind = *kind;
           plan.objects.push_back(std::move(o));
           users.emplace_back();
         }
@@ -171,6 +191,10 @@ Status CreateOwnedFiles(const SharedFilePlan& plan, pid_t pid, InheritedFiles* f
       case SharedObject::Kind::kUnixPair: RETURN_IF_ERROR(CreateUnixPair(o, &created)); break;
       case SharedObject::Kind::kEventFd: RETURN_IF_ERROR(CreateEventFd(o, &created)); break;
       case SharedObject::Kind::kFile: RETURN_IF_ERROR(CreateSharedFile(o, &created)); break;
+      case SharedObject::Kind::kTimerFd: RETURN_IF_ERROR(CreateTimerFd(o, &created)); break;
+      case SharedObject::Kind::kSignalFd: RETURN_IF_ERROR(CreateSignalFd(o, &created)); break;
+      case SharedObject::Kind::kInotify: RETURN_IF_ERROR(CreateInotify(o, &created)); break;
+      case SharedObject::Kind::kEpoll: RETURN_IF_ERROR(CreateEpoll(o, &created)); break;
     }
     for (auto& [id, fd] : created) {
       const int moved = fcntl(fd.get(), F_DUPFD_CLOEXEC, plan.temp_base);

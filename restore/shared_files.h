@@ -1,6 +1,7 @@
 // Restoring the kernel objects that descriptors may share across the tree:
-// pipes, FIFOs, unix socket pairs, eventfds, and the open file descriptions
-// of regular files and directories that several processes hold (one offset).
+// pipes, FIFOs, unix socket pairs, eventfds, timerfds, signalfds, inotify
+// and epoll instances, and the open file descriptions of regular files and
+// directories that several processes hold (one offset).
 //
 // A child inherits descriptors from its parent at fork, so an object is
 // created by the lowest common ancestor of every process that holds it (its
@@ -10,6 +11,10 @@
 // every fd number of the tree, so nothing the restore uses later is in the
 // way). Each process of the owner's subtree then dup2()s the descriptions it
 // uses to their numbers (RestoreFds) and closes the others.
+//
+// An epoll instance is created empty by its owner; its targets are other
+// fds of a process, so they are added by the one process whose Fd carries
+// them, once all its fds are in place (AddEpollTargets, from RestoreFds).
 #pragma once
 
 #include <sys/types.h>
@@ -25,7 +30,7 @@
 namespace cf::restore {
 
 struct SharedObject {
-  enum class Kind { kPipe, kUnixPair, kEventFd, kFile };
+  enum class Kind { kPipe, kUnixPair, kEventFd, kTimerFd, kSignalFd, kInotify, kEpoll, kFile };
   Kind kind = Kind::kPipe;
   pid_t owner = 0;
   const img::Pipe* pipe = nullptr;       // kPipe
@@ -63,5 +68,13 @@ Status CreateEventFd(const SharedObject& obj, CreatedFiles* out);
 // restore/files.cc: a regular file or directory opened as it was (path,
 // flags, offset).
 Status CreateSharedFile(const SharedObject& obj, CreatedFiles* out);
+Status CreateTimerFd(const SharedObject& obj, CreatedFiles* out);    // restore/timerfd.cc
+Status CreateSignalFd(const SharedObject& obj, CreatedFiles* out);   // restore/signalfd.cc
+Status CreateInotify(const SharedObject& obj, CreatedFiles* out);    // restore/inotify.cc
+Status CreateEpoll(const SharedObject& obj, CreatedFiles* out);      // restore/epoll.cc
+
+// Adds the targets saved on epoll fd |f| (placed at f.fd(), like every fd
+// of this process) to it.
+Status AddEpollTargets(const img::Fd& f);
 
 }  // namespace cf::restore

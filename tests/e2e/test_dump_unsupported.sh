@@ -1,10 +1,12 @@
 #!/bin/bash
 # Descriptors the dump cannot take yet are refused (tests/progs/pipe_holder.c).
 #
-# For each kind still unsupported (epoll, timerfd, signalfd, inotify, tty, an
-# inet socket, a bound and listening unix socket, a socket pair with a
-# descriptor in flight; pipes, socket pairs and eventfds are dumped: see
-# test_pipes.sh, test_socketpairs.sh, test_eventfds.sh): a default dump
+# For each kind still unsupported (an epoll instance watching another one or
+# watching a file through an fd number closed since, a pidfd, a tty, an inet
+# socket, a bound and listening unix socket, a socket pair with a descriptor
+# in flight; pipes, socket pairs, eventfds, timerfds, signalfds, inotify and
+# epoll are dumped: see test_pipes.sh, test_socketpairs.sh, test_eventfds.sh,
+# test_fdkinds.sh): a default dump
 # (which would kill the target on success) must exit 1
 # with one "Error:" line naming the pid, the fd number and the kind; the target
 # must run on untraced and unchanged (maps, descriptors, queued data: its
@@ -15,16 +17,15 @@ e2e_init
 
 # mode -> regex the error line must contain (case-insensitive)
 declare -A KIND=(
-  [epoll]='e(vent)?poll'
-  [timerfd]='timerfd'
-  [signalfd]='signalfd'
-  [inotify]='inotify'
+  [epollnest]='nested epoll'
+  [epollclosed]='closed'
+  [pidfd]='pidfd'
   [tty]='tty|terminal|pty'
   [inet]='socket'
   [unixbound]='socket'
   [scmrights]='socket'
 )
-MODES=(epoll timerfd signalfd inotify tty inet unixbound scmrights)
+MODES=(epollnest epollclosed pidfd tty inet unixbound scmrights)
 
 n=0
 for mode in "${MODES[@]}"; do

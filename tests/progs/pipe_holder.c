@@ -1,10 +1,10 @@
 /* pipe_holder W MODE: holds descriptors of one kind a dump cannot take yet.
  *
  * MODE chooses the kind (one kind per run, so the refusal must name it):
- *   epoll       an empty epoll instance
- *   timerfd     a CLOCK_MONOTONIC timerfd armed for 1000 s
- *   signalfd    a signalfd for SIGUSR2 (blocked)
- *   inotify     an inotify instance watching W
+ *   epollnest   an epoll instance watching another epoll instance
+ *   epollclosed an epoll instance watching an eventfd by an fd number that
+ *               was closed since (the eventfd lives on as a dup)
+ *   pidfd       a pidfd of the process itself
  *   tty         the master of a pseudo-terminal
  *   inet        a TCP socket listening on 127.0.0.1 (any port)
  *   unixbound   a unix stream socket bound to W/sock and listening
@@ -12,16 +12,14 @@
  *               in a 5-byte message
  * W/expect: "fd <n>" for each descriptor of that kind, then "kind <MODE>".
  * On SIGUSR1 it checks each descriptor still points at the same object
- * (/proc/self/fd link), that a timer is still armed and that a message is
- * still queued (peeked).
+ * (/proc/self/fd link) and that a message is still queued (peeked).
  */
 #include "prog_common.h"  /* first: it defines _GNU_SOURCE */
 
 #include <sys/epoll.h>
-#include <sys/inotify.h>
-#include <sys/signalfd.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -38,21 +36,21 @@ static void read_link(int fd, char *out, size_t len) {
 }
 
 static void setup(void) {
-  if (strcmp(mode, "epoll") == 0) {
+  if (strcmp(mode, "epollnest") == 0) {
+    int inner = epoll_create1(0);
     fds[0] = epoll_create1(0);
-  } else if (strcmp(mode, "timerfd") == 0) {
-    fds[0] = timerfd_create(CLOCK_MONOTONIC, 0);
-    struct itimerspec its = {{1000, 0}, {1000, 0}};
-    if (fds[0] >= 0 && timerfd_settime(fds[0], 0, &its, NULL) != 0) cf_die("timerfd_settime");
-  } else if (strcmp(mode, "signalfd") == 0) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGUSR2);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) cf_die("sigprocmask");
-    fds[0] = signalfd(-1, &set, 0);
-  } else if (strcmp(mode, "inotify") == 0) {
-    fds[0] = inotify_init1(0);
-    if (fds[0] >= 0 && inotify_add_watch(fds[0], cf_prog.workdir, IN_DELETE_SELF) < 0) cf_die("inotify_add_watch");
+    struct epoll_event ev = {.events = EPOLLIN, .data = {.u64 = 7}};
+    if (inner < 0 || fds[0] < 0 || epoll_ctl(fds[0], EPOLL_CTL_ADD, inner, &ev) != 0) cf_die("nested epoll");
+    fds[1] = inner;
+  } else if (strcmp(mode, "epollclosed") == 0) {
+    int e = eventfd(0, 0);
+    fds[0] = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data = {.u64 = 7}};
+    if (e < 0 || fds[0] < 0 || epoll_ctl(fds[0], EPOLL_CTL_ADD, e, &ev) != 0) cf_die("epoll");
+    fds[1] = dup(e);
+    close(e);
+  } else if (strcmp(mode, "pidfd") == 0) {
+    fds[0] = (int)syscall(SYS_pidfd_open, getpid(), 0);
   } else if (strcmp(mode, "tty") == 0) {
     fds[0] = posix_openpt(O_RDWR | O_NOCTTY);
   } else if (strcmp(mode, "inet") == 0) {
@@ -111,16 +109,11 @@ static void check(void) {
     char buf[16];
     ssize_t n = recv(fds[1], buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
     CF_CHECK(n == 5, "scmrights: peeking gives %zd bytes, want the 5 queued", n);
-  } else if (strcmp(mode, "timerfd") == 0) {
-    struct itimerspec its;
-    CF_CHECK(timerfd_gettime(fds[0], &its) == 0 && its.it_interval.tv_sec == 1000 &&
-                 (its.it_value.tv_sec > 0 || its.it_value.tv_nsec > 0),
-             "timerfd no longer armed every 1000 s");
   }
 }
 
 int main(int argc, char **argv) {
-  cf_init(argc, argv, 2, "pipe_holder W epoll|timerfd|signalfd|inotify|tty|inet|unixbound|scmrights");
+  cf_init(argc, argv, 2, "pipe_holder W epollnest|epollclosed|pidfd|tty|inet|unixbound|scmrights");
   mode = argv[2];
   setup();
   char expect[256];
