@@ -68,7 +68,8 @@ Result<std::string> WatchPath(pid_t pid, const InotifyWatchInfo& w, dev_t dev) {
   memcpy(fh->f_handle, w.fhandle.data(), w.fhandle.size());
   const std::string root = "/proc/" + std::to_string(pid) + "/root";
   for (const std::string& point : mounts) {
-    UniqueFd mnt(open((root + point).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    // open_by_handle_at() refuses an O_PATH descriptor for the mount (EBADF).
+    UniqueFd mnt(open((root + point).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!mnt.valid()) continue;
     UniqueFd file(open_by_handle_at(mnt.get(), fh, O_PATH | O_CLOEXEC));
     if (!file.valid()) continue;
