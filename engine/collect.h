@@ -13,6 +13,7 @@
 #include "criu_fast.pb.h"
 #include "memdrain/remote_syscall.h"
 #include "pagemap/vma.h"
+#include "streams/image_sink.h"
 
 namespace cf::engine {
 
@@ -27,11 +28,10 @@ Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out);
 
 class SharedFiles;
 // Descriptors. Deleted-but-open files get their contents saved as ghost
-// images in |dir|; the names of the files written are added to |written|.
+// images in |sink| (once per file, also when several processes hold it).
 // Pipes, FIFOs, socket pairs and eventfds are taken from |shared| (which
 // also adds the objects this process carries: pipes, socket pairs).
-Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, const SharedFiles& shared, img::Process* out,
-                  std::vector<std::string>* written);
+Status CollectFds(pid_t pid, bool shell_job, streams::ImageSink* sink, const SharedFiles& shared, img::Process* out);
 
 // Ids, credentials, rlimits, cwd, root, personality, umask, name.
 Status CollectProcessInfo(pid_t pid, img::Process* out);

@@ -22,6 +22,7 @@
 #include "engine/shared_files.h"
 #include "engine/shmem.h"
 #include "streams/image_file.h"
+#include "streams/image_sink.h"
 
 namespace cf::engine {
 namespace {
@@ -55,11 +56,11 @@ bool IsTty(const struct stat& sb) {
   return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143);
 }
 
-Status SaveGhost(const std::string& fd_path, const std::string& image_path, uint64_t size) {
+Status SaveGhost(const std::string& fd_path, streams::ImageSink* sink, const std::string& name, uint64_t size) {
   if (size > kMaxGhostSize) return Errorf("deleted file is too large to save (%lu bytes)", size);
   UniqueFd in(open(fd_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in.valid()) return ErrnoStatus("open " + fd_path);
-  ASSIGN_OR_RETURN(streams::ImageWriter w, streams::ImageWriter::Create(image_path, streams::FileKind::kGhost));
+  ASSIGN_OR_RETURN(streams::ImageWriter w, sink->Create(name, streams::FileKind::kGhost));
   std::vector<uint8_t> buf(kGhostChunk);
   for (uint64_t off = 0; off < size;) {
     ssize_t n = pread(in.get(), buf.data(), buf.size(), static_cast<off_t>(off));
@@ -75,11 +76,9 @@ Status SaveGhost(const std::string& fd_path, const std::string& image_path, uint
 
 }  // namespace
 
-Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, const SharedFiles& shared, img::Process* out,
-                  std::vector<std::string>* written) {
+Status CollectFds(pid_t pid, bool shell_job, streams::ImageSink* sink, const SharedFiles& shared, img::Process* out) {
   const std::string proc = "/proc/" + std::to_string(pid);
   ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
-  std::set<std::string> ghosts_done;
   for (int fd : fds) {
     const std::string fd_path = proc + "/fd/" + std::to_string(fd);
     auto link = ReadLink(fd_path);
@@ -149,9 +148,8 @@ Status CollectFds(pid_t pid, bool shell_job, const std::string& dir, const Share
       const std::string name = "ghost-" + std::to_string(sb.st_dev) + "-" + std::to_string(sb.st_ino) + ".img";
       f->set_deleted(true);
       f->set_ghost_file(name);
-      if (ghosts_done.insert(name).second) {
-        written->push_back(name);
-        RETURN_IF_ERROR(SaveGhost(fd_path, dir + "/" + name, static_cast<uint64_t>(sb.st_size))
+      if (!sink->Has(name)) {
+        RETURN_IF_ERROR(SaveGhost(fd_path, sink, name, static_cast<uint64_t>(sb.st_size))
                             .WithContext("process " + std::to_string(pid) + " fd " + std::to_string(fd)));
       }
     }

@@ -1,8 +1,10 @@
 // `criu-fast dump`: the orchestration of a checkpoint.
 //
-// Stages, each timed:
-//   1. prepare   the images directory (a stale inventory.img is removed first,
-//                so a failed dump never leaves a directory that looks complete)
+// The image goes to a sink (streams/image_sink.h): a directory, or with
+// --stream one stream to stdout or --stream-to PATH. Stages, each timed:
+//   1. prepare   the sink: the images directory (a stale inventory.img is
+//                removed first, so a failed dump never leaves a directory that
+//                looks complete), or the stream's output and header
 //   2. seize     every thread of the tree (engine/seize.h); frozen from here
 //   3. collect   descriptors the processes may share (pipes, socket pairs,
 //                eventfds: one pass over the whole tree, engine/shared_files.h);
@@ -13,7 +15,10 @@
 //                (engine/shmem.h, while collecting); then the scan, drain and
 //                write of every process's own memory (engine/page_dump.h),
 //                processes side by side in one arena of --jobs workers
-//   5. metadata  core and pagemap images, stats, and inventory.img last
+//   5. metadata  cores as soon as each process is collected (before the
+//                pages), pagemaps after them, stats, and inventory.img last
+//                (in a stream the inventory goes first and a trailer marks
+//                the end)
 //   6. finish    kill the tree, or let it run on with -R
 // Any error before stage 6 rolls back: remote state is undone, every thread is
 // detached (and runs on as before), and the files written are removed.
@@ -41,6 +46,7 @@
 #include "engine/shmem.h"
 #include "engine/stats.h"
 #include "streams/image_file.h"
+#include "streams/image_sink.h"
 
 namespace cf::engine {
 namespace {
@@ -49,7 +55,7 @@ class Dumper {
  public:
   explicit Dumper(const Options& opts) : opts_(opts) {}
   ~Dumper() {
-    if (!committed_) RemoveWritten();
+    if (!committed_ && sink_) sink_->Abort();
   }
 
   Status Run();
@@ -67,17 +73,18 @@ class Dumper {
   Status CollectProcess(const SeizedProcess& sp, ProcessDump* out);
   Status DumpProcessPages(ProcessDump* pd);
   Status DumpAllPages();
-  Status WriteProcess(const ProcessDump& pd);
+  Status WriteCore(const ProcessDump& pd);
   Status WriteMessage(const std::string& name, streams::FileKind kind, const google::protobuf::MessageLite& msg);
   Status WriteInventory();
-  void RemoveWritten();
-  std::string Path(const std::string& name) const { return opts_.images_dir + "/" + name; }
 
   const Options& opts_;
   DumpCounters stats_;
+  // Declared before tree_, so destroyed after it: a stream's output stays
+  // open until the tree was killed or released (a restore reading the stream
+  // waits for its end, when the pids it needs are being freed).
+  std::unique_ptr<streams::ImageSink> sink_;
   FrozenTree tree_;
   SharedFiles shared_;
-  std::vector<std::string> written_;  // files of this dump, removed on failure
   std::vector<int32_t> pids_;
   PageDumpOptions page_opts_;
   std::optional<sched::Arena> arena_;  // --jobs workers, shared by every page dump
@@ -87,24 +94,17 @@ class Dumper {
 };
 
 Status Dumper::Prepare() {
-  struct stat sb;
-  if (stat(opts_.images_dir.c_str(), &sb) != 0) {
-    if (errno != ENOENT || mkdir(opts_.images_dir.c_str(), 0700) != 0) {
-      return ErrnoStatus("images directory " + opts_.images_dir);
-    }
-  } else if (!S_ISDIR(sb.st_mode)) {
-    return Error(opts_.images_dir + " is not a directory", ENOTDIR);
-  }
-  if (unlink(Path("inventory.img").c_str()) != 0 && errno != ENOENT) {
-    return ErrnoStatus("remove old " + Path("inventory.img"));
+  if (opts_.stream) {
+    ASSIGN_OR_RETURN(sink_, streams::OpenStreamSink(opts_.stream_to));
+  } else {
+    ASSIGN_OR_RETURN(sink_, streams::OpenDirectorySink(opts_.images_dir));
   }
   return OkStatus();
 }
 
 Status Dumper::WriteMessage(const std::string& name, streams::FileKind kind,
                             const google::protobuf::MessageLite& msg) {
-  written_.push_back(name);
-  ASSIGN_OR_RETURN(streams::ImageWriter w, streams::ImageWriter::Create(Path(name), kind));
+  ASSIGN_OR_RETURN(streams::ImageWriter w, sink_->Create(name, kind));
   RETURN_IF_ERROR(w.WriteMessage(msg));
   return w.Finish();
 }
@@ -117,7 +117,7 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     ScopedTimer t(&stats_.collect_ns);
     RETURN_IF_ERROR(CollectProcessInfo(pid, &proc));
     RETURN_IF_ERROR(CollectMm(pid, &proc).status());
-    RETURN_IF_ERROR(CollectFds(pid, opts_.shell_job, opts_.images_dir, shared_, &proc, &written_));
+    RETURN_IF_ERROR(CollectFds(pid, opts_.shell_job, sink_.get(), shared_, &proc));
     for (const SeizedThread& t : sp.threads) RETURN_IF_ERROR(CollectThread(pid, t.tid, proc.add_threads()));
     RETURN_IF_ERROR(CollectSharedPending(pid, &proc));
     FAULT_POINT("collect");
@@ -135,16 +135,14 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
 
   // Shared memory objects this process maps or holds, the first time one is
   // seen in the tree.
-  RETURN_IF_ERROR(shmem_->AddVmas(&proc, &stats_, &written_));
+  RETURN_IF_ERROR(shmem_->AddVmas(&proc, &stats_));
   for (img::Fd& f : *proc.mutable_fds()) {
     if (f.type() != img::Fd::MEMFD) continue;
-    ASSIGN_OR_RETURN(uint32_t id, shmem_->AddMemfd(pid, f.fd(), f.dev(), f.inode(), f.path(), &proc, &stats_,
-                                                   &written_));
+    ASSIGN_OR_RETURN(uint32_t id, shmem_->AddMemfd(pid, f.fd(), f.dev(), f.inode(), f.path(), &proc, &stats_));
     f.set_shmem_id(id);
   }
   const std::string pages_name = "pages-" + std::to_string(pid) + ".img";
   out->pagemap.set_pages_file(pages_name);
-  written_.push_back(pages_name);
   stats_.processes++;
   stats_.threads += static_cast<uint32_t>(sp.threads.size());
   return OkStatus();
@@ -156,7 +154,7 @@ Status Dumper::DumpProcessPages(ProcessDump* pd) {
   PageDumpOptions popts = page_opts_;
   popts.arena = &*arena_;
   ASSIGN_OR_RETURN(streams::ImageWriter pages,
-                   streams::ImageWriter::Create(Path(pd->pagemap.pages_file()), streams::FileKind::kPages));
+                   sink_->Create(pd->pagemap.pages_file(), streams::FileKind::kPages));
   RETURN_IF_ERROR(DumpPages(pd->pid, pd->proc, popts, &pages, &pd->pagemap, &pd->stats));
   return pages.Finish();
 }
@@ -180,10 +178,10 @@ Status Dumper::DumpAllPages() {
   return OkStatus();
 }
 
-Status Dumper::WriteProcess(const ProcessDump& pd) {
-  const std::string sp = std::to_string(pd.pid);
-  RETURN_IF_ERROR(WriteMessage("core-" + sp + ".img", streams::FileKind::kCore, pd.proc));
-  RETURN_IF_ERROR(WriteMessage("pagemap-" + sp + ".img", streams::FileKind::kPageMap, pd.pagemap));
+// The core is complete once the process is collected: it is written before
+// the pages (in a stream, metadata comes first); the pagemap after them.
+Status Dumper::WriteCore(const ProcessDump& pd) {
+  RETURN_IF_ERROR(WriteMessage("core-" + std::to_string(pd.pid) + ".img", streams::FileKind::kCore, pd.proc));
   pids_.push_back(pd.pid);
   return OkStatus();
 }
@@ -194,7 +192,12 @@ Status Dumper::WriteInventory() {
   inv.set_format_version(streams::kFormatVersion);
   inv.set_tool_version(CF_VERSION);
   inv.set_root_pid(opts_.pid);
-  for (int32_t p : pids_) inv.add_pids(p);
+  if (sink_->streamed()) {
+    // Written before the processes: their pids are those seized, in order.
+    for (const SeizedProcess& sp : tree_.processes()) inv.add_pids(sp.pid);
+  } else {
+    for (int32_t p : pids_) inv.add_pids(p);
+  }
   inv.set_checksum("xxh64");
   inv.set_compression(opts_.compress);
   inv.set_leave_running(opts_.leave_running);
@@ -206,11 +209,6 @@ Status Dumper::WriteInventory() {
   return WriteMessage("inventory.img", streams::FileKind::kInventory, inv);
 }
 
-void Dumper::RemoveWritten() {
-  for (const std::string& name : written_) unlink(Path(name).c_str());
-  written_.clear();
-}
-
 Status Dumper::Run() {
   const uint64_t start = MonotonicNs();
   RETURN_IF_ERROR(Prepare());
@@ -219,7 +217,7 @@ Status Dumper::Run() {
   ASSIGN_OR_RETURN(page_opts_.codec, streams::ParseCodec(opts_.compress));
   arena_.emplace(opts_.jobs);
   page_opts_.arena = &*arena_;
-  shmem_.emplace(opts_.images_dir, page_opts_);
+  shmem_.emplace(sink_.get(), page_opts_);
 
   uint64_t frozen_start = MonotonicNs();
   {
@@ -232,17 +230,26 @@ Status Dumper::Run() {
     for (const SeizedProcess& sp : tree_.processes()) pids.push_back(sp.pid);
     RETURN_IF_ERROR(shared_.Collect(pids));
   }
+  if (sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
   // ptrace requests must come from the thread that seized the tree: every
   // process is collected here, one after another; then their pages are
   // dumped side by side on the arena's workers.
   for (const SeizedProcess& sp : tree_.processes()) {
     dumps_.push_back(std::make_unique<ProcessDump>());
     RETURN_IF_ERROR(CollectProcess(sp, dumps_.back().get()).WithContext("dump of process " + std::to_string(sp.pid)));
+    RETURN_IF_ERROR(WriteCore(*dumps_.back()));
   }
   RETURN_IF_ERROR(DumpAllPages());
-  for (const auto& pd : dumps_) RETURN_IF_ERROR(WriteProcess(*pd));
+  for (const auto& pd : dumps_) {
+    RETURN_IF_ERROR(WriteMessage("pagemap-" + std::to_string(pd->pid) + ".img", streams::FileKind::kPageMap,
+                                 pd->pagemap));
+  }
+  // Times so far: a stream cannot rewrite the stats at the end as a directory does.
+  stats_.frozen_ns = MonotonicNs() - frozen_start;
+  stats_.total_ns = MonotonicNs() - start;
   RETURN_IF_ERROR(WriteMessage("stats-dump.img", streams::FileKind::kStats, stats_.ToProto()));
-  RETURN_IF_ERROR(WriteInventory());
+  if (!sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
+  RETURN_IF_ERROR(sink_->Commit());
 
   // The image is complete: from here on nothing rolls back.
   committed_ = true;
@@ -255,10 +262,12 @@ Status Dumper::Run() {
   stats_.frozen_ns = end - frozen_start;
   stats_.total_ns = end - start;
   // Rewrite the stats with the final times (best effort: the image is done).
-  img::DumpStats final_stats = stats_.ToProto();
-  auto w = streams::ImageWriter::Create(Path("stats-dump.img"), streams::FileKind::kStats);
-  if (w.ok() && w->WriteMessage(final_stats).ok()) (void)w->Finish();
-  LOG_INFO("dump: process tree %d dumped to %s (%s)", opts_.pid, opts_.images_dir.c_str(),
+  if (!sink_->streamed()) {
+    img::DumpStats final_stats = stats_.ToProto();
+    auto w = sink_->Create("stats-dump.img", streams::FileKind::kStats);
+    if (w.ok() && w->WriteMessage(final_stats).ok()) (void)w->Finish();
+  }
+  LOG_INFO("dump: process tree %d dumped to %s (%s)", opts_.pid, sink_->where().c_str(),
            opts_.leave_running ? "left running" : "killed");
   return OkStatus();
 }
@@ -271,8 +280,11 @@ int RunDump(const Options& opts) {
     return 1;
   }
   if (!opts.log_file.empty()) {
-    const std::string path = opts.log_file[0] == '/' ? opts.log_file : opts.images_dir + "/" + opts.log_file;
-    mkdir(opts.images_dir.c_str(), 0700);
+    // With a stream there is no images directory: a relative log path is
+    // relative to the current directory.
+    const bool rel_dir = opts.log_file[0] != '/' && !opts.stream;
+    const std::string path = rel_dir ? opts.images_dir + "/" + opts.log_file : opts.log_file;
+    if (rel_dir) mkdir(opts.images_dir.c_str(), 0700);
     if (!SetLogFile(path)) {
       LOG_ERROR("cannot open log file %s: %m", path.c_str());
       return 1;
@@ -284,7 +296,8 @@ int RunDump(const Options& opts) {
     LOG_ERROR("%s", s.ToString().c_str());
     return 1;
   }
-  if (opts.display_stats) dumper.stats().Print(stdout);
+  // stdout may carry the stream: then the statistics go to stderr.
+  if (opts.display_stats) dumper.stats().Print(opts.stream && opts.stream_to.empty() ? stderr : stdout);
   return 0;
 }
 

@@ -17,6 +17,9 @@ enum LongOnly {
   kOptCompress,
   kOptDrain,
   kOptNoPagemapScan,
+  kOptStream,
+  kOptStreamTo,
+  kOptStreamFrom,
 };
 
 bool ParseInt(const char* s, long lo, long hi, long* out) {
@@ -34,15 +37,18 @@ bool ParseInt(const char* s, long lo, long hi, long* out) {
 const char* UsageText() {
   return "Usage:\n"
          "  criu-fast dump     -t PID [-D DIR] [options]   checkpoint a process tree\n"
+         "  criu-fast dump     -t PID --stream [options]   ... as one stream on stdout (or --stream-to PATH)\n"
          "  criu-fast pre-dump -t PID [-D DIR] [options]   save memory, leave the tree running\n"
          "  criu-fast restore  [-D DIR] [-d] [options]     restore a checkpointed tree\n"
+         "  criu-fast restore  --stream [-d] [options]     ... from a stream on stdin (or --stream-from PATH)\n"
          "  criu-fast check                                probe the kernel features used\n"
-         "  criu-fast show     DIR|FILE                    print images as JSON\n"
+         "  criu-fast show     DIR|FILE|--stream           print images as JSON\n"
          "\n"
          "Options:\n"
          "  -t, --tree PID            root of the process tree to dump\n"
          "  -D, --images-dir DIR      directory of the image files (default: .)\n"
-         "  -o, --log-file FILE       log to FILE (relative to the images directory)\n"
+         "  -o, --log-file FILE       log to FILE (relative to the images directory, or with\n"
+         "                            --stream to the current directory)\n"
          "  -v[N], --verbosity[=N]    log level 0..4 (default 2; -v alone: 3)\n"
          "  -R, --leave-running       keep the tree running after dump\n"
          "  -d, --restore-detached    return once the restored tree runs\n"
@@ -55,6 +61,9 @@ const char* UsageText() {
          "      --compress CODEC      page chunk compression: none, lz4, zstd[:LEVEL]\n"
          "      --drain MODE          memory draining: read (process_vm_readv) or vmsplice\n"
          "      --no-pagemap-scan     read /proc/PID/pagemap instead of PAGEMAP_SCAN\n"
+         "      --stream              dump to stdout / restore or show from stdin, as one stream\n"
+         "      --stream-to PATH      dump: write the stream to PATH (a FIFO or a file)\n"
+         "      --stream-from PATH    restore, show: read the stream from PATH\n"
          "  -h, --help                this text\n";
 }
 
@@ -87,6 +96,9 @@ Result<Options> ParseOptions(int argc, char** argv) {
       {"compress", required_argument, nullptr, kOptCompress},
       {"drain", required_argument, nullptr, kOptDrain},
       {"no-pagemap-scan", no_argument, nullptr, kOptNoPagemapScan},
+      {"stream", no_argument, nullptr, kOptStream},
+      {"stream-to", required_argument, nullptr, kOptStreamTo},
+      {"stream-from", required_argument, nullptr, kOptStreamFrom},
       {nullptr, 0, nullptr, 0},
   };
   optind = 2;
@@ -131,6 +143,15 @@ Result<Options> ParseOptions(int argc, char** argv) {
         }
         break;
       case kOptNoPagemapScan: o.force_pagemap_fallback = true; break;
+      case kOptStream: o.stream = true; break;
+      case kOptStreamTo:
+        o.stream = true;
+        o.stream_to = optarg;
+        break;
+      case kOptStreamFrom:
+        o.stream = true;
+        o.stream_from = optarg;
+        break;
       case ':':
         return Error(std::string("option ") + argv[optind - 1] + " needs an argument");
       case '?':
@@ -146,7 +167,17 @@ Result<Options> ParseOptions(int argc, char** argv) {
   if ((o.command == Command::kDump || o.command == Command::kPreDump) && o.pid == 0) {
     return Error("dump needs -t PID");
   }
-  if (o.command == Command::kShow && o.args.empty() && o.images_dir.empty()) {
+  if (o.stream) {
+    const bool dump = o.command == Command::kDump;
+    if (!dump && o.command != Command::kRestore && o.command != Command::kShow) {
+      return Error("--stream works with dump, restore and show only");
+    }
+    if (!o.stream_to.empty() && !dump) return Error("--stream-to is for dump (restore and show take --stream-from)");
+    if (!o.stream_from.empty() && dump) return Error("--stream-from is for restore and show (dump takes --stream-to)");
+    if (!o.images_dir.empty()) return Error("-D and --stream exclude each other: a stream has no images directory");
+    if (!o.args.empty()) return Error("unexpected argument '" + o.args[0] + "' with --stream");
+  }
+  if (o.command == Command::kShow && !o.stream && o.args.empty() && o.images_dir.empty()) {
     return Error("show needs an image directory or file");
   }
   if (o.images_dir.empty()) o.images_dir = ".";

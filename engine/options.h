@@ -16,7 +16,7 @@ struct Options {
   Command command = Command::kNone;
   pid_t pid = 0;                 // -t/--tree
   std::string images_dir;        // -D/--images-dir (default ".")
-  std::string log_file;          // -o/--log-file (relative to images_dir)
+  std::string log_file;          // -o/--log-file (relative to images_dir; with --stream, to the cwd)
   int verbosity = 2;             // -v[N]
   bool leave_running = false;    // -R/--leave-running
   bool display_stats = false;    // --display-stats
@@ -29,6 +29,9 @@ struct Options {
   std::string compress = "none"; // --compress none|lz4|zstd[:N]
   std::string drain = "read";    // --drain read|vmsplice
   bool force_pagemap_fallback = false;  // --no-pagemap-scan
+  bool stream = false;           // --stream: one image stream (stdout/stdin) instead of -D
+  std::string stream_to;         // --stream-to PATH (dump; implies --stream)
+  std::string stream_from;       // --stream-from PATH (restore, show; implies --stream)
   std::vector<std::string> args; // positional arguments (show PATH...)
 };
 

@@ -72,9 +72,9 @@ constexpr uint64_t kWindow = 64ull << 20;
 
 // Saves the data pages of object |fd| into |path|, filling |pm| (vaddr =
 // byte offset in the object).
-Status DumpObjectPages(int fd, uint64_t size, const PageDumpOptions& opts, const std::string& path,
-                       img::PageMap* pm, DumpCounters* stats) {
-  ASSIGN_OR_RETURN(streams::ImageWriter out, streams::ImageWriter::Create(path, streams::FileKind::kPages));
+Status DumpObjectPages(int fd, uint64_t size, const PageDumpOptions& opts, streams::ImageSink* sink,
+                       const std::string& name, img::PageMap* pm, DumpCounters* stats) {
+  ASSIGN_OR_RETURN(streams::ImageWriter out, sink->Create(name, streams::FileKind::kPages));
   ASSIGN_OR_RETURN(std::vector<pagemap::PageRange> extents, DataExtents(fd, size));
   // The pages are read from our own view of the object.
   ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(getpid()));
@@ -134,8 +134,7 @@ bool ParseMemfdPath(const std::string& path, std::string* name) {
 }
 
 Result<uint32_t> ShmemSet::Add(const std::string& open_path, img::Shmem::Kind kind, uint64_t dev, uint64_t inode,
-                               const std::string& link, img::Process* proc, DumpCounters* stats,
-                               std::vector<std::string>* written) {
+                               const std::string& link, img::Process* proc, DumpCounters* stats) {
   if (auto it = ids_.find({dev, inode}); it != ids_.end()) return it->second;
   UniqueFd fd(open(open_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus("open " + open_path + " (" + link + ")");
@@ -161,8 +160,7 @@ Result<uint32_t> ShmemSet::Add(const std::string& open_path, img::Shmem::Kind ki
   }
   const std::string file = "shmem-" + std::to_string(id) + ".img";
   s->mutable_pages()->set_pages_file(file);
-  written->push_back(file);
-  RETURN_IF_ERROR(DumpObjectPages(fd.get(), s->size(), opts_, dir_ + "/" + file, s->mutable_pages(), stats)
+  RETURN_IF_ERROR(DumpObjectPages(fd.get(), s->size(), opts_, sink_, file, s->mutable_pages(), stats)
                       .WithContext("shared memory " + link));
   ids_[{dev, inode}] = id;
   LOG_INFO("shmem: object %u (%s, %lu bytes) saved with process %d: %lu data pages", id, link.c_str(), s->size(),
@@ -170,7 +168,7 @@ Result<uint32_t> ShmemSet::Add(const std::string& open_path, img::Shmem::Kind ki
   return id;
 }
 
-Status ShmemSet::AddVmas(img::Process* proc, DumpCounters* stats, std::vector<std::string>* written) {
+Status ShmemSet::AddVmas(img::Process* proc, DumpCounters* stats) {
   const pid_t pid = proc->pid();
   for (img::Vma& v : *proc->mutable_vmas()) {
     if (StartsWith(v.path(), "/SYSV")) {
@@ -186,16 +184,16 @@ Status ShmemSet::AddVmas(img::Process* proc, DumpCounters* stats, std::vector<st
     char path[96];
     snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", pid, v.start(), v.end());
     ASSIGN_OR_RETURN(uint32_t id, Add(path, memfd ? img::Shmem::MEMFD : img::Shmem::ANON, v.dev(), v.inode(),
-                                      v.path(), proc, stats, written));
+                                      v.path(), proc, stats));
     v.set_shmem_id(id);
   }
   return OkStatus();
 }
 
 Result<uint32_t> ShmemSet::AddMemfd(pid_t pid, int fd, uint64_t dev, uint64_t inode, const std::string& link,
-                                    img::Process* proc, DumpCounters* stats, std::vector<std::string>* written) {
+                                    img::Process* proc, DumpCounters* stats) {
   const std::string path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
-  return Add(path, img::Shmem::MEMFD, dev, inode, link, proc, stats, written);
+  return Add(path, img::Shmem::MEMFD, dev, inode, link, proc, stats);
 }
 
 }  // namespace cf::engine

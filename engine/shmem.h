@@ -27,28 +27,28 @@
 #include "criu_fast.pb.h"
 #include "engine/page_dump.h"
 #include "engine/stats.h"
+#include "streams/image_sink.h"
 
 namespace cf::engine {
 
 class ShmemSet {
  public:
-  ShmemSet(std::string dir, PageDumpOptions opts) : dir_(std::move(dir)), opts_(std::move(opts)) {}
+  ShmemSet(streams::ImageSink* sink, PageDumpOptions opts) : sink_(sink), opts_(std::move(opts)) {}
 
   // Gives every shmem-backed vma of |proc| its object id, saving the objects
-  // seen for the first time into |proc|. Files written are added to |written|.
-  Status AddVmas(img::Process* proc, DumpCounters* stats, std::vector<std::string>* written);
+  // seen for the first time into |proc| (their pages into the sink).
+  Status AddVmas(img::Process* proc, DumpCounters* stats);
 
   // The id of the memfd held as fd |fd| of |pid| (|dev|, |inode| from its
   // stat), saving it into |proc| if it is new.
   Result<uint32_t> AddMemfd(pid_t pid, int fd, uint64_t dev, uint64_t inode, const std::string& link,
-                            img::Process* proc, DumpCounters* stats, std::vector<std::string>* written);
+                            img::Process* proc, DumpCounters* stats);
 
  private:
   Result<uint32_t> Add(const std::string& open_path, img::Shmem::Kind kind, uint64_t dev, uint64_t inode,
-                       const std::string& link, img::Process* proc, DumpCounters* stats,
-                       std::vector<std::string>* written);
+                       const std::string& link, img::Process* proc, DumpCounters* stats);
 
-  std::string dir_;
+  streams::ImageSink* sink_;
   PageDumpOptions opts_;
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> ids_;  // (dev, inode) -> id
 };

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "criu_fast.pb.h"
 #include "engine/commands.h"
+#include "engine/stream_input.h"
 #include "streams/image_file.h"
 
 namespace cf::engine {
@@ -166,7 +167,9 @@ Result<std::string> OneMessage(const std::string& path, streams::FileKind kind, 
   return d.records[0];
 }
 
-Result<std::string> ShowDir(const std::string& dir, bool* incomplete) {
+// |head| is the first member of the object: the directory, or the stream
+// the directory was unpacked from.
+Result<std::string> ShowDir(const std::string& dir, const std::string& head, bool* incomplete) {
   bool present = false;
   ASSIGN_OR_RETURN(std::string inv_json, OneMessage(dir + "/inventory.img", streams::FileKind::kInventory, &present));
   *incomplete = !present;
@@ -195,7 +198,7 @@ Result<std::string> ShowDir(const std::string& dir, bool* incomplete) {
   if (!present) pids.assign(core_pids.begin(), core_pids.end());
 
   ASSIGN_OR_RETURN(std::string stats_json, OneMessage(dir + "/stats-dump.img", streams::FileKind::kStats, &present));
-  std::string out = "{\"dir\": " + Quote(dir) + ", \"inventory\": " + inv_json + ", \"stats\": " + stats_json +
+  std::string out = "{" + head + ", \"inventory\": " + inv_json + ", \"stats\": " + stats_json +
                     ", \"processes\": {";
   for (size_t i = 0; i < pids.size(); ++i) {
     const std::string sp = std::to_string(pids[i]);
@@ -235,14 +238,31 @@ Result<std::string> ShowJson(const std::string& path, bool* incomplete) {
   *incomplete = false;
   struct stat sb;
   if (stat(path.c_str(), &sb) != 0) return ErrnoStatus(path);
-  if (S_ISDIR(sb.st_mode)) return ShowDir(path, incomplete);
+  if (S_ISDIR(sb.st_mode)) return ShowDir(path, "\"dir\": " + Quote(path), incomplete);
+  if (IsStreamFile(path)) {
+    Options o;
+    o.stream = true;
+    o.stream_from = path;
+    return ShowStream(o, incomplete);
+  }
   return ShowFile(path);
 }
 
+Result<std::string> ShowStream(const Options& opts, bool* incomplete) {
+  ASSIGN_OR_RETURN(streams::StagedImage staged, StageStream(opts));
+  const std::string name = opts.stream_from.empty() ? "-" : opts.stream_from;
+  bool no_inventory = false;
+  ASSIGN_OR_RETURN(std::string json, ShowDir(staged.dir(), "\"stream\": " + Quote(name), &no_inventory));
+  *incomplete = no_inventory || !staged.summary().complete;
+  return json;
+}
+
 int RunShow(const Options& opts) {
-  const std::string path = opts.args.empty() ? opts.images_dir : opts.args[0];
+  const std::string path = opts.stream ? (opts.stream_from.empty() ? "stdin" : opts.stream_from)
+                                       : (opts.args.empty() ? opts.images_dir : opts.args[0]);
+  const bool stream = opts.stream || IsStreamFile(path);
   bool incomplete = false;
-  auto json = ShowJson(path, &incomplete);
+  auto json = opts.stream ? ShowStream(opts, &incomplete) : ShowJson(path, &incomplete);
   if (!json.ok()) {
     LOG_ERROR("show: %s", json.status().ToString().c_str());
     return 1;
@@ -251,7 +271,11 @@ int RunShow(const Options& opts) {
   fputc('\n', stdout);
   if (incomplete) {
     // The JSON above is still useful for looking at an interrupted dump.
-    LOG_ERROR("show: %s: no inventory: incomplete image (inventory.img is written last)", path.c_str());
+    if (stream) {
+      LOG_ERROR("show: %s: incomplete stream (it ends before its trailer: the dump did not finish)", path.c_str());
+    } else {
+      LOG_ERROR("show: %s: no inventory: incomplete image (inventory.img is written last)", path.c_str());
+    }
     return 1;
   }
   return 0;

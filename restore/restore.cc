@@ -328,6 +328,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
     if (ptrace(PTRACE_DETACH, pid, nullptr, nullptr) != 0) return ErrnoStatus("detach from " + std::to_string(pid));
   }
   created.Release();
+  if (opts.images_done) opts.images_done();
   const uint64_t end = MonotonicNs();
   LOG_INFO("restore: %zu processes run again (%.3f ms)", images.processes.size(), static_cast<double>(end - start) / 1e6);
   if (opts.display_stats) PrintStats(msgs, end - start, created_at - loaded, end - finish_start, images.processes.size());

@@ -1,6 +1,7 @@
 // `criu-fast restore`: bringing a checkpointed process back to life.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "common/status.h"
@@ -13,6 +14,9 @@ struct RestoreOptions {
   std::string pidfile;     // --pidfile: where to write the restored root pid
   int jobs = 0;            // threads that fill memory (0: number of CPUs)
   bool display_stats = false;
+  // Called once the images are no longer needed (the tree runs on its own):
+  // a restore from a stream removes its staged copy here.
+  std::function<void()> images_done;
 };
 
 // Restores the tree. Without |detached| it waits for the restored root and

@@ -185,7 +185,8 @@ void AddRange(img::PageMap* pm, uint64_t vaddr, uint64_t pages, img::PageRange::
 
 // The process stage: drain, drop zero pages (compacting the others to the
 // front of the buffer), compress.
-Status ProcessBatch(const memdrain::PageReader& reader, const streams::CodecSpec& codec, Slot* s) {
+Status ProcessBatch(const memdrain::PageReader& reader, const streams::CodecSpec& codec, uint32_t record_flags,
+                    Slot* s) {
   const uint64_t t0 = MonotonicNs();
   s->runs.clear();
   s->kept = 0;
@@ -220,7 +221,7 @@ Status ProcessBatch(const memdrain::PageReader& reader, const streams::CodecSpec
   // only writes; its time counts as writing.
   if (s->kept > 0) {
     const uint64_t t2 = MonotonicNs();
-    s->frame = streams::FrameChunk(s->codec(codec), s->kept * kPageSize, s->payload());
+    s->frame = streams::FrameChunk(s->codec(codec), s->kept * kPageSize, s->payload(), record_flags);
     s->frame_ns = MonotonicNs() - t2;
   }
   return OkStatus();
@@ -302,7 +303,7 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageReader& reader, std::sp
 
   auto process = [&](Slot* s) -> Slot* {
     if (error.failed()) return s;  // dropped below
-    Status st = ProcessBatch(reader, opts.codec, s);
+    Status st = ProcessBatch(reader, opts.codec, out->record_flags(), s);
     if (st.ok()) {
       s->ok = true;
     } else {

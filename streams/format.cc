@@ -13,6 +13,7 @@ const char* FileKindName(FileKind kind) {
     case FileKind::kPages: return "pages";
     case FileKind::kGhost: return "ghost";
     case FileKind::kStats: return "stats";
+    case FileKind::kStream: return "stream";
   }
   return "unknown";
 }

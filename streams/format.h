@@ -23,11 +23,15 @@ enum class FileKind : uint16_t {
   kPages = 4,
   kGhost = 5,   // contents of a deleted-but-open file
   kStats = 6,
+  kStream = 7,  // a whole image as one stream (streams/stream.h)
 };
 
 enum class RecordType : uint32_t {
   kMessage = 1,  // a serialized protobuf message
   kChunk = 2,    // ChunkHeader + stored bytes
+  // Only in a stream:
+  kFileBegin = 3,  // StreamFile message: a file starts; flags = its id
+  kTrailer = 4,    // StreamTrailer message: the stream is complete
 };
 
 enum class Codec : uint32_t {
@@ -45,7 +49,7 @@ static_assert(sizeof(FileHeader) == 8);
 
 struct RecordHeader {
   uint32_t type;
-  uint32_t flags;
+  uint32_t flags;     // 0 in a directory dump; in a stream, the id of the file
   uint64_t length;    // payload bytes
   uint64_t checksum;  // XXH64(type, flags, length, payload)
 };

@@ -10,6 +10,7 @@
 #include "common/fault.h"
 #include "common/io.h"
 #include "streams/codec.h"
+#include "streams/stream.h"
 
 namespace cf::streams {
 
@@ -22,9 +23,24 @@ Result<ImageWriter> ImageWriter::Create(const std::string& path, FileKind kind) 
   return w;
 }
 
+ImageWriter ImageWriter::InStream(StreamWriter* stream, uint32_t file_id, std::string name) {
+  ImageWriter w(UniqueFd(), std::move(name));
+  w.stream_ = stream;
+  w.flags_ = file_id;
+  w.offset_ = sizeof(FileHeader);  // the header a reader of the file will find
+  return w;
+}
+
 Status ImageWriter::WriteV(const void* a, size_t alen, const void* b, size_t blen, const void* c,
                            size_t clen) {
   FAULT_POINT("image-write");
+  if (stream_ != nullptr) {
+    // Every write of a file in a stream is one whole record, header first.
+    if (alen != sizeof(RecordHeader)) return Error(path_ + ": partial record for the stream");
+    RETURN_IF_ERROR(stream_->WriteRecord(*static_cast<const RecordHeader*>(a), b, blen, c, clen));
+    offset_ += alen + blen + clen;
+    return OkStatus();
+  }
   iovec iov[3] = {{const_cast<void*>(a), alen}, {const_cast<void*>(b), blen}, {const_cast<void*>(c), clen}};
   int cnt = 3;
   iovec* p = iov;
@@ -52,7 +68,7 @@ Status ImageWriter::WriteV(const void* a, size_t alen, const void* b, size_t ble
 }
 
 Status ImageWriter::WriteRecord(RecordType type, std::span<const uint8_t> payload) {
-  RecordHeader h{static_cast<uint32_t>(type), 0, payload.size(), 0};
+  RecordHeader h{static_cast<uint32_t>(type), flags_, payload.size(), 0};
   h.checksum = RecordChecksum(h.type, h.flags, payload.data(), payload.size());
   return WriteV(&h, sizeof(h), payload.data(), payload.size(), nullptr, 0);
 }
@@ -64,21 +80,21 @@ Status ImageWriter::WriteMessage(const google::protobuf::MessageLite& msg) {
                      {reinterpret_cast<const uint8_t*>(buf.data()), buf.size()});
 }
 
-ChunkFrame FrameChunk(Codec codec, uint64_t raw_size, std::span<const uint8_t> stored) {
+ChunkFrame FrameChunk(Codec codec, uint64_t raw_size, std::span<const uint8_t> stored, uint32_t flags) {
   ChunkFrame f;
   f.chunk = ChunkHeader{static_cast<uint32_t>(codec), 0, raw_size};
-  f.record = RecordHeader{static_cast<uint32_t>(RecordType::kChunk), 0, sizeof(f.chunk) + stored.size(), 0};
+  f.record = RecordHeader{static_cast<uint32_t>(RecordType::kChunk), flags, sizeof(f.chunk) + stored.size(), 0};
   f.record.checksum =
       RecordChecksum(f.record.type, f.record.flags, &f.chunk, sizeof(f.chunk), stored.data(), stored.size());
   return f;
 }
 
 Status ImageWriter::WriteChunk(Codec codec, uint64_t raw_size, std::span<const uint8_t> stored) {
-  return WriteChunk(FrameChunk(codec, raw_size, stored), stored);
+  return WriteChunk(FrameChunk(codec, raw_size, stored, flags_), stored);
 }
 
 Status ImageWriter::WriteChunk(const ChunkFrame& frame, std::span<const uint8_t> stored) {
-  if (frame.record.length != sizeof(frame.chunk) + stored.size()) {
+  if (frame.record.length != sizeof(frame.chunk) + stored.size() || frame.record.flags != flags_) {
     return Error(path_ + ": chunk frame does not match its data");
   }
   return WriteV(&frame.record, sizeof(frame.record), &frame.chunk, sizeof(frame.chunk), stored.data(),

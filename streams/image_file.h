@@ -21,12 +21,21 @@ struct ChunkFrame {
   RecordHeader record;
   ChunkHeader chunk;
 };
-ChunkFrame FrameChunk(Codec codec, uint64_t raw_size, std::span<const uint8_t> stored);
+// |flags| is the record's flags field: the writer's record_flags().
+ChunkFrame FrameChunk(Codec codec, uint64_t raw_size, std::span<const uint8_t> stored, uint32_t flags = 0);
 
+class StreamWriter;
+
+// Writes one image file: to a file of its own, or into a stream
+// (streams/stream.h), where its records carry the file's id in their flags
+// field and offsets count as if the file stood alone.
 class ImageWriter {
  public:
   // Creates (truncates) |path| and writes its FileHeader.
   static Result<ImageWriter> Create(const std::string& path, FileKind kind);
+  // A file carried in |stream| as file |file_id| (its FileBegin record is
+  // already written): used by StreamWriter::BeginFile.
+  static ImageWriter InStream(StreamWriter* stream, uint32_t file_id, std::string name);
 
   ImageWriter(ImageWriter&&) = default;
   ImageWriter& operator=(ImageWriter&&) = default;
@@ -43,6 +52,8 @@ class ImageWriter {
 
   uint64_t offset() const { return offset_; }
   const std::string& path() const { return path_; }
+  // The flags field of this file's records (its id in a stream, else 0).
+  uint32_t record_flags() const { return flags_; }
 
  private:
   ImageWriter(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
@@ -51,6 +62,8 @@ class ImageWriter {
   UniqueFd fd_;
   std::string path_;
   uint64_t offset_ = 0;
+  StreamWriter* stream_ = nullptr;
+  uint32_t flags_ = 0;
 };
 
 // One record as read back: its type, payload and where it began in the file.
