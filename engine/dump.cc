@@ -20,8 +20,21 @@
 //                (in a stream the inventory goes first and a trailer marks
 //                the end)
 //   6. finish    kill the tree, or let it run on with -R
+// With --drain vmsplice, each process's pages are also pinned in pipes by
+// the drain parasite (memdrain/parasite.h) right after it is collected,
+// while frozen; stage 4 then reads them out of the pipes. Without -R the
+// tree is killed as soon as every page is pinned, before stage 4: the frozen
+// time no longer includes writing the image (a later failure cannot roll
+// back then: the images are removed and the error says so). With -R the
+// pages are live and must be copied before the tree runs on, so the tree is
+// released after stage 4 as usual. A pipe costs one descriptor (1 MiB of
+// pages); a process that would take more than the descriptors left is
+// drained with process_vm_readv instead, and the tree then stays frozen
+// until the end.
 // Any error before stage 6 rolls back: remote state is undone, every thread is
 // detached (and runs on as before), and the files written are removed.
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -41,6 +54,9 @@
 #include "engine/collect.h"
 #include "engine/commands.h"
 #include "engine/page_dump.h"
+#include "memdrain/page_reader.h"
+#include "memdrain/parasite.h"
+#include "memdrain/pinned_pages.h"
 #include "engine/seize.h"
 #include "engine/shared_files.h"
 #include "engine/shmem.h"
@@ -69,7 +85,14 @@ class Dumper {
     img::Process proc;
     img::PageMap pagemap;
     DumpCounters stats;  // its page dump's counters, added to the dump's after
+    // --drain vmsplice: the scanned pages and, when they fit in the pipe
+    // budget, the pipes holding them.
+    bool scanned = false;
+    std::vector<sched::PageSource> sources;
+    std::unique_ptr<memdrain::PinnedPages> pinned;
   };
+  Status PinProcess(ProcessDump* pd);
+  void InitPipeBudget();
   Status CollectProcess(const SeizedProcess& sp, ProcessDump* out);
   Status DumpProcessPages(ProcessDump* pd);
   Status DumpAllPages();
@@ -89,6 +112,8 @@ class Dumper {
   PageDumpOptions page_opts_;
   std::optional<sched::Arena> arena_;  // --jobs workers, shared by every page dump
   std::vector<std::unique_ptr<ProcessDump>> dumps_;
+  uint64_t pipe_budget_ = 0;  // --drain vmsplice: pipes (descriptors) we may hold
+  uint64_t pipes_held_ = 0;
   std::optional<ShmemSet> shmem_;  // shared memory objects, saved once each
   bool committed_ = false;
 };
@@ -155,8 +180,60 @@ Status Dumper::DumpProcessPages(ProcessDump* pd) {
   popts.arena = &*arena_;
   ASSIGN_OR_RETURN(streams::ImageWriter pages,
                    sink_->Create(pd->pagemap.pages_file(), streams::FileKind::kPages));
-  RETURN_IF_ERROR(DumpPages(pd->pid, pd->proc, popts, &pages, &pd->pagemap, &pd->stats));
+  if (pd->pinned) {
+    RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, *pd->pinned, popts, &pages, &pd->pagemap, &pd->stats));
+    pd->pinned.reset();  // closes what is left of its pipes
+  } else if (pd->scanned) {
+    ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(pd->pid));
+    RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, reader, popts, &pages, &pd->pagemap, &pd->stats));
+  } else {
+    RETURN_IF_ERROR(DumpPages(pd->pid, pd->proc, popts, &pages, &pd->pagemap, &pd->stats));
+  }
   return pages.Finish();
+}
+
+// The descriptors this dump may spend on pipes: the soft RLIMIT_NOFILE,
+// raised to the hard one, less those open and a reserve for image files.
+void Dumper::InitPipeBudget() {
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  uint64_t open_fds = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (readdir(d) != nullptr) ++open_fds;
+    closedir(d);
+  }
+  constexpr uint64_t kReserve = 256;
+  const uint64_t limit = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : rl.rlim_cur;
+  pipe_budget_ = limit > open_fds + kReserve ? limit - open_fds - kReserve : 0;
+  LOG_DEBUG("dump: vmsplice drain may hold %lu pipes (%lu MiB of pages)", pipe_budget_,
+            pipe_budget_ * memdrain::PipeCapacity() >> 20);
+}
+
+// --drain vmsplice, on the ptrace thread while the process is frozen: scan,
+// then pin every page in pipes with the parasite (removed again before
+// returning, whatever happens). A process that needs more pipes than are
+// left keeps its scan and is drained with process_vm_readv later.
+Status Dumper::PinProcess(ProcessDump* pd) {
+  ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats));
+  pd->scanned = true;
+  const uint64_t need = PipesNeeded(pd->sources);
+  if (pipes_held_ + need > pipe_budget_) {
+    LOG_WARN("dump: process %d needs %lu pipes, %lu are left: drained with process_vm_readv instead", pd->pid, need,
+             pipe_budget_ - pipes_held_);
+    return OkStatus();
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<memdrain::Parasite> parasite, memdrain::Parasite::Inject(pd->pid));
+  auto pinned = std::make_unique<memdrain::PinnedPages>();
+  RETURN_IF_ERROR(PinPages(pd->pid, pd->sources, *parasite, pinned.get(), &pd->stats));
+  RETURN_IF_ERROR(parasite->Cure());
+  pipes_held_ += pinned->pipes();
+  pd->pinned = std::move(pinned);
+  return OkStatus();
 }
 
 // The pages of every collected process, side by side: each process's page
@@ -218,6 +295,9 @@ Status Dumper::Run() {
   arena_.emplace(opts_.jobs);
   page_opts_.arena = &*arena_;
   shmem_.emplace(sink_.get(), page_opts_);
+  stats_.drain = opts_.drain;
+  const bool vmsplice = opts_.drain == "vmsplice";
+  if (vmsplice) InitPipeBudget();
 
   uint64_t frozen_start = MonotonicNs();
   {
@@ -236,10 +316,26 @@ Status Dumper::Run() {
   // dumped side by side on the arena's workers.
   for (const SeizedProcess& sp : tree_.processes()) {
     dumps_.push_back(std::make_unique<ProcessDump>());
-    RETURN_IF_ERROR(CollectProcess(sp, dumps_.back().get()).WithContext("dump of process " + std::to_string(sp.pid)));
+    const std::string ctx = "dump of process " + std::to_string(sp.pid);
+    RETURN_IF_ERROR(CollectProcess(sp, dumps_.back().get()).WithContext(ctx));
     RETURN_IF_ERROR(WriteCore(*dumps_.back()));
+    if (vmsplice) RETURN_IF_ERROR(PinProcess(dumps_.back().get()).WithContext(ctx));
   }
-  RETURN_IF_ERROR(DumpAllPages());
+  uint64_t released = 0;
+  bool all_pinned = vmsplice;
+  for (const auto& pd : dumps_) all_pinned = all_pinned && pd->pinned != nullptr;
+  if (all_pinned && !opts_.leave_running) {
+    // Every page left to read is pinned in a pipe: the tree can go now.
+    // No rollback after this point.
+    tree_.Kill();
+    released = MonotonicNs();
+    stats_.killed_early = true;
+    LOG_INFO("dump: pages pinned; process tree %d killed before writing them", opts_.pid);
+    Status st = DumpAllPages();
+    if (!st.ok()) return st.WithContext("the process tree was already killed (its pages were pinned in pipes)");
+  } else {
+    RETURN_IF_ERROR(DumpAllPages());
+  }
   for (const auto& pd : dumps_) {
     RETURN_IF_ERROR(WriteMessage("pagemap-" + std::to_string(pd->pid) + ".img", streams::FileKind::kPageMap,
                                  pd->pagemap));
@@ -253,14 +349,18 @@ Status Dumper::Run() {
 
   // The image is complete: from here on nothing rolls back.
   committed_ = true;
-  if (opts_.leave_running) {
-    tree_.Release();
-  } else {
-    tree_.Kill();
+  if (released == 0) {
+    if (opts_.leave_running) {
+      tree_.Release();
+    } else {
+      tree_.Kill();
+    }
+    released = MonotonicNs();
   }
   const uint64_t end = MonotonicNs();
-  stats_.frozen_ns = end - frozen_start;
+  stats_.frozen_ns = released - frozen_start;
   stats_.total_ns = end - start;
+  if (vmsplice) stats_.after_release_ns = end - released;
   // Rewrite the stats with the final times (best effort: the image is done).
   if (!sink_->streamed()) {
     img::DumpStats final_stats = stats_.ToProto();

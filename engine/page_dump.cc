@@ -15,7 +15,7 @@ namespace {
 
 using pagemap::PageRange;
 
-Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& proc, bool fallback) {
+Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process& proc, bool fallback) {
   ASSIGN_OR_RETURN(pagemap::PageScanner scanner, pagemap::PageScanner::Open(pid, fallback));
   LOG_INFO("pagemap: process %d scanned with %s", pid,
            scanner.uses_pagemap_scan() ? "PAGEMAP_SCAN" : "/proc/PID/pagemap");
@@ -38,20 +38,32 @@ Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& 
   return items;
 }
 
+
 }  // namespace
 
-Status DumpPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
-                 streams::ImageWriter* pages, img::PageMap* pm, DumpCounters* stats) {
+Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
+                                                 DumpCounters* stats) {
   std::vector<sched::PageSource> items;
   {
     ScopedTimer t(&stats->scan_ns);
-    ASSIGN_OR_RETURN(items, ScanPages(pid, proc, opts.force_pagemap_fallback));
+    ASSIGN_OR_RETURN(items, ScanPagesOf(pid, proc, opts.force_pagemap_fallback));
   }
+  for (const auto& it : items) stats->pages_scanned += it.range.pages();
+  return items;
+}
+
+Status DumpPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
+                 streams::ImageWriter* pages, img::PageMap* pm, DumpCounters* stats) {
+  ASSIGN_OR_RETURN(std::vector<sched::PageSource> items, ScanPages(pid, proc, opts, stats));
+  ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(pid));
+  return WritePages(pid, items, reader, opts, pages, pm, stats);
+}
+
+Status WritePages(pid_t pid, std::span<const sched::PageSource> items, const memdrain::PageDrain& reader,
+                  const PageDumpOptions& opts, streams::ImageWriter* pages, img::PageMap* pm,
+                  DumpCounters* stats) {
   uint64_t total_pages = 0;
   for (const auto& it : items) total_pages += it.range.pages();
-  stats->pages_scanned += (total_pages);
-
-  ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(pid));
   pm->set_pid(pid);
   std::optional<sched::Arena> own_arena;
   sched::Arena* arena = opts.arena;
@@ -73,10 +85,149 @@ Status DumpPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opt
   stats->jobs = arena->jobs();
   stats->compression = streams::CodecSpecName(opts.codec);
   RETURN_IF_ERROR(st);
-  LOG_INFO("memdrain: process %d: %lu pages scanned, %lu zero, %lu written in %lu chunks (%s, %.1f MB stored), "
+  LOG_INFO("memdrain: process %d: %lu pages, %lu zero, %lu written in %lu chunks (%s, %.1f MB stored), "
            "%d jobs, %.3f ms",
-           pid, total_pages, ps.pages_zero, pm->data_pages(), ps.chunks, stats->compression.c_str(),
+           pid, total_pages, ps.pages_zero, ps.pages_written, ps.chunks, stats->compression.c_str(),
            static_cast<double>(ps.bytes_written) / 1e6, arena->jobs(), static_cast<double>(ps.wall_ns) / 1e6);
+  return OkStatus();
+}
+
+namespace {
+
+uint64_t PipesFor(uint64_t bytes) {
+  const uint64_t cap = memdrain::PipeCapacity();
+  return (bytes + cap - 1) / cap;
+}
+
+uint64_t BatchBytes(const std::vector<PageRange>& ranges) {
+  uint64_t b = 0;
+  for (const auto& r : ranges) b += r.bytes();
+  return b;
+}
+
+// A command for the parasite being put together: jobs (one pipe each) and
+// the batches they belong to.
+class PinCommand {
+ public:
+  PinCommand(memdrain::Parasite& parasite, memdrain::PinnedPages* out) : parasite_(parasite), out_(out) {}
+
+  // Adds a readable batch, cut into pipe-sized jobs; sends the command first
+  // when the batch would not fit in it.
+  Status AddBatch(const std::vector<PageRange>& ranges) {
+    std::vector<std::vector<PageRange>> jobs;
+    const uint64_t cap = memdrain::PipeCapacity();
+    uint64_t in_job = cap;
+    for (PageRange r : ranges) {
+      while (!r.empty()) {
+        if (in_job == cap) {
+          jobs.emplace_back();
+          in_job = 0;
+        }
+        const uint64_t take = std::min(r.bytes(), cap - in_job);
+        jobs.back().push_back({r.start, r.start + take});
+        in_job += take;
+        r.start += take;
+      }
+    }
+    size_t iovs = 0;
+    for (const auto& j : jobs) iovs += j.size();
+    if (jobs_.size() + jobs.size() > memdrain::Parasite::kMaxJobs || iovs_ + iovs > memdrain::Parasite::kMaxIovs) {
+      RETURN_IF_ERROR(Send());
+    }
+    batches_.push_back({ranges.front().start, BatchBytes(ranges), jobs.size()});
+    for (auto& j : jobs) jobs_.push_back(std::move(j));
+    iovs_ += iovs;
+    return OkStatus();
+  }
+
+  Status Send() {
+    if (jobs_.empty()) return OkStatus();
+    ASSIGN_OR_RETURN(std::vector<UniqueFd> fds, parasite_.Fill(jobs_));
+    size_t next = 0;
+    for (const PendingBatch& b : batches_) {
+      std::vector<UniqueFd> pipes;
+      for (size_t i = 0; i < b.jobs; ++i) pipes.push_back(std::move(fds[next++]));
+      out_->AddPipes(b.first, b.bytes, std::move(pipes));
+    }
+    jobs_.clear();
+    batches_.clear();
+    iovs_ = 0;
+    return OkStatus();
+  }
+
+ private:
+  struct PendingBatch {
+    uint64_t first;
+    uint64_t bytes;
+    size_t jobs;
+  };
+  memdrain::Parasite& parasite_;
+  memdrain::PinnedPages* out_;
+  std::vector<std::vector<PageRange>> jobs_;
+  std::vector<PendingBatch> batches_;
+  size_t iovs_ = 0;
+};
+
+}  // namespace
+
+uint64_t PipesNeeded(std::span<const sched::PageSource> sources) {
+  sched::BatchCutter cut(sources, kChunkPages);
+  std::vector<PageRange> ranges;
+  bool readable = true;
+  uint64_t pipes = 0;
+  while (!cut.done()) {
+    cut.Next(&ranges, &readable);
+    if (readable) pipes += PipesFor(BatchBytes(ranges));
+  }
+  return pipes;
+}
+
+std::vector<std::vector<sched::PageSource>> SplitByPipes(std::span<const sched::PageSource> sources,
+                                                         uint64_t max_pipes) {
+  std::vector<std::vector<sched::PageSource>> windows(1);
+  sched::BatchCutter cut(sources, kChunkPages);
+  std::vector<PageRange> ranges;
+  bool readable = true;
+  uint64_t pipes = 0;
+  while (!cut.done()) {
+    cut.Next(&ranges, &readable);
+    const uint64_t need = readable ? PipesFor(BatchBytes(ranges)) : 0;
+    if (pipes > 0 && pipes + need > max_pipes) {
+      windows.emplace_back();
+      pipes = 0;
+    }
+    pipes += need;
+    for (const PageRange& r : ranges) windows.back().push_back({r, readable});
+  }
+  return windows;
+}
+
+Status PinPages(pid_t pid, std::span<const sched::PageSource> sources, memdrain::Parasite& parasite,
+                memdrain::PinnedPages* out, DumpCounters* stats) {
+  ScopedTimer t(&stats->pin_ns);
+  std::optional<memdrain::PageReader> reader;  // for unreadable VMAs only
+  PinCommand cmd(parasite, out);
+  sched::BatchCutter cut(sources, kChunkPages);
+  std::vector<PageRange> ranges;
+  bool readable = true;
+  while (!cut.done()) {
+    cut.Next(&ranges, &readable);
+    if (readable) {
+      RETURN_IF_ERROR(cmd.AddBatch(ranges));
+      continue;
+    }
+    if (!reader) {
+      ASSIGN_OR_RETURN(memdrain::PageReader r, memdrain::PageReader::Open(pid));
+      reader.emplace(std::move(r));
+    }
+    const uint64_t bytes = BatchBytes(ranges);
+    auto copy = std::make_unique_for_overwrite<uint8_t[]>(bytes);
+    RETURN_IF_ERROR(reader->Read(ranges, copy.get(), false));
+    out->AddCopy(ranges.front().start, bytes, std::move(copy));
+  }
+  RETURN_IF_ERROR(cmd.Send());
+  stats->pages_pinned += out->pages();
+  LOG_INFO("memdrain: process %d: %lu pages pinned in %zu pipes", pid, out->pages(), out->pipes());
   return OkStatus();
 }
 

@@ -17,11 +17,15 @@
 
 #include <sys/types.h>
 
+#include <span>
 #include <vector>
 
 #include "common/status.h"
 #include "criu_fast.pb.h"
 #include "engine/stats.h"
+#include "memdrain/drain.h"
+#include "memdrain/parasite.h"
+#include "memdrain/pinned_pages.h"
 #include "pagemap/vma.h"
 #include "sched/arena.h"
 #include "sched/page_pipeline.h"
@@ -39,7 +43,28 @@ struct PageDumpOptions {
   sched::Arena* arena = nullptr;   // run there (shared by the processes of a dump); null: an own one of |jobs|
 };
 
+// The read backend: scan, then the pipeline with process_vm_readv.
 Status DumpPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
                  streams::ImageWriter* pages, img::PageMap* pagemap, DumpCounters* stats);
+
+// The steps, for the vmsplice backend (engine/dump.cc puts them together).
+// Scan: the pages to save, in address order.
+Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
+                                                 DumpCounters* stats);
+// The page pipeline over |sources|, reading through |drain|.
+Status WritePages(pid_t pid, std::span<const sched::PageSource> sources, const memdrain::PageDrain& drain,
+                  const PageDumpOptions& opts, streams::ImageWriter* pages, img::PageMap* pagemap,
+                  DumpCounters* stats);
+// Pipes needed to pin all of |sources| (the pipeline's batches, each cut
+// into pipes of memdrain::PipeCapacity()).
+uint64_t PipesNeeded(std::span<const sched::PageSource> sources);
+// |sources| cut at batch boundaries into windows that need at most
+// |max_pipes| pipes each (at least one batch per window).
+std::vector<std::vector<sched::PageSource>> SplitByPipes(std::span<const sched::PageSource> sources,
+                                                         uint64_t max_pipes);
+// Pins the pages of |sources| with |parasite| (in pipes; batches of
+// unreadable VMAs are copied with /proc/PID/mem) into |out|.
+Status PinPages(pid_t pid, std::span<const sched::PageSource> sources, memdrain::Parasite& parasite,
+                memdrain::PinnedPages* out, DumpCounters* stats);
 
 }  // namespace cf::engine

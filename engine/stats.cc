@@ -15,6 +15,8 @@ void DumpCounters::Add(const DumpCounters& o) {
   pages_written += o.pages_written;
   bytes_written += o.bytes_written;
   bytes_raw += o.bytes_raw;
+  pin_ns += o.pin_ns;
+  pages_pinned += o.pages_pinned;
   if (o.jobs) jobs = o.jobs;
   if (o.compression != "none") compression = o.compression;
 }
@@ -36,6 +38,10 @@ img::DumpStats DumpCounters::ToProto() const {
   s.set_bytes_raw(bytes_raw);
   s.set_processes(processes);
   s.set_threads(threads);
+  s.set_drain(drain);
+  s.set_pin_ns(pin_ns);
+  s.set_pages_pinned(pages_pinned);
+  s.set_after_release_ns(after_release_ns);
   return s;
 }
 
@@ -50,6 +56,12 @@ void DumpCounters::Print(FILE* out) const {
   fprintf(out, "  collect time:    %.3f ms\n", ms(collect_ns));
   fprintf(out, "  scan time:       %.3f ms\n", ms(scan_ns));
   // Stage times of the page pipeline: thread time summed over its jobs.
+  fprintf(out, "  drain backend:   %s\n", drain.c_str());
+  if (drain == "vmsplice") {
+    fprintf(out, "  pin time:        %.3f ms (%lu pages in pipes, frozen)\n", ms(pin_ns), pages_pinned);
+    fprintf(out, "  after release:   %.3f ms (written after the tree was %s)\n", ms(after_release_ns),
+            killed_early ? "killed" : "released");
+  }
   fprintf(out, "  pages time:      %.3f ms (%d jobs)\n", ms(pages_ns), jobs);
   fprintf(out, "  drain time:      %.3f ms\n", ms(drain_ns));
   fprintf(out, "  compress time:   %.3f ms\n", ms(compress_ns));

@@ -29,10 +29,15 @@ struct DumpCounters {
   uint64_t pages_written = 0;
   uint64_t bytes_written = 0;
   uint64_t bytes_raw = 0;
+  std::string drain = "read";    // the drain backend
+  uint64_t pin_ns = 0;            // vmsplice: pinning pages in pipes (frozen)
+  uint64_t pages_pinned = 0;
+  uint64_t after_release_ns = 0;  // from the tree's release or kill to the end
   uint32_t processes = 0;
   uint32_t threads = 0;
   // Printed only (not in stats-dump.img): how the pages were dumped.
   int jobs = 0;
+  bool killed_early = false;  // vmsplice: the tree was killed once its pages were pinned
   std::string compression = "none";
 
   // Adds the page counters and stage times of a part of the dump (one

@@ -14,18 +14,19 @@
 
 #include "common/fd.h"
 #include "common/status.h"
+#include "memdrain/drain.h"
 #include "pagemap/page_ranges.h"
 
 namespace cf::memdrain {
 
-class PageReader {
+class PageReader : public PageDrain {
  public:
   static Result<PageReader> Open(pid_t pid);
 
   // Reads |ranges| (in order) into |out|, which holds exactly their total size.
   // |readable|: the ranges lie in VMAs with PROT_READ (else /proc/PID/mem).
   // Thread-safe.
-  Status Read(std::span<const pagemap::PageRange> ranges, uint8_t* out, bool readable) const;
+  Status Read(std::span<const pagemap::PageRange> ranges, uint8_t* out, bool readable) const override;
 
  private:
   PageReader(pid_t pid, UniqueFd mem) : pid_(pid), mem_(std::move(mem)) {}

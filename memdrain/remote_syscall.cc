@@ -7,11 +7,14 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/timer.h"
 #include "pagemap/vma.h"
 
 namespace cf::memdrain {
@@ -69,7 +72,38 @@ RemoteSyscall::~RemoteSyscall() {
 
 Result<long> RemoteSyscall::Call(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                                  uint64_t a5) {
-  FAULT_POINT("remote-syscall");
+  return DoCall(true, nr, a0, a1, a2, a3, a4, a5);
+}
+
+Result<long> RemoteSyscall::CleanupCall(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+                                        uint64_t a5) {
+  return DoCall(false, nr, a0, a1, a2, a3, a4, a5);
+}
+
+Result<RemoteSyscall::Stop> RemoteSyscall::WaitStop(int wait_flags) {
+  int status = 0;
+  pid_t r;
+  while ((r = waitpid(tid_, &status, __WALL | wait_flags)) < 0 && errno == EINTR) {
+  }
+  if (r < 0) return ErrnoStatus("wait for thread " + std::to_string(tid_));
+  if (r == 0) return Stop::kNone;  // WNOHANG: still running
+  if (WIFEXITED(status) || WIFSIGNALED(status)) return Errorf("thread %d died while we ran code in it", tid_);
+  if (!WIFSTOPPED(status)) return Stop::kNone;
+  const int sig = WSTOPSIG(status);
+  if (sig == SIGTRAP && (status >> 16) == 0) return Stop::kTrap;
+  // A signal arrived for the target: it must not run a handler on our
+  // registers. Hold it back and queue it again in Restore(). (Event stops,
+  // such as a group stop, are simply resumed.)
+  if ((status >> 16) == 0) {
+    held_signals_.push_back(sig);
+    LOG_DEBUG("remote: holding signal %d of thread %d", sig, tid_);
+  }
+  return Stop::kOther;
+}
+
+Result<long> RemoteSyscall::DoCall(bool fault_point, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+                                   uint64_t a4, uint64_t a5) {
+  if (fault_point) FAULT_POINT("remote-syscall");
   user_regs_struct regs = saved_;
   regs.rax = static_cast<uint64_t>(nr);
   regs.orig_rax = static_cast<uint64_t>(-1);  // no syscall-restart fixup on resume
@@ -81,27 +115,74 @@ Result<long> RemoteSyscall::Call(long nr, uint64_t a0, uint64_t a1, uint64_t a2,
   regs.r9 = a5;
   regs.rip = syscall_ip_;
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace SETREGS");
-  if (ptrace(PTRACE_SINGLESTEP, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace SINGLESTEP");
   for (;;) {
-    int status = 0;
-    if (waitpid(tid_, &status, __WALL) < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus("wait for remote syscall");
-    }
-    if (WIFEXITED(status) || WIFSIGNALED(status)) return Errorf("thread %d died in a remote syscall", tid_);
-    if (!WIFSTOPPED(status)) continue;
-    const int sig = WSTOPSIG(status);
-    if (sig == SIGTRAP && (status >> 16) == 0) break;
-    // A signal arrived for the target: it must not run a handler on our
-    // registers. Hold it back and queue it again in Restore().
-    if ((status >> 16) == 0) {
-      held_signals_.push_back(sig);
-      LOG_DEBUG("remote: holding signal %d of thread %d", sig, tid_);
-    }
     if (ptrace(PTRACE_SINGLESTEP, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace SINGLESTEP");
+    ASSIGN_OR_RETURN(Stop stop, WaitStop(0));
+    if (stop == Stop::kTrap) break;
   }
   if (ptrace(PTRACE_GETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace GETREGS");
   return static_cast<long>(regs.rax);
+}
+
+Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, int timeout_ms) {
+  uint64_t old_mask = 0;
+  if (ptrace(PTRACE_GETSIGMASK, tid_, sizeof(old_mask), &old_mask) != 0) return ErrnoStatus("ptrace GETSIGMASK");
+  uint64_t all = ~0ull;
+  if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(all), &all) != 0) return ErrnoStatus("ptrace SETSIGMASK");
+  user_regs_struct regs = saved_;
+  regs.orig_rax = static_cast<uint64_t>(-1);
+  regs.rip = ip;
+  regs.rsp = sp;
+  regs.rdi = arg;
+  Status st;
+  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) {
+    st = ErrnoStatus("ptrace SETREGS");
+  } else {
+    // The code makes only short, non-blocking calls: poll for its stop,
+    // sleeping a little longer each time, up to the deadline.
+    const uint64_t deadline = MonotonicNs() + static_cast<uint64_t>(timeout_ms) * 1000000ull;
+    bool running = false;
+    long pause_ns = 0;
+    for (;;) {
+      if (!running) {
+        if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) != 0) {
+          st = ErrnoStatus("ptrace CONT");
+          break;
+        }
+        running = true;
+      }
+      auto stop = WaitStop(WNOHANG);
+      if (!stop.ok()) {
+        st = stop.status();
+        break;
+      }
+      if (*stop == Stop::kTrap) break;
+      if (*stop == Stop::kOther) {
+        running = false;
+        continue;
+      }
+      if (MonotonicNs() > deadline) {
+        st = Errorf("code run in thread %d did not stop within %d ms", tid_, timeout_ms);
+        // Take the thread back so that its registers can be restored.
+        if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) == 0) {
+          for (;;) {
+            auto s2 = WaitStop(0);
+            if (!s2.ok() || *s2 != Stop::kNone) break;
+          }
+        }
+        break;
+      }
+      if (pause_ns > 0) {
+        timespec ts{0, pause_ns};
+        nanosleep(&ts, nullptr);
+      }
+      pause_ns = std::min<long>(pause_ns == 0 ? 2000 : pause_ns * 2, 1000000);
+    }
+  }
+  if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(old_mask), &old_mask) != 0 && st.ok()) {
+    st = ErrnoStatus("ptrace SETSIGMASK (put back)");
+  }
+  return st;
 }
 
 Result<uint64_t> RemoteSyscall::Scratch(size_t size) {

@@ -42,6 +42,18 @@ class RemoteSyscall {
   Result<long> Call(long nr, uint64_t a0 = 0, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
                     uint64_t a4 = 0, uint64_t a5 = 0);
 
+  // Call() without the "remote-syscall" fault point: for cleanup, which must
+  // run even while faults are injected.
+  Result<long> CleanupCall(long nr, uint64_t a0 = 0, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
+                           uint64_t a4 = 0, uint64_t a5 = 0);
+
+  // Runs code already placed in the target: rip = |ip|, rsp = |sp|, rdi =
+  // |arg|, with every signal blocked (the thread's mask is put back after),
+  // until the code stops on int3. Signals that arrive meanwhile are held and
+  // queued again by Restore(), as for Call(). Fails if the code has not
+  // stopped after |timeout_ms| (the thread is then interrupted).
+  Status RunCode(uint64_t ip, uint64_t sp, uint64_t arg, int timeout_ms);
+
   // Address of |size| bytes of scratch memory in the target (mapped on first use).
   Result<uint64_t> Scratch(size_t size);
   Status ReadScratch(uint64_t addr, void* buf, size_t len);
@@ -52,6 +64,15 @@ class RemoteSyscall {
   Status Restore();
 
  private:
+  Result<long> DoCall(bool fault_point, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+                      uint64_t a5);
+  enum class Stop { kTrap, kOther, kNone };
+  // Waits for the thread's next stop (|wait_flags| may hold WNOHANG: kNone if
+  // it is still running). kTrap: the SIGTRAP stop after a step or int3;
+  // kOther: another stop (a signal, which is held back, or an event), after
+  // which the caller resumes the thread.
+  Result<Stop> WaitStop(int wait_flags);
+
   RemoteSyscall(pid_t pid, pid_t tid, const user_regs_struct& regs, uint64_t syscall_ip)
       : pid_(pid), tid_(tid), saved_(regs), syscall_ip_(syscall_ip) {}
 

@@ -104,47 +104,6 @@ class SlotPool {
   std::vector<Slot*> free_;
 };
 
-// Cuts the sources, in order, into batches of at most |chunk_pages| pages
-// that share one readability (so a batch reads with one method).
-class Cutter {
- public:
-  Cutter(std::span<const PageSource> sources, uint64_t chunk_pages)
-      : sources_(sources), chunk_pages_(chunk_pages) {
-    SkipEmpty();
-  }
-
-  bool done() const { return idx_ >= sources_.size(); }
-
-  void Next(Slot* s) {
-    s->ranges.clear();
-    s->readable = sources_[idx_].readable;
-    uint64_t pages = 0;
-    while (!done() && pages < chunk_pages_ && sources_[idx_].readable == s->readable) {
-      const PageRange& r = sources_[idx_].range;
-      const uint64_t take = std::min(r.pages() - offset_, chunk_pages_ - pages);
-      const uint64_t start = r.start + offset_ * kPageSize;
-      s->ranges.push_back({start, start + take * kPageSize});
-      pages += take;
-      offset_ += take;
-      if (offset_ == r.pages()) {
-        ++idx_;
-        offset_ = 0;
-        SkipEmpty();
-      }
-    }
-  }
-
- private:
-  void SkipEmpty() {
-    while (idx_ < sources_.size() && sources_[idx_].range.empty()) ++idx_;
-  }
-
-  std::span<const PageSource> sources_;
-  const uint64_t chunk_pages_;
-  size_t idx_ = 0;
-  uint64_t offset_ = 0;  // pages of sources_[idx_] already cut
-};
-
 bool PageIsZero(const uint8_t* p) {
   const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
   uint64_t acc = 0;
@@ -185,7 +144,7 @@ void AddRange(img::PageMap* pm, uint64_t vaddr, uint64_t pages, img::PageRange::
 
 // The process stage: drain, drop zero pages (compacting the others to the
 // front of the buffer), compress.
-Status ProcessBatch(const memdrain::PageReader& reader, const streams::CodecSpec& codec, uint32_t record_flags,
+Status ProcessBatch(const memdrain::PageDrain& reader, const streams::CodecSpec& codec, uint32_t record_flags,
                     Slot* s) {
   const uint64_t t0 = MonotonicNs();
   s->runs.clear();
@@ -264,7 +223,35 @@ class FirstError {
 
 }  // namespace
 
-Status RunPagePipeline(Arena& arena, const memdrain::PageReader& reader, std::span<const PageSource> sources,
+BatchCutter::BatchCutter(std::span<const PageSource> sources, uint64_t chunk_pages)
+    : sources_(sources), chunk_pages_(chunk_pages) {
+  SkipEmpty();
+}
+
+void BatchCutter::Next(std::vector<PageRange>* ranges, bool* readable) {
+  ranges->clear();
+  *readable = sources_[idx_].readable;
+  uint64_t pages = 0;
+  while (!done() && pages < chunk_pages_ && sources_[idx_].readable == *readable) {
+    const PageRange& r = sources_[idx_].range;
+    const uint64_t take = std::min(r.pages() - offset_, chunk_pages_ - pages);
+    const uint64_t start = r.start + offset_ * kPageSize;
+    ranges->push_back({start, start + take * kPageSize});
+    pages += take;
+    offset_ += take;
+    if (offset_ == r.pages()) {
+      ++idx_;
+      offset_ = 0;
+      SkipEmpty();
+    }
+  }
+}
+
+void BatchCutter::SkipEmpty() {
+  while (idx_ < sources_.size() && sources_[idx_].range.empty()) ++idx_;
+}
+
+Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::span<const PageSource> sources,
                        const PagePipelineOptions& opts, streams::ImageWriter* out, img::PageMap* pm,
                        PagePipelineStats* stats) {
   if (opts.chunk_pages == 0 || opts.chunk_pages > kMaxChunkPages) {
@@ -279,7 +266,7 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageReader& reader, std::sp
   }
 
   SlotPool pool(static_cast<size_t>(tokens), opts.chunk_pages, stored_cap);
-  Cutter cutter(sources, opts.chunk_pages);
+  BatchCutter cutter(sources, opts.chunk_pages);
   tbb::task_group_context ctx;
   FirstError error(&ctx);
   uint64_t next_index = 0;  // only touched by the (serial) cut stage
@@ -297,7 +284,7 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageReader& reader, std::sp
     }
     s->index = next_index++;
     s->ok = false;
-    cutter.Next(s);
+    cutter.Next(&s->ranges, &s->readable);
     return s;
   };
 

@@ -26,10 +26,11 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "common/status.h"
 #include "criu_fast.pb.h"
-#include "memdrain/page_reader.h"
+#include "memdrain/drain.h"
 #include "pagemap/page_ranges.h"
 #include "sched/arena.h"
 #include "streams/codec.h"
@@ -70,10 +71,30 @@ struct PagePipelineStats {
   int tokens = 0;              // batches in flight allowed
 };
 
+// Cuts the sources, in order, into batches of at most |chunk_pages| pages
+// that share one readability (so a batch reads with one method). The page
+// pipeline cuts its batches with it; the vmsplice drain pins pages with the
+// same cut, so that each batch the pipeline asks for is one pinned batch.
+class BatchCutter {
+ public:
+  BatchCutter(std::span<const PageSource> sources, uint64_t chunk_pages);
+  bool done() const { return idx_ >= sources_.size(); }
+  // The next batch (call only while !done()).
+  void Next(std::vector<pagemap::PageRange>* ranges, bool* readable);
+
+ private:
+  void SkipEmpty();
+
+  std::span<const PageSource> sources_;
+  const uint64_t chunk_pages_;
+  size_t idx_ = 0;
+  uint64_t offset_ = 0;  // pages of sources_[idx_] already cut
+};
+
 // Dumps the pages of |sources| (sorted, not overlapping) through |reader|
 // into |out|, appending ranges, chunks and data_pages to |pm|. Runs in
 // |arena|; the calling thread takes part.
-Status RunPagePipeline(Arena& arena, const memdrain::PageReader& reader, std::span<const PageSource> sources,
+Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::span<const PageSource> sources,
                        const PagePipelineOptions& opts, streams::ImageWriter* out, img::PageMap* pm,
                        PagePipelineStats* stats);
 

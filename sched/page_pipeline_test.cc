@@ -9,6 +9,8 @@
 // PageMaps must not depend on the number of jobs.
 #include "sched/page_pipeline.h"
 
+#include "memdrain/page_reader.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>

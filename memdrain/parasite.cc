@@ -1,0 +1,201 @@
+#include "memdrain/parasite.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "memdrain/parasite/parasite_abi.h"
+
+extern "C" const uint8_t cf_parasite_blob_start[];
+extern "C" const uint8_t cf_parasite_blob_end[];
+
+namespace cf::memdrain {
+namespace {
+
+static_assert(Parasite::kMaxJobs == CF_PAR_MAX_JOBS);
+static_assert(Parasite::kMaxIovs == CF_PAR_MAX_IOVS);
+static_assert(sizeof(cf_par_iovec) == sizeof(iovec));
+
+constexpr uint64_t kPage = 4096;
+constexpr int kRunTimeoutMs = 10000;  // the parasite makes only non-blocking calls
+constexpr uint64_t kMaxPipe = 2ull << 20;
+
+uint64_t PageUp(uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
+
+// The part of the args block the parasite writes back (everything but iovs).
+constexpr size_t kArgsHead = offsetof(cf_par_args, iovs);
+
+const char* StageName(uint32_t stage) {
+  switch (stage) {
+    case CF_PAR_STAGE_CLOSE: return "close";
+    case CF_PAR_STAGE_PIPE: return "pipe2";
+    case CF_PAR_STAGE_SETPIPE_SZ: return "fcntl(F_SETPIPE_SZ)";
+    case CF_PAR_STAGE_VMSPLICE: return "vmsplice";
+    default: return "start";
+  }
+}
+
+Status WriteRemote(pid_t pid, uint64_t addr, const void* buf, size_t len) {
+  iovec local{const_cast<void*>(buf), len};
+  iovec remote{reinterpret_cast<void*>(addr), len};
+  if (process_vm_writev(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(len)) {
+    return ErrnoStatus("write parasite memory of " + std::to_string(pid));
+  }
+  return OkStatus();
+}
+
+Status ReadRemote(pid_t pid, uint64_t addr, void* buf, size_t len) {
+  iovec local{buf, len};
+  iovec remote{reinterpret_cast<void*>(addr), len};
+  if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(len)) {
+    return ErrnoStatus("read parasite memory of " + std::to_string(pid));
+  }
+  return OkStatus();
+}
+
+Status CheckRemote(long r, const char* what, pid_t pid) {
+  if (r < 0 && r > -4096) return ErrnoStatus(static_cast<int>(-r), std::string(what) + " in " + std::to_string(pid));
+  return OkStatus();
+}
+
+}  // namespace
+
+uint64_t PipeCapacity() {
+  static const uint64_t cap = [] {
+    uint64_t max = 1ull << 20;
+    if (FILE* f = fopen("/proc/sys/fs/pipe-max-size", "r")) {
+      unsigned long v = 0;
+      if (fscanf(f, "%lu", &v) == 1 && v >= kPage) max = v;
+      fclose(f);
+    }
+    max = std::min(max, kMaxPipe);
+    uint64_t p = kPage;
+    while (p * 2 <= max) p *= 2;
+    return p;
+  }();
+  return cap;
+}
+
+Result<std::unique_ptr<Parasite>> Parasite::Inject(pid_t pid) {
+  ASSIGN_OR_RETURN(RemoteSyscall rs, RemoteSyscall::Attach(pid, pid));
+  std::unique_ptr<Parasite> p(new Parasite(pid, std::move(rs)));
+  // From here on, p's destructor removes whatever was put in place.
+  const uint64_t blob_len = static_cast<uint64_t>(cf_parasite_blob_end - cf_parasite_blob_start);
+  const uint64_t code = PageUp(blob_len);
+  const uint64_t args = PageUp(sizeof(cf_par_args));
+  p->area_size_ = code + args + CF_PAR_STACK_SIZE;
+  ASSIGN_OR_RETURN(long r, p->rs_.Call(__NR_mmap, 0, p->area_size_, PROT_READ | PROT_WRITE,
+                                       MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0));
+  RETURN_IF_ERROR(CheckRemote(r, "mmap of the parasite area", pid));
+  p->area_ = static_cast<uint64_t>(r);
+  p->args_addr_ = p->area_ + code;
+  p->stack_top_ = p->area_ + p->area_size_;
+  RETURN_IF_ERROR(WriteRemote(pid, p->area_, cf_parasite_blob_start, blob_len));
+  ASSIGN_OR_RETURN(r, p->rs_.Call(__NR_mprotect, p->area_, code, PROT_READ | PROT_EXEC));
+  RETURN_IF_ERROR(CheckRemote(r, "mprotect of the parasite code", pid));
+  p->pidfd_.reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (!p->pidfd_.valid()) return ErrnoStatus("pidfd_open " + std::to_string(pid));
+  LOG_DEBUG("parasite: injected in %d at %#lx (%lu bytes, blob %lu)", pid, p->area_, p->area_size_, blob_len);
+  return p;
+}
+
+Parasite::~Parasite() {
+  Status s = Cure();
+  if (!s.ok()) LOG_ERROR("parasite: %s", s.ToString().c_str());
+}
+
+Status Parasite::Run(cf_par_args* a, bool with_fault_point) {
+  if (with_fault_point) FAULT_POINT("parasite");
+  a->magic = CF_PAR_MAGIC;
+  a->version = CF_PAR_VERSION;
+  a->done = 0;
+  a->status = 0;
+  a->nclose = static_cast<uint32_t>(target_fds_.size());
+  for (size_t i = 0; i < target_fds_.size(); ++i) a->close_fds[i] = target_fds_[i];
+  uint64_t iov_used = 0;
+  for (uint32_t j = 0; j < a->njobs; ++j) iov_used = std::max<uint64_t>(iov_used, a->jobs[j].iov_first + a->jobs[j].iov_count);
+  RETURN_IF_ERROR(WriteRemote(pid_, args_addr_, a, kArgsHead + iov_used * sizeof(cf_par_iovec)));
+  RETURN_IF_ERROR(rs_.RunCode(area_, stack_top_, args_addr_, kRunTimeoutMs));
+  RETURN_IF_ERROR(ReadRemote(pid_, args_addr_, a, kArgsHead));
+  if (a->done != 1) return Errorf("parasite in %d did not finish its command", pid_);
+  if (a->stage != CF_PAR_STAGE_CLOSE) target_fds_.clear();  // closed, or none to close
+  for (uint32_t j = 0; j < a->njobs; ++j) {
+    if (a->jobs[j].fd >= 0) target_fds_.push_back(a->jobs[j].fd);
+  }
+  if (a->status != 0) {
+    return ErrnoStatus(static_cast<int>(-a->status),
+                       std::string("parasite in process ") + std::to_string(pid_) + ": " + StageName(a->stage) +
+                           " (job " + std::to_string(a->failed_job) + ")");
+  }
+  return OkStatus();
+}
+
+Result<std::vector<UniqueFd>> Parasite::Fill(std::span<const std::vector<pagemap::PageRange>> jobs) {
+  if (cured_) return Errorf("parasite in %d already removed", pid_);
+  if (jobs.size() > kMaxJobs) return Errorf("parasite: %zu jobs in one command (at most %zu)", jobs.size(), kMaxJobs);
+  auto a = std::make_unique<cf_par_args>();
+  a->cmd = CF_PAR_CMD_FILL;
+  a->njobs = static_cast<uint32_t>(jobs.size());
+  a->pipe_size = PipeCapacity();
+  uint32_t iov = 0;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    cf_par_job& job = a->jobs[j];
+    job.iov_first = iov;
+    job.iov_count = static_cast<uint32_t>(jobs[j].size());
+    job.bytes = 0;
+    job.fd = -1;
+    if (iov + jobs[j].size() > kMaxIovs) return Errorf("parasite: more than %zu ranges in one command", kMaxIovs);
+    for (const pagemap::PageRange& r : jobs[j]) {
+      a->iovs[iov++] = {r.start, r.bytes()};
+      job.bytes += r.bytes();
+    }
+    if (job.bytes > a->pipe_size) return Errorf("parasite: job of %lu bytes exceeds a pipe", job.bytes);
+  }
+  RETURN_IF_ERROR(Run(a.get(), true));
+  std::vector<UniqueFd> out;
+  out.reserve(jobs.size());
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd_.get(), a->jobs[j].fd, 0)));
+    if (!fd.valid()) return ErrnoStatus("pidfd_getfd of a parasite pipe of " + std::to_string(pid_));
+    out.push_back(std::move(fd));
+  }
+  return out;
+}
+
+Status Parasite::Cure() {
+  if (cured_) return OkStatus();
+  cured_ = true;
+  Status result;
+  if (!target_fds_.empty() && area_ != 0) {
+    auto a = std::make_unique<cf_par_args>();
+    a->cmd = CF_PAR_CMD_CLOSE;
+    a->njobs = 0;
+    Status s = Run(a.get(), false);
+    if (!s.ok()) {
+      // Fall back to remote close calls, one per descriptor.
+      for (int fd : target_fds_) (void)rs_.CleanupCall(__NR_close, static_cast<uint64_t>(fd));
+      result = s.WithContext("closing the parasite's pipes");
+    }
+    target_fds_.clear();
+  }
+  if (area_ != 0) {
+    auto r = rs_.CleanupCall(__NR_munmap, area_, area_size_);
+    Status s = r.ok() ? CheckRemote(*r, "munmap of the parasite area", pid_) : r.status();
+    if (!s.ok() && result.ok()) result = s;
+    area_ = 0;
+  }
+  Status s = rs_.Restore();
+  if (!s.ok() && result.ok()) result = s;
+  pidfd_.reset();
+  if (result.ok()) LOG_DEBUG("parasite: removed from %d", pid_);
+  return result;
+}
+
+}  // namespace cf::memdrain

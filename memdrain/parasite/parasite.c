@@ -1,0 +1,114 @@
+/*
+ * The drain parasite: freestanding code run inside a frozen target by
+ * criu-fast (memdrain/parasite.h) to put the target's own pages into pipes
+ * with vmsplice. vmsplice without SPLICE_F_GIFT copies nothing: each pipe
+ * buffer holds a reference to the target's page, so a pipe of 1 MiB pins
+ * 256 pages in a few microseconds, and the pages stay readable through the
+ * pipe after the target is gone. criu-fast takes the read ends with
+ * pidfd_getfd; the target keeps no descriptor once the next command (or the
+ * cleanup's close command) has run.
+ *
+ * The parasite runs on the leader thread only, with every signal blocked
+ * (criu-fast sets the mask with ptrace), makes only non-blocking system
+ * calls, and touches no register state beyond the general-purpose registers
+ * (built with -mgeneral-regs-only: the target's SSE/AVX registers are left as
+ * they were, which matters for dump -R). See parasite_abi.h for the protocol.
+ */
+#include "parasite_abi.h"
+#include "syscall.h"
+
+#define CF_NR_fcntl 72
+#define CF_NR_vmsplice 278
+#define CF_NR_pipe2 293
+#define CF_F_SETPIPE_SZ 1031
+#define CF_O_CLOEXEC 02000000
+#define CF_SPLICE_F_NONBLOCK 2
+#define CF_UIO_MAXIOV 1024
+#define CF_EAGAIN 11
+
+void cf_parasite_main(struct cf_par_args *a) __attribute__((used, visibility("hidden")));
+
+/* Entry at offset 0 of the blob: rdi = args, rsp = top of our stack. */
+__asm__(
+    ".section .text.entry,\"ax\",@progbits\n"
+    ".globl cf_parasite_entry\n"
+    "cf_parasite_entry:\n"
+    "  andq $-16, %rsp\n"
+    "  call cf_parasite_main\n"
+    "1: int3\n"
+    "  jmp 1b\n"
+    ".previous\n");
+
+static void fail(struct cf_par_args *a, uint32_t stage, long err, uint64_t job) {
+  a->stage = stage;
+  a->status = err;
+  a->failed_job = job;
+}
+
+/* vmsplices the job's iovecs into |wfd|; the iovecs are advanced in place on
+ * a partial transfer. */
+static long splice_job(struct cf_par_args *a, const struct cf_par_job *j, int wfd) {
+  struct cf_par_iovec *iov = &a->iovs[j->iov_first];
+  uint32_t left = j->iov_count;
+  while (left > 0) {
+    uint32_t n = left < CF_UIO_MAXIOV ? left : CF_UIO_MAXIOV;
+    long r = cf_sys4(CF_NR_vmsplice, wfd, iov, n, CF_SPLICE_F_NONBLOCK);
+    if (r < 0) return r;
+    if (r == 0) return -CF_EAGAIN;
+    uint64_t got = (uint64_t)r;
+    while (left > 0 && got >= iov->len) {
+      got -= iov->len;
+      ++iov;
+      --left;
+    }
+    if (got > 0) {
+      iov->base += got;
+      iov->len -= got;
+    }
+  }
+  return 0;
+}
+
+void cf_parasite_main(struct cf_par_args *a) {
+  a->status = 0;
+  a->stage = CF_PAR_STAGE_NONE;
+  a->failed_job = 0;
+  if (a->magic != CF_PAR_MAGIC || a->version != CF_PAR_VERSION) {
+    a->status = -22; /* EINVAL */
+    a->done = 1;
+    return;
+  }
+  for (uint32_t i = 0; i < a->nclose && i < CF_PAR_MAX_JOBS; ++i) {
+    long r = cf_sys1(CF_NR_close, a->close_fds[i]);
+    if (r < 0 && a->status == 0) fail(a, CF_PAR_STAGE_CLOSE, r, i);
+  }
+  if (a->cmd != CF_PAR_CMD_FILL || a->status != 0) {
+    a->done = 1;
+    return;
+  }
+  for (uint32_t i = 0; i < a->njobs && i < CF_PAR_MAX_JOBS; ++i) a->jobs[i].fd = -1;
+  for (uint32_t i = 0; i < a->njobs && i < CF_PAR_MAX_JOBS; ++i) {
+    struct cf_par_job *j = &a->jobs[i];
+    int fds[2];
+    long r = cf_sys2(CF_NR_pipe2, fds, CF_O_CLOEXEC);
+    if (r < 0) {
+      fail(a, CF_PAR_STAGE_PIPE, r, i);
+      break;
+    }
+    r = cf_sys3(CF_NR_fcntl, fds[1], CF_F_SETPIPE_SZ, a->pipe_size);
+    uint32_t stage = CF_PAR_STAGE_SETPIPE_SZ;
+    if (r >= 0 && (uint64_t)r < j->bytes) r = -CF_EAGAIN;
+    if (r >= 0) {
+      stage = CF_PAR_STAGE_VMSPLICE;
+      r = splice_job(a, j, fds[1]);
+    }
+    cf_sys1(CF_NR_close, fds[1]);
+    if (r < 0) {
+      cf_sys1(CF_NR_close, fds[0]);
+      fail(a, stage, r, i);
+      break;
+    }
+    j->fd = fds[0];
+  }
+  a->done = 1;
+}

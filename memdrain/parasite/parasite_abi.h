@@ -1,0 +1,81 @@
+/*
+ * The interface between criu-fast and the drain parasite: plain C structs,
+ * shared by the freestanding blob (C11) and the C++ side
+ * (memdrain/parasite.h). Layout changes must bump CF_PAR_VERSION.
+ *
+ * The parasite area, one anonymous mapping made in the target by remote
+ * mmap, holds in order: the blob's code (entry at offset 0, made read+exec),
+ * the cf_par_args block (read/written by criu-fast with
+ * process_vm_readv/writev), and the parasite's stack.
+ *
+ * One command per run: criu-fast fills the args, points the target's leader
+ * thread at the entry (rdi = args, rsp = top of the stack) and lets it run;
+ * the parasite does the command and stops on int3.
+ *
+ * CF_PAR_CMD_FILL: first close the descriptors in close_fds (the previous
+ * command's pipes, already taken by criu-fast with pidfd_getfd); then, for
+ * each job: make a pipe, grow it to pipe_size, vmsplice the job's iovecs
+ * into it (non-blocking: a job never holds more than pipe_size bytes), close
+ * the write end, and leave the read end's number in job.fd. On an error the
+ * parasite stops at once: status = -errno, failed_job = the job, stage says
+ * which call failed; the read ends of the jobs before it stay open (their
+ * numbers are in job.fd) and criu-fast closes them with the next command.
+ * CF_PAR_CMD_CLOSE: only closes close_fds.
+ */
+#ifndef CF_PARASITE_ABI_H
+#define CF_PARASITE_ABI_H
+
+#include <stdint.h>
+
+#define CF_PAR_MAGIC 0x50524146u /* "FARP" */
+#define CF_PAR_VERSION 1u
+
+#define CF_PAR_MAX_JOBS 64  /* pipes per command: descriptors the target holds at once */
+#define CF_PAR_MAX_IOVS 4096 /* iovecs per command, all jobs together */
+
+enum cf_par_cmd {
+  CF_PAR_CMD_FILL = 1,
+  CF_PAR_CMD_CLOSE = 2,
+};
+
+enum cf_par_stage {
+  CF_PAR_STAGE_NONE = 0,
+  CF_PAR_STAGE_CLOSE,
+  CF_PAR_STAGE_PIPE,
+  CF_PAR_STAGE_SETPIPE_SZ,
+  CF_PAR_STAGE_VMSPLICE,
+  CF_PAR_STAGE_SHORT, /* vmsplice took fewer bytes than the job holds */
+};
+
+struct cf_par_iovec {
+  uint64_t base;
+  uint64_t len;
+};
+
+struct cf_par_job {
+  uint32_t iov_first; /* index into iovs */
+  uint32_t iov_count;
+  uint64_t bytes;     /* sum of the iovecs' lengths */
+  int32_t fd;         /* out: read end of the filled pipe, -1 if none */
+  int32_t pad;
+};
+
+struct cf_par_args {
+  uint32_t magic;
+  uint32_t version;
+  uint32_t cmd;
+  uint32_t njobs;
+  uint32_t nclose;
+  uint32_t stage;      /* out: cf_par_stage of the failure */
+  int64_t status;      /* out: 0, or -errno */
+  uint64_t failed_job; /* out */
+  uint64_t pipe_size;  /* bytes to F_SETPIPE_SZ each pipe to */
+  uint64_t done;       /* out: the parasite sets it to 1 when the command ends */
+  int32_t close_fds[CF_PAR_MAX_JOBS];
+  struct cf_par_job jobs[CF_PAR_MAX_JOBS];
+  struct cf_par_iovec iovs[CF_PAR_MAX_IOVS];
+};
+
+#define CF_PAR_STACK_SIZE (32 * 1024)
+
+#endif /* CF_PARASITE_ABI_H */
