@@ -1,5 +1,8 @@
 // Micro benchmarks of draining: reading 256 MiB out of another process.
 //
+// BM_DrainVmsplice: the vmsplice backend (memdrain/parasite.h) on the same
+// memory: inject, pin in pipes, remove, read the pipes with 1 or 2 threads.
+//
 // BM_Drain: PageReader::Read (process_vm_readv) of a forked child's 256 MiB,
 // 2 MiB per call as the page pipeline does, into one reused buffer per
 // thread. The remote side is given either as 1 MiB iovecs (contiguous pages)
@@ -17,6 +20,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,9 +30,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "memdrain/page_reader.h"
+#include "memdrain/parasite.h"
 #include "sched/arena.h"
 #include "sched/page_pipeline.h"
 #include "streams/image_file.h"
@@ -155,6 +161,66 @@ void BM_Drain(benchmark::State& state, uint64_t iov_bytes) {
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(slice));
 }
 
+// The vmsplice backend on the same 256 MiB: per iteration, the parasite is
+// injected into the (ptrace-stopped) target, pins every page in 1 MiB pipes
+// (64 pipes per command), and is removed; |readers| threads read the pipes
+// into 2 MiB buffers, as the page pipeline's workers do. GB/s covers it all.
+void BM_DrainVmsplice(benchmark::State& state, int readers) {
+  Target* t = GetTarget(false);
+  if (t == nullptr) {
+    state.SkipWithError("could not set up the target process");
+    return;
+  }
+  const pid_t pid = t->pid();
+  int st = 0;
+  if (ptrace(PTRACE_SEIZE, pid, nullptr, nullptr) != 0 || ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0 ||
+      waitpid(pid, &st, __WALL) != pid) {
+    state.SkipWithError("cannot seize the target");
+    return;
+  }
+  const uint64_t cap = memdrain::PipeCapacity();
+  std::vector<std::vector<PageRange>> jobs;
+  for (uint64_t a = t->base(); a < t->base() + kRegionBytes; a += cap) jobs.push_back({{a, a + cap}});
+  std::vector<std::unique_ptr<uint8_t[]>> bufs;
+  for (int i = 0; i < readers; ++i) bufs.push_back(std::make_unique<uint8_t[]>(kBatchBytes));
+  for (auto _ : state) {
+    auto parasite = memdrain::Parasite::Inject(pid);
+    if (!parasite.ok()) {
+      state.SkipWithError(parasite.status().ToString().c_str());
+      break;
+    }
+    std::vector<UniqueFd> pipes;
+    Status s;
+    for (size_t i = 0; i < jobs.size() && s.ok(); i += memdrain::Parasite::kMaxJobs) {
+      const size_t n = std::min(jobs.size() - i, memdrain::Parasite::kMaxJobs);
+      auto fds = (*parasite)->Fill(std::span<const std::vector<PageRange>>(jobs.data() + i, n));
+      if (!fds.ok()) {
+        s = fds.status();
+        break;
+      }
+      for (auto& fd : *fds) pipes.push_back(std::move(fd));
+    }
+    if (s.ok()) s = (*parasite)->Cure();
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+    auto drain = [&](int r) {
+      for (size_t i = static_cast<size_t>(r); i < pipes.size(); i += static_cast<size_t>(readers)) {
+        while (read(pipes[i].get(), bufs[static_cast<size_t>(r)].get(), kBatchBytes) > 0) {
+        }
+        pipes[i].reset();
+      }
+    };
+    std::vector<std::thread> th;
+    for (int r = 1; r < readers; ++r) th.emplace_back(drain, r);
+    drain(0);
+    for (auto& x : th) x.join();
+  }
+  ptrace(PTRACE_DETACH, pid, nullptr, nullptr);
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kRegionBytes));
+}
+
 void BM_PagePipeline(benchmark::State& state, const char* codec_name, int jobs) {
   Target* t = GetTarget(true);
   if (t == nullptr) {
@@ -203,6 +269,11 @@ int RegisterAll() {
           ->MinWarmUpTime(0.1)
           ->UseRealTime();
     }
+    const std::string name = "BM_DrainVmsplice256MiB/readers:" + std::to_string(threads);
+    benchmark::RegisterBenchmark(name.c_str(), BM_DrainVmsplice, threads)
+        ->Unit(benchmark::kMillisecond)
+        ->MinWarmUpTime(0.1)
+        ->UseRealTime();
   }
   for (const char* codec : {"none", "lz4", "zstd:1"}) {
     for (int jobs : {1, 2}) {
