@@ -59,6 +59,17 @@ Status DumpPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opt
   return WritePages(pid, items, reader, opts, pages, pm, stats);
 }
 
+void AddPipelineStats(const sched::PagePipelineStats& ps, DumpCounters* stats) {
+  stats->drain_ns += ps.drain_ns;
+  stats->compress_ns += ps.compress_ns;
+  stats->write_ns += ps.write_ns;
+  stats->pages_ns += ps.wall_ns;
+  stats->pages_zero += ps.pages_zero;
+  stats->pages_written += ps.pages_written;
+  stats->bytes_raw += ps.bytes_raw;
+  stats->bytes_written += ps.bytes_written;
+}
+
 Status WritePages(pid_t pid, std::span<const sched::PageSource> items, const memdrain::PageDrain& reader,
                   const PageDumpOptions& opts, streams::ImageWriter* pages, img::PageMap* pm,
                   DumpCounters* stats) {
@@ -74,14 +85,7 @@ Status WritePages(pid_t pid, std::span<const sched::PageSource> items, const mem
   sched::PagePipelineStats ps;
   Status st = sched::RunPagePipeline(*arena, reader, items, po, pages, pm, &ps);
   // Stage times are thread time summed over the pipeline's threads.
-  stats->drain_ns += ps.drain_ns;
-  stats->compress_ns += ps.compress_ns;
-  stats->write_ns += ps.write_ns;
-  stats->pages_ns += ps.wall_ns;
-  stats->pages_zero += ps.pages_zero;
-  stats->pages_written += ps.pages_written;
-  stats->bytes_raw += ps.bytes_raw;
-  stats->bytes_written += ps.bytes_written;
+  AddPipelineStats(ps, stats);
   stats->jobs = arena->jobs();
   stats->compression = streams::CodecSpecName(opts.codec);
   RETURN_IF_ERROR(st);

@@ -43,6 +43,9 @@ struct PageDumpOptions {
   sched::Arena* arena = nullptr;   // run there (shared by the processes of a dump); null: an own one of |jobs|
 };
 
+// Adds what one page pipeline run did (stage thread times, counters) to |stats|.
+void AddPipelineStats(const sched::PagePipelineStats& ps, DumpCounters* stats);
+
 // The read backend: scan, then the pipeline with process_vm_readv.
 Status DumpPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
                  streams::ImageWriter* pages, img::PageMap* pagemap, DumpCounters* stats);

@@ -104,14 +104,7 @@ Status DumpObjectPages(int fd, uint64_t size, const PageDumpOptions& opts, strea
     const int first_range = pm->ranges_size();
     sched::PagePipelineStats ps;
     RETURN_IF_ERROR(sched::RunPagePipeline(*arena, reader, items, po, &out, pm, &ps));
-    stats->drain_ns += ps.drain_ns;
-    stats->compress_ns += ps.compress_ns;
-    stats->write_ns += ps.write_ns;
-    stats->pages_ns += ps.wall_ns;
-    stats->pages_zero += ps.pages_zero;
-    stats->pages_written += ps.pages_written;
-    stats->bytes_raw += ps.bytes_raw;
-    stats->bytes_written += ps.bytes_written;
+    AddPipelineStats(ps, stats);
     for (int i = first_range; i < pm->ranges_size(); ++i) {
       img::PageRange* r = pm->mutable_ranges(i);
       r->set_vaddr(r->vaddr() - view.base() + win);

@@ -411,6 +411,13 @@ assert_pid_absent() {
   fail "$what: process $pid exists ${timeout}s later (state '$(proc_state "$pid")', exe '$(readlink "/proc/$pid/exe" 2>/dev/null)')"
 }
 
+# tree_pids PID: PID and all its descendants, parents before children.
+tree_pids() {
+  local p
+  echo "$1"
+  for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree_pids "$p"; done
+}
+
 # dump_kill TAG PID DIR [ARGS...]: `criu-fast dump -t PID -D DIR ARGS` (by
 # default it kills the target); requires exit 0 and an inventory, then waits
 # until the target is gone (a zombie counts) unless -R was given.

@@ -11,11 +11,6 @@ e2e_init
 W=$E2E_TMP/w
 start_prog tree "$W" 8
 root=$PROG_PID
-tree_pids() {
-  local p
-  echo "$1"
-  for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree_pids "$p"; done
-}
 mapfile -t all < <(tree_pids "$root")
 [ "${#all[@]}" = 5 ] || fail "expected 5 processes in the tree, found ${#all[@]}"
 for p in "${all[@]}"; do E2E_PIDS+=("$p"); done

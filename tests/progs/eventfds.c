@@ -51,22 +51,6 @@ static void ChildCheck(void) {
   WriteCount(e2, 3, "e2");
 }
 
-static int WaitFile(const char *name, char *out, size_t len) {
-  char path[4200];
-  snprintf(path, sizeof(path), "%s/%s", cf_prog.workdir, name);
-  for (int i = 0; i < 2000; i++) {
-    FILE *f = fopen(path, "r");
-    if (f) {
-      size_t n = fread(out, 1, len - 1, f);
-      fclose(f);
-      out[n] = 0;
-      if (n > 0) return 0;
-    }
-    cf_nap(10);
-  }
-  return -1;
-}
-
 static void ParentCheck(void) {
   uint64_t v = ReadCount(e3, "e3");
   CF_CHECK(v == 0x100000005ULL, "e3: %#llx, want 0x100000005", (unsigned long long)v);
@@ -77,15 +61,7 @@ static void ParentCheck(void) {
   CF_CHECK(v == 42, "e1: the parent reads %llu, want 42", (unsigned long long)v);
   WriteCount(e1, 43, "e1 (parent)");
 
-  char path[4200], buf[1200];
-  snprintf(path, sizeof(path), "%s/result.child", cf_prog.workdir);
-  unlink(path);
-  kill(child, SIGUSR1);
-  if (WaitFile("result.child", buf, sizeof(buf)) != 0) {
-    cf_failf("the child did not answer");
-  } else if (strncmp(buf, "PASS", 4) != 0) {
-    cf_failf("%s", buf);
-  }
+  cf_ask_child(child, "result.child");
 }
 
 int main(int argc, char **argv) {
@@ -97,26 +73,15 @@ int main(int argc, char **argv) {
   if (child == 0) {
     e2 = eventfd(3, EFD_SEMAPHORE | EFD_NONBLOCK);
     if (e2 < 0) cf_die("eventfd");
-    char buf[32];
-    snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-    cf_write_file("ready.child", buf);
-    for (;;) {
-      if (cf_take_usr1()) {
-        ChildCheck();
-        char line[1100];
-        snprintf(line, sizeof(line), "%s%s\n", cf_prog.fail[0] ? "FAIL: child: " : "PASS", cf_prog.fail);
-        cf_prog.fail[0] = 0;
-        cf_write_file("result.child", line);
-      }
-      cf_nap(20);
-    }
+    cf_child_ready("ready.child");
+    cf_child_loop(ChildCheck, "result.child");
   }
   e3 = eventfd(0, EFD_NONBLOCK);
   e4 = eventfd(0, EFD_NONBLOCK);
   if (e3 < 0 || e4 < 0) cf_die("eventfd");
   WriteCount(e3, 0x100000005ULL, "e3");
   char buf[64];
-  if (WaitFile("ready.child", buf, sizeof(buf)) != 0) cf_die("the child never got ready");
+  if (cf_wait_file("ready.child", buf, sizeof(buf)) != 0) cf_die("the child never got ready");
   cf_ready();
   for (;;) {
     if (cf_take_usr1()) {

@@ -151,22 +151,6 @@ static void CheckInotify(void) {
   CF_CHECK(create, "inotify: no IN_CREATE on wd %d", wd_dir);
 }
 
-static int WaitFile(const char *name, char *out, size_t len) {
-  char path[4200];
-  snprintf(path, sizeof(path), "%s/%s", cf_prog.workdir, name);
-  for (int i = 0; i < 2000; i++) {
-    FILE *f = fopen(path, "r");
-    if (f) {
-      size_t n = fread(out, 1, len - 1, f);
-      fclose(f);
-      out[n] = 0;
-      if (n > 0) return 0;
-    }
-    cf_nap(10);
-  }
-  return -1;
-}
-
 static void ChildCheck(void) {
   uint64_t seen = Mask(0);
   CF_CHECK(seen & 1, "child: epoll reports %#llx, want 0x1234", (unsigned long long)seen);
@@ -182,15 +166,7 @@ static void ParentCheck(void) {
   CheckEpoll();
   CheckSignalfd();
   CheckInotify();
-  char path[4200], buf[1200];
-  snprintf(path, sizeof(path), "%s/result.child", cf_prog.workdir);
-  unlink(path);
-  kill(child, SIGUSR1);
-  if (WaitFile("result.child", buf, sizeof(buf)) != 0) {
-    cf_failf("the child did not answer");
-  } else if (strncmp(buf, "PASS", 4) != 0) {
-    cf_failf("%s", buf);
-  }
+  cf_ask_child(child, "result.child");
   checks++;
 }
 
@@ -252,22 +228,11 @@ int main(int argc, char **argv) {
   child = fork();
   if (child < 0) cf_die("fork");
   if (child == 0) {
-    char b[32];
-    snprintf(b, sizeof(b), "%d\n", (int)getpid());
-    cf_write_file("ready.child", b);
-    for (;;) {
-      if (cf_take_usr1()) {
-        ChildCheck();
-        char line[1100];
-        snprintf(line, sizeof(line), "%s%s\n", cf_prog.fail[0] ? "FAIL: child: " : "PASS", cf_prog.fail);
-        cf_prog.fail[0] = 0;
-        cf_write_file("result.child", line);
-      }
-      cf_nap(20);
-    }
+    cf_child_ready("ready.child");
+    cf_child_loop(ChildCheck, "result.child");
   }
   char b[64];
-  if (WaitFile("ready.child", b, sizeof(b)) != 0) cf_die("the child never got ready");
+  if (cf_wait_file("ready.child", b, sizeof(b)) != 0) cf_die("the child never got ready");
   cf_nap(100); /* t_fired has fired */
   cf_ready();
   for (;;) {

@@ -172,6 +172,67 @@ static inline void cf_report(void) {
   cf_write_file("result", line);
 }
 
+/* ---- parent and child ------------------------------------------------------ */
+
+/* Waits (about 20 s at most) until W/name exists and is not empty; copies its
+ * text into |out|. 0 when it came, -1 otherwise. */
+static inline int cf_wait_file(const char *name, char *out, size_t len) {
+  char path[4200];
+  snprintf(path, sizeof(path), "%s/%s", cf_prog.workdir, name);
+  for (int i = 0; i < 2000; i++) {
+    FILE *f = fopen(path, "r");
+    if (f) {
+      size_t n = fread(out, 1, len - 1, f);
+      fclose(f);
+      out[n] = 0;
+      if (n > 0) return 0;
+    }
+    cf_nap(10);
+  }
+  return -1;
+}
+
+/* A child writes W/|name| ("ready.child") with its pid. */
+static inline void cf_child_ready(const char *name) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+  cf_write_file(name, buf);
+}
+
+/* A child's answer to a check: W/|name| is PASS or "FAIL: child: ...". */
+static inline void cf_child_report(const char *name) {
+  char line[1100];
+  snprintf(line, sizeof(line), "%s%s\n", cf_prog.fail[0] ? "FAIL: child: " : "PASS", cf_prog.fail);
+  cf_prog.fail[0] = 0;
+  cf_write_file(name, line);
+}
+
+/* The loop of a child that answers SIGUSR1 with |check| then
+ * cf_child_report(|name|). Never returns. */
+static inline void cf_child_loop(void (*check)(void), const char *name) {
+  for (;;) {
+    if (cf_take_usr1()) {
+      check();
+      cf_child_report(name);
+    }
+    cf_nap(20);
+  }
+}
+
+/* The parent asks |child| to check itself (SIGUSR1) and records a failure
+ * unless W/|name| comes back PASS. */
+static inline void cf_ask_child(pid_t child, const char *name) {
+  char path[4200], buf[1200];
+  snprintf(path, sizeof(path), "%s/%s", cf_prog.workdir, name);
+  unlink(path);
+  kill(child, SIGUSR1);
+  if (cf_wait_file(name, buf, sizeof(buf)) != 0) {
+    cf_failf("the child did not answer in %s", name);
+  } else if (strncmp(buf, "PASS", 4) != 0) {
+    cf_failf("%s", buf);
+  }
+}
+
 /* ---- memory contents shared by memmix and memload ------------------------ */
 
 /* xorshift64*: fast, deterministic from its seed. */

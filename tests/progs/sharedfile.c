@@ -24,25 +24,9 @@ static pid_t child;
 
 static off_t Pos(int fd) { return lseek(fd, 0, SEEK_CUR); }
 
-static int WaitFile(const char *name, char *out, size_t len) {
-  char path[4200];
-  snprintf(path, sizeof(path), "%s/%s", cf_prog.workdir, name);
-  for (int i = 0; i < 2000; i++) {
-    FILE *f = fopen(path, "r");
-    if (f) {
-      size_t n = fread(out, 1, len - 1, f);
-      fclose(f);
-      out[n] = 0;
-      if (n > 0) return 0;
-    }
-    cf_nap(10);
-  }
-  return -1;
-}
-
 static void ChildCheck(void) {
   char buf[64];
-  if (WaitFile("parent_pos", buf, sizeof(buf)) != 0) {
+  if (cf_wait_file("parent_pos", buf, sizeof(buf)) != 0) {
     cf_failf("no parent_pos");
     return;
   }
@@ -60,17 +44,10 @@ static void ParentCheck(void) {
   CF_CHECK(Pos(p) == 7, "parent: p at %lld, want 7", (long long)Pos(p));
   CF_CHECK(fcntl(d, F_GETFL) & O_DIRECTORY, "parent: d is not a directory");
   CF_CHECK(write(s, "0123456789", 10) == 10, "parent: write: %s", strerror(errno));
-  char buf[1200], path[4200];
+  char buf[64];
   snprintf(buf, sizeof(buf), "%lld\n", (long long)Pos(s));
-  snprintf(path, sizeof(path), "%s/result.child", cf_prog.workdir);
-  unlink(path);
   cf_write_file("parent_pos", buf);
-  kill(child, SIGUSR1);
-  if (WaitFile("result.child", buf, sizeof(buf)) != 0) {
-    cf_failf("the child did not answer");
-  } else if (strncmp(buf, "PASS", 4) != 0) {
-    cf_failf("%s", buf);
-  }
+  cf_ask_child(child, "result.child");
   expect += 15;
   CF_CHECK(Pos(s) == expect, "parent: s at %lld after the child's write, want %lld", (long long)Pos(s),
            (long long)expect);
@@ -96,24 +73,13 @@ int main(int argc, char **argv) {
     c = open(path, O_RDONLY);
     s2 = dup(s);
     if (c < 0 || s2 < 0 || lseek(c, 11, SEEK_SET) != 11) cf_die("child setup");
-    char buf[32];
-    snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-    cf_write_file("ready.child", buf);
-    for (;;) {
-      if (cf_take_usr1()) {
-        ChildCheck();
-        char line[1100];
-        snprintf(line, sizeof(line), "%s%s\n", cf_prog.fail[0] ? "FAIL: child: " : "PASS", cf_prog.fail);
-        cf_prog.fail[0] = 0;
-        cf_write_file("result.child", line);
-      }
-      cf_nap(20);
-    }
+    cf_child_ready("ready.child");
+    cf_child_loop(ChildCheck, "result.child");
   }
   p = open(path, O_RDONLY);
   if (p < 0 || lseek(p, 7, SEEK_SET) != 7) cf_die("parent setup");
   char buf[64];
-  if (WaitFile("ready.child", buf, sizeof(buf)) != 0) cf_die("the child never got ready");
+  if (cf_wait_file("ready.child", buf, sizeof(buf)) != 0) cf_die("the child never got ready");
   cf_ready();
   for (;;) {
     if (cf_take_usr1()) {

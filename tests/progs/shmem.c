@@ -91,22 +91,6 @@ static void ChildCheck(void) {
   *Word(M, 1801) = g;
 }
 
-static int WaitFile(const char *name, char *out, size_t len) {
-  char path[4200];
-  snprintf(path, sizeof(path), "%s/%s", cf_prog.workdir, name);
-  for (int i = 0; i < 2000; i++) {
-    FILE *f = fopen(path, "r");
-    if (f) {
-      size_t n = fread(out, 1, len - 1, f);
-      fclose(f);
-      out[n] = 0;
-      if (n > 0) return 0;
-    }
-    cf_nap(10);
-  }
-  return -1;
-}
-
 static void ParentCheck(void) {
   CheckCommon();
   CheckRandom(P, 0, 5, 3, "P");
@@ -129,16 +113,7 @@ static void ParentCheck(void) {
   gen++;
   *Word(A, 5000) = gen;
   *Word(M, 1800) = gen;
-  char buf[1200];
-  char rpath[4200];
-  snprintf(rpath, sizeof(rpath), "%s/result.child", cf_prog.workdir);
-  unlink(rpath);
-  kill(child, SIGUSR1);
-  if (WaitFile("result.child", buf, sizeof(buf)) != 0) {
-    cf_failf("the child did not answer");
-  } else if (strncmp(buf, "PASS", 4) != 0) {
-    cf_failf("%s", buf);
-  }
+  cf_ask_child(child, "result.child");
   CF_CHECK(*Word(A, 5001) == gen && *Word(M, 1801) == gen,
            "the parent sees %llu in A and %llu in M after the child wrote %llu", (unsigned long long)*Word(A, 5001),
            (unsigned long long)*Word(M, 1801), (unsigned long long)gen);
@@ -181,22 +156,11 @@ int main(int argc, char **argv) {
     for (size_t pg = 0; pg < 512; pg++) cf_random_page(M + (1024 + pg) * CF_PAGE, 1024 + pg, 5);
     B = Map(B_PAGES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1);
     cf_fill_random(B, B_PAGES, 6);
-    char buf[32];
-    snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-    cf_write_file("ready.child", buf);
-    for (;;) {
-      if (cf_take_usr1()) {
-        ChildCheck();
-        char line[1100];
-        snprintf(line, sizeof(line), "%s%s\n", cf_prog.fail[0] ? "FAIL: child: " : "PASS", cf_prog.fail);
-        cf_prog.fail[0] = 0;
-        cf_write_file("result.child", line);
-      }
-      cf_nap(20);
-    }
+    cf_child_ready("ready.child");
+    cf_child_loop(ChildCheck, "result.child");
   }
   char buf[64];
-  if (WaitFile("ready.child", buf, sizeof(buf)) != 0) cf_die("the child never got ready");
+  if (cf_wait_file("ready.child", buf, sizeof(buf)) != 0) cf_die("the child never got ready");
   cf_ready();
   for (;;) {
     if (cf_take_usr1()) {
