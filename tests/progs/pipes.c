@@ -166,22 +166,6 @@ static void Child2Loop(void) {
   Serve("child2", Child2Check);
 }
 
-static int WaitFile(const char *name, char *out, size_t len) {
-  char path[4200];
-  snprintf(path, sizeof(path), "%s/%s", cf_prog.workdir, name);
-  for (int i = 0; i < 2000; i++) {
-    FILE *f = fopen(path, "r");
-    if (f) {
-      size_t n = fread(out, 1, len - 1, f);
-      fclose(f);
-      out[n] = 0;
-      if (n > 0) return 0;
-    }
-    cf_nap(10);
-  }
-  return -1;
-}
-
 /* Signals |pid| and waits for W/result.NAME. */
 static void AskChild(pid_t pid, const char *name) {
   char path[4200], file[64], buf[1200];
@@ -189,7 +173,7 @@ static void AskChild(pid_t pid, const char *name) {
   snprintf(path, sizeof(path), "%s/%s", cf_prog.workdir, file);
   unlink(path);
   kill(pid, SIGUSR1);
-  if (WaitFile(file, buf, sizeof(buf)) != 0) {
+  if (cf_wait_file(file, buf, sizeof(buf)) != 0) {
     cf_failf("%s did not answer", name);
   } else if (strncmp(buf, "PASS", 4) != 0) {
     cf_failf("%s", buf);
@@ -237,8 +221,8 @@ int main(int argc, char **argv) {
   fifo_w = fifo_r >= 0 ? open(path, O_WRONLY) : -1;
   if (fifo_w < 0) cf_die("open fifo");
   Fill(fifo_w, 0, S_FIFO, 200);
-  if (WaitFile("ready.child", buf, sizeof(buf)) != 0) cf_die("the child never got ready");
-  if (WaitFile("ready.child2", buf, sizeof(buf)) != 0) cf_die("the second child never got ready");
+  if (cf_wait_file("ready.child", buf, sizeof(buf)) != 0) cf_die("the child never got ready");
+  if (cf_wait_file("ready.child2", buf, sizeof(buf)) != 0) cf_die("the second child never got ready");
   cf_ready();
   for (;;) {
     if (cf_take_usr1()) {

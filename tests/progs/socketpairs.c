@@ -208,22 +208,6 @@ static void ChildLoop(void) {
   }
 }
 
-static int WaitFile(const char *name, char *out, size_t len) {
-  char path[4200];
-  snprintf(path, sizeof(path), "%s/%s", cf_prog.workdir, name);
-  for (int i = 0; i < 2000; i++) {
-    FILE *f = fopen(path, "r");
-    if (f) {
-      size_t n = fread(out, 1, len - 1, f);
-      fclose(f);
-      out[n] = 0;
-      if (n > 0) return 0;
-    }
-    cf_nap(10);
-  }
-  return -1;
-}
-
 static void ParentQueue(int r) {
   Send(st[0], r, S_ST_DOWN, kStDown, N(kStDown), 1);
   Send(dg[0], r, S_DG_DOWN, kDown, N(kDown), 0);
@@ -248,7 +232,7 @@ static void ParentCheck(void) {
   snprintf(path, sizeof(path), "%s/result.child", cf_prog.workdir);
   unlink(path);
   kill(child, SIGUSR1);
-  if (WaitFile("result.child", buf, sizeof(buf)) != 0) {
+  if (cf_wait_file("result.child", buf, sizeof(buf)) != 0) {
     cf_failf("the child did not answer");
   } else if (strncmp(buf, "PASS", 4) != 0) {
     cf_failf("%s", buf);
@@ -283,7 +267,7 @@ int main(int argc, char **argv) {
   if (cf_prog.fail[0]) cf_die("setup: %s", cf_prog.fail);
 
   char buf[64];
-  if (WaitFile("ready.child", buf, sizeof(buf)) != 0) cf_die("the child never got ready");
+  if (cf_wait_file("ready.child", buf, sizeof(buf)) != 0) cf_die("the child never got ready");
   cf_ready();
   for (;;) {
     if (cf_take_usr1()) {
