@@ -81,6 +81,12 @@ Result<long> RemoteSyscall::Call(long nr, uint64_t a0, uint64_t a1, uint64_t a2,
   regs.r9 = a5;
   regs.rip = syscall_ip_;
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace SETREGS");
+  RETURN_IF_ERROR(StepOverSyscall());
+  if (ptrace(PTRACE_GETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace GETREGS");
+  return static_cast<long>(regs.rax);
+}
+
+Status RemoteSyscall::StepOverSyscall() {
   if (ptrace(PTRACE_SINGLESTEP, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace SINGLESTEP");
   for (;;) {
     int status = 0;
@@ -93,15 +99,18 @@ Result<long> RemoteSyscall::Call(long nr, uint64_t a0, uint64_t a1, uint64_t a2,
     const int sig = WSTOPSIG(status);
     if (sig == SIGTRAP && (status >> 16) == 0) break;
     // A signal arrived for the target: it must not run a handler on our
-    // registers. Hold it back and queue it again in Restore().
+    // registers. Hold it back, with its siginfo (a timer's si_timerid and
+    // si_value, a sigqueue value), and queue it again in Restore().
     if ((status >> 16) == 0) {
-      held_signals_.push_back(sig);
-      LOG_DEBUG("remote: holding signal %d of thread %d", sig, tid_);
+      siginfo_t info;
+      memset(&info, 0, sizeof(info));
+      if (ptrace(PTRACE_GETSIGINFO, tid_, nullptr, &info) != 0) info.si_signo = 0;  // queued plainly
+      held_signals_.push_back({sig, info});
+      LOG_DEBUG("remote: holding signal %d (si_code %d) of thread %d", sig, info.si_code, tid_);
     }
     if (ptrace(PTRACE_SINGLESTEP, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace SINGLESTEP");
   }
-  if (ptrace(PTRACE_GETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace GETREGS");
-  return static_cast<long>(regs.rax);
+  return OkStatus();
 }
 
 Result<uint64_t> RemoteSyscall::Scratch(size_t size) {
@@ -146,18 +155,27 @@ Status RemoteSyscall::Restore() {
     regs.rdi = scratch_;
     regs.rsi = scratch_size_;
     regs.rip = syscall_ip_;
-    int status = 0;
-    if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0 ||
-        ptrace(PTRACE_SINGLESTEP, tid_, nullptr, nullptr) != 0 ||
-        waitpid(tid_, &status, __WALL) != tid_) {
+    // A signal may arrive here too: StepOverSyscall holds it like in Call().
+    if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) {
       result = ErrnoStatus("remote munmap of scratch area");
+    } else if (Status s = StepOverSyscall(); !s.ok()) {
+      result = s.WithContext("remote munmap of scratch area");
     }
     scratch_ = 0;
   }
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0) {
     return ErrnoStatus("restore registers of " + std::to_string(tid_));
   }
-  for (int sig : held_signals_) syscall(SYS_tgkill, pid_, tid_, sig);
+  // Queued again with their siginfo where the kernel lets us (a negative
+  // si_code other than SI_TKILL: timers, sigqueue, AIO...); what the kernel
+  // or another task's kill() sent comes back as a plain tgkill.
+  for (HeldSignal& h : held_signals_) {
+    if (h.info.si_signo == h.sig &&
+        syscall(SYS_rt_tgsigqueueinfo, pid_, tid_, h.sig, &h.info) == 0) {
+      continue;
+    }
+    syscall(SYS_tgkill, pid_, tid_, h.sig);
+  }
   held_signals_.clear();
   return result;
 }
