@@ -7,7 +7,8 @@
 #
 # 1. dump -R: show has the four timers with their ids, clocks, signals,
 #    values, notification (the worker's tid), intervals and time left, and
-#    the itimer; the process runs on untraced and passes its self-check.
+#    the itimer; the process runs on untraced, with the same maps, fds and
+#    timers, and passes its self-check.
 # 2. dump (kill), restore -d: /proc/PID/timers lists the same ids, clocks and
 #    notification, and the self-check passes (timer_gettime on the saved ids,
 #    periodic timers and the itimer keep firing with the right si_timerid and
@@ -39,9 +40,13 @@ timers_key "$pid" >"$E2E_TMP/timers.before"
 [ "$(wc -l <"$E2E_TMP/timers.before")" = 4 ] || fail "expected 4 timers: $(cat "$E2E_TMP/timers.before")"
 
 # 1. dump -R and the image.
+snapshot "$pid" "$E2E_TMP/snap"
 run_cf dump-r dump -t "$pid" -D "$E2E_TMP/img-r" -R
 assert_cf_ok "dump -R"
 assert_running_untraced "$pid" "after dump -R"
+assert_same_snapshot "$pid" "$E2E_TMP/snap" "after dump -R"
+timers_key "$pid" >"$E2E_TMP/timers.after-r"
+assert_same_file "$E2E_TMP/timers.before" "$E2E_TMP/timers.after-r" "dump -R changed /proc/$pid/timers"
 cf_show "$E2E_TMP/img-r" "$E2E_TMP/show.json"
 pycheck "timers in show" "$E2E_TMP/show.json" "$pid" "$id_a" "$id_b" "$id_c" "$id_d" "$worker" <<'EOF'
 show = load(sys.argv[1])
