@@ -92,11 +92,15 @@ Result<RemoteSyscall::Stop> RemoteSyscall::WaitStop(int wait_flags) {
   const int sig = WSTOPSIG(status);
   if (sig == SIGTRAP && (status >> 16) == 0) return Stop::kTrap;
   // A signal arrived for the target: it must not run a handler on our
-  // registers. Hold it back and queue it again in Restore(). (Event stops,
-  // such as a group stop, are simply resumed.)
+  // registers. Hold it back, with its siginfo (a timer's si_timerid and
+  // si_value, a sigqueue value), and queue it again in Restore(). (Event
+  // stops, such as a group stop, are simply resumed.)
   if ((status >> 16) == 0) {
-    held_signals_.push_back(sig);
-    LOG_DEBUG("remote: holding signal %d of thread %d", sig, tid_);
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    if (ptrace(PTRACE_GETSIGINFO, tid_, nullptr, &info) != 0) info.si_signo = 0;  // queued plainly
+    held_signals_.push_back({sig, info});
+    LOG_DEBUG("remote: holding signal %d (si_code %d) of thread %d", sig, info.si_code, tid_);
   }
   return Stop::kOther;
 }
@@ -115,13 +119,20 @@ Result<long> RemoteSyscall::DoCall(bool fault_point, long nr, uint64_t a0, uint6
   regs.r9 = a5;
   regs.rip = syscall_ip_;
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace SETREGS");
+  RETURN_IF_ERROR(StepOverSyscall());
+  if (ptrace(PTRACE_GETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace GETREGS");
+  return static_cast<long>(regs.rax);
+}
+
+// Single-steps the `syscall` the registers point at, until the trap after it;
+// a signal that arrives meanwhile is held back (WaitStop).
+Status RemoteSyscall::StepOverSyscall() {
   for (;;) {
     if (ptrace(PTRACE_SINGLESTEP, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace SINGLESTEP");
     ASSIGN_OR_RETURN(Stop stop, WaitStop(0));
     if (stop == Stop::kTrap) break;
   }
-  if (ptrace(PTRACE_GETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace GETREGS");
-  return static_cast<long>(regs.rax);
+  return OkStatus();
 }
 
 Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, int timeout_ms) {
@@ -227,18 +238,27 @@ Status RemoteSyscall::Restore() {
     regs.rdi = scratch_;
     regs.rsi = scratch_size_;
     regs.rip = syscall_ip_;
-    int status = 0;
-    if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0 ||
-        ptrace(PTRACE_SINGLESTEP, tid_, nullptr, nullptr) != 0 ||
-        waitpid(tid_, &status, __WALL) != tid_) {
+    // A signal may arrive here too: StepOverSyscall holds it like in Call().
+    if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) {
       result = ErrnoStatus("remote munmap of scratch area");
+    } else if (Status s = StepOverSyscall(); !s.ok()) {
+      result = s.WithContext("remote munmap of scratch area");
     }
     scratch_ = 0;
   }
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0) {
     return ErrnoStatus("restore registers of " + std::to_string(tid_));
   }
-  for (int sig : held_signals_) syscall(SYS_tgkill, pid_, tid_, sig);
+  // Queued again with their siginfo where the kernel lets us (a negative
+  // si_code other than SI_TKILL: timers, sigqueue, AIO...); what the kernel
+  // or another task's kill() sent comes back as a plain tgkill.
+  for (HeldSignal& h : held_signals_) {
+    if (h.info.si_signo == h.sig &&
+        syscall(SYS_rt_tgsigqueueinfo, pid_, tid_, h.sig, &h.info) == 0) {
+      continue;
+    }
+    syscall(SYS_tgkill, pid_, tid_, h.sig);
+  }
   held_signals_.clear();
   return result;
 }

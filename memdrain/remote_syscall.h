@@ -14,6 +14,7 @@
 // Restore(). Data moves with process_vm_readv/writev.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 #include <sys/user.h>
 
@@ -82,7 +83,15 @@ class RemoteSyscall {
   uint64_t syscall_ip_;
   uint64_t scratch_ = 0;
   size_t scratch_size_ = 0;
-  std::vector<int> held_signals_;  // signals that arrived during our calls
+  // Single-steps the `syscall` the registers point at, until the trap after
+  // it; signals that arrive meanwhile are held back (held_signals_).
+  Status StepOverSyscall();
+
+  struct HeldSignal {
+    int sig;
+    siginfo_t info;  // si_signo 0: not available
+  };
+  std::vector<HeldSignal> held_signals_;  // signals that arrived during our calls
   bool restored_ = false;
 };
 

@@ -13,6 +13,9 @@
  *      0xc3, every 60 ms
  *   D  CLOCK_BOOTTIME, SIGEV_NONE, disarmed
  *   ITIMER_REAL every 50 ms (SIGALRM counted)
+ * With "timers W foreign-clock", a fifth timer runs on the worker's CPU
+ * clock (pthread_getcpuclockid: a negative clock id), which a dump must
+ * refuse; the checks ignore it.
  * The handlers (SA_SIGINFO) count deliveries and count as bad any whose
  * si_code is not SI_TIMER, whose si_timerid or si_value is not the timer's,
  * or (C) that runs in another thread than the worker.
@@ -54,6 +57,7 @@ struct ksigevent {
 static int ids[NTIMERS];
 static const int clocks[NTIMERS] = {CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME};
 static int worker_tid;
+static int foreign_id = -1; /* the timer on the worker's CPU clock, if any */
 static volatile sig_atomic_t count_a, count_b, count_c, count_alrm, bad;
 static char bad_why[256];
 
@@ -130,8 +134,9 @@ static void check_proc_timers(void) {
     int id, signo, clock, pid;
     unsigned long long value;
     if (sscanf(line, "ID: %d", &id) == 1) {
-      n++;
       cur = -1;
+      if (id == foreign_id) continue;
+      n++;
       for (int i = 0; i < NTIMERS; i++)
         if (ids[i] == id) cur = i;
       CF_CHECK(cur >= 0, "/proc/self/timers lists timer %d, not one of ours", id);
@@ -241,15 +246,20 @@ int main(int argc, char **argv) {
   ids[TD] = make_timer(CLOCK_BOOTTIME, SIGEV_NONE, 0, 0, 0);
   syscall(SYS_timer_delete, scratch[1]);
   syscall(SYS_timer_delete, scratch[3]);
+  if (argc > 2 && !strcmp(argv[2], "foreign-clock")) {
+    clockid_t cpu;
+    if (pthread_getcpuclockid(th, &cpu) != 0) cf_die("pthread_getcpuclockid");
+    foreign_id = make_timer(cpu, SIGEV_NONE, 0, 0, 0);
+  }
   arm(ids[TA], 40, 40);
   arm(ids[TB], 3600 * 1000L, 0);
   arm(ids[TC], 60, 60);
   struct itimerval it = {{0, 50000}, {0, 50000}};
   if (setitimer(ITIMER_REAL, &it, NULL) != 0) cf_die("setitimer");
 
-  /* Ids kept in a file too, so that the driver can compare with show. */
+  /* W/ids: "A B C D worker-tid foreign", for the driver to compare with show. */
   char buf[128];
-  snprintf(buf, sizeof(buf), "%d %d %d %d %d\n", ids[TA], ids[TB], ids[TC], ids[TD], worker_tid);
+  snprintf(buf, sizeof(buf), "%d %d %d %d %d %d\n", ids[TA], ids[TB], ids[TC], ids[TD], worker_tid, foreign_id);
   if (cf_write_file("ids", buf) != 0) cf_die("write ids");
   cf_ready();
 

@@ -1,0 +1,79 @@
+#include "memdrain/remote_syscall.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace cf::memdrain {
+namespace {
+
+int g_report_fd = -1;
+
+// In the child: report what the signal carried (si_code, si_value).
+void OnSignal(int, siginfo_t* si, void*) {
+  long out[2] = {si->si_code, static_cast<long>(reinterpret_cast<uintptr_t>(si->si_value.sival_ptr))};
+  (void)!write(g_report_fd, out, sizeof(out));
+}
+
+// A signal that arrives while remote calls run (here: queued while the
+// child is stopped, so the first single-step meets it) is held back and
+// queued again when the thread is given back, with its siginfo: a POSIX
+// timer's or sigqueue's si_code and si_value must survive a dump with -R.
+// (They used to come back as a plain tgkill: si_code SI_TKILL, no value.)
+TEST(RemoteSyscallTest, HeldSignalKeepsItsSiginfo) {
+  const int sig = SIGRTMIN + 1;
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(p[0]);
+    g_report_fd = p[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = OnSignal;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(sig, &sa, nullptr);
+    const long ready[2] = {0, 0};
+    (void)!write(p[1], ready, sizeof(ready));
+    for (int i = 0; i < 600; ++i) pause();
+    _exit(0);
+  }
+  close(p[1]);
+  long msg[2];
+  ASSERT_EQ(read(p[0], msg, sizeof(msg)), static_cast<ssize_t>(sizeof(msg)));
+
+  ASSERT_EQ(ptrace(PTRACE_SEIZE, child, nullptr, nullptr), 0) << strerror(errno);
+  ASSERT_EQ(ptrace(PTRACE_INTERRUPT, child, nullptr, nullptr), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, __WALL), child);
+  ASSERT_TRUE(WIFSTOPPED(status));
+
+  sigval value;
+  value.sival_ptr = reinterpret_cast<void*>(0x7ea1);
+  ASSERT_EQ(sigqueue(child, sig, value), 0);
+  {
+    auto rs = RemoteSyscall::Attach(child, child);
+    ASSERT_TRUE(rs.ok()) << rs.status().ToString();
+    auto r = rs->Call(__NR_getpid);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(*r, child);
+    ASSERT_TRUE(rs->Restore().ok());
+  }
+  ASSERT_EQ(ptrace(PTRACE_DETACH, child, nullptr, nullptr), 0);
+
+  ASSERT_EQ(read(p[0], msg, sizeof(msg)), static_cast<ssize_t>(sizeof(msg)));
+  EXPECT_EQ(msg[0], SI_QUEUE);
+  EXPECT_EQ(msg[1], 0x7ea1);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(p[0]);
+}
+
+}  // namespace
+}  // namespace cf::memdrain
