@@ -54,6 +54,12 @@ const Feature kFeatures[] = {
     {"/proc/PID/map_files", Need::kOptional, nullptr,
      "mappings of deleted or unreachable files cannot be dumped", ProbeMapFiles},
     {"vmsplice", Need::kOptional, nullptr, "no zero-copy drain: process_vm_readv only", ProbeVmsplice},
+    {"timerfd TFD_IOC_SET_TICKS", Need::kOptional, nullptr,
+     "a timerfd's unread expirations come back as 1 (it is re-armed to fire at once)", ProbeTimerFdSetTicks},
+    {"open_by_handle_at", Need::kOptional, nullptr, "inotify watches cannot be dumped (no path to them)",
+     ProbeOpenByHandle},
+    {"kcmp KCMP_EPOLL_TFD", Need::kOptional, nullptr, "epoll instances with targets cannot be dumped",
+     ProbeKcmpEpollTfd},
 };
 
 constexpr size_t kNameColumn = 30;

@@ -29,4 +29,9 @@ ProbeResult ProbeMemfd();            // memfd_create, size, map shared, write
 ProbeResult ProbeMapFiles();         // open /proc/PID/map_files/<range> of the child's first mapping
 ProbeResult ProbeVmsplice();         // vmsplice a page into a pipe and read it back
 
+// engine/check_probes_fds.cc:
+ProbeResult ProbeTimerFdSetTicks();  // TFD_IOC_SET_TICKS(3) on a timerfd, then a read gives 3
+ProbeResult ProbeOpenByHandle();     // name_to_handle_at + open_by_handle_at of our executable
+ProbeResult ProbeKcmpEpollTfd();     // kcmp(KCMP_EPOLL_TFD) finds an epoll target at its fd
+
 }  // namespace cf::engine

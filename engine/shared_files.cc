@@ -149,7 +149,18 @@ Status SharedFiles::CollectProcess(pid_t pid) {
 }
 
 // The kind-specific state of |f| (fd |fd| of |pid|, open file |id|).
+// A description seen before is read once: its later fds copy the state.
 Status SharedFiles::ReadState(pid_t pid, int fd, const FdInfo& info, uint32_t id, img::Fd* f) {
+  const Ref& first = descriptions_[id - 1].first;
+  if ((first.pid != pid || first.fd != fd) && f->type() != img::Fd::EPOLL) {
+    const img::Fd& prev = fds_.at({first.pid, first.fd});
+    f->set_eventfd_count(prev.eventfd_count());
+    f->set_eventfd_semaphore(prev.eventfd_semaphore());
+    if (prev.has_timerfd()) *f->mutable_timerfd() = prev.timerfd();
+    f->set_signalfd_mask(prev.signalfd_mask());
+    *f->mutable_inotify_watches() = prev.inotify_watches();
+    return OkStatus();
+  }
   switch (f->type()) {
     case img::Fd::EVENTFD: return ReadEventFd(pid, fd, info, f);
     case img::Fd::TIMERFD: return ReadTimerFd(pid, fd, f);

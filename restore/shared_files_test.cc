@@ -5,12 +5,16 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <string>
 
 namespace cf::restore {
@@ -269,6 +273,137 @@ TEST(CreateSharedFilesTest, EventFd) {
   }
   fclose(fi);
   EXPECT_TRUE(seen);
+}
+
+TEST(PlanSharedFilesTest, DescriptionKinds) {
+  ImageSet set = Tree();
+  AddFd(&Core(set, 2), 5, img::Fd::TIMERFD, 7, 1, O_RDWR);
+  AddFd(&Core(set, 3), 5, img::Fd::TIMERFD, 7, 1, O_RDWR);
+  AddFd(&Core(set, 3), 6, img::Fd::SIGNALFD, 7, 2, O_RDWR);
+  AddFd(&Core(set, 4), 6, img::Fd::INOTIFY, 7, 3, O_RDONLY);
+  AddFd(&Core(set, 3), 7, img::Fd::EPOLL, 7, 4, O_RDWR);
+  AddFd(&Core(set, 4), 7, img::Fd::EPOLL, 7, 4, O_RDWR);
+  auto plan = PlanSharedFiles(set);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_EQ(plan->objects.size(), 4u);
+  EXPECT_EQ(Find(*plan, 1)->kind, SharedObject::Kind::kTimerFd);
+  EXPECT_EQ(Find(*plan, 1)->owner, 2);
+  EXPECT_EQ(Find(*plan, 2)->kind, SharedObject::Kind::kSignalFd);
+  EXPECT_EQ(Find(*plan, 3)->kind, SharedObject::Kind::kInotify);
+  EXPECT_EQ(Find(*plan, 4)->kind, SharedObject::Kind::kEpoll);
+  EXPECT_EQ(Find(*plan, 4)->owner, 1);
+}
+
+uint64_t ReadU64(int fd) {
+  uint64_t v = 0;
+  return read(fd, &v, 8) == 8 ? v : ~0ull;
+}
+
+TEST(CreateSharedFilesTest, TimerFdExactTicks) {
+  img::Process core;
+  img::Fd* f = AddFd(&core, 3, img::Fd::TIMERFD, 1, 1, O_RDWR | O_NONBLOCK);
+  f->mutable_timerfd()->set_clockid(CLOCK_MONOTONIC);
+  f->mutable_timerfd()->set_ticks(5);
+  f->mutable_timerfd()->set_value_ns(500ull * 1000000000);
+  f->mutable_timerfd()->set_interval_ns(1000ull * 1000000000);
+  SharedObject obj;
+  obj.files[1] = f;
+  CreatedFiles out;
+  ASSERT_TRUE(CreateTimerFd(obj, &out).ok());
+  const int fd = out[1].get();
+  EXPECT_TRUE(fcntl(fd, F_GETFL) & O_NONBLOCK);
+  itimerspec its{};
+  ASSERT_EQ(timerfd_gettime(fd, &its), 0);
+  EXPECT_EQ(its.it_interval.tv_sec, 1000);
+  EXPECT_GT(its.it_value.tv_sec, 498);
+  EXPECT_LE(its.it_value.tv_sec, 500);
+  EXPECT_EQ(ReadU64(fd), 5u);
+  EXPECT_EQ(ReadU64(fd), ~0ull);  // EAGAIN: nothing more
+}
+
+TEST(CreateSharedFilesTest, TimerFdExpiredOneShotIsDisarmed) {
+  img::Process core;
+  img::Fd* f = AddFd(&core, 3, img::Fd::TIMERFD, 1, 1, O_RDWR | O_NONBLOCK);
+  f->mutable_timerfd()->set_clockid(CLOCK_REALTIME);
+  f->mutable_timerfd()->set_ticks(1);
+  SharedObject obj;
+  obj.files[1] = f;
+  CreatedFiles out;
+  ASSERT_TRUE(CreateTimerFd(obj, &out).ok());
+  itimerspec its{};
+  ASSERT_EQ(timerfd_gettime(out[1].get(), &its), 0);
+  EXPECT_EQ(its.it_value.tv_sec, 0);
+  EXPECT_EQ(its.it_value.tv_nsec, 0);
+  EXPECT_EQ(ReadU64(out[1].get()), 1u);
+}
+
+TEST(CreateSharedFilesTest, InotifySameWatchDescriptors) {
+  char dir[] = "/tmp/cf-inotify-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string file = std::string(dir) + "/f";
+  close(open(file.c_str(), O_WRONLY | O_CREAT, 0644));
+  struct stat ds, fs;
+  ASSERT_EQ(stat(dir, &ds), 0);
+  ASSERT_EQ(stat(file.c_str(), &fs), 0);
+  img::Process core;
+  img::Fd* f = AddFd(&core, 3, img::Fd::INOTIFY, 1, 1, O_RDONLY | O_NONBLOCK);
+  auto add = [&](uint32_t wd, const std::string& path, const struct stat& sb, uint32_t mask) {
+    img::InotifyWatch* w = f->add_inotify_watches();
+    w->set_wd(wd);
+    w->set_path(path);
+    w->set_mask(mask);
+    w->set_dev(sb.st_dev);
+    w->set_inode(sb.st_ino);
+  };
+  add(3, dir, ds, IN_CREATE);
+  add(7, file, fs, IN_MODIFY);
+  SharedObject obj;
+  obj.files[1] = f;
+  CreatedFiles out;
+  Status s = CreateInotify(obj, &out);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  const int fd = out[1].get();
+  char buf[256];
+  EXPECT_LT(read(fd, buf, sizeof(buf)), 0);  // the IN_IGNORED of removed watches are gone
+  int w = open(file.c_str(), O_WRONLY);
+  ASSERT_EQ(write(w, "x", 1), 1);
+  close(w);
+  alignas(inotify_event) char ev[256];
+  ASSERT_GT(read(fd, ev, sizeof(ev)), 0);
+  EXPECT_EQ(reinterpret_cast<inotify_event*>(ev)->wd, 7);
+  EXPECT_EQ(reinterpret_cast<inotify_event*>(ev)->mask, static_cast<uint32_t>(IN_MODIFY));
+  unlink(file.c_str());
+  rmdir(dir);
+}
+
+TEST(CreateSharedFilesTest, SignalFdAndEpollTargets) {
+  img::Process core;
+  img::Fd* s = AddFd(&core, 3, img::Fd::SIGNALFD, 1, 1, O_RDWR | O_NONBLOCK);
+  s->set_signalfd_mask(1ull << (SIGUSR2 - 1));
+  SharedObject sobj;
+  sobj.files[1] = s;
+  CreatedFiles out;
+  ASSERT_TRUE(CreateSignalFd(sobj, &out).ok());
+  const int sfd = out[1].get();
+  EXPECT_TRUE(fcntl(sfd, F_GETFL) & O_NONBLOCK);
+
+  img::Fd* e = AddFd(&core, 4, img::Fd::EPOLL, 1, 2, O_RDWR);
+  SharedObject eobj;
+  eobj.files[2] = e;
+  ASSERT_TRUE(CreateEpoll(eobj, &out).ok());
+  e->set_fd(out[2].get());  // as if placed at its number
+  img::EpollTarget* t = e->add_epoll_targets();
+  UniqueFd ev(eventfd(1, 0));
+  t->set_tfd(ev.get());
+  t->set_events(EPOLLIN | EPOLLET | EPOLLERR | EPOLLHUP);
+  t->set_data(0xabcdef0123456789ull);
+  ASSERT_TRUE(AddEpollTargets(*e).ok());
+  epoll_event got{};
+  ASSERT_EQ(epoll_wait(e->fd(), &got, 1, 0), 1);
+  EXPECT_EQ(got.data.u64, 0xabcdef0123456789ull);
+  EXPECT_EQ(epoll_wait(e->fd(), &got, 1, 0), 0);  // edge-triggered: once
+  t->set_tfd(9999);  // not open
+  EXPECT_FALSE(AddEpollTargets(*e).ok());
 }
 
 }  // namespace
