@@ -92,5 +92,32 @@ TEST(OptionsTest, HelpIsNotAnError) {
   EXPECT_EQ(o.status().message(), "help");
 }
 
+TEST(OptionsTest, StreamFlags) {
+  auto d = Parse({"criu-fast", "dump", "-t", "5", "--stream", "--compress", "lz4"});
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_TRUE(d->stream);
+  EXPECT_TRUE(d->stream_to.empty());
+  auto to = Parse({"criu-fast", "dump", "-t", "5", "--stream-to", "/tmp/s"});
+  ASSERT_TRUE(to.ok()) << to.status().ToString();
+  EXPECT_TRUE(to->stream);
+  EXPECT_EQ(to->stream_to, "/tmp/s");
+  auto r = Parse({"criu-fast", "restore", "--stream-from", "/tmp/s", "-d"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->stream);
+  EXPECT_EQ(r->stream_from, "/tmp/s");
+  auto show = Parse({"criu-fast", "show", "--stream"});
+  ASSERT_TRUE(show.ok()) << show.status().ToString();
+  EXPECT_TRUE(show->stream);
+}
+
+TEST(OptionsTest, StreamConflicts) {
+  EXPECT_FALSE(Parse({"criu-fast", "dump", "-t", "5", "--stream", "-D", "img"}).ok());
+  EXPECT_FALSE(Parse({"criu-fast", "restore", "--stream", "-D", "img"}).ok());
+  EXPECT_FALSE(Parse({"criu-fast", "dump", "-t", "5", "--stream-from", "x"}).ok());
+  EXPECT_FALSE(Parse({"criu-fast", "restore", "--stream-to", "x"}).ok());
+  EXPECT_FALSE(Parse({"criu-fast", "check", "--stream"}).ok());
+  EXPECT_FALSE(Parse({"criu-fast", "show", "--stream", "img"}).ok());
+}
+
 }  // namespace
 }  // namespace cf::engine

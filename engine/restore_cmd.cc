@@ -38,7 +38,8 @@ int RunRestore(const Options& opts) {
     }
     staged.emplace(std::move(*st));
     if (!staged->summary().complete) {
-      LOG_ERROR("restore: the stream ended before its trailer: the dump did not finish (nothing restored)");
+      LOG_ERROR("restore: %s: the stream ended before its trailer: the dump did not finish (nothing restored)",
+                staged->name().c_str());
       return 1;
     }
     ro.images_dir = staged->dir();

@@ -63,13 +63,17 @@ class Stager : public StreamVisitor {
 }  // namespace
 
 StagedImage::StagedImage(StagedImage&& o) noexcept
-    : dir_(std::exchange(o.dir_, std::string())), files_(std::move(o.files_)), summary_(o.summary_) {}
+    : dir_(std::exchange(o.dir_, std::string())),
+      name_(std::move(o.name_)),
+      files_(std::move(o.files_)),
+      summary_(o.summary_) {}
 
 Result<StagedImage> StagedImage::Unpack(int fd, const std::string& name) {
   StagedImage img;
   std::string tmpl = StageBase() + "/criu-fast-stream-XXXXXX";
   if (mkdtemp(tmpl.data()) == nullptr) return ErrnoStatus("create a staging directory in " + StageBase());
   img.dir_ = tmpl;
+  img.name_ = name;
   Stager stager(img.dir_, &img.files_);
   ASSIGN_OR_RETURN(img.summary_, ReadStream(fd, name, &stager));
   return img;

@@ -31,6 +31,7 @@ class StagedImage {
 
   const std::string& dir() const { return dir_; }
   const StreamSummary& summary() const { return summary_; }
+  const std::string& name() const { return name_; }
   // Removes the files and the directory (at once, or when destroyed).
   void Remove();
 
@@ -38,6 +39,7 @@ class StagedImage {
   StagedImage() = default;
 
   std::string dir_;
+  std::string name_;
   std::vector<std::string> files_;
   StreamSummary summary_;
 };
