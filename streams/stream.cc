@@ -68,11 +68,15 @@ Result<std::unique_ptr<StreamWriter>> StreamWriter::Start(int fd, std::string na
 
 Status StreamWriter::WriteLocked(const RecordHeader& h, const void* b, size_t blen, const void* c, size_t clen) {
   if (finished_) return Error(name_ + ": record after the trailer");
-  if (failed_) return Error(name_ + ": the stream was cut by an earlier error");
+  // Every later write reports the first failure (a broken pipe, a full
+  // disk): with processes written side by side, whichever one the caller
+  // reports must name the cause.
+  if (failed_) return first_error_;
   iovec iov[3] = {{const_cast<RecordHeader*>(&h), sizeof(h)}, {const_cast<void*>(b), blen}, {const_cast<void*>(c), clen}};
   Status s = WriteIov(fd_, iov, 3, name_);
   if (!s.ok()) {
     failed_ = true;
+    first_error_ = s;
     return s;
   }
   digest_ = ChainDigest(digest_, h);

@@ -68,6 +68,7 @@ class StreamWriter {
   uint64_t digest_ = 0;
   bool finished_ = false;
   bool failed_ = false;  // a write failed: the stream is cut, nothing more goes out
+  Status first_error_;   // that failure, repeated to every later write
 };
 
 // What a reader of a stream is given, record by record, as they arrive.
