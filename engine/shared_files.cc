@@ -59,18 +59,22 @@ Status SharedFiles::Collect(const std::vector<pid_t>& pids) {
   return OkStatus();
 }
 
-// A regular file or directory description that one process holds alone is
+// A regular file, memfd or directory description that one process holds alone is
 // left to CollectFds (dup'ed fds within a process are found there); one
 // that several processes share keeps its file_id, so that restore opens it
 // once, in their lowest common ancestor, and they share its offset again.
+namespace {
+bool IsFileKind(img::Fd::Type t) { return t == img::Fd::REG || t == img::Fd::DIR || t == img::Fd::MEMFD; }
+}  // namespace
+
 void SharedFiles::DropUnsharedFiles() {
   std::map<uint32_t, std::set<pid_t>> holders;
   for (const auto& [ref, f] : fds_) {
-    if (f.type() == img::Fd::REG || f.type() == img::Fd::DIR) holders[f.file_id()].insert(ref.first);
+    if (IsFileKind(f.type())) holders[f.file_id()].insert(ref.first);
   }
   for (auto it = fds_.begin(); it != fds_.end();) {
     const img::Fd& f = it->second;
-    if ((f.type() == img::Fd::REG || f.type() == img::Fd::DIR) && holders[f.file_id()].size() < 2) {
+    if (IsFileKind(f.type()) && holders[f.file_id()].size() < 2) {
       it = fds_.erase(it);
     } else {
       ++it;
@@ -126,6 +130,10 @@ Status SharedFiles::CollectProcess(pid_t pid) {
                 !StartsWith(*link, "anon_inode:")) || S_ISDIR(sb.st_mode)) {
       // Kept only if another process holds the same description (below).
       f.set_type(S_ISREG(sb.st_mode) ? img::Fd::REG : img::Fd::DIR);
+      f.set_size(static_cast<uint64_t>(sb.st_size));
+    } else if (S_ISREG(sb.st_mode) && StartsWith(*link, "/memfd:")) {
+      // Likewise; the dumper gives it its shared memory object (shmem_id).
+      f.set_type(img::Fd::MEMFD);
       f.set_size(static_cast<uint64_t>(sb.st_size));
     } else {
       continue;  // not a kind of this pass

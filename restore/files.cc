@@ -55,16 +55,6 @@ Result<int> OpenFd(const img::Fd& f) {
   return fd;
 }
 
-}  // namespace
-
-Status CreateSharedFile(const SharedObject& obj, CreatedFiles* out) {
-  const auto& [id, f] = *obj.files.begin();
-  ASSIGN_OR_RETURN(int fd, OpenFd(*f));
-  (*out)[id] = UniqueFd(fd);
-  return OkStatus();
-}
-
-namespace {
 
 // A memfd descriptor: a new open file description of the recreated object,
 // with the saved flags and offset.
@@ -101,6 +91,19 @@ void CloseAllBut(const std::vector<int>& keep) {
 }
 
 }  // namespace
+
+Status CreateSharedFile(const SharedObject& obj, const std::map<uint32_t, int>* shmem, CreatedFiles* out) {
+  const auto& [id, f] = *obj.files.begin();
+  int fd = -1;
+  if (f->type() == img::Fd::MEMFD) {
+    if (shmem == nullptr) return Errorf("fd %d: memfd without its shared memory objects", f->fd());
+    ASSIGN_OR_RETURN(fd, ReopenMemfd(*f, *shmem));
+  } else {
+    ASSIGN_OR_RETURN(fd, OpenFd(*f));
+  }
+  (*out)[id] = UniqueFd(fd);
+  return OkStatus();
+}
 
 Status RestoreFds(const img::Process& core, const std::string& dir, const InheritedFiles& inherited,
                   const ShmemFds& shmem, std::vector<int*> keep) {

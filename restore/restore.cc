@@ -281,6 +281,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   ASSIGN_OR_RETURN(SharedFilePlan files, PlanSharedFiles(images));
   const int jobs = opts.jobs > 0 ? opts.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   ASSIGN_OR_RETURN(ShmemObjects shmem, ShmemObjects::Create(images, files.temp_base, jobs));
+  files.shmem = &shmem.fds();
   const pid_t root = images.processes[0].core.pid();
   std::set<pid_t> expected;  // every thread of every process
   for (const auto& p : images.processes) {

@@ -72,7 +72,8 @@ std::optional<SharedObject::Kind> DescriptionKind(img::Fd::Type t) {
     case img::Fd::INOTIFY: return SharedObject::Kind::kInotify;
     case img::Fd::EPOLL: return SharedObject::Kind::kEpoll;
     case img::Fd::REG:
-    case img::Fd::DIR: return SharedObject::Kind::kFile;  // held by several processes
+    case img::Fd::DIR:
+    case img::Fd::MEMFD: return SharedObject::Kind::kFile;  // held by several processes
     default: return std::nullopt;
   }
 }
@@ -190,7 +191,7 @@ Status CreateOwnedFiles(const SharedFilePlan& plan, pid_t pid, InheritedFiles* f
       case SharedObject::Kind::kPipe: RETURN_IF_ERROR(CreatePipe(o, &created)); break;
       case SharedObject::Kind::kUnixPair: RETURN_IF_ERROR(CreateUnixPair(o, &created)); break;
       case SharedObject::Kind::kEventFd: RETURN_IF_ERROR(CreateEventFd(o, &created)); break;
-      case SharedObject::Kind::kFile: RETURN_IF_ERROR(CreateSharedFile(o, &created)); break;
+      case SharedObject::Kind::kFile: RETURN_IF_ERROR(CreateSharedFile(o, plan.shmem, &created)); break;
       case SharedObject::Kind::kTimerFd: RETURN_IF_ERROR(CreateTimerFd(o, &created)); break;
       case SharedObject::Kind::kSignalFd: RETURN_IF_ERROR(CreateSignalFd(o, &created)); break;
       case SharedObject::Kind::kInotify: RETURN_IF_ERROR(CreateInotify(o, &created)); break;

@@ -42,6 +42,9 @@ struct SharedObject {
 struct SharedFilePlan {
   std::vector<SharedObject> objects;
   int temp_base = 0;
+  // The shared memory objects criu-fast made (restore/shmem.h), which a
+  // memfd description is reopened from; set once they exist.
+  const std::map<uint32_t, int>* shmem = nullptr;
 };
 
 // The objects of |images| and their owners. Points into |images|, which
@@ -66,8 +69,8 @@ Status CreatePipe(const SharedObject& obj, CreatedFiles* out);
 Status CreateUnixPair(const SharedObject& obj, CreatedFiles* out);
 Status CreateEventFd(const SharedObject& obj, CreatedFiles* out);
 // restore/files.cc: a regular file or directory opened as it was (path,
-// flags, offset).
-Status CreateSharedFile(const SharedObject& obj, CreatedFiles* out);
+// flags, offset), or a memfd reopened from its object in |shmem|.
+Status CreateSharedFile(const SharedObject& obj, const std::map<uint32_t, int>* shmem, CreatedFiles* out);
 Status CreateTimerFd(const SharedObject& obj, CreatedFiles* out);    // restore/timerfd.cc
 Status CreateSignalFd(const SharedObject& obj, CreatedFiles* out);   // restore/signalfd.cc
 Status CreateInotify(const SharedObject& obj, CreatedFiles* out);    // restore/inotify.cc

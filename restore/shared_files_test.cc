@@ -126,14 +126,14 @@ TEST(CreateSharedFileTest, OpensWithFlagsAndOffset) {
   obj.kind = SharedObject::Kind::kFile;
   obj.files[3] = &f;
   CreatedFiles out;
-  ASSERT_TRUE(CreateSharedFile(obj, &out).ok());
+  ASSERT_TRUE(CreateSharedFile(obj, nullptr, &out).ok());
   ASSERT_EQ(out.size(), 1u);
   const int fd = out[3].get();
   EXPECT_EQ(lseek(fd, 0, SEEK_CUR), 4);
   EXPECT_TRUE(fcntl(fd, F_GETFL) & O_APPEND);
   f.set_path(std::string(path) + ".missing");
   CreatedFiles none;
-  EXPECT_FALSE(CreateSharedFile(obj, &none).ok());
+  EXPECT_FALSE(CreateSharedFile(obj, nullptr, &none).ok());
   unlink(path);
 }
 

@@ -67,6 +67,10 @@ if len(memfds) != 2 or {u(f["shmem_id"]) for f in memfds} != {u(m["id"]), u(p["i
 for f in memfds:
     if u(f["shmem_id"]) == u(m["id"]) and u(f.get("pos", 0)) != 12345:
         fail("memfd offset %r" % f.get("pos"))
+kmem = [f for f in kc.get("fds", []) if f["type"] == "MEMFD"]
+pm_fd = [f for f in memfds if u(f["shmem_id"]) == u(m["id"])][0]
+if len(kmem) != 1 or not u(kmem[0].get("file_id", 0)) or u(kmem[0].get("file_id", 0)) != u(pm_fd.get("file_id", 0)):
+    fail("the memfd description parent and child share: %r / %r" % (pm_fd, kmem))
 EOF2
 CF_LOG=
 check_pass "$W"

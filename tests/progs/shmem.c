@@ -13,8 +13,12 @@
  * are in no page table of the parent), and maps B, 1 MiB of its own shared
  * anonymous memory (seed 6).
  *
+ * The child keeps the parent's memfd descriptor (one open file description,
+ * one offset).
+ *
  * On SIGUSR1 the parent checks everything, writes a new generation number g
- * into A page 5000 and M page 1800 and signals the child; the child checks
+ * into A page 5000 and M page 1800, moves the memfd's offset to 20000 + g,
+ * and signals the child (which wants that offset: still one description); the child checks
  * what it sees (g included: the same memory), writes g into A page 5001 and
  * M page 1801, and answers in W/result.child; the parent then wants g there:
  * memory shared again after a restore, in both directions.
@@ -89,6 +93,10 @@ static void ChildCheck(void) {
            (unsigned long long)g, (unsigned long long)*Word(M, 1800));
   *Word(A, 5001) = g;
   *Word(M, 1801) = g;
+  /* mfd is the parent's open file description (inherited): one offset. */
+  const off_t pos = lseek(mfd, 0, SEEK_CUR);
+  CF_CHECK(pos == (off_t)(20000 + g), "child: memfd offset %lld, the parent set %llu (not one description?)",
+           (long long)pos, (unsigned long long)(20000 + g));
 }
 
 static void ParentCheck(void) {
@@ -113,7 +121,9 @@ static void ParentCheck(void) {
   gen++;
   *Word(A, 5000) = gen;
   *Word(M, 1800) = gen;
+  lseek(mfd, (off_t)(20000 + gen), SEEK_SET);
   cf_ask_child(child, "result.child");
+  lseek(mfd, 12345, SEEK_SET);
   CF_CHECK(*Word(A, 5001) == gen && *Word(M, 1801) == gen,
            "the parent sees %llu in A and %llu in M after the child wrote %llu", (unsigned long long)*Word(A, 5001),
            (unsigned long long)*Word(M, 1801), (unsigned long long)gen);
