@@ -52,13 +52,6 @@ Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& 
   return items;
 }
 
-Status DumpPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
-                 streams::ImageWriter* pages, img::PageMap* pm, DumpCounters* stats) {
-  ASSIGN_OR_RETURN(std::vector<sched::PageSource> items, ScanPages(pid, proc, opts, stats));
-  ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(pid));
-  return WritePages(pid, items, reader, opts, pages, pm, stats);
-}
-
 void AddPipelineStats(const sched::PagePipelineStats& ps, DumpCounters* stats) {
   stats->drain_ns += ps.drain_ns;
   stats->compress_ns += ps.compress_ns;

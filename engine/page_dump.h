@@ -2,12 +2,13 @@
 //
 // 1. Scan (on the calling thread): per VMA, the pages that must be saved
 //    (pagemap/scan.h): present or swapped private anonymous pages but the zero
-//    page, the written (COW) pages of private file mappings, and the present
-//    pages of shared anonymous memory. Shared file mappings and the vDSO are
-//    not saved.
+//    page and the written (COW) pages of private file mappings. Shared
+//    anonymous memory and memfds are saved once per object (engine/shmem.h);
+//    shared file mappings and the vDSO are not saved.
 // 2. The page list, in address order, goes through the page pipeline
 //    (sched/page_pipeline.h) on --jobs threads: batches of up to kChunkPages
-//    pages are drained (memdrain/page_reader.h), their all-zero pages dropped
+//    pages are drained (memdrain/page_reader.h, or the pipes the vmsplice
+//    parasite filled: memdrain/pinned_pages.h), their all-zero pages dropped
 //    (recorded as ZERO ranges), the rest compressed with --compress and
 //    written as one framed chunk of pages-PID.img; the pagemap records DATA
 //    ranges in the same order.
@@ -46,15 +47,12 @@ struct PageDumpOptions {
 // Adds what one page pipeline run did (stage thread times, counters) to |stats|.
 void AddPipelineStats(const sched::PagePipelineStats& ps, DumpCounters* stats);
 
-// The read backend: scan, then the pipeline with process_vm_readv.
-Status DumpPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
-                 streams::ImageWriter* pages, img::PageMap* pagemap, DumpCounters* stats);
-
-// The steps, for the vmsplice backend (engine/dump.cc puts them together).
+// The steps of a process's page dump (engine/dump.cc puts them together).
 // Scan: the pages to save, in address order.
 Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
                                                  DumpCounters* stats);
-// The page pipeline over |sources|, reading through |drain|.
+// The page pipeline over |sources|, reading through |drain| (a
+// memdrain::PageReader, or the pipes of PinPages below).
 Status WritePages(pid_t pid, std::span<const sched::PageSource> sources, const memdrain::PageDrain& drain,
                   const PageDumpOptions& opts, streams::ImageWriter* pages, img::PageMap* pagemap,
                   DumpCounters* stats);

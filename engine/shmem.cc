@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "common/fd.h"
+#include "common/mapping.h"
 #include "common/log.h"
 #include "common/timer.h"
 #include "memdrain/page_reader.h"
@@ -18,32 +19,10 @@ namespace cf::engine {
 namespace {
 
 using pagemap::kPageSize;
+using pagemap::PageUp;
 
 bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
-uint64_t PageUp(uint64_t x) { return (x + kPageSize - 1) & ~(kPageSize - 1); }
-
-// A read-only view of an object in criu-fast's address space.
-class Mapping {
- public:
-  Mapping() = default;
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-  ~Mapping() {
-    if (addr_ != MAP_FAILED) munmap(addr_, len_);
-  }
-  Status Map(int fd, uint64_t offset, uint64_t len) {
-    len_ = len;
-    addr_ = mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(offset));
-    if (addr_ == MAP_FAILED) return ErrnoStatus("map the object");
-    return OkStatus();
-  }
-  uint64_t base() const { return reinterpret_cast<uint64_t>(addr_); }
-
- private:
-  void* addr_ = MAP_FAILED;
-  uint64_t len_ = 0;
-};
 
 // The page-aligned extents of |fd| (|size| bytes) that hold data: holes were
 // never written and read back as zeros.
@@ -86,13 +65,13 @@ Status DumpObjectPages(int fd, uint64_t size, const PageDumpOptions& opts, strea
   for (uint64_t win = 0; win < PageUp(size) && next < extents.size(); win += kWindow) {
     const uint64_t win_end = std::min(win + kWindow, PageUp(size));
     std::vector<sched::PageSource> items;
-    Mapping view;
+    SharedMapping view;  // a read-only view of the window
     bool mapped = false;
     while (next < extents.size() && extents[next].start < win_end) {
       pagemap::PageRange& e = extents[next];
       const uint64_t lo = std::max(e.start, win), hi = std::min(e.end, win_end);
       if (!mapped) {
-        RETURN_IF_ERROR(view.Map(fd, win, win_end - win));
+        RETURN_IF_ERROR(view.Map(fd, win, win_end - win, PROT_READ));
         mapped = true;
       }
       items.push_back({{view.base() + (lo - win), view.base() + (hi - win)}, true});

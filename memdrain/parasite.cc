@@ -12,6 +12,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "memdrain/parasite/parasite_abi.h"
+#include "pagemap/page_ranges.h"
 
 extern "C" const uint8_t cf_parasite_blob_start[];
 extern "C" const uint8_t cf_parasite_blob_end[];
@@ -27,7 +28,7 @@ constexpr uint64_t kPage = 4096;
 constexpr int kRunTimeoutMs = 10000;  // the parasite makes only non-blocking calls
 constexpr uint64_t kMaxPipe = 2ull << 20;
 
-uint64_t PageUp(uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
+using pagemap::PageUp;
 
 // The part of the args block the parasite writes back (everything but iovs).
 constexpr size_t kArgsHead = offsetof(cf_par_args, iovs);

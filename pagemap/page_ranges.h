@@ -11,6 +11,9 @@ namespace cf::pagemap {
 inline constexpr uint64_t kPageSize = 4096;
 inline constexpr uint64_t kPageShift = 12;
 
+// |x| rounded up to a whole page.
+inline constexpr uint64_t PageUp(uint64_t x) { return (x + kPageSize - 1) & ~(kPageSize - 1); }
+
 struct PageRange {
   uint64_t start = 0;
   uint64_t end = 0;

@@ -26,13 +26,13 @@ namespace cf::restore {
 namespace {
 
 using pagemap::kPageSize;
+using pagemap::PageUp;
 
 constexpr uint64_t kStackSize = 256 * 1024;
 constexpr uint64_t kGuard = 16 * kPageSize;
 constexpr uint64_t kLowest = 0x10000000;       // keep clear of low addresses
 constexpr uint64_t kHighest = 0x7ffffffff000;  // TASK_SIZE on x86-64 (4-level)
 
-uint64_t PageUp(uint64_t x) { return (x + kPageSize - 1) & ~(kPageSize - 1); }
 
 bool Moves(const img::Vma& v) {
   return v.kind() != img::Vma::VDSO && v.kind() != img::Vma::VVAR && v.kind() != img::Vma::VVAR_VCLOCK &&

@@ -6,46 +6,25 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/mapping.h"
+#include "pagemap/page_ranges.h"
 #include "restore/memory.h"
 #include "restore/shared_files.h"
 
 namespace cf::restore {
 namespace {
 
-constexpr uint64_t kPage = 4096;
+using pagemap::PageUp;
 
-uint64_t PageUp(uint64_t x) { return (x + kPage - 1) & ~(kPage - 1); }
-
-class Mapping {
- public:
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-  Mapping() = default;
-  ~Mapping() {
-    if (addr_ != MAP_FAILED) munmap(addr_, len_);
-  }
-  Status Map(int fd, uint64_t len) {
-    len_ = len;
-    addr_ = fd < 0 ? mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
-                   : mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (addr_ == MAP_FAILED) return ErrnoStatus("map shared memory");
-    return OkStatus();
-  }
-  uint64_t base() const { return reinterpret_cast<uint64_t>(addr_); }
-
- private:
-  void* addr_ = MAP_FAILED;
-  uint64_t len_ = 0;
-};
 
 // Makes the object, mapped at |view| (writable, shared), and returns a
 // descriptor of it.
-Result<UniqueFd> MakeObject(const img::Shmem& s, Mapping* view) {
+Result<UniqueFd> MakeObject(const img::Shmem& s, SharedMapping* view) {
   const uint64_t len = PageUp(s.size());
   if (s.kind() == img::Shmem::ANON) {
     // Shared anonymous memory is a shmem file only a mapping reaches:
     // map it, then open it through map_files.
-    RETURN_IF_ERROR(view->Map(-1, len));
+    RETURN_IF_ERROR(view->Map(-1, 0, len, PROT_READ | PROT_WRITE));
     char path[96];
     snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", view->base(), view->base() + len);
     UniqueFd fd(open(path, O_RDWR | O_CLOEXEC));
@@ -57,7 +36,7 @@ Result<UniqueFd> MakeObject(const img::Shmem& s, Mapping* view) {
   UniqueFd fd(static_cast<int>(syscall(SYS_memfd_create, s.name().c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING)));
   if (!fd.valid()) return ErrnoStatus("memfd_create " + s.name());
   if (ftruncate(fd.get(), static_cast<off_t>(s.size())) != 0) return ErrnoStatus("size memfd " + s.name());
-  if (len > 0) RETURN_IF_ERROR(view->Map(fd.get(), len));
+  if (len > 0) RETURN_IF_ERROR(view->Map(fd.get(), 0, len, PROT_READ | PROT_WRITE));
   return fd;
 }
 
@@ -69,7 +48,7 @@ Result<ShmemObjects> ShmemObjects::Create(const ImageSet& images, int temp_base,
   RETURN_IF_ERROR(EnsureFdRoom(temp_base + static_cast<int>(images.shmems.size()) + 1024));
   for (const auto& [id, s] : images.shmems) {
     const std::string ctx = "shared memory object " + std::to_string(id);
-    Mapping view;
+    SharedMapping view;
     ASSIGN_OR_RETURN(UniqueFd fd, MakeObject(s, &view));
     if (s.pages().data_pages() > 0 || s.pages().ranges_size() > 0) {
       PremappedVma whole;
