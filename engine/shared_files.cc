@@ -46,12 +46,21 @@ std::string FamilyName(int family) {
   }
 }
 
+bool IsFileKind(img::Fd::Type t) { return t == img::Fd::REG || t == img::Fd::DIR || t == img::Fd::MEMFD; }
+
+void SetFdInfo(const FdInfo& info, img::Fd* f) {
+  f->set_flags(info.flags & ~static_cast<uint32_t>(O_CLOEXEC));
+  f->set_cloexec(info.flags & O_CLOEXEC);
+  f->set_pos(info.pos);
+  f->set_mnt_id(info.mnt_id);
+}
+
 }  // namespace
 
 Status SharedFiles::Collect(const std::vector<pid_t>& pids) {
   order_ = pids;
   for (pid_t pid : pids) RETURN_IF_ERROR(CollectProcess(pid));
-  DropUnsharedFiles();
+  RETURN_IF_ERROR(CompleteSharedFiles());
   RETURN_IF_ERROR(CollectPipes());
   RETURN_IF_ERROR(CollectSockets());
   RETURN_IF_ERROR(CollectEpolls());
@@ -59,27 +68,29 @@ Status SharedFiles::Collect(const std::vector<pid_t>& pids) {
   return OkStatus();
 }
 
-// A regular file, memfd or directory description that one process holds alone is
-// left to CollectFds (dup'ed fds within a process are found there); one
+// A regular file, memfd or directory description that one process holds
+// alone is left to CollectFds (dup'ed fds within a process are found there); one
 // that several processes share keeps its file_id, so that restore opens it
-// once, in their lowest common ancestor, and they share its offset again.
-namespace {
-bool IsFileKind(img::Fd::Type t) { return t == img::Fd::REG || t == img::Fd::DIR || t == img::Fd::MEMFD; }
-}  // namespace
-
-void SharedFiles::DropUnsharedFiles() {
+// once, in their lowest common ancestor, and they share its offset again;
+// its fdinfo (flags, offset) is read here, for those kept only.
+Status SharedFiles::CompleteSharedFiles() {
   std::map<uint32_t, std::set<pid_t>> holders;
   for (const auto& [ref, f] : fds_) {
     if (IsFileKind(f.type())) holders[f.file_id()].insert(ref.first);
   }
   for (auto it = fds_.begin(); it != fds_.end();) {
     const img::Fd& f = it->second;
-    if (IsFileKind(f.type()) && holders[f.file_id()].size() < 2) {
+    if (!IsFileKind(f.type())) {
+      ++it;
+    } else if (holders[f.file_id()].size() < 2) {
       it = fds_.erase(it);
     } else {
+      ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(it->first.first, f.fd()));
+      SetFdInfo(info, &it->second);
       ++it;
     }
   }
+  return OkStatus();
 }
 
 Result<uint32_t> SharedFiles::DescriptionId(pid_t pid, int fd, uint64_t dev, uint64_t inode) {
@@ -138,18 +149,21 @@ Status SharedFiles::CollectProcess(pid_t pid) {
     } else {
       continue;  // not a kind of this pass
     }
-    ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(pid, fd));
     f.set_fd(fd);
-    f.set_flags(info.flags & ~static_cast<uint32_t>(O_CLOEXEC));
-    f.set_cloexec(info.flags & O_CLOEXEC);
-    f.set_pos(info.pos);
-    f.set_mnt_id(info.mnt_id);
     f.set_dev(sb.st_dev);
     f.set_inode(sb.st_ino);
     f.set_mode(sb.st_mode);
     f.set_path(*link);
     ASSIGN_OR_RETURN(uint32_t id, DescriptionId(pid, fd, sb.st_dev, sb.st_ino));
     f.set_file_id(id);
+    if (IsFileKind(f.type())) {
+      // Most are held by one process and go to CollectFds, which reads their
+      // fdinfo: read it only for those kept (CompleteSharedFiles).
+      fds_[{pid, fd}] = std::move(f);
+      continue;
+    }
+    ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(pid, fd));
+    SetFdInfo(info, &f);
     RETURN_IF_ERROR(ReadState(pid, fd, info, id, &f).WithContext(FdName(pid, fd, *link)));
     fds_[{pid, fd}] = std::move(f);
   }

@@ -66,7 +66,7 @@ class SharedFiles {
     UnixSocketInfo info;
   };
   Status CollectProcess(pid_t pid);
-  void DropUnsharedFiles();
+  Status CompleteSharedFiles();
   Result<uint32_t> DescriptionId(pid_t pid, int fd, uint64_t dev, uint64_t inode);
   Status CollectSocket(pid_t pid, int fd, const std::string& link, uint64_t inode);
   Status ReadState(pid_t pid, int fd, const FdInfo& info, uint32_t id, img::Fd* f);
