@@ -411,6 +411,28 @@ assert_pid_absent() {
   fail "$what: process $pid exists ${timeout}s later (state '$(proc_state "$pid")', exe '$(readlink "/proc/$pid/exe" 2>/dev/null)')"
 }
 
+# child_pid W [NAME]: the pid a test program's child wrote in W/NAME
+# (default ready.child); fails unless that process exists.
+child_pid() {
+  local pid
+  pid=$(tr -dc '0-9' <"$1/${2:-ready.child}" 2>/dev/null)
+  [ -n "$pid" ] && [ -d "/proc/$pid" ] || fail "no child process in $1/${2:-ready.child} ('$pid')"
+  CHILD_PID=$pid
+}
+
+# dump_r DIR PID...: `criu-fast dump -R` of the first PID into DIR (log in
+# $E2E_TMP/dump-r.log, left in CF_LOG for fail), then every PID must run on
+# untraced, and $E2E_TMP/show.json holds `criu-fast show DIR`.
+dump_r() {
+  local dir=$1 p
+  shift
+  run_cf dump-r dump -t "$1" -D "$dir" -R -v4 -o "$E2E_TMP/dump-r.log"
+  CF_LOG=$E2E_TMP/dump-r.log
+  assert_cf_ok "dump -R"
+  for p in "$@"; do assert_running_untraced "$p" "process $p after dump -R"; done
+  cf_show "$dir" "$E2E_TMP/show.json"
+}
+
 # tree_pids PID: PID and all its descendants, parents before children.
 tree_pids() {
   local p

@@ -20,19 +20,13 @@ e2e_init
 W=$E2E_TMP/w
 start_prog pipes "$W"
 root=$PROG_PID
-kid=$(tr -dc '0-9' <"$W/ready.child")
-kid2=$(tr -dc '0-9' <"$W/ready.child2")
-[ -n "$kid" ] && [ -d "/proc/$kid" ] || fail "no child process ($kid)"
-[ -n "$kid2" ] && [ -d "/proc/$kid2" ] || fail "no second child process ($kid2)"
+child_pid "$W"
+kid=$CHILD_PID
+child_pid "$W" ready.child2
+kid2=$CHILD_PID
 
 # --- 1. dump -R ------------------------------------------------------------------
-run_cf dump-r dump -t "$root" -D "$E2E_TMP/img-r" -R -v4 -o "$E2E_TMP/dump-r.log"
-CF_LOG=$E2E_TMP/dump-r.log
-assert_cf_ok "dump -R"
-assert_running_untraced "$root" "parent after dump -R"
-assert_running_untraced "$kid" "child after dump -R"
-assert_running_untraced "$kid2" "second child after dump -R"
-cf_show "$E2E_TMP/img-r" "$E2E_TMP/show.json"
+dump_r "$E2E_TMP/img-r" "$root" "$kid" "$kid2"
 pycheck "pipes in the image" "$E2E_TMP/show.json" "$root" "$kid" "$kid2" "$W/fifo" <<'EOF'
 import base64
 show = load(sys.argv[1])

@@ -15,14 +15,10 @@ e2e_init
 W=$E2E_TMP/w
 start_prog sharedfile "$W"
 root=$PROG_PID
-kid=$(tr -dc '0-9' <"$W/ready.child")
-[ -n "$kid" ] && [ -d "/proc/$kid" ] || fail "no child process ($kid)"
+child_pid "$W"
+kid=$CHILD_PID
 
-run_cf dump-r dump -t "$root" -D "$E2E_TMP/img-r" -R
-assert_cf_ok "dump -R"
-assert_running_untraced "$root" "parent after dump -R"
-assert_running_untraced "$kid" "child after dump -R"
-cf_show "$E2E_TMP/img-r" "$E2E_TMP/show.json"
+dump_r "$E2E_TMP/img-r" "$root" "$kid"
 pycheck "shared file descriptions in the image" "$E2E_TMP/show.json" "$root" "$kid" "$W" <<'EOF2'
 show = load(sys.argv[1])
 root, kid, w = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
