@@ -108,22 +108,6 @@ static void ChildCheck(void) {
   WantReady(ep, "", "child, ep at the end");
 }
 
-static int WaitFile(const char *name, char *out, size_t len) {
-  char path[4200];
-  snprintf(path, sizeof(path), "%s/%s", cf_prog.workdir, name);
-  for (int i = 0; i < 2000; i++) {
-    FILE *f = fopen(path, "r");
-    if (f) {
-      size_t n = fread(out, 1, len - 1, f);
-      fclose(f);
-      out[n] = 0;
-      if (n > 0) return 0;
-    }
-    cf_nap(10);
-  }
-  return -1;
-}
-
 static void ParentCheck(void) {
   char want[512];
   snprintf(want, sizeof(want), "%llx/%x,%llx/%x,%llx/%x,%llx/%x,%llx/%x,", D_P1, EPOLLOUT, D_TFD, EPOLLIN, D_P0,
@@ -140,15 +124,7 @@ static void ParentCheck(void) {
   CF_CHECK(Read8(tfd) == 1, "tfd: not one expiration");
   WantReady(ep, "", "ep once all is read");
 
-  char path[4200], buf[1200];
-  snprintf(path, sizeof(path), "%s/result.child", cf_prog.workdir);
-  unlink(path);
-  kill(child, SIGUSR1);
-  if (WaitFile("result.child", buf, sizeof(buf)) != 0) {
-    cf_failf("the child did not answer");
-  } else if (strncmp(buf, "PASS", 4) != 0) {
-    cf_failf("%s", buf);
-  }
+  cf_ask_child(child, "result.child");
 }
 
 int main(int argc, char **argv) {
@@ -181,22 +157,11 @@ int main(int argc, char **argv) {
     if (cev != 12 || cep != 13) cf_die("child: eventfd %d epoll %d", cev, cep);
     Add(ep, cev, EPOLLIN, D_CEV);
     Add(cep, cev, EPOLLIN | EPOLLET, D_CEP);
-    char buf[32];
-    snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-    cf_write_file("ready.child", buf);
-    for (;;) {
-      if (cf_take_usr1()) {
-        ChildCheck();
-        char line[1100];
-        snprintf(line, sizeof(line), "%s%s\n", cf_prog.fail[0] ? "FAIL: child: " : "PASS", cf_prog.fail);
-        cf_prog.fail[0] = 0;
-        cf_write_file("result.child", line);
-      }
-      cf_nap(20);
-    }
+    cf_child_ready("ready.child");
+    cf_child_loop(ChildCheck, "result.child");
   }
   char buf[64];
-  if (WaitFile("ready.child", buf, sizeof(buf)) != 0) cf_die("the child never got ready");
+  if (cf_wait_file("ready.child", buf, sizeof(buf)) != 0) cf_die("the child never got ready");
   BuildState();
   cf_ready();
   for (;;) {
