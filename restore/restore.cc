@@ -301,7 +301,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
 
   const uint64_t loaded = MonotonicNs();
   ASSIGN_OR_RETURN(pid_t child, CloneWithPid(root));
-  if (child == 0) RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, &shmem.fds(), {}});
+  if (child == 0) RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, {}});
   const uint64_t created_at = MonotonicNs();
   CreatedTree created;
   created.Add(root);

@@ -257,7 +257,7 @@ Status Prepare(TaskContext& ctx) {
   msg.tag = 'R';
   TaskReport& report = msg.report;
   uint64_t t0 = MonotonicNs();
-  ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, args_len, *ctx.shmem));
+  ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, args_len, *ctx.files->shmem));
   RETURN_IF_ERROR(PopulateData(layout, images.pagemap));
   uint64_t t1 = MonotonicNs();
   // criu-fast fills the slots while we are stopped.
@@ -277,7 +277,7 @@ Status Prepare(TaskContext& ctx) {
 
   int exe_fd = open(core.mm().exe_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (exe_fd < 0) return ErrnoStatus("open executable " + core.mm().exe_path());
-  RETURN_IF_ERROR(RestoreFds(core, ctx.dir, ctx.inherited, *ctx.shmem, {&ctx.report_fd, &exe_fd}));
+  RETURN_IF_ERROR(RestoreFds(core, ctx.dir, ctx.inherited, *ctx.files->shmem, {&ctx.report_fd, &exe_fd}));
   report.files_ns = MonotonicNs() - t2;
   FAULT_POINT("restore-jump");
 
