@@ -173,7 +173,7 @@ void BM_DrainVmsplice(benchmark::State& state, int readers) {
   }
   const pid_t pid = t->pid();
   int st = 0;
-  if (ptrace(PTRACE_SEIZE, pid, nullptr, nullptr) != 0 || ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0 ||
+  if (ptrace(PTRACE_SEIZE, pid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) != 0 || ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0 ||
       waitpid(pid, &st, __WALL) != pid) {
     state.SkipWithError("cannot seize the target");
     return;

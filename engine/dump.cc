@@ -147,12 +147,14 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     RETURN_IF_ERROR(CollectSharedPending(pid, &proc));
     FAULT_POINT("collect");
     // Remote calls last: the thread's registers are already saved above.
-    ASSIGN_OR_RETURN(memdrain::RemoteSyscall rs, memdrain::RemoteSyscall::Attach(pid, pid));
+    ASSIGN_OR_RETURN(const memdrain::RemoteSites sites, memdrain::FindRemoteSites(pid));
+    ASSIGN_OR_RETURN(memdrain::RemoteSyscall rs, memdrain::RemoteSyscall::Attach(pid, pid, &sites));
     RETURN_IF_ERROR(CollectByRemoteCalls(rs, &proc, proc.mutable_threads(0)));
     RETURN_IF_ERROR(CollectPosixTimers(rs, &proc));
     RETURN_IF_ERROR(rs.Restore());
     for (int i = 1; i < proc.threads_size(); ++i) {
-      ASSIGN_OR_RETURN(memdrain::RemoteSyscall trs, memdrain::RemoteSyscall::Attach(pid, proc.threads(i).tid()));
+      ASSIGN_OR_RETURN(memdrain::RemoteSyscall trs,
+                       memdrain::RemoteSyscall::Attach(pid, proc.threads(i).tid(), &sites));
       RETURN_IF_ERROR(CollectThreadByRemoteCalls(trs, pid, proc.mutable_threads(i)));
       RETURN_IF_ERROR(trs.Restore());
     }

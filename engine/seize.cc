@@ -43,7 +43,8 @@ size_t FrozenTree::thread_count() const {
 
 Status FrozenTree::SeizeThread(pid_t tid, SeizedThread* out) {
   out->tid = tid;
-  if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
+  // TRACESYSGOOD: remote system calls tell syscall stops from SIGTRAPs.
+  if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) != 0) {
     return ErrnoStatus("cannot seize thread " + std::to_string(tid));
   }
   if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {

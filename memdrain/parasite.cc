@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -66,6 +67,16 @@ Status CheckRemote(long r, const char* what, pid_t pid) {
   return OkStatus();
 }
 
+// criu-fast's pid as the target's pid namespace numbers it, 0 when criu-fast
+// is not visible there (the parasite then cannot watch for its death).
+pid_t TracerPidFor(pid_t pid) {
+  struct stat self_ns, target_ns;
+  if (stat("/proc/self/ns/pid", &self_ns) != 0) return 0;
+  if (stat(("/proc/" + std::to_string(pid) + "/ns/pid").c_str(), &target_ns) != 0) return 0;
+  if (self_ns.st_ino != target_ns.st_ino || self_ns.st_dev != target_ns.st_dev) return 0;
+  return getpid();
+}
+
 }  // namespace
 
 uint64_t PipeCapacity() {
@@ -91,14 +102,19 @@ Result<std::unique_ptr<Parasite>> Parasite::Inject(pid_t pid) {
   const uint64_t blob_len = static_cast<uint64_t>(cf_parasite_blob_end - cf_parasite_blob_start);
   const uint64_t code = PageUp(blob_len);
   const uint64_t args = PageUp(sizeof(cf_par_args));
-  p->area_size_ = code + args + CF_PAR_STACK_SIZE;
+  const uint64_t frame_len = PageUp(p->rs_.ReturnFrame(0).size());
+  p->area_size_ = code + args + frame_len + CF_PAR_STACK_SIZE;
   ASSIGN_OR_RETURN(long r, p->rs_.Call(__NR_mmap, 0, p->area_size_, PROT_READ | PROT_WRITE,
                                        MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0));
   RETURN_IF_ERROR(CheckRemote(r, "mmap of the parasite area", pid));
   p->area_ = static_cast<uint64_t>(r);
   p->args_addr_ = p->area_ + code;
+  p->frame_addr_ = p->args_addr_ + args;
   p->stack_top_ = p->area_ + p->area_size_;
+  p->tracer_pid_ = TracerPidFor(pid);
   RETURN_IF_ERROR(WriteRemote(pid, p->area_, cf_parasite_blob_start, blob_len));
+  const std::vector<uint8_t> frame = p->rs_.ReturnFrame(p->frame_addr_);
+  RETURN_IF_ERROR(WriteRemote(pid, p->frame_addr_, frame.data(), frame.size()));
   ASSIGN_OR_RETURN(r, p->rs_.Call(__NR_mprotect, p->area_, code, PROT_READ | PROT_EXEC));
   RETURN_IF_ERROR(CheckRemote(r, "mprotect of the parasite code", pid));
   p->pidfd_.reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
@@ -112,19 +128,28 @@ Parasite::~Parasite() {
   if (!s.ok()) LOG_ERROR("parasite: %s", s.ToString().c_str());
 }
 
-Status Parasite::Run(cf_par_args* a, bool with_fault_point) {
-  if (with_fault_point) FAULT_POINT("parasite");
+// Fills in the protocol fields of |a| and writes it into the target.
+Status Parasite::WriteArgs(cf_par_args* a) {
   a->magic = CF_PAR_MAGIC;
   a->version = CF_PAR_VERSION;
   a->done = 0;
   a->status = 0;
+  a->frame = frame_addr_;
+  a->tracer_pid = tracer_pid_;
+  a->tracer_fd = tracer_fd_;
   a->nclose = static_cast<uint32_t>(target_fds_.size());
   for (size_t i = 0; i < target_fds_.size(); ++i) a->close_fds[i] = target_fds_[i];
   uint64_t iov_used = 0;
   for (uint32_t j = 0; j < a->njobs; ++j) iov_used = std::max<uint64_t>(iov_used, a->jobs[j].iov_first + a->jobs[j].iov_count);
-  RETURN_IF_ERROR(WriteRemote(pid_, args_addr_, a, kArgsHead + iov_used * sizeof(cf_par_iovec)));
-  RETURN_IF_ERROR(rs_.RunCode(area_, stack_top_, args_addr_, kRunTimeoutMs));
+  return WriteRemote(pid_, args_addr_, a, kArgsHead + iov_used * sizeof(cf_par_iovec));
+}
+
+Status Parasite::Run(cf_par_args* a, bool with_fault_point) {
+  if (with_fault_point) FAULT_POINT("parasite");
+  RETURN_IF_ERROR(WriteArgs(a));
+  RETURN_IF_ERROR(rs_.RunCode(area_, stack_top_, args_addr_, args_addr_ + offsetof(cf_par_args, done), kRunTimeoutMs));
   RETURN_IF_ERROR(ReadRemote(pid_, args_addr_, a, kArgsHead));
+  tracer_fd_ = a->tracer_fd;
   if (a->done != 1) return Errorf("parasite in %d did not finish its command", pid_);
   if (a->stage != CF_PAR_STAGE_CLOSE) target_fds_.clear();  // closed, or none to close
   for (uint32_t j = 0; j < a->njobs; ++j) {
@@ -138,10 +163,9 @@ Status Parasite::Run(cf_par_args* a, bool with_fault_point) {
   return OkStatus();
 }
 
-Result<std::vector<UniqueFd>> Parasite::Fill(std::span<const std::vector<pagemap::PageRange>> jobs) {
+Status Parasite::PrepareFill(std::span<const std::vector<pagemap::PageRange>> jobs, cf_par_args* a) {
   if (cured_) return Errorf("parasite in %d already removed", pid_);
   if (jobs.size() > kMaxJobs) return Errorf("parasite: %zu jobs in one command (at most %zu)", jobs.size(), kMaxJobs);
-  auto a = std::make_unique<cf_par_args>();
   a->cmd = CF_PAR_CMD_FILL;
   a->njobs = static_cast<uint32_t>(jobs.size());
   a->pipe_size = PipeCapacity();
@@ -159,6 +183,12 @@ Result<std::vector<UniqueFd>> Parasite::Fill(std::span<const std::vector<pagemap
     }
     if (job.bytes > a->pipe_size) return Errorf("parasite: job of %lu bytes exceeds a pipe", job.bytes);
   }
+  return OkStatus();
+}
+
+Result<std::vector<UniqueFd>> Parasite::Fill(std::span<const std::vector<pagemap::PageRange>> jobs) {
+  auto a = std::make_unique<cf_par_args>();
+  RETURN_IF_ERROR(PrepareFill(jobs, a.get()));
   RETURN_IF_ERROR(Run(a.get(), true));
   std::vector<UniqueFd> out;
   out.reserve(jobs.size());
@@ -168,6 +198,15 @@ Result<std::vector<UniqueFd>> Parasite::Fill(std::span<const std::vector<pagemap
     out.push_back(std::move(fd));
   }
   return out;
+}
+
+Status Parasite::StartFillForTest(std::span<const std::vector<pagemap::PageRange>> jobs) {
+  auto a = std::make_unique<cf_par_args>();
+  RETURN_IF_ERROR(PrepareFill(jobs, a.get()));
+  RETURN_IF_ERROR(WriteArgs(a.get()));
+  RETURN_IF_ERROR(rs_.StartCodeForTest(area_, stack_top_, args_addr_));
+  cured_ = true;  // nothing may be removed: the test abandons the thread here
+  return OkStatus();
 }
 
 Status Parasite::Cure() {
@@ -185,6 +224,10 @@ Status Parasite::Cure() {
       result = s.WithContext("closing the parasite's pipes");
     }
     target_fds_.clear();
+  }
+  if (tracer_fd_ >= 0) {
+    (void)rs_.CleanupCall(__NR_close, static_cast<uint64_t>(tracer_fd_));
+    tracer_fd_ = -1;
   }
   if (area_ != 0) {
     auto r = rs_.CleanupCall(__NR_munmap, area_, area_size_);

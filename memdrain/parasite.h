@@ -3,9 +3,11 @@
 //
 // Inject() maps one anonymous area in the target by remote mmap (code, made
 // read+exec, then the args block and a stack), writes the blob there with
-// process_vm_writev, and opens a pidfd. Fill() runs one command on the
-// leader thread (RemoteSyscall::RunCode: every signal blocked, ended by
-// int3): the parasite creates one pipe per job, vmsplices the job's pages
+// process_vm_writev, with a return frame (memdrain/sigframe.h), and opens a
+// pidfd. Fill() runs one command on the leader thread (RemoteSyscall::RunCode:
+// every signal blocked; the parasite ends waiting on a pidfd of criu-fast, so
+// that if criu-fast dies it cleans up and returns the thread to its own
+// code, see parasite/parasite_abi.h): the parasite creates one pipe per job, vmsplices the job's pages
 // into it without copying them, and closes the write end; criu-fast then
 // takes each read end with pidfd_getfd. The target's copies of the read
 // ends are closed by the next command. Cure() closes whatever descriptor the
@@ -64,9 +66,16 @@ class Parasite {
   // restores the leader's registers. Idempotent.
   Status Cure();
 
+  // For tests: starts a Fill() command and returns while the parasite runs
+  // (as a criu-fast killed at that instant would leave it). The object must
+  // then only be destroyed by a process that is no longer the tracer.
+  Status StartFillForTest(std::span<const std::vector<pagemap::PageRange>> jobs);
+
  private:
   Parasite(pid_t pid, RemoteSyscall rs) : pid_(pid), rs_(std::move(rs)) {}
   Status Run(cf_par_args* args, bool with_fault_point);
+  Status PrepareFill(std::span<const std::vector<pagemap::PageRange>> jobs, cf_par_args* a);
+  Status WriteArgs(cf_par_args* a);
 
   pid_t pid_;
   RemoteSyscall rs_;
@@ -75,6 +84,9 @@ class Parasite {
   uint64_t area_size_ = 0;
   uint64_t args_addr_ = 0;
   uint64_t stack_top_ = 0;
+  uint64_t frame_addr_ = 0;  // the return frame (memdrain/sigframe.h) in the area
+  pid_t tracer_pid_ = 0;     // criu-fast's pid in the target's pid namespace
+  int tracer_fd_ = -1;       // the parasite's pidfd of criu-fast, in the target
   std::vector<int> target_fds_;  // read ends still open in the target
   bool cured_ = false;
 };

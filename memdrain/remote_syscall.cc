@@ -10,56 +10,141 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <elf.h>
 #include <vector>
 
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/timer.h"
+#include "memdrain/sigframe.h"
 #include "pagemap/vma.h"
 
 namespace cf::memdrain {
 namespace {
 
 constexpr size_t kScratchSize = 64 * 1024;
+constexpr size_t kStackScratchMax = 32 * 1024;  // scratch taken from the stack at most
+constexpr uint64_t kRedZone = 128;
+constexpr size_t kXstateMax = 16384;
+constexpr size_t kMaxScan = 8u << 20;  // bytes of one mapping searched for sites
+constexpr int kSyscallStop = SIGTRAP | 0x80;  // with PTRACE_O_TRACESYSGOOD
 
-// Finds the address of a `syscall` instruction (0f 05) in the target: in the
-// vDSO first (its fallback paths hold one), else in any executable mapping.
-Result<uint64_t> FindSyscallInsn(pid_t pid) {
-  ASSIGN_OR_RETURN(auto vmas, pagemap::ReadVmas(pid));
-  std::vector<const pagemap::VmaInfo*> order;
-  for (const auto& v : vmas) {
-    if (v.path == "[vdso]") order.insert(order.begin(), &v);
-    else if ((v.prot & PROT_EXEC) && (v.prot & PROT_READ) && v.path != "[vsyscall]") order.push_back(&v);
+Status ReadTarget(pid_t pid, uint64_t addr, void* buf, size_t len, const char* what) {
+  iovec local{buf, len};
+  iovec remote{reinterpret_cast<void*>(addr), len};
+  if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(len)) {
+    return ErrnoStatus(std::string("read ") + what + " of " + std::to_string(pid));
   }
-  std::vector<uint8_t> buf;
-  for (const auto* v : order) {
-    const size_t len = static_cast<size_t>(std::min<uint64_t>(v->size(), 1 << 20));
-    buf.resize(len);
-    iovec local{buf.data(), len};
-    iovec remote{reinterpret_cast<void*>(v->start), len};
-    ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-    for (ssize_t i = 0; i + 1 < n; ++i) {
-      if (buf[i] == 0x0f && buf[i + 1] == 0x05) return v->start + static_cast<uint64_t>(i);
-    }
+  return OkStatus();
+}
+
+Status WriteTarget(pid_t pid, uint64_t addr, const void* buf, size_t len, const char* what) {
+  iovec local{const_cast<void*>(buf), len};
+  iovec remote{reinterpret_cast<void*>(addr), len};
+  if (process_vm_writev(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(len)) {
+    return ErrnoStatus(std::string("write ") + what + " of " + std::to_string(pid));
   }
-  return Errorf("no syscall instruction found in process %d", pid);
+  return OkStatus();
+}
+
+// Rank of a mapping in the search for sites: libc first (it has every
+// sequence), then the dynamic loader, the vDSO and the rest.
+int SiteRank(const pagemap::VmaInfo& v) {
+  if (v.path.find("/libc.so") != std::string::npos || v.path.find("/libc-") != std::string::npos) return 0;
+  if (v.path.find("/ld-") != std::string::npos || v.path.find("/ld-musl") != std::string::npos) return 1;
+  if (v.path == "[vdso]") return 2;
+  return 3;
 }
 
 }  // namespace
 
-Result<RemoteSyscall> RemoteSyscall::Attach(pid_t pid, pid_t tid) {
+Result<RemoteSites> FindRemoteSites(pid_t pid) {
+  ASSIGN_OR_RETURN(auto vmas, pagemap::ReadVmas(pid));
+  std::vector<const pagemap::VmaInfo*> order;
+  for (const auto& v : vmas) {
+    if ((v.prot & PROT_EXEC) && (v.prot & PROT_READ) && v.path != "[vsyscall]") order.push_back(&v);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto* a, const auto* b) { return SiteRank(*a) < SiteRank(*b); });
+  static constexpr uint8_t kSigreturn[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+  RemoteSites s;
+  std::vector<uint8_t> buf;
+  for (const auto* v : order) {
+    const size_t len = static_cast<size_t>(std::min<uint64_t>(v->size(), kMaxScan));
+    buf.resize(len);
+    iovec local{buf.data(), len};
+    iovec remote{reinterpret_cast<void*>(v->start), len};
+    const ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    for (ssize_t i = 0; i + 1 < n; ++i) {
+      if (buf[i] != 0x0f || buf[i + 1] != 0x05) continue;
+      const uint64_t at = v->start + static_cast<uint64_t>(i);
+      if (!s.syscall_insn) s.syscall_insn = at;
+      if (!s.syscall_ret && i + 2 < n && buf[i + 2] == 0xc3) s.syscall_ret = at;
+      if (!s.sigreturn && i >= 7 && memcmp(&buf[i - 7], kSigreturn, sizeof(kSigreturn)) == 0) s.sigreturn = at - 7;
+    }
+    if (s.syscall_ret && s.sigreturn) break;
+  }
+  if (!s.syscall_insn) return Errorf("no syscall instruction found in process %d", pid);
+  return s;
+}
+
+Result<RemoteSyscall> RemoteSyscall::Attach(pid_t pid, pid_t tid, const RemoteSites* sites, Guard guard) {
   user_regs_struct regs;
   if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) {
     return ErrnoStatus("ptrace GETREGS of " + std::to_string(tid));
   }
-  ASSIGN_OR_RETURN(uint64_t ip, FindSyscallInsn(pid));
-  return RemoteSyscall(pid, tid, regs, ip);
+  RemoteSites found;
+  if (!sites) {
+    ASSIGN_OR_RETURN(found, FindRemoteSites(pid));
+    sites = &found;
+  }
+  RemoteSyscall rs(pid, tid, regs, *sites);
+  RETURN_IF_ERROR(rs.SetUpGuard(guard));
+  return rs;
+}
+
+// Writes the return frame under the thread's stack (below the red zone), or
+// leaves the session unguarded when that cannot be done.
+Status RemoteSyscall::SetUpGuard(Guard guard) {
+  if (ptrace(PTRACE_GETSIGMASK, tid_, sizeof(sigmask_), &sigmask_) != 0) {
+    return ErrnoStatus("ptrace GETSIGMASK of " + std::to_string(tid_));
+  }
+  xstate_.resize(kXstateMax);
+  iovec iov{xstate_.data(), xstate_.size()};
+  if (ptrace(PTRACE_GETREGSET, tid_, NT_X86_XSTATE, &iov) != 0) {
+    return ErrnoStatus("GETREGSET NT_X86_XSTATE of " + std::to_string(tid_));
+  }
+  xstate_.resize(iov.iov_len);
+  if (guard == Guard::kNone) return OkStatus();
+  if (!sites_.syscall_ret || !sites_.sigreturn) {
+    LOG_DEBUG("remote: process %d has no syscall;ret or sigreturn sequence: calls in %d unguarded", pid_, tid_);
+    return OkStatus();
+  }
+  const size_t len = SigFrameSize(xstate_.size());
+  const uint64_t addr = (saved_.rsp - kRedZone - len) & ~uint64_t{63};
+  std::vector<uint8_t> original(len);
+  if (!ReadTarget(pid_, addr, original.data(), len, "stack").ok()) {
+    LOG_DEBUG("remote: no room under the stack of %d (rsp %#llx): calls unguarded", tid_, saved_.rsp);
+    return OkStatus();
+  }
+  const std::vector<uint8_t> frame = BuildSigFrame(addr, sites_.sigreturn, saved_, sigmask_, xstate_);
+  if (!WriteTarget(pid_, addr, frame.data(), frame.size(), "stack").ok()) {
+    LOG_DEBUG("remote: cannot write under the stack of %d: calls unguarded", tid_);
+    return OkStatus();
+  }
+  frame_addr_ = addr;
+  stack_low_ = addr;
+  frame_end_ = addr + len;
+  stack_saved_ = std::move(original);
+  return OkStatus();
 }
 
 RemoteSyscall::RemoteSyscall(RemoteSyscall&& o) noexcept
-    : pid_(o.pid_), tid_(o.tid_), saved_(o.saved_), syscall_ip_(o.syscall_ip_),
-      scratch_(o.scratch_), scratch_size_(o.scratch_size_), held_signals_(std::move(o.held_signals_)),
-      restored_(o.restored_) {
+    : pid_(o.pid_), tid_(o.tid_), saved_(o.saved_), sites_(o.sites_), sigmask_(o.sigmask_),
+      xstate_(std::move(o.xstate_)), frame_addr_(o.frame_addr_), stack_low_(o.stack_low_),
+      stack_saved_(std::move(o.stack_saved_)), frame_end_(o.frame_end_), stack_scratch_(o.stack_scratch_),
+      stack_scratch_size_(o.stack_scratch_size_), scratch_(o.scratch_), scratch_size_(o.scratch_size_),
+      held_signals_(std::move(o.held_signals_)), restored_(o.restored_) {
   o.restored_ = true;
 }
 
@@ -68,6 +153,10 @@ RemoteSyscall::~RemoteSyscall() {
     Status s = Restore();
     if (!s.ok()) LOG_ERROR("remote: %s", s.ToString().c_str());
   }
+}
+
+std::vector<uint8_t> RemoteSyscall::ReturnFrame(uint64_t addr) const {
+  return BuildSigFrame(addr, 0, saved_, sigmask_, xstate_);
 }
 
 Result<long> RemoteSyscall::Call(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
@@ -90,24 +179,24 @@ Result<RemoteSyscall::Stop> RemoteSyscall::WaitStop(int wait_flags) {
   if (WIFEXITED(status) || WIFSIGNALED(status)) return Errorf("thread %d died while we ran code in it", tid_);
   if (!WIFSTOPPED(status)) return Stop::kNone;
   const int sig = WSTOPSIG(status);
-  if (sig == SIGTRAP && (status >> 16) == 0) return Stop::kTrap;
+  const int event = status >> 16;
+  if (event == PTRACE_EVENT_STOP) return sig == SIGTRAP ? Stop::kInterrupt : Stop::kOther;
+  if (event != 0) return Stop::kOther;
+  if (sig == kSyscallStop) return Stop::kSyscall;
+  siginfo_t info;
+  memset(&info, 0, sizeof(info));
+  if (ptrace(PTRACE_GETSIGINFO, tid_, nullptr, &info) != 0) info.si_signo = 0;
+  if (sig == SIGTRAP && info.si_signo == SIGTRAP && info.si_code == SI_KERNEL) return Stop::kTrap;  // int3
   // A signal arrived for the target: it must not run a handler on our
   // registers. Hold it back, with its siginfo (a timer's si_timerid and
-  // si_value, a sigqueue value), and queue it again in Restore(). (Event
-  // stops, such as a group stop, are simply resumed.)
-  if ((status >> 16) == 0) {
-    siginfo_t info;
-    memset(&info, 0, sizeof(info));
-    if (ptrace(PTRACE_GETSIGINFO, tid_, nullptr, &info) != 0) info.si_signo = 0;  // queued plainly
-    held_signals_.push_back({sig, info});
-    LOG_DEBUG("remote: holding signal %d (si_code %d) of thread %d", sig, info.si_code, tid_);
-  }
+  // si_value, a sigqueue value), and queue it again in Restore().
+  held_signals_.push_back({sig, info});
+  LOG_DEBUG("remote: holding signal %d (si_code %d) of thread %d", sig, info.si_code, tid_);
   return Stop::kOther;
 }
 
-Result<long> RemoteSyscall::DoCall(bool fault_point, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
-                                   uint64_t a4, uint64_t a5) {
-  if (fault_point) FAULT_POINT("remote-syscall");
+Status RemoteSyscall::SetCallRegs(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+                                  uint64_t a5) {
   user_regs_struct regs = saved_;
   regs.rax = static_cast<uint64_t>(nr);
   regs.orig_rax = static_cast<uint64_t>(-1);  // no syscall-restart fixup on resume
@@ -117,27 +206,70 @@ Result<long> RemoteSyscall::DoCall(bool fault_point, long nr, uint64_t a0, uint6
   regs.r10 = a3;
   regs.r8 = a4;
   regs.r9 = a5;
-  regs.rip = syscall_ip_;
-  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace SETREGS");
-  RETURN_IF_ERROR(StepOverSyscall());
-  if (ptrace(PTRACE_GETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace GETREGS");
-  return static_cast<long>(regs.rax);
-}
-
-// Single-steps the `syscall` the registers point at, until the trap after it;
-// a signal that arrives meanwhile is held back (WaitStop).
-Status RemoteSyscall::StepOverSyscall() {
-  for (;;) {
-    if (ptrace(PTRACE_SINGLESTEP, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace SINGLESTEP");
-    ASSIGN_OR_RETURN(Stop stop, WaitStop(0));
-    if (stop == Stop::kTrap) break;
+  if (frame_addr_) {
+    regs.rip = sites_.syscall_ret;
+    regs.rsp = frame_addr_;
+  } else {
+    regs.rip = sites_.syscall_insn;
   }
+  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace SETREGS");
   return OkStatus();
 }
 
-Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, int timeout_ms) {
-  uint64_t old_mask = 0;
-  if (ptrace(PTRACE_GETSIGMASK, tid_, sizeof(old_mask), &old_mask) != 0) return ErrnoStatus("ptrace GETSIGMASK");
+Status RemoteSyscall::RunToSyscallExit() {
+  for (;;) {
+    if (ptrace(PTRACE_SYSCALL, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace SYSCALL");
+    ASSIGN_OR_RETURN(Stop stop, WaitStop(0));
+    if (stop != Stop::kSyscall) continue;
+    __ptrace_syscall_info info;
+    memset(&info, 0, sizeof(info));
+    if (ptrace(PTRACE_GET_SYSCALL_INFO, tid_, sizeof(info), &info) <= 0) {
+      return ErrnoStatus("ptrace GET_SYSCALL_INFO");
+    }
+    if (info.op == PTRACE_SYSCALL_INFO_EXIT) return OkStatus();
+  }
+}
+
+Result<long> RemoteSyscall::DoCall(bool fault_point, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+                                   uint64_t a4, uint64_t a5) {
+  if (fault_point) FAULT_POINT("remote-syscall");
+  RETURN_IF_ERROR(SetCallRegs(nr, a0, a1, a2, a3, a4, a5));
+  Status st = RunToSyscallExit();
+  user_regs_struct regs;
+  if (st.ok() && ptrace(PTRACE_GETREGS, tid_, nullptr, &regs) != 0) st = ErrnoStatus("ptrace GETREGS");
+  // The thread's own registers go back at once: it stays at the syscall-exit
+  // stop, from where it can run on as it was if criu-fast dies.
+  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0 && st.ok()) st = ErrnoStatus("ptrace SETREGS");
+  RETURN_IF_ERROR(st);
+  return static_cast<long>(regs.rax);
+}
+
+Status RemoteSyscall::StartCallForTest(long nr, uint64_t a0) {
+  RETURN_IF_ERROR(SetCallRegs(nr, a0, 0, 0, 0, 0, 0));
+  for (;;) {
+    if (ptrace(PTRACE_SYSCALL, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace SYSCALL");
+    ASSIGN_OR_RETURN(Stop stop, WaitStop(0));
+    if (stop == Stop::kSyscall) break;
+  }
+  restored_ = true;  // nothing may be put back: the test abandons the thread here
+  return OkStatus();
+}
+
+Status RemoteSyscall::StartCodeForTest(uint64_t ip, uint64_t sp, uint64_t arg) {
+  uint64_t all = ~0ull;
+  if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(all), &all) != 0) return ErrnoStatus("ptrace SETSIGMASK");
+  user_regs_struct regs = saved_;
+  regs.orig_rax = static_cast<uint64_t>(-1);
+  regs.rip = ip;
+  regs.rsp = sp;
+  regs.rdi = arg;
+  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace SETREGS");
+  if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace CONT");
+  restored_ = true;
+  return OkStatus();
+}
+
+Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, uint64_t done_addr, int timeout_ms) {
   uint64_t all = ~0ull;
   if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(all), &all) != 0) return ErrnoStatus("ptrace SETSIGMASK");
   user_regs_struct regs = saved_;
@@ -149,10 +281,11 @@ Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, int timeou
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) {
     st = ErrnoStatus("ptrace SETREGS");
   } else {
-    // The code makes only short, non-blocking calls: poll for its stop,
-    // sleeping a little longer each time, up to the deadline.
+    // The code makes only short, non-blocking calls before it ends: poll for
+    // its end, sleeping a little longer each time, up to the deadline.
     const uint64_t deadline = MonotonicNs() + static_cast<uint64_t>(timeout_ms) * 1000000ull;
     bool running = false;
+    bool interrupted = false;
     long pause_ns = 0;
     for (;;) {
       if (!running) {
@@ -162,14 +295,25 @@ Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, int timeou
         }
         running = true;
       }
-      auto stop = WaitStop(WNOHANG);
+      auto stop = WaitStop(interrupted ? 0 : WNOHANG);
       if (!stop.ok()) {
         st = stop.status();
         break;
       }
-      if (*stop == Stop::kTrap) break;
-      if (*stop == Stop::kOther) {
+      if (*stop == Stop::kTrap || *stop == Stop::kInterrupt) break;
+      if (*stop == Stop::kOther || *stop == Stop::kSyscall) {
         running = false;
+        continue;
+      }
+      if (interrupted) continue;
+      uint64_t done = 0;
+      if (done_addr && ReadTarget(pid_, done_addr, &done, sizeof(done), "code status").ok() && done != 0) {
+        // The code has ended and waits in a blocking call: take the thread.
+        if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) != 0) {
+          st = ErrnoStatus("ptrace INTERRUPT");
+          break;
+        }
+        interrupted = true;
         continue;
       }
       if (MonotonicNs() > deadline) {
@@ -178,7 +322,7 @@ Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, int timeou
         if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) == 0) {
           for (;;) {
             auto s2 = WaitStop(0);
-            if (!s2.ok() || *s2 != Stop::kNone) break;
+            if (!s2.ok() || *s2 == Stop::kInterrupt || *s2 == Stop::kTrap) break;
           }
         }
         break;
@@ -190,7 +334,9 @@ Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, int timeou
       pause_ns = std::min<long>(pause_ns == 0 ? 2000 : pause_ns * 2, 1000000);
     }
   }
-  if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(old_mask), &old_mask) != 0 && st.ok()) {
+  // The thread's own registers and mask go back at once.
+  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0 && st.ok()) st = ErrnoStatus("ptrace SETREGS (put back)");
+  if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(sigmask_), &sigmask_) != 0 && st.ok()) {
     st = ErrnoStatus("ptrace SETSIGMASK (put back)");
   }
   return st;
@@ -198,9 +344,24 @@ Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, int timeou
 
 Result<uint64_t> RemoteSyscall::Scratch(size_t size) {
   if (size > kScratchSize) return Errorf("remote scratch request too large (%zu)", size);
+  if (stack_scratch_ && size <= stack_scratch_size_) return stack_scratch_;
+  if (scratch_ && size <= scratch_size_) return scratch_;
+  // Under the frame on the stack, when it has room there.
+  if (frame_addr_ && !stack_scratch_ && size <= kStackScratchMax) {
+    const uint64_t addr = (frame_addr_ - size) & ~uint64_t{63};
+    std::vector<uint8_t> below(stack_low_ - addr);
+    if (ReadTarget(pid_, addr, below.data(), below.size(), "stack").ok()) {
+      below.insert(below.end(), stack_saved_.begin(), stack_saved_.end());
+      stack_saved_ = std::move(below);
+      stack_low_ = addr;
+      stack_scratch_ = addr;
+      stack_scratch_size_ = frame_addr_ - addr;
+      return stack_scratch_;
+    }
+  }
   if (scratch_ == 0) {
-    ASSIGN_OR_RETURN(long r, Call(__NR_mmap, 0, kScratchSize, PROT_READ | PROT_WRITE,
-                                  MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0));
+    ASSIGN_OR_RETURN(long r, Call(__NR_mmap, 0, kScratchSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                  static_cast<uint64_t>(-1), 0));
     if (r < 0 && r > -4096) return ErrnoStatus(static_cast<int>(-r), "remote mmap in " + std::to_string(pid_));
     scratch_ = static_cast<uint64_t>(r);
     scratch_size_ = kScratchSize;
@@ -209,43 +370,32 @@ Result<uint64_t> RemoteSyscall::Scratch(size_t size) {
 }
 
 Status RemoteSyscall::ReadScratch(uint64_t addr, void* buf, size_t len) {
-  iovec local{buf, len};
-  iovec remote{reinterpret_cast<void*>(addr), len};
-  if (process_vm_readv(pid_, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(len)) {
-    return ErrnoStatus("process_vm_readv scratch");
-  }
-  return OkStatus();
+  return ReadTarget(pid_, addr, buf, len, "scratch");
 }
 
 Status RemoteSyscall::WriteScratch(uint64_t addr, const void* buf, size_t len) {
-  iovec local{const_cast<void*>(buf), len};
-  iovec remote{reinterpret_cast<void*>(addr), len};
-  if (process_vm_writev(pid_, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(len)) {
-    return ErrnoStatus("process_vm_writev scratch");
-  }
-  return OkStatus();
+  return WriteTarget(pid_, addr, buf, len, "scratch");
+}
+
+Status RemoteSyscall::PutBackStack() {
+  if (stack_saved_.empty()) return OkStatus();
+  Status s = WriteTarget(pid_, stack_low_, stack_saved_.data(), stack_saved_.size(), "stack (put back)");
+  stack_saved_.clear();
+  frame_addr_ = 0;
+  return s;
 }
 
 Status RemoteSyscall::Restore() {
   if (restored_) return OkStatus();
-  restored_ = true;
   Status result;
   if (scratch_) {
     // Bypass the fault point: cleanup must run even when faults are injected.
-    user_regs_struct regs = saved_;
-    regs.rax = __NR_munmap;
-    regs.orig_rax = static_cast<uint64_t>(-1);
-    regs.rdi = scratch_;
-    regs.rsi = scratch_size_;
-    regs.rip = syscall_ip_;
-    // A signal may arrive here too: StepOverSyscall holds it like in Call().
-    if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) {
-      result = ErrnoStatus("remote munmap of scratch area");
-    } else if (Status s = StepOverSyscall(); !s.ok()) {
-      result = s.WithContext("remote munmap of scratch area");
-    }
+    auto r = CleanupCall(__NR_munmap, scratch_, scratch_size_);
+    if (!r.ok()) result = r.status().WithContext("remote munmap of scratch area");
     scratch_ = 0;
   }
+  restored_ = true;
+  if (Status s = PutBackStack(); !s.ok() && result.ok()) result = s;
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0) {
     return ErrnoStatus("restore registers of " + std::to_string(tid_));
   }

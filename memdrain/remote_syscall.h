@@ -1,17 +1,35 @@
 // Running system calls inside a frozen target thread.
 //
-// The thread must be in a ptrace stop of ours. A call sets the registers to
+// The thread must be in a ptrace stop of ours, seized with
+// PTRACE_O_TRACESYSGOOD (syscall stops are told from SIGTRAPs by it). A call sets the registers to
 // a syscall number and arguments, points rip at a `syscall` instruction that
-// already exists in the target (found in the vDSO, else in any executable
-// mapping), and single-steps it: the kernel runs the syscall as the target
-// and traps right after it. No byte of the target is ever written, so a
-// dump with -R leaves its memory exactly as it was. Restore() puts the saved
-// registers back; a thread stopped inside a syscall then restarts it on
-// resume as the kernel would after a signal.
+// already exists in the target, and resumes the thread with PTRACE_SYSCALL:
+// it stops on entry to the call and again on exit, where criu-fast reads the
+// result and puts the thread's own registers back at once. No instruction
+// of the target is written and the thread is never single-stepped (a trap
+// flag left set would kill it with SIGTRAP if criu-fast died).
 //
-// Scratch memory: Alloc() maps an anonymous area in the target (remote mmap)
-// for the calls that return data through pointers; it is unmapped by
-// Restore(). Data moves with process_vm_readv/writev.
+// criu-fast may die at any instant (SIGKILL, OOM killer): the kernel then
+// detaches the thread and it runs from whatever registers it has. Between
+// two calls those are its own, and a thread left at a syscall-exit stop
+// still gets the kernel's restart of an interrupted call (detaching sets
+// TIF_SIGPENDING, which runs the restart logic on the way out). During a
+// call the registers are ours; to make that window harmless too, the call
+// runs at a `syscall; ret` sequence of the target's code (libc has several)
+// with rsp pointing at a return frame (memdrain/sigframe.h) written below
+// the thread's stack (under the red zone, as the kernel places a signal
+// frame), whose first word is the address of a `mov $15,%rax; syscall`
+// sequence (libc's __restore_rt). If criu-fast dies mid-call, the call
+// completes, `ret` jumps to rt_sigreturn, and the frame gives the thread
+// back its registers, signal mask and FPU state. The bytes under the stack
+// are put back by Restore(). Where the target has no such sequences or the
+// stack has no room (`guarded()` false), calls run at any `syscall` and the
+// window is the call itself.
+//
+// Scratch memory: Scratch() gives memory for calls that return data through
+// pointers: below the frame on the stack when it fits there, else an
+// anonymous mapping made by remote mmap; Restore() gives both back. Data
+// moves with process_vm_readv/writev.
 #pragma once
 
 #include <signal.h>
@@ -26,10 +44,28 @@
 
 namespace cf::memdrain {
 
+// Addresses of instruction sequences in a process that remote calls use.
+struct RemoteSites {
+  uint64_t syscall_insn = 0;  // any `syscall` (0f 05)
+  uint64_t syscall_ret = 0;   // `syscall; ret` (0f 05 c3)
+  uint64_t sigreturn = 0;     // `mov $15,%rax; syscall` (48 c7 c0 0f 00 00 00 0f 05)
+};
+
+// Searches the executable mappings of |pid| (libc first, the vDSO, then the
+// rest). Fails only when there is no `syscall` at all.
+Result<RemoteSites> FindRemoteSites(pid_t pid);
+
 class RemoteSyscall {
  public:
-  // Prepares calls in stopped thread |tid| of process |pid|.
-  static Result<RemoteSyscall> Attach(pid_t pid, pid_t tid);
+  enum class Guard {
+    kReturnFrame,  // a return frame under the stack (see above), when possible
+    kNone,         // none: for restore, whose tracee dies with criu-fast anyway
+  };
+
+  // Prepares calls in stopped thread |tid| of process |pid|. |sites| may be
+  // given when several threads of one process are attached (found once).
+  static Result<RemoteSyscall> Attach(pid_t pid, pid_t tid, const RemoteSites* sites = nullptr,
+                                      Guard guard = Guard::kReturnFrame);
 
   RemoteSyscall(RemoteSyscall&& o) noexcept;
   RemoteSyscall& operator=(RemoteSyscall&&) = delete;
@@ -38,6 +74,9 @@ class RemoteSyscall {
 
   // The registers the thread had when we took it.
   const user_regs_struct& saved_regs() const { return saved_; }
+  // True when a death of criu-fast during a call leaves the thread intact.
+  bool guarded() const { return frame_addr_ != 0; }
+  const RemoteSites& sites() const { return sites_; }
 
   // Runs syscall |nr| in the target; returns its raw result (-errno on error).
   Result<long> Call(long nr, uint64_t a0 = 0, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
@@ -48,44 +87,74 @@ class RemoteSyscall {
   Result<long> CleanupCall(long nr, uint64_t a0 = 0, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
                            uint64_t a4 = 0, uint64_t a5 = 0);
 
-  // Runs code already placed in the target: rip = |ip|, rsp = |sp|, rdi =
-  // |arg|, with every signal blocked (the thread's mask is put back after),
-  // until the code stops on int3. Signals that arrive meanwhile are held and
-  // queued again by Restore(), as for Call(). Fails if the code has not
-  // stopped after |timeout_ms| (the thread is then interrupted).
-  Status RunCode(uint64_t ip, uint64_t sp, uint64_t arg, int timeout_ms);
+  // A return frame (memdrain/sigframe.h) for code that criu-fast runs in the
+  // thread: placed at |addr| and entered by rt_sigreturn with rsp = addr + 8,
+  // it returns the thread to its own registers, signal mask and FPU state.
+  std::vector<uint8_t> ReturnFrame(uint64_t addr) const;
 
-  // Address of |size| bytes of scratch memory in the target (mapped on first use).
+  // Runs code already placed in the target: rip = |ip|, rsp = |sp|, rdi =
+  // |arg|, with every signal blocked (the thread's mask is put back after).
+  // The code ends either by stopping on int3, or by setting the 64-bit word
+  // at |done_addr| (when non-zero) to non-zero and then blocking in a system
+  // call, where criu-fast interrupts it. Signals that arrive meanwhile are
+  // held and queued again by Restore(), as for Call(). Fails if the code has
+  // not ended after |timeout_ms| (the thread is then interrupted).
+  Status RunCode(uint64_t ip, uint64_t sp, uint64_t arg, uint64_t done_addr, int timeout_ms);
+
+  // Address of |size| bytes of scratch memory in the target.
   Result<uint64_t> Scratch(size_t size);
   Status ReadScratch(uint64_t addr, void* buf, size_t len);
   Status WriteScratch(uint64_t addr, const void* buf, size_t len);
 
-  // Unmaps the scratch area and restores the saved registers. Called by the
-  // destructor when not called explicitly.
+  // Gives the scratch memory back (unmapped, or the stack bytes put back)
+  // and restores the saved registers. Called by the destructor when not
+  // called explicitly.
   Status Restore();
 
+  // For tests: sets up call |nr| and runs the thread to the entry of the
+  // call, then returns, leaving the thread in the middle of the call (as a
+  // criu-fast killed at that instant would). The object must then only be
+  // destroyed by a process that is no longer the tracer.
+  Status StartCallForTest(long nr, uint64_t a0 = 0);
+  // For tests: RunCode() up to the point where the code runs, then returns.
+  Status StartCodeForTest(uint64_t ip, uint64_t sp, uint64_t arg);
+
  private:
+  RemoteSyscall(pid_t pid, pid_t tid, const user_regs_struct& regs, const RemoteSites& sites)
+      : pid_(pid), tid_(tid), saved_(regs), sites_(sites) {}
+
+  Status SetUpGuard(Guard guard);
+  Status SetCallRegs(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5);
   Result<long> DoCall(bool fault_point, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                       uint64_t a5);
-  enum class Stop { kTrap, kOther, kNone };
-  // Waits for the thread's next stop (|wait_flags| may hold WNOHANG: kNone if
-  // it is still running). kTrap: the SIGTRAP stop after a step or int3;
-  // kOther: another stop (a signal, which is held back, or an event), after
-  // which the caller resumes the thread.
-  Result<Stop> WaitStop(int wait_flags);
+  // Resumes with PTRACE_SYSCALL until the exit of the call the registers
+  // point at; signals that arrive meanwhile are held back.
+  Status RunToSyscallExit();
 
-  RemoteSyscall(pid_t pid, pid_t tid, const user_regs_struct& regs, uint64_t syscall_ip)
-      : pid_(pid), tid_(tid), saved_(regs), syscall_ip_(syscall_ip) {}
+  enum class Stop { kSyscall, kTrap, kInterrupt, kOther, kNone };
+  // Waits for the thread's next stop (|wait_flags| may hold WNOHANG: kNone if
+  // it is still running). kSyscall: a syscall-entry or -exit stop; kTrap: a
+  // breakpoint (int3); kInterrupt: the stop PTRACE_INTERRUPT asked for;
+  // kOther: anything else (a signal, which is held back, or a group stop),
+  // after which the caller resumes the thread.
+  Result<Stop> WaitStop(int wait_flags);
+  Status PutBackStack();
 
   pid_t pid_;
   pid_t tid_;
   user_regs_struct saved_;
-  uint64_t syscall_ip_;
-  uint64_t scratch_ = 0;
+  RemoteSites sites_;
+  uint64_t sigmask_ = 0;
+  std::vector<uint8_t> xstate_;
+  // The return frame under the stack and the stack bytes it covers.
+  uint64_t frame_addr_ = 0;
+  uint64_t stack_low_ = 0;  // lowest stack byte in use (frame or scratch)
+  std::vector<uint8_t> stack_saved_;  // original bytes of [stack_low_, frame end)
+  uint64_t frame_end_ = 0;
+  uint64_t stack_scratch_ = 0;
+  size_t stack_scratch_size_ = 0;
+  uint64_t scratch_ = 0;  // mapped scratch
   size_t scratch_size_ = 0;
-  // Single-steps the `syscall` the registers point at, until the trap after
-  // it; signals that arrive meanwhile are held back (held_signals_).
-  Status StepOverSyscall();
 
   struct HeldSignal {
     int sig;

@@ -48,7 +48,7 @@ TEST(RemoteSyscallTest, HeldSignalKeepsItsSiginfo) {
   long msg[2];
   ASSERT_EQ(read(p[0], msg, sizeof(msg)), static_cast<ssize_t>(sizeof(msg)));
 
-  ASSERT_EQ(ptrace(PTRACE_SEIZE, child, nullptr, nullptr), 0) << strerror(errno);
+  ASSERT_EQ(ptrace(PTRACE_SEIZE, child, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)), 0) << strerror(errno);
   ASSERT_EQ(ptrace(PTRACE_INTERRUPT, child, nullptr, nullptr), 0);
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, __WALL), child);

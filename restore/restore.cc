@@ -149,7 +149,10 @@ Status Finish(pid_t pid, const TaskReport& report, const img::Process& core) {
   }
   FAULT_POINT("restore-finish");
   {
-    ASSIGN_OR_RETURN(memdrain::RemoteSyscall rs, memdrain::RemoteSyscall::Attach(pid, pid));
+    // No return frame: the stack is in the region being unmapped, and a
+    // restored tree dies with criu-fast anyway (PTRACE_O_EXITKILL).
+    ASSIGN_OR_RETURN(memdrain::RemoteSyscall rs, memdrain::RemoteSyscall::Attach(
+                                                     pid, pid, nullptr, memdrain::RemoteSyscall::Guard::kNone));
     ASSIGN_OR_RETURN(long r, rs.Call(__NR_munmap, report.region, report.region_len));
     if (r != 0) return ErrnoStatus(static_cast<int>(-r), "unmap the restore region");
     RETURN_IF_ERROR(rs.Restore());
@@ -307,7 +310,8 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   created.Add(root);
   go_r.reset();
   msg_w.reset();
-  const long options = PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE;
+  const long options = PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
+                       PTRACE_O_TRACESYSGOOD;
   if (ptrace(PTRACE_SEIZE, root, nullptr, reinterpret_cast<void*>(options)) != 0) {
     return ErrnoStatus("seize the restored process");
   }

@@ -10,14 +10,21 @@
  *
  * The parasite runs on the leader thread only, with every signal blocked
  * (criu-fast sets the mask with ptrace), makes only non-blocking system
- * calls, and touches no register state beyond the general-purpose registers
+ * calls until its command is done (then it blocks in poll() until criu-fast
+ * takes the thread back, or returns the thread to its own code should
+ * criu-fast die: see parasite_abi.h), and touches no register state beyond the general-purpose registers
  * (built with -mgeneral-regs-only: the target's SSE/AVX registers are left as
  * they were, which matters for dump -R). See parasite_abi.h for the protocol.
  */
 #include "parasite_abi.h"
 #include "syscall.h"
 
+#define CF_NR_poll 7
+#define CF_NR_rt_sigreturn 15
 #define CF_NR_fcntl 72
+#define CF_NR_pidfd_open 434
+#define CF_POLLIN 1
+#define CF_ESRCH 3
 #define CF_NR_vmsplice 278
 #define CF_NR_pipe2 293
 #define CF_F_SETPIPE_SZ 1031
@@ -28,7 +35,9 @@
 
 void cf_parasite_main(struct cf_par_args *a) __attribute__((used, visibility("hidden")));
 
-/* Entry at offset 0 of the blob: rdi = args, rsp = top of our stack. */
+/* Entry at offset 0 of the blob: rdi = args, rsp = top of our stack.
+ * cf_parasite_main returns only when criu-fast cannot be watched (no
+ * tracer_pid, or the pidfd cannot be had): then stop on int3. */
 __asm__(
     ".section .text.entry,\"ax\",@progbits\n"
     ".globl cf_parasite_entry\n"
@@ -38,6 +47,57 @@ __asm__(
     "1: int3\n"
     "  jmp 1b\n"
     ".previous\n");
+
+struct cf_pollfd {
+  int32_t fd;
+  int16_t events;
+  int16_t revents;
+};
+
+/* rt_sigreturn on criu-fast's frame: the thread goes back to its own code. */
+static __attribute__((noreturn)) void return_to_thread(uint64_t frame) {
+  __asm__ volatile(
+      "  movq %0, %%rsp\n"
+      "  movq %1, %%rax\n"
+      "  syscall\n"
+      "1: int3\n"
+      "  jmp 1b\n"
+      :
+      : "r"(frame + 8), "i"(CF_NR_rt_sigreturn)
+      : "memory");
+  __builtin_unreachable();
+}
+
+/* The command is done: wait until criu-fast takes the thread back (it
+ * interrupts the poll and restores the registers itself). If criu-fast is
+ * gone, undo what the command left in the target and return to the
+ * thread's own code. Returns when criu-fast cannot be watched. */
+static void wait_for_tracer(struct cf_par_args *a) {
+  if (a->magic != CF_PAR_MAGIC || a->version != CF_PAR_VERSION) return;
+  if (a->tracer_pid <= 0 || a->frame == 0) return;
+  if (a->tracer_fd < 0) {
+    long fd = cf_sys2(CF_NR_pidfd_open, a->tracer_pid, 0);
+    if (fd >= 0) {
+      a->tracer_fd = (int32_t)fd;
+    } else if (fd != -CF_ESRCH) {
+      return; /* cannot watch criu-fast (e.g. no descriptor left) */
+    }
+  }
+  if (a->tracer_fd >= 0) {
+    struct cf_pollfd p = {a->tracer_fd, CF_POLLIN, 0};
+    for (;;) {
+      long r = cf_sys3(CF_NR_poll, &p, 1, -1);
+      if (r > 0) break;
+      if (r < 0) return; /* poll itself failed: stop on int3 */
+    }
+  }
+  /* criu-fast is gone: nobody will take the pipes or close them. */
+  for (uint32_t i = 0; i < a->njobs && i < CF_PAR_MAX_JOBS; ++i) {
+    if (a->jobs[i].fd >= 0) cf_sys1(CF_NR_close, a->jobs[i].fd);
+  }
+  if (a->tracer_fd >= 0) cf_sys1(CF_NR_close, a->tracer_fd);
+  return_to_thread(a->frame);
+}
 
 static void fail(struct cf_par_args *a, uint32_t stage, long err, uint64_t job) {
   a->stage = stage;
@@ -69,7 +129,7 @@ static long splice_job(struct cf_par_args *a, const struct cf_par_job *j, int wf
   return 0;
 }
 
-void cf_parasite_main(struct cf_par_args *a) {
+static void run_command(struct cf_par_args *a) {
   a->status = 0;
   a->stage = CF_PAR_STAGE_NONE;
   a->failed_job = 0;
@@ -111,4 +171,9 @@ void cf_parasite_main(struct cf_par_args *a) {
     j->fd = fds[0];
   }
   a->done = 1;
+}
+
+void cf_parasite_main(struct cf_par_args *a) {
+  run_command(a);
+  wait_for_tracer(a);
 }

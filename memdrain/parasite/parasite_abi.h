@@ -10,7 +10,15 @@
  *
  * One command per run: criu-fast fills the args, points the target's leader
  * thread at the entry (rdi = args, rsp = top of the stack) and lets it run;
- * the parasite does the command and stops on int3.
+ * the parasite does the command, sets done, and waits for criu-fast to take
+ * the thread back (PTRACE_INTERRUPT) in poll() on a pidfd of criu-fast
+ * (tracer_pid, as the target's pid namespace numbers it). Should criu-fast
+ * die first, the pidfd becomes readable: the parasite closes every
+ * descriptor it made and returns the thread to its own registers, signal
+ * mask and FPU state through rt_sigreturn on the frame at `frame` (built by
+ * criu-fast, memdrain/sigframe.h). With tracer_pid 0 (criu-fast is not
+ * visible from the target's pid namespace) the parasite stops on int3
+ * instead.
  *
  * CF_PAR_CMD_FILL: first close the descriptors in close_fds (the previous
  * command's pipes, already taken by criu-fast with pidfd_getfd); then, for
@@ -28,7 +36,7 @@
 #include <stdint.h>
 
 #define CF_PAR_MAGIC 0x50524146u /* "FARP" */
-#define CF_PAR_VERSION 1u
+#define CF_PAR_VERSION 2u
 
 #define CF_PAR_MAX_JOBS 64  /* pipes per command: descriptors the target holds at once */
 #define CF_PAR_MAX_IOVS 4096 /* iovecs per command, all jobs together */
@@ -71,6 +79,9 @@ struct cf_par_args {
   uint64_t failed_job; /* out */
   uint64_t pipe_size;  /* bytes to F_SETPIPE_SZ each pipe to */
   uint64_t done;       /* out: the parasite sets it to 1 when the command ends */
+  uint64_t frame;      /* return frame: rt_sigreturn with rsp = frame + 8 */
+  int32_t tracer_pid;  /* criu-fast's pid in the target's namespace, 0: unknown */
+  int32_t tracer_fd;   /* in/out: the parasite's pidfd of criu-fast, -1: none yet */
   int32_t close_fds[CF_PAR_MAX_JOBS];
   struct cf_par_job jobs[CF_PAR_MAX_JOBS];
   struct cf_par_iovec iovs[CF_PAR_MAX_IOVS];
