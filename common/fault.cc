@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/interrupt.h"
 #include "common/log.h"
 
 namespace cf {
@@ -23,6 +24,7 @@ bool FaultArmed(const char* point) {
 }
 
 Status CheckFault(const char* point) {
+  RETURN_IF_ERROR(CheckTerminated());
   if (!FaultArmed(point)) return OkStatus();
   LOG_WARN("fault: injecting failure at %s", point);
   return Error(std::string("fault injected at ") + point, EIO);

@@ -11,7 +11,8 @@ namespace cf {
 // True when |point| is listed in $CF_FAULT.
 bool FaultArmed(const char* point);
 
-// OK, or an error "fault injected at <point>" when the point is armed.
+// OK, or an error "fault injected at <point>" when the point is armed, or
+// "interrupted by SIG..." once a termination signal came (common/interrupt.h).
 Status CheckFault(const char* point);
 
 }  // namespace cf

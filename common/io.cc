@@ -1,3 +1,4 @@
+#include "common/interrupt.h"
 #include "common/io.h"
 
 #include <fcntl.h>
@@ -15,7 +16,10 @@ Result<std::string> ReadFile(const std::string& path) {
   for (;;) {
     ssize_t n = read(fd.get(), buf, sizeof(buf));
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        RETURN_IF_ERROR(CheckTerminated());
+        continue;
+      }
       return ErrnoStatus("read " + path);
     }
     if (n == 0) break;
@@ -42,7 +46,10 @@ Status WriteAll(int fd, const void* buf, size_t len, const std::string& what) {
   while (len > 0) {
     ssize_t n = write(fd, p, len);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        RETURN_IF_ERROR(CheckTerminated());
+        continue;
+      }
       return ErrnoStatus("write " + what);
     }
     p += n;
@@ -57,7 +64,10 @@ Result<size_t> ReadFull(int fd, void* buf, size_t len, const std::string& what) 
   while (done < len) {
     ssize_t n = read(fd, p + done, len - done);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        RETURN_IF_ERROR(CheckTerminated());
+        continue;
+      }
       return ErrnoStatus("read " + what);
     }
     if (n == 0) break;

@@ -49,6 +49,7 @@
 #include <oneapi/tbb/parallel_for.h>
 
 #include "common/fault.h"
+#include "common/interrupt.h"
 #include "common/log.h"
 #include "common/timer.h"
 #include "engine/collect.h"
@@ -56,6 +57,7 @@
 #include "engine/page_dump.h"
 #include "memdrain/page_reader.h"
 #include "memdrain/parasite.h"
+#include "memdrain/remote_syscall.h"
 #include "memdrain/pinned_pages.h"
 #include "engine/seize.h"
 #include "engine/shared_files.h"
@@ -333,6 +335,8 @@ Status Dumper::Run() {
     // Every page left to read is pinned in a pipe: the tree can go now.
     // No rollback after this point.
     tree_.Kill();
+    // Only the image is left to save: a termination signal no longer stops us.
+    DeferTermination();
     released = MonotonicNs();
     stats_.killed_early = true;
     LOG_INFO("dump: pages pinned; process tree %d killed before writing them", opts_.pid);
@@ -363,6 +367,11 @@ Status Dumper::Run() {
     released = MonotonicNs();
   }
   const uint64_t end = MonotonicNs();
+  const memdrain::InjectionTotals inj = memdrain::ReadInjectionTotals();
+  stats_.injected_calls = inj.calls + inj.code_runs;
+  stats_.injected_ns = inj.ns;
+  stats_.unguarded_calls = inj.unguarded;
+  stats_.unguarded_ns = inj.unguarded_ns;
   stats_.frozen_ns = released - frozen_start;
   stats_.total_ns = end - start;
   if (vmsplice) stats_.after_release_ns = end - released;

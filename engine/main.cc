@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "common/interrupt.h"
 #include "common/log.h"
 #include "engine/commands.h"
 #include "engine/options.h"
@@ -22,6 +23,9 @@ int main(int argc, char** argv) {
   }
   const Options& opts = *parsed;
   cf::SetLogLevel(opts.verbosity);
+  if (opts.command == Command::kDump || opts.command == Command::kPreDump || opts.command == Command::kRestore) {
+    cf::CatchTerminationSignals();
+  }
   try {
     switch (opts.command) {
       case Command::kDump:

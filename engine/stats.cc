@@ -42,6 +42,10 @@ img::DumpStats DumpCounters::ToProto() const {
   s.set_pin_ns(pin_ns);
   s.set_pages_pinned(pages_pinned);
   s.set_after_release_ns(after_release_ns);
+  s.set_injected_calls(injected_calls);
+  s.set_injected_ns(injected_ns);
+  s.set_unguarded_calls(unguarded_calls);
+  s.set_unguarded_ns(unguarded_ns);
   return s;
 }
 
@@ -62,6 +66,8 @@ void DumpCounters::Print(FILE* out) const {
     fprintf(out, "  after release:   %.3f ms (written after the tree was %s)\n", ms(after_release_ns),
             killed_early ? "killed" : "released");
   }
+  fprintf(out, "  injected:        %lu calls/commands, %.3f ms (unguarded: %lu, %.3f ms)\n", injected_calls,
+          ms(injected_ns), unguarded_calls, ms(unguarded_ns));
   fprintf(out, "  pages time:      %.3f ms (%d jobs)\n", ms(pages_ns), jobs);
   fprintf(out, "  drain time:      %.3f ms\n", ms(drain_ns));
   fprintf(out, "  compress time:   %.3f ms\n", ms(compress_ns));

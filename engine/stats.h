@@ -33,6 +33,14 @@ struct DumpCounters {
   uint64_t pin_ns = 0;            // vmsplice: pinning pages in pipes (frozen)
   uint64_t pages_pinned = 0;
   uint64_t after_release_ns = 0;  // from the tree's release or kill to the end
+  // Code run inside the targets (memdrain/remote_syscall.h, InjectionTotals):
+  // remote system calls and parasite commands, the time the threads'
+  // registers were ours, and how much of it had no return frame (a
+  // criu-fast killed then would have harmed the target).
+  uint64_t injected_calls = 0;
+  uint64_t injected_ns = 0;
+  uint64_t unguarded_calls = 0;
+  uint64_t unguarded_ns = 0;
   uint32_t processes = 0;
   uint32_t threads = 0;
   // Printed only (not in stats-dump.img): how the pages were dumped.

@@ -36,7 +36,6 @@ constexpr size_t kArgsHead = offsetof(cf_par_args, iovs);
 
 const char* StageName(uint32_t stage) {
   switch (stage) {
-    case CF_PAR_STAGE_CLOSE: return "close";
     case CF_PAR_STAGE_PIPE: return "pipe2";
     case CF_PAR_STAGE_SETPIPE_SZ: return "fcntl(F_SETPIPE_SZ)";
     case CF_PAR_STAGE_VMSPLICE: return "vmsplice";
@@ -132,34 +131,61 @@ Parasite::~Parasite() {
 Status Parasite::WriteArgs(cf_par_args* a) {
   a->magic = CF_PAR_MAGIC;
   a->version = CF_PAR_VERSION;
-  a->done = 0;
+  a->done = CF_PAR_DONE_NOT_YET;
+  a->taken = 0;
   a->status = 0;
   a->frame = frame_addr_;
   a->tracer_pid = tracer_pid_;
-  a->tracer_fd = tracer_fd_;
-  a->nclose = static_cast<uint32_t>(target_fds_.size());
-  for (size_t i = 0; i < target_fds_.size(); ++i) a->close_fds[i] = target_fds_[i];
+  a->tracer_fd = -1;
   uint64_t iov_used = 0;
   for (uint32_t j = 0; j < a->njobs; ++j) iov_used = std::max<uint64_t>(iov_used, a->jobs[j].iov_first + a->jobs[j].iov_count);
   return WriteRemote(pid_, args_addr_, a, kArgsHead + iov_used * sizeof(cf_par_iovec));
 }
 
-Status Parasite::Run(cf_par_args* a, bool with_fault_point) {
-  if (with_fault_point) FAULT_POINT("parasite");
+// Runs the command in |a| (see parasite_abi.h for the steps of its end):
+// takes the pipes into |out| while the parasite waits, then closes the
+// parasite's pidfd of criu-fast once the thread is back.
+Status Parasite::Run(cf_par_args* a, std::vector<UniqueFd>* out) {
+  FAULT_POINT("parasite");
   RETURN_IF_ERROR(WriteArgs(a));
-  RETURN_IF_ERROR(rs_.RunCode(area_, stack_top_, args_addr_, args_addr_ + offsetof(cf_par_args, done), kRunTimeoutMs));
-  RETURN_IF_ERROR(ReadRemote(pid_, args_addr_, a, kArgsHead));
-  tracer_fd_ = a->tracer_fd;
-  if (a->done != 1) return Errorf("parasite in %d did not finish its command", pid_);
-  if (a->stage != CF_PAR_STAGE_CLOSE) target_fds_.clear();  // closed, or none to close
-  for (uint32_t j = 0; j < a->njobs; ++j) {
-    if (a->jobs[j].fd >= 0) target_fds_.push_back(a->jobs[j].fd);
+  bool taken = false;
+  Status take_status;
+  auto ended = [&]() -> Result<bool> {
+    uint64_t done = 0;
+    RETURN_IF_ERROR(ReadRemote(pid_, args_addr_ + offsetof(cf_par_args, done), &done, sizeof(done)));
+    if (done == CF_PAR_DONE_OVER) return true;
+    if (done != CF_PAR_DONE_PIPES || taken) return false;
+    RETURN_IF_ERROR(ReadRemote(pid_, args_addr_, a, kArgsHead));
+    for (uint32_t j = 0; j < a->njobs && take_status.ok(); ++j) {
+      if (a->jobs[j].fd < 0) break;
+      UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd_.get(), a->jobs[j].fd, 0)));
+      if (!fd.valid()) {
+        take_status = ErrnoStatus("pidfd_getfd of a parasite pipe of " + std::to_string(pid_));
+        break;
+      }
+      out->push_back(std::move(fd));
+    }
+    // Whatever happened, the parasite may now close its copies.
+    const uint64_t one = 1;
+    taken = true;
+    RETURN_IF_ERROR(WriteRemote(pid_, args_addr_ + offsetof(cf_par_args, taken), &one, sizeof(one)));
+    return false;
+  };
+  Status st = rs_.RunCode(area_, stack_top_, args_addr_, ended, kRunTimeoutMs, tracer_pid_ != 0);
+  if (Status r = ReadRemote(pid_, args_addr_, a, kArgsHead); !r.ok() && st.ok()) st = r;
+  if (st.ok() && a->tracer_fd >= 0) {
+    auto r = rs_.CleanupCall(__NR_close, static_cast<uint64_t>(a->tracer_fd));
+    if (!r.ok()) st = r.status().WithContext("close the parasite's pidfd");
   }
+  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(take_status);
+  if (a->done != CF_PAR_DONE_OVER) return Errorf("parasite in %d did not finish its command", pid_);
   if (a->status != 0) {
     return ErrnoStatus(static_cast<int>(-a->status),
                        std::string("parasite in process ") + std::to_string(pid_) + ": " + StageName(a->stage) +
                            " (job " + std::to_string(a->failed_job) + ")");
   }
+  if (out->size() != a->njobs) return Errorf("parasite in %d made %zu pipes of %u", pid_, out->size(), a->njobs);
   return OkStatus();
 }
 
@@ -189,14 +215,9 @@ Status Parasite::PrepareFill(std::span<const std::vector<pagemap::PageRange>> jo
 Result<std::vector<UniqueFd>> Parasite::Fill(std::span<const std::vector<pagemap::PageRange>> jobs) {
   auto a = std::make_unique<cf_par_args>();
   RETURN_IF_ERROR(PrepareFill(jobs, a.get()));
-  RETURN_IF_ERROR(Run(a.get(), true));
   std::vector<UniqueFd> out;
   out.reserve(jobs.size());
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd_.get(), a->jobs[j].fd, 0)));
-    if (!fd.valid()) return ErrnoStatus("pidfd_getfd of a parasite pipe of " + std::to_string(pid_));
-    out.push_back(std::move(fd));
-  }
+  RETURN_IF_ERROR(Run(a.get(), &out));
   return out;
 }
 
@@ -213,26 +234,9 @@ Status Parasite::Cure() {
   if (cured_) return OkStatus();
   cured_ = true;
   Status result;
-  if (!target_fds_.empty() && area_ != 0) {
-    auto a = std::make_unique<cf_par_args>();
-    a->cmd = CF_PAR_CMD_CLOSE;
-    a->njobs = 0;
-    Status s = Run(a.get(), false);
-    if (!s.ok()) {
-      // Fall back to remote close calls, one per descriptor.
-      for (int fd : target_fds_) (void)rs_.CleanupCall(__NR_close, static_cast<uint64_t>(fd));
-      result = s.WithContext("closing the parasite's pipes");
-    }
-    target_fds_.clear();
-  }
-  if (tracer_fd_ >= 0) {
-    (void)rs_.CleanupCall(__NR_close, static_cast<uint64_t>(tracer_fd_));
-    tracer_fd_ = -1;
-  }
   if (area_ != 0) {
     auto r = rs_.CleanupCall(__NR_munmap, area_, area_size_);
-    Status s = r.ok() ? CheckRemote(*r, "munmap of the parasite area", pid_) : r.status();
-    if (!s.ok() && result.ok()) result = s;
+    result = r.ok() ? CheckRemote(*r, "munmap of the parasite area", pid_) : r.status();
     area_ = 0;
   }
   Status s = rs_.Restore();

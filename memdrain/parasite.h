@@ -2,19 +2,19 @@
 // injected into a frozen process to put its pages into pipes.
 //
 // Inject() maps one anonymous area in the target by remote mmap (code, made
-// read+exec, then the args block and a stack), writes the blob there with
-// process_vm_writev, with a return frame (memdrain/sigframe.h), and opens a
-// pidfd. Fill() runs one command on the leader thread (RemoteSyscall::RunCode:
-// every signal blocked; the parasite ends waiting on a pidfd of criu-fast, so
-// that if criu-fast dies it cleans up and returns the thread to its own
-// code, see parasite/parasite_abi.h): the parasite creates one pipe per job, vmsplices the job's pages
-// into it without copying them, and closes the write end; criu-fast then
-// takes each read end with pidfd_getfd. The target's copies of the read
-// ends are closed by the next command. Cure() closes whatever descriptor the
-// parasite still holds, unmaps the area and puts the registers back: the
-// target's maps and descriptor table are what they were. The destructor
-// cures when Cure() was not called, so every path (errors, faults) removes
-// the parasite.
+// read+exec, then the args block, a return frame (memdrain/sigframe.h) and a
+// stack), writes the blob there with process_vm_writev, and opens a pidfd.
+// Fill() runs one command on the leader thread (RemoteSyscall::RunCode,
+// every signal blocked): the parasite creates one pipe per job, vmsplices
+// the job's pages into it without copying them, and closes the write end;
+// criu-fast takes each read end with pidfd_getfd while the parasite waits,
+// then the parasite closes its copies and waits to be taken back. So between
+// commands the target holds no descriptor of ours; and should criu-fast die
+// during a command, the parasite closes what it made and returns the thread
+// to its own code (parasite/parasite_abi.h). Cure() unmaps the area and puts
+// the registers back: the target's maps and descriptor table are what they
+// were. The destructor cures when Cure() was not called, so every path
+// (errors, faults) removes the parasite.
 //
 // Only the leader thread runs the parasite; the other threads stay stopped.
 // Pipes are made by the target, so they count against its user's pipe
@@ -73,7 +73,7 @@ class Parasite {
 
  private:
   Parasite(pid_t pid, RemoteSyscall rs) : pid_(pid), rs_(std::move(rs)) {}
-  Status Run(cf_par_args* args, bool with_fault_point);
+  Status Run(cf_par_args* args, std::vector<UniqueFd>* out);
   Status PrepareFill(std::span<const std::vector<pagemap::PageRange>> jobs, cf_par_args* a);
   Status WriteArgs(cf_par_args* a);
 
@@ -86,8 +86,6 @@ class Parasite {
   uint64_t stack_top_ = 0;
   uint64_t frame_addr_ = 0;  // the return frame (memdrain/sigframe.h) in the area
   pid_t tracer_pid_ = 0;     // criu-fast's pid in the target's pid namespace
-  int tracer_fd_ = -1;       // the parasite's pidfd of criu-fast, in the target
-  std::vector<int> target_fds_;  // read ends still open in the target
   bool cured_ = false;
 };
 

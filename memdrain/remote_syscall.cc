@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <ctime>
 #include <elf.h>
@@ -56,7 +57,29 @@ int SiteRank(const pagemap::VmaInfo& v) {
   return 3;
 }
 
+std::atomic<uint64_t> g_calls{0}, g_code_runs{0}, g_ns{0}, g_unguarded{0}, g_unguarded_ns{0};
+
+void CountInjection(bool code, bool guarded, uint64_t start_ns) {
+  const uint64_t ns = MonotonicNs() - start_ns;
+  (code ? g_code_runs : g_calls).fetch_add(1, std::memory_order_relaxed);
+  g_ns.fetch_add(ns, std::memory_order_relaxed);
+  if (!guarded) {
+    g_unguarded.fetch_add(1, std::memory_order_relaxed);
+    g_unguarded_ns.fetch_add(ns, std::memory_order_relaxed);
+  }
+}
+
 }  // namespace
+
+InjectionTotals ReadInjectionTotals() {
+  InjectionTotals t;
+  t.calls = g_calls.load();
+  t.code_runs = g_code_runs.load();
+  t.ns = g_ns.load();
+  t.unguarded = g_unguarded.load();
+  t.unguarded_ns = g_unguarded_ns.load();
+  return t;
+}
 
 Result<RemoteSites> FindRemoteSites(pid_t pid) {
   ASSIGN_OR_RETURN(auto vmas, pagemap::ReadVmas(pid));
@@ -233,6 +256,7 @@ Status RemoteSyscall::RunToSyscallExit() {
 Result<long> RemoteSyscall::DoCall(bool fault_point, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
                                    uint64_t a4, uint64_t a5) {
   if (fault_point) FAULT_POINT("remote-syscall");
+  const uint64_t start = MonotonicNs();
   RETURN_IF_ERROR(SetCallRegs(nr, a0, a1, a2, a3, a4, a5));
   Status st = RunToSyscallExit();
   user_regs_struct regs;
@@ -240,6 +264,7 @@ Result<long> RemoteSyscall::DoCall(bool fault_point, long nr, uint64_t a0, uint6
   // The thread's own registers go back at once: it stays at the syscall-exit
   // stop, from where it can run on as it was if criu-fast dies.
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0 && st.ok()) st = ErrnoStatus("ptrace SETREGS");
+  CountInjection(false, frame_addr_ != 0, start);
   RETURN_IF_ERROR(st);
   return static_cast<long>(regs.rax);
 }
@@ -256,30 +281,37 @@ Status RemoteSyscall::StartCallForTest(long nr, uint64_t a0) {
 }
 
 Status RemoteSyscall::StartCodeForTest(uint64_t ip, uint64_t sp, uint64_t arg) {
-  uint64_t all = ~0ull;
-  if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(all), &all) != 0) return ErrnoStatus("ptrace SETSIGMASK");
   user_regs_struct regs = saved_;
   regs.orig_rax = static_cast<uint64_t>(-1);
   regs.rip = ip;
   regs.rsp = sp;
   regs.rdi = arg;
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace SETREGS");
+  uint64_t all = ~0ull;
+  if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(all), &all) != 0) return ErrnoStatus("ptrace SETSIGMASK");
   if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace CONT");
   restored_ = true;
   return OkStatus();
 }
 
-Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, uint64_t done_addr, int timeout_ms) {
-  uint64_t all = ~0ull;
-  if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(all), &all) != 0) return ErrnoStatus("ptrace SETSIGMASK");
+Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, const std::function<Result<bool>()>& ended,
+                              int timeout_ms, bool guarded) {
+  const uint64_t start = MonotonicNs();
+  // Registers first, mask second (and back in the reverse order): should
+  // criu-fast die in between, the thread runs the code (which returns it to
+  // its own state) with its own mask, never its own code with every signal
+  // blocked.
   user_regs_struct regs = saved_;
   regs.orig_rax = static_cast<uint64_t>(-1);
   regs.rip = ip;
   regs.rsp = sp;
   regs.rdi = arg;
   Status st;
+  uint64_t all = ~0ull;
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) {
     st = ErrnoStatus("ptrace SETREGS");
+  } else if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(all), &all) != 0) {
+    st = ErrnoStatus("ptrace SETSIGMASK");
   } else {
     // The code makes only short, non-blocking calls before it ends: poll for
     // its end, sleeping a little longer each time, up to the deadline.
@@ -306,14 +338,17 @@ Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, uint64_t d
         continue;
       }
       if (interrupted) continue;
-      uint64_t done = 0;
-      if (done_addr && ReadTarget(pid_, done_addr, &done, sizeof(done), "code status").ok() && done != 0) {
-        // The code has ended and waits in a blocking call: take the thread.
+      Result<bool> over = ended ? ended() : Result<bool>(false);
+      if (!over.ok() || *over) {
+        // The code has ended and waits in a blocking call (or must be
+        // stopped): take the thread.
+        if (!over.ok()) st = over.status();
         if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) != 0) {
-          st = ErrnoStatus("ptrace INTERRUPT");
+          if (st.ok()) st = ErrnoStatus("ptrace INTERRUPT");
           break;
         }
         interrupted = true;
+        pause_ns = 0;
         continue;
       }
       if (MonotonicNs() > deadline) {
@@ -334,11 +369,12 @@ Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, uint64_t d
       pause_ns = std::min<long>(pause_ns == 0 ? 2000 : pause_ns * 2, 1000000);
     }
   }
-  // The thread's own registers and mask go back at once.
-  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0 && st.ok()) st = ErrnoStatus("ptrace SETREGS (put back)");
+  // The thread's own mask and registers go back at once.
   if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(sigmask_), &sigmask_) != 0 && st.ok()) {
     st = ErrnoStatus("ptrace SETSIGMASK (put back)");
   }
+  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0 && st.ok()) st = ErrnoStatus("ptrace SETREGS (put back)");
+  CountInjection(true, guarded, start);
   return st;
 }
 

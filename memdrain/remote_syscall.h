@@ -38,6 +38,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "common/status.h"
@@ -54,6 +55,19 @@ struct RemoteSites {
 // Searches the executable mappings of |pid| (libc first, the vDSO, then the
 // rest). Fails only when there is no `syscall` at all.
 Result<RemoteSites> FindRemoteSites(pid_t pid);
+
+// What this process ran inside targets so far (for --display-stats): the
+// threads' registers were ours for |ns| in all; |unguarded_ns| of it was not
+// covered by a return frame, the time when a criu-fast killed would have
+// harmed the target.
+struct InjectionTotals {
+  uint64_t calls = 0;  // remote system calls
+  uint64_t code_runs = 0;  // parasite commands
+  uint64_t ns = 0;
+  uint64_t unguarded = 0;  // calls and code runs without a return frame
+  uint64_t unguarded_ns = 0;
+};
+InjectionTotals ReadInjectionTotals();
 
 class RemoteSyscall {
  public:
@@ -93,13 +107,17 @@ class RemoteSyscall {
   std::vector<uint8_t> ReturnFrame(uint64_t addr) const;
 
   // Runs code already placed in the target: rip = |ip|, rsp = |sp|, rdi =
-  // |arg|, with every signal blocked (the thread's mask is put back after).
-  // The code ends either by stopping on int3, or by setting the 64-bit word
-  // at |done_addr| (when non-zero) to non-zero and then blocking in a system
-  // call, where criu-fast interrupts it. Signals that arrive meanwhile are
-  // held and queued again by Restore(), as for Call(). Fails if the code has
-  // not ended after |timeout_ms| (the thread is then interrupted).
-  Status RunCode(uint64_t ip, uint64_t sp, uint64_t arg, uint64_t done_addr, int timeout_ms);
+  // |arg|, with every signal blocked; the thread's registers and mask are
+  // put back after. The code ends either by stopping on int3, or by blocking
+  // in a system call once |ended| (called now and then while it runs) says
+  // so: criu-fast then interrupts it. Signals that arrive meanwhile are held
+  // and queued again by Restore(), as for Call(). Fails if the code has not
+  // ended after |timeout_ms| (the thread is then interrupted), or with the
+  // error of |ended|.
+  // |guarded|: the code returns the thread to its own state by itself
+  // should criu-fast die (it only counts in InjectionTotals).
+  Status RunCode(uint64_t ip, uint64_t sp, uint64_t arg, const std::function<Result<bool>()>& ended,
+                 int timeout_ms, bool guarded);
 
   // Address of |size| bytes of scratch memory in the target.
   Result<uint64_t> Scratch(size_t size);

@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "common/interrupt.h"
 #include "common/fault.h"
 #include "common/io.h"
 #include "streams/codec.h"
@@ -48,7 +49,10 @@ Status ImageWriter::WriteV(const void* a, size_t alen, const void* b, size_t ble
   while (total > 0) {
     ssize_t n = writev(fd_.get(), p, cnt);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        RETURN_IF_ERROR(CheckTerminated());
+        continue;
+      }
       return ErrnoStatus("write " + path_);
     }
     offset_ += static_cast<uint64_t>(n);

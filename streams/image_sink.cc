@@ -15,25 +15,40 @@
 namespace cf::streams {
 namespace {
 
+constexpr char kPartialInventory[] = "inventory.img.part";
+
 class DirectorySink : public ImageSink {
  public:
   explicit DirectorySink(std::string dir) : dir_(std::move(dir)) {}
 
   // Safe to call from several threads (the pages of several processes are
   // written side by side).
+  // The inventory, which makes the directory a complete image, is written
+  // under a temporary name and renamed by Commit(): a dump killed at any
+  // instant (even while writing it) leaves no inventory.img behind.
   Result<ImageWriter> Create(const std::string& name, FileKind kind) override {
+    const std::string file = kind == FileKind::kInventory ? kPartialInventory : name;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (names_.insert(name).second) written_.push_back(name);
+      if (names_.insert(name).second) written_.push_back(file);
     }
-    return ImageWriter::Create(dir_ + "/" + name, kind);
+    return ImageWriter::Create(dir_ + "/" + file, kind);
   }
   bool Has(const std::string& name) const override {
     std::lock_guard<std::mutex> lock(mu_);
     return names_.count(name) != 0;
   }
   bool streamed() const override { return false; }
-  Status Commit() override { return OkStatus(); }
+  Status Commit() override {
+    if (!names_.count("inventory.img")) return OkStatus();
+    const std::string from = dir_ + "/" + kPartialInventory, to = dir_ + "/inventory.img";
+    if (rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus("rename " + from + " to " + to);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (std::string& f : written_) {
+      if (f == kPartialInventory) f = "inventory.img";
+    }
+    return OkStatus();
+  }
   void Abort() override {
     for (const std::string& name : written_) unlink((dir_ + "/" + name).c_str());
     written_.clear();
@@ -82,6 +97,7 @@ Result<std::unique_ptr<ImageSink>> OpenDirectorySink(const std::string& dir) {
   }
   const std::string inv = dir + "/inventory.img";
   if (unlink(inv.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("remove old " + inv);
+  unlink((dir + "/" + kPartialInventory).c_str());
   return std::unique_ptr<ImageSink>(new DirectorySink(dir));
 }
 

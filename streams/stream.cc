@@ -10,6 +10,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "common/interrupt.h"
 #include "common/io.h"
 #include "criu_fast.pb.h"
 
@@ -23,7 +24,10 @@ Status WriteIov(int fd, iovec* iov, int cnt, const std::string& what) {
   while (total > 0) {
     ssize_t n = writev(fd, iov, cnt);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        RETURN_IF_ERROR(CheckTerminated());
+        continue;
+      }
       if (errno == EPIPE) return Error("write " + what + ": the reader went away (broken pipe)", EPIPE);
       return ErrnoStatus("write " + what);
     }

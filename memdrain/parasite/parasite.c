@@ -19,25 +19,27 @@
 #include "parasite_abi.h"
 #include "syscall.h"
 
-#define CF_NR_poll 7
 #define CF_NR_rt_sigreturn 15
+#define CF_NR_nanosleep 35
 #define CF_NR_fcntl 72
+#define CF_NR_vmsplice 278
+#define CF_NR_ppoll 271
+#define CF_NR_pipe2 293
 #define CF_NR_pidfd_open 434
 #define CF_POLLIN 1
 #define CF_ESRCH 3
-#define CF_NR_vmsplice 278
-#define CF_NR_pipe2 293
 #define CF_F_SETPIPE_SZ 1031
 #define CF_O_CLOEXEC 02000000
 #define CF_SPLICE_F_NONBLOCK 2
 #define CF_UIO_MAXIOV 1024
 #define CF_EAGAIN 11
+#define CF_WAIT_SLICE_NS 20000 /* how often the wait for `taken` looks */
 
 void cf_parasite_main(struct cf_par_args *a) __attribute__((used, visibility("hidden")));
 
 /* Entry at offset 0 of the blob: rdi = args, rsp = top of our stack.
  * cf_parasite_main returns only when criu-fast cannot be watched (no
- * tracer_pid, or the pidfd cannot be had): then stop on int3. */
+ * tracer_pid, or no pidfd to be had): then it stops on int3. */
 __asm__(
     ".section .text.entry,\"ax\",@progbits\n"
     ".globl cf_parasite_entry\n"
@@ -54,6 +56,11 @@ struct cf_pollfd {
   int16_t revents;
 };
 
+struct cf_timespec {
+  long sec;
+  long nsec;
+};
+
 /* rt_sigreturn on criu-fast's frame: the thread goes back to its own code. */
 static __attribute__((noreturn)) void return_to_thread(uint64_t frame) {
   __asm__ volatile(
@@ -68,35 +75,28 @@ static __attribute__((noreturn)) void return_to_thread(uint64_t frame) {
   __builtin_unreachable();
 }
 
-/* The command is done: wait until criu-fast takes the thread back (it
- * interrupts the poll and restores the registers itself). If criu-fast is
- * gone, undo what the command left in the target and return to the
- * thread's own code. Returns when criu-fast cannot be watched. */
-static void wait_for_tracer(struct cf_par_args *a) {
-  if (a->magic != CF_PAR_MAGIC || a->version != CF_PAR_VERSION) return;
-  if (a->tracer_pid <= 0 || a->frame == 0) return;
+/* Waits for criu-fast's pidfd to become readable (criu-fast died), at most
+ * |timeout| (NULL: for ever). 1: criu-fast is gone; 0: timed out; <0: ppoll
+ * failed. Without a pidfd, just sleeps |timeout|. */
+static long tracer_gone(const struct cf_par_args *a, const struct cf_timespec *timeout) {
   if (a->tracer_fd < 0) {
-    long fd = cf_sys2(CF_NR_pidfd_open, a->tracer_pid, 0);
-    if (fd >= 0) {
-      a->tracer_fd = (int32_t)fd;
-    } else if (fd != -CF_ESRCH) {
-      return; /* cannot watch criu-fast (e.g. no descriptor left) */
+    if (timeout) {
+      struct cf_timespec t = *timeout;
+      cf_sys2(CF_NR_nanosleep, &t, 0);
     }
+    return 0;
   }
-  if (a->tracer_fd >= 0) {
-    struct cf_pollfd p = {a->tracer_fd, CF_POLLIN, 0};
-    for (;;) {
-      long r = cf_sys3(CF_NR_poll, &p, 1, -1);
-      if (r > 0) break;
-      if (r < 0) return; /* poll itself failed: stop on int3 */
-    }
-  }
-  /* criu-fast is gone: nobody will take the pipes or close them. */
+  struct cf_pollfd p = {a->tracer_fd, CF_POLLIN, 0};
+  struct cf_timespec t;
+  if (timeout) t = *timeout;
+  long r = cf_sys5(CF_NR_ppoll, &p, 1, timeout ? &t : 0, 0, 8);
+  return r > 0 ? 1 : r;
+}
+
+static void close_pipes(struct cf_par_args *a) {
   for (uint32_t i = 0; i < a->njobs && i < CF_PAR_MAX_JOBS; ++i) {
     if (a->jobs[i].fd >= 0) cf_sys1(CF_NR_close, a->jobs[i].fd);
   }
-  if (a->tracer_fd >= 0) cf_sys1(CF_NR_close, a->tracer_fd);
-  return_to_thread(a->frame);
 }
 
 static void fail(struct cf_par_args *a, uint32_t stage, long err, uint64_t job) {
@@ -133,20 +133,8 @@ static void run_command(struct cf_par_args *a) {
   a->status = 0;
   a->stage = CF_PAR_STAGE_NONE;
   a->failed_job = 0;
-  if (a->magic != CF_PAR_MAGIC || a->version != CF_PAR_VERSION) {
-    a->status = -22; /* EINVAL */
-    a->done = 1;
-    return;
-  }
-  for (uint32_t i = 0; i < a->nclose && i < CF_PAR_MAX_JOBS; ++i) {
-    long r = cf_sys1(CF_NR_close, a->close_fds[i]);
-    if (r < 0 && a->status == 0) fail(a, CF_PAR_STAGE_CLOSE, r, i);
-  }
-  if (a->cmd != CF_PAR_CMD_FILL || a->status != 0) {
-    a->done = 1;
-    return;
-  }
   for (uint32_t i = 0; i < a->njobs && i < CF_PAR_MAX_JOBS; ++i) a->jobs[i].fd = -1;
+  if (a->cmd != CF_PAR_CMD_FILL) return;
   for (uint32_t i = 0; i < a->njobs && i < CF_PAR_MAX_JOBS; ++i) {
     struct cf_par_job *j = &a->jobs[i];
     int fds[2];
@@ -170,10 +158,44 @@ static void run_command(struct cf_par_args *a) {
     }
     j->fd = fds[0];
   }
-  a->done = 1;
 }
 
 void cf_parasite_main(struct cf_par_args *a) {
+  if (a->magic != CF_PAR_MAGIC || a->version != CF_PAR_VERSION) {
+    a->status = -22; /* EINVAL */
+    a->done = CF_PAR_DONE_OVER;
+    return;
+  }
+  const int watch = a->tracer_pid > 0 && a->frame != 0;
+  a->tracer_fd = -1;
+  if (watch) {
+    long fd = cf_sys2(CF_NR_pidfd_open, a->tracer_pid, 0);
+    if (fd == -CF_ESRCH) return_to_thread(a->frame); /* criu-fast is already gone */
+    if (fd >= 0) a->tracer_fd = (int32_t)fd;
+  }
   run_command(a);
-  wait_for_tracer(a);
+
+  /* The pipes are ready: criu-fast takes them and says so in `taken`. */
+  a->done = CF_PAR_DONE_PIPES;
+  const struct cf_timespec slice = {0, CF_WAIT_SLICE_NS};
+  int gone = 0;
+  while (!*(volatile uint64_t *)&a->taken) {
+    if (tracer_gone(a, &slice) == 1) {
+      gone = 1;
+      break;
+    }
+  }
+  close_pipes(a);
+  if (!gone) {
+    /* Over: criu-fast interrupts the wait below and restores the thread. */
+    a->done = CF_PAR_DONE_OVER;
+    if (a->tracer_fd < 0) return;
+    long r;
+    while ((r = tracer_gone(a, 0)) == 0) {
+    }
+    if (r < 0) return; /* cannot wait: stop on int3 (criu-fast is alive) */
+  }
+  /* criu-fast is gone: undo and return to the thread's own code. */
+  cf_sys1(CF_NR_close, a->tracer_fd);
+  return_to_thread(a->frame);
 }

@@ -9,26 +9,31 @@
  * process_vm_readv/writev), and the parasite's stack.
  *
  * One command per run: criu-fast fills the args, points the target's leader
- * thread at the entry (rdi = args, rsp = top of the stack) and lets it run;
- * the parasite does the command, sets done, and waits for criu-fast to take
- * the thread back (PTRACE_INTERRUPT) in poll() on a pidfd of criu-fast
- * (tracer_pid, as the target's pid namespace numbers it). Should criu-fast
- * die first, the pidfd becomes readable: the parasite closes every
- * descriptor it made and returns the thread to its own registers, signal
- * mask and FPU state through rt_sigreturn on the frame at `frame` (built by
- * criu-fast, memdrain/sigframe.h). With tracer_pid 0 (criu-fast is not
- * visible from the target's pid namespace) the parasite stops on int3
- * instead.
+ * thread at the entry (rdi = args, rsp = top of the stack) and lets it run.
  *
- * CF_PAR_CMD_FILL: first close the descriptors in close_fds (the previous
- * command's pipes, already taken by criu-fast with pidfd_getfd); then, for
- * each job: make a pipe, grow it to pipe_size, vmsplice the job's iovecs
- * into it (non-blocking: a job never holds more than pipe_size bytes), close
- * the write end, and leave the read end's number in job.fd. On an error the
- * parasite stops at once: status = -errno, failed_job = the job, stage says
- * which call failed; the read ends of the jobs before it stay open (their
- * numbers are in job.fd) and criu-fast closes them with the next command.
- * CF_PAR_CMD_CLOSE: only closes close_fds.
+ * CF_PAR_CMD_FILL: for each job, make a pipe, grow it to pipe_size, vmsplice
+ * the job's iovecs into it (non-blocking: a job never holds more than
+ * pipe_size bytes), close the write end, and leave the read end's number in
+ * job.fd. On an error the parasite stops making pipes: status = -errno,
+ * failed_job = the job, stage says which call failed; the jobs before it
+ * keep their pipes.
+ *
+ * The end of a command, in steps criu-fast watches by reading `done`:
+ *  1. done = CF_PAR_DONE_PIPES: criu-fast takes every read end with
+ *     pidfd_getfd while the parasite waits, then sets taken = 1;
+ *  2. the parasite closes its copies of the read ends and sets done =
+ *     CF_PAR_DONE_OVER; it then blocks in ppoll() on a pidfd of criu-fast
+ *     (tracer_pid, as the target's pid namespace numbers it), where criu-fast
+ *     interrupts it (PTRACE_INTERRUPT), puts the thread's registers back and
+ *     closes tracer_fd with a remote close().
+ * Should criu-fast die at any point, its pidfd becomes readable: the
+ * parasite closes every descriptor it made and returns the thread to its
+ * own registers, signal mask and FPU state through rt_sigreturn on the frame
+ * at `frame` (built by criu-fast, memdrain/sigframe.h). So the target holds
+ * no descriptor of the parasite between commands, and one killed criu-fast
+ * leaves at most the parasite's mapping behind. With tracer_pid 0 (criu-fast
+ * is not visible from the target's pid namespace) the parasite stops on int3
+ * after step 2 instead.
  */
 #ifndef CF_PARASITE_ABI_H
 #define CF_PARASITE_ABI_H
@@ -36,19 +41,23 @@
 #include <stdint.h>
 
 #define CF_PAR_MAGIC 0x50524146u /* "FARP" */
-#define CF_PAR_VERSION 2u
+#define CF_PAR_VERSION 3u
 
 #define CF_PAR_MAX_JOBS 64  /* pipes per command: descriptors the target holds at once */
 #define CF_PAR_MAX_IOVS 4096 /* iovecs per command, all jobs together */
 
 enum cf_par_cmd {
   CF_PAR_CMD_FILL = 1,
-  CF_PAR_CMD_CLOSE = 2,
+};
+
+enum cf_par_done {
+  CF_PAR_DONE_NOT_YET = 0,
+  CF_PAR_DONE_PIPES = 1, /* the read ends are in jobs[].fd: take them */
+  CF_PAR_DONE_OVER = 2,  /* waiting to be interrupted */
 };
 
 enum cf_par_stage {
   CF_PAR_STAGE_NONE = 0,
-  CF_PAR_STAGE_CLOSE,
   CF_PAR_STAGE_PIPE,
   CF_PAR_STAGE_SETPIPE_SZ,
   CF_PAR_STAGE_VMSPLICE,
@@ -73,16 +82,15 @@ struct cf_par_args {
   uint32_t version;
   uint32_t cmd;
   uint32_t njobs;
-  uint32_t nclose;
   uint32_t stage;      /* out: cf_par_stage of the failure */
   int64_t status;      /* out: 0, or -errno */
   uint64_t failed_job; /* out */
   uint64_t pipe_size;  /* bytes to F_SETPIPE_SZ each pipe to */
-  uint64_t done;       /* out: the parasite sets it to 1 when the command ends */
+  uint64_t done;       /* out: cf_par_done */
+  uint64_t taken;      /* in: criu-fast sets it to 1 once it took the read ends */
   uint64_t frame;      /* return frame: rt_sigreturn with rsp = frame + 8 */
   int32_t tracer_pid;  /* criu-fast's pid in the target's namespace, 0: unknown */
-  int32_t tracer_fd;   /* in/out: the parasite's pidfd of criu-fast, -1: none yet */
-  int32_t close_fds[CF_PAR_MAX_JOBS];
+  int32_t tracer_fd;   /* out: the parasite's pidfd of criu-fast, -1: none */
   struct cf_par_job jobs[CF_PAR_MAX_JOBS];
   struct cf_par_iovec iovs[CF_PAR_MAX_IOVS];
 };

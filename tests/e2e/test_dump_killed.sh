@@ -1,0 +1,96 @@
+#!/bin/bash
+# criu-fast killed at random instants of a dump must never harm the target.
+#
+# A tree of 3 processes with 4 threads each (tests/progs/busytree.c: one
+# thread keeps a marker in xmm8, one sleeps in nanosleep, one blocks in
+# read) is dumped again and again; each dump is hit by SIGKILL or SIGTERM
+# after a random delay within the time a whole dump takes, with both drains
+# (read, vmsplice). After every round each process must run untraced and
+# pass its self-check (memory, registers, TLS, workers advancing), and:
+#  - SIGTERM: criu-fast exits 1 with one "Error: ... interrupted by SIGTERM"
+#    line (or dies of it before it has touched the tree);
+#  - the images directory of a killed dump never holds an inventory.img
+#    (restore would take it for complete), unless the dump had finished;
+#  - a dump without -R that had finished killed the tree: it is restored
+#    from that image and the rounds go on with the restored tree.
+# CF_KILL_ROUNDS sets the number of rounds (default 20; README quotes 100).
+# shellcheck source=lib.sh
+source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
+e2e_init
+
+ROUNDS=${CF_KILL_ROUNDS:-20}
+W=$E2E_TMP/w
+start_prog busytree "$W" 3 16
+root=$PROG_PID
+mapfile -t all < <(tree_pids "$root")
+[ "${#all[@]}" = 3 ] || fail "expected 3 processes in the tree, found ${#all[@]}: ${all[*]}"
+check_pass "$W"
+
+# How long a whole dump takes: the delays are drawn within it.
+t0=$(date +%s%N)
+run_cf full dump -t "$root" -D "$E2E_TMP/full" -R
+assert_cf_ok "dump -R of the tree"
+t1=$(date +%s%N)
+span_ms=$(((t1 - t0) / 1000000))
+[ "$span_ms" -ge 20 ] || span_ms=20
+log "a whole dump takes $span_ms ms: kills within it"
+rm -rf "$E2E_TMP/full"
+check_pass "$W"
+
+n_killed=0 n_done=0 n_restored=0
+for ((i = 0; i < ROUNDS; i++)); do
+  sig=KILL
+  ((i % 2)) && sig=TERM
+  drain=read
+  (((i / 2) % 2)) && drain=vmsplice
+  # Every fourth round a dump without -R (read drain only: the vmsplice drain
+  # kills the tree as soon as its pages are pinned, by design).
+  leave=(-R)
+  [ "$drain" = read ] && [ $((i % 8)) = 1 ] && leave=()
+  delay_ms=$((RANDOM % span_ms))
+  dir=$E2E_TMP/img.$i
+  "$CRIU_FAST" dump -t "$root" -D "$dir" --drain "$drain" "${leave[@]}" -v0 >"$E2E_TMP/round.out" 2>"$E2E_TMP/round.err" &
+  cf=$!
+  sleep "$(printf '0.%03d' "$delay_ms")"
+  kill -"$sig" "$cf" 2>/dev/null
+  tk=$(date +%s%N)
+  for ((t = 0; t < 600; t++)); do
+    kill -0 "$cf" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -0 "$cf" 2>/dev/null && fail "round $i: criu-fast still runs 30 s after SIG$sig"
+  wait "$cf" 2>/dev/null
+  rc=$?
+  what="round $i (SIG$sig after $delay_ms ms, --drain $drain ${leave[*]})"
+  if [ -e "$dir/inventory.img" ]; then
+    # The dump had committed its image before the signal (a SIGKILL may
+    # still land in its last steps): the image must be whole.
+    case $rc in
+      0) ;;
+      137) cf_show "$dir" "$E2E_TMP/show.$i.json" ;;
+      *) fail "$what: an inventory.img was left by a dump that exited $rc" ;;
+    esac
+    n_done=$((n_done + 1))
+    if [ ${#leave[@]} = 0 ]; then
+      for p in "${all[@]}"; do wait_gone "$p" 10; done
+      for p in "${all[@]}"; do wait_pid_free "$p" 20; done
+      restore_d "restore.$i" "$dir" "$root"
+      n_restored=$((n_restored + 1))
+    fi
+  else
+    n_killed=$((n_killed + 1))
+    case $sig:$rc in
+      KILL:137 | TERM:143) ;;
+      TERM:1)
+        grep -q '^Error: .*interrupted by SIGTERM' "$E2E_TMP/round.err" ||
+          fail "$what: exit 1 without an 'interrupted by SIGTERM' error: $(head -c 300 "$E2E_TMP/round.err")"
+        ;;
+      *) fail "$what: criu-fast exited $rc: $(head -c 300 "$E2E_TMP/round.err")" ;;
+    esac
+  fi
+  log "$what: exit $rc, $((($(date +%s%N) - tk) / 1000000)) ms after the signal"
+  for p in "${all[@]}"; do assert_running_untraced "$p" "$what"; done
+  check_pass "$W"
+  rm -rf "$dir"
+done
+log "$ROUNDS rounds: $n_killed dumps killed, $n_done finished first ($n_restored restored); every tree ran on"
