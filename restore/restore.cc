@@ -33,6 +33,7 @@
 #include <set>
 #include <thread>
 
+#include "common/interrupt.h"
 #include "common/fault.h"
 #include "common/fd.h"
 #include "common/io.h"
@@ -187,7 +188,10 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
     int status = 0;
     pid_t pid = waitpid(-1, &status, __WALL);
     if (pid < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        RETURN_IF_ERROR(CheckTerminated());
+        continue;
+      }
       return ErrnoStatus("wait for the restored processes");
     }
     created->Add(pid);
@@ -333,6 +337,8 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
     if (ptrace(PTRACE_DETACH, pid, nullptr, nullptr) != 0) return ErrnoStatus("detach from " + std::to_string(pid));
   }
   created.Release();
+  // The tree runs: from here a termination signal ends criu-fast as usual.
+  RestoreTerminationSignals();
   if (opts.images_done) opts.images_done();
   const uint64_t end = MonotonicNs();
   LOG_INFO("restore: %zu processes run again (%.3f ms)", images.processes.size(), static_cast<double>(end - start) / 1e6);
