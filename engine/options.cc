@@ -20,6 +20,7 @@ enum LongOnly {
   kOptStream,
   kOptStreamTo,
   kOptStreamFrom,
+  kOptAllowUntrusted,
 };
 
 bool ParseInt(const char* s, long lo, long hi, long* out) {
@@ -64,6 +65,8 @@ const char* UsageText() {
          "      --stream              dump to stdout / restore or show from stdin, as one stream\n"
          "      --stream-to PATH      dump: write the stream to PATH (a FIFO or a file)\n"
          "      --stream-from PATH    restore, show: read the stream from PATH\n"
+         "      --allow-untrusted-images  restore: take images that users other than root\n"
+         "                            (or you) could have written\n"
          "  -h, --help                this text\n";
 }
 
@@ -99,6 +102,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
       {"stream", no_argument, nullptr, kOptStream},
       {"stream-to", required_argument, nullptr, kOptStreamTo},
       {"stream-from", required_argument, nullptr, kOptStreamFrom},
+      {"allow-untrusted-images", no_argument, nullptr, kOptAllowUntrusted},
       {nullptr, 0, nullptr, 0},
   };
   optind = 2;
@@ -152,6 +156,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
         o.stream = true;
         o.stream_from = optarg;
         break;
+      case kOptAllowUntrusted: o.allow_untrusted_images = true; break;
       case ':':
         return Error(std::string("option ") + argv[optind - 1] + " needs an argument");
       case '?':

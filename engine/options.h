@@ -32,6 +32,7 @@ struct Options {
   bool stream = false;           // --stream: one image stream (stdout/stdin) instead of -D
   std::string stream_to;         // --stream-to PATH (dump; implies --stream)
   std::string stream_from;       // --stream-from PATH (restore, show; implies --stream)
+  bool allow_untrusted_images = false;  // --allow-untrusted-images (streams/image_trust.h)
   std::vector<std::string> args; // positional arguments (show PATH...)
 };
 

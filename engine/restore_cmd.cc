@@ -11,6 +11,7 @@
 #include "engine/commands.h"
 #include "engine/stream_input.h"
 #include "restore/restore.h"
+#include "streams/image_trust.h"
 
 namespace cf::engine {
 
@@ -29,6 +30,13 @@ int RunRestore(const Options& opts) {
   ro.pidfile = opts.pidfile;
   ro.jobs = opts.jobs;
   ro.display_stats = opts.display_stats;
+  if (!opts.allow_untrusted_images && (!opts.stream || !opts.stream_from.empty())) {
+    Status t = streams::CheckImagesTrusted(opts.stream ? opts.stream_from : opts.images_dir);
+    if (!t.ok()) {
+      LOG_ERROR("restore: %s", t.ToString().c_str());
+      return 1;
+    }
+  }
   std::optional<streams::StagedImage> staged;
   if (opts.stream) {
     auto st = StageStream(opts);
