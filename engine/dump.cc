@@ -55,6 +55,7 @@
 #include "engine/collect.h"
 #include "engine/commands.h"
 #include "engine/page_dump.h"
+#include "engine/proc_parse.h"
 #include "memdrain/page_reader.h"
 #include "memdrain/parasite.h"
 #include "memdrain/remote_syscall.h"
@@ -78,6 +79,10 @@ class Dumper {
 
   Status Run();
   const DumpCounters& stats() const { return stats_; }
+  // A failure caused by a process of the tree dying under us (killed by
+  // someone else) says so first: the low-level error alone (EIO, ESRCH)
+  // would not tell why.
+  Status ExplainVanished(Status s) const;
 
  private:
   Status Prepare();
@@ -222,7 +227,9 @@ void Dumper::InitPipeBudget() {
 // --drain vmsplice, on the ptrace thread while the process is frozen: scan,
 // then pin every page in pipes with the parasite (removed again before
 // returning, whatever happens). A process that needs more pipes than are
-// left keeps its scan and is drained with process_vm_readv later.
+// left keeps its scan and is drained with process_vm_readv later; so does
+// one that cannot make the parasite's pipes itself (its own RLIMIT_NOFILE,
+// or the system's file limit: EMFILE, ENFILE).
 Status Dumper::PinProcess(ProcessDump* pd) {
   ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats));
   pd->scanned = true;
@@ -234,7 +241,15 @@ Status Dumper::PinProcess(ProcessDump* pd) {
   }
   ASSIGN_OR_RETURN(std::unique_ptr<memdrain::Parasite> parasite, memdrain::Parasite::Inject(pd->pid));
   auto pinned = std::make_unique<memdrain::PinnedPages>();
-  RETURN_IF_ERROR(PinPages(pd->pid, pd->sources, *parasite, pinned.get(), &pd->stats));
+  Status st = PinPages(pd->pid, pd->sources, *parasite, pinned.get(), &pd->stats);
+  if (!st.ok() && (st.err() == EMFILE || st.err() == ENFILE)) {
+    LOG_WARN("dump: process %d cannot hold the drain's pipes (%s): drained with process_vm_readv instead", pd->pid,
+             st.ToString().c_str());
+    pinned.reset();  // the pipes taken so far
+    pd->stats.pages_pinned = 0;
+    return parasite->Cure();
+  }
+  RETURN_IF_ERROR(st);
   RETURN_IF_ERROR(parasite->Cure());
   pipes_held_ += pinned->pipes();
   pd->pinned = std::move(pinned);
@@ -291,6 +306,17 @@ Status Dumper::WriteInventory() {
   utsname u;
   if (uname(&u) == 0) inv.set_kernel(u.release);
   return WriteMessage("inventory.img", streams::FileKind::kInventory, inv);
+}
+
+Status Dumper::ExplainVanished(Status s) const {
+  constexpr uint32_t kPfExiting = 0x4;
+  for (const SeizedProcess& sp : tree_.processes()) {
+    auto st = ReadStat(sp.pid);
+    if (!st.ok() || st->state == 'Z' || st->state == 'X' || (st->flags & kPfExiting)) {
+      return Error("process " + std::to_string(sp.pid) + " died during the dump (" + s.ToString() + ")");
+    }
+  }
+  return s;
 }
 
 Status Dumper::Run() {
@@ -406,6 +432,7 @@ int RunDump(const Options& opts) {
   }
   Dumper dumper(opts);
   Status s = dumper.Run();
+  if (!s.ok()) s = dumper.ExplainVanished(std::move(s));
   if (!s.ok()) {
     LOG_ERROR("%s", s.ToString().c_str());
     return 1;

@@ -146,7 +146,8 @@ void FrozenTree::Release() {
   done_ = true;
   for (const auto& p : processes_) {
     for (const auto& t : p.threads) {
-      if (ptrace(PTRACE_DETACH, t.tid, nullptr, nullptr) != 0) {
+      // ESRCH: the thread died meanwhile (killed by someone else).
+      if (ptrace(PTRACE_DETACH, t.tid, nullptr, nullptr) != 0 && errno != ESRCH) {
         LOG_WARN("seize: cannot detach from %d: %m", t.tid);
       }
     }
