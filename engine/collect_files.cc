@@ -17,6 +17,7 @@
 #include "common/fd.h"
 #include "common/io.h"
 #include "common/log.h"
+#include "engine/open_file_index.h"
 #include "engine/collect.h"
 #include "engine/proc_parse.h"
 #include "engine/shared_files.h"
@@ -42,12 +43,6 @@ std::string UnsupportedKind(const std::string& link, const struct stat& sb) {
     return k;  // pidfd, io_uring, userfaultfd, fanotify, perf_event...
   }
   return "";
-}
-
-// True when fds |a| and |b| of |pid| share one open file description.
-bool SameOpenFile(pid_t pid, int a, int b) {
-  constexpr int kKcmpFile = 0;
-  return syscall(SYS_kcmp, pid, pid, kKcmpFile, a, b) == 0;
 }
 
 bool IsTty(const struct stat& sb) {
@@ -79,6 +74,7 @@ Status SaveGhost(const std::string& fd_path, streams::ImageSink* sink, const std
 Status CollectFds(pid_t pid, bool shell_job, streams::ImageSink* sink, const SharedFiles& shared, img::Process* out) {
   const std::string proc = "/proc/" + std::to_string(pid);
   ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
+  OpenFileIndex own_files;  // dups within this process: value = first fd
   for (int fd : fds) {
     const std::string fd_path = proc + "/fd/" + std::to_string(fd);
     auto link = ReadLink(fd_path);
@@ -124,14 +120,11 @@ Status CollectFds(pid_t pid, bool shell_job, streams::ImageSink* sink, const Sha
       path.resize(path.size() - kDeleted.size());
     }
     f->set_path(path);
-    for (int i = 0; i + 1 < out->fds_size(); ++i) {
-      const img::Fd& prev = out->fds(i);
-      if (prev.is_dup() || prev.file_id() || prev.inode() != f->inode() || prev.dev() != f->dev()) continue;
-      if (SameOpenFile(pid, prev.fd(), fd)) {
-        f->set_is_dup(true);
-        f->set_dup_of(prev.fd());
-        break;
-      }
+    ASSIGN_OR_RETURN(std::optional<uint32_t> first,
+                     own_files.FindOrAdd(pid, fd, f->dev(), f->inode(), static_cast<uint32_t>(fd)));
+    if (first) {
+      f->set_is_dup(true);
+      f->set_dup_of(static_cast<int32_t>(*first));
     }
     if (memfd) {
       f->set_type(img::Fd::MEMFD);

@@ -94,16 +94,11 @@ Status SharedFiles::CompleteSharedFiles() {
 }
 
 Result<uint32_t> SharedFiles::DescriptionId(pid_t pid, int fd, uint64_t dev, uint64_t inode) {
-  constexpr int kKcmpFile = 0;
-  for (size_t i = 0; i < descriptions_.size(); ++i) {
-    const Description& d = descriptions_[i];
-    if (d.dev != dev || d.inode != inode) continue;
-    const long r = syscall(SYS_kcmp, d.first.pid, pid, kKcmpFile, d.first.fd, fd);
-    if (r < 0) return ErrnoStatus("kcmp");
-    if (r == 0) return static_cast<uint32_t>(i + 1);
-  }
+  const auto next = static_cast<uint32_t>(descriptions_.size() + 1);
+  ASSIGN_OR_RETURN(std::optional<uint32_t> seen, open_files_.FindOrAdd(pid, fd, dev, inode, next));
+  if (seen) return *seen;
   descriptions_.push_back({{pid, fd}, dev, inode});
-  return static_cast<uint32_t>(descriptions_.size());
+  return next;
 }
 
 Status SharedFiles::CollectProcess(pid_t pid) {

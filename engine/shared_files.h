@@ -18,6 +18,8 @@
 #include <sys/types.h>
 
 #include <map>
+
+#include "engine/open_file_index.h"
 #include <string>
 #include <utility>
 #include <vector>
@@ -77,6 +79,7 @@ class SharedFiles {
 
   std::map<std::pair<pid_t, int>, img::Fd> fds_;
   std::vector<Description> descriptions_;  // file_id - 1 -> where it was first seen
+  OpenFileIndex open_files_;  // file ids by open file description
   std::map<pid_t, std::vector<img::Pipe>> pipes_;         // by carrier process
   std::map<pid_t, std::vector<img::UnixPair>> pairs_;     // by carrier process
   std::map<uint64_t, Socket> sockets_;                    // by inode

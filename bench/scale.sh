@@ -1,0 +1,96 @@
+#!/bin/bash
+# Scale cases of issue 13 (tests/progs/scale.c): many threads, processes,
+# descriptors, mappings, and a big sparse mapping. Each case runs at the two
+# sizes given, is dumped (images on tmpfs), killed, restored with -d and
+# checked (SIGUSR1: every item still there); prints dump and restore times,
+# the frozen time, and the time per item at each size (linear scaling gives
+# the same per-item time at both sizes; quadratic work doubles it when the
+# size doubles). With --criu PATH, the same cases are also dumped and
+# restored by upstream CRIU for comparison.
+#
+# Usage: bench/scale.sh [--criu PATH] [CASE...]
+#   CASE is MODE:SMALL:LARGE[:ARG], default:
+#   threads:2500:10000 procs:125:500 fds:2500:10000 maps:15000:60000 sparse:4:16:1024
+#   (sparse: GiB of mapping at each size, with ARG MiB touched)
+# Environment: CRIU_FAST (./build/criu-fast), PROGS (./build/progs), OUT_DIR (/dev/shm/cf-scale).
+set -u -o pipefail
+
+CRIU=
+if [ "${1:-}" = --criu ]; then
+  CRIU=$2
+  shift 2
+fi
+CASES=("$@")
+[ ${#CASES[@]} -gt 0 ] || CASES=(threads:2500:10000 procs:125:500 fds:2500:10000 maps:15000:60000 sparse:4:16:1024)
+CRIU_FAST=${CRIU_FAST:-./build/criu-fast}
+PROGS=${PROGS:-./build/progs}
+OUT_DIR=${OUT_DIR:-/dev/shm/cf-scale}
+die() { echo "scale: $*" >&2; exit 1; }
+[ -x "$CRIU_FAST" ] || die "no criu-fast at $CRIU_FAST"
+[ -x "$PROGS/scale" ] || die "no scale program in $PROGS"
+[ "$(id -u)" = 0 ] || die "run as root"
+WORK=$(mktemp -d /tmp/cf-scale.XXXXXX) || die mktemp
+cleanup() {
+  pkill -KILL -f "$PROGS/scale $WORK" 2>/dev/null
+  rm -rf "$WORK" "$OUT_DIR"
+}
+trap cleanup EXIT
+ulimit -n 65536 2>/dev/null
+echo 1 >/dev/null
+echo "== criu-fast scale benchmark"
+echo "kernel: $(uname -r); cpus: $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+echo "commit: $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# run TOOL MODE N [ARG]: prints "dump_ms restore_ms frozen_ms check"
+run() {
+  local tool=$1 mode=$2 n=$3 arg=${4:-} w pid t0 t1 t2 t3 frozen=- res i
+  w=$WORK/$tool-$mode-$n
+  mkdir -p "$w" "$OUT_DIR"
+  rm -rf "$OUT_DIR/img"
+  mkdir -p "$OUT_DIR/img"
+  (setsid -f "$PROGS/scale" "$w" "$mode" "$n" $arg </dev/null >/dev/null 2>&1)
+  for ((i = 0; i < 3000; i++)); do [ -s "$w/ready" ] && break; sleep 0.1; done
+  pid=$(tr -dc 0-9 <"$w/ready")
+  [ -n "$pid" ] || { echo "- - - not-ready"; return; }
+  t0=$(now_ms)
+  if [ "$tool" = criu-fast ]; then
+    "$CRIU_FAST" dump -t "$pid" -D "$OUT_DIR/img" --display-stats >"$w/dump.out" 2>&1 || { echo "- - - dump-failed"; pkill -KILL -f "$PROGS/scale $w"; return; }
+    frozen=$(sed -n 's/^ *frozen time: *\([0-9.]*\).*/\1/p' "$w/dump.out" | cut -d. -f1)
+  else
+    "$CRIU" dump -t "$pid" -D "$OUT_DIR/img" --shell-job >"$w/dump.out" 2>&1 || { echo "- - - dump-failed"; pkill -KILL -f "$PROGS/scale $w"; return; }
+  fi
+  t1=$(now_ms)
+  for ((i = 0; i < 600; i++)); do [ -e "/proc/$pid" ] || break; sleep 0.05; done
+  t2=$(now_ms)
+  if [ "$tool" = criu-fast ]; then
+    "$CRIU_FAST" restore -D "$OUT_DIR/img" -d >"$w/restore.out" 2>&1 || { echo "$((t1 - t0)) - $frozen restore-failed"; return; }
+  else
+    "$CRIU" restore -D "$OUT_DIR/img" -d --shell-job >"$w/restore.out" 2>&1 || { echo "$((t1 - t0)) - $frozen restore-failed"; return; }
+  fi
+  t3=$(now_ms)
+  rm -f "$w/result"
+  kill -USR1 "$pid"
+  for ((i = 0; i < 1200; i++)); do [ -s "$w/result" ] && break; sleep 0.1; done
+  res=$(head -c 60 "$w/result" 2>/dev/null | head -n 1)
+  pkill -KILL -f "$PROGS/scale $w" 2>/dev/null
+  for ((i = 0; i < 200; i++)); do [ -e "/proc/$pid" ] || break; sleep 0.05; done
+  echo "$((t1 - t0)) $((t3 - t2)) $frozen ${res:-no-result}"
+}
+
+printf '%-8s %-8s %7s %10s %10s %10s %12s %12s  %s\n' tool case size dump_ms restore_ms frozen_ms dump_us/item rest_us/item check
+for c in "${CASES[@]}"; do
+  IFS=: read -r mode small large arg <<<"$c"
+  for tool in criu-fast ${CRIU:+criu}; do
+    for n in $small $large; do
+      read -r d r f res <<<"$(run "$tool" "$mode" "$n" "$arg")"
+      items=$n
+      [ "$mode" = sparse ] && items=$((n * 262144))  # pages of the mapping
+      per_d=-; per_r=-
+      [ "$d" != - ] && per_d=$(awk -v a="$d" -v b="$items" 'BEGIN { printf "%.2f", a * 1000 / b }')
+      [ "$r" != - ] && per_r=$(awk -v a="$r" -v b="$items" 'BEGIN { printf "%.2f", a * 1000 / b }')
+      printf '%-8s %-8s %7s %10s %10s %10s %12s %12s  %s\n' "$tool" "$mode" "$n" "$d" "$r" "$f" "$per_d" "$per_r" "$res"
+    done
+  done
+done
