@@ -187,9 +187,10 @@ Status DecodeChunk(const Record& rec, std::vector<uint8_t>* out, const std::stri
   }
   ChunkHeader ch;
   memcpy(&ch, rec.payload.data(), sizeof(ch));
-  if (ch.raw_size > kMaxRecordSize) return Error(what + ": corrupt chunk header", EBADMSG);
-  out->resize(ch.raw_size);
   std::span<const uint8_t> stored(rec.payload.data() + sizeof(ch), rec.payload.size() - sizeof(ch));
+  // raw_size is untrusted: checked against what |stored| can hold first.
+  RETURN_IF_ERROR(CheckChunkSize(static_cast<Codec>(ch.codec), stored, ch.raw_size).WithContext(what));
+  out->resize(ch.raw_size);
   return Decompress(static_cast<Codec>(ch.codec), stored, out->data(), ch.raw_size)
       .WithContext(what);
 }
