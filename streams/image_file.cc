@@ -5,6 +5,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstring>
 
 #include "common/fault.h"
@@ -175,6 +176,8 @@ Status ImageReader::ReadAt(uint64_t offset, Record* rec) {
 
 Status ParseMessage(const Record& rec, google::protobuf::MessageLite* msg, const std::string& what) {
   if (rec.type != RecordType::kMessage) return Error(what + ": expected a message record", EBADMSG);
+  // ParseFromArray takes an int: a record of 2 GiB or more would wrap.
+  if (rec.payload.size() > static_cast<size_t>(INT_MAX)) return Error(what + ": message record too large", EBADMSG);
   if (!msg->ParseFromArray(rec.payload.data(), static_cast<int>(rec.payload.size()))) {
     return Error(what + ": cannot parse " + msg->GetTypeName(), EBADMSG);
   }
