@@ -41,7 +41,7 @@ for h in fuzz_image_file fuzz_messages fuzz_codec fuzz_stream fuzz_restore_image
       -artifact_prefix="build-fuzz/artifacts/$h-" "$corpus" "build-fuzz/seeds/$h" >"$log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
-    echo "fuzz: $h: ok, $execs runs in ${secs}s, $cov, corpus $(ls "$corpus" | wc -l)"
+    echo "fuzz: $h: ok, $execs runs in ${secs}s, $cov, corpus $(find "$corpus" -type f | wc -l)"
   else
     echo "fuzz: $h: FAILED (log $log, input in build-fuzz/artifacts/):"
     grep -E 'ERROR|runtime error|invariant|SUMMARY|Test unit written' "$log" | head -8 || tail -20 "$log"

@@ -25,12 +25,15 @@ if [ "$(id -u)" != 0 ]; then
   echo "make_seeds: not root: no seeds (the harnesses start from an empty corpus)" >&2
   exit 0
 fi
-[ -x "$cf" ] && [ -x "$prog" ] || { echo "make_seeds: build $cf and $prog first" >&2; exit 1; }
+if [ ! -x "$cf" ] || [ ! -x "$prog" ]; then
+  echo "make_seeds: build $cf and $prog first" >&2
+  exit 1
+fi
 
 work=$(mktemp -d /tmp/cf-fuzz-seeds.XXXXXX)
 pid=
 cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+  if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
