@@ -4,7 +4,8 @@
 # (tests/fuzz/make_seeds.sh: needs root and the release build in build/; as
 # another user the harnesses start from an empty corpus), then runs every
 # harness for SECONDS_PER_HARNESS (default 10). Fails on any crash,
-# sanitizer report, leak, timeout or out-of-memory; the input that caused it
+# sanitizer report, leak, timeout (25 s on one input: a loaded machine
+# stalls a harness for seconds) or out-of-memory; the input that caused it
 # is left in build-fuzz/artifacts/. See tests/fuzz/README.md.
 #
 #   scripts/fuzz.sh [SECONDS_PER_HARNESS]
@@ -37,7 +38,7 @@ for h in fuzz_image_file fuzz_messages fuzz_codec fuzz_stream fuzz_restore_image
   corpus=build-fuzz/corpus/$h
   mkdir -p "$corpus" "build-fuzz/seeds/$h"
   log=build-fuzz/logs/$h.log
-  if build-fuzz/fuzz/$h -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  if build-fuzz/fuzz/$h -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="build-fuzz/artifacts/$h-" "$corpus" "build-fuzz/seeds/$h" >"$log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
