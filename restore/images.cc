@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "streams/image_file.h"
+#include "streams/stream.h"
 
 namespace cf::restore {
 namespace {
@@ -37,10 +38,18 @@ Result<ImageSet> LoadImages(const std::string& dir) {
       return Errorf("%s: images of process %d name another pid", dir.c_str(), pid);
     }
     if (p.core.threads_size() == 0) return Errorf("core-%d.img: no threads", pid);
-    p.pages_path = dir + "/" + (p.pagemap.pages_file().empty() ? "pages-" + sp + ".img" : p.pagemap.pages_file());
+    // File names come from the image: a plain name in |dir|, never a path.
+    const std::string& pages_file = p.pagemap.pages_file();
+    if (!pages_file.empty() && !streams::IsSafeFileName(pages_file)) {
+      return Errorf("pagemap-%d.img: bad pages file name", pid);
+    }
+    p.pages_path = dir + "/" + (pages_file.empty() ? "pages-" + sp + ".img" : pages_file);
     for (const img::Shmem& s : p.core.shmems()) {
       if (s.id() == 0 || !set.shmems.emplace(s.id(), s).second) {
         return Errorf("core-%d.img: shared memory object %u is invalid or saved twice", pid, s.id());
+      }
+      if (!streams::IsSafeFileName(s.pages().pages_file())) {
+        return Errorf("core-%d.img: shared memory object %u has a bad pages file name", pid, s.id());
       }
     }
     set.processes.push_back(std::move(p));

@@ -105,11 +105,34 @@ Result<Codec> Compress(const CodecSpec& spec, std::span<const uint8_t> raw, std:
   return Codec::kNone;
 }
 
+Status CheckChunkSize(Codec codec, std::span<const uint8_t> stored, uint64_t raw_size) {
+  if (raw_size > kMaxChunkRawSize) return Errorf("chunk raw size %lu is over the limit", raw_size);
+  switch (codec) {
+    case Codec::kNone:
+      if (stored.size() != raw_size) return Error("raw chunk size mismatch", EBADMSG);
+      return OkStatus();
+    case Codec::kLz4:
+      // Each byte of an lz4 block yields at most 255 bytes: a match length
+      // grows by 255 per extra length byte; a sequence's 3 fixed bytes give
+      // at most 19 (and the block's int sizes must hold the stored bytes).
+      if (stored.size() > static_cast<size_t>(LZ4_MAX_INPUT_SIZE) || raw_size > stored.size() * 255) {
+        return Error("lz4: chunk sizes do not match", EBADMSG);
+      }
+      return OkStatus();
+    case Codec::kZstd:
+      if (ZSTD_getFrameContentSize(stored.data(), stored.size()) != raw_size) {
+        return Error("zstd: chunk sizes do not match", EBADMSG);
+      }
+      return OkStatus();
+  }
+  return Error("unknown chunk codec", EBADMSG);
+}
+
 Status Decompress(Codec codec, std::span<const uint8_t> stored, uint8_t* out, uint64_t raw_size) {
   switch (codec) {
     case Codec::kNone:
       if (stored.size() != raw_size) return Error("raw chunk size mismatch", EBADMSG);
-      memcpy(out, stored.data(), raw_size);
+      if (raw_size != 0) memcpy(out, stored.data(), raw_size);  // |out| may be null then
       return OkStatus();
     case Codec::kLz4: {
       int n = LZ4_decompress_safe(reinterpret_cast<const char*>(stored.data()), reinterpret_cast<char*>(out),

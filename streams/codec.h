@@ -37,6 +37,13 @@ Result<size_t> CompressInto(const CodecSpec& spec, std::span<const uint8_t> raw,
 // chunk is stored raw: the returned codec is then kNone.
 Result<Codec> Compress(const CodecSpec& spec, std::span<const uint8_t> raw, std::vector<uint8_t>* out);
 
+// Whether |stored| can decode to |raw_size| bytes with |codec|, checked
+// before a buffer is sized by |raw_size| (an untrusted chunk header field):
+// at most kMaxChunkRawSize; for kNone exactly the stored size; for lz4 at
+// most 255 times the stored size (lz4's largest ratio); for zstd the content
+// size the frame header declares (our writer always writes it).
+Status CheckChunkSize(Codec codec, std::span<const uint8_t> stored, uint64_t raw_size);
+
 // Decompresses |stored| into exactly |raw_size| bytes at |out|.
 Status Decompress(Codec codec, std::span<const uint8_t> stored, uint8_t* out, uint64_t raw_size);
 

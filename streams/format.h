@@ -64,6 +64,10 @@ static_assert(sizeof(ChunkHeader) == 16);
 
 // Largest record a reader accepts: protects against absurd lengths.
 inline constexpr uint64_t kMaxRecordSize = 1ull << 32;
+// Largest raw size of a chunk (the page pipeline's largest chunk, 65536
+// pages): a reader refuses a chunk header that claims more before it sizes
+// a buffer by it.
+inline constexpr uint64_t kMaxChunkRawSize = 1ull << 28;
 
 const char* FileKindName(FileKind kind);
 const char* CodecName(Codec codec);

@@ -5,6 +5,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstring>
 
 #include "common/interrupt.h"
@@ -179,6 +180,8 @@ Status ImageReader::ReadAt(uint64_t offset, Record* rec) {
 
 Status ParseMessage(const Record& rec, google::protobuf::MessageLite* msg, const std::string& what) {
   if (rec.type != RecordType::kMessage) return Error(what + ": expected a message record", EBADMSG);
+  // ParseFromArray takes an int: a record of 2 GiB or more would wrap.
+  if (rec.payload.size() > static_cast<size_t>(INT_MAX)) return Error(what + ": message record too large", EBADMSG);
   if (!msg->ParseFromArray(rec.payload.data(), static_cast<int>(rec.payload.size()))) {
     return Error(what + ": cannot parse " + msg->GetTypeName(), EBADMSG);
   }
@@ -191,9 +194,10 @@ Status DecodeChunk(const Record& rec, std::vector<uint8_t>* out, const std::stri
   }
   ChunkHeader ch;
   memcpy(&ch, rec.payload.data(), sizeof(ch));
-  if (ch.raw_size > kMaxRecordSize) return Error(what + ": corrupt chunk header", EBADMSG);
-  out->resize(ch.raw_size);
   std::span<const uint8_t> stored(rec.payload.data() + sizeof(ch), rec.payload.size() - sizeof(ch));
+  // raw_size is untrusted: checked against what |stored| can hold first.
+  RETURN_IF_ERROR(CheckChunkSize(static_cast<Codec>(ch.codec), stored, ch.raw_size).WithContext(what));
+  out->resize(ch.raw_size);
   return Decompress(static_cast<Codec>(ch.codec), stored, out->data(), ch.raw_size)
       .WithContext(what);
 }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -209,7 +210,8 @@ class Parser {
           return Errorf("%s: file id %u out of sequence at offset %lu", name_.c_str(), h.flags, pos_);
         }
         img::StreamFile f;
-        if (!f.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+        if (payload.size() > static_cast<size_t>(INT_MAX) ||  // ParseFromArray's size is an int
+            !f.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
           return Errorf("%s: cannot parse StreamFile at offset %lu", name_.c_str(), pos_);
         }
         if (!IsSafeFileName(f.name()) || !names_.insert(f.name()).second) {
@@ -234,7 +236,8 @@ class Parser {
 
   Status CheckTrailer(const RecordHeader& h, std::span<const uint8_t> payload) {
     img::StreamTrailer t;
-    if (h.flags != 0 || !t.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    if (h.flags != 0 || payload.size() > static_cast<size_t>(INT_MAX) ||
+        !t.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
       return Errorf("%s: corrupt trailer at offset %lu", name_.c_str(), pos_);
     }
     if (t.files() != sum_.files || t.records() != sum_.records || t.bytes() != pos_ || t.digest() != digest_) {

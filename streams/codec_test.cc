@@ -1,0 +1,66 @@
+// Decoding untrusted chunks (bugs found by tests/fuzz/fuzz_codec).
+#include "streams/codec.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "streams/image_file.h"
+
+namespace cf::streams {
+namespace {
+
+// A chunk record's payload: a ChunkHeader and the stored bytes.
+Record ChunkRecord(Codec codec, uint64_t raw_size, const std::vector<uint8_t>& stored) {
+  Record rec{RecordType::kChunk, 0, std::vector<uint8_t>(sizeof(ChunkHeader) + stored.size())};
+  const ChunkHeader ch{static_cast<uint32_t>(codec), 0, raw_size};
+  memcpy(rec.payload.data(), &ch, sizeof(ch));
+  if (!stored.empty()) memcpy(rec.payload.data() + sizeof(ch), stored.data(), stored.size());
+  return rec;
+}
+
+// fuzz_codec: an empty raw chunk made memcpy copy to the null data() of an
+// empty vector (undefined behaviour, reported by UBSan).
+TEST(DecodeChunkTest, EmptyRawChunkDecodes) {
+  std::vector<uint8_t> out;
+  ASSERT_TRUE(DecodeChunk(ChunkRecord(Codec::kNone, 0, {}), &out, "empty").ok());
+  EXPECT_TRUE(out.empty());
+}
+
+// fuzz_codec: a 133-byte lz4 chunk whose header claimed a raw size of ~2 GiB
+// made DecodeChunk allocate that much before lz4 refused the data. A raw
+// size the stored bytes cannot reach is now refused before any allocation.
+TEST(DecodeChunkTest, RawSizeBeyondTheStoredBytesIsRefusedBeforeAllocating) {
+  const std::vector<uint8_t> stored(100, 0x11);
+  for (Codec codec : {Codec::kNone, Codec::kLz4, Codec::kZstd, static_cast<Codec>(7)}) {
+    for (uint64_t raw : {uint64_t{1} << 31, kMaxChunkRawSize + 1, uint64_t{100} * 255 + 1}) {
+      std::vector<uint8_t> out;
+      Status s = DecodeChunk(ChunkRecord(codec, raw, stored), &out, "chunk");
+      EXPECT_FALSE(s.ok()) << CodecName(codec) << " " << raw;
+      EXPECT_EQ(out.capacity(), 0u) << CodecName(codec) << " " << raw;
+    }
+  }
+}
+
+// The size checks must not refuse real chunks: lz4 of zeros is near its
+// largest ratio, and zstd must declare the size the header gives.
+TEST(DecodeChunkTest, HighlyCompressedChunksStillDecode) {
+  const std::vector<uint8_t> zeros(2 << 20, 0);
+  for (const char* name : {"lz4", "zstd", "zstd:19"}) {
+    auto spec = ParseCodec(name);
+    ASSERT_TRUE(spec.ok());
+    std::vector<uint8_t> stored;
+    auto codec = Compress(*spec, zeros, &stored);
+    ASSERT_TRUE(codec.ok());
+    ASSERT_NE(*codec, Codec::kNone) << name;
+    std::vector<uint8_t> out;
+    Status s = DecodeChunk(ChunkRecord(*codec, zeros.size(), stored), &out, name);
+    ASSERT_TRUE(s.ok()) << name << ": " << s.ToString();
+    EXPECT_EQ(out, zeros);
+    // One byte more than the chunk holds is corrupt.
+    EXPECT_FALSE(DecodeChunk(ChunkRecord(*codec, zeros.size() + 1, stored), &out, name).ok()) << name;
+  }
+}
+
+}  // namespace
+}  // namespace cf::streams
