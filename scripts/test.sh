@@ -6,7 +6,9 @@
 # process starts as a clone of criu-fast and unmaps all of it, ASan's runtime
 # included, and ASan's huge address-space reservations collide with the
 # premapping of the target's memory.)
-# Usage (as root): bash scripts/test.sh        CF_SKIP_SANITIZE=1 skips the second pass.
+# Between the two, a short fuzzing run of the image readers (scripts/fuzz.sh).
+# Usage (as root): bash scripts/test.sh        CF_SKIP_SANITIZE=1 skips the second pass,
+# CF_SKIP_FUZZ=1 the fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,12 @@ bash scripts/build.sh build
 jobs=$(nproc)
 echo "== release build: unit and end-to-end tests"
 ctest --test-dir build --output-on-failure -j "$jobs"
+
+# Fuzzing: a short run of every image-reader harness (tests/fuzz/README.md).
+if [ "${CF_SKIP_FUZZ:-0}" != 1 ]; then
+  echo "== fuzzing: 10 s per harness"
+  bash scripts/fuzz.sh 10
+fi
 
 if [ "${CF_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== ASan/UBSan build: unit and end-to-end tests"
