@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <string_view>
 #include <thread>
 
 #include "common/fault.h"
@@ -57,12 +58,31 @@ Result<uint64_t> FindHole(std::vector<pagemap::PageRange> busy, uint64_t len) {
   return Errorf("no hole of %lu bytes free in both address spaces", len);
 }
 
+// Whether the dumped VMA carried smaps VmFlag |flag| ("nr": VM_NORESERVE).
+bool HasVmFlag(const img::Vma& v, std::string_view flag) {
+  std::string_view rest = v.vmflags();
+  while (!rest.empty()) {
+    const size_t sp = rest.find(' ');
+    if (rest.substr(0, sp) == flag) return true;
+    if (sp == std::string_view::npos) break;
+    rest.remove_prefix(sp + 1);
+  }
+  return false;
+}
+
 // Maps one VMA's slot at |addr| inside the reserved region.
 Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
   const uint64_t len = v.end() - v.start();
   void* want = reinterpret_cast<void*>(addr);
   void* got = MAP_FAILED;
   const int grows = (v.flags() & MAP_GROWSDOWN) ? MAP_GROWSDOWN : 0;
+  // A VMA mapped without swap reservation (MAP_NORESERVE, VmFlag "nr") keeps
+  // it: such VMAs can be terabytes large (AddressSanitizer's shadow and
+  // allocator space), far more than the kernel lets a mapping commit. Images
+  // without VmFlags do not say: a private mapping the kernel refuses to
+  // commit (ENOMEM) can only have been made with MAP_NORESERVE, so it is
+  // mapped again that way.
+  int noreserve = HasVmFlag(v, "nr") ? MAP_NORESERVE : 0;
   if (v.shmem_id() != 0) {
     // Shared memory (or a private mapping of a memfd): map the object
     // criu-fast recreated and filled (restore/shmem.h).
@@ -77,10 +97,17 @@ Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
   }
   switch (v.kind()) {
     case img::Vma::ANON_PRIVATE:
-      got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | grows, -1, 0);
+      got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | grows | noreserve,
+                 -1, 0);
+      if (got == MAP_FAILED && errno == ENOMEM && !noreserve) {
+        LOG_DEBUG("restore: vma %#lx-%#lx cannot be committed: mapped with MAP_NORESERVE", v.start(), v.end());
+        noreserve = MAP_NORESERVE;
+        got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | grows | noreserve,
+                   -1, 0);
+      }
       break;
     case img::Vma::ANON_SHARED:
-      got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+      got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED | noreserve, -1, 0);
       break;
     case img::Vma::FILE_PRIVATE:
     case img::Vma::FILE_SHARED: {
@@ -95,7 +122,7 @@ Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
                       v.inode());
       }
       const int prot = shared ? static_cast<int>(v.prot()) : PROT_READ | PROT_WRITE;
-      got = mmap(want, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, fd.get(),
+      got = mmap(want, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | noreserve, fd.get(),
                  static_cast<off_t>(v.pgoff()));
       break;
     }
