@@ -30,6 +30,11 @@ using pagemap::kPageSize;
 using pagemap::PageUp;
 
 constexpr uint64_t kStackSize = 256 * 1024;
+// Slots are kept one page apart (the region's PROT_NONE reservation stays
+// between them), so that adjacent slots never merge into one VMA: each VMA
+// of the image comes back as a VMA of its own (see KeepApart).
+constexpr uint64_t kSlotGap = kPageSize;
+constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
 constexpr uint64_t kGuard = 16 * kPageSize;
 constexpr uint64_t kLowest = 0x10000000;       // keep clear of low addresses
 constexpr uint64_t kHighest = 0x7ffffffff000;  // TASK_SIZE on x86-64 (4-level)
@@ -68,6 +73,23 @@ bool HasVmFlag(const img::Vma& v, std::string_view flag) {
     rest.remove_prefix(sp + 1);
   }
   return false;
+}
+
+// Gives the private anonymous slot at |addr| an anon_vma of its own, by
+// faulting in its first page (from the kernel, no store of ours: that memory
+// is not ASan's to check) and dropping it again. Two adjacent VMAs of the
+// image were apart in the target, and the restorer's mremaps must not merge
+// them: the kernel merges anonymous VMAs only when they share an anon_vma
+// (or one has none) and their page offsets run on. Slots one page apart
+// already differ in page offset, but mremap gives a VMA that has no anon_vma
+// the offset of its new address, so two adjacent untouched slots would merge.
+Status KeepApart(uint64_t addr) {
+  void* page = reinterpret_cast<void*>(addr);
+  if (madvise(page, kPageSize, kMadvPopulateWrite) != 0) return ErrnoStatus("fault in a premapped vma");
+  if (madvise(page, kPageSize, MADV_DONTNEED) != 0) {
+    return ErrnoStatus("drop the first page of a premapped vma");
+  }
+  return OkStatus();
 }
 
 // Maps one VMA's slot at |addr| inside the reserved region.
@@ -130,6 +152,7 @@ Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
       return Errorf("vma %#lx: kind %d cannot be premapped", v.start(), static_cast<int>(v.kind()));
   }
   if (got == MAP_FAILED) return ErrnoStatus("premap vma " + std::to_string(v.start()) + " " + v.path());
+  if (v.kind() == img::Vma::ANON_PRIVATE) return KeepApart(addr);
   return OkStatus();
 }
 
@@ -149,7 +172,7 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
     p.prot = v.prot();
     p.anonymous = v.kind() == img::Vma::ANON_PRIVATE || v.kind() == img::Vma::ANON_SHARED;
     slots.push_back(p);
-    slot += p.len;
+    slot += p.len + kSlotGap;
   }
   return slots;
 }
@@ -176,7 +199,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
       if (L.vdso_target == 0 || v.start() < L.vdso_target) L.vdso_target = v.start();
       target_vdso_end = std::max(target_vdso_end, v.end());
     } else {
-      premap_total += v.end() - v.start();
+      premap_total += v.end() - v.start() + kSlotGap;
     }
   }
   if (L.vdso_target && target_vdso_end - L.vdso_target != L.vdso_len) {
@@ -265,7 +288,6 @@ Status WritePieces(pid_t pid, const uint8_t* src, const Piece* pieces, size_t n)
 }  // namespace
 
 Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
-  constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
   for (const img::PageRange& r : pm.ranges()) {
     if (r.kind() != img::PageRange::DATA) continue;
     uint64_t addr = r.vaddr();
