@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <string_view>
 #include <thread>
 
 #include "common/fault.h"
@@ -29,6 +30,11 @@ using pagemap::kPageSize;
 using pagemap::PageUp;
 
 constexpr uint64_t kStackSize = 256 * 1024;
+// Slots are kept one page apart (the region's PROT_NONE reservation stays
+// between them), so that adjacent slots never merge into one VMA: each VMA
+// of the image comes back as a VMA of its own (see KeepApart).
+constexpr uint64_t kSlotGap = kPageSize;
+constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
 constexpr uint64_t kGuard = 16 * kPageSize;
 constexpr uint64_t kLowest = 0x10000000;       // keep clear of low addresses
 constexpr uint64_t kHighest = 0x7ffffffff000;  // TASK_SIZE on x86-64 (4-level)
@@ -57,12 +63,48 @@ Result<uint64_t> FindHole(std::vector<pagemap::PageRange> busy, uint64_t len) {
   return Errorf("no hole of %lu bytes free in both address spaces", len);
 }
 
+// Whether the dumped VMA carried smaps VmFlag |flag| ("nr": VM_NORESERVE).
+bool HasVmFlag(const img::Vma& v, std::string_view flag) {
+  std::string_view rest = v.vmflags();
+  while (!rest.empty()) {
+    const size_t sp = rest.find(' ');
+    if (rest.substr(0, sp) == flag) return true;
+    if (sp == std::string_view::npos) break;
+    rest.remove_prefix(sp + 1);
+  }
+  return false;
+}
+
+// Gives the private anonymous slot at |addr| an anon_vma of its own, by
+// faulting in its first page (from the kernel, no store of ours: that memory
+// is not ASan's to check) and dropping it again. Two adjacent VMAs of the
+// image were apart in the target, and the restorer's mremaps must not merge
+// them: the kernel merges anonymous VMAs only when they share an anon_vma
+// (or one has none) and their page offsets run on. Slots one page apart
+// already differ in page offset, but mremap gives a VMA that has no anon_vma
+// the offset of its new address, so two adjacent untouched slots would merge.
+Status KeepApart(uint64_t addr) {
+  void* page = reinterpret_cast<void*>(addr);
+  if (madvise(page, kPageSize, kMadvPopulateWrite) != 0) return ErrnoStatus("fault in a premapped vma");
+  if (madvise(page, kPageSize, MADV_DONTNEED) != 0) {
+    return ErrnoStatus("drop the first page of a premapped vma");
+  }
+  return OkStatus();
+}
+
 // Maps one VMA's slot at |addr| inside the reserved region.
 Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
   const uint64_t len = v.end() - v.start();
   void* want = reinterpret_cast<void*>(addr);
   void* got = MAP_FAILED;
   const int grows = (v.flags() & MAP_GROWSDOWN) ? MAP_GROWSDOWN : 0;
+  // A VMA mapped without swap reservation (MAP_NORESERVE, VmFlag "nr") keeps
+  // it: such VMAs can be terabytes large (AddressSanitizer's shadow and
+  // allocator space), far more than the kernel lets a mapping commit. Images
+  // without VmFlags do not say: a private mapping the kernel refuses to
+  // commit (ENOMEM) can only have been made with MAP_NORESERVE, so it is
+  // mapped again that way.
+  int noreserve = HasVmFlag(v, "nr") ? MAP_NORESERVE : 0;
   if (v.shmem_id() != 0) {
     // Shared memory (or a private mapping of a memfd): map the object
     // criu-fast recreated and filled (restore/shmem.h).
@@ -77,10 +119,17 @@ Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
   }
   switch (v.kind()) {
     case img::Vma::ANON_PRIVATE:
-      got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | grows, -1, 0);
+      got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | grows | noreserve,
+                 -1, 0);
+      if (got == MAP_FAILED && errno == ENOMEM && !noreserve) {
+        LOG_DEBUG("restore: vma %#lx-%#lx cannot be committed: mapped with MAP_NORESERVE", v.start(), v.end());
+        noreserve = MAP_NORESERVE;
+        got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | grows | noreserve,
+                   -1, 0);
+      }
       break;
     case img::Vma::ANON_SHARED:
-      got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+      got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED | noreserve, -1, 0);
       break;
     case img::Vma::FILE_PRIVATE:
     case img::Vma::FILE_SHARED: {
@@ -95,7 +144,7 @@ Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
                       v.inode());
       }
       const int prot = shared ? static_cast<int>(v.prot()) : PROT_READ | PROT_WRITE;
-      got = mmap(want, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, fd.get(),
+      got = mmap(want, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | noreserve, fd.get(),
                  static_cast<off_t>(v.pgoff()));
       break;
     }
@@ -103,6 +152,7 @@ Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
       return Errorf("vma %#lx: kind %d cannot be premapped", v.start(), static_cast<int>(v.kind()));
   }
   if (got == MAP_FAILED) return ErrnoStatus("premap vma " + std::to_string(v.start()) + " " + v.path());
+  if (v.kind() == img::Vma::ANON_PRIVATE) return KeepApart(addr);
   return OkStatus();
 }
 
@@ -122,7 +172,7 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
     p.prot = v.prot();
     p.anonymous = v.kind() == img::Vma::ANON_PRIVATE || v.kind() == img::Vma::ANON_SHARED;
     slots.push_back(p);
-    slot += p.len;
+    slot += p.len + kSlotGap;
   }
   return slots;
 }
@@ -149,7 +199,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
       if (L.vdso_target == 0 || v.start() < L.vdso_target) L.vdso_target = v.start();
       target_vdso_end = std::max(target_vdso_end, v.end());
     } else {
-      premap_total += v.end() - v.start();
+      premap_total += v.end() - v.start() + kSlotGap;
     }
   }
   if (L.vdso_target && target_vdso_end - L.vdso_target != L.vdso_len) {
@@ -238,7 +288,6 @@ Status WritePieces(pid_t pid, const uint8_t* src, const Piece* pieces, size_t n)
 }  // namespace
 
 Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
-  constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
   for (const img::PageRange& r : pm.ranges()) {
     if (r.kind() != img::PageRange::DATA) continue;
     uint64_t addr = r.vaddr();

@@ -6,6 +6,9 @@
 // where that VMA is premapped (anonymous memory, or the file for file
 // mappings) and filled from the page chunks. The restorer later moves each
 // slot to its address with mremap, which moves pages without copying.
+// Slots lie one page apart and each private anonymous one gets an anon_vma of
+// its own, so that no two VMAs merge on the way: the target gets back the
+// same VMAs.
 // Filling runs on several threads, each decoding whole chunks straight into
 // their slots.
 #pragma once
