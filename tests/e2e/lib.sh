@@ -537,3 +537,36 @@ assert_same_file() {
 dir_listing() {
   (cd "$1" && find . -mindepth 1 ! -name result ! -name result.tmp | LC_ALL=C sort)
 }
+
+# ---- criu-fast killed mid-way (test_dump_killed, test_restore_killed) -----------
+
+# kill_cf_after PID SIG DELAY_MS: sends SIG to criu-fast PID (started in the
+# background) after DELAY_MS, waits (30 s at most) for it to end and sets
+# CF_RC to its exit status.
+kill_cf_after() {
+  local cf=$1 sig=$2 delay_ms=$3 t
+  sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+  kill -"$sig" "$cf" 2>/dev/null
+  for ((t = 0; t < 600; t++)); do
+    kill -0 "$cf" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -0 "$cf" 2>/dev/null && fail "criu-fast still runs 30 s after SIG$sig"
+  wait "$cf" 2>/dev/null
+  CF_RC=$?
+}
+
+# assert_cf_killed_cleanly WHAT SIG ERR_FILE: criu-fast, hit by SIG before it
+# finished, died of it or (SIGTERM) rolled back: exit 1 with an
+# "interrupted by SIGTERM" error in ERR_FILE.
+assert_cf_killed_cleanly() {
+  local what=$1 sig=$2 err=$3
+  case $sig:$CF_RC in
+    KILL:137 | TERM:143) ;;
+    TERM:1)
+      grep -q '^Error: .*interrupted by SIGTERM' "$err" ||
+        fail "$what: exit 1 without an 'interrupted by SIGTERM' error: $(head -c 300 "$err")"
+      ;;
+    *) fail "$what: criu-fast exited $CF_RC: $(head -c 300 "$err")" ;;
+  esac
+}

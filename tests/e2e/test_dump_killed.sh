@@ -50,17 +50,8 @@ for ((i = 0; i < ROUNDS; i++)); do
   delay_ms=$((RANDOM % span_ms))
   dir=$E2E_TMP/img.$i
   "$CRIU_FAST" dump -t "$root" -D "$dir" --drain "$drain" "${leave[@]}" -v0 >"$E2E_TMP/round.out" 2>"$E2E_TMP/round.err" &
-  cf=$!
-  sleep "$(printf '0.%03d' "$delay_ms")"
-  kill -"$sig" "$cf" 2>/dev/null
-  tk=$(date +%s%N)
-  for ((t = 0; t < 600; t++)); do
-    kill -0 "$cf" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -0 "$cf" 2>/dev/null && fail "round $i: criu-fast still runs 30 s after SIG$sig"
-  wait "$cf" 2>/dev/null
-  rc=$?
+  kill_cf_after $! "$sig" "$delay_ms"
+  rc=$CF_RC
   what="round $i (SIG$sig after $delay_ms ms, --drain $drain ${leave[*]})"
   if [ -e "$dir/inventory.img" ]; then
     # The dump had committed its image before the signal (a SIGKILL may
@@ -79,16 +70,9 @@ for ((i = 0; i < ROUNDS; i++)); do
     fi
   else
     n_killed=$((n_killed + 1))
-    case $sig:$rc in
-      KILL:137 | TERM:143) ;;
-      TERM:1)
-        grep -q '^Error: .*interrupted by SIGTERM' "$E2E_TMP/round.err" ||
-          fail "$what: exit 1 without an 'interrupted by SIGTERM' error: $(head -c 300 "$E2E_TMP/round.err")"
-        ;;
-      *) fail "$what: criu-fast exited $rc: $(head -c 300 "$E2E_TMP/round.err")" ;;
-    esac
+    assert_cf_killed_cleanly "$what" "$sig" "$E2E_TMP/round.err"
   fi
-  log "$what: exit $rc, $((($(date +%s%N) - tk) / 1000000)) ms after the signal"
+  log "$what: exit $rc"
   for p in "${all[@]}"; do assert_running_untraced "$p" "$what"; done
   check_pass "$W"
   rm -rf "$dir"
