@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -39,8 +40,11 @@ Status CollectProcessInfo(pid_t pid, img::Process* out);
 // What only the task can tell: sigactions, itimers, brk, sigaltstack and
 // clear_child_tid, by syscalls run in the (stopped) thread |rs| drives.
 Status CollectByRemoteCalls(memdrain::RemoteSyscall& rs, img::Process* proc, img::Thread* thread);
-// The per-thread part of the above, for the other threads of a process.
-Status CollectThreadByRemoteCalls(memdrain::RemoteSyscall& rs, pid_t pid, img::Thread* thread);
+// The per-thread part of the above, for the other threads of a process:
+// |threads[i]| is filled by calls in the thread of |rs[i]|, all threads at
+// once.
+Status CollectThreadsByRemoteCalls(std::span<memdrain::RemoteSyscall* const> rs, pid_t pid,
+                                   std::span<img::Thread* const> threads);
 
 // POSIX timers: ids, clocks and notification from /proc/PID/timers, the
 // time left, interval and overrun by timer_gettime/timer_getoverrun run in

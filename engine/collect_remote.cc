@@ -100,21 +100,34 @@ Status CollectByRemoteCalls(memdrain::RemoteSyscall& rs, img::Process* proc, img
 
 namespace cf::engine {
 
-Status CollectThreadByRemoteCalls(memdrain::RemoteSyscall& rs, pid_t pid, img::Thread* thread) {
-  struct {
+Status CollectThreadsByRemoteCalls(std::span<memdrain::RemoteSyscall* const> rs, pid_t pid,
+                                   std::span<img::Thread* const> threads) {
+  struct Out {
     stack_t altstack;
     uint64_t tid_address;
-  } s{};
-  ASSIGN_OR_RETURN(uint64_t base, rs.Scratch(sizeof(s)));
-  ASSIGN_OR_RETURN(long r, rs.Call(__NR_sigaltstack, 0, base));
-  RETURN_IF_ERROR(CheckCall(r, "sigaltstack", pid));
-  ASSIGN_OR_RETURN(r, rs.Call(__NR_prctl, PR_GET_TID_ADDRESS, base + offsetof(decltype(s), tid_address)));
-  RETURN_IF_ERROR(CheckCall(r, "prctl(PR_GET_TID_ADDRESS)", pid));
-  RETURN_IF_ERROR(rs.ReadScratch(base, &s, sizeof(s)));
-  thread->mutable_altstack()->set_sp(reinterpret_cast<uint64_t>(s.altstack.ss_sp));
-  thread->mutable_altstack()->set_flags(s.altstack.ss_flags);
-  thread->mutable_altstack()->set_size(s.altstack.ss_size);
-  thread->set_clear_child_tid(s.tid_address);
+  };
+  std::vector<uint64_t> base(rs.size());
+  for (size_t i = 0; i < rs.size(); ++i) {
+    ASSIGN_OR_RETURN(base[i], rs[i]->Scratch(sizeof(Out)));
+  }
+  // Each call runs in every thread at once (RemoteSyscall::CallInEach).
+  std::vector<std::array<uint64_t, 6>> args(rs.size());
+  std::vector<long> r;
+  for (size_t i = 0; i < rs.size(); ++i) args[i] = {0, base[i] + offsetof(Out, altstack), 0, 0, 0, 0};
+  RETURN_IF_ERROR(memdrain::RemoteSyscall::CallInEach(rs, __NR_sigaltstack, args, &r));
+  for (long v : r) RETURN_IF_ERROR(CheckCall(v, "sigaltstack", pid));
+  for (size_t i = 0; i < rs.size(); ++i) args[i] = {PR_GET_TID_ADDRESS, base[i] + offsetof(Out, tid_address), 0, 0, 0, 0};
+  RETURN_IF_ERROR(memdrain::RemoteSyscall::CallInEach(rs, __NR_prctl, args, &r));
+  for (long v : r) RETURN_IF_ERROR(CheckCall(v, "prctl(PR_GET_TID_ADDRESS)", pid));
+  for (size_t i = 0; i < rs.size(); ++i) {
+    Out s{};
+    RETURN_IF_ERROR(rs[i]->ReadScratch(base[i], &s, sizeof(s)));
+    img::Thread* thread = threads[i];
+    thread->mutable_altstack()->set_sp(reinterpret_cast<uint64_t>(s.altstack.ss_sp));
+    thread->mutable_altstack()->set_flags(s.altstack.ss_flags);
+    thread->mutable_altstack()->set_size(s.altstack.ss_size);
+    thread->set_clear_child_tid(s.tid_address);
+  }
   return OkStatus();
 }
 

@@ -159,11 +159,24 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     RETURN_IF_ERROR(CollectByRemoteCalls(rs, &proc, proc.mutable_threads(0)));
     RETURN_IF_ERROR(CollectPosixTimers(rs, &proc));
     RETURN_IF_ERROR(rs.Restore());
-    for (int i = 1; i < proc.threads_size(); ++i) {
-      ASSIGN_OR_RETURN(memdrain::RemoteSyscall trs,
-                       memdrain::RemoteSyscall::Attach(pid, proc.threads(i).tid(), &sites));
-      RETURN_IF_ERROR(CollectThreadByRemoteCalls(trs, pid, proc.mutable_threads(i)));
-      RETURN_IF_ERROR(trs.Restore());
+    // The other threads in groups: each group's calls run in all its
+    // threads at once (a process may have thousands of threads).
+    constexpr int kGroup = 256;
+    for (int first = 1; first < proc.threads_size(); first += kGroup) {
+      const int end = std::min(proc.threads_size(), first + kGroup);
+      std::vector<memdrain::RemoteSyscall> group;
+      group.reserve(static_cast<size_t>(end - first));
+      std::vector<memdrain::RemoteSyscall*> rs;
+      std::vector<img::Thread*> threads;
+      for (int i = first; i < end; ++i) {
+        ASSIGN_OR_RETURN(memdrain::RemoteSyscall trs,
+                         memdrain::RemoteSyscall::Attach(pid, proc.threads(i).tid(), &sites));
+        group.push_back(std::move(trs));
+        rs.push_back(&group.back());
+        threads.push_back(proc.mutable_threads(i));
+      }
+      RETURN_IF_ERROR(CollectThreadsByRemoteCalls(rs, pid, threads));
+      for (memdrain::RemoteSyscall& t : group) RETURN_IF_ERROR(t.Restore());
     }
   }
 

@@ -239,18 +239,40 @@ Status RemoteSyscall::SetCallRegs(long nr, uint64_t a0, uint64_t a1, uint64_t a2
   return OkStatus();
 }
 
-Status RemoteSyscall::RunToSyscallExit() {
-  for (;;) {
-    if (ptrace(PTRACE_SYSCALL, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace SYSCALL");
-    ASSIGN_OR_RETURN(Stop stop, WaitStop(0));
-    if (stop != Stop::kSyscall) continue;
+Status RemoteSyscall::StepToSyscallExit(bool* at_exit) {
+  *at_exit = false;
+  ASSIGN_OR_RETURN(Stop stop, WaitStop(0));
+  if (stop == Stop::kSyscall) {
     __ptrace_syscall_info info;
     memset(&info, 0, sizeof(info));
     if (ptrace(PTRACE_GET_SYSCALL_INFO, tid_, sizeof(info), &info) <= 0) {
       return ErrnoStatus("ptrace GET_SYSCALL_INFO");
     }
-    if (info.op == PTRACE_SYSCALL_INFO_EXIT) return OkStatus();
+    if (info.op == PTRACE_SYSCALL_INFO_EXIT) {
+      *at_exit = true;
+      return OkStatus();
+    }
   }
+  if (ptrace(PTRACE_SYSCALL, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace SYSCALL");
+  return OkStatus();
+}
+
+Status RemoteSyscall::RunToSyscallExit() {
+  if (ptrace(PTRACE_SYSCALL, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace SYSCALL");
+  for (bool at_exit = false; !at_exit;) RETURN_IF_ERROR(StepToSyscallExit(&at_exit));
+  return OkStatus();
+}
+
+Result<long> RemoteSyscall::FinishCall(uint64_t start_ns) {
+  user_regs_struct regs;
+  Status st;
+  if (ptrace(PTRACE_GETREGS, tid_, nullptr, &regs) != 0) st = ErrnoStatus("ptrace GETREGS");
+  // The thread's own registers go back at once: it stays at the syscall-exit
+  // stop, from where it can run on as it was if criu-fast dies.
+  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0 && st.ok()) st = ErrnoStatus("ptrace SETREGS");
+  CountInjection(false, frame_addr_ != 0, start_ns);
+  RETURN_IF_ERROR(st);
+  return static_cast<long>(regs.rax);
 }
 
 Result<long> RemoteSyscall::DoCall(bool fault_point, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
@@ -259,14 +281,61 @@ Result<long> RemoteSyscall::DoCall(bool fault_point, long nr, uint64_t a0, uint6
   const uint64_t start = MonotonicNs();
   RETURN_IF_ERROR(SetCallRegs(nr, a0, a1, a2, a3, a4, a5));
   Status st = RunToSyscallExit();
-  user_regs_struct regs;
-  if (st.ok() && ptrace(PTRACE_GETREGS, tid_, nullptr, &regs) != 0) st = ErrnoStatus("ptrace GETREGS");
-  // The thread's own registers go back at once: it stays at the syscall-exit
-  // stop, from where it can run on as it was if criu-fast dies.
-  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0 && st.ok()) st = ErrnoStatus("ptrace SETREGS");
-  CountInjection(false, frame_addr_ != 0, start);
-  RETURN_IF_ERROR(st);
-  return static_cast<long>(regs.rax);
+  if (!st.ok()) {
+    // Take the registers back whatever happened (the thread may be gone).
+    (void)ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_);
+    CountInjection(false, frame_addr_ != 0, start);
+    return st;
+  }
+  return FinishCall(start);
+}
+
+Status RemoteSyscall::CallInEach(std::span<RemoteSyscall* const> threads, long nr,
+                                 std::span<const std::array<uint64_t, 6>> args, std::vector<long>* results) {
+  FAULT_POINT("remote-syscall");
+  if (args.size() != threads.size()) return Error("CallInEach: one argument set per thread", EINVAL);
+  results->assign(threads.size(), 0);
+  const uint64_t start = MonotonicNs();
+  // Start every thread, then step each to the exit of its call: while one
+  // is waited for, the others run their calls. A thread that cannot be
+  // started or stepped gets its registers back; the first error is returned.
+  std::vector<char> started(threads.size(), 0), finished(threads.size(), 0);
+  Status first;
+  for (size_t i = 0; i < threads.size() && first.ok(); ++i) {
+    RemoteSyscall& r = *threads[i];
+    const auto& a = args[i];
+    first = r.SetCallRegs(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (first.ok() && ptrace(PTRACE_SYSCALL, r.tid_, nullptr, nullptr) != 0) first = ErrnoStatus("ptrace SYSCALL");
+    if (!first.ok()) (void)ptrace(PTRACE_SETREGS, r.tid_, nullptr, &r.saved_);
+    started[i] = first.ok();
+  }
+  for (bool again = true; again;) {
+    again = false;
+    for (size_t i = 0; i < threads.size(); ++i) {
+      if (!started[i] || finished[i]) continue;
+      RemoteSyscall& r = *threads[i];
+      bool at_exit = false;
+      Status s = r.StepToSyscallExit(&at_exit);
+      if (!s.ok()) {
+        (void)ptrace(PTRACE_SETREGS, r.tid_, nullptr, &r.saved_);
+        finished[i] = 1;
+        if (first.ok()) first = s;
+        continue;
+      }
+      if (!at_exit) {
+        again = true;
+        continue;
+      }
+      finished[i] = 1;
+      auto res = r.FinishCall(start);
+      if (!res.ok()) {
+        if (first.ok()) first = res.status();
+      } else {
+        (*results)[i] = *res;
+      }
+    }
+  }
+  return first;
 }
 
 Status RemoteSyscall::StartCallForTest(long nr, uint64_t a0) {

@@ -37,8 +37,10 @@
 #include <sys/user.h>
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <vector>
 
 #include "common/status.h"
@@ -129,6 +131,14 @@ class RemoteSyscall {
   // called explicitly.
   Status Restore();
 
+  // Runs one system call in each of several threads at once: every thread
+  // is started before any is waited for, so the threads' round trips
+  // overlap instead of adding up (a process with thousands of threads).
+  // |args[i]| are the arguments for |threads[i]|; |results| gets the raw
+  // results (-errno on error).
+  static Status CallInEach(std::span<RemoteSyscall* const> threads, long nr,
+                           std::span<const std::array<uint64_t, 6>> args, std::vector<long>* results);
+
   // For tests: sets up call |nr| and runs the thread to the entry of the
   // call, then returns, leaving the thread in the middle of the call (as a
   // criu-fast killed at that instant would). The object must then only be
@@ -148,6 +158,11 @@ class RemoteSyscall {
   // Resumes with PTRACE_SYSCALL until the exit of the call the registers
   // point at; signals that arrive meanwhile are held back.
   Status RunToSyscallExit();
+  // One step of that: waits for the thread's next stop and resumes it
+  // unless it is the exit of the call (then *at_exit is set).
+  Status StepToSyscallExit(bool* at_exit);
+  // After the exit stop: the result, and the thread's own registers back.
+  Result<long> FinishCall(uint64_t start_ns);
 
   enum class Stop { kSyscall, kTrap, kInterrupt, kOther, kNone };
   // Waits for the thread's next stop (|wait_flags| may hold WNOHANG: kNone if

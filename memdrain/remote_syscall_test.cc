@@ -8,6 +8,10 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <dirent.h>
+#include <pthread.h>
+#include <string>
+#include <vector>
 
 namespace cf::memdrain {
 namespace {
@@ -73,6 +77,83 @@ TEST(RemoteSyscallTest, HeldSignalKeepsItsSiginfo) {
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
   close(p[0]);
+}
+
+void* Sleeper(void*) {
+  for (;;) pause();
+  return nullptr;
+}
+
+std::vector<pid_t> Tids(pid_t pid) {
+  std::vector<pid_t> out;
+  DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str());
+  while (dirent* e = d ? readdir(d) : nullptr) {
+    if (e->d_name[0] != '.') out.push_back(static_cast<pid_t>(atoi(e->d_name)));
+  }
+  if (d) closedir(d);
+  return out;
+}
+
+// One call in many threads at once: each thread runs its own call with its
+// own arguments (gettid answers with the thread's own id; getpid with the
+// process's), and every thread has its own registers back afterwards (the
+// child's threads sleep on in pause() and the child exits normally).
+TEST(RemoteSyscallTest, CallInEachRunsInEveryThread) {
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(p[0]);
+    for (int i = 0; i < 7; ++i) {
+      pthread_t t;
+      pthread_create(&t, nullptr, Sleeper, nullptr);
+    }
+    (void)!write(p[1], "r", 1);
+    for (int i = 0; i < 600; ++i) pause();
+    _exit(0);
+  }
+  close(p[1]);
+  char c;
+  ASSERT_EQ(read(p[0], &c, 1), 1);
+  close(p[0]);
+  usleep(20000);
+  const std::vector<pid_t> tids = Tids(child);
+  ASSERT_EQ(tids.size(), 8u);
+  for (pid_t t : tids) {
+    ASSERT_EQ(ptrace(PTRACE_SEIZE, t, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)), 0);
+    ASSERT_EQ(ptrace(PTRACE_INTERRUPT, t, nullptr, nullptr), 0);
+    int status;
+    ASSERT_EQ(waitpid(t, &status, __WALL), t);
+  }
+  {
+    auto sites = FindRemoteSites(child);
+    ASSERT_TRUE(sites.ok()) << sites.status().ToString();
+    std::vector<RemoteSyscall> rs;
+    rs.reserve(tids.size());
+    std::vector<RemoteSyscall*> ptrs;
+    for (pid_t t : tids) {
+      auto r = RemoteSyscall::Attach(child, t, &*sites);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      rs.push_back(std::move(*r));
+      ptrs.push_back(&rs.back());
+    }
+    std::vector<std::array<uint64_t, 6>> args(tids.size(), {0, 0, 0, 0, 0, 0});
+    std::vector<long> results;
+    ASSERT_TRUE(RemoteSyscall::CallInEach(ptrs, __NR_gettid, args, &results).ok());
+    for (size_t i = 0; i < tids.size(); ++i) EXPECT_EQ(results[i], tids[i]);
+    ASSERT_TRUE(RemoteSyscall::CallInEach(ptrs, __NR_getpid, args, &results).ok());
+    for (size_t i = 0; i < tids.size(); ++i) EXPECT_EQ(results[i], child);
+    for (RemoteSyscall& r : rs) ASSERT_TRUE(r.Restore().ok());
+  }
+  for (pid_t t : tids) ASSERT_EQ(ptrace(PTRACE_DETACH, t, nullptr, nullptr), 0);
+  // Still sleeping, untraced: a SIGTERM ends it normally (default action).
+  usleep(20000);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, WNOHANG), 0);
+  kill(child, SIGTERM);
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
 }
 
 }  // namespace
