@@ -59,9 +59,10 @@ int SiteRank(const pagemap::VmaInfo& v) {
 
 std::atomic<uint64_t> g_calls{0}, g_code_runs{0}, g_ns{0}, g_unguarded{0}, g_unguarded_ns{0};
 
-void CountInjection(bool code, bool guarded, uint64_t start_ns) {
+// |n| calls or code runs that took, together, the time since |start_ns|.
+void CountInjection(bool code, bool guarded, uint64_t start_ns, uint64_t n = 1) {
   const uint64_t ns = MonotonicNs() - start_ns;
-  (code ? g_code_runs : g_calls).fetch_add(1, std::memory_order_relaxed);
+  (code ? g_code_runs : g_calls).fetch_add(n, std::memory_order_relaxed);
   g_ns.fetch_add(ns, std::memory_order_relaxed);
   if (!guarded) {
     g_unguarded.fetch_add(1, std::memory_order_relaxed);
@@ -270,7 +271,7 @@ Result<long> RemoteSyscall::FinishCall(uint64_t start_ns) {
   // The thread's own registers go back at once: it stays at the syscall-exit
   // stop, from where it can run on as it was if criu-fast dies.
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0 && st.ok()) st = ErrnoStatus("ptrace SETREGS");
-  CountInjection(false, frame_addr_ != 0, start_ns);
+  if (start_ns) CountInjection(false, frame_addr_ != 0, start_ns);
   RETURN_IF_ERROR(st);
   return static_cast<long>(regs.rax);
 }
@@ -327,7 +328,7 @@ Status RemoteSyscall::CallInEach(std::span<RemoteSyscall* const> threads, long n
         continue;
       }
       finished[i] = 1;
-      auto res = r.FinishCall(start);
+      auto res = r.FinishCall(0);  // counted below, once for the whole batch
       if (!res.ok()) {
         if (first.ok()) first = res.status();
       } else {
@@ -335,6 +336,9 @@ Status RemoteSyscall::CallInEach(std::span<RemoteSyscall* const> threads, long n
       }
     }
   }
+  bool guarded = true;
+  for (const RemoteSyscall* r : threads) guarded = guarded && r->frame_addr_ != 0;
+  CountInjection(false, guarded, start, threads.size());
   return first;
 }
 

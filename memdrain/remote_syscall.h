@@ -58,10 +58,11 @@ struct RemoteSites {
 // rest). Fails only when there is no `syscall` at all.
 Result<RemoteSites> FindRemoteSites(pid_t pid);
 
-// What this process ran inside targets so far (for --display-stats): the
-// threads' registers were ours for |ns| in all; |unguarded_ns| of it was not
-// covered by a return frame, the time when a criu-fast killed would have
-// harmed the target.
+// What this process ran inside targets so far (for --display-stats): some
+// thread's registers were ours for |ns| in all (calls run in several
+// threads at once count once); |unguarded_ns| of it was not covered by a
+// return frame, the time when a criu-fast killed would have harmed the
+// target.
 struct InjectionTotals {
   uint64_t calls = 0;  // remote system calls
   uint64_t code_runs = 0;  // parasite commands
@@ -161,7 +162,8 @@ class RemoteSyscall {
   // One step of that: waits for the thread's next stop and resumes it
   // unless it is the exit of the call (then *at_exit is set).
   Status StepToSyscallExit(bool* at_exit);
-  // After the exit stop: the result, and the thread's own registers back.
+  // After the exit stop: the result, and the thread's own registers back;
+  // counted in InjectionTotals from |start_ns| (0: the caller counts).
   Result<long> FinishCall(uint64_t start_ns);
 
   enum class Stop { kSyscall, kTrap, kInterrupt, kOther, kNone };
