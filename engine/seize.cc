@@ -41,8 +41,7 @@ size_t FrozenTree::thread_count() const {
   return n;
 }
 
-Status FrozenTree::SeizeThread(pid_t tid, SeizedThread* out) {
-  out->tid = tid;
+Status FrozenTree::StartSeize(pid_t tid) {
   // TRACESYSGOOD: remote system calls tell syscall stops from SIGTRAPs.
   if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) != 0) {
     return ErrnoStatus("cannot seize thread " + std::to_string(tid));
@@ -52,6 +51,11 @@ Status FrozenTree::SeizeThread(pid_t tid, SeizedThread* out) {
     ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
     return s;
   }
+  return OkStatus();
+}
+
+Status FrozenTree::FinishSeize(pid_t tid, SeizedThread* out) {
+  out->tid = tid;
   // Wait for the interrupt stop. A signal that arrives first shows up as a
   // signal-delivery stop: deliver it and wait on (the interrupt stays armed).
   for (int i = 0; i < kMaxSignalStops; ++i) {
@@ -86,20 +90,37 @@ Status FrozenTree::SeizeProcess(pid_t pid) {
   // Threads may be created while we seize: rescan until nothing is new.
   for (int pass = 0;; ++pass) {
     ASSIGN_OR_RETURN(std::vector<pid_t> tids, ListThreads(pid));
-    bool found_new = false;
+    // Every new thread is asked to stop before any is waited for: their
+    // stops overlap (a process may have thousands of threads).
+    std::vector<pid_t> started;
+    Status failed;
     for (pid_t tid : tids) {
       if (seized.count(tid)) continue;
-      SeizedThread t;
-      Status s = SeizeThread(tid, &t);
-      if (!s.ok()) {
+      Status s = StartSeize(tid);
+      if (s.ok()) {
+        started.push_back(tid);
+      } else if (tid == pid || kill(tid, 0) == 0) {
         // A thread that exits while we seize is not an error; the leader is.
+        failed = s;
+        break;
+      }
+    }
+    bool found_new = false;
+    for (pid_t tid : started) {
+      SeizedThread t;
+      Status s = FinishSeize(tid, &t);
+      if (!s.ok()) {
         if (tid != pid && kill(tid, 0) != 0) continue;
-        processes_.push_back(std::move(proc));
-        return s;
+        if (failed.ok()) failed = s;
+        continue;
       }
       seized.insert(tid);
       proc.threads.push_back(t);
       found_new = true;
+    }
+    if (!failed.ok()) {
+      processes_.push_back(std::move(proc));
+      return failed;
     }
     if (!found_new) break;
     if (pass > 1000) {

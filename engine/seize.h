@@ -49,7 +49,10 @@ class FrozenTree {
   void Kill();
 
  private:
-  Status SeizeThread(pid_t tid, SeizedThread* out);
+  // Seizing a thread in two steps: PTRACE_SEIZE + PTRACE_INTERRUPT, then
+  // the wait for its stop (so many threads can be asked at once).
+  Status StartSeize(pid_t tid);
+  Status FinishSeize(pid_t tid, SeizedThread* out);
 
   std::vector<SeizedProcess> processes_;
   bool done_ = false;
