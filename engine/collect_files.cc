@@ -19,13 +19,14 @@
 #include "common/log.h"
 #include "engine/open_file_index.h"
 #include "engine/collect.h"
-#include "engine/proc_parse.h"
+#include "proc/proc_parse.h"
 #include "engine/shared_files.h"
 #include "engine/shmem.h"
 #include "streams/image_file.h"
 #include "streams/image_sink.h"
 
 namespace cf::engine {
+using namespace ::cf::proc;  // /proc parsing, the layer below
 namespace {
 
 constexpr size_t kGhostChunk = 1 << 20;

@@ -4,9 +4,10 @@
 
 #include "common/io.h"
 #include "engine/collect.h"
-#include "engine/proc_parse.h"
+#include "proc/proc_parse.h"
 
 namespace cf::engine {
+using namespace ::cf::proc;  // /proc parsing, the layer below
 
 Status CollectProcessInfo(pid_t pid, img::Process* out) {
   const std::string proc = "/proc/" + std::to_string(pid);

@@ -11,9 +11,10 @@
 #include <vector>
 
 #include "engine/collect.h"
-#include "engine/proc_parse.h"
+#include "proc/proc_parse.h"
 
 namespace cf::engine {
+using namespace ::cf::proc;  // /proc parsing, the layer below
 namespace {
 
 constexpr int kNumSignals = 64;

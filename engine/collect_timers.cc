@@ -22,9 +22,10 @@
 #include <csignal>
 
 #include "engine/collect.h"
-#include "engine/proc_parse.h"
+#include "proc/proc_parse.h"
 
 namespace cf::engine {
+using namespace ::cf::proc;  // /proc parsing, the layer below
 namespace {
 
 constexpr int kPrTimerCreateRestoreIds = 77;  // <linux/prctl.h>, newer than Debian 12's headers

@@ -55,7 +55,7 @@
 #include "engine/collect.h"
 #include "engine/commands.h"
 #include "engine/page_dump.h"
-#include "engine/proc_parse.h"
+#include "proc/proc_parse.h"
 #include "memdrain/page_reader.h"
 #include "memdrain/parasite.h"
 #include "memdrain/remote_syscall.h"
@@ -68,6 +68,7 @@
 #include "streams/image_sink.h"
 
 namespace cf::engine {
+using namespace ::cf::proc;  // /proc parsing, the layer below
 namespace {
 
 class Dumper {

@@ -15,9 +15,10 @@
 #include <vector>
 
 #include "common/status.h"
-#include "engine/proc_parse.h"
+#include "proc/proc_parse.h"
 
 namespace cf::engine {
+using namespace ::cf::proc;  // /proc parsing, the layer below
 
 // The value of extra line |key| of |info|, or null.
 const std::string* FdInfoExtra(const FdInfo& info, const char* key);

@@ -10,9 +10,10 @@
 
 #include "common/fault.h"
 #include "common/log.h"
-#include "engine/proc_parse.h"
+#include "proc/proc_parse.h"
 
 namespace cf::engine {
+using namespace ::cf::proc;  // /proc parsing, the layer below
 namespace {
 
 constexpr int kMaxSignalStops = 64;

@@ -28,9 +28,10 @@
 #include "common/status.h"
 #include "criu_fast.pb.h"
 #include "engine/fdinfo_kinds.h"
-#include "engine/proc_parse.h"
+#include "proc/proc_parse.h"
 
 namespace cf::engine {
+using namespace ::cf::proc;  // /proc parsing, the layer below
 
 // What sock_diag tells about a unix socket.
 struct UnixSocketInfo {

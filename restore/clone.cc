@@ -7,9 +7,10 @@
 #include <cstdint>
 
 #include "common/log.h"
-#include "engine/proc_parse.h"
+#include "proc/proc_parse.h"
 
 namespace cf::restore {
+using namespace ::cf::proc;  // /proc parsing, the layer below
 namespace {
 
 constexpr int kPidWaitMs = 10000;
@@ -32,7 +33,7 @@ Result<pid_t> CloneWithPid(pid_t pid) {
     long r = syscall(SYS_clone3, &args, sizeof(args));
     if (r >= 0) return static_cast<pid_t>(r);
     if (errno != EEXIST) return ErrnoStatus("clone3 with pid " + std::to_string(pid));
-    auto st = engine::ReadStat(pid);
+    auto st = ReadStat(pid);
     if (st.ok() && st->state != 'Z' && st->state != 'X') {
       return Errorf("pid %d is in use by a running process (%s): cannot restore", pid, st->comm.c_str());
     }

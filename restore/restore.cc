@@ -39,7 +39,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "common/timer.h"
-#include "engine/proc_parse.h"
+#include "proc/proc_parse.h"
 #include "memdrain/remote_syscall.h"
 #include "restore/images.h"
 #include "restore/restorer/restorer_abi.h"
@@ -50,6 +50,7 @@
 #include "restore/task.h"
 
 namespace cf::restore {
+using namespace ::cf::proc;  // /proc parsing, the layer below
 namespace {
 
 const char* StageName(int stage) {

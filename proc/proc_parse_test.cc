@@ -1,4 +1,4 @@
-#include "engine/proc_parse.h"
+#include "proc/proc_parse.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -21,7 +21,7 @@
 
 #include "common/io.h"
 
-namespace cf::engine {
+namespace cf::proc {
 namespace {
 
 pid_t Gettid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
@@ -676,4 +676,4 @@ TEST(ProcReadTest, ThreadsChildrenAndFds) {
 }
 
 }  // namespace
-}  // namespace cf::engine
+}  // namespace cf::proc

@@ -5,7 +5,7 @@
 // with find()/substr() and numbers go through std::from_chars, which must
 // consume the whole field. Errors name the file ("stat: ..." for text given
 // by a caller, the full /proc path for the Read* wrappers) and the field.
-#include "engine/proc_parse.h"
+#include "proc/proc_parse.h"
 
 #include <dirent.h>
 
@@ -16,7 +16,7 @@
 
 #include "common/io.h"
 
-namespace cf::engine {
+namespace cf::proc {
 namespace {
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n'; }
@@ -500,4 +500,4 @@ Result<std::vector<int>> ListFds(pid_t pid) {
   return ListNumericDir<int>("/proc/" + std::to_string(pid) + "/fd");
 }
 
-}  // namespace cf::engine
+}  // namespace cf::proc

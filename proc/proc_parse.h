@@ -1,4 +1,4 @@
-// Parsers for the /proc files a dump reads: stat, status, fdinfo, auxv,
+// Parsers for the /proc files dump and restore read: stat, status, fdinfo, auxv,
 // timers.
 // Each takes the file's text (so unit tests feed it strings) and there is a
 // Read* wrapper that reads the live file.
@@ -13,7 +13,7 @@
 
 #include "common/status.h"
 
-namespace cf::engine {
+namespace cf::proc {
 
 // /proc/PID/stat (fields per proc(5); comm may hold spaces and parentheses).
 struct ProcStat {
@@ -92,4 +92,4 @@ Result<std::vector<pid_t>> ListChildren(pid_t pid);
 // Open fd numbers from /proc/PID/fd, sorted.
 Result<std::vector<int>> ListFds(pid_t pid);
 
-}  // namespace cf::engine
+}  // namespace cf::proc
