@@ -12,7 +12,7 @@
 
 #include "common/status.h"
 #include "criu_fast.pb.h"
-#include "memdrain/remote_syscall.h"
+#include "ptrace/remote_syscall.h"
 #include "pagemap/vma.h"
 #include "streams/image_sink.h"
 
@@ -39,17 +39,17 @@ Status CollectProcessInfo(pid_t pid, img::Process* out);
 
 // What only the task can tell: sigactions, itimers, brk, sigaltstack and
 // clear_child_tid, by syscalls run in the (stopped) thread |rs| drives.
-Status CollectByRemoteCalls(memdrain::RemoteSyscall& rs, img::Process* proc, img::Thread* thread);
+Status CollectByRemoteCalls(tracing::RemoteSyscall& rs, img::Process* proc, img::Thread* thread);
 // The per-thread part of the above, for the other threads of a process:
 // |threads[i]| is filled by calls in the thread of |rs[i]|, all threads at
 // once.
-Status CollectThreadsByRemoteCalls(std::span<memdrain::RemoteSyscall* const> rs, pid_t pid,
+Status CollectThreadsByRemoteCalls(std::span<tracing::RemoteSyscall* const> rs, pid_t pid,
                                    std::span<img::Thread* const> threads);
 
 // POSIX timers: ids, clocks and notification from /proc/PID/timers, the
 // time left, interval and overrun by timer_gettime/timer_getoverrun run in
 // the target. Refuses what a restore could not recreate (engine/collect_timers.cc).
-Status CollectPosixTimers(memdrain::RemoteSyscall& rs, img::Process* proc);
+Status CollectPosixTimers(tracing::RemoteSyscall& rs, img::Process* proc);
 // PR_TIMER_CREATE_RESTORE_IDS is known to this kernel (timers can get their ids back).
 bool KernelRestoresTimerIds();
 

@@ -17,7 +17,7 @@
 #include "common/fd.h"
 #include "common/io.h"
 #include "common/log.h"
-#include "engine/open_file_index.h"
+#include "proc/open_file_index.h"
 #include "engine/collect.h"
 #include "proc/proc_parse.h"
 #include "engine/shared_files.h"

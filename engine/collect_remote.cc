@@ -1,5 +1,5 @@
 // State only the task itself can report, read by syscalls run in the frozen
-// target (memdrain/remote_syscall.h): sigactions, itimers, brk, sigaltstack
+// target (ptrace/remote_syscall.h): sigactions, itimers, brk, sigaltstack
 // and the clear_child_tid address. Results land in a scratch page of the
 // target and are read back in one process_vm_readv.
 #include <signal.h>
@@ -40,7 +40,7 @@ Status CheckCall(long r, const char* what, pid_t pid) {
 
 }  // namespace
 
-Status CollectByRemoteCalls(memdrain::RemoteSyscall& rs, img::Process* proc, img::Thread* thread) {
+Status CollectByRemoteCalls(tracing::RemoteSyscall& rs, img::Process* proc, img::Thread* thread) {
   const pid_t pid = proc->pid();
   // Only signals with a handler or ignored (SigCgt, SigIgn) are asked for,
   // and SIGCHLD, whose flags matter even with the default action
@@ -101,7 +101,7 @@ Status CollectByRemoteCalls(memdrain::RemoteSyscall& rs, img::Process* proc, img
 
 namespace cf::engine {
 
-Status CollectThreadsByRemoteCalls(std::span<memdrain::RemoteSyscall* const> rs, pid_t pid,
+Status CollectThreadsByRemoteCalls(std::span<tracing::RemoteSyscall* const> rs, pid_t pid,
                                    std::span<img::Thread* const> threads) {
   struct Out {
     stack_t altstack;
@@ -115,10 +115,10 @@ Status CollectThreadsByRemoteCalls(std::span<memdrain::RemoteSyscall* const> rs,
   std::vector<std::array<uint64_t, 6>> args(rs.size());
   std::vector<long> r;
   for (size_t i = 0; i < rs.size(); ++i) args[i] = {0, base[i] + offsetof(Out, altstack), 0, 0, 0, 0};
-  RETURN_IF_ERROR(memdrain::RemoteSyscall::CallInEach(rs, __NR_sigaltstack, args, &r));
+  RETURN_IF_ERROR(tracing::RemoteSyscall::CallInEach(rs, __NR_sigaltstack, args, &r));
   for (long v : r) RETURN_IF_ERROR(CheckCall(v, "sigaltstack", pid));
   for (size_t i = 0; i < rs.size(); ++i) args[i] = {PR_GET_TID_ADDRESS, base[i] + offsetof(Out, tid_address), 0, 0, 0, 0};
-  RETURN_IF_ERROR(memdrain::RemoteSyscall::CallInEach(rs, __NR_prctl, args, &r));
+  RETURN_IF_ERROR(tracing::RemoteSyscall::CallInEach(rs, __NR_prctl, args, &r));
   for (long v : r) RETURN_IF_ERROR(CheckCall(v, "prctl(PR_GET_TID_ADDRESS)", pid));
   for (size_t i = 0; i < rs.size(); ++i) {
     Out s{};

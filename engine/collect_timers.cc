@@ -3,12 +3,12 @@
 // /proc/PID/timers names each timer's id, clock and notification (signal,
 // sigev_value, the process or thread signalled). The time left to the next
 // expiry and the interval only the task can read: timer_gettime runs inside
-// it (memdrain/remote_syscall.h) into the scratch area, in batches, and is
+// it (ptrace/remote_syscall.h) into the scratch area, in batches, and is
 // read back with one process_vm_readv per batch; timer_getoverrun too. Both
 // only read, so a dump with -R leaves the timers as they were.
 //
 // A restore recreates each timer under its id with PR_TIMER_CREATE_RESTORE_IDS
-// (the restorer, restore/restorer/restorer.c). Refused here, so that the
+// (the restorer, blobs/restorer/restorer.c). Refused here, so that the
 // target runs on: timers when this kernel lacks that prctl (a restore could
 // not give them their ids back), timers on the CPU clock of another task
 // (negative clock ids: that task's clock would have to exist first), and
@@ -59,7 +59,7 @@ bool KernelRestoresTimerIds() {
   return prctl(kPrTimerCreateRestoreIds, kPrTimerCreateRestoreIdsGet, 0, 0, 0) >= 0;
 }
 
-Status CollectPosixTimers(memdrain::RemoteSyscall& rs, img::Process* proc) {
+Status CollectPosixTimers(tracing::RemoteSyscall& rs, img::Process* proc) {
   const pid_t pid = proc->pid();
   ASSIGN_OR_RETURN(std::vector<PosixTimerInfo> timers, ReadPosixTimers(pid));
   if (timers.empty()) return OkStatus();

@@ -5,7 +5,7 @@
 //   1. prepare   the sink: the images directory (a stale inventory.img is
 //                removed first, so a failed dump never leaves a directory that
 //                looks complete), or the stream's output and header
-//   2. seize     every thread of the tree (engine/seize.h); frozen from here
+//   2. seize     every thread of the tree (ptrace/seize.h); frozen from here
 //   3. collect   descriptors the processes may share (pipes, socket pairs,
 //                eventfds: one pass over the whole tree, engine/shared_files.h);
 //                then per process: /proc state, descriptors, per-thread ptrace
@@ -58,9 +58,9 @@
 #include "proc/proc_parse.h"
 #include "memdrain/page_reader.h"
 #include "memdrain/parasite.h"
-#include "memdrain/remote_syscall.h"
+#include "ptrace/remote_syscall.h"
 #include "memdrain/pinned_pages.h"
-#include "engine/seize.h"
+#include "ptrace/seize.h"
 #include "engine/shared_files.h"
 #include "engine/shmem.h"
 #include "engine/stats.h"
@@ -69,6 +69,9 @@
 
 namespace cf::engine {
 using namespace ::cf::proc;  // /proc parsing, the layer below
+using ::cf::tracing::FrozenTree;
+using ::cf::tracing::SeizedProcess;
+using ::cf::tracing::SeizedThread;
 namespace {
 
 class Dumper {
@@ -155,8 +158,8 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     RETURN_IF_ERROR(CollectSharedPending(pid, &proc));
     FAULT_POINT("collect");
     // Remote calls last: the thread's registers are already saved above.
-    ASSIGN_OR_RETURN(const memdrain::RemoteSites sites, memdrain::FindRemoteSites(pid));
-    ASSIGN_OR_RETURN(memdrain::RemoteSyscall rs, memdrain::RemoteSyscall::Attach(pid, pid, &sites));
+    ASSIGN_OR_RETURN(const tracing::RemoteSites sites, tracing::FindRemoteSites(pid));
+    ASSIGN_OR_RETURN(tracing::RemoteSyscall rs, tracing::RemoteSyscall::Attach(pid, pid, &sites));
     RETURN_IF_ERROR(CollectByRemoteCalls(rs, &proc, proc.mutable_threads(0)));
     RETURN_IF_ERROR(CollectPosixTimers(rs, &proc));
     RETURN_IF_ERROR(rs.Restore());
@@ -165,19 +168,19 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     constexpr int kGroup = 256;
     for (int first = 1; first < proc.threads_size(); first += kGroup) {
       const int end = std::min(proc.threads_size(), first + kGroup);
-      std::vector<memdrain::RemoteSyscall> group;
+      std::vector<tracing::RemoteSyscall> group;
       group.reserve(static_cast<size_t>(end - first));
-      std::vector<memdrain::RemoteSyscall*> rs;
+      std::vector<tracing::RemoteSyscall*> rs;
       std::vector<img::Thread*> threads;
       for (int i = first; i < end; ++i) {
-        ASSIGN_OR_RETURN(memdrain::RemoteSyscall trs,
-                         memdrain::RemoteSyscall::Attach(pid, proc.threads(i).tid(), &sites));
+        ASSIGN_OR_RETURN(tracing::RemoteSyscall trs,
+                         tracing::RemoteSyscall::Attach(pid, proc.threads(i).tid(), &sites));
         group.push_back(std::move(trs));
         rs.push_back(&group.back());
         threads.push_back(proc.mutable_threads(i));
       }
       RETURN_IF_ERROR(CollectThreadsByRemoteCalls(rs, pid, threads));
-      for (memdrain::RemoteSyscall& t : group) RETURN_IF_ERROR(t.Restore());
+      for (tracing::RemoteSyscall& t : group) RETURN_IF_ERROR(t.Restore());
     }
   }
 
@@ -407,7 +410,7 @@ Status Dumper::Run() {
     released = MonotonicNs();
   }
   const uint64_t end = MonotonicNs();
-  const memdrain::InjectionTotals inj = memdrain::ReadInjectionTotals();
+  const tracing::InjectionTotals inj = tracing::ReadInjectionTotals();
   stats_.injected_calls = inj.calls + inj.code_runs;
   stats_.injected_ns = inj.ns;
   stats_.unguarded_calls = inj.unguarded;

@@ -15,7 +15,7 @@
 #include <map>
 
 #include "common/io.h"
-#include "engine/fdinfo_kinds.h"
+#include "proc/fdinfo_kinds.h"
 #include "engine/shared_files.h"
 
 namespace cf::engine {

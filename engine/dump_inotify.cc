@@ -20,7 +20,7 @@
 #include "common/fd.h"
 #include "common/io.h"
 #include "common/log.h"
-#include "engine/fdinfo_kinds.h"
+#include "proc/fdinfo_kinds.h"
 #include "engine/shared_files.h"
 
 namespace cf::engine {

@@ -2,7 +2,7 @@
 // sigset: signal n is bit n-1). What is queued belongs to the process's
 // signal queues, which are dumped with the process; a signalfd holds none.
 #include "common/log.h"
-#include "engine/fdinfo_kinds.h"
+#include "proc/fdinfo_kinds.h"
 #include "engine/shared_files.h"
 
 namespace cf::engine {

@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "common/log.h"
-#include "engine/fdinfo_kinds.h"
+#include "proc/fdinfo_kinds.h"
 #include "engine/shared_files.h"
 
 namespace cf::engine {

@@ -19,7 +19,7 @@
 
 #include <map>
 
-#include "engine/open_file_index.h"
+#include "proc/open_file_index.h"
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,7 +27,7 @@
 #include "common/fd.h"
 #include "common/status.h"
 #include "criu_fast.pb.h"
-#include "engine/fdinfo_kinds.h"
+#include "proc/fdinfo_kinds.h"
 #include "proc/proc_parse.h"
 
 namespace cf::engine {

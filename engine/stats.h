@@ -33,7 +33,7 @@ struct DumpCounters {
   uint64_t pin_ns = 0;            // vmsplice: pinning pages in pipes (frozen)
   uint64_t pages_pinned = 0;
   uint64_t after_release_ns = 0;  // from the tree's release or kill to the end
-  // Code run inside the targets (memdrain/remote_syscall.h, InjectionTotals):
+  // Code run inside the targets (ptrace/remote_syscall.h, InjectionTotals):
   // remote system calls and parasite commands, the time the threads'
   // registers were ours, and how much of it had no return frame (a
   // criu-fast killed then would have harmed the target).

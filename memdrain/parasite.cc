@@ -12,7 +12,7 @@
 
 #include "common/fault.h"
 #include "common/log.h"
-#include "memdrain/parasite/parasite_abi.h"
+#include "blobs/parasite/parasite_abi.h"
 #include "pagemap/page_ranges.h"
 
 extern "C" const uint8_t cf_parasite_blob_start[];

@@ -1,8 +1,8 @@
-// The vmsplice drain parasite: a freestanding blob (memdrain/parasite/)
+// The vmsplice drain parasite: a freestanding blob (blobs/parasite/)
 // injected into a frozen process to put its pages into pipes.
 //
 // Inject() maps one anonymous area in the target by remote mmap (code, made
-// read+exec, then the args block, a return frame (memdrain/sigframe.h) and a
+// read+exec, then the args block, a return frame (ptrace/sigframe.h) and a
 // stack), writes the blob there with process_vm_writev, and opens a pidfd.
 // Fill() runs one command on the leader thread (RemoteSyscall::RunCode,
 // every signal blocked): the parasite creates one pipe per job, vmsplices
@@ -31,12 +31,13 @@
 
 #include "common/fd.h"
 #include "common/status.h"
-#include "memdrain/remote_syscall.h"
+#include "ptrace/remote_syscall.h"
 #include "pagemap/page_ranges.h"
 
 struct cf_par_args;
 
 namespace cf::memdrain {
+using ::cf::tracing::RemoteSyscall;  // ptrace tooling, the layer below
 
 // Bytes one pipe may hold: fs.pipe-max-size, at most 2 MiB (one chunk),
 // rounded down to a power of two.
@@ -84,7 +85,7 @@ class Parasite {
   uint64_t area_size_ = 0;
   uint64_t args_addr_ = 0;
   uint64_t stack_top_ = 0;
-  uint64_t frame_addr_ = 0;  // the return frame (memdrain/sigframe.h) in the area
+  uint64_t frame_addr_ = 0;  // the return frame (ptrace/sigframe.h) in the area
   pid_t tracer_pid_ = 0;     // criu-fast's pid in the target's pid namespace
   bool cured_ = false;
 };

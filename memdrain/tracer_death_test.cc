@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "memdrain/parasite.h"
-#include "memdrain/remote_syscall.h"
+#include "ptrace/remote_syscall.h"
 
 namespace cf::memdrain {
 namespace {

@@ -40,9 +40,9 @@
 #include "common/log.h"
 #include "common/timer.h"
 #include "proc/proc_parse.h"
-#include "memdrain/remote_syscall.h"
+#include "ptrace/remote_syscall.h"
 #include "restore/images.h"
-#include "restore/restorer/restorer_abi.h"
+#include "blobs/restorer/restorer_abi.h"
 #include "restore/clone.h"
 #include "restore/shared_files.h"
 #include "restore/shmem.h"
@@ -153,8 +153,8 @@ Status Finish(pid_t pid, const TaskReport& report, const img::Process& core) {
   {
     // No return frame: the stack is in the region being unmapped, and a
     // restored tree dies with criu-fast anyway (PTRACE_O_EXITKILL).
-    ASSIGN_OR_RETURN(memdrain::RemoteSyscall rs, memdrain::RemoteSyscall::Attach(
-                                                     pid, pid, nullptr, memdrain::RemoteSyscall::Guard::kNone));
+    ASSIGN_OR_RETURN(tracing::RemoteSyscall rs, tracing::RemoteSyscall::Attach(
+                                                     pid, pid, nullptr, tracing::RemoteSyscall::Guard::kNone));
     ASSIGN_OR_RETURN(long r, rs.Call(__NR_munmap, report.region, report.region_len));
     if (r != 0) return ErrnoStatus(static_cast<int>(-r), "unmap the restore region");
     RETURN_IF_ERROR(rs.Restore());

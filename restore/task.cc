@@ -22,7 +22,7 @@
 #include "restore/clone.h"
 #include "restore/files.h"
 #include "restore/memory.h"
-#include "restore/restorer/restorer_abi.h"
+#include "blobs/restorer/restorer_abi.h"
 
 // glibc's rseq registration of this thread (glibc >= 2.35).
 extern "C" {

@@ -1,4 +1,4 @@
-/* Embeds the flat drain parasite blob built from memdrain/parasite/ (see CMake). */
+/* Embeds the flat drain parasite blob built from blobs/parasite/ (see CMake). */
   .section .rodata.cf_parasite, "a"
   .balign 4096
   .globl cf_parasite_blob_start

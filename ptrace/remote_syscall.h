@@ -16,7 +16,7 @@
 // TIF_SIGPENDING, which runs the restart logic on the way out). During a
 // call the registers are ours; to make that window harmless too, the call
 // runs at a `syscall; ret` sequence of the target's code (libc has several)
-// with rsp pointing at a return frame (memdrain/sigframe.h) written below
+// with rsp pointing at a return frame (ptrace/sigframe.h) written below
 // the thread's stack (under the red zone, as the kernel places a signal
 // frame), whose first word is the address of a `mov $15,%rax; syscall`
 // sequence (libc's __restore_rt). If criu-fast dies mid-call, the call
@@ -45,7 +45,7 @@
 
 #include "common/status.h"
 
-namespace cf::memdrain {
+namespace cf::tracing {
 
 // Addresses of instruction sequences in a process that remote calls use.
 struct RemoteSites {
@@ -104,7 +104,7 @@ class RemoteSyscall {
   Result<long> CleanupCall(long nr, uint64_t a0 = 0, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
                            uint64_t a4 = 0, uint64_t a5 = 0);
 
-  // A return frame (memdrain/sigframe.h) for code that criu-fast runs in the
+  // A return frame (ptrace/sigframe.h) for code that criu-fast runs in the
   // thread: placed at |addr| and entered by rt_sigreturn with rsp = addr + 8,
   // it returns the thread to its own registers, signal mask and FPU state.
   std::vector<uint8_t> ReturnFrame(uint64_t addr) const;
@@ -199,4 +199,4 @@ class RemoteSyscall {
   bool restored_ = false;
 };
 
-}  // namespace cf::memdrain
+}  // namespace cf::tracing

@@ -1,11 +1,11 @@
-#include "memdrain/sigframe.h"
+#include "ptrace/sigframe.h"
 
 #include <sys/syscall.h>
 
 #include <cstddef>
 #include <cstring>
 
-namespace cf::memdrain {
+namespace cf::tracing {
 namespace {
 
 // The kernel's x86-64 signal frame (arch/x86/include/uapi/asm/sigcontext.h,
@@ -146,4 +146,4 @@ std::vector<uint8_t> BuildSigFrame(uint64_t addr, uint64_t pretcode, const user_
   return out;
 }
 
-}  // namespace cf::memdrain
+}  // namespace cf::tracing

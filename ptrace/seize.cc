@@ -1,4 +1,4 @@
-#include "engine/seize.h"
+#include "ptrace/seize.h"
 
 #include <signal.h>
 #include <sys/ptrace.h>
@@ -12,7 +12,7 @@
 #include "common/log.h"
 #include "proc/proc_parse.h"
 
-namespace cf::engine {
+namespace cf::tracing {
 using namespace ::cf::proc;  // /proc parsing, the layer below
 namespace {
 
@@ -195,4 +195,4 @@ void FrozenTree::Kill() {
 
 FrozenTree::~FrozenTree() { Release(); }
 
-}  // namespace cf::engine
+}  // namespace cf::tracing

@@ -1,4 +1,4 @@
-#include "memdrain/remote_syscall.h"
+#include "ptrace/remote_syscall.h"
 
 #include <signal.h>
 #include <sys/mman.h>
@@ -17,10 +17,10 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/timer.h"
-#include "memdrain/sigframe.h"
+#include "ptrace/sigframe.h"
 #include "pagemap/vma.h"
 
-namespace cf::memdrain {
+namespace cf::tracing {
 namespace {
 
 constexpr size_t kScratchSize = 64 * 1024;
@@ -522,4 +522,4 @@ Status RemoteSyscall::Restore() {
   return result;
 }
 
-}  // namespace cf::memdrain
+}  // namespace cf::tracing

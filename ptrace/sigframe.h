@@ -31,7 +31,7 @@
 #include <span>
 #include <vector>
 
-namespace cf::memdrain {
+namespace cf::tracing {
 
 // The registers a thread stopped in a system call resumes with when no
 // handler runs (see above); other registers are returned unchanged.
@@ -49,4 +49,4 @@ std::vector<uint8_t> BuildSigFrame(uint64_t addr, uint64_t pretcode, const user_
 // Size BuildSigFrame() gives for an xstate of |xstate_len| bytes.
 size_t SigFrameSize(size_t xstate_len);
 
-}  // namespace cf::memdrain
+}  // namespace cf::tracing

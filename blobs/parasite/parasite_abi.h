@@ -29,7 +29,7 @@
  * Should criu-fast die at any point, its pidfd becomes readable: the
  * parasite closes every descriptor it made and returns the thread to its
  * own registers, signal mask and FPU state through rt_sigreturn on the frame
- * at `frame` (built by criu-fast, memdrain/sigframe.h). So the target holds
+ * at `frame` (built by criu-fast, ptrace/sigframe.h). So the target holds
  * no descriptor of the parasite between commands, and one killed criu-fast
  * leaves at most the parasite's mapping behind. With tracer_pid 0 (criu-fast
  * is not visible from the target's pid namespace) the parasite stops on int3

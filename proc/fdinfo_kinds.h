@@ -17,8 +17,7 @@
 #include "common/status.h"
 #include "proc/proc_parse.h"
 
-namespace cf::engine {
-using namespace ::cf::proc;  // /proc parsing, the layer below
+namespace cf::proc {
 
 // The value of extra line |key| of |info|, or null.
 const std::string* FdInfoExtra(const FdInfo& info, const char* key);
@@ -57,4 +56,4 @@ struct EpollTargetInfo {
 // which kcmp(KCMP_EPOLL_TFD) counts its |toff|).
 Result<std::vector<EpollTargetInfo>> ParseEpollTargets(const FdInfo& info);
 
-}  // namespace cf::engine
+}  // namespace cf::proc

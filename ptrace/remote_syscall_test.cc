@@ -1,4 +1,4 @@
-#include "memdrain/remote_syscall.h"
+#include "ptrace/remote_syscall.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace cf::memdrain {
+namespace cf::tracing {
 namespace {
 
 int g_report_fd = -1;
@@ -157,4 +157,4 @@ TEST(RemoteSyscallTest, CallInEachRunsInEveryThread) {
 }
 
 }  // namespace
-}  // namespace cf::memdrain
+}  // namespace cf::tracing

@@ -1,4 +1,4 @@
-#include "engine/fdinfo_kinds.h"
+#include "proc/fdinfo_kinds.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -6,7 +6,7 @@
 #include <limits>
 #include <map>
 
-namespace cf::engine {
+namespace cf::proc {
 namespace {
 
 bool ParseU64(const std::string& s, int base, uint64_t* out) {
@@ -167,4 +167,4 @@ Result<std::vector<EpollTargetInfo>> ParseEpollTargets(const FdInfo& info) {
   return out;
 }
 
-}  // namespace cf::engine
+}  // namespace cf::proc

@@ -1,4 +1,4 @@
-#include "engine/fdinfo_kinds.h"
+#include "proc/fdinfo_kinds.h"
 
 #include <gtest/gtest.h>
 #include <sys/epoll.h>
@@ -12,7 +12,7 @@
 
 #include "common/fd.h"
 
-namespace cf::engine {
+namespace cf::proc {
 namespace {
 
 // Texts as this kernel prints them.
@@ -149,4 +149,4 @@ TEST(FdInfoKinds, LiveObjects) {
 }
 
 }  // namespace
-}  // namespace cf::engine
+}  // namespace cf::proc

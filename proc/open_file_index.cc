@@ -1,9 +1,9 @@
-#include "engine/open_file_index.h"
+#include "proc/open_file_index.h"
 
 #include <sys/syscall.h>
 #include <unistd.h>
 
-namespace cf::engine {
+namespace cf::proc {
 
 Result<std::optional<uint32_t>> OpenFileIndex::FindOrAdd(pid_t pid, int fd, uint64_t dev, uint64_t inode,
                                                          uint32_t value) {
@@ -28,4 +28,4 @@ Result<std::optional<uint32_t>> OpenFileIndex::FindOrAdd(pid_t pid, int fd, uint
   return std::optional<uint32_t>();
 }
 
-}  // namespace cf::engine
+}  // namespace cf::proc

@@ -13,7 +13,7 @@
 
 #include "common/status.h"
 
-namespace cf::engine {
+namespace cf::tracing {
 
 struct SeizedThread {
   pid_t tid = 0;
@@ -62,4 +62,4 @@ class FrozenTree {
 // not traced by someone else; gives the reason otherwise.
 Status CheckDumpable(pid_t pid);
 
-}  // namespace cf::engine
+}  // namespace cf::tracing

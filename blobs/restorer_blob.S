@@ -1,4 +1,4 @@
-/* Embeds the flat restorer blob built from restore/restorer/ (see CMake). */
+/* Embeds the flat restorer blob built from blobs/restorer/ (see CMake). */
   .section .rodata.cf_restorer, "a"
   .balign 4096
   .globl cf_restorer_blob_start

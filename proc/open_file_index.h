@@ -19,7 +19,7 @@
 
 #include "common/status.h"
 
-namespace cf::engine {
+namespace cf::proc {
 
 class OpenFileIndex {
  public:
@@ -38,4 +38,4 @@ class OpenFileIndex {
   std::map<std::pair<uint64_t, uint64_t>, std::vector<Entry>> by_inode_;
 };
 
-}  // namespace cf::engine
+}  // namespace cf::proc
