@@ -17,6 +17,7 @@
 
 #include "engine/check_probes.h"
 #include "engine/commands.h"
+#include "kinds/kind.h"
 
 namespace cf::engine {
 namespace {
@@ -38,29 +39,34 @@ const Feature kFeatures[] = {
      ProbeProcessVmReadv},
     {"/proc/PID/mem", Need::kDump, "process_vm_readv", "no fallback when process_vm_readv fails", ProbeProcMem},
     {"PAGEMAP_SCAN", Need::kOptional, nullptr, "fallback: slower /proc/PID/pagemap reads", ProbePagemapScan},
-    {"userfaultfd WP_ASYNC", Need::kOptional, nullptr, "incremental dumps fall back to content hashes",
-     ProbeUffdWpAsync},
+    {"userfaultfd WP_ASYNC", Need::kOptional, nullptr,
+     "not used yet (incremental dumps are not implemented); they will need it to track writes", ProbeUffdWpAsync},
     {"clone3 set_tid", Need::kRestore, nullptr, "restore cannot keep PIDs => restore impossible",
      ProbeClone3SetTid},
     {"PR_SET_MM_MAP", Need::kRestore, nullptr,
      "cannot set brk, args, env, auxv of a restored process => restore impossible", ProbePrSetMmMap},
     {"PR_TIMER_CREATE_RESTORE_IDS", Need::kOptional, nullptr,
      "POSIX timers cannot get their ids back: processes with timers are refused at dump", ProbeTimerRestoreIds},
-    {"io_uring", Need::kOptional, nullptr, "writes fall back to write()", ProbeIoUring},
+    {"io_uring", Need::kOptional, nullptr, "not used yet: image files are written with write()", ProbeIoUring},
     {"pidfd_open/pidfd_getfd", Need::kOptional, nullptr,
-     "a target's descriptors must be copied from inside it (parasite), slower", ProbePidfd},
+     "pipes, sockets, eventfds, timerfds, epoll instances cannot be dumped; --drain vmsplice cannot take its pipes",
+     ProbePidfd},
     {"memfd_create", Need::kOptional, nullptr, "memfd-backed memory and descriptors cannot be restored",
      ProbeMemfd},
     {"/proc/PID/map_files", Need::kOptional, nullptr,
      "mappings of deleted or unreachable files cannot be dumped", ProbeMapFiles},
     {"vmsplice", Need::kOptional, nullptr, "no zero-copy drain: process_vm_readv only", ProbeVmsplice},
-    {"timerfd TFD_IOC_SET_TICKS", Need::kOptional, nullptr,
-     "a timerfd's unread expirations come back as 1 (it is re-armed to fire at once)", ProbeTimerFdSetTicks},
-    {"open_by_handle_at", Need::kOptional, nullptr, "inotify watches cannot be dumped (no path to them)",
-     ProbeOpenByHandle},
-    {"kcmp KCMP_EPOLL_TFD", Need::kOptional, nullptr, "epoll instances with targets cannot be dumped",
-     ProbeKcmpEpollTfd},
 };
+
+// The table above, then what each descriptor kind probes for (optional: a
+// missing one refuses that kind only).
+std::vector<Feature> AllFeatures() {
+  std::vector<Feature> all(std::begin(kFeatures), std::end(kFeatures));
+  for (const kinds::FdKind* k : kinds::AllKinds()) {
+    for (const kinds::Probe& p : k->Probes()) all.push_back({p.name, Need::kOptional, nullptr, p.cost, p.run});
+  }
+  return all;
+}
 
 constexpr size_t kNameColumn = 30;
 
@@ -83,11 +89,12 @@ int RunCheck(const Options&) {
   uname(&u);
   printf("kernel %s %s\n", u.release, u.machine);
 
-  constexpr size_t n = sizeof(kFeatures) / sizeof(kFeatures[0]);
-  bool ok[n];
+  const std::vector<Feature> features = AllFeatures();
+  const size_t n = features.size();
+  std::vector<bool> ok(n);
   for (size_t i = 0; i < n; ++i) {
     fflush(stdout);  // children fork with an empty stdio buffer; a hung probe shows as the last line
-    const Feature& f = kFeatures[i];
+    const Feature& f = features[i];
     const ProbeResult r = f.probe();
     ok[i] = r.ok;
     if (r.ok) {
@@ -99,13 +106,13 @@ int RunCheck(const Options&) {
 
   auto is_ok = [&](const char* name) {
     for (size_t i = 0; i < n; ++i) {
-      if (std::string(kFeatures[i].name) == name) return ok[i];
+      if (std::string(features[i].name) == name) return static_cast<bool>(ok[i]);
     }
     return false;
   };
   std::vector<std::string> dump_missing, restore_missing;
   for (size_t i = 0; i < n; ++i) {
-    const Feature& f = kFeatures[i];
+    const Feature& f = features[i];
     if (ok[i] || f.need == Need::kOptional) continue;
     if (f.alternative && is_ok(f.alternative)) continue;
     std::string what = f.name;

@@ -8,12 +8,13 @@
 
 #include <string>
 
+#include "kinds/kind.h"
+
 namespace cf::engine {
 
-struct ProbeResult {
-  bool ok = false;
-  std::string why;  // on failure: the step that failed and its errno text
-};
+// ok, or the step that failed and its errno text. The probes of what one
+// descriptor kind needs are in that kind's file (kinds/*.cc, Probes()).
+using ProbeResult = kinds::ProbeResult;
 
 ProbeResult ProbePtraceSeize();      // PTRACE_SEIZE + PTRACE_INTERRUPT a child, see the event stop
 ProbeResult ProbeProcessVmReadv();   // read a value only the child wrote
@@ -28,10 +29,5 @@ ProbeResult ProbePidfd();            // pidfd_open on a child + pidfd_getfd of o
 ProbeResult ProbeMemfd();            // memfd_create, size, map shared, write
 ProbeResult ProbeMapFiles();         // open /proc/PID/map_files/<range> of the child's first mapping
 ProbeResult ProbeVmsplice();         // vmsplice a page into a pipe and read it back
-
-// engine/check_probes_fds.cc:
-ProbeResult ProbeTimerFdSetTicks();  // TFD_IOC_SET_TICKS(3) on a timerfd, then a read gives 3
-ProbeResult ProbeOpenByHandle();     // name_to_handle_at + open_by_handle_at of our executable
-ProbeResult ProbeKcmpEpollTfd();     // kcmp(KCMP_EPOLL_TFD) finds an epoll target at its fd
 
 }  // namespace cf::engine

@@ -12,6 +12,7 @@
 
 #include "common/status.h"
 #include "criu_fast.pb.h"
+#include "kinds/kind.h"
 #include "ptrace/remote_syscall.h"
 #include "pagemap/vma.h"
 #include "streams/image_sink.h"
@@ -28,11 +29,10 @@ Status CollectSharedPending(pid_t tid, img::Process* out);
 Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out);
 
 class SharedFiles;
-// Descriptors. Deleted-but-open files get their contents saved as ghost
-// images in |sink| (once per file, also when several processes hold it).
-// Pipes, FIFOs, socket pairs and eventfds are taken from |shared| (which
-// also adds the objects this process carries: pipes, socket pairs).
-Status CollectFds(pid_t pid, bool shell_job, streams::ImageSink* sink, const SharedFiles& shared, img::Process* out);
+// Descriptors, each handled by its kind (kinds/kind.h) with |ctx|; those of
+// shared kinds are taken from |shared| (which also adds the objects this
+// process carries: pipes, socket pairs).
+Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared, img::Process* out);
 
 // Ids, credentials, rlimits, cwd, root, personality, umask, name.
 Status CollectProcessInfo(pid_t pid, img::Process* out);

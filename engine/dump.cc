@@ -74,6 +74,24 @@ using ::cf::tracing::SeizedProcess;
 using ::cf::tracing::SeizedThread;
 namespace {
 
+// What the descriptor kinds may use while the tree is dumped.
+class FdContext final : public kinds::DumpContext {
+ public:
+  FdContext(streams::ImageSink* sink, bool shell_job, ShmemSet* shmem, DumpCounters* stats)
+      : sink_(sink), shell_job_(shell_job), shmem_(shmem), stats_(stats) {}
+  streams::ImageSink* sink() override { return sink_; }
+  bool shell_job() const override { return shell_job_; }
+  Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) override {
+    return shmem_->AddMemfd(pid, f.fd(), f.dev(), f.inode(), f.path(), core, stats_);
+  }
+
+ private:
+  streams::ImageSink* sink_;
+  bool shell_job_;
+  ShmemSet* shmem_;
+  DumpCounters* stats_;
+};
+
 class Dumper {
  public:
   explicit Dumper(const Options& opts) : opts_(opts) {}
@@ -126,6 +144,7 @@ class Dumper {
   uint64_t pipe_budget_ = 0;  // --drain vmsplice: pipes (descriptors) we may hold
   uint64_t pipes_held_ = 0;
   std::optional<ShmemSet> shmem_;  // shared memory objects, saved once each
+  std::optional<FdContext> fd_ctx_;
   bool committed_ = false;
 };
 
@@ -153,7 +172,7 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     ScopedTimer t(&stats_.collect_ns);
     RETURN_IF_ERROR(CollectProcessInfo(pid, &proc));
     RETURN_IF_ERROR(CollectMm(pid, &proc).status());
-    RETURN_IF_ERROR(CollectFds(pid, opts_.shell_job, sink_.get(), shared_, &proc));
+    RETURN_IF_ERROR(CollectFds(pid, *fd_ctx_, shared_, &proc));
     for (const SeizedThread& t : sp.threads) RETURN_IF_ERROR(CollectThread(pid, t.tid, proc.add_threads()));
     RETURN_IF_ERROR(CollectSharedPending(pid, &proc));
     FAULT_POINT("collect");
@@ -187,11 +206,6 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
   // Shared memory objects this process maps or holds, the first time one is
   // seen in the tree.
   RETURN_IF_ERROR(shmem_->AddVmas(&proc, &stats_));
-  for (img::Fd& f : *proc.mutable_fds()) {
-    if (f.type() != img::Fd::MEMFD) continue;
-    ASSIGN_OR_RETURN(uint32_t id, shmem_->AddMemfd(pid, f.fd(), f.dev(), f.inode(), f.path(), &proc, &stats_));
-    f.set_shmem_id(id);
-  }
   const std::string pages_name = "pages-" + std::to_string(pid) + ".img";
   out->pagemap.set_pages_file(pages_name);
   stats_.processes++;
@@ -345,6 +359,7 @@ Status Dumper::Run() {
   arena_.emplace(opts_.jobs);
   page_opts_.arena = &*arena_;
   shmem_.emplace(sink_.get(), page_opts_);
+  fd_ctx_.emplace(sink_.get(), opts_.shell_job, &*shmem_, &stats_);
   stats_.drain = opts_.drain;
   const bool vmsplice = opts_.drain == "vmsplice";
   if (vmsplice) InitPipeBudget();
@@ -358,7 +373,7 @@ Status Dumper::Run() {
     ScopedTimer t(&stats_.collect_ns);
     std::vector<pid_t> pids;
     for (const SeizedProcess& sp : tree_.processes()) pids.push_back(sp.pid);
-    RETURN_IF_ERROR(shared_.Collect(pids));
+    RETURN_IF_ERROR(shared_.Collect(pids, *fd_ctx_));
   }
   if (sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
   // ptrace requests must come from the thread that seized the tree: every

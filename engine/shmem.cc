@@ -12,10 +12,12 @@
 #include "common/log.h"
 #include "common/timer.h"
 #include "memdrain/page_reader.h"
+#include "proc/proc_parse.h"
 #include "sched/page_pipeline.h"
 #include "streams/image_file.h"
 
 namespace cf::engine {
+using ::cf::proc::ParseMemfdPath;
 namespace {
 
 using pagemap::kPageSize;
@@ -93,17 +95,6 @@ Status DumpObjectPages(int fd, uint64_t size, const PageDumpOptions& opts, strea
 }
 
 }  // namespace
-
-bool ParseMemfdPath(const std::string& path, std::string* name) {
-  static constexpr char kPrefix[] = "/memfd:";
-  static constexpr char kDeleted[] = " (deleted)";
-  if (!StartsWith(path, kPrefix)) return false;
-  std::string n = path.substr(sizeof(kPrefix) - 1);
-  const size_t dl = sizeof(kDeleted) - 1;
-  if (n.size() >= dl && n.compare(n.size() - dl, dl, kDeleted) == 0) n.resize(n.size() - dl);
-  *name = n;
-  return true;
-}
 
 Result<uint32_t> ShmemSet::Add(const std::string& open_path, img::Shmem::Kind kind, uint64_t dev, uint64_t inode,
                                const std::string& link, img::Process* proc, DumpCounters* stats) {

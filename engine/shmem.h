@@ -53,8 +53,5 @@ class ShmemSet {
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> ids_;  // (dev, inode) -> id
 };
 
-// The memfd name in a /proc link or maps path ("/memfd:NAME (deleted)"), or
-// false when |path| is not a memfd's.
-bool ParseMemfdPath(const std::string& path, std::string* name);
 
 }  // namespace cf::engine

@@ -500,4 +500,15 @@ Result<std::vector<int>> ListFds(pid_t pid) {
   return ListNumericDir<int>("/proc/" + std::to_string(pid) + "/fd");
 }
 
+bool ParseMemfdPath(const std::string& path, std::string* name) {
+  static constexpr char kPrefix[] = "/memfd:";
+  static constexpr char kDeleted[] = " (deleted)";
+  if (path.rfind(kPrefix, 0) != 0) return false;
+  std::string n = path.substr(sizeof(kPrefix) - 1);
+  const size_t dl = sizeof(kDeleted) - 1;
+  if (n.size() >= dl && n.compare(n.size() - dl, dl, kDeleted) == 0) n.resize(n.size() - dl);
+  *name = n;
+  return true;
+}
+
 }  // namespace cf::proc

@@ -92,4 +92,8 @@ Result<std::vector<pid_t>> ListChildren(pid_t pid);
 // Open fd numbers from /proc/PID/fd, sorted.
 Result<std::vector<int>> ListFds(pid_t pid);
 
+// The memfd name in a /proc link or maps path ("/memfd:NAME (deleted)"), or
+// false when |path| is not a memfd's.
+bool ParseMemfdPath(const std::string& path, std::string* name);
+
 }  // namespace cf::proc

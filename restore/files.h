@@ -7,22 +7,21 @@
 
 #include "common/status.h"
 #include "criu_fast.pb.h"
-#include "restore/memory.h"
+#include "kinds/kind.h"
 #include "restore/shared_files.h"
 
 namespace cf::restore {
 
 // Opens every descriptor of |core| at its number with its flags, offset and
-// close-on-exec bit; dup'ed descriptors share one open file again; deleted
-// files are recreated from their ghost images in |dir| and unlinked again.
-// Descriptors of shared objects (pipes, socket pairs, eventfds, timerfds,
-// signalfds, inotify and epoll instances) are placed from |inherited|
-// (created by this process or an ancestor, see shared_files.h), which are
-// all closed afterwards; then the epoll instances whose targets this process
-// re-adds get them.
+// close-on-exec bit, each by its kind (kinds/kind.h) with |ctx|: dup'ed
+// descriptors share one open file again; descriptions of shared objects are
+// placed from |inherited| (created by this process or an ancestor, see
+// shared_files.h), which are all closed afterwards, like ctx.shmem; then
+// each kind finishes its fds (AfterPlacement: an epoll instance's targets),
+// and files recreated from ghost images are unlinked again.
 // |keep| are descriptors of ours that must survive: they are moved above the
 // target's highest fd first, and their new numbers are written back.
-Status RestoreFds(const img::Process& core, const std::string& dir, const InheritedFiles& inherited,
-                  const ShmemFds& shmem, std::vector<int*> keep);
+Status RestoreFds(const img::Process& core, kinds::RestoreContext& ctx, const InheritedFiles& inherited,
+                  std::vector<int*> keep);
 
 }  // namespace cf::restore

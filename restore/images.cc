@@ -1,5 +1,9 @@
 #include "restore/images.h"
 
+#include <set>
+
+#include "kinds/kind.h"
+
 #include <unistd.h>
 
 #include "streams/image_file.h"
@@ -65,11 +69,12 @@ Result<ImageSet> LoadImages(const std::string& dir) {
         return Errorf("core-%d.img: shared vma %#lx has no shared memory object", p.core.pid(), v.start());
       }
     }
+    std::set<uint32_t> shmem_ids;
+    for (const auto& [id, shmem] : set.shmems) shmem_ids.insert(id);
     for (const img::Fd& f : p.core.fds()) {
-      if (f.type() == img::Fd::MEMFD && !set.shmems.count(f.shmem_id())) {
-        return Errorf("core-%d.img: fd %d refers to shared memory object %u, which is not in the image",
-                      p.core.pid(), f.fd(), f.shmem_id());
-      }
+      const kinds::FdKind* kind = kinds::KindOf(f);
+      if (kind == nullptr) return Errorf("core-%d.img: fd %d is of no known kind", p.core.pid(), f.fd());
+      RETURN_IF_ERROR(kind->Validate(f, shmem_ids).WithContext("core-" + std::to_string(p.core.pid()) + ".img"));
     }
   }
   return set;

@@ -48,36 +48,6 @@ Result<pid_t> LowestCommonAncestor(const std::set<pid_t>& users, const ParentMap
   return Errorf("processes %d and others share a file but have no common ancestor in the image", *users.begin());
 }
 
-const char* KindName(SharedObject::Kind k) {
-  switch (k) {
-    case SharedObject::Kind::kPipe: return "pipe";
-    case SharedObject::Kind::kUnixPair: return "socket pair";
-    case SharedObject::Kind::kEventFd: return "eventfd";
-    case SharedObject::Kind::kFile: return "file";
-    case SharedObject::Kind::kTimerFd: return "timerfd";
-    case SharedObject::Kind::kSignalFd: return "signalfd";
-    case SharedObject::Kind::kInotify: return "inotify instance";
-    case SharedObject::Kind::kEpoll: return "epoll instance";
-  }
-  return "?";
-}
-
-// The kinds whose object is one open file description (no object record
-// in the core: the state is on the fds).
-std::optional<SharedObject::Kind> DescriptionKind(img::Fd::Type t) {
-  switch (t) {
-    case img::Fd::EVENTFD: return SharedObject::Kind::kEventFd;
-    case img::Fd::TIMERFD: return SharedObject::Kind::kTimerFd;
-    case img::Fd::SIGNALFD: return SharedObject::Kind::kSignalFd;
-    case img::Fd::INOTIFY: return SharedObject::Kind::kInotify;
-    case img::Fd::EPOLL: return SharedObject::Kind::kEpoll;
-    case img::Fd::REG:
-    case img::Fd::DIR:
-    case img::Fd::MEMFD: return SharedObject::Kind::kFile;  // held by several processes
-    default: return std::nullopt;
-  }
-}
-
 // Room for descriptors up to |top| (criu-fast may run with a lower
 // RLIMIT_NOFILE than the target had; the target's limits come later).
 
@@ -100,27 +70,19 @@ Result<SharedFilePlan> PlanSharedFiles(const ImageSet& images) {
   ParentMap parent;
   for (const ProcessImages& p : images.processes) parent[p.core.pid()] = p.core.ppid();
 
-  std::map<std::pair<uint64_t, uint64_t>, size_t> pipes;  // (dev, inode) -> object
-  std::map<uint64_t, size_t> sockets;                      // socket inode -> object
+  std::map<kinds::ObjectKey, size_t> by_key;  // -> object
   for (const ProcessImages& p : images.processes) {
-    for (const img::Pipe& pipe : p.core.pipes()) {
-      if (!pipes.emplace(std::make_pair(pipe.dev(), pipe.inode()), plan.objects.size()).second) {
-        return Errorf("core-%d.img: pipe %lu saved twice", p.core.pid(), pipe.inode());
-      }
-      SharedObject o;
-      o.kind = SharedObject::Kind::kPipe;
-      o.pipe = &pipe;
-      plan.objects.push_back(std::move(o));
-    }
-    for (const img::UnixPair& pair : p.core.unix_pairs()) {
-      for (uint64_t ino : {pair.a().inode(), pair.b().inode()}) {
-        if (ino && !sockets.emplace(ino, plan.objects.size()).second) {
-          return Errorf("core-%d.img: socket %lu saved twice", p.core.pid(), ino);
+    for (const img::FileObject& obj : p.core.file_objects()) {
+      const kinds::FdKind* kind = kinds::ObjectKind(obj);
+      if (kind == nullptr) return Errorf("core-%d.img: a shared file object of no known kind", p.core.pid());
+      for (const kinds::ObjectKey& key : kind->ObjectKeys(obj)) {
+        if (!by_key.emplace(key, plan.objects.size()).second) {
+          return Errorf("core-%d.img: a %s object (%lu) saved twice", p.core.pid(), kind->name(), key.b ? key.b : key.a);
         }
       }
       SharedObject o;
-      o.kind = SharedObject::Kind::kUnixPair;
-      o.pair = &pair;
+      o.kind = kind;
+      o.object = &obj;
       plan.objects.push_back(std::move(o));
     }
   }
@@ -132,36 +94,42 @@ Result<SharedFilePlan> PlanSharedFiles(const ImageSet& images) {
     const pid_t pid = p.core.pid();
     for (const img::Fd& f : p.core.fds()) {
       max_fd = std::max(max_fd, f.fd());
-      if (f.file_id() == 0) continue;
-      size_t obj = 0;
-      auto missing = [&](const char* what) {
-        return Errorf("core-%d.img: fd %d: its %s (inode %lu) is not in the image", pid, f.fd(), what, f.inode());
-      };
-      if (f.type() == img::Fd::PIPE || f.type() == img::Fd::FIFO) {
-        auto it = pipes.find({f.dev(), f.inode()});
-        if (it == pipes.end()) return missing("pipe");
-        obj = it->second;
-      } else if (f.type() == img::Fd::UNIX_SOCKET) {
-        auto it = sockets.find(f.inode());
-        if (it == sockets.end()) return missing("socket pair");
-        obj = it->second;
-      } else if (auto kind = DescriptionKind(f.type())) {
-        auto it = file_object.find(f.file_id());
-        if (it != file_object.end()) {
-          obj = it->second;
-        } else {
-          obj = plan.objects.size();
-          SharedObject o;
-          o.kind = *kind;
-          plan.objects.push_back(std::move(o));
-          users.emplace_back();
+      const kinds::FdKind* kind = kinds::KindOf(f);
+      if (kind == nullptr) return Errorf("core-%d.img: fd %d is of no known kind", pid, f.fd());
+      if (f.file_id() == 0) {
+        if (kind->scope() != kinds::Scope::kPrivate) {
+          return Errorf("core-%d.img: fd %d: a %s without its open file id", pid, f.fd(), kind->name());
         }
+        continue;
+      }
+      size_t obj = 0;
+      if (kind->scope() == kinds::Scope::kObject) {
+        auto it = by_key.find(kind->KeyOf(f));
+        if (it == by_key.end()) {
+          return Errorf("core-%d.img: fd %d: its %s (inode %lu) is not in the image", pid, f.fd(), kind->name(),
+                        f.inode());
+        }
+        obj = it->second;
+        if (plan.objects[obj].kind != kind) {
+          return Errorf("core-%d.img: fd %d: a %s naming a %s object", pid, f.fd(), kind->name(),
+                        plan.objects[obj].kind->name());
+        }
+      } else if (auto it = file_object.find(f.file_id()); it != file_object.end()) {
+        obj = it->second;
       } else {
-        return Errorf("core-%d.img: fd %d has a file id but type %d", pid, f.fd(), static_cast<int>(f.type()));
+        obj = plan.objects.size();
+        SharedObject o;
+        o.kind = kind;
+        plan.objects.push_back(std::move(o));
+        users.emplace_back();
       }
       auto [it, inserted] = file_object.emplace(f.file_id(), obj);
       if (!inserted && it->second != obj) {
         return Errorf("core-%d.img: fd %d: open file %u belongs to two objects", pid, f.fd(), f.file_id());
+      }
+      if (plan.objects[obj].kind != kind) {
+        return Errorf("core-%d.img: fd %d: open file %u is a %s and a %s", pid, f.fd(), f.file_id(), kind->name(),
+                      plan.objects[obj].kind->name());
       }
       plan.objects[obj].files.emplace(f.file_id(), &f);
       users[obj].insert(pid);
@@ -169,14 +137,14 @@ Result<SharedFilePlan> PlanSharedFiles(const ImageSet& images) {
   }
   for (size_t i = 0; i < plan.objects.size(); ++i) {
     SharedObject& o = plan.objects[i];
-    if (users[i].empty()) return Errorf("a %s of the image is held by no descriptor", KindName(o.kind));
+    if (users[i].empty()) return Errorf("a %s of the image is held by no descriptor", o.kind->name());
     ASSIGN_OR_RETURN(o.owner, LowestCommonAncestor(users[i], parent));
   }
   plan.temp_base = max_fd + 1;
   return plan;
 }
 
-Status CreateOwnedFiles(const SharedFilePlan& plan, pid_t pid, InheritedFiles* files) {
+Status CreateOwnedFiles(const SharedFilePlan& plan, pid_t pid, kinds::RestoreContext& ctx, InheritedFiles* files) {
   size_t n = 0;
   for (const SharedObject& o : plan.objects) {
     if (o.owner == pid) n += o.files.size();
@@ -187,19 +155,10 @@ Status CreateOwnedFiles(const SharedFilePlan& plan, pid_t pid, InheritedFiles* f
   for (const SharedObject& o : plan.objects) {
     if (o.owner != pid) continue;
     CreatedFiles created;
-    switch (o.kind) {
-      case SharedObject::Kind::kPipe: RETURN_IF_ERROR(CreatePipe(o, &created)); break;
-      case SharedObject::Kind::kUnixPair: RETURN_IF_ERROR(CreateUnixPair(o, &created)); break;
-      case SharedObject::Kind::kEventFd: RETURN_IF_ERROR(CreateEventFd(o, &created)); break;
-      case SharedObject::Kind::kFile: RETURN_IF_ERROR(CreateSharedFile(o, plan.shmem, &created)); break;
-      case SharedObject::Kind::kTimerFd: RETURN_IF_ERROR(CreateTimerFd(o, &created)); break;
-      case SharedObject::Kind::kSignalFd: RETURN_IF_ERROR(CreateSignalFd(o, &created)); break;
-      case SharedObject::Kind::kInotify: RETURN_IF_ERROR(CreateInotify(o, &created)); break;
-      case SharedObject::Kind::kEpoll: RETURN_IF_ERROR(CreateEpoll(o, &created)); break;
-    }
+    RETURN_IF_ERROR(o.kind->Create(o, ctx, &created));
     for (auto& [id, fd] : created) {
       const int moved = fcntl(fd.get(), F_DUPFD_CLOEXEC, plan.temp_base);
-      if (moved < 0) return ErrnoStatus(std::string("move a new ") + KindName(o.kind) + " descriptor");
+      if (moved < 0) return ErrnoStatus(std::string("move a new ") + o.kind->name() + " descriptor");
       (*files)[id] = moved;
     }
   }

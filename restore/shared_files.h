@@ -12,9 +12,8 @@
 // way). Each process of the owner's subtree then dup2()s the descriptions it
 // uses to their numbers (RestoreFds) and closes the others.
 //
-// An epoll instance is created empty by its owner; its targets are other
-// fds of a process, so they are added by the one process whose Fd carries
-// them, once all its fds are in place (AddEpollTargets, from RestoreFds).
+// What is created, and what happens once the fds are in place (an epoll
+// instance's targets), is up to each kind (kinds/<kind>.cc).
 #pragma once
 
 #include <sys/types.h>
@@ -25,19 +24,13 @@
 
 #include "common/fd.h"
 #include "common/status.h"
+#include "kinds/kind.h"
 #include "restore/images.h"
 
 namespace cf::restore {
 
-struct SharedObject {
-  enum class Kind { kPipe, kUnixPair, kEventFd, kTimerFd, kSignalFd, kInotify, kEpoll, kFile };
-  Kind kind = Kind::kPipe;
-  pid_t owner = 0;
-  const img::Pipe* pipe = nullptr;       // kPipe
-  const img::UnixPair* pair = nullptr;   // kUnixPair
-  // One Fd per open file description (the first one seen), by file_id.
-  std::map<uint32_t, const img::Fd*> files;
-};
+using kinds::CreatedFiles;
+using kinds::SharedObject;
 
 struct SharedFilePlan {
   std::vector<SharedObject> objects;
@@ -58,26 +51,8 @@ Status EnsureFdRoom(int top);
 // inherited or created: file_id -> fd.
 using InheritedFiles = std::map<uint32_t, int>;
 
-// Creates the objects that process |pid| owns (see above), adding their
-// descriptions to |files|.
-Status CreateOwnedFiles(const SharedFilePlan& plan, pid_t pid, InheritedFiles* files);
-
-// Per kind (restore/pipes.cc, unix_sockets.cc, eventfd.cc): creates the
-// object and returns one descriptor per description in |obj.files|.
-using CreatedFiles = std::map<uint32_t, UniqueFd>;
-Status CreatePipe(const SharedObject& obj, CreatedFiles* out);
-Status CreateUnixPair(const SharedObject& obj, CreatedFiles* out);
-Status CreateEventFd(const SharedObject& obj, CreatedFiles* out);
-// restore/files.cc: a regular file or directory opened as it was (path,
-// flags, offset), or a memfd reopened from its object in |shmem|.
-Status CreateSharedFile(const SharedObject& obj, const std::map<uint32_t, int>* shmem, CreatedFiles* out);
-Status CreateTimerFd(const SharedObject& obj, CreatedFiles* out);    // restore/timerfd.cc
-Status CreateSignalFd(const SharedObject& obj, CreatedFiles* out);   // restore/signalfd.cc
-Status CreateInotify(const SharedObject& obj, CreatedFiles* out);    // restore/inotify.cc
-Status CreateEpoll(const SharedObject& obj, CreatedFiles* out);      // restore/epoll.cc
-
-// Adds the targets saved on epoll fd |f| (placed at f.fd(), like every fd
-// of this process) to it.
-Status AddEpollTargets(const img::Fd& f);
+// Creates the objects that process |pid| owns (see above), each by its kind
+// (kinds/kind.h) with |ctx|, adding their descriptions to |files|.
+Status CreateOwnedFiles(const SharedFilePlan& plan, pid_t pid, kinds::RestoreContext& ctx, InheritedFiles* files);
 
 }  // namespace cf::restore

@@ -20,10 +20,10 @@
 namespace cf::restore {
 namespace {
 
-img::Fd* AddFd(img::Process* p, int fd, img::Fd::Type type, uint64_t inode, uint32_t file_id, uint32_t flags) {
+img::Fd* AddFd(img::Process* p, int fd, img::Fd::KindCase kind, uint64_t inode, uint32_t file_id, uint32_t flags) {
   img::Fd* f = p->add_fds();
   f->set_fd(fd);
-  f->set_type(type);
+  f->GetReflection()->MutableMessage(f, f->GetDescriptor()->FindFieldByNumber(kind));
   f->set_dev(9);
   f->set_inode(inode);
   f->set_file_id(file_id);
@@ -46,6 +46,13 @@ ImageSet Tree() {
 
 img::Process& Core(ImageSet& set, int pid) { return set.processes[static_cast<size_t>(pid - 1)].core; }
 
+// Creates |obj| by the kind of its first description, as its owner would.
+Status Create(SharedObject& obj, CreatedFiles* out) {
+  obj.kind = kinds::KindOf(*obj.files.begin()->second);
+  kinds::RestoreContext ctx;
+  return obj.kind->Create(obj, ctx, out);
+}
+
 const SharedObject* Find(const SharedFilePlan& plan, uint32_t file_id) {
   for (const SharedObject& o : plan.objects) {
     if (o.files.count(file_id)) return &o;
@@ -55,20 +62,20 @@ const SharedObject* Find(const SharedFilePlan& plan, uint32_t file_id) {
 
 TEST(PlanSharedFilesTest, OwnerIsTheLowestCommonAncestor) {
   ImageSet set = Tree();
-  img::Pipe* p = Core(set, 3).add_pipes();  // saved with the first holder
+  img::Pipe* p = Core(set, 3).add_file_objects()->mutable_pipe();  // saved with the first holder
   p->set_dev(9);
   p->set_inode(100);
-  AddFd(&Core(set, 3), 5, img::Fd::PIPE, 100, 1, O_RDONLY);
-  AddFd(&Core(set, 4), 7, img::Fd::PIPE, 100, 2, O_WRONLY);
-  img::Pipe* q = Core(set, 2).add_pipes();
+  AddFd(&Core(set, 3), 5, img::Fd::kPipe, 100, 1, O_RDONLY);
+  AddFd(&Core(set, 4), 7, img::Fd::kPipe, 100, 2, O_WRONLY);
+  img::Pipe* q = Core(set, 2).add_file_objects()->mutable_pipe();
   q->set_dev(9);
   q->set_inode(101);
-  AddFd(&Core(set, 2), 3, img::Fd::PIPE, 101, 3, O_RDONLY);
-  AddFd(&Core(set, 3), 3, img::Fd::PIPE, 101, 3, O_RDONLY);
-  AddFd(&Core(set, 3), 4, img::Fd::PIPE, 101, 3, O_RDONLY);  // dup in the same process
-  AddFd(&Core(set, 4), 12, img::Fd::EVENTFD, 7, 5, O_RDWR);
-  AddFd(&Core(set, 4), 13, img::Fd::EVENTFD, 7, 6, O_RDWR);
-  AddFd(&Core(set, 1), 4, img::Fd::REG, 55, 0, O_RDONLY);  // not shared: no file id
+  AddFd(&Core(set, 2), 3, img::Fd::kPipe, 101, 3, O_RDONLY);
+  AddFd(&Core(set, 3), 3, img::Fd::kPipe, 101, 3, O_RDONLY);
+  AddFd(&Core(set, 3), 4, img::Fd::kPipe, 101, 3, O_RDONLY);  // dup in the same process
+  AddFd(&Core(set, 4), 12, img::Fd::kEventfd, 7, 5, O_RDWR);
+  AddFd(&Core(set, 4), 13, img::Fd::kEventfd, 7, 6, O_RDWR);
+  AddFd(&Core(set, 1), 4, img::Fd::kReg, 55, 0, O_RDONLY);  // not shared: no file id
 
   auto plan = PlanSharedFiles(set);
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
@@ -78,7 +85,7 @@ TEST(PlanSharedFilesTest, OwnerIsTheLowestCommonAncestor) {
   ASSERT_NE(pp, nullptr);
   EXPECT_EQ(pp, Find(*plan, 2));
   EXPECT_EQ(pp->owner, 1);
-  EXPECT_EQ(pp->pipe, p);
+  EXPECT_EQ(&pp->object->pipe(), p);
   EXPECT_EQ(pp->files.size(), 2u);
   const SharedObject* qq = Find(*plan, 3);
   ASSERT_NE(qq, nullptr);
@@ -88,25 +95,25 @@ TEST(PlanSharedFilesTest, OwnerIsTheLowestCommonAncestor) {
   const SharedObject* e6 = Find(*plan, 6);
   ASSERT_TRUE(e5 && e6);
   EXPECT_NE(e5, e6);
-  EXPECT_EQ(e5->kind, SharedObject::Kind::kEventFd);
+  EXPECT_STREQ(e5->kind->name(), "eventfd");
   EXPECT_EQ(e5->owner, 4);
 }
 
 TEST(PlanSharedFilesTest, SharedRegularFileIsOpenedByTheCommonAncestor) {
   ImageSet set = Tree();
-  AddFd(&Core(set, 3), 5, img::Fd::REG, 55, 8, O_RDWR);
-  AddFd(&Core(set, 4), 6, img::Fd::REG, 55, 8, O_RDWR);
-  AddFd(&Core(set, 4), 7, img::Fd::DIR, 56, 9, O_RDONLY);
-  AddFd(&Core(set, 2), 7, img::Fd::DIR, 56, 9, O_RDONLY);
+  AddFd(&Core(set, 3), 5, img::Fd::kReg, 55, 8, O_RDWR);
+  AddFd(&Core(set, 4), 6, img::Fd::kReg, 55, 8, O_RDWR);
+  AddFd(&Core(set, 4), 7, img::Fd::kDir, 56, 9, O_RDONLY);
+  AddFd(&Core(set, 2), 7, img::Fd::kDir, 56, 9, O_RDONLY);
   auto plan = PlanSharedFiles(set);
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   ASSERT_EQ(plan->objects.size(), 2u);
   const SharedObject* f = Find(*plan, 8);
   const SharedObject* d = Find(*plan, 9);
   ASSERT_TRUE(f && d);
-  EXPECT_EQ(f->kind, SharedObject::Kind::kFile);
+  EXPECT_STREQ(f->kind->name(), "regular file");
   EXPECT_EQ(f->owner, 1);
-  EXPECT_EQ(d->kind, SharedObject::Kind::kFile);
+  EXPECT_STREQ(d->kind->name(), "directory");
   EXPECT_EQ(d->owner, 1);
 }
 
@@ -117,29 +124,28 @@ TEST(CreateSharedFileTest, OpensWithFlagsAndOffset) {
   ASSERT_EQ(write(tmp.get(), "0123456789", 10), 10);
   img::Fd f;
   f.set_fd(5);
-  f.set_type(img::Fd::REG);
+  f.mutable_reg();
   f.set_path(path);
   f.set_flags(O_RDWR | O_APPEND);
   f.set_pos(4);
   f.set_file_id(3);
   SharedObject obj;
-  obj.kind = SharedObject::Kind::kFile;
   obj.files[3] = &f;
   CreatedFiles out;
-  ASSERT_TRUE(CreateSharedFile(obj, nullptr, &out).ok());
+  ASSERT_TRUE(Create(obj, &out).ok());
   ASSERT_EQ(out.size(), 1u);
   const int fd = out[3].get();
   EXPECT_EQ(lseek(fd, 0, SEEK_CUR), 4);
   EXPECT_TRUE(fcntl(fd, F_GETFL) & O_APPEND);
   f.set_path(std::string(path) + ".missing");
   CreatedFiles none;
-  EXPECT_FALSE(CreateSharedFile(obj, nullptr, &none).ok());
+  EXPECT_FALSE(Create(obj, &none).ok());
   unlink(path);
 }
 
 TEST(PlanSharedFilesTest, MissingPipe) {
   ImageSet set = Tree();
-  AddFd(&Core(set, 2), 3, img::Fd::PIPE, 100, 1, O_RDONLY);
+  AddFd(&Core(set, 2), 3, img::Fd::kPipe, 100, 1, O_RDONLY);
   auto plan = PlanSharedFiles(set);
   ASSERT_FALSE(plan.ok());
   EXPECT_NE(plan.status().message().find("not in the image"), std::string::npos) << plan.status().ToString();
@@ -148,23 +154,23 @@ TEST(PlanSharedFilesTest, MissingPipe) {
 TEST(PlanSharedFilesTest, OneFileTwoObjects) {
   ImageSet set = Tree();
   for (uint64_t ino : {100, 101}) {
-    img::Pipe* p = Core(set, 1).add_pipes();
+    img::Pipe* p = Core(set, 1).add_file_objects()->mutable_pipe();
     p->set_dev(9);
     p->set_inode(ino);
   }
-  AddFd(&Core(set, 1), 3, img::Fd::PIPE, 100, 1, O_RDONLY);
-  AddFd(&Core(set, 1), 4, img::Fd::PIPE, 101, 1, O_RDONLY);
+  AddFd(&Core(set, 1), 3, img::Fd::kPipe, 100, 1, O_RDONLY);
+  AddFd(&Core(set, 1), 4, img::Fd::kPipe, 101, 1, O_RDONLY);
   EXPECT_FALSE(PlanSharedFiles(set).ok());
 }
 
 TEST(PlanSharedFilesTest, PipeSavedTwice) {
   ImageSet set = Tree();
   for (int pid : {1, 2}) {
-    img::Pipe* p = Core(set, pid).add_pipes();
+    img::Pipe* p = Core(set, pid).add_file_objects()->mutable_pipe();
     p->set_dev(9);
     p->set_inode(100);
   }
-  AddFd(&Core(set, 1), 3, img::Fd::PIPE, 100, 1, O_RDONLY);
+  AddFd(&Core(set, 1), 3, img::Fd::kPipe, 100, 1, O_RDONLY);
   EXPECT_FALSE(PlanSharedFiles(set).ok());
 }
 
@@ -187,14 +193,16 @@ TEST(CreateSharedFilesTest, PipeWithDataAndThreeDescriptions) {
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 13);
   pipe.set_data(data);
   img::Process core;
-  AddFd(&core, 3, img::Fd::PIPE, 100, 1, O_RDONLY | O_NONBLOCK);
-  AddFd(&core, 4, img::Fd::PIPE, 100, 2, O_WRONLY);
-  AddFd(&core, 5, img::Fd::PIPE, 100, 3, O_RDONLY);  // a second read description
+  AddFd(&core, 3, img::Fd::kPipe, 100, 1, O_RDONLY | O_NONBLOCK);
+  AddFd(&core, 4, img::Fd::kPipe, 100, 2, O_WRONLY);
+  AddFd(&core, 5, img::Fd::kPipe, 100, 3, O_RDONLY);  // a second read description
+  img::FileObject object;
+  *object.mutable_pipe() = pipe;
   SharedObject obj;
-  obj.pipe = &pipe;
+  obj.object = &object;
   for (const img::Fd& f : core.fds()) obj.files[f.file_id()] = &f;
   CreatedFiles out;
-  Status s = CreatePipe(obj, &out);
+  Status s = Create(obj, &out);
   ASSERT_TRUE(s.ok()) << s.ToString();
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(fcntl(out[1].get(), F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_RDONLY | O_NONBLOCK);
@@ -222,13 +230,14 @@ TEST(CreateSharedFilesTest, SocketPairQueuesAndClosedEnd) {
   pair.mutable_a()->add_queue("");
   pair.mutable_a()->add_queue(std::string(3000, 'x'));
   img::Process core;
-  AddFd(&core, 3, img::Fd::UNIX_SOCKET, 200, 1, O_RDWR | O_NONBLOCK);
+  AddFd(&core, 3, img::Fd::kUnixSocket, 200, 1, O_RDWR | O_NONBLOCK);
+  img::FileObject object;
+  *object.mutable_unix_pair() = pair;
   SharedObject obj;
-  obj.kind = SharedObject::Kind::kUnixPair;
-  obj.pair = &pair;
+  obj.object = &object;
   obj.files[1] = &core.fds(0);
   CreatedFiles out;
-  Status s = CreateUnixPair(obj, &out);
+  Status s = Create(obj, &out);
   ASSERT_TRUE(s.ok()) << s.ToString();
   ASSERT_EQ(out.size(), 1u);
   const int fd = out[1].get();
@@ -245,14 +254,13 @@ TEST(CreateSharedFilesTest, SocketPairQueuesAndClosedEnd) {
 
 TEST(CreateSharedFilesTest, EventFd) {
   img::Process core;
-  img::Fd* f = AddFd(&core, 3, img::Fd::EVENTFD, 1, 1, O_RDWR);
-  f->set_eventfd_count(0x100000002ull);
-  f->set_eventfd_semaphore(true);
+  img::Fd* f = AddFd(&core, 3, img::Fd::kEventfd, 1, 1, O_RDWR);
+  f->mutable_eventfd()->set_count(0x100000002ull);
+  f->mutable_eventfd()->set_semaphore(true);
   SharedObject obj;
-  obj.kind = SharedObject::Kind::kEventFd;
   obj.files[1] = f;
   CreatedFiles out;
-  ASSERT_TRUE(CreateEventFd(obj, &out).ok());
+  ASSERT_TRUE(Create(obj, &out).ok());
   const int fd = out[1].get();
   EXPECT_FALSE(fcntl(fd, F_GETFL) & O_NONBLOCK);
   uint64_t v = 0;
@@ -277,20 +285,20 @@ TEST(CreateSharedFilesTest, EventFd) {
 
 TEST(PlanSharedFilesTest, DescriptionKinds) {
   ImageSet set = Tree();
-  AddFd(&Core(set, 2), 5, img::Fd::TIMERFD, 7, 1, O_RDWR);
-  AddFd(&Core(set, 3), 5, img::Fd::TIMERFD, 7, 1, O_RDWR);
-  AddFd(&Core(set, 3), 6, img::Fd::SIGNALFD, 7, 2, O_RDWR);
-  AddFd(&Core(set, 4), 6, img::Fd::INOTIFY, 7, 3, O_RDONLY);
-  AddFd(&Core(set, 3), 7, img::Fd::EPOLL, 7, 4, O_RDWR);
-  AddFd(&Core(set, 4), 7, img::Fd::EPOLL, 7, 4, O_RDWR);
+  AddFd(&Core(set, 2), 5, img::Fd::kTimerfd, 7, 1, O_RDWR);
+  AddFd(&Core(set, 3), 5, img::Fd::kTimerfd, 7, 1, O_RDWR);
+  AddFd(&Core(set, 3), 6, img::Fd::kSignalfd, 7, 2, O_RDWR);
+  AddFd(&Core(set, 4), 6, img::Fd::kInotify, 7, 3, O_RDONLY);
+  AddFd(&Core(set, 3), 7, img::Fd::kEpoll, 7, 4, O_RDWR);
+  AddFd(&Core(set, 4), 7, img::Fd::kEpoll, 7, 4, O_RDWR);
   auto plan = PlanSharedFiles(set);
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   ASSERT_EQ(plan->objects.size(), 4u);
-  EXPECT_EQ(Find(*plan, 1)->kind, SharedObject::Kind::kTimerFd);
+  EXPECT_STREQ(Find(*plan, 1)->kind->name(), "timerfd");
   EXPECT_EQ(Find(*plan, 1)->owner, 2);
-  EXPECT_EQ(Find(*plan, 2)->kind, SharedObject::Kind::kSignalFd);
-  EXPECT_EQ(Find(*plan, 3)->kind, SharedObject::Kind::kInotify);
-  EXPECT_EQ(Find(*plan, 4)->kind, SharedObject::Kind::kEpoll);
+  EXPECT_STREQ(Find(*plan, 2)->kind->name(), "signalfd");
+  EXPECT_STREQ(Find(*plan, 3)->kind->name(), "inotify instance");
+  EXPECT_STREQ(Find(*plan, 4)->kind->name(), "epoll instance");
   EXPECT_EQ(Find(*plan, 4)->owner, 1);
 }
 
@@ -301,7 +309,7 @@ uint64_t ReadU64(int fd) {
 
 TEST(CreateSharedFilesTest, TimerFdExactTicks) {
   img::Process core;
-  img::Fd* f = AddFd(&core, 3, img::Fd::TIMERFD, 1, 1, O_RDWR | O_NONBLOCK);
+  img::Fd* f = AddFd(&core, 3, img::Fd::kTimerfd, 1, 1, O_RDWR | O_NONBLOCK);
   f->mutable_timerfd()->set_clockid(CLOCK_MONOTONIC);
   f->mutable_timerfd()->set_ticks(5);
   f->mutable_timerfd()->set_value_ns(500ull * 1000000000);
@@ -309,7 +317,7 @@ TEST(CreateSharedFilesTest, TimerFdExactTicks) {
   SharedObject obj;
   obj.files[1] = f;
   CreatedFiles out;
-  ASSERT_TRUE(CreateTimerFd(obj, &out).ok());
+  ASSERT_TRUE(Create(obj, &out).ok());
   const int fd = out[1].get();
   EXPECT_TRUE(fcntl(fd, F_GETFL) & O_NONBLOCK);
   itimerspec its{};
@@ -323,13 +331,13 @@ TEST(CreateSharedFilesTest, TimerFdExactTicks) {
 
 TEST(CreateSharedFilesTest, TimerFdExpiredOneShotIsDisarmed) {
   img::Process core;
-  img::Fd* f = AddFd(&core, 3, img::Fd::TIMERFD, 1, 1, O_RDWR | O_NONBLOCK);
+  img::Fd* f = AddFd(&core, 3, img::Fd::kTimerfd, 1, 1, O_RDWR | O_NONBLOCK);
   f->mutable_timerfd()->set_clockid(CLOCK_REALTIME);
   f->mutable_timerfd()->set_ticks(1);
   SharedObject obj;
   obj.files[1] = f;
   CreatedFiles out;
-  ASSERT_TRUE(CreateTimerFd(obj, &out).ok());
+  ASSERT_TRUE(Create(obj, &out).ok());
   itimerspec its{};
   ASSERT_EQ(timerfd_gettime(out[1].get(), &its), 0);
   EXPECT_EQ(its.it_value.tv_sec, 0);
@@ -346,9 +354,9 @@ TEST(CreateSharedFilesTest, InotifySameWatchDescriptors) {
   ASSERT_EQ(stat(dir, &ds), 0);
   ASSERT_EQ(stat(file.c_str(), &fs), 0);
   img::Process core;
-  img::Fd* f = AddFd(&core, 3, img::Fd::INOTIFY, 1, 1, O_RDONLY | O_NONBLOCK);
+  img::Fd* f = AddFd(&core, 3, img::Fd::kInotify, 1, 1, O_RDONLY | O_NONBLOCK);
   auto add = [&](uint32_t wd, const std::string& path, const struct stat& sb, uint32_t mask) {
-    img::InotifyWatch* w = f->add_inotify_watches();
+    img::InotifyWatch* w = f->mutable_inotify()->add_watches();
     w->set_wd(wd);
     w->set_path(path);
     w->set_mask(mask);
@@ -360,7 +368,7 @@ TEST(CreateSharedFilesTest, InotifySameWatchDescriptors) {
   SharedObject obj;
   obj.files[1] = f;
   CreatedFiles out;
-  Status s = CreateInotify(obj, &out);
+  Status s = Create(obj, &out);
   ASSERT_TRUE(s.ok()) << s.ToString();
   const int fd = out[1].get();
   char buf[256];
@@ -378,32 +386,33 @@ TEST(CreateSharedFilesTest, InotifySameWatchDescriptors) {
 
 TEST(CreateSharedFilesTest, SignalFdAndEpollTargets) {
   img::Process core;
-  img::Fd* s = AddFd(&core, 3, img::Fd::SIGNALFD, 1, 1, O_RDWR | O_NONBLOCK);
-  s->set_signalfd_mask(1ull << (SIGUSR2 - 1));
+  img::Fd* s = AddFd(&core, 3, img::Fd::kSignalfd, 1, 1, O_RDWR | O_NONBLOCK);
+  s->mutable_signalfd()->set_mask(1ull << (SIGUSR2 - 1));
   SharedObject sobj;
   sobj.files[1] = s;
   CreatedFiles out;
-  ASSERT_TRUE(CreateSignalFd(sobj, &out).ok());
+  ASSERT_TRUE(Create(sobj, &out).ok());
   const int sfd = out[1].get();
   EXPECT_TRUE(fcntl(sfd, F_GETFL) & O_NONBLOCK);
 
-  img::Fd* e = AddFd(&core, 4, img::Fd::EPOLL, 1, 2, O_RDWR);
+  img::Fd* e = AddFd(&core, 4, img::Fd::kEpoll, 1, 2, O_RDWR);
   SharedObject eobj;
   eobj.files[2] = e;
-  ASSERT_TRUE(CreateEpoll(eobj, &out).ok());
+  ASSERT_TRUE(Create(eobj, &out).ok());
   e->set_fd(out[2].get());  // as if placed at its number
-  img::EpollTarget* t = e->add_epoll_targets();
+  img::EpollTarget* t = e->mutable_epoll()->add_targets();
   UniqueFd ev(eventfd(1, 0));
   t->set_tfd(ev.get());
   t->set_events(EPOLLIN | EPOLLET | EPOLLERR | EPOLLHUP);
   t->set_data(0xabcdef0123456789ull);
-  ASSERT_TRUE(AddEpollTargets(*e).ok());
+  kinds::RestoreContext ctx;
+  ASSERT_TRUE(kinds::KindOf(*e)->AfterPlacement(*e, ctx).ok());
   epoll_event got{};
   ASSERT_EQ(epoll_wait(e->fd(), &got, 1, 0), 1);
   EXPECT_EQ(got.data.u64, 0xabcdef0123456789ull);
   EXPECT_EQ(epoll_wait(e->fd(), &got, 1, 0), 0);  // edge-triggered: once
   t->set_tfd(9999);  // not open
-  EXPECT_FALSE(AddEpollTargets(*e).ok());
+  EXPECT_FALSE(kinds::KindOf(*e)->AfterPlacement(*e, ctx).ok());
 }
 
 }  // namespace

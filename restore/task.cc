@@ -14,11 +14,14 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <set>
+#include <string>
 
 #include "common/fault.h"
 #include "common/io.h"
 #include "common/log.h"
 #include "common/timer.h"
+#include "kinds/kind.h"
 #include "restore/clone.h"
 #include "restore/files.h"
 #include "restore/memory.h"
@@ -240,7 +243,9 @@ Status Prepare(TaskContext& ctx) {
   const img::Process& core = images.core;
   RETURN_IF_ERROR(RestoreSession(core));
   // Objects shared with descendants first: the children inherit them.
-  RETURN_IF_ERROR(CreateOwnedFiles(*ctx.files, core.pid(), &ctx.inherited));
+  std::set<std::string> recreated;  // files made again from ghost images
+  kinds::RestoreContext files{ctx.dir, ctx.files->shmem, &recreated};
+  RETURN_IF_ERROR(CreateOwnedFiles(*ctx.files, core.pid(), files, &ctx.inherited));
   RETURN_IF_ERROR(CreateChildren(ctx));
   umask(core.umask());
   if (personality(0xffffffff) != static_cast<int>(core.personality())) personality(core.personality());
@@ -277,7 +282,7 @@ Status Prepare(TaskContext& ctx) {
 
   int exe_fd = open(core.mm().exe_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (exe_fd < 0) return ErrnoStatus("open executable " + core.mm().exe_path());
-  RETURN_IF_ERROR(RestoreFds(core, ctx.dir, ctx.inherited, *ctx.files->shmem, {&ctx.report_fd, &exe_fd}));
+  RETURN_IF_ERROR(RestoreFds(core, files, ctx.inherited, {&ctx.report_fd, &exe_fd}));
   report.files_ns = MonotonicNs() - t2;
   FAULT_POINT("restore-jump");
 

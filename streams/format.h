@@ -14,7 +14,12 @@
 namespace cf::streams {
 
 inline constexpr uint32_t kFileMagic = 0x54534643;  // "CFST" little-endian
-inline constexpr uint16_t kFormatVersion = 1;
+// 2: descriptors carry their kind as a oneof (kinds registry); shared file
+// objects in Process.file_objects. Older images are refused.
+inline constexpr uint16_t kFormatVersion = 2;
+
+// Why an image (or stream) of format |found| cannot be read by this build.
+const char* FormatVersionHint(uint16_t found);
 
 enum class FileKind : uint16_t {
   kInventory = 1,

@@ -124,8 +124,8 @@ Result<ImageReader> ImageReader::Open(const std::string& path, FileKind kind) {
   if (n != sizeof(h)) return Error(path + ": truncated image (no header)", EBADMSG);
   if (h.magic != kFileMagic) return Error(path + ": not a criu-fast image (bad magic)", EBADMSG);
   if (h.version != kFormatVersion) {
-    return Errorf("%s: unsupported image format version %u (this build reads %u)", path.c_str(), h.version,
-                  kFormatVersion);
+    return Errorf("%s: unsupported image format version %u (this build reads %u)%s", path.c_str(), h.version,
+                  kFormatVersion, FormatVersionHint(h.version));
   }
   if (kind != FileKind{0} && h.kind != static_cast<uint16_t>(kind)) {
     return Errorf("%s: expected a %s image, found kind %u", path.c_str(), FileKindName(kind), h.kind);

@@ -149,8 +149,8 @@ class Parser {
     if (n != sizeof(fh)) return Error(name_ + ": stream cut inside its header", EBADMSG);
     if (fh.magic != kFileMagic) return Error(name_ + ": not a criu-fast stream (bad magic)", EBADMSG);
     if (fh.version != kFormatVersion) {
-      return Errorf("%s: unsupported stream format version %u (this build reads %u)", name_.c_str(), fh.version,
-                    kFormatVersion);
+      return Errorf("%s: unsupported stream format version %u (this build reads %u)%s", name_.c_str(), fh.version,
+                    kFormatVersion, FormatVersionHint(fh.version));
     }
     if (fh.kind != static_cast<uint16_t>(FileKind::kStream)) {
       return Errorf("%s: a criu-fast image file of kind %u, not a stream", name_.c_str(), fh.kind);

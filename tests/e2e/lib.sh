@@ -362,6 +362,16 @@ def proc(show, pid):
     if p is None:
         fail("process %s not in show output (has %s)" % (pid, list(show.get("processes", {}))))
     return p
+FD_KINDS = ("reg", "dir", "chr", "pipe", "unix_socket", "eventfd", "timerfd", "signalfd", "inotify", "epoll", "memfd")
+def fd_kind(f):
+    """The kind of a descriptor of show: the key of its kind message ("fifo" for the pipe end of a FIFO)."""
+    for k in FD_KINDS:
+        if k in f:
+            return "fifo" if k == "pipe" and f[k].get("fifo") else k
+    fail("fd %s has no kind: %r" % (f.get("fd"), sorted(f)))
+def file_objects(core, kind):
+    """The shared file objects of one kind ("pipe", "unix_pair") saved in a core."""
+    return [o[kind] for o in core.get("file_objects", []) if kind in o]
 def page_ranges(pagemap, kind):
     """[(start, end)] of the pagemap ranges of a kind, in bytes."""
     return [(u(r["vaddr"]), u(r["vaddr"]) + 4096 * u(r["nr_pages"]))

@@ -12,10 +12,10 @@ source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
 e2e_init
 
 declare -A KINDS=(
-  [timerfds]='TIMERFD:7'
-  [signalfds]='SIGNALFD:3'
-  [inotifys]='INOTIFY:3'
-  [epolls]='EPOLL:2'
+  [timerfds]='timerfd:7'
+  [signalfds]='signalfd:3'
+  [inotifys]='inotify:3'
+  [epolls]='epoll:2'
 )
 for prog in timerfds signalfds inotifys epolls; do
   W=$E2E_TMP/w-$prog
@@ -31,15 +31,15 @@ for prog in timerfds signalfds inotifys epolls; do
   pycheck "$prog: kinds in the image" "$E2E_TMP/show-$prog.json" "$pid" "${KINDS[$prog]}" <<'EOF2'
 show = load(sys.argv[1])
 kind, n = sys.argv[3].split(":")
-fds = [f for f in proc(show, int(sys.argv[2]))["core"]["fds"] if f["type"] == kind]
+fds = [f for f in proc(show, int(sys.argv[2]))["core"]["fds"] if fd_kind(f) == kind]
 if len(fds) != int(n):
     fail("%d %s fds, want %s" % (len(fds), kind, n))
 if any(u(f.get("file_id")) == 0 for f in fds):
     fail("an fd without a file id")
-state = {"TIMERFD": lambda f: f.get("timerfd", {}).get("clockid") is not None,
-         "SIGNALFD": lambda f: u(f.get("signalfd_mask")) != 0,
-         "INOTIFY": lambda f: len(f.get("inotify_watches", [])) > 0,
-         "EPOLL": lambda f: True}[kind]
+state = {"timerfd": lambda f: f.get("timerfd", {}).get("clockid") is not None,
+         "signalfd": lambda f: u(f["signalfd"].get("mask")) != 0,
+         "inotify": lambda f: len(f["inotify"].get("watches", [])) > 0,
+         "epoll": lambda f: True}[kind]
 if not all(state(f) for f in fds):
     fail("an fd without its state: %r" % fds)
 EOF2

@@ -62,8 +62,8 @@ for line in open(expect):
 for n, e in sorted(exp_fds.items()):
     f = fds.get(n) or fail("fd %d (%s) missing in show (has %s)" % (n, e["path"], sorted(fds)))
     where = "fd %d (%s)" % (n, e["path"])
-    if f.get("type") != e["type"]:
-        fail("%s: type %s, want %s" % (where, f.get("type"), e["type"]))
+    if fd_kind(f) != e["type"].lower():
+        fail("%s: type %s, want %s" % (where, fd_kind(f), e["type"]))
     path = f.get("path", "")
     if path != e["path"] and not (e["deleted"] and path == e["path"] + " (deleted)"):
         fail("%s: path %r" % (where, path))
@@ -72,15 +72,15 @@ for n, e in sorted(exp_fds.items()):
         fail("%s: flags %#o, want %#o" % (where, flags, e["flags"]))
     if bool(f.get("cloexec")) != e["cloexec"]:
         fail("%s: cloexec %s, want %s" % (where, f.get("cloexec"), e["cloexec"]))
-    if e["type"] == "REG":
+    if fd_kind(e) == "reg":
         if u(f.get("pos")) != e["pos"]:
             fail("%s: pos %s, want %d" % (where, f.get("pos"), e["pos"]))
-    if bool(f.get("deleted")) != e["deleted"]:
-        fail("%s: deleted %s, want %s" % (where, f.get("deleted"), e["deleted"]))
+    if bool(f.get("reg", {}).get("deleted")) != e["deleted"]:
+        fail("%s: deleted %s, want %s" % (where, f.get("reg", {}).get("deleted"), e["deleted"]))
     if e["deleted"]:
         if u(f.get("size")) != e["size"]:
             fail("%s: size %s, want %d" % (where, f.get("size"), e["size"]))
-        ghost = f.get("ghost_file", "")
+        ghost = f.get("reg", {}).get("ghost_file", "")
         if not ghost or not os.path.isfile(os.path.join(img_dir, ghost)):
             fail("%s: ghost_file %r is not a file in the image dir" % (where, ghost))
         ghosts = show.get("ghosts")
@@ -95,8 +95,8 @@ if not rw.get("cloexec") or fds[dup[1]].get("cloexec") or u(rw["pos"]) != u(fds[
     fail("rw.dat fd %d (cloexec) and its dup %d (no cloexec, same offset) differ: %r %r" % (dup[0], dup[1], rw, fds[dup[1]]))
 for dev in ("/dev/null", "/dev/zero"):
     f = fds[by_path[dev]]
-    if f.get("type") != "CHR":
-        fail("%s: type %s, want CHR" % (dev, f.get("type")))
+    if fd_kind(f) != "chr":
+        fail("%s: type %s, want CHR" % (dev, fd_kind(f)))
 
 # --- process-wide state
 if core.get("cwd") != cwd:

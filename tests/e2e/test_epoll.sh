@@ -30,13 +30,13 @@ def fds(pid):
     return {f["fd"]: f for f in proc(show, pid)["core"]["fds"]}
 P, C = fds(root), fds(kid)
 for pid, d, want in ((root, P, [8, 11]), (kid, C, [8, 11, 13])):
-    got = sorted(k for k, f in d.items() if f["type"] == "EPOLL")
+    got = sorted(k for k, f in d.items() if fd_kind(f) == "epoll")
     if got != want:
         fail("process %d: epoll fds %r, want %r" % (pid, got, want))
 if P[8]["file_id"] != C[8]["file_id"] or P[11]["file_id"] != C[11]["file_id"]:
     fail("ep and ep2 should be shared by parent and child")
 def targets(f):
-    return sorted((t["tfd"], t["events"], u(t["data"])) for t in f.get("epoll_targets", []))
+    return sorted((t["tfd"], t["events"], u(t["data"])) for t in f["epoll"].get("targets", []))
 ET, ONESHOT = 1 << 31, 1 << 30
 want_ep = sorted([(3, 0x19, 0x1234567890abcdef), (4, 0x19, 0x5e5e), (5, ET | 0x19, 0xe7), (7, 0x19, 0x71),
                   (6, ONESHOT | 0x1c, 0x0e), (10, ONESHOT, 0xd15), (12, 0x19, 0xc0ffee)])

@@ -25,9 +25,9 @@ pycheck "eventfds in the image" "$E2E_TMP/show.json" "$root" "$kid" <<'EOF2'
 show = load(sys.argv[1])
 root, kid = int(sys.argv[2]), int(sys.argv[3])
 def efds(pid):
-    return [f for f in proc(show, pid)["core"].get("fds", []) if f["type"] == "EVENTFD"]
+    return [f for f in proc(show, pid)["core"].get("fds", []) if fd_kind(f) == "eventfd"]
 def summary(pid):
-    return sorted((u(f["eventfd_count"]), bool(f.get("eventfd_semaphore"))) for f in efds(pid))
+    return sorted((u(f["eventfd"].get("count")), bool(f["eventfd"].get("semaphore"))) for f in efds(pid))
 if summary(root) != [(0, False), (42, False), (0x100000005, False)]:
     fail("parent's eventfds %r" % summary(root))
 if summary(kid) != [(3, True), (42, False)]:

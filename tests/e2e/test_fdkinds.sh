@@ -29,8 +29,8 @@ root, kid = int(sys.argv[2]), int(sys.argv[3])
 pf = proc(show, root)["core"].get("fds", [])
 kf = proc(show, kid)["core"].get("fds", [])
 def kind(fds, t):
-    return [f for f in fds if f["type"] == t]
-timers = kind(pf, "TIMERFD")
+    return [f for f in fds if fd_kind(f) == t]
+timers = kind(pf, "timerfd")
 if len(timers) != 5:
     fail("want 5 timerfds in the parent, got %d" % len(timers))
 fired = [t for t in timers if u(t["timerfd"].get("interval_ns", 0)) == 100 * 10**9]
@@ -38,20 +38,20 @@ if len(fired) != 1 or u(fired[0]["timerfd"].get("ticks", 0)) != 1:
     fail("the timerfd that fired unread: %r" % fired)
 if not any(u(t["timerfd"].get("settime_flags", 0)) & 1 for t in timers):
     fail("no TFD_TIMER_ABSTIME timerfd: %r" % timers)
-sig = kind(pf, "SIGNALFD")
-if len(sig) != 1 or u(sig[0].get("signalfd_mask", 0)) != 1 << (12 - 1):
+sig = kind(pf, "signalfd")
+if len(sig) != 1 or u(sig[0]["signalfd"].get("mask", 0)) != 1 << (12 - 1):
     fail("signalfd: %r" % sig)
-ino = kind(pf, "INOTIFY")
-if len(ino) != 1 or [u(w["wd"]) for w in ino[0].get("inotify_watches", [])] != [2, 3]:
+ino = kind(pf, "inotify")
+if len(ino) != 1 or [u(w["wd"]) for w in ino[0]["inotify"].get("watches", [])] != [2, 3]:
     fail("inotify: %r" % ino)
-eps = kind(pf, "EPOLL") + kind(kf, "EPOLL")
+eps = kind(pf, "epoll") + kind(kf, "epoll")
 if len(eps) != 2 or len({u(e["file_id"]) for e in eps}) != 1:
     fail("want one epoll description held by both: %r" % eps)
-targets = [t for e in eps for t in e.get("epoll_targets", [])]
+targets = [t for e in eps for t in e["epoll"].get("targets", [])]
 if sorted(u(t.get("data", 0)) for t in targets) != [0x1234, 0x1235, 0x5678, 0x9abc]:
     fail("epoll targets (saved once): %r" % targets)
-for t in kind(pf, "TIMERFD"):
-    if not any(u(k.get("file_id", 0)) == u(t["file_id"]) for k in kind(kf, "TIMERFD")):
+for t in kind(pf, "timerfd"):
+    if not any(u(k.get("file_id", 0)) == u(t["file_id"]) for k in kind(kf, "timerfd")):
         fail("timerfd %r is not shared with the child" % t["fd"])
 EOF2
 CF_LOG=

@@ -25,18 +25,18 @@ cf_show "$E2E_TMP/img-r" "$E2E_TMP/show.json"
 pycheck "inotify watches in the image" "$E2E_TMP/show.json" "$pid" "$(cd "$W" && pwd -P)" <<'EOF2'
 show = load(sys.argv[1])
 w = sys.argv[3]
-fds = {f["fd"]: f for f in proc(show, int(sys.argv[2]))["core"]["fds"] if f["type"] == "INOTIFY"}
+fds = {f["fd"]: f for f in proc(show, int(sys.argv[2]))["core"]["fds"] if fd_kind(f) == "inotify"}
 if sorted(fds) != [3, 4, 5]:
     fail("inotify fds at %r, want 3, 4, 5" % sorted(fds))
 def watches(fd):
-    return [(x["wd"], x["path"], x["mask"], u(x["inode"])) for x in fds[fd].get("inotify_watches", [])]
+    return [(x["wd"], x["path"], x["mask"], u(x["inode"])) for x in fds[fd]["inotify"].get("watches", [])]
 d, f = os.stat(w + "/dir"), os.stat(w + "/dir/file")
 want1 = [(2, w + "/dir", 0x100, d.st_ino), (4, w + "/dir/file", 0x2, f.st_ino)]
 if watches(3) != want1 or watches(5) != want1:
     fail("i1 watches %r / %r, want %r" % (watches(3), watches(5), want1))
 if watches(4) != [(1, w + "/dir", 0x200, d.st_ino)]:
     fail("i2 watches %r" % watches(4))
-if any(not x.get("fhandle") for x in fds[3]["inotify_watches"]):
+if any(not x.get("fhandle") for x in fds[3]["inotify"]["watches"]):
     fail("a watch without its file handle")
 if fds[3]["file_id"] != fds[5]["file_id"] or fds[3]["file_id"] == fds[4]["file_id"]:
     fail("fds 3 and 5 should share one description, 4 have its own")

@@ -34,28 +34,28 @@ root, kid, kid2, fifo = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sy
 cores = {p: proc(show, p)["core"] for p in (root, kid, kid2)}
 pipes = {}
 for core in cores.values():
-    for p in core.get("pipes", []):
+    for p in file_objects(core, "pipe"):
         key = (u(p["dev"]), u(p["inode"]))
         if key in pipes:
             fail("pipe %r saved twice" % (key,))
         pipes[key] = (u(p["size"]), base64.b64decode(p.get("data", "")))
 def fds(pid, t):
-    return [f for f in cores[pid].get("fds", []) if f["type"] == t]
+    return [f for f in cores[pid].get("fds", []) if fd_kind(f) == t]
 O_ACCMODE = 3
 for pid in (root, kid, kid2):
-    for f in fds(pid, "PIPE") + fds(pid, "FIFO"):
+    for f in fds(pid, "pipe") + fds(pid, "fifo"):
         if u(f["file_id"]) == 0:
             fail("process %d fd %s: no file id" % (pid, f["fd"]))
         if (u(f["dev"]), u(f["inode"])) not in pipes:
             fail("process %d fd %s: its pipe is not in the image" % (pid, f["fd"]))
 # p1: the child's read end and the parent's write end of one pipe, 10000 bytes.
-kid_r = {u(f["inode"]) for f in fds(kid, "PIPE") if u(f["flags"]) & O_ACCMODE == 0}
-root_w = {u(f["inode"]) for f in fds(root, "PIPE") if u(f["flags"]) & O_ACCMODE == 1}
+kid_r = {u(f["inode"]) for f in fds(kid, "pipe") if u(f["flags"]) & O_ACCMODE == 0}
+root_w = {u(f["inode"]) for f in fds(root, "pipe") if u(f["flags"]) & O_ACCMODE == 1}
 p1 = [ino for ino in kid_r & root_w if any(k[1] == ino and len(v[1]) == 10000 for k, v in pipes.items())]
 if len(p1) != 1:
     fail("no pipe with 10000 bytes from the parent's write end to the child's read end (%r)" % (pipes,))
 # p3: one read description held by both processes.
-shared = {u(f["file_id"]) for f in fds(root, "PIPE")} & {u(f["file_id"]) for f in fds(kid, "PIPE")}
+shared = {u(f["file_id"]) for f in fds(root, "pipe")} & {u(f["file_id"]) for f in fds(kid, "pipe")}
 if len(shared) != 1:
     fail("want exactly one pipe description shared by parent and child, found %r" % shared)
 sizes = sorted((s, len(d)) for s, d in pipes.values())
@@ -64,13 +64,13 @@ if (1 << 20, 300000) not in sizes:
 if (65536, 100) not in sizes or (65536, 3000) not in sizes or (65536, 200) not in sizes:
     fail("pipe sizes and queued bytes %r" % sizes)
 # p5: the first child's write end, the second child's read end, 500 bytes.
-k1w = {u(f["inode"]) for f in fds(kid, "PIPE") if u(f["flags"]) & O_ACCMODE == 1}
-k2r = {u(f["inode"]) for f in fds(kid2, "PIPE") if u(f["flags"]) & O_ACCMODE == 0}
+k1w = {u(f["inode"]) for f in fds(kid, "pipe") if u(f["flags"]) & O_ACCMODE == 1}
+k2r = {u(f["inode"]) for f in fds(kid2, "pipe") if u(f["flags"]) & O_ACCMODE == 0}
 if len(k2r) != 1 or k2r != k1w & k2r or len(pipes[next(k for k in pipes if k[1] in k2r)][1]) != 500:
     fail("no pipe with 500 bytes from the first child to the second")
-if any(u(f["inode"]) in k2r for f in fds(root, "PIPE")):
+if any(u(f["inode"]) in k2r for f in fds(root, "pipe")):
     fail("the parent holds the children's pipe")
-ff = fds(root, "FIFO")
+ff = fds(root, "fifo")
 if len(ff) != 2 or any(f["path"] != fifo for f in ff):
     fail("want two FIFO fds of %s in the parent, found %r" % (fifo, ff))
 if len({u(f["file_id"]) for f in ff}) != 2:

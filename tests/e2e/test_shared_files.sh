@@ -36,7 +36,7 @@ own = fds(root, w + "/own.dat") + fds(kid, w + "/own.dat")
 if len(own) != 2 or any(u(f.get("file_id", 0)) for f in own):
     fail("own.dat: %r" % own)
 dirs = fds(root, w) + fds(kid, w)
-if len(dirs) != 2 or len({u(f.get("file_id", 0)) for f in dirs}) != 1 or dirs[0]["type"] != "DIR":
+if len(dirs) != 2 or len({u(f.get("file_id", 0)) for f in dirs}) != 1 or fd_kind(dirs[0]) != "dir":
     fail("the shared directory: %r" % dirs)
 EOF2
 check_pass "$W"

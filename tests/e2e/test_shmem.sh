@@ -56,14 +56,14 @@ if not {u(a["id"]), u(m["id"]), u(p["id"])} <= ids(pc):
     fail("the parent's vmas name %r" % ids(pc))
 if not {u(a["id"]), u(m["id"])} <= ids(kc):
     fail("the child's vmas name %r, want A and M (%s, %s) too" % (ids(kc), a["id"], m["id"]))
-memfds = [f for f in pc.get("fds", []) if f["type"] == "MEMFD"]
-if len(memfds) != 2 or {u(f["shmem_id"]) for f in memfds} != {u(m["id"]), u(p["id"])}:
+memfds = [f for f in pc.get("fds", []) if fd_kind(f) == "memfd"]
+if len(memfds) != 2 or {u(f["memfd"]["shmem_id"]) for f in memfds} != {u(m["id"]), u(p["id"])}:
     fail("the parent's memfd descriptors %r" % memfds)
 for f in memfds:
-    if u(f["shmem_id"]) == u(m["id"]) and u(f.get("pos", 0)) != 12345:
+    if u(f["memfd"]["shmem_id"]) == u(m["id"]) and u(f.get("pos", 0)) != 12345:
         fail("memfd offset %r" % f.get("pos"))
-kmem = [f for f in kc.get("fds", []) if f["type"] == "MEMFD"]
-pm_fd = [f for f in memfds if u(f["shmem_id"]) == u(m["id"])][0]
+kmem = [f for f in kc.get("fds", []) if fd_kind(f) == "memfd"]
+pm_fd = [f for f in memfds if u(f["memfd"]["shmem_id"]) == u(m["id"])][0]
 if len(kmem) != 1 or not u(kmem[0].get("file_id", 0)) or u(kmem[0].get("file_id", 0)) != u(pm_fd.get("file_id", 0)):
     fail("the memfd description parent and child share: %r / %r" % (pm_fd, kmem))
 EOF2

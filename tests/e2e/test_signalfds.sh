@@ -29,12 +29,12 @@ assert_running_untraced "$pid" "after dump -R"
 cf_show "$E2E_TMP/img-r" "$E2E_TMP/show.json"
 pycheck "signalfds in the image" "$E2E_TMP/show.json" "$pid" <<'EOF2'
 show = load(sys.argv[1])
-fds = {f["fd"]: f for f in proc(show, int(sys.argv[2]))["core"]["fds"] if f["type"] == "SIGNALFD"}
+fds = {f["fd"]: f for f in proc(show, int(sys.argv[2]))["core"]["fds"] if fd_kind(f) == "signalfd"}
 if sorted(fds) != [3, 4, 5]:
     fail("signalfds at %r, want 3, 4, 5" % sorted(fds))
 rtmin1 = 35  # glibc's SIGRTMIN is 34
 want = {3: (1 << (12 - 1)) | (1 << (rtmin1 - 1)), 4: 1 << (1 - 1), 5: (1 << (12 - 1)) | (1 << (rtmin1 - 1))}
-got = {k: u(f["signalfd_mask"]) for k, f in fds.items()}
+got = {k: u(f["signalfd"].get("mask")) for k, f in fds.items()}
 if got != want:
     fail("masks %r, want %r" % ({k: hex(v) for k, v in got.items()}, {k: hex(v) for k, v in want.items()}))
 if fds[3]["file_id"] != fds[5]["file_id"] or fds[3]["file_id"] == fds[4]["file_id"]:

@@ -29,8 +29,8 @@ import base64
 show = load(sys.argv[1])
 root, kid = int(sys.argv[2]), int(sys.argv[3])
 cores = {p: proc(show, p)["core"] for p in (root, kid)}
-pairs = [pr for c in cores.values() for pr in c.get("unix_pairs", [])]
-socks = {p: [f for f in c.get("fds", []) if f["type"] == "UNIX_SOCKET"] for p, c in cores.items()}
+pairs = [pr for c in cores.values() for pr in file_objects(c, "unix_pair")]
+socks = {p: [f for f in c.get("fds", []) if fd_kind(f) == "unix_socket"] for p, c in cores.items()}
 # parent: st dg sq half sh lone; child: st dg sq half sh(2) in(2)
 if len(socks[root]) != 6 or len(socks[kid]) != 8:
     fail("unix socket fds: parent %d (want 6), child %d (want 8)" % (len(socks[root]), len(socks[kid])))

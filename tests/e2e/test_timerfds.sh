@@ -29,7 +29,7 @@ cf_show "$E2E_TMP/img-r" "$E2E_TMP/show.json"
 pycheck "timerfds in the image" "$E2E_TMP/show.json" "$pid" <<'EOF2'
 import time
 show = load(sys.argv[1])
-fds = {f["fd"]: f for f in proc(show, int(sys.argv[2]))["core"]["fds"] if f["type"] == "TIMERFD"}
+fds = {f["fd"]: f for f in proc(show, int(sys.argv[2]))["core"]["fds"] if fd_kind(f) == "timerfd"}
 if sorted(fds) != [3, 4, 5, 6, 7, 8, 9]:
     fail("timerfds at %r, want 3..9" % sorted(fds))
 t = {n: fds[k]["timerfd"] for n, k in zip(["tp", "tl", "to", "te", "td", "ta", "tl2"], range(3, 10))}

@@ -1,0 +1,51 @@
+// Character devices (/dev/null, /dev/zero, a terminal...): opened again by
+// path with the saved flags. A terminal is only taken with --shell-job (the
+// shell job's terminal is the one restore runs in).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <string>
+
+#include "kinds/kind.h"
+
+namespace cf::kinds {
+namespace {
+
+bool IsTty(const struct stat& sb) {
+  const unsigned maj = major(sb.st_rdev);
+  return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143);
+}
+
+class CharDevice final : public FdKind {
+ public:
+  const char* name() const override { return "character device"; }
+  img::Fd::KindCase field() const override { return img::Fd::kChr; }
+  Scope scope() const override { return Scope::kPrivate; }
+  bool Recognise(const FdSight& s) const override { return S_ISCHR(s.sb.st_mode); }
+
+  Status Read(const FdSight& s, const FdInfo&, DumpContext& ctx, img::Fd* f) const override {
+    if (IsTty(s.sb) && !ctx.shell_job()) {
+      return Error("a terminal: not supported yet (a shell job needs --shell-job)");
+    }
+    f->mutable_chr();
+    return OkStatus();
+  }
+
+  Result<UniqueFd> Open(const img::Fd& f, RestoreContext&) const override {
+    return OpenByPath(f, f.path(), 0, false, false);
+  }
+
+  std::string Describe(const img::Fd& f) const override {
+    return f.path() + " (" + std::to_string(major(f.rdev())) + ":" + std::to_string(minor(f.rdev())) + ")";
+  }
+};
+
+}  // namespace
+
+const FdKind& CharDeviceKind() {
+  static const CharDevice kind;
+  return kind;
+}
+
+}  // namespace cf::kinds

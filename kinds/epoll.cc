@@ -1,0 +1,189 @@
+// Epoll instances: the files they watch, with events and data.
+//
+// Dump: fdinfo lists each target by the fd number it was added with (tfd),
+// but that number may since have been closed or reused for another file,
+// and restore can only add a target through an fd that holds its file. So
+// each target is checked with kcmp(KCMP_EPOLL_TFD): fd tfd of the process
+// must be the very file the instance watches under that number. The kernel
+// may watch the same number twice (two files, the first closed since);
+// |toff| tells kcmp which of them, counted in the order fdinfo prints them.
+// An epoll instance held by several processes is checked in each, in dump
+// order, until one holds every target (the tree pass, once every process is
+// known); that fd carries the targets.
+//
+// Restore: the instance is created empty by the owner of its description;
+// its targets are added by the process whose fd carries them, once every fd
+// of that process is at its number (AfterPlacement), with the saved events
+// and data. The kernel adds EPOLLERR|EPOLLHUP to every target itself, so
+// the saved events (which include them) are valid input. Readiness is found
+// again by the kernel when a target is added: a target that is ready is
+// reported by the next epoll_wait, also one in EPOLLET mode whose edge the
+// program had already seen.
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/io.h"
+#include "common/log.h"
+#include "kinds/kind.h"
+#include "proc/fdinfo_kinds.h"
+
+namespace cf::kinds {
+namespace {
+
+constexpr int kKcmpEpollTfd = 7;
+
+struct KcmpEpollSlot {  // struct kcmp_epoll_slot
+  uint32_t efd;
+  uint32_t tfd;
+  uint32_t toff;
+};
+
+// OK when every target of epoll fd |efd| of |pid| is, in |pid|, the file at
+// the fd number it was added with (and not an epoll instance itself).
+Status CheckTargets(pid_t pid, int efd, const std::vector<proc::EpollTargetInfo>& targets) {
+  std::map<int32_t, uint32_t> seen;  // tfd -> entries with that number so far
+  for (const proc::EpollTargetInfo& t : targets) {
+    const std::string what = "it watches fd " + std::to_string(t.tfd);
+    KcmpEpollSlot slot{static_cast<uint32_t>(efd), static_cast<uint32_t>(t.tfd), seen[t.tfd]++};
+    const long r = syscall(SYS_kcmp, pid, pid, kKcmpEpollTfd, t.tfd, reinterpret_cast<unsigned long>(&slot));
+    if (r < 0 && errno == EBADF) return Error(what + ", which is closed (its file lives on elsewhere)");
+    if (r < 0) return ErrnoStatus(what + ": kcmp(KCMP_EPOLL_TFD)");
+    if (r != 0) return Error(what + ", which now holds another file than the one watched");
+    auto link = ReadLink("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(t.tfd));
+    if (link.ok() && *link == "anon_inode:[eventpoll]") {
+      return Error(what + ", another epoll instance (nested epoll)");
+    }
+  }
+  return OkStatus();
+}
+
+// Where each epoll description is held and what it watches.
+class EpollPass final : public TreePass {
+ public:
+  Status Add(const FdSight& s, const FdInfo& info, bool, img::Fd* f) override {
+    Instance& e = instances_[f->file_id()];
+    if (e.holders.empty()) {
+      ASSIGN_OR_RETURN(e.targets, proc::ParseEpollTargets(info));
+    }
+    e.holders.push_back({s.pid, s.fd});
+    return OkStatus();
+  }
+
+  // Each description's targets go on the first fd, in dump order, whose
+  // process holds every target at its fd number.
+  Status Finish(TreeFds& fds) override {
+    for (auto& [id, e] : instances_) {
+      Status first;
+      img::Fd* carrier = nullptr;
+      for (const auto& [pid, fd] : e.holders) {
+        Status s = CheckTargets(pid, fd, e.targets);
+        if (s.ok()) {
+          for (img::Fd* f : fds.FdsOf(pid)) {
+            if (f->fd() == fd) carrier = f;
+          }
+          if (carrier) break;
+          s = Error("not kept by the tree pass");
+        }
+        if (first.ok()) first = s.WithContext(FdSight{pid, fd, "anon_inode:[eventpoll]", {}}.Name());
+      }
+      if (!carrier) {
+        if (e.holders.size() > 1) {
+          first = first.WithContext("an epoll instance shared by " + std::to_string(e.holders.size()) +
+                                    " descriptors, none of whose processes holds all its targets");
+        }
+        return Error(first.ToString() + ": not supported yet");
+      }
+      for (const proc::EpollTargetInfo& t : e.targets) {
+        img::EpollTarget* et = carrier->mutable_epoll()->add_targets();
+        et->set_tfd(t.tfd);
+        et->set_events(t.events);
+        et->set_data(t.data);
+      }
+      LOG_DEBUG("files: epoll %u: %zu targets, added back by fd %d", id, e.targets.size(), carrier->fd());
+    }
+    return OkStatus();
+  }
+
+ private:
+  struct Instance {
+    std::vector<std::pair<pid_t, int>> holders;  // in dump order
+    std::vector<proc::EpollTargetInfo> targets;
+  };
+  std::map<uint32_t, Instance> instances_;  // by file_id
+};
+
+ProbeResult ProbeKcmpEpollTfd() {
+  UniqueFd ep(epoll_create1(EPOLL_CLOEXEC)), ev(eventfd(0, EFD_CLOEXEC));
+  if (!ep.valid() || !ev.valid()) return ProbeFailed("epoll_create1/eventfd", errno);
+  epoll_event e{};
+  e.events = EPOLLIN;
+  if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, ev.get(), &e) != 0) return ProbeFailed("epoll_ctl", errno);
+  KcmpEpollSlot slot{static_cast<uint32_t>(ep.get()), static_cast<uint32_t>(ev.get()), 0};
+  const long r = syscall(SYS_kcmp, getpid(), getpid(), kKcmpEpollTfd, ev.get(), reinterpret_cast<unsigned long>(&slot));
+  if (r < 0) return ProbeFailed("kcmp(KCMP_EPOLL_TFD)", errno);
+  if (r != 0) return {false, "kcmp(KCMP_EPOLL_TFD) does not find the target it was added with"};
+  return {true, ""};
+}
+
+class Epoll final : public FdKind {
+ public:
+  const char* name() const override { return "epoll instance"; }
+  img::Fd::KindCase field() const override { return img::Fd::kEpoll; }
+  Scope scope() const override { return Scope::kDescription; }
+  bool Recognise(const FdSight& s) const override { return s.link == "anon_inode:[eventpoll]"; }
+
+  Status Read(const FdSight&, const FdInfo&, DumpContext&, img::Fd* f) const override {
+    f->mutable_epoll();  // the targets come in the tree pass
+    return OkStatus();
+  }
+  std::unique_ptr<TreePass> NewPass() const override { return std::make_unique<EpollPass>(); }
+
+  Status Create(const SharedObject& obj, RestoreContext&, CreatedFiles* out) const override {
+    const auto& [id, f] = *obj.files.begin();
+    UniqueFd efd(epoll_create1(EPOLL_CLOEXEC));
+    if (!efd.valid()) return ErrnoStatus("epoll_create1");
+    RETURN_IF_ERROR(SetStatusFlags(efd.get(), f->flags(), O_NONBLOCK, "epoll instance"));
+    (*out)[id] = std::move(efd);
+    return OkStatus();
+  }
+
+  Status AfterPlacement(const img::Fd& f, RestoreContext&) const override {
+    for (const img::EpollTarget& t : f.epoll().targets()) {
+      epoll_event ev{};
+      ev.events = t.events();
+      ev.data.u64 = t.data();
+      if (epoll_ctl(f.fd(), EPOLL_CTL_ADD, t.tfd(), &ev) != 0) {
+        return ErrnoStatus("epoll fd " + std::to_string(f.fd()) + ": add fd " + std::to_string(t.tfd()) +
+                           " (events " + std::to_string(t.events()) + ")");
+      }
+    }
+    return OkStatus();
+  }
+
+  std::string Describe(const img::Fd& f) const override {
+    std::string out = std::to_string(f.epoll().targets_size()) + " targets";
+    for (const img::EpollTarget& t : f.epoll().targets()) out += ", fd " + std::to_string(t.tfd());
+    return out;
+  }
+
+  std::vector<Probe> Probes() const override {
+    return {{"kcmp KCMP_EPOLL_TFD", "epoll instances with targets cannot be dumped", ProbeKcmpEpollTfd}};
+  }
+};
+
+}  // namespace
+
+const FdKind& EpollKind() {
+  static const Epoll kind;
+  return kind;
+}
+
+}  // namespace cf::kinds
