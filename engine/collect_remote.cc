@@ -6,12 +6,14 @@
 // threads of a group at once. Results land in scratch memory of each thread
 // and are read back in one process_vm_readv per thread.
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "engine/collect.h"

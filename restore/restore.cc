@@ -17,13 +17,11 @@
 // criu-fast itself dying), so a failed restore leaves nothing behind.
 #include "restore/restore.h"
 
-#include <elf.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
