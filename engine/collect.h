@@ -6,7 +6,6 @@
 
 #include <sys/types.h>
 
-#include <span>
 #include <string>
 #include <vector>
 
@@ -19,7 +18,9 @@
 
 namespace cf::engine {
 
-// Registers, xstate, signal mask, pending signals, rseq and name of a thread.
+// The per-thread properties criu-fast reads itself (kinds/thread_props.h:
+// registers, xstate, signal mask, pending signals, rseq, name), the same
+// for the leader and every other thread.
 Status CollectThread(pid_t pid, pid_t tid, img::Thread* out);
 // The process-wide pending signal queue.
 Status CollectSharedPending(pid_t tid, img::Process* out);
@@ -37,14 +38,16 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
 // Ids, credentials, rlimits, cwd, root, personality, umask, name.
 Status CollectProcessInfo(pid_t pid, img::Process* out);
 
-// What only the task can tell: sigactions, itimers, brk, sigaltstack and
-// clear_child_tid, by syscalls run in the (stopped) thread |rs| drives.
-Status CollectByRemoteCalls(tracing::RemoteSyscall& rs, img::Process* proc, img::Thread* thread);
-// The per-thread part of the above, for the other threads of a process:
-// |threads[i]| is filled by calls in the thread of |rs[i]|, all threads at
-// once.
-Status CollectThreadsByRemoteCalls(std::span<tracing::RemoteSyscall* const> rs, pid_t pid,
-                                   std::span<img::Thread* const> threads);
+// What only the task can tell about the whole process: sigactions, itimers
+// and brk, by syscalls run in the (stopped) thread |rs| drives.
+Status CollectByRemoteCalls(tracing::RemoteSyscall& rs, img::Process* proc);
+// The per-thread properties read by a syscall run in the thread
+// (kinds/thread_props.h: sigaltstack, clear_child_tid), for every thread of
+// |proc|, the leader included, by one path: in groups of 256 threads, each
+// call run in all threads of a group at once. |leader| drives the leader
+// (already attached, it joins the first group; the caller restores it).
+Status CollectThreadsByRemoteCalls(tracing::RemoteSyscall& leader, const tracing::RemoteSites& sites,
+                                   img::Process* proc);
 
 // POSIX timers: ids, clocks and notification from /proc/PID/timers, the
 // time left, interval and overrun by timer_gettime/timer_getoverrun run in

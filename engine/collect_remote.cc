@@ -1,16 +1,23 @@
 // State only the task itself can report, read by syscalls run in the frozen
-// target (ptrace/remote_syscall.h): sigactions, itimers, brk, sigaltstack
-// and the clear_child_tid address. Results land in a scratch page of the
-// target and are read back in one process_vm_readv.
+// target (ptrace/remote_syscall.h). Process-wide: sigactions, itimers and
+// brk, in the leader. Per thread: the properties of kinds/thread_props.h
+// read by a remote call (sigaltstack, clear_child_tid), for every thread,
+// the leader included, by one path: in groups, each call run in all the
+// threads of a group at once. Results land in scratch memory of each thread
+// and are read back in one process_vm_readv per thread.
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "engine/collect.h"
+#include "kinds/thread_props.h"
 #include "proc/proc_parse.h"
 
 namespace cf::engine {
@@ -29,9 +36,11 @@ struct KernelSigaction {
 struct Scratch {
   KernelSigaction sigactions[kNumSignals + 1];
   struct itimerval itimers[3];
-  stack_t altstack;
-  uint64_t tid_address;
 };
+
+// A process may have thousands of threads: their remote calls run in groups
+// of this many, all threads of a group at once.
+constexpr size_t kGroup = 256;
 
 Status CheckCall(long r, const char* what, pid_t pid) {
   if (r < 0 && r > -4096) return ErrnoStatus(static_cast<int>(-r), std::string(what) + " in " + std::to_string(pid));
@@ -40,7 +49,7 @@ Status CheckCall(long r, const char* what, pid_t pid) {
 
 }  // namespace
 
-Status CollectByRemoteCalls(tracing::RemoteSyscall& rs, img::Process* proc, img::Thread* thread) {
+Status CollectByRemoteCalls(tracing::RemoteSyscall& rs, img::Process* proc) {
   const pid_t pid = proc->pid();
   // Only signals with a handler or ignored (SigCgt, SigIgn) are asked for,
   // and SIGCHLD, whose flags matter even with the default action
@@ -65,10 +74,6 @@ Status CollectByRemoteCalls(tracing::RemoteSyscall& rs, img::Process* proc, img:
                                      base + offsetof(Scratch, itimers) + sizeof(itimerval) * static_cast<uint64_t>(i)));
     RETURN_IF_ERROR(CheckCall(r, "getitimer", pid));
   }
-  ASSIGN_OR_RETURN(long r, rs.Call(__NR_sigaltstack, 0, base + offsetof(Scratch, altstack)));
-  RETURN_IF_ERROR(CheckCall(r, "sigaltstack", pid));
-  ASSIGN_OR_RETURN(r, rs.Call(__NR_prctl, PR_GET_TID_ADDRESS, base + offsetof(Scratch, tid_address)));
-  RETURN_IF_ERROR(CheckCall(r, "prctl(PR_GET_TID_ADDRESS)", pid));
   ASSIGN_OR_RETURN(long brk, rs.Call(__NR_brk, 0));
 
   Scratch s;
@@ -89,45 +94,77 @@ Status CollectByRemoteCalls(tracing::RemoteSyscall& rs, img::Process* proc, img:
     t->set_value_sec(static_cast<uint64_t>(s.itimers[i].it_value.tv_sec));
     t->set_value_usec(static_cast<uint64_t>(s.itimers[i].it_value.tv_usec));
   }
-  thread->mutable_altstack()->set_sp(reinterpret_cast<uint64_t>(s.altstack.ss_sp));
-  thread->mutable_altstack()->set_flags(s.altstack.ss_flags);
-  thread->mutable_altstack()->set_size(s.altstack.ss_size);
-  thread->set_clear_child_tid(s.tid_address);
   proc->mutable_mm()->set_brk(static_cast<uint64_t>(brk));
   return OkStatus();
 }
 
-}  // namespace cf::engine
 
-namespace cf::engine {
+namespace {
 
-Status CollectThreadsByRemoteCalls(std::span<tracing::RemoteSyscall* const> rs, pid_t pid,
-                                   std::span<img::Thread* const> threads) {
-  struct Out {
-    stack_t altstack;
-    uint64_t tid_address;
-  };
+// The remote-read properties of one group of threads: |threads[i]| is
+// filled by calls in the thread of |rs[i]|. Each property's output has its
+// place in one scratch block per thread.
+Status CollectGroup(std::span<tracing::RemoteSyscall* const> rs, std::span<img::Thread* const> threads) {
+  std::vector<const kinds::RemoteRead*> reads;
+  std::vector<const char*> names;
+  std::vector<uint64_t> offs;
+  uint64_t size = 0;
+  for (const kinds::ThreadProperty& p : kinds::ThreadProperties()) {
+    if (!p.remote) continue;
+    reads.push_back(p.remote);
+    names.push_back(p.name);
+    offs.push_back(size);
+    size += (p.remote->size + 7) & ~uint64_t{7};
+  }
+  if (reads.empty()) return OkStatus();
   std::vector<uint64_t> base(rs.size());
   for (size_t i = 0; i < rs.size(); ++i) {
-    ASSIGN_OR_RETURN(base[i], rs[i]->Scratch(sizeof(Out)));
+    ASSIGN_OR_RETURN(base[i], rs[i]->Scratch(size));
   }
-  // Each call runs in every thread at once (RemoteSyscall::CallInEach).
   std::vector<std::array<uint64_t, 6>> args(rs.size());
   std::vector<long> r;
-  for (size_t i = 0; i < rs.size(); ++i) args[i] = {0, base[i] + offsetof(Out, altstack), 0, 0, 0, 0};
-  RETURN_IF_ERROR(tracing::RemoteSyscall::CallInEach(rs, __NR_sigaltstack, args, &r));
-  for (long v : r) RETURN_IF_ERROR(CheckCall(v, "sigaltstack", pid));
-  for (size_t i = 0; i < rs.size(); ++i) args[i] = {PR_GET_TID_ADDRESS, base[i] + offsetof(Out, tid_address), 0, 0, 0, 0};
-  RETURN_IF_ERROR(tracing::RemoteSyscall::CallInEach(rs, __NR_prctl, args, &r));
-  for (long v : r) RETURN_IF_ERROR(CheckCall(v, "prctl(PR_GET_TID_ADDRESS)", pid));
+  for (size_t k = 0; k < reads.size(); ++k) {
+    for (size_t i = 0; i < rs.size(); ++i) args[i] = reads[k]->args(base[i] + offs[k]);
+    RETURN_IF_ERROR(tracing::RemoteSyscall::CallInEach(rs, reads[k]->nr, args, &r));
+    for (size_t i = 0; i < r.size(); ++i) {
+      RETURN_IF_ERROR(CheckCall(r[i], (std::string("remote read of ") + names[k] + " of thread").c_str(),
+                                threads[i]->tid()));
+    }
+  }
+  std::vector<uint8_t> out(size);
   for (size_t i = 0; i < rs.size(); ++i) {
-    Out s{};
-    RETURN_IF_ERROR(rs[i]->ReadScratch(base[i], &s, sizeof(s)));
-    img::Thread* thread = threads[i];
-    thread->mutable_altstack()->set_sp(reinterpret_cast<uint64_t>(s.altstack.ss_sp));
-    thread->mutable_altstack()->set_flags(s.altstack.ss_flags);
-    thread->mutable_altstack()->set_size(s.altstack.ss_size);
-    thread->set_clear_child_tid(s.tid_address);
+    RETURN_IF_ERROR(rs[i]->ReadScratch(base[i], out.data(), out.size()));
+    for (size_t k = 0; k < reads.size(); ++k) reads[k]->decode(out.data() + offs[k], threads[i]);
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status CollectThreadsByRemoteCalls(tracing::RemoteSyscall& leader, const tracing::RemoteSites& sites,
+                                   img::Process* proc) {
+  const pid_t pid = proc->pid();
+  const size_t n = static_cast<size_t>(proc->threads_size());
+  for (size_t first = 0; first < n; first += kGroup) {
+    const size_t end = std::min(n, first + kGroup);
+    // The leader (thread 0) is already attached: it joins the first group.
+    std::vector<tracing::RemoteSyscall> attached;
+    attached.reserve(end - first);
+    std::vector<tracing::RemoteSyscall*> rs;
+    std::vector<img::Thread*> threads;
+    for (size_t i = first; i < end; ++i) {
+      img::Thread* t = proc->mutable_threads(static_cast<int>(i));
+      if (i == 0) {
+        rs.push_back(&leader);
+      } else {
+        ASSIGN_OR_RETURN(tracing::RemoteSyscall trs, tracing::RemoteSyscall::Attach(pid, t->tid(), &sites));
+        attached.push_back(std::move(trs));
+        rs.push_back(&attached.back());
+      }
+      threads.push_back(t);
+    }
+    RETURN_IF_ERROR(CollectGroup(rs, threads));
+    for (tracing::RemoteSyscall& t : attached) RETURN_IF_ERROR(t.Restore());
   }
   return OkStatus();
 }

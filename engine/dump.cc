@@ -176,31 +176,15 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     for (const SeizedThread& t : sp.threads) RETURN_IF_ERROR(CollectThread(pid, t.tid, proc.add_threads()));
     RETURN_IF_ERROR(CollectSharedPending(pid, &proc));
     FAULT_POINT("collect");
-    // Remote calls last: the thread's registers are already saved above.
+    // Remote calls last: the threads' registers are already saved above.
+    // Process-wide state in the leader, then the per-thread properties of
+    // every thread, the leader's included.
     ASSIGN_OR_RETURN(const tracing::RemoteSites sites, tracing::FindRemoteSites(pid));
     ASSIGN_OR_RETURN(tracing::RemoteSyscall rs, tracing::RemoteSyscall::Attach(pid, pid, &sites));
-    RETURN_IF_ERROR(CollectByRemoteCalls(rs, &proc, proc.mutable_threads(0)));
+    RETURN_IF_ERROR(CollectByRemoteCalls(rs, &proc));
     RETURN_IF_ERROR(CollectPosixTimers(rs, &proc));
+    RETURN_IF_ERROR(CollectThreadsByRemoteCalls(rs, sites, &proc));
     RETURN_IF_ERROR(rs.Restore());
-    // The other threads in groups: each group's calls run in all its
-    // threads at once (a process may have thousands of threads).
-    constexpr int kGroup = 256;
-    for (int first = 1; first < proc.threads_size(); first += kGroup) {
-      const int end = std::min(proc.threads_size(), first + kGroup);
-      std::vector<tracing::RemoteSyscall> group;
-      group.reserve(static_cast<size_t>(end - first));
-      std::vector<tracing::RemoteSyscall*> rs;
-      std::vector<img::Thread*> threads;
-      for (int i = first; i < end; ++i) {
-        ASSIGN_OR_RETURN(tracing::RemoteSyscall trs,
-                         tracing::RemoteSyscall::Attach(pid, proc.threads(i).tid(), &sites));
-        group.push_back(std::move(trs));
-        rs.push_back(&group.back());
-        threads.push_back(proc.mutable_threads(i));
-      }
-      RETURN_IF_ERROR(CollectThreadsByRemoteCalls(rs, pid, threads));
-      for (tracing::RemoteSyscall& t : group) RETURN_IF_ERROR(t.Restore());
-    }
   }
 
   // Shared memory objects this process maps or holds, the first time one is

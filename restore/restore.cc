@@ -17,13 +17,11 @@
 // criu-fast itself dying), so a failed restore leaves nothing behind.
 #include "restore/restore.h"
 
-#include <elf.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +39,7 @@
 #include "common/timer.h"
 #include "proc/proc_parse.h"
 #include "ptrace/remote_syscall.h"
+#include "kinds/thread_props.h"
 #include "restore/images.h"
 #include "blobs/restorer/restorer_abi.h"
 #include "restore/clone.h"
@@ -102,28 +101,12 @@ Status ReadRemote(pid_t pid, uint64_t addr, void* buf, size_t len) {
   return OkStatus();
 }
 
-void ToUserRegs(const img::UserRegs& r, user_regs_struct* o) {
-  o->r15 = r.r15(), o->r14 = r.r14(), o->r13 = r.r13(), o->r12 = r.r12(), o->rbp = r.rbp(), o->rbx = r.rbx();
-  o->r11 = r.r11(), o->r10 = r.r10(), o->r9 = r.r9(), o->r8 = r.r8(), o->rax = r.rax(), o->rcx = r.rcx();
-  o->rdx = r.rdx(), o->rsi = r.rsi(), o->rdi = r.rdi(), o->orig_rax = r.orig_rax(), o->rip = r.rip();
-  o->cs = r.cs(), o->eflags = r.eflags(), o->rsp = r.rsp(), o->ss = r.ss(), o->fs_base = r.fs_base();
-  o->gs_base = r.gs_base(), o->ds = r.ds(), o->es = r.es(), o->fs = r.fs(), o->gs = r.gs();
-}
-
-// Loads a thread's saved registers, xstate and signal mask. Loading the
-// registers as they were (orig_rax and an -ERESTART* rax included) lets the
-// kernel restart an interrupted syscall on detach, exactly as after a signal.
+// Loads what criu-fast sets in a stopped thread by ptrace (registers, xstate,
+// signal mask: the properties of kinds/thread_props.h with a load).
 Status LoadThread(pid_t tid, const img::Thread& th) {
-  user_regs_struct regs;
-  ToUserRegs(th.regs(), &regs);
-  if (ptrace(PTRACE_SETREGS, tid, nullptr, &regs) != 0) return ErrnoStatus("set registers of " + std::to_string(tid));
-  std::string xstate = th.xstate();
-  if (!xstate.empty()) {
-    iovec iov{xstate.data(), xstate.size()};
-    if (ptrace(PTRACE_SETREGSET, tid, NT_X86_XSTATE, &iov) != 0) return ErrnoStatus("set xstate of " + std::to_string(tid));
+  for (const kinds::ThreadProperty& p : kinds::ThreadProperties()) {
+    if (p.load) RETURN_IF_ERROR(p.load(tid, th));
   }
-  uint64_t mask = th.blocked();
-  if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(mask), &mask) != 0) return ErrnoStatus("set signal mask");
   return OkStatus();
 }
 
@@ -138,15 +121,21 @@ Status Finish(pid_t pid, const TaskReport& report, const img::Process& core) {
                      StageName(result.stage) + what + std::to_string(result.error_addr) + ")",
                  static_cast<int>(-result.error));
   }
-  // The other threads' own results (read before the region goes).
-  std::vector<cf_rst_thread> threads(static_cast<size_t>(result.nr_threads));
-  if (!threads.empty()) {
-    RETURN_IF_ERROR(ReadRemote(pid, report.args + result.threads_off, threads.data(),
-                               threads.size() * sizeof(cf_rst_thread)));
+  // Every thread's own result, the leader's (record 0) included: read
+  // before the region goes.
+  if (result.nr_threads != static_cast<uint32_t>(core.threads_size())) {
+    return Errorf("restorer of process %d: %u thread records, %d threads", pid, result.nr_threads,
+                  core.threads_size());
   }
+  std::vector<cf_rst_thread> threads(static_cast<size_t>(result.nr_threads));
+  RETURN_IF_ERROR(ReadRemote(pid, report.args + result.threads_off, threads.data(),
+                             threads.size() * sizeof(cf_rst_thread)));
   for (const cf_rst_thread& t : threads) {
-    if (t.stage != CF_RST_STAGE_DONE || t.error != 0) {
-      return Error("restorer of thread " + std::to_string(t.tid) + " failed", static_cast<int>(-t.error));
+    if (t.stage != CF_RST_STAGE_DONE) return Errorf("restorer of thread %d did not set its state", t.tid);
+    if (t.error != 0) {
+      return Error("restorer of thread " + std::to_string(t.tid) + " failed at " + StageName(CF_RST_STAGE_THREAD) +
+                       " (address " + std::to_string(t.error_addr) + ")",
+                   static_cast<int>(-t.error));
     }
   }
   FAULT_POINT("restore-finish");

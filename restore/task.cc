@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -14,14 +13,13 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
-#include <set>
-#include <string>
+#include <vector>
 
 #include "common/fault.h"
 #include "common/io.h"
 #include "common/log.h"
 #include "common/timer.h"
-#include "kinds/kind.h"
+#include "kinds/thread_props.h"
 #include "restore/clone.h"
 #include "restore/files.h"
 #include "restore/memory.h"
@@ -41,7 +39,10 @@ constexpr uint64_t kTaskSize = 0x7ffffffff000;
 
 static_assert(sizeof(cf_rst_mm_map) == 104, "PR_SET_MM_MAP expects 104 bytes");
 static_assert(sizeof(cf_rst_posix_timer) == 64, "ABI: cf_rst_posix_timer");
-static_assert(sizeof(cf_rst_thread) % 8 == 0, "the timers array after the threads stays aligned");
+static_assert(sizeof(cf_rst_args) % 8 == 0 && sizeof(cf_rst_range) % 8 == 0 && sizeof(cf_rst_vma) % 8 == 0 &&
+                  sizeof(cf_rst_thread) % 8 == 0 && sizeof(cf_rst_posix_timer) % 8 == 0 &&
+                  sizeof(cf_rst_siginfo) % 8 == 0,
+              "every array of the args block stays 8-byte aligned");
 
 // Session and process group. A process inherits both from its parent, so
 // only a leader (or a member of a group led by another process of the tree,
@@ -98,53 +99,94 @@ Status RestoreLimits(const img::Process& core) {
   return OkStatus();
 }
 
-// Fills the args block the restorer reads.
-void BuildArgs(const img::Process& core, const MemoryLayout& L, int exe_fd, cf_rst_args* a) {
+// The args block: cf_rst_args, then its arrays, each at an offset from the
+// start of the block. Sized from the image (the VMAs by an upper bound: the
+// vDSO block and vsyscall are not moved), so every count fits, however many
+// threads, signals or groups the process had.
+struct ArgsPlan {
+  uint64_t unmap_off = 0;
+  uint64_t vmas_off = 0;
+  uint64_t threads_off = 0;
+  uint64_t posix_timers_off = 0;
+  uint64_t siginfo_off = 0;
+  uint32_t nr_siginfo = 0;
+  uint64_t groups_off = 0;
+  uint64_t len = 0;
+};
+
+ArgsPlan PlanArgs(const img::Process& core) {
+  ArgsPlan p;
+  p.nr_siginfo = static_cast<uint32_t>(core.shared_pending_size());
+  for (const img::Thread& t : core.threads()) p.nr_siginfo += kinds::QueuedSignals(t);
+  p.unmap_off = sizeof(cf_rst_args);
+  p.vmas_off = p.unmap_off + sizeof(cf_rst_range) * CF_RST_MAX_UNMAP;
+  p.threads_off = p.vmas_off + sizeof(cf_rst_vma) * static_cast<uint64_t>(core.vmas_size());
+  p.posix_timers_off = p.threads_off + sizeof(cf_rst_thread) * static_cast<uint64_t>(core.threads_size());
+  p.siginfo_off = p.posix_timers_off + sizeof(cf_rst_posix_timer) * static_cast<uint64_t>(core.posix_timers_size());
+  p.groups_off = p.siginfo_off + sizeof(cf_rst_siginfo) * uint64_t{p.nr_siginfo};
+  p.len = p.groups_off + sizeof(uint32_t) * static_cast<uint64_t>(core.creds().groups_size());
+  return p;
+}
+
+// Fills the args block the restorer reads (|plan.len| bytes at |a|).
+Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan& plan, int exe_fd, cf_rst_args* a) {
   memset(a, 0, sizeof(*a));
   a->magic = CF_RST_MAGIC;
   a->version = CF_RST_VERSION;
+  char* const block = reinterpret_cast<char*>(a);
 
   // Unmap everything but the restore region and the vDSO block.
   std::vector<cf_rst_range> keep = {{L.region, L.region_len}};
   if (L.vdso_len) keep.push_back({L.vdso_cur, L.vdso_len});
   std::sort(keep.begin(), keep.end(), [](const auto& x, const auto& y) { return x.start < y.start; });
-  auto* unmap = reinterpret_cast<cf_rst_range*>(reinterpret_cast<char*>(a) + sizeof(*a));
+  std::vector<cf_rst_range> unmap;
   uint64_t cursor = 0;
   for (const auto& k : keep) {
-    if (k.start > cursor) unmap[a->nr_unmap++] = {cursor, k.start - cursor};
+    if (k.start > cursor) unmap.push_back({cursor, k.start - cursor});
     cursor = k.start + k.len;
   }
-  if (cursor < kTaskSize) unmap[a->nr_unmap++] = {cursor, kTaskSize - cursor};
-  a->unmap_off = sizeof(*a);
+  if (cursor < kTaskSize) unmap.push_back({cursor, kTaskSize - cursor});
+  if (unmap.size() > CF_RST_MAX_UNMAP) return Errorf("restorer args: %zu ranges to unmap", unmap.size());
+  a->unmap_off = plan.unmap_off;
+  a->nr_unmap = static_cast<uint32_t>(unmap.size());
+  memcpy(block + a->unmap_off, unmap.data(), unmap.size() * sizeof(cf_rst_range));
 
-  a->vmas_off = a->unmap_off + sizeof(cf_rst_range) * 4;
-  auto* vmas = reinterpret_cast<cf_rst_vma*>(reinterpret_cast<char*>(a) + a->vmas_off);
+  a->vmas_off = plan.vmas_off;
+  auto* vmas = reinterpret_cast<cf_rst_vma*>(block + a->vmas_off);
+  if (L.vmas.size() > static_cast<size_t>(core.vmas_size())) return Error("restorer args: more VMAs than planned");
   for (const PremappedVma& p : L.vmas) vmas[a->nr_vmas++] = {p.premap, p.start, p.len, p.prot, 0};
 
-  a->threads_off = a->vmas_off + sizeof(cf_rst_vma) * a->nr_vmas;
-  auto* threads = reinterpret_cast<cf_rst_thread*>(reinterpret_cast<char*>(a) + a->threads_off);
-  for (int i = 1; i < core.threads_size(); ++i) {
+  // Every thread, the leader first (record 0), by the one property table;
+  // the queued signals of each thread go with them, after the process's.
+  a->threads_off = plan.threads_off;
+  a->siginfo_off = plan.siginfo_off;
+  auto* threads = reinterpret_cast<cf_rst_thread*>(block + a->threads_off);
+  kinds::ThreadArgs out{nullptr, reinterpret_cast<cf_rst_siginfo*>(block + a->siginfo_off), &a->nr_siginfo,
+                        plan.nr_siginfo};
+  for (const img::SigInfo& si : core.shared_pending()) kinds::AddSigInfo(si, 0, &out);
+  for (int i = 0; i < core.threads_size(); ++i) {
     const img::Thread& t = core.threads(i);
-    cf_rst_thread& d = threads[a->nr_threads];
+    cf_rst_thread& d = threads[i];
     memset(&d, 0, sizeof(d));
     d.tid = t.tid();
-    d.stack = L.thread_stacks + L.thread_stack_size * a->nr_threads;
-    d.stack_size = L.thread_stack_size;
-    if (!(t.altstack().flags() & SS_DISABLE) && t.altstack().size()) {
-      d.altstack_sp = t.altstack().sp();
-      d.altstack_flags = t.altstack().flags();
-      d.altstack_size = t.altstack().size();
+    if (i > 0) {  // the leader runs on the restorer's own stack
+      d.stack = L.thread_stacks + L.thread_stack_size * static_cast<uint64_t>(i - 1);
+      d.stack_size = L.thread_stack_size;
     }
-    d.clear_child_tid = t.clear_child_tid();
-    d.rseq_ptr = t.rseq().abi_pointer();
-    d.rseq_len = t.rseq().abi_size();
-    d.rseq_sig = t.rseq().signature();
-    snprintf(d.comm, sizeof(d.comm), "%s", t.comm().c_str());
-    a->nr_threads++;
+    out.thread = &d;
+    for (const kinds::ThreadProperty& p : kinds::ThreadProperties()) {
+      if (p.to_args) p.to_args(t, &out);
+    }
+  }
+  a->nr_threads = static_cast<uint32_t>(core.threads_size());
+  // A leader whose own name was not read takes the process's.
+  if (threads[0].comm[0] == 0) snprintf(threads[0].comm, sizeof(threads[0].comm), "%s", core.comm().c_str());
+  if (a->nr_siginfo != plan.nr_siginfo) {
+    return Errorf("restorer args: %u queued signals, %u planned", a->nr_siginfo, plan.nr_siginfo);
   }
 
-  a->posix_timers_off = a->threads_off + sizeof(cf_rst_thread) * a->nr_threads;
-  auto* timers = reinterpret_cast<cf_rst_posix_timer*>(reinterpret_cast<char*>(a) + a->posix_timers_off);
+  a->posix_timers_off = plan.posix_timers_off;
+  auto* timers = reinterpret_cast<cf_rst_posix_timer*>(block + a->posix_timers_off);
   for (const img::PosixTimer& t : core.posix_timers()) {
     cf_rst_posix_timer& d = timers[a->nr_posix_timers++];
     memset(&d, 0, sizeof(d));
@@ -194,47 +236,29 @@ void BuildArgs(const img::Process& core, const MemoryLayout& L, int exe_fd, cf_r
                              static_cast<int64_t>(t.value_sec()), static_cast<int64_t>(t.value_usec())};
   }
 
-  const img::Thread& th = core.threads(0);
-  if (!(th.altstack().flags() & SS_DISABLE) && th.altstack().size()) {
-    a->altstack_sp = th.altstack().sp();
-    a->altstack_flags = th.altstack().flags();
-    a->altstack_size = th.altstack().size();
-  }
-  a->clear_child_tid = th.clear_child_tid();
-  a->rseq_ptr = th.rseq().abi_pointer();
-  a->rseq_len = th.rseq().abi_size();
-  a->rseq_sig = th.rseq().signature();
-
-  auto add_sig = [a](const img::SigInfo& si, int32_t tid) {
-    if (a->nr_siginfo >= CF_RST_MAX_SIGINFO) return;
-    cf_rst_siginfo& d = a->siginfo[a->nr_siginfo++];
-    d.signo = si.signo();
-    d.shared = si.shared();
-    d.tid = tid;
-    memcpy(d.info, si.raw().data(), std::min<size_t>(si.raw().size(), sizeof(d.info)));
-  };
-  for (const img::SigInfo& si : core.shared_pending()) add_sig(si, 0);
-  for (const img::Thread& t : core.threads()) {
-    for (const img::SigInfo& si : t.pending()) add_sig(si, t.tid());
-  }
-
+  // Credentials, changed only when they differ from ours (all groups
+  // compared, however many).
   const img::Creds& c = core.creds();
   uid_t ruid, euid, suid;
   gid_t rgid, egid, sgid;
   getresuid(&ruid, &euid, &suid);
   getresgid(&rgid, &egid, &sgid);
-  gid_t groups[64];
-  const int ngroups = getgroups(64, groups);
-  bool same = ruid == c.uid() && euid == c.euid() && suid == c.suid() && rgid == c.gid() && egid == c.egid() &&
-              sgid == c.sgid() && ngroups == c.groups_size();
-  for (int i = 0; same && i < ngroups; ++i) same = groups[i] == c.groups(i);
+  const int ngroups = getgroups(0, nullptr);
+  std::vector<gid_t> groups(static_cast<size_t>(std::max(ngroups, 0)));
+  const bool groups_ok = ngroups >= 0 && getgroups(ngroups, groups.data()) == ngroups;
+  bool same = groups_ok && ruid == c.uid() && euid == c.euid() && suid == c.suid() && rgid == c.gid() &&
+              egid == c.egid() && sgid == c.sgid() && ngroups == c.groups_size();
+  for (int i = 0; same && i < ngroups; ++i) same = groups[static_cast<size_t>(i)] == c.groups(i);
+  a->groups_off = plan.groups_off;
   if (!same) {
     a->change_creds = 1;
     a->uid[0] = c.uid(), a->uid[1] = c.euid(), a->uid[2] = c.suid(), a->uid[3] = c.fsuid();
     a->gid[0] = c.gid(), a->gid[1] = c.egid(), a->gid[2] = c.sgid(), a->gid[3] = c.fsgid();
-    a->nr_groups = static_cast<uint32_t>(std::min(c.groups_size(), 64));
-    for (uint32_t i = 0; i < a->nr_groups; ++i) a->groups[i] = c.groups(static_cast<int>(i));
+    a->nr_groups = static_cast<uint32_t>(c.groups_size());
+    auto* g = reinterpret_cast<uint32_t*>(block + a->groups_off);
+    for (uint32_t i = 0; i < a->nr_groups; ++i) g[i] = c.groups(static_cast<int>(i));
   }
+  return OkStatus();
 }
 
 // Everything up to the jump; returns only on error.
@@ -253,16 +277,13 @@ Status Prepare(TaskContext& ctx) {
   if (core.root() != "/") return Error("restoring a process with another root (" + core.root() + ") is not supported");
   if (chdir(core.cwd().c_str()) != 0) return ErrnoStatus("chdir " + core.cwd());
 
-  const uint64_t args_len = sizeof(cf_rst_args) + sizeof(cf_rst_range) * 4 +
-                            sizeof(cf_rst_vma) * static_cast<uint64_t>(core.vmas_size()) +
-                            sizeof(cf_rst_thread) * static_cast<uint64_t>(core.threads_size()) +
-                            sizeof(cf_rst_posix_timer) * static_cast<uint64_t>(core.posix_timers_size());
+  const ArgsPlan plan = PlanArgs(core);
   TaskMessage msg{};
   msg.pid = core.pid();
   msg.tag = 'R';
   TaskReport& report = msg.report;
   uint64_t t0 = MonotonicNs();
-  ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, args_len, *ctx.files->shmem));
+  ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, plan.len, *ctx.files->shmem));
   RETURN_IF_ERROR(PopulateData(layout, images.pagemap));
   uint64_t t1 = MonotonicNs();
   // criu-fast fills the slots while we are stopped.
@@ -287,9 +308,8 @@ Status Prepare(TaskContext& ctx) {
   FAULT_POINT("restore-jump");
 
   auto* args = reinterpret_cast<cf_rst_args*>(layout.args);
-  BuildArgs(core, layout, exe_fd, args);
+  RETURN_IF_ERROR(BuildArgs(core, layout, plan, exe_fd, args));
 
-  prctl(PR_SET_NAME, core.threads(0).comm().empty() ? core.comm().c_str() : core.threads(0).comm().c_str());
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, nullptr);

@@ -10,8 +10,10 @@
  *      the vDSO block to where the target had it;
  *   3. set final protections, then the mm fields with one PR_SET_MM_MAP
  *      (exe included: that needs criu-fast's executable unmapped first);
- *   4. sigactions, itimers, sigaltstack, clear_child_tid, rseq, credentials;
- *   5. the other threads, then the POSIX timers (a timer may signal one of
+ *   4. sigactions, itimers, the leader's own thread state (record 0 of the
+ *      threads: sigaltstack, clear_child_tid, rseq, name), credentials;
+ *   5. the other threads, each setting its own state by the same function
+ *      (apply_thread), then the POSIX timers (a timer may signal one of
  *      those threads), then the queued signals;
  *   6. stop on int3. criu-fast, which traces this process, then unmaps this
  *      region, loads the saved registers, xstate and signal mask, and lets
@@ -83,23 +85,37 @@ static void __attribute__((noreturn)) fail(struct cf_rst_args *a, int stage, lon
   stop();
 }
 
-/* A new thread: what only it can set about itself, then the int3 stop. */
-void cf_thread_main(struct cf_rst_thread *t) {
+/* What only a thread can set about itself, run by every thread (the leader
+ * included) on its own record: stage, error and error_addr tell the result
+ * (0 or -errno). */
+static long apply_thread(struct cf_rst_thread *t) {
   long r = 0;
+  t->error_addr = 0;
   if (t->altstack_size) {
     struct {
       uint64_t sp;
       int32_t flags;
       int32_t pad;
       uint64_t size;
-    } ss = {t->altstack_sp, (int32_t)(t->altstack_flags & ~1), 0, t->altstack_size};
+    } ss = {t->altstack_sp, (int32_t)(t->altstack_flags & ~1 /* SS_ONSTACK is not settable */), 0,
+            t->altstack_size};
     r = cf_sys2(CF_NR_sigaltstack, &ss, 0);
+    if (r < 0) t->error_addr = t->altstack_sp;
   }
   cf_sys1(CF_NR_set_tid_address, t->clear_child_tid);
-  if (r >= 0 && t->rseq_ptr) r = cf_sys4(CF_NR_rseq, t->rseq_ptr, t->rseq_len, 0, t->rseq_sig);
-  cf_sys5(CF_NR_prctl, CF_PR_SET_NAME, t->comm, 0, 0, 0);
+  if (r >= 0 && t->rseq_ptr) {
+    r = cf_sys4(CF_NR_rseq, t->rseq_ptr, t->rseq_len, 0, t->rseq_sig);
+    if (r < 0) t->error_addr = t->rseq_ptr;
+  }
+  if (r >= 0 && t->comm[0]) cf_sys5(CF_NR_prctl, CF_PR_SET_NAME, t->comm, 0, 0, 0);
   t->error = r < 0 ? r : 0;
   t->stage = CF_RST_STAGE_DONE;
+  return r < 0 ? r : 0;
+}
+
+/* A new thread: its state, then the int3 stop. */
+void cf_thread_main(struct cf_rst_thread *t) {
+  apply_thread(t);
   stop();
 }
 
@@ -154,10 +170,13 @@ void cf_restorer_main(struct cf_rst_args *a) {
   const char *base = (const char *)a;
   const struct cf_rst_range *unmap = (const struct cf_rst_range *)(base + a->unmap_off);
   const struct cf_rst_vma *vmas = (const struct cf_rst_vma *)(base + a->vmas_off);
+  struct cf_rst_thread *threads = (struct cf_rst_thread *)(base + a->threads_off);
   long r;
 
   a->stage = CF_RST_STAGE_START;
-  if (a->magic != CF_RST_MAGIC || a->version != CF_RST_VERSION) fail(a, CF_RST_STAGE_START, -22, 0);
+  if (a->magic != CF_RST_MAGIC || a->version != CF_RST_VERSION || a->nr_unmap > CF_RST_MAX_UNMAP ||
+      a->nr_threads < 1)
+    fail(a, CF_RST_STAGE_START, -22, 0);
 
   a->stage = CF_RST_STAGE_UNMAP;
   for (uint32_t i = 0; i < a->nr_unmap; i++) {
@@ -206,27 +225,14 @@ void cf_restorer_main(struct cf_rst_args *a) {
     if (r < 0) fail(a, CF_RST_STAGE_TIMERS, r, (uint64_t)which);
   }
 
+  /* The leader's own state: record 0, by the function every thread runs. */
   a->stage = CF_RST_STAGE_THREAD;
-  if (a->altstack_size) {
-    struct {
-      uint64_t sp;
-      int32_t flags;
-      int32_t pad;
-      uint64_t size;
-    } ss = {a->altstack_sp, (int32_t)(a->altstack_flags & ~1 /* SS_ONSTACK is not settable */), 0,
-            a->altstack_size};
-    r = cf_sys2(CF_NR_sigaltstack, &ss, 0);
-    if (r < 0) fail(a, CF_RST_STAGE_THREAD, r, a->altstack_sp);
-  }
-  cf_sys1(CF_NR_set_tid_address, a->clear_child_tid);
-  if (a->rseq_ptr) {
-    r = cf_sys4(CF_NR_rseq, a->rseq_ptr, a->rseq_len, 0, a->rseq_sig);
-    if (r < 0) fail(a, CF_RST_STAGE_THREAD, r, a->rseq_ptr);
-  }
+  r = apply_thread(&threads[0]);
+  if (r < 0) fail(a, CF_RST_STAGE_THREAD, r, threads[0].error_addr);
 
   a->stage = CF_RST_STAGE_CREDS;
   if (a->change_creds) {
-    r = cf_sys2(CF_NR_setgroups, a->nr_groups, a->groups);
+    r = cf_sys2(CF_NR_setgroups, a->nr_groups, base + a->groups_off);
     if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 0);
     r = cf_sys3(CF_NR_setresgid, a->gid[0], a->gid[1], a->gid[2]);
     if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 1);
@@ -238,8 +244,7 @@ void cf_restorer_main(struct cf_rst_args *a) {
 
   /* Threads, created after the credentials so that they inherit them. */
   a->stage = CF_RST_STAGE_THREADS;
-  struct cf_rst_thread *threads = (struct cf_rst_thread *)(base + a->threads_off);
-  for (uint32_t i = 0; i < a->nr_threads; i++) {
+  for (uint32_t i = 1; i < a->nr_threads; i++) {
     uint64_t tid = (uint64_t)threads[i].tid; /* set_tid wants a pid_t array; little-endian */
     struct cf_clone_args ca;
     ca.flags = CF_CLONE_THREAD_FLAGS;
@@ -263,10 +268,11 @@ void cf_restorer_main(struct cf_rst_args *a) {
   /* Signals queued at dump time; all signals are blocked until criu-fast
    * loads the saved mask, so they wait in the queues. */
   a->stage = CF_RST_STAGE_SIGNALS;
+  const struct cf_rst_siginfo *siginfo = (const struct cf_rst_siginfo *)(base + a->siginfo_off);
   long pid = cf_sys0(CF_NR_getpid);
   long tid = cf_sys0(CF_NR_gettid);
-  for (uint32_t i = 0; i < a->nr_siginfo && i < CF_RST_MAX_SIGINFO; i++) {
-    const struct cf_rst_siginfo *si = &a->siginfo[i];
+  for (uint32_t i = 0; i < a->nr_siginfo; i++) {
+    const struct cf_rst_siginfo *si = &siginfo[i];
     if (si->shared)
       r = cf_sys3(CF_NR_rt_sigqueueinfo, pid, si->signo, si->info);
     else

@@ -7,6 +7,11 @@
  * The restorer region, mapped at a hole that neither criu-fast nor the
  * target uses, holds in order: the blob's code (entry at offset 0), the
  * cf_rst_args block with its arrays, and the restorer's stack.
+ *
+ * The args block is cf_rst_args followed by variable-size arrays, each
+ * found by its offset from the start of the block: the ranges to unmap
+ * (at most CF_RST_MAX_UNMAP), the VMAs, the threads (the leader first), the
+ * POSIX timers, the queued signals and the supplementary groups.
  */
 #ifndef CF_RESTORER_ABI_H
 #define CF_RESTORER_ABI_H
@@ -14,7 +19,7 @@
 #include <stdint.h>
 
 #define CF_RST_MAGIC 0x43465253u /* "SRFC" */
-#define CF_RST_VERSION 3u
+#define CF_RST_VERSION 4u
 #define CF_RST_NSIG 64
 
 /* Stages the restorer reports in cf_rst_args.stage (for error messages). */
@@ -39,6 +44,10 @@ struct cf_rst_range {
   uint64_t start;
   uint64_t len;
 };
+
+/* Room for ranges to unmap: the gaps around the restore region and the
+ * vDSO block (three at most). */
+#define CF_RST_MAX_UNMAP 4
 
 struct cf_rst_vma {
   uint64_t premap; /* where the contents sit now */
@@ -84,12 +93,16 @@ struct cf_rst_siginfo {
   uint8_t info[128];
 };
 
-/* A thread other than the leader, created by the restorer with its TID. */
+/* A thread's own state, set by the thread itself (one function for all).
+ * Record 0 is the leader, which runs the restorer; the others are created
+ * by it with their TIDs. The fields after stack_size are the to_args part
+ * of the per-thread property table (kinds/thread_props.h). */
 struct cf_rst_thread {
   int32_t tid;
   int32_t stage;    /* written by the thread: CF_RST_STAGE_DONE when ready */
   int64_t error;    /* -errno of a failed call */
-  uint64_t stack;   /* lowest address of its stack in the restore region */
+  uint64_t error_addr; /* what the failed call was given (address) */
+  uint64_t stack;   /* lowest address of its stack in the restore region (0: the leader) */
   uint64_t stack_size;
   uint64_t altstack_sp;
   int64_t altstack_flags;
@@ -115,8 +128,6 @@ struct cf_rst_posix_timer {
   int64_t value_sec, value_nsec;       /* relative; 0: left disarmed */
 };
 
-#define CF_RST_MAX_SIGINFO 64
-
 struct cf_rst_args {
   uint32_t magic;
   uint32_t version;
@@ -140,21 +151,13 @@ struct cf_rst_args {
   uint64_t sigaction_valid;  /* bit (signo - 1) set: restore that signal */
   struct cf_rst_itimer itimers[3];
 
-  uint64_t altstack_sp;
-  int64_t altstack_flags;
-  uint64_t altstack_size;
-  uint64_t clear_child_tid;
-  uint64_t rseq_ptr;
-  uint32_t rseq_len;
-  uint32_t rseq_sig;
-
   uint32_t uid[4]; /* real, effective, saved, fs */
   uint32_t gid[4];
   uint32_t change_creds;
   uint32_t nr_groups;
-  uint32_t groups[64];
+  uint64_t groups_off; /* array of uint32_t gids */
 
-  uint32_t nr_threads; /* threads besides the leader */
+  uint32_t nr_threads; /* the leader included (record 0) */
   uint32_t pad2;
   uint64_t threads_off;
 
@@ -162,9 +165,9 @@ struct cf_rst_args {
   uint32_t pad3;
   uint64_t posix_timers_off; /* array of cf_rst_posix_timer, after the threads */
 
-  uint32_t nr_siginfo;
+  uint32_t nr_siginfo; /* every queue: the process's and each thread's */
   uint32_t pad1;
-  struct cf_rst_siginfo siginfo[CF_RST_MAX_SIGINFO];
+  uint64_t siginfo_off; /* array of cf_rst_siginfo */
 
   /* Written by the restorer. */
   int32_t stage;

@@ -1,0 +1,255 @@
+// The per-thread property table (kinds/thread_props.h): for each property,
+// its read at dump and its apply at restore.
+#include "kinds/thread_props.h"
+
+#include <elf.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/io.h"
+
+namespace cf::kinds {
+namespace {
+
+constexpr size_t kXstateMax = 16384;
+constexpr int kPeekBatch = 32;
+
+std::string Who(pid_t tid) { return "thread " + std::to_string(tid); }
+
+// ---- registers (NT_PRSTATUS) ---------------------------------------------
+
+Status ReadRegs(pid_t, pid_t tid, img::Thread* out) {
+  user_regs_struct r;
+  iovec iov{&r, sizeof(r)};
+  if (ptrace(PTRACE_GETREGSET, tid, NT_PRSTATUS, &iov) != 0) return ErrnoStatus("GETREGSET NT_PRSTATUS of " + Who(tid));
+  img::UserRegs* o = out->mutable_regs();
+  o->set_r15(r.r15);
+  o->set_r14(r.r14);
+  o->set_r13(r.r13);
+  o->set_r12(r.r12);
+  o->set_rbp(r.rbp);
+  o->set_rbx(r.rbx);
+  o->set_r11(r.r11);
+  o->set_r10(r.r10);
+  o->set_r9(r.r9);
+  o->set_r8(r.r8);
+  o->set_rax(r.rax);
+  o->set_rcx(r.rcx);
+  o->set_rdx(r.rdx);
+  o->set_rsi(r.rsi);
+  o->set_rdi(r.rdi);
+  o->set_orig_rax(r.orig_rax);
+  o->set_rip(r.rip);
+  o->set_cs(r.cs);
+  o->set_eflags(r.eflags);
+  o->set_rsp(r.rsp);
+  o->set_ss(r.ss);
+  o->set_fs_base(r.fs_base);
+  o->set_gs_base(r.gs_base);
+  o->set_ds(r.ds);
+  o->set_es(r.es);
+  o->set_fs(r.fs);
+  o->set_gs(r.gs);
+  out->set_in_syscall(static_cast<int64_t>(r.orig_rax) >= 0);
+  return OkStatus();
+}
+
+// Loading the registers as they were (orig_rax and an -ERESTART* rax
+// included) lets the kernel restart an interrupted syscall on detach,
+// exactly as after a signal.
+Status LoadRegs(pid_t tid, const img::Thread& t) {
+  const img::UserRegs& r = t.regs();
+  user_regs_struct o;
+  o.r15 = r.r15(), o.r14 = r.r14(), o.r13 = r.r13(), o.r12 = r.r12(), o.rbp = r.rbp(), o.rbx = r.rbx();
+  o.r11 = r.r11(), o.r10 = r.r10(), o.r9 = r.r9(), o.r8 = r.r8(), o.rax = r.rax(), o.rcx = r.rcx();
+  o.rdx = r.rdx(), o.rsi = r.rsi(), o.rdi = r.rdi(), o.orig_rax = r.orig_rax(), o.rip = r.rip();
+  o.cs = r.cs(), o.eflags = r.eflags(), o.rsp = r.rsp(), o.ss = r.ss(), o.fs_base = r.fs_base();
+  o.gs_base = r.gs_base(), o.ds = r.ds(), o.es = r.es(), o.fs = r.fs(), o.gs = r.gs();
+  if (ptrace(PTRACE_SETREGS, tid, nullptr, &o) != 0) return ErrnoStatus("set registers of " + Who(tid));
+  return OkStatus();
+}
+
+// ---- FPU/SSE/AVX state (NT_X86_XSTATE) -----------------------------------
+
+Status ReadXstate(pid_t, pid_t tid, img::Thread* out) {
+  std::vector<uint8_t> xstate(kXstateMax);
+  iovec iov{xstate.data(), xstate.size()};
+  if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, &iov) != 0) {
+    return ErrnoStatus("GETREGSET NT_X86_XSTATE of " + Who(tid));
+  }
+  out->set_xstate(xstate.data(), iov.iov_len);
+  return OkStatus();
+}
+
+Status LoadXstate(pid_t tid, const img::Thread& t) {
+  if (t.xstate().empty()) return OkStatus();
+  std::string xstate = t.xstate();
+  iovec iov{xstate.data(), xstate.size()};
+  if (ptrace(PTRACE_SETREGSET, tid, NT_X86_XSTATE, &iov) != 0) return ErrnoStatus("set xstate of " + Who(tid));
+  return OkStatus();
+}
+
+// ---- blocked signal mask -------------------------------------------------
+
+Status ReadBlocked(pid_t, pid_t tid, img::Thread* out) {
+  uint64_t mask = 0;
+  if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(mask), &mask) != 0) return ErrnoStatus("GETSIGMASK of " + Who(tid));
+  out->set_blocked(mask);
+  return OkStatus();
+}
+
+// The restorer runs with every signal blocked (the queued signals wait):
+// the saved mask is loaded last, by criu-fast.
+Status LoadBlocked(pid_t tid, const img::Thread& t) {
+  uint64_t mask = t.blocked();
+  if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(mask), &mask) != 0) return ErrnoStatus("set signal mask of " + Who(tid));
+  return OkStatus();
+}
+
+// ---- the thread's own queue of pending signals ----------------------------
+
+Status ReadPending(pid_t, pid_t tid, img::Thread* out) { return PeekSignals(tid, false, out->mutable_pending()); }
+
+void PendingToArgs(const img::Thread& t, ThreadArgs* out) {
+  for (const img::SigInfo& si : t.pending()) AddSigInfo(si, t.tid(), out);
+}
+
+// ---- rseq registration ---------------------------------------------------
+
+Status ReadRseq(pid_t, pid_t tid, img::Thread* out) {
+  struct {
+    uint64_t rseq_abi_pointer;
+    uint32_t rseq_abi_size;
+    uint32_t signature;
+    uint32_t flags;
+    uint32_t pad;
+  } rseq{};
+  // Kernels without PTRACE_GET_RSEQ_CONFIGURATION (before 5.13): none saved.
+  if (ptrace(static_cast<__ptrace_request>(PTRACE_GET_RSEQ_CONFIGURATION), tid, sizeof(rseq), &rseq) > 0) {
+    out->mutable_rseq()->set_abi_pointer(rseq.rseq_abi_pointer);
+    out->mutable_rseq()->set_abi_size(rseq.rseq_abi_size);
+    out->mutable_rseq()->set_signature(rseq.signature);
+    out->mutable_rseq()->set_flags(rseq.flags);
+  }
+  return OkStatus();
+}
+
+void RseqToArgs(const img::Thread& t, ThreadArgs* out) {
+  out->thread->rseq_ptr = t.rseq().abi_pointer();
+  out->thread->rseq_len = t.rseq().abi_size();
+  out->thread->rseq_sig = t.rseq().signature();
+}
+
+// ---- name ----------------------------------------------------------------
+
+Status ReadComm(pid_t pid, pid_t tid, img::Thread* out) {
+  // A thread that is gone by now is noticed elsewhere: no name is no error.
+  auto comm = ReadFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/comm");
+  if (comm.ok()) {
+    std::string c = *comm;
+    while (!c.empty() && c.back() == '\n') c.pop_back();
+    out->set_comm(c);
+  }
+  return OkStatus();
+}
+
+void CommToArgs(const img::Thread& t, ThreadArgs* out) {
+  snprintf(out->thread->comm, sizeof(out->thread->comm), "%s", t.comm().c_str());
+}
+
+// ---- sigaltstack (remote) ------------------------------------------------
+
+const RemoteRead kAltstackRead = {
+    __NR_sigaltstack,
+    sizeof(stack_t),
+    [](uint64_t out) { return std::array<uint64_t, 6>{0, out, 0, 0, 0, 0}; },
+    [](const uint8_t* out, img::Thread* t) {
+      stack_t s;
+      memcpy(&s, out, sizeof(s));
+      t->mutable_altstack()->set_sp(reinterpret_cast<uint64_t>(s.ss_sp));
+      t->mutable_altstack()->set_flags(s.ss_flags);
+      t->mutable_altstack()->set_size(s.ss_size);
+    },
+};
+
+void AltstackToArgs(const img::Thread& t, ThreadArgs* out) {
+  if ((t.altstack().flags() & SS_DISABLE) || t.altstack().size() == 0) return;
+  out->thread->altstack_sp = t.altstack().sp();
+  out->thread->altstack_flags = t.altstack().flags();
+  out->thread->altstack_size = t.altstack().size();
+}
+
+// ---- clear_child_tid (remote) --------------------------------------------
+
+const RemoteRead kClearChildTidRead = {
+    __NR_prctl,
+    sizeof(uint64_t),
+    [](uint64_t out) { return std::array<uint64_t, 6>{PR_GET_TID_ADDRESS, out, 0, 0, 0, 0}; },
+    [](const uint8_t* out, img::Thread* t) {
+      uint64_t addr;
+      memcpy(&addr, out, sizeof(addr));
+      t->set_clear_child_tid(addr);
+    },
+};
+
+void ClearChildTidToArgs(const img::Thread& t, ThreadArgs* out) { out->thread->clear_child_tid = t.clear_child_tid(); }
+
+// Read in this order at dump; loaded in this order at restore (the mask
+// last). The restorer sets the to_args part in an order of its own
+// (apply_thread in restorer.c: altstack, clear_child_tid, rseq, name).
+constexpr ThreadProperty kProperties[] = {
+    {"regs", ReadRegs, nullptr, nullptr, LoadRegs},
+    {"xstate", ReadXstate, nullptr, nullptr, LoadXstate},
+    {"blocked", ReadBlocked, nullptr, nullptr, LoadBlocked},
+    {"pending", ReadPending, nullptr, PendingToArgs, nullptr},
+    {"rseq", ReadRseq, nullptr, RseqToArgs, nullptr},
+    {"comm", ReadComm, nullptr, CommToArgs, nullptr},
+    {"altstack", nullptr, &kAltstackRead, AltstackToArgs, nullptr},
+    {"clear_child_tid", nullptr, &kClearChildTidRead, ClearChildTidToArgs, nullptr},
+};
+
+}  // namespace
+
+std::span<const ThreadProperty> ThreadProperties() { return kProperties; }
+
+uint32_t QueuedSignals(const img::Thread& t) { return static_cast<uint32_t>(t.pending_size()); }
+
+Status PeekSignals(pid_t tid, bool shared, google::protobuf::RepeatedPtrField<img::SigInfo>* out) {
+  for (uint64_t off = 0;; off += kPeekBatch) {
+    siginfo_t infos[kPeekBatch];
+    __ptrace_peeksiginfo_args args{off, shared ? static_cast<uint32_t>(PTRACE_PEEKSIGINFO_SHARED) : 0u, kPeekBatch};
+    long n = ptrace(PTRACE_PEEKSIGINFO, tid, &args, infos);
+    if (n < 0) return ErrnoStatus("ptrace PEEKSIGINFO of " + std::to_string(tid));
+    for (long i = 0; i < n; ++i) {
+      img::SigInfo* si = out->Add();
+      si->set_signo(infos[i].si_signo);
+      si->set_code(infos[i].si_code);
+      si->set_shared(shared);
+      si->set_raw(&infos[i], sizeof(siginfo_t));
+    }
+    if (n < kPeekBatch) return OkStatus();
+  }
+}
+
+void AddSigInfo(const img::SigInfo& si, int32_t tid, ThreadArgs* out) {
+  const uint32_t i = (*out->nr_siginfo)++;
+  if (i >= out->max_siginfo) return;  // counted: the caller sees the overflow
+  cf_rst_siginfo& d = out->siginfo[i];
+  memset(&d, 0, sizeof(d));
+  d.signo = si.signo();
+  d.shared = si.shared();
+  d.tid = tid;
+  memcpy(d.info, si.raw().data(), std::min<size_t>(si.raw().size(), sizeof(d.info)));
+}
+
+}  // namespace cf::kinds
