@@ -20,6 +20,7 @@
 #include "criu_fast.pb.h"
 #include "engine/commands.h"
 #include "engine/stream_input.h"
+#include "kinds/kind.h"
 #include "streams/image_file.h"
 
 namespace cf::engine {
@@ -167,6 +168,24 @@ Result<std::string> OneMessage(const std::string& path, streams::FileKind kind, 
   return d.records[0];
 }
 
+// One line per descriptor of core image |path|, as its kind describes it
+// (kinds/kind.h): [{"fd": 3, "kind": "eventfd", "state": "counter 5"}, ...];
+// "null" when the core is absent.
+Result<std::string> FilesSummary(const std::string& path) {
+  if (access(path.c_str(), F_OK) != 0) return std::string("null");
+  ASSIGN_OR_RETURN(streams::ImageReader r, streams::ImageReader::Open(path, streams::FileKind::kCore));
+  img::Process core;
+  RETURN_IF_ERROR(r.ReadMessage(&core));
+  std::string out = "[";
+  for (const img::Fd& f : core.fds()) {
+    const kinds::FdKind* kind = kinds::KindOf(f);
+    out += (out.size() > 1 ? ", " : "") + std::string("{\"fd\": ") + std::to_string(f.fd()) +
+           ", \"kind\": " + Quote(kind ? kind->name() : "unknown") + ", \"state\": " +
+           Quote(kind ? kind->Describe(f) : "") + "}";
+  }
+  return out + "]";
+}
+
 // |head| is the first member of the object: the directory, or the stream
 // the directory was unpacked from.
 Result<std::string> ShowDir(const std::string& dir, const std::string& head, bool* incomplete) {
@@ -214,7 +233,9 @@ Result<std::string> ShowDir(const std::string& dir, const std::string& head, boo
       pages += "], \"raw_bytes\": " + std::to_string(pd.raw_bytes) +
                ", \"stored_bytes\": " + std::to_string(pd.stored_bytes) + "}";
     }
-    out += (i ? ", " : "") + Quote(sp) + ": {\"core\": " + core + ", \"pagemap\": " + pm + ", \"pages\": " + pages + "}";
+    ASSIGN_OR_RETURN(std::string files, FilesSummary(dir + "/core-" + sp + ".img"));
+    out += (i ? ", " : "") + Quote(sp) + ": {\"core\": " + core + ", \"files\": " + files + ", \"pagemap\": " + pm +
+           ", \"pages\": " + pages + "}";
   }
   out += "}, \"ghosts\": {";
   for (size_t i = 0; i < ghosts.size(); ++i) {

@@ -72,7 +72,7 @@ for n, e in sorted(exp_fds.items()):
         fail("%s: flags %#o, want %#o" % (where, flags, e["flags"]))
     if bool(f.get("cloexec")) != e["cloexec"]:
         fail("%s: cloexec %s, want %s" % (where, f.get("cloexec"), e["cloexec"]))
-    if fd_kind(e) == "reg":
+    if e["type"] == "REG":
         if u(f.get("pos")) != e["pos"]:
             fail("%s: pos %s, want %d" % (where, f.get("pos"), e["pos"]))
     if bool(f.get("reg", {}).get("deleted")) != e["deleted"]:
