@@ -8,6 +8,7 @@
 
 #include "criu_fast.pb.h"
 #include "streams/codec.h"
+#include "streams/format.h"
 
 namespace cf::streams {
 namespace {
@@ -121,6 +122,30 @@ TEST_F(ImageFileTest, TruncationAndBadMagicAreDetected) {
   EXPECT_NE(bad.status().ToString().find("magic"), std::string::npos);
   auto wrong_kind = ImageReader::Open(dir_ + "/none.img", FileKind::kPages);
   EXPECT_FALSE(wrong_kind.ok());
+}
+
+// An image of format 1 (before descriptors carried their kind as a oneof)
+// is refused with a message that names both versions and says what to do.
+TEST_F(ImageFileTest, OlderFormatVersionIsRefusedClearly) {
+  const std::string path = dir_ + "/core-1.img";
+  {
+    auto w = ImageWriter::Create(path, FileKind::kCore);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE(w->Finish().ok());
+  }
+  FileHeader h{};
+  {
+    std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+    f.read(reinterpret_cast<char*>(&h), sizeof(h));
+    h.version = 1;
+    f.seekp(0);
+    f.write(reinterpret_cast<const char*>(&h), sizeof(h));
+  }
+  auto r = ImageReader::Open(path, FileKind::kCore);
+  ASSERT_FALSE(r.ok());
+  const std::string msg = r.status().ToString();
+  EXPECT_NE(msg.find("version 1 (this build reads 2)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("older criu-fast"), std::string::npos) << msg;
 }
 
 }  // namespace
