@@ -54,7 +54,8 @@ const Feature kFeatures[] = {
     {"memfd_create", Need::kOptional, nullptr, "memfd-backed memory and descriptors cannot be restored",
      ProbeMemfd},
     {"/proc/PID/map_files", Need::kOptional, nullptr,
-     "mappings of deleted or unreachable files cannot be dumped", ProbeMapFiles},
+     "MAP_SHARED anonymous memory and memfd mappings cannot be dumped (their object is opened there)",
+     ProbeMapFiles},
     {"vmsplice", Need::kOptional, nullptr, "no zero-copy drain: process_vm_readv only", ProbeVmsplice},
 };
 
@@ -66,6 +67,100 @@ std::vector<Feature> AllFeatures() {
     for (const kinds::Probe& p : k->Probes()) all.push_back({p.name, Need::kOptional, nullptr, p.cost, p.run});
   }
   return all;
+}
+
+// CRIU's `check --feature NAME` names (CRIU 4.2), answered for criu-fast:
+// what it can do here, by the same probe as the table above where one
+// applies. A name with no probe is a capability criu-fast lacks.
+struct CriuFeature {
+  const char* name;
+  const char* probe;  // a row of AllFeatures(), or nullptr: not supported
+  const char* why;    // when not supported
+};
+const CriuFeature kCriuFeatures[] = {
+    {"mnt_id", "ptrace seize/interrupt", nullptr},
+    {"mem_dirty_track", nullptr, "no soft-dirty bits here, and incremental dumps are not implemented yet"},
+    {"aio_remap", nullptr, "AIO rings are not supported yet"},
+    {"timerfd", "timerfd TFD_IOC_SET_TICKS", nullptr},
+    {"tun", nullptr, "tun devices are not supported"},
+    {"tun_ns", nullptr, "tun devices are not supported"},
+    {"userns", nullptr, "user namespaces are not supported"},
+    {"fdinfo_lock", nullptr, "file locks are not dumped yet"},
+    {"seccomp_suspend", nullptr, "seccomp is not supported yet"},
+    {"seccomp_filters", nullptr, "seccomp is not supported yet"},
+    {"loginuid", nullptr, "loginuid is not restored yet"},
+    {"cgroupns", nullptr, "cgroup namespaces are not supported"},
+    {"autofs", nullptr, "autofs is not supported"},
+    {"tcp_half_closed", nullptr, "TCP sockets are not supported yet"},
+    {"compat_cr", nullptr, "32-bit tasks are not supported"},
+    {"uffd", nullptr, "lazy restore is not supported"},
+    {"uffd-noncoop", nullptr, "lazy restore is not supported"},
+    {"can_map_vdso", "PR_SET_MM_MAP", nullptr},
+    {"sk_ns", nullptr, "network namespaces are not supported"},
+    {"sk_unix_file", nullptr, "bound unix sockets are not supported yet"},
+    {"net_diag_raw", nullptr, "raw sockets are not supported"},
+    {"nsid", nullptr, "network namespaces are not supported"},
+    {"link_nsid", nullptr, "network namespaces are not supported"},
+    {"kcmp_epoll", "kcmp KCMP_EPOLL_TFD", nullptr},
+    {"timens", nullptr, "time namespaces are not supported"},
+    {"external_net_ns", nullptr, "network namespaces are not supported"},
+    {"clone3_set_tid", "clone3 set_tid", nullptr},
+    {"newifindex", nullptr, "network devices are not supported"},
+    {"nftables", nullptr, "network locking is not supported"},
+    {"has_ipt_legacy", nullptr, "network locking is not supported"},
+    {"pidfd_store", nullptr, "pidfd store (RPC) is not supported"},
+    {"ns_pid", nullptr, "PID namespaces are not supported"},
+    {"apparmor_stacking", nullptr, "LSM profiles are not restored"},
+    {"network_lock_nftables", nullptr, "network locking is not supported"},
+    {"sockopt_buf_lock", nullptr, "inet sockets are not supported yet"},
+    {"memfd_hugetlb", nullptr, "hugetlb memory is not supported yet"},
+    {"move_mount_set_group", nullptr, "mount namespaces are not supported"},
+    {"openat2", nullptr, "mount namespaces are not supported"},
+    {"get_rseq_conf", "ptrace seize/interrupt", nullptr},
+    {"ipv6_freebind", nullptr, "inet sockets are not supported yet"},
+    {"pagemap_scan", "PAGEMAP_SCAN", nullptr},
+    {"timer_cr_ids", "PR_TIMER_CREATE_RESTORE_IDS", nullptr},
+    {"overlayfs_maps", nullptr, "mount namespaces are not supported"},
+    {"breakpoints", nullptr, "hardware breakpoints are not restored yet"},
+    {"pagemap_scan_guard_pages", nullptr, "guard pages are not supported yet"},
+};
+
+// `check --feature NAME...`: exit 0 when criu-fast supports every one here,
+// 1 otherwise or for a name CRIU does not know ("list" lists them).
+int CheckFeatures(const std::vector<std::string>& names) {
+  int rc = 0;
+  const std::vector<Feature> all = AllFeatures();
+  for (const std::string& name : names) {
+    if (name == "list") {
+      for (const CriuFeature& f : kCriuFeatures) printf("%s\n", f.name);
+      continue;
+    }
+    const CriuFeature* found = nullptr;
+    for (const CriuFeature& f : kCriuFeatures) {
+      if (name == f.name) found = &f;
+    }
+    if (found == nullptr) {
+      fprintf(stderr, "Error: unknown feature %s (check --feature list names them)\n", name.c_str());
+      return 1;
+    }
+    if (found->probe == nullptr) {
+      printf("%s is not supported by criu-fast: %s\n", name.c_str(), found->why);
+      rc = 1;
+      continue;
+    }
+    for (const Feature& f : all) {
+      if (std::string(f.name) != found->probe) continue;
+      fflush(stdout);
+      const ProbeResult r = f.probe();
+      if (r.ok) {
+        printf("%s is supported\n", name.c_str());
+      } else {
+        printf("%s is not supported: %s: %s\n", name.c_str(), f.name, r.why.c_str());
+        rc = 1;
+      }
+    }
+  }
+  return rc;
 }
 
 constexpr size_t kNameColumn = 30;
@@ -84,7 +179,8 @@ std::string Join(const std::vector<std::string>& v, const char* sep) {
 
 }  // namespace
 
-int RunCheck(const Options&) {
+int RunCheck(const Options& opts) {
+  if (!opts.features.empty()) return CheckFeatures(opts.features);
   utsname u{};
   uname(&u);
   printf("kernel %s %s\n", u.release, u.machine);

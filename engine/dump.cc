@@ -77,10 +77,11 @@ namespace {
 // What the descriptor kinds may use while the tree is dumped.
 class FdContext final : public kinds::DumpContext {
  public:
-  FdContext(streams::ImageSink* sink, bool shell_job, ShmemSet* shmem, DumpCounters* stats)
-      : sink_(sink), shell_job_(shell_job), shmem_(shmem), stats_(stats) {}
+  FdContext(streams::ImageSink* sink, const Options& opts, ShmemSet* shmem, DumpCounters* stats)
+      : sink_(sink), shell_job_(opts.shell_job), ghost_limit_(opts.ghost_limit), shmem_(shmem), stats_(stats) {}
   streams::ImageSink* sink() override { return sink_; }
   bool shell_job() const override { return shell_job_; }
+  uint64_t ghost_limit() const override { return ghost_limit_; }
   Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) override {
     return shmem_->AddMemfd(pid, f.fd(), f.dev(), f.inode(), f.path(), core, stats_);
   }
@@ -88,6 +89,7 @@ class FdContext final : public kinds::DumpContext {
  private:
   streams::ImageSink* sink_;
   bool shell_job_;
+  uint64_t ghost_limit_;
   ShmemSet* shmem_;
   DumpCounters* stats_;
 };
@@ -343,7 +345,7 @@ Status Dumper::Run() {
   arena_.emplace(opts_.jobs);
   page_opts_.arena = &*arena_;
   shmem_.emplace(sink_.get(), page_opts_);
-  fd_ctx_.emplace(sink_.get(), opts_.shell_job, &*shmem_, &stats_);
+  fd_ctx_.emplace(sink_.get(), opts_, &*shmem_, &stats_);
   stats_.drain = opts_.drain;
   const bool vmsplice = opts_.drain == "vmsplice";
   if (vmsplice) InitPipeBudget();
@@ -439,12 +441,17 @@ int RunDump(const Options& opts) {
     // With a stream there is no images directory: a relative log path is
     // relative to the current directory.
     const bool rel_dir = opts.log_file[0] != '/' && !opts.stream;
-    const std::string path = rel_dir ? opts.images_dir + "/" + opts.log_file : opts.log_file;
-    if (rel_dir) mkdir(opts.images_dir.c_str(), 0700);
+    const std::string path = rel_dir ? opts.InWorkDir(opts.log_file) : opts.log_file;
+    if (rel_dir) mkdir((opts.work_dir.empty() ? opts.images_dir : opts.work_dir).c_str(), 0700);
     if (!SetLogFile(path)) {
       LOG_ERROR("cannot open log file %s: %m", path.c_str());
       return 1;
     }
+  }
+  for (const std::string& n : opts.no_effect) LOG_INFO("option %s: no effect here", n.c_str());
+  if (!opts.prev_images_dir.empty()) {
+    LOG_INFO("--prev-images-dir %s: a full image is written (incremental dumps are not supported yet)",
+             opts.prev_images_dir.c_str());
   }
   Dumper dumper(opts);
   Status s = dumper.Run();

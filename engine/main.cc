@@ -18,6 +18,10 @@ int main(int argc, char** argv) {
       fputs(cf::engine::UsageText(), stdout);
       return 0;
     }
+    if (parsed.status().message() == "version") {
+      printf("Version: %s\n", CF_VERSION);
+      return 0;
+    }
     fprintf(stderr, "Error: %s\n", parsed.status().ToString().c_str());
     return 1;
   }

@@ -1,8 +1,13 @@
-// Command-line options, following upstream CRIU's flags where it has them.
+// Command-line options. criu-fast takes upstream CRIU's command line (its
+// options, their long and short forms, `--opt=value` and `--opt value`,
+// `--no-opt` for its boolean options, the command anywhere among the options,
+// config files) so CRIU's users and tools run it unchanged; see
+// engine/options.cc for what each CRIU option does here.
 #pragma once
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -16,16 +21,21 @@ struct Options {
   Command command = Command::kNone;
   pid_t pid = 0;                 // -t/--tree
   std::string images_dir;        // -D/--images-dir (default ".")
-  std::string log_file;          // -o/--log-file (relative to images_dir; with --stream, to the cwd)
-  int verbosity = 2;             // -v[N]
+  std::string work_dir;          // -W/--work-dir (default: the images directory)
+  std::string log_file;          // -o/--log-file (relative to the work directory; with --stream, to the cwd)
+  int verbosity = 2;             // -v[N], --verbosity[=N], -vvv
   bool leave_running = false;    // -R/--leave-running
   bool display_stats = false;    // --display-stats
   int jobs = 0;                  // --jobs N (0: number of CPUs)
-  bool restore_detached = false; // -d/--restore-detached
+  bool restore_detached = false; // -d/--restore-detached/--daemon
   bool shell_job = false;        // -j/--shell-job
-  std::string pidfile;           // --pidfile
+  std::string pidfile;           // --pidfile (relative to the work directory)
   std::string prev_images_dir;   // --prev-images-dir
   bool track_mem = false;        // --track-mem
+  uint64_t ghost_limit = 1ull << 30;  // --ghost-limit SIZE[K|M|G]: largest deleted file saved
+  int status_fd = -1;            // --status-fd FD: restore writes one byte there once the tree runs
+  int timeout = 10;              // --timeout S (accepted; criu-fast's own limits apply)
+  std::vector<std::string> features;  // check --feature NAME...
   std::string compress = "none"; // --compress none|lz4|zstd[:N]
   std::string drain = "read";    // --drain read|vmsplice
   bool force_pagemap_fallback = false;  // --no-pagemap-scan
@@ -33,11 +43,20 @@ struct Options {
   std::string stream_to;         // --stream-to PATH (dump; implies --stream)
   std::string stream_from;       // --stream-from PATH (restore, show; implies --stream)
   bool allow_untrusted_images = false;  // --allow-untrusted-images (streams/image_trust.h)
-  std::vector<std::string> args; // positional arguments (show PATH...)
+  std::vector<std::string> args; // positional arguments after the command (show PATH...)
+  // CRIU options that were given and have no effect here (see options.cc),
+  // for the log.
+  std::vector<std::string> no_effect;
+
+  // |path| relative to the work directory, unless absolute.
+  std::string InWorkDir(const std::string& path) const;
 };
 
-// Parses argv. --help/-h and usage errors come back as errors with the
-// message to print (help text for --help, with err() == 0 and message "help").
+// Parses argv the way CRIU does, after CRIU's config files (unless
+// --no-default-config or --config FILE): /etc/criu/default.conf,
+// $HOME/.criu/default.conf, $CRIU_CONFIG_FILE, --config FILE. --help/-h
+// comes back as an error with err() == 0 and message "help", --version/-V
+// with message "version"; usage errors as errors with the message to print.
 Result<Options> ParseOptions(int argc, char** argv);
 
 // The usage text printed by --help.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -69,9 +71,16 @@ TEST(OptionsTest, ErrorsAreOneLine) {
       {{"criu-fast", "dump"}, "needs -t"},
       {{"criu-fast", "dump", "-t", "abc"}, "bad PID"},
       {{"criu-fast", "dump", "-t", "1", "--bogus"}, "unknown option"},
-      {{"criu-fast", "dump", "-t", "1", "-x"}, "unknown option"},
+      {{"criu-fast", "dump", "-t", "1", "-Q"}, "unknown option"},
       {{"criu-fast", "dump", "-t"}, "needs an argument"},
-      {{"criu-fast", "dump", "-t", "1", "-v9"}, "bad verbosity"},
+      {{"criu-fast", "dump", "-t", "1", "-vx"}, "bad verbosity"},
+      {{"criu-fast", "dump", "-t", "1", "--join-ns", "net:/x"}, "--join-ns is not supported"},
+      {{"criu-fast", "restore", "--lazy-pages"}, "--lazy-pages is not supported"},
+      {{"criu-fast", "restore", "--root", "/srv/c"}, "another root"},
+      {{"criu-fast", "dump", "-t", "1", "--manage-cgroups=bogus"}, "bad --manage-cgroups"},
+      {{"criu-fast", "dump", "-t", "1", "--ghost-limit", "1X"}, "bad --ghost-limit"},
+      {{"criu-fast", "dump", "-t", "1", "--feature", "userns"}, "--feature is for check"},
+      {{"criu-fast", "--no-default-config"}, "no command"},
       {{"criu-fast", "dump", "-t", "1", "--jobs", "0"}, "bad --jobs"},
       {{"criu-fast", "dump", "-t", "1", "--drain", "magic"}, "bad --drain"},
       {{"criu-fast", "restore", "extra"}, "unexpected argument"},
@@ -117,6 +126,68 @@ TEST(OptionsTest, StreamConflicts) {
   EXPECT_FALSE(Parse({"criu-fast", "restore", "--stream-to", "x"}).ok());
   EXPECT_FALSE(Parse({"criu-fast", "check", "--stream"}).ok());
   EXPECT_FALSE(Parse({"criu-fast", "show", "--stream", "img"}).ok());
+}
+
+// The forms CRIU's own tools use (zdtm.py's calls, among others).
+TEST(OptionsTest, CriuCommandLines) {
+  auto c = Parse({"criu-fast", "check", "--no-default-config", "--no-default-config", "-verbosity=0", "--feature",
+                  "userns"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->command, Command::kCheck);
+  EXPECT_EQ(c->verbosity, 0);
+  ASSERT_EQ(c->features.size(), 1u);
+  EXPECT_EQ(c->features[0], "userns");
+
+  auto d = Parse({"criu-fast", "dump", "--no-default-config", "--log-file", "dump.log", "--images-dir", "/img",
+                  "--verbosity=4", "--tree", "42", "--pidfile", "p", "--timeout", "10", "--pre-dump-mode", "splice",
+                  "--file-locks", "--tcp-established", "--manage-cgroups", "--ext-unix-sk", "--link-remap"});
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->pid, 42);
+  EXPECT_EQ(d->images_dir, "/img");
+  EXPECT_EQ(d->verbosity, 4);
+  EXPECT_EQ(d->timeout, 10);
+  EXPECT_EQ(d->InWorkDir(d->log_file), "/img/dump.log");
+  EXPECT_GE(d->no_effect.size(), 5u);  // each logged with its reason
+
+  // The command anywhere; --daemon and --no- forms; -W for relative files.
+  auto r = Parse({"criu-fast", "--images-dir", "img", "restore", "--daemon", "--no-shell-job", "-W", "/work",
+                  "--pidfile", "rst.pid", "--status-fd", "7", "-vvv"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->command, Command::kRestore);
+  EXPECT_TRUE(r->restore_detached);
+  EXPECT_FALSE(r->shell_job);
+  EXPECT_EQ(r->InWorkDir(r->pidfile), "/work/rst.pid");
+  EXPECT_EQ(r->status_fd, 7);
+  EXPECT_EQ(r->verbosity, 4);  // 2 + 3, at most 4
+  auto no = Parse({"criu-fast", "restore", "-d", "--no-restore-detached"});
+  ASSERT_TRUE(no.ok());
+  EXPECT_FALSE(no->restore_detached);
+
+  auto g = Parse({"criu-fast", "dump", "-t", "3", "--ghost-limit", "64M"});
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->ghost_limit, 64ull << 20);
+  auto v = Parse({"criu-fast", "-V"});
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().message(), "version");
+}
+
+// Config files: CRIU's format (an option per line without its dashes), read
+// before the command line, which wins; --config FILE replaces the defaults.
+TEST(OptionsTest, ConfigFile) {
+  char path[] = "/tmp/cf-config-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const std::string text = "# a comment\nimages-dir /from/config\nverbosity=1\nshell-job\n\ntimeout \"20\"\n";
+  ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  close(fd);
+  auto o = Parse({"criu-fast", "restore", "--config", path, "--timeout", "30"});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->images_dir, "/from/config");
+  EXPECT_EQ(o->verbosity, 1);
+  EXPECT_TRUE(o->shell_job);
+  EXPECT_EQ(o->timeout, 30);  // the command line wins
+  unlink(path);
+  EXPECT_FALSE(Parse({"criu-fast", "restore", "--config", "/nonexistent/criu.conf"}).ok());
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // stream_stage.h): no process is created from a stream that is cut, corrupt
 // or incomplete. The directory goes once the tree runs.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <optional>
 
@@ -14,20 +15,33 @@
 #include "streams/image_trust.h"
 
 namespace cf::engine {
+namespace {
+
+std::string AbsolutePath(const std::string& dir) {
+  if (!dir.empty() && dir[0] == '/') return dir;
+  char cwd[4096];
+  if (getcwd(cwd, sizeof(cwd)) == nullptr) return dir;
+  return dir == "." ? std::string(cwd) : std::string(cwd) + "/" + dir;
+}
+
+}  // namespace
 
 int RunRestore(const Options& opts) {
   if (!opts.log_file.empty()) {
     const bool rel_dir = opts.log_file[0] != '/' && !opts.stream;  // a stream has no directory: relative to cwd
-    const std::string path = rel_dir ? opts.images_dir + "/" + opts.log_file : opts.log_file;
+    const std::string path = rel_dir ? opts.InWorkDir(opts.log_file) : opts.log_file;
     if (!SetLogFile(path)) {
       LOG_ERROR("cannot open log file %s: %m", path.c_str());
       return 1;
     }
   }
+  for (const std::string& n : opts.no_effect) LOG_INFO("option %s: no effect here", n.c_str());
   restore::RestoreOptions ro;
-  ro.images_dir = opts.images_dir;
+  // Absolute: the restored processes change directory before they open
+  // their images (ghost files), and a relative -D would then miss them.
+  ro.images_dir = AbsolutePath(opts.images_dir);
   ro.detached = opts.restore_detached;
-  ro.pidfile = opts.pidfile;
+  ro.pidfile = opts.stream ? opts.pidfile : opts.InWorkDir(opts.pidfile);
   ro.jobs = opts.jobs;
   ro.display_stats = opts.display_stats;
   if (!opts.allow_untrusted_images && (!opts.stream || !opts.stream_from.empty())) {
@@ -51,8 +65,17 @@ int RunRestore(const Options& opts) {
       return 1;
     }
     ro.images_dir = staged->dir();
-    ro.images_done = [&staged] { staged->Remove(); };
   }
+  // Once the tree runs: the staged stream goes, and --status-fd hears it
+  // (one byte, then closed, as CRIU does).
+  ro.images_done = [&staged, fd = opts.status_fd] {
+    if (staged) staged->Remove();
+    if (fd >= 0) {
+      const char ready = 0;
+      if (write(fd, &ready, 1) != 1) LOG_WARN("restore: --status-fd %d: %m", fd);
+      close(fd);
+    }
+  };
   int exit_code = 0;
   Status s = restore::Restore(ro, &exit_code);
   if (!s.ok()) {

@@ -65,6 +65,8 @@ class DumpContext {
   // Where kinds that save contents of their own (a deleted file) write them.
   virtual streams::ImageSink* sink() = 0;
   virtual bool shell_job() const = 0;
+  // The largest deleted-but-open file whose contents are saved (--ghost-limit).
+  virtual uint64_t ghost_limit() const = 0;
   // The shared memory object of memfd |s| (engine/shmem.h), saved in |core|
   // the first time the dump sees it; returns its id.
   virtual Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) = 0;

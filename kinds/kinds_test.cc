@@ -35,6 +35,7 @@ class NoContext final : public DumpContext {
  public:
   streams::ImageSink* sink() override { return nullptr; }
   bool shell_job() const override { return false; }
+  uint64_t ghost_limit() const override { return 1 << 20; }
   Result<uint32_t> AddMemfd(pid_t, const img::Fd&, img::Process*) override { return Error("no shmem here"); }
 };
 

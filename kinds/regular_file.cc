@@ -24,11 +24,13 @@ namespace cf::kinds {
 namespace {
 
 constexpr size_t kGhostChunk = 1 << 20;
-constexpr uint64_t kMaxGhostSize = 1ull << 30;
 constexpr char kDeleted[] = " (deleted)";
 
-Status SaveGhost(const std::string& fd_path, streams::ImageSink* sink, const std::string& name, uint64_t size) {
-  if (size > kMaxGhostSize) return Errorf("deleted file is too large to save (%lu bytes)", size);
+Status SaveGhost(const std::string& fd_path, streams::ImageSink* sink, const std::string& name, uint64_t size,
+                 uint64_t limit) {
+  if (size > limit) {
+    return Errorf("a deleted file of %lu bytes, more than --ghost-limit (%lu bytes) lets an image take", size, limit);
+  }
   UniqueFd in(open(fd_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in.valid()) return ErrnoStatus("open " + fd_path);
   ASSIGN_OR_RETURN(streams::ImageWriter w, sink->Create(name, streams::FileKind::kGhost));
@@ -85,7 +87,7 @@ class RegularFile final : public FdKind {
     r->set_ghost_file(name);
     if (ctx.sink()->Has(name)) return OkStatus();
     const std::string fd_path = "/proc/" + std::to_string(s.pid) + "/fd/" + std::to_string(s.fd);
-    return SaveGhost(fd_path, ctx.sink(), name, static_cast<uint64_t>(s.sb.st_size));
+    return SaveGhost(fd_path, ctx.sink(), name, static_cast<uint64_t>(s.sb.st_size), ctx.ghost_limit());
   }
 
   Result<UniqueFd> Open(const img::Fd& f, RestoreContext& ctx) const override {

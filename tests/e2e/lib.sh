@@ -362,13 +362,16 @@ def proc(show, pid):
     if p is None:
         fail("process %s not in show output (has %s)" % (pid, list(show.get("processes", {}))))
     return p
-FD_KINDS = ("reg", "dir", "chr", "pipe", "unix_socket", "eventfd", "timerfd", "signalfd", "inotify", "epoll", "memfd")
+FD_COMMON = {"fd", "path", "flags", "pos", "cloexec", "dev", "inode", "mode", "rdev", "size", "mnt_id",
+             "is_dup", "dup_of", "file_id"}
 def fd_kind(f):
-    """The kind of a descriptor of show: the key of its kind message ("fifo" for the pipe end of a FIFO)."""
-    for k in FD_KINDS:
-        if k in f:
-            return "fifo" if k == "pipe" and f[k].get("fifo") else k
-    fail("fd %s has no kind: %r" % (f.get("fd"), sorted(f)))
+    """The kind of a descriptor of show: the key of its kind message, the one
+    key that is not a common field ("fifo" for the pipe end of a FIFO)."""
+    kinds = [k for k in f if k not in FD_COMMON]
+    if len(kinds) != 1:
+        fail("fd %s has %d kind messages: %r" % (f.get("fd"), len(kinds), sorted(f)))
+    k = kinds[0]
+    return "fifo" if k == "pipe" and f[k].get("fifo") else k
 def file_objects(core, kind):
     """The shared file objects of one kind ("pipe", "unix_pair") saved in a core."""
     return [o[kind] for o in core.get("file_objects", []) if kind in o]
