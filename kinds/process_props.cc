@@ -282,7 +282,9 @@ const ProcessRemoteRead kItimersRead = {
     sizeof(itimerval),
     1,
     {{{__NR_getitimer, "getitimer",
-       [](int64_t which, uint64_t out) { return std::array<uint64_t, 6>{static_cast<uint64_t>(which), out, 0, 0, 0, 0}; }},
+       [](int64_t which, uint64_t out) {
+         return std::array<uint64_t, 6>{static_cast<uint64_t>(which), out, 0, 0, 0, 0};
+       }},
       {}}},
     [](size_t, int64_t which, const uint8_t* out, const long*, img::Process* p) {
       itimerval v;
