@@ -12,6 +12,7 @@
 #include "common/status.h"
 #include "criu_fast.pb.h"
 #include "kinds/kind.h"
+#include "kinds/process_props.h"
 #include "ptrace/remote_syscall.h"
 #include "pagemap/vma.h"
 #include "streams/image_sink.h"
@@ -35,12 +36,15 @@ class SharedFiles;
 // process carries: pipes, socket pairs).
 Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared, img::Process* out);
 
-// Ids, credentials, rlimits, cwd, root, personality, umask, name.
-Status CollectProcessInfo(pid_t pid, img::Process* out);
+// The per-process properties criu-fast reads itself (kinds/process_props.h:
+// ids, name, umask, credentials, seccomp, rlimits, cwd and root,
+// personality, the process-wide signal queue), and the pid.
+Status CollectProcessProps(kinds::ProcessSource& src, img::Process* out);
 
-// What only the task can tell about the whole process: sigactions, itimers
-// and brk, by syscalls run in the (stopped) thread |rs| drives.
-Status CollectByRemoteCalls(tracing::RemoteSyscall& rs, img::Process* proc);
+// The per-process properties read by syscalls run in the leader, which |rs|
+// drives (kinds/process_props.h: sigactions, itimers, brk, POSIX timers),
+// every property's calls in this one attach. Needs the threads in |proc|.
+Status CollectProcessByRemoteCalls(tracing::RemoteSyscall& rs, kinds::ProcessSource& src, img::Process* proc);
 // The per-thread properties read by a syscall run in the thread
 // (kinds/thread_props.h: sigaltstack, clear_child_tid), for every thread of
 // |proc|, the leader included, by one path: in groups of 256 threads, each
@@ -48,12 +52,5 @@ Status CollectByRemoteCalls(tracing::RemoteSyscall& rs, img::Process* proc);
 // (already attached, it joins the first group; the caller restores it).
 Status CollectThreadsByRemoteCalls(tracing::RemoteSyscall& leader, const tracing::RemoteSites& sites,
                                    img::Process* proc);
-
-// POSIX timers: ids, clocks and notification from /proc/PID/timers, the
-// time left, interval and overrun by timer_gettime/timer_getoverrun run in
-// the target. Refuses what a restore could not recreate (engine/collect_timers.cc).
-Status CollectPosixTimers(tracing::RemoteSyscall& rs, img::Process* proc);
-// PR_TIMER_CREATE_RESTORE_IDS is known to this kernel (timers can get their ids back).
-bool KernelRestoresTimerIds();
 
 }  // namespace cf::engine

@@ -1,14 +1,18 @@
 // State only the task itself can report, read by syscalls run in the frozen
-// target (ptrace/remote_syscall.h). Process-wide: sigactions, itimers and
-// brk, in the leader. Per thread: the properties of kinds/thread_props.h
-// read by a remote call (sigaltstack, clear_child_tid), for every thread,
-// the leader included, by one path: in groups, each call run in all the
-// threads of a group at once. Results land in scratch memory of each thread
-// and are read back in one process_vm_readv per thread.
-#include <signal.h>
-#include <sys/syscall.h>
-#include <sys/time.h>
-
+// target (ptrace/remote_syscall.h).
+//
+// Process-wide: the properties of kinds/process_props.h read by remote
+// calls (sigactions, itimers, brk, POSIX timers), in the leader, in one
+// attach. Each property names its items; their outputs are laid out one
+// after the other in one scratch block, and read back in one
+// process_vm_readv per block (a block holds up to kBlock bytes: a process
+// with thousands of timers takes several).
+//
+// Per thread: the properties of kinds/thread_props.h read by a remote call
+// (sigaltstack, clear_child_tid), for every thread, the leader included, by
+// one path: in groups, each call run in all the threads of a group at once.
+// Results land in scratch memory of each thread and are read back in one
+// process_vm_readv per thread.
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -17,87 +21,87 @@
 #include <vector>
 
 #include "engine/collect.h"
+#include "kinds/process_props.h"
 #include "kinds/thread_props.h"
-#include "proc/proc_parse.h"
 
 namespace cf::engine {
-using namespace ::cf::proc;  // /proc parsing, the layer below
 namespace {
 
-constexpr int kNumSignals = 64;
-
-struct KernelSigaction {
-  uint64_t handler;
-  uint64_t flags;
-  uint64_t restorer;
-  uint64_t mask;
-};
-
-struct Scratch {
-  KernelSigaction sigactions[kNumSignals + 1];
-  struct itimerval itimers[3];
-};
+// Bytes of process-wide output read back at once (1024 timers' itimerspec).
+constexpr uint64_t kBlock = 16384;
 
 // A process may have thousands of threads: their remote calls run in groups
 // of this many, all threads of a group at once.
 constexpr size_t kGroup = 256;
 
-Status CheckCall(long r, const char* what, pid_t pid) {
-  if (r < 0 && r > -4096) return ErrnoStatus(static_cast<int>(-r), std::string(what) + " in " + std::to_string(pid));
+Status CheckCall(long r, const std::string& what, pid_t pid) {
+  if (r < 0 && r > -4096) return ErrnoStatus(static_cast<int>(-r), what + " in " + std::to_string(pid));
   return OkStatus();
 }
+
+uint64_t Aligned(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
+
+// One item of a remote-read process property.
+struct Item {
+  const kinds::ProcessRemoteRead* read;
+  size_t index;  // among the property's items
+  int64_t key;
+  uint64_t off;  // of its output in the block
+};
 
 }  // namespace
 
-Status CollectByRemoteCalls(tracing::RemoteSyscall& rs, img::Process* proc) {
+Status CollectProcessByRemoteCalls(tracing::RemoteSyscall& rs, kinds::ProcessSource& src, img::Process* proc) {
   const pid_t pid = proc->pid();
-  // Only signals with a handler or ignored (SigCgt, SigIgn) are asked for,
-  // and SIGCHLD, whose flags matter even with the default action
-  // (SA_NOCLDWAIT, SA_NOCLDSTOP); the others have the default action and no
-  // flag that changes anything. Each remote call is a few tens of µs of
-  // frozen time.
-  ASSIGN_OR_RETURN(ProcStatus st, ReadStatus(pid));
-  const uint64_t asked = st.sig_cgt | st.sig_ign | (1ull << (SIGCHLD - 1));
-  ASSIGN_OR_RETURN(uint64_t base, rs.Scratch(sizeof(Scratch)));
-  const uint64_t sa_base = base + offsetof(Scratch, sigactions);
-  const std::vector<uint8_t> zeros(sizeof(Scratch::sigactions), 0);
-  RETURN_IF_ERROR(rs.WriteScratch(sa_base, zeros.data(), zeros.size()));
-  for (int sig = 1; sig <= kNumSignals; ++sig) {
-    if (!(asked & (1ull << (sig - 1)))) continue;
-    ASSIGN_OR_RETURN(long r, rs.Call(__NR_rt_sigaction, static_cast<uint64_t>(sig), 0,
-                                     sa_base + sizeof(KernelSigaction) * static_cast<uint64_t>(sig), 8));
-    RETURN_IF_ERROR(CheckCall(r, "rt_sigaction", pid));
+  std::vector<Item> items;
+  std::vector<int64_t> keys;
+  uint64_t total = 0;
+  for (const kinds::ProcessProperty& p : kinds::ProcessProperties()) {
+    if (!p.remote) continue;
+    keys.clear();
+    RETURN_IF_ERROR(p.remote->items(src, proc, &keys));
+    for (size_t i = 0; i < keys.size(); ++i) items.push_back({p.remote, i, keys[i], 0});
+    total += Aligned(p.remote->item_size) * keys.size();
   }
-  const int kWhich[3] = {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF};
-  for (int i = 0; i < 3; ++i) {
-    ASSIGN_OR_RETURN(long r, rs.Call(__NR_getitimer, static_cast<uint64_t>(kWhich[i]),
-                                     base + offsetof(Scratch, itimers) + sizeof(itimerval) * static_cast<uint64_t>(i)));
-    RETURN_IF_ERROR(CheckCall(r, "getitimer", pid));
+  if (items.empty()) return OkStatus();
+  ASSIGN_OR_RETURN(uint64_t base, rs.Scratch(std::max<uint64_t>(std::min(total, kBlock), 8)));
+  std::vector<uint8_t> out;
+  std::vector<long> results;
+  for (size_t first = 0; first < items.size();) {
+    // The items whose outputs fit in one block.
+    uint64_t used = 0;
+    size_t end = first;
+    for (; end < items.size(); ++end) {
+      const uint64_t size = Aligned(items[end].read->item_size);
+      if (end > first && used + size > kBlock) break;
+      items[end].off = used;
+      used += size;
+    }
+    results.assign((end - first) * 2, 0);
+    for (size_t i = first; i < end; ++i) {
+      const Item& it = items[i];
+      for (uint32_t c = 0; c < it.read->nr_calls; ++c) {
+        const kinds::RemoteCallSpec& call = it.read->calls[c];
+        const std::array<uint64_t, 6> a = call.args(it.key, base + it.off);
+        ASSIGN_OR_RETURN(long r, rs.Call(call.nr, a[0], a[1], a[2], a[3], a[4], a[5]));
+        if (r < 0 && r > -4096) {
+          std::string what = call.what;
+          if (it.read->item_name) what += std::string(" of ") + it.read->item_name + " " + std::to_string(it.key);
+          return ErrnoStatus(static_cast<int>(-r), what + " in process " + std::to_string(pid));
+        }
+        results[(i - first) * 2 + c] = r;
+      }
+    }
+    out.resize(used);
+    if (used) RETURN_IF_ERROR(rs.ReadScratch(base, out.data(), used));
+    for (size_t i = first; i < end; ++i) {
+      const Item& it = items[i];
+      it.read->decode(it.index, it.key, out.data() + it.off, &results[(i - first) * 2], proc);
+    }
+    first = end;
   }
-  ASSIGN_OR_RETURN(long brk, rs.Call(__NR_brk, 0));
-
-  Scratch s;
-  RETURN_IF_ERROR(rs.ReadScratch(base, &s, sizeof(s)));
-  for (int sig = 1; sig <= kNumSignals; ++sig) {
-    img::SigAction* a = proc->add_sigactions();
-    a->set_signo(static_cast<uint32_t>(sig));
-    a->set_handler(s.sigactions[sig].handler);
-    a->set_flags(s.sigactions[sig].flags);
-    a->set_restorer(s.sigactions[sig].restorer);
-    a->set_mask(s.sigactions[sig].mask);
-  }
-  for (int i = 0; i < 3; ++i) {
-    img::ITimer* t = proc->add_itimers();
-    t->set_which(static_cast<uint32_t>(kWhich[i]));
-    t->set_interval_sec(static_cast<uint64_t>(s.itimers[i].it_interval.tv_sec));
-    t->set_interval_usec(static_cast<uint64_t>(s.itimers[i].it_interval.tv_usec));
-    t->set_value_sec(static_cast<uint64_t>(s.itimers[i].it_value.tv_sec));
-    t->set_value_usec(static_cast<uint64_t>(s.itimers[i].it_value.tv_usec));
-  }
-  proc->mutable_mm()->set_brk(static_cast<uint64_t>(brk));
   return OkStatus();
 }
-
 
 namespace {
 
@@ -127,8 +131,7 @@ Status CollectGroup(std::span<tracing::RemoteSyscall* const> rs, std::span<img::
     for (size_t i = 0; i < rs.size(); ++i) args[i] = reads[k]->args(base[i] + offs[k]);
     RETURN_IF_ERROR(tracing::RemoteSyscall::CallInEach(rs, reads[k]->nr, args, &r));
     for (size_t i = 0; i < r.size(); ++i) {
-      RETURN_IF_ERROR(CheckCall(r[i], (std::string("remote read of ") + names[k] + " of thread").c_str(),
-                                threads[i]->tid()));
+      RETURN_IF_ERROR(CheckCall(r[i], std::string("remote read of ") + names[k] + " of thread", threads[i]->tid()));
     }
   }
   std::vector<uint8_t> out(size);

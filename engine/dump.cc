@@ -172,19 +172,20 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
   out->pid = pid;
   {
     ScopedTimer t(&stats_.collect_ns);
-    RETURN_IF_ERROR(CollectProcessInfo(pid, &proc));
+    // The process's properties (kinds/process_props.h), then the memory,
+    // the descriptors and the threads' properties (kinds/thread_props.h).
+    kinds::ProcessSource src(pid);
+    RETURN_IF_ERROR(CollectProcessProps(src, &proc));
     RETURN_IF_ERROR(CollectMm(pid, &proc).status());
     RETURN_IF_ERROR(CollectFds(pid, *fd_ctx_, shared_, &proc));
     for (const SeizedThread& t : sp.threads) RETURN_IF_ERROR(CollectThread(pid, t.tid, proc.add_threads()));
-    RETURN_IF_ERROR(CollectSharedPending(pid, &proc));
     FAULT_POINT("collect");
     // Remote calls last: the threads' registers are already saved above.
-    // Process-wide state in the leader, then the per-thread properties of
-    // every thread, the leader's included.
+    // The process's properties in the leader, then the per-thread properties
+    // of every thread, the leader's included.
     ASSIGN_OR_RETURN(const tracing::RemoteSites sites, tracing::FindRemoteSites(pid));
     ASSIGN_OR_RETURN(tracing::RemoteSyscall rs, tracing::RemoteSyscall::Attach(pid, pid, &sites));
-    RETURN_IF_ERROR(CollectByRemoteCalls(rs, &proc));
-    RETURN_IF_ERROR(CollectPosixTimers(rs, &proc));
+    RETURN_IF_ERROR(CollectProcessByRemoteCalls(rs, src, &proc));
     RETURN_IF_ERROR(CollectThreadsByRemoteCalls(rs, sites, &proc));
     RETURN_IF_ERROR(rs.Restore());
   }

@@ -4,8 +4,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/personality.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -19,6 +17,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "common/timer.h"
+#include "kinds/process_props.h"
 #include "kinds/thread_props.h"
 #include "restore/clone.h"
 #include "restore/files.h"
@@ -44,26 +43,6 @@ static_assert(sizeof(cf_rst_args) % 8 == 0 && sizeof(cf_rst_range) % 8 == 0 && s
                   sizeof(cf_rst_siginfo) % 8 == 0,
               "every array of the args block stays 8-byte aligned");
 
-// Session and process group. A process inherits both from its parent, so
-// only a leader (or a member of a group led by another process of the tree,
-// which may not exist yet: retried, bounded) has something to do.
-Status RestoreSession(const img::Process& core) {
-  if (core.sid() == core.pid()) {
-    if (setsid() < 0) return ErrnoStatus("setsid");
-    return OkStatus();
-  }
-  if (getsid(0) != core.sid()) {
-    return Errorf("process %d was in session %d, which its parent did not pass on: not supported", core.pid(),
-                  core.sid());
-  }
-  if (getpgid(0) == core.pgid()) return OkStatus();
-  for (int i = 0;; ++i) {
-    if (setpgid(0, core.pgid()) == 0) return OkStatus();
-    if (errno != EPERM || i == 2000) return ErrnoStatus("join process group " + std::to_string(core.pgid()));
-    usleep(1000);
-  }
-}
-
 // Creates the children of this process, each with its PID, each going on
 // with its own restore. They inherit the message pipe.
 Status CreateChildren(const TaskContext& ctx) {
@@ -82,23 +61,6 @@ Status CreateChildren(const TaskContext& ctx) {
   return OkStatus();
 }
 
-Status RestoreLimits(const img::Process& core) {
-  for (const img::Rlimit& l : core.rlimits()) {
-    const auto res = static_cast<__rlimit_resource>(l.resource());
-    struct rlimit want{l.cur(), l.max()};
-    if (setrlimit(res, &want) == 0) continue;
-    // Without CAP_SYS_RESOURCE a hard limit cannot grow: keep ours.
-    struct rlimit have;
-    if (getrlimit(res, &have) != 0) return ErrnoStatus("getrlimit");
-    want.rlim_max = have.rlim_max;
-    want.rlim_cur = std::min(want.rlim_cur, want.rlim_max);
-    if (setrlimit(res, &want) != 0) return ErrnoStatus("setrlimit " + std::to_string(l.resource()));
-    LOG_WARN("restore: rlimit %u: hard limit %lu cannot be restored, kept %lu", l.resource(), l.max(),
-             have.rlim_max);
-  }
-  return OkStatus();
-}
-
 // The args block: cf_rst_args, then its arrays, each at an offset from the
 // start of the block. Sized from the image (the VMAs by an upper bound: the
 // vDSO block and vsyscall are not moved), so every count fits, however many
@@ -109,22 +71,25 @@ struct ArgsPlan {
   uint64_t threads_off = 0;
   uint64_t posix_timers_off = 0;
   uint64_t siginfo_off = 0;
-  uint32_t nr_siginfo = 0;
+  uint32_t nr_siginfo = 0;          // every queue
+  uint32_t nr_process_siginfo = 0;  // the process's queue, first
   uint64_t groups_off = 0;
   uint64_t len = 0;
 };
 
 ArgsPlan PlanArgs(const img::Process& core) {
   ArgsPlan p;
-  p.nr_siginfo = static_cast<uint32_t>(core.shared_pending_size());
+  const kinds::ProcessArrays pa = kinds::ProcessArgsArrays(core);
+  p.nr_process_siginfo = pa.siginfo;
+  p.nr_siginfo = pa.siginfo;
   for (const img::Thread& t : core.threads()) p.nr_siginfo += kinds::QueuedSignals(t);
   p.unmap_off = sizeof(cf_rst_args);
   p.vmas_off = p.unmap_off + sizeof(cf_rst_range) * CF_RST_MAX_UNMAP;
   p.threads_off = p.vmas_off + sizeof(cf_rst_vma) * static_cast<uint64_t>(core.vmas_size());
   p.posix_timers_off = p.threads_off + sizeof(cf_rst_thread) * static_cast<uint64_t>(core.threads_size());
-  p.siginfo_off = p.posix_timers_off + sizeof(cf_rst_posix_timer) * static_cast<uint64_t>(core.posix_timers_size());
+  p.siginfo_off = p.posix_timers_off + sizeof(cf_rst_posix_timer) * uint64_t{pa.posix_timers};
   p.groups_off = p.siginfo_off + sizeof(cf_rst_siginfo) * uint64_t{p.nr_siginfo};
-  p.len = p.groups_off + sizeof(uint32_t) * static_cast<uint64_t>(core.creds().groups_size());
+  p.len = p.groups_off + sizeof(uint32_t) * uint64_t{pa.groups};
   return p;
 }
 
@@ -160,10 +125,13 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
   // the queued signals of each thread go with them, after the process's.
   a->threads_off = plan.threads_off;
   a->siginfo_off = plan.siginfo_off;
+  a->posix_timers_off = plan.posix_timers_off;
+  a->groups_off = plan.groups_off;
   auto* threads = reinterpret_cast<cf_rst_thread*>(block + a->threads_off);
-  kinds::ThreadArgs out{nullptr, reinterpret_cast<cf_rst_siginfo*>(block + a->siginfo_off), &a->nr_siginfo,
-                        plan.nr_siginfo};
-  for (const img::SigInfo& si : core.shared_pending()) kinds::AddSigInfo(si, 0, &out);
+  auto* siginfo = reinterpret_cast<cf_rst_siginfo*>(block + a->siginfo_off);
+  uint32_t nr_thread_siginfo = 0;
+  kinds::ThreadArgs out{nullptr, siginfo + plan.nr_process_siginfo, &nr_thread_siginfo,
+                        plan.nr_siginfo - plan.nr_process_siginfo};
   for (int i = 0; i < core.threads_size(); ++i) {
     const img::Thread& t = core.threads(i);
     cf_rst_thread& d = threads[i];
@@ -179,27 +147,23 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
     }
   }
   a->nr_threads = static_cast<uint32_t>(core.threads_size());
-  // A leader whose own name was not read takes the process's.
-  if (threads[0].comm[0] == 0) snprintf(threads[0].comm, sizeof(threads[0].comm), "%s", core.comm().c_str());
-  if (a->nr_siginfo != plan.nr_siginfo) {
-    return Errorf("restorer args: %u queued signals, %u planned", a->nr_siginfo, plan.nr_siginfo);
-  }
 
-  a->posix_timers_off = plan.posix_timers_off;
-  auto* timers = reinterpret_cast<cf_rst_posix_timer*>(block + a->posix_timers_off);
-  for (const img::PosixTimer& t : core.posix_timers()) {
-    cf_rst_posix_timer& d = timers[a->nr_posix_timers++];
-    memset(&d, 0, sizeof(d));
-    d.id = t.id();
-    d.clock_id = t.clock_id();
-    d.signo = t.signo();
-    d.notify = t.notify();
-    d.tid = t.notify_tid();
-    d.sigev_value = t.sigev_value();
-    d.interval_sec = static_cast<int64_t>(t.interval_sec());
-    d.interval_nsec = static_cast<int64_t>(t.interval_nsec());
-    d.value_sec = static_cast<int64_t>(t.value_sec());
-    d.value_nsec = static_cast<int64_t>(t.value_nsec());
+  // The process's properties (kinds/process_props.h), once the leader's
+  // record is filled.
+  uint32_t nr_process_siginfo = 0;
+  kinds::ProcessArgs pout{a,
+                          threads,
+                          reinterpret_cast<cf_rst_posix_timer*>(block + a->posix_timers_off),
+                          reinterpret_cast<uint32_t*>(block + a->groups_off),
+                          siginfo,
+                          &nr_process_siginfo,
+                          plan.nr_process_siginfo};
+  for (const kinds::ProcessProperty& p : kinds::ProcessProperties()) {
+    if (p.to_args) p.to_args(core, &pout);
+  }
+  a->nr_siginfo = nr_process_siginfo + nr_thread_siginfo;
+  if (nr_process_siginfo != plan.nr_process_siginfo || a->nr_siginfo != plan.nr_siginfo) {
+    return Errorf("restorer args: %u queued signals, %u planned", a->nr_siginfo, plan.nr_siginfo);
   }
 
   a->vdso_cur = L.vdso_cur;
@@ -211,8 +175,7 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
   a->mm.end_code = mm.end_code();
   a->mm.start_data = mm.start_data();
   a->mm.end_data = mm.end_data();
-  a->mm.start_brk = mm.start_brk();
-  a->mm.brk = mm.brk();
+  a->mm.start_brk = mm.start_brk();  // brk: a process property
   a->mm.start_stack = mm.start_stack();
   a->mm.arg_start = mm.arg_start();
   a->mm.arg_end = mm.arg_end();
@@ -223,41 +186,6 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
   a->mm.auxv = reinterpret_cast<uint64_t>(&reinterpret_cast<cf_rst_args*>(L.args)->auxv[0]);
   a->mm.auxv_size = static_cast<uint32_t>(nauxv * 8);
   a->mm.exe_fd = static_cast<uint32_t>(exe_fd);
-
-  for (const img::SigAction& s : core.sigactions()) {
-    const uint32_t sig = s.signo();
-    if (sig < 1 || sig > CF_RST_NSIG || sig == SIGKILL || sig == SIGSTOP) continue;
-    a->sigactions[sig] = {s.handler(), s.flags(), s.restorer(), s.mask()};
-    a->sigaction_valid |= 1ull << (sig - 1);
-  }
-  for (const img::ITimer& t : core.itimers()) {
-    if (t.which() > 2) continue;
-    a->itimers[t.which()] = {static_cast<int64_t>(t.interval_sec()), static_cast<int64_t>(t.interval_usec()),
-                             static_cast<int64_t>(t.value_sec()), static_cast<int64_t>(t.value_usec())};
-  }
-
-  // Credentials, changed only when they differ from ours (all groups
-  // compared, however many).
-  const img::Creds& c = core.creds();
-  uid_t ruid, euid, suid;
-  gid_t rgid, egid, sgid;
-  getresuid(&ruid, &euid, &suid);
-  getresgid(&rgid, &egid, &sgid);
-  const int ngroups = getgroups(0, nullptr);
-  std::vector<gid_t> groups(static_cast<size_t>(std::max(ngroups, 0)));
-  const bool groups_ok = ngroups >= 0 && getgroups(ngroups, groups.data()) == ngroups;
-  bool same = groups_ok && ruid == c.uid() && euid == c.euid() && suid == c.suid() && rgid == c.gid() &&
-              egid == c.egid() && sgid == c.sgid() && ngroups == c.groups_size();
-  for (int i = 0; same && i < ngroups; ++i) same = groups[static_cast<size_t>(i)] == c.groups(i);
-  a->groups_off = plan.groups_off;
-  if (!same) {
-    a->change_creds = 1;
-    a->uid[0] = c.uid(), a->uid[1] = c.euid(), a->uid[2] = c.suid(), a->uid[3] = c.fsuid();
-    a->gid[0] = c.gid(), a->gid[1] = c.egid(), a->gid[2] = c.sgid(), a->gid[3] = c.fsgid();
-    a->nr_groups = static_cast<uint32_t>(c.groups_size());
-    auto* g = reinterpret_cast<uint32_t*>(block + a->groups_off);
-    for (uint32_t i = 0; i < a->nr_groups; ++i) g[i] = c.groups(static_cast<int>(i));
-  }
   return OkStatus();
 }
 
@@ -265,17 +193,16 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
 Status Prepare(TaskContext& ctx) {
   const ProcessImages& images = ctx.images->processes[ctx.index];
   const img::Process& core = images.core;
-  RETURN_IF_ERROR(RestoreSession(core));
+  // The process's properties the new process sets itself
+  // (kinds/process_props.h): first what its children inherit.
+  RETURN_IF_ERROR(kinds::ApplyInTask(core, kinds::TaskStep::kBeforeChildren));
   // Objects shared with descendants first: the children inherit them.
   std::set<std::string> recreated;  // files made again from ghost images
   kinds::RestoreContext files{ctx.dir, ctx.files->shmem, &recreated};
   RETURN_IF_ERROR(CreateOwnedFiles(*ctx.files, core.pid(), files, &ctx.inherited));
   RETURN_IF_ERROR(CreateChildren(ctx));
-  umask(core.umask());
-  if (personality(0xffffffff) != static_cast<int>(core.personality())) personality(core.personality());
-  RETURN_IF_ERROR(RestoreLimits(core));
-  if (core.root() != "/") return Error("restoring a process with another root (" + core.root() + ") is not supported");
-  if (chdir(core.cwd().c_str()) != 0) return ErrnoStatus("chdir " + core.cwd());
+  // Then its own: umask, personality, limits, cwd.
+  RETURN_IF_ERROR(kinds::ApplyInTask(core, kinds::TaskStep::kAfterChildren));
 
   const ArgsPlan plan = PlanArgs(core);
   TaskMessage msg{};

@@ -1,0 +1,502 @@
+// The per-process property table (kinds/process_props.h): for each property,
+// its read at dump and its apply at restore.
+#include "kinds/process_props.h"
+
+#include <signal.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "common/io.h"
+#include "common/log.h"
+#include "kinds/thread_props.h"
+
+namespace cf::kinds {
+namespace {
+
+constexpr int kNumSignals = 64;
+constexpr int kPrTimerCreateRestoreIds = 77;  // <linux/prctl.h>, newer than Debian 12's headers
+constexpr int kPrTimerCreateRestoreIdsGet = 2;
+
+std::string ProcPath(pid_t pid, const char* file) { return "/proc/" + std::to_string(pid) + "/" + file; }
+
+// ---- ids: parent, process group and session --------------------------------
+
+Status ReadIds(ProcessSource& src, img::Process* out) {
+  ASSIGN_OR_RETURN(const proc::ProcStat* st, src.StatFile());
+  out->set_ppid(st->ppid);
+  out->set_pgid(st->pgid);
+  out->set_sid(st->sid);
+  return OkStatus();
+}
+
+// A process inherits both from its parent, so only a leader (or a member of
+// a group led by another process of the tree, which may not exist yet:
+// retried, bounded) has something to do.
+Status ApplyIds(const img::Process& p) {
+  if (p.sid() == p.pid()) {
+    if (setsid() < 0) return ErrnoStatus("setsid");
+    return OkStatus();
+  }
+  if (getsid(0) != p.sid()) {
+    return Errorf("process %d was in session %d, which its parent did not pass on: not supported", p.pid(), p.sid());
+  }
+  if (getpgid(0) == p.pgid()) return OkStatus();
+  for (int i = 0;; ++i) {
+    if (setpgid(0, p.pgid()) == 0) return OkStatus();
+    if (errno != EPERM || i == 2000) return ErrnoStatus("join process group " + std::to_string(p.pgid()));
+    usleep(1000);
+  }
+}
+
+// ---- name ----------------------------------------------------------------
+
+Status ReadComm(ProcessSource& src, img::Process* out) {
+  ASSIGN_OR_RETURN(const proc::ProcStat* st, src.StatFile());
+  out->set_comm(st->comm);
+  return OkStatus();
+}
+
+// The leader's own name is a thread property; one that was not read takes
+// the process's.
+void CommToArgs(const img::Process& p, ProcessArgs* out) {
+  if (out->leader->comm[0] == 0) snprintf(out->leader->comm, sizeof(out->leader->comm), "%s", p.comm().c_str());
+}
+
+// ---- umask ---------------------------------------------------------------
+
+Status ReadUmask(ProcessSource& src, img::Process* out) {
+  ASSIGN_OR_RETURN(const proc::ProcStatus* st, src.StatusFile());
+  out->set_umask(st->umask);
+  return OkStatus();
+}
+
+Status ApplyUmask(const img::Process& p) {
+  umask(p.umask());
+  return OkStatus();
+}
+
+// ---- personality ---------------------------------------------------------
+
+Status ReadPersonality(ProcessSource& src, img::Process* out) {
+  ASSIGN_OR_RETURN(std::string pers, ReadFile(ProcPath(src.pid(), "personality")));
+  out->set_personality(static_cast<uint32_t>(strtoul(pers.c_str(), nullptr, 16)));
+  return OkStatus();
+}
+
+Status ApplyPersonality(const img::Process& p) {
+  if (personality(0xffffffff) != static_cast<int>(p.personality())) personality(p.personality());
+  return OkStatus();
+}
+
+// ---- resource limits -----------------------------------------------------
+
+Status ReadRlimits(ProcessSource& src, img::Process* out) {
+  for (int r = 0; r < RLIM_NLIMITS; ++r) {
+    struct rlimit rl;
+    if (prlimit(src.pid(), static_cast<__rlimit_resource>(r), nullptr, &rl) != 0) {
+      return ErrnoStatus("prlimit of " + std::to_string(src.pid()));
+    }
+    img::Rlimit* l = out->add_rlimits();
+    l->set_resource(static_cast<uint32_t>(r));
+    l->set_cur(rl.rlim_cur);
+    l->set_max(rl.rlim_max);
+  }
+  return OkStatus();
+}
+
+Status ApplyRlimits(const img::Process& p) {
+  for (const img::Rlimit& l : p.rlimits()) {
+    const auto res = static_cast<__rlimit_resource>(l.resource());
+    struct rlimit want{l.cur(), l.max()};
+    if (setrlimit(res, &want) == 0) continue;
+    // Without CAP_SYS_RESOURCE a hard limit cannot grow: keep ours.
+    struct rlimit have;
+    if (getrlimit(res, &have) != 0) return ErrnoStatus("getrlimit");
+    want.rlim_max = have.rlim_max;
+    want.rlim_cur = std::min(want.rlim_cur, want.rlim_max);
+    if (setrlimit(res, &want) != 0) return ErrnoStatus("setrlimit " + std::to_string(l.resource()));
+    LOG_WARN("restore: rlimit %u: hard limit %lu cannot be restored, kept %lu", l.resource(), l.max(),
+             have.rlim_max);
+  }
+  return OkStatus();
+}
+
+// ---- working directory and root ------------------------------------------
+
+Status ReadCwdRoot(ProcessSource& src, img::Process* out) {
+  ASSIGN_OR_RETURN(std::string cwd, ReadLink(ProcPath(src.pid(), "cwd")));
+  ASSIGN_OR_RETURN(std::string root, ReadLink(ProcPath(src.pid(), "root")));
+  out->set_cwd(cwd);
+  out->set_root(root);
+  return OkStatus();
+}
+
+Status ApplyCwdRoot(const img::Process& p) {
+  if (p.root() != "/") return Error("restoring a process with another root (" + p.root() + ") is not supported");
+  if (chdir(p.cwd().c_str()) != 0) return ErrnoStatus("chdir " + p.cwd());
+  return OkStatus();
+}
+
+// ---- credentials and supplementary groups --------------------------------
+
+// Capabilities and no_new_privs are saved, not set again: the restored
+// process keeps criu-fast's.
+Status ReadCreds(ProcessSource& src, img::Process* out) {
+  ASSIGN_OR_RETURN(const proc::ProcStatus* st, src.StatusFile());
+  img::Creds* c = out->mutable_creds();
+  c->set_uid(st->uid[0]);
+  c->set_euid(st->uid[1]);
+  c->set_suid(st->uid[2]);
+  c->set_fsuid(st->uid[3]);
+  c->set_gid(st->gid[0]);
+  c->set_egid(st->gid[1]);
+  c->set_sgid(st->gid[2]);
+  c->set_fsgid(st->gid[3]);
+  for (uint32_t g : st->groups) c->add_groups(g);
+  c->set_cap_inh(st->cap_inh);
+  c->set_cap_prm(st->cap_prm);
+  c->set_cap_eff(st->cap_eff);
+  c->set_cap_bnd(st->cap_bnd);
+  c->set_cap_amb(st->cap_amb);
+  c->set_no_new_privs(st->no_new_privs);
+  return OkStatus();
+}
+
+// Changed by the restorer only when they differ from ours (all groups
+// compared, however many).
+void CredsToArgs(const img::Process& p, ProcessArgs* out) {
+  const img::Creds& c = p.creds();
+  uid_t ruid, euid, suid;
+  gid_t rgid, egid, sgid;
+  getresuid(&ruid, &euid, &suid);
+  getresgid(&rgid, &egid, &sgid);
+  const int ngroups = getgroups(0, nullptr);
+  std::vector<gid_t> groups(static_cast<size_t>(std::max(ngroups, 0)));
+  const bool groups_ok = ngroups >= 0 && getgroups(ngroups, groups.data()) == ngroups;
+  bool same = groups_ok && ruid == c.uid() && euid == c.euid() && suid == c.suid() && rgid == c.gid() &&
+              egid == c.egid() && sgid == c.sgid() && ngroups == c.groups_size();
+  for (int i = 0; same && i < ngroups; ++i) same = groups[static_cast<size_t>(i)] == c.groups(i);
+  if (same) return;
+  cf_rst_args* a = out->args;
+  a->change_creds = 1;
+  a->uid[0] = c.uid(), a->uid[1] = c.euid(), a->uid[2] = c.suid(), a->uid[3] = c.fsuid();
+  a->gid[0] = c.gid(), a->gid[1] = c.egid(), a->gid[2] = c.sgid(), a->gid[3] = c.fsgid();
+  a->nr_groups = static_cast<uint32_t>(c.groups_size());
+  for (uint32_t i = 0; i < a->nr_groups; ++i) out->groups[i] = c.groups(static_cast<int>(i));
+}
+
+// ---- seccomp: refused ----------------------------------------------------
+
+Status ReadSeccomp(ProcessSource& src, img::Process* out) {
+  ASSIGN_OR_RETURN(const proc::ProcStatus* st, src.StatusFile());
+  out->mutable_creds()->set_seccomp_mode(st->seccomp);
+  if (st->seccomp != 0) {
+    return Errorf("process %d uses seccomp (mode %u): not supported yet", src.pid(), st->seccomp);
+  }
+  return OkStatus();
+}
+
+// The dump refuses such a process; an image that says otherwise is refused too.
+Status ApplySeccomp(const img::Process& p) {
+  if (p.creds().seccomp_mode() != 0) {
+    return Errorf("process %d used seccomp (mode %u): not supported yet", p.pid(), p.creds().seccomp_mode());
+  }
+  return OkStatus();
+}
+
+// ---- signal handlers (remote) --------------------------------------------
+
+struct KernelSigaction {  // the kernel's struct sigaction on x86-64
+  uint64_t handler;
+  uint64_t flags;
+  uint64_t restorer;
+  uint64_t mask;
+};
+
+// Every signal has its entry (1..64, in order); only signals with a handler
+// or ignored (SigCgt, SigIgn) are asked for, and SIGCHLD, whose flags matter
+// even with the default action (SA_NOCLDWAIT, SA_NOCLDSTOP). The others have
+// the default action and no flag that changes anything, and each remote call
+// is a few tens of µs of frozen time.
+Status SigactionItems(ProcessSource& src, img::Process* p, std::vector<int64_t>* items) {
+  ASSIGN_OR_RETURN(const proc::ProcStatus* st, src.StatusFile());
+  const uint64_t asked = st->sig_cgt | st->sig_ign | (1ull << (SIGCHLD - 1));
+  for (int sig = 1; sig <= kNumSignals; ++sig) {
+    p->add_sigactions()->set_signo(static_cast<uint32_t>(sig));
+    if (asked & (1ull << (sig - 1))) items->push_back(sig);
+  }
+  return OkStatus();
+}
+
+const ProcessRemoteRead kSigactionsRead = {
+    SigactionItems,
+    "signal",
+    sizeof(KernelSigaction),
+    1,
+    {{{__NR_rt_sigaction, "rt_sigaction",
+       [](int64_t sig, uint64_t out) { return std::array<uint64_t, 6>{static_cast<uint64_t>(sig), 0, out, 8, 0, 0}; }},
+      {}}},
+    [](size_t, int64_t sig, const uint8_t* out, const long*, img::Process* p) {
+      KernelSigaction k;
+      memcpy(&k, out, sizeof(k));
+      img::SigAction* a = p->mutable_sigactions(static_cast<int>(sig - 1));
+      a->set_handler(k.handler);
+      a->set_flags(k.flags);
+      a->set_restorer(k.restorer);
+      a->set_mask(k.mask);
+    },
+};
+
+void SigactionsToArgs(const img::Process& p, ProcessArgs* out) {
+  cf_rst_args* a = out->args;
+  for (const img::SigAction& s : p.sigactions()) {
+    const uint32_t sig = s.signo();
+    if (sig < 1 || sig > CF_RST_NSIG || sig == SIGKILL || sig == SIGSTOP) continue;
+    a->sigactions[sig] = {s.handler(), s.flags(), s.restorer(), s.mask()};
+    a->sigaction_valid |= 1ull << (sig - 1);
+  }
+}
+
+// ---- interval timers (remote) --------------------------------------------
+
+Status ItimerItems(ProcessSource&, img::Process*, std::vector<int64_t>* items) {
+  *items = {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF};
+  return OkStatus();
+}
+
+const ProcessRemoteRead kItimersRead = {
+    ItimerItems,
+    "itimer",
+    sizeof(itimerval),
+    1,
+    {{{__NR_getitimer, "getitimer",
+       [](int64_t which, uint64_t out) {
+         return std::array<uint64_t, 6>{static_cast<uint64_t>(which), out, 0, 0, 0, 0};
+       }},
+      {}}},
+    [](size_t, int64_t which, const uint8_t* out, const long*, img::Process* p) {
+      itimerval v;
+      memcpy(&v, out, sizeof(v));
+      img::ITimer* t = p->add_itimers();
+      t->set_which(static_cast<uint32_t>(which));
+      t->set_interval_sec(static_cast<uint64_t>(v.it_interval.tv_sec));
+      t->set_interval_usec(static_cast<uint64_t>(v.it_interval.tv_usec));
+      t->set_value_sec(static_cast<uint64_t>(v.it_value.tv_sec));
+      t->set_value_usec(static_cast<uint64_t>(v.it_value.tv_usec));
+    },
+};
+
+void ItimersToArgs(const img::Process& p, ProcessArgs* out) {
+  for (const img::ITimer& t : p.itimers()) {
+    if (t.which() > 2) continue;
+    out->args->itimers[t.which()] = {static_cast<int64_t>(t.interval_sec()), static_cast<int64_t>(t.interval_usec()),
+                                     static_cast<int64_t>(t.value_sec()), static_cast<int64_t>(t.value_usec())};
+  }
+}
+
+// ---- program break (remote) ----------------------------------------------
+
+Status OneItem(ProcessSource&, img::Process*, std::vector<int64_t>* items) {
+  items->push_back(0);
+  return OkStatus();
+}
+
+const ProcessRemoteRead kBrkRead = {
+    OneItem,
+    nullptr,
+    0,
+    1,
+    {{{__NR_brk, "brk", [](int64_t, uint64_t) { return std::array<uint64_t, 6>{}; }}, {}}},
+    [](size_t, int64_t, const uint8_t*, const long* results, img::Process* p) {
+      p->mutable_mm()->set_brk(static_cast<uint64_t>(results[0]));
+    },
+};
+
+void BrkToArgs(const img::Process& p, ProcessArgs* out) { out->args->mm.brk = p.mm().brk(); }
+
+// ---- POSIX timers (/proc/PID/timers, then remote) -------------------------
+//
+// /proc/PID/timers names each timer's id, clock and notification (signal,
+// sigev_value, the process or thread signalled). The time left to the next
+// expiry and the interval only the task can read: timer_gettime and
+// timer_getoverrun run inside it. Both only read, so a dump with -R leaves
+// the timers as they were.
+//
+// The restorer recreates each timer under its id with
+// PR_TIMER_CREATE_RESTORE_IDS (blobs/restorer/restorer.c). Refused here, so
+// that the target runs on: timers when this kernel lacks that prctl (a
+// restore could not give them their ids back), timers on the CPU clock of
+// another task (negative clock ids: that task's clock would have to exist
+// first), and timers on a thread's own CPU clock in a multi-threaded process
+// (which thread made it is not visible).
+
+Status CheckTimer(const proc::PosixTimerInfo& t, const img::Process& p) {
+  const pid_t pid = p.pid();
+  if (t.clock_id < 0) {
+    return Errorf("process %d: POSIX timer %d runs on the CPU clock of another task (clock id %d): not supported",
+                  pid, t.id, t.clock_id);
+  }
+  if (t.clock_id == CLOCK_THREAD_CPUTIME_ID && p.threads_size() > 1) {
+    return Errorf("process %d: POSIX timer %d runs on a thread's CPU clock in a process of %d threads: not supported",
+                  pid, t.id, p.threads_size());
+  }
+  if (t.notify & SIGEV_THREAD_ID) {
+    const bool ours = std::any_of(p.threads().begin(), p.threads().end(),
+                                  [&](const img::Thread& th) { return th.tid() == t.notify_pid; });
+    if (!ours) {
+      return Errorf("process %d: POSIX timer %d signals thread %d, which is not one of its threads", pid, t.id,
+                    t.notify_pid);
+    }
+  }
+  return OkStatus();
+}
+
+// Needs the threads (collected before the remote reads).
+Status TimerItems(ProcessSource& src, img::Process* p, std::vector<int64_t>* items) {
+  ASSIGN_OR_RETURN(std::vector<proc::PosixTimerInfo> timers, proc::ReadPosixTimers(src.pid()));
+  if (timers.empty()) return OkStatus();
+  if (!KernelRestoresTimerIds()) {
+    return Errorf("process %d has %zu POSIX timers (the first id %d) and this kernel cannot recreate timer ids "
+                  "(no PR_TIMER_CREATE_RESTORE_IDS, see `criu-fast check`): not supported",
+                  src.pid(), timers.size(), timers[0].id);
+  }
+  for (const proc::PosixTimerInfo& t : timers) RETURN_IF_ERROR(CheckTimer(t, *p));
+  for (const proc::PosixTimerInfo& t : timers) {
+    img::PosixTimer* out = p->add_posix_timers();
+    out->set_id(t.id);
+    out->set_clock_id(t.clock_id);
+    out->set_signo(t.signo);
+    out->set_notify(t.notify);
+    if (t.notify & SIGEV_THREAD_ID) out->set_notify_tid(t.notify_pid);
+    out->set_sigev_value(t.sigev_value);
+    items->push_back(t.id);
+  }
+  return OkStatus();
+}
+
+const ProcessRemoteRead kPosixTimersRead = {
+    TimerItems,
+    "timer",
+    sizeof(itimerspec),
+    2,
+    {{{__NR_timer_gettime, "timer_gettime",
+       [](int64_t id, uint64_t out) { return std::array<uint64_t, 6>{static_cast<uint64_t>(id), out, 0, 0, 0, 0}; }},
+      {__NR_timer_getoverrun, "timer_getoverrun",
+       [](int64_t id, uint64_t) { return std::array<uint64_t, 6>{static_cast<uint64_t>(id), 0, 0, 0, 0, 0}; }}}},
+    [](size_t index, int64_t, const uint8_t* out, const long* results, img::Process* p) {
+      itimerspec v;
+      memcpy(&v, out, sizeof(v));
+      img::PosixTimer* t = p->mutable_posix_timers(static_cast<int>(index));
+      t->set_interval_sec(static_cast<uint64_t>(v.it_interval.tv_sec));
+      t->set_interval_nsec(static_cast<uint64_t>(v.it_interval.tv_nsec));
+      t->set_value_sec(static_cast<uint64_t>(v.it_value.tv_sec));
+      t->set_value_nsec(static_cast<uint64_t>(v.it_value.tv_nsec));
+      t->set_overrun(static_cast<int32_t>(results[1]));
+    },
+};
+
+// Created by the restorer under their ids, after the threads.
+void PosixTimersToArgs(const img::Process& p, ProcessArgs* out) {
+  cf_rst_args* a = out->args;
+  for (const img::PosixTimer& t : p.posix_timers()) {
+    cf_rst_posix_timer& d = out->posix_timers[a->nr_posix_timers++];
+    memset(&d, 0, sizeof(d));
+    d.id = t.id();
+    d.clock_id = t.clock_id();
+    d.signo = t.signo();
+    d.notify = t.notify();
+    d.tid = t.notify_tid();
+    d.sigev_value = t.sigev_value();
+    d.interval_sec = static_cast<int64_t>(t.interval_sec());
+    d.interval_nsec = static_cast<int64_t>(t.interval_nsec());
+    d.value_sec = static_cast<int64_t>(t.value_sec());
+    d.value_nsec = static_cast<int64_t>(t.value_nsec());
+  }
+}
+
+// ---- the process-wide signal queue -----------------------------------------
+
+Status ReadSharedPending(ProcessSource& src, img::Process* out) {
+  return PeekSignals(src.pid(), true, out->mutable_shared_pending());
+}
+
+// Queued by the restorer before the threads' own queues.
+void SharedPendingToArgs(const img::Process& p, ProcessArgs* out) {
+  ThreadArgs q{nullptr, out->siginfo, out->nr_siginfo, out->max_siginfo};
+  for (const img::SigInfo& si : p.shared_pending()) AddSigInfo(si, 0, &q);
+}
+
+// Read in this order at dump (the remote reads after every read by
+// criu-fast and after the threads). The in_task applies run in this order
+// within their step; the restorer applies the to_args part in an order of its
+// own (restorer.c: sigactions, itimers, creds, timers, signals).
+constexpr TaskStep kBefore = TaskStep::kBeforeChildren;
+constexpr TaskStep kAfter = TaskStep::kAfterChildren;
+constexpr ProcessProperty kProperties[] = {
+    {"ids", ReadIds, nullptr, ApplyIds, kBefore, nullptr},
+    {"seccomp", ReadSeccomp, nullptr, ApplySeccomp, kBefore, nullptr},
+    {"comm", ReadComm, nullptr, nullptr, kAfter, CommToArgs},
+    {"umask", ReadUmask, nullptr, ApplyUmask, kAfter, nullptr},
+    {"personality", ReadPersonality, nullptr, ApplyPersonality, kAfter, nullptr},
+    {"rlimits", ReadRlimits, nullptr, ApplyRlimits, kAfter, nullptr},
+    {"cwd_root", ReadCwdRoot, nullptr, ApplyCwdRoot, kAfter, nullptr},
+    {"creds", ReadCreds, nullptr, nullptr, kAfter, CredsToArgs},
+    {"shared_pending", ReadSharedPending, nullptr, nullptr, kAfter, SharedPendingToArgs},
+    {"sigactions", nullptr, &kSigactionsRead, nullptr, kAfter, SigactionsToArgs},
+    {"itimers", nullptr, &kItimersRead, nullptr, kAfter, ItimersToArgs},
+    {"brk", nullptr, &kBrkRead, nullptr, kAfter, BrkToArgs},
+    {"posix_timers", nullptr, &kPosixTimersRead, nullptr, kAfter, PosixTimersToArgs},
+};
+
+}  // namespace
+
+Result<const proc::ProcStat*> ProcessSource::StatFile() {
+  if (!stat_) {
+    ASSIGN_OR_RETURN(proc::ProcStat st, proc::ReadStat(pid_));
+    stat_ = std::move(st);
+  }
+  return &*stat_;
+}
+
+Result<const proc::ProcStatus*> ProcessSource::StatusFile() {
+  if (!status_) {
+    ASSIGN_OR_RETURN(proc::ProcStatus st, proc::ReadStatus(pid_));
+    status_ = std::move(st);
+  }
+  return &*status_;
+}
+
+std::span<const ProcessProperty> ProcessProperties() { return kProperties; }
+
+Status ApplyInTask(const img::Process& p, TaskStep step) {
+  for (const ProcessProperty& prop : kProperties) {
+    if (prop.in_task && prop.step == step) RETURN_IF_ERROR(prop.in_task(p));
+  }
+  return OkStatus();
+}
+
+ProcessArrays ProcessArgsArrays(const img::Process& p) {
+  ProcessArrays a;
+  a.posix_timers = static_cast<uint32_t>(p.posix_timers_size());
+  a.siginfo = static_cast<uint32_t>(p.shared_pending_size());
+  a.groups = static_cast<uint32_t>(p.creds().groups_size());
+  return a;
+}
+
+bool KernelRestoresTimerIds() {
+  return prctl(kPrTimerCreateRestoreIds, kPrTimerCreateRestoreIdsGet, 0, 0, 0) >= 0;
+}
+
+}  // namespace cf::kinds
