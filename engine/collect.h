@@ -23,8 +23,6 @@ namespace cf::engine {
 // registers, xstate, signal mask, pending signals, rseq, name), the same
 // for the leader and every other thread.
 Status CollectThread(pid_t pid, pid_t tid, img::Thread* out);
-// The process-wide pending signal queue.
-Status CollectSharedPending(pid_t tid, img::Process* out);
 
 // VMAs (from smaps) and the mm fields of /proc/PID/stat, auxv and exe.
 // Returns the parsed VMAs for the page scan.

@@ -15,8 +15,4 @@ Status CollectThread(pid_t pid, pid_t tid, img::Thread* out) {
   return OkStatus();
 }
 
-Status CollectSharedPending(pid_t tid, img::Process* out) {
-  return kinds::PeekSignals(tid, true, out->mutable_shared_pending());
-}
-
 }  // namespace cf::engine

@@ -17,7 +17,8 @@
 // Each entry has exactly one read and one apply (kinds/thread_props_test.cc).
 //
 // Process-wide state (sigactions, itimers, the process's signal queue,
-// credentials) is not here: it is read once per process.
+// credentials, ...) is the per-process table, kinds/process_props.h: read
+// once per process.
 #pragma once
 
 #include <sys/types.h>
