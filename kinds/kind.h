@@ -65,7 +65,7 @@ class DumpContext {
   // Where kinds that save contents of their own (a deleted file) write them.
   virtual streams::ImageSink* sink() = 0;
   virtual bool shell_job() const = 0;
-  // The shared memory object of memfd |s| (engine/shmem.h), saved in |core|
+  // The shared memory object of memfd |s| (kinds/shmem.h), saved in |core|
   // the first time the dump sees it; returns its id.
   virtual Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) = 0;
 };
