@@ -18,6 +18,7 @@
 #include "engine/check_probes.h"
 #include "engine/commands.h"
 #include "kinds/kind.h"
+#include "kinds/shmem.h"
 
 namespace cf::engine {
 namespace {
@@ -52,7 +53,7 @@ const Feature kFeatures[] = {
      "pipes, sockets, eventfds, timerfds, epoll instances cannot be dumped; --drain vmsplice cannot take its pipes",
      ProbePidfd},
     {"memfd_create", Need::kOptional, nullptr, "memfd-backed memory and descriptors cannot be restored",
-     ProbeMemfd},
+     kinds::ProbeMemfd},
     {"/proc/PID/map_files", Need::kOptional, nullptr,
      "MAP_SHARED anonymous memory and memfd mappings cannot be dumped (their object is opened there)",
      ProbeMapFiles},

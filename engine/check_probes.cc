@@ -386,17 +386,6 @@ ProbeResult ProbePidfd() {
   return Ok();
 }
 
-ProbeResult ProbeMemfd() {
-  UniqueFd fd(static_cast<int>(syscall(SYS_memfd_create, "cf-check", MFD_CLOEXEC)));
-  if (!fd.valid()) return FailErrno("memfd_create");
-  if (ftruncate(fd.get(), kPage) != 0) return FailErrno("ftruncate memfd");
-  void* p = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-  if (p == MAP_FAILED) return FailErrno("mmap memfd");
-  static_cast<volatile char*>(p)[0] = 1;
-  munmap(p, kPage);
-  return Ok();
-}
-
 ProbeResult ProbeMapFiles() {
   ProbeChild c;
   if (!c.ok()) return Fail(c.why());

@@ -13,7 +13,8 @@
 namespace cf::engine {
 
 // ok, or the step that failed and its errno text. The probes of what one
-// descriptor kind needs are in that kind's file (kinds/*.cc, Probes()).
+// descriptor kind needs are in that kind's file (kinds/*.cc, Probes());
+// memfd_create's, with the shared memory objects (kinds/shmem.h).
 using ProbeResult = kinds::ProbeResult;
 
 ProbeResult ProbePtraceSeize();      // PTRACE_SEIZE + PTRACE_INTERRUPT a child, see the event stop
@@ -26,7 +27,6 @@ ProbeResult ProbePrSetMmMap();       // PR_SET_MM_MAP_SIZE is 104, PR_SET_MM_MAP
 ProbeResult ProbeTimerRestoreIds();  // PR_TIMER_CREATE_RESTORE_IDS: a child's timer_create takes the id asked for
 ProbeResult ProbeIoUring();          // io_uring_queue_init + one WRITE into a pipe
 ProbeResult ProbePidfd();            // pidfd_open on a child + pidfd_getfd of one of its fds
-ProbeResult ProbeMemfd();            // memfd_create, size, map shared, write
 ProbeResult ProbeMapFiles();         // open /proc/PID/map_files/<range> of the child's first mapping
 ProbeResult ProbeVmsplice();         // vmsplice a page into a pipe and read it back
 

@@ -23,7 +23,7 @@ img::Vma::Kind Classify(const pagemap::VmaInfo& v) {
   if (v.path == "[vsyscall]") return img::Vma::VSYSCALL;
   if (!v.is_file()) return v.shared ? img::Vma::ANON_SHARED : img::Vma::ANON_PRIVATE;
   // Shared anonymous memory and memfds are shmem files without a real path
-  // (engine/shmem.h saves them). A private mapping of a memfd reads the
+  // (kinds/shmem.h saves them). A private mapping of a memfd reads the
   // memfd's pages until written: a private file mapping of it.
   if (StartsWith(v.path, "/memfd:")) return v.shared ? img::Vma::ANON_SHARED : img::Vma::FILE_PRIVATE;
   const bool shmem_anon = StartsWith(v.path, "/dev/zero") || StartsWith(v.path, "/SYSV");

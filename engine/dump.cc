@@ -12,7 +12,7 @@
 //                state, then what only the task can tell, by remote syscalls
 //                (sigactions, itimers, POSIX timers, ...)
 //   4. pages     shared memory objects seen for the first time
-//                (engine/shmem.h, while collecting); then the scan, drain and
+//                (kinds/shmem.h, while collecting); then the scan, drain and
 //                write of every process's own memory (engine/page_dump.h),
 //                processes side by side in one arena of --jobs workers
 //   5. metadata  cores as soon as each process is collected (before the
@@ -62,8 +62,8 @@
 #include "memdrain/pinned_pages.h"
 #include "ptrace/seize.h"
 #include "engine/shared_files.h"
-#include "engine/shmem.h"
 #include "engine/stats.h"
+#include "kinds/shmem.h"
 #include "streams/image_file.h"
 #include "streams/image_sink.h"
 
@@ -77,21 +77,20 @@ namespace {
 // What the descriptor kinds may use while the tree is dumped.
 class FdContext final : public kinds::DumpContext {
  public:
-  FdContext(streams::ImageSink* sink, const Options& opts, ShmemSet* shmem, DumpCounters* stats)
-      : sink_(sink), shell_job_(opts.shell_job), ghost_limit_(opts.ghost_limit), shmem_(shmem), stats_(stats) {}
+  FdContext(streams::ImageSink* sink, const Options& opts, kinds::ShmemSet* shmem)
+      : sink_(sink), shell_job_(opts.shell_job), ghost_limit_(opts.ghost_limit), shmem_(shmem) {}
   streams::ImageSink* sink() override { return sink_; }
   bool shell_job() const override { return shell_job_; }
   uint64_t ghost_limit() const override { return ghost_limit_; }
   Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) override {
-    return shmem_->AddMemfd(pid, f.fd(), f.dev(), f.inode(), f.path(), core, stats_);
+    return shmem_->AddMemfd(pid, f.fd(), f.dev(), f.inode(), f.path(), core);
   }
 
  private:
   streams::ImageSink* sink_;
   bool shell_job_;
   uint64_t ghost_limit_;
-  ShmemSet* shmem_;
-  DumpCounters* stats_;
+  kinds::ShmemSet* shmem_;
 };
 
 class Dumper {
@@ -145,7 +144,7 @@ class Dumper {
   std::vector<std::unique_ptr<ProcessDump>> dumps_;
   uint64_t pipe_budget_ = 0;  // --drain vmsplice: pipes (descriptors) we may hold
   uint64_t pipes_held_ = 0;
-  std::optional<ShmemSet> shmem_;  // shared memory objects, saved once each
+  std::optional<kinds::ShmemSet> shmem_;  // shared memory objects, saved once each
   std::optional<FdContext> fd_ctx_;
   bool committed_ = false;
 };
@@ -192,7 +191,7 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
 
   // Shared memory objects this process maps or holds, the first time one is
   // seen in the tree.
-  RETURN_IF_ERROR(shmem_->AddVmas(&proc, &stats_));
+  RETURN_IF_ERROR(shmem_->AddVmas(&proc));
   const std::string pages_name = "pages-" + std::to_string(pid) + ".img";
   out->pagemap.set_pages_file(pages_name);
   stats_.processes++;
@@ -345,8 +344,13 @@ Status Dumper::Run() {
   ASSIGN_OR_RETURN(page_opts_.codec, streams::ParseCodec(opts_.compress));
   arena_.emplace(opts_.jobs);
   page_opts_.arena = &*arena_;
-  shmem_.emplace(sink_.get(), page_opts_);
-  fd_ctx_.emplace(sink_.get(), opts_, &*shmem_, &stats_);
+  kinds::ShmemDumpOptions shmem_opts{page_opts_.codec, page_opts_.arena, nullptr};
+  shmem_opts.count = [this](uint64_t scanned, const sched::PagePipelineStats& ps) {
+    stats_.pages_scanned += scanned;
+    AddPipelineStats(ps, &stats_);
+  };
+  shmem_.emplace(sink_.get(), std::move(shmem_opts));
+  fd_ctx_.emplace(sink_.get(), opts_, &*shmem_);
   stats_.drain = opts_.drain;
   const bool vmsplice = opts_.drain == "vmsplice";
   if (vmsplice) InitPipeBudget();

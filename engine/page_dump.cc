@@ -26,7 +26,7 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
       case img::Vma::ANON_PRIVATE: mode = pagemap::ScanMode::kAnonPrivate; break;
       case img::Vma::FILE_PRIVATE: mode = pagemap::ScanMode::kFilePrivate; break;
       // Shared anonymous memory and memfds are saved once per object
-      // (engine/shmem.h), not per process; shared file mappings live in
+      // (kinds/shmem.h), not per process; shared file mappings live in
       // their files; vDSO, vvar, vsyscall come from the kernel.
       default: continue;
     }

@@ -3,7 +3,7 @@
 // 1. Scan (on the calling thread): per VMA, the pages that must be saved
 //    (pagemap/scan.h): present or swapped private anonymous pages but the zero
 //    page and the written (COW) pages of private file mappings. Shared
-//    anonymous memory and memfds are saved once per object (engine/shmem.h);
+//    anonymous memory and memfds are saved once per object (kinds/shmem.h);
 //    shared file mappings and the vDSO are not saved.
 // 2. The page list, in address order, goes through the page pipeline
 //    (sched/page_pipeline.h) on --jobs threads: batches of up to kChunkPages

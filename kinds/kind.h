@@ -67,7 +67,7 @@ class DumpContext {
   virtual bool shell_job() const = 0;
   // The largest deleted-but-open file whose contents are saved (--ghost-limit).
   virtual uint64_t ghost_limit() const = 0;
-  // The shared memory object of memfd |s| (engine/shmem.h), saved in |core|
+  // The shared memory object of memfd |s| (kinds/shmem.h), saved in |core|
   // the first time the dump sees it; returns its id.
   virtual Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) = 0;
 };

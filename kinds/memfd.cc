@@ -1,7 +1,7 @@
 // Memfds: the descriptor names a shared memory object (img::Shmem, saved
-// once for the whole dump with its pages, by engine/shmem.h), which restore
-// recreates before the processes exist (restore/shmem.h); each fd is a new
-// open file description of it, with the saved flags and offset.
+// once for the whole dump with its pages, and recreated by restore before
+// the processes exist: kinds/shmem.h); each fd is a new open file
+// description of it, with the saved flags and offset.
 #include <fcntl.h>
 #include <sys/stat.h>
 

@@ -107,7 +107,7 @@ Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
   int noreserve = HasVmFlag(v, "nr") ? MAP_NORESERVE : 0;
   if (v.shmem_id() != 0) {
     // Shared memory (or a private mapping of a memfd): map the object
-    // criu-fast recreated and filled (restore/shmem.h).
+    // criu-fast recreated and filled (kinds/shmem.h).
     auto it = shmem.find(v.shmem_id());
     if (it == shmem.end()) return Errorf("vma %#lx: shared memory object %u missing", v.start(), v.shmem_id());
     const bool shared = v.kind() == img::Vma::ANON_SHARED;

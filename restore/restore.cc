@@ -39,12 +39,12 @@
 #include "common/timer.h"
 #include "proc/proc_parse.h"
 #include "ptrace/remote_syscall.h"
+#include "kinds/shmem.h"
 #include "kinds/thread_props.h"
 #include "restore/images.h"
 #include "blobs/restorer/restorer_abi.h"
 #include "restore/clone.h"
 #include "restore/shared_files.h"
-#include "restore/shmem.h"
 #include "restore/memory.h"
 #include "restore/task.h"
 
@@ -277,7 +277,16 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   RETURN_IF_ERROR(CheckTree(images));
   ASSIGN_OR_RETURN(SharedFilePlan files, PlanSharedFiles(images));
   const int jobs = opts.jobs > 0 ? opts.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  ASSIGN_OR_RETURN(ShmemObjects shmem, ShmemObjects::Create(images, files.temp_base, jobs));
+  const kinds::ShmemRestoreHooks hooks{
+      EnsureFdRoom, [jobs](uint64_t addr, uint64_t len, const img::PageMap& pages, const std::string& path) {
+        PremappedVma whole;
+        whole.len = len;
+        whole.premap = addr;
+        whole.anonymous = true;  // fresh: zero pages need no writes
+        return FillMemory(getpid(), {whole}, pages, path, jobs);
+      }};
+  ASSIGN_OR_RETURN(kinds::ShmemObjects shmem,
+                   kinds::ShmemObjects::Create(images.shmems, images.dir, files.temp_base, hooks));
   files.shmem = &shmem.fds();
   const pid_t root = images.processes[0].core.pid();
   std::set<pid_t> expected;  // every thread of every process

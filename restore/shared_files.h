@@ -35,7 +35,7 @@ using kinds::SharedObject;
 struct SharedFilePlan {
   std::vector<SharedObject> objects;
   int temp_base = 0;
-  // The shared memory objects criu-fast made (restore/shmem.h), which a
+  // The shared memory objects criu-fast made (kinds/shmem.h), which a
   // memfd description is reopened from; set once they exist.
   const std::map<uint32_t, int>* shmem = nullptr;
 };

@@ -48,7 +48,7 @@ struct TaskContext {
   int jobs;
   int go_fd;        // root only: criu-fast says go once it traces us (-1 otherwise)
   int report_fd;    // write end of the shared message pipe
-  const SharedFilePlan* files;  // with files->shmem, the shared memory objects (restore/shmem.h)
+  const SharedFilePlan* files;  // with files->shmem, the shared memory objects (kinds/shmem.h)
   // Shared objects' descriptions created by this process's ancestors (and,
   // before it forks, by itself): children inherit both the descriptors and
   // this map.
