@@ -66,6 +66,7 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
                     kind->name());
     }
     ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(pid, fd));
+    RETURN_IF_ERROR(kinds::RefuseLocks(s, info));
     img::Fd* f = out->add_fds();
     f->set_fd(fd);
     kinds::SetFdInfo(info, f);

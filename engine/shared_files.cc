@@ -54,6 +54,7 @@ Status SharedFiles::CompleteSharedFiles(kinds::DumpContext& ctx) {
       continue;
     }
     ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(ref.first, ref.second));
+    RETURN_IF_ERROR(kinds::RefuseLocks(sight, info));
     kinds::SetFdInfo(info, &f);
     RETURN_IF_ERROR(kinds::KindOf(f)->Read(sight, info, ctx, &f).WithContext(sight.Name()));
   }
@@ -108,6 +109,7 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
       continue;
     }
     ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(pid, fd));
+    RETURN_IF_ERROR(kinds::RefuseLocks(s, info));
     const Ref& first = descriptions_[id - 1];
     const bool is_first = first.pid == pid && first.fd == fd;
     if (is_first) {

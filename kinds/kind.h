@@ -196,6 +196,10 @@ const FdKind* ObjectKind(const img::FileObject& obj);
 Result<UniqueFd> TakeFd(pid_t pid, int fd);
 // The common fields from fdinfo: flags (without O_CLOEXEC), cloexec, pos, mnt_id.
 void SetFdInfo(const FdInfo& info, img::Fd* f);
+// An error when fdinfo shows file locks held through |s| (flock, POSIX
+// or OFD): criu-fast does not restore locks, so it refuses them (with or
+// without --file-locks).
+Status RefuseLocks(const FdSight& s, const FdInfo& info);
 // Sets |fd|'s file status flags to the saved |flags| masked by |keep|.
 Status SetStatusFlags(int fd, uint32_t flags, int keep, const char* what);
 bool StartsWith(const std::string& s, const char* prefix);

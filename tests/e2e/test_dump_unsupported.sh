@@ -4,7 +4,7 @@
 # For each kind still unsupported (an epoll instance watching another one or
 # watching a file through an fd number closed since, a pidfd, a tty, an inet
 # socket, a bound and listening unix socket, a socket pair with a descriptor
-# in flight; pipes, socket pairs, eventfds, timerfds, signalfds, inotify and
+# in flight, a file locked with flock or a POSIX lock; pipes, socket pairs, eventfds, timerfds, signalfds, inotify and
 # epoll are dumped: see test_pipes.sh, test_socketpairs.sh, test_eventfds.sh,
 # test_fdkinds.sh): a default dump
 # (which would kill the target on success) must exit 1
@@ -24,8 +24,10 @@ declare -A KIND=(
   [inet]='socket'
   [unixbound]='socket'
   [scmrights]='socket'
+  [flock]='lock'
+  [posixlock]='lock'
 )
-MODES=(epollnest epollclosed pidfd tty inet unixbound scmrights)
+MODES=(epollnest epollclosed pidfd tty inet unixbound scmrights flock posixlock)
 
 n=0
 for mode in "${MODES[@]}"; do

@@ -9,6 +9,8 @@
  *   inet        a TCP socket listening on 127.0.0.1 (any port)
  *   unixbound   a unix stream socket bound to W/sock and listening
  *   scmrights   a unix socket pair with a descriptor in flight (SCM_RIGHTS)
+ *   flock       a regular file locked with flock(LOCK_EX)
+ *   posixlock   a regular file with a POSIX record lock (F_SETLK)
  *               in a 5-byte message
  * W/expect: "fd <n>" for each descriptor of that kind, then "kind <MODE>".
  * On SIGUSR1 it checks each descriptor still points at the same object
@@ -23,6 +25,7 @@
 #include <sys/un.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <sys/file.h>
 
 static int fds[2] = {-1, -1};
 static char links[2][256];
@@ -88,6 +91,17 @@ static void setup(void) {
     memcpy(CMSG_DATA(c), &passed, sizeof(int));
     if (passed < 0 || sendmsg(fds[0], &msg, 0) != 5) cf_die("sendmsg SCM_RIGHTS");
     close(passed);
+  } else if (strcmp(mode, "flock") == 0 || strcmp(mode, "posixlock") == 0) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/locked", cf_prog.workdir);
+    fds[0] = open(path, O_RDWR | O_CREAT, 0600);
+    if (fds[0] < 0) cf_die("open %s", path);
+    if (strcmp(mode, "flock") == 0) {
+      if (flock(fds[0], LOCK_EX) != 0) cf_die("flock");
+    } else {
+      struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+      if (fcntl(fds[0], F_SETLK, &fl) != 0) cf_die("fcntl F_SETLK");
+    }
   } else {
     errno = EINVAL;
     cf_die("unknown mode '%s'", mode);
@@ -113,7 +127,7 @@ static void check(void) {
 }
 
 int main(int argc, char **argv) {
-  cf_init(argc, argv, 2, "pipe_holder W epollnest|epollclosed|pidfd|tty|inet|unixbound|scmrights");
+  cf_init(argc, argv, 2, "pipe_holder W epollnest|epollclosed|pidfd|tty|inet|unixbound|scmrights|flock|posixlock");
   mode = argv[2];
   setup();
   char expect[256];
