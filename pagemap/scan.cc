@@ -142,36 +142,49 @@ bool ReadOwnEntries(int fd, uint64_t addr, uint64_t* out, size_t n) {
 
 // Maps fresh anonymous memory, reads it (mapping the zero page, or the huge
 // zero page in a THP-enabled 2 MiB block) and looks at which PFN it got.
+// A read fault does not always map the zero page (on some hosts it gets a
+// fresh page of its own): so two separate areas are read, both kept mapped,
+// and only a PFN that both got is the zero page. Taking a fresh page's PFN
+// for the zero page would make the pagemap fallback skip a page that holds
+// data once that PFN is reused.
 ZeroPfns ProbeZeroPfns() {
   ZeroPfns z;
   UniqueFd fd(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return z;
-  uint64_t e[2] = {};
+  uint64_t a[2] = {}, b[2] = {};
 
-  void* p = mmap(nullptr, kPageSize, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // Two pages with a hole between them: two VMAs' worth of separate faults.
+  void* p = mmap(nullptr, 3 * kPageSize, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return z;
-  (void)*static_cast<volatile const char*>(p);
-  if (ReadOwnEntries(fd.get(), reinterpret_cast<uintptr_t>(p), e, 1) && (e[0] & kPmPresent)) {
-    z.small = e[0] & kPmPfnMask;
+  const uintptr_t p0 = reinterpret_cast<uintptr_t>(p), p2 = p0 + 2 * kPageSize;
+  (void)*reinterpret_cast<volatile const char*>(p0);
+  (void)*reinterpret_cast<volatile const char*>(p2);
+  if (ReadOwnEntries(fd.get(), p0, a, 1) && ReadOwnEntries(fd.get(), p2, b, 1) && (a[0] & kPmPresent) &&
+      (b[0] & kPmPresent) && (a[0] & kPmPfnMask) == (b[0] & kPmPfnMask)) {
+    z.small = a[0] & kPmPfnMask;
   }
-  munmap(p, kPageSize);
+  munmap(p, 3 * kPageSize);
   if (z.small == 0) return z;
 
-  // Huge zero page: read one byte of an aligned 2 MiB block under
-  // MADV_HUGEPAGE. If the whole block got mapped, the next page is present
-  // and its PFN follows the first one.
+  // Huge zero page: read one byte of two aligned 2 MiB blocks under
+  // MADV_HUGEPAGE. It is the huge zero page when each whole block got mapped
+  // (the next page's PFN follows the first) and both blocks got the same.
   const uint64_t huge = kHugePmdPages * kPageSize;
-  void* q = mmap(nullptr, 2 * huge, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* q = mmap(nullptr, 3 * huge, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (q == MAP_FAILED) return z;
   const uint64_t block = (reinterpret_cast<uintptr_t>(q) + huge - 1) & ~(huge - 1);
-  if (madvise(reinterpret_cast<void*>(block), huge, MADV_HUGEPAGE) == 0) {
+  if (madvise(reinterpret_cast<void*>(block), 2 * huge, MADV_HUGEPAGE) == 0) {
     (void)*reinterpret_cast<volatile const char*>(block);
-    if (ReadOwnEntries(fd.get(), block, e, 2) && (e[0] & kPmPresent) && (e[1] & kPmPresent) &&
-        (e[1] & kPmPfnMask) == (e[0] & kPmPfnMask) + 1) {
-      z.huge = e[0] & kPmPfnMask;
+    (void)*reinterpret_cast<volatile const char*>(block + huge);
+    auto whole = [](const uint64_t* e) {
+      return (e[0] & kPmPresent) && (e[1] & kPmPresent) && (e[1] & kPmPfnMask) == (e[0] & kPmPfnMask) + 1;
+    };
+    if (ReadOwnEntries(fd.get(), block, a, 2) && ReadOwnEntries(fd.get(), block + huge, b, 2) && whole(a) &&
+        whole(b) && (a[0] & kPmPfnMask) == (b[0] & kPmPfnMask)) {
+      z.huge = a[0] & kPmPfnMask;
     }
   }
-  munmap(q, 2 * huge);
+  munmap(q, 3 * huge);
   return z;
 }
 
@@ -179,7 +192,8 @@ const ZeroPfns& GetZeroPfns() {
   static const ZeroPfns z = [] {
     ZeroPfns found = ProbeZeroPfns();
     if (found.small == 0) {
-      LOG_WARN("pagemap: zero page PFN not visible; the pagemap fallback will not skip zero pages");
+      LOG_WARN("pagemap: the zero page was not found (PFNs hidden, or read faults do not map it here); "
+               "the pagemap fallback will not skip zero pages");
     }
     return found;
   }();
