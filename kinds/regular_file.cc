@@ -47,22 +47,30 @@ Status SaveGhost(const std::string& fd_path, streams::ImageSink* sink, const std
   return w.Finish();
 }
 
-// Writes the contents saved in ghost image |image| to a new file at |path|.
-Status RecreateGhost(const std::string& image, const std::string& path, uint32_t mode) {
+// Writes the contents saved in ghost image |image| through |fd|.
+Status FillGhost(int fd, const std::string& image, const std::string& path, uint32_t mode) {
   ASSIGN_OR_RETURN(streams::ImageReader r, streams::ImageReader::Open(image, streams::FileKind::kGhost));
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777));
-  if (!fd.valid()) return ErrnoStatus("recreate deleted file " + path);
   // The process's umask is already restored: set the bits it had exactly.
-  if (fchmod(fd.get(), mode & 07777) != 0) return ErrnoStatus("chmod " + path);
+  if (fchmod(fd, mode & 07777) != 0) return ErrnoStatus("chmod " + path);
   streams::Record rec;
   std::vector<uint8_t> data;
   for (;;) {
     ASSIGN_OR_RETURN(bool more, r.Next(&rec));
     if (!more) break;
     RETURN_IF_ERROR(streams::DecodeChunk(rec, &data, image));
-    RETURN_IF_ERROR(WriteAll(fd.get(), data.data(), data.size(), path));
+    RETURN_IF_ERROR(WriteAll(fd, data.data(), data.size(), path));
   }
   return OkStatus();
+}
+
+// Recreates a deleted file at |path| (which must not exist) from ghost image
+// |image|. A failure removes what it created.
+Status RecreateGhost(const std::string& image, const std::string& path, uint32_t mode) {
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777));
+  if (!fd.valid()) return ErrnoStatus("recreate deleted file " + path);
+  Status s = FillGhost(fd.get(), image, path, mode);
+  if (!s.ok()) unlink(path.c_str());
+  return s;
 }
 
 class RegularFile final : public FdKind {
@@ -91,8 +99,14 @@ class RegularFile final : public FdKind {
   }
 
   Result<UniqueFd> Open(const img::Fd& f, RestoreContext& ctx) const override {
-    if (f.reg().deleted() && ctx.recreated->insert(f.path()).second) {
+    // Only a file made here is in |recreated| (and unlinked again at the
+    // end): a file already at that path is neither used nor removed.
+    if (f.reg().deleted() && ctx.recreated == nullptr) {
+      return Errorf("fd %d: %s is deleted and this restore cannot recreate it", f.fd(), f.path().c_str());
+    }
+    if (f.reg().deleted() && !ctx.recreated->count(f.path())) {
       RETURN_IF_ERROR(RecreateGhost(ctx.dir + "/" + f.reg().ghost_file(), f.path(), f.mode()));
+      ctx.recreated->insert(f.path());
     }
     return OpenByPath(f, f.path(), 0, true, !f.reg().deleted());
   }

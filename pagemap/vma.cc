@@ -25,6 +25,7 @@
 #include <string>
 
 #include "common/io.h"
+#include "common/text.h"
 
 namespace cf::pagemap {
 namespace {
@@ -34,19 +35,6 @@ constexpr std::string_view kDeleted = " (deleted)";
 
 bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 
-std::string_view TrimBlanks(std::string_view s) {
-  while (!s.empty() && (IsBlank(s.front()) || s.front() == '\n')) s.remove_prefix(1);
-  while (!s.empty() && (IsBlank(s.back()) || s.back() == '\n')) s.remove_suffix(1);
-  return s;
-}
-
-// Parses an unsigned number in |base| that spans all of |s|.
-template <typename T>
-bool ParseNum(std::string_view s, int base, T* out) {
-  if (s.empty()) return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out, base);
-  return ec == std::errc() && ptr == s.data() + s.size();
-}
 
 // Cuts the next blank-separated word off the front of |*rest|; leaves
 // |*rest| starting at the blank that ended the word (or empty).
@@ -146,7 +134,7 @@ Result<std::vector<VmaInfo>> Parse(std::string_view text, bool smaps, const std:
       if (vmas.empty()) return LineError(what, lineno, "key line before any VMA header", line);
       if (line.starts_with("VmFlags:")) {
         if (have_flags) return LineError(what, lineno, "second VmFlags line", line);
-        vmas.back().vmflags.assign(TrimBlanks(line.substr(8)));
+        vmas.back().vmflags.assign(Trim(line.substr(8)));
         have_flags = true;
       }
       continue;

@@ -15,25 +15,12 @@
 #include <memory>
 
 #include "common/io.h"
+#include "common/text.h"
 
 namespace cf::proc {
 namespace {
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n'; }
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-// Parses a number in |base| that spans all of |s|. Unsigned types reject '-'.
-template <typename T>
-bool ParseNum(std::string_view s, int base, T* out) {
-  if (s.empty()) return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out, base);
-  return ec == std::errc() && ptr == s.data() + s.size();
-}
 
 // Splits on blanks and newlines.
 std::vector<std::string_view> Words(std::string_view s) {
