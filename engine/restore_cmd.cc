@@ -50,6 +50,7 @@ int RunRestore(const Options& opts) {
       LOG_ERROR("restore: %s", t.ToString().c_str());
       return 1;
     }
+    streams::SetImageOwnerCheck(true);
   }
   std::optional<streams::StagedImage> staged;
   if (opts.stream) {

@@ -92,6 +92,33 @@ Status KeepApart(uint64_t addr) {
   return OkStatus();
 }
 
+// The heap is premapped at its own address when that is free here (the
+// restorer then leaves it where it is), not in a slot: a private anonymous
+// VMA that holds data keeps, when mremap moves it, the page offset of its
+// slot, and brk() grows the heap by merging the new pages into the VMA that
+// ends at the break only when the offsets run on. Moved, the heap would grow
+// as a second [heap] VMA. The kernel calls [heap] the VMA that overlaps
+// [start_brk, brk]. Returns its index, or -1.
+int HeapInPlace(const img::Process& core, const std::vector<pagemap::VmaInfo>& self) {
+  const uint64_t start_brk = core.mm().start_brk();
+  const uint64_t brk = core.mm().brk();
+  if (start_brk == 0 || brk < start_brk) return -1;
+  for (int i = 0; i < core.vmas_size(); ++i) {
+    const img::Vma& v = core.vmas(i);
+    if (v.kind() != img::Vma::ANON_PRIVATE || v.shmem_id() != 0) continue;
+    if (!(v.start() <= brk && v.end() >= start_brk)) continue;
+    const bool taken = std::any_of(self.begin(), self.end(), [&](const pagemap::VmaInfo& m) {
+      return m.start < v.end() + kGuard && v.start() < m.end + kGuard;
+    });
+    if (taken) {
+      LOG_DEBUG("restore: heap %#lx-%#lx is taken here: moved from a slot", v.start(), v.end());
+      return -1;
+    }
+    return i;
+  }
+  return -1;
+}
+
 // Maps one VMA's slot at |addr| inside the reserved region.
 Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
   const uint64_t len = v.end() - v.start();
@@ -158,7 +185,7 @@ Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
 
 }  // namespace
 
-std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot) {
+std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot, int in_place_vma) {
   std::vector<PremappedVma> slots;
   uint64_t slot = first_slot;
   for (int i = 0; i < core.vmas_size(); ++i) {
@@ -168,7 +195,7 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
     p.vma_index = i;
     p.start = v.start();
     p.len = v.end() - v.start();
-    p.premap = slot;
+    p.premap = i == in_place_vma ? p.start : slot;
     p.prot = v.prot();
     p.anonymous = v.kind() == img::Vma::ANON_PRIVATE || v.kind() == img::Vma::ANON_SHARED;
     slots.push_back(p);
@@ -237,7 +264,8 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   L.thread_stack_size = kThreadStackSize;
 
   L.first_slot = L.stack_top + threads_len;
-  L.vmas = PlanSlots(core, L.first_slot);
+  L.in_place_vma = HeapInPlace(core, self);
+  L.vmas = PlanSlots(core, L.first_slot, L.in_place_vma);
   for (const PremappedVma& p : L.vmas) RETURN_IF_ERROR(PremapVma(core.vmas(p.vma_index), p.premap, shmem));
   LOG_INFO("restore: region %#lx-%#lx holds %zu premapped vmas", L.region, L.region + L.region_len, L.vmas.size());
   return L;

@@ -32,7 +32,7 @@ struct PremappedVma {
   int vma_index = 0;       // into core.vmas()
   uint64_t start = 0;      // target address
   uint64_t len = 0;
-  uint64_t premap = 0;     // address of the slot in R
+  uint64_t premap = 0;     // address of the slot in R, or |start| when premapped in place
   uint32_t prot = 0;       // final protection
   bool anonymous = false;  // fresh anonymous memory (zero pages need no writes)
 };
@@ -50,6 +50,7 @@ struct MemoryLayout {
   uint64_t vdso_cur = 0;    // our [vvar]..[vdso] block
   uint64_t vdso_len = 0;
   uint64_t vdso_target = 0;
+  int in_place_vma = -1;    // the VMA premapped at its own address (the heap), or -1
   std::vector<PremappedVma> vmas;
 };
 
@@ -65,8 +66,9 @@ inline constexpr uint64_t kThreadStackSize = 64 * 1024;
 // than criu-fast faulting them one by one through process_vm_writev.
 Status PopulateData(const MemoryLayout& layout, const img::PageMap& pagemap);
 
-// The slot of every VMA the restorer moves, in order from |first_slot|.
-std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot);
+// The slot of every VMA the restorer moves, in order from |first_slot|;
+// VMA |in_place_vma| (or none: -1) is premapped at its own address instead.
+std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot, int in_place_vma);
 
 // Fills the premapped slots of process |pid| from pages-PID.img with
 // process_vm_writev, using |jobs| threads. Runs in criu-fast, not in the new

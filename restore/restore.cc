@@ -205,8 +205,10 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
         if (pi.core.pid() == pid) p = &pi;
       }
       if (!p) return Errorf("unexpected process %d in the restored tree", pid);
-      RETURN_IF_ERROR(FillMemory(pid, PlanSlots(p->core, (*msgs)[pid].report.first_slot), p->pagemap, p->pages_path,
-                                 jobs)
+      const TaskReport& report = (*msgs)[pid].report;
+      const std::vector<PremappedVma> slots =
+          PlanSlots(p->core, report.first_slot, static_cast<int>(report.in_place_vma));
+      RETURN_IF_ERROR(FillMemory(pid, slots, p->pagemap, p->pages_path, jobs)
                           .WithContext("restore of process " + std::to_string(pid)));
       (*msgs)[pid].tag = 'F';
       ptrace(PTRACE_CONT, pid, nullptr, nullptr);

@@ -103,6 +103,9 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
   // Unmap everything but the restore region and the vDSO block.
   std::vector<cf_rst_range> keep = {{L.region, L.region_len}};
   if (L.vdso_len) keep.push_back({L.vdso_cur, L.vdso_len});
+  for (const PremappedVma& p : L.vmas) {
+    if (p.premap == p.start) keep.push_back({p.start, p.len});  // premapped in place (the heap)
+  }
   std::sort(keep.begin(), keep.end(), [](const auto& x, const auto& y) { return x.start < y.start; });
   std::vector<cf_rst_range> unmap;
   uint64_t cursor = 0;
@@ -218,6 +221,7 @@ Status Prepare(TaskContext& ctx) {
   report.region = layout.region;
   report.region_len = layout.region_len;
   report.first_slot = layout.first_slot;
+  report.in_place_vma = layout.in_place_vma;
   if (write(ctx.report_fd, &msg, sizeof(msg)) != static_cast<ssize_t>(sizeof(msg))) {
     return ErrnoStatus("report to criu-fast");
   }

@@ -23,6 +23,7 @@ struct TaskReport {
   uint64_t region_len;
   uint64_t args;
   uint64_t first_slot;  // 'P': where the VMA slots begin (see PlanSlots)
+  int64_t in_place_vma;  // 'P': the VMA premapped at its own address, or -1
   uint64_t premap_ns;
   uint64_t fill_ns;
   uint64_t files_ns;

@@ -12,6 +12,7 @@
 #include "common/fault.h"
 #include "common/io.h"
 #include "streams/codec.h"
+#include "streams/image_trust.h"
 #include "streams/stream.h"
 
 namespace cf::streams {
@@ -115,8 +116,9 @@ Status ImageWriter::Finish(bool sync) {
 }
 
 Result<ImageReader> ImageReader::Open(const std::string& path, FileKind kind) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) return ErrnoStatus("open image " + path);
+  RETURN_IF_ERROR(CheckOpenedImage(fd.get(), path));
   struct stat st;
   if (fstat(fd.get(), &st) != 0) return ErrnoStatus("stat " + path);
   FileHeader h;

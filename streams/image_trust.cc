@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/log.h"
+
 namespace cf::streams {
 namespace {
 
@@ -32,12 +34,28 @@ Status CheckOne(const std::string& path, const struct stat& st, bool sticky_ok) 
   return OkStatus();
 }
 
+// Whether image files are checked again on their open descriptor
+// (SetImageOwnerCheck).
+bool g_check_opened = false;
+
 Status CheckTree(const std::string& path) {
   struct stat st;
   if (lstat(path.c_str(), &st) != 0) return ErrnoStatus("stat " + path);
   if (S_ISLNK(st.st_mode)) return Error(path + " is a symbolic link");
-  RETURN_IF_ERROR(CheckOne(path, st, false));
-  if (!S_ISDIR(st.st_mode)) return OkStatus();
+  if (!S_ISDIR(st.st_mode)) return CheckOne(path, st, false);
+  // The images directory itself may be writable by others (CRIU's zdtm
+  // makes its dump directories 0777): others can then remove or rename
+  // files in it but not write them, and each image file is checked again
+  // on the descriptor restore reads it through (CheckOpenedImage), so a
+  // file swapped in after this check is refused too.
+  struct stat owner_only = st;
+  owner_only.st_mode &= ~static_cast<mode_t>(S_IWGRP | S_IWOTH);
+  RETURN_IF_ERROR(CheckOne(path, owner_only, false));
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+    LOG_INFO("restore: images directory %s is writable by its group or others (mode %s): each image is checked "
+             "again as it is opened",
+             path.c_str(), Mode(st.st_mode).c_str());
+  }
   DIR* d = opendir(path.c_str());
   if (!d) return ErrnoStatus("open " + path);
   Status result;
@@ -63,6 +81,18 @@ Status CheckTree(const std::string& path) {
 }
 
 }  // namespace
+
+void SetImageOwnerCheck(bool on) { g_check_opened = on; }
+
+Status CheckOpenedImage(int fd, const std::string& path) {
+  if (!g_check_opened) return OkStatus();
+  struct stat st;
+  if (fstat(fd, &st) != 0) return ErrnoStatus("stat " + path);
+  if (!S_ISREG(st.st_mode)) return Error("untrusted images: " + path + " is not a regular file");
+  Status s = CheckOne(path, st, false);
+  if (s.ok()) return s;
+  return Error("untrusted images: " + s.message() + " (pass --allow-untrusted-images to restore anyway)");
+}
 
 Status CheckImagesTrusted(const std::string& path) {
   char real[PATH_MAX];

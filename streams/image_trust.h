@@ -8,7 +8,9 @@
 // in it, and every directory above it must be owned by root or by that user
 // and not writable by group or others (a directory with the sticky bit, such
 // as /tmp, may be writable by all: others cannot rename what they do not
-// own). --allow-untrusted-images skips the check.
+// own). The images directory itself may be writable by others when every
+// image in it passes: each is checked again when it is opened.
+// --allow-untrusted-images skips the checks.
 #pragma once
 
 #include <string>
@@ -21,5 +23,13 @@ namespace cf::streams {
 // holds can be changed only by root or the effective user; else an error
 // naming the first path that others could change, and how.
 Status CheckImagesTrusted(const std::string& path);
+
+// From now on, every image file ImageReader opens must itself pass the check
+// on its open descriptor: a regular file owned by root or the effective user,
+// not writable by group or others. Restore turns it on with the check above,
+// so that a file swapped into a directory others can write is refused too.
+void SetImageOwnerCheck(bool on);
+// The check of one opened image (OK when SetImageOwnerCheck is off).
+Status CheckOpenedImage(int fd, const std::string& path);
 
 }  // namespace cf::streams

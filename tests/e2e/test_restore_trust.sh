@@ -8,7 +8,9 @@
 #   - an image file is writable by others,
 #   - the images directory belongs to another user,
 #   - a directory above it is writable by others (no sticky bit),
-#   - a stream file is writable by others;
+#   - a stream file is writable by others,
+#   - a file of another user lies in an images directory others can write;
+# such a directory holding only root's images is taken (zdtm's are 0777);
 # and --allow-untrusted-images restores anyway (the process passes its
 # self-check).
 # shellcheck source=lib.sh
@@ -45,6 +47,21 @@ chown 65534 "$D"
 refused "an images directory owned by nobody" "$D" -D "$D"
 chown 0 "$D"
 
+# An images directory others can write (CRIU's zdtm makes its dump
+# directories 0777): a file someone else put there is refused, naming it;
+# with only root's own images in it, restore goes ahead.
+chmod 0777 "$D"
+stray="$D/stray.img"
+echo junk >"$stray"
+chown 65534 "$stray"
+refused "a file of nobody's in a world-writable images directory" "$stray" -D "$D"
+rm -f "$stray"
+restore_d shared-dir "$D" "$pid"
+check_pass "$W"
+kill_prog "$pid"
+wait_pid_free "$pid" 20
+chmod 0700 "$D"
+
 mkdir "$E2E_TMP/pub"
 chmod 0777 "$E2E_TMP/pub"
 mv "$D" "$E2E_TMP/pub/img"
@@ -56,4 +73,4 @@ refused "a world-writable stream file" "$E2E_TMP/image.stream" --stream-from "$E
 # Explicitly allowed: restores.
 restore_d allowed "$E2E_TMP/pub/img" "$pid" --allow-untrusted-images
 check_pass "$W"
-log "untrusted images refused (file, directory, parent, stream); restored with --allow-untrusted-images"
+log "untrusted images refused (file, directory, parent, stream, stray file); restored from a 0777 directory and with --allow-untrusted-images"
