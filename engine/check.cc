@@ -86,7 +86,7 @@ const CriuFeature kCriuFeatures[] = {
     {"tun", nullptr, "tun devices are not supported"},
     {"tun_ns", nullptr, "tun devices are not supported"},
     {"userns", nullptr, "user namespaces are not supported"},
-    {"fdinfo_lock", nullptr, "file locks are not dumped yet"},
+    {"fdinfo_lock", "ptrace seize/interrupt", nullptr},  // fdinfo shows locks since Linux 4.1
     {"seccomp_suspend", nullptr, "seccomp is not supported yet"},
     {"seccomp_filters", nullptr, "seccomp is not supported yet"},
     {"loginuid", nullptr, "loginuid is not restored yet"},

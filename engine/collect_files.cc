@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "engine/collect.h"
 #include "engine/shared_files.h"
+#include "kinds/file_lock.h"
 #include "proc/open_file_index.h"
 #include "proc/proc_parse.h"
 
@@ -66,10 +67,10 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
                     kind->name());
     }
     ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(pid, fd));
-    RETURN_IF_ERROR(kinds::RefuseLocks(s, info));
     img::Fd* f = out->add_fds();
     f->set_fd(fd);
     kinds::SetFdInfo(info, f);
+    RETURN_IF_ERROR(kinds::ReadLocks(s, info, ctx, f));
     f->set_dev(s.sb.st_dev);
     f->set_inode(s.sb.st_ino);
     f->set_mode(s.sb.st_mode);

@@ -78,10 +78,15 @@ namespace {
 class FdContext final : public kinds::DumpContext {
  public:
   FdContext(streams::ImageSink* sink, const Options& opts, kinds::ShmemSet* shmem)
-      : sink_(sink), shell_job_(opts.shell_job), ghost_limit_(opts.ghost_limit), shmem_(shmem) {}
+      : sink_(sink),
+        shell_job_(opts.shell_job),
+        file_locks_(opts.file_locks),
+        ghost_limit_(opts.ghost_limit),
+        shmem_(shmem) {}
   streams::ImageSink* sink() override { return sink_; }
   bool shell_job() const override { return shell_job_; }
   uint64_t ghost_limit() const override { return ghost_limit_; }
+  bool file_locks() const override { return file_locks_; }
   Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) override {
     return shmem_->AddMemfd(pid, f.fd(), f.dev(), f.inode(), f.path(), core);
   }
@@ -89,6 +94,7 @@ class FdContext final : public kinds::DumpContext {
  private:
   streams::ImageSink* sink_;
   bool shell_job_;
+  bool file_locks_;
   uint64_t ghost_limit_;
   kinds::ShmemSet* shmem_;
 };

@@ -27,7 +27,7 @@ namespace cf::engine {
 namespace {
 
 enum class Act {
-  kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kDetached, kShellJob, kPidfile,
+  kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kDetached, kShellJob, kFileLocks, kPidfile,
   kPrevImages, kTrackMem, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose, kRoot,
   kPreDumpMode, kManageCgroups, kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
   // criu-fast's own (long only)
@@ -74,8 +74,7 @@ const OptDef kOptions[] = {
     {"link-remap", no_argument, 0, true, Act::kNoEffect,
      "the contents of deleted files are always saved (ghost images), so no link is needed"},
     {"shell-job", no_argument, 'j', true, Act::kShellJob, nullptr},
-    {"file-locks", no_argument, 'l', true, Act::kNoEffect,
-     "criu-fast refuses a process that holds file locks, with or without it"},
+    {"file-locks", no_argument, 'l', true, Act::kFileLocks, nullptr},
     {"page-server", no_argument, 0, true, Act::kRefused, "page servers are not supported"},
     {"address", required_argument, 0, false, Act::kRefused, "page servers are not supported"},
     {"port", required_argument, 0, false, Act::kRefused, "page servers are not supported"},
@@ -280,6 +279,7 @@ Status Apply(const OptDef& d, bool negated, const char* arg, Options* o) {
     case Act::kLeaveRunning: o->leave_running = true; break;
     case Act::kDetached: o->restore_detached = !negated; break;
     case Act::kShellJob: o->shell_job = !negated; break;
+    case Act::kFileLocks: o->file_locks = !negated; break;
     case Act::kPidfile: o->pidfile = arg; break;
     case Act::kPrevImages: o->prev_images_dir = arg; break;
     case Act::kTrackMem: o->track_mem = !negated; break;

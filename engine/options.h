@@ -29,6 +29,7 @@ struct Options {
   int jobs = 0;                  // --jobs N (0: number of CPUs)
   bool restore_detached = false; // -d/--restore-detached/--daemon
   bool shell_job = false;        // -j/--shell-job
+  bool file_locks = false;       // -l/--file-locks: save held file locks (else refused)
   std::string pidfile;           // --pidfile (relative to the work directory)
   std::string prev_images_dir;   // --prev-images-dir
   bool track_mem = false;        // --track-mem

@@ -17,6 +17,7 @@
 
 #include "common/io.h"
 #include "common/log.h"
+#include "kinds/file_lock.h"
 #include "proc/proc_parse.h"
 
 namespace cf::engine {
@@ -54,8 +55,8 @@ Status SharedFiles::CompleteSharedFiles(kinds::DumpContext& ctx) {
       continue;
     }
     ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(ref.first, ref.second));
-    RETURN_IF_ERROR(kinds::RefuseLocks(sight, info));
     kinds::SetFdInfo(info, &f);
+    RETURN_IF_ERROR(kinds::ReadLocks(sight, info, ctx, &f));
     RETURN_IF_ERROR(kinds::KindOf(f)->Read(sight, info, ctx, &f).WithContext(sight.Name()));
   }
   private_sights_.clear();
@@ -109,7 +110,6 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
       continue;
     }
     ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(pid, fd));
-    RETURN_IF_ERROR(kinds::RefuseLocks(s, info));
     const Ref& first = descriptions_[id - 1];
     const bool is_first = first.pid == pid && first.fd == fd;
     if (is_first) {
@@ -122,6 +122,7 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
       f.set_fd(fd);
       f.set_cloexec(info.flags & O_CLOEXEC);
     }
+    RETURN_IF_ERROR(kinds::ReadLocks(s, info, ctx, &f));
     img::Fd& kept = fds_[{pid, fd}] = std::move(f);
     if (kinds::TreePass* pass = PassOf(kind)) {
       RETURN_IF_ERROR(pass->Add(s, info, is_first, &kept).WithContext(s.Name()));

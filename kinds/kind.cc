@@ -34,15 +34,6 @@ void SetFdInfo(const FdInfo& info, img::Fd* f) {
   f->set_mnt_id(info.mnt_id);
 }
 
-Status RefuseLocks(const FdSight& s, const FdInfo& info) {
-  for (const auto& [key, value] : info.extra) {
-    if (key == "lock") {
-      return Error(s.Name() + " holds a file lock (" + value + "): file locks are not supported yet");
-    }
-  }
-  return OkStatus();
-}
-
 Status SetStatusFlags(int fd, uint32_t flags, int keep, const char* what) {
   if (fcntl(fd, F_SETFL, static_cast<int>(flags) & keep) != 0) {
     return ErrnoStatus(std::string("set the flags of the ") + what);

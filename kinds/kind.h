@@ -67,6 +67,8 @@ class DumpContext {
   virtual bool shell_job() const = 0;
   // The largest deleted-but-open file whose contents are saved (--ghost-limit).
   virtual uint64_t ghost_limit() const = 0;
+  // Whether held file locks are saved (--file-locks) or refused.
+  virtual bool file_locks() const = 0;
   // The shared memory object of memfd |s| (kinds/shmem.h), saved in |core|
   // the first time the dump sees it; returns its id.
   virtual Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) = 0;
@@ -196,10 +198,6 @@ const FdKind* ObjectKind(const img::FileObject& obj);
 Result<UniqueFd> TakeFd(pid_t pid, int fd);
 // The common fields from fdinfo: flags (without O_CLOEXEC), cloexec, pos, mnt_id.
 void SetFdInfo(const FdInfo& info, img::Fd* f);
-// An error when fdinfo shows file locks held through |s| (flock, POSIX
-// or OFD): criu-fast does not restore locks, so it refuses them (with or
-// without --file-locks).
-Status RefuseLocks(const FdSight& s, const FdInfo& info);
 // Sets |fd|'s file status flags to the saved |flags| masked by |keep|.
 Status SetStatusFlags(int fd, uint32_t flags, int keep, const char* what);
 bool StartsWith(const std::string& s, const char* prefix);

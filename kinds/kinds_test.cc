@@ -36,6 +36,7 @@ class NoContext final : public DumpContext {
   streams::ImageSink* sink() override { return nullptr; }
   bool shell_job() const override { return false; }
   uint64_t ghost_limit() const override { return 1 << 20; }
+  bool file_locks() const override { return false; }
   Result<uint32_t> AddMemfd(pid_t, const img::Fd&, img::Process*) override { return Error("no shmem here"); }
 };
 

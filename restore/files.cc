@@ -10,6 +10,7 @@
 #include "common/fault.h"
 #include "common/fd.h"
 #include "common/log.h"
+#include "kinds/file_lock.h"
 
 namespace cf::restore {
 namespace {
@@ -101,6 +102,8 @@ Status RestoreFds(const img::Process& core, kinds::RestoreContext& ctx, const In
   for (int i = 0; i < core.fds_size() && status.ok(); ++i) {
     status = kinds[static_cast<size_t>(i)]->AfterPlacement(core.fds(i), ctx);
   }
+  // Locks last: each descriptor they go through is in place.
+  for (int i = 0; i < core.fds_size() && status.ok(); ++i) status = kinds::ApplyLocks(core.fds(i));
   // Deleted files go away again once every descriptor holds them.
   if (ctx.recreated) {
     for (const std::string& path : *ctx.recreated) unlink(path.c_str());
