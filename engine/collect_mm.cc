@@ -34,7 +34,12 @@ img::Vma::Kind Classify(const pagemap::VmaInfo& v) {
 }  // namespace
 
 Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out) {
-  ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> vmas, pagemap::ReadVmas(pid));
+  // smaps, for each VMA's VmFlags: what madvise() and mlock() set
+  // (DONTFORK, WIPEONFORK, DONTDUMP, HUGEPAGE, locked...) changes how the
+  // program behaves and is given back at restore. Slower than maps (the
+  // kernel walks the page tables for its counters), but a lost flag is a
+  // silent change of behaviour.
+  ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> vmas, pagemap::ReadVmas(pid, /*with_vmflags=*/true));
   for (const auto& v : vmas) {
     img::Vma* m = out->add_vmas();
     m->set_start(v.start);
@@ -44,8 +49,6 @@ Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out) {
     m->set_kind(kind);
     uint32_t flags = v.shared ? MAP_SHARED : MAP_PRIVATE;
     if (kind == img::Vma::ANON_PRIVATE || kind == img::Vma::ANON_SHARED) flags |= MAP_ANONYMOUS;
-    // VmFlags come from smaps, which is slow to read; without them the
-    // stack is the one growsdown mapping we know of.
     if (v.has_vmflag("gd") || v.path == "[stack]") flags |= MAP_GROWSDOWN;
     m->set_flags(flags);
     m->set_pgoff(v.pgoff);

@@ -35,6 +35,7 @@ constexpr uint64_t kStackSize = 256 * 1024;
 // of the image comes back as a VMA of its own (see KeepApart).
 constexpr uint64_t kSlotGap = kPageSize;
 constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
+constexpr int kMapDroppable = 0x08;     // MAP_DROPPABLE, Linux 6.11
 constexpr uint64_t kGuard = 16 * kPageSize;
 constexpr uint64_t kLowest = 0x10000000;       // keep clear of low addresses
 constexpr uint64_t kHighest = 0x7ffffffff000;  // TASK_SIZE on x86-64 (4-level)
@@ -120,7 +121,7 @@ int HeapInPlace(const img::Process& core, const std::vector<pagemap::VmaInfo>& s
 }
 
 // Maps one VMA's slot at |addr| inside the reserved region.
-Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
+Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
   const uint64_t len = v.end() - v.start();
   void* want = reinterpret_cast<void*>(addr);
   void* got = MAP_FAILED;
@@ -132,6 +133,8 @@ Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
   // commit (ENOMEM) can only have been made with MAP_NORESERVE, so it is
   // mapped again that way.
   int noreserve = HasVmFlag(v, "nr") ? MAP_NORESERVE : 0;
+  // Droppable memory (VmFlag "dp", Linux 6.11) is its own mapping type.
+  const int type = HasVmFlag(v, "dp") ? kMapDroppable : MAP_PRIVATE;
   if (v.shmem_id() != 0) {
     // Shared memory (or a private mapping of a memfd): map the object
     // criu-fast recreated and filled (kinds/shmem.h).
@@ -146,13 +149,11 @@ Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
   }
   switch (v.kind()) {
     case img::Vma::ANON_PRIVATE:
-      got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | grows | noreserve,
-                 -1, 0);
+      got = mmap(want, len, PROT_READ | PROT_WRITE, type | MAP_ANONYMOUS | MAP_FIXED | grows | noreserve, -1, 0);
       if (got == MAP_FAILED && errno == ENOMEM && !noreserve) {
         LOG_DEBUG("restore: vma %#lx-%#lx cannot be committed: mapped with MAP_NORESERVE", v.start(), v.end());
         noreserve = MAP_NORESERVE;
-        got = mmap(want, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | grows | noreserve,
-                   -1, 0);
+        got = mmap(want, len, PROT_READ | PROT_WRITE, type | MAP_ANONYMOUS | MAP_FIXED | grows | noreserve, -1, 0);
       }
       break;
     case img::Vma::ANON_SHARED:
@@ -181,6 +182,38 @@ Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
   if (got == MAP_FAILED) return ErrnoStatus("premap vma " + std::to_string(v.start()) + " " + v.path());
   if (v.kind() == img::Vma::ANON_PRIVATE) return KeepApart(addr);
   return OkStatus();
+}
+
+// The VmFlags that madvise() and mlock() set, given again to the slot: the
+// flags move with the VMA when the restorer mremaps it.
+struct AdviceFlag {
+  const char* flag;
+  int advice;  // or kLock: mlock
+};
+constexpr int kLock = -1;
+constexpr AdviceFlag kAdviceFlags[] = {
+    {"sr", MADV_SEQUENTIAL}, {"rr", MADV_RANDOM},       {"dc", MADV_DONTFORK},    {"dd", MADV_DONTDUMP},
+    {"mg", MADV_MERGEABLE},  {"hg", MADV_HUGEPAGE},     {"nh", MADV_NOHUGEPAGE},  {"wf", MADV_WIPEONFORK},
+    {"lo", kLock},
+};
+
+Status AdviseLikeDump(const img::Vma& v, uint64_t addr) {
+  void* p = reinterpret_cast<void*>(addr);
+  const size_t len = v.end() - v.start();
+  for (const AdviceFlag& a : kAdviceFlags) {
+    if (!HasVmFlag(v, a.flag)) continue;
+    const int r = a.advice == kLock ? mlock(p, len) : madvise(p, len, a.advice);
+    if (r != 0) {
+      return ErrnoStatus(std::string(a.advice == kLock ? "mlock" : "madvise") + " vma " + std::to_string(v.start()) +
+                         " (VmFlag " + a.flag + ")");
+    }
+  }
+  return OkStatus();
+}
+
+Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
+  RETURN_IF_ERROR(MapSlot(v, addr, shmem));
+  return AdviseLikeDump(v, addr);
 }
 
 }  // namespace

@@ -1,0 +1,143 @@
+/* madvise W: mappings whose madvise()/mlock() state must come back after a
+ * restore (the VmFlags of /proc/self/smaps), and behave as before.
+ *
+ * Set up before W/ready: one 64 KiB private anonymous mapping per advice,
+ * each filled with a pattern: MADV_DONTFORK (dc), MADV_WIPEONFORK (wf),
+ * MADV_DONTDUMP (dd), MADV_HUGEPAGE (hg), MADV_NOHUGEPAGE (nh),
+ * MADV_SEQUENTIAL (sr), MADV_RANDOM (rr), MADV_MERGEABLE (mg), mlock (lo).
+ * Each mapping's VmFlags are recorded.
+ * On SIGUSR1 the check: every mapping has the same VmFlags and its pattern;
+ * and a forked child sees the WIPEONFORK mapping zeroed, the DONTFORK one
+ * absent (a read faults: the child reports it), the others intact.
+ */
+#include "prog_common.h"
+
+#include <setjmp.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#define LEN (64UL << 10)
+
+struct advised {
+  const char *name;
+  int advice; /* -1: mlock */
+  unsigned char *p;
+  char flags[256];
+};
+
+static struct advised maps[] = {
+    {"dontfork", MADV_DONTFORK, NULL, ""}, {"wipeonfork", MADV_WIPEONFORK, NULL, ""},
+    {"dontdump", MADV_DONTDUMP, NULL, ""}, {"hugepage", MADV_HUGEPAGE, NULL, ""},
+    {"nohugepage", MADV_NOHUGEPAGE, NULL, ""}, {"sequential", MADV_SEQUENTIAL, NULL, ""},
+    {"random", MADV_RANDOM, NULL, ""},     {"mergeable", MADV_MERGEABLE, NULL, ""},
+    {"mlock", -1, NULL, ""},
+};
+#define N (sizeof(maps) / sizeof(maps[0]))
+
+/* The VmFlags line of the smaps entry starting at |addr|, without "ac"
+ * (accounting, not ours to set) and the trailing space. */
+static int vmflags(const void *addr, char *out, size_t len) {
+  FILE *f = fopen("/proc/self/smaps", "re");
+  if (!f) return -1;
+  char line[1024], want[32];
+  snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
+  int in = 0, found = -1;
+  while (fgets(line, sizeof(line), f)) {
+    if (strchr(line, '-') && strncmp(line, want, strlen(want)) == 0) in = 1;
+    if (in && strncmp(line, "VmFlags:", 8) == 0) {
+      out[0] = 0;
+      for (char *tok = strtok(line + 8, " \n"); tok; tok = strtok(NULL, " \n")) {
+        if (strcmp(tok, "ac") == 0) continue;
+        strncat(out, tok, len - strlen(out) - 2);
+        strcat(out, " ");
+      }
+      found = 0;
+      break;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+static unsigned char pattern(size_t m, size_t i) { return (unsigned char)(m * 37 + i * 7 + 1); }
+
+static sigjmp_buf fault_jump;
+static void on_segv(int sig) {
+  (void)sig;
+  siglongjmp(fault_jump, 1);
+}
+
+/* Whether reading *p faults. */
+static int faults(volatile unsigned char *p) {
+  if (sigsetjmp(fault_jump, 1) != 0) return 1;
+  (void)p[0];
+  return 0;
+}
+
+/* In a forked child: 0 when fork semantics hold, else a code. */
+static int child_check(void) {
+  signal(SIGSEGV, on_segv);
+  for (size_t m = 0; m < N; m++) {
+    volatile unsigned char *p = maps[m].p;
+    if (maps[m].advice == MADV_DONTFORK) {
+      if (!faults(p)) return 10; /* mapped in the child */
+      continue;
+    }
+    if (maps[m].advice == MADV_WIPEONFORK) {
+      for (size_t i = 0; i < LEN; i += CF_PAGE) {
+        if (p[i] != 0) return 11;
+      }
+      continue;
+    }
+    if (p[5] != pattern(m, 5)) return 20 + (int)m;
+  }
+  return 0;
+}
+
+static void check(void) {
+  for (size_t m = 0; m < N; m++) {
+    char now[256];
+    if (vmflags(maps[m].p, now, sizeof(now)) != 0) {
+      cf_failf("%s: no smaps entry at %p", maps[m].name, (void *)maps[m].p);
+      return;
+    }
+    CF_CHECK(strcmp(now, maps[m].flags) == 0, "%s: VmFlags '%s', were '%s'", maps[m].name, now, maps[m].flags);
+    for (size_t i = 0; i < LEN; i++) {
+      if (maps[m].p[i] != pattern(m, i)) {
+        cf_failf("%s: byte %zu is %u, want %u", maps[m].name, i, maps[m].p[i], pattern(m, i));
+        return;
+      }
+    }
+  }
+  pid_t c = fork();
+  if (c == 0) _exit(child_check());
+  int st = 0;
+  CF_CHECK(c > 0 && waitpid(c, &st, 0) == c, "fork/wait: %s", strerror(errno));
+  CF_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+           "fork semantics: child status %#x (10: DONTFORK memory in the child, 11: WIPEONFORK not wiped)", st);
+}
+
+int main(int argc, char **argv) {
+  cf_init(argc, argv, 1, "madvise W");
+  for (size_t m = 0; m < N; m++) {
+    /* Apart from each other: two adjacent mappings with equal flags merge. */
+    unsigned char *area = mmap(NULL, LEN + 2 * CF_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (area == MAP_FAILED) cf_die("mmap");
+    unsigned char *p = mmap(area + CF_PAGE, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                            -1, 0);
+    if (p == MAP_FAILED) cf_die("mmap");
+    int r = maps[m].advice < 0 ? mlock(p, LEN) : madvise(p, LEN, maps[m].advice);
+    if (r != 0) cf_die("advise %s", maps[m].name);
+    for (size_t i = 0; i < LEN; i++) p[i] = pattern(m, i);
+    maps[m].p = p;
+    if (vmflags(p, maps[m].flags, sizeof(maps[m].flags)) != 0) cf_die("no smaps entry for %s", maps[m].name);
+  }
+  cf_ready();
+  for (;;) {
+    if (cf_take_usr1()) {
+      check();
+      cf_report();
+    }
+    cf_nap(20);
+  }
+}
