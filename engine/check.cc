@@ -58,6 +58,9 @@ const Feature kFeatures[] = {
      "MAP_SHARED anonymous memory and memfd mappings cannot be dumped (their object is opened there)",
      ProbeMapFiles},
     {"vmsplice", Need::kOptional, nullptr, "no zero-copy drain: process_vm_readv only", ProbeVmsplice},
+    {"guard regions", Need::kOptional, nullptr,
+     "no MADV_GUARD_INSTALL here (Linux 6.13), or the page scan cannot see guard regions: they are lost",
+     ProbeGuardRegions},
 };
 
 // The table above, then what each descriptor kind probes for (optional: a
@@ -123,7 +126,7 @@ const CriuFeature kCriuFeatures[] = {
     {"timer_cr_ids", "PR_TIMER_CREATE_RESTORE_IDS", nullptr},
     {"overlayfs_maps", nullptr, "mount namespaces are not supported"},
     {"breakpoints", nullptr, "hardware breakpoints are not restored yet"},
-    {"pagemap_scan_guard_pages", nullptr, "guard pages are not supported yet"},
+    {"pagemap_scan_guard_pages", "guard regions", nullptr},
 };
 
 // `check --feature NAME...`: exit 0 when criu-fast supports every one here,

@@ -37,6 +37,7 @@
 
 #include "common/fd.h"
 #include "common/io.h"
+#include "pagemap/scan.h"
 
 namespace cf::engine {
 namespace {
@@ -403,6 +404,25 @@ ProbeResult ProbeMapFiles() {
     return Ok();
   }
   return Fail("no file mapping in " + c.proc("maps"));
+}
+
+ProbeResult ProbeGuardRegions() {
+  constexpr int kMadvGuardInstall = 102;  // Linux 6.13
+  void* p = mmap(nullptr, 3 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return FailErrno("mmap");
+  const uint64_t base = reinterpret_cast<uint64_t>(p);
+  ProbeResult r = Ok();
+  if (madvise(static_cast<char*>(p) + kPage, kPage, kMadvGuardInstall) != 0) {
+    r = FailErrno("madvise(MADV_GUARD_INSTALL)");
+  } else if (auto scanner = pagemap::PageScanner::Open(getpid()); !scanner.ok()) {
+    r = Fail(scanner.status().ToString());
+  } else if (auto guards = scanner->ScanGuards(base, base + 3 * kPage); !guards.ok()) {
+    r = Fail(guards.status().ToString());
+  } else if (guards->size() != 1 || guards->begin()->start != base + kPage || guards->begin()->pages() != 1) {
+    r = Fail("the guard page was not found by the page scan");
+  }
+  munmap(p, 3 * kPage);
+  return r;
 }
 
 ProbeResult ProbeVmsplice() {

@@ -28,6 +28,7 @@ ProbeResult ProbeTimerRestoreIds();  // PR_TIMER_CREATE_RESTORE_IDS: a child's t
 ProbeResult ProbeIoUring();          // io_uring_queue_init + one WRITE into a pipe
 ProbeResult ProbePidfd();            // pidfd_open on a child + pidfd_getfd of one of its fds
 ProbeResult ProbeMapFiles();         // open /proc/PID/map_files/<range> of the child's first mapping
+ProbeResult ProbeGuardRegions();     // MADV_GUARD_INSTALL on a page of ours, and the scan finds that page
 ProbeResult ProbeVmsplice();         // vmsplice a page into a pipe and read it back
 
 }  // namespace cf::engine

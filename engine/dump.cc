@@ -213,7 +213,7 @@ Status Dumper::DumpProcessPages(ProcessDump* pd) {
   ASSIGN_OR_RETURN(streams::ImageWriter pages,
                    sink_->Create(pd->pagemap.pages_file(), streams::FileKind::kPages));
   if (!pd->scanned) {
-    ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, popts, &pd->stats));
+    ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, popts, &pd->stats, &pd->pagemap));
   }
   if (pd->pinned) {
     RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, *pd->pinned, popts, &pages, &pd->pagemap, &pd->stats));
@@ -254,7 +254,7 @@ void Dumper::InitPipeBudget() {
 // one that cannot make the parasite's pipes itself (its own RLIMIT_NOFILE,
 // or the system's file limit: EMFILE, ENFILE).
 Status Dumper::PinProcess(ProcessDump* pd) {
-  ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats));
+  ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap));
   pd->scanned = true;
   const uint64_t need = PipesNeeded(pd->sources);
   if (pipes_held_ + need > pipe_budget_) {

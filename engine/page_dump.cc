@@ -15,7 +15,8 @@ namespace {
 
 using pagemap::PageRange;
 
-Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process& proc, bool fallback) {
+Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process& proc, bool fallback,
+                                                   img::PageMap* pagemap) {
   ASSIGN_OR_RETURN(pagemap::PageScanner scanner, pagemap::PageScanner::Open(pid, fallback));
   LOG_INFO("pagemap: process %d scanned with %s", pid,
            scanner.uses_pagemap_scan() ? "PAGEMAP_SCAN" : "/proc/PID/pagemap");
@@ -33,6 +34,12 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
     ASSIGN_OR_RETURN(pagemap::RangeSet set, scanner.Scan(v.start(), v.end(), mode));
     const bool readable = v.prot() & PROT_READ;
     for (const PageRange& r : set) items.push_back({r, readable});
+    ASSIGN_OR_RETURN(pagemap::RangeSet guards, scanner.ScanGuards(v.start(), v.end()));
+    for (const PageRange& r : guards) {
+      img::PageRange* g = pagemap->add_guards();
+      g->set_vaddr(r.start);
+      g->set_nr_pages(r.pages());
+    }
   }
   FAULT_POINT("scan");
   return items;
@@ -42,11 +49,12 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
 }  // namespace
 
 Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
-                                                 DumpCounters* stats) {
+                                                 DumpCounters* stats, img::PageMap* pagemap) {
   std::vector<sched::PageSource> items;
   {
     ScopedTimer t(&stats->scan_ns);
-    ASSIGN_OR_RETURN(items, ScanPagesOf(pid, proc, opts.force_pagemap_fallback));
+    pagemap->clear_guards();
+    ASSIGN_OR_RETURN(items, ScanPagesOf(pid, proc, opts.force_pagemap_fallback, pagemap));
   }
   for (const auto& it : items) stats->pages_scanned += it.range.pages();
   return items;

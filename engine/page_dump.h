@@ -48,9 +48,10 @@ struct PageDumpOptions {
 void AddPipelineStats(const sched::PagePipelineStats& ps, DumpCounters* stats);
 
 // The steps of a process's page dump (engine/dump.cc puts them together).
-// Scan: the pages to save, in address order.
+// Scan: the pages to save, in address order; the guard regions go to
+// |pagemap|.
 Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
-                                                 DumpCounters* stats);
+                                                 DumpCounters* stats, img::PageMap* pagemap);
 // The page pipeline over |sources|, reading through |drain| (a
 // memdrain::PageReader, or the pipes of PinPages below).
 Status WritePages(pid_t pid, std::span<const sched::PageSource> sources, const memdrain::PageDrain& drain,

@@ -354,6 +354,24 @@ Result<RangeSet> PageScanner::Scan(uint64_t start, uint64_t end, ScanMode mode) 
   return set;
 }
 
+Result<RangeSet> PageScanner::ScanGuards(uint64_t start, uint64_t end) {
+  RETURN_IF_ERROR(CheckRange(pid_, start, end));
+  RangeSet set;
+  if (start == end) return set;
+  Filter f;
+  f.mask = kPageGuard;
+  f.anyof = kPageGuard;
+  auto emit = [&set](uint64_t s, uint64_t e, uint64_t) { set.Append({s, e}); };
+  // Kernels whose PAGEMAP_SCAN does not know the category still mark guard
+  // entries in /proc/PID/pagemap (PM_GUARD_REGION).
+  if (use_scan_ && GuardCategorySupported()) {
+    RETURN_IF_ERROR(WalkIoctl(start, end, f, emit));
+  } else {
+    RETURN_IF_ERROR(WalkEntries(start, end, f, emit));
+  }
+  return set;
+}
+
 Result<std::vector<CategorizedRange>> PageScanner::ScanRaw(uint64_t start, uint64_t end) {
   RETURN_IF_ERROR(CheckRange(pid_, start, end));
   std::vector<CategorizedRange> out;

@@ -52,6 +52,9 @@ class PageScanner {
   // Ranges in [start, end) holding pages to dump, per |mode|, sorted and merged.
   Result<RangeSet> Scan(uint64_t start, uint64_t end, ScanMode mode);
 
+  // Guard regions (MADV_GUARD_INSTALL) in [start, end), sorted and merged.
+  Result<RangeSet> ScanGuards(uint64_t start, uint64_t end);
+
   // Raw categorized ranges (present/swapped/file/pfnzero) for tests and tools.
   // Every present or swapped page, categories limited to PRESENT | SWAPPED |
   // FILE | PFNZERO | HUGE | WRITTEN; adjacent pages with equal categories

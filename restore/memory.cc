@@ -36,6 +36,7 @@ constexpr uint64_t kStackSize = 256 * 1024;
 constexpr uint64_t kSlotGap = kPageSize;
 constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
 constexpr int kMapDroppable = 0x08;     // MAP_DROPPABLE, Linux 6.11
+constexpr int kMadvGuardInstall = 102;  // MADV_GUARD_INSTALL, Linux 6.13
 constexpr uint64_t kGuard = 16 * kPageSize;
 constexpr uint64_t kLowest = 0x10000000;       // keep clear of low addresses
 constexpr uint64_t kHighest = 0x7ffffffff000;  // TASK_SIZE on x86-64 (4-level)
@@ -363,6 +364,21 @@ Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
       }
       addr += len;
       left -= len;
+    }
+  }
+  return OkStatus();
+}
+
+Status InstallGuards(const MemoryLayout& L, const img::PageMap& pm) {
+  for (const img::PageRange& g : pm.guards()) {
+    const PremappedVma* v = FindVma(L.vmas, g.vaddr());
+    const uint64_t len = g.nr_pages() * kPageSize;
+    if (!v || g.nr_pages() == 0 || len > v->start + v->len - g.vaddr()) {
+      return Error("pagemap: guard region at " + std::to_string(g.vaddr()) + " lies outside every vma", EBADMSG);
+    }
+    void* at = reinterpret_cast<void*>(v->premap + (g.vaddr() - v->start));
+    if (madvise(at, len, kMadvGuardInstall) != 0) {
+      return ErrnoStatus("install the guard region at " + std::to_string(g.vaddr()));
     }
   }
   return OkStatus();

@@ -66,6 +66,10 @@ inline constexpr uint64_t kThreadStackSize = 64 * 1024;
 // than criu-fast faulting them one by one through process_vm_writev.
 Status PopulateData(const MemoryLayout& layout, const img::PageMap& pagemap);
 
+// Installs the guard regions of |pm| (MADV_GUARD_INSTALL) in their slots;
+// the restorer's mremap moves the markers with the page tables.
+Status InstallGuards(const MemoryLayout& layout, const img::PageMap& pm);
+
 // The slot of every VMA the restorer moves, in order from |first_slot|;
 // VMA |in_place_vma| (or none: -1) is premapped at its own address instead.
 std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot, int in_place_vma);

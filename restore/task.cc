@@ -215,6 +215,7 @@ Status Prepare(TaskContext& ctx) {
   uint64_t t0 = MonotonicNs();
   ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, plan.len, *ctx.files->shmem));
   RETURN_IF_ERROR(PopulateData(layout, images.pagemap));
+  RETURN_IF_ERROR(InstallGuards(layout, images.pagemap));
   uint64_t t1 = MonotonicNs();
   // criu-fast fills the slots while we are stopped.
   msg.tag = 'P';

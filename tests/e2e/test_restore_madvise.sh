@@ -6,7 +6,9 @@
 #
 # dump (kill), restore -d: the self-check finds each mapping's VmFlags and
 # contents as before, and a child forked after the restore does not have
-# the DONTFORK mapping and sees the WIPEONFORK one zeroed.
+# the DONTFORK mapping and sees the WIPEONFORK one zeroed. A guard region
+# (MADV_GUARD_INSTALL) is saved in the pagemap and installed again: a read
+# of it faults after the restore.
 # shellcheck source=lib.sh
 source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
 e2e_init
@@ -27,6 +29,14 @@ missing = {"dc", "wf", "dd", "hg", "nh", "sr", "rr", "mg", "lo"} - flags
 if missing:
     fail("no VMA of the image has VmFlags %s" % sorted(missing))
 PY
+if "$CRIU_FAST" check --feature pagemap_scan_guard_pages >/dev/null 2>&1; then
+  pycheck "a guard region in the pagemap" "$E2E_TMP/show.json" "$pid" <<'PY'
+show, pid = load(sys.argv[1]), int(sys.argv[2])
+guards = proc(show, pid)["pagemap"].get("guards", [])
+if [int(g["nr_pages"]) for g in guards] != [1]:
+    fail("guard regions in the pagemap: %s, want one of 1 page" % guards)
+PY
+fi
 restore_d restore "$D" "$pid"
 check_pass "$W"
 log "PASS"

@@ -5,10 +5,13 @@
  * each filled with a pattern: MADV_DONTFORK (dc), MADV_WIPEONFORK (wf),
  * MADV_DONTDUMP (dd), MADV_HUGEPAGE (hg), MADV_NOHUGEPAGE (nh),
  * MADV_SEQUENTIAL (sr), MADV_RANDOM (rr), MADV_MERGEABLE (mg), mlock (lo).
- * Each mapping's VmFlags are recorded.
+ * Each mapping's VmFlags are recorded. The MADV_SEQUENTIAL one also gets a
+ * guard region (MADV_GUARD_INSTALL, Linux 6.13) on its third page, where
+ * the kernel has them.
  * On SIGUSR1 the check: every mapping has the same VmFlags and its pattern;
  * and a forked child sees the WIPEONFORK mapping zeroed, the DONTFORK one
- * absent (a read faults: the child reports it), the others intact.
+ * absent (a read faults: the child reports it), the others intact; a read
+ * of the guard page faults.
  */
 #include "prog_common.h"
 
@@ -61,6 +64,10 @@ static int vmflags(const void *addr, char *out, size_t len) {
 
 static unsigned char pattern(size_t m, size_t i) { return (unsigned char)(m * 37 + i * 7 + 1); }
 
+#define GUARD_MAP 5  /* "sequential" */
+#define GUARD_PAGE 2 /* of that mapping */
+static int guarded;
+
 static sigjmp_buf fault_jump;
 static void on_segv(int sig) {
   (void)sig;
@@ -90,11 +97,15 @@ static int child_check(void) {
       continue;
     }
     if (p[5] != pattern(m, 5)) return 20 + (int)m;
+    if (guarded && m == GUARD_MAP && !faults(p + GUARD_PAGE * CF_PAGE)) return 12;
   }
   return 0;
 }
 
 static void check(void) {
+  signal(SIGSEGV, on_segv);
+  CF_CHECK(!guarded || faults(maps[GUARD_MAP].p + GUARD_PAGE * CF_PAGE), "the guard page can be read");
+  signal(SIGSEGV, SIG_DFL);
   for (size_t m = 0; m < N; m++) {
     char now[256];
     if (vmflags(maps[m].p, now, sizeof(now)) != 0) {
@@ -103,6 +114,7 @@ static void check(void) {
     }
     CF_CHECK(strcmp(now, maps[m].flags) == 0, "%s: VmFlags '%s', were '%s'", maps[m].name, now, maps[m].flags);
     for (size_t i = 0; i < LEN; i++) {
+      if (guarded && m == GUARD_MAP && i / CF_PAGE == GUARD_PAGE) continue;
       if (maps[m].p[i] != pattern(m, i)) {
         cf_failf("%s: byte %zu is %u, want %u", maps[m].name, i, maps[m].p[i], pattern(m, i));
         return;
@@ -130,6 +142,7 @@ int main(int argc, char **argv) {
     if (r != 0) cf_die("advise %s", maps[m].name);
     for (size_t i = 0; i < LEN; i++) p[i] = pattern(m, i);
     maps[m].p = p;
+    if (m == GUARD_MAP) guarded = madvise(p + GUARD_PAGE * CF_PAGE, CF_PAGE, 102 /* MADV_GUARD_INSTALL */) == 0;
     if (vmflags(p, maps[m].flags, sizeof(maps[m].flags)) != 0) cf_die("no smaps entry for %s", maps[m].name);
   }
   cf_ready();
