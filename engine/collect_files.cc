@@ -5,8 +5,11 @@
 // descriptor no kind takes is refused with a message naming the fd and its
 // kind. Then every fd's kind may attach what it needs (a memfd its shared
 // memory object), and the objects this process carries join its core.
+// The owner and signal of each description (F_SETOWN_EX, F_SETSIG), which
+// /proc does not show, are read here for every fd, through a copy of it.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <vector>
@@ -35,12 +38,32 @@ std::string UnknownKind(const kinds::FdSight& s) {
   return type;
 }
 
+// The owner and signal of the open file description behind fd |fd| (F_GETOWN_EX,
+// F_GETSIG), read on a copy of it: /proc does not show them. |pidfd|: of
+// the process.
+Status ReadOwner(int pidfd, int fd, img::Fd* f) {
+  UniqueFd copy(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, fd, 0)));
+  if (!copy.valid()) return ErrnoStatus("pidfd_getfd fd " + std::to_string(fd));
+  struct f_owner_ex owner {};
+  if (fcntl(copy.get(), F_GETOWN_EX, &owner) != 0) return ErrnoStatus("F_GETOWN_EX of fd " + std::to_string(fd));
+  const int sig = fcntl(copy.get(), F_GETSIG);
+  if (sig < 0) return ErrnoStatus("F_GETSIG of fd " + std::to_string(fd));
+  if (owner.pid == 0 && sig == 0) return OkStatus();
+  img::FdOwner* o = f->mutable_owner();
+  o->set_type(owner.type);
+  o->set_pid(owner.pid);
+  o->set_signum(sig);
+  return OkStatus();
+}
+
 }  // namespace
 
 Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared, img::Process* out) {
   const std::string proc = "/proc/" + std::to_string(pid);
   ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
   OpenFileIndex own_files;  // dups within this process: value = first fd
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd.valid()) return ErrnoStatus("pidfd_open " + std::to_string(pid));
   for (int fd : fds) {
     const std::string fd_path = proc + "/fd/" + std::to_string(fd);
     kinds::FdSight s;
@@ -53,7 +76,9 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
     }
     s.link = std::move(*link);
     if (const img::Fd* kept = shared.Find(pid, fd)) {
-      *out->add_fds() = *kept;
+      img::Fd* f = out->add_fds();
+      *f = *kept;
+      RETURN_IF_ERROR(ReadOwner(pidfd.get(), fd, f).WithContext(s.Name()));
       continue;
     }
     if (stat(fd_path.c_str(), &s.sb) != 0) return ErrnoStatus("stat " + fd_path);
@@ -84,6 +109,7 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
       f->set_dup_of(static_cast<int32_t>(*first));
     }
     RETURN_IF_ERROR(kind->Read(s, info, ctx, f).WithContext(s.Name()));
+    RETURN_IF_ERROR(ReadOwner(pidfd.get(), fd, f).WithContext(s.Name()));
   }
   for (img::Fd& f : *out->mutable_fds()) {
     RETURN_IF_ERROR(kinds::KindOf(f)->Attach(pid, ctx, &f, out));

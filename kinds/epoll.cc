@@ -7,6 +7,10 @@
 // must be the very file the instance watches under that number. The kernel
 // may watch the same number twice (two files, the first closed since);
 // |toff| tells kcmp which of them, counted in the order fdinfo prints them.
+// A target whose number was closed or reused is looked for among the other
+// fds of the process (same inode, then kcmp): restore puts that fd at the
+// old number for the time of the epoll_ctl, so the instance records the
+// same number as before.
 // An epoll instance held by several processes is checked in each, in dump
 // order, until one holds every target (the tree pass, once every process is
 // known); that fd carries the targets.
@@ -25,8 +29,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <map>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -46,24 +53,86 @@ struct KcmpEpollSlot {  // struct kcmp_epoll_slot
   uint32_t toff;
 };
 
+bool SameFile(pid_t pid, int fd, const KcmpEpollSlot& slot) {
+  return syscall(SYS_kcmp, pid, pid, kKcmpEpollTfd, fd, reinterpret_cast<unsigned long>(&slot)) == 0;
+}
+
+// Another fd of |pid| that holds the file of epoll target |slot| (inode
+// |ino|), or -1.
+int FindSource(pid_t pid, const KcmpEpollSlot& slot, uint64_t ino) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd/";
+  auto fds = proc::ListFds(pid);
+  if (!fds.ok()) return -1;
+  for (int fd : *fds) {
+    struct stat sb;
+    if (fd == static_cast<int>(slot.tfd) || stat((dir + std::to_string(fd)).c_str(), &sb) != 0) continue;
+    if (sb.st_ino == ino && SameFile(pid, fd, slot)) return fd;
+  }
+  return -1;
+}
+
 // OK when every target of epoll fd |efd| of |pid| is, in |pid|, the file at
-// the fd number it was added with (and not an epoll instance itself).
-Status CheckTargets(pid_t pid, int efd, const std::vector<proc::EpollTargetInfo>& targets) {
+// the fd number it was added with, or at another fd (then in |sources|, by
+// target; -1 where it is at its number), and not an epoll instance itself.
+Status CheckTargets(pid_t pid, int efd, const std::vector<proc::EpollTargetInfo>& targets, std::vector<int>* sources) {
   std::map<int32_t, uint32_t> seen;  // tfd -> entries with that number so far
-  for (const proc::EpollTargetInfo& t : targets) {
+  sources->assign(targets.size(), -1);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const proc::EpollTargetInfo& t = targets[i];
     const std::string what = "it watches fd " + std::to_string(t.tfd);
     KcmpEpollSlot slot{static_cast<uint32_t>(efd), static_cast<uint32_t>(t.tfd), seen[t.tfd]++};
     const long r = syscall(SYS_kcmp, pid, pid, kKcmpEpollTfd, t.tfd, reinterpret_cast<unsigned long>(&slot));
-    if (r < 0 && errno == EBADF) return Error(what + ", which is closed (its file lives on elsewhere)");
-    if (r < 0) return ErrnoStatus(what + ": kcmp(KCMP_EPOLL_TFD)");
-    if (r != 0) return Error(what + ", which now holds another file than the one watched");
-    auto link = ReadLink("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(t.tfd));
+    if (r < 0 && errno != EBADF) return ErrnoStatus(what + ": kcmp(KCMP_EPOLL_TFD)");
+    int at = t.tfd;
+    if (r != 0) {
+      // Closed or replaced since: the file may still be at another fd.
+      at = (*sources)[i] = FindSource(pid, slot, t.ino);
+      if (at < 0) {
+        return Error(what + (r < 0 ? ", which is closed" : ", which now holds another file") +
+                     ", and no other fd of the process holds the watched file");
+      }
+    }
+    auto link = ReadLink("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(at));
     if (link.ok() && *link == "anon_inode:[eventpoll]") {
       return Error(what + ", another epoll instance (nested epoll)");
     }
   }
   return OkStatus();
 }
+
+// Puts the file of fd |source| at fd |at| for a moment, keeping what |at|
+// held aside (with its close-on-exec flag) until Undo.
+class TemporaryFd {
+ public:
+  ~TemporaryFd() { (void)Undo(); }
+  Status Put(int source, int at) {
+    at_ = at;
+    const int fl = fcntl(at, F_GETFD);
+    if (fl >= 0) {
+      aside_flags_ = fl;
+      aside_ = fcntl(at, F_DUPFD_CLOEXEC, 0);
+      if (aside_ < 0) return ErrnoStatus("set fd " + std::to_string(at) + " aside");
+    }
+    if (dup2(source, at) < 0) return ErrnoStatus("dup fd " + std::to_string(source) + " to " + std::to_string(at));
+    return OkStatus();
+  }
+  Status Undo() {
+    if (at_ < 0) return OkStatus();
+    const int at = std::exchange(at_, -1);
+    if (aside_ < 0) {
+      close(at);
+      return OkStatus();
+    }
+    const int aside = std::exchange(aside_, -1);
+    const bool ok = dup2(aside, at) >= 0 && fcntl(at, F_SETFD, aside_flags_) == 0;
+    close(aside);
+    if (!ok) return ErrnoStatus("put fd " + std::to_string(at) + " back");
+    return OkStatus();
+  }
+
+ private:
+  int at_ = -1, aside_ = -1, aside_flags_ = 0;
+};
 
 // Where each epoll description is held and what it watches.
 class EpollPass final : public TreePass {
@@ -83,8 +152,9 @@ class EpollPass final : public TreePass {
     for (auto& [id, e] : instances_) {
       Status first;
       img::Fd* carrier = nullptr;
+      std::vector<int> sources;
       for (const auto& [pid, fd] : e.holders) {
-        Status s = CheckTargets(pid, fd, e.targets);
+        Status s = CheckTargets(pid, fd, e.targets, &sources);
         if (s.ok()) {
           for (img::Fd* f : fds.FdsOf(pid)) {
             if (f->fd() == fd) carrier = f;
@@ -101,11 +171,13 @@ class EpollPass final : public TreePass {
         }
         return Error(first.ToString() + ": not supported yet");
       }
-      for (const proc::EpollTargetInfo& t : e.targets) {
+      for (size_t i = 0; i < e.targets.size(); ++i) {
+        const proc::EpollTargetInfo& t = e.targets[i];
         img::EpollTarget* et = carrier->mutable_epoll()->add_targets();
         et->set_tfd(t.tfd);
         et->set_events(t.events);
         et->set_data(t.data);
+        if (sources[i] >= 0) et->set_source_fd(sources[i]);
       }
       LOG_DEBUG("files: epoll %u: %zu targets, added back by fd %d", id, e.targets.size(), carrier->fd());
     }
@@ -160,10 +232,13 @@ class Epoll final : public FdKind {
       epoll_event ev{};
       ev.events = t.events();
       ev.data.u64 = t.data();
+      TemporaryFd at;
+      if (t.has_source_fd()) RETURN_IF_ERROR(at.Put(t.source_fd(), t.tfd()));
       if (epoll_ctl(f.fd(), EPOLL_CTL_ADD, t.tfd(), &ev) != 0) {
         return ErrnoStatus("epoll fd " + std::to_string(f.fd()) + ": add fd " + std::to_string(t.tfd()) +
                            " (events " + std::to_string(t.events()) + ")");
       }
+      RETURN_IF_ERROR(at.Undo());
     }
     return OkStatus();
   }

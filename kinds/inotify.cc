@@ -26,7 +26,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -34,65 +33,11 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "kinds/kind.h"
+#include "kinds/notify_path.h"
 #include "proc/fdinfo_kinds.h"
 
 namespace cf::kinds {
 namespace {
-
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string Unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3') {
-      out.push_back(static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
-      i += 3;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-// Mount points of |pid| whose device is |dev|.
-Result<std::vector<std::string>> MountsOf(pid_t pid, dev_t dev) {
-  ASSIGN_OR_RETURN(std::string text, ReadFile("/proc/" + std::to_string(pid) + "/mountinfo"));
-  std::vector<std::string> out;
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    std::istringstream w(line);
-    std::string id, parent, majmin, root, point;
-    if (!(w >> id >> parent >> majmin >> root >> point)) continue;
-    unsigned maj = 0, min = 0;
-    if (sscanf(majmin.c_str(), "%u:%u", &maj, &min) != 2 || makedev(maj, min) != dev) continue;
-    out.push_back(Unescape(point));
-  }
-  return out;
-}
-
-// A path, in our mount namespace, to the file of |w|, seen from |pid|.
-Result<std::string> WatchPath(pid_t pid, const proc::InotifyWatchInfo& w, dev_t dev) {
-  if (w.fhandle.empty()) return Error("the kernel gave no file handle for it");
-  ASSIGN_OR_RETURN(std::vector<std::string> mounts, MountsOf(pid, dev));
-  std::vector<char> buf(sizeof(file_handle) + w.fhandle.size());
-  auto* fh = reinterpret_cast<file_handle*>(buf.data());
-  fh->handle_bytes = static_cast<unsigned>(w.fhandle.size());
-  fh->handle_type = w.fhandle_type;
-  memcpy(fh->f_handle, w.fhandle.data(), w.fhandle.size());
-  const std::string root = "/proc/" + std::to_string(pid) + "/root";
-  for (const std::string& point : mounts) {
-    // open_by_handle_at() refuses an O_PATH descriptor for the mount (EBADF).
-    UniqueFd mnt(open((root + point).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!mnt.valid()) continue;
-    UniqueFd file(open_by_handle_at(mnt.get(), fh, O_PATH | O_CLOEXEC));
-    if (!file.valid()) continue;
-    auto path = ReadLink("/proc/self/fd/" + std::to_string(file.get()));
-    if (!path.ok() || path->empty() || (*path)[0] != '/') continue;
-    struct stat sb;
-    if (lstat(path->c_str(), &sb) == 0 && sb.st_dev == dev && sb.st_ino == w.ino) return *path;
-  }
-  return Error("no path leads to it (deleted, or reachable through no mount of the process)");
-}
 
 // A bound on the add/remove rounds to reach one wd (a wd this high means a
 // program that added and removed about as many watches).
@@ -148,7 +93,7 @@ class Inotify final : public FdKind {
     for (const proc::InotifyWatchInfo& w : watches) {
       // The kernel prints its own dev_t: 12 bits of major above 20 of minor.
       const dev_t dev = makedev(w.sdev >> 20, w.sdev & 0xfffff);
-      auto path = WatchPath(s.pid, w, dev);
+      auto path = PathByHandle(s.pid, w.ino, dev, w.fhandle_type, w.fhandle);
       if (!path.ok()) {
         return path.status().WithContext("inotify watch " + std::to_string(w.wd) + " (device " +
                                          std::to_string(major(dev)) + ":" + std::to_string(minor(dev)) + ", inode " +

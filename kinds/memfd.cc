@@ -1,10 +1,17 @@
 // Memfds: the descriptor names a shared memory object (img::Shmem, saved
 // once for the whole dump with its pages, and recreated by restore before
 // the processes exist: kinds/shmem.h); each fd is a new open file
-// description of it, with the saved flags and offset.
+// description of it, with the saved flags and offset, except the first
+// read-write one of each object, which gets the object's own description
+// (memfd_create()'s, which execveat() accepts: a description opened again
+// counts as a writer of the file).
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
+#include <map>
+#include <mutex>
 #include <string>
 
 #include "kinds/kind.h"
@@ -31,6 +38,13 @@ class Memfd final : public FdKind {
   Status Attach(pid_t pid, DumpContext& ctx, img::Fd* f, img::Process* core) const override {
     ASSIGN_OR_RETURN(uint32_t id, ctx.AddMemfd(pid, *f, core));
     f->mutable_memfd()->set_shmem_id(id);
+    if ((f->flags() & O_ACCMODE) == O_RDWR && !f->is_dup()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto [it, first] = original_.emplace(id, Holder{pid, f->fd(), f->file_id()});
+      const Holder& h = it->second;
+      f->mutable_memfd()->set_original(first || (h.file_id != 0 && h.file_id == f->file_id()) ||
+                                       (h.pid == pid && h.fd == f->fd()));
+    }
     return OkStatus();
   }
 
@@ -43,12 +57,33 @@ class Memfd final : public FdKind {
     if (ctx.shmem == nullptr) return Errorf("fd %d: memfd without its shared memory objects", f.fd());
     auto it = ctx.shmem->find(f.memfd().shmem_id());
     if (it == ctx.shmem->end()) return Errorf("fd %d: shared memory object %u missing", f.fd(), f.memfd().shmem_id());
+    // The mode belongs to the object (fchmod): the same in every fd of it.
+    if (f.mode() != 0 && fchmod(it->second, f.mode() & 07777) != 0) return ErrnoStatus("fchmod memfd");
+    if (f.memfd().original()) {
+      UniqueFd fd(fcntl(it->second, F_DUPFD_CLOEXEC, 0));
+      if (!fd.valid()) return ErrnoStatus("fd " + std::to_string(f.fd()) + ": dup memfd");
+      if (lseek(fd.get(), static_cast<off_t>(f.pos()), SEEK_SET) < 0) return ErrnoStatus("seek memfd");
+      RETURN_IF_ERROR(SetStatusFlags(fd.get(), f.flags(), O_APPEND | O_NONBLOCK | O_NOATIME, "memfd"));
+      return fd;
+    }
     return OpenByPath(f, "/proc/self/fd/" + std::to_string(it->second), 0, true, false);
   }
 
   std::string Describe(const img::Fd& f) const override {
-    return f.path() + ", object " + std::to_string(f.memfd().shmem_id()) + ", offset " + std::to_string(f.pos());
+    return f.path() + ", object " + std::to_string(f.memfd().shmem_id()) + ", offset " + std::to_string(f.pos()) +
+           (f.memfd().original() ? ", original description" : "");
   }
+
+ private:
+  // The fd that keeps memfd_create()'s description, by object (one dump
+  // per criu-fast run; the processes are collected one after another).
+  struct Holder {
+    pid_t pid;
+    int fd;
+    uint32_t file_id;
+  };
+  mutable std::mutex mu_;
+  mutable std::map<uint32_t, Holder> original_;
 };
 
 }  // namespace

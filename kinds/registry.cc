@@ -14,6 +14,9 @@ namespace cf::kinds {
   X(SignalFd)          \
   X(Inotify)           \
   X(Epoll)             \
+  X(PidFd)             \
+  X(DeadPidFd)         \
+  X(Fanotify)          \
   X(Memfd)             \
   X(RegularFile)       \
   X(Directory)         \

@@ -194,11 +194,16 @@ Result<ShmemObjects> ShmemObjects::Create(const std::map<uint32_t, img::Shmem>& 
   RETURN_IF_ERROR(hooks.fd_room(temp_base + static_cast<int>(shmems.size()) + 1024));
   for (const auto& [id, s] : shmems) {
     const std::string ctx = "shared memory object " + std::to_string(id);
-    SharedMapping view;
-    ASSIGN_OR_RETURN(UniqueFd fd, MakeObject(s, &view));
-    if (s.pages().data_pages() > 0 || s.pages().ranges_size() > 0) {
-      RETURN_IF_ERROR(
-          hooks.fill(view.base(), PageUp(s.size()), s.pages(), dir + "/" + s.pages().pages_file()).WithContext(ctx));
+    UniqueFd fd;
+    {
+      // Unmapped before sealing: F_SEAL_WRITE fails (EBUSY) while a
+      // writable shared mapping exists.
+      SharedMapping view;
+      ASSIGN_OR_RETURN(fd, MakeObject(s, &view));
+      if (s.pages().data_pages() > 0 || s.pages().ranges_size() > 0) {
+        RETURN_IF_ERROR(
+            hooks.fill(view.base(), PageUp(s.size()), s.pages(), dir + "/" + s.pages().pages_file()).WithContext(ctx));
+      }
     }
     if (s.kind() == img::Shmem::MEMFD && s.seals() != 0 && fcntl(fd.get(), F_ADD_SEALS, s.seals()) != 0) {
       return ErrnoStatus(ctx + ": seal");

@@ -167,4 +167,46 @@ Result<std::vector<EpollTargetInfo>> ParseEpollTargets(const FdInfo& info) {
   return out;
 }
 
+Result<FanotifyInfo> ParseFanotify(const FdInfo& info) {
+  FanotifyInfo out;
+  bool have_flags = false;
+  for (const auto& [k, v] : info.extra) {
+    if (!(k.rfind("fanotify ", 0) == 0)) continue;
+    std::string head;
+    std::map<std::string, std::string> f;
+    if (!SplitFields(v, &head, &f)) return Bad("fanotify", k + ":" + v);
+    if (k == "fanotify flags") {
+      if (!ParseSmall(head, 16, &out.flags) || !ParseSmall(f["event-flags"], 16, &out.event_flags)) {
+        return Bad("fanotify", k + ":" + v);
+      }
+      have_flags = true;
+      continue;
+    }
+    FanotifyMarkInfo m;
+    bool ok = ParseSmall(f["mflags"], 16, &m.mflags) && ParseSmall(f["mask"], 16, &m.mask) &&
+              ParseSmall(f["ignored_mask"], 16, &m.ignored_mask);
+    if (k == "fanotify ino") {
+      m.kind = FanotifyMarkInfo::kInode;
+      uint32_t nbytes = 0;
+      ok = ok && ParseU64(head, 16, &m.ino) && ParseSmall(f["sdev"], 16, &m.sdev);
+      if (ok && f.count("fhandle-bytes")) {
+        ok = ParseSmall(f["fhandle-bytes"], 16, &nbytes) && ParseSmall(f["fhandle-type"], 16, &m.fhandle_type) &&
+             nbytes <= 128 && HexBytes(f["f_handle"], nbytes, &m.fhandle);
+      }
+    } else if (k == "fanotify mnt_id") {
+      m.kind = FanotifyMarkInfo::kMount;
+      ok = ok && ParseSmall(head, 16, &m.mnt_id);
+    } else if (k == "fanotify sdev") {
+      m.kind = FanotifyMarkInfo::kFilesystem;
+      ok = ok && ParseSmall(head, 16, &m.sdev);
+    } else {
+      ok = false;
+    }
+    if (!ok) return Bad("fanotify", k + ":" + v);
+    out.marks.push_back(std::move(m));
+  }
+  if (!have_flags) return Error("no fanotify flags line in fdinfo");
+  return out;
+}
+
 }  // namespace cf::proc

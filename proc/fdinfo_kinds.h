@@ -56,4 +56,26 @@ struct EpollTargetInfo {
 // which kcmp(KCMP_EPOLL_TFD) counts its |toff|).
 Result<std::vector<EpollTargetInfo>> ParseEpollTargets(const FdInfo& info);
 
+// fanotify: "fanotify flags:10 event-flags:0", then one line per mark:
+//   fanotify ino:35d sdev:fe00000 mflags:0 mask:3b ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:5d03...
+//   fanotify mnt_id:1a mflags:40 mask:40000030 ignored_mask:3
+//   fanotify sdev:fe00000 mflags:0 mask:3b ignored_mask:0      (a filesystem mark)
+struct FanotifyMarkInfo {
+  enum Kind { kInode, kMount, kFilesystem } kind = kInode;
+  uint64_t ino = 0;
+  uint32_t sdev = 0;         // the kernel's dev_t
+  uint32_t mnt_id = 0;
+  uint32_t mflags = 0;       // FAN_MARK_IGNORED_SURV_MODIFY, FAN_MARK_EVICTABLE, FAN_MARK_IGNORE
+  uint32_t mask = 0;
+  uint32_t ignored_mask = 0;
+  int32_t fhandle_type = 0;
+  std::string fhandle;
+};
+struct FanotifyInfo {
+  uint32_t flags = 0;        // fanotify_init() flags
+  uint32_t event_flags = 0;  // fanotify_init() event_f_flags
+  std::vector<FanotifyMarkInfo> marks;
+};
+Result<FanotifyInfo> ParseFanotify(const FdInfo& info);
+
 }  // namespace cf::proc

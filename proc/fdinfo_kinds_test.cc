@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <string>
 
 #include "common/fd.h"
 
@@ -100,6 +101,37 @@ TEST(FdInfoKinds, EpollBad) {
 }
 
 // The live kernel's fdinfo of real objects parses, with the values we set.
+FdInfo Info(const std::string& lines) { return Parse(("pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1039\n" + lines).c_str()); }
+
+TEST(FdInfoKinds, Fanotify) {
+  auto f = ParseFanotify(Info(
+      "fanotify flags:10 event-flags:8000\n"
+      "fanotify ino:35d sdev:fe00001 mflags:0 mask:3b ignored_mask:0 fhandle-bytes:8 fhandle-type:1 "
+      "f_handle:5d0300000a0b0c0d\n"
+      "fanotify mnt_id:1a mflags:40 mask:40000030 ignored_mask:3\n"));
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->flags, 0x10u);
+  EXPECT_EQ(f->event_flags, 0x8000u);
+  ASSERT_EQ(f->marks.size(), 2u);
+  EXPECT_EQ(f->marks[0].kind, FanotifyMarkInfo::kInode);
+  EXPECT_EQ(f->marks[0].ino, 0x35du);
+  EXPECT_EQ(f->marks[0].sdev, 0xfe00001u);
+  EXPECT_EQ(f->marks[0].mask, 0x3bu);
+  EXPECT_EQ(f->marks[0].fhandle_type, 1);
+  EXPECT_EQ(f->marks[0].fhandle, std::string("\x5d\x03\x00\x00\x0a\x0b\x0c\x0d", 8));
+  EXPECT_EQ(f->marks[1].kind, FanotifyMarkInfo::kMount);
+  EXPECT_EQ(f->marks[1].mnt_id, 0x1au);
+  EXPECT_EQ(f->marks[1].mflags, 0x40u);
+  EXPECT_EQ(f->marks[1].mask, 0x40000030u);
+  EXPECT_EQ(f->marks[1].ignored_mask, 3u);
+}
+
+TEST(FdInfoKinds, FanotifyBad) {
+  EXPECT_FALSE(ParseFanotify(Info("fanotify mnt_id:1a mflags:40 mask:30 ignored_mask:3\n")).ok());  // no flags line
+  EXPECT_FALSE(ParseFanotify(Info("fanotify flags:10 event-flags:0\nfanotify mnt_id:zz mflags:0 mask:1 ignored_mask:0\n")).ok());
+  EXPECT_FALSE(ParseFanotify(Info("fanotify flags:10\n")).ok());
+}
+
 TEST(FdInfoKinds, LiveObjects) {
   UniqueFd tfd(timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK));
   itimerspec its{{2, 0}, {100, 0}};

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +33,39 @@ void CloseAllBut(const std::vector<int>& keep) {
   }
 }
 
+// How long setting an owner waits for a process of the tree to appear.
+constexpr int kWaitForOwnerMs = 10000;
+
+// The owner and signal of the description, and O_ASYNC (set through
+// F_SETFL so that the file registers its async notification), once the fd
+// is at its number.
+Status RestoreOwner(const img::Fd& f) {
+  if (f.has_owner()) {
+    const img::FdOwner& o = f.owner();
+    struct f_owner_ex owner {};
+    owner.type = static_cast<__pid_type>(o.type());
+    owner.pid = o.pid();
+    // The owner may be a process of the tree not created yet.
+    for (int waited = 0; fcntl(f.fd(), F_SETOWN_EX, &owner) != 0; ++waited) {
+      if (errno != ESRCH || waited >= kWaitForOwnerMs) {
+        return ErrnoStatus("fd " + std::to_string(f.fd()) + ": set its owner to " + std::to_string(o.pid()));
+      }
+      const struct timespec ms = {0, 1000000};
+      nanosleep(&ms, nullptr);
+    }
+    if (o.signum() != 0 && fcntl(f.fd(), F_SETSIG, o.signum()) != 0) {
+      return ErrnoStatus("fd " + std::to_string(f.fd()) + ": F_SETSIG " + std::to_string(o.signum()));
+    }
+  }
+  if (f.flags() & O_ASYNC) {
+    const int fl = fcntl(f.fd(), F_GETFL);
+    if (fl < 0 || fcntl(f.fd(), F_SETFL, fl | O_ASYNC) != 0) {
+      return ErrnoStatus("fd " + std::to_string(f.fd()) + ": set O_ASYNC");
+    }
+  }
+  return OkStatus();
+}
+
 // Puts one descriptor at its number; returns its kind.
 Result<const kinds::FdKind*> PlaceFd(const img::Fd& f, kinds::RestoreContext& ctx, const InheritedFiles& inherited) {
   const kinds::FdKind* kind = kinds::KindOf(f);
@@ -59,6 +93,7 @@ Result<const kinds::FdKind*> PlaceFd(const img::Fd& f, kinds::RestoreContext& ct
   if (fcntl(f.fd(), F_SETFD, f.cloexec() ? FD_CLOEXEC : 0) != 0) {
     return ErrnoStatus("set fd flags of " + std::to_string(f.fd()));
   }
+  RETURN_IF_ERROR(RestoreOwner(f));
   return kind;
 }
 
