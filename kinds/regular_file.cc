@@ -1,9 +1,14 @@
 // Regular files: opened again by path, with the saved flags and offset.
 //
-// An unlinked file that a process still holds has its contents saved in a
-// ghost image (ghost-DEV-INO.img, written once per file however many fds
-// hold it); restore recreates the file at its old path from it, opens every
-// fd on it, and unlinks it again once the process's fds are all in place.
+// An unlinked file that a process still holds has its data saved in a ghost
+// image (ghost-DEV-INO.img, written once per file however many fds hold it):
+// only the extents SEEK_DATA/SEEK_HOLE find, so a sparse file keeps its holes
+// and --ghost-limit counts the bytes stored, not the file size. Restore
+// recreates the file at its old path, or under a name of its own when that
+// is taken by a new file (next to it) or its directory is gone (in the
+// nearest directory that still exists), with its mode, owner and times,
+// opens every fd of the process on it, and unlinks it once the process's
+// fds are all in place (RestoreContext::recreated).
 // A file that several processes share one open file description of (one
 // offset) is opened once, by their lowest common ancestor; a deleted one is
 // not shared so (each process recreates it for itself).
@@ -11,6 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,51 +35,142 @@ namespace {
 constexpr size_t kGhostChunk = 1 << 20;
 constexpr char kDeleted[] = " (deleted)";
 
-Status SaveGhost(const std::string& fd_path, streams::ImageSink* sink, const std::string& name, uint64_t size,
-                 uint64_t limit) {
-  if (size > limit) {
-    return Errorf("a deleted file of %lu bytes, more than --ghost-limit (%lu bytes) lets an image take", size, limit);
+struct Extent {
+  uint64_t off, len;
+};
+
+// The data extents of |fd| below |size|. A file system without SEEK_DATA
+// gives one extent, the whole file.
+Result<std::vector<Extent>> DataExtents(int fd, uint64_t size, const std::string& what) {
+  std::vector<Extent> out;
+  for (uint64_t off = 0; off < size;) {
+    const off_t data = lseek(fd, static_cast<off_t>(off), SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // only a hole is left
+    if (data < 0 && errno == EINVAL && off == 0) return std::vector<Extent>{{0, size}};
+    if (data < 0) return ErrnoStatus("SEEK_DATA in " + what);
+    const off_t hole = lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) return ErrnoStatus("SEEK_HOLE in " + what);
+    const uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(hole), size);
+    if (end <= static_cast<uint64_t>(data)) break;
+    out.push_back({static_cast<uint64_t>(data), end - static_cast<uint64_t>(data)});
+    off = end;
   }
-  UniqueFd in(open(fd_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in.valid()) return ErrnoStatus("open " + fd_path);
+  return out;
+}
+
+Status SaveGhost(int in, const std::string& fd_path, streams::ImageSink* sink, const std::string& name,
+                 const std::vector<Extent>& extents) {
   ASSIGN_OR_RETURN(streams::ImageWriter w, sink->Create(name, streams::FileKind::kGhost));
   std::vector<uint8_t> buf(kGhostChunk);
-  for (uint64_t off = 0; off < size;) {
-    ssize_t n = pread(in.get(), buf.data(), buf.size(), static_cast<off_t>(off));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus("read " + fd_path);
-    if (n == 0) break;
-    RETURN_IF_ERROR(w.WriteChunk(streams::Codec::kNone, static_cast<uint64_t>(n),
-                                 {buf.data(), static_cast<size_t>(n)}));
-    off += static_cast<uint64_t>(n);
+  for (const Extent& e : extents) {
+    for (uint64_t done = 0; done < e.len;) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), e.len - done));
+      ssize_t n = pread(in, buf.data(), want, static_cast<off_t>(e.off + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoStatus("read " + fd_path);
+      if (n == 0) return Error(fd_path + " shrank while it was read", EIO);
+      RETURN_IF_ERROR(w.WriteChunk(streams::Codec::kNone, static_cast<uint64_t>(n),
+                                   {buf.data(), static_cast<size_t>(n)}));
+      done += static_cast<uint64_t>(n);
+    }
   }
   return w.Finish();
 }
 
-// Writes the contents saved in ghost image |image| through |fd|.
-Status FillGhost(int fd, const std::string& image, const std::string& path, uint32_t mode) {
-  ASSIGN_OR_RETURN(streams::ImageReader r, streams::ImageReader::Open(image, streams::FileKind::kGhost));
-  // The process's umask is already restored: set the bits it had exactly.
-  if (fchmod(fd, mode & 07777) != 0) return ErrnoStatus("chmod " + path);
-  streams::Record rec;
-  std::vector<uint8_t> data;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool more, r.Next(&rec));
-    if (!more) break;
-    RETURN_IF_ERROR(streams::DecodeChunk(rec, &data, image));
-    RETURN_IF_ERROR(WriteAll(fd, data.data(), data.size(), path));
+// Writes |data|, the next bytes of the ghost image, into the extents of |r|
+// (extent *ext, *done bytes of it already written).
+Status PlaceData(int fd, const img::RegularFile& r, size_t* ext, uint64_t* done, std::span<const uint8_t> data,
+                 const std::string& path) {
+  while (!data.empty()) {
+    if (*ext * 2 + 1 >= static_cast<size_t>(r.extents_size())) return Error(path + ": more ghost data than extents", EBADMSG);
+    const uint64_t off = r.extents(static_cast<int>(*ext * 2)), len = r.extents(static_cast<int>(*ext * 2 + 1));
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(len - *done, data.size()));
+    for (size_t w = 0; w < n;) {
+      ssize_t k = pwrite(fd, data.data() + w, n - w, static_cast<off_t>(off + *done + w));
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0) return ErrnoStatus("write " + path);
+      w += static_cast<size_t>(k);
+    }
+    data = data.subspan(n);
+    *done += n;
+    if (*done == len) ++*ext, *done = 0;
   }
   return OkStatus();
 }
 
-// Recreates a deleted file at |path| (which must not exist) from ghost image
-// |image|. A failure removes what it created.
-Status RecreateGhost(const std::string& image, const std::string& path, uint32_t mode) {
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777));
-  if (!fd.valid()) return ErrnoStatus("recreate deleted file " + path);
-  Status s = FillGhost(fd.get(), image, path, mode);
-  if (!s.ok()) unlink(path.c_str());
-  return s;
+// Writes the contents saved in the ghost image of |f| through |fd|, then its
+// size, owner, mode and times (in that order: chown clears set-id bits,
+// writing moves mtime).
+Status FillGhost(int fd, const std::string& image, const std::string& path, const img::Fd& f) {
+  const img::RegularFile& r = f.reg();
+  ASSIGN_OR_RETURN(streams::ImageReader rd, streams::ImageReader::Open(image, streams::FileKind::kGhost));
+  streams::Record rec;
+  std::vector<uint8_t> data;
+  size_t ext = 0;
+  uint64_t done = 0;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool more, rd.Next(&rec));
+    if (!more) break;
+    RETURN_IF_ERROR(streams::DecodeChunk(rec, &data, image));
+    if (r.has_extents()) {
+      RETURN_IF_ERROR(PlaceData(fd, r, &ext, &done, data, path));
+    } else {
+      RETURN_IF_ERROR(WriteAll(fd, data.data(), data.size(), path));
+    }
+  }
+  if (r.has_extents() && ftruncate(fd, static_cast<off_t>(f.size())) != 0) return ErrnoStatus("truncate " + path);
+  if (r.has_extents() && fchown(fd, r.uid(), r.gid()) != 0) return ErrnoStatus("chown " + path);
+  // The process's umask is already restored: set the bits it had exactly.
+  if (fchmod(fd, f.mode() & 07777) != 0) return ErrnoStatus("chmod " + path);
+  if (r.has_extents()) {
+    const struct timespec times[2] = {{r.atime_ns() / 1000000000, r.atime_ns() % 1000000000},
+                                      {r.mtime_ns() / 1000000000, r.mtime_ns() % 1000000000}};
+    if (futimens(fd, times) != 0) return ErrnoStatus("set the times of " + path);
+  }
+  return OkStatus();
+}
+
+std::string Dirname(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// A name of this process's own for the deleted file of |f|, for when its
+// old name is taken: in the file's directory, or in the nearest one above
+// that still exists.
+std::string GhostPath(const img::Fd& f) {
+  std::string dir = Dirname(f.path());
+  struct stat sb;
+  while (dir != "/" && (stat(dir.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode))) dir = Dirname(dir);
+  std::string name = f.reg().ghost_file();
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, ".img") == 0) name.resize(name.size() - 4);
+  return (dir == "/" ? "" : dir) + "/.criu-fast." + name + "." + std::to_string(getpid());
+}
+
+UniqueFd CreateExcl(const std::string& path, uint32_t mode) {
+  return UniqueFd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777));
+}
+
+// Recreates the deleted file of |f| from its ghost image, at its old path
+// when that is free, else at GhostPath(); returns the path. A failure
+// removes what it created.
+Result<std::string> RecreateGhost(const std::string& image, const img::Fd& f) {
+  std::string path = f.path();
+  UniqueFd fd = CreateExcl(path, f.mode());
+  if (!fd.valid() && (errno == EEXIST || errno == ENOENT || errno == ENOTDIR)) {
+    path = GhostPath(f);
+    fd = CreateExcl(path, f.mode());
+    // Left by an earlier restore of this same pid that died: the name is ours.
+    if (!fd.valid() && errno == EEXIST && unlink(path.c_str()) == 0) fd = CreateExcl(path, f.mode());
+  }
+  if (!fd.valid()) return ErrnoStatus("recreate deleted file " + f.path() + " as " + path);
+  Status s = FillGhost(fd.get(), image, path, f);
+  if (!s.ok()) {
+    unlink(path.c_str());
+    return s;
+  }
+  return path;
 }
 
 class RegularFile final : public FdKind {
@@ -93,22 +193,48 @@ class RegularFile final : public FdKind {
     const std::string name = "ghost-" + std::to_string(s.sb.st_dev) + "-" + std::to_string(s.sb.st_ino) + ".img";
     r->set_deleted(true);
     r->set_ghost_file(name);
-    if (ctx.sink()->Has(name)) return OkStatus();
+    r->set_uid(s.sb.st_uid);
+    r->set_gid(s.sb.st_gid);
+    r->set_atime_ns(static_cast<int64_t>(s.sb.st_atim.tv_sec) * 1000000000 + s.sb.st_atim.tv_nsec);
+    r->set_mtime_ns(static_cast<int64_t>(s.sb.st_mtim.tv_sec) * 1000000000 + s.sb.st_mtim.tv_nsec);
+    // Every fd of the file records its extents: each may be the one restore
+    // recreates the file from.
     const std::string fd_path = "/proc/" + std::to_string(s.pid) + "/fd/" + std::to_string(s.fd);
-    return SaveGhost(fd_path, ctx.sink(), name, static_cast<uint64_t>(s.sb.st_size), ctx.ghost_limit());
+    UniqueFd in(open(fd_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in.valid()) return ErrnoStatus("open " + fd_path);
+    const uint64_t size = static_cast<uint64_t>(s.sb.st_size);
+    ASSIGN_OR_RETURN(std::vector<Extent> extents, DataExtents(in.get(), size, fd_path));
+    uint64_t stored = 0;
+    r->set_has_extents(true);
+    for (const Extent& e : extents) {
+      r->add_extents(e.off);
+      r->add_extents(e.len);
+      stored += e.len;
+    }
+    if (stored > ctx.ghost_limit()) {
+      return Errorf("a deleted file with %lu bytes of data (size %lu), more than --ghost-limit (%lu bytes) lets an "
+                    "image take", stored, size, ctx.ghost_limit());
+    }
+    if (ctx.sink()->Has(name)) return OkStatus();
+    return SaveGhost(in.get(), fd_path, ctx.sink(), name, extents);
   }
 
   Result<UniqueFd> Open(const img::Fd& f, RestoreContext& ctx) const override {
+    if (!f.reg().deleted()) return OpenByPath(f, f.path(), 0, true, true);
     // Only a file made here is in |recreated| (and unlinked again at the
-    // end): a file already at that path is neither used nor removed.
-    if (f.reg().deleted() && ctx.recreated == nullptr) {
+    // end): a file already at the old path is neither used nor removed.
+    if (ctx.recreated == nullptr) {
       return Errorf("fd %d: %s is deleted and this restore cannot recreate it", f.fd(), f.path().c_str());
     }
-    if (f.reg().deleted() && !ctx.recreated->count(f.path())) {
-      RETURN_IF_ERROR(RecreateGhost(ctx.dir + "/" + f.reg().ghost_file(), f.path(), f.mode()));
-      ctx.recreated->insert(f.path());
+    // Where this process put each ghost (two deleted files may have had
+    // one name); an entry counts only while |recreated| holds its path.
+    static std::map<std::string, std::string> made;
+    std::string& path = made[f.reg().ghost_file()];
+    if (path.empty() || !ctx.recreated->count(path)) {
+      ASSIGN_OR_RETURN(path, RecreateGhost(ctx.dir + "/" + f.reg().ghost_file(), f));
+      ctx.recreated->insert(path);
     }
-    return OpenByPath(f, f.path(), 0, true, !f.reg().deleted());
+    return OpenByPath(f, path, 0, true, false);
   }
 
   std::string Describe(const img::Fd& f) const override {
