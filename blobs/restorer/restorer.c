@@ -11,7 +11,8 @@
  *   3. set final protections, then the mm fields with one PR_SET_MM_MAP
  *      (exe included: that needs criu-fast's executable unmapped first);
  *   4. sigactions, itimers, the leader's own thread state (record 0 of the
- *      threads: sigaltstack, clear_child_tid, rseq, name), credentials;
+ *      threads: sigaltstack, clear_child_tid, robust list, parent-death
+ *      signal, rseq, name), credentials;
  *   5. the other threads, each setting its own state by the same function
  *      (apply_thread), then the POSIX timers (a timer may signal one of
  *      those threads), then the queued signals;
@@ -30,6 +31,18 @@
 #define CF_MREMAP_MAYMOVE 1
 #define CF_MREMAP_FIXED 2
 #define CF_RSEQ_SIG_ANY 0
+#define CF_NR_set_robust_list 273 /* not in the shared blobs/syscall.h: the restorer's alone */
+#define CF_PR_SET_PDEATHSIG 1
+#define CF_NR_capset 126
+#define CF_PR_SET_KEEPCAPS 8
+#define CF_PR_CAPBSET_DROP 24
+#define CF_PR_GET_SECUREBITS 27
+#define CF_PR_SET_SECUREBITS 28
+#define CF_PR_CAP_AMBIENT 47
+#define CF_PR_CAP_AMBIENT_RAISE 2
+#define CF_SECBIT_KEEP_CAPS 0x10
+#define CF_SECBIT_KEEP_CAPS_LOCKED 0x20
+#define CF_LINUX_CAPABILITY_VERSION_3 0x20080522
 
 void cf_restorer_main(struct cf_rst_args *a) __attribute__((used, visibility("hidden")));
 
@@ -103,6 +116,14 @@ static long apply_thread(struct cf_rst_thread *t) {
     if (r < 0) t->error_addr = t->altstack_sp;
   }
   cf_sys1(CF_NR_set_tid_address, t->clear_child_tid);
+  if (r >= 0 && t->robust_list) {
+    r = cf_sys2(CF_NR_set_robust_list, t->robust_list, t->robust_list_len);
+    if (r < 0) t->error_addr = t->robust_list;
+  }
+  if (r >= 0 && t->pdeathsig) {
+    r = cf_sys5(CF_NR_prctl, CF_PR_SET_PDEATHSIG, t->pdeathsig, 0, 0, 0);
+    if (r < 0) t->error_addr = t->pdeathsig;
+  }
   if (r >= 0 && t->rseq_ptr) {
     r = cf_sys4(CF_NR_rseq, t->rseq_ptr, t->rseq_len, 0, t->rseq_sig);
     if (r < 0) t->error_addr = t->rseq_ptr;
@@ -111,6 +132,59 @@ static long apply_thread(struct cf_rst_thread *t) {
   t->error = r < 0 ? r : 0;
   t->stage = CF_RST_STAGE_DONE;
   return r < 0 ? r : 0;
+}
+
+struct cf_cap_header {
+  uint32_t version;
+  int32_t pid;
+};
+struct cf_cap_data {
+  uint32_t eff, prm, inh;
+};
+
+static long set_caps(uint64_t eff, uint64_t prm, uint64_t inh) {
+  struct cf_cap_header h = {CF_LINUX_CAPABILITY_VERSION_3, 0};
+  struct cf_cap_data d[2] = {{(uint32_t)eff, (uint32_t)prm, (uint32_t)inh},
+                             {(uint32_t)(eff >> 32), (uint32_t)(prm >> 32), (uint32_t)(inh >> 32)}};
+  return cf_sys2(CF_NR_capset, &h, d);
+}
+
+/* Before the uid change: keep the permitted set through it (keep-caps,
+ * which needs no privilege), and shrink the bounding set while
+ * CAP_SETPCAP is still effective. */
+static void caps_before_uids(struct cf_rst_args *a) {
+  long r = cf_sys5(CF_NR_prctl, CF_PR_SET_KEEPCAPS, 1, 0, 0, 0);
+  if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 10);
+  for (uint32_t cap = 0; cap <= a->cap_last_cap && cap < 64; cap++) {
+    if (a->cap_bnd & (1ull << cap)) continue;
+    r = cf_sys5(CF_NR_prctl, CF_PR_CAPBSET_DROP, cap, 0, 0, 0);
+    if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 100 + cap);
+  }
+}
+
+/* After it: every permitted capability effective for a moment (ambient
+ * raises and securebits need them), then the sets as they were. The
+ * securebits set last clears keep-caps again unless the process had it. */
+static void caps_after_uids(struct cf_rst_args *a) {
+  long r = set_caps(a->cap_prm, a->cap_prm, a->cap_inh);
+  if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 11);
+  for (uint32_t cap = 0; cap <= a->cap_last_cap && cap < 64; cap++) {
+    if (!(a->cap_amb & (1ull << cap))) continue;
+    r = cf_sys5(CF_NR_prctl, CF_PR_CAP_AMBIENT, CF_PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+    if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 200 + cap);
+  }
+  r = cf_sys5(CF_NR_prctl, CF_PR_GET_SECUREBITS, 0, 0, 0, 0);
+  if (r >= 0 && (uint32_t)r != a->securebits) {
+    if (r & CF_SECBIT_KEEP_CAPS_LOCKED) /* only keep-caps differs, and it cannot change */
+      r = 0;
+    else if (((uint32_t)r ^ a->securebits) == CF_SECBIT_KEEP_CAPS) /* no CAP_SETPCAP needed */
+      r = cf_sys5(CF_NR_prctl, CF_PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    else
+      r = cf_sys5(CF_NR_prctl, CF_PR_SET_SECUREBITS, a->securebits, 0, 0, 0);
+  }
+  if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 12);
+  r = set_caps(a->cap_eff, a->cap_prm, a->cap_inh);
+  if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 13);
 }
 
 /* A new thread: its state, then the int3 stop. */
@@ -231,6 +305,7 @@ void cf_restorer_main(struct cf_rst_args *a) {
   if (r < 0) fail(a, CF_RST_STAGE_THREAD, r, threads[0].error_addr);
 
   a->stage = CF_RST_STAGE_CREDS;
+  if (a->change_caps) caps_before_uids(a);
   if (a->change_creds) {
     r = cf_sys2(CF_NR_setgroups, a->nr_groups, base + a->groups_off);
     if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 0);
@@ -240,6 +315,12 @@ void cf_restorer_main(struct cf_rst_args *a) {
     r = cf_sys3(CF_NR_setresuid, a->uid[0], a->uid[1], a->uid[2]);
     if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 2);
     cf_sys1(CF_NR_setfsuid, a->uid[3]);
+  }
+  if (a->change_caps) caps_after_uids(a);
+  /* A change of credentials clears the parent-death signal: the leader's again. */
+  if ((a->change_creds || a->change_caps) && threads[0].pdeathsig) {
+    r = cf_sys5(CF_NR_prctl, CF_PR_SET_PDEATHSIG, threads[0].pdeathsig, 0, 0, 0);
+    if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 3);
   }
 
   /* Threads, created after the credentials so that they inherit them. */

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define CF_RST_MAGIC 0x43465253u /* "SRFC" */
-#define CF_RST_VERSION 4u
+#define CF_RST_VERSION 5u
 #define CF_RST_NSIG 64
 
 /* Stages the restorer reports in cf_rst_args.stage (for error messages). */
@@ -112,6 +112,10 @@ struct cf_rst_thread {
   uint32_t rseq_len;
   uint32_t rseq_sig;
   char comm[16];
+  uint64_t robust_list; /* set_robust_list head (0: none) */
+  uint64_t robust_list_len;
+  uint32_t pdeathsig;
+  uint32_t pad;
 };
 
 /* A POSIX timer to create with its id (after the threads: SIGEV_THREAD_ID
@@ -156,6 +160,14 @@ struct cf_rst_args {
   uint32_t change_creds;
   uint32_t nr_groups;
   uint64_t groups_off; /* array of uint32_t gids */
+
+  /* Capabilities, set after the uid change when they differ from
+   * criu-fast's: bit N is capability N (capget's two halves joined). */
+  uint64_t cap_eff, cap_prm, cap_inh, cap_bnd, cap_amb;
+  uint32_t securebits; /* PR_GET_SECUREBITS */
+  uint32_t change_caps;
+  uint32_t cap_last_cap; /* /proc/sys/kernel/cap_last_cap */
+  uint32_t pad4;
 
   uint32_t nr_threads; /* the leader included (record 0) */
   uint32_t pad2;
