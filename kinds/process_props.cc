@@ -196,8 +196,8 @@ Status ApplyCwdRoot(const img::Process& p) {
 // ---- credentials and supplementary groups --------------------------------
 
 // no_new_privs is saved, not set again: the restored process keeps
-// criu-fast's. The capability sets are set by the restorer after the uid
-// change (blobs/restorer/restorer.c).
+// criu-fast's. The uids, gids and capabilities here are the leader's; each
+// thread has its own too (kinds/thread_props.cc), which the restorer sets.
 Status ReadCreds(ProcessSource& src, img::Process* out) {
   ASSIGN_OR_RETURN(const proc::ProcStatus* st, src.StatusFile());
   img::Creds* c = out->mutable_creds();
@@ -229,40 +229,20 @@ uint32_t CapLastCap() {
   return v.ok() ? static_cast<uint32_t>(strtoul(v->c_str(), nullptr, 10)) : 40;  // CAP_CHECKPOINT_RESTORE
 }
 
-// The sets are changed by the restorer only when one differs from ours
-// (the restored process starts with criu-fast's).
-void CapsToArgs(const img::Creds& c, cf_rst_args* a) {
-  a->cap_eff = c.cap_eff(), a->cap_prm = c.cap_prm(), a->cap_inh = c.cap_inh();
-  a->cap_bnd = c.cap_bnd(), a->cap_amb = c.cap_amb();
-  static const uint32_t last_cap = CapLastCap();
-  a->cap_last_cap = last_cap;
-  auto ours = proc::ReadStatus(getpid());
-  if (!ours.ok() || ours->cap_eff != c.cap_eff() || ours->cap_prm != c.cap_prm() || ours->cap_inh != c.cap_inh() ||
-      ours->cap_bnd != c.cap_bnd() || ours->cap_amb != c.cap_amb()) {
-    a->change_caps = 1;
-  }
-}
-
-// Changed by the restorer only when they differ from ours (all groups
-// compared, however many).
+// The uids, gids and capabilities are each thread's (kinds/thread_props.cc,
+// the leader's included); what they share goes here: the groups, changed
+// (by every thread) only when they differ from ours.
 void CredsToArgs(const img::Process& p, ProcessArgs* out) {
   const img::Creds& c = p.creds();
-  uid_t ruid, euid, suid;
-  gid_t rgid, egid, sgid;
-  getresuid(&ruid, &euid, &suid);
-  getresgid(&rgid, &egid, &sgid);
   const int ngroups = getgroups(0, nullptr);
   std::vector<gid_t> groups(static_cast<size_t>(std::max(ngroups, 0)));
   const bool groups_ok = ngroups >= 0 && getgroups(ngroups, groups.data()) == ngroups;
-  bool same = groups_ok && ruid == c.uid() && euid == c.euid() && suid == c.suid() && rgid == c.gid() &&
-              egid == c.egid() && sgid == c.sgid() && ngroups == c.groups_size();
+  bool same = groups_ok && ngroups == c.groups_size();
   for (int i = 0; same && i < ngroups; ++i) same = groups[static_cast<size_t>(i)] == c.groups(i);
   cf_rst_args* a = out->args;
-  CapsToArgs(c, a);
-  if (same) return;
-  a->change_creds = 1;
-  a->uid[0] = c.uid(), a->uid[1] = c.euid(), a->uid[2] = c.suid(), a->uid[3] = c.fsuid();
-  a->gid[0] = c.gid(), a->gid[1] = c.egid(), a->gid[2] = c.sgid(), a->gid[3] = c.fsgid();
+  static const uint32_t last_cap = CapLastCap();
+  a->cap_last_cap = last_cap;
+  a->change_groups = same ? 0 : 1;
   a->nr_groups = static_cast<uint32_t>(c.groups_size());
   for (uint32_t i = 0; i < a->nr_groups; ++i) out->groups[i] = c.groups(static_cast<int>(i));
 }
@@ -282,11 +262,11 @@ const ProcessRemoteRead kSecurebitsRead = {
     },
 };
 
-// After CredsToArgs: securebits that differ from ours need the caps step too.
+// Securebits that differ from ours make every thread set its capabilities.
 void SecurebitsToArgs(const img::Process& p, ProcessArgs* out) {
   cf_rst_args* a = out->args;
   a->securebits = p.creds().securebits();
-  if (prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) != static_cast<int>(a->securebits)) a->change_caps = 1;
+  if (prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) != static_cast<int>(a->securebits)) a->change_securebits = 1;
 }
 
 // ---- seccomp: refused ----------------------------------------------------

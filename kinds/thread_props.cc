@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "common/io.h"
+#include "proc/proc_parse.h"
 
 namespace cf::kinds {
 namespace {
@@ -273,10 +275,47 @@ const RemoteRead kPdeathsigRead = {
 
 void PdeathsigToArgs(const img::Thread& t, ThreadArgs* out) { out->thread->pdeathsig = t.pdeathsig(); }
 
+// ---- credentials ---------------------------------------------------------
+//
+// Each thread's own: setresuid() and friends as system calls change the
+// calling thread only (glibc's wrappers broadcast to every thread, raw
+// calls do not), so threads of one process may differ.
+
+Status ReadCreds(pid_t pid, pid_t tid, img::Thread* out) {
+  ASSIGN_OR_RETURN(proc::ProcStatus st, proc::ReadStatus(pid, tid));
+  img::Creds* c = out->mutable_creds();
+  c->set_uid(st.uid[0]), c->set_euid(st.uid[1]), c->set_suid(st.uid[2]), c->set_fsuid(st.uid[3]);
+  c->set_gid(st.gid[0]), c->set_egid(st.gid[1]), c->set_sgid(st.gid[2]), c->set_fsgid(st.gid[3]);
+  c->set_cap_inh(st.cap_inh), c->set_cap_prm(st.cap_prm), c->set_cap_eff(st.cap_eff);
+  c->set_cap_bnd(st.cap_bnd), c->set_cap_amb(st.cap_amb);
+  return OkStatus();
+}
+
+// Compared with ours, which every restored thread starts with: a thread
+// changes only what differs.
+void CredsToArgs(const img::Thread& t, ThreadArgs* out) {
+  static const Result<proc::ProcStatus> ours = proc::ReadStatus(getpid(), static_cast<pid_t>(syscall(SYS_gettid)));
+  const img::Creds& c = t.creds();
+  cf_rst_thread* r = out->thread;
+  const uint32_t uid[4] = {c.uid(), c.euid(), c.suid(), c.fsuid()};
+  const uint32_t gid[4] = {c.gid(), c.egid(), c.sgid(), c.fsgid()};
+  memcpy(r->uid, uid, sizeof(uid));
+  memcpy(r->gid, gid, sizeof(gid));
+  r->cap_eff = c.cap_eff(), r->cap_prm = c.cap_prm(), r->cap_inh = c.cap_inh();
+  r->cap_bnd = c.cap_bnd(), r->cap_amb = c.cap_amb();
+  if (!ours.ok()) {
+    r->change_creds = r->change_caps = 1;
+    return;
+  }
+  r->change_creds = memcmp(ours->uid, uid, sizeof(uid)) != 0 || memcmp(ours->gid, gid, sizeof(gid)) != 0;
+  r->change_caps = ours->cap_eff != c.cap_eff() || ours->cap_prm != c.cap_prm() || ours->cap_inh != c.cap_inh() ||
+                   ours->cap_bnd != c.cap_bnd() || ours->cap_amb != c.cap_amb();
+}
+
 // Read in this order at dump; loaded in this order at restore (the mask
 // last). The restorer sets the to_args part in an order of its own
 // (apply_thread in restorer.c: altstack, clear_child_tid, robust list,
-// parent-death signal, rseq, name); sched is loaded first, before the
+// rseq, name, credentials, parent-death signal); sched is loaded first, before the
 // registers.
 constexpr ThreadProperty kProperties[] = {
     {"sched", ReadSched, nullptr, nullptr, LoadSched},
@@ -290,6 +329,7 @@ constexpr ThreadProperty kProperties[] = {
     {"clear_child_tid", nullptr, &kClearChildTidRead, ClearChildTidToArgs, nullptr},
     {"robust_list", ReadRobustList, nullptr, RobustListToArgs, nullptr},
     {"pdeathsig", nullptr, &kPdeathsigRead, PdeathsigToArgs, nullptr},
+    {"creds", ReadCreds, nullptr, CredsToArgs, nullptr},
 };
 
 }  // namespace

@@ -121,6 +121,7 @@ TEST(ThreadProps, ToArgsFillsTheThreadRecord) {
   t.set_robust_list(0x7000);
   t.set_robust_list_len(24);
   t.set_pdeathsig(SIGTERM);
+  t.mutable_creds()->set_euid(54321);
   for (int v = 0; v < 3; ++v) {
     img::SigInfo* si = t.add_pending();
     si->set_signo(SIGRTMIN + 2);
@@ -147,6 +148,9 @@ TEST(ThreadProps, ToArgsFillsTheThreadRecord) {
   EXPECT_EQ(rec.robust_list, 0x7000u);
   EXPECT_EQ(rec.robust_list_len, 24u);
   EXPECT_EQ(rec.pdeathsig, static_cast<uint32_t>(SIGTERM));
+  // Credentials that are not ours are changed by the thread.
+  EXPECT_EQ(rec.change_creds, 1u);
+  EXPECT_EQ(rec.uid[1], 54321u);
   ASSERT_EQ(nr, 3u);
   for (int v = 0; v < 3; ++v) {
     EXPECT_EQ(sig[v].tid, 1234);

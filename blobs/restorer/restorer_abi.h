@@ -115,7 +115,16 @@ struct cf_rst_thread {
   uint64_t robust_list; /* set_robust_list head (0: none) */
   uint64_t robust_list_len;
   uint32_t pdeathsig;
+  /* Credentials are a thread's own (threads of a process may differ):
+   * each thread sets its own, last, when they differ from criu-fast's
+   * (which every thread starts with). Capabilities: bit N is capability N. */
+  uint32_t change_creds;
+  uint32_t uid[4]; /* real, effective, saved, fs */
+  uint32_t gid[4];
+  uint32_t change_caps;
   uint32_t pad;
+  uint64_t cap_eff, cap_prm, cap_inh, cap_bnd, cap_amb;
+  uint64_t args; /* the args block (groups, securebits): set by the restorer */
 };
 
 /* A POSIX timer to create with its id (after the threads: SIGEV_THREAD_ID
@@ -155,17 +164,14 @@ struct cf_rst_args {
   uint64_t sigaction_valid;  /* bit (signo - 1) set: restore that signal */
   struct cf_rst_itimer itimers[3];
 
-  uint32_t uid[4]; /* real, effective, saved, fs */
-  uint32_t gid[4];
-  uint32_t change_creds;
+  /* What every thread's credentials share (cf_rst_thread has the rest):
+   * a thread changes the groups when its uids or these differ from
+   * criu-fast's, its capabilities when the securebits differ. */
+  uint32_t change_groups;
   uint32_t nr_groups;
   uint64_t groups_off; /* array of uint32_t gids */
-
-  /* Capabilities, set after the uid change when they differ from
-   * criu-fast's: bit N is capability N (capget's two halves joined). */
-  uint64_t cap_eff, cap_prm, cap_inh, cap_bnd, cap_amb;
   uint32_t securebits; /* PR_GET_SECUREBITS */
-  uint32_t change_caps;
+  uint32_t change_securebits;
   uint32_t cap_last_cap; /* /proc/sys/kernel/cap_last_cap */
   uint32_t pad4;
 

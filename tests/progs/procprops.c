@@ -6,7 +6,7 @@
  * (where the kernel reports them). Three threads (main and two workers) each
  * set their own scheduling policy, RT priority or nice value, parent-death
  * signal, and keep the robust futex list glibc gave them (restored threads
- * start without one).
+ * start without one); worker 2 also has uids and gids of its own.
  *
  * On SIGUSR1 main checks the process-wide values and each thread's
  * scheduling and robust list (by tid); each worker checks its own
@@ -36,8 +36,13 @@ struct thread_want {
 static const struct thread_want want[NTHREADS] = {
     {SCHED_OTHER, 0, 3, SIGWINCH},
     {SCHED_FIFO, 7, 0, SIGURG},
-    {SCHED_BATCH, 0, 9, 0},
+    {SCHED_BATCH, 0, 9, SIGCHLD},
 };
+
+/* Worker 2 takes uids and gids of its own (raw system calls: glibc's
+ * wrappers would change every thread), and loses its capabilities. */
+#define OWN_UID 4243
+#define OWN_GID 4242
 
 static pid_t tids[NTHREADS];
 static uint64_t robust_head[NTHREADS];
@@ -54,6 +59,9 @@ static void setup_thread(int i) {
   struct sched_param sp = {.sched_priority = want[i].prio};
   if (sched_setscheduler(0, want[i].policy, &sp) != 0) cf_die("thread %d: sched_setscheduler", i);
   if (setpriority(PRIO_PROCESS, 0, want[i].nice) != 0) cf_die("thread %d: setpriority", i);
+  if (i == 2 && (syscall(SYS_setresgid, OWN_GID, OWN_GID, OWN_GID) != 0 ||
+                 syscall(SYS_setresuid, OWN_UID, OWN_UID, OWN_UID) != 0))
+    cf_die("thread %d: setresuid", i);
   if (prctl(PR_SET_PDEATHSIG, want[i].pdeathsig, 0, 0, 0) != 0) cf_die("thread %d: PR_SET_PDEATHSIG", i);
   size_t len;
   if (syscall(SYS_get_robust_list, 0, &robust_head[i], &len) != 0 || !robust_head[i])
@@ -66,6 +74,15 @@ static void check_own(int i) {
   if (prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0) != 0 || sig != want[i].pdeathsig)
     snprintf(thread_fail[i], sizeof(thread_fail[i]), "thread %d: parent-death signal %d, want %d", i, sig,
              want[i].pdeathsig);
+  uid_t ruid, euid, suid;
+  gid_t rgid, egid, sgid;
+  syscall(SYS_getresuid, &ruid, &euid, &suid);
+  syscall(SYS_getresgid, &rgid, &egid, &sgid);
+  const uid_t uid = i == 2 ? OWN_UID : 0;
+  const gid_t gid = i == 2 ? OWN_GID : 0;
+  if (!thread_fail[i][0] && (ruid != uid || euid != uid || suid != uid || rgid != gid || egid != gid || sgid != gid))
+    snprintf(thread_fail[i], sizeof(thread_fail[i]), "thread %d: uids %d/%d/%d gids %d/%d/%d, want %d and %d", i,
+             (int)ruid, (int)euid, (int)suid, (int)rgid, (int)egid, (int)sgid, (int)uid, (int)gid);
 }
 
 static void *worker_main(void *arg) {
