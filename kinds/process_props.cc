@@ -2,6 +2,7 @@
 // its read at dump and its apply at restore.
 #include "kinds/process_props.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -102,16 +103,15 @@ Status ApplyPersonality(const img::Process& p) {
 
 // ---- resource limits -----------------------------------------------------
 
+// From /proc/PID/limits, not prlimit(): prlimit() on a process of another
+// uid needs CAP_SYS_RESOURCE, which root may lack (kernel.md).
 Status ReadRlimits(ProcessSource& src, img::Process* out) {
-  for (int r = 0; r < RLIM_NLIMITS; ++r) {
-    struct rlimit rl;
-    if (prlimit(src.pid(), static_cast<__rlimit_resource>(r), nullptr, &rl) != 0) {
-      return ErrnoStatus("prlimit of " + std::to_string(src.pid()));
-    }
+  ASSIGN_OR_RETURN(std::vector<proc::RlimitInfo> limits, proc::ReadLimits(src.pid()));
+  for (const proc::RlimitInfo& rl : limits) {
     img::Rlimit* l = out->add_rlimits();
-    l->set_resource(static_cast<uint32_t>(r));
-    l->set_cur(rl.rlim_cur);
-    l->set_max(rl.rlim_max);
+    l->set_resource(rl.resource);
+    l->set_cur(rl.cur);
+    l->set_max(rl.max);
   }
   return OkStatus();
 }
@@ -133,6 +133,50 @@ Status ApplyRlimits(const img::Process& p) {
   return OkStatus();
 }
 
+// ---- OOM score adjustment ------------------------------------------------
+
+Status ReadOomScoreAdj(ProcessSource& src, img::Process* out) {
+  ASSIGN_OR_RETURN(std::string v, ReadFile(ProcPath(src.pid(), "oom_score_adj")));
+  out->set_oom_score_adj(static_cast<int32_t>(strtol(v.c_str(), nullptr, 10)));
+  return OkStatus();
+}
+
+// Going below the lowest value set with privilege (criu-fast's own, which
+// the process inherited) needs CAP_SYS_RESOURCE: kept, and said.
+Status ApplyOomScoreAdj(const img::Process& p) {
+  const std::string want = std::to_string(p.oom_score_adj());
+  auto have = ReadFile("/proc/self/oom_score_adj");
+  if (have.ok() && strtol(have->c_str(), nullptr, 10) == p.oom_score_adj()) return OkStatus();
+  const int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open /proc/self/oom_score_adj");
+  const bool ok = write(fd, want.data(), want.size()) == static_cast<ssize_t>(want.size());
+  const int err = errno;
+  close(fd);
+  if (ok) return OkStatus();
+  if (err == EACCES) {
+    LOG_WARN("restore: process %d: oom_score_adj %d cannot be restored without CAP_SYS_RESOURCE", p.pid(),
+             p.oom_score_adj());
+    return OkStatus();
+  }
+  return ErrnoStatus(err, "set oom_score_adj " + want);
+}
+
+// ---- transparent huge pages disabled (PR_SET_THP_DISABLE) -----------------
+
+Status ReadThpDisabled(ProcessSource& src, img::Process* out) {
+  ASSIGN_OR_RETURN(const proc::ProcStatus* st, src.StatusFile());
+  out->set_thp_disabled(st->thp_enabled == 0);
+  return OkStatus();
+}
+
+// Inherited from criu-fast: set either way when it differs.
+Status ApplyThpDisabled(const img::Process& p) {
+  const int want = p.thp_disabled() ? 1 : 0;
+  if (prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == want) return OkStatus();
+  if (prctl(PR_SET_THP_DISABLE, want, 0, 0, 0) != 0) return ErrnoStatus("PR_SET_THP_DISABLE");
+  return OkStatus();
+}
+
 // ---- working directory and root ------------------------------------------
 
 Status ReadCwdRoot(ProcessSource& src, img::Process* out) {
@@ -151,8 +195,9 @@ Status ApplyCwdRoot(const img::Process& p) {
 
 // ---- credentials and supplementary groups --------------------------------
 
-// Capabilities and no_new_privs are saved, not set again: the restored
-// process keeps criu-fast's.
+// no_new_privs is saved, not set again: the restored process keeps
+// criu-fast's. The uids, gids and capabilities here are the leader's; each
+// thread has its own too (kinds/thread_props.cc), which the restorer sets.
 Status ReadCreds(ProcessSource& src, img::Process* out) {
   ASSIGN_OR_RETURN(const proc::ProcStatus* st, src.StatusFile());
   img::Creds* c = out->mutable_creds();
@@ -174,27 +219,54 @@ Status ReadCreds(ProcessSource& src, img::Process* out) {
   return OkStatus();
 }
 
-// Changed by the restorer only when they differ from ours (all groups
-// compared, however many).
+Status OneItem(ProcessSource&, img::Process*, std::vector<int64_t>* items) {
+  items->push_back(0);
+  return OkStatus();
+}
+
+uint32_t CapLastCap() {
+  auto v = ReadFile("/proc/sys/kernel/cap_last_cap");
+  return v.ok() ? static_cast<uint32_t>(strtoul(v->c_str(), nullptr, 10)) : 40;  // CAP_CHECKPOINT_RESTORE
+}
+
+// The uids, gids and capabilities are each thread's (kinds/thread_props.cc,
+// the leader's included); what they share goes here: the groups, changed
+// (by every thread) only when they differ from ours.
 void CredsToArgs(const img::Process& p, ProcessArgs* out) {
   const img::Creds& c = p.creds();
-  uid_t ruid, euid, suid;
-  gid_t rgid, egid, sgid;
-  getresuid(&ruid, &euid, &suid);
-  getresgid(&rgid, &egid, &sgid);
   const int ngroups = getgroups(0, nullptr);
   std::vector<gid_t> groups(static_cast<size_t>(std::max(ngroups, 0)));
   const bool groups_ok = ngroups >= 0 && getgroups(ngroups, groups.data()) == ngroups;
-  bool same = groups_ok && ruid == c.uid() && euid == c.euid() && suid == c.suid() && rgid == c.gid() &&
-              egid == c.egid() && sgid == c.sgid() && ngroups == c.groups_size();
+  bool same = groups_ok && ngroups == c.groups_size();
   for (int i = 0; same && i < ngroups; ++i) same = groups[static_cast<size_t>(i)] == c.groups(i);
-  if (same) return;
   cf_rst_args* a = out->args;
-  a->change_creds = 1;
-  a->uid[0] = c.uid(), a->uid[1] = c.euid(), a->uid[2] = c.suid(), a->uid[3] = c.fsuid();
-  a->gid[0] = c.gid(), a->gid[1] = c.egid(), a->gid[2] = c.sgid(), a->gid[3] = c.fsgid();
+  static const uint32_t last_cap = CapLastCap();
+  a->cap_last_cap = last_cap;
+  a->change_groups = same ? 0 : 1;
   a->nr_groups = static_cast<uint32_t>(c.groups_size());
   for (uint32_t i = 0; i < a->nr_groups; ++i) out->groups[i] = c.groups(static_cast<int>(i));
+}
+
+// ---- securebits (remote) ---------------------------------------------------
+
+const ProcessRemoteRead kSecurebitsRead = {
+    OneItem,
+    nullptr,
+    0,
+    1,
+    {{{__NR_prctl, "prctl(PR_GET_SECUREBITS)",
+       [](int64_t, uint64_t) { return std::array<uint64_t, 6>{PR_GET_SECUREBITS, 0, 0, 0, 0, 0}; }},
+      {}}},
+    [](size_t, int64_t, const uint8_t*, const long* results, img::Process* p) {
+      p->mutable_creds()->set_securebits(static_cast<uint32_t>(results[0]));
+    },
+};
+
+// Securebits that differ from ours make every thread set its capabilities.
+void SecurebitsToArgs(const img::Process& p, ProcessArgs* out) {
+  cf_rst_args* a = out->args;
+  a->securebits = p.creds().securebits();
+  if (prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) != static_cast<int>(a->securebits)) a->change_securebits = 1;
 }
 
 // ---- seccomp: refused ----------------------------------------------------
@@ -308,11 +380,6 @@ void ItimersToArgs(const img::Process& p, ProcessArgs* out) {
 
 // ---- program break (remote) ----------------------------------------------
 
-Status OneItem(ProcessSource&, img::Process*, std::vector<int64_t>* items) {
-  items->push_back(0);
-  return OkStatus();
-}
-
 const ProcessRemoteRead kBrkRead = {
     OneItem,
     nullptr,
@@ -325,6 +392,74 @@ const ProcessRemoteRead kBrkRead = {
 };
 
 void BrkToArgs(const img::Process& p, ProcessArgs* out) { out->args->mm.brk = p.mm().brk(); }
+
+// ---- child subreaper (remote) ----------------------------------------------
+
+const ProcessRemoteRead kSubreaperRead = {
+    OneItem,
+    nullptr,
+    sizeof(int),
+    1,
+    {{{__NR_prctl, "prctl(PR_GET_CHILD_SUBREAPER)",
+       [](int64_t, uint64_t out) { return std::array<uint64_t, 6>{PR_GET_CHILD_SUBREAPER, out, 0, 0, 0, 0}; }},
+      {}}},
+    [](size_t, int64_t, const uint8_t* out, const long*, img::Process* p) {
+      int v;
+      memcpy(&v, out, sizeof(v));
+      p->set_child_subreaper(v != 0);
+    },
+};
+
+// Set before the children exist, as the process had it while they lived.
+Status ApplySubreaper(const img::Process& p) {
+  if (!p.child_subreaper()) return OkStatus();
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return ErrnoStatus("PR_SET_CHILD_SUBREAPER");
+  return OkStatus();
+}
+
+// ---- membarrier registrations (remote) ------------------------------------
+//
+// The registrations belong to the mm, which the restored process keeps
+// from its fork to its end (the restorer moves VMAs, it does not exec): the
+// process registers again itself.
+
+constexpr int kMembarrierGetRegistrations = 1 << 9;  // Linux 6.3, newer than Debian 12's headers
+
+bool KernelReportsMembarrier() {
+  static const bool yes = syscall(__NR_membarrier, kMembarrierGetRegistrations, 0, 0) >= 0;
+  return yes;
+}
+
+// Kernels before 6.3 cannot tell: nothing read, nothing restored.
+Status MembarrierItems(ProcessSource&, img::Process*, std::vector<int64_t>* items) {
+  if (KernelReportsMembarrier()) items->push_back(0);
+  return OkStatus();
+}
+
+const ProcessRemoteRead kMembarrierRead = {
+    MembarrierItems,
+    nullptr,
+    0,
+    1,
+    {{{__NR_membarrier, "membarrier(GET_REGISTRATIONS)",
+       [](int64_t, uint64_t) { return std::array<uint64_t, 6>{kMembarrierGetRegistrations, 0, 0, 0, 0, 0}; }},
+      {}}},
+    [](size_t, int64_t, const uint8_t*, const long* results, img::Process* p) {
+      p->set_membarrier_registrations(static_cast<uint32_t>(results[0]));
+    },
+};
+
+// Each bit is the REGISTER command that made it.
+Status ApplyMembarrier(const img::Process& p) {
+  const uint32_t regs = p.membarrier_registrations();
+  for (int bit = 0; bit < 32; ++bit) {
+    if (!(regs & (1u << bit))) continue;
+    if (syscall(__NR_membarrier, 1 << bit, 0, 0) != 0) {
+      return ErrnoStatus("membarrier register command " + std::to_string(1 << bit));
+    }
+  }
+  return OkStatus();
+}
 
 // ---- POSIX timers (/proc/PID/timers, then remote) -------------------------
 //
@@ -451,6 +586,8 @@ constexpr ProcessProperty kProperties[] = {
     {"umask", ReadUmask, nullptr, ApplyUmask, kAfter, nullptr},
     {"personality", ReadPersonality, nullptr, ApplyPersonality, kAfter, nullptr},
     {"rlimits", ReadRlimits, nullptr, ApplyRlimits, kAfter, nullptr},
+    {"oom_score_adj", ReadOomScoreAdj, nullptr, ApplyOomScoreAdj, kAfter, nullptr},
+    {"thp_disabled", ReadThpDisabled, nullptr, ApplyThpDisabled, kAfter, nullptr},
     {"cwd_root", ReadCwdRoot, nullptr, ApplyCwdRoot, kAfter, nullptr},
     {"creds", ReadCreds, nullptr, nullptr, kAfter, CredsToArgs},
     {"shared_pending", ReadSharedPending, nullptr, nullptr, kAfter, SharedPendingToArgs},
@@ -458,6 +595,9 @@ constexpr ProcessProperty kProperties[] = {
     {"itimers", nullptr, &kItimersRead, nullptr, kAfter, ItimersToArgs},
     {"brk", nullptr, &kBrkRead, nullptr, kAfter, BrkToArgs},
     {"posix_timers", nullptr, &kPosixTimersRead, nullptr, kAfter, PosixTimersToArgs},
+    {"child_subreaper", nullptr, &kSubreaperRead, ApplySubreaper, kBefore, nullptr},
+    {"membarrier", nullptr, &kMembarrierRead, ApplyMembarrier, kAfter, nullptr},
+    {"securebits", nullptr, &kSecurebitsRead, nullptr, kAfter, SecurebitsToArgs},
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "kinds/process_props.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -15,6 +16,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "common/io.h"
 
 namespace cf::kinds {
 namespace {
@@ -64,7 +67,8 @@ TEST(ProcessProps, EachHasOneReadAndOneApply) {
   }
   // Every process-wide field of the image has its property.
   for (const char* n : {"ids", "seccomp", "comm", "umask", "personality", "rlimits", "cwd_root", "creds",
-                        "shared_pending", "sigactions", "itimers", "brk", "posix_timers"}) {
+                        "shared_pending", "sigactions", "itimers", "brk", "posix_timers", "oom_score_adj",
+                        "thp_disabled", "child_subreaper", "membarrier", "securebits"}) {
     EXPECT_NE(Find(n), nullptr) << n;
   }
   // The session comes before anything else the new process sets.
@@ -90,10 +94,36 @@ TEST(ProcessProps, ReadsThisProcess) {
   EXPECT_FALSE(p.comm().empty());
   EXPECT_EQ(p.creds().euid(), geteuid());
   EXPECT_EQ(p.rlimits_size(), RLIM_NLIMITS);
+  for (const img::Rlimit& l : p.rlimits()) {  // /proc/PID/limits says what getrlimit() says
+    struct rlimit rl;
+    ASSERT_EQ(getrlimit(static_cast<__rlimit_resource>(l.resource()), &rl), 0);
+    EXPECT_EQ(l.cur(), rl.rlim_cur) << l.resource();
+    EXPECT_EQ(l.max(), rl.rlim_max) << l.resource();
+  }
+  EXPECT_EQ(p.thp_disabled(), prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1);
+  auto oom = ReadFile("/proc/self/oom_score_adj");
+  ASSERT_TRUE(oom.ok());
+  EXPECT_EQ(p.oom_score_adj(), atoi(oom->c_str()));
   EXPECT_EQ(p.root(), "/");
   char cwd[4096];
   ASSERT_NE(getcwd(cwd, sizeof(cwd)), nullptr);
   EXPECT_EQ(p.cwd(), cwd);
+}
+
+// The remote reads of one result: the subreaper flag (written at its
+// output), membarrier registrations and securebits (the call's result).
+TEST(ProcessProps, OneValueRemoteReadsDecode) {
+  img::Process p;
+  const uint8_t one[8] = {1, 0, 0, 0};
+  const long results[2] = {0x14, 0};
+  for (const ProcessProperty& prop : ProcessProperties()) {
+    if (prop.remote && prop.remote->decode && prop.remote->item_name == nullptr) {
+      prop.remote->decode(0, 0, one, results, &p);
+    }
+  }
+  EXPECT_TRUE(p.child_subreaper());
+  EXPECT_EQ(p.membarrier_registrations(), 0x14u);
+  EXPECT_EQ(p.creds().securebits(), 0x14u);
 }
 
 TEST(ProcessProps, SigactionsEverySignalAskedOnlyWhenSet) {
@@ -220,8 +250,7 @@ TEST(ProcessProps, ToArgsFillsTheBlock) {
     memcpy(&raw, sig[v].info, sizeof(raw));
     EXPECT_EQ(raw.si_value.sival_int, v);
   }
-  EXPECT_EQ(args.change_creds, 1u);
-  EXPECT_EQ(args.uid[1], 54321u);
+  EXPECT_EQ(args.change_groups, 1u);  // the uids are each thread's (ThreadProps)
   ASSERT_EQ(args.nr_groups, 100u);
   EXPECT_EQ(groups[99], 1099u);
 }

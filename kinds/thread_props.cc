@@ -3,26 +3,32 @@
 #include "kinds/thread_props.h"
 
 #include <elf.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "common/io.h"
+#include "proc/proc_parse.h"
 
 namespace cf::kinds {
 namespace {
 
 constexpr size_t kXstateMax = 16384;
 constexpr int kPeekBatch = 32;
+constexpr int kSchedDeadline = 6;  // <linux/sched.h>; glibc's <sched.h> lacks it
 
 std::string Who(pid_t tid) { return "thread " + std::to_string(tid); }
 
@@ -204,10 +210,115 @@ const RemoteRead kClearChildTidRead = {
 
 void ClearChildTidToArgs(const img::Thread& t, ThreadArgs* out) { out->thread->clear_child_tid = t.clear_child_tid(); }
 
+// ---- scheduling policy, RT priority and nice value ------------------------
+
+Status ReadSched(pid_t, pid_t tid, img::Thread* out) {
+  const int policy = sched_getscheduler(tid);
+  if (policy < 0) return ErrnoStatus("sched_getscheduler of " + Who(tid));
+  if ((policy & ~SCHED_RESET_ON_FORK) == kSchedDeadline) {
+    return Errorf("%s runs under SCHED_DEADLINE: not supported", Who(tid).c_str());
+  }
+  sched_param sp{};
+  if (sched_getparam(tid, &sp) != 0) return ErrnoStatus("sched_getparam of " + Who(tid));
+  errno = 0;
+  const int nice = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
+  if (nice == -1 && errno != 0) return ErrnoStatus("getpriority of " + Who(tid));
+  out->set_sched_policy(static_cast<uint32_t>(policy));
+  out->set_sched_prio(static_cast<uint32_t>(sp.sched_priority));
+  out->set_nice(nice);
+  return OkStatus();
+}
+
+// Set by criu-fast (which may raise priorities: CAP_SYS_NICE) on the
+// stopped thread, whatever credentials the thread has taken by then. The
+// nice value is set apart: sched_setscheduler() leaves it alone.
+Status LoadSched(pid_t tid, const img::Thread& t) {
+  sched_param sp{};
+  sp.sched_priority = static_cast<int>(t.sched_prio());
+  if (sched_setscheduler(tid, static_cast<int>(t.sched_policy()), &sp) != 0) {
+    return ErrnoStatus("sched_setscheduler(" + std::to_string(t.sched_policy()) + ") of " + Who(tid));
+  }
+  if (setpriority(PRIO_PROCESS, static_cast<id_t>(tid), t.nice()) != 0) {
+    return ErrnoStatus("setpriority(" + std::to_string(t.nice()) + ") of " + Who(tid));
+  }
+  return OkStatus();
+}
+
+// ---- robust futex list ---------------------------------------------------
+
+Status ReadRobustList(pid_t, pid_t tid, img::Thread* out) {
+  uint64_t head = 0;
+  size_t len = 0;
+  if (syscall(SYS_get_robust_list, tid, &head, &len) != 0) return ErrnoStatus("get_robust_list of " + Who(tid));
+  out->set_robust_list(head);
+  out->set_robust_list_len(len);
+  return OkStatus();
+}
+
+void RobustListToArgs(const img::Thread& t, ThreadArgs* out) {
+  out->thread->robust_list = t.robust_list();
+  out->thread->robust_list_len = t.robust_list_len();
+}
+
+// ---- parent-death signal (remote) ----------------------------------------
+
+const RemoteRead kPdeathsigRead = {
+    __NR_prctl,
+    sizeof(int),
+    [](uint64_t out) { return std::array<uint64_t, 6>{PR_GET_PDEATHSIG, out, 0, 0, 0, 0}; },
+    [](const uint8_t* out, img::Thread* t) {
+      int sig;
+      memcpy(&sig, out, sizeof(sig));
+      t->set_pdeathsig(static_cast<uint32_t>(sig));
+    },
+};
+
+void PdeathsigToArgs(const img::Thread& t, ThreadArgs* out) { out->thread->pdeathsig = t.pdeathsig(); }
+
+// ---- credentials ---------------------------------------------------------
+//
+// Each thread's own: setresuid() and friends as system calls change the
+// calling thread only (glibc's wrappers broadcast to every thread, raw
+// calls do not), so threads of one process may differ.
+
+Status ReadCreds(pid_t pid, pid_t tid, img::Thread* out) {
+  ASSIGN_OR_RETURN(proc::ProcStatus st, proc::ReadStatus(pid, tid));
+  img::Creds* c = out->mutable_creds();
+  c->set_uid(st.uid[0]), c->set_euid(st.uid[1]), c->set_suid(st.uid[2]), c->set_fsuid(st.uid[3]);
+  c->set_gid(st.gid[0]), c->set_egid(st.gid[1]), c->set_sgid(st.gid[2]), c->set_fsgid(st.gid[3]);
+  c->set_cap_inh(st.cap_inh), c->set_cap_prm(st.cap_prm), c->set_cap_eff(st.cap_eff);
+  c->set_cap_bnd(st.cap_bnd), c->set_cap_amb(st.cap_amb);
+  return OkStatus();
+}
+
+// Compared with ours, which every restored thread starts with: a thread
+// changes only what differs.
+void CredsToArgs(const img::Thread& t, ThreadArgs* out) {
+  static const Result<proc::ProcStatus> ours = proc::ReadStatus(getpid(), static_cast<pid_t>(syscall(SYS_gettid)));
+  const img::Creds& c = t.creds();
+  cf_rst_thread* r = out->thread;
+  const uint32_t uid[4] = {c.uid(), c.euid(), c.suid(), c.fsuid()};
+  const uint32_t gid[4] = {c.gid(), c.egid(), c.sgid(), c.fsgid()};
+  memcpy(r->uid, uid, sizeof(uid));
+  memcpy(r->gid, gid, sizeof(gid));
+  r->cap_eff = c.cap_eff(), r->cap_prm = c.cap_prm(), r->cap_inh = c.cap_inh();
+  r->cap_bnd = c.cap_bnd(), r->cap_amb = c.cap_amb();
+  if (!ours.ok()) {
+    r->change_creds = r->change_caps = 1;
+    return;
+  }
+  r->change_creds = memcmp(ours->uid, uid, sizeof(uid)) != 0 || memcmp(ours->gid, gid, sizeof(gid)) != 0;
+  r->change_caps = ours->cap_eff != c.cap_eff() || ours->cap_prm != c.cap_prm() || ours->cap_inh != c.cap_inh() ||
+                   ours->cap_bnd != c.cap_bnd() || ours->cap_amb != c.cap_amb();
+}
+
 // Read in this order at dump; loaded in this order at restore (the mask
 // last). The restorer sets the to_args part in an order of its own
-// (apply_thread in restorer.c: altstack, clear_child_tid, rseq, name).
+// (apply_thread in restorer.c: altstack, clear_child_tid, robust list,
+// rseq, name, credentials, parent-death signal); sched is loaded first, before the
+// registers.
 constexpr ThreadProperty kProperties[] = {
+    {"sched", ReadSched, nullptr, nullptr, LoadSched},
     {"regs", ReadRegs, nullptr, nullptr, LoadRegs},
     {"xstate", ReadXstate, nullptr, nullptr, LoadXstate},
     {"blocked", ReadBlocked, nullptr, nullptr, LoadBlocked},
@@ -216,6 +327,9 @@ constexpr ThreadProperty kProperties[] = {
     {"comm", ReadComm, nullptr, CommToArgs, nullptr},
     {"altstack", nullptr, &kAltstackRead, AltstackToArgs, nullptr},
     {"clear_child_tid", nullptr, &kClearChildTidRead, ClearChildTidToArgs, nullptr},
+    {"robust_list", ReadRobustList, nullptr, RobustListToArgs, nullptr},
+    {"pdeathsig", nullptr, &kPdeathsigRead, PdeathsigToArgs, nullptr},
+    {"creds", ReadCreds, nullptr, CredsToArgs, nullptr},
 };
 
 }  // namespace

@@ -1,10 +1,16 @@
 #include "kinds/thread_props.h"
 
+#include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <future>
 #include <set>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -38,7 +44,8 @@ TEST(ThreadProps, EachHasOneReadAndOneApply) {
     }
   }
   // Every per-thread field of the image has its property.
-  for (const char* n : {"regs", "xstate", "blocked", "pending", "rseq", "comm", "altstack", "clear_child_tid"}) {
+  for (const char* n : {"regs", "xstate", "blocked", "pending", "rseq", "comm", "altstack", "clear_child_tid",
+                        "sched", "robust_list", "pdeathsig"}) {
     EXPECT_NE(Find(n), nullptr) << n;
   }
   // The mask is loaded after the registers (the order of the table).
@@ -49,6 +56,28 @@ TEST(ThreadProps, EachHasOneReadAndOneApply) {
     ++i;
   }
   EXPECT_LT(regs, blocked);
+}
+
+// Scheduling and the robust list are read from any thread of ours, as
+// criu-fast reads a frozen one.
+TEST(ThreadProps, ReadsSchedAndRobustListOfAThread) {
+  std::promise<pid_t> tid_p;
+  std::promise<void> done;
+  std::thread th([&] {
+    setpriority(PRIO_PROCESS, 0, 4);
+    tid_p.set_value(static_cast<pid_t>(syscall(SYS_gettid)));
+    done.get_future().wait();
+  });
+  const pid_t tid = tid_p.get_future().get();
+  img::Thread t;
+  EXPECT_TRUE(Find("sched")->read(getpid(), tid, &t).ok());
+  EXPECT_TRUE(Find("robust_list")->read(getpid(), tid, &t).ok());
+  done.set_value();
+  th.join();
+  EXPECT_EQ(t.sched_policy(), static_cast<uint32_t>(SCHED_OTHER));
+  EXPECT_EQ(t.nice(), 4);
+  EXPECT_NE(t.robust_list(), 0u);  // glibc registers one in every thread
+  EXPECT_GT(t.robust_list_len(), 0u);
 }
 
 TEST(ThreadProps, RemoteReadsDecodeWhatTheCallWrites) {
@@ -89,6 +118,10 @@ TEST(ThreadProps, ToArgsFillsTheThreadRecord) {
   t.mutable_rseq()->set_abi_pointer(0x6000);
   t.mutable_rseq()->set_abi_size(32);
   t.mutable_rseq()->set_signature(0x53053053);
+  t.set_robust_list(0x7000);
+  t.set_robust_list_len(24);
+  t.set_pdeathsig(SIGTERM);
+  t.mutable_creds()->set_euid(54321);
   for (int v = 0; v < 3; ++v) {
     img::SigInfo* si = t.add_pending();
     si->set_signo(SIGRTMIN + 2);
@@ -112,6 +145,12 @@ TEST(ThreadProps, ToArgsFillsTheThreadRecord) {
   EXPECT_EQ(rec.rseq_ptr, 0x6000u);
   EXPECT_EQ(rec.rseq_len, 32u);
   EXPECT_EQ(rec.rseq_sig, 0x53053053u);
+  EXPECT_EQ(rec.robust_list, 0x7000u);
+  EXPECT_EQ(rec.robust_list_len, 24u);
+  EXPECT_EQ(rec.pdeathsig, static_cast<uint32_t>(SIGTERM));
+  // Credentials that are not ours are changed by the thread.
+  EXPECT_EQ(rec.change_creds, 1u);
+  EXPECT_EQ(rec.uid[1], 54321u);
   ASSERT_EQ(nr, 3u);
   for (int v = 0; v < 3; ++v) {
     EXPECT_EQ(sig[v].tid, 1234);

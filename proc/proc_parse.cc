@@ -218,6 +218,8 @@ Result<ProcStatus> ParseStatusImpl(std::string_view text, const std::string& wha
       ok = ParseNum(value, 10, &st.no_new_privs);
     } else if (key == "Seccomp") {
       ok = ParseNum(value, 10, &st.seccomp);
+    } else if (key == "THP_enabled") {
+      ok = ParseNum(value, 10, &st.thp_enabled);
     }
     if (!ok)
       return Errorf("%s: line %zu: bad %.*s value '%s'", what.c_str(), lineno,
@@ -328,6 +330,49 @@ bool ParseTimerSignal(std::string_view v, PosixTimerInfo* t) {
   std::string_view value = v.substr(slash + 1);
   if (value.starts_with("0x")) value.remove_prefix(2);
   return ParseNum(v.substr(0, slash), 10, &t->signo) && ParseNum(value, 16, &t->sigev_value);
+}
+
+// --- limits -----------------------------------------------------------------
+
+// The names the kernel prints (fs/proc/base.c), indexed by RLIMIT_*. A name
+// may hold spaces, so a line is matched by its name, not cut into words.
+constexpr std::string_view kLimitNames[] = {
+    "Max cpu time",      "Max file size",       "Max data size",       "Max stack size",
+    "Max core file size", "Max resident set",   "Max processes",       "Max open files",
+    "Max locked memory", "Max address space",   "Max file locks",      "Max pending signals",
+    "Max msgqueue size", "Max nice priority",   "Max realtime priority", "Max realtime timeout"};
+
+bool ParseLimitValue(std::string_view s, uint64_t* out) {
+  if (s == "unlimited") {
+    *out = ~uint64_t{0};
+    return true;
+  }
+  return ParseNum(s, 10, out);
+}
+
+Result<std::vector<RlimitInfo>> ParseLimitsImpl(std::string_view text, const std::string& what) {
+  std::vector<RlimitInfo> out;
+  size_t lineno = 0;
+  while (!text.empty()) {
+    std::string_view line = NextLine(&text);
+    ++lineno;
+    if (lineno == 1 || Trim(line).empty()) continue;  // the header
+    uint32_t res = 0;
+    while (res < std::size(kLimitNames) &&
+           !(line.starts_with(kLimitNames[res]) && line.size() > kLimitNames[res].size() &&
+             IsSpace(line[kLimitNames[res].size()]))) {
+      ++res;
+    }
+    if (res == std::size(kLimitNames)) continue;  // a limit newer than this parser: not restorable anyway
+    std::vector<std::string_view> w = Words(line.substr(kLimitNames[res].size()));
+    RlimitInfo l;
+    l.resource = res;
+    if (w.size() < 2 || !ParseLimitValue(w[0], &l.cur) || !ParseLimitValue(w[1], &l.max))
+      return Errorf("%s: line %zu: bad limits '%s'", what.c_str(), lineno, Shown(line).c_str());
+    out.push_back(l);
+  }
+  if (out.empty()) return Errorf("%s: no limits", what.c_str());
+  return out;
 }
 
 Result<std::vector<PosixTimerInfo>> ParsePosixTimersImpl(std::string_view text, const std::string& what) {
@@ -441,6 +486,14 @@ Result<std::vector<PosixTimerInfo>> ReadPosixTimers(pid_t pid) {
   std::string path = ProcPath(pid, 0, "timers");
   ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   return ParsePosixTimersImpl(text, path);
+}
+
+Result<std::vector<RlimitInfo>> ParseLimits(std::string_view text) { return ParseLimitsImpl(text, "limits"); }
+
+Result<std::vector<RlimitInfo>> ReadLimits(pid_t pid) {
+  std::string path = ProcPath(pid, 0, "limits");
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  return ParseLimitsImpl(text, path);
 }
 
 Result<std::vector<uint64_t>> ParseAuxv(std::string_view bytes) {

@@ -49,6 +49,7 @@ struct ProcStatus {
   uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
   uint32_t no_new_privs = 0;
   uint32_t seccomp = 0;
+  int thp_enabled = -1;   // "THP_enabled:" (0 after PR_SET_THP_DISABLE); -1: line absent
 };
 Result<ProcStatus> ParseStatus(std::string_view text);
 Result<ProcStatus> ReadStatus(pid_t pid, pid_t tid = 0);
@@ -84,6 +85,16 @@ struct PosixTimerInfo {
 };
 Result<std::vector<PosixTimerInfo>> ParsePosixTimers(std::string_view text);
 Result<std::vector<PosixTimerInfo>> ReadPosixTimers(pid_t pid);
+
+// /proc/PID/limits: one line per resource limit, in the kernel's RLIMIT_*
+// order, read by anyone who may read the file (prlimit() on a process of
+// another uid needs CAP_SYS_RESOURCE). "unlimited" is RLIM_INFINITY.
+struct RlimitInfo {
+  uint32_t resource = 0;  // RLIMIT_*
+  uint64_t cur = 0, max = 0;
+};
+Result<std::vector<RlimitInfo>> ParseLimits(std::string_view text);
+Result<std::vector<RlimitInfo>> ReadLimits(pid_t pid);
 
 // Thread ids from /proc/PID/task, sorted, leader first.
 Result<std::vector<pid_t>> ListThreads(pid_t pid);

@@ -7,6 +7,7 @@
 #include <sys/auxv.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -346,6 +347,86 @@ std::string AuxvBytes(std::initializer_list<uint64_t> words) {
   std::string s(words.size() * sizeof(uint64_t), '\0');
   std::memcpy(s.data(), words.begin(), s.size());
   return s;
+}
+
+// --- limits -----------------------------------------------------------------
+
+// Copied from /proc/self/limits (kernel 6.18), two limits changed.
+constexpr std::string_view kLimits =
+    "Limit                     Soft Limit           Hard Limit           Units     \n"
+    "Max cpu time              unlimited            unlimited            seconds   \n"
+    "Max file size             unlimited            unlimited            bytes     \n"
+    "Max data size             unlimited            unlimited            bytes     \n"
+    "Max stack size            8388608              unlimited            bytes     \n"
+    "Max core file size        0                    unlimited            bytes     \n"
+    "Max resident set          unlimited            unlimited            bytes     \n"
+    "Max processes             95603                95603                processes \n"
+    "Max open files            1024                 1048576              files     \n"
+    "Max locked memory         8388608              8388608              bytes     \n"
+    "Max address space         unlimited            unlimited            bytes     \n"
+    "Max file locks            unlimited            unlimited            locks     \n"
+    "Max pending signals       95603                95603                signals   \n"
+    "Max msgqueue size         819200               819200               bytes     \n"
+    "Max nice priority         0                    0                    \n"
+    "Max realtime priority     5                    7                    \n"
+    "Max realtime timeout      unlimited            unlimited            us        \n";
+
+TEST(ProcParseTest, Limits) {
+  auto r = ParseLimits(kLimits);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->size(), 16u);
+  for (uint32_t i = 0; i < 16; ++i) EXPECT_EQ((*r)[i].resource, i);
+  EXPECT_EQ((*r)[RLIMIT_CPU].cur, RLIM_INFINITY);
+  EXPECT_EQ((*r)[RLIMIT_STACK].cur, 8388608u);
+  EXPECT_EQ((*r)[RLIMIT_STACK].max, RLIM_INFINITY);
+  EXPECT_EQ((*r)[RLIMIT_NOFILE].cur, 1024u);
+  EXPECT_EQ((*r)[RLIMIT_NOFILE].max, 1048576u);
+  EXPECT_EQ((*r)[RLIMIT_RTPRIO].cur, 5u);
+  EXPECT_EQ((*r)[RLIMIT_RTPRIO].max, 7u);
+}
+
+TEST(ProcParseTest, LimitsMalformed) {
+  EXPECT_FALSE(ParseLimits("").ok());
+  EXPECT_FALSE(ParseLimits("Limit  Soft Limit  Hard Limit  Units\n").ok());
+  auto r = ParseLimits("Limit\nMax open files            1024                 lots                 files\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.status(), "line 2"));
+  // A limit this parser does not know is skipped.
+  r = ParseLimits("Limit\nMax open files            1 2 files\nMax new thing  3 4\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->size(), 1u);
+}
+
+// Agrees with getrlimit() on ourselves, limits we change included.
+TEST(ProcParseTest, LiveLimits) {
+  struct rlimit old;
+  ASSERT_EQ(getrlimit(RLIMIT_CORE, &old), 0);
+  struct rlimit lower{std::min<rlim_t>(old.rlim_max, 12345), old.rlim_max};
+  ASSERT_EQ(setrlimit(RLIMIT_CORE, &lower), 0);
+  auto r = ReadLimits(getpid());
+  setrlimit(RLIMIT_CORE, &old);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_GE(r->size(), static_cast<size_t>(RLIMIT_RTTIME + 1));
+  for (const RlimitInfo& l : *r) {
+    struct rlimit rl;
+    ASSERT_EQ(getrlimit(static_cast<__rlimit_resource>(l.resource), &rl), 0);
+    if (l.resource == RLIMIT_CORE) rl = lower;
+    EXPECT_EQ(l.cur, rl.rlim_cur) << l.resource;
+    EXPECT_EQ(l.max, rl.rlim_max) << l.resource;
+  }
+}
+
+// THP_enabled follows PR_SET_THP_DISABLE.
+TEST(ProcParseTest, LiveThpDisabled) {
+  auto r = ReadStatus(getpid());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  if (r->thp_enabled < 0) GTEST_SKIP() << "no THP_enabled line";
+  const int was = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0);
+  ASSERT_EQ(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), 0);
+  r = ReadStatus(getpid());
+  prctl(PR_SET_THP_DISABLE, was, 0, 0, 0);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->thp_enabled, 0);
 }
 
 TEST(ProcParseTest, Auxv) {

@@ -10,11 +10,12 @@
  *      the vDSO block to where the target had it;
  *   3. set final protections, then the mm fields with one PR_SET_MM_MAP
  *      (exe included: that needs criu-fast's executable unmapped first);
- *   4. sigactions, itimers, the leader's own thread state (record 0 of the
- *      threads: sigaltstack, clear_child_tid, rseq, name), credentials;
- *   5. the other threads, each setting its own state by the same function
- *      (apply_thread), then the POSIX timers (a timer may signal one of
- *      those threads), then the queued signals;
+ *   4. sigactions, itimers;
+ *   5. the other threads, each setting its own state (apply_thread:
+ *      sigaltstack, clear_child_tid, robust list, rseq, name, credentials,
+ *      parent-death signal), then the leader's by the same function, then
+ *      the POSIX timers (a timer may signal one of those threads), then
+ *      the queued signals;
  *   6. stop on int3. criu-fast, which traces this process, then unmaps this
  *      region, loads the saved registers, xstate and signal mask, and lets
  *      the process run on.
@@ -30,6 +31,18 @@
 #define CF_MREMAP_MAYMOVE 1
 #define CF_MREMAP_FIXED 2
 #define CF_RSEQ_SIG_ANY 0
+#define CF_NR_set_robust_list 273 /* not in the shared blobs/syscall.h: the restorer's alone */
+#define CF_PR_SET_PDEATHSIG 1
+#define CF_NR_capset 126
+#define CF_PR_SET_KEEPCAPS 8
+#define CF_PR_CAPBSET_DROP 24
+#define CF_PR_GET_SECUREBITS 27
+#define CF_PR_SET_SECUREBITS 28
+#define CF_PR_CAP_AMBIENT 47
+#define CF_PR_CAP_AMBIENT_RAISE 2
+#define CF_SECBIT_KEEP_CAPS 0x10
+#define CF_SECBIT_KEEP_CAPS_LOCKED 0x20
+#define CF_LINUX_CAPABILITY_VERSION_3 0x20080522
 
 void cf_restorer_main(struct cf_rst_args *a) __attribute__((used, visibility("hidden")));
 
@@ -85,6 +98,82 @@ static void __attribute__((noreturn)) fail(struct cf_rst_args *a, int stage, lon
   stop();
 }
 
+struct cf_cap_header {
+  uint32_t version;
+  int32_t pid;
+};
+struct cf_cap_data {
+  uint32_t eff, prm, inh;
+};
+
+static long set_caps(uint64_t eff, uint64_t prm, uint64_t inh) {
+  struct cf_cap_header h = {CF_LINUX_CAPABILITY_VERSION_3, 0};
+  struct cf_cap_data d[2] = {{(uint32_t)eff, (uint32_t)prm, (uint32_t)inh},
+                             {(uint32_t)(eff >> 32), (uint32_t)(prm >> 32), (uint32_t)(inh >> 32)}};
+  return cf_sys2(CF_NR_capset, &h, d);
+}
+
+/* Before the uid change: keep the permitted set through it (keep-caps,
+ * which needs no privilege), and shrink the bounding set while
+ * CAP_SETPCAP is still effective. */
+static long caps_before_uids(const struct cf_rst_args *a, struct cf_rst_thread *t) {
+  long r = cf_sys5(CF_NR_prctl, CF_PR_SET_KEEPCAPS, 1, 0, 0, 0);
+  if (r < 0) return r;
+  for (uint32_t cap = 0; cap <= a->cap_last_cap && cap < 64; cap++) {
+    if (t->cap_bnd & (1ull << cap)) continue;
+    r = cf_sys5(CF_NR_prctl, CF_PR_CAPBSET_DROP, cap, 0, 0, 0);
+    if (r < 0) return r;
+  }
+  return 0;
+}
+
+/* After it: every permitted capability effective for a moment (ambient
+ * raises and securebits need them), then the sets as they were. The
+ * securebits set last clears keep-caps again unless the process had it. */
+static long caps_after_uids(const struct cf_rst_args *a, struct cf_rst_thread *t) {
+  long r = set_caps(t->cap_prm, t->cap_prm, t->cap_inh);
+  if (r < 0) return r;
+  for (uint32_t cap = 0; cap <= a->cap_last_cap && cap < 64; cap++) {
+    if (!(t->cap_amb & (1ull << cap))) continue;
+    r = cf_sys5(CF_NR_prctl, CF_PR_CAP_AMBIENT, CF_PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+    if (r < 0) return r;
+  }
+  r = cf_sys5(CF_NR_prctl, CF_PR_GET_SECUREBITS, 0, 0, 0, 0);
+  if (r >= 0 && (uint32_t)r != a->securebits) {
+    if (r & CF_SECBIT_KEEP_CAPS_LOCKED) /* only keep-caps differs, and it cannot change */
+      r = 0;
+    else if (((uint32_t)r ^ a->securebits) == CF_SECBIT_KEEP_CAPS) /* no CAP_SETPCAP needed */
+      r = cf_sys5(CF_NR_prctl, CF_PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    else
+      r = cf_sys5(CF_NR_prctl, CF_PR_SET_SECUREBITS, a->securebits, 0, 0, 0);
+  }
+  if (r < 0) return r;
+  return set_caps(t->cap_eff, t->cap_prm, t->cap_inh);
+}
+
+/* The thread's credentials (every call acts on the calling thread alone:
+ * raw syscalls, no libc broadcasting them). */
+static long apply_creds(struct cf_rst_thread *t) {
+  const struct cf_rst_args *a = (const struct cf_rst_args *)t->args;
+  const int caps = t->change_caps || a->change_securebits;
+  long r;
+  if (caps && (r = caps_before_uids(a, t)) < 0) return r;
+  if (t->change_creds || a->change_groups) {
+    r = cf_sys2(CF_NR_setgroups, a->nr_groups, (const char *)a + a->groups_off);
+    if (r < 0) return r;
+    r = cf_sys3(CF_NR_setresgid, t->gid[0], t->gid[1], t->gid[2]);
+    if (r < 0) return r;
+    cf_sys1(CF_NR_setfsgid, t->gid[3]);
+    r = cf_sys3(CF_NR_setresuid, t->uid[0], t->uid[1], t->uid[2]);
+    if (r < 0) return r;
+    cf_sys1(CF_NR_setfsuid, t->uid[3]);
+  }
+  if (caps && (r = caps_after_uids(a, t)) < 0) return r;
+  return 0;
+}
+
+
+
 /* What only a thread can set about itself, run by every thread (the leader
  * included) on its own record: stage, error and error_addr tell the result
  * (0 or -errno). */
@@ -103,11 +192,24 @@ static long apply_thread(struct cf_rst_thread *t) {
     if (r < 0) t->error_addr = t->altstack_sp;
   }
   cf_sys1(CF_NR_set_tid_address, t->clear_child_tid);
+  if (r >= 0 && t->robust_list) {
+    r = cf_sys2(CF_NR_set_robust_list, t->robust_list, t->robust_list_len);
+    if (r < 0) t->error_addr = t->robust_list;
+  }
   if (r >= 0 && t->rseq_ptr) {
     r = cf_sys4(CF_NR_rseq, t->rseq_ptr, t->rseq_len, 0, t->rseq_sig);
     if (r < 0) t->error_addr = t->rseq_ptr;
   }
   if (r >= 0 && t->comm[0]) cf_sys5(CF_NR_prctl, CF_PR_SET_NAME, t->comm, 0, 0, 0);
+  if (r >= 0) {
+    r = apply_creds(t);
+    if (r < 0) t->error_addr = 1;
+  }
+  /* After the credentials: a change of them clears the parent-death signal. */
+  if (r >= 0 && t->pdeathsig) {
+    r = cf_sys5(CF_NR_prctl, CF_PR_SET_PDEATHSIG, t->pdeathsig, 0, 0, 0);
+    if (r < 0) t->error_addr = t->pdeathsig;
+  }
   t->error = r < 0 ? r : 0;
   t->stage = CF_RST_STAGE_DONE;
   return r < 0 ? r : 0;
@@ -225,25 +327,11 @@ void cf_restorer_main(struct cf_rst_args *a) {
     if (r < 0) fail(a, CF_RST_STAGE_TIMERS, r, (uint64_t)which);
   }
 
-  /* The leader's own state: record 0, by the function every thread runs. */
-  a->stage = CF_RST_STAGE_THREAD;
-  r = apply_thread(&threads[0]);
-  if (r < 0) fail(a, CF_RST_STAGE_THREAD, r, threads[0].error_addr);
-
-  a->stage = CF_RST_STAGE_CREDS;
-  if (a->change_creds) {
-    r = cf_sys2(CF_NR_setgroups, a->nr_groups, base + a->groups_off);
-    if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 0);
-    r = cf_sys3(CF_NR_setresgid, a->gid[0], a->gid[1], a->gid[2]);
-    if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 1);
-    cf_sys1(CF_NR_setfsgid, a->gid[3]);
-    r = cf_sys3(CF_NR_setresuid, a->uid[0], a->uid[1], a->uid[2]);
-    if (r < 0) fail(a, CF_RST_STAGE_CREDS, r, 2);
-    cf_sys1(CF_NR_setfsuid, a->uid[3]);
-  }
-
-  /* Threads, created after the credentials so that they inherit them. */
+  /* Threads, created while the leader still has criu-fast's credentials
+   * (clone3 with set_tid needs privilege); each sets its own state,
+   * credentials last. */
   a->stage = CF_RST_STAGE_THREADS;
+  for (uint32_t i = 0; i < a->nr_threads; i++) threads[i].args = (uint64_t)a;
   for (uint32_t i = 1; i < a->nr_threads; i++) {
     uint64_t tid = (uint64_t)threads[i].tid; /* set_tid wants a pid_t array; little-endian */
     struct cf_clone_args ca;
@@ -261,6 +349,11 @@ void cf_restorer_main(struct cf_rst_args *a) {
     r = clone_thread(&ca, &threads[i]);
     if (r < 0) fail(a, CF_RST_STAGE_THREADS, r, (uint64_t)threads[i].tid);
   }
+
+  /* The leader's own state: record 0, by the function every thread runs. */
+  a->stage = CF_RST_STAGE_THREAD;
+  r = apply_thread(&threads[0]);
+  if (r < 0) fail(a, CF_RST_STAGE_THREAD, r, threads[0].error_addr);
 
   a->stage = CF_RST_STAGE_POSIX_TIMERS;
   restore_posix_timers(a);

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define CF_RST_MAGIC 0x43465253u /* "SRFC" */
-#define CF_RST_VERSION 4u
+#define CF_RST_VERSION 5u
 #define CF_RST_NSIG 64
 
 /* Stages the restorer reports in cf_rst_args.stage (for error messages). */
@@ -112,6 +112,19 @@ struct cf_rst_thread {
   uint32_t rseq_len;
   uint32_t rseq_sig;
   char comm[16];
+  uint64_t robust_list; /* set_robust_list head (0: none) */
+  uint64_t robust_list_len;
+  uint32_t pdeathsig;
+  /* Credentials are a thread's own (threads of a process may differ):
+   * each thread sets its own, last, when they differ from criu-fast's
+   * (which every thread starts with). Capabilities: bit N is capability N. */
+  uint32_t change_creds;
+  uint32_t uid[4]; /* real, effective, saved, fs */
+  uint32_t gid[4];
+  uint32_t change_caps;
+  uint32_t pad;
+  uint64_t cap_eff, cap_prm, cap_inh, cap_bnd, cap_amb;
+  uint64_t args; /* the args block (groups, securebits): set by the restorer */
 };
 
 /* A POSIX timer to create with its id (after the threads: SIGEV_THREAD_ID
@@ -151,11 +164,16 @@ struct cf_rst_args {
   uint64_t sigaction_valid;  /* bit (signo - 1) set: restore that signal */
   struct cf_rst_itimer itimers[3];
 
-  uint32_t uid[4]; /* real, effective, saved, fs */
-  uint32_t gid[4];
-  uint32_t change_creds;
+  /* What every thread's credentials share (cf_rst_thread has the rest):
+   * a thread changes the groups when its uids or these differ from
+   * criu-fast's, its capabilities when the securebits differ. */
+  uint32_t change_groups;
   uint32_t nr_groups;
   uint64_t groups_off; /* array of uint32_t gids */
+  uint32_t securebits; /* PR_GET_SECUREBITS */
+  uint32_t change_securebits;
+  uint32_t cap_last_cap; /* /proc/sys/kernel/cap_last_cap */
+  uint32_t pad4;
 
   uint32_t nr_threads; /* the leader included (record 0) */
   uint32_t pad2;
