@@ -112,6 +112,25 @@ Status LoadThread(pid_t tid, const img::Thread& th) {
   return OkStatus();
 }
 
+// The restorer stops on int3 with every signal blocked: the kernel then
+// forces SIGTRAP and resets its action to the default. The process's own
+// action for SIGTRAP is set again here, by a remote rt_sigaction whose
+// argument is written over the args block (already read, about to go).
+Status RestoreSigtrapAction(tracing::RemoteSyscall& rs, pid_t pid, uint64_t scratch, const img::Process& core) {
+  if (core.sigactions_size() < SIGTRAP) return OkStatus();
+  const img::SigAction& a = core.sigactions(SIGTRAP - 1);
+  if (a.handler() == 0 && a.flags() == 0 && a.mask() == 0) return OkStatus();
+  const uint64_t act[4] = {a.handler(), a.flags(), a.restorer(), a.mask()};  // the kernel's struct sigaction
+  iovec local{const_cast<uint64_t*>(act), sizeof(act)};
+  iovec remote{reinterpret_cast<void*>(scratch), sizeof(act)};
+  if (process_vm_writev(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof(act))) {
+    return ErrnoStatus("write the SIGTRAP action");
+  }
+  ASSIGN_OR_RETURN(long r, rs.Call(__NR_rt_sigaction, SIGTRAP, scratch, 0, 8));
+  if (r != 0) return ErrnoStatus(static_cast<int>(-r), "set the SIGTRAP action");
+  return OkStatus();
+}
+
 // Checks what the restorer of |pid| reported, removes its region, and loads
 // the saved thread state. The process is stopped on the restorer's int3.
 Status Finish(pid_t pid, const TaskReport& report, const img::Process& core) {
@@ -146,6 +165,7 @@ Status Finish(pid_t pid, const TaskReport& report, const img::Process& core) {
     // restored tree dies with criu-fast anyway (PTRACE_O_EXITKILL).
     ASSIGN_OR_RETURN(tracing::RemoteSyscall rs, tracing::RemoteSyscall::Attach(
                                                      pid, pid, nullptr, tracing::RemoteSyscall::Guard::kNone));
+    RETURN_IF_ERROR(RestoreSigtrapAction(rs, pid, report.args, core));
     ASSIGN_OR_RETURN(long r, rs.Call(__NR_munmap, report.region, report.region_len));
     if (r != 0) return ErrnoStatus(static_cast<int>(-r), "unmap the restore region");
     RETURN_IF_ERROR(rs.Restore());
