@@ -39,6 +39,10 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
 // personality, the process-wide signal queue), and the pid.
 Status CollectProcessProps(kinds::ProcessSource& src, img::Process* out);
 
+// A zombie child (exited, not waited for): its ids, name, real uid and
+// gid, and how it died (the wait status of /proc/PID/stat), all it has left.
+Status CollectZombie(pid_t pid, img::Zombie* out);
+
 // The per-process properties read by syscalls run in the leader, which |rs|
 // drives (kinds/process_props.h: sigactions, itimers, brk, POSIX timers),
 // every property's calls in this one attach. Needs the threads in |proc|.

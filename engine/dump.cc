@@ -19,7 +19,8 @@
 //                pages), pagemaps after them, stats, and inventory.img last
 //                (in a stream the inventory goes first and a trailer marks
 //                the end)
-//   6. finish    kill the tree, or let it run on with -R
+//   6. finish    kill the tree, or let it run on with -R (or leave it
+//                stopped with --leave-stopped: SIGSTOP, then detach)
 // With --drain vmsplice, each process's pages are also pinned in pipes by
 // the drain parasite (memdrain/parasite.h) right after it is collected,
 // while frozen; stage 4 then reads them out of the pipes. Without -R the
@@ -184,6 +185,11 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     RETURN_IF_ERROR(CollectMm(pid, &proc).status());
     RETURN_IF_ERROR(CollectFds(pid, *fd_ctx_, shared_, &proc));
     for (const SeizedThread& t : sp.threads) RETURN_IF_ERROR(CollectThread(pid, t.tid, proc.add_threads()));
+    // A job-control stop holds the whole thread group: one signal for all.
+    for (const SeizedThread& t : sp.threads) {
+      if (t.group_stopped) proc.set_stop_signal(static_cast<uint32_t>(t.stop_signal));
+    }
+    for (pid_t z : sp.zombies) RETURN_IF_ERROR(CollectZombie(z, proc.add_zombies()));
     FAULT_POINT("collect");
     // Remote calls last: the threads' registers are already saved above.
     // The process's properties in the leader, then the per-thread properties
@@ -415,7 +421,7 @@ Status Dumper::Run() {
   committed_ = true;
   if (released == 0) {
     if (opts_.leave_running) {
-      tree_.Release();
+      tree_.Release(opts_.leave_stopped);
     } else {
       tree_.Kill();
     }
@@ -437,7 +443,7 @@ Status Dumper::Run() {
     if (w.ok() && w->WriteMessage(final_stats).ok()) (void)w->Finish();
   }
   LOG_INFO("dump: process tree %d dumped to %s (%s)", opts_.pid, sink_->where().c_str(),
-           opts_.leave_running ? "left running" : "killed");
+           opts_.leave_stopped ? "left stopped" : opts_.leave_running ? "left running" : "killed");
   return OkStatus();
 }
 

@@ -27,7 +27,8 @@ namespace cf::engine {
 namespace {
 
 enum class Act {
-  kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kDetached, kShellJob, kFileLocks, kPidfile,
+  kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kLeaveStopped, kDetached, kShellJob, kFileLocks,
+  kPidfile,
   kPrevImages, kTrackMem, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose, kRoot,
   kPreDumpMode, kManageCgroups, kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
   // criu-fast's own (long only)
@@ -49,7 +50,7 @@ constexpr const char* kNoNetwork = "criu-fast refuses inet sockets, so there is 
 
 const OptDef kOptions[] = {
     {"tree", required_argument, 't', false, Act::kTree, nullptr},
-    {"leave-stopped", no_argument, 's', false, Act::kRefused, "leaving the tree stopped is not supported yet"},
+    {"leave-stopped", no_argument, 's', false, Act::kLeaveStopped, nullptr},
     {"leave-running", no_argument, 'R', false, Act::kLeaveRunning, nullptr},
     {"restore-detached", no_argument, 'd', true, Act::kDetached, nullptr},
     {"restore-sibling", no_argument, 'S', true, Act::kRefused, "restoring as a sibling is not supported yet"},
@@ -276,7 +277,15 @@ Status Apply(const OptDef& d, bool negated, const char* arg, Options* o) {
     case Act::kWorkDir: o->work_dir = arg; break;
     case Act::kLogFile: o->log_file = arg; break;
     case Act::kVerbosity: return ParseVerbosity(arg, &o->verbosity);
-    case Act::kLeaveRunning: o->leave_running = true; break;
+    // CRIU's -R and -s set one final state: the last one given wins.
+    case Act::kLeaveRunning:
+      o->leave_running = true;
+      o->leave_stopped = false;
+      break;
+    case Act::kLeaveStopped:
+      o->leave_running = true;
+      o->leave_stopped = true;
+      break;
     case Act::kDetached: o->restore_detached = !negated; break;
     case Act::kShellJob: o->shell_job = !negated; break;
     case Act::kFileLocks: o->file_locks = !negated; break;
@@ -389,6 +398,7 @@ const char* UsageText() {
          "                            --stream to the current directory)\n"
          "  -v[N], --verbosity[=N]    log level 0..4 (default 2; each -v adds one)\n"
          "  -R, --leave-running       keep the tree running after dump\n"
+         "  -s, --leave-stopped       leave the tree stopped (SIGSTOP) after dump or restore\n"
          "  -d, --restore-detached    return once the restored tree runs\n"
          "  -j, --shell-job           allow a tree attached to the shell's terminal\n"
          "      --pidfile FILE        write the restored root PID to FILE\n"

@@ -24,7 +24,8 @@ struct Options {
   std::string work_dir;          // -W/--work-dir (default: the images directory)
   std::string log_file;          // -o/--log-file (relative to the work directory; with --stream, to the cwd)
   int verbosity = 2;             // -v[N], --verbosity[=N], -vvv
-  bool leave_running = false;    // -R/--leave-running
+  bool leave_running = false;    // -R/--leave-running, or -s: the dumped tree survives the dump
+  bool leave_stopped = false;    // -s/--leave-stopped: the tree is left stopped (SIGSTOP) after dump or restore
   bool display_stats = false;    // --display-stats
   int jobs = 0;                  // --jobs N (0: number of CPUs)
   bool restore_detached = false; // -d/--restore-detached/--daemon

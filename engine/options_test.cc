@@ -35,6 +35,22 @@ TEST(OptionsTest, DumpWithCriuFlags) {
   EXPECT_EQ(o->compress, "zstd:3");
 }
 
+// CRIU's -R and -s choose one final state: the last one given wins.
+TEST(OptionsTest, LeaveStoppedAndLeaveRunning) {
+  auto s = Parse({"criu-fast", "dump", "-t", "1", "-R", "-s"});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE(s->leave_running);
+  EXPECT_TRUE(s->leave_stopped);
+  auto r = Parse({"criu-fast", "dump", "-t", "1", "--leave-stopped", "--leave-running"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->leave_running);
+  EXPECT_FALSE(r->leave_stopped);
+  auto d = Parse({"criu-fast", "dump", "-t", "1"});
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_FALSE(d->leave_running);
+  EXPECT_FALSE(d->leave_stopped);
+}
+
 TEST(OptionsTest, RestoreLongForms) {
   auto o = Parse({"criu-fast", "restore", "--images-dir", "img", "--restore-detached", "--pidfile", "p",
                   "--verbosity=1", "--shell-job"});

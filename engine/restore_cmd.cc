@@ -41,6 +41,7 @@ int RunRestore(const Options& opts) {
   // their images (ghost files), and a relative -D would then miss them.
   ro.images_dir = AbsolutePath(opts.images_dir);
   ro.detached = opts.restore_detached;
+  ro.leave_stopped = opts.leave_stopped;
   ro.pidfile = opts.stream ? opts.pidfile : opts.InWorkDir(opts.pidfile);
   ro.jobs = opts.jobs;
   ro.display_stats = opts.display_stats;

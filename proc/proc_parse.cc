@@ -104,6 +104,7 @@ Result<ProcStat> ParseStatImpl(std::string_view text, const std::string& what) {
   RETURN_IF_ERROR(StatField(f, 49, "arg_end", &st.arg_end, what));
   RETURN_IF_ERROR(StatField(f, 50, "env_start", &st.env_start, what));
   RETURN_IF_ERROR(StatField(f, 51, "env_end", &st.env_end, what));
+  if (f.size() >= 52 - 2) RETURN_IF_ERROR(StatField(f, 52, "exit_code", &st.exit_code, what));
   return st;
 }
 

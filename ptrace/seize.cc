@@ -17,6 +17,18 @@ using namespace ::cf::proc;  // /proc parsing, the layer below
 namespace {
 
 constexpr int kMaxSignalStops = 64;
+// How long a child that failed to be seized may take to finish exiting.
+constexpr int kExitWaitMs = 2000;
+constexpr int kExitPollMs = 5;
+
+// An exited process not yet waited for. A thread-group leader that exited
+// while other threads of its process run is in state Z too, but is not one.
+bool IsZombie(pid_t pid) {
+  auto st = ReadStat(pid);
+  if (!st.ok() || st->state != 'Z') return false;
+  auto tids = ListThreads(pid);
+  return tids.ok() && tids->size() <= 1;
+}
 
 }  // namespace
 
@@ -74,6 +86,7 @@ Status FrozenTree::FinishSeize(pid_t tid, SeizedThread* out) {
     const int sig = WSTOPSIG(status);
     if (event == PTRACE_EVENT_STOP) {
       out->group_stopped = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+      out->stop_signal = out->group_stopped ? sig : 0;
       return OkStatus();
     }
     // Signal-delivery stop: hand the signal back and keep waiting.
@@ -150,12 +163,15 @@ Status FrozenTree::SeizeTree(pid_t root) {
       for (pid_t child : children) {
         if (known.count(child)) continue;
         auto st = ReadStat(child);
-        if (!st.ok()) continue;  // exited meanwhile
-        if (st->state == 'Z' || st->state == 'X') {
-          return Errorf("process %d has a zombie child %d: not supported yet", parent, child);
-        }
+        if (!st.ok() || st->state == 'X') continue;  // exited and reaped meanwhile
         known.insert(child);
-        RETURN_IF_ERROR(SeizeProcess(child));
+        if (IsZombie(child)) {
+          LOG_INFO("seize: process %d has a zombie child %d", parent, child);
+          processes_[i].zombies.push_back(child);
+          continue;
+        }
+        Status s = SeizeProcess(child);
+        if (!s.ok() && !TakeAsZombie(i, child)) return s;
         found = true;
       }
     }
@@ -163,9 +179,43 @@ Status FrozenTree::SeizeTree(pid_t root) {
   return OkStatus();
 }
 
-void FrozenTree::Release() {
+bool FrozenTree::TakeAsZombie(size_t parent, pid_t child) {
+  // Its parent is frozen, so an exiting child ends as a zombie and stays.
+  int waited = 0;
+  for (;;) {
+    auto st = ReadStat(child);
+    if (!st.ok()) return false;
+    if (IsZombie(child)) break;
+    if (st->state != 'Z' && !(st->flags & 0x4 /* PF_EXITING */)) return false;
+    if (waited >= kExitWaitMs) return false;
+    usleep(kExitPollMs * 1000);
+    waited += kExitPollMs;
+  }
+  if (!processes_.empty() && processes_.back().pid == child) {
+    // Threads seized before it died: let them go (ESRCH when gone), and
+    // collect the exits we were told of as tracer, so that its parent is.
+    for (const SeizedThread& t : processes_.back().threads) {
+      ptrace(PTRACE_DETACH, t.tid, nullptr, nullptr);
+      int status;
+      waitpid(t.tid, &status, __WALL | WNOHANG);
+    }
+    processes_.pop_back();
+  }
+  LOG_INFO("seize: process %d exited while being seized: a zombie child of %d", child, processes_[parent].pid);
+  processes_[parent].zombies.push_back(child);
+  return true;
+}
+
+void FrozenTree::Release(bool stop) {
   if (done_) return;
   done_ = true;
+  for (const auto& p : processes_) {
+    const bool stopped =
+        std::any_of(p.threads.begin(), p.threads.end(), [](const SeizedThread& t) { return t.group_stopped; });
+    // Queued while the threads are still held: the first thing they do once
+    // detached is to stop.
+    if (stop && !stopped) kill(p.pid, SIGSTOP);
+  }
   for (const auto& p : processes_) {
     for (const auto& t : p.threads) {
       // ESRCH: the thread died meanwhile (killed by someone else).

@@ -18,11 +18,15 @@ namespace cf::tracing {
 struct SeizedThread {
   pid_t tid = 0;
   bool group_stopped = false;  // the thread was in a job-control stop (SIGSTOP)
+  int stop_signal = 0;         // when group_stopped: the signal that stopped it
 };
 
 struct SeizedProcess {
   pid_t pid = 0;
   std::vector<SeizedThread> threads;  // leader first
+  // Children that exited and were not waited for. They are not seized (a
+  // zombie cannot be traced) and cannot change: their parent is frozen.
+  std::vector<pid_t> zombies;
 };
 
 class FrozenTree {
@@ -37,14 +41,19 @@ class FrozenTree {
   Status SeizeProcess(pid_t pid);
 
   // Seizes |root| and every descendant, rescanning children until a pass
-  // finds no new process. Zombie children are refused.
+  // finds no new process. Zombie children are listed with their parent; so
+  // is a child that exits while it is being seized.
   Status SeizeTree(pid_t root);
 
   const std::vector<SeizedProcess>& processes() const { return processes_; }
   size_t thread_count() const;
 
-  // Lets every thread run on (dump -R, or rollback). Idempotent.
-  void Release();
+  // Lets every thread run on (dump -R, or rollback). Idempotent. With
+  // |stop|, every process not stopped already gets SIGSTOP first, so it
+  // stops as soon as it is detached (--leave-stopped). A process that was
+  // in a job-control stop stays stopped either way: the kernel puts a
+  // detached thread back into the group stop in effect.
+  void Release(bool stop = false);
   // Kills the tree (the default end of a successful dump).
   void Kill();
 
@@ -53,6 +62,10 @@ class FrozenTree {
   // the wait for its stop (so many threads can be asked at once).
   Status StartSeize(pid_t tid);
   Status FinishSeize(pid_t tid, SeizedThread* out);
+  // The child |child| of processes_[parent] failed to be seized: if it
+  // exited meanwhile, what was seized of it is let go and it is listed as
+  // a zombie (true); false if it is still alive (the error stands).
+  bool TakeAsZombie(size_t parent, pid_t child);
 
   std::vector<SeizedProcess> processes_;
   bool done_ = false;

@@ -12,7 +12,9 @@
 //               sets what only the task can set, and stops on int3
 //   4. finish   once every process is stopped there, criu-fast checks each
 //               restorer's result, unmaps its region, loads registers, xstate
-//               and signal mask by ptrace, and detaches them all together
+//               and signal mask by ptrace, queues the stop signal of each
+//               process that was stopped (SIGSTOP for all with
+//               --leave-stopped), and detaches them all together
 // Any failure kills every process created so far (PTRACE_O_EXITKILL covers
 // criu-fast itself dying), so a failed restore leaves nothing behind.
 #include "restore/restore.h"
@@ -110,6 +112,25 @@ Status LoadThread(pid_t tid, const img::Thread& th) {
   return OkStatus();
 }
 
+// The restorer stops on int3 with every signal blocked: the kernel then
+// forces SIGTRAP and resets its action to the default. The process's own
+// action for SIGTRAP is set again here, by a remote rt_sigaction whose
+// argument is written over the args block (already read, about to go).
+Status RestoreSigtrapAction(tracing::RemoteSyscall& rs, pid_t pid, uint64_t scratch, const img::Process& core) {
+  if (core.sigactions_size() < SIGTRAP) return OkStatus();
+  const img::SigAction& a = core.sigactions(SIGTRAP - 1);
+  if (a.handler() == 0 && a.flags() == 0 && a.mask() == 0) return OkStatus();
+  const uint64_t act[4] = {a.handler(), a.flags(), a.restorer(), a.mask()};  // the kernel's struct sigaction
+  iovec local{const_cast<uint64_t*>(act), sizeof(act)};
+  iovec remote{reinterpret_cast<void*>(scratch), sizeof(act)};
+  if (process_vm_writev(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof(act))) {
+    return ErrnoStatus("write the SIGTRAP action");
+  }
+  ASSIGN_OR_RETURN(long r, rs.Call(__NR_rt_sigaction, SIGTRAP, scratch, 0, 8));
+  if (r != 0) return ErrnoStatus(static_cast<int>(-r), "set the SIGTRAP action");
+  return OkStatus();
+}
+
 // Checks what the restorer of |pid| reported, removes its region, and loads
 // the saved thread state. The process is stopped on the restorer's int3.
 Status Finish(pid_t pid, const TaskReport& report, const img::Process& core) {
@@ -144,6 +165,7 @@ Status Finish(pid_t pid, const TaskReport& report, const img::Process& core) {
     // restored tree dies with criu-fast anyway (PTRACE_O_EXITKILL).
     ASSIGN_OR_RETURN(tracing::RemoteSyscall rs, tracing::RemoteSyscall::Attach(
                                                      pid, pid, nullptr, tracing::RemoteSyscall::Guard::kNone));
+    RETURN_IF_ERROR(RestoreSigtrapAction(rs, pid, report.args, core));
     ASSIGN_OR_RETURN(long r, rs.Call(__NR_munmap, report.region, report.region_len));
     if (r != 0) return ErrnoStatus(static_cast<int>(-r), "unmap the restore region");
     RETURN_IF_ERROR(rs.Restore());
@@ -241,6 +263,20 @@ Status CheckTree(const ImageSet& images) {
   return OkStatus();
 }
 
+// The signal that stops |core| again at the end of the restore (0: none):
+// the one it was stopped by, or SIGSTOP where that one would not stop it
+// now (blocked: a job-control stop signal other than SIGSTOP can be).
+int StopSignal(const img::Process& core, bool leave_stopped) {
+  const int sig = static_cast<int>(core.stop_signal());
+  if (sig == 0) return leave_stopped ? SIGSTOP : 0;
+  const bool valid = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+  if (!valid) return SIGSTOP;
+  const uint64_t bit = uint64_t{1} << (sig - 1);
+  bool blocked = core.threads_size() > 0;
+  for (const img::Thread& t : core.threads()) blocked = blocked && (t.blocked() & bit) != 0;
+  return blocked ? SIGSTOP : sig;
+}
+
 Status WritePidfile(const std::string& path, pid_t pid) {
   const std::string text = std::to_string(pid) + "\n";
   UniqueFd f(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -333,6 +369,16 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
     RETURN_IF_ERROR(Finish(pid, it->second.report, p.core).WithContext("restore of process " + std::to_string(pid)));
   }
   if (!opts.pidfile.empty()) RETURN_IF_ERROR(WritePidfile(opts.pidfile, root));
+  // A process that was stopped stops again, by the same signal, so its
+  // parent's wait sees it stopped as before; with --leave-stopped every
+  // process stops. Queued while the threads are held, the signal is the
+  // first thing they handle once detached.
+  for (const auto& p : images.processes) {
+    const int sig = StopSignal(p.core, opts.leave_stopped);
+    if (sig != 0 && kill(p.core.pid(), sig) != 0) {
+      return ErrnoStatus("stop restored process " + std::to_string(p.core.pid()));
+    }
+  }
   // Everything is in place: let the whole tree run.
   for (pid_t pid : expected) {
     if (ptrace(PTRACE_DETACH, pid, nullptr, nullptr) != 0) return ErrnoStatus("detach from " + std::to_string(pid));

@@ -11,6 +11,7 @@ namespace cf::restore {
 struct RestoreOptions {
   std::string images_dir;
   bool detached = false;   // -d: return once the process runs
+  bool leave_stopped = false;  // --leave-stopped: every process is left stopped (SIGSTOP)
   std::string pidfile;     // --pidfile: where to write the restored root pid
   int jobs = 0;            // threads that fill memory (0: number of CPUs)
   bool display_stats = false;

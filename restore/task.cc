@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <set>
 #include <cstring>
 #include <vector>
 
@@ -44,11 +45,15 @@ static_assert(sizeof(cf_rst_args) % 8 == 0 && sizeof(cf_rst_range) % 8 == 0 && s
               "every array of the args block stays 8-byte aligned");
 
 // Creates the children of this process, each with its PID, each going on
-// with its own restore. They inherit the message pipe.
+// with its own restore (they inherit the message pipe); then its zombie
+// children, which die at once (restore/clone.h).
 Status CreateChildren(const TaskContext& ctx) {
   const img::Process& core = ctx.images->processes[ctx.index].core;
+  std::set<pid_t> tree;  // every pid of the image, zombies included
   for (size_t i = 0; i < ctx.images->processes.size(); ++i) {
     const img::Process& c = ctx.images->processes[i].core;
+    tree.insert(c.pid());
+    for (const img::Zombie& z : c.zombies()) tree.insert(z.pid());
     if (i == ctx.index || c.ppid() != core.pid()) continue;
     ASSIGN_OR_RETURN(pid_t pid, CloneWithPid(c.pid()));
     if (pid == 0) {
@@ -58,7 +63,7 @@ Status CreateChildren(const TaskContext& ctx) {
       RunTask(child);
     }
   }
-  return OkStatus();
+  return CreateZombies(core, tree);
 }
 
 // The args block: cf_rst_args, then its arrays, each at an offset from the
