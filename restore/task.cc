@@ -107,7 +107,9 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
 
   // Unmap everything but the restore region and the vDSO block.
   std::vector<cf_rst_range> keep = {{L.region, L.region_len}};
-  if (L.vdso_len) keep.push_back({L.vdso_cur, L.vdso_len});
+  // The vDSO block stays only when the image has one (a process may have
+  // unmapped its own).
+  if (L.vdso_len && L.vdso_target) keep.push_back({L.vdso_cur, L.vdso_len});
   for (const PremappedVma& p : L.vmas) {
     if (p.premap == p.start) keep.push_back({p.start, p.len});  // premapped in place (the heap)
   }
@@ -175,7 +177,7 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
   }
 
   a->vdso_cur = L.vdso_cur;
-  a->vdso_len = L.vdso_len;
+  a->vdso_len = L.vdso_target ? L.vdso_len : 0;  // none in the image: ours is unmapped with the rest
   a->vdso_target = L.vdso_target ? L.vdso_target : L.vdso_cur;
 
   const img::MmState& mm = core.mm();
