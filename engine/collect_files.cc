@@ -42,8 +42,7 @@ std::string UnknownKind(const kinds::FdSight& s) {
 // F_GETSIG), read on a copy of it: /proc does not show them. |pidfd|: of
 // the process.
 Status ReadOwner(int pidfd, int fd, img::Fd* f) {
-  UniqueFd copy(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, fd, 0)));
-  if (!copy.valid()) return ErrnoStatus("pidfd_getfd fd " + std::to_string(fd));
+  ASSIGN_OR_RETURN(UniqueFd copy, kinds::TakeFdThrough(pidfd, fd));
   struct f_owner_ex owner {};
   if (fcntl(copy.get(), F_GETOWN_EX, &owner) != 0) return ErrnoStatus("F_GETOWN_EX of fd " + std::to_string(fd));
   const int sig = fcntl(copy.get(), F_GETSIG);

@@ -4,32 +4,13 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "common/text.h"
+
 namespace cf::kinds {
 namespace {
-
-std::vector<std::string_view> Words(std::string_view s) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-    const size_t b = i;
-    while (i < s.size() && s[i] != ' ' && s[i] != '\t') ++i;
-    if (i > b) out.push_back(s.substr(b, i - b));
-  }
-  return out;
-}
-
-bool ToInt(std::string_view w, long long* out) {
-  const std::string t(w);
-  char* end = nullptr;
-  errno = 0;
-  *out = strtoll(t.c_str(), &end, 10);
-  return errno == 0 && end && *end == 0 && !t.empty();
-}
 
 std::string Describe(const img::FileLock& l) {
   static const char* const kTypes[] = {"flock", "POSIX lock", "OFD lock"};
@@ -63,7 +44,9 @@ Result<img::FileLock> ParseLockLine(std::string_view value) {
     return Error("a lock in state " + std::string(w[3]) + ": not supported");
   }
   long long pid, start, end = -1;
-  if (!ToInt(w[4], &pid) || !ToInt(w[6], &start) || start < 0 || (w[7] != "EOF" && (!ToInt(w[7], &end) || end < start))) {
+  const bool to_eof = w[7] == "EOF";
+  if (!ParseNum(w[4], 10, &pid) || !ParseNum(w[6], 10, &start) || start < 0 ||
+      (!to_eof && (!ParseNum(w[7], 10, &end) || end < start))) {
     return Error("malformed lock line '" + std::string(value) + "'");
   }
   l.set_pid(static_cast<int32_t>(pid));

@@ -19,12 +19,18 @@ ProbeResult ProbeFailed(const std::string& what, int err) { return {false, what 
 
 bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
+Result<UniqueFd> TakeFdThrough(int pidfd, int fd) {
+  const int got = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+  if (got < 0) return ErrnoStatus("pidfd_getfd fd " + std::to_string(fd));
+  return UniqueFd(got);
+}
+
 Result<UniqueFd> TakeFd(pid_t pid, int fd) {
   UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd.valid()) return ErrnoStatus("pidfd_open " + std::to_string(pid));
-  const int got = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0));
-  if (got < 0) return ErrnoStatus("pidfd_getfd fd " + std::to_string(fd) + " of " + std::to_string(pid));
-  return UniqueFd(got);
+  Result<UniqueFd> got = TakeFdThrough(pidfd.get(), fd);
+  if (!got.ok()) return got.status().WithContext("process " + std::to_string(pid));
+  return got;
 }
 
 void SetFdInfo(const FdInfo& info, img::Fd* f) {

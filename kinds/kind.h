@@ -111,7 +111,9 @@ struct SharedObject {
 struct RestoreContext {
   std::string dir;                              // the image directory
   const std::map<uint32_t, int>* shmem = nullptr;  // shared memory object id -> fd
-  std::set<std::string>* recreated = nullptr;  // paths made again from ghost images (unlinked at the end)
+  // Ghost image -> the path this process made the file at again from it
+  // (unlinked at the end).
+  std::map<std::string, std::string>* recreated = nullptr;
 };
 
 // One descriptor per open file description of a SharedObject, by file_id.
@@ -196,6 +198,8 @@ const FdKind* ObjectKind(const img::FileObject& obj);
 // --- helpers for kinds (kinds/kind.cc)
 // A copy, in criu-fast, of fd |fd| of |pid|: the same open file description.
 Result<UniqueFd> TakeFd(pid_t pid, int fd);
+// The same through |pidfd|, a pidfd of the process (one for many fds).
+Result<UniqueFd> TakeFdThrough(int pidfd, int fd);
 // The common fields from fdinfo: flags (without O_CLOEXEC), cloexec, pos, mnt_id.
 void SetFdInfo(const FdInfo& info, img::Fd* f);
 // Sets |fd|'s file status flags to the saved |flags| masked by |keep|.

@@ -15,6 +15,7 @@
 //               from any other pid's, and report a process that is gone.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -149,6 +150,9 @@ class DeadPidFd final : public FdKind {
     const pid_t child = fork();
     if (child < 0) return ErrnoStatus("fork a process for dead pidfds");
     if (child == 0) {
+      // Never outlives a restore that dies before killing it.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() == 1) _exit(1);
       for (;;) pause();
     }
     Status status;

@@ -18,7 +18,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -226,15 +225,17 @@ class RegularFile final : public FdKind {
     if (ctx.recreated == nullptr) {
       return Errorf("fd %d: %s is deleted and this restore cannot recreate it", f.fd(), f.path().c_str());
     }
-    // Where this process put each ghost (two deleted files may have had
-    // one name); an entry counts only while |recreated| holds its path.
-    static std::map<std::string, std::string> made;
-    std::string& path = made[f.reg().ghost_file()];
-    if (path.empty() || !ctx.recreated->count(path)) {
-      ASSIGN_OR_RETURN(path, RecreateGhost(ctx.dir + "/" + f.reg().ghost_file(), f));
-      ctx.recreated->insert(path);
+    // By ghost image: two deleted files may have had one name.
+    auto [it, first] = ctx.recreated->try_emplace(f.reg().ghost_file());
+    if (first) {
+      Result<std::string> made = RecreateGhost(ctx.dir + "/" + f.reg().ghost_file(), f);
+      if (!made.ok()) {
+        ctx.recreated->erase(it);
+        return made.status();
+      }
+      it->second = std::move(*made);
     }
-    return OpenByPath(f, path, 0, true, false);
+    return OpenByPath(f, it->second, 0, true, false);
   }
 
   std::string Describe(const img::Fd& f) const override {

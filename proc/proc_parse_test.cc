@@ -420,7 +420,7 @@ TEST(ProcParseTest, LiveLimits) {
 TEST(ProcParseTest, LiveThpDisabled) {
   auto r = ReadStatus(getpid());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  if (r->thp_enabled < 0) GTEST_SKIP() << "no THP_enabled line";
+  if (r->thp_enabled < 0) GTEST_SKIP() << "kernel without THP: no THP_enabled line in /proc/PID/status";
   const int was = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0);
   ASSERT_EQ(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), 0);
   r = ReadStatus(getpid());

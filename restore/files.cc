@@ -141,7 +141,7 @@ Status RestoreFds(const img::Process& core, kinds::RestoreContext& ctx, const In
   for (int i = 0; i < core.fds_size() && status.ok(); ++i) status = kinds::ApplyLocks(core.fds(i));
   // Deleted files go away again once every descriptor holds them.
   if (ctx.recreated) {
-    for (const std::string& path : *ctx.recreated) unlink(path.c_str());
+    for (const auto& [ghost, path] : *ctx.recreated) unlink(path.c_str());
   }
   return status;
 }

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <map>
 #include <set>
 #include <cstring>
 #include <vector>
@@ -207,7 +208,7 @@ Status Prepare(TaskContext& ctx) {
   // (kinds/process_props.h): first what its children inherit.
   RETURN_IF_ERROR(kinds::ApplyInTask(core, kinds::TaskStep::kBeforeChildren));
   // Objects shared with descendants first: the children inherit them.
-  std::set<std::string> recreated;  // files made again from ghost images
+  std::map<std::string, std::string> recreated;  // files made again from ghost images
   kinds::RestoreContext files{ctx.dir, ctx.files->shmem, &recreated};
   RETURN_IF_ERROR(CreateOwnedFiles(*ctx.files, core.pid(), files, &ctx.inherited));
   RETURN_IF_ERROR(CreateChildren(ctx));
