@@ -55,6 +55,7 @@
 #include "common/timer.h"
 #include "engine/collect.h"
 #include "engine/commands.h"
+#include "engine/incremental.h"
 #include "engine/page_dump.h"
 #include "proc/proc_parse.h"
 #include "memdrain/page_reader.h"
@@ -109,6 +110,7 @@ class Dumper {
 
   Status Run();
   const DumpCounters& stats() const { return stats_; }
+  bool pre_dump() const { return opts_.command == Command::kPreDump; }
   // A failure caused by a process of the tree dying under us (killed by
   // someone else) says so first: the low-level error alone (EIO, ESRCH)
   // would not tell why.
@@ -116,6 +118,7 @@ class Dumper {
 
  private:
   Status Prepare();
+  Status RunPreDump(uint64_t start);
   // One process on its way through the dump.
   struct ProcessDump {
     pid_t pid = 0;
@@ -153,6 +156,8 @@ class Dumper {
   uint64_t pipes_held_ = 0;
   std::optional<kinds::ShmemSet> shmem_;  // shared memory objects, saved once each
   std::optional<FdContext> fd_ctx_;
+  std::unique_ptr<DumpParent> parent_;  // --prev-images-dir
+  const std::string image_id_ = NewImageId();
   bool committed_ = false;
 };
 
@@ -161,6 +166,11 @@ Status Dumper::Prepare() {
     ASSIGN_OR_RETURN(sink_, streams::OpenStreamSink(opts_.stream_to));
   } else {
     ASSIGN_OR_RETURN(sink_, streams::OpenDirectorySink(opts_.images_dir));
+  }
+  if (!opts_.prev_images_dir.empty()) {
+    ASSIGN_OR_RETURN(parent_, OpenDumpParent(opts_.stream ? std::string() : opts_.images_dir,
+                                             opts_.prev_images_dir, !opts_.stream));
+    stats_.tracking = "hash";
   }
   return OkStatus();
 }
@@ -206,6 +216,7 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
   RETURN_IF_ERROR(shmem_->AddVmas(&proc));
   const std::string pages_name = "pages-" + std::to_string(pid) + ".img";
   out->pagemap.set_pages_file(pages_name);
+  if (auto st = ReadStat(pid); st.ok()) out->pagemap.set_start_time(st->start_time);
   stats_.processes++;
   stats_.threads += static_cast<uint32_t>(sp.threads.size());
   return OkStatus();
@@ -216,6 +227,7 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
 Status Dumper::DumpProcessPages(ProcessDump* pd) {
   PageDumpOptions popts = page_opts_;
   popts.arena = &*arena_;
+  if (parent_) popts.parent = parent_->PagesOf(pd->pid);
   ASSIGN_OR_RETURN(streams::ImageWriter pages,
                    sink_->Create(pd->pagemap.pages_file(), streams::FileKind::kPages));
   if (!pd->scanned) {
@@ -329,12 +341,67 @@ Status Dumper::WriteInventory() {
   inv.set_checksum("xxh64");
   inv.set_compression(opts_.compress);
   inv.set_leave_running(opts_.leave_running);
+  inv.set_image_id(image_id_);
+  inv.set_pre_dump(pre_dump());
+  if (parent_) {
+    inv.set_parent(opts_.prev_images_dir);
+    inv.set_parent_id(parent_->image.inventory.image_id());
+  }
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   inv.set_dump_time_unix_ns(static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec));
   utsname u;
   if (uname(&u) == 0) inv.set_kernel(u.release);
   return WriteMessage("inventory.img", streams::FileKind::kInventory, inv);
+}
+
+// pre-dump: frozen while the mappings are listed and scanned, then
+// released; the pages are read while the tree runs (engine/incremental.h).
+// Only memory is saved: no cores, no descriptors, no shared memory objects.
+Status Dumper::RunPreDump(uint64_t start) {
+  if (sink_->streamed()) return Error("pre-dump: write it to an images directory (-D), not a stream", EINVAL);
+  page_opts_.skip_vanished = true;
+  stats_.drain = "read";  // the pages are read after the release
+  const uint64_t frozen_start = MonotonicNs();
+  {
+    ScopedTimer t(&stats_.seize_ns);
+    RETURN_IF_ERROR(tree_.SeizeTree(opts_.pid));
+  }
+  for (const SeizedProcess& sp : tree_.processes()) {
+    auto pd = std::make_unique<ProcessDump>();
+    pd->pid = sp.pid;
+    const std::string ctx = "pre-dump of process " + std::to_string(sp.pid);
+    {
+      ScopedTimer t(&stats_.collect_ns);
+      RETURN_IF_ERROR(CollectMm(sp.pid, &pd->proc).status().WithContext(ctx));
+    }
+    pd->pagemap.set_pages_file("pages-" + std::to_string(sp.pid) + ".img");
+    if (auto st = ReadStat(sp.pid); st.ok()) pd->pagemap.set_start_time(st->start_time);
+    ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap));
+    pd->scanned = true;
+    pids_.push_back(sp.pid);
+    stats_.processes++;
+    stats_.threads += static_cast<uint32_t>(sp.threads.size());
+    dumps_.push_back(std::move(pd));
+  }
+  tree_.Release(false);
+  const uint64_t released = MonotonicNs();
+  stats_.frozen_ns = released - frozen_start;
+  LOG_INFO("pre-dump: process tree %d released after %.3f ms; reading its pages", opts_.pid,
+           static_cast<double>(stats_.frozen_ns) / 1e6);
+  RETURN_IF_ERROR(DumpAllPages());
+  for (const auto& pd : dumps_) {
+    RETURN_IF_ERROR(WriteMessage("pagemap-" + std::to_string(pd->pid) + ".img", streams::FileKind::kPageMap,
+                                 pd->pagemap));
+  }
+  stats_.total_ns = MonotonicNs() - start;
+  stats_.after_release_ns = MonotonicNs() - released;
+  RETURN_IF_ERROR(WriteMessage("stats-dump.img", streams::FileKind::kStats, stats_.ToProto()));
+  if (!sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
+  RETURN_IF_ERROR(sink_->Commit());
+  committed_ = true;
+  LOG_INFO("pre-dump: memory of process tree %d saved to %s", opts_.pid, sink_->where().c_str());
+  return OkStatus();
 }
 
 Status Dumper::ExplainVanished(Status s) const {
@@ -356,6 +423,9 @@ Status Dumper::Run() {
   ASSIGN_OR_RETURN(page_opts_.codec, streams::ParseCodec(opts_.compress));
   arena_.emplace(opts_.jobs);
   page_opts_.arena = &*arena_;
+  // An image that may become a parent stores its pages' hashes.
+  page_opts_.hash_pages = pre_dump() || opts_.track_mem || parent_ != nullptr;
+  if (pre_dump()) return RunPreDump(start);
   kinds::ShmemDumpOptions shmem_opts{page_opts_.codec, page_opts_.arena, nullptr};
   shmem_opts.count = [this](uint64_t scanned, const sched::PagePipelineStats& ps) {
     stats_.pages_scanned += scanned;
@@ -450,10 +520,6 @@ Status Dumper::Run() {
 }  // namespace
 
 int RunDump(const Options& opts) {
-  if (opts.command == Command::kPreDump) {
-    LOG_ERROR("pre-dump: not supported by this version yet");
-    return 1;
-  }
   if (!opts.log_file.empty()) {
     // With a stream there is no images directory: a relative log path is
     // relative to the current directory.
@@ -466,10 +532,6 @@ int RunDump(const Options& opts) {
     }
   }
   for (const std::string& n : opts.no_effect) LOG_INFO("option %s: no effect here", n.c_str());
-  if (!opts.prev_images_dir.empty()) {
-    LOG_INFO("--prev-images-dir %s: a full image is written (incremental dumps are not supported yet)",
-             opts.prev_images_dir.c_str());
-  }
   Dumper dumper(opts);
   Status s = dumper.Run();
   if (!s.ok()) s = dumper.ExplainVanished(std::move(s));

@@ -69,6 +69,9 @@ void AddPipelineStats(const sched::PagePipelineStats& ps, DumpCounters* stats) {
   stats->pages_written += ps.pages_written;
   stats->bytes_raw += ps.bytes_raw;
   stats->bytes_written += ps.bytes_written;
+  stats->pages_parent_tracked += ps.pages_parent_tracked;
+  stats->pages_parent_compared += ps.pages_parent_compared;
+  stats->pages_vanished += ps.pages_vanished;
 }
 
 Status WritePages(pid_t pid, std::span<const sched::PageSource> items, const memdrain::PageDrain& reader,
@@ -83,6 +86,9 @@ Status WritePages(pid_t pid, std::span<const sched::PageSource> items, const mem
   sched::PagePipelineOptions po;
   po.codec = opts.codec;
   po.chunk_pages = kChunkPages;
+  po.hash_pages = opts.hash_pages;
+  po.parent = opts.parent;
+  po.skip_vanished = opts.skip_vanished;
   sched::PagePipelineStats ps;
   Status st = sched::RunPagePipeline(*arena, reader, items, po, pages, pm, &ps);
   // Stage times are thread time summed over the pipeline's threads.
@@ -179,10 +185,11 @@ uint64_t PipesNeeded(std::span<const sched::PageSource> sources) {
   sched::BatchCutter cut(sources, kChunkPages);
   std::vector<PageRange> ranges;
   bool readable = true;
+  bool from_parent = false;
   uint64_t pipes = 0;
   while (!cut.done()) {
-    cut.Next(&ranges, &readable);
-    if (readable) pipes += PipesFor(BatchBytes(ranges));
+    cut.Next(&ranges, &readable, &from_parent);
+    if (readable && !from_parent) pipes += PipesFor(BatchBytes(ranges));
   }
   return pipes;
 }
@@ -193,16 +200,17 @@ std::vector<std::vector<sched::PageSource>> SplitByPipes(std::span<const sched::
   sched::BatchCutter cut(sources, kChunkPages);
   std::vector<PageRange> ranges;
   bool readable = true;
+  bool from_parent = false;
   uint64_t pipes = 0;
   while (!cut.done()) {
-    cut.Next(&ranges, &readable);
-    const uint64_t need = readable ? PipesFor(BatchBytes(ranges)) : 0;
+    cut.Next(&ranges, &readable, &from_parent);
+    const uint64_t need = readable && !from_parent ? PipesFor(BatchBytes(ranges)) : 0;
     if (pipes > 0 && pipes + need > max_pipes) {
       windows.emplace_back();
       pipes = 0;
     }
     pipes += need;
-    for (const PageRange& r : ranges) windows.back().push_back({r, readable});
+    for (const PageRange& r : ranges) windows.back().push_back({r, readable, from_parent});
   }
   return windows;
 }
@@ -215,8 +223,10 @@ Status PinPages(pid_t pid, std::span<const sched::PageSource> sources, memdrain:
   sched::BatchCutter cut(sources, kChunkPages);
   std::vector<PageRange> ranges;
   bool readable = true;
+  bool from_parent = false;
   while (!cut.done()) {
-    cut.Next(&ranges, &readable);
+    cut.Next(&ranges, &readable, &from_parent);
+    if (from_parent) continue;  // not read: the parent image has these pages
     if (readable) {
       RETURN_IF_ERROR(cmd.AddBatch(ranges));
       continue;

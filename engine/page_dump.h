@@ -42,6 +42,10 @@ struct PageDumpOptions {
   streams::CodecSpec codec;
   int jobs = 0;                    // threads of the page pipeline (0: number of CPUs)
   sched::Arena* arena = nullptr;   // run there (shared by the processes of a dump); null: an own one of |jobs|
+  // Incremental dumps (sched::PagePipelineOptions).
+  bool hash_pages = false;
+  const pagemap::ParentPages* parent = nullptr;
+  bool skip_vanished = false;
 };
 
 // Adds what one page pipeline run did (stage thread times, counters) to |stats|.

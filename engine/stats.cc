@@ -17,6 +17,11 @@ void DumpCounters::Add(const DumpCounters& o) {
   bytes_raw += o.bytes_raw;
   pin_ns += o.pin_ns;
   pages_pinned += o.pages_pinned;
+  pages_parent_tracked += o.pages_parent_tracked;
+  pages_parent_compared += o.pages_parent_compared;
+  pages_untracked += o.pages_untracked;
+  pages_vanished += o.pages_vanished;
+  track_ns += o.track_ns;
   if (o.jobs) jobs = o.jobs;
   if (o.compression != "none") compression = o.compression;
 }
@@ -46,6 +51,11 @@ img::DumpStats DumpCounters::ToProto() const {
   s.set_injected_ns(injected_ns);
   s.set_unguarded_calls(unguarded_calls);
   s.set_unguarded_ns(unguarded_ns);
+  s.set_pages_parent_tracked(pages_parent_tracked);
+  s.set_pages_parent_compared(pages_parent_compared);
+  s.set_pages_untracked(pages_untracked);
+  s.set_track_ns(track_ns);
+  s.set_tracking(tracking);
   return s;
 }
 
@@ -77,6 +87,13 @@ void DumpCounters::Print(FILE* out) const {
   fprintf(out, "  pages scanned:   %lu\n", pages_scanned);
   fprintf(out, "  pages zero:      %lu\n", pages_zero);
   fprintf(out, "  pages written:   %lu\n", pages_written);
+  if (!tracking.empty()) {
+    fprintf(out, "  tracking:        %s (armed in %.3f ms, frozen)\n", tracking.c_str(), ms(track_ns));
+    fprintf(out, "  pages in parent: %lu (unwritten since it: %lu, same content: %lu)\n",
+            pages_parent_tracked + pages_parent_compared, pages_parent_tracked, pages_parent_compared);
+    fprintf(out, "  pages untracked: %lu (read in full: mappings tracking did not cover)\n", pages_untracked);
+    if (pages_vanished) fprintf(out, "  pages vanished:  %lu (unmapped while a pre-dump read them)\n", pages_vanished);
+  }
   fprintf(out, "  bytes raw:       %lu\n", bytes_raw);
   fprintf(out, "  bytes written:   %lu\n", bytes_written);
   fprintf(out, "  compression:     %s (ratio %.2f)\n", compression.c_str(),

@@ -43,6 +43,17 @@ struct DumpCounters {
   uint64_t unguarded_ns = 0;
   uint32_t processes = 0;
   uint32_t threads = 0;
+  // Incremental dumps (engine/incremental.h): pages recorded as references
+  // to the parent image, found unwritten by write tracking or equal by
+  // content; pages of mappings tracking did not cover (read in full); pages
+  // a pre-dump could not read because they were gone; time spent arming
+  // write tracking (frozen).
+  uint64_t pages_parent_tracked = 0;
+  uint64_t pages_parent_compared = 0;
+  uint64_t pages_untracked = 0;
+  uint64_t pages_vanished = 0;
+  uint64_t track_ns = 0;
+  std::string tracking;  // "uffd-wp", "hash" or empty (not incremental)
   // Printed only (not in stats-dump.img): how the pages were dumped.
   int jobs = 0;
   bool killed_early = false;  // vmsplice: the tree was killed once its pages were pinned

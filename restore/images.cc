@@ -1,5 +1,7 @@
 #include "restore/images.h"
 
+#include <sys/stat.h>
+
 #include <set>
 
 #include "kinds/kind.h"
@@ -7,6 +9,7 @@
 #include <unistd.h>
 
 #include "streams/image_file.h"
+#include "streams/image_trust.h"
 #include "streams/stream.h"
 
 namespace cf::restore {
@@ -18,7 +21,136 @@ Status ReadOne(const std::string& path, streams::FileKind kind, Msg* msg) {
   return r.ReadMessage(msg);
 }
 
+Status CheckFormat(const std::string& inv_path, const img::Inventory& inv) {
+  if (inv.format_version() != streams::kFormatVersion) {
+    return Errorf("%s: image format version %u is not supported", inv_path.c_str(), inv.format_version());
+  }
+  return OkStatus();
+}
+
+// Every chunk the pagemap names lies inside the pages file.
+Status CheckChunks(const img::PageMap& pm, const std::string& pages_path) {
+  struct stat st;
+  if (pm.chunks_size() == 0) return OkStatus();
+  if (stat(pages_path.c_str(), &st) != 0) return ErrnoStatus("open " + pages_path);
+  for (const img::ChunkRef& c : pm.chunks()) {
+    if (c.file_offset() > static_cast<uint64_t>(st.st_size) ||
+        c.stored_size() > static_cast<uint64_t>(st.st_size) - c.file_offset()) {
+      return Error(pages_path + ": truncated (a chunk lies past the end of the file)", EBADMSG);
+    }
+  }
+  return OkStatus();
+}
+
+// Every PARENT page of |pm| is held (zero or content) by |parent|.
+Status CheckParentHolds(const img::PageMap& pm, const img::PageMap* parent, const std::string& parent_dir) {
+  constexpr uint64_t kPage = 4096;
+  int j = 0;  // the parent's ranges, walked once: both lists are sorted
+  for (const img::PageRange& r : pm.ranges()) {
+    if (r.kind() != img::PageRange::PARENT) continue;
+    if (parent == nullptr) {
+      return Errorf("pagemap-%d.img refers to the parent image %s, which has no pages of process %d", pm.pid(),
+                    parent_dir.c_str(), pm.pid());
+    }
+    uint64_t addr = r.vaddr();
+    const uint64_t end = addr + r.nr_pages() * kPage;
+    while (addr < end) {
+      while (j < parent->ranges_size() &&
+             parent->ranges(j).vaddr() + parent->ranges(j).nr_pages() * kPage <= addr) {
+        ++j;
+      }
+      if (j == parent->ranges_size() || parent->ranges(j).vaddr() > addr) {
+        return Errorf("pagemap-%d.img: page %#lx is in the parent image %s, which does not hold it", pm.pid(), addr,
+                      parent_dir.c_str());
+      }
+      addr = parent->ranges(j).vaddr() + parent->ranges(j).nr_pages() * kPage;
+    }
+  }
+  return OkStatus();
+}
+
+// The parents of an incremental image, as deep as its pages refer.
+Status LoadChain(ImageSet* set) {
+  std::string dir = set->dir;
+  const img::Inventory* inv = &set->inventory;
+  std::vector<const img::PageMap*> level;  // per process: its pagemap at the current level
+  for (const ProcessImages& p : set->processes) level.push_back(&p.pagemap);
+  std::set<std::string> seen{inv->image_id()};
+  for (;;) {
+    bool refers = false;
+    for (const img::PageMap* pm : level) {
+      if (pm == nullptr) continue;
+      for (const img::PageRange& r : pm->ranges()) refers = refers || r.kind() == img::PageRange::PARENT;
+    }
+    if (!refers) return OkStatus();
+    ASSIGN_OR_RETURN(const std::string parent_dir, ParentDirOf(dir, *inv));
+    ASSIGN_OR_RETURN(ParentImage parent, LoadParentImage(parent_dir, inv->parent_id(), dir));
+    if (!parent.inventory.image_id().empty() && !seen.insert(parent.inventory.image_id()).second) {
+      return Error("image chain of " + set->dir + " loops back at " + parent.dir, ELOOP);
+    }
+    set->parents.push_back(std::move(parent));
+    const ParentImage& pi = set->parents.back();
+    for (size_t i = 0; i < level.size(); ++i) {
+      const int32_t pid = set->processes[i].core.pid();
+      auto it = pi.pagemaps.find(pid);
+      const img::PageMap* ppm = it == pi.pagemaps.end() ? nullptr : &it->second;
+      if (level[i]) RETURN_IF_ERROR(CheckParentHolds(*level[i], ppm, pi.dir));
+      set->processes[i].parents.push_back({ppm, ppm ? pi.pages_paths.at(pid) : std::string()});
+      level[i] = ppm;
+    }
+    dir = pi.dir;
+    inv = &pi.inventory;
+  }
+}
+
 }  // namespace
+
+PageChain ProcessImages::chain() const {
+  PageChain c;
+  c.push_back({&pagemap, pages_path});
+  c.insert(c.end(), parents.begin(), parents.end());
+  return c;
+}
+
+Result<std::string> ParentDirOf(const std::string& dir, const img::Inventory& inv) {
+  struct stat st;
+  if (lstat((dir + "/parent").c_str(), &st) == 0) return dir + "/parent";
+  if (!inv.parent().empty()) return inv.parent()[0] == '/' ? inv.parent() : dir + "/" + inv.parent();
+  return Error(dir + ": the image refers to a parent image but names none (no parent link)", ENOENT);
+}
+
+Result<ParentImage> LoadParentImage(const std::string& parent_dir, const std::string& expected_id,
+                                    const std::string& child_dir) {
+  ParentImage p;
+  p.dir = parent_dir;
+  // Restore takes a parent only from where its images were taken.
+  if (streams::ImageOwnerCheckOn()) RETURN_IF_ERROR(streams::CheckImagesTrusted(parent_dir + "/."));
+  const std::string inv_path = p.dir + "/inventory.img";
+  if (access(inv_path.c_str(), F_OK) != 0) {
+    return Error("parent image " + p.dir + " is missing or incomplete (no inventory.img)", ENOENT);
+  }
+  RETURN_IF_ERROR(ReadOne(inv_path, streams::FileKind::kInventory, &p.inventory));
+  RETURN_IF_ERROR(CheckFormat(inv_path, p.inventory));
+  if (!expected_id.empty() && p.inventory.image_id() != expected_id) {
+    return Error("parent image " + p.dir + " is not the one the dump in " + child_dir +
+                     " was made against (it was replaced by another dump)",
+                 ESTALE);
+  }
+  for (int32_t pid : p.inventory.pids()) {
+    const std::string sp = std::to_string(pid);
+    const std::string pm_path = p.dir + "/pagemap-" + sp + ".img";
+    img::PageMap pm;
+    RETURN_IF_ERROR(ReadOne(pm_path, streams::FileKind::kPageMap, &pm));
+    if (pm.pid() != pid) return Errorf("%s names another pid", pm_path.c_str());
+    const std::string& pages_file = pm.pages_file();
+    if (!pages_file.empty() && !streams::IsSafeFileName(pages_file)) return Errorf("%s: bad pages file name", pm_path.c_str());
+    const std::string pages_path = p.dir + "/" + (pages_file.empty() ? "pages-" + sp + ".img" : pages_file);
+    RETURN_IF_ERROR(CheckChunks(pm, pages_path));
+    p.pages_paths[pid] = pages_path;
+    p.pagemaps.emplace(pid, std::move(pm));
+  }
+  return p;
+}
 
 Result<ImageSet> LoadImages(const std::string& dir) {
   ImageSet set;
@@ -28,9 +160,9 @@ Result<ImageSet> LoadImages(const std::string& dir) {
     return Error(dir + " holds no complete image (no inventory.img: the dump did not finish?)", ENOENT);
   }
   RETURN_IF_ERROR(ReadOne(inv_path, streams::FileKind::kInventory, &set.inventory));
-  if (set.inventory.format_version() != streams::kFormatVersion) {
-    return Errorf("%s: image format version %u is not supported", inv_path.c_str(),
-                  set.inventory.format_version());
+  RETURN_IF_ERROR(CheckFormat(inv_path, set.inventory));
+  if (set.inventory.pre_dump()) {
+    return Error(dir + " holds a pre-dump (memory only): restore the dump made after it", EINVAL);
   }
   if (set.inventory.pids_size() == 0) return Error(inv_path + ": no processes in the image", EBADMSG);
   for (int32_t pid : set.inventory.pids()) {
@@ -48,6 +180,7 @@ Result<ImageSet> LoadImages(const std::string& dir) {
       return Errorf("pagemap-%d.img: bad pages file name", pid);
     }
     p.pages_path = dir + "/" + (pages_file.empty() ? "pages-" + sp + ".img" : pages_file);
+    RETURN_IF_ERROR(CheckChunks(p.pagemap, p.pages_path));
     for (const img::Shmem& s : p.core.shmems()) {
       if (s.id() == 0 || !set.shmems.emplace(s.id(), s).second) {
         return Errorf("core-%d.img: shared memory object %u is invalid or saved twice", pid, s.id());
@@ -58,6 +191,7 @@ Result<ImageSet> LoadImages(const std::string& dir) {
     }
     set.processes.push_back(std::move(p));
   }
+  RETURN_IF_ERROR(LoadChain(&set));
   // Every vma and fd must name an object that was saved.
   for (const ProcessImages& p : set.processes) {
     for (const img::Vma& v : p.core.vmas()) {

@@ -11,6 +11,7 @@
 
 #include "common/status.h"
 #include "criu_fast.pb.h"
+#include "restore/memory.h"
 
 namespace cf::restore {
 
@@ -18,17 +19,48 @@ struct ProcessImages {
   img::Process core;
   img::PageMap pagemap;
   std::string pages_path;  // pages-PID.img
+  // Incremental dumps: this process's pages in the parent images, nearest
+  // first (a null pagemap where a parent has none of its pages).
+  PageChain parents;
+
+  // Where its memory comes from: this image, then the parents.
+  PageChain chain() const;
 };
+
+// A parent image (pre-dump, or a dump an increment was made against): what
+// restore reads of it is its pagemaps and pages.
+struct ParentImage {
+  std::string dir;
+  img::Inventory inventory;
+  std::map<int32_t, img::PageMap> pagemaps;  // by pid
+  std::map<int32_t, std::string> pages_paths;
+};
+
+// The parent directory of the image in |dir| whose inventory is |inv|:
+// CRIU's `parent` symlink in |dir|, else the inventory's parent path
+// (relative to |dir|).
+Result<std::string> ParentDirOf(const std::string& dir, const img::Inventory& inv);
+
+// Loads the parent image in |parent_dir|: its inventory and every pagemap.
+// Checks that it is the image a child (in |child_dir|) was made against
+// (|expected_id|, unless empty) and that its files are whole (checksums,
+// chunks inside the pages files).
+Result<ParentImage> LoadParentImage(const std::string& parent_dir, const std::string& expected_id,
+                                    const std::string& child_dir);
 
 struct ImageSet {
   std::string dir;
   img::Inventory inventory;
   std::vector<ProcessImages> processes;  // root first
   std::map<uint32_t, img::Shmem> shmems;  // shared memory objects, by id
+  std::vector<ParentImage> parents;       // the chain of parent images, nearest first
 };
 
 // Fails with a clear message when the directory holds no complete image
-// (no inventory.img: an interrupted dump) or a file is corrupt.
+// (no inventory.img: an interrupted dump) or a file is corrupt. An
+// incremental image loads its chain of parents too, and every page a level
+// takes from its parent must be there: a missing, replaced or damaged
+// parent fails here, before any process is created.
 Result<ImageSet> LoadImages(const std::string& dir);
 
 }  // namespace cf::restore

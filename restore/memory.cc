@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 
@@ -309,9 +310,10 @@ namespace {
 
 constexpr size_t kMaxIov = 1024;
 
-// One piece of a chunk: |pages| pages that go to |dst| (a slot address in
-// the new process).
+// One piece of a chunk: |pages| pages from page |src| of the chunk's raw
+// bytes that go to |dst| (a slot address in the new process).
 struct Piece {
+  uint64_t src;
   uint64_t dst;
   uint64_t pages;
 };
@@ -325,33 +327,174 @@ const PremappedVma* FindVma(const std::vector<PremappedVma>& slots, uint64_t add
   return addr < it->start + it->len ? &*it : nullptr;
 }
 
-// Writes |len| bytes from |src| to the pieces, |kMaxIov| at a time.
+// Writes the pieces from the chunk's raw bytes at |src|, |kMaxIov| at a
+// time; consecutive pieces usually read consecutive bytes.
 Status WritePieces(pid_t pid, const uint8_t* src, const Piece* pieces, size_t n) {
   iovec remote[kMaxIov];
+  iovec local[kMaxIov];
   while (n > 0) {
     const size_t cnt = std::min(n, kMaxIov);
     uint64_t total = 0;
     for (size_t j = 0; j < cnt; ++j) {
-      remote[j] = {reinterpret_cast<void*>(pieces[j].dst), pieces[j].pages * kPageSize};
-      total += pieces[j].pages * kPageSize;
+      const uint64_t len = pieces[j].pages * kPageSize;
+      remote[j] = {reinterpret_cast<void*>(pieces[j].dst), len};
+      local[j] = {const_cast<uint8_t*>(src + pieces[j].src * kPageSize), len};
+      total += len;
     }
-    iovec local{const_cast<uint8_t*>(src), total};
-    ssize_t w = process_vm_writev(pid, &local, 1, remote, cnt, 0);
+    ssize_t w = process_vm_writev(pid, local, cnt, remote, cnt, 0);
     if (w != static_cast<ssize_t>(total)) {
       return ErrnoStatus(w < 0 ? errno : EIO, "write memory of restored process " + std::to_string(pid));
     }
-    src += total;
     pieces += cnt;
     n -= cnt;
   }
   return OkStatus();
 }
 
+// Where the pages of one level of a chain go: per chunk, the pieces taken
+// from it. Pages a level refers to its parent for are looked up there, so a
+// chunk of any level holds only what the levels above did not replace.
+class FillPlan {
+ public:
+  FillPlan(const std::vector<PremappedVma>& slots, const PageChain& chain) : slots_(slots), chain_(chain) {
+    levels_.resize(chain.size());
+    for (size_t l = 0; l < chain.size(); ++l) Index(l);
+  }
+
+  Status Build() {
+    for (size_t l = 0; l < levels_.size(); ++l) {
+      if (levels_[l].data_pages != levels_[l].chunk_pages) {
+        return Errorf("%s: the pagemap has %lu data pages, its chunks %lu", chain_[l].pages_path.c_str(),
+                      levels_[l].data_pages, levels_[l].chunk_pages);
+      }
+    }
+    const img::PageMap& top = *chain_[0].pagemap;
+    for (int i = 0; i < top.ranges_size(); ++i) {
+      RETURN_IF_ERROR(Place(0, i, top.ranges(i).vaddr(), top.ranges(i).nr_pages()));
+    }
+    return OkStatus();
+  }
+
+  size_t levels() const { return levels_.size(); }
+  const std::vector<std::vector<Piece>>& chunk_pieces(size_t level) const { return levels_[level].pieces; }
+  const std::vector<Piece>& zero_pieces() const { return zero_; }
+
+ private:
+  struct Level {
+    std::vector<uint64_t> data_before;   // per range: DATA pages of the ranges before it
+    std::vector<uint64_t> chunk_first;   // per chunk: its first DATA page
+    uint64_t data_pages = 0;
+    uint64_t chunk_pages = 0;
+    std::vector<std::vector<Piece>> pieces;
+  };
+
+  void Index(size_t l) {
+    Level& L = levels_[l];
+    const img::PageMap* pm = chain_[l].pagemap;
+    if (pm == nullptr) return;
+    uint64_t d = 0;
+    for (const img::PageRange& r : pm->ranges()) {
+      L.data_before.push_back(d);
+      if (r.kind() == img::PageRange::DATA) d += r.nr_pages();
+    }
+    uint64_t c = 0;
+    for (const img::ChunkRef& ch : pm->chunks()) {
+      L.chunk_first.push_back(c);
+      c += ch.nr_pages();
+    }
+    L.pieces.resize(static_cast<size_t>(pm->chunks_size()));
+    L.data_pages = d;
+    L.chunk_pages = c;
+  }
+
+  Status Outside(uint64_t addr) const {
+    return Error("pagemap: range at " + std::to_string(addr) + " lies outside every vma", EBADMSG);
+  }
+
+  // Pages [addr, addr + pages) of range |ri| of level |l|.
+  Status Place(size_t l, int ri, uint64_t addr, uint64_t pages) {
+    const img::PageMap& pm = *chain_[l].pagemap;
+    const img::PageRange& r = pm.ranges(ri);
+    switch (r.kind()) {
+      case img::PageRange::ZERO:
+        return PlaceZero(addr, pages);
+      case img::PageRange::PARENT:
+        return FromParent(l + 1, addr, pages);
+      case img::PageRange::DATA:
+        break;
+      default:
+        return Errorf("pagemap: range kind %d not supported", r.kind());
+    }
+    Level& L = levels_[l];
+    uint64_t d = L.data_before[static_cast<size_t>(ri)] + (addr - r.vaddr()) / kPageSize;  // DATA page ordinal
+    while (pages > 0) {
+      auto it = std::upper_bound(L.chunk_first.begin(), L.chunk_first.end(), d);
+      if (it == L.chunk_first.begin()) return Error("pagemap: data pages before the first chunk", EBADMSG);
+      const size_t c = static_cast<size_t>(it - L.chunk_first.begin()) - 1;
+      const uint64_t off = d - L.chunk_first[c];
+      const uint64_t in_chunk = pm.chunks(static_cast<int>(c)).nr_pages();
+      if (off >= in_chunk) return Error(chain_[l].pages_path + ": more data pages than chunks hold", EBADMSG);
+      uint64_t take = std::min(pages, in_chunk - off);
+      // Cut at VMA ends: a range may run over adjacent VMAs.
+      const PremappedVma* v = FindVma(slots_, addr);
+      if (!v) return Outside(addr);
+      take = std::min(take, (v->start + v->len - addr) / kPageSize);
+      L.pieces[c].push_back({off, v->premap + (addr - v->start), take});
+      addr += take * kPageSize;
+      d += take;
+      pages -= take;
+    }
+    return OkStatus();
+  }
+
+  // Zero pages in fresh anonymous slots need no writes; in file-backed
+  // slots they do (the file has other bytes).
+  Status PlaceZero(uint64_t addr, uint64_t pages) {
+    while (pages > 0) {
+      const PremappedVma* v = FindVma(slots_, addr);
+      if (!v) return Outside(addr);
+      const uint64_t take = std::min(pages, (v->start + v->len - addr) / kPageSize);
+      if (!v->anonymous) zero_.push_back({0, v->premap + (addr - v->start), take});
+      addr += take * kPageSize;
+      pages -= take;
+    }
+    return OkStatus();
+  }
+
+  // Pages the level above stored as PARENT: every one must be in level |l|.
+  Status FromParent(size_t l, uint64_t addr, uint64_t pages) {
+    const uint64_t end = addr + pages * kPageSize;
+    const img::PageMap* pm = l < chain_.size() ? chain_[l].pagemap : nullptr;
+    if (pm == nullptr) {
+      return Errorf("pagemap: page %#lx is in the parent image, which has no pages of this process", addr);
+    }
+    auto it = std::upper_bound(pm->ranges().begin(), pm->ranges().end(), addr,
+                               [](uint64_t a, const img::PageRange& r) { return a < r.vaddr() + r.nr_pages() * kPageSize; });
+    while (addr < end) {
+      if (it == pm->ranges().end() || it->vaddr() > addr) {
+        return Errorf("pagemap: page %#lx is in the parent image %s, which does not hold it", addr,
+                      chain_[l].pages_path.c_str());
+      }
+      const uint64_t r_end = it->vaddr() + it->nr_pages() * kPageSize;
+      const uint64_t take = (std::min(end, r_end) - addr) / kPageSize;
+      RETURN_IF_ERROR(Place(l, static_cast<int>(it - pm->ranges().begin()), addr, take));
+      addr += take * kPageSize;
+      ++it;
+    }
+    return OkStatus();
+  }
+
+  const std::vector<PremappedVma>& slots_;
+  const PageChain& chain_;
+  std::vector<Level> levels_;
+  std::vector<Piece> zero_;
+};
+
 }  // namespace
 
 Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
   for (const img::PageRange& r : pm.ranges()) {
-    if (r.kind() != img::PageRange::DATA) continue;
+    if (r.kind() != img::PageRange::DATA && r.kind() != img::PageRange::PARENT) continue;
     uint64_t addr = r.vaddr();
     uint64_t left = r.nr_pages() * kPageSize;
     while (left > 0) {
@@ -384,67 +527,58 @@ Status InstallGuards(const MemoryLayout& L, const img::PageMap& pm) {
   return OkStatus();
 }
 
-Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const img::PageMap& pm,
-                  const std::string& pages_path, int jobs) {
+Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageChain& chain, int jobs) {
   FAULT_POINT("restore-fill");
-  // Pair each chunk with the DATA pages it holds, in order; zero pages that
-  // fall in file-backed slots must be written (the file has other bytes).
-  std::vector<std::vector<Piece>> chunk_pieces(static_cast<size_t>(pm.chunks_size()));
-  std::vector<Piece> zero_pieces;
-  int chunk = 0;
-  uint64_t left_in_chunk = pm.chunks_size() ? pm.chunks(0).nr_pages() : 0;
-  for (const img::PageRange& r : pm.ranges()) {
-    if (r.kind() != img::PageRange::DATA && r.kind() != img::PageRange::ZERO) {
-      return Errorf("pagemap: range kind %d not supported", r.kind());
-    }
-    // Ranges may run over several adjacent VMAs: cut them at VMA ends.
-    uint64_t addr = r.vaddr();
-    uint64_t pages = r.nr_pages();
-    while (pages > 0) {
-      const PremappedVma* v = FindVma(slots, addr);
-      if (!v) return Error("pagemap: range at " + std::to_string(addr) + " lies outside every vma", EBADMSG);
-      uint64_t take = std::min(pages, (v->start + v->len - addr) / kPageSize);
-      const uint64_t dst = v->premap + (addr - v->start);
-      if (r.kind() == img::PageRange::ZERO) {
-        if (!v->anonymous) zero_pieces.push_back({dst, take});
-        addr += take * kPageSize;
-        pages -= take;
-        continue;
-      }
-      if (chunk >= pm.chunks_size()) return Error("pagemap: more data pages than chunks hold", EBADMSG);
-      take = std::min(take, left_in_chunk);
-      chunk_pieces[static_cast<size_t>(chunk)].push_back({dst, take});
-      addr += take * kPageSize;
-      pages -= take;
-      left_in_chunk -= take;
-      while (left_in_chunk == 0 && ++chunk < pm.chunks_size()) left_in_chunk = pm.chunks(chunk).nr_pages();
-    }
-  }
-  if (chunk < pm.chunks_size()) return Error("pagemap: chunks hold more pages than the ranges", EBADMSG);
+  if (chain.empty() || chain[0].pagemap == nullptr) return Error("restore: no pagemap to fill memory from", EINVAL);
+  FillPlan plan(slots, chain);
+  RETURN_IF_ERROR(plan.Build());
 
-  if (!zero_pieces.empty()) {
+  if (!plan.zero_pieces().empty()) {
     const std::vector<uint8_t> zeros(kPageSize * 512, 0);
-    for (const Piece& z : zero_pieces) {
+    for (const Piece& z : plan.zero_pieces()) {
       for (uint64_t done = 0; done < z.pages;) {
         const uint64_t n = std::min<uint64_t>(z.pages - done, 512);
-        Piece p{z.dst + done * kPageSize, n};
+        Piece p{0, z.dst + done * kPageSize, n};
         RETURN_IF_ERROR(WritePieces(pid, zeros.data(), &p, 1));
         done += n;
       }
     }
   }
 
-  ASSIGN_OR_RETURN(streams::ImageReader reader, streams::ImageReader::Open(pages_path, streams::FileKind::kPages));
-  std::atomic<int> next{0};
+  // Every chunk of every level that holds a page to write, one task each.
+  struct Task {
+    size_t level;
+    int chunk;
+  };
+  std::vector<Task> tasks;
+  std::vector<std::optional<streams::ImageReader>> readers(plan.levels());
+  for (size_t l = 0; l < plan.levels(); ++l) {
+    const auto& per_chunk = plan.chunk_pieces(l);
+    bool any = false;
+    for (size_t c = 0; c < per_chunk.size(); ++c) {
+      if (per_chunk[c].empty()) continue;
+      tasks.push_back({l, static_cast<int>(c)});
+      any = true;
+    }
+    if (!any) continue;
+    ASSIGN_OR_RETURN(streams::ImageReader r,
+                     streams::ImageReader::Open(chain[l].pages_path, streams::FileKind::kPages));
+    readers[l].emplace(std::move(r));
+  }
+  std::atomic<size_t> next{0};
   std::mutex mu;
   Status first_error;
   auto worker = [&]() {
     streams::Record rec;
     std::vector<uint8_t> raw;
     for (;;) {
-      const int i = next.fetch_add(1);
-      if (i >= pm.chunks_size()) return;
-      Status s = reader.ReadAt(pm.chunks(i).file_offset(), &rec);
+      const size_t ti = next.fetch_add(1);
+      if (ti >= tasks.size()) return;
+      const Task& t = tasks[ti];
+      const img::PageMap& pm = *chain[t.level].pagemap;
+      const std::string& path = chain[t.level].pages_path;
+      const int i = t.chunk;
+      Status s = readers[t.level]->ReadAt(pm.chunks(i).file_offset(), &rec);
       // A raw chunk is written from the record itself; others are decoded.
       const uint8_t* data = nullptr;
       size_t size = 0;
@@ -457,25 +591,25 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const img::
         data = rec.payload.data() + sizeof(ch);
         size = rec.payload.size() - sizeof(ch);
       } else if (s.ok()) {
-        s = streams::DecodeChunk(rec, &raw, pages_path);
+        s = streams::DecodeChunk(rec, &raw, path);
         data = raw.data();
         size = raw.size();
       }
       if (s.ok() && size != pm.chunks(i).nr_pages() * kPageSize) {
-        s = Errorf("%s: chunk %d holds %zu bytes, pagemap says %lu pages", pages_path.c_str(), i, size,
+        s = Errorf("%s: chunk %d holds %zu bytes, pagemap says %lu pages", path.c_str(), i, size,
                    pm.chunks(i).nr_pages());
       }
-      const auto& pieces = chunk_pieces[static_cast<size_t>(i)];
+      const auto& pieces = plan.chunk_pieces(t.level)[static_cast<size_t>(i)];
       if (s.ok()) s = WritePieces(pid, data, pieces.data(), pieces.size());
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first_error.ok()) first_error = s;
-        next.store(pm.chunks_size());
+        next.store(tasks.size());
         return;
       }
     }
   };
-  const int n = std::max(1, std::min(jobs, pm.chunks_size()));
+  const int n = std::max(1, std::min(jobs, static_cast<int>(tasks.size())));
   std::vector<std::thread> threads;
   for (int t = 1; t < n; ++t) threads.emplace_back(worker);
   worker();

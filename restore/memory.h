@@ -74,10 +74,19 @@ Status InstallGuards(const MemoryLayout& layout, const img::PageMap& pm);
 // VMA |in_place_vma| (or none: -1) is premapped at its own address instead.
 std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot, int in_place_vma);
 
-// Fills the premapped slots of process |pid| from pages-PID.img with
-// process_vm_writev, using |jobs| threads. Runs in criu-fast, not in the new
-// process: threads there would take TIDs the restored threads need.
-Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const img::PageMap& pagemap,
-                  const std::string& pages_path, int jobs);
+// One level of an image chain: a pagemap and its pages file. Level 0 is the
+// image restored; level i+1 is the parent of level i (incremental dumps),
+// with a null pagemap where that image has no pages of the process.
+struct PageLevel {
+  const img::PageMap* pagemap = nullptr;
+  std::string pages_path;
+};
+using PageChain = std::vector<PageLevel>;
+
+// Fills the premapped slots of process |pid| from the chain's pages files
+// with process_vm_writev, using |jobs| threads: PARENT pages are looked up
+// down the chain. Runs in criu-fast, not in the new process: threads there
+// would take TIDs the restored threads need.
+Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageChain& chain, int jobs);
 
 }  // namespace cf::restore

@@ -230,7 +230,7 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
       const TaskReport& report = (*msgs)[pid].report;
       const std::vector<PremappedVma> slots =
           PlanSlots(p->core, report.first_slot, static_cast<int>(report.in_place_vma));
-      RETURN_IF_ERROR(FillMemory(pid, slots, p->pagemap, p->pages_path, jobs)
+      RETURN_IF_ERROR(FillMemory(pid, slots, p->chain(), jobs)
                           .WithContext("restore of process " + std::to_string(pid)));
       (*msgs)[pid].tag = 'F';
       ptrace(PTRACE_CONT, pid, nullptr, nullptr);
@@ -321,7 +321,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
         whole.len = len;
         whole.premap = addr;
         whole.anonymous = true;  // fresh: zero pages need no writes
-        return FillMemory(getpid(), {whole}, pages, path, jobs);
+        return FillMemory(getpid(), {whole}, PageChain{{&pages, path}}, jobs);
       }};
   ASSIGN_OR_RETURN(kinds::ShmemObjects shmem,
                    kinds::ShmemObjects::Create(images.shmems, images.dir, files.temp_base, hooks));

@@ -11,6 +11,8 @@
 #include <mutex>
 #include <vector>
 
+#include <xxhash.h>
+
 #include "common/log.h"
 #include "common/timer.h"
 
@@ -36,6 +38,7 @@ struct Slot {
   // Set by the cut stage.
   uint64_t index = 0;
   bool readable = true;
+  bool from_parent = false;
   std::vector<PageRange> ranges;
   // Set by the process stage.
   std::unique_ptr<uint8_t[]> raw;     // chunk_pages pages; the kept ones compacted to the front
@@ -44,8 +47,12 @@ struct Slot {
   size_t stored_size = 0;  // 0: the chunk is stored raw
   streams::ChunkFrame frame;  // headers and checksum of the chunk record
   std::vector<Run> runs;
+  std::vector<pagemap::PageHash> hashes;  // of the DATA and PARENT pages, in order
   uint64_t kept = 0;
   uint64_t zero = 0;
+  uint64_t parent_tracked = 0;
+  uint64_t parent_compared = 0;
+  uint64_t vanished = 0;
   uint64_t drain_ns = 0;
   uint64_t compress_ns = 0;
   uint64_t frame_ns = 0;
@@ -84,6 +91,7 @@ class SlotPool {
     }
     s->ranges.reserve(64);
     s->runs.reserve(64);
+    s->hashes.reserve(chunk_pages_);
     slots_.push_back(std::move(s));
     return slots_.back().get();
   }
@@ -142,26 +150,95 @@ void AddRange(img::PageMap* pm, uint64_t vaddr, uint64_t pages, img::PageRange::
   r->set_kind(kind);
 }
 
+// A batch of pages the parent holds unchanged: PARENT runs (ZERO where the
+// parent has zeros), their hashes taken from the parent. Nothing is read.
+Status TakeFromParent(const pagemap::ParentPages& parent, bool hash_pages, Slot* s) {
+  for (const PageRange& r : s->ranges) {
+    for (uint64_t a = r.start; a < r.end; a += kPageSize) {
+      const pagemap::ParentPages::Page p = parent.Find(a);
+      if (p.kind == pagemap::ParentPages::Kind::kAbsent) {
+        return Errorf("sched: page 0x%lx was taken from the parent image, which does not hold it", a);
+      }
+      if (p.kind == pagemap::ParentPages::Kind::kZero) {
+        AddRun(&s->runs, a, img::PageRange::ZERO);
+        ++s->zero;
+        continue;
+      }
+      AddRun(&s->runs, a, img::PageRange::PARENT);
+      if (hash_pages) s->hashes.push_back(p.hash);
+      ++s->parent_tracked;
+    }
+  }
+  return OkStatus();
+}
+
+// Reads the batch one page at a time; |gone| marks the pages that failed.
+Status ReadPageByPage(const memdrain::PageDrain& reader, Slot* s, std::vector<bool>* gone) {
+  uint8_t* out = s->raw.get();
+  for (const PageRange& r : s->ranges) {
+    for (uint64_t a = r.start; a < r.end; a += kPageSize, out += kPageSize) {
+      const PageRange one{a, a + kPageSize};
+      gone->push_back(!reader.Read({&one, 1}, out, false).ok());
+    }
+  }
+  return OkStatus();
+}
+
 // The process stage: drain, drop zero pages (compacting the others to the
-// front of the buffer), compress.
-Status ProcessBatch(const memdrain::PageDrain& reader, const streams::CodecSpec& codec, uint32_t record_flags,
+// front of the buffer) and, in an incremental dump, pages whose hash is the
+// parent's; compress.
+Status ProcessBatch(const memdrain::PageDrain& reader, const PagePipelineOptions& opts, uint32_t record_flags,
                     Slot* s) {
   const uint64_t t0 = MonotonicNs();
   s->runs.clear();
+  s->hashes.clear();
   s->kept = 0;
   s->zero = 0;
+  s->parent_tracked = 0;
+  s->parent_compared = 0;
+  s->vanished = 0;
   s->stored_size = 0;
   s->compress_ns = 0;
   s->frame_ns = 0;
-  RETURN_IF_ERROR(reader.Read(s->ranges, s->raw.get(), s->readable));
+  if (s->from_parent) {
+    if (opts.parent == nullptr) return Error("sched: pages taken from a parent image, but there is none");
+    RETURN_IF_ERROR(TakeFromParent(*opts.parent, opts.hash_pages, s));
+    s->drain_ns = MonotonicNs() - t0;
+    return OkStatus();
+  }
+  std::vector<bool> gone;  // skip_vanished: pages that could not be read
+  Status rs = reader.Read(s->ranges, s->raw.get(), s->readable);
+  if (!rs.ok() && opts.skip_vanished) {
+    LOG_DEBUG("sched: %s: reading the batch page by page", rs.ToString().c_str());
+    rs = ReadPageByPage(reader, s, &gone);
+  }
+  RETURN_IF_ERROR(rs);
+  const bool compare = opts.parent != nullptr && opts.parent->has_hashes();
   uint8_t* const buf = s->raw.get();
   const uint8_t* src = buf;
+  size_t page = 0;
   for (const PageRange& r : s->ranges) {
-    for (uint64_t a = r.start; a < r.end; a += kPageSize, src += kPageSize) {
+    for (uint64_t a = r.start; a < r.end; a += kPageSize, src += kPageSize, ++page) {
+      if (!gone.empty() && gone[page]) {
+        ++s->vanished;
+        continue;
+      }
       if (PageIsZero(src)) {
         AddRun(&s->runs, a, img::PageRange::ZERO);
         ++s->zero;
         continue;
+      }
+      if (opts.hash_pages || compare) {
+        const pagemap::PageHash h = HashPage(src);
+        s->hashes.push_back(h);
+        if (compare) {
+          const pagemap::ParentPages::Page p = opts.parent->Find(a);
+          if (p.kind == pagemap::ParentPages::Kind::kContent && p.hash == h) {
+            AddRun(&s->runs, a, img::PageRange::PARENT);
+            ++s->parent_compared;
+            continue;
+          }
+        }
       }
       uint8_t* dst = buf + s->kept * kPageSize;
       if (dst != src) memcpy(dst, src, kPageSize);
@@ -171,6 +248,7 @@ Status ProcessBatch(const memdrain::PageDrain& reader, const streams::CodecSpec&
   }
   const uint64_t t1 = MonotonicNs();
   s->drain_ns = t1 - t0;
+  const streams::CodecSpec& codec = opts.codec;
   if (s->kept > 0 && codec.codec != streams::Codec::kNone) {
     ASSIGN_OR_RETURN(s->stored_size, streams::CompressInto(codec, {buf, s->kept * kPageSize},
                                                            {s->stored.get(), s->stored_cap}));
@@ -223,16 +301,42 @@ class FirstError {
 
 }  // namespace
 
+pagemap::PageHash HashPage(const uint8_t* page) {
+  const XXH128_hash_t h = XXH3_128bits(page, kPageSize);
+  return {h.low64, h.high64};
+}
+
+pagemap::ParentPages ParentPagesOf(const img::PageMap& pm) {
+  pagemap::ParentPages out;
+  for (const img::PageRange& r : pm.ranges()) {
+    if (r.kind() == img::PageRange::ZERO) {
+      out.AddZero(r.vaddr(), r.nr_pages());
+    } else {
+      out.AddContent(r.vaddr(), r.nr_pages());
+    }
+  }
+  const std::string& raw = pm.hashes();
+  if (!raw.empty() && raw.size() % sizeof(pagemap::PageHash) == 0) {
+    std::vector<pagemap::PageHash> hashes(raw.size() / sizeof(pagemap::PageHash));
+    memcpy(hashes.data(), raw.data(), raw.size());
+    out.SetHashes(std::move(hashes));
+  }
+  return out;
+}
+
 BatchCutter::BatchCutter(std::span<const PageSource> sources, uint64_t chunk_pages)
     : sources_(sources), chunk_pages_(chunk_pages) {
   SkipEmpty();
 }
 
-void BatchCutter::Next(std::vector<PageRange>* ranges, bool* readable) {
+void BatchCutter::Next(std::vector<PageRange>* ranges, bool* readable, bool* from_parent) {
   ranges->clear();
   *readable = sources_[idx_].readable;
+  const bool parent = sources_[idx_].from_parent;
+  if (from_parent) *from_parent = parent;
   uint64_t pages = 0;
-  while (!done() && pages < chunk_pages_ && sources_[idx_].readable == *readable) {
+  while (!done() && pages < chunk_pages_ && sources_[idx_].readable == *readable &&
+         sources_[idx_].from_parent == parent) {
     const PageRange& r = sources_[idx_].range;
     const uint64_t take = std::min(r.pages() - offset_, chunk_pages_ - pages);
     const uint64_t start = r.start + offset_ * kPageSize;
@@ -284,13 +388,13 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
     }
     s->index = next_index++;
     s->ok = false;
-    cutter.Next(&s->ranges, &s->readable);
+    cutter.Next(&s->ranges, &s->readable, &s->from_parent);
     return s;
   };
 
   auto process = [&](Slot* s) -> Slot* {
     if (error.failed()) return s;  // dropped below
-    Status st = ProcessBatch(reader, opts.codec, out->record_flags(), s);
+    Status st = ProcessBatch(reader, opts, out->record_flags(), s);
     if (st.ok()) {
       s->ok = true;
     } else {
@@ -304,6 +408,13 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
     // prefix of the chunks at most.
     if (s->ok && !error.failed()) {
       for (const Run& r : s->runs) AddRange(pm, r.vaddr, r.pages, r.kind);
+      if (opts.hash_pages && !s->hashes.empty()) {
+        pm->mutable_hashes()->append(reinterpret_cast<const char*>(s->hashes.data()),
+                                     s->hashes.size() * sizeof(pagemap::PageHash));
+      }
+      stats->pages_parent_tracked += s->parent_tracked;
+      stats->pages_parent_compared += s->parent_compared;
+      stats->pages_vanished += s->vanished;
       stats->drain_ns += s->drain_ns;
       stats->compress_ns += s->compress_ns;
       stats->write_ns += s->frame_ns;

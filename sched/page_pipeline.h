@@ -32,6 +32,7 @@
 #include "criu_fast.pb.h"
 #include "memdrain/drain.h"
 #include "pagemap/page_ranges.h"
+#include "pagemap/parent_pages.h"
 #include "sched/arena.h"
 #include "streams/codec.h"
 #include "streams/image_file.h"
@@ -47,12 +48,25 @@ inline constexpr int kMaxTokens = 16;         // at most 16 batches in flight
 struct PageSource {
   pagemap::PageRange range;
   bool readable;  // the VMA has PROT_READ (else read through /proc/PID/mem)
+  // Not written since the parent image read it (write tracking), and the
+  // parent has every page of it: recorded as PARENT (or ZERO where the
+  // parent had zeros) without being read.
+  bool from_parent = false;
 };
 
 struct PagePipelineOptions {
   streams::CodecSpec codec;
   uint64_t chunk_pages = kChunkPages;
   int tokens = 0;  // batches in flight; 0: 2 x jobs, at most kMaxTokens
+  // Incremental dumps: hash every page with content into PageMap.hashes;
+  // with |parent|, a page read whose hash equals the parent's at the same
+  // address is recorded as PARENT instead of stored.
+  bool hash_pages = false;
+  const pagemap::ParentPages* parent = nullptr;
+  // The target runs while it is read (pre-dump): a batch that cannot be read
+  // is read page by page, and pages gone by then are left out of the
+  // pagemap (the next increment reads them, if they are back).
+  bool skip_vanished = false;
 };
 
 // What the pipeline did. Stage times are thread time summed over all batches
@@ -68,8 +82,17 @@ struct PagePipelineStats {
   uint64_t pages_written = 0;
   uint64_t bytes_raw = 0;      // page bytes in the chunks written, uncompressed
   uint64_t bytes_written = 0;  // chunk records written, headers included
+  uint64_t pages_parent_tracked = 0;   // from_parent sources recorded as PARENT
+  uint64_t pages_parent_compared = 0;  // pages read whose hash matched the parent's
+  uint64_t pages_vanished = 0;         // skip_vanished: pages left out
   int tokens = 0;              // batches in flight allowed
 };
+
+// XXH3-128 of one page.
+pagemap::PageHash HashPage(const uint8_t* page);
+
+// The lookup of a parent image's pagemap (with its hashes, when it has them).
+pagemap::ParentPages ParentPagesOf(const img::PageMap& pm);
 
 // Cuts the sources, in order, into batches of at most |chunk_pages| pages
 // that share one readability (so a batch reads with one method). The page
@@ -79,8 +102,9 @@ class BatchCutter {
  public:
   BatchCutter(std::span<const PageSource> sources, uint64_t chunk_pages);
   bool done() const { return idx_ >= sources_.size(); }
-  // The next batch (call only while !done()).
-  void Next(std::vector<pagemap::PageRange>* ranges, bool* readable);
+  // The next batch (call only while !done()): its sources share one
+  // readability and one from_parent.
+  void Next(std::vector<pagemap::PageRange>* ranges, bool* readable, bool* from_parent = nullptr);
 
  private:
   void SkipEmpty();

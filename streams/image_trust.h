@@ -29,6 +29,7 @@ Status CheckImagesTrusted(const std::string& path);
 // not writable by group or others. Restore turns it on with the check above,
 // so that a file swapped into a directory others can write is refused too.
 void SetImageOwnerCheck(bool on);
+bool ImageOwnerCheckOn();
 // The check of one opened image (OK when SetImageOwnerCheck is off).
 Status CheckOpenedImage(int fd, const std::string& path);
 
