@@ -57,6 +57,8 @@
 #include "engine/commands.h"
 #include "engine/incremental.h"
 #include "engine/page_dump.h"
+#include "engine/track.h"
+#include "pagemap/uffd_track.h"
 #include "proc/proc_parse.h"
 #include "memdrain/page_reader.h"
 #include "memdrain/parasite.h"
@@ -128,10 +130,12 @@ class Dumper {
     // --drain vmsplice: the scanned pages and, when they fit in the pipe
     // budget, the pipes holding them.
     bool scanned = false;
+    TrackScan track;  // write tracking (incremental dumps)
     std::vector<sched::PageSource> sources;
     std::unique_ptr<memdrain::PinnedPages> pinned;
   };
   Status PinProcess(ProcessDump* pd);
+  void SetUpTracking(ProcessDump* pd);
   void InitPipeBudget();
   Status CollectProcess(const SeizedProcess& sp, ProcessDump* out);
   Status DumpProcessPages(ProcessDump* pd);
@@ -157,6 +161,8 @@ class Dumper {
   std::optional<kinds::ShmemSet> shmem_;  // shared memory objects, saved once each
   std::optional<FdContext> fd_ctx_;
   std::unique_ptr<DumpParent> parent_;  // --prev-images-dir
+  WriteTracking tracking_;  // userfaultfds: taken from the parent's keeper, or made here
+  bool arm_ = false;        // leave write tracking armed for the next increment
   const std::string image_id_ = NewImageId();
   bool committed_ = false;
 };
@@ -170,9 +176,42 @@ Status Dumper::Prepare() {
   if (!opts_.prev_images_dir.empty()) {
     ASSIGN_OR_RETURN(parent_, OpenDumpParent(opts_.stream ? std::string() : opts_.images_dir,
                                              opts_.prev_images_dir, !opts_.stream));
-    stats_.tracking = "hash";
+    const std::string& keeper = parent_->image.inventory.tracker();
+    if (!keeper.empty()) tracking_ = WriteTracking::FromKeeper(keeper);
+    stats_.tracking = tracking_.empty() ? "hash" : "uffd-wp";
   }
+  // A pre-dump always leaves tracking for the next increment; a dump does
+  // with --track-mem when the tree runs on (-R).
+  arm_ = (pre_dump() || (opts_.track_mem && opts_.leave_running)) && !opts_.force_pagemap_fallback &&
+         pagemap::WriteTrackingSupported();
+  if (arm_ && stats_.tracking.empty()) stats_.tracking = "uffd-wp";
   return OkStatus();
+}
+
+// On the ptrace thread, while the process is frozen: its userfaultfd (the
+// one the parent's scan armed, or a new one made inside it when tracking is
+// to be left armed).
+void Dumper::SetUpTracking(ProcessDump* pd) {
+  const uint64_t start_time = pd->pagemap.start_time();
+  pd->track.parent = parent_ ? parent_->PagesOf(pd->pid) : nullptr;
+  if (pd->track.parent != nullptr) {
+    const img::PageMap* ppm = parent_->PageMapOf(pd->pid);
+    // Another process under the same pid: the parent's tracking is not its.
+    if (ppm != nullptr && ppm->start_time() != start_time) pd->track.parent = nullptr;
+  }
+  pd->track.uffd = tracking_.Inherited(pd->pid, start_time);
+  pd->track.inherited = pd->track.uffd >= 0;
+  pd->track.rearm = arm_;
+  if (arm_ && pd->track.uffd < 0) {
+    ScopedTimer t(&stats_.track_ns);
+    auto fd = tracking_.Create(pd->pid, start_time);
+    if (fd.ok()) {
+      pd->track.uffd = *fd;
+    } else {
+      LOG_WARN("dump: process %d: write tracking not armed (%s): its next increment compares contents",
+               pd->pid, fd.status().ToString().c_str());
+    }
+  }
 }
 
 Status Dumper::WriteMessage(const std::string& name, streams::FileKind kind,
@@ -231,7 +270,7 @@ Status Dumper::DumpProcessPages(ProcessDump* pd) {
   ASSIGN_OR_RETURN(streams::ImageWriter pages,
                    sink_->Create(pd->pagemap.pages_file(), streams::FileKind::kPages));
   if (!pd->scanned) {
-    ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, popts, &pd->stats, &pd->pagemap));
+    ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, popts, &pd->stats, &pd->pagemap, &pd->track));
   }
   if (pd->pinned) {
     RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, *pd->pinned, popts, &pages, &pd->pagemap, &pd->stats));
@@ -272,7 +311,7 @@ void Dumper::InitPipeBudget() {
 // one that cannot make the parasite's pipes itself (its own RLIMIT_NOFILE,
 // or the system's file limit: EMFILE, ENFILE).
 Status Dumper::PinProcess(ProcessDump* pd) {
-  ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap));
+  ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap, &pd->track));
   pd->scanned = true;
   const uint64_t need = PipesNeeded(pd->sources);
   if (pipes_held_ + need > pipe_budget_) {
@@ -343,6 +382,16 @@ Status Dumper::WriteInventory() {
   inv.set_leave_running(opts_.leave_running);
   inv.set_image_id(image_id_);
   inv.set_pre_dump(pre_dump());
+  if (arm_ && !tracking_.empty()) {
+    // The tracking outlives this dump in a keeper (engine/track.h).
+    const std::string keeper = WriteTracking::KeeperName(image_id_);
+    Status ks = tracking_.Keep(keeper);
+    if (ks.ok()) {
+      inv.set_tracker(keeper);
+    } else {
+      LOG_WARN("dump: write tracking not kept (%s): the next increment compares contents", ks.ToString().c_str());
+    }
+  }
   if (parent_) {
     inv.set_parent(opts_.prev_images_dir);
     inv.set_parent_id(parent_->image.inventory.image_id());
@@ -377,7 +426,11 @@ Status Dumper::RunPreDump(uint64_t start) {
     }
     pd->pagemap.set_pages_file("pages-" + std::to_string(sp.pid) + ".img");
     if (auto st = ReadStat(sp.pid); st.ok()) pd->pagemap.set_start_time(st->start_time);
-    ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap));
+    SetUpTracking(pd.get());
+    {
+      ScopedTimer t(&stats_.track_ns);
+      ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap, &pd->track));
+    }
     pd->scanned = true;
     pids_.push_back(sp.pid);
     stats_.processes++;
@@ -456,6 +509,7 @@ Status Dumper::Run() {
     dumps_.push_back(std::make_unique<ProcessDump>());
     const std::string ctx = "dump of process " + std::to_string(sp.pid);
     RETURN_IF_ERROR(CollectProcess(sp, dumps_.back().get()).WithContext(ctx));
+    SetUpTracking(dumps_.back().get());
     RETURN_IF_ERROR(WriteCore(*dumps_.back()));
     if (vmsplice) RETURN_IF_ERROR(PinProcess(dumps_.back().get()).WithContext(ctx));
   }

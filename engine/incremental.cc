@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "common/fault.h"
 #include "common/log.h"
 #include "sched/page_pipeline.h"
 
@@ -30,6 +31,7 @@ Result<std::unique_ptr<DumpParent>> OpenDumpParent(const std::string& images_dir
     if (unlink(at.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("remove " + at);
     if (symlink(prev.c_str(), at.c_str()) != 0) return ErrnoStatus("link " + at + " to " + prev);
   }
+  FAULT_POINT("parent-read");
   auto parent = std::make_unique<DumpParent>();
   ASSIGN_OR_RETURN(parent->image, restore::LoadParentImage(dir, "", base));
   for (const auto& [pid, pm] : parent->image.pagemaps) parent->pages.emplace(pid, sched::ParentPagesOf(pm));

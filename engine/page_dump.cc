@@ -9,14 +9,49 @@
 #include "common/timer.h"
 #include "memdrain/page_reader.h"
 #include "pagemap/scan.h"
+#include "pagemap/uffd_track.h"
 
 namespace cf::engine {
 namespace {
 
 using pagemap::PageRange;
 
+// The pages of one tracked VMA: unwritten ones the parent holds come from
+// it, the rest is read.
+Status SplitTracked(pagemap::PageScanner& scanner, const img::Vma& v, pagemap::ScanMode mode,
+                    const pagemap::RangeSet& save, const TrackScan& track, bool readable,
+                    std::vector<sched::PageSource>* items) {
+  FAULT_POINT("track-scan");
+  ASSIGN_OR_RETURN(pagemap::RangeSet written, scanner.ScanWritten(v.start(), v.end(), mode, track.rearm));
+  const pagemap::RangeSet unwritten = save.Subtract(written);
+  const pagemap::RangeSet from_parent = unwritten.Intersect(track.parent->CoveredIn(v.start(), v.end()));
+  const pagemap::RangeSet read = save.Subtract(from_parent);
+  // Both lists are sorted and disjoint: merge them in address order.
+  auto a = from_parent.begin(), b = read.begin();
+  while (a != from_parent.end() || b != read.end()) {
+    if (b == read.end() || (a != from_parent.end() && a->start < b->start)) {
+      items->push_back({*a++, readable, true});
+    } else {
+      items->push_back({*b++, readable, false});
+    }
+  }
+  return OkStatus();
+}
+
+// Whether VMA |v| is tracked by |track|'s userfaultfd since the parent's
+// scan: it was registered for async write-protect before this dump touched
+// it, and registering it with our userfaultfd again succeeds (another one
+// would make it fail: EBUSY).
+Result<bool> TrackedSinceParent(pagemap::PageScanner& scanner, const img::Vma& v, const TrackScan& track) {
+  if (track.uffd < 0 || !track.inherited || track.parent == nullptr) return false;
+  ASSIGN_OR_RETURN(bool registered, scanner.WpAsyncRegistered(v.start(), v.end()));
+  if (!registered) return false;
+  return pagemap::RegisterForTracking(track.uffd, v.start(), v.end());
+}
+
 Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process& proc, bool fallback,
-                                                   img::PageMap* pagemap) {
+                                                   img::PageMap* pagemap, const TrackScan* track,
+                                                   DumpCounters* stats) {
   ASSIGN_OR_RETURN(pagemap::PageScanner scanner, pagemap::PageScanner::Open(pid, fallback));
   LOG_INFO("pagemap: process %d scanned with %s", pid,
            scanner.uses_pagemap_scan() ? "PAGEMAP_SCAN" : "/proc/PID/pagemap");
@@ -33,7 +68,23 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
     }
     ASSIGN_OR_RETURN(pagemap::RangeSet set, scanner.Scan(v.start(), v.end(), mode));
     const bool readable = v.prot() & PROT_READ;
-    for (const PageRange& r : set) items.push_back({r, readable});
+    bool tracked = false;
+    if (track != nullptr && scanner.uses_pagemap_scan()) {
+      ASSIGN_OR_RETURN(tracked, TrackedSinceParent(scanner, v, *track));
+    }
+    if (tracked) {
+      RETURN_IF_ERROR(SplitTracked(scanner, v, mode, set, *track, readable, &items));
+    } else {
+      for (const PageRange& r : set) items.push_back({r, readable});
+      if (track != nullptr && track->parent != nullptr) stats->pages_untracked += set.pages();
+      if (track != nullptr && track->uffd >= 0 && track->rearm && scanner.uses_pagemap_scan()) {
+        // Tracked from now on, for the next increment: register and
+        // write-protect what is there. A VMA userfaultfd refuses stays
+        // untracked (read in full each time).
+        ASSIGN_OR_RETURN(bool ok, pagemap::RegisterForTracking(track->uffd, v.start(), v.end()));
+        if (ok) RETURN_IF_ERROR(scanner.ScanWritten(v.start(), v.end(), mode, true).status());
+      }
+    }
     ASSIGN_OR_RETURN(pagemap::RangeSet guards, scanner.ScanGuards(v.start(), v.end()));
     for (const PageRange& r : guards) {
       img::PageRange* g = pagemap->add_guards();
@@ -45,16 +96,16 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
   return items;
 }
 
-
 }  // namespace
 
 Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
-                                                 DumpCounters* stats, img::PageMap* pagemap) {
+                                                 DumpCounters* stats, img::PageMap* pagemap,
+                                                 const TrackScan* track) {
   std::vector<sched::PageSource> items;
   {
     ScopedTimer t(&stats->scan_ns);
     pagemap->clear_guards();
-    ASSIGN_OR_RETURN(items, ScanPagesOf(pid, proc, opts.force_pagemap_fallback, pagemap));
+    ASSIGN_OR_RETURN(items, ScanPagesOf(pid, proc, opts.force_pagemap_fallback, pagemap, track, stats));
   }
   for (const auto& it : items) stats->pages_scanned += it.range.pages();
   return items;

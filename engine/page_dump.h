@@ -48,14 +48,25 @@ struct PageDumpOptions {
   bool skip_vanished = false;
 };
 
+// Write tracking during a scan (pagemap/uffd_track.h, engine/track.h).
+struct TrackScan {
+  int uffd = -1;           // the process's userfaultfd, or -1: no tracking
+  bool inherited = false;  // the one the parent image armed: its written bits hold since the parent's scan
+  bool rearm = false;      // write-protect again, for the next increment
+  const pagemap::ParentPages* parent = nullptr;  // the parent's pages of this process
+};
+
 // Adds what one page pipeline run did (stage thread times, counters) to |stats|.
 void AddPipelineStats(const sched::PagePipelineStats& ps, DumpCounters* stats);
 
 // The steps of a process's page dump (engine/dump.cc puts them together).
 // Scan: the pages to save, in address order; the guard regions go to
-// |pagemap|.
+// |pagemap|. With |track|, pages that tracking saw unwritten since the
+// parent's scan and that the parent holds are marked from_parent (not read);
+// mappings tracking did not cover are read in full (counted as untracked).
 Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
-                                                 DumpCounters* stats, img::PageMap* pagemap);
+                                                 DumpCounters* stats, img::PageMap* pagemap,
+                                                 const TrackScan* track = nullptr);
 // The page pipeline over |sources|, reading through |drain| (a
 // memdrain::PageReader, or the pipes of PinPages below).
 Status WritePages(pid_t pid, std::span<const sched::PageSource> sources, const memdrain::PageDrain& drain,

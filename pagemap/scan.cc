@@ -55,6 +55,10 @@ struct pm_scan_arg {
 
 #define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
 #endif
+#ifndef PM_SCAN_WP_MATCHING
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#endif
 
 namespace cf::pagemap {
 namespace {
@@ -270,6 +274,7 @@ Status PageScanner::WalkIoctl(uint64_t start, uint64_t end, const Filter& f, Emi
     arg.category_mask = f.mask;
     arg.category_anyof_mask = f.anyof;
     arg.return_mask = f.return_mask;
+    arg.flags = f.flags;
     ++syscalls_;
     const int n = ioctl(fd_.get(), PAGEMAP_SCAN, &arg);
     if (n < 0) {
@@ -369,6 +374,38 @@ Result<RangeSet> PageScanner::ScanGuards(uint64_t start, uint64_t end) {
   } else {
     RETURN_IF_ERROR(WalkEntries(start, end, f, emit));
   }
+  return set;
+}
+
+Result<bool> PageScanner::WpAsyncRegistered(uint64_t start, uint64_t end) {
+  RETURN_IF_ERROR(CheckRange(pid_, start, end));
+  if (!use_scan_) return false;
+  pm_scan_arg arg{};
+  CategorizedRange region{};
+  arg.size = sizeof(arg);
+  arg.flags = PM_SCAN_CHECK_WPASYNC;
+  arg.start = start;
+  arg.end = end;
+  arg.vec = reinterpret_cast<uintptr_t>(&region);
+  arg.vec_len = 1;
+  arg.max_pages = 1;  // the check is per VMA, made before any page is walked
+  arg.category_anyof_mask = kPagePresent | kPageSwapped;
+  ++syscalls_;
+  if (ioctl(fd_.get(), PAGEMAP_SCAN, &arg) >= 0) return true;
+  if (errno == EPERM) return false;
+  return ErrnoStatus(RangeContext("PAGEMAP_SCAN (wp-async check)", pid_, start, end));
+}
+
+Result<RangeSet> PageScanner::ScanWritten(uint64_t start, uint64_t end, ScanMode mode, bool rearm) {
+  RETURN_IF_ERROR(CheckRange(pid_, start, end));
+  if (!use_scan_) return Error(RangeContext("write tracking needs PAGEMAP_SCAN", pid_, start, end), ENOTSUP);
+  RangeSet set;
+  if (start == end) return set;
+  Filter f = FilterFor(mode);
+  f.mask |= kPageWritten;  // not inverted: the page must be written
+  f.flags = PM_SCAN_CHECK_WPASYNC | (rearm ? PM_SCAN_WP_MATCHING : 0);
+  auto emit = [&set](uint64_t s, uint64_t e, uint64_t) { set.Append({s, e}); };
+  RETURN_IF_ERROR(WalkIoctl(start, end, f, emit));
   return set;
 }
 

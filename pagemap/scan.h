@@ -55,6 +55,17 @@ class PageScanner {
   // Guard regions (MADV_GUARD_INSTALL) in [start, end), sorted and merged.
   Result<RangeSet> ScanGuards(uint64_t start, uint64_t end);
 
+  // Write tracking (pagemap/uffd_track.h): whether every page of [start,
+  // end) lies in VMAs registered with a userfaultfd in write-protect async
+  // mode (PAGEMAP_SCAN with PM_SCAN_CHECK_WPASYNC). Needs PAGEMAP_SCAN.
+  Result<bool> WpAsyncRegistered(uint64_t start, uint64_t end);
+  // The pages of Scan(start, end, mode) written since they were last
+  // write-protected (PAGE_IS_WRITTEN). With |rearm|, they are write-protected
+  // again in the same call (PM_SCAN_WP_MATCHING): the next call reports only
+  // what was written after this one. Fails with EPERM where a VMA is not
+  // registered for write tracking.
+  Result<RangeSet> ScanWritten(uint64_t start, uint64_t end, ScanMode mode, bool rearm);
+
   // Raw categorized ranges (present/swapped/file/pfnzero) for tests and tools.
   // Every present or swapped page, categories limited to PRESENT | SWAPPED |
   // FILE | PFNZERO | HUGE | WRITTEN; adjacent pages with equal categories
@@ -73,6 +84,7 @@ class PageScanner {
     uint64_t inverted = 0;
     uint64_t mask = 0;
     uint64_t return_mask = 0;
+    uint64_t flags = 0;  // PM_SCAN_* (PAGEMAP_SCAN only)
   };
 
   PageScanner(pid_t pid, UniqueFd fd, bool use_scan) : pid_(pid), fd_(std::move(fd)), use_scan_(use_scan) {}

@@ -123,12 +123,12 @@ Result<ParentImage> LoadParentImage(const std::string& parent_dir, const std::st
                                     const std::string& child_dir) {
   ParentImage p;
   p.dir = parent_dir;
-  // Restore takes a parent only from where its images were taken.
-  if (streams::ImageOwnerCheckOn()) RETURN_IF_ERROR(streams::CheckImagesTrusted(parent_dir + "/."));
   const std::string inv_path = p.dir + "/inventory.img";
   if (access(inv_path.c_str(), F_OK) != 0) {
     return Error("parent image " + p.dir + " is missing or incomplete (no inventory.img)", ENOENT);
   }
+  // Restore takes a parent only from where its images were taken.
+  if (streams::ImageOwnerCheckOn()) RETURN_IF_ERROR(streams::CheckImagesTrusted(p.dir + "/."));
   RETURN_IF_ERROR(ReadOne(inv_path, streams::FileKind::kInventory, &p.inventory));
   RETURN_IF_ERROR(CheckFormat(inv_path, p.inventory));
   if (!expected_id.empty() && p.inventory.image_id() != expected_id) {
