@@ -41,7 +41,9 @@ const Feature kFeatures[] = {
     {"/proc/PID/mem", Need::kDump, "process_vm_readv", "no fallback when process_vm_readv fails", ProbeProcMem},
     {"PAGEMAP_SCAN", Need::kOptional, nullptr, "fallback: slower /proc/PID/pagemap reads", ProbePagemapScan},
     {"userfaultfd WP_ASYNC", Need::kOptional, nullptr,
-     "not used yet (incremental dumps are not implemented); they will need it to track writes", ProbeUffdWpAsync},
+     "no write tracking: incremental dumps (pre-dump, --prev-images-dir) read every page again and compare "
+     "contents",
+     ProbeUffdWpAsync},
     {"clone3 set_tid", Need::kRestore, nullptr, "restore cannot keep PIDs => restore impossible",
      ProbeClone3SetTid},
     {"PR_SET_MM_MAP", Need::kRestore, nullptr,
@@ -83,7 +85,7 @@ struct CriuFeature {
 };
 const CriuFeature kCriuFeatures[] = {
     {"mnt_id", "ptrace seize/interrupt", nullptr},
-    {"mem_dirty_track", nullptr, "no soft-dirty bits here, and incremental dumps are not implemented yet"},
+    {"mem_dirty_track", "userfaultfd WP_ASYNC", nullptr},  // tracked by uffd-wp, not soft-dirty
     {"aio_remap", nullptr, "AIO rings are not supported yet"},
     {"timerfd", "timerfd TFD_IOC_SET_TICKS", nullptr},
     {"tun", nullptr, "tun devices are not supported"},
@@ -223,6 +225,10 @@ int RunCheck(const Options& opts) {
     }
     (f.need == Need::kDump ? dump_missing : restore_missing).push_back(what);
   }
+  // Which write tracking incremental dumps use (engine/incremental.h).
+  const bool uffd = is_ok("userfaultfd WP_ASYNC") && is_ok("PAGEMAP_SCAN");
+  printf("incremental dumps track writes with %s\n",
+         uffd ? "userfaultfd write-protect (async) and PAGEMAP_SCAN" : "no tracking: content hashes");
   if (dump_missing.empty() && restore_missing.empty()) {
     printf("dump and restore can work here\n");
     return 0;

@@ -21,6 +21,7 @@
 #include "engine/commands.h"
 #include "engine/stream_input.h"
 #include "kinds/kind.h"
+#include "restore/images.h"
 #include "streams/image_file.h"
 
 namespace cf::engine {
@@ -145,7 +146,14 @@ Result<FileDump> ReadAll(const std::string& path, streams::FileKind want) {
     auto msg = NewMessage(d.kind);
     if (!msg) return Errorf("%s: unexpected message in a %s image", path.c_str(), streams::FileKindName(d.kind));
     RETURN_IF_ERROR(streams::ParseMessage(rec, msg.get(), path));
+    // A pagemap's page hashes (16 bytes a page) are counted, not printed.
+    uint64_t hashes = 0;
+    if (auto* pm = dynamic_cast<img::PageMap*>(msg.get()); pm != nullptr && !pm->hashes().empty()) {
+      hashes = pm->hashes().size() / 16;
+      pm->clear_hashes();
+    }
     ASSIGN_OR_RETURN(std::string json, ToJson(*msg));
+    if (hashes > 0 && json.size() > 1) json = "{\"page_hashes\": " + std::to_string(hashes) + "," + json.substr(1);
     d.records.push_back(json);
   }
   return d;
@@ -186,6 +194,36 @@ Result<std::string> FilesSummary(const std::string& path) {
   return out + "]";
 }
 
+// The chain of parent images below |dir| (incremental dumps), nearest
+// first: each level's directory, id, kind and pages (stored, taken from its
+// own parent, zero), summed over its processes. "[]" for a full image.
+std::string ChainJson(const std::string& dir, const img::Inventory& inv) {
+  std::string out = "[";
+  std::string at = dir;
+  img::Inventory cur = inv;
+  for (int depth = 0; depth < 1000 && !cur.parent_id().empty(); ++depth) {
+    auto pdir = restore::ParentDirOf(at, cur);
+    if (!pdir.ok()) return out + (depth ? ", " : "") + "{\"error\": " + Quote(pdir.status().ToString()) + "}]";
+    auto parent = restore::LoadParentImage(*pdir, cur.parent_id(), at);
+    if (!parent.ok()) return out + (depth ? ", " : "") + "{\"error\": " + Quote(parent.status().ToString()) + "}]";
+    uint64_t data = 0, from_parent = 0, zero = 0;
+    for (const auto& [pid, pm] : parent->pagemaps) {
+      for (const img::PageRange& r : pm.ranges()) {
+        (r.kind() == img::PageRange::DATA ? data : r.kind() == img::PageRange::PARENT ? from_parent : zero) +=
+            r.nr_pages();
+      }
+    }
+    out += (depth ? ", " : "") + std::string("{\"dir\": ") + Quote(parent->dir) +
+           ", \"image_id\": " + Quote(parent->inventory.image_id()) +
+           ", \"pre_dump\": " + (parent->inventory.pre_dump() ? "true" : "false") +
+           ", \"pages_stored\": " + std::to_string(data) + ", \"pages_in_parent\": " + std::to_string(from_parent) +
+           ", \"pages_zero\": " + std::to_string(zero) + "}";
+    at = parent->dir;
+    cur = parent->inventory;
+  }
+  return out + "]";
+}
+
 // |head| is the first member of the object: the directory, or the stream
 // the directory was unpacked from.
 Result<std::string> ShowDir(const std::string& dir, const std::string& head, bool* incomplete) {
@@ -193,8 +231,8 @@ Result<std::string> ShowDir(const std::string& dir, const std::string& head, boo
   ASSIGN_OR_RETURN(std::string inv_json, OneMessage(dir + "/inventory.img", streams::FileKind::kInventory, &present));
   *incomplete = !present;
   std::vector<int> pids;
+  img::Inventory inv;
   if (present) {
-    img::Inventory inv;
     ASSIGN_OR_RETURN(streams::ImageReader r, streams::ImageReader::Open(dir + "/inventory.img",
                                                                         streams::FileKind::kInventory));
     RETURN_IF_ERROR(r.ReadMessage(&inv));
@@ -218,7 +256,7 @@ Result<std::string> ShowDir(const std::string& dir, const std::string& head, boo
 
   ASSIGN_OR_RETURN(std::string stats_json, OneMessage(dir + "/stats-dump.img", streams::FileKind::kStats, &present));
   std::string out = "{" + head + ", \"inventory\": " + inv_json + ", \"stats\": " + stats_json +
-                    ", \"processes\": {";
+                    ", \"chain\": " + ChainJson(dir, inv) + ", \"processes\": {";
   for (size_t i = 0; i < pids.size(); ++i) {
     const std::string sp = std::to_string(pids[i]);
     ASSIGN_OR_RETURN(std::string core, OneMessage(dir + "/core-" + sp + ".img", streams::FileKind::kCore, &present));
