@@ -67,6 +67,9 @@ int RunRestore(const Options& opts) {
       return 1;
     }
     ro.images_dir = staged->dir();
+    // An increment's parent is a directory: a stream's names it relative to
+    // the current directory of the dump (or absolute).
+    ro.parent_base = AbsolutePath(".");
   }
   // Once the tree runs: the staged stream goes, and --status-fd hears it
   // (one byte, then closed, as CRIU does).

@@ -70,8 +70,8 @@ Status CheckParentHolds(const img::PageMap& pm, const img::PageMap* parent, cons
 }
 
 // The parents of an incremental image, as deep as its pages refer.
-Status LoadChain(ImageSet* set) {
-  std::string dir = set->dir;
+Status LoadChain(ImageSet* set, const std::string& parent_base) {
+  std::string dir = parent_base.empty() ? set->dir : parent_base;
   const img::Inventory* inv = &set->inventory;
   std::vector<const img::PageMap*> level;  // per process: its pagemap at the current level
   for (const ProcessImages& p : set->processes) level.push_back(&p.pagemap);
@@ -83,7 +83,9 @@ Status LoadChain(ImageSet* set) {
       for (const img::PageRange& r : pm->ranges()) refers = refers || r.kind() == img::PageRange::PARENT;
     }
     if (!refers) return OkStatus();
-    ASSIGN_OR_RETURN(const std::string parent_dir, ParentDirOf(dir, *inv));
+    // A stream's image has no parent link: its inventory names the parent.
+    const bool use_link = !(dir == parent_base && set->parents.empty());
+    ASSIGN_OR_RETURN(const std::string parent_dir, ParentDirOf(dir, *inv, use_link));
     ASSIGN_OR_RETURN(ParentImage parent, LoadParentImage(parent_dir, inv->parent_id(), dir));
     if (!parent.inventory.image_id().empty() && !seen.insert(parent.inventory.image_id()).second) {
       return Error("image chain of " + set->dir + " loops back at " + parent.dir, ELOOP);
@@ -112,9 +114,9 @@ PageChain ProcessImages::chain() const {
   return c;
 }
 
-Result<std::string> ParentDirOf(const std::string& dir, const img::Inventory& inv) {
+Result<std::string> ParentDirOf(const std::string& dir, const img::Inventory& inv, bool use_link) {
   struct stat st;
-  if (lstat((dir + "/parent").c_str(), &st) == 0) return dir + "/parent";
+  if (use_link && lstat((dir + "/parent").c_str(), &st) == 0) return dir + "/parent";
   if (!inv.parent().empty()) return inv.parent()[0] == '/' ? inv.parent() : dir + "/" + inv.parent();
   return Error(dir + ": the image refers to a parent image but names none (no parent link)", ENOENT);
 }
@@ -152,7 +154,7 @@ Result<ParentImage> LoadParentImage(const std::string& parent_dir, const std::st
   return p;
 }
 
-Result<ImageSet> LoadImages(const std::string& dir) {
+Result<ImageSet> LoadImages(const std::string& dir, const std::string& parent_base) {
   ImageSet set;
   set.dir = dir;
   const std::string inv_path = dir + "/inventory.img";
@@ -191,7 +193,7 @@ Result<ImageSet> LoadImages(const std::string& dir) {
     }
     set.processes.push_back(std::move(p));
   }
-  RETURN_IF_ERROR(LoadChain(&set));
+  RETURN_IF_ERROR(LoadChain(&set, parent_base));
   // Every vma and fd must name an object that was saved.
   for (const ProcessImages& p : set.processes) {
     for (const img::Vma& v : p.core.vmas()) {

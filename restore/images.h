@@ -37,9 +37,9 @@ struct ParentImage {
 };
 
 // The parent directory of the image in |dir| whose inventory is |inv|:
-// CRIU's `parent` symlink in |dir|, else the inventory's parent path
-// (relative to |dir|).
-Result<std::string> ParentDirOf(const std::string& dir, const img::Inventory& inv);
+// CRIU's `parent` symlink in |dir| (when |use_link|), else the inventory's
+// parent path (relative to |dir|).
+Result<std::string> ParentDirOf(const std::string& dir, const img::Inventory& inv, bool use_link = true);
 
 // Loads the parent image in |parent_dir|: its inventory and every pagemap.
 // Checks that it is the image a child (in |child_dir|) was made against
@@ -61,6 +61,8 @@ struct ImageSet {
 // incremental image loads its chain of parents too, and every page a level
 // takes from its parent must be there: a missing, replaced or damaged
 // parent fails here, before any process is created.
-Result<ImageSet> LoadImages(const std::string& dir);
+// |parent_base|: where the image's parent path is relative to when |dir| is
+// not the image's own directory (a stream unpacked in a staging directory).
+Result<ImageSet> LoadImages(const std::string& dir, const std::string& parent_base = "");
 
 }  // namespace cf::restore

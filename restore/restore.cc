@@ -311,7 +311,7 @@ void PrintStats(const std::map<pid_t, TaskMessage>& msgs, uint64_t total_ns, uin
 
 Status Restore(const RestoreOptions& opts, int* exit_code) {
   const uint64_t start = MonotonicNs();
-  ASSIGN_OR_RETURN(ImageSet images, LoadImages(opts.images_dir));
+  ASSIGN_OR_RETURN(ImageSet images, LoadImages(opts.images_dir, opts.parent_base));
   RETURN_IF_ERROR(CheckTree(images));
   ASSIGN_OR_RETURN(SharedFilePlan files, PlanSharedFiles(images));
   const int jobs = opts.jobs > 0 ? opts.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -15,6 +15,9 @@ struct RestoreOptions {
   std::string pidfile;     // --pidfile: where to write the restored root pid
   int jobs = 0;            // threads that fill memory (0: number of CPUs)
   bool display_stats = false;
+  // Where an incremental image's parent path is relative to when the image
+  // has no directory of its own (a stream): -D, or the current directory.
+  std::string parent_base;
   // Called once the images are no longer needed (the tree runs on its own):
   // a restore from a stream removes its staged copy here.
   std::function<void()> images_done;
