@@ -82,7 +82,8 @@ const OptDef kOptions[] = {
     {"prev-images-dir", required_argument, 0, false, Act::kPrevImages, nullptr},
     {"ms", no_argument, 0, false, Act::kRefused, "--ms is deprecated in CRIU too"},
     {"track-mem", no_argument, 0, true, Act::kTrackMem, nullptr},
-    {"auto-dedup", no_argument, 0, true, Act::kNoEffect, "every dump is a full image here"},
+    {"auto-dedup", no_argument, 0, true, Act::kNoEffect,
+     "parent images are not changed: pages an increment replaced stay in its parent"},
     {"libdir", required_argument, 'L', false, Act::kRefused, "CRIU plugins are not loaded by criu-fast"},
     {"cpu-cap", optional_argument, 0, false, Act::kNoEffect,
      "criu-fast does not compare CPU features; restore where the image was made"},
@@ -316,7 +317,9 @@ Status Apply(const OptDef& d, bool negated, const char* arg, Options* o) {
       if (std::string(arg) != "splice" && std::string(arg) != "read") {
         return Error(std::string("bad --pre-dump-mode '") + arg + "' (expected splice or read)");
       }
-      o->no_effect.push_back(name + ": pre-dumps are not supported yet");
+      // Both come to the same here: the tree runs on while its pages are
+      // read (engine/incremental.h).
+      o->no_effect.push_back(name + ": pre-dump pages are always read after the tree is released");
       break;
     case Act::kManageCgroups: {
       static const char* const kModes[] = {"none", "props", "soft", "full", "strict", "ignore"};
@@ -404,8 +407,8 @@ const char* UsageText() {
          "      --pidfile FILE        write the restored root PID to FILE\n"
          "      --status-fd FD        restore: write one byte to FD once the tree runs\n"
          "      --ghost-limit SIZE    largest deleted-but-open file to save (default 1G)\n"
-         "      --prev-images-dir DIR parent image (accepted; every dump is a full image yet)\n"
-         "      --track-mem           track written pages (accepted; not used yet)\n"
+         "      --prev-images-dir DIR parent image (relative to -D): unchanged pages refer to it\n"
+         "      --track-mem           leave write tracking armed for the next increment (with -R)\n"
          "      --display-stats       print timings and page counts\n"
          "      --config FILE         read options from FILE (and no default config file)\n"
          "      --no-default-config   skip /etc/criu/default.conf and ~/.criu/default.conf\n"

@@ -236,11 +236,10 @@ uint64_t PipesNeeded(std::span<const sched::PageSource> sources) {
   sched::BatchCutter cut(sources, kChunkPages);
   std::vector<PageRange> ranges;
   bool readable = true;
-  bool from_parent = false;
   uint64_t pipes = 0;
   while (!cut.done()) {
-    cut.Next(&ranges, &readable, &from_parent);
-    if (readable && !from_parent) pipes += PipesFor(BatchBytes(ranges));
+    cut.Next(&ranges, &readable);
+    if (readable) pipes += PipesFor(BatchBytes(ranges));
   }
   return pipes;
 }
@@ -250,18 +249,18 @@ std::vector<std::vector<sched::PageSource>> SplitByPipes(std::span<const sched::
   std::vector<std::vector<sched::PageSource>> windows(1);
   sched::BatchCutter cut(sources, kChunkPages);
   std::vector<PageRange> ranges;
+  std::vector<sched::PageSource> all;
   bool readable = true;
-  bool from_parent = false;
   uint64_t pipes = 0;
   while (!cut.done()) {
-    cut.Next(&ranges, &readable, &from_parent);
-    const uint64_t need = readable && !from_parent ? PipesFor(BatchBytes(ranges)) : 0;
+    cut.Next(&ranges, &readable, &all);
+    const uint64_t need = readable ? PipesFor(BatchBytes(ranges)) : 0;
     if (pipes > 0 && pipes + need > max_pipes) {
       windows.emplace_back();
       pipes = 0;
     }
     pipes += need;
-    for (const PageRange& r : ranges) windows.back().push_back({r, readable, from_parent});
+    for (const sched::PageSource& src : all) windows.back().push_back(src);
   }
   return windows;
 }
@@ -274,10 +273,9 @@ Status PinPages(pid_t pid, std::span<const sched::PageSource> sources, memdrain:
   sched::BatchCutter cut(sources, kChunkPages);
   std::vector<PageRange> ranges;
   bool readable = true;
-  bool from_parent = false;
   while (!cut.done()) {
-    cut.Next(&ranges, &readable, &from_parent);
-    if (from_parent) continue;  // not read: the parent image has these pages
+    cut.Next(&ranges, &readable);
+    if (ranges.empty()) continue;  // nothing to read: the parent image has these pages
     if (readable) {
       RETURN_IF_ERROR(cmd.AddBatch(ranges));
       continue;

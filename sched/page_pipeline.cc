@@ -38,8 +38,8 @@ struct Slot {
   // Set by the cut stage.
   uint64_t index = 0;
   bool readable = true;
-  bool from_parent = false;
-  std::vector<PageRange> ranges;
+  std::vector<PageRange> ranges;   // the pages to read
+  std::vector<PageSource> all;     // every source of the batch, from_parent ones too
   // Set by the process stage.
   std::unique_ptr<uint8_t[]> raw;     // chunk_pages pages; the kept ones compacted to the front
   std::unique_ptr<uint8_t[]> stored;  // compressed bytes (only with a codec)
@@ -90,6 +90,7 @@ class SlotPool {
       s->stored_cap = stored_cap_;
     }
     s->ranges.reserve(64);
+    s->all.reserve(64);
     s->runs.reserve(64);
     s->hashes.reserve(chunk_pages_);
     slots_.push_back(std::move(s));
@@ -150,24 +151,22 @@ void AddRange(img::PageMap* pm, uint64_t vaddr, uint64_t pages, img::PageRange::
   r->set_kind(kind);
 }
 
-// A batch of pages the parent holds unchanged: PARENT runs (ZERO where the
-// parent has zeros), their hashes taken from the parent. Nothing is read.
-Status TakeFromParent(const pagemap::ParentPages& parent, bool hash_pages, Slot* s) {
-  for (const PageRange& r : s->ranges) {
-    for (uint64_t a = r.start; a < r.end; a += kPageSize) {
-      const pagemap::ParentPages::Page p = parent.Find(a);
-      if (p.kind == pagemap::ParentPages::Kind::kAbsent) {
-        return Errorf("sched: page 0x%lx was taken from the parent image, which does not hold it", a);
-      }
-      if (p.kind == pagemap::ParentPages::Kind::kZero) {
-        AddRun(&s->runs, a, img::PageRange::ZERO);
-        ++s->zero;
-        continue;
-      }
-      AddRun(&s->runs, a, img::PageRange::PARENT);
-      if (hash_pages) s->hashes.push_back(p.hash);
-      ++s->parent_tracked;
+// Pages the parent holds unchanged: PARENT runs (ZERO where the parent has
+// zeros), their hashes taken from the parent. Nothing is read.
+Status TakeFromParent(const pagemap::ParentPages& parent, bool hash_pages, const PageRange& r, Slot* s) {
+  for (uint64_t a = r.start; a < r.end; a += kPageSize) {
+    const pagemap::ParentPages::Page p = parent.Find(a);
+    if (p.kind == pagemap::ParentPages::Kind::kAbsent) {
+      return Errorf("sched: page 0x%lx was taken from the parent image, which does not hold it", a);
     }
+    if (p.kind == pagemap::ParentPages::Kind::kZero) {
+      AddRun(&s->runs, a, img::PageRange::ZERO);
+      ++s->zero;
+      continue;
+    }
+    AddRun(&s->runs, a, img::PageRange::PARENT);
+    if (hash_pages) s->hashes.push_back(p.hash);
+    ++s->parent_tracked;
   }
   return OkStatus();
 }
@@ -200,24 +199,26 @@ Status ProcessBatch(const memdrain::PageDrain& reader, const PagePipelineOptions
   s->stored_size = 0;
   s->compress_ns = 0;
   s->frame_ns = 0;
-  if (s->from_parent) {
-    if (opts.parent == nullptr) return Error("sched: pages taken from a parent image, but there is none");
-    RETURN_IF_ERROR(TakeFromParent(*opts.parent, opts.hash_pages, s));
-    s->drain_ns = MonotonicNs() - t0;
-    return OkStatus();
-  }
   std::vector<bool> gone;  // skip_vanished: pages that could not be read
-  Status rs = reader.Read(s->ranges, s->raw.get(), s->readable);
-  if (!rs.ok() && opts.skip_vanished) {
-    LOG_DEBUG("sched: %s: reading the batch page by page", rs.ToString().c_str());
-    rs = ReadPageByPage(reader, s, &gone);
+  if (!s->ranges.empty()) {
+    Status rs = reader.Read(s->ranges, s->raw.get(), s->readable);
+    if (!rs.ok() && opts.skip_vanished) {
+      LOG_DEBUG("sched: %s: reading the batch page by page", rs.ToString().c_str());
+      rs = ReadPageByPage(reader, s, &gone);
+    }
+    RETURN_IF_ERROR(rs);
   }
-  RETURN_IF_ERROR(rs);
   const bool compare = opts.parent != nullptr && opts.parent->has_hashes();
   uint8_t* const buf = s->raw.get();
   const uint8_t* src = buf;
   size_t page = 0;
-  for (const PageRange& r : s->ranges) {
+  for (const PageSource& source : s->all) {
+    const PageRange& r = source.range;
+    if (source.from_parent) {
+      if (opts.parent == nullptr) return Error("sched: pages taken from a parent image, but there is none");
+      RETURN_IF_ERROR(TakeFromParent(*opts.parent, opts.hash_pages, r, s));
+      continue;
+    }
     for (uint64_t a = r.start; a < r.end; a += kPageSize, src += kPageSize, ++page) {
       if (!gone.empty() && gone[page]) {
         ++s->vanished;
@@ -329,19 +330,29 @@ BatchCutter::BatchCutter(std::span<const PageSource> sources, uint64_t chunk_pag
   SkipEmpty();
 }
 
-void BatchCutter::Next(std::vector<PageRange>* ranges, bool* readable, bool* from_parent) {
+void BatchCutter::Next(std::vector<PageRange>* ranges, bool* readable, std::vector<PageSource>* all) {
   ranges->clear();
+  if (all) all->clear();
   *readable = sources_[idx_].readable;
-  const bool parent = sources_[idx_].from_parent;
-  if (from_parent) *from_parent = parent;
+  // Pages taken from the parent cost no buffer; a cap keeps batches small
+  // enough to spread over the workers.
+  const uint64_t parent_cap = 64 * chunk_pages_;
   uint64_t pages = 0;
-  while (!done() && pages < chunk_pages_ && sources_[idx_].readable == *readable &&
-         sources_[idx_].from_parent == parent) {
-    const PageRange& r = sources_[idx_].range;
-    const uint64_t take = std::min(r.pages() - offset_, chunk_pages_ - pages);
+  uint64_t parent_pages = 0;
+  while (!done() && pages < chunk_pages_ && parent_pages < parent_cap && sources_[idx_].readable == *readable) {
+    const PageSource& src = sources_[idx_];
+    const PageRange& r = src.range;
+    const uint64_t room = src.from_parent ? parent_cap - parent_pages : chunk_pages_ - pages;
+    const uint64_t take = std::min(r.pages() - offset_, room);
     const uint64_t start = r.start + offset_ * kPageSize;
-    ranges->push_back({start, start + take * kPageSize});
-    pages += take;
+    const PageRange piece{start, start + take * kPageSize};
+    if (src.from_parent) {
+      parent_pages += take;
+    } else {
+      ranges->push_back(piece);
+      pages += take;
+    }
+    if (all) all->push_back({piece, src.readable, src.from_parent});
     offset_ += take;
     if (offset_ == r.pages()) {
       ++idx_;
@@ -388,7 +399,7 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
     }
     s->index = next_index++;
     s->ok = false;
-    cutter.Next(&s->ranges, &s->readable, &s->from_parent);
+    cutter.Next(&s->ranges, &s->readable, &s->all);
     return s;
   };
 

@@ -102,9 +102,12 @@ class BatchCutter {
  public:
   BatchCutter(std::span<const PageSource> sources, uint64_t chunk_pages);
   bool done() const { return idx_ >= sources_.size(); }
-  // The next batch (call only while !done()): its sources share one
-  // readability and one from_parent.
-  void Next(std::vector<pagemap::PageRange>* ranges, bool* readable, bool* from_parent = nullptr);
+  // The next batch (call only while !done()): |ranges| are the pages to
+  // read (at most chunk_pages), which share one readability. Sources taken
+  // from a parent image (from_parent) ride along in the same batch, so that
+  // a few written pages among many unchanged ones are still read in large
+  // batches: |all|, when given, gets every source of the batch in order.
+  void Next(std::vector<pagemap::PageRange>* ranges, bool* readable, std::vector<PageSource>* all = nullptr);
 
  private:
   void SkipEmpty();
