@@ -49,7 +49,7 @@ struct Region {
   bool Protect(PageScanner& scanner) {
     const uint64_t start = reinterpret_cast<uintptr_t>(base);
     if (!uffd.valid()) {
-      uffd.reset(static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | 1 /* UFFD_USER_MODE_ONLY */)));
+      uffd.reset(static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY)));
       if (!uffd.valid() || !EnableWriteTracking(uffd.get()).ok()) return false;
       auto ok = RegisterForTracking(uffd.get(), start, start + kBytes);
       if (!ok.ok() || !*ok) return false;

@@ -38,16 +38,10 @@
 #include "common/fd.h"
 #include "common/io.h"
 #include "pagemap/scan.h"
+#include "pagemap/uffd_track.h"
 
 namespace cf::engine {
 namespace {
-
-#ifndef UFFD_FEATURE_WP_ASYNC
-#define UFFD_FEATURE_WP_ASYNC (1 << 15)
-#endif
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
 
 // PAGEMAP_SCAN (Linux 6.7 uapi, linux/fs.h); Debian 12's headers predate it.
 struct PmScanArg {

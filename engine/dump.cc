@@ -143,6 +143,7 @@ class Dumper {
   Status WriteCore(const ProcessDump& pd);
   Status WriteMessage(const std::string& name, streams::FileKind kind, const google::protobuf::MessageLite& msg);
   Status WriteInventory();
+  Status FinishImage();
 
   const Options& opts_;
   DumpCounters stats_;
@@ -365,6 +366,20 @@ Status Dumper::WriteCore(const ProcessDump& pd) {
   return OkStatus();
 }
 
+// The pagemaps, the stats and, last, the inventory: then the image is
+// complete (committed).
+Status Dumper::FinishImage() {
+  for (const auto& pd : dumps_) {
+    RETURN_IF_ERROR(WriteMessage("pagemap-" + std::to_string(pd->pid) + ".img", streams::FileKind::kPageMap,
+                                 pd->pagemap));
+  }
+  RETURN_IF_ERROR(WriteMessage("stats-dump.img", streams::FileKind::kStats, stats_.ToProto()));
+  if (!sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
+  RETURN_IF_ERROR(sink_->Commit());
+  committed_ = true;
+  return OkStatus();
+}
+
 Status Dumper::WriteInventory() {
   FAULT_POINT("inventory");
   img::Inventory inv;
@@ -443,16 +458,9 @@ Status Dumper::RunPreDump(uint64_t start) {
   LOG_INFO("pre-dump: process tree %d released after %.3f ms; reading its pages", opts_.pid,
            static_cast<double>(stats_.frozen_ns) / 1e6);
   RETURN_IF_ERROR(DumpAllPages());
-  for (const auto& pd : dumps_) {
-    RETURN_IF_ERROR(WriteMessage("pagemap-" + std::to_string(pd->pid) + ".img", streams::FileKind::kPageMap,
-                                 pd->pagemap));
-  }
   stats_.total_ns = MonotonicNs() - start;
   stats_.after_release_ns = MonotonicNs() - released;
-  RETURN_IF_ERROR(WriteMessage("stats-dump.img", streams::FileKind::kStats, stats_.ToProto()));
-  if (!sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
-  RETURN_IF_ERROR(sink_->Commit());
-  committed_ = true;
+  RETURN_IF_ERROR(FinishImage());
   LOG_INFO("pre-dump: memory of process tree %d saved to %s", opts_.pid, sink_->where().c_str());
   return OkStatus();
 }
@@ -530,19 +538,11 @@ Status Dumper::Run() {
   } else {
     RETURN_IF_ERROR(DumpAllPages());
   }
-  for (const auto& pd : dumps_) {
-    RETURN_IF_ERROR(WriteMessage("pagemap-" + std::to_string(pd->pid) + ".img", streams::FileKind::kPageMap,
-                                 pd->pagemap));
-  }
   // Times so far: a stream cannot rewrite the stats at the end as a directory does.
   stats_.frozen_ns = MonotonicNs() - frozen_start;
   stats_.total_ns = MonotonicNs() - start;
-  RETURN_IF_ERROR(WriteMessage("stats-dump.img", streams::FileKind::kStats, stats_.ToProto()));
-  if (!sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
-  RETURN_IF_ERROR(sink_->Commit());
-
+  RETURN_IF_ERROR(FinishImage());
   // The image is complete: from here on nothing rolls back.
-  committed_ = true;
   if (released == 0) {
     if (opts_.leave_running) {
       tree_.Release(opts_.leave_stopped);

@@ -19,10 +19,6 @@
 #include "pagemap/uffd_track.h"
 #include "ptrace/remote_syscall.h"
 
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-
 namespace cf::engine {
 namespace {
 

@@ -17,10 +17,23 @@
 // engine/track.h's business.
 #pragma once
 
+#include <linux/userfaultfd.h>
+
 #include <cstdint>
 
 #include "common/fd.h"
 #include "common/status.h"
+
+// Linux 6.7 uapi; Debian 12's headers predate some of it.
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
 
 namespace cf::pagemap {
 
