@@ -277,8 +277,18 @@ Status Dumper::DumpProcessPages(ProcessDump* pd) {
     RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, *pd->pinned, popts, &pages, &pd->pagemap, &pd->stats));
     pd->pinned.reset();  // closes what is left of its pipes
   } else {
-    ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(pd->pid));
-    RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, reader, popts, &pages, &pd->pagemap, &pd->stats));
+    auto reader = memdrain::PageReader::Open(pd->pid);
+    if (!reader.ok() && pre_dump()) {
+      // The tree runs while a pre-dump reads it: a process that exited
+      // since the freeze has nothing left to save (its pagemap stays empty).
+      LOG_INFO("pre-dump: process %d exited after the freeze (%s): nothing saved of it", pd->pid,
+               reader.status().ToString().c_str());
+      pd->pagemap.clear_guards();
+      pd->pagemap.set_pid(pd->pid);
+      return pages.Finish();
+    }
+    RETURN_IF_ERROR(reader.status());
+    RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, *reader, popts, &pages, &pd->pagemap, &pd->stats));
   }
   return pages.Finish();
 }
