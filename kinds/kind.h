@@ -45,6 +45,7 @@ class ImageSink;
 namespace cf::kinds {
 
 using proc::FdInfo;
+class NetLock;
 
 enum class Scope { kPrivate, kDescription, kObject };
 
@@ -72,6 +73,12 @@ class DumpContext {
   // The shared memory object of memfd |s| (kinds/shmem.h), saved in |core|
   // the first time the dump sees it; returns its id.
   virtual Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) = 0;
+  // TCP: whether established connections are saved (--tcp-established),
+  // whether connections not accepted yet are dropped (--skip-in-flight),
+  // and the network lock of the dump (kinds/net_lock.h), started on first use.
+  virtual bool tcp_established() const { return false; }
+  virtual bool skip_in_flight() const { return false; }
+  virtual Result<NetLock*> net_lock() { return Error("no network lock in this context"); }
 };
 
 // The descriptors the tree-wide pass keeps, for kinds that finish their
