@@ -317,7 +317,10 @@ Result<UniqueFd> MakeSocket(const img::TcpSocket& t) {
   if (!fd.valid()) return ErrnoStatus("socket(TCP)");
   const int s = fd.get();
   if (family == AF_INET6) RETURN_IF_ERROR(SetOpt(s, IPPROTO_IPV6, IPV6_V6ONLY, t.v6only(), "IPV6_V6ONLY"));
-  if (t.reuseaddr()) RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR"));
+  // SO_REUSEADDR while binding, whatever the socket had: the connections
+  // accepted from a listening socket share its port, and may be restored
+  // before it. Its own value is set after.
+  RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR"));
   if (t.reuseport()) RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT"));
   RETURN_IF_ERROR(SetBuffer(s, SO_SNDBUF, SO_SNDBUFFORCE, t.sndbuf()));
   RETURN_IF_ERROR(SetBuffer(s, SO_RCVBUF, SO_RCVBUFFORCE, t.rcvbuf()));
@@ -340,6 +343,7 @@ Result<UniqueFd> MakeSocket(const img::TcpSocket& t) {
     default:
       return Errorf("a TCP socket in state %s", StateName(t.state()));
   }
+  RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEADDR, t.reuseaddr(), "SO_REUSEADDR"));
   RETURN_IF_ERROR(ApplyOptions(s, t));
   return fd;
 }
