@@ -97,6 +97,7 @@ class FdContext final : public kinds::DumpContext {
   }
   bool tcp_established() const override { return opts_.tcp_established; }
   bool skip_in_flight() const override { return opts_.skip_in_flight; }
+  bool tcp_close() const override { return opts_.tcp_close; }
   Result<kinds::NetLock*> net_lock() override {
     if (!*net_lock_) {
       ASSIGN_OR_RETURN(*net_lock_, kinds::NetLock::Start(opts_.pid, opts_.network_lock));

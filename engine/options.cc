@@ -329,7 +329,6 @@ Status Apply(const OptDef& d, bool negated, const char* arg, Options* o) {
     case Act::kSkipInFlight: o->skip_in_flight = !negated; break;
     case Act::kTcpClose:
       o->tcp_close = !negated;
-      if (o->tcp_close) o->no_effect.push_back(name + ": connections in closing states are refused at dump anyway");
       break;
     case Act::kNetworkLock:
       // Both of CRIU's rule-based modes are nftables rules here (iptables

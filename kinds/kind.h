@@ -78,6 +78,8 @@ class DumpContext {
   // and the network lock of the dump (kinds/net_lock.h), started on first use.
   virtual bool tcp_established() const { return false; }
   virtual bool skip_in_flight() const { return false; }
+  // --tcp-close: connections are saved without their state (restored closed).
+  virtual bool tcp_close() const { return false; }
   virtual Result<NetLock*> net_lock() { return Error("no network lock in this context"); }
 };
 
@@ -121,6 +123,7 @@ struct RestoreContext {
   // Ghost image -> the path this process made the file at again from it
   // (unlinked at the end).
   std::map<std::string, std::string>* recreated = nullptr;
+  bool tcp_close = false;  // --tcp-close: TCP connections come back closed
 };
 
 // One descriptor per open file description of a SharedObject, by file_id.

@@ -27,8 +27,8 @@ namespace {
 // Messages to the guard: one byte each, 'F' with a descriptor.
 constexpr char kHold = 'F';
 constexpr char kKeep = 'K';
-constexpr char kUndo = 'U';        // repair off, table deleted
-constexpr char kUndoNoTable = 'u'; // repair off (no table was made)
+constexpr char kUndo = 'U';        // table deleted
+constexpr char kUndoNoTable = 'u'; // no table was made
 constexpr int kMaxHeld = 4096;
 
 Result<std::string> FindNft() {
@@ -128,16 +128,20 @@ bool GuardRun(char* const argv[]) {
     break;
   }
   bool ok = true;
-  if (what != kKeep) {
-    const int off = 0;  // TCP_REPAIR_OFF: the socket sends a window probe to nudge its peer
+  if (what == kKeep) {
+    // The tree is dead: these are the last references to its sockets. In
+    // repair mode their close sends nothing (no FIN, no reset) and frees
+    // their addresses for restore at once.
+    const int on = TCP_REPAIR_ON;
     for (int i = 0; i < nheld; ++i) {
-      if (setsockopt(held[i], IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)) != 0) ok = false;
+      if (setsockopt(held[i], IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) != 0) ok = false;
     }
-    if (what != kUndoNoTable && !GuardRun(del_argv)) ok = false;
+  } else if (what != kUndoNoTable && !GuardRun(del_argv)) {
+    ok = false;
   }
   const char reply = ok ? '0' : '1';
   (void)!write(channel, &reply, 1);
-  _exit(0);  // closes the held sockets; after kKeep they are still in repair mode: nothing is sent
+  _exit(0);  // closes the held sockets
 }
 
 }  // namespace
@@ -210,7 +214,7 @@ Status NetLock::Lock(const InetAddr& local, const InetAddr& peer) {
   return OkStatus();
 }
 
-Status NetLock::Hold(const UniqueFd& repaired) {
+Status NetLock::Hold(const UniqueFd& sock) {
   char byte = kHold;
   iovec iov{&byte, 1};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
@@ -223,7 +227,7 @@ Status NetLock::Hold(const UniqueFd& repaired) {
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
-  const int fd = repaired.get();
+  const int fd = sock.get();
   memcpy(CMSG_DATA(c), &fd, sizeof(fd));
   if (sendmsg(channel_.get(), &msg, MSG_NOSIGNAL) != 1) return ErrnoStatus("hand a socket to the network lock's guard");
   return OkStatus();
@@ -262,6 +266,8 @@ Status NetLock::Undo() {
   LOG_DEBUG("net-lock: undone (table inet %s)", table_.c_str());
   return Finish(created_ ? kUndo : kUndoNoTable);
 }
+
+Status CheckNetLock() { return FindNft().status(); }
 
 Status UnlockNetwork(const std::string& table) {
   if (table.empty()) return OkStatus();

@@ -5,17 +5,20 @@
 //
 // One nftables table per dump, "inet criu-fast-<root pid>", holds two drop
 // rules per connection (its packets in, by destination, and out, by source).
-// The dumper holds the connections in repair mode (TCP_REPAIR) from when
-// they are read until the dump ends:
-//   - the dump fails, or runs with -R: repair mode off, table deleted;
-//   - the dump kills the tree: the sockets are closed in repair mode (which
-//     sends nothing), the table stays, its name goes in the inventory, and
-//     restore deletes it once the connections are back (UnlockNetwork).
-// The sockets in repair mode and the undo are kept by a small guard process
-// forked when the lock is first taken: if criu-fast dies (even SIGKILL)
-// before the dump ends, the guard sees its channel close and undoes the lock
-// (repair off, table deleted), so the tree, which the kernel detaches then,
-// carries on with working connections. Needs `nft` (nftables) in PATH.
+// A connection is in repair mode (TCP_REPAIR) only while the dump reads it;
+// a copy of each locked socket is held until the dump ends:
+//   - the dump fails, or runs with -R: the table is deleted;
+//   - the dump kills the tree: the held copies, the sockets' last
+//     references, are put in repair mode and closed (which sends nothing
+//     and frees their addresses), the table stays, its name goes in the
+//     inventory, and restore deletes it once the connections are back
+//     (UnlockNetwork).
+// The copies and the undo belong to a small guard process forked when the
+// lock is first taken: if criu-fast dies (even SIGKILL) before the dump
+// ends, the guard sees its channel close and deletes the table, so the
+// tree, which the kernel detaches then, carries on with working
+// connections (what it sent before the table went is retransmitted).
+// Needs `nft` (nftables) in PATH.
 #pragma once
 
 #include <sys/types.h>
@@ -32,8 +35,8 @@ namespace cf::kinds {
 class NetLock {
  public:
   // Forks the guard; the table is created with the first connection.
-  // Without |rules| (--network-lock skip) no packet is dropped: the guard
-  // only takes the sockets out of repair mode if the dump fails.
+  // Without |rules| (--network-lock skip) no packet is dropped; the guard
+  // still closes the sockets in repair mode after a dump that killed the tree.
   static Result<std::unique_ptr<NetLock>> Start(pid_t root, bool rules);
   // Undo() unless Keep() or Undo() was called.
   ~NetLock();
@@ -42,13 +45,13 @@ class NetLock {
 
   // Drops the packets of the connection |local| <-> |peer| from now on.
   Status Lock(const InetAddr& local, const InetAddr& peer);
-  // Hands the guard a copy of |repaired|, a socket just put in repair mode.
-  Status Hold(const UniqueFd& repaired);
+  // Hands the guard a copy of |sock|, a locked connection.
+  Status Hold(const UniqueFd& sock);
   // The tree was killed and the image is complete: the sockets are closed
   // in repair mode, the rules stay for restore to remove (table() is then
   // what the inventory records; empty when no rule was made).
   Status Keep();
-  // Repair mode off on every held socket, then the rules removed.
+  // The rules removed, the copies closed (the tree runs on with them).
   Status Undo();
   std::string table() const { return created_ ? table_ : std::string(); }
 
@@ -64,6 +67,9 @@ class NetLock {
   bool created_ = false;   // the table exists
   bool finished_ = false;
 };
+
+// Whether nft is there to lock connections.
+Status CheckNetLock();
 
 // Restore: removes the lock |table| a dump left (the connections are back).
 Status UnlockNetwork(const std::string& table);

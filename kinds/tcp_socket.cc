@@ -11,7 +11,10 @@
 //   - established, with --tcp-established only: the connection is locked
 //     first (kinds/net_lock.h), then put in repair mode (TCP_REPAIR), where
 //     the kernel shows its sequence numbers, both queues (peeked), its
-//     negotiated options and window. Restore makes a socket in repair mode,
+//     negotiated options and window, and out of it again (the lock keeps
+//     the connection still meanwhile; a dump that kills the tree puts it
+//     back in repair mode before the last close, which then sends nothing).
+//     With --tcp-close only the addresses are saved. Restore makes a socket in repair mode,
 //     binds it, sets the sequence numbers, "connects" (repair mode sends
 //     nothing and goes straight to ESTABLISHED), puts the options,
 //     timestamp offset, queues and window back and leaves repair mode; the
@@ -19,6 +22,7 @@
 //     retransmissions.
 // Other states (the closing ones, SYN_SENT) are refused.
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -34,6 +38,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/fault.h"
 #include "common/fd.h"
 #include "common/log.h"
 #include "kinds/inet_addr.h"
@@ -49,6 +54,9 @@ constexpr uint32_t kListen = 10;
 // TCP option kinds (RFC 793, 7323, 2018), as TCP_REPAIR_OPTIONS takes them.
 constexpr uint32_t kOptMss = 2, kOptWindow = 3, kOptSackPerm = 4, kOptTimestamp = 8;
 constexpr size_t kMaxQueue = 256 << 20;  // bytes of one queue an image may hold
+
+// A state of a connection (established, being opened or being closed).
+bool IsConnected(uint32_t s) { return s >= 1 && s != kClose && s != kListen && s != 6 /* TIME_WAIT */ && s <= 11; }
 
 const char* StateName(uint32_t s) {
   static const char* const kNames[] = {"?",        "ESTABLISHED", "SYN_SENT", "SYN_RECV",  "FIN_WAIT1",
@@ -269,8 +277,16 @@ Status RestoreConnection(int fd, const img::TcpSocket& t) {
   if (c.options() & TCPI_OPT_TIMESTAMPS) {
     RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_TIMESTAMP, static_cast<int>(c.timestamp()), "TCP_TIMESTAMP"));
   }
-  // Queued bytes count against the buffers: make room for them.
+  // Queued bytes count against the buffers, with overheads that need not
+  // be those of the original buffers: room for all of them while filling
+  // (the saved sizes are set after).
   const size_t sent = sendq.size() - std::min<size_t>(c.unsent(), sendq.size());
+  const int sndroom = static_cast<int>(std::min<size_t>(sendq.size() + (256 << 10), 1u << 30));
+  const int rcvroom = static_cast<int>(std::min<size_t>(recvq.size() + (256 << 10), 1u << 30));
+  RETURN_IF_ERROR(SetOpt(fd, SOL_SOCKET, SO_SNDBUFFORCE, std::max(sndroom, static_cast<int>(t.sndbuf() / 2)),
+                         "SO_SNDBUFFORCE"));
+  RETURN_IF_ERROR(SetOpt(fd, SOL_SOCKET, SO_RCVBUFFORCE, std::max(rcvroom, static_cast<int>(t.rcvbuf() / 2)),
+                         "SO_RCVBUFFORCE"));
   if (!recvq.empty()) {
     RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE"));
     RETURN_IF_ERROR(SendAll(fd, recvq, 0, recvq.size(), "receive queue"));
@@ -286,7 +302,9 @@ Status RestoreConnection(int fd, const img::TcpSocket& t) {
   // the network lock holds until restore ends); the bytes the connection
   // had not sent yet go as ordinary data.
   RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF, "TCP_REPAIR off"));
-  return SendAll(fd, sendq, sent, sendq.size(), "unsent part of the send queue");
+  RETURN_IF_ERROR(SendAll(fd, sendq, sent, sendq.size(), "unsent part of the send queue"));
+  RETURN_IF_ERROR(SetBuffer(fd, SO_SNDBUF, SO_SNDBUFFORCE, t.sndbuf()));
+  return SetBuffer(fd, SO_RCVBUF, SO_RCVBUFFORCE, t.rcvbuf());
 }
 
 Status ApplyOptions(int fd, const img::TcpSocket& t) {
@@ -310,18 +328,19 @@ Status ApplyOptions(int fd, const img::TcpSocket& t) {
   return OkStatus();
 }
 
-Result<UniqueFd> MakeSocket(const img::TcpSocket& t) {
+Result<UniqueFd> MakeSocket(const img::TcpSocket& t, bool tcp_close) {
   const int family = static_cast<int>(t.family());
   if (family != AF_INET && family != AF_INET6) return Errorf("a TCP socket of family %d", family);
   UniqueFd fd(socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
   if (!fd.valid()) return ErrnoStatus("socket(TCP)");
   const int s = fd.get();
   if (family == AF_INET6) RETURN_IF_ERROR(SetOpt(s, IPPROTO_IPV6, IPV6_V6ONLY, t.v6only(), "IPV6_V6ONLY"));
-  // SO_REUSEADDR while binding, whatever the socket had: the connections
-  // accepted from a listening socket share its port, and may be restored
-  // before it. Its own value is set after.
+  // SO_REUSEADDR and SO_REUSEPORT while binding, whatever the socket has
+  // now: the connections accepted from a listening socket share its port
+  // (and may be restored before it), and a socket may have left
+  // SO_REUSEPORT after binding beside another one. Their values are set after.
   RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR"));
-  if (t.reuseport()) RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT"));
+  RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT"));
   RETURN_IF_ERROR(SetBuffer(s, SO_SNDBUF, SO_SNDBUFFORCE, t.sndbuf()));
   RETURN_IF_ERROR(SetBuffer(s, SO_RCVBUF, SO_RCVBUFFORCE, t.rcvbuf()));
   const InetAddr local = InetAddr::Of(family, t.src_addr(), t.src_port());
@@ -334,6 +353,12 @@ Result<UniqueFd> MakeSocket(const img::TcpSocket& t) {
       if (listen(s, static_cast<int>(t.backlog())) != 0) return ErrnoStatus("listen on " + local.ToString());
       break;
     case kEstablished:
+      if (tcp_close || !t.has_conn()) {
+        // Closed: a fresh socket shut down both ways reads the end of
+        // the stream and polls POLLHUP, as a connection that was closed.
+        if (shutdown(s, SHUT_RDWR) != 0 && errno != ENOTCONN) return ErrnoStatus("shutdown");
+        break;
+      }
       // Repair mode binds whatever holds the port (SK_FORCE_REUSE): a
       // listening socket of the same port, restored before or after.
       RETURN_IF_ERROR(SetOpt(s, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON, "TCP_REPAIR"));
@@ -341,9 +366,12 @@ Result<UniqueFd> MakeSocket(const img::TcpSocket& t) {
       RETURN_IF_ERROR(RestoreConnection(s, t));
       break;
     default:
-      return Errorf("a TCP socket in state %s", StateName(t.state()));
+      if (!IsConnected(t.state())) return Errorf("a TCP socket in state %s", StateName(t.state()));
+      if (shutdown(s, SHUT_RDWR) != 0 && errno != ENOTCONN) return ErrnoStatus("shutdown");  // as above
+      break;
   }
   RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEADDR, t.reuseaddr(), "SO_REUSEADDR"));
+  RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEPORT, t.reuseport(), "SO_REUSEPORT"));
   RETURN_IF_ERROR(ApplyOptions(s, t));
   return fd;
 }
@@ -397,33 +425,61 @@ class TcpSocket final : public FdKind {
       case kEstablished:
         break;
       default:
-        return Errorf("a TCP connection in state %s: not supported yet", StateName(ti.tcpi_state));
+        if (!IsConnected(ti.tcpi_state)) {
+          return Errorf("a TCP socket in state %s: not supported", StateName(ti.tcpi_state));
+        }
+        if (ctx.tcp_close()) return OkStatus();
+        return Errorf("a TCP connection in state %s on %s: not supported yet (--tcp-close restores it closed)",
+                      StateName(ti.tcpi_state), local.ToString().c_str());
     }
     ASSIGN_OR_RETURN(InetAddr peer, InetAddr::Peer(fd));
     t->set_dst_addr(peer.addr);
     t->set_dst_port(peer.port);
+    if (ctx.tcp_close()) {
+      LOG_INFO("files: %s: connection %s - %s saved without its state (--tcp-close)", s.Name().c_str(),
+               local.ToString().c_str(), peer.ToString().c_str());
+      return OkStatus();
+    }
     if (!ctx.tcp_established()) {
       return Error("an established TCP connection " + local.ToString() + " - " + peer.ToString() +
                    ": dump with --tcp-established to save it");
     }
+    const std::string conn = local.ToString() + " - " + peer.ToString();
     ASSIGN_OR_RETURN(NetLock * lock, ctx.net_lock());
     RETURN_IF_ERROR(lock->Lock(local, peer));
-    if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &kRepairOn, sizeof(kRepairOn)) != 0) {
-      return ErrnoStatus("TCP_REPAIR on " + local.ToString() + " - " + peer.ToString());
-    }
-    // From here the socket must leave repair mode if the dump fails: the
-    // lock's guard keeps a copy to do so.
     RETURN_IF_ERROR(lock->Hold(copy));
-    return ReadConnection(fd, t->mutable_conn()).WithContext(local.ToString() + " - " + peer.ToString());
+    // Repair mode only while reading: a tree that runs on (-R, a failed
+    // dump, criu-fast killed) finds its socket as it was; a tree that is
+    // killed leaves the socket to the lock's guard (NetLock::Keep).
+    if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &kRepairOn, sizeof(kRepairOn)) != 0) {
+      return ErrnoStatus("TCP_REPAIR on " + conn);
+    }
+    Status read = ReadConnection(fd, t->mutable_conn()).WithContext(conn);
+    if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &kRepairOffQuiet, sizeof(kRepairOffQuiet)) != 0 && read.ok()) {
+      read = ErrnoStatus("TCP_REPAIR off " + conn);
+    }
+    // Tests: a dump failing, or criu-fast killed, with a connection locked.
+    if (FaultArmed("tcp-kill")) raise(SIGKILL);
+    FAULT_POINT("tcp-locked");
+    return read;
   }
 
-  Status Create(const SharedObject& obj, RestoreContext&, CreatedFiles* out) const override {
+  Status Create(const SharedObject& obj, RestoreContext& ctx, CreatedFiles* out) const override {
     const auto& [id, f] = *obj.files.begin();
-    auto fd = MakeSocket(f->tcp());
+    auto fd = MakeSocket(f->tcp(), ctx.tcp_close);
     if (!fd.ok()) return fd.status().WithContext("fd " + std::to_string(f->fd()) + " (" + Describe(*f) + ")");
     RETURN_IF_ERROR(SetStatusFlags(fd->get(), f->flags(), O_NONBLOCK, "TCP socket"));
     (*out)[id] = std::move(*fd);
     return OkStatus();
+  }
+
+  std::vector<Probe> Probes() const override {
+    return {{"TCP_REPAIR", "established TCP connections cannot be dumped (--tcp-established)", ProbeRepair},
+            {"nftables network lock", "established TCP connections cannot be locked while dumped (nft is missing)",
+             [] {
+               Status s = CheckNetLock();
+               return s.ok() ? ProbeResult{true, ""} : ProbeResult{false, s.ToString()};
+             }}};
   }
 
   std::string Describe(const img::Fd& f) const override {
@@ -441,6 +497,16 @@ class TcpSocket final : public FdKind {
 
  private:
   static constexpr int kRepairOn = TCP_REPAIR_ON;
+  static constexpr int kRepairOffQuiet = TCP_REPAIR_OFF_NO_WP;  // no window probe to the peer
+
+  static ProbeResult ProbeRepair() {
+    UniqueFd s(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
+    if (!s.valid()) return ProbeFailed("socket(TCP)", errno);
+    if (setsockopt(s.get(), IPPROTO_TCP, TCP_REPAIR, &kRepairOn, sizeof(kRepairOn)) != 0) {
+      return ProbeFailed("TCP_REPAIR", errno);
+    }
+    return {true, ""};
+  }
 };
 
 }  // namespace

@@ -315,6 +315,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   ASSIGN_OR_RETURN(ImageSet images, LoadImages(opts.images_dir));
   RETURN_IF_ERROR(CheckTree(images));
   ASSIGN_OR_RETURN(SharedFilePlan files, PlanSharedFiles(images));
+  files.tcp_close = opts.tcp_close;
   const int jobs = opts.jobs > 0 ? opts.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const kinds::ShmemRestoreHooks hooks{
       EnsureFdRoom, [jobs](uint64_t addr, uint64_t len, const img::PageMap& pages, const std::string& path) {

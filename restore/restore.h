@@ -15,6 +15,7 @@ struct RestoreOptions {
   std::string pidfile;     // --pidfile: where to write the restored root pid
   int jobs = 0;            // threads that fill memory (0: number of CPUs)
   bool display_stats = false;
+  bool tcp_close = false;  // --tcp-close: TCP connections are restored closed
   // Called once the images are no longer needed (the tree runs on its own):
   // a restore from a stream removes its staged copy here.
   std::function<void()> images_done;
