@@ -111,7 +111,8 @@ const CriuFeature kCriuFeatures[] = {
     {"clone3_set_tid", "clone3 set_tid", nullptr},
     {"newifindex", nullptr, "network devices are not supported"},
     {"nftables", "nftables network lock", nullptr},
-    {"has_ipt_legacy", nullptr, "network locking is not supported"},
+    // CRIU's iptables network lock; --network-lock iptables is nftables here.
+    {"has_ipt_legacy", "nftables network lock", nullptr},
     {"pidfd_store", nullptr, "pidfd store (RPC) is not supported"},
     {"ns_pid", nullptr, "PID namespaces are not supported"},
     {"apparmor_stacking", nullptr, "LSM profiles are not restored"},

@@ -51,6 +51,7 @@ namespace {
 constexpr uint32_t kEstablished = 1;  // linux/tcp_states.h
 constexpr uint32_t kClose = 7;
 constexpr uint32_t kListen = 10;
+constexpr uint32_t kBoundInactive = 13;
 // TCP option kinds (RFC 793, 7323, 2018), as TCP_REPAIR_OPTIONS takes them.
 constexpr uint32_t kOptMss = 2, kOptWindow = 3, kOptSackPerm = 4, kOptTimestamp = 8;
 constexpr size_t kMaxQueue = 256 << 20;  // bytes of one queue an image may hold
@@ -83,7 +84,7 @@ struct DiagInfo {
   uint32_t rqueue = 0, wqueue = 0, shutdown = 0;
 };
 
-Result<DiagInfo> QueryDiag(int family, uint32_t state, uint64_t inode) {
+Result<DiagInfo> QueryDiag(int family, uint32_t states, uint64_t inode) {
   UniqueFd nl(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
   if (!nl.valid()) return ErrnoStatus("socket(NETLINK_SOCK_DIAG)");
   struct {
@@ -95,7 +96,7 @@ Result<DiagInfo> QueryDiag(int family, uint32_t state, uint64_t inode) {
   request.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   request.req.sdiag_family = static_cast<uint8_t>(family);
   request.req.sdiag_protocol = IPPROTO_TCP;
-  request.req.idiag_states = 1u << state;
+  request.req.idiag_states = states;
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   if (sendto(nl.get(), &request, sizeof(request), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0) {
@@ -405,12 +406,16 @@ class TcpSocket final : public FdKind {
     t->set_src_addr(local.addr);
     t->set_src_port(local.port);
     switch (ti.tcpi_state) {
-      case kClose:
-        // A port without a connection: bind() was called.
-        t->set_bound(local.port != 0);
+      case kClose: {
+        // A socket whose connection ended still names its old port, which
+        // it no longer holds; sock_diag lists the bound ones only (in the
+        // pseudo-state TCP_BOUND_INACTIVE, Linux 6.7).
+        auto d = QueryDiag(family, 1u << kBoundInactive, s.sb.st_ino);
+        t->set_bound(local.port != 0 && d.ok());
         return OkStatus();
+      }
       case kListen: {
-        ASSIGN_OR_RETURN(DiagInfo d, QueryDiag(family, kListen, s.sb.st_ino));
+        ASSIGN_OR_RETURN(DiagInfo d, QueryDiag(family, 1u << kListen, s.sb.st_ino));
         t->set_backlog(d.wqueue);
         if (d.rqueue != 0) {
           if (!ctx.skip_in_flight()) {
