@@ -30,6 +30,7 @@
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/xattr.h>
@@ -348,6 +349,7 @@ Result<UniqueFd> MakeSocket(const img::TcpSocket& t, bool tcp_close) {
   switch (t.state()) {
     case kClose:
       if (t.bound()) RETURN_IF_ERROR(BindTo(s, local));
+      if (t.shutdown() != 0 && shutdown(s, SHUT_RDWR) != 0 && errno != ENOTCONN) return ErrnoStatus("shutdown");
       break;
     case kListen:
       RETURN_IF_ERROR(BindTo(s, local));
@@ -412,6 +414,10 @@ class TcpSocket final : public FdKind {
         // pseudo-state TCP_BOUND_INACTIVE, Linux 6.7).
         auto d = QueryDiag(family, 1u << kBoundInactive, s.sb.st_ino);
         t->set_bound(local.port != 0 && d.ok());
+        // A connection that ended after both sides shut it down reads the
+        // end of the stream (RCV_SHUTDOWN), a fresh socket ENOTCONN.
+        pollfd p{fd, POLLRDHUP, 0};
+        if (poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP)) t->set_shutdown(3);
         return OkStatus();
       }
       case kListen: {
