@@ -95,7 +95,7 @@ const CriuFeature kCriuFeatures[] = {
     {"loginuid", nullptr, "loginuid is not restored yet"},
     {"cgroupns", nullptr, "cgroup namespaces are not supported"},
     {"autofs", nullptr, "autofs is not supported"},
-    {"tcp_half_closed", nullptr, "TCP connections in closing states are not restored yet (--tcp-close restores them closed)"},
+    {"tcp_half_closed", "TCP_REPAIR", nullptr},
     {"compat_cr", nullptr, "32-bit tasks are not supported"},
     {"uffd", nullptr, "lazy restore is not supported"},
     {"uffd-noncoop", nullptr, "lazy restore is not supported"},

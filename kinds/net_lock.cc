@@ -18,6 +18,7 @@
 
 #include "common/io.h"
 #include "common/log.h"
+#include "kinds/tcp_fin.h"
 
 extern char** environ;
 
@@ -198,6 +199,9 @@ Status NetLock::Lock(const InetAddr& local, const InetAddr& peer) {
     for (const char* hook : {"input", "output"}) {
       script += std::string("add chain inet ") + table_ + " " + hook + " { type filter hook " + hook +
                 " priority -300; policy accept; }\n";
+      // Segments restore makes to put a peer's FIN back (kinds/tcp_fin.h).
+      script += std::string("add rule inet ") + table_ + " " + hook + " meta mark " + std::to_string(kFinMark) +
+                " accept\n";
     }
   }
   const char* ip = local.WireFamily() == AF_INET6 ? "ip6" : "ip";

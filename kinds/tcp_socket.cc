@@ -20,7 +20,10 @@
 //     timestamp offset, queues and window back and leaves repair mode; the
 //     bytes never sent are sent again normally. The peer sees nothing but
 //     retransmissions.
-// Other states (the closing ones, SYN_SENT) are refused.
+//   - closing (FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING), with
+//     --tcp-established: as an established connection, then its FINs put
+//     back (kinds/tcp_fin.h).
+// SYN_SENT is refused (unless --tcp-close).
 #include <fcntl.h>
 #include <signal.h>
 #include <linux/inet_diag.h>
@@ -45,6 +48,7 @@
 #include "kinds/inet_addr.h"
 #include "kinds/kind.h"
 #include "kinds/net_lock.h"
+#include "kinds/tcp_fin.h"
 
 namespace cf::kinds {
 namespace {
@@ -167,10 +171,13 @@ Status ReadOptions(int fd, int family, img::TcpSocket* t) {
 }
 
 // Peeks |len| bytes of the queue selected by TCP_REPAIR_QUEUE.
-Result<std::string> PeekQueue(int fd, int queue, int len_ioctl, const char* what) {
+// |fin|: the queue ends with a FIN, which the kernel counts and which holds
+// no data.
+Result<std::string> PeekQueue(int fd, int queue, int len_ioctl, bool fin, const char* what) {
   RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue, "TCP_REPAIR_QUEUE"));
   int len = 0;
   if (ioctl(fd, len_ioctl, &len) != 0) return ErrnoStatus(std::string("the length of the ") + what);
+  if (fin && len > 0) --len;
   if (static_cast<size_t>(len) > kMaxQueue) return Errorf("%d bytes in the %s: more than %zu", len, what, kMaxQueue);
   std::string data(static_cast<size_t>(len), '\0');
   if (len > 0) {
@@ -182,13 +189,15 @@ Result<std::string> PeekQueue(int fd, int queue, int len_ioctl, const char* what
 }
 
 // The connection's state in repair mode (the socket is in it already).
-Status ReadConnection(int fd, img::TcpConnection* c) {
-  ASSIGN_OR_RETURN(std::string recvq, PeekQueue(fd, TCP_RECV_QUEUE, SIOCINQ, "receive queue"));
+Status ReadConnection(int fd, uint32_t state, img::TcpConnection* c) {
+  // SIOCINQ counts data only; SIOCOUTQ and SIOCOUTQNSD count our FIN.
+  ASSIGN_OR_RETURN(std::string recvq, PeekQueue(fd, TCP_RECV_QUEUE, SIOCINQ, false, "receive queue"));
   ASSIGN_OR_RETURN(int rcv_seq, GetOpt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ"));
-  ASSIGN_OR_RETURN(std::string sendq, PeekQueue(fd, TCP_SEND_QUEUE, SIOCOUTQ, "send queue"));
+  ASSIGN_OR_RETURN(std::string sendq, PeekQueue(fd, TCP_SEND_QUEUE, SIOCOUTQ, SentFin(state), "send queue"));
   ASSIGN_OR_RETURN(int snd_seq, GetOpt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ"));
   int unsent = 0;
   if (ioctl(fd, SIOCOUTQNSD, &unsent) != 0) return ErrnoStatus("SIOCOUTQNSD");
+  if (SentFin(state) && unsent > 0) --unsent;
   RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, "TCP_REPAIR_QUEUE"));
   ASSIGN_OR_RETURN(int mss, GetOpt(fd, IPPROTO_TCP, TCP_MAXSEG, "TCP_MAXSEG"));
   ASSIGN_OR_RETURN(int ts, GetOpt(fd, IPPROTO_TCP, TCP_TIMESTAMP, "TCP_TIMESTAMP"));
@@ -256,10 +265,13 @@ Status RestoreConnection(int fd, const img::TcpSocket& t) {
   const img::TcpConnection& c = t.conn();
   const std::string& sendq = c.send_queue();
   const std::string& recvq = c.recv_queue();
+  // A closing connection is set up as an established one, its FINs after.
+  uint32_t snd_seq, rcv_seq;
+  SeqsWithoutFins(t, &snd_seq, &rcv_seq);
   RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE"));
-  RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, static_cast<int>(c.rcv_seq() - recvq.size()), "TCP_QUEUE_SEQ"));
+  RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, static_cast<int>(rcv_seq - recvq.size()), "TCP_QUEUE_SEQ"));
   RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "TCP_REPAIR_QUEUE"));
-  RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, static_cast<int>(c.snd_seq() - sendq.size()), "TCP_QUEUE_SEQ"));
+  RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, static_cast<int>(snd_seq - sendq.size()), "TCP_QUEUE_SEQ"));
   const InetAddr peer = InetAddr::Of(static_cast<int>(t.family()), t.dst_addr(), t.dst_port());
   socklen_t alen = 0;
   const sockaddr_storage ss = peer.ToSockaddr(&alen);
@@ -282,7 +294,8 @@ Status RestoreConnection(int fd, const img::TcpSocket& t) {
   // Queued bytes count against the buffers, with overheads that need not
   // be those of the original buffers: room for all of them while filling
   // (the saved sizes are set after).
-  const size_t sent = sendq.size() - std::min<size_t>(c.unsent(), sendq.size());
+  // After our FIN nothing can be sent normally: all of it goes as sent.
+  const size_t sent = SentFin(t.state()) ? sendq.size() : sendq.size() - std::min<size_t>(c.unsent(), sendq.size());
   const int sndroom = static_cast<int>(std::min<size_t>(sendq.size() + (256 << 10), 1u << 30));
   const int rcvroom = static_cast<int>(std::min<size_t>(recvq.size() + (256 << 10), 1u << 30));
   RETURN_IF_ERROR(SetOpt(fd, SOL_SOCKET, SO_SNDBUFFORCE, std::max(sndroom, static_cast<int>(t.sndbuf() / 2)),
@@ -298,7 +311,13 @@ Status RestoreConnection(int fd, const img::TcpSocket& t) {
     RETURN_IF_ERROR(SendAll(fd, sendq, 0, sent, "send queue"));
   }
   tcp_repair_window w{c.snd_wl1(), c.snd_wnd(), c.max_window(), c.rcv_wnd(), c.rcv_wup()};
+  if (GotFin(t.state())) {
+    // The window as it was before the peer's FIN, which comes next.
+    w.rcv_wup--;
+    w.rcv_wnd++;
+  }
   if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)) != 0) return ErrnoStatus("TCP_REPAIR_WINDOW");
+  RETURN_IF_ERROR(RestoreFins(fd, t));
   RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, "TCP_REPAIR_QUEUE"));
   // Out of repair mode (the kernel sends a window probe to the peer, which
   // the network lock holds until restore ends); the bytes the connection
@@ -370,6 +389,12 @@ Result<UniqueFd> MakeSocket(const img::TcpSocket& t, bool tcp_close) {
       break;
     default:
       if (!IsConnected(t.state())) return Errorf("a TCP socket in state %s", StateName(t.state()));
+      if (IsClosingState(t.state()) && t.has_conn() && !tcp_close) {
+        RETURN_IF_ERROR(SetOpt(s, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON, "TCP_REPAIR"));
+        RETURN_IF_ERROR(BindTo(s, local));
+        RETURN_IF_ERROR(RestoreConnection(s, t));
+        break;
+      }
       if (shutdown(s, SHUT_RDWR) != 0 && errno != ENOTCONN) return ErrnoStatus("shutdown");  // as above
       break;
   }
@@ -440,8 +465,11 @@ class TcpSocket final : public FdKind {
           return Errorf("a TCP socket in state %s: not supported", StateName(ti.tcpi_state));
         }
         if (ctx.tcp_close()) return OkStatus();
-        return Errorf("a TCP connection in state %s on %s: not supported yet (--tcp-close restores it closed)",
-                      StateName(ti.tcpi_state), local.ToString().c_str());
+        if (!IsClosingState(ti.tcpi_state)) {
+          return Errorf("a TCP connection in state %s on %s: not supported yet (--tcp-close restores it closed)",
+                        StateName(ti.tcpi_state), local.ToString().c_str());
+        }
+        break;  // a closing connection: as an established one
     }
     ASSIGN_OR_RETURN(InetAddr peer, InetAddr::Peer(fd));
     t->set_dst_addr(peer.addr);
@@ -465,7 +493,7 @@ class TcpSocket final : public FdKind {
     if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &kRepairOn, sizeof(kRepairOn)) != 0) {
       return ErrnoStatus("TCP_REPAIR on " + conn);
     }
-    Status read = ReadConnection(fd, t->mutable_conn()).WithContext(conn);
+    Status read = ReadConnection(fd, ti.tcpi_state, t->mutable_conn()).WithContext(conn);
     if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &kRepairOffQuiet, sizeof(kRepairOffQuiet)) != 0 && read.ok()) {
       read = ErrnoStatus("TCP_REPAIR off " + conn);
     }
