@@ -3,7 +3,8 @@
 # listening on IPv4, IPv6 (v6only) and dual-stack [::] (v4-mapped), two
 # sharing a port with SO_REUSEPORT, unbound, bound only, and a connection
 # between two of its own sockets with bytes queued both ways and options
-# (TCP_NODELAY, keepalive times, SO_LINGER).
+# (TCP_NODELAY, keepalive times, SO_LINGER), and a half-closed connection
+# (FIN_WAIT2 on one side, CLOSE_WAIT with unread data on the other).
 #
 # 1. dump -R --tcp-established: the image holds each with its state; the
 #    tree runs on and the self-check passes (nothing was consumed).
@@ -32,8 +33,8 @@ import base64
 show = load(sys.argv[1])
 tcp = [f["tcp"] for f in proc(show, int(sys.argv[2]))["core"]["fds"] if fd_kind(f) == "tcp"]
 states = sorted(int(t["state"]) for t in tcp)
-# two connected ends, two unconnected (one bound), five listening
-if states != [1, 1, 7, 7, 10, 10, 10, 10, 10]:
+# two connected ends, FIN_WAIT2 and CLOSE_WAIT, two unconnected (one bound), five listening
+if states != [1, 1, 5, 7, 7, 8, 10, 10, 10, 10, 10]:
     fail("TCP states %r" % states)
 if sorted(bool(t.get("bound")) for t in tcp if int(t["state"]) == 7) != [False, True]:
     fail("want one bound and one unbound unconnected socket")
@@ -42,6 +43,9 @@ queues = sorted((len(base64.b64decode(t["conn"].get("recv_queue", ""))),
 # Each end's queues: what it has not read, and what its peer has not acked.
 if sum(r for r, s in queues) != 103000:
     fail("queued bytes %r, want 100000 + 3000 unread" % queues)
+cw = [t for t in tcp if int(t["state"]) == 8]
+if len(base64.b64decode(cw[0]["conn"].get("recv_queue", ""))) != 2000:
+    fail("the CLOSE_WAIT end does not hold the 2000 bytes it has not read")
 if not any(t.get("v6only") for t in tcp) or not any(int(t["family"]) == 10 and not t.get("v6only") for t in tcp):
     fail("want an IPv6 socket with and one without IPV6_V6ONLY")
 if sum(1 for t in tcp if t.get("reuseport")) != 2:

@@ -11,10 +11,14 @@
  *         the server has not read; srv: 3000 to the client), TCP_NODELAY on
  *         cli, keepalive with idle 77 / interval 11 / count 5 and SO_LINGER
  *         (1, 9) on srv.
+ *   hsrv, hcli  a half-closed connection: hcli sent 2000 bytes and shut down
+ *         for writing (FIN_WAIT2), hsrv has not read them (CLOSE_WAIT).
  * The self-check verifies every address and option, accepts new
  * connections on each listening socket (IPv4 on lmap too), binds a socket
  * to bnd's port (it must fail: bnd still holds it), then reads the queued
- * bytes in order and sends more both ways on the restored connection. */
+ * bytes in order and sends more both ways on the restored connection; on
+ * the half-closed one, hsrv reads the 2000 bytes then the end of the stream
+ * and can still send to hcli. */
 #include "prog_common.h"
 
 #include <arpa/inet.h>
@@ -24,7 +28,8 @@
 #include <sys/socket.h>
 
 static int port;
-static int l4, l6, lmap, rp1, rp2, unb, bnd, srv, cli;
+static int l4, l6, lmap, rp1, rp2, unb, bnd, srv, cli, hsrv, hcli;
+static uint64_t h_sent, h_back_sent, h_back_got;
 static uint64_t cli_sent, srv_got, srv_sent, cli_got;  /* the stream both ways */
 
 static uint8_t pat(uint64_t i, int dir) { return (uint8_t)((i * 131 + (uint64_t)dir * 7) ^ (i >> 9)); }
@@ -179,6 +184,27 @@ static void check(void) {
   push(srv, &srv_sent, 5000, 1);
   pull(srv, &srv_got, cli_sent, 0, "srv");
   pull(cli, &cli_got, srv_sent, 1, "cli");
+  /* The half-closed connection, left as it is (peeked): its states, its
+   * data, the end of its stream after them, and the other direction open. */
+  struct tcp_info ti;
+  socklen_t tl = sizeof(ti);
+  getsockopt(hsrv, IPPROTO_TCP, TCP_INFO, &ti, &tl);
+  CF_CHECK(ti.tcpi_state == TCP_CLOSE_WAIT, "hsrv in state %d, not CLOSE_WAIT", ti.tcpi_state);
+  getsockopt(hcli, IPPROTO_TCP, TCP_INFO, &ti, &tl);
+  CF_CHECK(ti.tcpi_state == TCP_FIN_WAIT2, "hcli in state %d, not FIN_WAIT2", ti.tcpi_state);
+  unsigned char hb[4096];
+  ssize_t hn = recv(hsrv, hb, sizeof(hb), MSG_PEEK | MSG_DONTWAIT);
+  CF_CHECK(hn == (ssize_t)h_sent, "hsrv: %zd bytes queued, want %llu", hn, (unsigned long long)h_sent);
+  for (ssize_t i = 0; i < hn; i++) {
+    if (hb[i] != pat((uint64_t)i, 2)) {
+      cf_failf("hsrv: byte %zd of the queue differs", i);
+      break;
+    }
+  }
+  struct pollfd hp = {hsrv, POLLRDHUP, 0};
+  CF_CHECK(poll(&hp, 1, 0) == 1 && (hp.revents & POLLRDHUP), "hsrv: the peer's FIN is not there");
+  push(hsrv, &h_back_sent, 700, 3);
+  pull(hcli, &h_back_got, h_back_sent, 3, "hcli");
 }
 
 int main(int argc, char **argv) {
@@ -206,6 +232,17 @@ int main(int argc, char **argv) {
   if (setsockopt(srv, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) != 0) cf_die("SO_LINGER");
   if (push(cli, &cli_sent, 100000, 0) != 100000) cf_die("queue 100000 bytes");
   if (push(srv, &srv_sent, 3000, 1) != 3000) cf_die("queue 3000 bytes");
+  hcli = sock_at(AF_INET, "127.0.0.1", port, &ss, &len);
+  if (connect(hcli, (struct sockaddr *)&ss, len) != 0) cf_die("connect");
+  hsrv = accept(l4, NULL, NULL);
+  if (hsrv < 0) cf_die("accept");
+  if (push(hcli, &h_sent, 2000, 2) != 2000 || shutdown(hcli, SHUT_WR) != 0) cf_die("half-close");
+  for (int i = 0; i < 500; i++) { /* until the FIN is acknowledged: FIN_WAIT2 */
+    struct tcp_info ti;
+    socklen_t tl = sizeof(ti);
+    if (getsockopt(hcli, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && ti.tcpi_state == TCP_FIN_WAIT2) break;
+    cf_nap(10);
+  }
   cf_ready();
   for (;;) {
     if (cf_take_usr1()) {
