@@ -54,6 +54,7 @@ namespace cf::kinds {
 namespace {
 
 constexpr uint32_t kEstablished = 1;  // linux/tcp_states.h
+constexpr uint32_t kSynSent = 2;
 constexpr uint32_t kClose = 7;
 constexpr uint32_t kListen = 10;
 constexpr uint32_t kBoundInactive = 13;
@@ -87,6 +88,7 @@ Status SetOpt(int fd, int level, int opt, int v, const char* name) {
 // accept queue's length and limit of a listening socket, the shutdown bits.
 struct DiagInfo {
   uint32_t rqueue = 0, wqueue = 0, shutdown = 0;
+  InetAddr peer;  // which getpeername() does not tell before the connection is made
 };
 
 Result<DiagInfo> QueryDiag(int family, uint32_t states, uint64_t inode) {
@@ -122,6 +124,9 @@ Result<DiagInfo> QueryDiag(int family, uint32_t states, uint64_t inode) {
       if (m->idiag_inode != inode) continue;
       DiagInfo d;
       d.rqueue = m->idiag_rqueue;
+      d.peer.family = family;
+      d.peer.addr.assign(reinterpret_cast<const char*>(m->id.idiag_dst), family == AF_INET6 ? 16 : 4);
+      d.peer.port = ntohs(m->id.idiag_dport);
       d.wqueue = m->idiag_wqueue;
       int len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
       for (auto* a = reinterpret_cast<const rtattr*>(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
@@ -271,13 +276,20 @@ Status RestoreConnection(int fd, const img::TcpSocket& t) {
   RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE"));
   RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, static_cast<int>(rcv_seq - recvq.size()), "TCP_QUEUE_SEQ"));
   RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "TCP_REPAIR_QUEUE"));
-  RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, static_cast<int>(snd_seq - sendq.size()), "TCP_QUEUE_SEQ"));
+  // A SYN not answered yet: sent again, for real, from its own sequence
+  // number (the one before the queue).
+  const bool syn_sent = t.state() == kSynSent;
+  RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, static_cast<int>(snd_seq - sendq.size() - (syn_sent ? 1 : 0)),
+                         "TCP_QUEUE_SEQ"));
   const InetAddr peer = InetAddr::Of(static_cast<int>(t.family()), t.dst_addr(), t.dst_port());
   socklen_t alen = 0;
   const sockaddr_storage ss = peer.ToSockaddr(&alen);
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&ss), alen) != 0) {
+  if (syn_sent) RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP, "TCP_REPAIR off"));
+  if (syn_sent) RETURN_IF_ERROR(SetStatusFlags(fd, O_NONBLOCK, O_NONBLOCK, "TCP socket"));
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&ss), alen) != 0 && !(syn_sent && errno == EINPROGRESS)) {
     return ErrnoStatus("connect (repair mode) to " + peer.ToString());
   }
+  if (syn_sent) RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON, "TCP_REPAIR"));
   tcp_repair_opt opts[4];
   int n = 0;
   auto add = [&](uint32_t code, uint32_t val) { opts[n].opt_code = code, opts[n++].opt_val = val; };
@@ -285,7 +297,8 @@ Status RestoreConnection(int fd, const img::TcpSocket& t) {
   if (c.options() & TCPI_OPT_WSCALE) add(kOptWindow, c.snd_wscale() | (c.rcv_wscale() << 16));
   if (c.options() & TCPI_OPT_TIMESTAMPS) add(kOptTimestamp, 0);
   add(kOptMss, c.mss_clamp());
-  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_OPTIONS, opts, static_cast<socklen_t>(n * sizeof(opts[0]))) != 0) {
+  if (!syn_sent &&
+      setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_OPTIONS, opts, static_cast<socklen_t>(n * sizeof(opts[0]))) != 0) {
     return ErrnoStatus("TCP_REPAIR_OPTIONS");
   }
   if (c.options() & TCPI_OPT_TIMESTAMPS) {
@@ -389,7 +402,7 @@ Result<UniqueFd> MakeSocket(const img::TcpSocket& t, bool tcp_close) {
       break;
     default:
       if (!IsConnected(t.state())) return Errorf("a TCP socket in state %s", StateName(t.state()));
-      if (IsClosingState(t.state()) && t.has_conn() && !tcp_close) {
+      if ((IsClosingState(t.state()) || t.state() == kSynSent) && t.has_conn() && !tcp_close) {
         RETURN_IF_ERROR(SetOpt(s, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON, "TCP_REPAIR"));
         RETURN_IF_ERROR(BindTo(s, local));
         RETURN_IF_ERROR(RestoreConnection(s, t));
@@ -465,13 +478,19 @@ class TcpSocket final : public FdKind {
           return Errorf("a TCP socket in state %s: not supported", StateName(ti.tcpi_state));
         }
         if (ctx.tcp_close()) return OkStatus();
-        if (!IsClosingState(ti.tcpi_state)) {
+        if (!IsClosingState(ti.tcpi_state) && ti.tcpi_state != kSynSent) {
           return Errorf("a TCP connection in state %s on %s: not supported yet (--tcp-close restores it closed)",
                         StateName(ti.tcpi_state), local.ToString().c_str());
         }
         break;  // a closing connection: as an established one
     }
-    ASSIGN_OR_RETURN(InetAddr peer, InetAddr::Peer(fd));
+    InetAddr peer;
+    if (ti.tcpi_state == kSynSent) {
+      ASSIGN_OR_RETURN(DiagInfo d, QueryDiag(family, 1u << kSynSent, s.sb.st_ino));
+      peer = d.peer;
+    } else {
+      ASSIGN_OR_RETURN(peer, InetAddr::Peer(fd));
+    }
     t->set_dst_addr(peer.addr);
     t->set_dst_port(peer.port);
     if (ctx.tcp_close()) {
