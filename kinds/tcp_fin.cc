@@ -14,7 +14,7 @@ namespace cf::kinds {
 namespace {
 
 constexpr uint32_t kFinWait1 = 4, kFinWait2 = 5, kCloseWait = 8, kLastAck = 9, kClosing = 11;
-constexpr uint8_t kFlagFin = 0x01, kFlagAck = 0x10;
+constexpr uint8_t kFlagFin = 0x01, kFlagRst = 0x04, kFlagAck = 0x10;
 
 uint32_t Bit(uint32_t state) { return 1u << state; }
 
@@ -116,6 +116,38 @@ Status OurFin(int fd, bool acked) {
 }
 
 }  // namespace
+
+Status RestoreReset(int fd, const img::TcpSocket& t) {
+  // The stand-in peer: the socket's own address, port 1 (a connection the
+  // kernel could not have: port 1 is not ephemeral).
+  img::TcpSocket with = t;
+  with.set_dst_addr(t.src_addr());
+  with.set_dst_port(1);
+  const InetAddr peer = InetAddr::Of(static_cast<int>(t.family()), with.dst_addr(), 1);
+  const std::string& data = t.conn().recv_queue();
+  constexpr uint32_t kSeq = 1000;
+  auto set = [fd](int opt, int v, const char* what) -> Status {
+    if (setsockopt(fd, IPPROTO_TCP, opt, &v, sizeof(v)) != 0) return ErrnoStatus(what);
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(set(TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE"));
+  RETURN_IF_ERROR(set(TCP_QUEUE_SEQ, static_cast<int>(kSeq), "TCP_QUEUE_SEQ"));
+  RETURN_IF_ERROR(set(TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "TCP_REPAIR_QUEUE"));
+  RETURN_IF_ERROR(set(TCP_QUEUE_SEQ, static_cast<int>(kSeq), "TCP_QUEUE_SEQ"));
+  socklen_t alen = 0;
+  const sockaddr_storage ss = peer.ToSockaddr(&alen);
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&ss), alen) != 0) return ErrnoStatus("connect (repair mode)");
+  RETURN_IF_ERROR(set(TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE"));
+  size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = send(fd, data.data() + off, std::min<size_t>(data.size() - off, 64 << 10), MSG_DONTWAIT);
+    if (n <= 0) return ErrnoStatus("restore the receive queue");
+    off += static_cast<size_t>(n);
+  }
+  RETURN_IF_ERROR(set(TCP_REPAIR_QUEUE, TCP_NO_QUEUE, "TCP_REPAIR_QUEUE"));
+  RETURN_IF_ERROR(SendSegment(with, kSeq + static_cast<uint32_t>(data.size()), 0, kFlagRst));
+  return set(TCP_REPAIR, TCP_REPAIR_OFF_NO_WP, "TCP_REPAIR off");
+}
 
 bool SentFin(uint32_t s) { return Bit(s) & (Bit(kFinWait1) | Bit(kFinWait2) | Bit(kClosing) | Bit(kLastAck)); }
 bool GotFin(uint32_t s) { return Bit(s) & (Bit(kCloseWait) | Bit(kLastAck) | Bit(kClosing)); }

@@ -29,4 +29,9 @@ void SeqsWithoutFins(const img::TcpSocket& t, uint32_t* snd_seq, uint32_t* rcv_s
 // of |t|'s state.
 Status RestoreFins(int fd, const img::TcpSocket& t);
 
+// A connection that was reset with data left unread: the data in the
+// receive queue of a connection made in repair mode to a stand-in peer,
+// which then resets it (the original peer is no longer known).
+Status RestoreReset(int fd, const img::TcpSocket& t);
+
 }  // namespace cf::kinds

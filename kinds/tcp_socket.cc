@@ -23,7 +23,9 @@
 //   - closing (FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING), with
 //     --tcp-established: as an established connection, then its FINs put
 //     back (kinds/tcp_fin.h).
-// SYN_SENT is refused (unless --tcp-close).
+//   - SYN_SENT: the SYN is sent again after restore, from its sequence number;
+//   - closed after a reset with data left unread: the data, then a reset
+//     (kinds/tcp_fin.h).
 #include <fcntl.h>
 #include <signal.h>
 #include <linux/inet_diag.h>
@@ -380,6 +382,12 @@ Result<UniqueFd> MakeSocket(const img::TcpSocket& t, bool tcp_close) {
   const InetAddr local = InetAddr::Of(family, t.src_addr(), t.src_port());
   switch (t.state()) {
     case kClose:
+      if (!t.conn().recv_queue().empty()) {
+        RETURN_IF_ERROR(SetOpt(s, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON, "TCP_REPAIR"));
+        RETURN_IF_ERROR(BindTo(s, local));
+        RETURN_IF_ERROR(RestoreReset(s, t));
+        break;
+      }
       if (t.bound()) RETURN_IF_ERROR(BindTo(s, local));
       if (t.shutdown() != 0 && shutdown(s, SHUT_RDWR) != 0 && errno != ENOTCONN) return ErrnoStatus("shutdown");
       break;
@@ -456,6 +464,14 @@ class TcpSocket final : public FdKind {
         // end of the stream (RCV_SHUTDOWN), a fresh socket ENOTCONN.
         pollfd p{fd, POLLRDHUP, 0};
         if (poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP)) t->set_shutdown(3);
+        // A connection that was reset may hold data not read yet.
+        int unread = 0;
+        if (ioctl(fd, SIOCINQ, &unread) == 0 && unread > 0 && static_cast<size_t>(unread) <= kMaxQueue) {
+          std::string data(static_cast<size_t>(unread), '\0');
+          const ssize_t n = recv(fd, data.data(), data.size(), MSG_PEEK | MSG_DONTWAIT);
+          if (n != unread) return Errorf("peeked %zd of the %d bytes a closed connection holds", n, unread);
+          t->mutable_conn()->set_recv_queue(std::move(data));
+        }
         return OkStatus();
       }
       case kListen: {
