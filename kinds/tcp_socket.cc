@@ -38,6 +38,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -138,6 +139,19 @@ Result<DiagInfo> QueryDiag(int family, uint32_t states, uint64_t inode) {
     }
   }
   return Errorf("sock_diag: no TCP socket with inode %lu", inode);
+}
+
+// Restore recreates sockets in criu-fast's own network namespace (and
+// sock_diag sees only that one): a socket of another one is refused.
+Status CheckSameNetns(int fd) {
+  UniqueFd ns(ioctl(fd, SIOCGSKNS));
+  struct stat theirs {}, ours {};
+  if (!ns.valid() || fstat(ns.get(), &theirs) != 0) return ErrnoStatus("the socket's network namespace (SIOCGSKNS)");
+  if (stat("/proc/self/ns/net", &ours) != 0) return ErrnoStatus("stat /proc/self/ns/net");
+  if (theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev) {
+    return Error("a TCP socket of another network namespace: not supported (network namespaces are not restored)");
+  }
+  return OkStatus();
 }
 
 // The options of any TCP socket.
@@ -447,6 +461,7 @@ class TcpSocket final : public FdKind {
     tcp_info ti{};
     socklen_t len = sizeof(ti);
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return ErrnoStatus("TCP_INFO");
+    RETURN_IF_ERROR(CheckSameNetns(fd));
     t->set_family(static_cast<uint32_t>(family));
     t->set_state(ti.tcpi_state);
     RETURN_IF_ERROR(ReadOptions(fd, family, t));
