@@ -67,6 +67,7 @@
 #include "ptrace/seize.h"
 #include "engine/shared_files.h"
 #include "engine/stats.h"
+#include "kinds/net_lock.h"
 #include "kinds/shmem.h"
 #include "streams/image_file.h"
 #include "streams/image_sink.h"
@@ -81,12 +82,15 @@ namespace {
 // What the descriptor kinds may use while the tree is dumped.
 class FdContext final : public kinds::DumpContext {
  public:
-  FdContext(streams::ImageSink* sink, const Options& opts, kinds::ShmemSet* shmem)
+  FdContext(streams::ImageSink* sink, const Options& opts, kinds::ShmemSet* shmem,
+            std::unique_ptr<kinds::NetLock>* net_lock)
       : sink_(sink),
+        opts_(opts),
         shell_job_(opts.shell_job),
         file_locks_(opts.file_locks),
         ghost_limit_(opts.ghost_limit),
-        shmem_(shmem) {}
+        shmem_(shmem),
+        net_lock_(net_lock) {}
   streams::ImageSink* sink() override { return sink_; }
   bool shell_job() const override { return shell_job_; }
   uint64_t ghost_limit() const override { return ghost_limit_; }
@@ -94,13 +98,24 @@ class FdContext final : public kinds::DumpContext {
   Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) override {
     return shmem_->AddMemfd(pid, f.fd(), f.dev(), f.inode(), f.path(), core);
   }
+  bool tcp_established() const override { return opts_.tcp_established; }
+  bool skip_in_flight() const override { return opts_.skip_in_flight; }
+  bool tcp_close() const override { return opts_.tcp_close; }
+  Result<kinds::NetLock*> net_lock() override {
+    if (!*net_lock_) {
+      ASSIGN_OR_RETURN(*net_lock_, kinds::NetLock::Start(opts_.pid, opts_.network_lock));
+    }
+    return net_lock_->get();
+  }
 
  private:
   streams::ImageSink* sink_;
+  const Options& opts_;
   bool shell_job_;
   bool file_locks_;
   uint64_t ghost_limit_;
   kinds::ShmemSet* shmem_;
+  std::unique_ptr<kinds::NetLock>* net_lock_;
 };
 
 class Dumper {
@@ -152,6 +167,9 @@ class Dumper {
   // waits for its end, when the pids it needs are being freed).
   std::unique_ptr<streams::ImageSink> sink_;
   FrozenTree tree_;
+  // Declared after tree_, so undone (connections out of repair mode,
+  // unlocked) before a failed dump lets the tree run again.
+  std::unique_ptr<kinds::NetLock> net_lock_;
   SharedFiles shared_;
   std::vector<int32_t> pids_;
   PageDumpOptions page_opts_;
@@ -421,6 +439,8 @@ Status Dumper::WriteInventory() {
     inv.set_parent(opts_.prev_images_dir);
     inv.set_parent_id(parent_->image.inventory.image_id());
   }
+  // Without -R the lock stays for restore to remove.
+  if (net_lock_ && !opts_.leave_running) inv.set_net_lock(net_lock_->table());
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   inv.set_dump_time_unix_ns(static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec));
@@ -503,7 +523,7 @@ Status Dumper::Run() {
     AddPipelineStats(ps, &stats_);
   };
   shmem_.emplace(sink_.get(), std::move(shmem_opts));
-  fd_ctx_.emplace(sink_.get(), opts_, &*shmem_);
+  fd_ctx_.emplace(sink_.get(), opts_, &*shmem_, &net_lock_);
   stats_.drain = opts_.drain;
   const bool vmsplice = opts_.drain == "vmsplice";
   if (vmsplice) InitPipeBudget();
@@ -555,12 +575,14 @@ Status Dumper::Run() {
   // The image is complete: from here on nothing rolls back.
   if (released == 0) {
     if (opts_.leave_running) {
+      if (net_lock_) RETURN_IF_ERROR(net_lock_->Undo());
       tree_.Release(opts_.leave_stopped);
     } else {
       tree_.Kill();
     }
     released = MonotonicNs();
   }
+  if (net_lock_ && !opts_.leave_running) RETURN_IF_ERROR(net_lock_->Keep());
   const uint64_t end = MonotonicNs();
   const tracing::InjectionTotals inj = tracing::ReadInjectionTotals();
   stats_.injected_calls = inj.calls + inj.code_runs;

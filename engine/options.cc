@@ -30,7 +30,7 @@ enum class Act {
   kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kLeaveStopped, kDetached, kShellJob, kFileLocks,
   kPidfile,
   kPrevImages, kTrackMem, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose, kRoot,
-  kPreDumpMode, kManageCgroups, kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
+  kPreDumpMode, kManageCgroups, kTcpEstablished, kSkipInFlight, kTcpClose, kNetworkLock, kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
   // criu-fast's own (long only)
   kJobs, kCompress, kDrain, kNoPagemapScan, kStream, kStreamTo, kStreamFrom, kAllowUntrusted,
 };
@@ -46,7 +46,6 @@ struct OptDef {
 
 constexpr const char* kNotNamespaces = "criu-fast restores into the caller's namespaces";
 constexpr const char* kNotCgroups = "criu-fast does not manage cgroups";
-constexpr const char* kNoNetwork = "criu-fast refuses inet sockets, so there is nothing for it to act on";
 
 const OptDef kOptions[] = {
     {"tree", required_argument, 't', false, Act::kTree, nullptr},
@@ -63,7 +62,7 @@ const OptDef kOptions[] = {
     {"ext-unix-sk", optional_argument, 'x', false, Act::kNoEffect,
      "criu-fast refuses unix sockets connected outside the tree, so there is nothing for it to act on"},
     {"help", no_argument, 'h', false, Act::kHelp, nullptr},
-    {"tcp-established", no_argument, 0, true, Act::kNoEffect, kNoNetwork},
+    {"tcp-established", no_argument, 0, true, Act::kTcpEstablished, nullptr},
     {"close", required_argument, 0, false, Act::kClose, nullptr},
     {"log-pid", no_argument, 0, true, Act::kNoEffect, "criu-fast writes one log"},
     {"version", no_argument, 'V', false, Act::kVersion, nullptr},
@@ -114,12 +113,12 @@ const OptDef kOptions[] = {
     {"cgroup-props", required_argument, 0, false, Act::kRefused, kNotCgroups},
     {"cgroup-props-file", required_argument, 0, false, Act::kRefused, kNotCgroups},
     {"cgroup-dump-controller", required_argument, 0, false, Act::kRefused, kNotCgroups},
-    {"skip-in-flight", no_argument, 0, true, Act::kNoEffect, kNoNetwork},
+    {"skip-in-flight", no_argument, 0, true, Act::kSkipInFlight, nullptr},
     {"deprecated", no_argument, 0, true, Act::kNoEffect, "nothing deprecated is used"},
     {"display-stats", no_argument, 0, true, Act::kDisplayStats, nullptr},
     {"weak-sysctls", no_argument, 0, true, Act::kNoEffect, "no sysctls are restored"},
     {"status-fd", required_argument, 0, false, Act::kStatusFd, nullptr},
-    {"tcp-close", no_argument, 0, true, Act::kNoEffect, kNoNetwork},
+    {"tcp-close", no_argument, 0, true, Act::kTcpClose, nullptr},
     {"verbosity", optional_argument, 'v', false, Act::kVerbosity, nullptr},
     {"ps-socket", required_argument, 0, false, Act::kRefused, "page servers are not supported"},
     {"config", required_argument, 0, false, Act::kConfigFile, nullptr},
@@ -136,7 +135,7 @@ const OptDef kOptions[] = {
      "restore checks each reopened file's device and inode and warns when they differ"},
     {"skip-file-rwx-check", no_argument, 0, true, Act::kNoEffect, "files are reopened with their saved flags"},
     {"lsm-mount-context", required_argument, 0, false, Act::kRefused, kNotNamespaces},
-    {"network-lock", required_argument, 0, false, Act::kNoEffect, kNoNetwork},
+    {"network-lock", required_argument, 0, false, Act::kNetworkLock, nullptr},
     {"mntns-compat-mode", no_argument, 0, true, Act::kNoEffect, "mount namespaces are not restored"},
     {"unprivileged", no_argument, 0, true, Act::kRefused, "criu-fast runs as root"},
     {"ghost-fiemap", no_argument, 0, true, Act::kNoEffect, "ghost images store the contents as they read"},
@@ -329,6 +328,22 @@ Status Apply(const OptDef& d, bool negated, const char* arg, Options* o) {
       o->no_effect.push_back(name + ": criu-fast does not manage cgroups (the restored tree joins criu-fast's)");
       break;
     }
+    case Act::kTcpEstablished: o->tcp_established = !negated; break;
+    case Act::kSkipInFlight: o->skip_in_flight = !negated; break;
+    case Act::kTcpClose:
+      o->tcp_close = !negated;
+      break;
+    case Act::kNetworkLock:
+      // Both of CRIU's rule-based modes are nftables rules here (iptables
+      // on current distributions is nftables underneath).
+      if (strcmp(arg, "iptables") == 0 || strcmp(arg, "nftables") == 0) {
+        o->network_lock = true;
+      } else if (strcmp(arg, "skip") == 0) {
+        o->network_lock = false;
+      } else {
+        return Error(std::string("bad --network-lock '") + arg + "' (expected iptables, nftables or skip)");
+      }
+      break;
     case Act::kVersion: return Error("version", 0);
     case Act::kHelp: return Error("help", 0);
     case Act::kConfigFile: break;  // read before parsing

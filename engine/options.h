@@ -31,6 +31,10 @@ struct Options {
   bool restore_detached = false; // -d/--restore-detached/--daemon
   bool shell_job = false;        // -j/--shell-job
   bool file_locks = false;       // -l/--file-locks: save held file locks (else refused)
+  bool tcp_established = false;  // --tcp-established: save established TCP connections (else refused)
+  bool skip_in_flight = false;   // --skip-in-flight: drop connections not accepted yet
+  bool tcp_close = false;        // --tcp-close: connections saved (dump) or restored closed
+  bool network_lock = true;      // --network-lock iptables|nftables (true) or skip
   std::string pidfile;           // --pidfile (relative to the work directory)
   std::string prev_images_dir;   // --prev-images-dir
   bool track_mem = false;        // --track-mem

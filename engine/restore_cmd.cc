@@ -45,6 +45,7 @@ int RunRestore(const Options& opts) {
   ro.pidfile = opts.stream ? opts.pidfile : opts.InWorkDir(opts.pidfile);
   ro.jobs = opts.jobs;
   ro.display_stats = opts.display_stats;
+  ro.tcp_close = opts.tcp_close;
   if (!opts.allow_untrusted_images && (!opts.stream || !opts.stream_from.empty())) {
     Status t = streams::CheckImagesTrusted(opts.stream ? opts.stream_from : opts.images_dir);
     if (!t.ok()) {

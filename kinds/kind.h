@@ -45,6 +45,7 @@ class ImageSink;
 namespace cf::kinds {
 
 using proc::FdInfo;
+class NetLock;
 
 enum class Scope { kPrivate, kDescription, kObject };
 
@@ -72,6 +73,14 @@ class DumpContext {
   // The shared memory object of memfd |s| (kinds/shmem.h), saved in |core|
   // the first time the dump sees it; returns its id.
   virtual Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) = 0;
+  // TCP: whether established connections are saved (--tcp-established),
+  // whether connections not accepted yet are dropped (--skip-in-flight),
+  // and the network lock of the dump (kinds/net_lock.h), started on first use.
+  virtual bool tcp_established() const { return false; }
+  virtual bool skip_in_flight() const { return false; }
+  // --tcp-close: connections are saved without their state (restored closed).
+  virtual bool tcp_close() const { return false; }
+  virtual Result<NetLock*> net_lock() { return Error("no network lock in this context"); }
 };
 
 // The descriptors the tree-wide pass keeps, for kinds that finish their
@@ -114,6 +123,7 @@ struct RestoreContext {
   // Ghost image -> the path this process made the file at again from it
   // (unlinked at the end).
   std::map<std::string, std::string>* recreated = nullptr;
+  bool tcp_close = false;  // --tcp-close: TCP connections come back closed
 };
 
 // One descriptor per open file description of a SharedObject, by file_id.

@@ -41,6 +41,7 @@
 #include "common/timer.h"
 #include "proc/proc_parse.h"
 #include "ptrace/remote_syscall.h"
+#include "kinds/net_lock.h"
 #include "kinds/shmem.h"
 #include "kinds/thread_props.h"
 #include "restore/images.h"
@@ -314,6 +315,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   ASSIGN_OR_RETURN(ImageSet images, LoadImages(opts.images_dir, opts.parent_base));
   RETURN_IF_ERROR(CheckTree(images));
   ASSIGN_OR_RETURN(SharedFilePlan files, PlanSharedFiles(images));
+  files.tcp_close = opts.tcp_close;
   const int jobs = opts.jobs > 0 ? opts.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const kinds::ShmemRestoreHooks hooks{
       EnsureFdRoom, [jobs](uint64_t addr, uint64_t len, const img::PageMap& pages, const std::string& path) {
@@ -379,6 +381,9 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
       return ErrnoStatus("stop restored process " + std::to_string(p.core.pid()));
     }
   }
+  // The connections are back: their packets may pass again (a failed
+  // restore leaves the lock, so the dump can still be restored).
+  if (Status s = kinds::UnlockNetwork(images.inventory.net_lock()); !s.ok()) LOG_ERROR("%s", s.ToString().c_str());
   // Everything is in place: let the whole tree run.
   for (pid_t pid : expected) {
     if (ptrace(PTRACE_DETACH, pid, nullptr, nullptr) != 0) return ErrnoStatus("detach from " + std::to_string(pid));

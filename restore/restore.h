@@ -18,6 +18,7 @@ struct RestoreOptions {
   // Where an incremental image's parent path is relative to when the image
   // has no directory of its own (a stream): -D, or the current directory.
   std::string parent_base;
+  bool tcp_close = false;  // --tcp-close: TCP connections are restored closed
   // Called once the images are no longer needed (the tree runs on its own):
   // a restore from a stream removes its staged copy here.
   std::function<void()> images_done;

@@ -38,6 +38,7 @@ struct SharedFilePlan {
   // The shared memory objects criu-fast made (kinds/shmem.h), which a
   // memfd description is reopened from; set once they exist.
   const std::map<uint32_t, int>* shmem = nullptr;
+  bool tcp_close = false;  // --tcp-close: TCP connections come back closed
 };
 
 // The objects of |images| and their owners. Points into |images|, which

@@ -209,7 +209,7 @@ Status Prepare(TaskContext& ctx) {
   RETURN_IF_ERROR(kinds::ApplyInTask(core, kinds::TaskStep::kBeforeChildren));
   // Objects shared with descendants first: the children inherit them.
   std::map<std::string, std::string> recreated;  // files made again from ghost images
-  kinds::RestoreContext files{ctx.dir, ctx.files->shmem, &recreated};
+  kinds::RestoreContext files{ctx.dir, ctx.files->shmem, &recreated, ctx.files->tcp_close};
   RETURN_IF_ERROR(CreateOwnedFiles(*ctx.files, core.pid(), files, &ctx.inherited));
   RETURN_IF_ERROR(CreateChildren(ctx));
   // Then its own: umask, personality, limits, cwd.

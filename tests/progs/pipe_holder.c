@@ -6,7 +6,8 @@
  *               was closed since (the eventfd lives on as a dup)
  *   pidfd       a pidfd of the process itself
  *   tty         the master of a pseudo-terminal
- *   inet        a TCP socket listening on 127.0.0.1 (any port)
+ *   inet        an established TCP connection on 127.0.0.1, both ends (a dump
+ *               without --tcp-established refuses it)
  *   unixbound   a unix stream socket bound to W/sock and listening
  *   scmrights   a unix socket pair with a descriptor in flight (SCM_RIGHTS)
  *   flock       a regular file locked with flock(LOCK_EX)
@@ -57,13 +58,20 @@ static void setup(void) {
   } else if (strcmp(mode, "tty") == 0) {
     fds[0] = posix_openpt(O_RDWR | O_NOCTTY);
   } else if (strcmp(mode, "inet") == 0) {
-    fds[0] = socket(AF_INET, SOCK_STREAM, 0);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
     memset(&a, 0, sizeof(a));
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fds[0] >= 0 && (bind(fds[0], (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fds[0], 1) != 0))
+    if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(l, 1) != 0 ||
+        getsockname(l, (struct sockaddr *)&a, &alen) != 0)
       cf_die("bind/listen 127.0.0.1");
+    fds[0] = socket(AF_INET, SOCK_STREAM, 0);
+    if (fds[0] < 0 || connect(fds[0], (struct sockaddr *)&a, sizeof(a)) != 0) cf_die("connect");
+    fds[1] = accept(l, NULL, NULL);
+    if (fds[1] < 0) cf_die("accept");
+    close(l);
   } else if (strcmp(mode, "unixbound") == 0) {
     fds[0] = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un a;
