@@ -169,6 +169,10 @@ class FdKind {
   // kObject kinds: the object message this kind creates (0: none), the keys
   // it is known by, and the key a descriptor names.
   virtual int object_case() const { return 0; }
+  // Whether this kind creates |obj| (by default: the objects of its case).
+  virtual bool Creates(const img::FileObject& obj) const {
+    return object_case() != 0 && object_case() == static_cast<int>(obj.kind_case());
+  }
   virtual std::vector<ObjectKey> ObjectKeys(const img::FileObject&) const { return {}; }
   virtual ObjectKey KeyOf(const img::Fd&) const { return {}; }
   // kPrivate kinds: one descriptor as it was (any number).
