@@ -125,7 +125,12 @@ class GroupBuilder {
 
   Status Run(std::map<uint64_t, UniqueFd>* out) {
     for (auto& [ino, k] : socks_) RETURN_IF_ERROR(Open(k).WithContext(UnixSockName(*k.s)));
-    for (bool deleted : {true, false}) RETURN_IF_ERROR(Round(deleted));
+    // Deleted paths one at a time: several sockets may have had one path.
+    for (auto& [ino, k] : socks_) {
+      const img::UnixSock* x = k.s;
+      if (Binds(*x) && x->deleted()) RETURN_IF_ERROR(Round([x](const img::UnixSock& s) { return &s == x; }, true));
+    }
+    RETURN_IF_ERROR(Round([](const img::UnixSock& s) { return Binds(s) && !s.deleted(); }, false));
     for (auto& [ino, k] : socks_) {
       const img::UnixSock& s = *k.s;
       const std::string what = UnixSockName(s);
@@ -146,7 +151,8 @@ class GroupBuilder {
 
  private:
   bool Mutual(const img::UnixSock& s) const {
-    auto it = s.peer() ? socks_.find(s.peer()) : socks_.end();
+    // (A datagram socket connected to itself is not a pair.)
+    auto it = s.peer() && s.peer() != s.inode() ? socks_.find(s.peer()) : socks_.end();
     return it != socks_.end() && it->second.s->peer() == s.inode();
   }
 
@@ -187,6 +193,7 @@ class GroupBuilder {
     ASSIGN_OR_RETURN(Addr a, MakeAddr(s.name()));
     RETURN_IF_ERROR(InDir(s.dir(), [&]() -> Status {
       if (IsPath(s.name())) RemoveStale(s.name(), static_cast<int>(s.type()));
+      if (!s.name().empty() && s.name()[0] == '/' && s.deleted()) MakeParents(s.name());
       if (bind(k.fd.get(), a.get(), a.len) != 0) return ErrnoStatus("bind");
       if (IsPath(s.name()) && !s.deleted()) {
         if (chmod(s.name().c_str(), s.file_mode()) != 0) return ErrnoStatus("chmod the socket file");
@@ -229,8 +236,9 @@ class GroupBuilder {
     return OkStatus();
   }
 
-  Status Round(bool deleted) {
-    auto in_round = [&](const img::UnixSock& s) { return Binds(s) && s.deleted() == deleted; };
+  // Binds the sockets |in_round| takes and connects the sockets waiting in
+  // them or connected to them; then unlinks their names when |deleted|.
+  Status Round(const std::function<bool(const img::UnixSock&)>& in_round, bool deleted) {
     for (auto& [ino, k] : socks_) {
       if (in_round(*k.s)) RETURN_IF_ERROR(Bind(k).WithContext(UnixSockName(*k.s)));
     }
@@ -261,10 +269,22 @@ class GroupBuilder {
         return OkStatus();
       }));
     }
+    for (auto it = made_dirs_.rbegin(); it != made_dirs_.rend(); ++it) rmdir(it->c_str());
+    made_dirs_.clear();
     return OkStatus();
   }
 
+  // A deleted name's directories may be gone too: they are made for the
+  // time of the round.
+  void MakeParents(const std::string& path) {
+    for (size_t pos = path.find('/', 1); pos != std::string::npos; pos = path.find('/', pos + 1)) {
+      const std::string dir = path.substr(0, pos);
+      if (mkdir(dir.c_str(), 0755) == 0) made_dirs_.push_back(dir);
+    }
+  }
+
   std::map<uint64_t, Sock> socks_;
+  std::vector<std::string> made_dirs_;   // absolute or relative to the cwd they were made in
 };
 
 }  // namespace
