@@ -194,6 +194,7 @@ class GroupBuilder {
     RETURN_IF_ERROR(InDir(s.dir(), [&]() -> Status {
       if (IsPath(s.name())) RemoveStale(s.name(), static_cast<int>(s.type()));
       if (!s.name().empty() && s.name()[0] == '/' && s.deleted()) MakeParents(s.name());
+      if (IsPath(s.name()) && s.deleted()) RETURN_IF_ERROR(MoveAside(s.name()));
       if (bind(k.fd.get(), a.get(), a.len) != 0) return ErrnoStatus("bind");
       if (IsPath(s.name()) && !s.deleted()) {
         if (chmod(s.name().c_str(), s.file_mode()) != 0) return ErrnoStatus("chmod the socket file");
@@ -266,11 +267,27 @@ class GroupBuilder {
       if (!in_round(s) || !IsPath(s.name())) continue;
       RETURN_IF_ERROR(InDir(s.dir(), [&]() -> Status {
         if (unlink(s.name().c_str()) != 0) return ErrnoStatus("unlink the deleted name " + s.name());
+        if (!aside_.empty() && rename(aside_.c_str(), s.name().c_str()) != 0) {
+          return ErrnoStatus("put " + s.name() + " back");
+        }
+        aside_.clear();
         return OkStatus();
       }));
     }
     for (auto it = made_dirs_.rbegin(); it != made_dirs_.rend(); ++it) rmdir(it->c_str());
     made_dirs_.clear();
+    return OkStatus();
+  }
+
+  // A deleted name's path may lead to another file now (a socket of the
+  // tree bound there later, a FIFO made there): it is moved aside while
+  // the deleted socket is bound and connected to, then put back.
+  Status MoveAside(const std::string& path) {
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) return OkStatus();
+    const std::string aside = path + ".cf-aside." + std::to_string(getpid());
+    if (rename(path.c_str(), aside.c_str()) != 0) return ErrnoStatus("move " + path + " aside");
+    aside_ = aside;
     return OkStatus();
   }
 
@@ -284,7 +301,8 @@ class GroupBuilder {
   }
 
   std::map<uint64_t, Sock> socks_;
-  std::vector<std::string> made_dirs_;   // absolute or relative to the cwd they were made in
+  std::vector<std::string> made_dirs_;
+  std::string aside_;   // where the file at the deleted path of this round waits   // absolute or relative to the cwd they were made in
 };
 
 }  // namespace
