@@ -31,6 +31,8 @@ struct Options {
   bool restore_detached = false; // -d/--restore-detached/--daemon
   bool shell_job = false;        // -j/--shell-job
   bool file_locks = false;       // -l/--file-locks: save held file locks (else refused)
+  bool ext_unix_sk = false;      // -x/--ext-unix-sk: datagram sockets connected outside the tree are dumped
+  std::vector<uint64_t> ext_unix_sk_ids;  // --ext-unix-sk=ino,...: only these (empty: all)
   std::string pidfile;           // --pidfile (relative to the work directory)
   std::string prev_images_dir;   // --prev-images-dir
   bool track_mem = false;        // --track-mem

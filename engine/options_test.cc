@@ -163,7 +163,13 @@ TEST(OptionsTest, CriuCommandLines) {
   EXPECT_EQ(d->verbosity, 4);
   EXPECT_EQ(d->timeout, 10);
   EXPECT_EQ(d->InWorkDir(d->log_file), "/img/dump.log");
-  EXPECT_GE(d->no_effect.size(), 5u);  // each logged with its reason
+  EXPECT_GE(d->no_effect.size(), 4u);  // each logged with its reason
+  EXPECT_TRUE(d->ext_unix_sk);
+  EXPECT_TRUE(d->ext_unix_sk_ids.empty());
+  auto x = Parse({"criu-fast", "dump", "--no-default-config", "-t", "1", "--ext-unix-sk=12,345"});
+  ASSERT_TRUE(x.ok()) << x.status().ToString();
+  EXPECT_EQ(x->ext_unix_sk_ids, (std::vector<uint64_t>{12, 345}));
+  EXPECT_FALSE(Parse({"criu-fast", "dump", "--no-default-config", "-t", "1", "--ext-unix-sk=12,x"}).ok());
 
   // The command anywhere; --daemon and --no- forms; -W for relative files.
   auto r = Parse({"criu-fast", "--images-dir", "img", "restore", "--daemon", "--no-shell-job", "-W", "/work",

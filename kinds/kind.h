@@ -69,6 +69,9 @@ class DumpContext {
   virtual uint64_t ghost_limit() const = 0;
   // Whether held file locks are saved (--file-locks) or refused.
   virtual bool file_locks() const = 0;
+  // Whether unix socket |inode|, connected to a socket outside the tree, is
+  // dumped all the same (--ext-unix-sk).
+  virtual bool ext_unix_sk(uint64_t /*inode*/) const { return false; }
   // The shared memory object of memfd |s| (kinds/shmem.h), saved in |core|
   // the first time the dump sees it; returns its id.
   virtual Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) = 0;
@@ -161,6 +164,8 @@ class FdKind {
   // Once the fd is in |core| (kept by the tree pass or not).
   virtual Status Attach(pid_t, DumpContext&, img::Fd*, img::Process*) const { return OkStatus(); }
   virtual std::unique_ptr<TreePass> NewPass() const { return nullptr; }
+  // The same, for a kind whose pass needs the dump's options.
+  virtual std::unique_ptr<TreePass> NewPassFor(DumpContext&) const { return NewPass(); }
 
   // --- restore
   // Checks, before any process is created, that what |f| refers to outside

@@ -70,7 +70,7 @@ class OwnFds final : public TreeFds {
       auto at = std::find(owners.begin(), owners.end(), kind);
       if (at == owners.end()) {
         owners.push_back(kind);
-        passes.push_back(kind->NewPass());
+        passes.push_back(kind->NewPassFor(ctx));
         at = owners.end() - 1;
       }
       TreePass* pass = passes[static_cast<size_t>(at - owners.begin())].get();

@@ -56,6 +56,8 @@ std::string FamilyName(int family) {
 // The sockets the tree holds, saved once every process is known.
 class UnixPass final : public TreePass {
  public:
+  explicit UnixPass(DumpContext& ctx) : ctx_(ctx) {}
+
   Status Add(const FdSight& s, const FdInfo&, bool, img::Fd* f) override {
     Socket& sock = sockets_[f->inode()];
     if (sock.holders.empty()) {
@@ -142,12 +144,21 @@ class UnixPass final : public TreePass {
     return Peer::kClosed;
   }
 
-  Status RefuseOutside(uint64_t ino) const {
+  // A peer outside the tree: a datagram socket connects to it again by
+  // name with --ext-unix-sk (as in CRIU); anything else is refused.
+  Status External(uint64_t ino, img::UnixSock* out) const {
     const UnixSocketInfo& i = sockets_.at(ino).info;
     auto q = QueryUnixSocket(i.peer);
     std::string peer = "socket:[" + std::to_string(i.peer) + "]";
     if (q.ok() && !q->name.empty()) peer += " (" + q->name + ")";
-    return Error("its peer, " + peer + ", is held by no process of the tree: not supported");
+    const std::string what = "its peer, " + peer + ", is held by no process of the tree";
+    if (i.type != SOCK_DGRAM) return Error(what + ": not supported for a stream or seqpacket socket");
+    if (!q.ok() || q->raw_name.empty()) return Error(what + " and has no name to connect to again");
+    if (!ctx_.ext_unix_sk(ino) && !ctx_.ext_unix_sk(i.peer)) {
+      return Error(what + " (--ext-unix-sk dumps it and connects it to that name again at restore)");
+    }
+    out->set_ext_peer_name(q->raw_name);
+    return OkStatus();
   }
 
   // A connected pair of unnamed sockets, or one whose peer is closed.
@@ -217,7 +228,7 @@ class UnixPass final : public TreePass {
       switch (p) {
         case Peer::kInTree: out->set_peer(s.info.peer); break;
         case Peer::kClosed: out->set_peer_closed(true); break;
-        case Peer::kOutside: return RefuseOutside(n).WithContext(name);
+        case Peer::kOutside: RETURN_IF_ERROR(External(n, out).WithContext(name)); break;
         case Peer::kNone: break;
       }
       if (auto it = waiting_in_.find(n); it != waiting_in_.end()) {
@@ -234,6 +245,7 @@ class UnixPass final : public TreePass {
     return OkStatus();
   }
 
+  DumpContext& ctx_;
   std::map<uint64_t, Socket> sockets_;          // by inode
   std::map<uint64_t, uint64_t> waiting_in_;     // client -> the listener it waits in
 };
@@ -289,7 +301,7 @@ class UnixSocket final : public FdKind {
     f->mutable_unix_socket();  // the socket is saved by the tree pass
     return OkStatus();
   }
-  std::unique_ptr<TreePass> NewPass() const override { return std::make_unique<UnixPass>(); }
+  std::unique_ptr<TreePass> NewPassFor(DumpContext& ctx) const override { return std::make_unique<UnixPass>(ctx); }
 
   // Both objects are known by their sockets' inodes, under one case.
   int object_case() const override { return img::FileObject::kUnixPair; }
