@@ -119,7 +119,7 @@ struct Sock {
 
 class GroupBuilder {
  public:
-  explicit GroupBuilder(const img::UnixGroup& g) {
+  GroupBuilder(const img::UnixGroup& g, const InFlightFiles& files) : files_(files) {
     for (const img::UnixSock& s : g.socks()) socks_[s.inode()].s = &s;
   }
 
@@ -171,10 +171,10 @@ class GroupBuilder {
       } else {
         other = &socks_.at(s.peer());
         other->fd.reset(sv[1]);
-        RETURN_IF_ERROR(Requeue(k.fd.get(), other->s->end(), type).WithContext(UnixSockName(*other->s)));
+        RETURN_IF_ERROR(Requeue(k.fd.get(), other->s->end(), type, nullptr, 0, &files_).WithContext(UnixSockName(*other->s)));
         other->filled = other->connected = true;
       }
-      RETURN_IF_ERROR(Requeue(sv[1], s.end(), type));
+      RETURN_IF_ERROR(Requeue(sv[1], s.end(), type, nullptr, 0, &files_));
       k.filled = k.connected = true;
       return OkStatus();
     }
@@ -220,7 +220,7 @@ class GroupBuilder {
         if (!own.valid()) return ErrnoStatus("socket");
         from = own.get();
       }
-      RETURN_IF_ERROR(InDir(s.dir(), [&] { return Requeue(from, s.end(), SOCK_DGRAM, a.get(), a.len); }));
+      RETURN_IF_ERROR(InDir(s.dir(), [&] { return Requeue(from, s.end(), SOCK_DGRAM, a.get(), a.len, &files_); }));
       k.filled = true;
     }
     return OkStatus();
@@ -300,6 +300,7 @@ class GroupBuilder {
     }
   }
 
+  const InFlightFiles& files_;
   std::map<uint64_t, Sock> socks_;
   std::vector<std::string> made_dirs_;
   std::string aside_;   // where the file at the deleted path of this round waits   // absolute or relative to the cwd they were made in
@@ -317,7 +318,7 @@ std::string UnixSockName(const img::UnixSock& s) {
   return out;
 }
 
-Status ReadUnixSock(const UnixSockSight& s, img::UnixSock* out) {
+Status ReadUnixSock(const UnixSockSight& s, img::UnixSock* out, InFlightFds* flight) {
   const UnixSocketInfo& i = s.info;
   out->set_inode(i.inode);
   out->set_type(i.type);
@@ -328,11 +329,11 @@ Status ReadUnixSock(const UnixSockSight& s, img::UnixSock* out) {
   ASSIGN_OR_RETURN(UniqueFd copy, TakeFd(s.pid, s.fd));
   // A stream or seqpacket socket that is not connected has no queue.
   const bool queue = i.type == SOCK_DGRAM || i.state == kUnixEstablished;
-  return ReadUnixEnd(copy.get(), i, out->mutable_end(), queue);
+  return ReadUnixEnd(copy.get(), i, out->mutable_end(), queue, flight);
 }
 
-Status CreateUnixGroup(const img::UnixGroup& g, std::map<uint64_t, UniqueFd>* out) {
-  return GroupBuilder(g).Run(out);
+Status CreateUnixGroup(const img::UnixGroup& g, const InFlightFiles& files, std::map<uint64_t, UniqueFd>* out) {
+  return GroupBuilder(g, files).Run(out);
 }
 
 }  // namespace cf::kinds

@@ -17,6 +17,7 @@
 #include "common/status.h"
 #include "criu_fast.pb.h"
 #include "kinds/unix_diag.h"
+#include "kinds/unix_queue.h"
 
 namespace cf::kinds {
 
@@ -31,11 +32,13 @@ struct UnixSockSight {
 // when relative, whether it was deleted, the file's mode and owner), the
 // queue, shutdown bits and buffer sizes. The links between sockets (peer,
 // listener, pending) are the caller's.
-Status ReadUnixSock(const UnixSockSight& s, img::UnixSock* out);
+// Descriptors in flight in its queue go to |flight|.
+Status ReadUnixSock(const UnixSockSight& s, img::UnixSock* out, InFlightFds* flight);
 
 // Creates every socket of |g|, bound, listening and connected as saved,
 // with its queue: inode -> descriptor.
-Status CreateUnixGroup(const img::UnixGroup& g, std::map<uint64_t, UniqueFd>* out);
+// |files|: the group's in-flight files, made already.
+Status CreateUnixGroup(const img::UnixGroup& g, const InFlightFiles& files, std::map<uint64_t, UniqueFd>* out);
 
 // "socket:[INODE] (NAME)", for messages.
 std::string UnixSockName(const img::UnixSock& s);

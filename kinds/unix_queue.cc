@@ -11,8 +11,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace cf::kinds {
 namespace {
@@ -30,10 +33,11 @@ class PeekOffsetGuard {
   int saved_;
 };
 
-// One recvmsg(MSG_PEEK) into |buf|; fails on descriptors in flight.
-Result<ssize_t> Peek(int sock, void* buf, size_t len, int flags) {
+// One recvmsg(MSG_PEEK) into |buf|; the descriptors in flight with it
+// (peeking installs copies in criu-fast) go to |fds|.
+Result<ssize_t> Peek(int sock, void* buf, size_t len, int flags, std::vector<UniqueFd>* fds) {
   iovec iov{buf, len};
-  alignas(cmsghdr) char control[256];
+  alignas(cmsghdr) char control[CMSG_SPACE(256 * sizeof(int)) + CMSG_SPACE(sizeof(ucred))];
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -41,20 +45,17 @@ Result<ssize_t> Peek(int sock, void* buf, size_t len, int flags) {
   msg.msg_controllen = sizeof(control);
   const ssize_t n = recvmsg(sock, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC | flags);
   if (n < 0) return ErrnoStatus("recv(MSG_PEEK)");
-  bool rights = false;
+  fds->clear();
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    rights = true;
     const size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     for (size_t i = 0; i < nfds; ++i) {
       int fd;
       memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-      close(fd);  // peeking installed a copy in criu-fast
+      fds->emplace_back(fd);
     }
   }
-  if (rights || (msg.msg_flags & MSG_CTRUNC)) {
-    return Error("descriptors in flight in the socket's queue (SCM_RIGHTS): not supported yet");
-  }
+  if (msg.msg_flags & MSG_CTRUNC) return Error("more descriptors in flight with one message than criu-fast takes");
   return n;
 }
 
@@ -81,7 +82,7 @@ Result<int> GetIntOpt(int sock, int opt, const char* name) {
   return v;
 }
 
-Status ReadUnixEnd(int sock, const UnixSocketInfo& info, img::UnixEnd* out, bool queue) {
+Status ReadUnixEnd(int sock, const UnixSocketInfo& info, img::UnixEnd* out, bool queue, InFlightFds* flight) {
   out->set_shutdown(info.shutdown);
   ASSIGN_OR_RETURN(int sndbuf, GetIntOpt(sock, SO_SNDBUF, "SO_SNDBUF"));
   ASSIGN_OR_RETURN(int rcvbuf, GetIntOpt(sock, SO_RCVBUF, "SO_RCVBUF"));
@@ -97,35 +98,45 @@ Status ReadUnixEnd(int sock, const UnixSocketInfo& info, img::UnixEnd* out, bool
   const bool stream = info.type == SOCK_STREAM;
   size_t total = 0;
   std::string chunk;
+  std::vector<UniqueFd> fds;
+  bool after_rights = false;  // a stream chunk after one with descriptors starts an entry of its own
   for (;;) {
     size_t len = 64 << 10;
     if (!stream) {
       // The length of the next message, without moving the offset.
-      auto r = Peek(sock, nullptr, 0, MSG_TRUNC);
+      auto r = Peek(sock, nullptr, 0, MSG_TRUNC, &fds);
       if (!r.ok() && r.status().err() == EAGAIN) break;
       if (!r.ok()) return r.status();
-      if (*r == 0) {
+      if (*r == 0 && fds.empty()) {
         // An empty message, or the end of a shut down SOCK_SEQPACKET queue
         // (which looks the same: taken as the end).
         if (info.shutdown & 1) break;
         out->add_queue();
         continue;
       }
-      len = static_cast<size_t>(*r);
+      len = std::max<size_t>(static_cast<size_t>(*r), 1);
     }
     if (total + len > kMaxQueued) return Errorf("more than %zu bytes queued in the socket", kMaxQueued);
     chunk.resize(len);
-    auto r = Peek(sock, chunk.data(), len, 0);
+    auto r = Peek(sock, chunk.data(), len, 0, &fds);
     if (!r.ok() && r.status().err() == EAGAIN) break;
     if (!r.ok()) return r.status();
-    if (*r == 0) break;  // SOCK_STREAM: the end of a shut down queue
-    if (!stream && static_cast<size_t>(*r) != len) return Errorf("peeked %zd of a %zu-byte message", *r, len);
+    if (*r == 0 && (stream || fds.empty())) break;  // SOCK_STREAM: the end of a shut down queue
+    if (!stream && static_cast<size_t>(*r) != len && !(*r == 0 && len == 1)) {
+      return Errorf("peeked %zd of a %zu-byte message", *r, len);
+    }
     chunk.resize(static_cast<size_t>(*r));
     total += chunk.size();
-    if (stream && out->queue_size() == 1) {
-      out->mutable_queue(0)->append(chunk);
+    if (stream && out->queue_size() > 0 && fds.empty() && !after_rights) {
+      out->mutable_queue(out->queue_size() - 1)->append(chunk);
     } else {
       out->add_queue(chunk);
+    }
+    after_rights = !fds.empty();
+    if (!fds.empty()) {
+      if (flight == nullptr) return Error("descriptors in flight in the socket's queue (SCM_RIGHTS): not supported here");
+      flight->push_back({out->queue_size() - 1, std::move(fds)});
+      fds.clear();
     }
   }
   // The kernel's count covers all of a stream queue (only the first message
@@ -136,7 +147,8 @@ Status ReadUnixEnd(int sock, const UnixSocketInfo& info, img::UnixEnd* out, bool
   return OkStatus();
 }
 
-Status Requeue(int from, const img::UnixEnd& to, int type, const struct sockaddr* addr, unsigned addr_len) {
+Status Requeue(int from, const img::UnixEnd& to, int type, const sockaddr* addr, unsigned addr_len,
+               const InFlightFiles* files) {
   size_t total = 0;
   for (const std::string& m : to.queue()) total += m.size();
   if (total == 0 && to.queue_size() == 0) return OkStatus();
@@ -145,14 +157,43 @@ Status Requeue(int from, const img::UnixEnd& to, int type, const struct sockaddr
   if (setsockopt(from, SOL_SOCKET, SO_SNDBUFFORCE, &room, sizeof(room)) != 0) {
     return ErrnoStatus("SO_SNDBUFFORCE");
   }
-  for (const std::string& m : to.queue()) {
+  std::map<uint32_t, const img::UnixRights*> rights;  // by message
+  for (const img::UnixRights& r : to.rights()) rights[r.msg()] = &r;
+  for (int i = 0; i < to.queue_size(); ++i) {
+    const std::string& m = to.queue(i);
+    // Descriptors go with the first byte of their message.
+    std::vector<int> fds;
+    if (auto it = rights.find(static_cast<uint32_t>(i)); it != rights.end()) {
+      for (uint32_t id : it->second->files()) {
+        auto f = files ? files->find(id) : InFlightFiles::const_iterator{};
+        if (!files || f == files->end()) return Errorf("message %d: in-flight file %u was not made", i, id);
+        fds.push_back(f->second);
+      }
+    }
+    std::vector<char> control(fds.empty() ? 0 : CMSG_SPACE(fds.size() * sizeof(int)));
     size_t off = 0;
     do {
-      const ssize_t n = sendto(from, m.data() + off, m.size() - off, MSG_DONTWAIT | MSG_NOSIGNAL, addr, addr_len);
+      iovec iov{const_cast<char*>(m.data() + off), m.size() - off};
+      msghdr msg{};
+      msg.msg_name = const_cast<sockaddr*>(addr);
+      msg.msg_namelen = addr_len;
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      if (!fds.empty()) {
+        msg.msg_control = control.data();
+        msg.msg_controllen = control.size();
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+        memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
+      }
+      const ssize_t n = sendmsg(from, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return ErrnoStatus("send a queued message again (" + std::to_string(m.size()) + " bytes)");
       if (type != SOCK_STREAM && static_cast<size_t>(n) != m.size()) return Error("a message was cut", EMSGSIZE);
       off += static_cast<size_t>(n);
+      fds.clear();
     } while (off < m.size());
   }
   return OkStatus();

@@ -36,6 +36,7 @@
 #include "common/log.h"
 #include "kinds/kind.h"
 #include "kinds/unix_diag.h"
+#include "kinds/unix_flight.h"
 #include "kinds/unix_group.h"
 #include "kinds/unix_queue.h"
 
@@ -91,7 +92,27 @@ class UnixPass final : public TreePass {
         } else {
           RETURN_IF_ERROR(SaveGroup(f->inode(), obj.mutable_unix_group(), &done).WithContext(name));
         }
+        RETURN_IF_ERROR(CheckFlightAlone(fds, obj).WithContext(name));
         fds.AddObject(pid, std::move(obj));
+      }
+    }
+    return OkStatus();
+  }
+
+  // An in-flight file of a shared kind (a pipe) must not be reached by any
+  // descriptor of the tree too: restore would make two objects of it.
+  static Status CheckFlightAlone(TreeFds& fds, const img::FileObject& obj) {
+    const auto& flight = obj.has_unix_group() ? obj.unix_group().flight_fds() : obj.unix_pair().flight_fds();
+    for (const img::Fd& f : flight) {
+      const FdKind* kind = KindOf(f);
+      if (kind == nullptr || kind->scope() == Scope::kPrivate) continue;
+      for (pid_t pid : fds.order()) {
+        for (const img::Fd* held : fds.FdsOf(pid)) {
+          if (held->dev() == f.dev() && held->inode() == f.inode()) {
+            return Error("a " + std::string(kind->name()) + " in flight in a socket's queue (" + f.path() +
+                         ") that process " + std::to_string(pid) + " also holds: not supported yet");
+          }
+        }
       }
     }
     return OkStatus();
@@ -177,8 +198,10 @@ class UnixPass final : public TreePass {
     ASSIGN_OR_RETURN(Peer p, PeerOf(ino));
     const uint64_t peer = p == Peer::kInTree ? s.info.peer : 0;
     pair->set_type(s.info.type);
-    RETURN_IF_ERROR(ReadEnd(ino, pair->mutable_a()));
-    if (peer) RETURN_IF_ERROR(ReadEnd(peer, pair->mutable_b()));
+    FlightFiles flight(ctx_);
+    RETURN_IF_ERROR(ReadEnd(ino, pair->mutable_a(), &flight));
+    if (peer) RETURN_IF_ERROR(ReadEnd(peer, pair->mutable_b(), &flight));
+    RETURN_IF_ERROR(flight.Finish(pair->mutable_flight_fds(), pair->mutable_flight_objects()));
     done->insert(ino);
     done->insert(peer);
     LOG_DEBUG("files: socket pair %lu-%lu (type %u): %d and %d messages queued", ino, peer, pair->type(),
@@ -186,13 +209,27 @@ class UnixPass final : public TreePass {
     return OkStatus();
   }
 
-  Status ReadEnd(uint64_t inode, img::UnixEnd* out) const {
+  Status ReadEnd(uint64_t inode, img::UnixEnd* out, FlightFiles* flight) const {
     const Socket& s = sockets_.at(inode);
     const auto& [pid, fd] = s.holders.front();
     const std::string name = FdSight{pid, fd, "socket:[" + std::to_string(inode) + "]", {}}.Name();
     out->set_inode(inode);
     ASSIGN_OR_RETURN(UniqueFd copy, TakeFd(pid, fd));
-    return ReadUnixEnd(copy.get(), s.info, out).WithContext(name);
+    InFlightFds got;
+    RETURN_IF_ERROR(ReadUnixEnd(copy.get(), s.info, out, true, &got).WithContext(name));
+    return AddRights(std::move(got), out, flight).WithContext(name);
+  }
+
+  // Describes the descriptors in flight of |got| in |flight|, naming them
+  // in |end|'s rights.
+  static Status AddRights(InFlightFds got, img::UnixEnd* end, FlightFiles* flight) {
+    for (auto& [msg, fds] : got) {
+      ASSIGN_OR_RETURN(std::vector<uint32_t> ids, flight->Add(std::move(fds)));
+      img::UnixRights* r = end->add_rights();
+      r->set_msg(static_cast<uint32_t>(msg));
+      for (uint32_t id : ids) r->add_files(id);
+    }
+    return OkStatus();
   }
 
   // The sockets linked to |ino| (peer, listener, waiting clients) and theirs.
@@ -218,12 +255,15 @@ class UnixPass final : public TreePass {
   }
 
   Status SaveGroup(uint64_t ino, img::UnixGroup* group, std::set<uint64_t>* done) const {
+    FlightFiles flight(ctx_);
     for (uint64_t n : GroupOf(ino)) {
       const Socket& s = sockets_.at(n);
       const auto& [pid, fd] = s.holders.front();
       const std::string name = FdSight{pid, fd, NameOf(n), {}}.Name();
       img::UnixSock* out = group->add_socks();
-      RETURN_IF_ERROR(ReadUnixSock({pid, fd, s.info}, out).WithContext(name));
+      InFlightFds got;
+      RETURN_IF_ERROR(ReadUnixSock({pid, fd, s.info}, out, &got).WithContext(name));
+      RETURN_IF_ERROR(AddRights(std::move(got), out->mutable_end(), &flight).WithContext(name));
       ASSIGN_OR_RETURN(Peer p, PeerOf(n));
       switch (p) {
         case Peer::kInTree: out->set_peer(s.info.peer); break;
@@ -241,6 +281,7 @@ class UnixPass final : public TreePass {
       for (uint32_t c : s.info.icons) out->add_pending(c);
       done->insert(n);
     }
+    RETURN_IF_ERROR(flight.Finish(group->mutable_flight_fds(), group->mutable_flight_objects()));
     LOG_DEBUG("files: a group of %d unix sockets", group->socks_size());
     return OkStatus();
   }
@@ -250,7 +291,17 @@ class UnixPass final : public TreePass {
   std::map<uint64_t, uint64_t> waiting_in_;     // client -> the listener it waits in
 };
 
-Status CreatePair(const img::UnixPair& pair, const SharedObject& obj, CreatedFiles* out) {
+// The in-flight files of a socket object, made again; |fds| holds them.
+Result<InFlightFiles> MakeFlight(const google::protobuf::RepeatedPtrField<img::Fd>& flight_fds,
+                                 const google::protobuf::RepeatedPtrField<img::FileObject>& flight_objects,
+                                 RestoreContext& ctx, std::map<uint32_t, UniqueFd>* fds) {
+  ASSIGN_OR_RETURN(*fds, MakeFlightFiles(flight_fds, flight_objects, ctx));
+  InFlightFiles files;
+  for (const auto& [id, fd] : *fds) files[id] = fd.get();
+  return files;
+}
+
+Status CreatePair(const img::UnixPair& pair, const SharedObject& obj, RestoreContext& ctx, CreatedFiles* out) {
   const int type = static_cast<int>(pair.type());
   if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET) {
     return Errorf("unix socket pair of type %d", type);
@@ -260,8 +311,10 @@ Status CreatePair(const img::UnixPair& pair, const SharedObject& obj, CreatedFil
   if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoStatus("socketpair");
   UniqueFd socks[2] = {UniqueFd(sv[0]), UniqueFd(sv[1])};
   const img::UnixEnd* ends[2] = {&pair.a(), &pair.b()};
+  std::map<uint32_t, UniqueFd> made;  // closed once sent
+  ASSIGN_OR_RETURN(InFlightFiles files, MakeFlight(pair.flight_fds(), pair.flight_objects(), ctx, &made));
   for (int i = 0; i < 2; ++i) {
-    RETURN_IF_ERROR(Requeue(socks[1 - i].get(), *ends[i], type).WithContext(what));
+    RETURN_IF_ERROR(Requeue(socks[1 - i].get(), *ends[i], type, nullptr, 0, &files).WithContext(what));
   }
   for (int i = 0; i < 2; ++i) {
     if (ends[i]->inode() == 0) continue;
@@ -276,9 +329,11 @@ Status CreatePair(const img::UnixPair& pair, const SharedObject& obj, CreatedFil
   return OkStatus();  // a closed end is closed here
 }
 
-Status CreateGroup(const img::UnixGroup& group, const SharedObject& obj, CreatedFiles* out) {
+Status CreateGroup(const img::UnixGroup& group, const SharedObject& obj, RestoreContext& ctx, CreatedFiles* out) {
+  std::map<uint32_t, UniqueFd> made;  // closed once sent
+  ASSIGN_OR_RETURN(InFlightFiles files, MakeFlight(group.flight_fds(), group.flight_objects(), ctx, &made));
   std::map<uint64_t, UniqueFd> socks;
-  RETURN_IF_ERROR(CreateUnixGroup(group, &socks));
+  RETURN_IF_ERROR(CreateUnixGroup(group, files, &socks));
   for (const auto& [id, f] : obj.files) {
     auto it = socks.find(f->inode());
     if (it == socks.end() || !it->second.valid()) {
@@ -319,9 +374,9 @@ class UnixSocket final : public FdKind {
   }
   ObjectKey KeyOf(const img::Fd& f) const override { return {object_case(), f.inode(), 0}; }
 
-  Status Create(const SharedObject& obj, RestoreContext&, CreatedFiles* out) const override {
-    if (obj.object->has_unix_group()) return CreateGroup(obj.object->unix_group(), obj, out);
-    return CreatePair(obj.object->unix_pair(), obj, out);
+  Status Create(const SharedObject& obj, RestoreContext& ctx, CreatedFiles* out) const override {
+    if (obj.object->has_unix_group()) return CreateGroup(obj.object->unix_group(), obj, ctx, out);
+    return CreatePair(obj.object->unix_pair(), obj, ctx, out);
   }
 
   std::string Describe(const img::Fd& f) const override { return "socket:[" + std::to_string(f.inode()) + "]"; }
