@@ -6,7 +6,8 @@
 # an abstract name with a waiting connection; a datagram socket bound to a
 # relative path with 3 messages queued by the child's connected socket (one
 # empty); a datagram socket whose path was deleted, with a queued message;
-# an unbound, unconnected stream socket.
+# an unbound, unconnected stream socket; a socketpair with both ends of a
+# pipe and a regular file in flight (SCM_RIGHTS).
 #
 # 1. dump -R: the image has the group with each shape; the program then
 #    finds everything still there (the dump peeked, accepted nothing).
@@ -42,6 +43,10 @@ if len(sq) != 1 or len(sq[0].get("pending", [])) != 1:
 d = dict(names).get(b"dsrv.sock")
 if not d or not d.get("dir", "").endswith("/w") or [len(base64.b64decode(m)) for m in d["end"].get("queue", [])] != [10, 0, 500]:
     fail("the relative datagram socket: %r" % d)
+pairs = [pr for p in (root, kid) for pr in file_objects(proc(show, p)["core"], "unix_pair")]
+flight = [pr for pr in pairs if pr.get("flight_fds")]
+if len(flight) != 1 or len(flight[0]["flight_fds"]) != 3 or len(flight[0].get("flight_objects", [])) != 1:
+    fail("the pair with descriptors in flight: %r" % flight)
 gone = [s for n, s in names if n.endswith(b"/ddel.sock")]
 if len(gone) != 1 or not gone[0].get("deleted"):
     fail("the deleted datagram socket: %r" % gone)

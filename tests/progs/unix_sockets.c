@@ -6,7 +6,10 @@
  *   sql    SOCK_SEQPACKET listener bound to an abstract name;
  *   dsrv   SOCK_DGRAM bound to the relative path "dsrv.sock";
  *   ddel   SOCK_DGRAM bound to W/ddel.sock, whose file was then unlinked;
- *   unb    SOCK_STREAM neither bound nor connected.
+ *   unb    SOCK_STREAM neither bound nor connected;
+ *   rp     a SOCK_DGRAM socketpair with one message in flight to rp[1]
+ *          carrying descriptors (SCM_RIGHTS): both ends of a pipe holding
+ *          "abc", and W/data open at offset 5; the parent closed its own.
  * The child holds:
  *   cli    connected to lst and accepted (acc): 3000 bytes queued towards
  *          the child, 2 writes of 700 bytes towards the parent;
@@ -35,6 +38,53 @@ static int cli, pend, sqpend, dcli, dgone;       /* child */
 static struct sockaddr_un lst_addr, sq_addr, dsrv_addr, ddel_addr;
 static socklen_t lst_len, sq_len, dsrv_len;
 static pid_t child;
+static int rp[2];
+
+/* Sends the pipe ends and W/data (offset 5) over rp, then closes them. */
+static void ArmRights(void) {
+  int p[2];
+  char path[4200];
+  snprintf(path, sizeof(path), "%s/data", cf_prog.workdir);
+  int f = open(path, O_RDONLY);
+  if (pipe(p) != 0 || f < 0 || write(p[1], "abc", 3) != 3 || lseek(f, 5, SEEK_SET) != 5) {
+    cf_failf("rights: setup: %s", strerror(errno));
+    return;
+  }
+  int fds[3] = {p[0], p[1], f};
+  char cbuf[CMSG_SPACE(sizeof(fds))];
+  memset(cbuf, 0, sizeof(cbuf));
+  struct iovec iov = {"R", 1};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(fds));
+  memcpy(CMSG_DATA(c), fds, sizeof(fds));
+  if (sendmsg(rp[0], &m, 0) != 1) cf_failf("rights: sendmsg: %s", strerror(errno));
+  close(p[0]), close(p[1]), close(f);
+}
+
+static void CheckRights(void) {
+  int fds[3] = {-1, -1, -1};
+  char cbuf[CMSG_SPACE(sizeof(fds))], b[8];
+  struct iovec iov = {b, sizeof(b)};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+  ssize_t n = recvmsg(rp[1], &m, MSG_DONTWAIT);
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  if (n != 1 || b[0] != 'R' || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(fds))) {
+    cf_failf("rights: no message with 3 descriptors (%zd)", n);
+    return;
+  }
+  memcpy(fds, CMSG_DATA(c), sizeof(fds));
+  char got[8] = {0};
+  if (read(fds[0], got, sizeof(got)) != 3 || memcmp(got, "abc", 3) != 0) cf_failf("rights: the pipe lost its bytes");
+  if (write(fds[1], "z", 1) != 1 || read(fds[0], got, 1) != 1 || got[0] != 'z') cf_failf("rights: not one pipe");
+  if (lseek(fds[2], 0, SEEK_CUR) != 5 || read(fds[2], got, 3) != 3 || memcmp(got, "567", 3) != 0) {
+    cf_failf("rights: the file is not at offset 5");
+  }
+  for (int i = 0; i < 3; i++) close(fds[i]);
+  ArmRights();
+}
 
 static const size_t kDgram[] = {10, 0, 500};
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -197,6 +247,7 @@ static void ParentCheck(void) {
   close(s1);
   if (extra >= 0) close(extra);
   SendMsgs(acc, 0, kDown, N(kDown));
+  CheckRights();
 }
 
 int main(int argc, char **argv) {
@@ -248,6 +299,8 @@ int main(int argc, char **argv) {
     cf_child_loop(ChildCheck, "result.child");
   }
   close(cli), close(dcli), close(dgone);
+  if (cf_write_file("data", "0123456789") != 0 || socketpair(AF_UNIX, SOCK_DGRAM, 0, rp) != 0) cf_die("rights setup");
+  ArmRights();
   SendMsgs(acc, 0, kDown, N(kDown));
   if (cf_prog.fail[0]) cf_die("setup: %s", cf_prog.fail);
   char buf[64];
