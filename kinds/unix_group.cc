@@ -220,10 +220,34 @@ class GroupBuilder {
         if (!own.valid()) return ErrnoStatus("socket");
         from = own.get();
       }
-      RETURN_IF_ERROR(InDir(s.dir(), [&] { return Requeue(from, s.end(), SOCK_DGRAM, a.get(), a.len, &files_); }));
+      RETURN_IF_ERROR(InDir(s.dir(), [&]() -> Status {
+        if (s.end().senders_size() == 0) return Requeue(from, s.end(), SOCK_DGRAM, a.get(), a.len, &files_);
+        for (int i = 0; i < s.end().queue_size(); ++i) {
+          UniqueFd named;
+          const int sender = SenderFor(i < s.end().senders_size() ? s.end().senders(i) : std::string(), from, &named);
+          RETURN_IF_ERROR(Requeue(sender, s.end(), SOCK_DGRAM, a.get(), a.len, &files_, i, 1));
+          if (named.valid() && IsPath(s.end().senders(i))) unlink(s.end().senders(i).c_str());
+        }
+        return OkStatus();
+      }));
       k.filled = true;
     }
     return OkStatus();
+  }
+
+  // A socket to send a message from |name| (its sender's address): a
+  // socket of our own bound to it (|named|) while the name is free, the
+  // group's socket holding it, or |fallback| (the address is lost).
+  int SenderFor(const std::string& name, int fallback, UniqueFd* named) {
+    if (name.empty()) return fallback;
+    auto a = MakeAddr(name);
+    named->reset(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (a.ok() && named->valid() && bind(named->get(), a->get(), a->len) == 0) return named->get();
+    named->reset();
+    for (auto& [ino, k] : socks_) {
+      if (k.bound && k.s->type() == SOCK_DGRAM && k.s->name() == name) return k.fd.get();
+    }
+    return fallback;
   }
 
   Status ConnectTo(Sock& k, const Sock& target) {

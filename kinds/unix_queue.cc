@@ -8,9 +8,11 @@
 #include "kinds/unix_queue.h"
 
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <map>
 #include <cstring>
 #include <string>
@@ -35,14 +37,20 @@ class PeekOffsetGuard {
 
 // One recvmsg(MSG_PEEK) into |buf|; the descriptors in flight with it
 // (peeking installs copies in criu-fast) go to |fds|.
-Result<ssize_t> Peek(int sock, void* buf, size_t len, int flags, std::vector<UniqueFd>* fds) {
+Result<ssize_t> Peek(int sock, void* buf, size_t len, int flags, std::vector<UniqueFd>* fds,
+                     std::string* from = nullptr) {
   iovec iov{buf, len};
+  sockaddr_un sender{};
   alignas(cmsghdr) char control[CMSG_SPACE(256 * sizeof(int)) + CMSG_SPACE(sizeof(ucred))];
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   msg.msg_control = control;
   msg.msg_controllen = sizeof(control);
+  if (from) {
+    msg.msg_name = &sender;
+    msg.msg_namelen = sizeof(sender);
+  }
   const ssize_t n = recvmsg(sock, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC | flags);
   if (n < 0) return ErrnoStatus("recv(MSG_PEEK)");
   fds->clear();
@@ -56,6 +64,13 @@ Result<ssize_t> Peek(int sock, void* buf, size_t len, int flags, std::vector<Uni
     }
   }
   if (msg.msg_flags & MSG_CTRUNC) return Error("more descriptors in flight with one message than criu-fast takes");
+  if (from) {
+    const size_t off = offsetof(sockaddr_un, sun_path);
+    from->clear();
+    if (msg.msg_namelen > off) from->assign(sender.sun_path, msg.msg_namelen - off);
+    // A path ends at its 0 byte.
+    if (!from->empty() && (*from)[0] != '\0') from->resize(strnlen(from->c_str(), from->size()));
+  }
   return n;
 }
 
@@ -118,7 +133,8 @@ Status ReadUnixEnd(int sock, const UnixSocketInfo& info, img::UnixEnd* out, bool
     }
     if (total + len > kMaxQueued) return Errorf("more than %zu bytes queued in the socket", kMaxQueued);
     chunk.resize(len);
-    auto r = Peek(sock, chunk.data(), len, 0, &fds);
+    std::string sender;
+    auto r = Peek(sock, chunk.data(), len, 0, &fds, info.type == SOCK_DGRAM ? &sender : nullptr);
     if (!r.ok() && r.status().err() == EAGAIN) break;
     if (!r.ok()) return r.status();
     if (*r == 0 && (stream || fds.empty())) break;  // SOCK_STREAM: the end of a shut down queue
@@ -132,12 +148,16 @@ Status ReadUnixEnd(int sock, const UnixSocketInfo& info, img::UnixEnd* out, bool
     } else {
       out->add_queue(chunk);
     }
+    if (info.type == SOCK_DGRAM) out->add_senders(sender);
     after_rights = !fds.empty();
     if (!fds.empty()) {
       if (flight == nullptr) return Error("descriptors in flight in the socket's queue (SCM_RIGHTS): not supported here");
       flight->push_back({out->queue_size() - 1, std::move(fds)});
       fds.clear();
     }
+  }
+  if (std::all_of(out->senders().begin(), out->senders().end(), [](const std::string& a) { return a.empty(); })) {
+    out->clear_senders();
   }
   // The kernel's count covers all of a stream queue (only the first message
   // of a datagram one).
@@ -148,7 +168,7 @@ Status ReadUnixEnd(int sock, const UnixSocketInfo& info, img::UnixEnd* out, bool
 }
 
 Status Requeue(int from, const img::UnixEnd& to, int type, const sockaddr* addr, unsigned addr_len,
-               const InFlightFiles* files) {
+               const InFlightFiles* files, int first, int count) {
   size_t total = 0;
   for (const std::string& m : to.queue()) total += m.size();
   if (total == 0 && to.queue_size() == 0) return OkStatus();
@@ -159,7 +179,8 @@ Status Requeue(int from, const img::UnixEnd& to, int type, const sockaddr* addr,
   }
   std::map<uint32_t, const img::UnixRights*> rights;  // by message
   for (const img::UnixRights& r : to.rights()) rights[r.msg()] = &r;
-  for (int i = 0; i < to.queue_size(); ++i) {
+  const int end = count < 0 ? to.queue_size() : std::min(to.queue_size(), first + count);
+  for (int i = first; i < end; ++i) {
     const std::string& m = to.queue(i);
     // Descriptors go with the first byte of their message.
     std::vector<int> fds;

@@ -32,9 +32,9 @@ using InFlightFiles = std::map<uint32_t, int>;
 
 // Sends |to|'s saved queue from |from| (to |addr| when not null: a bound
 // datagram socket that |from| is not connected to), with the descriptors
-// in flight from |files|.
+// in flight from |files|; only |count| messages from |first| when count >= 0.
 Status Requeue(int from, const img::UnixEnd& to, int type, const sockaddr* addr = nullptr, unsigned addr_len = 0,
-               const InFlightFiles* files = nullptr);
+               const InFlightFiles* files = nullptr, int first = 0, int count = -1);
 
 // Shutdown bits, buffer sizes and peek offset of |e| on |sock|.
 Status ApplyUnixEnd(int sock, const img::UnixEnd& e);
