@@ -273,8 +273,8 @@ class UnixPass final : public TreePass {
       }
       if (auto it = waiting_in_.find(n); it != waiting_in_.end()) {
         if (s.info.wqueue != 0) {
-          return Errorf("%s: %u bytes sent on a connection not accepted yet: not supported", name.c_str(),
-                        s.info.wqueue);
+          // (The kernel counts buffer memory here, not bytes.)
+          return Error(name + ": data was sent on a connection not accepted yet: not supported");
         }
         out->set_listener(it->second);
       }
