@@ -88,6 +88,8 @@ class FdContext final : public kinds::DumpContext {
         opts_(opts),
         shell_job_(opts.shell_job),
         file_locks_(opts.file_locks),
+        ext_unix_sk_(opts.ext_unix_sk),
+        ext_unix_sk_ids_(opts.ext_unix_sk_ids),
         ghost_limit_(opts.ghost_limit),
         shmem_(shmem),
         net_lock_(net_lock) {}
@@ -95,6 +97,10 @@ class FdContext final : public kinds::DumpContext {
   bool shell_job() const override { return shell_job_; }
   uint64_t ghost_limit() const override { return ghost_limit_; }
   bool file_locks() const override { return file_locks_; }
+  bool ext_unix_sk(uint64_t inode) const override {
+    return ext_unix_sk_ && (ext_unix_sk_ids_.empty() ||
+                            std::find(ext_unix_sk_ids_.begin(), ext_unix_sk_ids_.end(), inode) != ext_unix_sk_ids_.end());
+  }
   Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) override {
     return shmem_->AddMemfd(pid, f.fd(), f.dev(), f.inode(), f.path(), core);
   }
@@ -113,6 +119,8 @@ class FdContext final : public kinds::DumpContext {
   const Options& opts_;
   bool shell_job_;
   bool file_locks_;
+  bool ext_unix_sk_;
+  std::vector<uint64_t> ext_unix_sk_ids_;
   uint64_t ghost_limit_;
   kinds::ShmemSet* shmem_;
   std::unique_ptr<kinds::NetLock>* net_lock_;

@@ -27,7 +27,7 @@ namespace cf::engine {
 namespace {
 
 enum class Act {
-  kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kLeaveStopped, kDetached, kShellJob, kFileLocks,
+  kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kLeaveStopped, kDetached, kShellJob, kFileLocks, kExtUnixSk,
   kPidfile,
   kPrevImages, kTrackMem, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose, kRoot,
   kPreDumpMode, kManageCgroups, kTcpEstablished, kSkipInFlight, kTcpClose, kNetworkLock, kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
@@ -59,8 +59,7 @@ const OptDef kOptions[] = {
     {"log-file", required_argument, 'o', false, Act::kLogFile, nullptr},
     {"join-ns", required_argument, 'J', false, Act::kRefused, kNotNamespaces},
     {"root", required_argument, 'r', false, Act::kRoot, nullptr},
-    {"ext-unix-sk", optional_argument, 'x', false, Act::kNoEffect,
-     "criu-fast refuses unix sockets connected outside the tree, so there is nothing for it to act on"},
+    {"ext-unix-sk", optional_argument, 'x', false, Act::kExtUnixSk, nullptr},
     {"help", no_argument, 'h', false, Act::kHelp, nullptr},
     {"tcp-established", no_argument, 0, true, Act::kTcpEstablished, nullptr},
     {"close", required_argument, 0, false, Act::kClose, nullptr},
@@ -289,6 +288,26 @@ Status Apply(const OptDef& d, bool negated, const char* arg, Options* o) {
     case Act::kDetached: o->restore_detached = !negated; break;
     case Act::kShellJob: o->shell_job = !negated; break;
     case Act::kFileLocks: o->file_locks = !negated; break;
+    case Act::kExtUnixSk:
+      // CRIU's meaning: datagram sockets connected to a socket outside the
+      // tree are dumped and connected again by name at restore; an argument
+      // names the socket inodes allowed ("ino[,ino...]"), none allows all.
+      o->ext_unix_sk = !negated;
+      if (arg && *arg) {
+        std::string list = arg;
+        for (size_t pos = 0; pos <= list.size();) {
+          size_t end = list.find(',', pos);
+          if (end == std::string::npos) end = list.size();
+          long ino = 0;
+          const std::string one = list.substr(pos, end - pos);
+          if (!ParseInt(one.c_str(), 1, 0x7fffffffffffffffL, &ino)) {
+            return Error(std::string("bad --ext-unix-sk '") + arg + "'");
+          }
+          o->ext_unix_sk_ids.push_back(static_cast<uint64_t>(ino));
+          pos = end + 1;
+        }
+      }
+      break;
     case Act::kPidfile: o->pidfile = arg; break;
     case Act::kPrevImages: o->prev_images_dir = arg; break;
     case Act::kTrackMem: o->track_mem = !negated; break;

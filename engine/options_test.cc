@@ -172,6 +172,12 @@ TEST(OptionsTest, CriuCommandLines) {
   EXPECT_TRUE(n->skip_in_flight);
   EXPECT_TRUE(n->tcp_close);
   EXPECT_FALSE(Parse({"criu-fast", "dump", "-t", "1", "--network-lock", "ebpf"}).ok());
+  EXPECT_TRUE(d->ext_unix_sk);
+  EXPECT_TRUE(d->ext_unix_sk_ids.empty());
+  auto x = Parse({"criu-fast", "dump", "--no-default-config", "-t", "1", "--ext-unix-sk=12,345"});
+  ASSERT_TRUE(x.ok()) << x.status().ToString();
+  EXPECT_EQ(x->ext_unix_sk_ids, (std::vector<uint64_t>{12, 345}));
+  EXPECT_FALSE(Parse({"criu-fast", "dump", "--no-default-config", "-t", "1", "--ext-unix-sk=12,x"}).ok());
 
   // The command anywhere; --daemon and --no- forms; -W for relative files.
   auto r = Parse({"criu-fast", "--images-dir", "img", "restore", "--daemon", "--no-shell-job", "-W", "/work",

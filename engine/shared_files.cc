@@ -34,9 +34,9 @@ Status SharedFiles::Collect(const std::vector<pid_t>& pids, kinds::DumpContext& 
   return OkStatus();
 }
 
-kinds::TreePass* SharedFiles::PassOf(const kinds::FdKind* kind) {
+kinds::TreePass* SharedFiles::PassOf(const kinds::FdKind* kind, kinds::DumpContext& ctx) {
   auto it = passes_.find(kind);
-  if (it == passes_.end()) it = passes_.emplace(kind, kind->NewPass()).first;
+  if (it == passes_.end()) it = passes_.emplace(kind, kind->NewPassFor(ctx)).first;
   return it->second.get();
 }
 
@@ -124,7 +124,7 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
     }
     RETURN_IF_ERROR(kinds::ReadLocks(s, info, ctx, &f));
     img::Fd& kept = fds_[{pid, fd}] = std::move(f);
-    if (kinds::TreePass* pass = PassOf(kind)) {
+    if (kinds::TreePass* pass = PassOf(kind, ctx)) {
       RETURN_IF_ERROR(pass->Add(s, info, is_first, &kept).WithContext(s.Name()));
     }
   }

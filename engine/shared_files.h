@@ -48,7 +48,7 @@ class SharedFiles final : private kinds::TreeFds {
   Status CollectProcess(pid_t pid, kinds::DumpContext& ctx);
   Status CompleteSharedFiles(kinds::DumpContext& ctx);
   Result<uint32_t> DescriptionId(pid_t pid, int fd, uint64_t dev, uint64_t inode);
-  kinds::TreePass* PassOf(const kinds::FdKind* kind);
+  kinds::TreePass* PassOf(const kinds::FdKind* kind, kinds::DumpContext& ctx);
 
   // kinds::TreeFds
   const std::vector<pid_t>& order() const override { return order_; }

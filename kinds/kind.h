@@ -70,6 +70,9 @@ class DumpContext {
   virtual uint64_t ghost_limit() const = 0;
   // Whether held file locks are saved (--file-locks) or refused.
   virtual bool file_locks() const = 0;
+  // Whether unix socket |inode|, connected to a socket outside the tree, is
+  // dumped all the same (--ext-unix-sk).
+  virtual bool ext_unix_sk(uint64_t /*inode*/) const { return false; }
   // The shared memory object of memfd |s| (kinds/shmem.h), saved in |core|
   // the first time the dump sees it; returns its id.
   virtual Result<uint32_t> AddMemfd(pid_t pid, const img::Fd& f, img::Process* core) = 0;
@@ -171,6 +174,8 @@ class FdKind {
   // Once the fd is in |core| (kept by the tree pass or not).
   virtual Status Attach(pid_t, DumpContext&, img::Fd*, img::Process*) const { return OkStatus(); }
   virtual std::unique_ptr<TreePass> NewPass() const { return nullptr; }
+  // The same, for a kind whose pass needs the dump's options.
+  virtual std::unique_ptr<TreePass> NewPassFor(DumpContext&) const { return NewPass(); }
 
   // --- restore
   // Checks, before any process is created, that what |f| refers to outside
@@ -179,6 +184,10 @@ class FdKind {
   // kObject kinds: the object message this kind creates (0: none), the keys
   // it is known by, and the key a descriptor names.
   virtual int object_case() const { return 0; }
+  // Whether this kind creates |obj| (by default: the objects of its case).
+  virtual bool Creates(const img::FileObject& obj) const {
+    return object_case() != 0 && object_case() == static_cast<int>(obj.kind_case());
+  }
   virtual std::vector<ObjectKey> ObjectKeys(const img::FileObject&) const { return {}; }
   virtual ObjectKey KeyOf(const img::Fd&) const { return {}; }
   // kPrivate kinds: one descriptor as it was (any number).

@@ -51,7 +51,7 @@ const FdKind* KindOf(const img::Fd& f) {
 
 const FdKind* ObjectKind(const img::FileObject& obj) {
   for (const FdKind* k : AllKinds()) {
-    if (k->object_case() != 0 && k->object_case() == static_cast<int>(obj.kind_case())) return k;
+    if (k->Creates(obj)) return k;
   }
   return nullptr;
 }

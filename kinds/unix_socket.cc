@@ -1,34 +1,32 @@
-// Unix socket pairs: what a socket is (sock_diag) and what it has queued.
+// Unix sockets: the kind, and the tree-wide pass that decides how each
+// socket of the tree is saved.
 //
-// sock_diag (NETLINK_SOCK_DIAG, one exact request per inode) tells a unix
-// socket's type, state, name, peer inode, shutdown bits and queue length.
-// The queue is read without consuming it through a copy of the socket (the
-// same socket, taken with pidfd_getfd): with SO_PEEK_OFF set, every
-// recv(MSG_PEEK) returns the next bytes, so the walk goes message by message
-// (SOCK_DGRAM, SOCK_SEQPACKET: a first peek with MSG_TRUNC and no buffer
-// tells the length) or chunk by chunk (SOCK_STREAM, which a single peek
-// would stop at the boundary between two writers). The peek offset belongs to
-// the socket, so the target's own value is put back afterwards.
+// sock_diag (kinds/unix_diag.h) tells each socket's type, state, name,
+// peer and, for a listener, the clients waiting to be accepted. Queues are
+// read without consuming them (kinds/unix_queue.h).
 //
-// Only connected pairs of unnamed sockets (socketpair()) whose both ends the
-// tree holds (or whose peer is closed) are dumped; anything else is refused.
-//
-// Restore: socketpair() of the saved type, each end's
-// queue sent again from the other end (message by message, so datagram and
-// seqpacket boundaries stay), then the shutdown bits, the peek offset and
-// the buffer sizes. An end that was closed at dump time is closed again
-// once the survivor's queue is in place (a stream or seqpacket survivor
-// then sees the end of the stream after its data, as before).
+// Two shapes of object:
+//   - UnixPair: a connected pair of unnamed sockets (socketpair()) whose
+//     both ends the tree holds, or whose peer is closed. Restore:
+//     socketpair() of the saved type, each end's queue sent again from the
+//     other end (message by message, so datagram and seqpacket boundaries
+//     stay), then the shutdown bits, the peek offset and the buffer sizes;
+//     a closed end is closed again once the survivor's queue is in place
+//     (a stream or seqpacket survivor then sees the end of the stream after
+//     its data, as before).
+//   - UnixGroup (kinds/unix_group.h): every other socket, with the sockets
+//     its connections link it to (its peer, the listener it waits in, the
+//     clients waiting in it), created together by one process.
+// A peer that the tree does not hold and that is still open is refused,
+// and so is a client waiting to be accepted that the tree does not hold or
+// that sent data already (it sits in a socket no descriptor reaches).
 #include <fcntl.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <linux/sock_diag.h>
-#include <linux/unix_diag.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <set>
 #include <string>
@@ -37,231 +35,13 @@
 #include "common/fd.h"
 #include "common/log.h"
 #include "kinds/kind.h"
+#include "kinds/unix_diag.h"
+#include "kinds/unix_flight.h"
+#include "kinds/unix_group.h"
+#include "kinds/unix_queue.h"
 
 namespace cf::kinds {
 namespace {
-
-// What sock_diag tells about a unix socket.
-struct UnixSocketInfo {
-  uint32_t type = 0;       // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
-  uint32_t state = 0;      // the kernel's sk_state
-  bool connected = false;  // state TCP_ESTABLISHED
-  uint64_t peer = 0;       // the peer's inode (0: none)
-  std::string name;        // empty: unnamed; "@..." abstract
-  uint32_t shutdown = 0;   // sk_shutdown: 1 receive, 2 send
-  uint32_t rqueue = 0;     // bytes queued (SOCK_DGRAM: of the first message)
-};
-
-constexpr size_t kMaxQueued = 64 << 20;  // bytes one socket end may have queued in an image
-constexpr int kTcpEstablished = 1;       // sk_state of a connected unix socket
-
-// Puts the socket's peek offset back when the walk ends.
-class PeekOffsetGuard {
- public:
-  PeekOffsetGuard(int sock, int saved) : sock_(sock), saved_(saved) {}
-  ~PeekOffsetGuard() { setsockopt(sock_, SOL_SOCKET, SO_PEEK_OFF, &saved_, sizeof(saved_)); }
-
- private:
-  int sock_;
-  int saved_;
-};
-
-Result<int> GetIntOpt(int sock, int opt, const char* name) {
-  int v = 0;
-  socklen_t len = sizeof(v);
-  if (getsockopt(sock, SOL_SOCKET, opt, &v, &len) != 0) return ErrnoStatus(std::string("getsockopt ") + name);
-  return v;
-}
-
-// One recvmsg(MSG_PEEK) into |buf|; fails on descriptors in flight.
-Result<ssize_t> Peek(int sock, void* buf, size_t len, int flags) {
-  iovec iov{buf, len};
-  alignas(cmsghdr) char control[256];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  const ssize_t n = recvmsg(sock, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC | flags);
-  if (n < 0) return ErrnoStatus("recv(MSG_PEEK)");
-  bool rights = false;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    rights = true;
-    const size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < nfds; ++i) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-      close(fd);  // peeking installed a copy in criu-fast
-    }
-  }
-  if (rights || (msg.msg_flags & MSG_CTRUNC)) {
-    return Error("descriptors in flight in the socket's queue (SCM_RIGHTS): not supported yet");
-  }
-  return n;
-}
-
-Result<UnixSocketInfo> QueryUnixSocket(uint64_t inode) {
-  UniqueFd nl(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-  if (!nl.valid()) return ErrnoStatus("socket(NETLINK_SOCK_DIAG)");
-  struct {
-    nlmsghdr nlh;
-    unix_diag_req req;
-  } request{};
-  request.nlh.nlmsg_len = sizeof(request);
-  request.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  request.nlh.nlmsg_flags = NLM_F_REQUEST;
-  request.nlh.nlmsg_seq = 1;
-  request.req.sdiag_family = AF_UNIX;
-  request.req.udiag_states = ~0u;
-  request.req.udiag_ino = static_cast<uint32_t>(inode);
-  request.req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN;
-  request.req.udiag_cookie[0] = request.req.udiag_cookie[1] = ~0u;  // no cookie: look up by inode
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(nl.get(), &request, sizeof(request), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0) {
-    return ErrnoStatus("sock_diag request");
-  }
-  alignas(nlmsghdr) char buf[8192];
-  ssize_t n;
-  do {
-    n = recv(nl.get(), buf, sizeof(buf), 0);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return ErrnoStatus("sock_diag reply");
-  auto* nlh = reinterpret_cast<nlmsghdr*>(buf);
-  if (!NLMSG_OK(nlh, static_cast<size_t>(n))) return Error("sock_diag: short reply", EPROTO);
-  if (nlh->nlmsg_type == NLMSG_ERROR) {
-    const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(nlh));
-    return ErrnoStatus(-e->error, "sock_diag: unix socket " + std::to_string(inode));
-  }
-  if (nlh->nlmsg_type != SOCK_DIAG_BY_FAMILY || nlh->nlmsg_len < NLMSG_LENGTH(sizeof(unix_diag_msg))) {
-    return Error("sock_diag: unexpected reply", EPROTO);
-  }
-  const auto* m = static_cast<const unix_diag_msg*>(NLMSG_DATA(nlh));
-  if (m->udiag_ino != static_cast<uint32_t>(inode)) return Error("sock_diag: reply for another socket", EPROTO);
-  UnixSocketInfo info;
-  info.type = m->udiag_type;
-  info.state = m->udiag_state;
-  int len = static_cast<int>(nlh->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
-  for (auto* a = reinterpret_cast<const rtattr*>(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-    const void* data = RTA_DATA(a);
-    const size_t plen = RTA_PAYLOAD(a);
-    if (a->rta_type == UNIX_DIAG_NAME) {
-      // A path ends at its 0 byte; an abstract name starts with one (its 0
-      // bytes shown as '@'); an empty name is a name all the same.
-      info.name.assign(static_cast<const char*>(data), plen);
-      if (!info.name.empty() && info.name[0] != '\0') {
-        info.name.resize(strnlen(info.name.c_str(), info.name.size()));
-      } else {
-        info.name.resize(std::max<size_t>(info.name.size(), 1));
-        std::replace(info.name.begin(), info.name.end(), '\0', '@');
-      }
-    } else if (a->rta_type == UNIX_DIAG_PEER && plen >= sizeof(uint32_t)) {
-      uint32_t peer;
-      memcpy(&peer, data, sizeof(peer));
-      info.peer = peer;
-    } else if (a->rta_type == UNIX_DIAG_RQLEN && plen >= sizeof(unix_diag_rqlen)) {
-      unix_diag_rqlen rq;
-      memcpy(&rq, data, sizeof(rq));
-      info.rqueue = rq.udiag_rqueue;
-    } else if (a->rta_type == UNIX_DIAG_SHUTDOWN && plen >= 1) {
-      info.shutdown = *static_cast<const uint8_t*>(data);
-    }
-  }
-  info.connected = info.state == kTcpEstablished;
-  return info;
-}
-
-Status ReadUnixEnd(int sock, const UnixSocketInfo& info, img::UnixEnd* out) {
-  out->set_shutdown(info.shutdown);
-  ASSIGN_OR_RETURN(int sndbuf, GetIntOpt(sock, SO_SNDBUF, "SO_SNDBUF"));
-  ASSIGN_OR_RETURN(int rcvbuf, GetIntOpt(sock, SO_RCVBUF, "SO_RCVBUF"));
-  ASSIGN_OR_RETURN(int peek_off, GetIntOpt(sock, SO_PEEK_OFF, "SO_PEEK_OFF"));
-  out->set_sndbuf(static_cast<uint32_t>(sndbuf));
-  out->set_rcvbuf(static_cast<uint32_t>(rcvbuf));
-  out->set_peek_off(peek_off);
-
-  int zero = 0;
-  if (setsockopt(sock, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) != 0) return ErrnoStatus("set SO_PEEK_OFF");
-  PeekOffsetGuard guard(sock, peek_off);
-  const bool stream = info.type == SOCK_STREAM;
-  size_t total = 0;
-  std::string chunk;
-  for (;;) {
-    size_t len = 64 << 10;
-    if (!stream) {
-      // The length of the next message, without moving the offset.
-      auto r = Peek(sock, nullptr, 0, MSG_TRUNC);
-      if (!r.ok() && r.status().err() == EAGAIN) break;
-      if (!r.ok()) return r.status();
-      if (*r == 0) {
-        // An empty message, or the end of a shut down SOCK_SEQPACKET queue
-        // (which looks the same: taken as the end).
-        if (info.shutdown & 1) break;
-        out->add_queue();
-        continue;
-      }
-      len = static_cast<size_t>(*r);
-    }
-    if (total + len > kMaxQueued) return Errorf("more than %zu bytes queued in the socket", kMaxQueued);
-    chunk.resize(len);
-    auto r = Peek(sock, chunk.data(), len, 0);
-    if (!r.ok() && r.status().err() == EAGAIN) break;
-    if (!r.ok()) return r.status();
-    if (*r == 0) break;  // SOCK_STREAM: the end of a shut down queue
-    if (!stream && static_cast<size_t>(*r) != len) return Errorf("peeked %zd of a %zu-byte message", *r, len);
-    chunk.resize(static_cast<size_t>(*r));
-    total += chunk.size();
-    if (stream && out->queue_size() == 1) {
-      out->mutable_queue(0)->append(chunk);
-    } else {
-      out->add_queue(chunk);
-    }
-  }
-  // The kernel's count covers all of a stream queue (only the first message
-  // of a datagram one).
-  if ((stream || info.type == SOCK_SEQPACKET) && total != info.rqueue) {
-    return Errorf("read %zu bytes from the socket's queue, the kernel counts %u", total, info.rqueue);
-  }
-  return OkStatus();
-}
-
-// Sets SO_SNDBUF/SO_RCVBUF to what getsockopt reported at dump time (the
-// kernel doubles what it is given), beyond the sysctl maximum if need be.
-Status SetBuffer(int sock, int opt, int force_opt, uint32_t reported) {
-  if (reported == 0) return OkStatus();
-  ASSIGN_OR_RETURN(int now, GetIntOpt(sock, opt, "the buffer size"));
-  if (static_cast<uint32_t>(now) == reported) return OkStatus();
-  const int half = static_cast<int>(reported / 2);
-  if (setsockopt(sock, SOL_SOCKET, force_opt, &half, sizeof(half)) != 0 &&
-      setsockopt(sock, SOL_SOCKET, opt, &half, sizeof(half)) != 0) {
-    return ErrnoStatus("set socket buffer size");
-  }
-  return OkStatus();
-}
-
-// Sends |to|'s saved queue from |from|, its peer.
-Status Requeue(int from, const img::UnixEnd& to, int type) {
-  size_t total = 0;
-  for (const std::string& m : to.queue()) total += m.size();
-  if (total == 0 && to.queue_size() == 0) return OkStatus();
-  // Queued bytes count against the sender's buffer: make room for all.
-  const int room = static_cast<int>(std::min<size_t>(total + (256 << 10), 1u << 30));
-  if (setsockopt(from, SOL_SOCKET, SO_SNDBUFFORCE, &room, sizeof(room)) != 0) {
-    return ErrnoStatus("SO_SNDBUFFORCE");
-  }
-  for (const std::string& m : to.queue()) {
-    size_t off = 0;
-    do {
-      const ssize_t n = send(from, m.data() + off, m.size() - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return ErrnoStatus("send a queued message again (" + std::to_string(m.size()) + " bytes)");
-      if (type != SOCK_STREAM && static_cast<size_t>(n) != m.size()) return Error("a message was cut", EMSGSIZE);
-      off += static_cast<size_t>(n);
-    } while (off < m.size());
-  }
-  return OkStatus();
-}
 
 std::string FamilyName(int family) {
   switch (family) {
@@ -274,11 +54,11 @@ std::string FamilyName(int family) {
   }
 }
 
-// The sockets the tree holds, paired once every process is known: each
-// with its peer, which the tree must hold too (or which is closed: a socket
-// the kernel no longer knows).
+// The sockets the tree holds, saved once every process is known.
 class UnixPass final : public TreePass {
  public:
+  explicit UnixPass(DumpContext& ctx) : ctx_(ctx) {}
+
   Status Add(const FdSight& s, const FdInfo&, bool, img::Fd* f) override {
     Socket& sock = sockets_[f->inode()];
     if (sock.holders.empty()) {
@@ -289,10 +69,8 @@ class UnixPass final : public TreePass {
       if (family != AF_UNIX) return Error("a socket of " + FamilyName(family) + ": not supported yet");
       auto info = QueryUnixSocket(f->inode());
       if (!info.ok()) return info.status().WithContext("a unix socket");
-      if (!info->name.empty()) return Error("a unix socket bound to " + info->name + ": not supported yet");
-      if (!info->connected) {
-        return Error("a unix socket that is not connected (state " + std::to_string(info->state) +
-                     "): not supported yet");
+      if (info->state != kUnixEstablished && info->state != kUnixClose && info->state != kUnixListen) {
+        return Errorf("a unix socket in state %u: not supported", info->state);
       }
       sock.info = *info;
     }
@@ -301,38 +79,40 @@ class UnixPass final : public TreePass {
   }
 
   Status Finish(TreeFds& fds) override {
+    RETURN_IF_ERROR(IndexWaiting());
     std::set<uint64_t> done;
     for (pid_t pid : fds.order()) {
       for (img::Fd* f : fds.FdsOf(pid)) {
         if (!f->has_unix_socket() || done.count(f->inode())) continue;
-        const Socket& s = sockets_.at(f->inode());
         const std::string name = FdSight{pid, f->fd(), f->path(), {}}.Name();
-        uint64_t peer = s.info.peer;
-        if (peer && !sockets_.count(peer)) {
-          auto q = QueryUnixSocket(peer);
-          if (q.ok()) {
-            return Error(name + ": its peer, socket:[" + std::to_string(peer) +
-                         "], is held by no process of the tree: not supported yet");
-          }
-          if (q.status().err() != ENOENT) return q.status().WithContext(name);
-          peer = 0;  // closed
-        }
-        if (peer) {
-          const Socket& ps = sockets_.at(peer);
-          if (ps.info.peer != f->inode() || ps.info.type != s.info.type) {
-            return Error(name + ": its peer socket:[" + std::to_string(peer) + "] is connected elsewhere");
-          }
-        }
+        ASSIGN_OR_RETURN(bool pair, IsPlainPair(f->inode()));
         img::FileObject obj;
-        img::UnixPair* pair = obj.mutable_unix_pair();
-        pair->set_type(s.info.type);
-        RETURN_IF_ERROR(ReadEnd(f->inode(), pair->mutable_a()));
-        if (peer) RETURN_IF_ERROR(ReadEnd(peer, pair->mutable_b()));
-        done.insert(f->inode());
-        done.insert(peer);
-        LOG_DEBUG("files: socket pair %lu-%lu (type %u): %d and %d messages queued", f->inode(), peer, pair->type(),
-                  pair->a().queue_size(), pair->b().queue_size());
+        if (pair) {
+          RETURN_IF_ERROR(SavePair(f->inode(), obj.mutable_unix_pair(), &done).WithContext(name));
+        } else {
+          RETURN_IF_ERROR(SaveGroup(f->inode(), obj.mutable_unix_group(), &done).WithContext(name));
+        }
+        RETURN_IF_ERROR(CheckFlightAlone(fds, obj).WithContext(name));
         fds.AddObject(pid, std::move(obj));
+      }
+    }
+    return OkStatus();
+  }
+
+  // An in-flight file of a shared kind (a pipe) must not be reached by any
+  // descriptor of the tree too: restore would make two objects of it.
+  static Status CheckFlightAlone(TreeFds& fds, const img::FileObject& obj) {
+    const auto& flight = obj.has_unix_group() ? obj.unix_group().flight_fds() : obj.unix_pair().flight_fds();
+    for (const img::Fd& f : flight) {
+      const FdKind* kind = KindOf(f);
+      if (kind == nullptr || kind->scope() == Scope::kPrivate) continue;
+      for (pid_t pid : fds.order()) {
+        for (const img::Fd* held : fds.FdsOf(pid)) {
+          if (held->dev() == f.dev() && held->inode() == f.inode()) {
+            return Error("a " + std::string(kind->name()) + " in flight in a socket's queue (" + f.path() +
+                         ") that process " + std::to_string(pid) + " also holds: not supported yet");
+          }
+        }
       }
     }
     return OkStatus();
@@ -343,18 +123,227 @@ class UnixPass final : public TreePass {
     std::vector<std::pair<pid_t, int>> holders;
     UnixSocketInfo info;
   };
+  enum class Peer { kNone, kInTree, kClosed, kOutside };
 
-  Status ReadEnd(uint64_t inode, img::UnixEnd* out) const {
+  std::string NameOf(uint64_t ino) const {
+    const Socket& s = sockets_.at(ino);
+    std::string n = "socket:[" + std::to_string(ino) + "]";
+    if (!s.info.name.empty()) n += " (" + s.info.name + ")";
+    return n;
+  }
+
+  // Every client waiting in a listener of the tree must be held by the tree.
+  Status IndexWaiting() {
+    for (const auto& [ino, s] : sockets_) {
+      if (s.info.state != kUnixListen) continue;
+      for (uint32_t c : s.info.icons) {
+        if (c == 0) {
+          return Error(NameOf(ino) + ": a connection waiting to be accepted whose client was closed: not supported");
+        }
+        if (!sockets_.count(c)) {
+          return Error(NameOf(ino) + ": a connection waiting to be accepted from socket:[" + std::to_string(c) +
+                       "], which no process of the tree holds: not supported");
+        }
+        waiting_in_[c] = ino;
+      }
+    }
+    return OkStatus();
+  }
+
+  Result<Peer> PeerOf(uint64_t ino) const {
+    const UnixSocketInfo& i = sockets_.at(ino).info;
+    if (i.peer == 0) {
+      // A connected socket without a peer inode: waiting to be accepted, or
+      // its peer was closed.
+      if (!i.connected || waiting_in_.count(ino)) return Peer::kNone;
+      return Peer::kClosed;
+    }
+    if (sockets_.count(i.peer)) return Peer::kInTree;
+    auto q = QueryUnixSocket(i.peer);
+    if (q.ok()) return Peer::kOutside;
+    if (q.status().err() != ENOENT) return q.status();
+    return Peer::kClosed;
+  }
+
+  // A peer outside the tree: a datagram socket connects to it again by
+  // name with --ext-unix-sk (as in CRIU); anything else is refused.
+  Status External(uint64_t ino, img::UnixSock* out) const {
+    const UnixSocketInfo& i = sockets_.at(ino).info;
+    auto q = QueryUnixSocket(i.peer);
+    std::string peer = "socket:[" + std::to_string(i.peer) + "]";
+    if (q.ok() && !q->name.empty()) peer += " (" + q->name + ")";
+    const std::string what = "its peer, " + peer + ", is held by no process of the tree";
+    if (i.type != SOCK_DGRAM) return Error(what + ": not supported for a stream or seqpacket socket");
+    if (!q.ok() || q->raw_name.empty()) return Error(what + " and has no name to connect to again");
+    if (!ctx_.ext_unix_sk(ino) && !ctx_.ext_unix_sk(i.peer)) {
+      return Error(what + " (--ext-unix-sk dumps it and connects it to that name again at restore)");
+    }
+    out->set_ext_peer_name(q->raw_name);
+    return OkStatus();
+  }
+
+  // A connected pair of unnamed sockets, or one whose peer is closed.
+  Result<bool> IsPlainPair(uint64_t ino) const {
+    const UnixSocketInfo& i = sockets_.at(ino).info;
+    if (!i.name.empty() || !i.connected || waiting_in_.count(ino)) return false;
+    ASSIGN_OR_RETURN(Peer p, PeerOf(ino));
+    if (p == Peer::kClosed) return true;
+    if (p != Peer::kInTree) return false;
+    const UnixSocketInfo& pi = sockets_.at(i.peer).info;
+    return pi.name.empty() && pi.peer == ino && pi.type == i.type;
+  }
+
+  Status SavePair(uint64_t ino, img::UnixPair* pair, std::set<uint64_t>* done) const {
+    const Socket& s = sockets_.at(ino);
+    ASSIGN_OR_RETURN(Peer p, PeerOf(ino));
+    const uint64_t peer = p == Peer::kInTree ? s.info.peer : 0;
+    pair->set_type(s.info.type);
+    FlightFiles flight(ctx_);
+    RETURN_IF_ERROR(ReadEnd(ino, pair->mutable_a(), &flight));
+    if (peer) RETURN_IF_ERROR(ReadEnd(peer, pair->mutable_b(), &flight));
+    RETURN_IF_ERROR(flight.Finish(pair->mutable_flight_fds(), pair->mutable_flight_objects()));
+    done->insert(ino);
+    done->insert(peer);
+    LOG_DEBUG("files: socket pair %lu-%lu (type %u): %d and %d messages queued", ino, peer, pair->type(),
+              pair->a().queue_size(), pair->b().queue_size());
+    return OkStatus();
+  }
+
+  Status ReadEnd(uint64_t inode, img::UnixEnd* out, FlightFiles* flight) const {
     const Socket& s = sockets_.at(inode);
     const auto& [pid, fd] = s.holders.front();
     const std::string name = FdSight{pid, fd, "socket:[" + std::to_string(inode) + "]", {}}.Name();
     out->set_inode(inode);
     ASSIGN_OR_RETURN(UniqueFd copy, TakeFd(pid, fd));
-    return ReadUnixEnd(copy.get(), s.info, out).WithContext(name);
+    InFlightFds got;
+    RETURN_IF_ERROR(ReadUnixEnd(copy.get(), s.info, out, true, &got).WithContext(name));
+    return AddRights(std::move(got), out, flight).WithContext(name);
   }
 
-  std::map<uint64_t, Socket> sockets_;  // by inode
+  // Describes the descriptors in flight of |got| in |flight|, naming them
+  // in |end|'s rights.
+  static Status AddRights(InFlightFds got, img::UnixEnd* end, FlightFiles* flight) {
+    for (auto& [msg, fds] : got) {
+      ASSIGN_OR_RETURN(std::vector<uint32_t> ids, flight->Add(std::move(fds)));
+      img::UnixRights* r = end->add_rights();
+      r->set_msg(static_cast<uint32_t>(msg));
+      for (uint32_t id : ids) r->add_files(id);
+    }
+    return OkStatus();
+  }
+
+  // The sockets linked to |ino| (peer, listener, waiting clients) and theirs.
+  std::vector<uint64_t> GroupOf(uint64_t ino) const {
+    std::set<uint64_t> seen{ino};
+    std::deque<uint64_t> todo{ino};
+    auto visit = [&](uint64_t n) {
+      if (n && sockets_.count(n) && seen.insert(n).second) todo.push_back(n);
+    };
+    while (!todo.empty()) {
+      const uint64_t n = todo.front();
+      todo.pop_front();
+      const UnixSocketInfo& i = sockets_.at(n).info;
+      visit(i.peer);
+      if (auto it = waiting_in_.find(n); it != waiting_in_.end()) visit(it->second);
+      for (uint32_t c : i.icons) visit(c);
+      // Datagram sockets connected to this one.
+      for (const auto& [other, s] : sockets_) {
+        if (s.info.peer == n) visit(other);
+      }
+    }
+    return {seen.begin(), seen.end()};
+  }
+
+  Status SaveGroup(uint64_t ino, img::UnixGroup* group, std::set<uint64_t>* done) const {
+    FlightFiles flight(ctx_);
+    for (uint64_t n : GroupOf(ino)) {
+      const Socket& s = sockets_.at(n);
+      const auto& [pid, fd] = s.holders.front();
+      const std::string name = FdSight{pid, fd, NameOf(n), {}}.Name();
+      img::UnixSock* out = group->add_socks();
+      InFlightFds got;
+      RETURN_IF_ERROR(ReadUnixSock({pid, fd, s.info}, out, &got).WithContext(name));
+      RETURN_IF_ERROR(AddRights(std::move(got), out->mutable_end(), &flight).WithContext(name));
+      ASSIGN_OR_RETURN(Peer p, PeerOf(n));
+      switch (p) {
+        case Peer::kInTree: out->set_peer(s.info.peer); break;
+        case Peer::kClosed: out->set_peer_closed(true); break;
+        case Peer::kOutside: RETURN_IF_ERROR(External(n, out).WithContext(name)); break;
+        case Peer::kNone: break;
+      }
+      if (auto it = waiting_in_.find(n); it != waiting_in_.end()) {
+        if (s.info.wqueue != 0) {
+          // (The kernel counts buffer memory here, not bytes.)
+          return Error(name + ": data was sent on a connection not accepted yet: not supported");
+        }
+        out->set_listener(it->second);
+      }
+      for (uint32_t c : s.info.icons) out->add_pending(c);
+      done->insert(n);
+    }
+    RETURN_IF_ERROR(flight.Finish(group->mutable_flight_fds(), group->mutable_flight_objects()));
+    LOG_DEBUG("files: a group of %d unix sockets", group->socks_size());
+    return OkStatus();
+  }
+
+  DumpContext& ctx_;
+  std::map<uint64_t, Socket> sockets_;          // by inode
+  std::map<uint64_t, uint64_t> waiting_in_;     // client -> the listener it waits in
 };
+
+// The in-flight files of a socket object, made again; |fds| holds them.
+Result<InFlightFiles> MakeFlight(const google::protobuf::RepeatedPtrField<img::Fd>& flight_fds,
+                                 const google::protobuf::RepeatedPtrField<img::FileObject>& flight_objects,
+                                 RestoreContext& ctx, std::map<uint32_t, UniqueFd>* fds) {
+  ASSIGN_OR_RETURN(*fds, MakeFlightFiles(flight_fds, flight_objects, ctx));
+  InFlightFiles files;
+  for (const auto& [id, fd] : *fds) files[id] = fd.get();
+  return files;
+}
+
+Status CreatePair(const img::UnixPair& pair, const SharedObject& obj, RestoreContext& ctx, CreatedFiles* out) {
+  const int type = static_cast<int>(pair.type());
+  if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET) {
+    return Errorf("unix socket pair of type %d", type);
+  }
+  const std::string what = "socket pair " + std::to_string(pair.a().inode()) + "-" + std::to_string(pair.b().inode());
+  int sv[2];
+  if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoStatus("socketpair");
+  UniqueFd socks[2] = {UniqueFd(sv[0]), UniqueFd(sv[1])};
+  const img::UnixEnd* ends[2] = {&pair.a(), &pair.b()};
+  std::map<uint32_t, UniqueFd> made;  // closed once sent
+  ASSIGN_OR_RETURN(InFlightFiles files, MakeFlight(pair.flight_fds(), pair.flight_objects(), ctx, &made));
+  for (int i = 0; i < 2; ++i) {
+    RETURN_IF_ERROR(Requeue(socks[1 - i].get(), *ends[i], type, nullptr, 0, &files).WithContext(what));
+  }
+  for (int i = 0; i < 2; ++i) {
+    if (ends[i]->inode() == 0) continue;
+    RETURN_IF_ERROR(ApplyUnixEnd(socks[i].get(), *ends[i]).WithContext(what));
+  }
+  for (const auto& [id, f] : obj.files) {
+    const int i = f->inode() == pair.a().inode() ? 0 : f->inode() == pair.b().inode() ? 1 : -1;
+    if (i < 0 || !socks[i].valid()) return Errorf("%s: a second open file of one end, or of neither", what.c_str());
+    RETURN_IF_ERROR(SetStatusFlags(socks[i].get(), f->flags(), O_NONBLOCK, "socket pair"));
+    (*out)[id] = std::move(socks[i]);
+  }
+  return OkStatus();  // a closed end is closed here
+}
+
+Status CreateGroup(const img::UnixGroup& group, const SharedObject& obj, RestoreContext& ctx, CreatedFiles* out) {
+  std::map<uint32_t, UniqueFd> made;  // closed once sent
+  ASSIGN_OR_RETURN(InFlightFiles files, MakeFlight(group.flight_fds(), group.flight_objects(), ctx, &made));
+  std::map<uint64_t, UniqueFd> socks;
+  RETURN_IF_ERROR(CreateUnixGroup(group, files, &socks));
+  for (const auto& [id, f] : obj.files) {
+    auto it = socks.find(f->inode());
+    if (it == socks.end() || !it->second.valid()) {
+      return Errorf("socket:[%lu]: a second open file of it, or not in its group", f->inode());
+    }
+    RETURN_IF_ERROR(SetStatusFlags(it->second.get(), f->flags(), O_NONBLOCK, "unix socket"));
+    (*out)[id] = std::move(it->second);
+  }
+  return OkStatus();
+}
 
 class UnixSocket final : public FdKind {
  public:
@@ -364,14 +353,20 @@ class UnixSocket final : public FdKind {
   bool Recognise(const FdSight& s) const override { return S_ISSOCK(s.sb.st_mode); }
 
   Status Read(const FdSight&, const FdInfo&, DumpContext&, img::Fd* f) const override {
-    f->mutable_unix_socket();  // the pair is saved by the tree pass
+    f->mutable_unix_socket();  // the socket is saved by the tree pass
     return OkStatus();
   }
-  std::unique_ptr<TreePass> NewPass() const override { return std::make_unique<UnixPass>(); }
+  std::unique_ptr<TreePass> NewPassFor(DumpContext& ctx) const override { return std::make_unique<UnixPass>(ctx); }
 
+  // Both objects are known by their sockets' inodes, under one case.
   int object_case() const override { return img::FileObject::kUnixPair; }
+  bool Creates(const img::FileObject& o) const override { return o.has_unix_pair() || o.has_unix_group(); }
   std::vector<ObjectKey> ObjectKeys(const img::FileObject& o) const override {
     std::vector<ObjectKey> keys;
+    if (o.has_unix_group()) {
+      for (const img::UnixSock& s : o.unix_group().socks()) keys.push_back({object_case(), s.inode(), 0});
+      return keys;
+    }
     for (uint64_t ino : {o.unix_pair().a().inode(), o.unix_pair().b().inode()}) {
       if (ino) keys.push_back({object_case(), ino, 0});
     }
@@ -379,41 +374,9 @@ class UnixSocket final : public FdKind {
   }
   ObjectKey KeyOf(const img::Fd& f) const override { return {object_case(), f.inode(), 0}; }
 
-  Status Create(const SharedObject& obj, RestoreContext&, CreatedFiles* out) const override {
-    const img::UnixPair& pair = obj.object->unix_pair();
-    const int type = static_cast<int>(pair.type());
-    if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET) {
-      return Errorf("unix socket pair of type %d", type);
-    }
-    const std::string what = "socket pair " + std::to_string(pair.a().inode()) + "-" + std::to_string(pair.b().inode());
-    int sv[2];
-    if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoStatus("socketpair");
-    UniqueFd socks[2] = {UniqueFd(sv[0]), UniqueFd(sv[1])};
-    const img::UnixEnd* ends[2] = {&pair.a(), &pair.b()};
-    for (int i = 0; i < 2; ++i) {
-      RETURN_IF_ERROR(Requeue(socks[1 - i].get(), *ends[i], type).WithContext(what));
-    }
-    for (int i = 0; i < 2; ++i) {
-      const int fd = socks[i].get();
-      const img::UnixEnd& e = *ends[i];
-      if (e.inode() == 0) continue;
-      if ((e.shutdown() & 3) != 0 && shutdown(fd, static_cast<int>(e.shutdown() & 3) - 1) != 0) {
-        return ErrnoStatus("shutdown " + what);
-      }
-      RETURN_IF_ERROR(SetBuffer(fd, SO_SNDBUF, SO_SNDBUFFORCE, e.sndbuf()).WithContext(what));
-      RETURN_IF_ERROR(SetBuffer(fd, SO_RCVBUF, SO_RCVBUFFORCE, e.rcvbuf()).WithContext(what));
-      const int peek_off = e.peek_off();
-      if (peek_off >= 0 && setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &peek_off, sizeof(peek_off)) != 0) {
-        return ErrnoStatus("SO_PEEK_OFF " + what);
-      }
-    }
-    for (const auto& [id, f] : obj.files) {
-      const int i = f->inode() == pair.a().inode() ? 0 : f->inode() == pair.b().inode() ? 1 : -1;
-      if (i < 0 || !socks[i].valid()) return Errorf("%s: a second open file of one end, or of neither", what.c_str());
-      RETURN_IF_ERROR(SetStatusFlags(socks[i].get(), f->flags(), O_NONBLOCK, "socket pair"));
-      (*out)[id] = std::move(socks[i]);
-    }
-    return OkStatus();  // a closed end is closed here
+  Status Create(const SharedObject& obj, RestoreContext& ctx, CreatedFiles* out) const override {
+    if (obj.object->has_unix_group()) return CreateGroup(obj.object->unix_group(), obj, ctx, out);
+    return CreatePair(obj.object->unix_pair(), obj, ctx, out);
   }
 
   std::string Describe(const img::Fd& f) const override { return "socket:[" + std::to_string(f.inode()) + "]"; }

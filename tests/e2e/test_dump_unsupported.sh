@@ -2,8 +2,9 @@
 # Descriptors the dump cannot take yet are refused (tests/progs/pipe_holder.c).
 #
 # For each kind still unsupported (an epoll instance watching another one, a tty, an
-# established TCP connection without --tcp-established, a bound and listening unix socket, a socket pair with a descriptor
-# in flight, a file locked with flock or a POSIX lock; pipes, socket pairs, eventfds, timerfds, signalfds, inotify and
+# established TCP connection without --tcp-established, a listening unix socket with a
+# connection waiting to be accepted that sent data already, a socket pair with a unix
+# socket in flight, a file locked with flock or a POSIX lock; pipes, socket pairs, eventfds, timerfds, signalfds, inotify and
 # epoll are dumped: see test_pipes.sh, test_socketpairs.sh, test_eventfds.sh,
 # test_fdkinds.sh): a default dump
 # (which would kill the target on success) must exit 1

@@ -8,8 +8,10 @@
  *   tty         the master of a pseudo-terminal
  *   inet        an established TCP connection on 127.0.0.1, both ends (a dump
  *               without --tcp-established refuses it)
- *   unixbound   a unix stream socket bound to W/sock and listening
- *   scmrights   a unix socket pair with a descriptor in flight (SCM_RIGHTS)
+ *   unixbound   a unix stream socket bound to W/sock and listening, with a
+ *               connection of its own waiting to be accepted that sent 5
+ *               bytes already (they sit where no descriptor reaches)
+ *   scmrights   a unix socket pair with a unix socket in flight (SCM_RIGHTS)
  *   flock       a regular file locked with flock(LOCK_EX)
  *   posixlock   a regular file with a POSIX record lock (F_SETLK)
  *               in a 5-byte message
@@ -81,9 +83,13 @@ static void setup(void) {
     unlink(a.sun_path);
     if (fds[0] >= 0 && (bind(fds[0], (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fds[0], 1) != 0))
       cf_die("bind/listen %s", a.sun_path);
+    fds[1] = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fds[1] < 0 || connect(fds[1], (struct sockaddr *)&a, sizeof(a)) != 0 || send(fds[1], "hello", 5, 0) != 5) {
+      cf_die("connect/send %s", a.sun_path);
+    }
   } else if (strcmp(mode, "scmrights") == 0) {
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) cf_die("socketpair");
-    int passed = open("/dev/null", O_RDONLY);
+    int passed = socket(AF_UNIX, SOCK_DGRAM, 0);
     char cbuf[CMSG_SPACE(sizeof(int))];
     memset(cbuf, 0, sizeof(cbuf));
     struct iovec iov = {(void *)"hello", 5};

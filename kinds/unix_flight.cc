@@ -1,0 +1,136 @@
+// Files in flight in unix socket queues (see unix_flight.h).
+#include "kinds/unix_flight.h"
+
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/io.h"
+
+namespace cf::kinds {
+
+struct FlightFiles::File {
+  UniqueFd fd;
+  FdSight sight;
+  FdInfo info;
+  img::Fd record;
+  const FdKind* kind = nullptr;
+};
+
+FlightFiles::FlightFiles(DumpContext& ctx) : ctx_(ctx), order_{getpid()} {}
+FlightFiles::~FlightFiles() = default;
+
+std::vector<img::Fd*> FlightFiles::FdsOf(pid_t) {
+  std::vector<img::Fd*> out;
+  for (auto& f : files_) out.push_back(&f->record);
+  return out;
+}
+
+Result<std::vector<uint32_t>> FlightFiles::Add(std::vector<UniqueFd> fds) {
+  std::vector<uint32_t> ids;
+  const pid_t self = getpid();
+  for (UniqueFd& fd : fds) {
+    auto f = std::make_unique<File>();
+    f->sight.pid = self;
+    f->sight.fd = fd.get();
+    const std::string path = "/proc/self/fd/" + std::to_string(fd.get());
+    ASSIGN_OR_RETURN(f->sight.link, ReadLink(path));
+    if (stat(path.c_str(), &f->sight.sb) != 0) return ErrnoStatus("stat " + path);
+    // The same open file description sent before: the same file.
+    uint32_t seen = 0;
+    for (size_t i = 0; i < files_.size() && !seen; ++i) {
+      const File& o = *files_[i];
+      if (o.sight.sb.st_dev == f->sight.sb.st_dev && o.sight.sb.st_ino == f->sight.sb.st_ino &&
+          syscall(SYS_kcmp, self, self, KCMP_FILE, o.fd.get(), fd.get()) == 0) {
+        seen = o.record.file_id();
+      }
+    }
+    if (seen) {
+      ids.push_back(seen);
+      continue;
+    }
+    f->kind = Recognise(f->sight);
+    if (f->kind == nullptr) return Error("a file in flight (" + f->sight.link + ") of no known kind");
+    if (f->kind->field() == img::Fd::kUnixSocket) {
+      return Error("a unix socket in flight in a socket's queue (" + f->sight.link + "): not supported yet");
+    }
+    ASSIGN_OR_RETURN(f->info, proc::ReadFdInfo(self, fd.get()));
+    img::Fd& r = f->record;
+    r.set_fd(fd.get());
+    r.set_dev(f->sight.sb.st_dev);
+    r.set_inode(f->sight.sb.st_ino);
+    r.set_mode(f->sight.sb.st_mode);
+    r.set_rdev(f->sight.sb.st_rdev);
+    r.set_size(static_cast<uint64_t>(f->sight.sb.st_size));
+    r.set_path(f->sight.link);
+    r.set_file_id(static_cast<uint32_t>(files_.size() + 1));
+    SetFdInfo(f->info, &r);
+    RETURN_IF_ERROR(f->kind->Read(f->sight, f->info, ctx_, &r).WithContext("a file in flight (" + f->sight.link + ")"));
+    ids.push_back(r.file_id());
+    f->fd = std::move(fd);
+    files_.push_back(std::move(f));
+  }
+  return ids;
+}
+
+Status FlightFiles::Finish(google::protobuf::RepeatedPtrField<img::Fd>* fds,
+                           google::protobuf::RepeatedPtrField<img::FileObject>* objects) {
+  std::map<const FdKind*, std::unique_ptr<TreePass>> passes;
+  for (auto& f : files_) {
+    auto it = passes.find(f->kind);
+    if (it == passes.end()) it = passes.emplace(f->kind, f->kind->NewPassFor(ctx_)).first;
+    if (it->second) RETURN_IF_ERROR(it->second->Add(f->sight, f->info, true, &f->record));
+  }
+  for (auto& [kind, pass] : passes) {
+    if (pass) RETURN_IF_ERROR(pass->Finish(*this));
+  }
+  for (auto& f : files_) *fds->Add() = f->record;
+  for (img::FileObject& o : objects_) *objects->Add() = std::move(o);
+  return OkStatus();
+}
+
+Result<std::map<uint32_t, UniqueFd>> MakeFlightFiles(const google::protobuf::RepeatedPtrField<img::Fd>& fds,
+                                                     const google::protobuf::RepeatedPtrField<img::FileObject>& objects,
+                                                     RestoreContext& ctx) {
+  std::map<uint32_t, UniqueFd> made;
+  for (const img::FileObject& o : objects) {
+    const FdKind* kind = ObjectKind(o);
+    if (kind == nullptr) return Error("an in-flight file object of no known kind");
+    SharedObject so;
+    so.kind = kind;
+    so.object = &o;
+    const std::vector<ObjectKey> keys = kind->ObjectKeys(o);
+    for (const img::Fd& f : fds) {
+      if (KindOf(f) == kind && std::find(keys.begin(), keys.end(), kind->KeyOf(f)) != keys.end()) {
+        so.files.emplace(f.file_id(), &f);
+      }
+    }
+    CreatedFiles created;
+    RETURN_IF_ERROR(kind->Create(so, ctx, &created).WithContext(std::string("an in-flight ") + kind->name()));
+    for (auto& [id, fd] : created) made[id] = std::move(fd);
+  }
+  for (const img::Fd& f : fds) {
+    if (made.count(f.file_id())) continue;
+    const FdKind* kind = KindOf(f);
+    if (kind == nullptr) return Errorf("in-flight file %u of no known kind", f.file_id());
+    const std::string what = std::string("an in-flight ") + kind->name() + " (" + f.path() + ")";
+    if (kind->scope() == Scope::kPrivate) {
+      auto fd = kind->Open(f, ctx);
+      if (!fd.ok()) return fd.status().WithContext(what);
+      made[f.file_id()] = std::move(*fd);
+      continue;
+    }
+    SharedObject so;
+    so.kind = kind;
+    so.files.emplace(f.file_id(), &f);
+    CreatedFiles created;
+    RETURN_IF_ERROR(kind->Create(so, ctx, &created).WithContext(what));
+    for (auto& [id, fd] : created) made[id] = std::move(fd);
+  }
+  return made;
+}
+
+}  // namespace cf::kinds
