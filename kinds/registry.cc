@@ -8,6 +8,7 @@ namespace cf::kinds {
 
 #define CF_FD_KINDS(X) \
   X(Pipe)              \
+  X(UdpSocket)         \
   X(UnixSocket)        \
   X(EventFd)           \
   X(TimerFd)           \
