@@ -449,8 +449,15 @@ Status ApplyBindOpts(int sock, const img::SocketOpts& o) {
   if (o.has_ip()) {
     RETURN_IF_ERROR(ApplyNamed(sock, IpTable(), o.ip(), IP_TRANSPARENT));
     RETURN_IF_ERROR(ApplyNamed(sock, IpTable(), o.ip(), IP_BIND_ADDRESS_NO_PORT));
-    const int one = 1;
-    if (setsockopt(sock, SOL_IP, IP_FREEBIND, &one, sizeof(one)) != 0) return ErrnoStatus("set IP_FREEBIND for bind");
+  }
+  // (Raw IPv6 sockets have no SOL_IP level: IPV6_FREEBIND is the same flag.)
+  const int one = 1;
+  if (o.ip().has_freebind() && setsockopt(sock, SOL_IP, IP_FREEBIND, &one, sizeof(one)) != 0) {
+    return ErrnoStatus("set IP_FREEBIND for bind");
+  }
+  if (!o.ip().has_freebind() && o.ip6().has_freebind() &&
+      setsockopt(sock, SOL_IPV6, IPV6_FREEBIND, &one, sizeof(one)) != 0) {
+    return ErrnoStatus("set IPV6_FREEBIND for bind");
   }
   return OkStatus();
 }

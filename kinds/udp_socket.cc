@@ -30,6 +30,8 @@
 // is dropped with a warning.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/icmp.h>
+#include <linux/icmpv6.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -65,6 +67,12 @@
 #ifndef UDPLITE_SEND_CSCOV
 #define UDPLITE_SEND_CSCOV 10
 #define UDPLITE_RECV_CSCOV 11
+#endif
+#ifndef SOL_ICMPV6
+#define SOL_ICMPV6 58
+#endif
+#ifndef SOL_RAW
+#define SOL_RAW 255
 #endif
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -278,6 +286,34 @@ Status ApplyUdpOpts(int sock, const img::UdpSocket& u) {
   return OkStatus();
 }
 
+// The ICMP type filter of a raw ICMP or ICMPv6 socket: its level and option.
+std::optional<std::pair<int, int>> IcmpFilterOpt(const img::UdpSocket& u) {
+  if (u.type() != SOCK_RAW) return std::nullopt;
+  if (u.family() == AF_INET && u.protocol() == IPPROTO_ICMP) return std::pair{SOL_RAW, ICMP_FILTER};
+  if (u.family() == AF_INET6 && u.protocol() == IPPROTO_ICMPV6) return std::pair{SOL_ICMPV6, ICMPV6_FILTER};
+  return std::nullopt;
+}
+
+Status ReadIcmpFilter(int sock, img::UdpSocket* u) {
+  const auto opt = IcmpFilterOpt(*u);
+  if (!opt) return OkStatus();
+  char buf[64];
+  socklen_t len = sizeof(buf);
+  if (getsockopt(sock, opt->first, opt->second, buf, &len) != 0) return ErrnoStatus("getsockopt ICMP_FILTER");
+  u->set_icmp_filter(buf, len);
+  return OkStatus();
+}
+
+Status ApplyIcmpFilter(int sock, const img::UdpSocket& u) {
+  const auto opt = IcmpFilterOpt(u);
+  if (!opt || u.icmp_filter().empty()) return OkStatus();
+  const std::string& f = u.icmp_filter();
+  if (setsockopt(sock, opt->first, opt->second, f.data(), static_cast<socklen_t>(f.size())) != 0) {
+    return ErrnoStatus("set ICMP_FILTER");
+  }
+  return OkStatus();
+}
+
 // ---- restore: the queue
 
 uint32_t SumWords(const void* data, size_t len, uint32_t sum) {
@@ -477,6 +513,7 @@ class UdpSocket final : public FdKind {
       ReadUdpOpts(sock, u);
       RETURN_IF_ERROR(ReadQueue(sock, u));
     } else {
+      RETURN_IF_ERROR(ReadIcmpFilter(sock, u));
       int queued = 0;
       if (ioctl(sock, FIONREAD, &queued) == 0 && queued > 0) {
         LOG_WARN("files: %s: a %s socket's queue is not saved (%d bytes dropped)", s.Name().c_str(),
@@ -525,10 +562,49 @@ class UdpSocket final : public FdKind {
       return ErrnoStatus("shutdown " + what);
     }
     RETURN_IF_ERROR(ApplyUdpOpts(fd, u).WithContext(what));
+    RETURN_IF_ERROR(ApplyIcmpFilter(fd, u).WithContext(what));
     if (f->has_socket_opts()) RETURN_IF_ERROR(ApplySocketOpts(fd, f->socket_opts()).WithContext(what));
     RETURN_IF_ERROR(SetStatusFlags(fd, f->flags(), O_NONBLOCK, "socket"));
     (*out)[id] = std::move(sock);
     return OkStatus();
+  }
+
+  std::vector<Probe> Probes() const override {
+    return {{"udp sock_diag", "UDP sockets cannot be dumped (their shutdown state is unknown)",
+             [] {
+               UniqueFd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+               sockaddr_in a{};
+               a.sin_family = AF_INET;
+               a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+               struct stat sb;
+               if (!s.valid() || bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+                   fstat(s.get(), &sb) != 0) {
+                 return ProbeFailed("a bound UDP socket", errno);
+               }
+               auto r = QueryShutdown(AF_INET, IPPROTO_UDP, sb.st_ino);
+               return r.ok() ? ProbeResult{true, ""} : ProbeResult{false, r.status().ToString()};
+             }},
+            {"raw sockets", "raw sockets cannot be restored, nor UDP queues sent again",
+             [] {
+               UniqueFd s(socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW));
+               return s.valid() ? ProbeResult{true, ""} : ProbeFailed("socket(AF_INET6, SOCK_RAW)", errno);
+             }},
+            {"SO_BUF_LOCK", "buffer sizes set by hand are not kept from autotuning after restore",
+             [] {
+               UniqueFd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+               int v = 0;
+               socklen_t len = sizeof(v);
+               return s.valid() && getsockopt(s.get(), SOL_SOCKET, 72 /* SO_BUF_LOCK */, &v, &len) == 0
+                          ? ProbeResult{true, ""}
+                          : ProbeFailed("getsockopt SO_BUF_LOCK", errno);
+             }},
+            {"IPV6_FREEBIND", "IPv6 sockets lose IPV6_FREEBIND", [] {
+               UniqueFd s(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+               const int one = 1;
+               return s.valid() && setsockopt(s.get(), SOL_IPV6, 78 /* IPV6_FREEBIND */, &one, sizeof(one)) == 0
+                          ? ProbeResult{true, ""}
+                          : ProbeFailed("setsockopt IPV6_FREEBIND", errno);
+             }}};
   }
 
   std::string Describe(const img::Fd& f) const override {

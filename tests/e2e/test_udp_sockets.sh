@@ -5,7 +5,7 @@
 # since-cleared IP_FREEBIND, with datagrams queued from several senders,
 # UDP-Lite's checksum coverage, and generic options (SO_BROADCAST,
 # SO_REUSEADDR, SO_PRIORITY, IP_TOS, IP_TTL, SO_RCVBUF, a BPF filter,
-# SO_RCVTIMEO).
+# SO_RCVTIMEO), and raw ICMP and ICMPv6 sockets with their type filters.
 #
 # 1. dump -R: the image has the sockets with their addresses and queues;
 #    the self-check then finds every datagram still queued (the dump
@@ -28,8 +28,11 @@ pycheck "UDP sockets in the image" "$E2E_TMP/show.json" "$root" <<'EOF2'
 import base64
 show = load(sys.argv[1])
 fds = [f for f in proc(show, int(sys.argv[2]))["core"].get("fds", []) if fd_kind(f) == "udp"]
-if len(fds) != 12:
-    fail("want 12 UDP sockets, found %d" % len(fds))
+if len(fds) != 14:
+    fail("want 14 inet datagram sockets, found %d" % len(fds))
+raw = [f for f in fds if int(f["udp"].get("type", 0)) == 3 and f["udp"].get("icmp_filter")]
+if len(raw) != 2:
+    fail("want 2 raw ICMP sockets with their filters, found %d" % len(raw))
 queues = sorted(sorted(base64.b64decode(d.get("data", "")).decode() for d in f["udp"].get("queue", []))
                 for f in fds if f["udp"].get("queue"))
 want = [["a-four"], ["b-one", "b-two", "c-three"], ["c-six"], ["e-five"], ["l-seven"]]

@@ -14,6 +14,7 @@
  *   s   UDP 127.0.0.1:ps, connected to a, shut down for writing
  *   f   UDPv6 bound to 2001:db8::1:p under IP_FREEBIND, which it cleared
  *   n   UDP, fresh (unbound, unconnected)
+ *   r   raw ICMP, bound to 127.0.0.1, ICMP_FILTER; r6 raw ICMPv6, ICMPV6_FILTER
  *
  * The check reads every queue (contents, order, sources), sends new
  * datagrams both ways between a and b, d and e, checks the addresses, the
@@ -25,6 +26,8 @@
 #include <arpa/inet.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
+#include <linux/icmp.h>
+#include <linux/icmpv6.h>
 #include <sys/socket.h>
 
 #ifndef IPPROTO_UDPLITE
@@ -34,7 +37,7 @@
 #define UDPLITE_SEND_CSCOV 10
 #endif
 
-static int a, b, c, d, e, m, l, l2, o, s, f, n;
+static int a, b, c, d, e, m, l, l2, o, s, f, n, r, r6;
 
 typedef struct sockaddr_storage addr_t;
 
@@ -140,11 +143,12 @@ static int geti(int sk, int level, int opt) {
   return v;
 }
 
-static addr_t names[12];
-static const int *socks[12] = {&a, &b, &c, &d, &e, &m, &l, &l2, &o, &s, &f, &n};
+#define NSOCKS 14
+static addr_t names[NSOCKS];
+static const int *socks[NSOCKS] = {&a, &b, &c, &d, &e, &m, &l, &l2, &o, &s, &f, &n, &r, &r6};
 
 static void check(void) {
-  for (int i = 0; i < 12; i++) {
+  for (int i = 0; i < NSOCKS; i++) {
     addr_t now;
     name_of(*socks[i], &now);
     CF_CHECK(memcmp(&now, &names[i], sizeof(now)) == 0, "socket %d: another local address", i);
@@ -202,6 +206,17 @@ static void check(void) {
   CF_CHECK(send(s, "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE, "s: send after SHUT_WR did not fail with EPIPE");
   CF_CHECK(geti(f, SOL_IP, IP_FREEBIND) == 0, "f: IP_FREEBIND set");
   CF_CHECK(geti(n, SOL_SOCKET, SO_TYPE) == SOCK_DGRAM, "n: not a datagram socket");
+  struct icmp_filter icf = {0};
+  len = sizeof(icf);
+  CF_CHECK(getsockopt(r, SOL_RAW, ICMP_FILTER, &icf, &len) == 0 && icf.data == (1u << ICMP_TIMESTAMP),
+           "r: ICMP_FILTER lost");
+  CF_CHECK(geti(r, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_ICMP && geti(r, SOL_SOCKET, SO_TYPE) == SOCK_RAW,
+           "r: not a raw ICMP socket");
+  struct icmp6_filter icf6;
+  memset(&icf6, 0, sizeof(icf6));
+  len = sizeof(icf6);
+  CF_CHECK(getsockopt(r6, SOL_ICMPV6, ICMPV6_FILTER, &icf6, &len) == 0 && icf6.data[1] == 0x12345678,
+           "r6: ICMPV6_FILTER lost");
 
   fill_queues();
 }
@@ -257,8 +272,19 @@ int main(int argc, char **argv) {
   bind6(f, "2001:db8::1");
   setsockopt(f, SOL_IP, IP_FREEBIND, &zero, sizeof(zero));
   n = udp(AF_INET, 0);
+  r = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+  if (r < 0) cf_die("raw ICMP socket");
+  bind4(r, "127.0.0.1");
+  struct icmp_filter icf = {1u << ICMP_TIMESTAMP};
+  if (setsockopt(r, SOL_RAW, ICMP_FILTER, &icf, sizeof(icf)) != 0) cf_die("ICMP_FILTER");
+  r6 = socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6);
+  if (r6 < 0) cf_die("raw ICMPv6 socket");
+  struct icmp6_filter icf6;
+  memset(&icf6, 0, sizeof(icf6));
+  icf6.data[1] = 0x12345678;
+  if (setsockopt(r6, SOL_ICMPV6, ICMPV6_FILTER, &icf6, sizeof(icf6)) != 0) cf_die("ICMPV6_FILTER");
   fill_queues(); /* c gets its port here */
-  for (int i = 0; i < 12; i++) name_of(*socks[i], &names[i]);
+  for (int i = 0; i < NSOCKS; i++) name_of(*socks[i], &names[i]);
   if (cf_prog.fail[0]) cf_die("setup: %s", cf_prog.fail);
   cf_ready();
   for (;;) {
