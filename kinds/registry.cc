@@ -9,6 +9,7 @@ namespace cf::kinds {
 #define CF_FD_KINDS(X) \
   X(Pipe)              \
   X(UdpSocket)         \
+  X(NetlinkSocket)     \
   X(UnixSocket)        \
   X(EventFd)           \
   X(TimerFd)           \
