@@ -10,6 +10,7 @@ namespace cf::kinds {
   X(Pipe)              \
   X(UdpSocket)         \
   X(NetlinkSocket)     \
+  X(PacketSocket)      \
   X(UnixSocket)        \
   X(EventFd)           \
   X(TimerFd)           \
