@@ -9,6 +9,9 @@ namespace cf::kinds {
 #define CF_FD_KINDS(X) \
   X(Pipe)              \
   X(TcpSocket)         \
+  X(UdpSocket)         \
+  X(NetlinkSocket)     \
+  X(PacketSocket)      \
   X(UnixSocket)        \
   X(EventFd)           \
   X(TimerFd)           \
