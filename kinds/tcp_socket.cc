@@ -50,6 +50,7 @@
 #include "common/log.h"
 #include "kinds/inet_addr.h"
 #include "kinds/kind.h"
+#include "kinds/socket_opts.h"
 #include "kinds/net_lock.h"
 #include "kinds/tcp_fin.h"
 
@@ -462,6 +463,11 @@ class TcpSocket final : public FdKind {
     socklen_t len = sizeof(ti);
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return ErrnoStatus("TCP_INFO");
     RETURN_IF_ERROR(CheckSameNetns(fd));
+    // The generic SOL_SOCKET options; the IP-level ones TCP needs (freebind,
+    // v6only) are its own, and the multicast ones do not apply to it.
+    RETURN_IF_ERROR(ReadSocketOpts(fd, f->mutable_socket_opts()));
+    f->mutable_socket_opts()->clear_ip();
+    f->mutable_socket_opts()->clear_ip6();
     t->set_family(static_cast<uint32_t>(family));
     t->set_state(ti.tcpi_state);
     RETURN_IF_ERROR(ReadOptions(fd, family, t));
@@ -557,6 +563,11 @@ class TcpSocket final : public FdKind {
     const auto& [id, f] = *obj.files.begin();
     auto fd = MakeSocket(f->tcp(), ctx.tcp_close);
     if (!fd.ok()) return fd.status().WithContext("fd " + std::to_string(f->fd()) + " (" + Describe(*f) + ")");
+    // The generic options last (kinds/socket_opts.h): only those that
+    // differ from what the socket has now are set.
+    if (f->has_socket_opts()) {
+      RETURN_IF_ERROR(ApplySocketOpts(fd->get(), f->socket_opts()).WithContext("fd " + std::to_string(f->fd())));
+    }
     RETURN_IF_ERROR(SetStatusFlags(fd->get(), f->flags(), O_NONBLOCK, "TCP socket"));
     (*out)[id] = std::move(*fd);
     return OkStatus();
