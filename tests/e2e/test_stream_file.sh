@@ -55,7 +55,7 @@ for o in (b, c):
     o["stream"] = a["stream"]
 if not (a == b == c):
     fail("show FILE, show --stream and show --stream-from differ")
-if set(a) != {"stream", "inventory", "stats", "processes", "ghosts", "shmem"}:
+if set(a) != {"stream", "inventory", "stats", "chain", "processes", "ghosts", "shmem"}:
     fail("keys %r" % sorted(a))
 inv = a["inventory"]
 pids = [int(p) for p in inv["pids"]]
