@@ -125,7 +125,10 @@ if not page_ranges(pm, "PARENT"):
     fail("no PARENT range in the final pagemap")
 EOF
 
-# A damaged chain is refused before any process is created.
+# A damaged chain is refused before any process is created (the killed
+# processes reaped first, so their pids are free).
+wait_pid_free "$pid" 20
+wait_pid_free "$child" 20
 refuse() {
   local what=$1 expect=$2
   run_cf "refuse" restore -D "$D/4" -d
