@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config git python3 binutils
   libtbb-dev liburing-dev libzstd-dev liblz4-dev libprotobuf-dev protobuf-compiler
   libjemalloc-dev libgtest-dev libbenchmark-dev libxxhash-dev
-  clang libclang-rt-14-dev)  # clang and libFuzzer: scripts/fuzz.sh
+  clang libclang-rt-14-dev  # clang and libFuzzer: scripts/fuzz.sh
+  nftables iproute2)  # the TCP network lock and the network namespace tests
 
 if ! command -v dpkg-query >/dev/null; then
   echo "setup: dpkg-query not found: this script is for Debian 12" >&2
