@@ -448,10 +448,8 @@ class TcpSocket final : public FdKind {
 
   bool Recognise(const FdSight& s) const override {
     if (!S_ISSOCK(s.sb.st_mode)) return false;
-    char proto[32] = {};
-    const std::string path = "/proc/" + std::to_string(s.pid) + "/fd/" + std::to_string(s.fd);
-    const ssize_t n = getxattr(path.c_str(), "system.sockprotoname", proto, sizeof(proto) - 1);
-    return n > 0 && (strcmp(proto, "TCP") == 0 || strcmp(proto, "TCPv6") == 0);
+    const std::string p = SocketProtocolName(s);
+    return p == "TCP" || p == "TCPv6";
   }
 
   Status Read(const FdSight& s, const FdInfo&, DumpContext& ctx, img::Fd* f) const override {
