@@ -167,6 +167,7 @@ class Dumper {
   Status WriteMessage(const std::string& name, streams::FileKind kind, const google::protobuf::MessageLite& msg);
   Status WriteInventory();
   Status FinishImage();
+  void KeepTracking();
 
   const Options& opts_;
   DumpCounters stats_;
@@ -190,6 +191,7 @@ class Dumper {
   std::unique_ptr<DumpParent> parent_;  // --prev-images-dir
   WriteTracking tracking_;  // userfaultfds: taken from the parent's keeper, or made here
   bool arm_ = false;        // leave write tracking armed for the next increment
+  std::string tracker_;     // the keeper holding it, once handed over
   const std::string image_id_ = NewImageId();
   bool committed_ = false;
 };
@@ -410,10 +412,27 @@ Status Dumper::FinishImage() {
                                  pd->pagemap));
   }
   RETURN_IF_ERROR(WriteMessage("stats-dump.img", streams::FileKind::kStats, stats_.ToProto()));
-  if (!sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
+  if (!sink_->streamed()) {
+    KeepTracking();
+    RETURN_IF_ERROR(WriteInventory());
+  }
   RETURN_IF_ERROR(sink_->Commit());
   committed_ = true;
   return OkStatus();
+}
+
+// The tracking armed by this dump outlives it in a keeper (engine/track.h),
+// named in the inventory. A stream's inventory is written first: a stream
+// leaves no tracking.
+void Dumper::KeepTracking() {
+  if (!arm_ || tracking_.empty()) return;
+  const std::string keeper = WriteTracking::KeeperName(image_id_);
+  Status ks = tracking_.Keep(keeper);
+  if (ks.ok()) {
+    tracker_ = keeper;
+  } else {
+    LOG_WARN("dump: write tracking not kept (%s): the next increment compares contents", ks.ToString().c_str());
+  }
 }
 
 Status Dumper::WriteInventory() {
@@ -433,16 +452,7 @@ Status Dumper::WriteInventory() {
   inv.set_leave_running(opts_.leave_running);
   inv.set_image_id(image_id_);
   inv.set_pre_dump(pre_dump());
-  if (arm_ && !tracking_.empty()) {
-    // The tracking outlives this dump in a keeper (engine/track.h).
-    const std::string keeper = WriteTracking::KeeperName(image_id_);
-    Status ks = tracking_.Keep(keeper);
-    if (ks.ok()) {
-      inv.set_tracker(keeper);
-    } else {
-      LOG_WARN("dump: write tracking not kept (%s): the next increment compares contents", ks.ToString().c_str());
-    }
-  }
+  inv.set_tracker(tracker_);
   if (parent_) {
     inv.set_parent(opts_.prev_images_dir);
     inv.set_parent_id(parent_->image.inventory.image_id());
@@ -480,10 +490,7 @@ Status Dumper::RunPreDump(uint64_t start) {
     pd->pagemap.set_pages_file("pages-" + std::to_string(sp.pid) + ".img");
     if (auto st = ReadStat(sp.pid); st.ok()) pd->pagemap.set_start_time(st->start_time);
     SetUpTracking(pd.get());
-    {
-      ScopedTimer t(&stats_.track_ns);
-      ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap, &pd->track));
-    }
+    ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap, &pd->track));
     pd->scanned = true;
     pids_.push_back(sp.pid);
     stats_.processes++;

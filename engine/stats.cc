@@ -88,7 +88,7 @@ void DumpCounters::Print(FILE* out) const {
   fprintf(out, "  pages zero:      %lu\n", pages_zero);
   fprintf(out, "  pages written:   %lu\n", pages_written);
   if (!tracking.empty()) {
-    fprintf(out, "  tracking:        %s (armed in %.3f ms, frozen)\n", tracking.c_str(), ms(track_ns));
+    fprintf(out, "  tracking:        %s (userfaultfds made in %.3f ms, frozen; armed during the scan)\n", tracking.c_str(), ms(track_ns));
     fprintf(out, "  pages in parent: %lu (unwritten since it: %lu, same content: %lu)\n",
             pages_parent_tracked + pages_parent_compared, pages_parent_tracked, pages_parent_compared);
     fprintf(out, "  pages untracked: %lu (read in full: mappings tracking did not cover)\n", pages_untracked);

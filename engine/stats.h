@@ -46,8 +46,9 @@ struct DumpCounters {
   // Incremental dumps (engine/incremental.h): pages recorded as references
   // to the parent image, found unwritten by write tracking or equal by
   // content; pages of mappings tracking did not cover (read in full); pages
-  // a pre-dump could not read because they were gone; time spent arming
-  // write tracking (frozen).
+  // a pre-dump could not read because they were gone; time spent making
+  // the userfaultfds inside the targets (frozen; registering and protecting
+  // count as scan time).
   uint64_t pages_parent_tracked = 0;
   uint64_t pages_parent_compared = 0;
   uint64_t pages_untracked = 0;
