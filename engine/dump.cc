@@ -67,6 +67,7 @@
 #include "ptrace/seize.h"
 #include "engine/shared_files.h"
 #include "engine/stats.h"
+#include "kinds/cgroup.h"
 #include "kinds/net_lock.h"
 #include "kinds/shmem.h"
 #include "streams/image_file.h"
@@ -161,6 +162,7 @@ class Dumper {
   void SetUpTracking(ProcessDump* pd);
   void InitPipeBudget();
   Status CollectProcess(const SeizedProcess& sp, ProcessDump* out);
+  Status CollectCgroups();
   Status DumpProcessPages(ProcessDump* pd);
   Status DumpAllPages();
   Status WriteCore(const ProcessDump& pd);
@@ -189,6 +191,7 @@ class Dumper {
   std::optional<kinds::ShmemSet> shmem_;  // shared memory objects, saved once each
   std::optional<FdContext> fd_ctx_;
   std::unique_ptr<DumpParent> parent_;  // --prev-images-dir
+  std::optional<kinds::CgroupCollect> cgroups_;  // unset: --manage-cgroups=ignore
   WriteTracking tracking_;  // userfaultfds: taken from the parent's keeper, or made here
   bool arm_ = false;        // leave write tracking armed for the next increment
   std::string tracker_;     // the keeper holding it, once handed over
@@ -459,6 +462,9 @@ Status Dumper::WriteInventory() {
   }
   // Without -R the lock stays for restore to remove.
   if (net_lock_ && !opts_.leave_running) inv.set_net_lock(net_lock_->table());
+  if (cgroups_) {
+    for (const img::CgroupDir& d : cgroups_->dirs()) *inv.add_cgroup_dirs() = d;
+  }
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   inv.set_dump_time_unix_ns(static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec));
@@ -510,6 +516,21 @@ Status Dumper::RunPreDump(uint64_t start) {
   return OkStatus();
 }
 
+// Every thread's cgroups, and the directories restore may have to create
+// (with their properties, when --manage-cgroups asks for them).
+Status Dumper::CollectCgroups() {
+  ASSIGN_OR_RETURN(kinds::CgroupMode mode, kinds::ParseCgroupMode(opts_.manage_cgroups.empty()
+                                                                      ? "none"
+                                                                      : opts_.manage_cgroups.c_str()));
+  if (mode == kinds::CgroupMode::kIgnore) return OkStatus();
+  std::map<pid_t, std::vector<pid_t>> threads;
+  for (const SeizedProcess& sp : tree_.processes()) {
+    for (const SeizedThread& t : sp.threads) threads[sp.pid].push_back(t.tid);
+  }
+  ASSIGN_OR_RETURN(cgroups_, kinds::CgroupCollect::Read(threads, mode != kinds::CgroupMode::kNone));
+  return OkStatus();
+}
+
 Status Dumper::ExplainVanished(Status s) const {
   constexpr uint32_t kPfExiting = 0x4;
   for (const SeizedProcess& sp : tree_.processes()) {
@@ -553,6 +574,7 @@ Status Dumper::Run() {
     std::vector<pid_t> pids;
     for (const SeizedProcess& sp : tree_.processes()) pids.push_back(sp.pid);
     RETURN_IF_ERROR(shared_.Collect(pids, *fd_ctx_));
+    RETURN_IF_ERROR(CollectCgroups());
   }
   if (sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
   // ptrace requests must come from the thread that seized the tree: every
@@ -562,6 +584,7 @@ Status Dumper::Run() {
     dumps_.push_back(std::make_unique<ProcessDump>());
     const std::string ctx = "dump of process " + std::to_string(sp.pid);
     RETURN_IF_ERROR(CollectProcess(sp, dumps_.back().get()).WithContext(ctx));
+    if (cgroups_) cgroups_->Fill(&dumps_.back()->proc);
     SetUpTracking(dumps_.back().get());
     RETURN_IF_ERROR(WriteCore(*dumps_.back()));
     if (vmsplice) RETURN_IF_ERROR(PinProcess(dumps_.back().get()).WithContext(ctx));

@@ -45,7 +45,7 @@ struct OptDef {
 };
 
 constexpr const char* kNotNamespaces = "criu-fast restores into the caller's namespaces";
-constexpr const char* kNotCgroups = "criu-fast does not manage cgroups";
+constexpr const char* kNotCgroups = "not supported yet (criu-fast restores cgroups at the paths they had)";
 
 const OptDef kOptions[] = {
     {"tree", required_argument, 't', false, Act::kTree, nullptr},
@@ -344,7 +344,7 @@ Status Apply(const OptDef& d, bool negated, const char* arg, Options* o) {
       bool known = arg == nullptr;
       for (const char* m : kModes) known = known || strcmp(arg, m) == 0;
       if (!known) return Error(std::string("bad --manage-cgroups mode '") + arg + "'");
-      o->no_effect.push_back(name + ": criu-fast does not manage cgroups (the restored tree joins criu-fast's)");
+      o->manage_cgroups = arg ? arg : "soft";
       break;
     }
     case Act::kTcpEstablished: o->tcp_established = !negated; break;

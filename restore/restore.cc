@@ -41,6 +41,7 @@
 #include "common/timer.h"
 #include "proc/proc_parse.h"
 #include "ptrace/remote_syscall.h"
+#include "kinds/cgroup.h"
 #include "kinds/net_lock.h"
 #include "kinds/shmem.h"
 #include "kinds/thread_props.h"
@@ -315,6 +316,11 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   ASSIGN_OR_RETURN(ImageSet images, LoadImages(opts.images_dir, opts.parent_base));
   RETURN_IF_ERROR(CheckTree(images));
   ASSIGN_OR_RETURN(SharedFilePlan files, PlanSharedFiles(images));
+  ASSIGN_OR_RETURN(kinds::CgroupMode cg_mode, kinds::ParseCgroupMode(opts.manage_cgroups.c_str()));
+  kinds::CgroupMounts cg_mounts;  // mounts made for the restore go with it
+  std::vector<const img::Process*> cores;
+  for (const auto& p : images.processes) cores.push_back(&p.core);
+  ASSIGN_OR_RETURN(kinds::CgroupPlan cgroups, kinds::PrepareCgroups(images.inventory, cores, cg_mode, &cg_mounts));
   files.tcp_close = opts.tcp_close;
   const int jobs = opts.jobs > 0 ? opts.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const kinds::ShmemRestoreHooks hooks{
@@ -347,7 +353,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
 
   const uint64_t loaded = MonotonicNs();
   ASSIGN_OR_RETURN(pid_t child, CloneWithPid(root));
-  if (child == 0) RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, {}});
+  if (child == 0) RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, {}, &cgroups});
   const uint64_t created_at = MonotonicNs();
   CreatedTree created;
   created.Add(root);
@@ -369,6 +375,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
     auto it = msgs.find(pid);
     if (it == msgs.end()) return Errorf("restored process %d sent no report", pid);
     RETURN_IF_ERROR(Finish(pid, it->second.report, p.core).WithContext("restore of process " + std::to_string(pid)));
+    RETURN_IF_ERROR(kinds::MoveThreads(cgroups, p.core).WithContext("restore of process " + std::to_string(pid)));
   }
   if (!opts.pidfile.empty()) RETURN_IF_ERROR(WritePidfile(opts.pidfile, root));
   // A process that was stopped stops again, by the same signal, so its

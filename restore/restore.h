@@ -19,6 +19,7 @@ struct RestoreOptions {
   // has no directory of its own (a stream): -D, or the current directory.
   std::string parent_base;
   bool tcp_close = false;  // --tcp-close: TCP connections are restored closed
+  std::string manage_cgroups = "soft";  // --manage-cgroups mode (kinds/cgroup.h)
   // Called once the images are no longer needed (the tree runs on its own):
   // a restore from a stream removes its staged copy here.
   std::function<void()> images_done;

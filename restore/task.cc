@@ -200,6 +200,17 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
   return OkStatus();
 }
 
+// Before anything else, so that what the process allocates is charged to its
+// own cgroups; a child has inherited its parent's already.
+Status JoinOwnCgroups(const TaskContext& ctx) {
+  const img::Process& core = ctx.images->processes[ctx.index].core;
+  const img::Process* parent = nullptr;
+  for (const ProcessImages& p : ctx.images->processes) {
+    if (p.core.pid() == core.ppid() && ctx.index != 0) parent = &p.core;
+  }
+  return kinds::JoinCgroups(*ctx.cgroups, core.pid(), core, parent);
+}
+
 // Everything up to the jump; returns only on error.
 Status Prepare(TaskContext& ctx) {
   const ProcessImages& images = ctx.images->processes[ctx.index];
@@ -289,7 +300,8 @@ void RunTask(TaskContext ctx) {
     close(ctx.go_fd);
     ctx.go_fd = -1;
   }
-  Status s = Prepare(ctx);
+  Status s = JoinOwnCgroups(ctx);
+  if (s.ok()) s = Prepare(ctx);
   TaskMessage msg{};
   msg.pid = getpid();
   msg.tag = 'E';

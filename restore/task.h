@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kinds/cgroup.h"
 #include "restore/images.h"
 #include "restore/shared_files.h"
 
@@ -54,6 +55,7 @@ struct TaskContext {
   // before it forks, by itself): children inherit both the descriptors and
   // this map.
   InheritedFiles inherited;
+  const kinds::CgroupPlan* cgroups;  // the cgroups to join, first thing
 };
 
 [[noreturn]] void RunTask(TaskContext ctx);

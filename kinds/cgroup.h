@@ -1,0 +1,104 @@
+// Cgroups: which cgroup each process and thread of the tree belongs to, in
+// every hierarchy (v1 controllers, named v1 hierarchies, cgroup2), and with
+// --manage-cgroups the properties of those cgroups.
+//
+// Dump reads /proc/PID/task/TID/cgroup of every thread (Process.cgroups;
+// Thread.cgroups only where a thread differs), and the directories on those
+// paths below the cgroup criu-fast itself runs in (Inventory.cgroup_dirs:
+// owner and mode always, the control files of kCgroupProps with a managing
+// mode).
+//
+// Restore, before any process is created, finds a mount of each hierarchy
+// (criu-fast's mountinfo, or one it mounts in a private directory for the
+// time of the restore), creates the directories that are missing and writes
+// their properties back as the mode says. Each new process then joins its
+// cgroups itself, first thing (so its memory is charged where it was), and
+// criu-fast moves the threads that differ once they exist.
+//
+// Modes (CRIU's --manage-cgroups): none: cgroups are neither created nor
+// given properties (membership only); props: properties of existing
+// cgroups, none created; soft (the option without a mode, and the default
+// on restore): missing cgroups are created and only those get their
+// properties; full and strict: every saved cgroup gets its properties;
+// ignore: cgroups are left alone (the restored tree stays in criu-fast's).
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "criu_fast.pb.h"
+
+namespace cf::kinds {
+
+enum class CgroupMode { kNone, kProps, kSoft, kFull, kStrict, kIgnore };
+
+// CRIU's mode names; nullptr (the option without a mode) is soft.
+Result<CgroupMode> ParseCgroupMode(const char* name);
+
+// One line per hierarchy of /proc/PID/task/TID/cgroup (TID 0: the process).
+Result<std::vector<img::CgroupMember>> ReadCgroups(pid_t pid, pid_t tid = 0);
+// The same, from the file's text.
+Result<std::vector<img::CgroupMember>> ParseCgroups(std::string_view text);
+
+// Hierarchies by their controllers string, each at a directory of ours:
+// an existing mount of the hierarchy's root, or one mounted here (removed,
+// lazily, when this object goes).
+class CgroupMounts {
+ public:
+  CgroupMounts() = default;
+  CgroupMounts(CgroupMounts&& o) noexcept;
+  CgroupMounts& operator=(CgroupMounts&&) = delete;
+  CgroupMounts(const CgroupMounts&) = delete;
+  ~CgroupMounts();
+  // The root directory of the hierarchy named |controllers|.
+  Result<std::string> Root(const std::string& controllers);
+  // What the hierarchies were resolved to so far (a restored process
+  // reads it after fork: it mounts nothing itself).
+  const std::map<std::string, std::string>& roots() const { return roots_; }
+
+ private:
+  std::map<std::string, std::string> roots_;
+  std::vector<std::string> mounted_;  // ours, to unmount
+  std::string yard_;                  // the directory holding ours
+};
+
+// Dump: the cgroups of every thread of the tree, read once.
+class CgroupCollect {
+ public:
+  // |threads|: each process's pid and its threads' ids.
+  static Result<CgroupCollect> Read(const std::map<pid_t, std::vector<pid_t>>& threads, bool props);
+  // Sets p->cgroups and each thread's (the threads already in |p|).
+  void Fill(img::Process* p) const;
+  const std::vector<img::CgroupDir>& dirs() const { return dirs_; }
+
+ private:
+  std::map<pid_t, std::vector<img::CgroupMember>> by_tid_;  // process and thread ids
+  std::map<pid_t, pid_t> leader_;                            // tid -> its process
+  std::vector<img::CgroupDir> dirs_;
+};
+
+// Restore: what each new process needs to join its cgroups.
+struct CgroupPlan {
+  bool enabled = false;                         // false: ignore mode, or nothing saved
+  std::map<std::string, std::string> roots;     // hierarchy -> directory
+  std::vector<img::CgroupMember> own;           // criu-fast's own cgroups
+};
+
+// Restore, before any process exists: mounts, creates and sets what the
+// mode says. |mounts| must outlive the restore.
+Result<CgroupPlan> PrepareCgroups(const img::Inventory& inv, const std::vector<const img::Process*>& processes,
+                                  CgroupMode mode, CgroupMounts* mounts);
+
+// In a new process (its pid |pid|), first thing: joins the cgroups of |self|
+// that differ from |parent|'s (nullptr: from criu-fast's own).
+Status JoinCgroups(const CgroupPlan& plan, pid_t pid, const img::Process& self, const img::Process* parent);
+
+// Moves the threads of |p| whose cgroups differ from the process's (they
+// exist by now: criu-fast holds them stopped).
+Status MoveThreads(const CgroupPlan& plan, const img::Process& p);
+
+}  // namespace cf::kinds
