@@ -40,6 +40,7 @@
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/ip6.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -511,6 +512,12 @@ class UdpSocket final : public FdKind {
       if (!shut.ok() && !(shut.status().err() == ENOENT && u->local().port() == 0)) return shut.status();
       u->set_shutdown(shut.ok() ? *shut : 0);
       ReadUdpOpts(sock, u);
+      // Datagrams held back by UDP_CORK sit in the send queue, which no
+      // call reads back: refused rather than lost.
+      int unsent = 0;
+      if (u->cork() && ioctl(sock, SIOCOUTQ, &unsent) == 0 && unsent > 0) {
+        return Errorf("corked (UDP_CORK) with %d bytes not sent yet: they cannot be saved", unsent);
+      }
       RETURN_IF_ERROR(ReadQueue(sock, u));
     } else {
       RETURN_IF_ERROR(ReadIcmpFilter(sock, u));

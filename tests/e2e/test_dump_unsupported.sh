@@ -4,7 +4,8 @@
 # For each kind still unsupported (an epoll instance watching another one, a tty, an
 # established TCP connection without --tcp-established, a listening unix socket with a
 # connection waiting to be accepted that sent data already, a socket pair with a unix
-# socket in flight, a file locked with flock or a POSIX lock; pipes, socket pairs, eventfds, timerfds, signalfds, inotify and
+# socket in flight, a file locked with flock or a POSIX lock, a corked UDP socket
+# holding unsent data; pipes, socket pairs, eventfds, timerfds, signalfds, inotify and
 # epoll are dumped: see test_pipes.sh, test_socketpairs.sh, test_eventfds.sh,
 # test_fdkinds.sh): a default dump
 # (which would kill the target on success) must exit 1
@@ -24,10 +25,11 @@ declare -A KIND=(
   [scmrights]='socket'
   [flock]='lock'
   [posixlock]='lock'
+  [udpcork]='UDP_CORK'
 )
 # (pipe_holder's epollclosed and pidfd modes are dumped now: test_epoll_moved.sh,
 # test_pidfds.sh)
-MODES=(epollnest tty inet unixbound scmrights flock posixlock)
+MODES=(epollnest tty inet unixbound scmrights flock posixlock udpcork)
 
 n=0
 for mode in "${MODES[@]}"; do

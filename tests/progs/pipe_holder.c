@@ -14,6 +14,8 @@
  *   scmrights   a unix socket pair with a unix socket in flight (SCM_RIGHTS)
  *   flock       a regular file locked with flock(LOCK_EX)
  *   posixlock   a regular file with a POSIX record lock (F_SETLK)
+ *   udpcork     a UDP socket corked (UDP_CORK) with 100 bytes sent but held
+ *               back in its send queue, which nothing can read back
  *               in a 5-byte message
  * W/expect: "fd <n>" for each descriptor of that kind, then "kind <MODE>".
  * On SIGUSR1 it checks each descriptor still points at the same object
@@ -26,6 +28,9 @@
 #include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
+#include <netinet/udp.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sys/file.h>
@@ -74,6 +79,18 @@ static void setup(void) {
     fds[1] = accept(l, NULL, NULL);
     if (fds[1] < 0) cf_die("accept");
     close(l);
+  } else if (strcmp(mode, "udpcork") == 0) {
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(9); /* discard: nothing needs to listen, nothing is sent */
+    int one = 1;
+    char msg[100] = {1};
+    fds[0] = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fds[0] < 0 || connect(fds[0], (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        setsockopt(fds[0], IPPROTO_UDP, UDP_CORK, &one, sizeof(one)) != 0 || send(fds[0], msg, sizeof(msg), 0) != 100)
+      cf_die("corked UDP socket");
   } else if (strcmp(mode, "unixbound") == 0) {
     fds[0] = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un a;
@@ -133,6 +150,10 @@ static void check(void) {
     read_link(fds[i], now, sizeof(now));
     CF_CHECK(strcmp(now, links[i]) == 0, "fd %d is now '%s', was '%s'", fds[i], now, links[i]);
   }
+  if (strcmp(mode, "udpcork") == 0) {
+    int unsent = 0;
+    CF_CHECK(ioctl(fds[0], SIOCOUTQ, &unsent) == 0 && unsent > 0, "udpcork: the corked datagram is gone");
+  }
   if (strcmp(mode, "scmrights") == 0) {
     char buf[16];
     ssize_t n = recv(fds[1], buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
@@ -141,7 +162,7 @@ static void check(void) {
 }
 
 int main(int argc, char **argv) {
-  cf_init(argc, argv, 2, "pipe_holder W epollnest|epollclosed|pidfd|tty|inet|unixbound|scmrights|flock|posixlock");
+  cf_init(argc, argv, 2, "pipe_holder W epollnest|epollclosed|pidfd|tty|inet|unixbound|scmrights|flock|posixlock|udpcork");
   mode = argv[2];
   setup();
   char expect[256];
