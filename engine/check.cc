@@ -59,6 +59,7 @@ const Feature kFeatures[] = {
     {"/proc/PID/map_files", Need::kOptional, nullptr,
      "MAP_SHARED anonymous memory and memfd mappings cannot be dumped (their object is opened there)",
      ProbeMapFiles},
+    {"/proc/self/loginuid", Need::kOptional, nullptr, "processes' audit login uids are not saved", ProbeLoginuid},
     {"vmsplice", Need::kOptional, nullptr, "no zero-copy drain: process_vm_readv only", ProbeVmsplice},
     {"guard regions", Need::kOptional, nullptr,
      "no MADV_GUARD_INSTALL here (Linux 6.13), or the page scan cannot see guard regions: they are lost",
@@ -94,7 +95,7 @@ const CriuFeature kCriuFeatures[] = {
     {"fdinfo_lock", "ptrace seize/interrupt", nullptr},  // fdinfo shows locks since Linux 4.1
     {"seccomp_suspend", nullptr, "seccomp is not supported yet"},
     {"seccomp_filters", nullptr, "seccomp is not supported yet"},
-    {"loginuid", nullptr, "loginuid is not restored yet"},
+    {"loginuid", "/proc/self/loginuid", nullptr},
     {"cgroupns", nullptr, "cgroup namespaces are not supported"},
     {"autofs", nullptr, "autofs is not supported"},
     {"tcp_half_closed", "TCP_REPAIR", nullptr},

@@ -381,6 +381,12 @@ ProbeResult ProbePidfd() {
   return Ok();
 }
 
+ProbeResult ProbeLoginuid() {
+  auto v = ReadFile("/proc/self/loginuid");
+  if (!v.ok()) return Fail("no /proc/self/loginuid (a kernel without audit)");
+  return Ok();
+}
+
 ProbeResult ProbeMapFiles() {
   ProbeChild c;
   if (!c.ok()) return Fail(c.why());

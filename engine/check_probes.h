@@ -27,6 +27,7 @@ ProbeResult ProbePrSetMmMap();       // PR_SET_MM_MAP_SIZE is 104, PR_SET_MM_MAP
 ProbeResult ProbeTimerRestoreIds();  // PR_TIMER_CREATE_RESTORE_IDS: a child's timer_create takes the id asked for
 ProbeResult ProbeIoUring();          // io_uring_queue_init + one WRITE into a pipe
 ProbeResult ProbePidfd();            // pidfd_open on a child + pidfd_getfd of one of its fds
+ProbeResult ProbeLoginuid();         // /proc/self/loginuid exists (audit) and reads
 ProbeResult ProbeMapFiles();         // open /proc/PID/map_files/<range> of the child's first mapping
 ProbeResult ProbeGuardRegions();     // MADV_GUARD_INSTALL on a page of ours, and the scan finds that page
 ProbeResult ProbeVmsplice();         // vmsplice a page into a pipe and read it back

@@ -141,6 +141,33 @@ Status ReadOomScoreAdj(ProcessSource& src, img::Process* out) {
   return OkStatus();
 }
 
+// The audit login uid (4294967295: never set). Unset in images of kernels
+// without audit.
+Status ReadLoginuid(ProcessSource& src, img::Process* out) {
+  auto v = ReadFile(ProcPath(src.pid(), "loginuid"));
+  if (!v.ok()) return OkStatus();
+  out->set_loginuid(static_cast<uint32_t>(strtoul(v->c_str(), nullptr, 10)));
+  return OkStatus();
+}
+
+// Set before the children are made: they inherit it. Setting it again once
+// set needs CAP_AUDIT_CONTROL, which root has.
+Status ApplyLoginuid(const img::Process& p) {
+  if (!p.has_loginuid()) return OkStatus();
+  auto have = ReadFile("/proc/self/loginuid");
+  if (!have.ok()) return have.status().WithContext("process " + std::to_string(p.pid()) + " had a loginuid");
+  if (strtoul(have->c_str(), nullptr, 10) == p.loginuid()) return OkStatus();
+  const std::string want = std::to_string(p.loginuid());
+  const int fd = open("/proc/self/loginuid", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open /proc/self/loginuid");
+  const bool ok = write(fd, want.data(), want.size()) == static_cast<ssize_t>(want.size());
+  const int err = errno;
+  close(fd);
+  if (ok) return OkStatus();
+  errno = err;
+  return ErrnoStatus("set loginuid " + want);
+}
+
 // Going below the lowest value set with privilege (criu-fast's own, which
 // the process inherited) needs CAP_SYS_RESOURCE: kept, and said.
 Status ApplyOomScoreAdj(const img::Process& p) {
@@ -582,6 +609,7 @@ constexpr TaskStep kAfter = TaskStep::kAfterChildren;
 constexpr ProcessProperty kProperties[] = {
     {"ids", ReadIds, nullptr, ApplyIds, kBefore, nullptr},
     {"seccomp", ReadSeccomp, nullptr, ApplySeccomp, kBefore, nullptr},
+    {"loginuid", ReadLoginuid, nullptr, ApplyLoginuid, kBefore, nullptr},
     {"comm", ReadComm, nullptr, nullptr, kAfter, CommToArgs},
     {"umask", ReadUmask, nullptr, ApplyUmask, kAfter, nullptr},
     {"personality", ReadPersonality, nullptr, ApplyPersonality, kAfter, nullptr},

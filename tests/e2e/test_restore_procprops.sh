@@ -1,7 +1,7 @@
 #!/bin/bash
 # Per-process and per-thread properties come back (tests/progs/procprops.c):
 # resource limits (read from /proc/PID/limits), oom_score_adj, THP disabled,
-# child subreaper, membarrier registrations; per thread the scheduling
+# child subreaper, membarrier registrations, audit loginuid; per thread the scheduling
 # policy, RT priority and nice value, the robust futex list and the
 # parent-death signal. `show` lists them.
 #

@@ -2,8 +2,9 @@
  * give back (kinds/process_props.h, kinds/thread_props.h).
  *
  * The process sets: lowered soft and hard resource limits, oom_score_adj,
- * PR_SET_THP_DISABLE, PR_SET_CHILD_SUBREAPER and membarrier registrations
- * (where the kernel reports them). Three threads (main and two workers) each
+ * PR_SET_THP_DISABLE, PR_SET_CHILD_SUBREAPER, membarrier registrations
+ * (where the kernel reports them) and its audit login uid (where there is
+ * /proc/self/loginuid). Three threads (main and two workers) each
  * set their own scheduling policy, RT priority or nice value, parent-death
  * signal, and keep the robust futex list glibc gave them (restored threads
  * start without one); worker 2 also has uids and gids of its own.
@@ -127,6 +128,17 @@ static int read_oom_score_adj(void) {
   return n > 0 ? atoi(buf) : -10000;
 }
 
+/* The audit login uid, or -1 without audit. */
+static long read_loginuid(void) {
+  char buf[32] = {0};
+  int fd = open("/proc/self/loginuid", O_RDONLY);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  return n > 0 ? atol(buf) : -1;
+}
+static int have_loginuid;
+
 static void check_process(void) {
   struct rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);
@@ -136,6 +148,7 @@ static void check_process(void) {
   CF_CHECK(rl.rlim_cur == 4096, "RLIMIT_CORE soft %lu, want 4096", (unsigned long)rl.rlim_cur);
   CF_CHECK(read_oom_score_adj() == 321, "oom_score_adj %d, want 321", read_oom_score_adj());
   CF_CHECK(prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1, "THP not disabled");
+  if (have_loginuid) CF_CHECK(read_loginuid() == 4321, "loginuid %ld, want 4321", read_loginuid());
   int subreaper = 0;
   prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0);
   CF_CHECK(subreaper == 1, "not a child subreaper");
@@ -155,6 +168,12 @@ static void setup_process(void) {
   if (fd < 0 || write(fd, "321", 3) != 3) cf_die("oom_score_adj");
   close(fd);
   if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0) cf_die("PR_SET_THP_DISABLE");
+  fd = open("/proc/self/loginuid", O_WRONLY);
+  if (fd >= 0) {
+    if (write(fd, "4321", 4) != 4) cf_die("set loginuid");
+    close(fd);
+    have_loginuid = 1;
+  }
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) cf_die("PR_SET_CHILD_SUBREAPER");
   if (syscall(SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0) >= 0) {
     if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0)
