@@ -33,7 +33,10 @@ using pagemap::PageUp;
 constexpr uint64_t kStackSize = 256 * 1024;
 // Slots are kept one page apart (the region's PROT_NONE reservation stays
 // between them), so that adjacent slots never merge into one VMA: each VMA
-// of the image comes back as a VMA of its own (see KeepApart).
+// of the image comes back as a VMA of its own (see KeepApart). But each gap
+// is a VMA too, and a process may have up to vm.max_map_count (65530) VMAs:
+// two private anonymous slots in a row are packed with no gap instead (see
+// Packs), the second one kept apart by the way it is made (MapPacked).
 constexpr uint64_t kSlotGap = kPageSize;
 constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
 constexpr int kMapDroppable = 0x08;     // MAP_DROPPABLE, Linux 6.11
@@ -120,6 +123,37 @@ int HeapInPlace(const img::Process& core, const std::vector<pagemap::VmaInfo>& s
     return i;
   }
   return -1;
+}
+
+// Whether slot |b| may follow slot |a| with no gap: both plain private
+// anonymous memory (not stacks, droppable memory, shared objects, or
+// mappings without swap reservation, which may be huge).
+bool PlainAnon(const img::Vma& v) {
+  return v.kind() == img::Vma::ANON_PRIVATE && v.shmem_id() == 0 && !(v.flags() & MAP_GROWSDOWN) &&
+         !HasVmFlag(v, "dp") && !HasVmFlag(v, "nr");
+}
+bool Packs(const img::Vma& a, const img::Vma& b) { return PlainAnon(a) && PlainAnon(b); }
+
+// A packed slot: mapped at |scratch| (the region's spare tail), given its
+// own anon_vma there (KeepApart), then moved next to the slot before it.
+// Mapped in place it would merge with that slot at once (an anonymous
+// mapping without anon_vma joins a neighbour whose page offsets run on);
+// moved, it keeps its own anon_vma, which no neighbour shares. The scratch
+// range is reserved again afterwards.
+Status MapPacked(const img::Vma& v, uint64_t addr, uint64_t scratch) {
+  const uint64_t len = v.end() - v.start();
+  void* tmp = reinterpret_cast<void*>(scratch);
+  if (mmap(tmp, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+    return ErrnoStatus("premap vma " + std::to_string(v.start()));
+  }
+  RETURN_IF_ERROR(KeepApart(scratch));
+  if (mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, reinterpret_cast<void*>(addr)) == MAP_FAILED) {
+    return ErrnoStatus("move premapped vma " + std::to_string(v.start()) + " into its slot");
+  }
+  if (mmap(tmp, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED) {
+    return ErrnoStatus("reserve the restore region again");
+  }
+  return OkStatus();
 }
 
 // Maps one VMA's slot at |addr| inside the reserved region.
@@ -213,9 +247,13 @@ Status AdviseLikeDump(const img::Vma& v, uint64_t addr) {
   return OkStatus();
 }
 
-Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
-  RETURN_IF_ERROR(MapSlot(v, addr, shmem));
-  return AdviseLikeDump(v, addr);
+Status PremapVma(const img::Vma& v, const PremappedVma& p, uint64_t scratch, const ShmemFds& shmem) {
+  if (p.packed) {
+    RETURN_IF_ERROR(MapPacked(v, p.premap, scratch));
+  } else {
+    RETURN_IF_ERROR(MapSlot(v, p.premap, shmem));
+  }
+  return AdviseLikeDump(v, p.premap);
 }
 
 }  // namespace
@@ -223,6 +261,7 @@ Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
 std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot, int in_place_vma) {
   std::vector<PremappedVma> slots;
   uint64_t slot = first_slot;
+  const img::Vma* prev = nullptr;  // the VMA of the slot just before |slot|
   for (int i = 0; i < core.vmas_size(); ++i) {
     const img::Vma& v = core.vmas(i);
     if (!Moves(v)) continue;
@@ -230,11 +269,21 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
     p.vma_index = i;
     p.start = v.start();
     p.len = v.end() - v.start();
-    p.premap = i == in_place_vma ? p.start : slot;
     p.prot = v.prot();
     p.anonymous = v.kind() == img::Vma::ANON_PRIVATE || v.kind() == img::Vma::ANON_SHARED;
+    if (i == in_place_vma) {
+      p.premap = p.start;
+      prev = nullptr;
+    } else {
+      if (prev && Packs(*prev, v)) {
+        slot -= kSlotGap;  // no gap after the previous slot
+        p.packed = true;
+      }
+      p.premap = slot;
+      slot += p.len + kSlotGap;
+      prev = &v;
+    }
     slots.push_back(p);
-    slot += p.len + kSlotGap;
   }
   return slots;
 }
@@ -254,6 +303,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   }
   uint64_t target_vdso_end = 0;
   uint64_t premap_total = 0;
+  uint64_t scratch_len = 0;  // room for the largest packed slot (MapPacked)
   for (const img::Vma& v : core.vmas()) {
     if (v.kind() == img::Vma::VSYSCALL) continue;
     busy.push_back({v.start(), v.end()});
@@ -262,6 +312,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
       target_vdso_end = std::max(target_vdso_end, v.end());
     } else {
       premap_total += v.end() - v.start() + kSlotGap;
+      if (PlainAnon(v)) scratch_len = std::max(scratch_len, v.end() - v.start());
     }
   }
   if (L.vdso_target && target_vdso_end - L.vdso_target != L.vdso_len) {
@@ -272,7 +323,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   const uint64_t blob_len = PageUp(static_cast<uint64_t>(cf_restorer_blob_end - cf_restorer_blob_start));
   L.args_len = PageUp(args_len);
   const uint64_t threads_len = kThreadStackSize * static_cast<uint64_t>(std::max(0, core.threads_size() - 1));
-  L.region_len = blob_len + L.args_len + kStackSize + threads_len + premap_total;
+  L.region_len = blob_len + L.args_len + kStackSize + threads_len + premap_total + scratch_len;
   ASSIGN_OR_RETURN(L.region, FindHole(busy, L.region_len));
   void* r = mmap(reinterpret_cast<void*>(L.region), L.region_len, PROT_NONE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
@@ -301,7 +352,9 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   L.first_slot = L.stack_top + threads_len;
   L.in_place_vma = HeapInPlace(core, self);
   L.vmas = PlanSlots(core, L.first_slot, L.in_place_vma);
-  for (const PremappedVma& p : L.vmas) RETURN_IF_ERROR(PremapVma(core.vmas(p.vma_index), p.premap, shmem));
+  // Packed slots are made at the tail of the region, past every slot.
+  const uint64_t scratch = L.region + L.region_len - scratch_len;
+  for (const PremappedVma& p : L.vmas) RETURN_IF_ERROR(PremapVma(core.vmas(p.vma_index), p, scratch, shmem));
   LOG_INFO("restore: region %#lx-%#lx holds %zu premapped vmas", L.region, L.region + L.region_len, L.vmas.size());
   return L;
 }

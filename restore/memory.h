@@ -35,6 +35,9 @@ struct PremappedVma {
   uint64_t premap = 0;     // address of the slot in R, or |start| when premapped in place
   uint32_t prot = 0;       // final protection
   bool anonymous = false;  // fresh anonymous memory (zero pages need no writes)
+  // Private anonymous, right after another one with no gap (see Packs):
+  // made elsewhere and moved into its slot, so the two do not merge.
+  bool packed = false;
 };
 
 struct MemoryLayout {
