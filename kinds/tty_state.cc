@@ -34,8 +34,17 @@ termios ToTermios(const img::TtyTermios& t) {
   return out;
 }
 
+// With SIGTTOU blocked: a restored process may be in the background of
+// the terminal (a shell job's, before its group is the foreground one).
 Status SetTermios(int fd, const termios& t) {
-  if (tcsetattr(fd, TCSANOW, &t) != 0) return ErrnoStatus("tcsetattr");
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTTOU);
+  sigprocmask(SIG_BLOCK, &block, &old);
+  const int rc = tcsetattr(fd, TCSANOW, &t);
+  const int err = errno;
+  sigprocmask(SIG_SETMASK, &old, nullptr);
+  if (rc != 0) return ErrnoStatus(err, "tcsetattr");
   return OkStatus();
 }
 
