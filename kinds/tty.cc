@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "common/fd.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "kinds/kind.h"
 #include "kinds/tty_session.h"
@@ -368,6 +369,20 @@ Status MakeExternal(const img::TtyPair& t, const SharedObject& obj, CreatedFiles
   return OkStatus();
 }
 
+// What pty pairs need: a new pair through /dev/ptmx, its index in fdinfo
+// (the dump pairs ends by it) and TIOCGPTPEER (Linux 4.13: restore opens
+// slaves through the master, whatever number the pair got).
+ProbeResult ProbePty() {
+  UniqueFd m(open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!m.valid()) return ProbeFailed("open /dev/ptmx", errno);
+  auto info = ReadFile("/proc/self/fdinfo/" + std::to_string(m.get()));
+  if (!info.ok() || info->find("tty-index:") == std::string::npos) return {false, "no tty-index in a pty's fdinfo"};
+  const int zero = 0;
+  if (ioctl(m.get(), TIOCSPTLCK, &zero) != 0) return ProbeFailed("TIOCSPTLCK", errno);
+  UniqueFd s(ioctl(m.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  return s.valid() ? ProbeResult{true, ""} : ProbeFailed("TIOCGPTPEER", errno);
+}
+
 class Pty final : public FdKind {
  public:
   const char* name() const override { return "pty"; }
@@ -440,6 +455,10 @@ class Pty final : public FdKind {
       return Errorf("process %d: its controlling terminal (%s) was not created before it", core.pid(), what.c_str());
     }
     return SetForeground(core, t.sid(), t.fg_pgid(), t.external()).WithContext(what);
+  }
+
+  std::vector<Probe> Probes() const override {
+    return {{"pty", "pseudo-terminal pairs cannot be dumped or restored", ProbePty}};
   }
 
   std::string Describe(const img::Fd& f) const override {
