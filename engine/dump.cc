@@ -44,6 +44,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,7 @@
 #include "kinds/cgroup.h"
 #include "kinds/net_lock.h"
 #include "kinds/shmem.h"
+#include "kinds/tty_session.h"
 #include "streams/image_file.h"
 #include "streams/image_sink.h"
 
@@ -132,6 +134,8 @@ class Dumper {
   explicit Dumper(const Options& opts) : opts_(opts) {}
   ~Dumper() {
     if (!committed_ && sink_) sink_->Abort();
+    // Before tree_ lets the tree run on.
+    if (!killed_) shared_.PutBack();
   }
 
   Status Run();
@@ -197,6 +201,7 @@ class Dumper {
   std::string tracker_;     // the keeper holding it, once handed over
   const std::string image_id_ = NewImageId();
   bool committed_ = false;
+  bool killed_ = false;
 };
 
 Status Dumper::Prepare() {
@@ -265,6 +270,14 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     RETURN_IF_ERROR(CollectProcessProps(src, &proc));
     RETURN_IF_ERROR(CollectMm(pid, &proc).status());
     RETURN_IF_ERROR(CollectFds(pid, *fd_ctx_, shared_, &proc));
+    if (opts_.shell_job) {
+      std::set<pid_t> tree;
+      for (const SeizedProcess& p : tree_.processes()) {
+        tree.insert(p.pid);
+        tree.insert(p.zombies.begin(), p.zombies.end());
+      }
+      kinds::MarkOutsideIds(tree, &proc);
+    }
     for (const SeizedThread& t : sp.threads) RETURN_IF_ERROR(CollectThread(pid, t.tid, proc.add_threads()));
     // A job-control stop holds the whole thread group: one signal for all.
     for (const SeizedThread& t : sp.threads) {
@@ -596,6 +609,7 @@ Status Dumper::Run() {
     // Every page left to read is pinned in a pipe: the tree can go now.
     // No rollback after this point.
     tree_.Kill();
+    killed_ = true;
     // Only the image is left to save: a termination signal no longer stops us.
     DeferTermination();
     released = MonotonicNs();
@@ -614,9 +628,11 @@ Status Dumper::Run() {
   if (released == 0) {
     if (opts_.leave_running) {
       if (net_lock_) RETURN_IF_ERROR(net_lock_->Undo());
+      shared_.PutBack();
       tree_.Release(opts_.leave_stopped);
     } else {
       tree_.Kill();
+      killed_ = true;
     }
     released = MonotonicNs();
   }

@@ -139,6 +139,12 @@ std::vector<img::Fd*> SharedFiles::FdsOf(pid_t pid) {
   return out;
 }
 
+void SharedFiles::PutBack() {
+  for (auto& [kind, pass] : passes_) {
+    if (pass) pass->PutBack();
+  }
+}
+
 void SharedFiles::AddObject(pid_t pid, img::FileObject obj) { objects_[pid].push_back(std::move(obj)); }
 
 const img::Fd* SharedFiles::Find(pid_t pid, int fd) const {

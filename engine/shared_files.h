@@ -39,6 +39,8 @@ class SharedFiles final : private kinds::TreeFds {
   const img::Fd* Find(pid_t pid, int fd) const;
   // Adds the objects saved with |pid| (pipes, socket pairs) to its core.
   void AddObjects(pid_t pid, img::Process* out) const;
+  // The tree runs on: each kind puts back what it consumed (TreePass::PutBack).
+  void PutBack();
 
  private:
   struct Ref {  // one fd of one process

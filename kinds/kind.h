@@ -108,6 +108,9 @@ class TreePass {
   virtual Status Add(const FdSight& s, const FdInfo& info, bool first, img::Fd* f) = 0;
   // Once, after every process.
   virtual Status Finish(TreeFds& fds) = 0;
+  // The tree runs on (a failed dump, or -R): puts back what Finish had to
+  // consume to read it (a terminal's queued bytes).
+  virtual void PutBack() {}
 };
 
 // A kernel object to create at restore, with the open file descriptions
@@ -190,11 +193,23 @@ class FdKind {
   }
   virtual std::vector<ObjectKey> ObjectKeys(const img::FileObject&) const { return {}; }
   virtual ObjectKey KeyOf(const img::Fd&) const { return {}; }
+  // Processes that need |obj| without holding a descriptor of it (the
+  // session leader whose controlling terminal it is): the object's owner is
+  // their ancestor too.
+  virtual std::vector<pid_t> ExtraUsers(const img::FileObject&) const { return {}; }
   // kPrivate kinds: one descriptor as it was (any number).
   virtual Result<UniqueFd> Open(const img::Fd& f, RestoreContext& ctx) const;
   // The object and one descriptor per description of |obj|. kPrivate kinds
   // held by several processes: Open of the description's first Fd.
   virtual Status Create(const SharedObject& obj, RestoreContext& ctx, CreatedFiles* out) const;
+  // In every process, for every object of the image, once the process
+  // created the objects it owns and before it creates its children:
+  // |inherited| holds a descriptor per description it has (file_id -> fd).
+  // For what the children inherit (a controlling terminal).
+  virtual Status BeforeChildren(const SharedObject&, const img::Process& /*core*/,
+                                const std::map<uint32_t, int>& /*inherited*/) const {
+    return OkStatus();
+  }
   // After every descriptor of the process is at its number.
   virtual Status AfterPlacement(const img::Fd&, RestoreContext&) const { return OkStatus(); }
 

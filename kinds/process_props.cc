@@ -46,11 +46,14 @@ Status ReadIds(ProcessSource& src, img::Process* out) {
 // a group led by another process of the tree, which may not exist yet:
 // retried, bounded) has something to do.
 Status ApplyIds(const img::Process& p) {
-  if (p.sid() == p.pid()) {
+  // A shell job (--shell-job, kinds/tty_session.h): its session, and maybe
+  // its group, are criu-fast's; a group of its own is made again.
+  if (p.tty().outside_session()) {
+    if (p.tty().outside_group()) return OkStatus();
+  } else if (p.sid() == p.pid()) {
     if (setsid() < 0) return ErrnoStatus("setsid");
     return OkStatus();
-  }
-  if (getsid(0) != p.sid()) {
+  } else if (getsid(0) != p.sid()) {
     return Errorf("process %d was in session %d, which its parent did not pass on: not supported", p.pid(), p.sid());
   }
   if (getpgid(0) == p.pgid()) return OkStatus();

@@ -24,6 +24,9 @@ namespace cf::kinds {
   X(Memfd)             \
   X(RegularFile)       \
   X(Directory)         \
+  X(Pty)               \
+  X(CurrentTty)        \
+  X(TtyDevice)         \
   X(CharDevice)
 
 // Each kind file defines `const FdKind& <Name>Kind()`.

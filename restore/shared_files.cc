@@ -138,6 +138,11 @@ Result<SharedFilePlan> PlanSharedFiles(const ImageSet& images) {
   for (size_t i = 0; i < plan.objects.size(); ++i) {
     SharedObject& o = plan.objects[i];
     if (users[i].empty()) return Errorf("a %s of the image is held by no descriptor", o.kind->name());
+    if (o.object) {
+      for (pid_t u : o.kind->ExtraUsers(*o.object)) {
+        if (parent.count(u)) users[i].insert(u);
+      }
+    }
     ASSIGN_OR_RETURN(o.owner, LowestCommonAncestor(users[i], parent));
   }
   plan.temp_base = max_fd + 1;

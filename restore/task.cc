@@ -222,6 +222,10 @@ Status Prepare(TaskContext& ctx) {
   std::map<std::string, std::string> recreated;  // files made again from ghost images
   kinds::RestoreContext files{ctx.dir, ctx.files->shmem, &recreated, ctx.files->tcp_close};
   RETURN_IF_ERROR(CreateOwnedFiles(*ctx.files, core.pid(), files, &ctx.inherited));
+  // What the children inherit from the objects (a controlling terminal).
+  for (const kinds::SharedObject& o : ctx.files->objects) {
+    RETURN_IF_ERROR(o.kind->BeforeChildren(o, core, ctx.inherited));
+  }
   RETURN_IF_ERROR(CreateChildren(ctx));
   // Then its own: umask, personality, limits, cwd.
   RETURN_IF_ERROR(kinds::ApplyInTask(core, kinds::TaskStep::kAfterChildren));

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Descriptors the dump cannot take yet are refused (tests/progs/pipe_holder.c).
 #
-# For each kind still unsupported (an epoll instance watching another one, a tty, an
+# For each kind still unsupported (an epoll instance watching another one, a pty
+# slave whose master is outside the tree (without --shell-job), an
 # established TCP connection without --tcp-established, a listening unix socket with a
 # connection waiting to be accepted that sent data already, a socket pair with a unix
 # socket in flight, a file locked with flock or a POSIX lock, a corked UDP socket

@@ -5,7 +5,9 @@
  *   epollclosed an epoll instance watching an eventfd by an fd number that
  *               was closed since (the eventfd lives on as a dup)
  *   pidfd       a pidfd of the process itself
- *   tty         the master of a pseudo-terminal
+ *   tty         the slave of a pseudo-terminal whose master a process
+ *               outside the tree holds (an orphan that lives until the
+ *               write end of its pipe, which we keep, closes)
  *   inet        an established TCP connection on 127.0.0.1, both ends (a dump
  *               without --tcp-established refuses it)
  *   unixbound   a unix stream socket bound to W/sock and listening, with a
@@ -34,6 +36,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 
 static int fds[2] = {-1, -1};
 static char links[2][256];
@@ -63,7 +66,23 @@ static void setup(void) {
   } else if (strcmp(mode, "pidfd") == 0) {
     fds[0] = (int)syscall(SYS_pidfd_open, getpid(), 0);
   } else if (strcmp(mode, "tty") == 0) {
-    fds[0] = posix_openpt(O_RDWR | O_NOCTTY);
+    int m = posix_openpt(O_RDWR | O_NOCTTY), p[2];
+    if (m < 0 || unlockpt(m) != 0 || pipe(p) != 0) cf_die("posix_openpt");
+    fds[0] = open(ptsname(m), O_RDWR | O_NOCTTY);
+    pid_t c = fork();
+    if (c == 0) {
+      if (fork() == 0) {
+        char b;
+        close(p[1]);
+        while (read(p[0], &b, 1) < 0 && errno == EINTR) {
+        }
+        _exit(0);
+      }
+      _exit(0);
+    }
+    if (c < 0 || waitpid(c, NULL, 0) != c) cf_die("fork the master's holder");
+    close(m);
+    close(p[0]);
   } else if (strcmp(mode, "inet") == 0) {
     int l = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
