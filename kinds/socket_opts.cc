@@ -252,21 +252,6 @@ Status ApplyFilter(int sock, const img::SocketOpts& o) {
   return OkStatus();
 }
 
-// Sets a buffer size to what getsockopt reported at dump time.
-Status ApplyBuffer(int sock, int opt, int force_opt, uint32_t reported) {
-  if (reported == 0) return OkStatus();
-  int now = 0;
-  socklen_t len = sizeof(now);
-  if (getsockopt(sock, SOL_SOCKET, opt, &now, &len) == 0 && static_cast<uint32_t>(now) == reported) {
-    return OkStatus();
-  }
-  const int half = static_cast<int>(reported / 2);
-  if (setsockopt(sock, SOL_SOCKET, force_opt, &half, sizeof(half)) != 0 &&
-      setsockopt(sock, SOL_SOCKET, opt, &half, sizeof(half)) != 0) {
-    return ErrnoStatus(opt == SO_SNDBUF ? "set SO_SNDBUF" : "set SO_RCVBUF");
-  }
-  return OkStatus();
-}
 
 Status ReadStructured(int sock, img::SocketOpts* out) {
   int v = 0;
@@ -305,8 +290,8 @@ Status ReadStructured(int sock, img::SocketOpts* out) {
 }
 
 Status ApplyStructured(int sock, const img::SocketOpts& o) {
-  RETURN_IF_ERROR(ApplyBuffer(sock, SO_SNDBUF, SO_SNDBUFFORCE, o.sndbuf()));
-  RETURN_IF_ERROR(ApplyBuffer(sock, SO_RCVBUF, SO_RCVBUFFORCE, o.rcvbuf()));
+  RETURN_IF_ERROR(ApplyBufferSize(sock, SO_SNDBUF, o.sndbuf()));
+  RETURN_IF_ERROR(ApplyBufferSize(sock, SO_RCVBUF, o.rcvbuf()));
   if (o.has_buf_lock()) {
     int now = -1;
     socklen_t len = sizeof(now);
@@ -367,6 +352,22 @@ std::string SocketProtocolName(const FdSight& s) {
   const ssize_t n = getxattr(path.c_str(), "system.sockprotoname", name, sizeof(name) - 1);
   if (n <= 0) return "";
   return std::string(name, strnlen(name, static_cast<size_t>(n)));
+}
+
+Status ApplyBufferSize(int sock, int opt, uint32_t reported) {
+  if (reported == 0) return OkStatus();
+  int now = 0;
+  socklen_t len = sizeof(now);
+  if (getsockopt(sock, SOL_SOCKET, opt, &now, &len) == 0 && static_cast<uint32_t>(now) == reported) {
+    return OkStatus();
+  }
+  const int force_opt = opt == SO_SNDBUF ? SO_SNDBUFFORCE : SO_RCVBUFFORCE;
+  const int half = static_cast<int>(reported / 2);
+  if (setsockopt(sock, SOL_SOCKET, force_opt, &half, sizeof(half)) != 0 &&
+      setsockopt(sock, SOL_SOCKET, opt, &half, sizeof(half)) != 0) {
+    return ErrnoStatus(opt == SO_SNDBUF ? "set SO_SNDBUF" : "set SO_RCVBUF");
+  }
+  return OkStatus();
 }
 
 Status ReadSocketOpts(int sock, img::SocketOpts* out) {

@@ -124,6 +124,12 @@ class PeekOffsetGuard {
   int saved_;
 };
 
+// Sets SO_SNDBUF or SO_RCVBUF (|opt|) so that getsockopt reports
+// |reported| again (the kernel doubles what it is given), beyond the sysctl
+// maxima with the FORCE variant where allowed; nothing when it does already
+// or |reported| is 0.
+Status ApplyBufferSize(int sock, int opt, uint32_t reported);
+
 // The options that differ from a fresh socket's defaults, for `show`:
 // "reuseaddr=1 sndbuf=4608 filter=4 insns" (empty when none is known).
 std::string DescribeSocketOpts(const img::SocketOpts& o);

@@ -245,20 +245,6 @@ Status SendAll(int fd, const std::string& data, size_t from, size_t to, const ch
   return OkStatus();
 }
 
-// Sets SO_SNDBUF/SO_RCVBUF to what getsockopt reported (the kernel doubles
-// what it is given), beyond the sysctl limits if need be.
-Status SetBuffer(int fd, int opt, int force, uint32_t reported) {
-  if (reported == 0) return OkStatus();
-  ASSIGN_OR_RETURN(int now, GetOpt(fd, SOL_SOCKET, opt, "a buffer size"));
-  if (static_cast<uint32_t>(now) == reported) return OkStatus();
-  const int half = static_cast<int>(reported / 2);
-  if (setsockopt(fd, SOL_SOCKET, force, &half, sizeof(half)) != 0 &&
-      setsockopt(fd, SOL_SOCKET, opt, &half, sizeof(half)) != 0) {
-    return ErrnoStatus("set a socket buffer size");
-  }
-  return OkStatus();
-}
-
 // The connection back, on |fd| in repair mode and bound.
 Status RestoreConnection(int fd, const img::TcpSocket& t) {
   const img::TcpConnection& c = t.conn();
@@ -331,8 +317,8 @@ Status RestoreConnection(int fd, const img::TcpSocket& t) {
   // had not sent yet go as ordinary data.
   RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF, "TCP_REPAIR off"));
   RETURN_IF_ERROR(SendAll(fd, sendq, sent, sendq.size(), "unsent part of the send queue"));
-  RETURN_IF_ERROR(SetBuffer(fd, SO_SNDBUF, SO_SNDBUFFORCE, t.sndbuf()));
-  return SetBuffer(fd, SO_RCVBUF, SO_RCVBUFFORCE, t.rcvbuf());
+  RETURN_IF_ERROR(ApplyBufferSize(fd, SO_SNDBUF, t.sndbuf()));
+  return ApplyBufferSize(fd, SO_RCVBUF, t.rcvbuf());
 }
 
 Status ApplyOptions(int fd, const img::TcpSocket& t) {
@@ -369,8 +355,8 @@ Result<UniqueFd> MakeSocket(const img::TcpSocket& t, bool tcp_close) {
   // SO_REUSEPORT after binding beside another one. Their values are set after.
   RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR"));
   RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT"));
-  RETURN_IF_ERROR(SetBuffer(s, SO_SNDBUF, SO_SNDBUFFORCE, t.sndbuf()));
-  RETURN_IF_ERROR(SetBuffer(s, SO_RCVBUF, SO_RCVBUFFORCE, t.rcvbuf()));
+  RETURN_IF_ERROR(ApplyBufferSize(s, SO_SNDBUF, t.sndbuf()));
+  RETURN_IF_ERROR(ApplyBufferSize(s, SO_RCVBUF, t.rcvbuf()));
   const InetAddr local = InetAddr::Of(family, t.src_addr(), t.src_port());
   switch (t.state()) {
     case kClose:
