@@ -147,6 +147,11 @@ void SharedFiles::PutBack() {
 
 void SharedFiles::AddObject(pid_t pid, img::FileObject obj) { objects_[pid].push_back(std::move(obj)); }
 
+uint32_t SharedFiles::NewFileId() {
+  descriptions_.push_back({0, -1});
+  return static_cast<uint32_t>(descriptions_.size());
+}
+
 const img::Fd* SharedFiles::Find(pid_t pid, int fd) const {
   auto it = fds_.find({pid, fd});
   return it == fds_.end() ? nullptr : &it->second;

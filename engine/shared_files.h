@@ -56,10 +56,11 @@ class SharedFiles final : private kinds::TreeFds {
   const std::vector<pid_t>& order() const override { return order_; }
   std::vector<img::Fd*> FdsOf(pid_t pid) override;
   void AddObject(pid_t pid, img::FileObject obj) override;
+  uint32_t NewFileId() override;
 
   std::map<std::pair<pid_t, int>, img::Fd> fds_;
   std::map<std::pair<pid_t, int>, kinds::FdSight> private_sights_;  // kPrivate fds, until kept or dropped
-  std::vector<Ref> descriptions_;  // file_id - 1 -> where it was first seen
+  std::vector<Ref> descriptions_;  // file_id - 1 -> where it was first seen (fd -1: no fd)
   proc::OpenFileIndex open_files_;  // file ids by open file description
   std::map<const kinds::FdKind*, std::unique_ptr<kinds::TreePass>> passes_;
   std::map<pid_t, std::vector<img::FileObject>> objects_;  // by carrier process

@@ -97,6 +97,9 @@ class TreeFds {
   virtual std::vector<img::Fd*> FdsOf(pid_t pid) = 0;
   // Saves |obj| in the core of |pid|.
   virtual void AddObject(pid_t pid, img::FileObject obj) = 0;
+  // A file_id for an open file description no descriptor of the tree holds
+  // (one in flight in a socket's queue); 0 where there is no such numbering.
+  virtual uint32_t NewFileId() { return 0; }
 };
 
 // Per-dump state of a kind, for the tree-wide pass (at most one per kind).
@@ -120,6 +123,10 @@ struct SharedObject {
   pid_t owner = 0;
   const img::FileObject* object = nullptr;   // kObject kinds
   std::map<uint32_t, const img::Fd*> files;
+  // Descriptions of other objects that creating this one takes (by
+  // file_id, in RestoreContext::tree_files): files in flight in a socket's
+  // queue that the tree holds too. Created first.
+  std::vector<uint32_t> needs;
 };
 
 // What restore-side hooks may use.
@@ -130,6 +137,9 @@ struct RestoreContext {
   // (unlinked at the end).
   std::map<std::string, std::string>* recreated = nullptr;
   bool tcp_close = false;  // --tcp-close: TCP connections come back closed
+  // The descriptions this process created or inherited so far, by file_id
+  // (what SharedObject::needs names).
+  const std::map<uint32_t, int>* tree_files = nullptr;
 };
 
 // One descriptor per open file description of a SharedObject, by file_id.
@@ -197,6 +207,9 @@ class FdKind {
   // session leader whose controlling terminal it is): the object's owner is
   // their ancestor too.
   virtual std::vector<pid_t> ExtraUsers(const img::FileObject&) const { return {}; }
+  // Descriptions of other objects of the tree that creating |obj| takes,
+  // each with its tree_file_id (see SharedObject::needs).
+  virtual std::vector<const img::Fd*> NeededFiles(const img::FileObject&) const { return {}; }
   // kPrivate kinds: one descriptor as it was (any number).
   virtual Result<UniqueFd> Open(const img::Fd& f, RestoreContext& ctx) const;
   // The object and one descriptor per description of |obj|. kPrivate kinds

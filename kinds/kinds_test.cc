@@ -190,7 +190,7 @@ TEST(UnixSocketKindTest, DatagramQueueMessageByMessage) {
     ASSERT_NE(end, nullptr);
     ASSERT_EQ(end->queue_size(), 4) << "type " << type;
     for (int i = 0; i < 4; ++i) EXPECT_EQ(end->queue(i), msgs[i]) << "type " << type << " message " << i;
-    EXPECT_EQ(end->peek_off(), 3);
+    EXPECT_EQ(end->opts().peek_off(), 3);
     int now = 0;
     socklen_t len = sizeof(now);
     ASSERT_EQ(getsockopt(b.get(), SOL_SOCKET, SO_PEEK_OFF, &now, &len), 0);
@@ -221,7 +221,7 @@ TEST(UnixSocketKindTest, StreamQueueWholeAndShutdown) {
   ASSERT_NE(end, nullptr);
   ASSERT_EQ(end->queue_size(), 1);
   EXPECT_EQ(end->queue(0), data);
-  EXPECT_EQ(end->peek_off(), -1);
+  EXPECT_EQ(end->opts().peek_off(), -1);
   EXPECT_EQ(end->shutdown(), 1u);                                  // RCV_SHUTDOWN, mirrored
   EXPECT_EQ(EndOf(own.objects, Inode(a.get()))->shutdown(), 2u);  // SEND_SHUTDOWN
   int queued = 0;

@@ -37,38 +37,28 @@
 #include "common/fd.h"
 #include "common/log.h"
 #include "kinds/kind.h"
+#include "kinds/sock_diag.h"
 #include "kinds/socket_opts.h"
 
 namespace cf::kinds {
 namespace {
 
-struct PacketOpt {
-  int opt;
-  std::optional<int> (*get)(const img::PacketSocket&);
-  void (*set)(img::PacketSocket*, int);
-};
-#define CF_PACKET_OPT(opt, field)                                                                                 \
-  PacketOpt {                                                                                                     \
-    opt, [](const img::PacketSocket& m) { return m.has_##field() ? std::optional<int>(m.field()) : std::nullopt; }, \
-        [](img::PacketSocket* m, int v) { m->set_##field(v); }                                                    \
-  }
 // In the order restore sets them: PACKET_VERSION first.
-const std::vector<PacketOpt>& PacketOpts() {
-  static const std::vector<PacketOpt> opts = {
-      CF_PACKET_OPT(PACKET_VERSION, version),
-      CF_PACKET_OPT(PACKET_RESERVE, reserve),
-      CF_PACKET_OPT(PACKET_AUXDATA, auxdata),
-      CF_PACKET_OPT(PACKET_ORIGDEV, origdev),
-      CF_PACKET_OPT(PACKET_VNET_HDR, vnet_hdr),
-      CF_PACKET_OPT(PACKET_LOSS, loss),
-      CF_PACKET_OPT(PACKET_TIMESTAMP, timestamp),
-      CF_PACKET_OPT(PACKET_TX_HAS_OFF, tx_has_off),
-      CF_PACKET_OPT(PACKET_QDISC_BYPASS, qdisc_bypass),
-      CF_PACKET_OPT(PACKET_IGNORE_OUTGOING, ignore_outgoing),
+const std::vector<IntOpt<img::PacketSocket>>& PacketOpts() {
+  static const std::vector<IntOpt<img::PacketSocket>> opts = {
+      CF_INT_OPT(img::PacketSocket, SOL_PACKET, PACKET_VERSION, version, 0),
+      CF_INT_OPT(img::PacketSocket, SOL_PACKET, PACKET_RESERVE, reserve, 0),
+      CF_INT_OPT(img::PacketSocket, SOL_PACKET, PACKET_AUXDATA, auxdata, 0),
+      CF_INT_OPT(img::PacketSocket, SOL_PACKET, PACKET_ORIGDEV, origdev, 0),
+      CF_INT_OPT(img::PacketSocket, SOL_PACKET, PACKET_VNET_HDR, vnet_hdr, 0),
+      CF_INT_OPT(img::PacketSocket, SOL_PACKET, PACKET_LOSS, loss, 0),
+      CF_INT_OPT(img::PacketSocket, SOL_PACKET, PACKET_TIMESTAMP, timestamp, 0),
+      CF_INT_OPT(img::PacketSocket, SOL_PACKET, PACKET_TX_HAS_OFF, tx_has_off, 0),
+      CF_INT_OPT(img::PacketSocket, SOL_PACKET, PACKET_QDISC_BYPASS, qdisc_bypass, 0),
+      CF_INT_OPT(img::PacketSocket, SOL_PACKET, PACKET_IGNORE_OUTGOING, ignore_outgoing, 0),
   };
   return opts;
 }
-#undef CF_PACKET_OPT
 
 void ToImage(const packet_diag_ring& r, img::PacketRing* out) {
   out->set_block_size(r.pdr_block_size);
@@ -83,71 +73,42 @@ void ToImage(const packet_diag_ring& r, img::PacketRing* out) {
 // What packet_diag says of the socket |inode|: fills protocol, ifindex,
 // copy_thresh, rings and memberships of |out|.
 Status QueryPacketDiag(uint64_t inode, img::PacketSocket* out) {
-  UniqueFd nl(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-  if (!nl.valid()) return ErrnoStatus("socket(NETLINK_SOCK_DIAG)");
-  struct {
-    nlmsghdr nlh;
-    packet_diag_req req;
-  } request{};
-  request.nlh.nlmsg_len = sizeof(request);
-  request.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  request.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  request.nlh.nlmsg_seq = 1;
-  request.req.sdiag_family = AF_PACKET;
-  request.req.pdiag_show = PACKET_SHOW_INFO | PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG;
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(nl.get(), &request, sizeof(request), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0) {
-    return ErrnoStatus("packet_diag request");
-  }
-  std::vector<char> buf(65536);
-  bool found = false;
-  for (;;) {
-    const ssize_t n = recv(nl.get(), buf.data(), buf.size(), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus("packet_diag reply");
-    size_t len = static_cast<size_t>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-      if (h->nlmsg_type == NLMSG_DONE) {
-        if (!found) return Error("packet_diag does not list socket " + std::to_string(inode), ENOENT);
-        return OkStatus();
-      }
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        return ErrnoStatus(-static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error, "packet_diag");
-      }
-      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(packet_diag_msg))) continue;
-      const auto* m = static_cast<const packet_diag_msg*>(NLMSG_DATA(h));
-      if (m->pdiag_ino != inode) continue;
-      found = true;
-      out->set_protocol(m->pdiag_num);
-      int alen = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
-      for (auto* a = reinterpret_cast<const rtattr*>(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
-        const void* data = RTA_DATA(a);
-        const size_t plen = RTA_PAYLOAD(a);
-        if (a->rta_type == PACKET_DIAG_INFO && plen >= sizeof(packet_diag_info)) {
-          packet_diag_info i;
-          memcpy(&i, data, sizeof(i));
-          out->set_ifindex(static_cast<int32_t>(i.pdi_index));
-          out->set_copy_thresh(i.pdi_copy_thresh);
-        } else if (a->rta_type == PACKET_DIAG_MCLIST) {
-          for (size_t off = 0; off + sizeof(packet_diag_mclist) <= plen; off += sizeof(packet_diag_mclist)) {
-            packet_diag_mclist mc;
-            memcpy(&mc, static_cast<const char*>(data) + off, sizeof(mc));
-            img::PacketMembership* p = out->add_mclist();
-            p->set_ifindex(static_cast<int32_t>(mc.pdmc_index));
-            p->set_type(mc.pdmc_type);
-            p->set_count(mc.pdmc_count);
-            p->set_addr(mc.pdmc_addr, std::min<size_t>(mc.pdmc_alen, sizeof(mc.pdmc_addr)));
-          }
-        } else if ((a->rta_type == PACKET_DIAG_RX_RING || a->rta_type == PACKET_DIAG_TX_RING) &&
-                   plen >= sizeof(packet_diag_ring)) {
-          packet_diag_ring r;
-          memcpy(&r, data, sizeof(r));
-          ToImage(r, a->rta_type == PACKET_DIAG_RX_RING ? out->mutable_rx_ring() : out->mutable_tx_ring());
+  packet_diag_req req{};
+  req.sdiag_family = AF_PACKET;
+  req.pdiag_show = PACKET_SHOW_INFO | PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG;
+  ASSIGN_OR_RETURN(bool found, SockDiag(&req, sizeof(req), true, "packet_diag", [&](const DiagReply& r) {
+    const auto* m = r.As<packet_diag_msg>();
+    if (m == nullptr || m->pdiag_ino != inode) return false;
+    out->set_protocol(m->pdiag_num);
+    r.ForEachAttr<packet_diag_msg>([&](const rtattr* a) {
+      const void* data = RTA_DATA(a);
+      const size_t plen = RTA_PAYLOAD(a);
+      if (a->rta_type == PACKET_DIAG_INFO && plen >= sizeof(packet_diag_info)) {
+        packet_diag_info i;
+        memcpy(&i, data, sizeof(i));
+        out->set_ifindex(static_cast<int32_t>(i.pdi_index));
+        out->set_copy_thresh(i.pdi_copy_thresh);
+      } else if (a->rta_type == PACKET_DIAG_MCLIST) {
+        for (size_t off = 0; off + sizeof(packet_diag_mclist) <= plen; off += sizeof(packet_diag_mclist)) {
+          packet_diag_mclist mc;
+          memcpy(&mc, static_cast<const char*>(data) + off, sizeof(mc));
+          img::PacketMembership* p = out->add_mclist();
+          p->set_ifindex(static_cast<int32_t>(mc.pdmc_index));
+          p->set_type(mc.pdmc_type);
+          p->set_count(mc.pdmc_count);
+          p->set_addr(mc.pdmc_addr, std::min<size_t>(mc.pdmc_alen, sizeof(mc.pdmc_addr)));
         }
+      } else if ((a->rta_type == PACKET_DIAG_RX_RING || a->rta_type == PACKET_DIAG_TX_RING) &&
+                 plen >= sizeof(packet_diag_ring)) {
+        packet_diag_ring ring;
+        memcpy(&ring, data, sizeof(ring));
+        ToImage(ring, a->rta_type == PACKET_DIAG_RX_RING ? out->mutable_rx_ring() : out->mutable_tx_ring());
       }
-    }
-  }
+    });
+    return true;
+  }));
+  if (!found) return Error("packet_diag does not list socket " + std::to_string(inode), ENOENT);
+  return OkStatus();
 }
 
 Status SetRing(int sock, int opt, int version, const img::PacketRing& r) {
@@ -235,10 +196,7 @@ class PacketSocket final : public FdKind {
     RETURN_IF_ERROR(QueryPacketDiag(f->inode(), p));
     char name[IF_NAMESIZE] = {};
     if (p->ifindex() != 0 && if_indextoname(static_cast<unsigned>(p->ifindex()), name)) p->set_ifname(name);
-    for (const PacketOpt& o : PacketOpts()) {
-      len = sizeof(v);
-      if (getsockopt(sock, SOL_PACKET, o.opt, &v, &len) == 0) o.set(p, v);
-    }
+    RETURN_IF_ERROR(ReadIntOpts(sock, PacketOpts(), p));
     len = sizeof(v);
     if (getsockopt(sock, SOL_PACKET, PACKET_FANOUT, &v, &len) == 0) p->set_fanout(static_cast<uint32_t>(v));
     RETURN_IF_ERROR(ReadSocketOpts(sock, f->mutable_socket_opts()));
@@ -258,17 +216,7 @@ class PacketSocket final : public FdKind {
     if (!sock.valid()) return ErrnoStatus("socket() for " + what);
     const int fd = sock.get();
     if (f->has_socket_opts()) RETURN_IF_ERROR(ApplyBindOpts(fd, f->socket_opts()).WithContext(what));
-    for (const PacketOpt& o : PacketOpts()) {
-      const std::optional<int> want = o.get(p);
-      if (!want) continue;
-      int now = 0;
-      socklen_t len = sizeof(now);
-      if (getsockopt(fd, SOL_PACKET, o.opt, &now, &len) == 0 && now == *want) continue;
-      const int v = *want;
-      if (setsockopt(fd, SOL_PACKET, o.opt, &v, sizeof(v)) != 0) {
-        return ErrnoStatus("set packet option " + std::to_string(o.opt) + " to " + std::to_string(v) + " of " + what);
-      }
-    }
+    RETURN_IF_ERROR(ApplyIntOpts(fd, PacketOpts(), p).WithContext(what));
     if (p.copy_thresh() != 0) {
       const int v = static_cast<int>(p.copy_thresh());
       if (setsockopt(fd, SOL_PACKET, PACKET_COPY_THRESH, &v, sizeof(v)) != 0) {

@@ -64,24 +64,6 @@ namespace {
 #define IPV6_FREEBIND 78
 #endif
 
-// One integer option and where the image keeps it. |def| is the usual
-// default, only for `show`.
-template <typename Msg>
-struct IntOpt {
-  int level;
-  int opt;
-  const char* name;
-  std::optional<int> (*get)(const Msg&);
-  void (*set)(Msg*, int);
-  int def;
-};
-
-#define CF_INT_OPT(Msg, level, opt, field, def)                                                      \
-  IntOpt<Msg> {                                                                                    \
-    level, opt, #field, [](const Msg& m) { return m.has_##field() ? std::optional<int>(m.field()) : std::nullopt; }, \
-        [](Msg* m, int v) { m->set_##field(v); }, def                                              \
-  }
-
 using Opts = img::SocketOpts;
 using IpOpts = img::SocketOpts::Ip;
 using Ip6Opts = img::SocketOpts::Ip6;
@@ -187,55 +169,10 @@ const std::vector<IntOpt<Ip6Opts>>& Ip6Table() {
   return table;
 }
 
-#undef CF_INT_OPT
-
-// The answers of getsockopt for an option this socket does not have.
-// (ENOTCONN: options that only a connected socket has.)
-bool NotOffered(int err) {
-  return err == ENOPROTOOPT || err == EOPNOTSUPP || err == EINVAL || err == ENOTSUP || err == ENOTCONN;
-}
-
-std::string OptName(const char* name) { return std::string("socket option ") + name; }
-
-template <typename Msg>
-Status ReadInts(int sock, const std::vector<IntOpt<Msg>>& table, Msg* out) {
-  for (const IntOpt<Msg>& e : table) {
-    int v = 0;
-    socklen_t len = sizeof(v);
-    if (getsockopt(sock, e.level, e.opt, &v, &len) != 0) {
-      if (NotOffered(errno)) continue;
-      return ErrnoStatus("getsockopt " + OptName(e.name));
-    }
-    e.set(out, v);
-  }
-  return OkStatus();
-}
-
-// Sets |e| to its saved value unless the socket already has it.
-template <typename Msg>
-Status ApplyInt(int sock, const IntOpt<Msg>& e, const Msg& m) {
-  const std::optional<int> want = e.get(m);
-  if (!want) return OkStatus();
-  int now = 0;
-  socklen_t len = sizeof(now);
-  if (getsockopt(sock, e.level, e.opt, &now, &len) == 0 && now == *want) return OkStatus();
-  const int v = *want;
-  if (setsockopt(sock, e.level, e.opt, &v, sizeof(v)) != 0) {
-    return ErrnoStatus("set " + OptName(e.name) + " to " + std::to_string(v));
-  }
-  return OkStatus();
-}
-
-template <typename Msg>
-Status ApplyInts(int sock, const std::vector<IntOpt<Msg>>& table, const Msg& m) {
-  for (const IntOpt<Msg>& e : table) RETURN_IF_ERROR(ApplyInt(sock, e, m));
-  return OkStatus();
-}
-
 template <typename Msg>
 Status ApplyNamed(int sock, const std::vector<IntOpt<Msg>>& table, const Msg& m, int opt) {
   for (const IntOpt<Msg>& e : table) {
-    if (e.opt == opt) return ApplyInt(sock, e, m);
+    if (e.opt == opt) return ApplyIntOpt(sock, e, m);
   }
   return OkStatus();
 }
@@ -315,21 +252,6 @@ Status ApplyFilter(int sock, const img::SocketOpts& o) {
   return OkStatus();
 }
 
-// Sets a buffer size to what getsockopt reported at dump time.
-Status ApplyBuffer(int sock, int opt, int force_opt, uint32_t reported) {
-  if (reported == 0) return OkStatus();
-  int now = 0;
-  socklen_t len = sizeof(now);
-  if (getsockopt(sock, SOL_SOCKET, opt, &now, &len) == 0 && static_cast<uint32_t>(now) == reported) {
-    return OkStatus();
-  }
-  const int half = static_cast<int>(reported / 2);
-  if (setsockopt(sock, SOL_SOCKET, force_opt, &half, sizeof(half)) != 0 &&
-      setsockopt(sock, SOL_SOCKET, opt, &half, sizeof(half)) != 0) {
-    return ErrnoStatus(opt == SO_SNDBUF ? "set SO_SNDBUF" : "set SO_RCVBUF");
-  }
-  return OkStatus();
-}
 
 Status ReadStructured(int sock, img::SocketOpts* out) {
   int v = 0;
@@ -342,7 +264,7 @@ Status ReadStructured(int sock, img::SocketOpts* out) {
   len = sizeof(v);
   if (getsockopt(sock, SOL_SOCKET, SO_BUF_LOCK, &v, &len) == 0) {
     out->set_buf_lock(v);
-  } else if (!NotOffered(errno)) {
+  } else if (!OptionNotOffered(errno)) {
     return ErrnoStatus("getsockopt SO_BUF_LOCK");
   }
   uint64_t rate = 0;
@@ -368,8 +290,8 @@ Status ReadStructured(int sock, img::SocketOpts* out) {
 }
 
 Status ApplyStructured(int sock, const img::SocketOpts& o) {
-  RETURN_IF_ERROR(ApplyBuffer(sock, SO_SNDBUF, SO_SNDBUFFORCE, o.sndbuf()));
-  RETURN_IF_ERROR(ApplyBuffer(sock, SO_RCVBUF, SO_RCVBUFFORCE, o.rcvbuf()));
+  RETURN_IF_ERROR(ApplyBufferSize(sock, SO_SNDBUF, o.sndbuf()));
+  RETURN_IF_ERROR(ApplyBufferSize(sock, SO_RCVBUF, o.rcvbuf()));
   if (o.has_buf_lock()) {
     int now = -1;
     socklen_t len = sizeof(now);
@@ -432,12 +354,28 @@ std::string SocketProtocolName(const FdSight& s) {
   return std::string(name, strnlen(name, static_cast<size_t>(n)));
 }
 
+Status ApplyBufferSize(int sock, int opt, uint32_t reported) {
+  if (reported == 0) return OkStatus();
+  int now = 0;
+  socklen_t len = sizeof(now);
+  if (getsockopt(sock, SOL_SOCKET, opt, &now, &len) == 0 && static_cast<uint32_t>(now) == reported) {
+    return OkStatus();
+  }
+  const int force_opt = opt == SO_SNDBUF ? SO_SNDBUFFORCE : SO_RCVBUFFORCE;
+  const int half = static_cast<int>(reported / 2);
+  if (setsockopt(sock, SOL_SOCKET, force_opt, &half, sizeof(half)) != 0 &&
+      setsockopt(sock, SOL_SOCKET, opt, &half, sizeof(half)) != 0) {
+    return ErrnoStatus(opt == SO_SNDBUF ? "set SO_SNDBUF" : "set SO_RCVBUF");
+  }
+  return OkStatus();
+}
+
 Status ReadSocketOpts(int sock, img::SocketOpts* out) {
-  RETURN_IF_ERROR(ReadInts(sock, SocketTable(), out));
+  RETURN_IF_ERROR(ReadIntOpts(sock, SocketTable(), out));
   RETURN_IF_ERROR(ReadStructured(sock, out));
   ASSIGN_OR_RETURN(int family, SocketFamily(sock));
-  if (family == AF_INET || family == AF_INET6) RETURN_IF_ERROR(ReadInts(sock, IpTable(), out->mutable_ip()));
-  if (family == AF_INET6) RETURN_IF_ERROR(ReadInts(sock, Ip6Table(), out->mutable_ip6()));
+  if (family == AF_INET || family == AF_INET6) RETURN_IF_ERROR(ReadIntOpts(sock, IpTable(), out->mutable_ip()));
+  if (family == AF_INET6) RETURN_IF_ERROR(ReadIntOpts(sock, Ip6Table(), out->mutable_ip6()));
   return OkStatus();
 }
 
@@ -465,9 +403,9 @@ Status ApplyBindOpts(int sock, const img::SocketOpts& o) {
 Status ApplySocketOpts(int sock, const img::SocketOpts& o) {
   RETURN_IF_ERROR(ApplyBoundDev(sock, o));
   // IP_TOS sets SO_PRIORITY as a side effect: the IP level goes first.
-  if (o.has_ip()) RETURN_IF_ERROR(ApplyInts(sock, IpTable(), o.ip()));
-  if (o.has_ip6()) RETURN_IF_ERROR(ApplyInts(sock, Ip6Table(), o.ip6()));
-  RETURN_IF_ERROR(ApplyInts(sock, SocketTable(), o));
+  if (o.has_ip()) RETURN_IF_ERROR(ApplyIntOpts(sock, IpTable(), o.ip()));
+  if (o.has_ip6()) RETURN_IF_ERROR(ApplyIntOpts(sock, Ip6Table(), o.ip6()));
+  RETURN_IF_ERROR(ApplyIntOpts(sock, SocketTable(), o));
   return ApplyStructured(sock, o);
 }
 

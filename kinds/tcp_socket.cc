@@ -50,6 +50,7 @@
 #include "common/log.h"
 #include "kinds/inet_addr.h"
 #include "kinds/kind.h"
+#include "kinds/sock_diag.h"
 #include "kinds/socket_opts.h"
 #include "kinds/net_lock.h"
 #include "kinds/tcp_fin.h"
@@ -96,50 +97,26 @@ struct DiagInfo {
 };
 
 Result<DiagInfo> QueryDiag(int family, uint32_t states, uint64_t inode) {
-  UniqueFd nl(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-  if (!nl.valid()) return ErrnoStatus("socket(NETLINK_SOCK_DIAG)");
-  struct {
-    nlmsghdr nlh;
-    inet_diag_req_v2 req;
-  } request{};
-  request.nlh.nlmsg_len = sizeof(request);
-  request.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  request.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  request.req.sdiag_family = static_cast<uint8_t>(family);
-  request.req.sdiag_protocol = IPPROTO_TCP;
-  request.req.idiag_states = states;
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(nl.get(), &request, sizeof(request), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0) {
-    return ErrnoStatus("sock_diag request");
-  }
-  alignas(nlmsghdr) static thread_local char buf[32768];
-  for (;;) {
-    ssize_t n = recv(nl.get(), buf, sizeof(buf), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus("sock_diag reply");
-    if (n == 0) break;
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<size_t>(n)); h = NLMSG_NEXT(h, n)) {
-      if (h->nlmsg_type == NLMSG_DONE) return Errorf("sock_diag: no TCP socket with inode %lu", inode);
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        return ErrnoStatus(-static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error, "sock_diag");
-      }
-      const auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
-      if (m->idiag_inode != inode) continue;
-      DiagInfo d;
-      d.rqueue = m->idiag_rqueue;
-      d.peer.family = family;
-      d.peer.addr.assign(reinterpret_cast<const char*>(m->id.idiag_dst), family == AF_INET6 ? 16 : 4);
-      d.peer.port = ntohs(m->id.idiag_dport);
-      d.wqueue = m->idiag_wqueue;
-      int len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
-      for (auto* a = reinterpret_cast<const rtattr*>(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-        if (a->rta_type == INET_DIAG_SHUTDOWN) d.shutdown = *static_cast<const uint8_t*>(RTA_DATA(a));
-      }
-      return d;
-    }
-  }
-  return Errorf("sock_diag: no TCP socket with inode %lu", inode);
+  inet_diag_req_v2 req{};
+  req.sdiag_family = static_cast<uint8_t>(family);
+  req.sdiag_protocol = IPPROTO_TCP;
+  req.idiag_states = states;
+  DiagInfo d;
+  ASSIGN_OR_RETURN(bool found, SockDiag(&req, sizeof(req), true, "sock_diag", [&](const DiagReply& r) {
+    const auto* m = r.As<inet_diag_msg>();
+    if (m == nullptr || m->idiag_inode != inode) return false;
+    d.rqueue = m->idiag_rqueue;
+    d.peer.family = family;
+    d.peer.addr.assign(reinterpret_cast<const char*>(m->id.idiag_dst), family == AF_INET6 ? 16 : 4);
+    d.peer.port = ntohs(m->id.idiag_dport);
+    d.wqueue = m->idiag_wqueue;
+    r.ForEachAttr<inet_diag_msg>([&](const rtattr* a) {
+      if (a->rta_type == INET_DIAG_SHUTDOWN) d.shutdown = *static_cast<const uint8_t*>(RTA_DATA(a));
+    });
+    return true;
+  }));
+  if (!found) return Errorf("sock_diag: no TCP socket with inode %lu", inode);
+  return d;
 }
 
 // Restore recreates sockets in criu-fast's own network namespace (and
@@ -268,20 +245,6 @@ Status SendAll(int fd, const std::string& data, size_t from, size_t to, const ch
   return OkStatus();
 }
 
-// Sets SO_SNDBUF/SO_RCVBUF to what getsockopt reported (the kernel doubles
-// what it is given), beyond the sysctl limits if need be.
-Status SetBuffer(int fd, int opt, int force, uint32_t reported) {
-  if (reported == 0) return OkStatus();
-  ASSIGN_OR_RETURN(int now, GetOpt(fd, SOL_SOCKET, opt, "a buffer size"));
-  if (static_cast<uint32_t>(now) == reported) return OkStatus();
-  const int half = static_cast<int>(reported / 2);
-  if (setsockopt(fd, SOL_SOCKET, force, &half, sizeof(half)) != 0 &&
-      setsockopt(fd, SOL_SOCKET, opt, &half, sizeof(half)) != 0) {
-    return ErrnoStatus("set a socket buffer size");
-  }
-  return OkStatus();
-}
-
 // The connection back, on |fd| in repair mode and bound.
 Status RestoreConnection(int fd, const img::TcpSocket& t) {
   const img::TcpConnection& c = t.conn();
@@ -354,8 +317,8 @@ Status RestoreConnection(int fd, const img::TcpSocket& t) {
   // had not sent yet go as ordinary data.
   RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF, "TCP_REPAIR off"));
   RETURN_IF_ERROR(SendAll(fd, sendq, sent, sendq.size(), "unsent part of the send queue"));
-  RETURN_IF_ERROR(SetBuffer(fd, SO_SNDBUF, SO_SNDBUFFORCE, t.sndbuf()));
-  return SetBuffer(fd, SO_RCVBUF, SO_RCVBUFFORCE, t.rcvbuf());
+  RETURN_IF_ERROR(ApplyBufferSize(fd, SO_SNDBUF, t.sndbuf()));
+  return ApplyBufferSize(fd, SO_RCVBUF, t.rcvbuf());
 }
 
 Status ApplyOptions(int fd, const img::TcpSocket& t) {
@@ -392,8 +355,8 @@ Result<UniqueFd> MakeSocket(const img::TcpSocket& t, bool tcp_close) {
   // SO_REUSEPORT after binding beside another one. Their values are set after.
   RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR"));
   RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT"));
-  RETURN_IF_ERROR(SetBuffer(s, SO_SNDBUF, SO_SNDBUFFORCE, t.sndbuf()));
-  RETURN_IF_ERROR(SetBuffer(s, SO_RCVBUF, SO_RCVBUFFORCE, t.rcvbuf()));
+  RETURN_IF_ERROR(ApplyBufferSize(s, SO_SNDBUF, t.sndbuf()));
+  RETURN_IF_ERROR(ApplyBufferSize(s, SO_RCVBUF, t.rcvbuf()));
   const InetAddr local = InetAddr::Of(family, t.src_addr(), t.src_port());
   switch (t.state()) {
     case kClose:

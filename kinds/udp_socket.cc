@@ -53,6 +53,7 @@
 #include "common/fd.h"
 #include "common/log.h"
 #include "kinds/kind.h"
+#include "kinds/sock_diag.h"
 #include "kinds/socket_opts.h"
 
 #ifndef UDP_NO_CHECK6_TX
@@ -143,63 +144,22 @@ bool IsQueued(int type, int protocol) {
 // family's sockets of that protocol (udp_diag looks single sockets up by
 // address, which an unbound one has not).
 Result<uint32_t> QueryShutdown(int family, int protocol, uint64_t inode) {
-  UniqueFd nl(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-  if (!nl.valid()) return ErrnoStatus("socket(NETLINK_SOCK_DIAG)");
-  struct {
-    nlmsghdr nlh;
-    inet_diag_req_v2 req;
-  } request{};
-  request.nlh.nlmsg_len = sizeof(request);
-  request.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  request.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  request.nlh.nlmsg_seq = 1;
-  request.req.sdiag_family = static_cast<uint8_t>(family);
-  request.req.sdiag_protocol = static_cast<uint8_t>(protocol);
-  request.req.idiag_states = ~0u;
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(nl.get(), &request, sizeof(request), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0) {
-    return ErrnoStatus("sock_diag request");
-  }
-  std::vector<char> buf(32768);
-  std::optional<uint32_t> found;
-  for (;;) {
-    const ssize_t n = recv(nl.get(), buf.data(), buf.size(), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus("sock_diag reply");
-    size_t len = static_cast<size_t>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-      if (h->nlmsg_type == NLMSG_DONE) {
-        if (!found) return Error("sock_diag does not list socket " + std::to_string(inode), ENOENT);
-        return *found;
-      }
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        return ErrnoStatus(-static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error, "sock_diag");
-      }
-      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) continue;
-      const auto* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
-      if (m->idiag_inode != inode) continue;
-      found = 0;
-      int alen = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
-      for (auto* a = reinterpret_cast<const rtattr*>(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
-        if (a->rta_type == INET_DIAG_SHUTDOWN && RTA_PAYLOAD(a) >= 1) {
-          found = *static_cast<const uint8_t*>(RTA_DATA(a));
-        }
-      }
-    }
-  }
+  inet_diag_req_v2 req{};
+  req.sdiag_family = static_cast<uint8_t>(family);
+  req.sdiag_protocol = static_cast<uint8_t>(protocol);
+  req.idiag_states = ~0u;
+  uint32_t shutdown = 0;
+  ASSIGN_OR_RETURN(bool found, SockDiag(&req, sizeof(req), true, "sock_diag", [&](const DiagReply& r) {
+    const auto* m = r.As<inet_diag_msg>();
+    if (m == nullptr || m->idiag_inode != inode) return false;
+    r.ForEachAttr<inet_diag_msg>([&](const rtattr* a) {
+      if (a->rta_type == INET_DIAG_SHUTDOWN && RTA_PAYLOAD(a) >= 1) shutdown = *static_cast<const uint8_t*>(RTA_DATA(a));
+    });
+    return true;
+  }));
+  if (!found) return Error("sock_diag does not list socket " + std::to_string(inode), ENOENT);
+  return shutdown;
 }
-
-// Puts the socket's peek offset back when the walk ends.
-class PeekOffsetGuard {
- public:
-  PeekOffsetGuard(int sock, int saved) : sock_(sock), saved_(saved) {}
-  ~PeekOffsetGuard() { setsockopt(sock_, SOL_SOCKET, SO_PEEK_OFF, &saved_, sizeof(saved_)); }
-
- private:
-  int sock_;
-  int saved_;
-};
 
 // The queued datagrams, peeked: each peek moves the peek offset past the
 // datagram it returned, so the next one returns the next datagram.
@@ -236,56 +196,21 @@ Status ReadQueue(int sock, img::UdpSocket* out) {
   return OkStatus();
 }
 
-// The SOL_UDP options, by level and option, with their image fields.
-struct UdpOpt {
-  int opt;
-  std::optional<int> (*get)(const img::UdpSocket&);
-  void (*set)(img::UdpSocket*, int);
-};
-#define CF_UDP_OPT(opt, field)                                                                                  \
-  UdpOpt {                                                                                                      \
-    opt, [](const img::UdpSocket& m) { return m.has_##field() ? std::optional<int>(m.field()) : std::nullopt; }, \
-        [](img::UdpSocket* m, int v) { m->set_##field(v); }                                                     \
-  }
-const std::vector<UdpOpt>& UdpOpts() {
-  static const std::vector<UdpOpt> opts = {
-      CF_UDP_OPT(UDP_CORK, cork),
-      CF_UDP_OPT(UDP_SEGMENT, segment),
-      CF_UDP_OPT(UDP_GRO, gro),
-      CF_UDP_OPT(UDP_NO_CHECK6_TX, no_check6_tx),
-      CF_UDP_OPT(UDP_NO_CHECK6_RX, no_check6_rx),
-      CF_UDP_OPT(UDPLITE_SEND_CSCOV, send_cscov),
-      CF_UDP_OPT(UDPLITE_RECV_CSCOV, recv_cscov),
+// The SOL_UDP options (SOL_UDPLITE for UDP-Lite sockets), with their image fields.
+const std::vector<IntOpt<img::UdpSocket>>& UdpOpts() {
+  static const std::vector<IntOpt<img::UdpSocket>> opts = {
+      CF_INT_OPT(img::UdpSocket, SOL_UDP, UDP_CORK, cork, 0),
+      CF_INT_OPT(img::UdpSocket, SOL_UDP, UDP_SEGMENT, segment, 0),
+      CF_INT_OPT(img::UdpSocket, SOL_UDP, UDP_GRO, gro, 0),
+      CF_INT_OPT(img::UdpSocket, SOL_UDP, UDP_NO_CHECK6_TX, no_check6_tx, 0),
+      CF_INT_OPT(img::UdpSocket, SOL_UDP, UDP_NO_CHECK6_RX, no_check6_rx, 0),
+      CF_INT_OPT(img::UdpSocket, SOL_UDP, UDPLITE_SEND_CSCOV, send_cscov, 0),
+      CF_INT_OPT(img::UdpSocket, SOL_UDP, UDPLITE_RECV_CSCOV, recv_cscov, 0),
   };
   return opts;
 }
-#undef CF_UDP_OPT
 
 int UdpLevel(int protocol) { return protocol == IPPROTO_UDPLITE ? SOL_UDPLITE : SOL_UDP; }
-
-void ReadUdpOpts(int sock, img::UdpSocket* out) {
-  for (const UdpOpt& o : UdpOpts()) {
-    int v = 0;
-    socklen_t len = sizeof(v);
-    if (getsockopt(sock, UdpLevel(static_cast<int>(out->protocol())), o.opt, &v, &len) == 0) o.set(out, v);
-  }
-}
-
-Status ApplyUdpOpts(int sock, const img::UdpSocket& u) {
-  for (const UdpOpt& o : UdpOpts()) {
-    const std::optional<int> want = o.get(u);
-    if (!want) continue;
-    const int level = UdpLevel(static_cast<int>(u.protocol()));
-    int now = 0;
-    socklen_t len = sizeof(now);
-    if (getsockopt(sock, level, o.opt, &now, &len) == 0 && now == *want) continue;
-    const int v = *want;
-    if (setsockopt(sock, level, o.opt, &v, sizeof(v)) != 0) {
-      return ErrnoStatus("set UDP option " + std::to_string(o.opt) + " to " + std::to_string(v));
-    }
-  }
-  return OkStatus();
-}
 
 // The ICMP type filter of a raw ICMP or ICMPv6 socket: its level and option.
 std::optional<std::pair<int, int>> IcmpFilterOpt(const img::UdpSocket& u) {
@@ -511,7 +436,7 @@ class UdpSocket final : public FdKind {
       auto shut = QueryShutdown(v[0], v[2], f->inode());
       if (!shut.ok() && !(shut.status().err() == ENOENT && u->local().port() == 0)) return shut.status();
       u->set_shutdown(shut.ok() ? *shut : 0);
-      ReadUdpOpts(sock, u);
+      RETURN_IF_ERROR(ReadIntOpts(sock, UdpOpts(), u, UdpLevel(v[2])));
       // Datagrams held back by UDP_CORK sit in the send queue, which no
       // call reads back: refused rather than lost.
       int unsent = 0;
@@ -568,7 +493,7 @@ class UdpSocket final : public FdKind {
         !(errno == ENOTCONN && !u.has_peer())) {
       return ErrnoStatus("shutdown " + what);
     }
-    RETURN_IF_ERROR(ApplyUdpOpts(fd, u).WithContext(what));
+    RETURN_IF_ERROR(ApplyIntOpts(fd, UdpOpts(), u, UdpLevel(static_cast<int>(u.protocol()))).WithContext(what));
     RETURN_IF_ERROR(ApplyIcmpFilter(fd, u).WithContext(what));
     if (f->has_socket_opts()) RETURN_IF_ERROR(ApplySocketOpts(fd, f->socket_opts()).WithContext(what));
     RETURN_IF_ERROR(SetStatusFlags(fd, f->flags(), O_NONBLOCK, "socket"));

@@ -12,8 +12,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
-#include "common/fd.h"
+#include "kinds/sock_diag.h"
 
 namespace cf::kinds {
 namespace {
@@ -77,50 +78,26 @@ void DecodeAttr(const rtattr* a, UnixSocketInfo* info) {
 }  // namespace
 
 Result<UnixSocketInfo> QueryUnixSocket(uint64_t inode) {
-  UniqueFd nl(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-  if (!nl.valid()) return ErrnoStatus("socket(NETLINK_SOCK_DIAG)");
-  struct {
-    nlmsghdr nlh;
-    unix_diag_req req;
-  } request{};
-  request.nlh.nlmsg_len = sizeof(request);
-  request.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  request.nlh.nlmsg_flags = NLM_F_REQUEST;
-  request.nlh.nlmsg_seq = 1;
-  request.req.sdiag_family = AF_UNIX;
-  request.req.udiag_states = ~0u;
-  request.req.udiag_ino = static_cast<uint32_t>(inode);
-  request.req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_VFS | UDIAG_SHOW_ICONS;
-  request.req.udiag_cookie[0] = request.req.udiag_cookie[1] = ~0u;  // no cookie: look up by inode
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(nl.get(), &request, sizeof(request), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0) {
-    return ErrnoStatus("sock_diag request");
-  }
-  // A listener with many pending connections has a long ICONS attribute.
-  std::vector<char> buf(64 << 10);
-  ssize_t n;
-  do {
-    n = recv(nl.get(), buf.data(), buf.size(), 0);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return ErrnoStatus("sock_diag reply");
-  auto* nlh = reinterpret_cast<nlmsghdr*>(buf.data());
-  if (!NLMSG_OK(nlh, static_cast<size_t>(n))) return Error("sock_diag: short reply", EPROTO);
-  if (nlh->nlmsg_type == NLMSG_ERROR) {
-    const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(nlh));
-    return ErrnoStatus(-e->error, "sock_diag: unix socket " + std::to_string(inode));
-  }
-  if (nlh->nlmsg_type != SOCK_DIAG_BY_FAMILY || nlh->nlmsg_len < NLMSG_LENGTH(sizeof(unix_diag_msg))) {
-    return Error("sock_diag: unexpected reply", EPROTO);
-  }
-  const auto* m = static_cast<const unix_diag_msg*>(NLMSG_DATA(nlh));
-  if (m->udiag_ino != static_cast<uint32_t>(inode)) return Error("sock_diag: reply for another socket", EPROTO);
+  unix_diag_req req{};
+  req.sdiag_family = AF_UNIX;
+  req.udiag_states = ~0u;
+  req.udiag_ino = static_cast<uint32_t>(inode);
+  req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_VFS | UDIAG_SHOW_ICONS;
+  req.udiag_cookie[0] = req.udiag_cookie[1] = ~0u;  // no cookie: look up by inode
   UnixSocketInfo info;
-  info.inode = inode;
-  info.type = m->udiag_type;
-  info.state = m->udiag_state;
-  int len = static_cast<int>(nlh->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
-  for (auto* a = reinterpret_cast<const rtattr*>(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) DecodeAttr(a, &info);
+  const std::string what = "sock_diag: unix socket " + std::to_string(inode);
+  ASSIGN_OR_RETURN(bool found, SockDiag(&req, sizeof(req), false, what.c_str(), [&](const DiagReply& r) {
+    const auto* m = r.As<unix_diag_msg>();
+    if (r.h->nlmsg_type != SOCK_DIAG_BY_FAMILY || m == nullptr || m->udiag_ino != static_cast<uint32_t>(inode)) {
+      return false;
+    }
+    info.inode = inode;
+    info.type = m->udiag_type;
+    info.state = m->udiag_state;
+    r.ForEachAttr<unix_diag_msg>([&](const rtattr* a) { DecodeAttr(a, &info); });
+    return true;
+  }));
+  if (!found) return Error(what + ": unexpected reply", EPROTO);
   info.connected = info.type == SOCK_DGRAM ? info.has_peer : info.state == kUnixEstablished;
   return info;
 }

@@ -1,6 +1,7 @@
 // Files in flight in unix socket queues (see unix_flight.h).
 #include "kinds/unix_flight.h"
 
+#include <fcntl.h>
 #include <linux/kcmp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -20,7 +21,7 @@ struct FlightFiles::File {
   const FdKind* kind = nullptr;
 };
 
-FlightFiles::FlightFiles(DumpContext& ctx) : ctx_(ctx), order_{getpid()} {}
+FlightFiles::FlightFiles(DumpContext& ctx, TreeFds* tree) : ctx_(ctx), tree_(tree), order_{getpid()} {}
 FlightFiles::~FlightFiles() = default;
 
 std::vector<img::Fd*> FlightFiles::FdsOf(pid_t) {
@@ -76,10 +77,37 @@ Result<std::vector<uint32_t>> FlightFiles::Add(std::vector<UniqueFd> fds) {
   return ids;
 }
 
+Result<bool> FlightFiles::LinkToTree(File& f) {
+  if (tree_ == nullptr || f.kind->scope() == Scope::kPrivate) return false;
+  const ObjectKey key = f.kind->KeyOf(f.record);
+  const bool object = f.kind->scope() == Scope::kObject;
+  const pid_t self = getpid();
+  bool same_object = false;
+  for (pid_t pid : tree_->order()) {
+    for (const img::Fd* held : tree_->FdsOf(pid)) {
+      if (KindOf(*held) != f.kind || held->file_id() == 0) continue;
+      if (syscall(SYS_kcmp, self, pid, KCMP_FILE, f.fd.get(), held->fd()) == 0) {
+        f.record.set_tree_file_id(held->file_id());
+        return true;
+      }
+      same_object = same_object || (object && f.kind->KeyOf(*held) == key);
+    }
+  }
+  if (!same_object) return false;
+  const uint32_t id = tree_->NewFileId();
+  if (id == 0) return Error("a " + std::string(f.kind->name()) + " in flight (" + f.sight.link +
+                            ") that the tree holds too, where files cannot be numbered: not supported");
+  f.record.set_tree_file_id(id);
+  return true;
+}
+
 Status FlightFiles::Finish(google::protobuf::RepeatedPtrField<img::Fd>* fds,
                            google::protobuf::RepeatedPtrField<img::FileObject>* objects) {
   std::map<const FdKind*, std::unique_ptr<TreePass>> passes;
   for (auto& f : files_) {
+    // The tree's pass saves the object of a file it shares.
+    ASSIGN_OR_RETURN(bool linked, LinkToTree(*f));
+    if (linked) continue;
     auto it = passes.find(f->kind);
     if (it == passes.end()) it = passes.emplace(f->kind, f->kind->NewPassFor(ctx_)).first;
     if (it->second) RETURN_IF_ERROR(it->second->Add(f->sight, f->info, true, &f->record));
@@ -96,6 +124,16 @@ Result<std::map<uint32_t, UniqueFd>> MakeFlightFiles(const google::protobuf::Rep
                                                      const google::protobuf::RepeatedPtrField<img::FileObject>& objects,
                                                      RestoreContext& ctx) {
   std::map<uint32_t, UniqueFd> made;
+  for (const img::Fd& f : fds) {
+    if (f.tree_file_id() == 0) continue;
+    auto it = ctx.tree_files ? ctx.tree_files->find(f.tree_file_id()) : std::map<uint32_t, int>::const_iterator{};
+    if (!ctx.tree_files || it == ctx.tree_files->end()) {
+      return Errorf("in-flight file %u: open file %u of the tree was not created here", f.file_id(), f.tree_file_id());
+    }
+    UniqueFd copy(fcntl(it->second, F_DUPFD_CLOEXEC, 0));
+    if (!copy.valid()) return ErrnoStatus("copy open file " + std::to_string(f.tree_file_id()));
+    made[f.file_id()] = std::move(copy);
+  }
   for (const img::FileObject& o : objects) {
     const FdKind* kind = ObjectKind(o);
     if (kind == nullptr) return Error("an in-flight file object of no known kind");

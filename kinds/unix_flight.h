@@ -8,6 +8,15 @@
 // Restore: the socket object's creator makes those files first (the
 // objects they need, then each description), sends them with their
 // messages, and closes its copies.
+//
+// A file in flight whose object the tree holds too (a pipe whose other end
+// a process holds, or a description that a process holds as well) is not
+// made by the socket's creator: that would make two pipes of one. It is
+// named by its description's tree-wide file_id (Fd.tree_file_id), the
+// object's creator makes it with the object's other descriptions, and the
+// socket's creator takes it from those it created or inherited (the
+// restore plan makes that creator an ancestor, or the same process, and
+// creates the object first: SharedObject::needs).
 #pragma once
 
 #include <sys/stat.h>
@@ -25,7 +34,9 @@ namespace cf::kinds {
 
 class FlightFiles final : public TreeFds {
  public:
-  explicit FlightFiles(DumpContext& ctx);
+  // |tree|: the tree's descriptors, which files in flight may share
+  // objects with (null: none).
+  FlightFiles(DumpContext& ctx, TreeFds* tree);
   ~FlightFiles() override;
   // Takes the descriptors of one message; returns their file ids.
   Result<std::vector<uint32_t>> Add(std::vector<UniqueFd> fds);
@@ -41,13 +52,18 @@ class FlightFiles final : public TreeFds {
 
  private:
   struct File;
+  // Names |f| by the tree's file_id when the tree holds its object.
+  Result<bool> LinkToTree(File& f);
+
   DumpContext& ctx_;
+  TreeFds* tree_;
   std::vector<pid_t> order_;
   std::vector<std::unique_ptr<File>> files_;
   std::vector<img::FileObject> objects_;
 };
 
 // Makes the in-flight files of a socket object again: file_id -> descriptor.
+// Those with a tree_file_id are copies of ctx.tree_files.
 Result<std::map<uint32_t, UniqueFd>> MakeFlightFiles(const google::protobuf::RepeatedPtrField<img::Fd>& fds,
                                                      const google::protobuf::RepeatedPtrField<img::FileObject>& objects,
                                                      RestoreContext& ctx);

@@ -17,8 +17,8 @@
 //      socket connected to a socket of the round connects; a deleted path
 //      is unlinked at the end of its round;
 //   3. peers outside the tree (--ext-unix-sk) are connected to by name;
-//   4. shutdown bits, buffer sizes and peek offsets last (a shut down
-//      socket could not be refilled).
+//   4. shutdown bits and socket options last (a shut down socket could
+//      not be refilled, a lowered buffer size could not take its queue).
 // A connected stream or seqpacket socket is not bound (as in CRIU): an
 // accepted socket has its listener's name, which only the listener can
 // hold.

@@ -30,7 +30,7 @@ struct UnixSockSight {
 
 // Fills |out| from |s|: type, state, name (and for a path: its directory
 // when relative, whether it was deleted, the file's mode and owner), the
-// queue, shutdown bits and buffer sizes. The links between sockets (peer,
+// queue, shutdown bits and options. The links between sockets (peer,
 // listener, pending) are the caller's.
 // Descriptors in flight in its queue go to |flight|.
 Status ReadUnixSock(const UnixSockSight& s, img::UnixSock* out, InFlightFds* flight);

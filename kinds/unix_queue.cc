@@ -19,21 +19,12 @@
 #include <utility>
 #include <vector>
 
+#include "kinds/socket_opts.h"
+
 namespace cf::kinds {
 namespace {
 
 constexpr size_t kMaxQueued = 64 << 20;  // bytes one socket may have queued in an image
-
-// Puts the socket's peek offset back when the walk ends.
-class PeekOffsetGuard {
- public:
-  PeekOffsetGuard(int sock, int saved) : sock_(sock), saved_(saved) {}
-  ~PeekOffsetGuard() { setsockopt(sock_, SOL_SOCKET, SO_PEEK_OFF, &saved_, sizeof(saved_)); }
-
- private:
-  int sock_;
-  int saved_;
-};
 
 // One recvmsg(MSG_PEEK) into |buf|; the descriptors in flight with it
 // (peeking installs copies in criu-fast) go to |fds|.
@@ -74,38 +65,14 @@ Result<ssize_t> Peek(int sock, void* buf, size_t len, int flags, std::vector<Uni
   return n;
 }
 
-// Sets SO_SNDBUF/SO_RCVBUF to what getsockopt reported at dump time (the
-// kernel doubles what it is given), beyond the sysctl maximum if need be.
-Status SetBuffer(int sock, int opt, int force_opt, uint32_t reported) {
-  if (reported == 0) return OkStatus();
-  ASSIGN_OR_RETURN(int now, GetIntOpt(sock, opt, "the buffer size"));
-  if (static_cast<uint32_t>(now) == reported) return OkStatus();
-  const int half = static_cast<int>(reported / 2);
-  if (setsockopt(sock, SOL_SOCKET, force_opt, &half, sizeof(half)) != 0 &&
-      setsockopt(sock, SOL_SOCKET, opt, &half, sizeof(half)) != 0) {
-    return ErrnoStatus("set socket buffer size");
-  }
-  return OkStatus();
-}
-
 }  // namespace
-
-Result<int> GetIntOpt(int sock, int opt, const char* name) {
-  int v = 0;
-  socklen_t len = sizeof(v);
-  if (getsockopt(sock, SOL_SOCKET, opt, &v, &len) != 0) return ErrnoStatus(std::string("getsockopt ") + name);
-  return v;
-}
 
 Status ReadUnixEnd(int sock, const UnixSocketInfo& info, img::UnixEnd* out, bool queue, InFlightFds* flight) {
   out->set_shutdown(info.shutdown);
-  ASSIGN_OR_RETURN(int sndbuf, GetIntOpt(sock, SO_SNDBUF, "SO_SNDBUF"));
-  ASSIGN_OR_RETURN(int rcvbuf, GetIntOpt(sock, SO_RCVBUF, "SO_RCVBUF"));
-  ASSIGN_OR_RETURN(int peek_off, GetIntOpt(sock, SO_PEEK_OFF, "SO_PEEK_OFF"));
-  out->set_sndbuf(static_cast<uint32_t>(sndbuf));
-  out->set_rcvbuf(static_cast<uint32_t>(rcvbuf));
-  out->set_peek_off(peek_off);
+  // Before the walk below moves the peek offset.
+  RETURN_IF_ERROR(ReadSocketOpts(sock, out->mutable_opts()));
   if (!queue) return OkStatus();
+  const int peek_off = out->opts().has_peek_off() ? out->opts().peek_off() : -1;
 
   int zero = 0;
   if (setsockopt(sock, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) != 0) return ErrnoStatus("set SO_PEEK_OFF");
@@ -224,13 +191,13 @@ Status ApplyUnixEnd(int sock, const img::UnixEnd& e) {
   if ((e.shutdown() & 3) != 0 && shutdown(sock, static_cast<int>(e.shutdown() & 3) - 1) != 0) {
     return ErrnoStatus("shutdown");
   }
-  RETURN_IF_ERROR(SetBuffer(sock, SO_SNDBUF, SO_SNDBUFFORCE, e.sndbuf()));
-  RETURN_IF_ERROR(SetBuffer(sock, SO_RCVBUF, SO_RCVBUFFORCE, e.rcvbuf()));
-  const int peek_off = e.peek_off();
-  if (peek_off >= 0 && setsockopt(sock, SOL_SOCKET, SO_PEEK_OFF, &peek_off, sizeof(peek_off)) != 0) {
-    return ErrnoStatus("SO_PEEK_OFF");
-  }
-  return OkStatus();
+  if (e.has_opts()) return ApplySocketOpts(sock, e.opts());
+  // An image from before |opts|: the three options it kept.
+  img::SocketOpts old;
+  old.set_sndbuf(e.sndbuf());
+  old.set_rcvbuf(e.rcvbuf());
+  if (e.peek_off() >= 0) old.set_peek_off(e.peek_off());
+  return ApplySocketOpts(sock, old);
 }
 
 }  // namespace cf::kinds

@@ -1,5 +1,5 @@
 // The queue of a unix socket: read at dump without consuming it, sent again
-// at restore; and the buffer sizes and peek offset that go with it.
+// at restore; and the socket options that go with it (kinds/socket_opts.h).
 #pragma once
 
 #include <sys/socket.h>
@@ -21,7 +21,7 @@ namespace cf::kinds {
 // copies in criu-fast (made by peeking).
 using InFlightFds = std::vector<std::pair<int, std::vector<UniqueFd>>>;
 
-// Fills |out| (shutdown, buffer sizes, peek offset, and the queue when
+// Fills |out| (shutdown, the generic options, and the queue when
 // |queue|) from |sock|, a copy of the socket described by |info|; the
 // descriptors in flight go to |flight| (refused when null).
 Status ReadUnixEnd(int sock, const UnixSocketInfo& info, img::UnixEnd* out, bool queue = true,
@@ -36,9 +36,8 @@ using InFlightFiles = std::map<uint32_t, int>;
 Status Requeue(int from, const img::UnixEnd& to, int type, const sockaddr* addr = nullptr, unsigned addr_len = 0,
                const InFlightFiles* files = nullptr, int first = 0, int count = -1);
 
-// Shutdown bits, buffer sizes and peek offset of |e| on |sock|.
+// Shutdown bits and the generic options (kinds/socket_opts.h) of |e| on
+// |sock|, once its queue is in place.
 Status ApplyUnixEnd(int sock, const img::UnixEnd& e);
-
-Result<int> GetIntOpt(int sock, int opt, const char* name);
 
 }  // namespace cf::kinds

@@ -10,8 +10,8 @@
 //     both ends the tree holds, or whose peer is closed. Restore:
 //     socketpair() of the saved type, each end's queue sent again from the
 //     other end (message by message, so datagram and seqpacket boundaries
-//     stay), then the shutdown bits, the peek offset and the buffer sizes;
-//     a closed end is closed again once the survivor's queue is in place
+//     stay), then the shutdown bits and the socket options (SO_PASSCRED,
+//     SO_PEEK_OFF, buffer sizes...: kinds/socket_opts.h); a closed end is closed again once the survivor's queue is in place
 //     (a stream or seqpacket survivor then sees the end of the stream after
 //     its data, as before).
 //   - UnixGroup (kinds/unix_group.h): every other socket, with the sockets
@@ -79,6 +79,7 @@ class UnixPass final : public TreePass {
   }
 
   Status Finish(TreeFds& fds) override {
+    tree_ = &fds;
     RETURN_IF_ERROR(IndexWaiting());
     std::set<uint64_t> done;
     for (pid_t pid : fds.order()) {
@@ -92,27 +93,7 @@ class UnixPass final : public TreePass {
         } else {
           RETURN_IF_ERROR(SaveGroup(f->inode(), obj.mutable_unix_group(), &done).WithContext(name));
         }
-        RETURN_IF_ERROR(CheckFlightAlone(fds, obj).WithContext(name));
         fds.AddObject(pid, std::move(obj));
-      }
-    }
-    return OkStatus();
-  }
-
-  // An in-flight file of a shared kind (a pipe) must not be reached by any
-  // descriptor of the tree too: restore would make two objects of it.
-  static Status CheckFlightAlone(TreeFds& fds, const img::FileObject& obj) {
-    const auto& flight = obj.has_unix_group() ? obj.unix_group().flight_fds() : obj.unix_pair().flight_fds();
-    for (const img::Fd& f : flight) {
-      const FdKind* kind = KindOf(f);
-      if (kind == nullptr || kind->scope() == Scope::kPrivate) continue;
-      for (pid_t pid : fds.order()) {
-        for (const img::Fd* held : fds.FdsOf(pid)) {
-          if (held->dev() == f.dev() && held->inode() == f.inode()) {
-            return Error("a " + std::string(kind->name()) + " in flight in a socket's queue (" + f.path() +
-                         ") that process " + std::to_string(pid) + " also holds: not supported yet");
-          }
-        }
       }
     }
     return OkStatus();
@@ -198,7 +179,7 @@ class UnixPass final : public TreePass {
     ASSIGN_OR_RETURN(Peer p, PeerOf(ino));
     const uint64_t peer = p == Peer::kInTree ? s.info.peer : 0;
     pair->set_type(s.info.type);
-    FlightFiles flight(ctx_);
+    FlightFiles flight(ctx_, tree_);
     RETURN_IF_ERROR(ReadEnd(ino, pair->mutable_a(), &flight));
     if (peer) RETURN_IF_ERROR(ReadEnd(peer, pair->mutable_b(), &flight));
     RETURN_IF_ERROR(flight.Finish(pair->mutable_flight_fds(), pair->mutable_flight_objects()));
@@ -255,7 +236,7 @@ class UnixPass final : public TreePass {
   }
 
   Status SaveGroup(uint64_t ino, img::UnixGroup* group, std::set<uint64_t>* done) const {
-    FlightFiles flight(ctx_);
+    FlightFiles flight(ctx_, tree_);
     for (uint64_t n : GroupOf(ino)) {
       const Socket& s = sockets_.at(n);
       const auto& [pid, fd] = s.holders.front();
@@ -287,6 +268,7 @@ class UnixPass final : public TreePass {
   }
 
   DumpContext& ctx_;
+  TreeFds* tree_ = nullptr;                     // in Finish
   std::map<uint64_t, Socket> sockets_;          // by inode
   std::map<uint64_t, uint64_t> waiting_in_;     // client -> the listener it waits in
 };
@@ -373,6 +355,13 @@ class UnixSocket final : public FdKind {
     return keys;
   }
   ObjectKey KeyOf(const img::Fd& f) const override { return {object_case(), f.inode(), 0}; }
+  std::vector<const img::Fd*> NeededFiles(const img::FileObject& o) const override {
+    std::vector<const img::Fd*> out;
+    for (const img::Fd& f : o.has_unix_group() ? o.unix_group().flight_fds() : o.unix_pair().flight_fds()) {
+      if (f.tree_file_id() != 0) out.push_back(&f);
+    }
+    return out;
+  }
 
   Status Create(const SharedObject& obj, RestoreContext& ctx, CreatedFiles* out) const override {
     if (obj.object->has_unix_group()) return CreateGroup(obj.object->unix_group(), obj, ctx, out);

@@ -157,7 +157,7 @@ Status MapPacked(const img::Vma& v, uint64_t addr, uint64_t scratch) {
 }
 
 // Maps one VMA's slot at |addr| inside the reserved region.
-Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
+Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem, const SocketFds& sockets) {
   const uint64_t len = v.end() - v.start();
   void* want = reinterpret_cast<void*>(addr);
   void* got = MAP_FAILED;
@@ -198,6 +198,15 @@ Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
     case img::Vma::FILE_PRIVATE:
     case img::Vma::FILE_SHARED: {
       const bool shared = v.kind() == img::Vma::FILE_SHARED;
+      if (v.path().rfind("socket:[", 0) == 0) {
+        // A packet socket's rings: the restored socket has them again.
+        auto it = sockets.find(v.inode());
+        if (it == sockets.end()) return Errorf("vma %#lx maps %s, which no descriptor holds", v.start(), v.path().c_str());
+        const int prot = shared ? static_cast<int>(v.prot()) : PROT_READ | PROT_WRITE;
+        got = mmap(want, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, it->second,
+                   static_cast<off_t>(v.pgoff()));
+        break;
+      }
       UniqueFd fd(open(v.path().c_str(), (shared ? O_RDWR : O_RDONLY) | O_CLOEXEC));
       if (!fd.valid() && shared) fd.reset(open(v.path().c_str(), O_RDONLY | O_CLOEXEC));
       if (!fd.valid()) return ErrnoStatus("open mapped file " + v.path());
@@ -247,11 +256,12 @@ Status AdviseLikeDump(const img::Vma& v, uint64_t addr) {
   return OkStatus();
 }
 
-Status PremapVma(const img::Vma& v, const PremappedVma& p, uint64_t scratch, const ShmemFds& shmem) {
+Status PremapVma(const img::Vma& v, const PremappedVma& p, uint64_t scratch, const ShmemFds& shmem,
+                 const SocketFds& sockets) {
   if (p.packed) {
     RETURN_IF_ERROR(MapPacked(v, p.premap, scratch));
   } else {
-    RETURN_IF_ERROR(MapSlot(v, p.premap, shmem));
+    RETURN_IF_ERROR(MapSlot(v, p.premap, shmem, sockets));
   }
   return AdviseLikeDump(v, p.premap);
 }
@@ -288,7 +298,8 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
   return slots;
 }
 
-Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem) {
+Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem,
+                                  const SocketFds& sockets) {
   FAULT_POINT("restore-premap");
   MemoryLayout L;
   ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> self, pagemap::ReadVmas(getpid()));
@@ -354,7 +365,9 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   L.vmas = PlanSlots(core, L.first_slot, L.in_place_vma);
   // Packed slots are made at the tail of the region, past every slot.
   const uint64_t scratch = L.region + L.region_len - scratch_len;
-  for (const PremappedVma& p : L.vmas) RETURN_IF_ERROR(PremapVma(core.vmas(p.vma_index), p, scratch, shmem));
+  for (const PremappedVma& p : L.vmas) {
+    RETURN_IF_ERROR(PremapVma(core.vmas(p.vma_index), p, scratch, shmem, sockets));
+  }
   LOG_INFO("restore: region %#lx-%#lx holds %zu premapped vmas", L.region, L.region + L.region_len, L.vmas.size());
   return L;
 }

@@ -27,6 +27,9 @@
 namespace cf::restore {
 
 using ShmemFds = std::map<uint32_t, int>;  // shared memory object id -> descriptor
+// Sockets whose memory the process maps (a packet socket's rings): the
+// dumped socket's inode -> a descriptor of the socket made again.
+using SocketFds = std::map<uint64_t, int>;
 
 struct PremappedVma {
   int vma_index = 0;       // into core.vmas()
@@ -59,8 +62,10 @@ struct MemoryLayout {
 
 // Reserves R, copies the restorer blob into it and premaps every VMA of |core|
 // that the restorer moves (all but vdso/vvar/vsyscall). |args_len| is the size
-// the args block needs. Vmas of shared memory objects map them from |shmem|.
-Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem);
+// the args block needs. Vmas of shared memory objects map them from |shmem|,
+// vmas of sockets (path "socket:[INODE]") from |sockets|.
+Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem,
+                                  const SocketFds& sockets = {});
 
 inline constexpr uint64_t kThreadStackSize = 64 * 1024;
 

@@ -145,6 +145,32 @@ Result<SharedFilePlan> PlanSharedFiles(const ImageSet& images) {
     }
     ASSIGN_OR_RETURN(o.owner, LowestCommonAncestor(users[i], parent));
   }
+  // Descriptions an object takes from others (files in flight in a socket's
+  // queue): made by their object's creator, which must then be the taker or
+  // an ancestor of it.
+  for (size_t i = 0; i < plan.objects.size(); ++i) {
+    SharedObject& o = plan.objects[i];
+    if (o.object == nullptr) continue;
+    for (const img::Fd* f : o.kind->NeededFiles(*o.object)) {
+      const uint32_t id = f->tree_file_id();
+      const kinds::FdKind* kind = kinds::KindOf(*f);
+      if (kind == nullptr) return Errorf("a %s needs open file %u, of no known kind", o.kind->name(), id);
+      size_t obj = 0;
+      if (auto it = file_object.find(id); it != file_object.end()) {
+        obj = it->second;
+      } else if (auto k = by_key.find(kind->KeyOf(*f)); kind->scope() == kinds::Scope::kObject && k != by_key.end()) {
+        obj = k->second;
+        file_object.emplace(id, obj);
+        plan.objects[obj].files.emplace(id, f);
+      } else {
+        return Errorf("a %s needs open file %u (a %s), which is not in the image", o.kind->name(), id, kind->name());
+      }
+      if (obj == i) return Errorf("a %s needs an open file of its own", o.kind->name());
+      o.needs.push_back(id);
+      users[obj].insert(o.owner);
+      ASSIGN_OR_RETURN(plan.objects[obj].owner, LowestCommonAncestor(users[obj], parent));
+    }
+  }
   plan.temp_base = max_fd + 1;
   return plan;
 }
@@ -157,16 +183,21 @@ Status CreateOwnedFiles(const SharedFilePlan& plan, pid_t pid, kinds::RestoreCon
   if (n == 0) return OkStatus();
   // What this process inherited sits at temp_base and up too.
   RETURN_IF_ERROR(EnsureFdRoom(plan.temp_base + static_cast<int>(files->size() + n) + 16));
-  for (const SharedObject& o : plan.objects) {
-    if (o.owner != pid) continue;
-    CreatedFiles created;
-    RETURN_IF_ERROR(o.kind->Create(o, ctx, &created));
-    for (auto& [id, fd] : created) {
-      const int moved = fcntl(fd.get(), F_DUPFD_CLOEXEC, plan.temp_base);
-      if (moved < 0) return ErrnoStatus(std::string("move a new ") + o.kind->name() + " descriptor");
-      (*files)[id] = moved;
+  ctx.tree_files = files;
+  // Objects that take descriptions of others after those.
+  for (bool needing : {false, true}) {
+    for (const SharedObject& o : plan.objects) {
+      if (o.owner != pid || o.needs.empty() == needing) continue;
+      CreatedFiles created;
+      RETURN_IF_ERROR(o.kind->Create(o, ctx, &created));
+      for (auto& [id, fd] : created) {
+        const int moved = fcntl(fd.get(), F_DUPFD_CLOEXEC, plan.temp_base);
+        if (moved < 0) return ErrnoStatus(std::string("move a new ") + o.kind->name() + " descriptor");
+        (*files)[id] = moved;
+      }
     }
   }
+  ctx.tree_files = nullptr;
   return OkStatus();
 }
 

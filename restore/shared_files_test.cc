@@ -117,6 +117,46 @@ TEST(PlanSharedFilesTest, SharedRegularFileIsOpenedByTheCommonAncestor) {
   EXPECT_EQ(d->owner, 1);
 }
 
+// A pipe's read end in flight in process 3's socket pair while process 4
+// holds the write end (zdtm scm00 across processes): the pipe's creator
+// makes the in-flight description too, and is an ancestor of the pair's.
+TEST(PlanSharedFilesTest, InFlightDescriptionOfATreePipe) {
+  ImageSet set = Tree();
+  img::Pipe* p = Core(set, 4).add_file_objects()->mutable_pipe();
+  p->set_dev(9);
+  p->set_inode(100);
+  AddFd(&Core(set, 4), 5, img::Fd::kPipe, 100, 1, O_WRONLY);
+  img::UnixPair* pair = Core(set, 3).add_file_objects()->mutable_unix_pair();
+  pair->set_type(SOCK_DGRAM);
+  pair->mutable_a()->set_inode(200);
+  img::Fd* in_flight = pair->add_flight_fds();
+  in_flight->mutable_pipe();
+  in_flight->set_dev(9);
+  in_flight->set_inode(100);
+  in_flight->set_flags(O_RDONLY);
+  in_flight->set_file_id(1);       // within the pair
+  in_flight->set_tree_file_id(7);  // in the tree
+  AddFd(&Core(set, 3), 6, img::Fd::kUnixSocket, 200, 2, O_RDWR);
+
+  auto plan = PlanSharedFiles(set);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_EQ(plan->objects.size(), 2u);
+  const SharedObject* pipe = Find(*plan, 1);
+  ASSERT_NE(pipe, nullptr);
+  EXPECT_EQ(pipe, Find(*plan, 7));
+  EXPECT_EQ(pipe->owner, 1);  // the common ancestor of 4 and the pair's creator
+  EXPECT_TRUE(pipe->needs.empty());
+  const SharedObject* sock = Find(*plan, 2);
+  ASSERT_NE(sock, nullptr);
+  EXPECT_EQ(sock->owner, 3);
+  EXPECT_EQ(sock->needs, std::vector<uint32_t>{7});
+
+  // The in-flight description must name an object of the tree.
+  in_flight->set_inode(101);
+  in_flight->set_tree_file_id(8);
+  EXPECT_FALSE(PlanSharedFiles(set).ok());
+}
+
 TEST(CreateSharedFileTest, OpensWithFlagsAndOffset) {
   char path[] = "/tmp/cf-shared-file-XXXXXX";
   UniqueFd tmp(mkstemp(path));

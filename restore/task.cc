@@ -236,7 +236,13 @@ Status Prepare(TaskContext& ctx) {
   msg.tag = 'R';
   TaskReport& report = msg.report;
   uint64_t t0 = MonotonicNs();
-  ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, plan.len, *ctx.files->shmem));
+  // Sockets the process maps (packet rings), among the descriptions it has.
+  SocketFds sockets;
+  for (const img::Fd& f : core.fds()) {
+    auto it = ctx.inherited.find(f.file_id());
+    if (S_ISSOCK(f.mode()) && f.file_id() != 0 && it != ctx.inherited.end()) sockets[f.inode()] = it->second;
+  }
+  ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, plan.len, *ctx.files->shmem, sockets));
   RETURN_IF_ERROR(PopulateData(layout, images.pagemap));
   RETURN_IF_ERROR(InstallGuards(layout, images.pagemap));
   uint64_t t1 = MonotonicNs();

@@ -71,7 +71,7 @@ if len(halves) != 1:
 shared = {u(f["file_id"]) for f in socks[root]} & {u(f["file_id"]) for f in socks[kid]}
 if len(shared) != 1:
     fail("want one socket description shared by parent and child, found %r" % shared)
-peek = [e for pr in pairs for e in (pr["a"], pr.get("b", {})) if int(e.get("peek_off", -1)) == 0]
+peek = [e for pr in pairs for e in (pr["a"], pr.get("b", {})) if int(e.get("opts", {}).get("peek_off", -1)) == 0]
 if len(peek) != 1:
     fail("want one end with SO_PEEK_OFF 0, found %d" % len(peek))
 EOF2
