@@ -67,6 +67,7 @@
 #include "ptrace/seize.h"
 #include "engine/shared_files.h"
 #include "engine/stats.h"
+#include "kinds/ghost_file.h"
 #include "kinds/net_lock.h"
 #include "kinds/shmem.h"
 #include "streams/image_file.h"
@@ -261,6 +262,7 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     kinds::ProcessSource src(pid);
     RETURN_IF_ERROR(CollectProcessProps(src, &proc));
     RETURN_IF_ERROR(CollectMm(pid, &proc).status());
+    RETURN_IF_ERROR(kinds::SaveMappedGhosts(pid, *fd_ctx_, &proc));
     RETURN_IF_ERROR(CollectFds(pid, *fd_ctx_, shared_, &proc));
     for (const SeizedThread& t : sp.threads) RETURN_IF_ERROR(CollectThread(pid, t.tid, proc.add_threads()));
     // A job-control stop holds the whole thread group: one signal for all.

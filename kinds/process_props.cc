@@ -17,10 +17,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include "common/io.h"
 #include "common/log.h"
+#include "kinds/ghost_node.h"
 #include "kinds/thread_props.h"
 
 namespace cf::kinds {
@@ -179,18 +181,36 @@ Status ApplyThpDisabled(const img::Process& p) {
 
 // ---- working directory and root ------------------------------------------
 
+// A removed working directory (readlink says "PATH (deleted)") is made
+// again at restore, entered and removed at once: the process holds a removed
+// directory again (kinds/ghost_node.h). A deleted fd on it is then opened
+// through /proc/self/cwd (kinds/directory.cc).
 Status ReadCwdRoot(ProcessSource& src, img::Process* out) {
   ASSIGN_OR_RETURN(std::string cwd, ReadLink(ProcPath(src.pid(), "cwd")));
   ASSIGN_OR_RETURN(std::string root, ReadLink(ProcPath(src.pid(), "root")));
+  struct stat sb;
+  if (StripDeleted(cwd) != cwd && stat(ProcPath(src.pid(), "cwd").c_str(), &sb) == 0 && sb.st_nlink == 0) {
+    cwd = StripDeleted(cwd);
+    *out->mutable_cwd_ghost() = GhostOf(sb, "");
+  }
   out->set_cwd(cwd);
   out->set_root(root);
   return OkStatus();
 }
 
+// The root is not changed here: the process still opens its files and
+// mappings by criu-fast's paths. ApplyRoot does it last.
 Status ApplyCwdRoot(const img::Process& p) {
-  if (p.root() != "/") return Error("restoring a process with another root (" + p.root() + ") is not supported");
-  if (chdir(p.cwd().c_str()) != 0) return ErrnoStatus("chdir " + p.cwd());
-  return OkStatus();
+  if (!p.has_cwd_ghost()) {
+    if (chdir(p.cwd().c_str()) != 0) return ErrnoStatus("chdir " + p.cwd());
+    return OkStatus();
+  }
+  std::map<std::string, std::string> made;
+  Result<std::string> at = MakeGhostNode("cwd", p.cwd(), p.cwd_ghost(), &made);
+  Status s = at.ok() ? OkStatus() : at.status();
+  if (s.ok() && chdir(at->c_str()) != 0) s = ErrnoStatus("chdir " + *at + " (the removed " + p.cwd() + " made again)");
+  RemoveRecreated(made);
+  return s;
 }
 
 // ---- credentials and supplementary groups --------------------------------
@@ -601,6 +621,12 @@ constexpr ProcessProperty kProperties[] = {
 };
 
 }  // namespace
+
+Status ApplyRoot(const img::Process& p) {
+  if (p.root().empty() || p.root() == "/") return OkStatus();
+  if (chroot(p.root().c_str()) != 0) return ErrnoStatus("chroot " + p.root());
+  return OkStatus();
+}
 
 Result<const proc::ProcStat*> ProcessSource::StatFile() {
   if (!stat_) {

@@ -24,6 +24,7 @@ namespace cf::kinds {
   X(Memfd)             \
   X(RegularFile)       \
   X(Directory)         \
+  X(Symlink)           \
   X(CharDevice)
 
 // Each kind file defines `const FdKind& <Name>Kind()`.

@@ -17,6 +17,7 @@
 #include "common/fault.h"
 #include "common/fd.h"
 #include "common/log.h"
+#include "kinds/ghost_file.h"
 #include "pagemap/vma.h"
 #include "streams/codec.h"
 #include "streams/image_file.h"
@@ -123,7 +124,7 @@ int HeapInPlace(const img::Process& core, const std::vector<pagemap::VmaInfo>& s
 }
 
 // Maps one VMA's slot at |addr| inside the reserved region.
-Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
+Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem, const Ghosts* ghosts) {
   const uint64_t len = v.end() - v.start();
   void* want = reinterpret_cast<void*>(addr);
   void* got = MAP_FAILED;
@@ -164,12 +165,14 @@ Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
     case img::Vma::FILE_PRIVATE:
     case img::Vma::FILE_SHARED: {
       const bool shared = v.kind() == img::Vma::FILE_SHARED;
-      UniqueFd fd(open(v.path().c_str(), (shared ? O_RDWR : O_RDONLY) | O_CLOEXEC));
-      if (!fd.valid() && shared) fd.reset(open(v.path().c_str(), O_RDONLY | O_CLOEXEC));
-      if (!fd.valid()) return ErrnoStatus("open mapped file " + v.path());
+      // A deleted file: the one recreated from its ghost (kinds/ghost_file.h).
+      const std::string path = kinds::MappedGhostPath(v, ghosts);
+      UniqueFd fd(open(path.c_str(), (shared ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+      if (!fd.valid() && shared) fd.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd.valid()) return ErrnoStatus("open mapped file " + path);
       struct stat sb;
-      if (fstat(fd.get(), &sb) != 0) return ErrnoStatus("stat " + v.path());
-      if (sb.st_ino != v.inode() || sb.st_dev != v.dev()) {
+      if (fstat(fd.get(), &sb) != 0) return ErrnoStatus("stat " + path);
+      if (!v.has_ghost() && (sb.st_ino != v.inode() || sb.st_dev != v.dev())) {
         return Errorf("mapped file %s changed since the dump (inode %lu, was %lu)", v.path().c_str(), sb.st_ino,
                       v.inode());
       }
@@ -213,8 +216,8 @@ Status AdviseLikeDump(const img::Vma& v, uint64_t addr) {
   return OkStatus();
 }
 
-Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem) {
-  RETURN_IF_ERROR(MapSlot(v, addr, shmem));
+Status PremapVma(const img::Vma& v, uint64_t addr, const ShmemFds& shmem, const Ghosts* ghosts) {
+  RETURN_IF_ERROR(MapSlot(v, addr, shmem, ghosts));
   return AdviseLikeDump(v, addr);
 }
 
@@ -239,7 +242,8 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
   return slots;
 }
 
-Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem) {
+Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem,
+                                  const Ghosts* ghosts) {
   FAULT_POINT("restore-premap");
   MemoryLayout L;
   ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> self, pagemap::ReadVmas(getpid()));
@@ -301,7 +305,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   L.first_slot = L.stack_top + threads_len;
   L.in_place_vma = HeapInPlace(core, self);
   L.vmas = PlanSlots(core, L.first_slot, L.in_place_vma);
-  for (const PremappedVma& p : L.vmas) RETURN_IF_ERROR(PremapVma(core.vmas(p.vma_index), p.premap, shmem));
+  for (const PremappedVma& p : L.vmas) RETURN_IF_ERROR(PremapVma(core.vmas(p.vma_index), p.premap, shmem, ghosts));
   LOG_INFO("restore: region %#lx-%#lx holds %zu premapped vmas", L.region, L.region + L.region_len, L.vmas.size());
   return L;
 }

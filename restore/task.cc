@@ -19,6 +19,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "common/timer.h"
+#include "kinds/ghost_file.h"
 #include "kinds/process_props.h"
 #include "kinds/thread_props.h"
 #include "restore/clone.h"
@@ -221,7 +222,8 @@ Status Prepare(TaskContext& ctx) {
   msg.tag = 'R';
   TaskReport& report = msg.report;
   uint64_t t0 = MonotonicNs();
-  ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, plan.len, *ctx.files->shmem));
+  RETURN_IF_ERROR(kinds::RecreateMappedGhosts(core, files));
+  ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, plan.len, *ctx.files->shmem, &recreated));
   RETURN_IF_ERROR(PopulateData(layout, images.pagemap));
   RETURN_IF_ERROR(InstallGuards(layout, images.pagemap));
   uint64_t t1 = MonotonicNs();
@@ -244,6 +246,7 @@ Status Prepare(TaskContext& ctx) {
   int exe_fd = open(core.mm().exe_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (exe_fd < 0) return ErrnoStatus("open executable " + core.mm().exe_path());
   RETURN_IF_ERROR(RestoreFds(core, files, ctx.inherited, {&ctx.report_fd, &exe_fd}));
+  RETURN_IF_ERROR(kinds::ApplyRoot(core));
   report.files_ns = MonotonicNs() - t2;
   FAULT_POINT("restore-jump");
 
