@@ -98,6 +98,7 @@ class FdContext final : public kinds::DumpContext {
   bool shell_job() const override { return shell_job_; }
   uint64_t ghost_limit() const override { return ghost_limit_; }
   bool file_locks() const override { return file_locks_; }
+  bool link_remap() const override { return opts_.link_remap; }
   bool ext_unix_sk(uint64_t inode) const override {
     return ext_unix_sk_ && (ext_unix_sk_ids_.empty() ||
                             std::find(ext_unix_sk_ids_.begin(), ext_unix_sk_ids_.end(), inode) != ext_unix_sk_ids_.end());

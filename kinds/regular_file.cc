@@ -1,5 +1,13 @@
 // Regular files: opened again by path, with the saved flags and offset.
 //
+// A file opened by a name that was since removed while another hard link
+// remains (nlink > 0) is reachable only by a name it still has, which /proc
+// does not tell: with --link-remap (CRIU's option) the dump gives it one, a
+// hard link beside the old name (.criu-fast.link_remap.DEV-INO), which
+// restore opens it by and then removes; the process holds the same file
+// again. Without the option such a file is refused. A dump that fails or
+// leaves the tree running keeps the link (as CRIU's does).
+//
 // A namespace file (/proc/PID/ns/net opened: its link reads "net:[INODE]")
 // is opened again as /proc/self/ns/net of the restored process, which must
 // be in that same namespace (restore makes no namespaces: a host-flavour
@@ -32,6 +40,7 @@
 #include "common/fd.h"
 #include "common/io.h"
 #include "kinds/ghost_file.h"
+#include "kinds/ghost_node.h"
 #include "kinds/kind.h"
 #include "streams/image_file.h"
 #include "streams/image_sink.h"
@@ -259,6 +268,36 @@ Result<UniqueFd> OpenNamespace(const img::Fd& f, const std::string& type) {
   return fd;
 }
 
+// The link --link-remap makes for the file of |s| (see the top), in |f|.
+Status LinkRemap(const FdSight& s, DumpContext& ctx, img::Fd* f) {
+  const std::string path = StripDeleted(s.link);
+  if (!ctx.link_remap()) {
+    return Error("a file opened by a name since removed, with another hard link left: dump with --link-remap");
+  }
+  const std::string remap =
+      Dirname(path) + "/.criu-fast.link_remap." + std::to_string(s.sb.st_dev) + "-" + std::to_string(s.sb.st_ino);
+  const std::string fd_path = "/proc/" + std::to_string(s.pid) + "/fd/" + std::to_string(s.fd);
+  if (linkat(AT_FDCWD, fd_path.c_str(), AT_FDCWD, remap.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+    const int err = errno;
+    struct stat sb;
+    // Made already for another fd of the file.
+    const bool ours = err == EEXIST && stat(remap.c_str(), &sb) == 0 && sb.st_ino == s.sb.st_ino &&
+                      sb.st_dev == s.sb.st_dev;
+    if (!ours) return Error("--link-remap: link " + remap + " to it", err);
+  }
+  f->set_path(path);
+  f->mutable_reg()->set_link_remap(remap);
+  return OkStatus();
+}
+
+// Whether the name of |s| was removed ("PATH (deleted)" and no such file
+// at PATH (deleted) either).
+bool NameRemoved(const FdSight& s) {
+  if (StripDeleted(s.link) == s.link) return false;
+  struct stat sb;
+  return stat(s.link.c_str(), &sb) != 0 || sb.st_ino != s.sb.st_ino || sb.st_dev != s.sb.st_dev;
+}
+
 class RegularFile final : public FdKind {
  public:
   const char* name() const override { return "regular file"; }
@@ -271,7 +310,7 @@ class RegularFile final : public FdKind {
 
   Status Read(const FdSight& s, const FdInfo&, DumpContext& ctx, img::Fd* f) const override {
     f->mutable_reg();
-    if (s.sb.st_nlink > 0) return OkStatus();
+    if (s.sb.st_nlink > 0) return NameRemoved(s) ? LinkRemap(s, ctx, f) : OkStatus();
     const std::string fd_path = "/proc/" + std::to_string(s.pid) + "/fd/" + std::to_string(s.fd);
     return ReadGhost(fd_path, s.link, s.sb, ctx, f);
   }
@@ -280,6 +319,12 @@ class RegularFile final : public FdKind {
     // An O_PATH descriptor has no offset (lseek fails on it).
     const bool seek = !(f.flags() & O_PATH);
     if (const std::string ns = NamespaceType(f.path()); !ns.empty() && !f.reg().deleted()) return OpenNamespace(f, ns);
+    if (!f.reg().link_remap().empty()) {
+      ASSIGN_OR_RETURN(UniqueFd fd, OpenByPath(f, f.reg().link_remap(), 0, seek, true));
+      // Removed with the recreated files, once the fds are in place.
+      if (ctx.recreated) (*ctx.recreated)["link_remap:" + f.reg().link_remap()] = f.reg().link_remap();
+      return fd;
+    }
     if (!f.reg().deleted()) return OpenByPath(f, f.path(), 0, seek, true);
     Result<std::string> path = Recreated(f, ctx);
     if (!path.ok()) return path.status().WithContext("fd " + std::to_string(f.fd()));
@@ -287,6 +332,7 @@ class RegularFile final : public FdKind {
   }
 
   std::string Describe(const img::Fd& f) const override {
+    if (!f.reg().link_remap().empty()) return f.path() + " (removed, linked as " + f.reg().link_remap() + ")";
     return f.path() + (f.reg().deleted() ? " (deleted, in " + f.reg().ghost_file() + ")" : "") + ", offset " +
            std::to_string(f.pos());
   }
