@@ -3,6 +3,7 @@
 #include "kinds/process_props.h"
 
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <signal.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -198,9 +200,44 @@ Status ReadCwdRoot(ProcessSource& src, img::Process* out) {
   return OkStatus();
 }
 
+// "/proc/PID (deleted)": a working directory in the /proc directory of a
+// process that died (the kernel unhashed it). Returns PID, or 0.
+pid_t DeadProcDir(const std::string& cwd) {
+  constexpr char kProc[] = "/proc/", kTail[] = " (deleted)";
+  if (cwd.rfind(kProc, 0) != 0 || StripDeleted(cwd) == cwd) return 0;
+  const std::string digits = cwd.substr(sizeof(kProc) - 1, cwd.size() - (sizeof(kProc) - 1) - (sizeof(kTail) - 1));
+  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return static_cast<pid_t>(std::stoi(digits));
+}
+
+// Enters such a directory again: a child made with that pid exits at once;
+// its /proc directory, opened while it is a zombie, is unhashed when it is
+// reaped, as the old one was.
+Status EnterDeadProcDir(pid_t pid, const std::string& cwd) {
+  pid_t want = pid;
+  struct clone_args args {};
+  args.exit_signal = SIGCHLD;
+  args.set_tid = reinterpret_cast<uint64_t>(&want);
+  args.set_tid_size = 1;
+  const long child = syscall(SYS_clone3, &args, sizeof(args));
+  if (child < 0) return ErrnoStatus("make process " + std::to_string(pid) + " for the working directory " + cwd);
+  if (child == 0) _exit(0);
+  siginfo_t si;
+  waitid(P_PID, static_cast<id_t>(child), &si, WEXITED | WNOWAIT);
+  // Entered while the child is a zombie: a reaped process's directory
+  // cannot be entered, only kept.
+  const std::string dir = "/proc/" + std::to_string(child);
+  const int r = chdir(dir.c_str());
+  const int err = errno;
+  waitpid(static_cast<pid_t>(child), nullptr, 0);
+  if (r != 0) return Error("enter " + dir + " for the working directory " + cwd, err);
+  return OkStatus();
+}
+
 // The root is not changed here: the process still opens its files and
 // mappings by criu-fast's paths. ApplyRoot does it last.
 Status ApplyCwdRoot(const img::Process& p) {
+  if (const pid_t dead = DeadProcDir(p.cwd()); dead != 0) return EnterDeadProcDir(dead, p.cwd());
   if (!p.has_cwd_ghost()) {
     if (chdir(p.cwd().c_str()) != 0) return ErrnoStatus("chdir " + p.cwd());
     return OkStatus();

@@ -1,16 +1,20 @@
-/* files_chroot W: a child that chroot-ed, and namespace files.
+/* files_chroot W: a child that chroot-ed, namespace files, and a working
+ * directory in /proc/PID of a process that died.
  *
- *   parent   holds /proc/self/ns/net and /proc/self/ns/uts open
+ *   parent   holds /proc/self/ns/net and /proc/self/ns/uts open; its cwd is
+ *            /proc/PID of a short-lived child, killed and reaped since
  *   child    chroot(W/root) with its cwd left outside (in W), W/root/inside
  *            open; it reports into W/root (its "/")
  * On SIGUSR1 the parent checks that its namespace files are still its own
- * namespaces, then asks the child, which checks that "/" is W/root (the
+ * namespaces and that its cwd is a dead /proc directory still (getcwd
+ * fails with ENOENT, the link reads "/proc/N (deleted)"), then asks the child, which checks that "/" is W/root (the
  * inode it had), that it opens /inside by that name and gets the file its fd
  * holds, and that its cwd is still W (outside its root).
  */
 #include "prog_common.h" /* first: it defines _GNU_SOURCE */
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 static int ns_net, ns_uts;
 static struct stat root_st, cwd_st, inside_st;
@@ -37,6 +41,28 @@ static void check_child(void) {
 static void check(void) {
   CF_CHECK(same_ns(ns_net, "net"), "the net namespace file is of another namespace");
   CF_CHECK(same_ns(ns_uts, "uts"), "the uts namespace file is of another namespace");
+  char buf[4200];
+  errno = 0;
+  CF_CHECK(getcwd(buf, sizeof(buf)) == NULL && errno == ENOENT, "getcwd gives %s (errno %d), want ENOENT",
+           errno ? "an error" : buf, errno);
+  ssize_t n = readlink("/proc/self/cwd", buf, sizeof(buf) - 1);
+  if (n > 0) buf[n] = 0;
+  CF_CHECK(n > 0 && strncmp(buf, "/proc/", 6) == 0 && strstr(buf, " (deleted)"), "the cwd is %s",
+           n > 0 ? buf : "unreadable");
+}
+
+/* The cwd becomes /proc/PID of a child that then dies. */
+static void enter_dead_proc_dir(void) {
+  pid_t c = fork();
+  if (c < 0) cf_die("fork");
+  if (c == 0) {
+    for (;;) pause();
+  }
+  char p[64];
+  snprintf(p, sizeof(p), "/proc/%d", (int)c);
+  if (chdir(p) != 0) cf_die("chdir %s", p);
+  kill(c, SIGKILL);
+  if (waitpid(c, NULL, 0) != c) cf_die("waitpid");
 }
 
 int main(int argc, char **argv) {
@@ -65,6 +91,7 @@ int main(int argc, char **argv) {
   }
   char buf[64];
   if (cf_wait_file("root/ready.child", buf, sizeof(buf)) != 0) cf_die("the child did not start");
+  enter_dead_proc_dir();
   cf_ready();
   for (;;) {
     if (cf_take_usr1()) {
