@@ -42,6 +42,7 @@ std::string UnknownKind(const kinds::FdSight& s) {
 // F_GETSIG), read on a copy of it: /proc does not show them. |pidfd|: of
 // the process.
 Status ReadOwner(int pidfd, int fd, img::Fd* f) {
+  if (f->flags() & O_PATH) return OkStatus();  // fcntl refuses F_GETOWN_EX there: it has none
   ASSIGN_OR_RETURN(UniqueFd copy, kinds::TakeFdThrough(pidfd, fd));
   struct f_owner_ex owner {};
   if (fcntl(copy.get(), F_GETOWN_EX, &owner) != 0) return ErrnoStatus("F_GETOWN_EX of fd " + std::to_string(fd));

@@ -60,11 +60,7 @@ Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out) {
     m->set_vmflags(v.vmflags);
     m->set_is_heap(v.path == "[heap]");
     m->set_is_stack(v.path == "[stack]");
-    if (v.deleted && (kind == img::Vma::FILE_PRIVATE || kind == img::Vma::FILE_SHARED) &&
-        !StartsWith(v.path, "/memfd:")) {
-      return Errorf("process %d maps the deleted file %s at %#lx: not supported yet", pid, v.path.c_str(),
-                    v.start);
-    }
+    // A deleted mapped file is saved by kinds/ghost_file.h (SaveMappedGhosts).
   }
 
   ASSIGN_OR_RETURN(ProcStat st, ReadStat(pid));

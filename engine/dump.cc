@@ -69,6 +69,7 @@
 #include "engine/shared_files.h"
 #include "engine/stats.h"
 #include "kinds/cgroup.h"
+#include "kinds/ghost_file.h"
 #include "kinds/net_lock.h"
 #include "kinds/shmem.h"
 #include "kinds/tty_session.h"
@@ -100,6 +101,7 @@ class FdContext final : public kinds::DumpContext {
   bool shell_job() const override { return shell_job_; }
   uint64_t ghost_limit() const override { return ghost_limit_; }
   bool file_locks() const override { return file_locks_; }
+  bool link_remap() const override { return opts_.link_remap; }
   bool ext_unix_sk(uint64_t inode) const override {
     return ext_unix_sk_ && (ext_unix_sk_ids_.empty() ||
                             std::find(ext_unix_sk_ids_.begin(), ext_unix_sk_ids_.end(), inode) != ext_unix_sk_ids_.end());
@@ -269,6 +271,7 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     kinds::ProcessSource src(pid);
     RETURN_IF_ERROR(CollectProcessProps(src, &proc));
     RETURN_IF_ERROR(CollectMm(pid, &proc).status());
+    RETURN_IF_ERROR(kinds::SaveMappedGhosts(pid, *fd_ctx_, &proc));
     RETURN_IF_ERROR(CollectFds(pid, *fd_ctx_, shared_, &proc));
     if (opts_.shell_job) {
       std::set<pid_t> tree;

@@ -27,7 +27,7 @@ namespace cf::engine {
 namespace {
 
 enum class Act {
-  kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kLeaveStopped, kDetached, kShellJob, kFileLocks, kExtUnixSk,
+  kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kLeaveStopped, kDetached, kShellJob, kFileLocks, kExtUnixSk, kLinkRemap,
   kPidfile,
   kPrevImages, kTrackMem, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose, kRoot,
   kPreDumpMode, kManageCgroups, kTcpEstablished, kSkipInFlight, kTcpClose, kNetworkLock, kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
@@ -70,8 +70,7 @@ const OptDef kOptions[] = {
     {"pidfile", required_argument, 0, false, Act::kPidfile, nullptr},
     {"veth-pair", required_argument, 0, false, Act::kRefused, kNotNamespaces},
     {"action-script", required_argument, 0, false, Act::kRefused, "action scripts are not supported yet"},
-    {"link-remap", no_argument, 0, true, Act::kNoEffect,
-     "the contents of deleted files are always saved (ghost images), so no link is needed"},
+    {"link-remap", no_argument, 0, true, Act::kLinkRemap, nullptr},
     {"shell-job", no_argument, 'j', true, Act::kShellJob, nullptr},
     {"file-locks", no_argument, 'l', true, Act::kFileLocks, nullptr},
     {"page-server", no_argument, 0, true, Act::kRefused, "page servers are not supported"},
@@ -288,6 +287,7 @@ Status Apply(const OptDef& d, bool negated, const char* arg, Options* o) {
     case Act::kDetached: o->restore_detached = !negated; break;
     case Act::kShellJob: o->shell_job = !negated; break;
     case Act::kFileLocks: o->file_locks = !negated; break;
+    case Act::kLinkRemap: o->link_remap = !negated; break;
     case Act::kExtUnixSk:
       // CRIU's meaning: datagram sockets connected to a socket outside the
       // tree are dumped and connected again by name at restore; an argument

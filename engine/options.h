@@ -31,6 +31,9 @@ struct Options {
   bool restore_detached = false; // -d/--restore-detached/--daemon
   bool shell_job = false;        // -j/--shell-job
   bool file_locks = false;       // -l/--file-locks: save held file locks (else refused)
+  // --link-remap: a file opened by a name since removed, with another hard
+  // link left, gets a name of criu-fast's at dump (kinds/regular_file.cc).
+  bool link_remap = false;
   bool tcp_established = false;  // --tcp-established: save established TCP connections (else refused)
   bool skip_in_flight = false;   // --skip-in-flight: drop connections not accepted yet
   bool tcp_close = false;        // --tcp-close: connections saved (dump) or restored closed

@@ -166,6 +166,7 @@ TEST(OptionsTest, CriuCommandLines) {
   EXPECT_GE(d->no_effect.size(), 2u);  // each logged with its reason
   EXPECT_EQ(d->manage_cgroups, "soft");
   EXPECT_TRUE(d->tcp_established);
+  EXPECT_TRUE(d->link_remap);
   EXPECT_TRUE(d->network_lock);
   auto n = Parse({"criu-fast", "dump", "-t", "1", "--network-lock", "skip", "--skip-in-flight", "--tcp-close"});
   ASSERT_TRUE(n.ok()) << n.status().ToString();

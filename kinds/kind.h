@@ -70,6 +70,9 @@ class DumpContext {
   virtual uint64_t ghost_limit() const = 0;
   // Whether held file locks are saved (--file-locks) or refused.
   virtual bool file_locks() const = 0;
+  // --link-remap: a file whose name was removed while another hard link
+  // remains gets a hard link of criu-fast's to be opened by at restore.
+  virtual bool link_remap() const { return false; }
   // Whether unix socket |inode|, connected to a socket outside the tree, is
   // dumped all the same (--ext-unix-sk).
   virtual bool ext_unix_sk(uint64_t /*inode*/) const { return false; }

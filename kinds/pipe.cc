@@ -16,7 +16,9 @@
 // the same pipe). A FIFO is opened by its path: first O_RDWR (which never
 // blocks and makes the pipe exist), then once per description. The bytes
 // are written back before anyone reads: the dump saved at most the pipe's
-// capacity, so they fit without a reader.
+// capacity, so they fit without a reader. A FIFO whose name was removed is
+// made again (kinds/ghost_node.h), opened so, and its name removed once the
+// creating process's fds are in place.
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -29,6 +31,7 @@
 #include "common/fd.h"
 #include "common/io.h"
 #include "common/log.h"
+#include "kinds/ghost_node.h"
 #include "kinds/kind.h"
 
 namespace cf::kinds {
@@ -136,7 +139,10 @@ class Pipe final : public FdKind {
 
   Status Read(const FdSight& s, const FdInfo&, DumpContext&, img::Fd* f) const override {
     const bool fifo = !StartsWith(s.link, "pipe:");
-    if (fifo && s.sb.st_nlink == 0) return Error("a deleted FIFO: not supported yet");
+    if (fifo && s.sb.st_nlink == 0) {
+      f->set_path(StripDeleted(s.link));
+      *f->mutable_ghost() = GhostOf(s.sb, "");
+    }
     f->mutable_pipe()->set_fifo(fifo);
     return OkStatus();
   }
@@ -148,7 +154,7 @@ class Pipe final : public FdKind {
   }
   ObjectKey KeyOf(const img::Fd& f) const override { return {object_case(), f.dev(), f.inode()}; }
 
-  Status Create(const SharedObject& obj, RestoreContext&, CreatedFiles* out) const override {
+  Status Create(const SharedObject& obj, RestoreContext& ctx, CreatedFiles* out) const override {
     const img::Pipe& p = obj.object->pipe();
     const img::Fd& any = *obj.files.begin()->second;
     const bool fifo = any.pipe().fifo();
@@ -156,12 +162,17 @@ class Pipe final : public FdKind {
     UniqueFd rd, wr;       // the ends our data goes through
     std::string reopen;    // where further descriptions of this pipe are opened
     if (fifo) {
-      wr.reset(open(any.path().c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
+      reopen = any.path();
+      if (any.has_ghost()) {
+        if (ctx.recreated == nullptr) return Error(what + " is deleted and this restore cannot make it again");
+        const std::string key = "fifo-" + std::to_string(p.dev()) + "-" + std::to_string(p.inode());
+        ASSIGN_OR_RETURN(reopen, MakeGhostNode(key, any.path(), any.ghost(), ctx.recreated));
+      }
+      wr.reset(open(reopen.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
       if (!wr.valid()) return ErrnoStatus("open " + what);
       struct stat sb;
       if (fstat(wr.get(), &sb) != 0) return ErrnoStatus("stat " + what);
       if (!S_ISFIFO(sb.st_mode)) return Error(any.path() + " is no longer a FIFO");
-      reopen = any.path();
     } else {
       int fds[2];
       if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return ErrnoStatus("pipe");
@@ -195,6 +206,7 @@ class Pipe final : public FdKind {
   std::string Describe(const img::Fd& f) const override {
     const uint32_t access = f.flags() & O_ACCMODE;
     return std::string(f.pipe().fifo() ? "FIFO " + f.path() : "pipe:[" + std::to_string(f.inode()) + "]") +
+           (f.has_ghost() ? " (deleted)" : "") +
            (access == O_RDONLY ? ", read end" : access == O_WRONLY ? ", write end" : ", read-write");
   }
 };

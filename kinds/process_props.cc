@@ -3,6 +3,7 @@
 #include "kinds/process_props.h"
 
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <signal.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,10 +19,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include "common/io.h"
 #include "common/log.h"
+#include "kinds/ghost_node.h"
 #include "kinds/thread_props.h"
 
 namespace cf::kinds {
@@ -209,18 +213,71 @@ Status ApplyThpDisabled(const img::Process& p) {
 
 // ---- working directory and root ------------------------------------------
 
+// A removed working directory (readlink says "PATH (deleted)") is made
+// again at restore, entered and removed at once: the process holds a removed
+// directory again (kinds/ghost_node.h). A deleted fd on it is then opened
+// through /proc/self/cwd (kinds/directory.cc).
 Status ReadCwdRoot(ProcessSource& src, img::Process* out) {
   ASSIGN_OR_RETURN(std::string cwd, ReadLink(ProcPath(src.pid(), "cwd")));
   ASSIGN_OR_RETURN(std::string root, ReadLink(ProcPath(src.pid(), "root")));
+  struct stat sb;
+  if (StripDeleted(cwd) != cwd && stat(ProcPath(src.pid(), "cwd").c_str(), &sb) == 0 && sb.st_nlink == 0) {
+    cwd = StripDeleted(cwd);
+    *out->mutable_cwd_ghost() = GhostOf(sb, "");
+  }
   out->set_cwd(cwd);
   out->set_root(root);
   return OkStatus();
 }
 
-Status ApplyCwdRoot(const img::Process& p) {
-  if (p.root() != "/") return Error("restoring a process with another root (" + p.root() + ") is not supported");
-  if (chdir(p.cwd().c_str()) != 0) return ErrnoStatus("chdir " + p.cwd());
+// "/proc/PID (deleted)": a working directory in the /proc directory of a
+// process that died (the kernel unhashed it). Returns PID, or 0.
+pid_t DeadProcDir(const std::string& cwd) {
+  constexpr char kProc[] = "/proc/", kTail[] = " (deleted)";
+  if (cwd.rfind(kProc, 0) != 0 || StripDeleted(cwd) == cwd) return 0;
+  const std::string digits = cwd.substr(sizeof(kProc) - 1, cwd.size() - (sizeof(kProc) - 1) - (sizeof(kTail) - 1));
+  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return static_cast<pid_t>(std::stoi(digits));
+}
+
+// Enters such a directory again: a child made with that pid exits at once;
+// its /proc directory, opened while it is a zombie, is unhashed when it is
+// reaped, as the old one was.
+Status EnterDeadProcDir(pid_t pid, const std::string& cwd) {
+  pid_t want = pid;
+  struct clone_args args {};
+  args.exit_signal = SIGCHLD;
+  args.set_tid = reinterpret_cast<uint64_t>(&want);
+  args.set_tid_size = 1;
+  const long child = syscall(SYS_clone3, &args, sizeof(args));
+  if (child < 0) return ErrnoStatus("make process " + std::to_string(pid) + " for the working directory " + cwd);
+  if (child == 0) _exit(0);
+  siginfo_t si;
+  waitid(P_PID, static_cast<id_t>(child), &si, WEXITED | WNOWAIT);
+  // Entered while the child is a zombie: a reaped process's directory
+  // cannot be entered, only kept.
+  const std::string dir = "/proc/" + std::to_string(child);
+  const int r = chdir(dir.c_str());
+  const int err = errno;
+  waitpid(static_cast<pid_t>(child), nullptr, 0);
+  if (r != 0) return Error("enter " + dir + " for the working directory " + cwd, err);
   return OkStatus();
+}
+
+// The root is not changed here: the process still opens its files and
+// mappings by criu-fast's paths. ApplyRoot does it last.
+Status ApplyCwdRoot(const img::Process& p) {
+  if (const pid_t dead = DeadProcDir(p.cwd()); dead != 0) return EnterDeadProcDir(dead, p.cwd());
+  if (!p.has_cwd_ghost()) {
+    if (chdir(p.cwd().c_str()) != 0) return ErrnoStatus("chdir " + p.cwd());
+    return OkStatus();
+  }
+  std::map<std::string, std::string> made;
+  Result<std::string> at = MakeGhostNode("cwd", p.cwd(), p.cwd_ghost(), &made);
+  Status s = at.ok() ? OkStatus() : at.status();
+  if (s.ok() && chdir(at->c_str()) != 0) s = ErrnoStatus("chdir " + *at + " (the removed " + p.cwd() + " made again)");
+  RemoveRecreated(made);
+  return s;
 }
 
 // ---- credentials and supplementary groups --------------------------------
@@ -632,6 +689,12 @@ constexpr ProcessProperty kProperties[] = {
 };
 
 }  // namespace
+
+Status ApplyRoot(const img::Process& p) {
+  if (p.root().empty() || p.root() == "/") return OkStatus();
+  if (chroot(p.root().c_str()) != 0) return ErrnoStatus("chroot " + p.root());
+  return OkStatus();
+}
 
 Result<const proc::ProcStat*> ProcessSource::StatFile() {
   if (!stat_) {

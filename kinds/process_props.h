@@ -109,6 +109,10 @@ std::span<const ProcessProperty> ProcessProperties();
 // Runs the in_task applies of |step|, in table order.
 Status ApplyInTask(const img::Process& p, TaskStep step);
 
+// The process's root directory (chroot), once it opens nothing more by
+// path: the paths of the image are criu-fast's, not the process's.
+Status ApplyRoot(const img::Process& p);
+
 // Records the process's properties need in the args block's arrays.
 struct ProcessArrays {
   uint32_t posix_timers = 0;

@@ -27,6 +27,7 @@ namespace cf::kinds {
   X(Pty)               \
   X(CurrentTty)        \
   X(TtyDevice)         \
+  X(Symlink)           \
   X(CharDevice)
 
 // Each kind file defines `const FdKind& <Name>Kind()`.

@@ -1,5 +1,18 @@
 // Regular files: opened again by path, with the saved flags and offset.
 //
+// A file opened by a name that was since removed while another hard link
+// remains (nlink > 0) is reachable only by a name it still has, which /proc
+// does not tell: with --link-remap (CRIU's option) the dump gives it one, a
+// hard link beside the old name (.criu-fast.link_remap.DEV-INO), which
+// restore opens it by and then removes; the process holds the same file
+// again. Without the option such a file is refused. A dump that fails or
+// leaves the tree running keeps the link (as CRIU's does).
+//
+// A namespace file (/proc/PID/ns/net opened: its link reads "net:[INODE]")
+// is opened again as /proc/self/ns/net of the restored process, which must
+// be in that same namespace (restore makes no namespaces: a host-flavour
+// restore of a process that opened its own namespace).
+//
 // An unlinked file that a process still holds has its data saved in a ghost
 // image (ghost-DEV-INO.img, written once per file however many fds hold it):
 // only the extents SEEK_DATA/SEEK_HOLE find, so a sparse file keeps its holes
@@ -17,13 +30,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "common/fd.h"
 #include "common/io.h"
+#include "kinds/ghost_file.h"
+#include "kinds/ghost_node.h"
 #include "kinds/kind.h"
 #include "streams/image_file.h"
 #include "streams/image_sink.h"
@@ -172,6 +189,115 @@ Result<std::string> RecreateGhost(const std::string& image, const img::Fd& f) {
   return path;
 }
 
+// Saves the deleted file |src| (a /proc path that opens it; |link| its
+// /proc link, |sb| its stat) in its ghost image, once per file, and
+// describes it in |f|.
+Status ReadGhost(const std::string& src, const std::string& link, const struct stat& sb, DumpContext& ctx,
+                 img::Fd* f) {
+  img::RegularFile* r = f->mutable_reg();
+  std::string path = link;
+  const size_t dl = sizeof(kDeleted) - 1;
+  if (path.size() > dl && path.compare(path.size() - dl, dl, kDeleted) == 0) path.resize(path.size() - dl);
+  f->set_path(path);
+  const std::string name = "ghost-" + std::to_string(sb.st_dev) + "-" + std::to_string(sb.st_ino) + ".img";
+  r->set_deleted(true);
+  r->set_ghost_file(name);
+  r->set_uid(sb.st_uid);
+  r->set_gid(sb.st_gid);
+  r->set_atime_ns(static_cast<int64_t>(sb.st_atim.tv_sec) * 1000000000 + sb.st_atim.tv_nsec);
+  r->set_mtime_ns(static_cast<int64_t>(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec);
+  // Every fd of the file records its extents: each may be the one restore
+  // recreates the file from.
+  UniqueFd in(open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.valid()) return ErrnoStatus("open " + src);
+  const uint64_t size = static_cast<uint64_t>(sb.st_size);
+  ASSIGN_OR_RETURN(std::vector<Extent> extents, DataExtents(in.get(), size, src));
+  uint64_t stored = 0;
+  r->set_has_extents(true);
+  for (const Extent& e : extents) {
+    r->add_extents(e.off);
+    r->add_extents(e.len);
+    stored += e.len;
+  }
+  if (stored > ctx.ghost_limit()) {
+    return Errorf("a deleted file with %lu bytes of data (size %lu), more than --ghost-limit (%lu bytes) lets an "
+                  "image take", stored, size, ctx.ghost_limit());
+  }
+  if (ctx.sink()->Has(name)) return OkStatus();
+  return SaveGhost(in.get(), src, ctx.sink(), name, extents);
+}
+
+// Recreates the file of |f| (deleted) once per ghost image; returns its path.
+Result<std::string> Recreated(const img::Fd& f, RestoreContext& ctx) {
+  // Only a file made here is in |recreated| (and unlinked again at the
+  // end): a file already at the old path is neither used nor removed.
+  if (ctx.recreated == nullptr) {
+    return Errorf("%s is deleted and this restore cannot recreate it", f.path().c_str());
+  }
+  // By ghost image: two deleted files may have had one name.
+  auto [it, first] = ctx.recreated->try_emplace(f.reg().ghost_file());
+  if (first) {
+    Result<std::string> made = RecreateGhost(ctx.dir + "/" + f.reg().ghost_file(), f);
+    if (!made.ok()) {
+      ctx.recreated->erase(it);
+      return made.status();
+    }
+    it->second = std::move(*made);
+  }
+  return it->second;
+}
+
+// "net:[4026531840]": the link of a namespace file. Returns its type.
+std::string NamespaceType(const std::string& link) {
+  const size_t colon = link.find(":[");
+  if (colon == std::string::npos || colon == 0 || link.back() != ']' || link[0] == '/') return "";
+  for (size_t i = 0; i < colon; ++i) {
+    if (!islower(static_cast<unsigned char>(link[i])) && link[i] != '_') return "";
+  }
+  return link.substr(0, colon);
+}
+
+Result<UniqueFd> OpenNamespace(const img::Fd& f, const std::string& type) {
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenByPath(f, "/proc/self/ns/" + type, 0, false, false));
+  struct stat sb;
+  if (fstat(fd.get(), &sb) != 0) return ErrnoStatus("stat /proc/self/ns/" + type);
+  if (sb.st_ino != f.inode()) {
+    return Errorf("fd %d: the namespace file %s is of a namespace the restored process is not in (it is in %s:[%lu])"
+                  ": not supported", f.fd(), f.path().c_str(), type.c_str(), static_cast<uint64_t>(sb.st_ino));
+  }
+  return fd;
+}
+
+// The link --link-remap makes for the file of |s| (see the top), in |f|.
+Status LinkRemap(const FdSight& s, DumpContext& ctx, img::Fd* f) {
+  const std::string path = StripDeleted(s.link);
+  if (!ctx.link_remap()) {
+    return Error("a file opened by a name since removed, with another hard link left: dump with --link-remap");
+  }
+  const std::string remap =
+      Dirname(path) + "/.criu-fast.link_remap." + std::to_string(s.sb.st_dev) + "-" + std::to_string(s.sb.st_ino);
+  const std::string fd_path = "/proc/" + std::to_string(s.pid) + "/fd/" + std::to_string(s.fd);
+  if (linkat(AT_FDCWD, fd_path.c_str(), AT_FDCWD, remap.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+    const int err = errno;
+    struct stat sb;
+    // Made already for another fd of the file.
+    const bool ours = err == EEXIST && stat(remap.c_str(), &sb) == 0 && sb.st_ino == s.sb.st_ino &&
+                      sb.st_dev == s.sb.st_dev;
+    if (!ours) return Error("--link-remap: link " + remap + " to it", err);
+  }
+  f->set_path(path);
+  f->mutable_reg()->set_link_remap(remap);
+  return OkStatus();
+}
+
+// Whether the name of |s| was removed ("PATH (deleted)" and no such file
+// at PATH (deleted) either).
+bool NameRemoved(const FdSight& s) {
+  if (StripDeleted(s.link) == s.link) return false;
+  struct stat sb;
+  return stat(s.link.c_str(), &sb) != 0 || sb.st_ino != s.sb.st_ino || sb.st_dev != s.sb.st_dev;
+}
+
 class RegularFile final : public FdKind {
  public:
   const char* name() const override { return "regular file"; }
@@ -183,68 +309,71 @@ class RegularFile final : public FdKind {
   bool Shareable(const FdSight& s) const override { return s.sb.st_nlink > 0; }
 
   Status Read(const FdSight& s, const FdInfo&, DumpContext& ctx, img::Fd* f) const override {
-    img::RegularFile* r = f->mutable_reg();
-    if (s.sb.st_nlink > 0) return OkStatus();
-    std::string path = s.link;
-    const size_t dl = sizeof(kDeleted) - 1;
-    if (path.size() > dl && path.compare(path.size() - dl, dl, kDeleted) == 0) path.resize(path.size() - dl);
-    f->set_path(path);
-    const std::string name = "ghost-" + std::to_string(s.sb.st_dev) + "-" + std::to_string(s.sb.st_ino) + ".img";
-    r->set_deleted(true);
-    r->set_ghost_file(name);
-    r->set_uid(s.sb.st_uid);
-    r->set_gid(s.sb.st_gid);
-    r->set_atime_ns(static_cast<int64_t>(s.sb.st_atim.tv_sec) * 1000000000 + s.sb.st_atim.tv_nsec);
-    r->set_mtime_ns(static_cast<int64_t>(s.sb.st_mtim.tv_sec) * 1000000000 + s.sb.st_mtim.tv_nsec);
-    // Every fd of the file records its extents: each may be the one restore
-    // recreates the file from.
+    f->mutable_reg();
+    if (s.sb.st_nlink > 0) return NameRemoved(s) ? LinkRemap(s, ctx, f) : OkStatus();
     const std::string fd_path = "/proc/" + std::to_string(s.pid) + "/fd/" + std::to_string(s.fd);
-    UniqueFd in(open(fd_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!in.valid()) return ErrnoStatus("open " + fd_path);
-    const uint64_t size = static_cast<uint64_t>(s.sb.st_size);
-    ASSIGN_OR_RETURN(std::vector<Extent> extents, DataExtents(in.get(), size, fd_path));
-    uint64_t stored = 0;
-    r->set_has_extents(true);
-    for (const Extent& e : extents) {
-      r->add_extents(e.off);
-      r->add_extents(e.len);
-      stored += e.len;
-    }
-    if (stored > ctx.ghost_limit()) {
-      return Errorf("a deleted file with %lu bytes of data (size %lu), more than --ghost-limit (%lu bytes) lets an "
-                    "image take", stored, size, ctx.ghost_limit());
-    }
-    if (ctx.sink()->Has(name)) return OkStatus();
-    return SaveGhost(in.get(), fd_path, ctx.sink(), name, extents);
+    return ReadGhost(fd_path, s.link, s.sb, ctx, f);
   }
 
   Result<UniqueFd> Open(const img::Fd& f, RestoreContext& ctx) const override {
-    if (!f.reg().deleted()) return OpenByPath(f, f.path(), 0, true, true);
-    // Only a file made here is in |recreated| (and unlinked again at the
-    // end): a file already at the old path is neither used nor removed.
-    if (ctx.recreated == nullptr) {
-      return Errorf("fd %d: %s is deleted and this restore cannot recreate it", f.fd(), f.path().c_str());
+    // An O_PATH descriptor has no offset (lseek fails on it).
+    const bool seek = !(f.flags() & O_PATH);
+    if (const std::string ns = NamespaceType(f.path()); !ns.empty() && !f.reg().deleted()) return OpenNamespace(f, ns);
+    if (!f.reg().link_remap().empty()) {
+      ASSIGN_OR_RETURN(UniqueFd fd, OpenByPath(f, f.reg().link_remap(), 0, seek, true));
+      // Removed with the recreated files, once the fds are in place.
+      if (ctx.recreated) (*ctx.recreated)["link_remap:" + f.reg().link_remap()] = f.reg().link_remap();
+      return fd;
     }
-    // By ghost image: two deleted files may have had one name.
-    auto [it, first] = ctx.recreated->try_emplace(f.reg().ghost_file());
-    if (first) {
-      Result<std::string> made = RecreateGhost(ctx.dir + "/" + f.reg().ghost_file(), f);
-      if (!made.ok()) {
-        ctx.recreated->erase(it);
-        return made.status();
-      }
-      it->second = std::move(*made);
-    }
-    return OpenByPath(f, it->second, 0, true, false);
+    if (!f.reg().deleted()) return OpenByPath(f, f.path(), 0, seek, true);
+    Result<std::string> path = Recreated(f, ctx);
+    if (!path.ok()) return path.status().WithContext("fd " + std::to_string(f.fd()));
+    return OpenByPath(f, *path, 0, seek, false);
   }
 
   std::string Describe(const img::Fd& f) const override {
+    if (!f.reg().link_remap().empty()) return f.path() + " (removed, linked as " + f.reg().link_remap() + ")";
     return f.path() + (f.reg().deleted() ? " (deleted, in " + f.reg().ghost_file() + ")" : "") + ", offset " +
            std::to_string(f.pos());
   }
 };
 
 }  // namespace
+
+Status SaveMappedGhosts(pid_t pid, DumpContext& ctx, img::Process* core) {
+  for (img::Vma& v : *core->mutable_vmas()) {
+    if (!v.deleted() || v.shmem_id() != 0 || StartsWith(v.path(), "/memfd:")) continue;
+    if (v.kind() != img::Vma::FILE_PRIVATE && v.kind() != img::Vma::FILE_SHARED) continue;
+    char range[64];
+    snprintf(range, sizeof(range), "%lx-%lx", v.start(), v.end());
+    const std::string src = "/proc/" + std::to_string(pid) + "/map_files/" + range;
+    struct stat sb;
+    if (stat(src.c_str(), &sb) != 0) return ErrnoStatus("stat " + src);
+    img::Fd* g = v.mutable_ghost();
+    g->set_flags(v.kind() == img::Vma::FILE_SHARED ? O_RDWR : O_RDONLY);
+    g->set_dev(sb.st_dev);
+    g->set_inode(sb.st_ino);
+    g->set_mode(sb.st_mode);
+    g->set_size(static_cast<uint64_t>(sb.st_size));
+    RETURN_IF_ERROR(ReadGhost(src, v.path() + kDeleted, sb, ctx, g)
+                        .WithContext("process " + std::to_string(pid) + " maps the deleted file " + v.path()));
+  }
+  return OkStatus();
+}
+
+Status RecreateMappedGhosts(const img::Process& core, RestoreContext& ctx) {
+  for (const img::Vma& v : core.vmas()) {
+    if (!v.has_ghost()) continue;
+    RETURN_IF_ERROR(Recreated(v.ghost(), ctx).status().WithContext("vma " + std::to_string(v.start())));
+  }
+  return OkStatus();
+}
+
+std::string MappedGhostPath(const img::Vma& v, const std::map<std::string, std::string>* recreated) {
+  if (!v.has_ghost() || recreated == nullptr) return v.path();
+  auto it = recreated->find(v.ghost().reg().ghost_file());
+  return it == recreated->end() ? v.path() : it->second;
+}
 
 const FdKind& RegularFileKind() {
   static const RegularFile kind;

@@ -12,6 +12,7 @@
 #include "common/fd.h"
 #include "common/log.h"
 #include "kinds/file_lock.h"
+#include "kinds/ghost_node.h"
 
 namespace cf::restore {
 namespace {
@@ -140,9 +141,7 @@ Status RestoreFds(const img::Process& core, kinds::RestoreContext& ctx, const In
   // Locks last: each descriptor they go through is in place.
   for (int i = 0; i < core.fds_size() && status.ok(); ++i) status = kinds::ApplyLocks(core.fds(i));
   // Deleted files go away again once every descriptor holds them.
-  if (ctx.recreated) {
-    for (const auto& [ghost, path] : *ctx.recreated) unlink(path.c_str());
-  }
+  if (ctx.recreated) kinds::RemoveRecreated(*ctx.recreated);
   return status;
 }
 

@@ -17,6 +17,7 @@
 #include "common/fault.h"
 #include "common/fd.h"
 #include "common/log.h"
+#include "kinds/ghost_file.h"
 #include "pagemap/vma.h"
 #include "streams/codec.h"
 #include "streams/image_file.h"
@@ -157,7 +158,8 @@ Status MapPacked(const img::Vma& v, uint64_t addr, uint64_t scratch) {
 }
 
 // Maps one VMA's slot at |addr| inside the reserved region.
-Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem, const SocketFds& sockets) {
+Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem, const SocketFds& sockets,
+               const Ghosts* ghosts) {
   const uint64_t len = v.end() - v.start();
   void* want = reinterpret_cast<void*>(addr);
   void* got = MAP_FAILED;
@@ -207,12 +209,14 @@ Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem, const So
                    static_cast<off_t>(v.pgoff()));
         break;
       }
-      UniqueFd fd(open(v.path().c_str(), (shared ? O_RDWR : O_RDONLY) | O_CLOEXEC));
-      if (!fd.valid() && shared) fd.reset(open(v.path().c_str(), O_RDONLY | O_CLOEXEC));
-      if (!fd.valid()) return ErrnoStatus("open mapped file " + v.path());
+      // A deleted file: the one recreated from its ghost (kinds/ghost_file.h).
+      const std::string path = kinds::MappedGhostPath(v, ghosts);
+      UniqueFd fd(open(path.c_str(), (shared ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+      if (!fd.valid() && shared) fd.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd.valid()) return ErrnoStatus("open mapped file " + path);
       struct stat sb;
-      if (fstat(fd.get(), &sb) != 0) return ErrnoStatus("stat " + v.path());
-      if (sb.st_ino != v.inode() || sb.st_dev != v.dev()) {
+      if (fstat(fd.get(), &sb) != 0) return ErrnoStatus("stat " + path);
+      if (!v.has_ghost() && (sb.st_ino != v.inode() || sb.st_dev != v.dev())) {
         return Errorf("mapped file %s changed since the dump (inode %lu, was %lu)", v.path().c_str(), sb.st_ino,
                       v.inode());
       }
@@ -257,11 +261,11 @@ Status AdviseLikeDump(const img::Vma& v, uint64_t addr) {
 }
 
 Status PremapVma(const img::Vma& v, const PremappedVma& p, uint64_t scratch, const ShmemFds& shmem,
-                 const SocketFds& sockets) {
+                 const SocketFds& sockets, const Ghosts* ghosts) {
   if (p.packed) {
     RETURN_IF_ERROR(MapPacked(v, p.premap, scratch));
   } else {
-    RETURN_IF_ERROR(MapSlot(v, p.premap, shmem, sockets));
+    RETURN_IF_ERROR(MapSlot(v, p.premap, shmem, sockets, ghosts));
   }
   return AdviseLikeDump(v, p.premap);
 }
@@ -299,7 +303,7 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
 }
 
 Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem,
-                                  const SocketFds& sockets) {
+                                  const SocketFds& sockets, const Ghosts* ghosts) {
   FAULT_POINT("restore-premap");
   MemoryLayout L;
   ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> self, pagemap::ReadVmas(getpid()));
@@ -366,7 +370,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   // Packed slots are made at the tail of the region, past every slot.
   const uint64_t scratch = L.region + L.region_len - scratch_len;
   for (const PremappedVma& p : L.vmas) {
-    RETURN_IF_ERROR(PremapVma(core.vmas(p.vma_index), p, scratch, shmem, sockets));
+    RETURN_IF_ERROR(PremapVma(core.vmas(p.vma_index), p, scratch, shmem, sockets, ghosts));
   }
   LOG_INFO("restore: region %#lx-%#lx holds %zu premapped vmas", L.region, L.region + L.region_len, L.vmas.size());
   return L;

@@ -63,9 +63,12 @@ struct MemoryLayout {
 // Reserves R, copies the restorer blob into it and premaps every VMA of |core|
 // that the restorer moves (all but vdso/vvar/vsyscall). |args_len| is the size
 // the args block needs. Vmas of shared memory objects map them from |shmem|,
-// vmas of sockets (path "socket:[INODE]") from |sockets|.
+// vmas of sockets (path "socket:[INODE]") from |sockets|, and those of
+// deleted files the files recreated for them (|ghosts|: by ghost image,
+// kinds/ghost_file.h).
+using Ghosts = std::map<std::string, std::string>;
 Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem,
-                                  const SocketFds& sockets = {});
+                                  const SocketFds& sockets = {}, const Ghosts* ghosts = nullptr);
 
 inline constexpr uint64_t kThreadStackSize = 64 * 1024;
 

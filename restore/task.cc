@@ -19,6 +19,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "common/timer.h"
+#include "kinds/ghost_file.h"
 #include "kinds/process_props.h"
 #include "kinds/thread_props.h"
 #include "restore/clone.h"
@@ -242,7 +243,8 @@ Status Prepare(TaskContext& ctx) {
     auto it = ctx.inherited.find(f.file_id());
     if (S_ISSOCK(f.mode()) && f.file_id() != 0 && it != ctx.inherited.end()) sockets[f.inode()] = it->second;
   }
-  ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, plan.len, *ctx.files->shmem, sockets));
+  RETURN_IF_ERROR(kinds::RecreateMappedGhosts(core, files));
+  ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, plan.len, *ctx.files->shmem, sockets, &recreated));
   RETURN_IF_ERROR(PopulateData(layout, images.pagemap));
   RETURN_IF_ERROR(InstallGuards(layout, images.pagemap));
   uint64_t t1 = MonotonicNs();
@@ -265,6 +267,7 @@ Status Prepare(TaskContext& ctx) {
   int exe_fd = open(core.mm().exe_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (exe_fd < 0) return ErrnoStatus("open executable " + core.mm().exe_path());
   RETURN_IF_ERROR(RestoreFds(core, files, ctx.inherited, {&ctx.report_fd, &exe_fd}));
+  RETURN_IF_ERROR(kinds::ApplyRoot(core));
   report.files_ns = MonotonicNs() - t2;
   FAULT_POINT("restore-jump");
 
