@@ -163,7 +163,7 @@ TEST(OptionsTest, CriuCommandLines) {
   EXPECT_EQ(d->verbosity, 4);
   EXPECT_EQ(d->timeout, 10);
   EXPECT_EQ(d->InWorkDir(d->log_file), "/img/dump.log");
-  EXPECT_GE(d->no_effect.size(), 2u);  // each logged with its reason
+  EXPECT_GE(d->no_effect.size(), 1u);  // each logged with its reason
   EXPECT_EQ(d->manage_cgroups, "soft");
   EXPECT_TRUE(d->tcp_established);
   EXPECT_TRUE(d->link_remap);
