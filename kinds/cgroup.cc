@@ -174,19 +174,20 @@ bool AtOrAbove(const std::string& path, const std::string& own) {
   return own.size() > path.size() && own.compare(0, path.size(), path) == 0 && own[path.size()] == '/';
 }
 
-const img::CgroupMember* Find(const google::protobuf::RepeatedPtrField<img::CgroupMember>& v,
-                              const std::string& controllers) {
+// The member of hierarchy |controllers| in |v| (a vector or a repeated field).
+template <typename Members>
+const img::CgroupMember* Find(const Members& v, const std::string& controllers) {
   for (const img::CgroupMember& m : v) {
     if (m.controllers() == controllers) return &m;
   }
   return nullptr;
 }
 
-const img::CgroupMember* Find(const std::vector<img::CgroupMember>& v, const std::string& controllers) {
-  for (const img::CgroupMember& m : v) {
-    if (m.controllers() == controllers) return &m;
-  }
-  return nullptr;
+// The directory of cgroup |m| in our mounts.
+Result<std::string> MemberDir(const CgroupPlan& plan, const img::CgroupMember& m) {
+  auto root = plan.roots.find(m.controllers());
+  if (root == plan.roots.end()) return Errorf("no mount of cgroup hierarchy '%s'", m.controllers().c_str());
+  return root->second + (m.path() == "/" ? "" : m.path());
 }
 
 bool SameMembers(const std::vector<img::CgroupMember>& a, const std::vector<img::CgroupMember>& b) {
@@ -460,9 +461,7 @@ Status JoinCgroups(const CgroupPlan& plan, pid_t pid, const img::Process& self, 
   for (const img::CgroupMember& m : self.cgroups()) {
     const img::CgroupMember* was = parent ? Find(parent->cgroups(), m.controllers()) : Find(plan.own, m.controllers());
     if (was && was->path() == m.path()) continue;  // inherited already
-    auto root = plan.roots.find(m.controllers());
-    if (root == plan.roots.end()) return Errorf("no mount of cgroup hierarchy '%s'", m.controllers().c_str());
-    const std::string dir = root->second + (m.path() == "/" ? "" : m.path());
+    ASSIGN_OR_RETURN(std::string dir, MemberDir(plan, m));
     RETURN_IF_ERROR(WriteValue(dir + "/cgroup.procs", std::to_string(pid)).WithContext("join cgroup " + m.path()));
   }
   return OkStatus();
@@ -474,9 +473,7 @@ Status MoveThreads(const CgroupPlan& plan, const img::Process& p) {
     for (const img::CgroupMember& m : t.cgroups()) {
       const img::CgroupMember* proc = Find(p.cgroups(), m.controllers());
       if (proc && proc->path() == m.path()) continue;
-      auto root = plan.roots.find(m.controllers());
-      if (root == plan.roots.end()) return Errorf("no mount of cgroup hierarchy '%s'", m.controllers().c_str());
-      const std::string dir = root->second + (m.path() == "/" ? "" : m.path());
+      ASSIGN_OR_RETURN(std::string dir, MemberDir(plan, m));
       const std::string file = IsV2(m.controllers()) ? "/cgroup.threads" : "/tasks";
       RETURN_IF_ERROR(WriteValue(dir + file, std::to_string(t.tid()))
                           .WithContext("move thread " + std::to_string(t.tid()) + " to cgroup " + m.path()));
