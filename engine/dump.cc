@@ -102,6 +102,14 @@ class FdContext final : public kinds::DumpContext {
   uint64_t ghost_limit() const override { return ghost_limit_; }
   bool file_locks() const override { return file_locks_; }
   bool link_remap() const override { return opts_.link_remap; }
+  void NoteLinkRemap(const std::string& path) override { links_.push_back(path); }
+  // The image needs the links: the tree was killed after a complete dump.
+  void KeepLinks() { links_.clear(); }
+  ~FdContext() override {
+    for (const std::string& l : links_) {
+      if (unlink(l.c_str()) != 0) LOG_WARN("--link-remap: cannot remove %s: %m", l.c_str());
+    }
+  }
   bool ext_unix_sk(uint64_t inode) const override {
     return ext_unix_sk_ && (ext_unix_sk_ids_.empty() ||
                             std::find(ext_unix_sk_ids_.begin(), ext_unix_sk_ids_.end(), inode) != ext_unix_sk_ids_.end());
@@ -129,6 +137,7 @@ class FdContext final : public kinds::DumpContext {
   uint64_t ghost_limit_;
   kinds::ShmemSet* shmem_;
   std::unique_ptr<kinds::NetLock>* net_lock_;
+  std::vector<std::string> links_;  // made by --link-remap, removed unless kept
 };
 
 class Dumper {
@@ -640,6 +649,7 @@ Status Dumper::Run() {
     released = MonotonicNs();
   }
   if (net_lock_ && !opts_.leave_running) RETURN_IF_ERROR(net_lock_->Keep());
+  if (!opts_.leave_running) fd_ctx_->KeepLinks();
   const uint64_t end = MonotonicNs();
   const tracing::InjectionTotals inj = tracing::ReadInjectionTotals();
   stats_.injected_calls = inj.calls + inj.code_runs;

@@ -73,6 +73,9 @@ class DumpContext {
   // --link-remap: a file whose name was removed while another hard link
   // remains gets a hard link of criu-fast's to be opened by at restore.
   virtual bool link_remap() const { return false; }
+  // A link made for --link-remap: removed again unless the dump ends with
+  // the tree killed (a failed dump, or -R, leaves the filesystem as it was).
+  virtual void NoteLinkRemap(const std::string& /*path*/) {}
   // Whether unix socket |inode|, connected to a socket outside the tree, is
   // dumped all the same (--ext-unix-sk).
   virtual bool ext_unix_sk(uint64_t /*inode*/) const { return false; }

@@ -284,6 +284,8 @@ Status LinkRemap(const FdSight& s, DumpContext& ctx, img::Fd* f) {
     const bool ours = err == EEXIST && stat(remap.c_str(), &sb) == 0 && sb.st_ino == s.sb.st_ino &&
                       sb.st_dev == s.sb.st_dev;
     if (!ours) return Error("--link-remap: link " + remap + " to it", err);
+  } else {
+    ctx.NoteLinkRemap(remap);
   }
   f->set_path(path);
   f->mutable_reg()->set_link_remap(remap);
