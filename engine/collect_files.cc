@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <map>
 #include <vector>
 
 #include "common/io.h"
@@ -62,26 +63,33 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
   const std::string proc = "/proc/" + std::to_string(pid);
   ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
   OpenFileIndex own_files;  // dups within this process: value = first fd
+  std::map<uint32_t, int> first_of_id;  // the same for fds the tree-wide pass saw
   UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd.valid()) return ErrnoStatus("pidfd_open " + std::to_string(pid));
   for (int fd : fds) {
-    const std::string fd_path = proc + "/fd/" + std::to_string(fd);
-    kinds::FdSight s;
-    s.pid = pid;
-    s.fd = fd;
-    auto link = ReadLink(fd_path);
-    if (!link.ok()) {
-      if (link.status().err() == ENOENT) continue;  // closed meanwhile (only with -R)
-      return link.status();
-    }
-    s.link = std::move(*link);
     if (const img::Fd* kept = shared.Find(pid, fd)) {
       img::Fd* f = out->add_fds();
       *f = *kept;
-      RETURN_IF_ERROR(ReadOwner(pidfd.get(), fd, f).WithContext(s.Name()));
+      RETURN_IF_ERROR(ReadOwner(pidfd.get(), fd, f).WithContext("process " + std::to_string(pid) + " fd " +
+                                                                std::to_string(fd) + " (" + kept->path() + ")"));
       continue;
     }
-    if (stat(fd_path.c_str(), &s.sb) != 0) return ErrnoStatus("stat " + fd_path);
+    const std::string fd_path = proc + "/fd/" + std::to_string(fd);
+    const SharedFiles::PrivateSeen* seen = shared.SeenPrivate(pid, fd);
+    kinds::FdSight s;
+    if (seen != nullptr) {
+      s = seen->sight;
+    } else {
+      s.pid = pid;
+      s.fd = fd;
+      auto link = ReadLink(fd_path);
+      if (!link.ok()) {
+        if (link.status().err() == ENOENT) continue;  // closed meanwhile (only with -R)
+        return link.status();
+      }
+      s.link = std::move(*link);
+      if (stat(fd_path.c_str(), &s.sb) != 0) return ErrnoStatus("stat " + fd_path);
+    }
     const kinds::FdKind* kind = kinds::Recognise(s);
     if (kind == nullptr) {
       return Errorf("process %d fd %d is a %s (%s): not supported yet", pid, fd, UnknownKind(s).c_str(),
@@ -91,7 +99,12 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
       return Errorf("process %d fd %d (%s): a %s the tree-wide pass did not see", pid, fd, s.link.c_str(),
                     kind->name());
     }
-    ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(pid, fd));
+    FdInfo info;
+    if (seen != nullptr) {
+      info = seen->info;
+    } else {
+      ASSIGN_OR_RETURN(info, ReadFdInfo(pid, fd));
+    }
     img::Fd* f = out->add_fds();
     f->set_fd(fd);
     kinds::SetFdInfo(info, f);
@@ -102,8 +115,13 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
     f->set_rdev(s.sb.st_rdev);
     f->set_size(static_cast<uint64_t>(s.sb.st_size));
     f->set_path(s.link);
-    ASSIGN_OR_RETURN(std::optional<uint32_t> first,
-                     own_files.FindOrAdd(pid, fd, f->dev(), f->inode(), static_cast<uint32_t>(fd)));
+    std::optional<uint32_t> first;
+    if (seen != nullptr) {
+      auto [it, added] = first_of_id.emplace(seen->file_id, fd);
+      if (!added) first = static_cast<uint32_t>(it->second);
+    } else {
+      ASSIGN_OR_RETURN(first, own_files.FindOrAdd(pid, fd, KeyOf(s.sb, info), static_cast<uint32_t>(fd)));
+    }
     if (first) {
       f->set_is_dup(true);
       f->set_dup_of(static_cast<int32_t>(*first));

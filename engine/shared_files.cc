@@ -1,11 +1,13 @@
 // The pass over the tree's shareable descriptors (see shared_files.h):
 //   1. per process, per fd of a kind this pass takes (kPrivate kinds only
-//      when Shareable): its open file description's id (kcmp against the
-//      descriptions seen so far with the same dev and inode), its fdinfo
+//      when Shareable): its fdinfo, its open file description's id (kcmp
+//      against the descriptions seen so far with the same file, offset,
+//      flags and mount: proc/open_file_index.h)
 //      and its kind's state (read for the first fd of a description, copied
 //      for the others), then the kind's TreePass sees it;
 //   2. kPrivate fds are kept only when several processes hold their
-//      description (their state is read then);
+//      description (their state is read then); what was read of the
+//      others is handed to CollectFds;
 //   3. each kind's TreePass finishes (pipes, socket pairs, epoll targets).
 #include "engine/shared_files.h"
 
@@ -47,25 +49,23 @@ kinds::TreePass* SharedFiles::PassOf(const kinds::FdKind* kind, kinds::DumpConte
 // fdinfo and state are read here, for those kept only.
 Status SharedFiles::CompleteSharedFiles(kinds::DumpContext& ctx) {
   std::map<uint32_t, std::set<pid_t>> holders;
-  for (const auto& [ref, sight] : private_sights_) holders[fds_.at(ref).file_id()].insert(ref.first);
-  for (const auto& [ref, sight] : private_sights_) {
-    img::Fd& f = fds_.at(ref);
-    if (holders[f.file_id()].size() < 2) {
+  for (const auto& [ref, seen] : private_seen_) holders[seen.file_id].insert(ref.first);
+  for (auto& [ref, seen] : private_seen_) {
+    if (holders[seen.file_id].size() < 2) {
       fds_.erase(ref);
       continue;
     }
-    ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(ref.first, ref.second));
-    kinds::SetFdInfo(info, &f);
-    RETURN_IF_ERROR(kinds::ReadLocks(sight, info, ctx, &f));
-    RETURN_IF_ERROR(kinds::KindOf(f)->Read(sight, info, ctx, &f).WithContext(sight.Name()));
+    img::Fd& f = fds_.at(ref);
+    kinds::SetFdInfo(seen.info, &f);
+    RETURN_IF_ERROR(kinds::ReadLocks(seen.sight, seen.info, ctx, &f));
+    RETURN_IF_ERROR(kinds::KindOf(f)->Read(seen.sight, seen.info, ctx, &f).WithContext(seen.sight.Name()));
   }
-  private_sights_.clear();
   return OkStatus();
 }
 
-Result<uint32_t> SharedFiles::DescriptionId(pid_t pid, int fd, uint64_t dev, uint64_t inode) {
+Result<uint32_t> SharedFiles::DescriptionId(pid_t pid, int fd, const DescriptionKey& key) {
   const auto next = static_cast<uint32_t>(descriptions_.size() + 1);
-  ASSIGN_OR_RETURN(std::optional<uint32_t> seen, open_files_.FindOrAdd(pid, fd, dev, inode, next));
+  ASSIGN_OR_RETURN(std::optional<uint32_t> seen, open_files_.FindOrAdd(pid, fd, key, next));
   if (seen) return *seen;
   descriptions_.push_back({pid, fd});
   return next;
@@ -98,18 +98,19 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
     f.set_rdev(s.sb.st_rdev);
     f.set_size(static_cast<uint64_t>(s.sb.st_size));
     f.set_path(s.link);
-    ASSIGN_OR_RETURN(uint32_t id, DescriptionId(pid, fd, s.sb.st_dev, s.sb.st_ino));
+    ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(pid, fd));
+    ASSIGN_OR_RETURN(uint32_t id, DescriptionId(pid, fd, KeyOf(s.sb, info)));
     f.set_file_id(id);
     if (is_private) {
       // Most are held by one process and go to CollectFds, which reads their
-      // state: read it only for those kept (CompleteSharedFiles). The kind's
-      // field marks the record's kind meanwhile.
+      // state (with what was seen here): read it only for those kept
+      // (CompleteSharedFiles). The kind's field marks the record's kind
+      // meanwhile.
       f.GetReflection()->MutableMessage(&f, f.GetDescriptor()->FindFieldByNumber(kind->field()));
       fds_[{pid, fd}] = std::move(f);
-      private_sights_[{pid, fd}] = std::move(s);
+      private_seen_[{pid, fd}] = PrivateSeen{std::move(s), std::move(info), id};
       continue;
     }
-    ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(pid, fd));
     const Ref& first = descriptions_[id - 1];
     const bool is_first = first.pid == pid && first.fd == fd;
     if (is_first) {
@@ -150,6 +151,11 @@ void SharedFiles::AddObject(pid_t pid, img::FileObject obj) { objects_[pid].push
 uint32_t SharedFiles::NewFileId() {
   descriptions_.push_back({0, -1});
   return static_cast<uint32_t>(descriptions_.size());
+}
+
+const SharedFiles::PrivateSeen* SharedFiles::SeenPrivate(pid_t pid, int fd) const {
+  auto it = private_seen_.find({pid, fd});
+  return it == private_seen_.end() ? nullptr : &it->second;
 }
 
 const img::Fd* SharedFiles::Find(pid_t pid, int fd) const {

@@ -37,6 +37,16 @@ class SharedFiles final : private kinds::TreeFds {
   // The record of fd |fd| of |pid|, when this pass took it; null otherwise
   // (CollectFds handles it).
   const img::Fd* Find(pid_t pid, int fd) const;
+  // What this pass read of fd |fd| of |pid|, a kPrivate one of a
+  // Shareable kind: its name, stat and fdinfo, and the id of its open file
+  // description (fds of one process with the same id are dups); null when
+  // the pass did not look at it.
+  struct PrivateSeen {
+    kinds::FdSight sight;
+    proc::FdInfo info;
+    uint32_t file_id = 0;
+  };
+  const PrivateSeen* SeenPrivate(pid_t pid, int fd) const;
   // Adds the objects saved with |pid| (pipes, socket pairs) to its core.
   void AddObjects(pid_t pid, img::Process* out) const;
   // The tree runs on: each kind puts back what it consumed (TreePass::PutBack).
@@ -49,7 +59,7 @@ class SharedFiles final : private kinds::TreeFds {
   };
   Status CollectProcess(pid_t pid, kinds::DumpContext& ctx);
   Status CompleteSharedFiles(kinds::DumpContext& ctx);
-  Result<uint32_t> DescriptionId(pid_t pid, int fd, uint64_t dev, uint64_t inode);
+  Result<uint32_t> DescriptionId(pid_t pid, int fd, const proc::DescriptionKey& key);
   kinds::TreePass* PassOf(const kinds::FdKind* kind, kinds::DumpContext& ctx);
 
   // kinds::TreeFds
@@ -59,7 +69,7 @@ class SharedFiles final : private kinds::TreeFds {
   uint32_t NewFileId() override;
 
   std::map<std::pair<pid_t, int>, img::Fd> fds_;
-  std::map<std::pair<pid_t, int>, kinds::FdSight> private_sights_;  // kPrivate fds, until kept or dropped
+  std::map<std::pair<pid_t, int>, PrivateSeen> private_seen_;  // kPrivate fds, kept or not
   std::vector<Ref> descriptions_;  // file_id - 1 -> where it was first seen (fd -1: no fd)
   proc::OpenFileIndex open_files_;  // file ids by open file description
   std::map<const kinds::FdKind*, std::unique_ptr<kinds::TreePass>> passes_;

@@ -1,14 +1,20 @@
 #include "proc/open_file_index.h"
 
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 namespace cf::proc {
 
-Result<std::optional<uint32_t>> OpenFileIndex::FindOrAdd(pid_t pid, int fd, uint64_t dev, uint64_t inode,
+DescriptionKey KeyOf(const struct stat& sb, const FdInfo& info) {
+  return {static_cast<uint64_t>(sb.st_dev), static_cast<uint64_t>(sb.st_ino), info.pos,
+          info.flags & ~static_cast<uint32_t>(O_CLOEXEC), info.mnt_id};
+}
+
+Result<std::optional<uint32_t>> OpenFileIndex::FindOrAdd(pid_t pid, int fd, const DescriptionKey& key,
                                                          uint32_t value) {
   constexpr int kKcmpFile = 0;
-  std::vector<Entry>& sorted = by_inode_[{dev, inode}];
+  std::vector<Entry>& sorted = by_key_[key];
   size_t lo = 0, hi = sorted.size();
   while (lo < hi) {
     const size_t mid = (lo + hi) / 2;
