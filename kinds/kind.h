@@ -216,7 +216,8 @@ class FdKind {
   // Descriptions of other objects of the tree that creating |obj| takes,
   // each with its tree_file_id (see SharedObject::needs).
   virtual std::vector<const img::Fd*> NeededFiles(const img::FileObject&) const { return {}; }
-  // kPrivate kinds: one descriptor as it was (any number).
+  // kPrivate kinds: one descriptor as it was (any number), close-on-exec
+  // (restore/files.cc clears FD_CLOEXEC where the dumped fd lacked it).
   virtual Result<UniqueFd> Open(const img::Fd& f, RestoreContext& ctx) const;
   // The object and one descriptor per description of |obj|. kPrivate kinds
   // held by several processes: Open of the description's first Fd.

@@ -72,6 +72,7 @@ Result<const kinds::FdKind*> PlaceFd(const img::Fd& f, kinds::RestoreContext& ct
   const kinds::FdKind* kind = kinds::KindOf(f);
   if (kind == nullptr) return Errorf("fd %d is of no known kind", f.fd());
   int fd = -1;
+  bool cloexec = false;  // whether fd |f.fd()| has FD_CLOEXEC now
   if (f.file_id() != 0) {
     // A shared object's description: put it at its number, keep the
     // temporary descriptor for other fds of the same description.
@@ -82,16 +83,21 @@ Result<const kinds::FdKind*> PlaceFd(const img::Fd& f, kinds::RestoreContext& ct
   } else if (f.is_dup()) {
     fd = fcntl(f.dup_of(), F_DUPFD_CLOEXEC, 0);
     if (fd < 0) return ErrnoStatus("dup fd " + std::to_string(f.dup_of()));
+    cloexec = true;
   } else {
     ASSIGN_OR_RETURN(UniqueFd opened, kind->Open(f, ctx));
     fd = opened.release();
+    cloexec = true;  // kinds open with O_CLOEXEC
   }
+  // Placed in fd order, most land at their number already (the lowest
+  // free one): no dup2 then.
   if (fd != f.fd()) {
     const int placed = dup2(fd, f.fd());
     close(fd);
     if (placed < 0) return ErrnoStatus("place fd " + std::to_string(f.fd()));
+    cloexec = false;
   }
-  if (fcntl(f.fd(), F_SETFD, f.cloexec() ? FD_CLOEXEC : 0) != 0) {
+  if (cloexec != f.cloexec() && fcntl(f.fd(), F_SETFD, f.cloexec() ? FD_CLOEXEC : 0) != 0) {
     return ErrnoStatus("set fd flags of " + std::to_string(f.fd()));
   }
   RETURN_IF_ERROR(RestoreOwner(f));
