@@ -12,6 +12,8 @@
 #include <cstring>
 #include <ctime>
 #include <elf.h>
+#include <mutex>
+#include <optional>
 #include <vector>
 
 #include "common/fault.h"
@@ -28,6 +30,8 @@ constexpr size_t kStackScratchMax = 32 * 1024;  // scratch taken from the stack 
 constexpr uint64_t kRedZone = 128;
 constexpr size_t kXstateMax = 16384;
 constexpr size_t kMaxScan = 8u << 20;  // bytes of one mapping searched for sites
+// `mov $15,%rax; syscall`: rt_sigreturn.
+constexpr uint8_t kSigreturn[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
 constexpr int kSyscallStop = SIGTRAP | 0x80;  // with PTRACE_O_TRACESYSGOOD
 
 Status ReadTarget(pid_t pid, uint64_t addr, void* buf, size_t len, const char* what) {
@@ -82,15 +86,72 @@ InjectionTotals ReadInjectionTotals() {
   return t;
 }
 
+// The sites found last, and the mappings they were found in. The processes
+// of a tree forked from one another map libc at the same address: the sites
+// found in one are checked in the next (a few bytes read) instead of
+// searched again (a megabyte read and scanned).
+struct SitesCache {
+  std::mutex mu;
+  RemoteSites sites;
+  std::vector<pagemap::VmaInfo> in;  // the mapping of each site, as in /proc/PID/maps
+};
+SitesCache g_sites;
+
+bool SameMapping(const pagemap::VmaInfo& a, const pagemap::VmaInfo& b) {
+  return a.start == b.start && a.end == b.end && a.prot == b.prot && a.pgoff == b.pgoff && a.inode == b.inode &&
+         a.dev_major == b.dev_major && a.dev_minor == b.dev_minor && a.path == b.path;
+}
+
+// The cached sites, when |vmas| has the mappings they were found in and the
+// bytes at each are still the instructions.
+std::optional<RemoteSites> CachedSites(pid_t pid, const std::vector<pagemap::VmaInfo>& vmas) {
+  std::lock_guard lock(g_sites.mu);
+  // Only a search that found every site is reused (one that did not might
+  // find more in another process's mappings).
+  if (g_sites.in.empty() || !g_sites.sites.syscall_ret || !g_sites.sites.sigreturn) return std::nullopt;
+  for (const pagemap::VmaInfo& c : g_sites.in) {
+    if (std::none_of(vmas.begin(), vmas.end(), [&](const pagemap::VmaInfo& v) { return SameMapping(v, c); })) {
+      return std::nullopt;
+    }
+  }
+  const RemoteSites& s = g_sites.sites;
+  static constexpr uint8_t kSyscallRet[] = {0x0f, 0x05, 0xc3};
+  struct Want {
+    uint64_t at;
+    const uint8_t* bytes;
+    size_t len;
+  } wants[] = {{s.syscall_insn, kSyscallRet, 2}, {s.syscall_ret, kSyscallRet, 3}, {s.sigreturn, kSigreturn, 9}};
+  for (const Want& w : wants) {
+    if (w.at == 0) continue;
+    uint8_t got[16];
+    iovec local{got, w.len};
+    iovec remote{reinterpret_cast<void*>(w.at), w.len};
+    if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(w.len)) return std::nullopt;
+    if (memcmp(got, w.bytes, w.len) != 0) return std::nullopt;
+  }
+  return s;
+}
+
+void CacheSites(const RemoteSites& s, const std::vector<pagemap::VmaInfo>& vmas) {
+  std::lock_guard lock(g_sites.mu);
+  g_sites.sites = s;
+  g_sites.in.clear();
+  for (uint64_t at : {s.syscall_insn, s.syscall_ret, s.sigreturn}) {
+    for (const pagemap::VmaInfo& v : vmas) {
+      if (at != 0 && at >= v.start && at < v.end) g_sites.in.push_back(v);
+    }
+  }
+}
+
 Result<RemoteSites> FindRemoteSites(pid_t pid) {
   ASSIGN_OR_RETURN(auto vmas, pagemap::ReadVmas(pid));
+  if (std::optional<RemoteSites> cached = CachedSites(pid, vmas)) return *cached;
   std::vector<const pagemap::VmaInfo*> order;
   for (const auto& v : vmas) {
     if ((v.prot & PROT_EXEC) && (v.prot & PROT_READ) && v.path != "[vsyscall]") order.push_back(&v);
   }
   std::stable_sort(order.begin(), order.end(),
                    [](const auto* a, const auto* b) { return SiteRank(*a) < SiteRank(*b); });
-  static constexpr uint8_t kSigreturn[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
   RemoteSites s;
   std::vector<uint8_t> buf;
   for (const auto* v : order) {
@@ -100,7 +161,10 @@ Result<RemoteSites> FindRemoteSites(pid_t pid) {
     iovec remote{reinterpret_cast<void*>(v->start), len};
     const ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
     for (ssize_t i = 0; i + 1 < n; ++i) {
-      if (buf[i] != 0x0f || buf[i + 1] != 0x05) continue;
+      const void* next = memchr(&buf[i], 0x0f, static_cast<size_t>(n - i - 1));
+      if (next == nullptr) break;
+      i = static_cast<const uint8_t*>(next) - buf.data();
+      if (buf[i + 1] != 0x05) continue;
       const uint64_t at = v->start + static_cast<uint64_t>(i);
       if (!s.syscall_insn) s.syscall_insn = at;
       if (!s.syscall_ret && i + 2 < n && buf[i + 2] == 0xc3) s.syscall_ret = at;
@@ -109,6 +173,7 @@ Result<RemoteSites> FindRemoteSites(pid_t pid) {
     if (s.syscall_ret && s.sigreturn) break;
   }
   if (!s.syscall_insn) return Errorf("no syscall instruction found in process %d", pid);
+  CacheSites(s, vmas);
   return s;
 }
 
