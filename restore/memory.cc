@@ -84,7 +84,8 @@ bool HasVmFlag(const img::Vma& v, std::string_view flag) {
 
 // Gives the private anonymous slot at |addr| an anon_vma of its own, by
 // faulting in its first page (from the kernel, no store of ours: that memory
-// is not ASan's to check) and dropping it again. Two adjacent VMAs of the
+// is not ASan's to check); PopulateData drops it again unless the image has
+// data for it (the anon_vma stays either way). Two adjacent VMAs of the
 // image were apart in the target, and the restorer's mremaps must not merge
 // them: the kernel merges anonymous VMAs only when they share an anon_vma
 // (or one has none) and their page offsets run on. Slots one page apart
@@ -93,9 +94,6 @@ bool HasVmFlag(const img::Vma& v, std::string_view flag) {
 Status KeepApart(uint64_t addr) {
   void* page = reinterpret_cast<void*>(addr);
   if (madvise(page, kPageSize, kMadvPopulateWrite) != 0) return ErrnoStatus("fault in a premapped vma");
-  if (madvise(page, kPageSize, MADV_DONTNEED) != 0) {
-    return ErrnoStatus("drop the first page of a premapped vma");
-  }
   return OkStatus();
 }
 
@@ -369,8 +367,10 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   L.vmas = PlanSlots(core, L.first_slot, L.in_place_vma);
   // Packed slots are made at the tail of the region, past every slot.
   const uint64_t scratch = L.region + L.region_len - scratch_len;
-  for (const PremappedVma& p : L.vmas) {
-    RETURN_IF_ERROR(PremapVma(core.vmas(p.vma_index), p, scratch, shmem, sockets, ghosts));
+  for (PremappedVma& p : L.vmas) {
+    const img::Vma& v = core.vmas(p.vma_index);
+    RETURN_IF_ERROR(PremapVma(v, p, scratch, shmem, sockets, ghosts));
+    p.kept_apart = v.kind() == img::Vma::ANON_PRIVATE;
   }
   LOG_INFO("restore: region %#lx-%#lx holds %zu premapped vmas", L.region, L.region + L.region_len, L.vmas.size());
   return L;
@@ -563,6 +563,26 @@ class FillPlan {
 }  // namespace
 
 Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
+  // The first pages KeepApart faulted in that no data will fill: dropped,
+  // so that the process has no page it did not have (a page left there
+  // would cost memory and show in its pagemap). The pages that data fills
+  // stay: that saves a madvise and a TLB flush per mapping.
+  std::vector<pagemap::PageRange> data;
+  for (const img::PageRange& r : pm.ranges()) {
+    if (r.kind() == img::PageRange::DATA || r.kind() == img::PageRange::PARENT) {
+      data.push_back({r.vaddr(), r.vaddr() + r.nr_pages() * kPageSize});
+    }
+  }
+  std::sort(data.begin(), data.end(), [](const auto& a, const auto& b) { return a.start < b.start; });
+  for (const PremappedVma& v : L.vmas) {
+    if (!v.kept_apart) continue;
+    auto it = std::upper_bound(data.begin(), data.end(), v.start,
+                               [](uint64_t a, const pagemap::PageRange& r) { return a < r.start; });
+    if (it != data.begin() && std::prev(it)->end > v.start) continue;
+    if (madvise(reinterpret_cast<void*>(v.premap), kPageSize, MADV_DONTNEED) != 0) {
+      return ErrnoStatus("drop the first page of a premapped vma");
+    }
+  }
   for (const img::PageRange& r : pm.ranges()) {
     if (r.kind() != img::PageRange::DATA && r.kind() != img::PageRange::PARENT) continue;
     uint64_t addr = r.vaddr();

@@ -41,6 +41,9 @@ struct PremappedVma {
   // Private anonymous, right after another one with no gap (see Packs):
   // made elsewhere and moved into its slot, so the two do not merge.
   bool packed = false;
+  // Its first page was faulted in to give it an anon_vma (KeepApart), to be
+  // dropped by PopulateData unless data fills it.
+  bool kept_apart = false;
 };
 
 struct MemoryLayout {

@@ -15,6 +15,9 @@
  *   ro     3 pages written, then mprotect(PROT_READ)
  *   split  9 pages written, then pages 3..5 mprotect(PROT_READ) and pages
  *          6..8 mprotect(PROT_READ|PROT_EXEC): three VMAs rw-p, r--p, r-xp
+ *   sparse 6 pages, only page 3 written; untouched: 3 pages never touched
+ *          (neither may have a page in memory after restore that it did not
+ *          have before: mincore)
  * W/layout lists the regions ("<start hex> <end hex> <name>").
  *
  * On SIGUSR1 it checks, from inside:
@@ -47,7 +50,7 @@
 #define SPLIT_PAGES 9
 
 static char priv_path[4096], shared_path[4096];
-static unsigned char *priv, *shared, *none_r, *ro_r, *split_r;
+static unsigned char *priv, *shared, *none_r, *ro_r, *split_r, *sparse_r, *untouched_r;
 static int shared_gen; /* checks so far: each writes pages 4..6 of shared.dat anew */
 static pid_t start_pid;
 
@@ -66,6 +69,14 @@ static void fill_file(const char *path, int which, size_t pages) {
     if (write(fd, buf, CF_PAGE) != (ssize_t)CF_PAGE) cf_die("write %s", path);
   }
   close(fd);
+}
+
+/* |pages| read-write pages between two PROT_NONE ones, so that they merge
+ * with no other mapping. */
+static unsigned char *map_apart(size_t pages) {
+  unsigned char *p = mmap(NULL, (pages + 2) * CF_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED || mprotect(p + CF_PAGE, pages * CF_PAGE, PROT_READ | PROT_WRITE) != 0) cf_die("map apart");
+  return p + CF_PAGE;
 }
 
 static unsigned char *map_anon(size_t pages, int region) {
@@ -117,6 +128,9 @@ static void setup(void) {
   split_r = map_anon(SPLIT_PAGES, 3);
   if (mprotect(split_r + 3 * CF_PAGE, 3 * CF_PAGE, PROT_READ) != 0) cf_die("mprotect split r");
   if (mprotect(split_r + 6 * CF_PAGE, 3 * CF_PAGE, PROT_READ | PROT_EXEC) != 0) cf_die("mprotect split rx");
+  sparse_r = map_apart(6);
+  untouched_r = map_apart(3);
+  memset(sparse_r + 3 * CF_PAGE, 0x5a, CF_PAGE);
 
   char layout[1024];
   int off = 0;
@@ -128,6 +142,8 @@ static void setup(void) {
   REGION(none_r, NONE_PAGES, "none");
   REGION(ro_r, RO_PAGES, "ro");
   REGION(split_r, SPLIT_PAGES, "split");
+  REGION(sparse_r, 6, "sparse");
+  REGION(untouched_r, 3, "untouched");
 #undef REGION
   if (cf_write_file("layout", layout) != 0) cf_die("write layout");
   start_pid = getpid();
@@ -307,6 +323,24 @@ static void check_regions(void) {
   split_r[100] ^= 0xff;
 }
 
+/* Pages of |p| in memory (mincore), as a bit mask; checked before any is
+ * touched. */
+static unsigned resident(const unsigned char *p, size_t pages) {
+  unsigned char vec[8];
+  if (mincore((void *)p, pages * CF_PAGE, vec) != 0) cf_die("mincore");
+  unsigned mask = 0;
+  for (size_t i = 0; i < pages; i++) mask |= (vec[i] & 1u) << i;
+  return mask;
+}
+
+static void check_untouched(void) {
+  unsigned got = resident(sparse_r, 6);
+  CF_CHECK(got == 1u << 3, "sparse region: pages in memory %#x, want only page 3 (%#x)", got, 1u << 3);
+  got = resident(untouched_r, 3);
+  CF_CHECK(got == 0, "untouched region: pages in memory %#x, want none", got);
+  CF_CHECK(sparse_r[3 * CF_PAGE] == 0x5a && sparse_r[4 * CF_PAGE - 1] == 0x5a, "sparse region: page 3 lost its data");
+}
+
 static int cmp_int(const void *a, const void *b) {
   const int x = *(const int *)a, y = *(const int *)b;
   return (x > y) - (x < y);
@@ -368,6 +402,7 @@ int main(int argc, char **argv) {
   cf_ready();
   for (;;) {
     if (cf_take_usr1()) {
+      check_untouched();
       check_private();
       check_shared();
       check_regions();
