@@ -51,11 +51,15 @@ static_assert(sizeof(cf_rst_args) % 8 == 0 && sizeof(cf_rst_range) % 8 == 0 && s
 // children, which die at once (restore/clone.h).
 Status CreateChildren(const TaskContext& ctx) {
   const img::Process& core = ctx.images->processes[ctx.index].core;
-  std::set<pid_t> tree;  // every pid of the image, zombies included
+  // Every pid of the image, zombies included: only a process with zombies
+  // needs it (a tree of many processes would build it in each).
+  std::set<pid_t> tree;
   for (size_t i = 0; i < ctx.images->processes.size(); ++i) {
     const img::Process& c = ctx.images->processes[i].core;
-    tree.insert(c.pid());
-    for (const img::Zombie& z : c.zombies()) tree.insert(z.pid());
+    if (core.zombies_size() > 0) {
+      tree.insert(c.pid());
+      for (const img::Zombie& z : c.zombies()) tree.insert(z.pid());
+    }
     if (i == ctx.index || c.ppid() != core.pid()) continue;
     ASSIGN_OR_RETURN(pid_t pid, CloneWithPid(c.pid()));
     if (pid == 0) {
