@@ -27,11 +27,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstring>
 #include <map>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "common/interrupt.h"
 #include "common/fault.h"
@@ -133,9 +136,9 @@ Status RestoreSigtrapAction(tracing::RemoteSyscall& rs, pid_t pid, uint64_t scra
   return OkStatus();
 }
 
-// Checks what the restorer of |pid| reported, removes its region, and loads
-// the saved thread state. The process is stopped on the restorer's int3.
-Status Finish(pid_t pid, const TaskReport& report, const img::Process& core) {
+// Checks what the restorer of |pid| reported. The process is stopped on the
+// restorer's int3.
+Status CheckRestorer(pid_t pid, const TaskReport& report, const img::Process& core) {
   cf_rst_args result;
   RETURN_IF_ERROR(ReadRemote(pid, report.args, &result, sizeof(result)));
   if (result.stage != CF_RST_STAGE_DONE || result.error != 0) {
@@ -161,18 +164,54 @@ Status Finish(pid_t pid, const TaskReport& report, const img::Process& core) {
                    static_cast<int>(-t.error));
     }
   }
+  return OkStatus();
+}
+
+// A restored process whose restorer is done (CheckRestorer).
+struct Done {
+  pid_t pid;
+  const TaskReport* report;
+  const img::Process* core;
+};
+
+// Processes whose region is unmapped at once (see FinishAll).
+constexpr size_t kFinishGroup = 256;
+
+// Removes the restore region of every process of |done| and loads the
+// saved thread states. The unmaps of a group of processes run side by side
+// (RemoteSyscall::CallInEach): one round trip for the group, not one each.
+Status FinishAll(const std::vector<Done>& done, const kinds::CgroupPlan& cgroups) {
   FAULT_POINT("restore-finish");
-  {
-    // No return frame: the stack is in the region being unmapped, and a
-    // restored tree dies with criu-fast anyway (PTRACE_O_EXITKILL).
-    ASSIGN_OR_RETURN(tracing::RemoteSyscall rs, tracing::RemoteSyscall::Attach(
-                                                     pid, pid, nullptr, tracing::RemoteSyscall::Guard::kNone));
-    RETURN_IF_ERROR(RestoreSigtrapAction(rs, pid, report.args, core));
-    ASSIGN_OR_RETURN(long r, rs.Call(__NR_munmap, report.region, report.region_len));
-    if (r != 0) return ErrnoStatus(static_cast<int>(-r), "unmap the restore region");
-    RETURN_IF_ERROR(rs.Restore());
+  for (size_t first = 0; first < done.size(); first += kFinishGroup) {
+    const size_t end = std::min(done.size(), first + kFinishGroup);
+    std::vector<tracing::RemoteSyscall> rs;
+    rs.reserve(end - first);
+    std::vector<tracing::RemoteSyscall*> ptrs;
+    std::vector<std::array<uint64_t, 6>> args;
+    for (size_t i = first; i < end; ++i) {
+      const Done& d = done[i];
+      const std::string ctx = "restore of process " + std::to_string(d.pid);
+      // No return frame: the stack is in the region being unmapped, and a
+      // restored tree dies with criu-fast anyway (PTRACE_O_EXITKILL).
+      auto attached =
+          tracing::RemoteSyscall::Attach(d.pid, d.pid, nullptr, tracing::RemoteSyscall::Guard::kNone);
+      if (!attached.ok()) return attached.status().WithContext(ctx);
+      rs.push_back(std::move(*attached));
+      RETURN_IF_ERROR(RestoreSigtrapAction(rs.back(), d.pid, d.report->args, *d.core).WithContext(ctx));
+      ptrs.push_back(&rs.back());
+      args.push_back({d.report->region, d.report->region_len, 0, 0, 0, 0});
+    }
+    std::vector<long> r;
+    RETURN_IF_ERROR(tracing::RemoteSyscall::CallInEach(ptrs, __NR_munmap, args, &r));
+    for (size_t i = first; i < end; ++i) {
+      const Done& d = done[i];
+      const std::string ctx = "restore of process " + std::to_string(d.pid);
+      if (r[i - first] != 0) return ErrnoStatus(static_cast<int>(-r[i - first]), "unmap the restore region").WithContext(ctx);
+      RETURN_IF_ERROR(rs[i - first].Restore().WithContext(ctx));
+      for (const img::Thread& t : d.core->threads()) RETURN_IF_ERROR(LoadThread(t.tid(), t).WithContext(ctx));
+      RETURN_IF_ERROR(kinds::MoveThreads(cgroups, *d.core).WithContext(ctx));
+    }
   }
-  for (const img::Thread& t : core.threads()) RETURN_IF_ERROR(LoadThread(t.tid(), t));
   return OkStatus();
 }
 
@@ -370,13 +409,16 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   std::map<pid_t, TaskMessage> msgs;
   RETURN_IF_ERROR(WaitForRestorers(images, expected, msg_r.get(), jobs, &created, &msgs));
   const uint64_t finish_start = MonotonicNs();
+  std::vector<Done> done;
   for (const auto& p : images.processes) {
     const pid_t pid = p.core.pid();
     auto it = msgs.find(pid);
     if (it == msgs.end()) return Errorf("restored process %d sent no report", pid);
-    RETURN_IF_ERROR(Finish(pid, it->second.report, p.core).WithContext("restore of process " + std::to_string(pid)));
-    RETURN_IF_ERROR(kinds::MoveThreads(cgroups, p.core).WithContext("restore of process " + std::to_string(pid)));
+    RETURN_IF_ERROR(
+        CheckRestorer(pid, it->second.report, p.core).WithContext("restore of process " + std::to_string(pid)));
+    done.push_back({pid, &it->second.report, &p.core});
   }
+  RETURN_IF_ERROR(FinishAll(done, cgroups));
   if (!opts.pidfile.empty()) RETURN_IF_ERROR(WritePidfile(opts.pidfile, root));
   // A process that was stopped stops again, by the same signal, so its
   // parent's wait sees it stopped as before; with --leave-stopped every
