@@ -72,7 +72,9 @@ Status FrozenTree::StartSeize(pid_t tid) {
   // the calls we run in it (kinds/seccomp.h).
   const long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP;
   bool seized = suspend_seccomp_ && ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(opts)) == 0;
-  if (!seized && suspend_seccomp_ && errno == EPERM) {
+  // EPERM: no CAP_SYS_ADMIN, or criu-fast under seccomp; EINVAL: a kernel
+  // without CONFIG_CHECKPOINT_RESTORE.
+  if (!seized && suspend_seccomp_ && (errno == EPERM || errno == EINVAL)) {
     suspend_seccomp_ = false;
     LOG_INFO("seize: PTRACE_O_SUSPEND_SECCOMP refused: threads under seccomp cannot be dumped");
   }
