@@ -5,7 +5,8 @@
 # did not; no_new_privs in both.
 #
 # 1. dump -R: the filtered threads run on untouched (criu-fast's calls in
-#    them are not filtered: PTRACE_O_SUSPEND_SECCOMP); the image holds each
+#    them are not filtered, PTRACE_O_SUSPEND_SECCOMP: A kills the process on
+#    sigaltstack, which the dump runs in every thread); the image holds each
 #    distinct filter once, with its parent, flags and each thread's mode.
 # 2. dump (kill) + restore -d: in every thread the filtered calls fail with
 #    their errno, the others work, and a new filter installed with TSYNC
@@ -32,7 +33,7 @@ def chain(core, top):
         top = int(f.get("parent", 0))
     return out[::-1]
 LOG = 2  # SECCOMP_FILTER_FLAG_LOG
-A = (44, LOG)  # 4 instructions of 8 bytes, base64 in show: 44 characters
+A = (64, LOG)  # 6 instructions of 8 bytes, base64 in show: 64 characters (the others: 4, 44)
 for pid, nfilters, tops in ((root, 2, [[A, (44, 0)]] * 3), (child, 2, [[A, (44, 0)], [A]])):
     core = proc(show, pid)["core"]
     if len(core.get("seccomp_filters", [])) != nfilters:

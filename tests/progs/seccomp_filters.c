@@ -2,7 +2,10 @@
  *
  * Each filter makes one syscall fail with an errno of its own and allows
  * the rest:
- *   A  getppid -> 71, SECCOMP_FILTER_FLAG_LOG  (this process, before all)
+ *   A  getppid -> 71, SECCOMP_FILTER_FLAG_LOG  (this process, before all);
+ *      sigaltstack kills the process: criu-fast reads every thread's
+ *      alternate stack by a call run in it, which the kernel must not
+ *      filter (PTRACE_O_SUSPEND_SECCOMP)
  *   D  getpgid -> 74, installed with TSYNC     (every thread of this process)
  *   B  sysinfo -> 72                           (the child's main thread only)
  *   E  times   -> 75, TSYNC, at each check     (every thread, after restore)
@@ -37,6 +40,20 @@ static int Filter(int nr, int err, unsigned flags) {
   };
   struct sock_fprog prog = {4, f};
   return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+}
+
+/* A: getppid fails with 71, sigaltstack kills the process. */
+static int FilterA(void) {
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 71),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_sigaltstack, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {6, f};
+  return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_LOG, &prog);
 }
 
 /* The raw call's errno (0 when it worked). */
@@ -147,7 +164,7 @@ static void ChildCheck(void) {
 int main(int argc, char **argv) {
   cf_init(argc, argv, 1, "seccomp_filters W");
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) cf_die("PR_SET_NO_NEW_PRIVS");
-  if (Filter(SYS_getppid, 71, SECCOMP_FILTER_FLAG_LOG) != 0) cf_die("filter A");
+  if (FilterA() != 0) cf_die("filter A");
 
   const pid_t child = fork();
   if (child < 0) cf_die("fork");
