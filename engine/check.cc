@@ -18,6 +18,7 @@
 #include "engine/check_probes.h"
 #include "engine/commands.h"
 #include "kinds/kind.h"
+#include "kinds/seccomp.h"
 #include "kinds/shmem.h"
 
 namespace cf::engine {
@@ -61,6 +62,10 @@ const Feature kFeatures[] = {
      ProbeMapFiles},
     {"/proc/self/loginuid", Need::kOptional, nullptr, "processes' audit login uids are not saved", ProbeLoginuid},
     {"vmsplice", Need::kOptional, nullptr, "no zero-copy drain: process_vm_readv only", ProbeVmsplice},
+    {"PTRACE_O_SUSPEND_SECCOMP", Need::kOptional, nullptr, "processes under seccomp cannot be dumped or restored",
+     kinds::ProbeSeccompSuspend},
+    {"PTRACE_SECCOMP_GET_FILTER", Need::kOptional, nullptr, "processes with seccomp filters cannot be dumped",
+     kinds::ProbeSeccompFilters},
     {"guard regions", Need::kOptional, nullptr,
      "no MADV_GUARD_INSTALL here (Linux 6.13), or the page scan cannot see guard regions: they are lost",
      ProbeGuardRegions},
@@ -93,8 +98,8 @@ const CriuFeature kCriuFeatures[] = {
     {"tun_ns", nullptr, "tun devices are not supported"},
     {"userns", nullptr, "user namespaces are not supported"},
     {"fdinfo_lock", "ptrace seize/interrupt", nullptr},  // fdinfo shows locks since Linux 4.1
-    {"seccomp_suspend", nullptr, "seccomp is not supported yet"},
-    {"seccomp_filters", nullptr, "seccomp is not supported yet"},
+    {"seccomp_suspend", "PTRACE_O_SUSPEND_SECCOMP", nullptr},
+    {"seccomp_filters", "PTRACE_SECCOMP_GET_FILTER", nullptr},
     {"loginuid", "/proc/self/loginuid", nullptr},
     {"cgroupns", nullptr, "cgroup namespaces are not supported"},
     {"autofs", nullptr, "autofs is not supported"},

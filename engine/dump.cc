@@ -66,6 +66,7 @@
 #include "ptrace/remote_syscall.h"
 #include "memdrain/pinned_pages.h"
 #include "ptrace/seize.h"
+#include "kinds/seccomp.h"
 #include "engine/shared_files.h"
 #include "engine/stats.h"
 #include "kinds/cgroup.h"
@@ -291,6 +292,7 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
       kinds::MarkOutsideIds(tree, &proc);
     }
     for (const SeizedThread& t : sp.threads) RETURN_IF_ERROR(CollectThread(pid, t.tid, proc.add_threads()));
+    RETURN_IF_ERROR(kinds::CollectSeccompFilters(pid, &proc));
     // A job-control stop holds the whole thread group: one signal for all.
     for (const SeizedThread& t : sp.threads) {
       if (t.group_stopped) proc.set_stop_signal(static_cast<uint32_t>(t.stop_signal));

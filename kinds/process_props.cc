@@ -25,6 +25,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "kinds/ghost_node.h"
+#include "kinds/seccomp.h"
 #include "kinds/thread_props.h"
 
 namespace cf::kinds {
@@ -356,22 +357,13 @@ void SecurebitsToArgs(const img::Process& p, ProcessArgs* out) {
   if (prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) != static_cast<int>(a->securebits)) a->change_securebits = 1;
 }
 
-// ---- seccomp: refused ----------------------------------------------------
+// ---- seccomp ---------------------------------------------------------------
 
+// The leader's mode, for `show`; each thread's mode and filters are its
+// own (kinds/seccomp.h), and go to the args with the filters.
 Status ReadSeccomp(ProcessSource& src, img::Process* out) {
   ASSIGN_OR_RETURN(const proc::ProcStatus* st, src.StatusFile());
   out->mutable_creds()->set_seccomp_mode(st->seccomp);
-  if (st->seccomp != 0) {
-    return Errorf("process %d uses seccomp (mode %u): not supported yet", src.pid(), st->seccomp);
-  }
-  return OkStatus();
-}
-
-// The dump refuses such a process; an image that says otherwise is refused too.
-Status ApplySeccomp(const img::Process& p) {
-  if (p.creds().seccomp_mode() != 0) {
-    return Errorf("process %d used seccomp (mode %u): not supported yet", p.pid(), p.creds().seccomp_mode());
-  }
   return OkStatus();
 }
 
@@ -668,7 +660,7 @@ constexpr TaskStep kBefore = TaskStep::kBeforeChildren;
 constexpr TaskStep kAfter = TaskStep::kAfterChildren;
 constexpr ProcessProperty kProperties[] = {
     {"ids", ReadIds, nullptr, ApplyIds, kBefore, nullptr},
-    {"seccomp", ReadSeccomp, nullptr, ApplySeccomp, kBefore, nullptr},
+    {"seccomp", ReadSeccomp, nullptr, nullptr, kAfter, SeccompToArgs},
     {"loginuid", ReadLoginuid, nullptr, ApplyLoginuid, kBefore, nullptr},
     {"comm", ReadComm, nullptr, nullptr, kAfter, CommToArgs},
     {"umask", ReadUmask, nullptr, ApplyUmask, kAfter, nullptr},
@@ -726,6 +718,7 @@ ProcessArrays ProcessArgsArrays(const img::Process& p) {
   a.posix_timers = static_cast<uint32_t>(p.posix_timers_size());
   a.siginfo = static_cast<uint32_t>(p.shared_pending_size());
   a.groups = static_cast<uint32_t>(p.creds().groups_size());
+  a.seccomp_bytes = SeccompArgsBytes(p);
   return a;
 }
 

@@ -118,6 +118,7 @@ struct ProcessArrays {
   uint32_t posix_timers = 0;
   uint32_t siginfo = 0;  // the process-wide signal queue
   uint32_t groups = 0;
+  uint64_t seccomp_bytes = 0;  // filters and their programs (kinds/seccomp.h)
 };
 ProcessArrays ProcessArgsArrays(const img::Process& p);
 

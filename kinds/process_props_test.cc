@@ -281,13 +281,6 @@ TEST(ProcessProps, InTaskAppliesAndRefusals) {
   const ProcessProperty* cr = Find("cwd_root");
   ASSERT_NE(cr, nullptr);
   EXPECT_FALSE(cr->in_task(p).ok());  // another root: not supported
-
-  p.mutable_creds()->set_seccomp_mode(2);
-  const ProcessProperty* sc = Find("seccomp");
-  ASSERT_NE(sc, nullptr);
-  EXPECT_FALSE(sc->in_task(p).ok());
-  p.mutable_creds()->set_seccomp_mode(0);
-  EXPECT_TRUE(sc->in_task(p).ok());
 }
 
 }  // namespace

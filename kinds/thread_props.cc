@@ -288,6 +288,10 @@ Status ReadCreds(pid_t pid, pid_t tid, img::Thread* out) {
   c->set_gid(st.gid[0]), c->set_egid(st.gid[1]), c->set_sgid(st.gid[2]), c->set_fsgid(st.gid[3]);
   c->set_cap_inh(st.cap_inh), c->set_cap_prm(st.cap_prm), c->set_cap_eff(st.cap_eff);
   c->set_cap_bnd(st.cap_bnd), c->set_cap_amb(st.cap_amb);
+  // In the same file, and set in the same step of the restorer: seccomp
+  // (its filters are read once the threads are known, kinds/seccomp.h).
+  out->set_seccomp_mode(st.seccomp);
+  out->set_no_new_privs(st.no_new_privs != 0);
   return OkStatus();
 }
 
@@ -303,6 +307,9 @@ void CredsToArgs(const img::Thread& t, ThreadArgs* out) {
   memcpy(r->gid, gid, sizeof(gid));
   r->cap_eff = c.cap_eff(), r->cap_prm = c.cap_prm(), r->cap_inh = c.cap_inh();
   r->cap_bnd = c.cap_bnd(), r->cap_amb = c.cap_amb();
+  r->seccomp_mode = t.seccomp_mode();
+  r->seccomp_filter = t.seccomp_filter();
+  r->no_new_privs = t.no_new_privs();
   if (!ours.ok()) {
     r->change_creds = r->change_caps = 1;
     return;

@@ -30,6 +30,18 @@ bool IsZombie(pid_t pid) {
   return tids.ok() && tids->size() <= 1;
 }
 
+// Without PTRACE_O_SUSPEND_SECCOMP, a call run in a thread under seccomp
+// could be refused, or kill it (strict mode): such a thread is let go.
+Status RefuseSeccomp(pid_t tid) {
+  auto st = ReadStatus(tid, tid);
+  if (st.ok() && st->seccomp == 0) return OkStatus();
+  ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+  if (!st.ok()) return st.status();
+  return Errorf("thread %d is under seccomp (mode %u) and criu-fast cannot suspend it (PTRACE_O_SUSPEND_SECCOMP "
+                "needs CAP_SYS_ADMIN and a criu-fast not under seccomp itself)",
+                tid, st->seccomp);
+}
+
 }  // namespace
 
 Status CheckDumpable(pid_t pid) {
@@ -56,7 +68,17 @@ size_t FrozenTree::thread_count() const {
 
 Status FrozenTree::StartSeize(pid_t tid) {
   // TRACESYSGOOD: remote system calls tell syscall stops from SIGTRAPs.
-  if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) != 0) {
+  // SUSPEND_SECCOMP: the kernel applies no seccomp rule of the thread to
+  // the calls we run in it (kinds/seccomp.h).
+  const long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP;
+  bool seized = suspend_seccomp_ && ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(opts)) == 0;
+  // EPERM: no CAP_SYS_ADMIN, or criu-fast under seccomp; EINVAL: a kernel
+  // without CONFIG_CHECKPOINT_RESTORE.
+  if (!seized && suspend_seccomp_ && (errno == EPERM || errno == EINVAL)) {
+    suspend_seccomp_ = false;
+    LOG_INFO("seize: PTRACE_O_SUSPEND_SECCOMP refused: threads under seccomp cannot be dumped");
+  }
+  if (!seized && ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) != 0) {
     return ErrnoStatus("cannot seize thread " + std::to_string(tid));
   }
   if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
@@ -87,7 +109,7 @@ Status FrozenTree::FinishSeize(pid_t tid, SeizedThread* out) {
     if (event == PTRACE_EVENT_STOP) {
       out->group_stopped = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
       out->stop_signal = out->group_stopped ? sig : 0;
-      return OkStatus();
+      return suspend_seccomp_ ? OkStatus() : RefuseSeccomp(tid);
     }
     // Signal-delivery stop: hand the signal back and keep waiting.
     ptrace(PTRACE_CONT, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(event ? 0 : sig)));

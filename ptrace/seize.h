@@ -69,6 +69,10 @@ class FrozenTree {
 
   std::vector<SeizedProcess> processes_;
   bool done_ = false;
+  // Threads are seized with PTRACE_O_SUSPEND_SECCOMP while the kernel lets
+  // us (CAP_SYS_ADMIN, criu-fast not under seccomp itself); after the first
+  // refusal, without it, and a thread under seccomp is refused.
+  bool suspend_seccomp_ = true;
 };
 
 // Checks that |pid| exists, is not a zombie, not a kernel thread, not us, and

@@ -47,6 +47,7 @@
 #include "kinds/cgroup.h"
 #include "kinds/net_lock.h"
 #include "kinds/shmem.h"
+#include "kinds/seccomp.h"
 #include "kinds/thread_props.h"
 #include "restore/images.h"
 #include "blobs/restorer/restorer_abi.h"
@@ -74,6 +75,7 @@ const char* StageName(int stage) {
     case CF_RST_STAGE_SIGNALS: return "pending signals";
     case CF_RST_STAGE_THREADS: return "creating threads";
     case CF_RST_STAGE_POSIX_TIMERS: return "POSIX timers";
+    case CF_RST_STAGE_SECCOMP: return "seccomp";
     default: return "unknown";
   }
 }
@@ -398,8 +400,13 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   created.Add(root);
   go_r.reset();
   msg_w.reset();
-  const long options = PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
-                       PTRACE_O_TRACESYSGOOD;
+  // A tree under seccomp: the restorer installs the filters before its
+  // last calls, and ours follow (kinds/seccomp.h); suspended until detach.
+  long options = PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
+                 PTRACE_O_TRACESYSGOOD;
+  for (const auto& p : images.processes) {
+    if (kinds::UsesSeccomp(p.core)) options |= PTRACE_O_SUSPEND_SECCOMP;
+  }
   if (ptrace(PTRACE_SEIZE, root, nullptr, reinterpret_cast<void*>(options)) != 0) {
     return ErrnoStatus("seize the restored process");
   }

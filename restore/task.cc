@@ -85,6 +85,7 @@ struct ArgsPlan {
   uint32_t nr_siginfo = 0;          // every queue
   uint32_t nr_process_siginfo = 0;  // the process's queue, first
   uint64_t groups_off = 0;
+  uint64_t seccomp_off = 0;
   uint64_t len = 0;
 };
 
@@ -100,7 +101,8 @@ ArgsPlan PlanArgs(const img::Process& core) {
   p.posix_timers_off = p.threads_off + sizeof(cf_rst_thread) * static_cast<uint64_t>(core.threads_size());
   p.siginfo_off = p.posix_timers_off + sizeof(cf_rst_posix_timer) * uint64_t{pa.posix_timers};
   p.groups_off = p.siginfo_off + sizeof(cf_rst_siginfo) * uint64_t{p.nr_siginfo};
-  p.len = p.groups_off + sizeof(uint32_t) * uint64_t{pa.groups};
+  p.seccomp_off = (p.groups_off + sizeof(uint32_t) * uint64_t{pa.groups} + 7) & ~uint64_t{7};
+  p.len = p.seccomp_off + pa.seccomp_bytes;
   return p;
 }
 
@@ -143,6 +145,7 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
   a->siginfo_off = plan.siginfo_off;
   a->posix_timers_off = plan.posix_timers_off;
   a->groups_off = plan.groups_off;
+  a->seccomp_off = plan.seccomp_off;
   auto* threads = reinterpret_cast<cf_rst_thread*>(block + a->threads_off);
   auto* siginfo = reinterpret_cast<cf_rst_siginfo*>(block + a->siginfo_off);
   uint32_t nr_thread_siginfo = 0;

@@ -11,14 +11,23 @@
  *   3. set final protections, then the mm fields with one PR_SET_MM_MAP
  *      (exe included: that needs criu-fast's executable unmapped first);
  *   4. sigactions, itimers;
- *   5. the other threads, each setting its own state (apply_thread:
- *      sigaltstack, clear_child_tid, robust list, rseq, name, credentials,
- *      parent-death signal), then the leader's by the same function, then
- *      the POSIX timers (a timer may signal one of those threads), then
- *      the queued signals;
- *   6. stop on int3. criu-fast, which traces this process, then unmaps this
+ *   5. the seccomp filters every thread shares, then the other threads,
+ *      each setting its own state (apply_thread: sigaltstack,
+ *      clear_child_tid, robust list, rseq, name, no_new_privs, its own
+ *      seccomp filters, credentials, parent-death signal), then the
+ *      leader's by the same function, then the POSIX timers (a timer may
+ *      signal one of those threads), then the queued signals;
+ *   6. strict seccomp, in each thread that had it, the very last call;
+ *   7. stop on int3. criu-fast, which traces this process, then unmaps this
  *      region, loads the saved registers, xstate and signal mask, and lets
  *      the process run on.
+ *
+ * seccomp: the filters go in while the thread still has criu-fast's
+ * credentials (installing one needs CAP_SYS_ADMIN or no_new_privs), so
+ * every later call of the restorer, and criu-fast's own remote calls, run
+ * under them. criu-fast traces the process with PTRACE_O_SUSPEND_SECCOMP
+ * when it has seccomp (restore/restore.cc): the kernel checks no filter and
+ * no strict mode of a task traced so, until criu-fast detaches.
  *
  * Errors are written into the args block (stage, -errno, address) and the
  * restorer stops the same way; criu-fast reads them and kills the process.
@@ -43,6 +52,11 @@
 #define CF_SECBIT_KEEP_CAPS 0x10
 #define CF_SECBIT_KEEP_CAPS_LOCKED 0x20
 #define CF_LINUX_CAPABILITY_VERSION_3 0x20080522
+#define CF_NR_seccomp 317
+#define CF_SECCOMP_SET_MODE_STRICT 0
+#define CF_SECCOMP_SET_MODE_FILTER 1
+#define CF_SECCOMP_MODE_STRICT 1
+#define CF_PR_SET_NO_NEW_PRIVS 38
 
 void cf_restorer_main(struct cf_rst_args *a) __attribute__((used, visibility("hidden")));
 
@@ -172,11 +186,40 @@ static long apply_creds(struct cf_rst_thread *t) {
   return 0;
 }
 
+/* struct sock_fprog: the number of instructions and where they are. */
+struct cf_sock_fprog {
+  uint16_t len;
+  uint16_t pad[3];
+  uint64_t filter;
+};
 
+/* Installs, oldest first, the filters of the chain whose newest is |top|
+ * (index + 1) down to, not including, |base| (one of its older filters, or
+ * 0 for all). The records link each filter to the one before it, as the
+ * kernel does; the chain is walked again for each depth (chains are short).
+ * On error, *bad is the filter refused. */
+static long install_filters(const struct cf_rst_args *a, uint32_t top, uint32_t base, uint32_t *bad) {
+  const struct cf_rst_seccomp_filter *f = (const struct cf_rst_seccomp_filter *)((const char *)a + a->seccomp_off);
+  uint32_t n = 0;
+  for (uint32_t i = top; i != base; i = f[i - 1].parent) {
+    *bad = i;
+    if (i == 0 || i > a->nr_seccomp || n == a->nr_seccomp) return -22; /* EINVAL: a broken chain */
+    n++;
+  }
+  for (; n > 0; n--) {
+    uint32_t i = top;
+    for (uint32_t k = 1; k < n; k++) i = f[i - 1].parent;
+    struct cf_sock_fprog prog = {(uint16_t)f[i - 1].len, {0, 0, 0}, (uint64_t)a + f[i - 1].prog_off};
+    long r = cf_sys3(CF_NR_seccomp, CF_SECCOMP_SET_MODE_FILTER, f[i - 1].flags, &prog);
+    *bad = i;
+    if (r < 0) return r;
+  }
+  return 0;
+}
 
 /* What only a thread can set about itself, run by every thread (the leader
- * included) on its own record: stage, error and error_addr tell the result
- * (0 or -errno). */
+ * included) on its own record: 0 or -errno (error_addr tells which step
+ * failed), which finish_thread records. */
 static long apply_thread(struct cf_rst_thread *t) {
   long r = 0;
   t->error_addr = 0;
@@ -201,6 +244,15 @@ static long apply_thread(struct cf_rst_thread *t) {
     if (r < 0) t->error_addr = t->rseq_ptr;
   }
   if (r >= 0 && t->comm[0]) cf_sys5(CF_NR_prctl, CF_PR_SET_NAME, t->comm, 0, 0, 0);
+  if (r >= 0 && t->no_new_privs) r = cf_sys5(CF_NR_prctl, CF_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  /* Its filters beyond those the leader installed for all, before the
+   * credentials may drop CAP_SYS_ADMIN. */
+  if (r >= 0 && t->seccomp_filter) {
+    uint32_t bad = 0;
+    r = install_filters((const struct cf_rst_args *)t->args, t->seccomp_filter,
+                        ((const struct cf_rst_args *)t->args)->seccomp_common, &bad);
+    if (r < 0) t->error_addr = bad;
+  }
   if (r >= 0) {
     r = apply_creds(t);
     if (r < 0) t->error_addr = 1;
@@ -210,14 +262,27 @@ static long apply_thread(struct cf_rst_thread *t) {
     r = cf_sys5(CF_NR_prctl, CF_PR_SET_PDEATHSIG, t->pdeathsig, 0, 0, 0);
     if (r < 0) t->error_addr = t->pdeathsig;
   }
-  t->error = r < 0 ? r : 0;
-  t->stage = CF_RST_STAGE_DONE;
   return r < 0 ? r : 0;
+}
+
+/* The thread's result, for criu-fast: 0 or -errno, then the stage. */
+static void finish_thread(struct cf_rst_thread *t, long r) {
+  t->error = r;
+  t->stage = CF_RST_STAGE_DONE;
+}
+
+/* Strict seccomp allows read, write, exit and sigreturn only: the last
+ * call of a thread. */
+static long enter_strict(struct cf_rst_thread *t) {
+  if (t->seccomp_mode != CF_SECCOMP_MODE_STRICT) return 0;
+  return cf_sys3(CF_NR_seccomp, CF_SECCOMP_SET_MODE_STRICT, 0, 0);
 }
 
 /* A new thread: its state, then the int3 stop. */
 void cf_thread_main(struct cf_rst_thread *t) {
-  apply_thread(t);
+  long r = apply_thread(t);
+  if (r == 0 && (r = enter_strict(t)) < 0) t->error_addr = 0;
+  finish_thread(t, r);
   stop();
 }
 
@@ -327,6 +392,15 @@ void cf_restorer_main(struct cf_rst_args *a) {
     if (r < 0) fail(a, CF_RST_STAGE_TIMERS, r, (uint64_t)which);
   }
 
+  /* The filters every thread has, before the threads: they inherit the
+   * chain itself, shared as it was. */
+  a->stage = CF_RST_STAGE_SECCOMP;
+  if (a->seccomp_common) {
+    uint32_t bad = 0;
+    r = install_filters(a, a->seccomp_common, 0, &bad);
+    if (r < 0) fail(a, CF_RST_STAGE_SECCOMP, r, bad);
+  }
+
   /* Threads, created while the leader still has criu-fast's credentials
    * (clone3 with set_tid needs privilege); each sets its own state,
    * credentials last. */
@@ -353,6 +427,7 @@ void cf_restorer_main(struct cf_rst_args *a) {
   /* The leader's own state: record 0, by the function every thread runs. */
   a->stage = CF_RST_STAGE_THREAD;
   r = apply_thread(&threads[0]);
+  finish_thread(&threads[0], r);
   if (r < 0) fail(a, CF_RST_STAGE_THREAD, r, threads[0].error_addr);
 
   a->stage = CF_RST_STAGE_POSIX_TIMERS;
@@ -373,6 +448,8 @@ void cf_restorer_main(struct cf_rst_args *a) {
     if (r < 0) fail(a, CF_RST_STAGE_SIGNALS, r, (uint64_t)si->signo);
   }
 
+  r = enter_strict(&threads[0]);
+  if (r < 0) fail(a, CF_RST_STAGE_SECCOMP, r, 0);
   a->stage = CF_RST_STAGE_DONE;
   a->error = 0;
   stop();

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define CF_RST_MAGIC 0x43465253u /* "SRFC" */
-#define CF_RST_VERSION 5u
+#define CF_RST_VERSION 6u
 #define CF_RST_NSIG 64
 
 /* Stages the restorer reports in cf_rst_args.stage (for error messages). */
@@ -38,6 +38,7 @@ enum cf_rst_stage {
   CF_RST_STAGE_THREADS,
   CF_RST_STAGE_POSIX_TIMERS,
   CF_RST_STAGE_DONE,
+  CF_RST_STAGE_SECCOMP, /* after DONE: the values above keep theirs */
 };
 
 struct cf_rst_range {
@@ -125,6 +126,24 @@ struct cf_rst_thread {
   uint32_t pad;
   uint64_t cap_eff, cap_prm, cap_inh, cap_bnd, cap_amb;
   uint64_t args; /* the args block (groups, securebits): set by the restorer */
+  /* seccomp (kinds/seccomp.h): the mode to end in (0 none, 1 strict, 2
+   * filters), the newest filter of the thread's chain (index + 1 in the
+   * args block's seccomp array; 0: none) and no_new_privs. */
+  uint32_t seccomp_mode;
+  uint32_t seccomp_filter;
+  uint32_t no_new_privs;
+  uint32_t pad5;
+};
+
+/* One seccomp filter of the args block's array: its program (struct
+ * sock_filter[len], at prog_off from the start of the block), its flags and
+ * the filter before it in its chain (index + 1; 0: the oldest). */
+struct cf_rst_seccomp_filter {
+  uint64_t prog_off;
+  uint32_t len;
+  uint32_t flags;
+  uint32_t parent;
+  uint32_t pad;
 };
 
 /* A POSIX timer to create with its id (after the threads: SIGEV_THREAD_ID
@@ -186,6 +205,14 @@ struct cf_rst_args {
   uint32_t nr_siginfo; /* every queue: the process's and each thread's */
   uint32_t pad1;
   uint64_t siginfo_off; /* array of cf_rst_siginfo */
+
+  /* seccomp filters (cf_rst_seccomp_filter, then their programs). The
+   * chain every thread shares (index + 1 of its newest filter; 0: none) is
+   * installed by the leader before it creates the threads, so that they
+   * share it as they did (a later TSYNC needs that). */
+  uint32_t nr_seccomp;
+  uint32_t seccomp_common;
+  uint64_t seccomp_off;
 
   /* Written by the restorer. */
   int32_t stage;
