@@ -33,7 +33,14 @@ Status Break(const img::Fd& f) {
   sigaddset(&set, sig);
   sigprocmask(SIG_BLOCK, &set, &old);
   Status s;
-  if (fcntl(f.fd(), F_SETLEASE, TypeBeforeBreak(f)) != 0) {
+  // The break signals the description's owner, which the lease makes its
+  // setter only when there is none: this thread, for the time of the break.
+  struct f_owner_ex self {};
+  self.type = F_OWNER_TID;
+  self.pid = gettid();
+  if (fcntl(f.fd(), F_SETOWN_EX, &self) != 0) {
+    s = ErrnoStatus(FdName(f) + ": own it for its lease's break");
+  } else if (fcntl(f.fd(), F_SETLEASE, TypeBeforeBreak(f)) != 0) {
     s = ErrnoStatus(FdName(f) + ": take the lease it had before its break");
   } else {
     const int mode = f.lease().type() == img::Lease::READ ? O_RDONLY : O_WRONLY;
@@ -96,12 +103,11 @@ Status ApplyLease(const img::Fd& f) {
   if (now != kSetLease[l.type()]) {
     return Errorf("%s: its lease came back as type %d, want %d", FdName(f).c_str(), now, kSetLease[l.type()]);
   }
-  if (f.has_owner()) {
-    struct f_owner_ex owner {};
-    owner.type = static_cast<__pid_type>(f.owner().type());
-    owner.pid = f.owner().pid();
-    if (fcntl(f.fd(), F_SETOWN_EX, &owner) != 0) return ErrnoStatus(FdName(f) + ": set its owner after its lease");
-  }
+  // The image's owner (none: none).
+  struct f_owner_ex owner {};
+  owner.type = f.has_owner() ? static_cast<__pid_type>(f.owner().type()) : F_OWNER_PID;
+  owner.pid = f.has_owner() ? f.owner().pid() : 0;
+  if (fcntl(f.fd(), F_SETOWN_EX, &owner) != 0) return ErrnoStatus(FdName(f) + ": set its owner after its lease");
   return OkStatus();
 }
 

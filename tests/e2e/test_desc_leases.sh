@@ -1,6 +1,7 @@
 #!/bin/bash
 # Leases (kinds/lease.h; tests/progs/desc_lease.c): read and write leases,
-# and leases in the middle of a break (to none, to read).
+# and leases in the middle of a break (to none, to read), one of them held
+# by a child while the parent owns its description.
 #
 # 1. dump without --file-locks is refused, naming the option;
 # 2. dump --file-locks: the image has each lease, with its break;
@@ -31,6 +32,11 @@ got = {int(f["fd"]): (f["lease"].get("type", "READ"), bool(f["lease"].get("break
 want = {40: ("READ", False), 41: ("WRITE", False), 42: ("WRITE", False), 43: ("UNLOCK", True), 44: ("READ", True)}
 if got != want:
     fail("leases %s, want %s" % (got, want))
+child = [int(k) for k in show["processes"] if int(k) != pid]
+cfds = {int(f["fd"]): f for f in proc(show, child[0])["core"].get("fds", [])} if len(child) == 1 else {}
+cb = cfds.get(45, {})
+if cb.get("lease", {}).get("type") != "UNLOCK" or int(cb.get("owner", {}).get("pid", 0)) != pid:
+    fail("the child's fd 45: %s, want a lease broken to none owned by %d" % (cb, pid))
 PY
 restore_d restore "$D" "$pid"
 check_pass "$W"

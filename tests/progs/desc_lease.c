@@ -3,13 +3,16 @@
  *   w    O_WRONLY, a write lease (and a dup of it);
  *   rb   O_RDONLY, a read lease an O_WRONLY open is breaking (to none);
  *   wb   O_WRONLY, a write lease an O_RDONLY open is breaking (to read);
+ *   cb   O_RDWR, a write lease an O_WRONLY open is breaking (to none),
+ *        then held by a child only: the parent, which took the lease,
+ *        stays the description's owner (zdtm's file_lease04);
  * the breaks signal us with SIGUSR2 (F_SETSIG), counted by a handler.
  * Check: F_GETLEASE gives each type (a breaking lease: the type it goes
  * to), and no break signal came after the setup (a restore must not send
  * the program one). */
 #include "prog_common.h"
 
-enum { kR = 40, kW = 41, kWDup = 42, kRb = 43, kWb = 44 };
+enum { kR = 40, kW = 41, kWDup = 42, kRb = 43, kWb = 44, kCb = 45 };
 
 static volatile sig_atomic_t breaks;
 
@@ -42,6 +45,8 @@ static void check_lease(int fd, int want, const char *what) {
   CF_CHECK(got == want, "%s (fd %d): lease type %d, want %d (errno %d)", what, fd, got, want, errno);
 }
 
+static void check_child(void) { check_lease(kCb, F_UNLCK, "the child's lease being broken"); }
+
 int main(int argc, char **argv) {
   cf_init(argc, argv, 1, "desc_lease W");
   struct sigaction sa;
@@ -60,11 +65,23 @@ int main(int argc, char **argv) {
   lease(kW, F_WRLCK);
   lease(kRb, F_RDLCK);
   lease(kWb, F_WRLCK);
+  open_at("cb", O_RDWR, kCb);
+  lease(kCb, F_WRLCK);
   start_break("rb", O_WRONLY);
   start_break("wb", O_RDONLY);
-  for (int i = 0; i < 200 && breaks < 2; i++) cf_nap(5);
-  if (breaks != 2) cf_die("%d break signals, want 2", (int)breaks);
+  start_break("cb", O_WRONLY);
+  for (int i = 0; i < 200 && breaks < 3; i++) cf_nap(5);
+  if (breaks != 3) cf_die("%d break signals, want 3", (int)breaks);
   const int setup_breaks = breaks;
+  pid_t child = fork();
+  if (child < 0) cf_die("fork");
+  if (child == 0) {
+    cf_child_ready("ready.child");
+    cf_child_loop(check_child, "result.child");
+  }
+  close(kCb);
+  char buf[32];
+  if (cf_wait_file("ready.child", buf, sizeof(buf)) != 0) cf_die("no child");
   cf_ready();
 
   for (;;) {
@@ -74,6 +91,7 @@ int main(int argc, char **argv) {
       check_lease(kWDup, F_WRLCK, "write lease through a dup");
       check_lease(kRb, F_UNLCK, "read lease being broken");
       check_lease(kWb, F_RDLCK, "write lease being broken to read");
+      cf_ask_child(child, "result.child");
       CF_CHECK(breaks == setup_breaks, "%d break signals since the setup", (int)breaks - setup_breaks);
       cf_report();
     }
