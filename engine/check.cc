@@ -20,6 +20,7 @@
 #include "kinds/kind.h"
 #include "kinds/seccomp.h"
 #include "kinds/shmem.h"
+#include "kinds/timens.h"
 
 namespace cf::engine {
 namespace {
@@ -69,6 +70,8 @@ const Feature kFeatures[] = {
     {"guard regions", Need::kOptional, nullptr,
      "no MADV_GUARD_INSTALL here (Linux 6.13), or the page scan cannot see guard regions: they are lost",
      ProbeGuardRegions},
+    {"time namespaces", Need::kOptional, nullptr, "none: processes in a time namespace of their own are refused",
+     kinds::ProbeTimeNamespaces},
 };
 
 // The table above, then what each descriptor kind probes for (optional: a
@@ -114,7 +117,8 @@ const CriuFeature kCriuFeatures[] = {
     {"nsid", nullptr, "network namespaces are not supported"},
     {"link_nsid", nullptr, "network namespaces are not supported"},
     {"kcmp_epoll", "kcmp KCMP_EPOLL_TFD", nullptr},
-    {"timens", nullptr, "time namespaces are not supported"},
+    // The kernel's time namespaces: a process in one is refused at dump.
+    {"timens", "time namespaces", nullptr},
     {"external_net_ns", nullptr, "network namespaces are not supported"},
     {"clone3_set_tid", "clone3 set_tid", nullptr},
     {"newifindex", nullptr, "network devices are not supported"},

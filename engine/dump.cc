@@ -70,9 +70,11 @@
 #include "engine/shared_files.h"
 #include "engine/stats.h"
 #include "kinds/cgroup.h"
+#include "kinds/fdtable.h"
 #include "kinds/ghost_file.h"
 #include "kinds/net_lock.h"
 #include "kinds/shmem.h"
+#include "kinds/timens.h"
 #include "kinds/tty_session.h"
 #include "streams/image_file.h"
 #include "streams/image_sink.h"
@@ -208,6 +210,7 @@ class Dumper {
   std::optional<FdContext> fd_ctx_;
   std::unique_ptr<DumpParent> parent_;  // --prev-images-dir
   std::optional<kinds::CgroupCollect> cgroups_;  // unset: --manage-cgroups=ignore
+  kinds::FdTables fd_tables_;  // descriptor tables shared between processes
   WriteTracking tracking_;  // userfaultfds: taken from the parent's keeper, or made here
   bool arm_ = false;        // leave write tracking armed for the next increment
   std::string tracker_;     // the keeper holding it, once handed over
@@ -601,6 +604,8 @@ Status Dumper::Run() {
     std::vector<pid_t> pids;
     for (const SeizedProcess& sp : tree_.processes()) pids.push_back(sp.pid);
     RETURN_IF_ERROR(shared_.Collect(pids, *fd_ctx_));
+    RETURN_IF_ERROR(kinds::RefuseTimeNamespaces(pids));
+    ASSIGN_OR_RETURN(fd_tables_, kinds::FdTables::Read(pids));
     RETURN_IF_ERROR(CollectCgroups());
   }
   if (sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
@@ -612,6 +617,7 @@ Status Dumper::Run() {
     const std::string ctx = "dump of process " + std::to_string(sp.pid);
     RETURN_IF_ERROR(CollectProcess(sp, dumps_.back().get()).WithContext(ctx));
     if (cgroups_) cgroups_->Fill(&dumps_.back()->proc);
+    fd_tables_.Fill(&dumps_.back()->proc);
     SetUpTracking(dumps_.back().get());
     RETURN_IF_ERROR(WriteCore(*dumps_.back()));
     if (vmsplice) RETURN_IF_ERROR(PinProcess(dumps_.back().get()).WithContext(ctx));

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/text.h"
+#include "kinds/lease.h"
 
 namespace cf::kinds {
 namespace {
@@ -35,7 +36,7 @@ Result<img::FileLock> ParseLockLine(std::string_view value) {
   } else if (w[1] == "OFDLCK") {
     l.set_type(img::FileLock::OFD);
   } else {
-    return Error("a " + std::string(w[1]) + " lock (leases and delegations are not supported yet)");
+    return Error("a " + std::string(w[1]) + " lock: not supported");
   }
   if (w[2] != "ADVISORY") return Error("a " + std::string(w[2]) + " lock: only advisory locks are supported");
   if (w[3] == "WRITE") {
@@ -57,10 +58,17 @@ Result<img::FileLock> ParseLockLine(std::string_view value) {
 
 Status ReadLocks(const FdSight& s, const FdInfo& info, DumpContext& ctx, img::Fd* f) {
   f->clear_locks();
+  f->clear_lease();
   for (const auto& [key, value] : info.extra) {
     if (key != "lock") continue;
     if (!ctx.file_locks()) {
       return Error(s.Name() + " holds a file lock (" + value + "): pass --file-locks to dump it");
+    }
+    if (IsLeaseLine(value)) {
+      Result<img::Lease> lease = ParseLeaseLine(value);
+      if (!lease.ok()) return Error(s.Name() + " holds " + lease.status().message());
+      *f->mutable_lease() = *lease;
+      continue;
     }
     Result<img::FileLock> l = ParseLockLine(value);
     if (!l.ok()) return Error(s.Name() + " holds " + l.status().message());
@@ -73,6 +81,7 @@ Status ReadLocks(const FdSight& s, const FdInfo& info, DumpContext& ctx, img::Fd
 }
 
 Status ApplyLocks(const img::Fd& f) {
+  RETURN_IF_ERROR(ApplyLease(f));
   for (const img::FileLock& l : f.locks()) {
     int r;
     if (l.type() == img::FileLock::FLOCK) {

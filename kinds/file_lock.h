@@ -3,7 +3,8 @@
 // restored process once its descriptors are in place.
 //
 // As in CRIU, a dump refuses a process holding locks unless --file-locks
-// says the locks are to be saved. Leases and mandatory locks are refused.
+// says the locks are to be saved. Leases go with them (kinds/lease.h);
+// delegations and mandatory locks are refused.
 #pragma once
 
 #include <string_view>

@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,8 +19,14 @@
 namespace cf::restore {
 namespace {
 
-// Closes every descriptor but those in |keep|.
-void CloseAllBut(const std::vector<int>& keep) {
+bool SameFile(int a, int b) {
+  const pid_t self = getpid();
+  return syscall(SYS_kcmp, self, self, KCMP_FILE, a, b) == 0;
+}
+
+// Closes every descriptor but those in |keep|, and with |same_file| those
+// that are the same open file as one of |same_file|.
+void CloseAllBut(const std::vector<int>& keep, const std::vector<int>& same_file) {
   std::vector<int> open_fds;
   if (DIR* d = opendir("/proc/self/fd")) {
     const int self = dirfd(d);
@@ -30,7 +38,9 @@ void CloseAllBut(const std::vector<int>& keep) {
     closedir(d);
   }
   for (int fd : open_fds) {
-    if (std::find(keep.begin(), keep.end(), fd) == keep.end()) close(fd);
+    if (std::find(keep.begin(), keep.end(), fd) != keep.end()) continue;
+    if (std::any_of(same_file.begin(), same_file.end(), [fd](int k) { return SameFile(fd, k); })) continue;
+    close(fd);
   }
 }
 
@@ -107,7 +117,7 @@ Result<const kinds::FdKind*> PlaceFd(const img::Fd& f, kinds::RestoreContext& ct
 }  // namespace
 
 Status RestoreFds(const img::Process& core, kinds::RestoreContext& ctx, const InheritedFiles& inherited,
-                  std::vector<int*> keep) {
+                  std::vector<int*> keep, bool shared_table) {
   FAULT_POINT("restore-files");
   // From here on descriptor numbers belong to the restored process: a log
   // line would land in one of its files.
@@ -127,7 +137,11 @@ Status RestoreFds(const img::Process& core, kinds::RestoreContext& ctx, const In
   if (ctx.shmem) {
     for (const auto& [id, fd] : *ctx.shmem) open_fds.push_back(fd);
   }
-  CloseAllBut(open_fds);
+  std::vector<int> same_file;
+  if (shared_table) {
+    for (int* k : keep) same_file.push_back(*k);
+  }
+  CloseAllBut(open_fds, same_file);
 
   Status status;
   std::vector<const kinds::FdKind*> kinds(static_cast<size_t>(core.fds_size()));

@@ -20,8 +20,10 @@ namespace cf::restore {
 // each kind finishes its fds (AfterPlacement: an epoll instance's targets),
 // and files recreated from ghost images are unlinked again.
 // |keep| are descriptors of ours that must survive: they are moved above the
-// target's highest fd first, and their new numbers are written back.
+// target's highest fd first, and their new numbers are written back. With
+// |shared_table| (other processes share this table: restore/fdtable.h),
+// other descriptors of the files in |keep| survive too: theirs.
 Status RestoreFds(const img::Process& core, kinds::RestoreContext& ctx, const InheritedFiles& inherited,
-                  std::vector<int*> keep);
+                  std::vector<int*> keep, bool shared_table = false);
 
 }  // namespace cf::restore

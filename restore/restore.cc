@@ -52,6 +52,8 @@
 #include "restore/images.h"
 #include "blobs/restorer/restorer_abi.h"
 #include "restore/clone.h"
+#include "restore/fdtable.h"
+#include "restore/ghosts.h"
 #include "restore/shared_files.h"
 #include "restore/memory.h"
 #include "restore/task.h"
@@ -239,6 +241,7 @@ Status DrainMessages(int fd, std::map<pid_t, TaskMessage>* out) {
 Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected, int msg_fd, int jobs,
                         CreatedTree* created, std::map<pid_t, TaskMessage>* msgs) {
   std::set<pid_t> stopped;
+  SharedTableOrder tables(images);  // processes sharing a descriptor table wait for each other
   while (stopped.size() < expected.size()) {
     int status = 0;
     pid_t pid = waitpid(-1, &status, __WALL);
@@ -276,10 +279,11 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
       RETURN_IF_ERROR(FillMemory(pid, slots, p->chain(), jobs)
                           .WithContext("restore of process " + std::to_string(pid)));
       (*msgs)[pid].tag = 'F';
-      ptrace(PTRACE_CONT, pid, nullptr, nullptr);
+      for (pid_t go : tables.Filled(pid)) ptrace(PTRACE_CONT, go, nullptr, nullptr);
     } else if (sig == SIGTRAP && event == 0) {
       if (!expected.count(pid)) return Errorf("unexpected process %d in the restored tree", pid);
       stopped.insert(pid);
+      for (pid_t go : tables.RestorerDone(pid)) ptrace(PTRACE_CONT, go, nullptr, nullptr);
     } else if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL) {
       siginfo_t si{};
       ptrace(PTRACE_GETSIGINFO, pid, nullptr, &si);
@@ -392,9 +396,13 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   fflush(stdout);
   fflush(stderr);
 
+  // Deleted files several processes hold: made once, here (restore/ghosts.h).
+  ASSIGN_OR_RETURN(InheritedFiles ghosts, MakeSharedGhosts(images, files.temp_base));
   const uint64_t loaded = MonotonicNs();
-  ASSIGN_OR_RETURN(pid_t child, CloneWithPid(root));
-  if (child == 0) RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, {}, &cgroups});
+  auto cloned = CloneWithPid(root);
+  if (cloned.ok() && *cloned == 0) RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, ghosts, &cgroups});
+  for (const auto& [id, fd] : ghosts) close(fd);
+  RETURN_IF_ERROR(cloned.status());
   const uint64_t created_at = MonotonicNs();
   CreatedTree created;
   created.Add(root);

@@ -20,10 +20,13 @@
 #include "common/log.h"
 #include "common/timer.h"
 #include "kinds/ghost_file.h"
+#include "kinds/ghost_node.h"
 #include "kinds/process_props.h"
 #include "kinds/thread_props.h"
 #include "restore/clone.h"
+#include "restore/fdtable.h"
 #include "restore/files.h"
+#include "restore/ghosts.h"
 #include "restore/memory.h"
 #include "blobs/restorer/restorer_abi.h"
 
@@ -61,11 +64,19 @@ Status CreateChildren(const TaskContext& ctx) {
       for (const img::Zombie& z : c.zombies()) tree.insert(z.pid());
     }
     if (i == ctx.index || c.ppid() != core.pid()) continue;
-    ASSIGN_OR_RETURN(pid_t pid, CloneWithPid(c.pid()));
+    // A child sharing our table (restore/fdtable.h) reports through a
+    // descriptor of its own, which our RestoreFds keeps.
+    int report_fd = ctx.report_fd;
+    if (c.fdt_shared()) {
+      report_fd = fcntl(ctx.report_fd, F_DUPFD_CLOEXEC, ctx.files->temp_base);
+      if (report_fd < 0) return ErrnoStatus("duplicate the message pipe for process " + std::to_string(c.pid()));
+    }
+    ASSIGN_OR_RETURN(pid_t pid, CloneWithPid(c.pid(), SIGCHLD, c.fdt_shared() ? CLONE_FILES : 0));
     if (pid == 0) {
       TaskContext child = ctx;
       child.index = i;
       child.go_fd = -1;
+      child.report_fd = report_fd;
       RunTask(child);
     }
   }
@@ -226,8 +237,12 @@ Status Prepare(TaskContext& ctx) {
   // The process's properties the new process sets itself
   // (kinds/process_props.h): first what its children inherit.
   RETURN_IF_ERROR(kinds::ApplyInTask(core, kinds::TaskStep::kBeforeChildren));
+  // A process sharing its parent's table (restore/fdtable.h) closes what
+  // it opened itself before its fill stop: the descriptions it received stay.
+  const InheritedFiles received = ctx.inherited;
   // Objects shared with descendants first: the children inherit them.
   std::map<std::string, std::string> recreated;  // files made again from ghost images
+  UseSharedGhosts(*ctx.images, ctx.inherited, &recreated);  // made by criu-fast (restore/ghosts.h)
   kinds::RestoreContext files{ctx.dir, ctx.files->shmem, &recreated, ctx.files->tcp_close};
   RETURN_IF_ERROR(CreateOwnedFiles(*ctx.files, core.pid(), files, &ctx.inherited));
   // What the children inherit from the objects (a controlling terminal).
@@ -255,6 +270,13 @@ Status Prepare(TaskContext& ctx) {
   RETURN_IF_ERROR(PopulateData(layout, images.pagemap));
   RETURN_IF_ERROR(InstallGuards(layout, images.pagemap));
   uint64_t t1 = MonotonicNs();
+  if (core.fdt_shared()) {
+    for (const auto& [id, fd] : ctx.inherited) {
+      if (!received.count(id)) close(fd);
+    }
+    // The owner of the table may close the log's descriptor from now on.
+    DetachLogging();
+  }
   // criu-fast fills the slots while we are stopped.
   msg.tag = 'P';
   report.region = layout.region;
@@ -273,7 +295,12 @@ Status Prepare(TaskContext& ctx) {
 
   int exe_fd = open(core.mm().exe_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (exe_fd < 0) return ErrnoStatus("open executable " + core.mm().exe_path());
-  RETURN_IF_ERROR(RestoreFds(core, files, ctx.inherited, {&ctx.report_fd, &exe_fd}));
+  if (!core.fdt_shared()) {
+    RETURN_IF_ERROR(RestoreFds(core, files, ctx.inherited, {&ctx.report_fd, &exe_fd},
+                               HasTableSharers(*ctx.images, core)));
+  } else if (files.recreated) {
+    kinds::RemoveRecreated(*files.recreated);  // the owner placed the table
+  }
   RETURN_IF_ERROR(kinds::ApplyRoot(core));
   report.files_ns = MonotonicNs() - t2;
   FAULT_POINT("restore-jump");

@@ -363,7 +363,7 @@ def proc(show, pid):
         fail("process %s not in show output (has %s)" % (pid, list(show.get("processes", {}))))
     return p
 FD_COMMON = {"fd", "path", "flags", "pos", "cloexec", "dev", "inode", "mode", "rdev", "size", "mnt_id", "owner", "locks", "socket_opts",
-             "is_dup", "dup_of", "file_id", "tree_file_id"}
+             "is_dup", "dup_of", "file_id", "tree_file_id", "lease"}
 def fd_kind(f):
     """The kind of a descriptor of show: the key of its kind message, the one
     key that is not a common field ("fifo" for the pipe end of a FIFO)."""
