@@ -1,13 +1,14 @@
 #!/bin/bash
 # AIO rings (tests/progs/mem_aio.c): one whose tail has wrapped round behind
-# its head with 20 completed events not yet reaped, and an empty one.
+# its head with 20 completed events not yet reaped, one with 7 events
+# pending and its tail ahead of its head, and an empty one.
 #
-# 1. dump -R: the image has both rings with their size, head and tail; the
-#    self-check passes.
+# 1. dump -R: the image has the three rings with their size, head and tail;
+#    the self-check passes.
 # 2. dump (kill) + restore -d: each ring is at its old address (its context
 #    id), the kernel's tail and the head are where they were, the pending
 #    events come back in order; the self-check passes twice (it reaps and
-#    submits, so the second one checks a ring the restored kernel moved on).
+#    submits, so the second one checks rings the restored kernel moved on).
 # shellcheck source=lib.sh
 source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
 e2e_init
@@ -22,14 +23,15 @@ pycheck "AIO rings in the image" "$E2E_TMP/show.json" "$root" <<'EOF2'
 show = load(sys.argv[1])
 pc = proc(show, int(sys.argv[2]))["core"]
 rings = sorted((v for v in pc.get("vmas", []) if "aio" in v), key=lambda v: -u(v["aio"]["nr"]))
-if len(rings) != 2:
-    fail("%d AIO rings in the image, want 2" % len(rings))
-big, small = rings[0]["aio"], rings[1]["aio"]
+if len(rings) != 3:
+    fail("%d AIO rings in the image, want 3" % len(rings))
+big = rings[0]["aio"]
 nr = u(big["nr"])
 if u(big.get("tail", 0)) != 10 or u(big.get("head", 0)) != nr - 10:
     fail("big ring: head %r tail %r (nr %d), want %d and 10" % (big.get("head"), big.get("tail"), nr, nr - 10))
-if u(small.get("head", 0)) or u(small.get("tail", 0)):
-    fail("small ring: head %r tail %r" % (small.get("head"), small.get("tail")))
+rest = sorted((u(r["aio"].get("head", 0)), u(r["aio"].get("tail", 0))) for r in rings[1:])
+if rest != [(0, 0), (5, 12)]:
+    fail("the other rings' head and tail: %r, want (0, 0) and (5, 12)" % rest)
 for v in rings:
     if v.get("ghost"):
         fail("an AIO ring was saved as a deleted file")
@@ -40,7 +42,7 @@ check_pass "$W"
 # --- 2. dump, kill, restore ------------------------------------------------------------
 dump_kill dump "$root" "$E2E_TMP/img"
 restore_d restore "$E2E_TMP/img" "$root"
-[ "$(grep -c '/\[aio\] (deleted)' "/proc/$root/maps")" = 2 ] || fail "the restored process does not have 2 AIO rings"
+[ "$(grep -c '/\[aio\] (deleted)' "/proc/$root/maps")" = 3 ] || fail "the restored process does not have 3 AIO rings"
 check_pass "$W"
 check_pass "$W"
 log "PASS"
