@@ -72,7 +72,7 @@ Status ReadHugeObject(int fd, uint64_t offset, uint64_t len, SharedMapping* buf)
 int HugeSizeFlags(uint64_t page_size) { return (63 - __builtin_clzll(page_size)) << kHugeShift; }
 
 Result<UniqueFd> MakeHugeObject(const img::Shmem& s, uint64_t page_size, SharedMapping* view) {
-  if (page_size == 0 || (page_size & (page_size - 1)) != 0) {
+  if (page_size == 0 || page_size > (1ull << 30) || (page_size & (page_size - 1)) != 0) {
     return Errorf("hugetlb object %u: bad page size %lu", s.id(), page_size);
   }
   const uint64_t len = AlignUp(s.size(), page_size);
