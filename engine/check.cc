@@ -17,6 +17,8 @@
 
 #include "engine/check_probes.h"
 #include "engine/commands.h"
+#include "kinds/aio.h"
+#include "kinds/hugetlb.h"
 #include "kinds/kind.h"
 #include "kinds/seccomp.h"
 #include "kinds/shmem.h"
@@ -61,6 +63,9 @@ const Feature kFeatures[] = {
     {"/proc/PID/map_files", Need::kOptional, nullptr,
      "MAP_SHARED anonymous memory and memfd mappings cannot be dumped (their object is opened there)",
      ProbeMapFiles},
+    {"hugetlb memory", Need::kOptional, nullptr, "MAP_HUGETLB memory and hugetlb memfds cannot be restored",
+     kinds::ProbeHugetlb},
+    {"AIO ring remap", Need::kOptional, nullptr, "AIO rings cannot be restored at their address", kinds::ProbeAioRemap},
     {"/proc/self/loginuid", Need::kOptional, nullptr, "processes' audit login uids are not saved", ProbeLoginuid},
     {"vmsplice", Need::kOptional, nullptr, "no zero-copy drain: process_vm_readv only", ProbeVmsplice},
     {"PTRACE_O_SUSPEND_SECCOMP", Need::kOptional, nullptr, "processes under seccomp cannot be dumped or restored",
@@ -95,7 +100,7 @@ struct CriuFeature {
 const CriuFeature kCriuFeatures[] = {
     {"mnt_id", "ptrace seize/interrupt", nullptr},
     {"mem_dirty_track", "userfaultfd WP_ASYNC", nullptr},  // tracked by uffd-wp, not soft-dirty
-    {"aio_remap", nullptr, "AIO rings are not supported yet"},
+    {"aio_remap", "AIO ring remap", nullptr},
     {"timerfd", "timerfd TFD_IOC_SET_TICKS", nullptr},
     {"tun", nullptr, "tun devices are not supported"},
     {"tun_ns", nullptr, "tun devices are not supported"},
@@ -130,7 +135,7 @@ const CriuFeature kCriuFeatures[] = {
     {"apparmor_stacking", nullptr, "LSM profiles are not restored"},
     {"network_lock_nftables", "nftables network lock", nullptr},
     {"sockopt_buf_lock", "SO_BUF_LOCK", nullptr},
-    {"memfd_hugetlb", nullptr, "hugetlb memory is not supported yet"},
+    {"memfd_hugetlb", "hugetlb memory", nullptr},
     {"move_mount_set_group", nullptr, "mount namespaces are not supported"},
     {"openat2", nullptr, "mount namespaces are not supported"},
     {"get_rseq_conf", "ptrace seize/interrupt", nullptr},

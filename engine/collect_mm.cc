@@ -8,6 +8,8 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "engine/collect.h"
+#include "kinds/aio.h"
+#include "kinds/hugetlb.h"
 #include "proc/proc_parse.h"
 
 namespace cf::engine {
@@ -26,6 +28,10 @@ img::Vma::Kind Classify(const pagemap::VmaInfo& v) {
   // (kinds/shmem.h saves them). A private mapping of a memfd reads the
   // memfd's pages until written: a private file mapping of it.
   if (StartsWith(v.path, "/memfd:")) return v.shared ? img::Vma::ANON_SHARED : img::Vma::FILE_PRIVATE;
+  // So does a private mapping of shared anonymous memory (a shmem file
+  // named "/dev/zero (deleted)", opened through map_files); a private
+  // mapping of /dev/zero itself is not deleted.
+  if (v.path == "/dev/zero" && v.deleted && !v.shared) return img::Vma::FILE_PRIVATE;
   const bool shmem_anon = StartsWith(v.path, "/dev/zero") || StartsWith(v.path, "/SYSV");
   if (shmem_anon) return v.shared ? img::Vma::ANON_SHARED : img::Vma::ANON_PRIVATE;
   return v.shared ? img::Vma::FILE_SHARED : img::Vma::FILE_PRIVATE;
@@ -60,6 +66,9 @@ Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out) {
     m->set_vmflags(v.vmflags);
     m->set_is_heap(v.path == "[heap]");
     m->set_is_stack(v.path == "[stack]");
+    // hugetlb memory and AIO rings are described by their kinds.
+    if (v.has_vmflag("ht")) RETURN_IF_ERROR(kinds::DescribeHugetlbVma(pid, v, m));
+    if (kinds::IsAioRing(v)) RETURN_IF_ERROR(kinds::DescribeAioRing(pid, v, m));
     // A deleted mapped file is saved by kinds/ghost_file.h (SaveMappedGhosts).
   }
 

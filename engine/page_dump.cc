@@ -66,7 +66,12 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
       // their files; vDSO, vvar, vsyscall come from the kernel.
       default: continue;
     }
-    ASSIGN_OR_RETURN(pagemap::RangeSet set, scanner.Scan(v.start(), v.end(), mode));
+    // Droppable memory (MAP_DROPPABLE, VmFlag "dp") may lose its pages at
+    // any time, and its program must cope: it comes back empty, as with CRIU.
+    pagemap::RangeSet set;
+    if ((" " + v.vmflags() + " ").find(" dp ") == std::string::npos) {
+      ASSIGN_OR_RETURN(set, scanner.Scan(v.start(), v.end(), mode));
+    }
     const bool readable = v.prot() & PROT_READ;
     bool tracked = false;
     if (track != nullptr && scanner.uses_pagemap_scan()) {

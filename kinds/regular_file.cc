@@ -344,7 +344,12 @@ class RegularFile final : public FdKind {
 
 Status SaveMappedGhosts(pid_t pid, DumpContext& ctx, img::Process* core) {
   for (img::Vma& v : *core->mutable_vmas()) {
-    if (!v.deleted() || v.shmem_id() != 0 || StartsWith(v.path(), "/memfd:")) continue;
+    // Shared memory objects (memfds, shared anonymous memory) are saved by
+    // kinds/shmem.h, AIO rings by kinds/aio.h.
+    if (!v.deleted() || v.shmem_id() != 0 || StartsWith(v.path(), "/memfd:") || v.path() == "/dev/zero" ||
+        v.has_aio()) {
+      continue;
+    }
     if (v.kind() != img::Vma::FILE_PRIVATE && v.kind() != img::Vma::FILE_SHARED) continue;
     char range[64];
     snprintf(range, sizeof(range), "%lx-%lx", v.start(), v.end());

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/mapping.h"
+#include "kinds/hugetlb.h"
 #include "memdrain/page_reader.h"
 #include "pagemap/page_ranges.h"
 #include "proc/proc_parse.h"
@@ -53,8 +54,9 @@ constexpr uint64_t kWindow = 64ull << 20;
 }  // namespace
 
 // Saves the data pages of object |fd| into |name|, filling s->pages()
-// (vaddr = byte offset in the object).
-Status ShmemSet::SavePages(int fd, const std::string& name, img::Shmem* s) {
+// (vaddr = byte offset in the object). A hugetlb object (|huge|) is read
+// into a buffer, not mapped (kinds/hugetlb.h).
+Status ShmemSet::SavePages(int fd, const std::string& name, bool huge, img::Shmem* s) {
   const uint64_t size = s->size();
   img::PageMap* pm = s->mutable_pages();
   ASSIGN_OR_RETURN(streams::ImageWriter out, sink_->Create(name, streams::FileKind::kPages));
@@ -74,7 +76,8 @@ Status ShmemSet::SavePages(int fd, const std::string& name, img::Shmem* s) {
       pagemap::PageRange& e = extents[next];
       const uint64_t lo = std::max(e.start, win), hi = std::min(e.end, win_end);
       if (!mapped) {
-        RETURN_IF_ERROR(view.Map(fd, win, win_end - win, PROT_READ));
+        RETURN_IF_ERROR(huge ? ReadHugeObject(fd, win, win_end - win, &view)
+                             : view.Map(fd, win, win_end - win, PROT_READ));
         mapped = true;
       }
       items.push_back({{view.base() + (lo - win), view.base() + (hi - win)}, true});
@@ -113,6 +116,12 @@ Result<uint32_t> ShmemSet::Add(const std::string& open_path, img::Shmem::Kind ki
   s->set_dev(dev);
   s->set_inode(inode);
   s->set_size(static_cast<uint64_t>(sb.st_size));
+  ASSIGN_OR_RETURN(uint64_t huge_page_size, HugePageSize(fd.get()));
+  if (huge_page_size != 0) {
+    img::HugeShmem* h = proc->add_huge_shmems();
+    h->set_shmem_id(id);
+    h->set_page_size(huge_page_size);
+  }
   if (kind == img::Shmem::MEMFD) {
     std::string name;
     proc::ParseMemfdPath(link, &name);
@@ -123,7 +132,7 @@ Result<uint32_t> ShmemSet::Add(const std::string& open_path, img::Shmem::Kind ki
   }
   const std::string file = "shmem-" + std::to_string(id) + ".img";
   s->mutable_pages()->set_pages_file(file);
-  RETURN_IF_ERROR(SavePages(fd.get(), file, s).WithContext("shared memory " + link));
+  RETURN_IF_ERROR(SavePages(fd.get(), file, huge_page_size != 0, s).WithContext("shared memory " + link));
   ids_[{dev, inode}] = id;
   LOG_INFO("shmem: object %u (%s, %lu bytes) saved with process %d: %lu data pages", id, link.c_str(), s->size(),
            proc->pid(), s->pages().data_pages());
@@ -139,7 +148,10 @@ Status ShmemSet::AddVmas(img::Process* proc) {
     }
     std::string name;
     const bool memfd = proc::ParseMemfdPath(v.path(), &name);
-    if (v.kind() != img::Vma::ANON_SHARED && !(memfd && v.kind() == img::Vma::FILE_PRIVATE)) continue;
+    // Private mappings of an object (a memfd, or shared anonymous memory
+    // opened through map_files) read its pages until they write them.
+    const bool object = memfd || (v.path() == "/dev/zero" && v.deleted());
+    if (v.kind() != img::Vma::ANON_SHARED && !(object && v.kind() == img::Vma::FILE_PRIVATE)) continue;
     if (v.inode() == 0) {
       return Errorf("process %d: shared mapping at %#lx has no shmem object", pid, v.start());
     }
@@ -163,8 +175,9 @@ Result<uint32_t> ShmemSet::AddMemfd(pid_t pid, int fd, uint64_t dev, uint64_t in
 namespace {
 
 // Makes the object, mapped at |view| (writable, shared), and returns a
-// descriptor of it.
-Result<UniqueFd> MakeObject(const img::Shmem& s, SharedMapping* view) {
+// descriptor of it. |huge_page_size|: a hugetlb object's (kinds/hugetlb.h).
+Result<UniqueFd> MakeObject(const img::Shmem& s, uint64_t huge_page_size, SharedMapping* view) {
+  if (huge_page_size != 0) return MakeHugeObject(s, huge_page_size, view);
   const uint64_t len = PageUp(s.size());
   if (s.kind() == img::Shmem::ANON) {
     // Shared anonymous memory is a shmem file only a mapping reaches:
@@ -187,7 +200,8 @@ Result<UniqueFd> MakeObject(const img::Shmem& s, SharedMapping* view) {
 
 }  // namespace
 
-Result<ShmemObjects> ShmemObjects::Create(const std::map<uint32_t, img::Shmem>& shmems, const std::string& dir,
+Result<ShmemObjects> ShmemObjects::Create(const std::map<uint32_t, img::Shmem>& shmems,
+                                          const std::map<uint32_t, uint64_t>& huge, const std::string& dir,
                                           int temp_base, const ShmemRestoreHooks& hooks) {
   ShmemObjects out;
   if (shmems.empty()) return out;
@@ -199,7 +213,8 @@ Result<ShmemObjects> ShmemObjects::Create(const std::map<uint32_t, img::Shmem>& 
       // Unmapped before sealing: F_SEAL_WRITE fails (EBUSY) while a
       // writable shared mapping exists.
       SharedMapping view;
-      ASSIGN_OR_RETURN(fd, MakeObject(s, &view));
+      const auto h = huge.find(id);
+      ASSIGN_OR_RETURN(fd, MakeObject(s, h == huge.end() ? 0 : h->second, &view));
       if (s.pages().data_pages() > 0 || s.pages().ranges_size() > 0) {
         RETURN_IF_ERROR(
             hooks.fill(view.base(), PageUp(s.size()), s.pages(), dir + "/" + s.pages().pages_file()).WithContext(ctx));

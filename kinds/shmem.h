@@ -73,7 +73,7 @@ class ShmemSet {
  private:
   Result<uint32_t> Add(const std::string& open_path, img::Shmem::Kind kind, uint64_t dev, uint64_t inode,
                        const std::string& link, img::Process* proc);
-  Status SavePages(int fd, const std::string& name, img::Shmem* s);
+  Status SavePages(int fd, const std::string& name, bool huge, img::Shmem* s);
 
   streams::ImageSink* sink_;
   ShmemDumpOptions opts_;
@@ -94,8 +94,10 @@ struct ShmemRestoreHooks {
 class ShmemObjects {
  public:
   // Creates and fills every object of |shmems| (by id; pages files in
-  // |dir|), each kept as a descriptor at or above |temp_base|.
-  static Result<ShmemObjects> Create(const std::map<uint32_t, img::Shmem>& shmems, const std::string& dir,
+  // |dir|), each kept as a descriptor at or above |temp_base|. The ids in
+  // |huge| are hugetlb objects, with their page size (kinds/hugetlb.h).
+  static Result<ShmemObjects> Create(const std::map<uint32_t, img::Shmem>& shmems,
+                                     const std::map<uint32_t, uint64_t>& huge, const std::string& dir,
                                      int temp_base, const ShmemRestoreHooks& hooks);
 
   // Object id -> descriptor (RestoreContext::shmem).

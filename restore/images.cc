@@ -191,6 +191,7 @@ Result<ImageSet> LoadImages(const std::string& dir, const std::string& parent_ba
         return Errorf("core-%d.img: shared memory object %u has a bad pages file name", pid, s.id());
       }
     }
+    for (const img::HugeShmem& h : p.core.huge_shmems()) set.huge_shmems[h.shmem_id()] = h.page_size();
     set.processes.push_back(std::move(p));
   }
   RETURN_IF_ERROR(LoadChain(&set, parent_base));
@@ -200,6 +201,11 @@ Result<ImageSet> LoadImages(const std::string& dir, const std::string& parent_ba
       if (v.shmem_id() && !set.shmems.count(v.shmem_id())) {
         return Errorf("core-%d.img: vma %#lx refers to shared memory object %u, which is not in the image",
                       p.core.pid(), v.start(), v.shmem_id());
+      }
+      // Slots are aligned to it (restore/memory.cc): a power of two up to 1 GiB.
+      const uint64_t huge = v.huge_page_size();
+      if (huge != 0 && (huge > (1ull << 30) || (huge & (huge - 1)) != 0 || v.start() % huge || v.end() % huge)) {
+        return Errorf("core-%d.img: vma %#lx has a bad huge page size %lu", p.core.pid(), v.start(), huge);
       }
       if (v.kind() == img::Vma::ANON_SHARED && !v.shmem_id()) {
         return Errorf("core-%d.img: shared vma %#lx has no shared memory object", p.core.pid(), v.start());

@@ -53,6 +53,7 @@ struct ImageSet {
   img::Inventory inventory;
   std::vector<ProcessImages> processes;  // root first
   std::map<uint32_t, img::Shmem> shmems;  // shared memory objects, by id
+  std::map<uint32_t, uint64_t> huge_shmems;  // hugetlb objects among them: page size, by id
   std::vector<ParentImage> parents;       // the chain of parent images, nearest first
 };
 

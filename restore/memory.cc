@@ -17,7 +17,9 @@
 #include "common/fault.h"
 #include "common/fd.h"
 #include "common/log.h"
+#include "kinds/aio.h"
 #include "kinds/ghost_file.h"
+#include "kinds/hugetlb.h"
 #include "pagemap/vma.h"
 #include "streams/codec.h"
 #include "streams/image_file.h"
@@ -125,11 +127,11 @@ int HeapInPlace(const img::Process& core, const std::vector<pagemap::VmaInfo>& s
 }
 
 // Whether slot |b| may follow slot |a| with no gap: both plain private
-// anonymous memory (not stacks, droppable memory, shared objects, or
-// mappings without swap reservation, which may be huge).
+// anonymous memory (not stacks, droppable memory, shared objects, hugetlb
+// memory, or mappings without swap reservation, which may be huge).
 bool PlainAnon(const img::Vma& v) {
   return v.kind() == img::Vma::ANON_PRIVATE && v.shmem_id() == 0 && !(v.flags() & MAP_GROWSDOWN) &&
-         !HasVmFlag(v, "dp") && !HasVmFlag(v, "nr");
+         !HasVmFlag(v, "dp") && !HasVmFlag(v, "nr") && v.huge_page_size() == 0;
 }
 bool Packs(const img::Vma& a, const img::Vma& b) { return PlainAnon(a) && PlainAnon(b); }
 
@@ -185,6 +187,7 @@ Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem, const So
   }
   switch (v.kind()) {
     case img::Vma::ANON_PRIVATE:
+      if (v.huge_page_size() != 0) return kinds::MapHugeAnon(v, addr);  // never merges: no KeepApart
       got = mmap(want, len, PROT_READ | PROT_WRITE, type | MAP_ANONYMOUS | MAP_FIXED | grows | noreserve, -1, 0);
       if (got == MAP_FAILED && errno == ENOMEM && !noreserve) {
         LOG_DEBUG("restore: vma %#lx-%#lx cannot be committed: mapped with MAP_NORESERVE", v.start(), v.end());
@@ -198,6 +201,7 @@ Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem, const So
     case img::Vma::FILE_PRIVATE:
     case img::Vma::FILE_SHARED: {
       const bool shared = v.kind() == img::Vma::FILE_SHARED;
+      if (v.has_aio()) return kinds::RestoreAioRing(v, addr);
       if (v.path().rfind("socket:[", 0) == 0) {
         // A packet socket's rings: the restored socket has them again.
         auto it = sockets.find(v.inode());
@@ -291,6 +295,9 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
         slot -= kSlotGap;  // no gap after the previous slot
         p.packed = true;
       }
+      // mremap moves a hugetlb VMA only between addresses aligned to its
+      // page size (PremapMemory leaves room for it).
+      if (const uint64_t huge = v.huge_page_size()) slot = (slot + huge - 1) & ~(huge - 1);
       p.premap = slot;
       slot += p.len + kSlotGap;
       prev = &v;
@@ -324,7 +331,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
       if (L.vdso_target == 0 || v.start() < L.vdso_target) L.vdso_target = v.start();
       target_vdso_end = std::max(target_vdso_end, v.end());
     } else {
-      premap_total += v.end() - v.start() + kSlotGap;
+      premap_total += v.end() - v.start() + kSlotGap + v.huge_page_size();
       if (PlainAnon(v)) scratch_len = std::max(scratch_len, v.end() - v.start());
     }
   }

@@ -376,8 +376,8 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
         whole.anonymous = true;  // fresh: zero pages need no writes
         return FillMemory(getpid(), {whole}, PageChain{{&pages, path}}, jobs);
       }};
-  ASSIGN_OR_RETURN(kinds::ShmemObjects shmem,
-                   kinds::ShmemObjects::Create(images.shmems, images.dir, files.temp_base, hooks));
+  ASSIGN_OR_RETURN(kinds::ShmemObjects shmem, kinds::ShmemObjects::Create(images.shmems, images.huge_shmems,
+                                                                          images.dir, files.temp_base, hooks));
   files.shmem = &shmem.fds();
   const pid_t root = images.processes[0].core.pid();
   std::set<pid_t> expected;  // every thread of every process
