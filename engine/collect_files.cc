@@ -60,7 +60,6 @@ Status ReadOwner(int pidfd, int fd, img::Fd* f) {
 }  // namespace
 
 Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared, img::Process* out) {
-  const std::string proc = "/proc/" + std::to_string(pid);
   ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
   OpenFileIndex own_files;  // dups within this process: value = first fd
   std::map<uint32_t, int> first_of_id;  // the same for fds the tree-wide pass saw
@@ -70,25 +69,18 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
     if (const img::Fd* kept = shared.Find(pid, fd)) {
       img::Fd* f = out->add_fds();
       *f = *kept;
-      RETURN_IF_ERROR(ReadOwner(pidfd.get(), fd, f).WithContext("process " + std::to_string(pid) + " fd " +
-                                                                std::to_string(fd) + " (" + kept->path() + ")"));
+      const kinds::FdSight named{pid, fd, kept->path(), {}};
+      RETURN_IF_ERROR(ReadOwner(pidfd.get(), fd, f).WithContext(named.Name()));
       continue;
     }
-    const std::string fd_path = proc + "/fd/" + std::to_string(fd);
     const SharedFiles::PrivateSeen* seen = shared.SeenPrivate(pid, fd);
     kinds::FdSight s;
     if (seen != nullptr) {
       s = seen->sight;
     } else {
-      s.pid = pid;
-      s.fd = fd;
-      auto link = ReadLink(fd_path);
-      if (!link.ok()) {
-        if (link.status().err() == ENOENT) continue;  // closed meanwhile (only with -R)
-        return link.status();
-      }
-      s.link = std::move(*link);
-      if (stat(fd_path.c_str(), &s.sb) != 0) return ErrnoStatus("stat " + fd_path);
+      ASSIGN_OR_RETURN(std::optional<kinds::FdSight> sight, LookAtFd(pid, fd));
+      if (!sight) continue;  // closed meanwhile
+      s = std::move(*sight);
     }
     const kinds::FdKind* kind = kinds::Recognise(s);
     if (kind == nullptr) {

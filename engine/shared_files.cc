@@ -71,21 +71,27 @@ Result<uint32_t> SharedFiles::DescriptionId(pid_t pid, int fd, const Description
   return next;
 }
 
+Result<std::optional<kinds::FdSight>> LookAtFd(pid_t pid, int fd) {
+  const std::string fd_path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+  kinds::FdSight s;
+  s.pid = pid;
+  s.fd = fd;
+  auto link = ReadLink(fd_path);
+  if (!link.ok()) {
+    if (link.status().err() == ENOENT) return std::optional<kinds::FdSight>();
+    return link.status();
+  }
+  s.link = std::move(*link);
+  if (stat(fd_path.c_str(), &s.sb) != 0) return ErrnoStatus("stat " + fd_path);
+  return std::optional<kinds::FdSight>(std::move(s));
+}
+
 Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
-  const std::string proc = "/proc/" + std::to_string(pid);
   ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
   for (int fd : fds) {
-    const std::string fd_path = proc + "/fd/" + std::to_string(fd);
-    kinds::FdSight s;
-    s.pid = pid;
-    s.fd = fd;
-    auto link = ReadLink(fd_path);
-    if (!link.ok()) {
-      if (link.status().err() == ENOENT) continue;  // closed meanwhile (only with -R)
-      return link.status();
-    }
-    s.link = std::move(*link);
-    if (stat(fd_path.c_str(), &s.sb) != 0) return ErrnoStatus("stat " + fd_path);
+    ASSIGN_OR_RETURN(std::optional<kinds::FdSight> sight, LookAtFd(pid, fd));
+    if (!sight) continue;  // closed meanwhile
+    kinds::FdSight& s = *sight;
     const kinds::FdKind* kind = kinds::Recognise(s);
     if (kind == nullptr) continue;  // CollectFds refuses it
     const bool is_private = kind->scope() == kinds::Scope::kPrivate;

@@ -19,6 +19,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -28,6 +29,10 @@
 #include "proc/open_file_index.h"
 
 namespace cf::engine {
+
+// What /proc/PID/fd/FD of |pid| shows of |fd| (its link and stat); nullopt
+// when the fd was closed meanwhile (only with -R).
+Result<std::optional<kinds::FdSight>> LookAtFd(pid_t pid, int fd);
 
 class SharedFiles final : private kinds::TreeFds {
  public:
