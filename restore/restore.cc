@@ -210,7 +210,9 @@ Status FinishAll(const std::vector<Done>& done, const kinds::CgroupPlan& cgroups
     for (size_t i = first; i < end; ++i) {
       const Done& d = done[i];
       const std::string ctx = "restore of process " + std::to_string(d.pid);
-      if (r[i - first] != 0) return ErrnoStatus(static_cast<int>(-r[i - first]), "unmap the restore region").WithContext(ctx);
+      if (const long res = r[i - first]; res != 0) {
+        return ErrnoStatus(static_cast<int>(-res), "unmap the restore region").WithContext(ctx);
+      }
       RETURN_IF_ERROR(rs[i - first].Restore().WithContext(ctx));
       for (const img::Thread& t : d.core->threads()) RETURN_IF_ERROR(LoadThread(t.tid(), t).WithContext(ctx));
       RETURN_IF_ERROR(kinds::MoveThreads(cgroups, *d.core).WithContext(ctx));
@@ -400,7 +402,9 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   ASSIGN_OR_RETURN(InheritedFiles ghosts, MakeSharedGhosts(images, files.temp_base));
   const uint64_t loaded = MonotonicNs();
   auto cloned = CloneWithPid(root);
-  if (cloned.ok() && *cloned == 0) RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, ghosts, &cgroups});
+  if (cloned.ok() && *cloned == 0) {
+    RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, ghosts, &cgroups});
+  }
   for (const auto& [id, fd] : ghosts) close(fd);
   RETURN_IF_ERROR(cloned.status());
   const uint64_t created_at = MonotonicNs();
