@@ -345,6 +345,8 @@ Status PageScanner::WalkEntries(uint64_t start, uint64_t end, const Filter& f, E
   return OkStatus();
 }
 
+bool PageScanner::skips_holes() const { return use_scan_ && GuardCategorySupported(); }
+
 Result<RangeSet> PageScanner::Scan(uint64_t start, uint64_t end, ScanMode mode) {
   RETURN_IF_ERROR(CheckRange(pid_, start, end));
   RangeSet set;

@@ -48,6 +48,10 @@ class PageScanner {
   static Result<PageScanner> Open(pid_t pid, bool force_fallback = false);
 
   bool uses_pagemap_scan() const { return use_scan_; }
+  // Whether Scan and ScanGuards cost nothing for unmapped holes in their
+  // range (PAGEMAP_SCAN skips them; the fallback reads 8 bytes per page of
+  // a hole too).
+  bool skips_holes() const;
 
   // Ranges in [start, end) holding pages to dump, per |mode|, sorted and merged.
   Result<RangeSet> Scan(uint64_t start, uint64_t end, ScanMode mode);

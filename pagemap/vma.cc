@@ -18,12 +18,18 @@
 // which never happens for a header (its first word is "start-end").
 #include "pagemap/vma.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <string>
 
+#include "common/fd.h"
+#include "common/interrupt.h"
 #include "common/io.h"
 #include "common/text.h"
 
@@ -119,35 +125,59 @@ bool IsKeyLine(std::string_view line) {
   return end > 0 && line[end - 1] == ':';
 }
 
-Result<std::vector<VmaInfo>> Parse(std::string_view text, bool smaps, const std::string& what) {
-  std::vector<VmaInfo> vmas;
-  size_t lineno = 0;
-  bool have_flags = false;
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    ++lineno;
-    if (line.empty()) continue;
+// Parses a maps or smaps text one line at a time, so that a large smaps
+// (1.5 KB per VMA) never has to be held whole.
+class VmaParser {
+ public:
+  VmaParser(bool smaps, const std::string& what) : smaps_(smaps), what_(what) {}
 
-    if (smaps && IsKeyLine(line)) {
-      if (vmas.empty()) return LineError(what, lineno, "key line before any VMA header", line);
+  Status Line(std::string_view line) {
+    ++lineno_;
+    if (line.empty()) return OkStatus();
+    if (smaps_ && IsKeyLine(line)) {
+      if (vmas_.empty()) return LineError(what_, lineno_, "key line before any VMA header", line);
       if (line.starts_with("VmFlags:")) {
-        if (have_flags) return LineError(what, lineno, "second VmFlags line", line);
-        vmas.back().vmflags.assign(Trim(line.substr(8)));
-        have_flags = true;
+        if (have_flags_) return LineError(what_, lineno_, "second VmFlags line", line);
+        vmas_.back().vmflags.assign(Trim(line.substr(8)));
+        have_flags_ = true;
       }
-      continue;
+      return OkStatus();
     }
-
     // No ordering check: a live process may change between the kernel's read
     // chunks; a frozen one prints its VMAs sorted.
     VmaInfo vma;
-    if (const char* why = ParseHeader(line, &vma)) return LineError(what, lineno, why, line);
-    vmas.push_back(std::move(vma));
-    have_flags = false;
+    if (const char* why = ParseHeader(line, &vma)) return LineError(what_, lineno_, why, line);
+    vmas_.push_back(std::move(vma));
+    have_flags_ = false;
+    return OkStatus();
   }
-  return vmas;
+
+  // Feeds every complete line of |text|; returns how many bytes it used.
+  Result<size_t> Lines(std::string_view text) {
+    size_t used = 0;
+    for (;;) {
+      const size_t nl = text.find('\n', used);
+      if (nl == std::string_view::npos) return used;
+      RETURN_IF_ERROR(Line(text.substr(used, nl - used)));
+      used = nl + 1;
+    }
+  }
+
+  std::vector<VmaInfo> Take() { return std::move(vmas_); }
+
+ private:
+  bool smaps_;
+  const std::string& what_;
+  std::vector<VmaInfo> vmas_;
+  size_t lineno_ = 0;
+  bool have_flags_ = false;
+};
+
+Result<std::vector<VmaInfo>> Parse(std::string_view text, bool smaps, const std::string& what) {
+  VmaParser parser(smaps, what);
+  ASSIGN_OR_RETURN(size_t used, parser.Lines(text));
+  RETURN_IF_ERROR(parser.Line(text.substr(used)));  // a last line without its newline
+  return parser.Take();
 }
 
 }  // namespace
@@ -167,9 +197,32 @@ Result<std::vector<VmaInfo>> ParseMaps(std::string_view text) { return Parse(tex
 Result<std::vector<VmaInfo>> ParseSmaps(std::string_view text) { return Parse(text, true, "smaps"); }
 
 Result<std::vector<VmaInfo>> ReadVmas(pid_t pid, bool with_vmflags) {
-  std::string path = "/proc/" + std::to_string(pid) + (with_vmflags ? "/smaps" : "/maps");
-  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  return Parse(text, with_vmflags, path);
+  const std::string path = "/proc/" + std::to_string(pid) + (with_vmflags ? "/smaps" : "/maps");
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open " + path);
+  VmaParser parser(with_vmflags, path);
+  // Parsed as it is read: the kernel gives at most a page per read.
+  constexpr size_t kBuf = 64 * 1024;
+  std::vector<char> buf(kBuf);
+  size_t have = 0;
+  for (;;) {
+    if (have == buf.size()) return Errorf("%s: a line longer than %zu bytes", path.c_str(), buf.size());
+    const ssize_t n = read(fd.get(), buf.data() + have, buf.size() - have);
+    if (n < 0) {
+      if (errno == EINTR) {
+        RETURN_IF_ERROR(CheckTerminated());
+        continue;
+      }
+      return ErrnoStatus("read " + path);
+    }
+    if (n == 0) break;
+    have += static_cast<size_t>(n);
+    ASSIGN_OR_RETURN(size_t used, parser.Lines(std::string_view(buf.data(), have)));
+    std::memmove(buf.data(), buf.data() + used, have - used);
+    have -= used;
+  }
+  RETURN_IF_ERROR(parser.Line(std::string_view(buf.data(), have)));
+  return parser.Take();
 }
 
 }  // namespace cf::pagemap
