@@ -126,6 +126,45 @@ int HeapInPlace(const img::Process& core, const std::vector<pagemap::VmaInfo>& s
   return -1;
 }
 
+// Whether [lo, hi) overlaps one of |self| (sorted by address).
+bool Overlaps(const std::vector<pagemap::VmaInfo>& self, uint64_t lo, uint64_t hi) {
+  auto it = std::upper_bound(self.begin(), self.end(), lo,
+                             [](uint64_t a, const pagemap::VmaInfo& m) { return a < m.end; });
+  return it != self.end() && it->start < hi;
+}
+
+bool PlainAnon(const img::Vma& v);
+
+// The VMAs premapped at their own address instead of in a slot (by index
+// into core.vmas()): the heap where it is free here (HeapInPlace), and plain
+// private anonymous memory whose range, with guards around it, criu-fast
+// does not use here. The restorer neither moves these nor needs a slot for
+// them: per VMA that saves a move, and for a packed slot a second map and a
+// fault (what a process of 60,000 small mappings pays). Mapped here side by
+// side, two VMAs that touch would merge (both anonymous, page offsets
+// running on); the restorer's mprotect parts them again when their
+// protections differ, so of two touching VMAs with the same protection only
+// the first stays in place.
+std::vector<bool> InPlace(const img::Process& core, const std::vector<pagemap::VmaInfo>& self) {
+  std::vector<bool> in_place(static_cast<size_t>(core.vmas_size()), false);
+  const int heap = HeapInPlace(core, self);
+  for (int i = 0; i < core.vmas_size(); ++i) {
+    const img::Vma& v = core.vmas(i);
+    const bool candidate =
+        i == heap || (PlainAnon(v) && v.start() >= kGuard && !Overlaps(self, v.start() - kGuard, v.end() + kGuard));
+    if (!candidate) continue;
+    if (i > 0 && in_place[static_cast<size_t>(i - 1)]) {
+      const img::Vma& prev = core.vmas(i - 1);
+      if (prev.end() == v.start() && prev.prot() == v.prot()) {
+        if (i != heap) continue;
+        in_place[static_cast<size_t>(i - 1)] = false;  // the heap stays in place
+      }
+    }
+    in_place[static_cast<size_t>(i)] = true;
+  }
+  return in_place;
+}
+
 // Whether slot |b| may follow slot |a| with no gap: both plain private
 // anonymous memory (not stacks, droppable memory, shared objects, hugetlb
 // memory, or mappings without swap reservation, which may be huge).
@@ -159,7 +198,7 @@ Status MapPacked(const img::Vma& v, uint64_t addr, uint64_t scratch) {
 
 // Maps one VMA's slot at |addr| inside the reserved region.
 Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem, const SocketFds& sockets,
-               const Ghosts* ghosts) {
+               const Ghosts* ghosts, bool keep_apart) {
   const uint64_t len = v.end() - v.start();
   void* want = reinterpret_cast<void*>(addr);
   void* got = MAP_FAILED;
@@ -231,7 +270,7 @@ Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem, const So
       return Errorf("vma %#lx: kind %d cannot be premapped", v.start(), static_cast<int>(v.kind()));
   }
   if (got == MAP_FAILED) return ErrnoStatus("premap vma " + std::to_string(v.start()) + " " + v.path());
-  if (v.kind() == img::Vma::ANON_PRIVATE) return KeepApart(addr);
+  if (keep_apart && v.kind() == img::Vma::ANON_PRIVATE) return KeepApart(addr);
   return OkStatus();
 }
 
@@ -267,14 +306,24 @@ Status PremapVma(const img::Vma& v, const PremappedVma& p, uint64_t scratch, con
   if (p.packed) {
     RETURN_IF_ERROR(MapPacked(v, p.premap, scratch));
   } else {
-    RETURN_IF_ERROR(MapSlot(v, p.premap, shmem, sockets, ghosts));
+    // A VMA premapped in place never moves: it needs no anon_vma of its own.
+    RETURN_IF_ERROR(MapSlot(v, p.premap, shmem, sockets, ghosts, /*keep_apart=*/p.premap != p.start));
   }
   return AdviseLikeDump(v, p.premap);
 }
 
 }  // namespace
 
-std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot, int in_place_vma) {
+std::optional<uint32_t> PremapProt(const img::Vma& v) {
+  // Private anonymous memory is mapped read-write, in a slot (MapSlot,
+  // MapPacked) or in place, to be filled; hugetlb memory has its own kind.
+  if (v.kind() == img::Vma::ANON_PRIVATE && v.shmem_id() == 0 && v.huge_page_size() == 0) {
+    return PROT_READ | PROT_WRITE;
+  }
+  return std::nullopt;
+}
+
+std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot, const std::vector<bool>& in_place) {
   std::vector<PremappedVma> slots;
   uint64_t slot = first_slot;
   const img::Vma* prev = nullptr;  // the VMA of the slot just before |slot|
@@ -287,7 +336,7 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
     p.len = v.end() - v.start();
     p.prot = v.prot();
     p.anonymous = v.kind() == img::Vma::ANON_PRIVATE || v.kind() == img::Vma::ANON_SHARED;
-    if (i == in_place_vma) {
+    if (static_cast<size_t>(i) < in_place.size() && in_place[static_cast<size_t>(i)]) {
       p.premap = p.start;
       prev = nullptr;
     } else {
@@ -324,13 +373,15 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   uint64_t target_vdso_end = 0;
   uint64_t premap_total = 0;
   uint64_t scratch_len = 0;  // room for the largest packed slot (MapPacked)
-  for (const img::Vma& v : core.vmas()) {
+  const std::vector<bool> in_place = InPlace(core, self);
+  for (int i = 0; i < core.vmas_size(); ++i) {
+    const img::Vma& v = core.vmas(i);
     if (v.kind() == img::Vma::VSYSCALL) continue;
     busy.push_back({v.start(), v.end()});
     if (v.kind() == img::Vma::VDSO || v.kind() == img::Vma::VVAR || v.kind() == img::Vma::VVAR_VCLOCK) {
       if (L.vdso_target == 0 || v.start() < L.vdso_target) L.vdso_target = v.start();
       target_vdso_end = std::max(target_vdso_end, v.end());
-    } else {
+    } else if (!in_place[static_cast<size_t>(i)]) {
       premap_total += v.end() - v.start() + kSlotGap + v.huge_page_size();
       if (PlainAnon(v)) scratch_len = std::max(scratch_len, v.end() - v.start());
     }
@@ -370,16 +421,17 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   L.thread_stack_size = kThreadStackSize;
 
   L.first_slot = L.stack_top + threads_len;
-  L.in_place_vma = HeapInPlace(core, self);
-  L.vmas = PlanSlots(core, L.first_slot, L.in_place_vma);
+  L.vmas = PlanSlots(core, L.first_slot, in_place);
   // Packed slots are made at the tail of the region, past every slot.
   const uint64_t scratch = L.region + L.region_len - scratch_len;
   for (PremappedVma& p : L.vmas) {
     const img::Vma& v = core.vmas(p.vma_index);
     RETURN_IF_ERROR(PremapVma(v, p, scratch, shmem, sockets, ghosts));
-    p.kept_apart = v.kind() == img::Vma::ANON_PRIVATE;
+    p.kept_apart = v.kind() == img::Vma::ANON_PRIVATE && p.premap != p.start;
   }
-  LOG_INFO("restore: region %#lx-%#lx holds %zu premapped vmas", L.region, L.region + L.region_len, L.vmas.size());
+  LOG_INFO("restore: region %#lx-%#lx holds %zu premapped vmas, %zu of them in place", L.region,
+           L.region + L.region_len, L.vmas.size(),
+           static_cast<size_t>(std::count(in_place.begin(), in_place.end(), true)));
   return L;
 }
 

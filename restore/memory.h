@@ -17,7 +17,9 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/status.h"
@@ -35,7 +37,7 @@ struct PremappedVma {
   int vma_index = 0;       // into core.vmas()
   uint64_t start = 0;      // target address
   uint64_t len = 0;
-  uint64_t premap = 0;     // address of the slot in R, or |start| when premapped in place
+  uint64_t premap = 0;     // address of the slot in R, or |start| when premapped in place (see InPlace)
   uint32_t prot = 0;       // final protection
   bool anonymous = false;  // fresh anonymous memory (zero pages need no writes)
   // Private anonymous, right after another one with no gap (see Packs):
@@ -45,6 +47,9 @@ struct PremappedVma {
   // dropped by PopulateData unless data fills it.
   bool kept_apart = false;
 };
+
+// Read by criu-fast from the new process's memory (TaskReport.plan_addr).
+static_assert(std::is_trivially_copyable_v<PremappedVma>);
 
 struct MemoryLayout {
   uint64_t region = 0;      // R
@@ -59,7 +64,6 @@ struct MemoryLayout {
   uint64_t vdso_cur = 0;    // our [vvar]..[vdso] block
   uint64_t vdso_len = 0;
   uint64_t vdso_target = 0;
-  int in_place_vma = -1;    // the VMA premapped at its own address (the heap), or -1
   std::vector<PremappedVma> vmas;
 };
 
@@ -73,6 +77,10 @@ using Ghosts = std::map<std::string, std::string>;
 Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem,
                                   const SocketFds& sockets = {}, const Ghosts* ghosts = nullptr);
 
+// The protection PremapMemory gives VMA |v|'s slot, where it is always the
+// same (so the restorer's mprotect can be skipped when it is final already).
+std::optional<uint32_t> PremapProt(const img::Vma& v);
+
 inline constexpr uint64_t kThreadStackSize = 64 * 1024;
 
 // Faults in, from inside the new process, the slot pages that will receive
@@ -85,8 +93,10 @@ Status PopulateData(const MemoryLayout& layout, const img::PageMap& pagemap);
 Status InstallGuards(const MemoryLayout& layout, const img::PageMap& pm);
 
 // The slot of every VMA the restorer moves, in order from |first_slot|;
-// VMA |in_place_vma| (or none: -1) is premapped at its own address instead.
-std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot, int in_place_vma);
+// the VMAs |in_place| marks (by index into core.vmas(), or none if empty)
+// are premapped at their own address instead.
+std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot,
+                                    const std::vector<bool>& in_place = {});
 
 // One level of an image chain: a pagemap and its pages file. Level 0 is the
 // image restored; level i+1 is the parent of level i (incremental dumps),

@@ -103,11 +103,11 @@ class CreatedTree {
   bool released_ = false;
 };
 
-Status ReadRemote(pid_t pid, uint64_t addr, void* buf, size_t len) {
+Status ReadRemote(pid_t pid, uint64_t addr, void* buf, size_t len, const char* what = "restorer result") {
   iovec local{buf, len};
   iovec remote{reinterpret_cast<void*>(addr), len};
   if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(len)) {
-    return ErrnoStatus("read restorer result");
+    return ErrnoStatus(std::string("read ") + what + " of process " + std::to_string(pid));
   }
   return OkStatus();
 }
@@ -276,8 +276,13 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
       }
       if (!p) return Errorf("unexpected process %d in the restored tree", pid);
       const TaskReport& report = (*msgs)[pid].report;
-      const std::vector<PremappedVma> slots =
-          PlanSlots(p->core, report.first_slot, static_cast<int>(report.in_place_vma));
+      if (report.plan_count > static_cast<uint64_t>(p->core.vmas_size())) {
+        return Errorf("process %d reports %lu premapped vmas, its image has %d", pid, report.plan_count,
+                      p->core.vmas_size());
+      }
+      std::vector<PremappedVma> slots(report.plan_count);
+      RETURN_IF_ERROR(ReadRemote(pid, report.plan_addr, slots.data(), slots.size() * sizeof(PremappedVma),
+                                 "premap plan"));
       RETURN_IF_ERROR(FillMemory(pid, slots, p->chain(), jobs)
                           .WithContext("restore of process " + std::to_string(pid)));
       (*msgs)[pid].tag = 'F';

@@ -89,6 +89,7 @@ Status CreateChildren(const TaskContext& ctx) {
 // threads, signals or groups the process had.
 struct ArgsPlan {
   uint64_t unmap_off = 0;
+  uint64_t max_unmap = 0;
   uint64_t vmas_off = 0;
   uint64_t threads_off = 0;
   uint64_t posix_timers_off = 0;
@@ -107,7 +108,8 @@ ArgsPlan PlanArgs(const img::Process& core) {
   p.nr_siginfo = pa.siginfo;
   for (const img::Thread& t : core.threads()) p.nr_siginfo += kinds::QueuedSignals(t);
   p.unmap_off = sizeof(cf_rst_args);
-  p.vmas_off = p.unmap_off + sizeof(cf_rst_range) * CF_RST_MAX_UNMAP;
+  p.max_unmap = static_cast<uint64_t>(core.vmas_size()) + CF_RST_MAX_UNMAP_EXTRA;
+  p.vmas_off = p.unmap_off + sizeof(cf_rst_range) * p.max_unmap;
   p.threads_off = p.vmas_off + sizeof(cf_rst_vma) * static_cast<uint64_t>(core.vmas_size());
   p.posix_timers_off = p.threads_off + sizeof(cf_rst_thread) * static_cast<uint64_t>(core.threads_size());
   p.siginfo_off = p.posix_timers_off + sizeof(cf_rst_posix_timer) * uint64_t{pa.posix_timers};
@@ -130,17 +132,18 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
   // unmapped its own).
   if (L.vdso_len && L.vdso_target) keep.push_back({L.vdso_cur, L.vdso_len});
   for (const PremappedVma& p : L.vmas) {
-    if (p.premap == p.start) keep.push_back({p.start, p.len});  // premapped in place (the heap)
+    if (p.premap == p.start) keep.push_back({p.start, p.len});  // premapped in place
   }
   std::sort(keep.begin(), keep.end(), [](const auto& x, const auto& y) { return x.start < y.start; });
+  // Ranges that touch are kept as one: no empty gap to unmap between them.
   std::vector<cf_rst_range> unmap;
   uint64_t cursor = 0;
   for (const auto& k : keep) {
     if (k.start > cursor) unmap.push_back({cursor, k.start - cursor});
-    cursor = k.start + k.len;
+    cursor = std::max(cursor, k.start + k.len);
   }
   if (cursor < kTaskSize) unmap.push_back({cursor, kTaskSize - cursor});
-  if (unmap.size() > CF_RST_MAX_UNMAP) return Errorf("restorer args: %zu ranges to unmap", unmap.size());
+  if (unmap.size() > plan.max_unmap) return Errorf("restorer args: %zu ranges to unmap", unmap.size());
   a->unmap_off = plan.unmap_off;
   a->nr_unmap = static_cast<uint32_t>(unmap.size());
   memcpy(block + a->unmap_off, unmap.data(), unmap.size() * sizeof(cf_rst_range));
@@ -148,7 +151,9 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
   a->vmas_off = plan.vmas_off;
   auto* vmas = reinterpret_cast<cf_rst_vma*>(block + a->vmas_off);
   if (L.vmas.size() > static_cast<size_t>(core.vmas_size())) return Error("restorer args: more VMAs than planned");
-  for (const PremappedVma& p : L.vmas) vmas[a->nr_vmas++] = {p.premap, p.start, p.len, p.prot, 0};
+  for (const PremappedVma& p : L.vmas) {
+    vmas[a->nr_vmas++] = {p.premap, p.start, p.len, p.prot, PremapProt(core.vmas(p.vma_index)).value_or(CF_RST_PROT_UNKNOWN)};
+  }
 
   // Every thread, the leader first (record 0), by the one property table;
   // the queued signals of each thread go with them, after the process's.
@@ -281,8 +286,8 @@ Status Prepare(TaskContext& ctx) {
   msg.tag = 'P';
   report.region = layout.region;
   report.region_len = layout.region_len;
-  report.first_slot = layout.first_slot;
-  report.in_place_vma = layout.in_place_vma;
+  report.plan_addr = reinterpret_cast<uint64_t>(layout.vmas.data());
+  report.plan_count = layout.vmas.size();
   if (write(ctx.report_fd, &msg, sizeof(msg)) != static_cast<ssize_t>(sizeof(msg))) {
     return ErrnoStatus("report to criu-fast");
   }

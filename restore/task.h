@@ -23,8 +23,10 @@ struct TaskReport {
   uint64_t region;
   uint64_t region_len;
   uint64_t args;
-  uint64_t first_slot;  // 'P': where the VMA slots begin (see PlanSlots)
-  int64_t in_place_vma;  // 'P': the VMA premapped at its own address, or -1
+  // 'P': the premap plan (PremappedVma[plan_count] in the new process's
+  // memory, read by criu-fast with process_vm_readv while it is stopped).
+  uint64_t plan_addr;
+  uint64_t plan_count;
   uint64_t premap_ns;
   uint64_t fill_ns;
   uint64_t files_ns;

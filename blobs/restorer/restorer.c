@@ -341,8 +341,8 @@ void cf_restorer_main(struct cf_rst_args *a) {
   long r;
 
   a->stage = CF_RST_STAGE_START;
-  if (a->magic != CF_RST_MAGIC || a->version != CF_RST_VERSION || a->nr_unmap > CF_RST_MAX_UNMAP ||
-      a->nr_threads < 1)
+  if (a->magic != CF_RST_MAGIC || a->version != CF_RST_VERSION ||
+      a->nr_unmap > a->nr_vmas + CF_RST_MAX_UNMAP_EXTRA || a->nr_threads < 1)
     fail(a, CF_RST_STAGE_START, -22, 0);
 
   a->stage = CF_RST_STAGE_UNMAP;
@@ -368,6 +368,7 @@ void cf_restorer_main(struct cf_rst_args *a) {
 
   a->stage = CF_RST_STAGE_PROTECT;
   for (uint32_t i = 0; i < a->nr_vmas; i++) {
+    if (vmas[i].premap_prot == vmas[i].prot) continue;
     r = cf_sys3(CF_NR_mprotect, vmas[i].start, vmas[i].len, vmas[i].prot);
     if (r < 0) fail(a, CF_RST_STAGE_PROTECT, r, vmas[i].start);
   }

@@ -10,8 +10,8 @@
  *
  * The args block is cf_rst_args followed by variable-size arrays, each
  * found by its offset from the start of the block: the ranges to unmap
- * (at most CF_RST_MAX_UNMAP), the VMAs, the threads (the leader first), the
- * POSIX timers, the queued signals and the supplementary groups.
+ * (at most CF_RST_MAX_UNMAP_EXTRA more than the VMAs), the VMAs, the
+ * threads (the leader first), the POSIX timers, the queued signals and the supplementary groups.
  */
 #ifndef CF_RESTORER_ABI_H
 #define CF_RESTORER_ABI_H
@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define CF_RST_MAGIC 0x43465253u /* "SRFC" */
-#define CF_RST_VERSION 6u
+#define CF_RST_VERSION 7u
 #define CF_RST_NSIG 64
 
 /* Stages the restorer reports in cf_rst_args.stage (for error messages). */
@@ -46,16 +46,18 @@ struct cf_rst_range {
   uint64_t len;
 };
 
-/* Room for ranges to unmap: the gaps around the restore region and the
- * vDSO block (three at most). */
-#define CF_RST_MAX_UNMAP 4
+/* Ranges to unmap: the gaps around the restore region, the vDSO block and
+ * the VMAs premapped at their own address; at most one per VMA plus this. */
+#define CF_RST_MAX_UNMAP_EXTRA 4
+/* cf_rst_vma.premap_prot when criu-fast does not know it. */
+#define CF_RST_PROT_UNKNOWN 0xffffffffu
 
 struct cf_rst_vma {
   uint64_t premap; /* where the contents sit now */
   uint64_t start;  /* where they must go */
   uint64_t len;
   uint32_t prot;   /* final protection */
-  uint32_t pad;
+  uint32_t premap_prot; /* its protection now (no mprotect when equal), or CF_RST_PROT_UNKNOWN */
 };
 
 struct cf_rst_sigaction { /* the kernel's struct sigaction on x86-64 */
