@@ -301,6 +301,15 @@ Status AdviseLikeDump(const img::Vma& v, uint64_t addr) {
   return OkStatus();
 }
 
+// Plain private anonymous memory at [addr, addr + len), read-write.
+Status MapRun(uint64_t addr, uint64_t len) {
+  if (mmap(reinterpret_cast<void*>(addr), len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+           0) == MAP_FAILED) {
+    return ErrnoStatus("premap vmas in place at " + std::to_string(addr));
+  }
+  return OkStatus();
+}
+
 Status PremapVma(const img::Vma& v, const PremappedVma& p, uint64_t scratch, const ShmemFds& shmem,
                  const SocketFds& sockets, const Ghosts* ghosts) {
   if (p.packed) {
@@ -424,8 +433,27 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   L.vmas = PlanSlots(core, L.first_slot, in_place);
   // Packed slots are made at the tail of the region, past every slot.
   const uint64_t scratch = L.region + L.region_len - scratch_len;
-  for (PremappedVma& p : L.vmas) {
+  for (size_t i = 0; i < L.vmas.size(); ++i) {
+    PremappedVma& p = L.vmas[i];
     const img::Vma& v = core.vmas(p.vma_index);
+    if (p.premap == p.start && PlainAnon(v)) {
+      // A run of plain anonymous VMAs in place that touch is one mapping
+      // here (they would merge anyway); InPlace gave touching ones
+      // different protections, so the restorer's mprotect parts them.
+      size_t last = i;
+      while (last + 1 < L.vmas.size()) {
+        const PremappedVma& q = L.vmas[last + 1];
+        if (q.premap != q.start || q.start != L.vmas[last].start + L.vmas[last].len ||
+            !PlainAnon(core.vmas(q.vma_index))) {
+          break;
+        }
+        ++last;
+      }
+      RETURN_IF_ERROR(MapRun(p.start, L.vmas[last].start + L.vmas[last].len - p.start));
+      for (size_t k = i; k <= last; ++k) RETURN_IF_ERROR(AdviseLikeDump(core.vmas(L.vmas[k].vma_index), L.vmas[k].premap));
+      i = last;
+      continue;
+    }
     RETURN_IF_ERROR(PremapVma(v, p, scratch, shmem, sockets, ghosts));
     p.kept_apart = v.kind() == img::Vma::ANON_PRIVATE && p.premap != p.start;
   }
@@ -454,6 +482,20 @@ const PremappedVma* FindVma(const std::vector<PremappedVma>& slots, uint64_t add
   if (it == slots.begin()) return nullptr;
   --it;
   return addr < it->start + it->len ? &*it : nullptr;
+}
+
+// Appends |p| to |pieces|, as part of the last piece where both its source
+// and its destination run on from it (VMAs premapped in place side by side
+// take one write, not one per VMA).
+void AddPiece(std::vector<Piece>* pieces, const Piece& p) {
+  if (!pieces->empty()) {
+    Piece& last = pieces->back();
+    if (last.src + last.pages == p.src && last.dst + last.pages * kPageSize == p.dst) {
+      last.pages += p.pages;
+      return;
+    }
+  }
+  pieces->push_back(p);
 }
 
 // Writes the pieces from the chunk's raw bytes at |src|, |kMaxIov| at a
@@ -568,7 +610,7 @@ class FillPlan {
       const PremappedVma* v = FindVma(slots_, addr);
       if (!v) return Outside(addr);
       take = std::min(take, (v->start + v->len - addr) / kPageSize);
-      L.pieces[c].push_back({off, v->premap + (addr - v->start), take});
+      AddPiece(&L.pieces[c], {off, v->premap + (addr - v->start), take});
       addr += take * kPageSize;
       d += take;
       pages -= take;
@@ -583,7 +625,7 @@ class FillPlan {
       const PremappedVma* v = FindVma(slots_, addr);
       if (!v) return Outside(addr);
       const uint64_t take = std::min(pages, (v->start + v->len - addr) / kPageSize);
-      if (!v->anonymous) zero_.push_back({0, v->premap + (addr - v->start), take});
+      if (!v->anonymous) zero_.push_back({0, v->premap + (addr - v->start), take});  // src 0 each: not merged
       addr += take * kPageSize;
       pages -= take;
     }
@@ -642,6 +684,16 @@ Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
       return ErrnoStatus("drop the first page of a premapped vma");
     }
   }
+  // One madvise per run of premapped memory that runs on (VMAs in place
+  // side by side), not one per range or VMA.
+  uint64_t run = 0, run_len = 0;
+  auto flush = [&]() -> Status {
+    if (run_len != 0 && madvise(reinterpret_cast<void*>(run), run_len, kMadvPopulateWrite) != 0 && errno != EINVAL) {
+      return ErrnoStatus("populate premapped memory");
+    }
+    run_len = 0;
+    return OkStatus();
+  };
   for (const img::PageRange& r : pm.ranges()) {
     if (r.kind() != img::PageRange::DATA && r.kind() != img::PageRange::PARENT) continue;
     uint64_t addr = r.vaddr();
@@ -650,15 +702,17 @@ Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
       const PremappedVma* v = FindVma(L.vmas, addr);
       if (!v) return Error("pagemap: range at " + std::to_string(addr) + " lies outside every vma", EBADMSG);
       const uint64_t len = std::min(left, v->start + v->len - addr);
-      void* dst = reinterpret_cast<void*>(v->premap + (addr - v->start));
-      if (madvise(dst, len, kMadvPopulateWrite) != 0 && errno != EINVAL) {
-        return ErrnoStatus("populate premapped memory");
+      const uint64_t dst = v->premap + (addr - v->start);
+      if (run_len == 0 || run + run_len != dst) {
+        RETURN_IF_ERROR(flush());
+        run = dst;
       }
+      run_len += len;
       addr += len;
       left -= len;
     }
   }
-  return OkStatus();
+  return flush();
 }
 
 Status InstallGuards(const MemoryLayout& L, const img::PageMap& pm) {
