@@ -4,6 +4,9 @@
 #
 # 1. dump -R: the image holds the namespace (lo up, its extra address, the
 #    nftables table); the lock is gone afterwards; the self-check passes.
+# 1b. a dump failing with the namespace locked, and criu-fast killed
+#    (SIGKILL) then: the lock is gone (the guard deleted it inside the
+#    namespace), the tree runs on.
 # 2. dump --tcp-established (kill) + restore -d: a new namespace, made like
 #    the old one; the connection carries its queued data and more, the
 #    listener accepts.
@@ -47,6 +50,27 @@ if "cf_netns_test" not in rules or "criu-fast-" in rules:
     fail("nft ruleset %r" % rules)
 EOF2
 [ "$(locked_tables "$root")" = 0 ] || fail "the lock table stayed after dump -R"
+check_pass "$W"
+
+# --- 1b. a failed dump, and criu-fast killed, with the namespace locked -------
+CF_FAULT=tcp-locked run_cf fault dump -t "$root" -D "$E2E_TMP/img-fault" --tcp-established
+assert_cf_error "dump with CF_FAULT=tcp-locked"
+[ "$(locked_tables "$root")" = 0 ] || fail "the lock table stayed after a failed dump"
+assert_running_untraced "$root" "after the failed dump"
+check_pass "$W"
+CF_FAULT=tcp-kill run_cf killed dump -t "$root" -D "$E2E_TMP/img-killed" --tcp-established
+[ "$CF_RC" = 137 ] || fail "criu-fast with CF_FAULT=tcp-kill exited $CF_RC, not killed"
+for ((i = 0; i < 200; i++)); do
+  [ "$(locked_tables "$root")" = 0 ] && break
+  sleep 0.05
+done
+[ "$(locked_tables "$root")" = 0 ] || fail "the guard left the lock table after criu-fast was killed"
+wait_untraced=0
+for ((i = 0; i < 200; i++)); do
+  is_running_untraced "$root" && { wait_untraced=1; break; }
+  sleep 0.05
+done
+[ "$wait_untraced" = 1 ] || fail "process $root not running untraced after criu-fast was killed"
 check_pass "$W"
 
 # --- 2. dump (kill) + restore ---------------------------------------------
