@@ -9,6 +9,8 @@
 # 2. dump (kill) + restore -d: both messages carry one instance again, its
 #    watch list has the same fd numbers and data, and its readiness follows
 #    the queue.
+# 3. the instance also watches a pipe: the dump is refused, naming what
+#    is not supported, and the process runs on.
 # shellcheck source=lib.sh
 source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
 e2e_init
@@ -41,4 +43,13 @@ check_pass "$W"
 dump_kill dump "$root" "$E2E_TMP/img"
 restore_d restore "$E2E_TMP/img" "$root"
 check_pass "$W"
+
+W2=$E2E_TMP/w2
+start_prog unix_flight_epoll "$W2" pipe
+p2=$PROG_PID
+run_cf refuse dump -t "$p2" -D "$E2E_TMP/img-no"
+assert_cf_error "dump of an in-flight epoll watching a pipe"
+cf_error_line | grep -q "not a unix socket of the socket in whose queue it is: not supported" ||
+  fail "refusal: $(cf_error_line)"
+assert_running_untraced "$p2" "after the refused dump"
 log "PASS"

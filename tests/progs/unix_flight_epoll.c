@@ -1,10 +1,13 @@
-/* unix_flight_epoll W: an epoll instance in flight (SCM_RIGHTS) in a unix
+/* unix_flight_epoll W [pipe]: an epoll instance in flight (SCM_RIGHTS) in a unix
  * socket's queue, which no process holds any more (zdtm's scm05).
  *
  *   sk[0], sk[1]  a datagram socket pair
  *   ep            watches sk[1] for EPOLLIN (data 'r') and sk[0] for
  *                 EPOLLOUT (data 'w'); sent twice through sk[0] (so twice
  *                 in sk[1]'s queue), then closed
+ *
+ * With "pipe", the instance also watches the read end of a pipe the process
+ * holds (what criu-fast refuses to dump; no check is made then).
  *
  * On SIGUSR1: both messages carry the same instance, whose fdinfo lists
  * sk[1] and sk[0] by their numbers; while a message is queued it reports
@@ -93,7 +96,7 @@ static void Check(void) {
 }
 
 int main(int argc, char **argv) {
-  cf_init(argc, argv, 1, "unix_flight_epoll W");
+  cf_init(argc, argv, 1, "unix_flight_epoll W [pipe]");
   if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sk)) cf_die("socketpair");
   int ep = epoll_create1(0);
   if (ep < 0) cf_die("epoll_create1");
@@ -102,6 +105,13 @@ int main(int argc, char **argv) {
   ev.events = EPOLLOUT;
   ev.data.u64 = 'w';
   if (epoll_ctl(ep, EPOLL_CTL_ADD, sk[0], &ev)) cf_die("epoll_ctl");
+  if (argc > 2 && strcmp(argv[2], "pipe") == 0) {
+    int p[2];
+    if (pipe(p)) cf_die("pipe");
+    ev.events = EPOLLIN;
+    ev.data.u64 = 'p';
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev)) cf_die("epoll_ctl");
+  }
   SendFd(ep);
   SendFd(ep);
   close(ep);
