@@ -10,6 +10,7 @@
 # 2. dump --tcp-established (kill) + restore -d: a new namespace, made like
 #    the old one; the connection carries its queued data and more, the
 #    listener accepts.
+# 2b. the same through `dump --stream | restore --stream`.
 # 3. a veth link in the namespace: the dump is refused, naming the link; the
 #    tree runs on, unlocked.
 # 4. a named namespace (ip netns add) joined by the program: after the dump
@@ -81,6 +82,18 @@ new_ns=$(stat -L -c %i "/proc/$root/ns/net")
 [ "$new_ns" != "$old_ns" ] && [ "$new_ns" != "$(stat -L -c %i /proc/self/ns/net)" ] ||
   fail "restored in namespace $new_ns (old $old_ns, ours $(stat -L -c %i /proc/self/ns/net))"
 [ "$(locked_tables "$root")" = 0 ] || fail "a lock table in the new namespace"
+check_pass "$W"
+
+# --- 2b. the same through a stream --------------------------------------------
+prev_ns=$new_ns
+"$CRIU_FAST" dump -t "$root" --stream --tcp-established -v4 -o "$E2E_TMP/sdump.log" 2>"$E2E_TMP/sdump.err" |
+  "$CRIU_FAST" restore --stream -d --pidfile "$E2E_TMP/spid" -v4 -o "$E2E_TMP/srestore.log" 2>"$E2E_TMP/srestore.err"
+rcs=("${PIPESTATUS[@]}")
+[ "${rcs[0]}" = 0 ] || fail "dump --stream exited ${rcs[0]}: $(head -c 300 "$E2E_TMP/sdump.err")"
+[ "${rcs[1]}" = 0 ] || fail "restore --stream exited ${rcs[1]}: $(head -c 300 "$E2E_TMP/srestore.err")"
+assert_running_untraced "$root" "after restore --stream"
+[ "$(stat -L -c %i "/proc/$root/ns/net")" != "$prev_ns" ] || fail "restore --stream kept the old namespace"
+[ "$(locked_tables "$root")" = 0 ] || fail "a lock table after restore --stream"
 check_pass "$W"
 
 # --- 3. a link that is not restored: refused ---------------------------------
