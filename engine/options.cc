@@ -30,7 +30,8 @@ enum class Act {
   kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kLeaveStopped, kDetached, kShellJob, kFileLocks, kExtUnixSk, kLinkRemap,
   kPidfile,
   kPrevImages, kTrackMem, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose, kRoot,
-  kPreDumpMode, kManageCgroups, kTcpEstablished, kSkipInFlight, kTcpClose, kNetworkLock, kJoinNs, kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
+  kPreDumpMode, kManageCgroups, kTcpEstablished, kSkipInFlight, kTcpClose, kNetworkLock, kJoinNs,
+  kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
   // criu-fast's own (long only)
   kJobs, kCompress, kDrain, kNoPagemapScan, kStream, kStreamTo, kStreamFrom, kAllowUntrusted,
 };
@@ -546,7 +547,8 @@ Result<Options> ParseOptions(int argc, char** argv) {
   for (const std::string& ns : o.join_ns) {
     if (o.command != Command::kRestore) return Error("option --join-ns is not supported at dump: a restore option");
     if (ns.rfind("net:", 0) != 0) {
-      return Error("option --join-ns " + ns + " is not supported by criu-fast: only a network namespace (net:PATH or net:PID)");
+      return Error("option --join-ns " + ns +
+                   " is not supported by criu-fast: only a network namespace (net:PATH or net:PID)");
     }
   }
   if (o.join_ns.size() > 1) return Error("option --join-ns is not supported twice");

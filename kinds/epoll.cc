@@ -15,6 +15,10 @@
 // order, until one holds every target (the tree pass, once every process is
 // known); that fd carries the targets.
 //
+// An instance in flight in a unix socket's queue that no process holds is
+// saved with that socket object (kinds/unix_flight.h), whose creator adds
+// its targets with AddEpollTarget.
+//
 // Restore: the instance is created empty by the owner of its description;
 // its targets are added by the process whose fd carries them, once every fd
 // of that process is at its number (AfterPlacement), with the saved events
