@@ -73,6 +73,7 @@
 #include "kinds/fdtable.h"
 #include "kinds/ghost_file.h"
 #include "kinds/net_lock.h"
+#include "kinds/netns.h"
 #include "kinds/shmem.h"
 #include "kinds/timens.h"
 #include "kinds/tty_session.h"
@@ -147,6 +148,7 @@ class Dumper {
  public:
   explicit Dumper(const Options& opts) : opts_(opts) {}
   ~Dumper() {
+    kinds::SetTreeNetns(-1);
     if (!committed_ && sink_) sink_->Abort();
     // Before tree_ lets the tree run on.
     if (!killed_) shared_.PutBack();
@@ -181,6 +183,7 @@ class Dumper {
   void InitPipeBudget();
   Status CollectProcess(const SeizedProcess& sp, ProcessDump* out);
   Status CollectCgroups();
+  Status CollectNetns(const std::vector<pid_t>& pids);
   Status DumpProcessPages(ProcessDump* pd);
   Status DumpAllPages();
   Status WriteCore(const ProcessDump& pd);
@@ -196,6 +199,10 @@ class Dumper {
   // waits for its end, when the pids it needs are being freed).
   std::unique_ptr<streams::ImageSink> sink_;
   FrozenTree tree_;
+  // The tree's network namespace when it is not ours (kinds/netns.h), and
+  // what it holds; outlives the lock made in it.
+  std::unique_ptr<kinds::TreeNetns> netns_;
+  std::optional<img::NetNs> net_ns_;
   // Declared after tree_, so undone (connections out of repair mode,
   // unlocked) before a failed dump lets the tree run again.
   std::unique_ptr<kinds::NetLock> net_lock_;
@@ -492,6 +499,7 @@ Status Dumper::WriteInventory() {
   }
   // Without -R the lock stays for restore to remove.
   if (net_lock_ && !opts_.leave_running) inv.set_net_lock(net_lock_->table());
+  if (net_ns_) *inv.mutable_net_ns() = *net_ns_;
   if (cgroups_) {
     for (const img::CgroupDir& d : cgroups_->dirs()) *inv.add_cgroup_dirs() = d;
   }
@@ -561,6 +569,17 @@ Status Dumper::CollectCgroups() {
   return OkStatus();
 }
 
+// A tree in a network namespace of its own: what the namespace holds is
+// read before the lock goes in, then the whole namespace is locked.
+Status Dumper::CollectNetns(const std::vector<pid_t>& pids) {
+  ASSIGN_OR_RETURN(netns_, kinds::TreeNetns::Find(pids));
+  if (!netns_) return OkStatus();
+  ASSIGN_OR_RETURN(net_ns_, netns_->Read());
+  kinds::SetTreeNetns(netns_->fd());
+  ASSIGN_OR_RETURN(net_lock_, kinds::NetLock::Start(opts_.pid, opts_.network_lock, netns_->fd()));
+  return OkStatus();
+}
+
 Status Dumper::ExplainVanished(Status s) const {
   constexpr uint32_t kPfExiting = 0x4;
   for (const SeizedProcess& sp : tree_.processes()) {
@@ -603,6 +622,7 @@ Status Dumper::Run() {
     ScopedTimer t(&stats_.collect_ns);
     std::vector<pid_t> pids;
     for (const SeizedProcess& sp : tree_.processes()) pids.push_back(sp.pid);
+    RETURN_IF_ERROR(CollectNetns(pids));
     RETURN_IF_ERROR(shared_.Collect(pids, *fd_ctx_));
     RETURN_IF_ERROR(kinds::RefuseTimeNamespaces(pids));
     ASSIGN_OR_RETURN(fd_tables_, kinds::FdTables::Read(pids));

@@ -30,7 +30,8 @@ enum class Act {
   kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kLeaveStopped, kDetached, kShellJob, kFileLocks, kExtUnixSk, kLinkRemap,
   kPidfile,
   kPrevImages, kTrackMem, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose, kRoot,
-  kPreDumpMode, kManageCgroups, kTcpEstablished, kSkipInFlight, kTcpClose, kNetworkLock, kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
+  kPreDumpMode, kManageCgroups, kTcpEstablished, kSkipInFlight, kTcpClose, kNetworkLock, kJoinNs,
+  kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
   // criu-fast's own (long only)
   kJobs, kCompress, kDrain, kNoPagemapScan, kStream, kStreamTo, kStreamFrom, kAllowUntrusted,
 };
@@ -57,7 +58,7 @@ const OptDef kOptions[] = {
     {"images-dir", required_argument, 'D', false, Act::kImagesDir, nullptr},
     {"work-dir", required_argument, 'W', false, Act::kWorkDir, nullptr},
     {"log-file", required_argument, 'o', false, Act::kLogFile, nullptr},
-    {"join-ns", required_argument, 'J', false, Act::kRefused, kNotNamespaces},
+    {"join-ns", required_argument, 'J', false, Act::kJoinNs, nullptr},
     {"root", required_argument, 'r', false, Act::kRoot, nullptr},
     {"ext-unix-sk", optional_argument, 'x', false, Act::kExtUnixSk, nullptr},
     {"help", no_argument, 'h', false, Act::kHelp, nullptr},
@@ -347,6 +348,7 @@ Status Apply(const OptDef& d, bool negated, const char* arg, Options* o) {
       o->manage_cgroups = arg ? arg : "soft";
       break;
     }
+    case Act::kJoinNs: o->join_ns.push_back(arg); break;
     case Act::kTcpEstablished: o->tcp_established = !negated; break;
     case Act::kSkipInFlight: o->skip_in_flight = !negated; break;
     case Act::kTcpClose:
@@ -542,6 +544,14 @@ Result<Options> ParseOptions(int argc, char** argv) {
     return Error("dump needs -t PID");
   }
   if (!o.features.empty() && o.command != Command::kCheck) return Error("--feature is for check");
+  for (const std::string& ns : o.join_ns) {
+    if (o.command != Command::kRestore) return Error("option --join-ns is not supported at dump: a restore option");
+    if (ns.rfind("net:", 0) != 0) {
+      return Error("option --join-ns " + ns +
+                   " is not supported by criu-fast: only a network namespace (net:PATH or net:PID)");
+    }
+  }
+  if (o.join_ns.size() > 1) return Error("option --join-ns is not supported twice");
   if (o.stream) {
     const bool dump = o.command == Command::kDump;
     if (!dump && o.command != Command::kRestore && o.command != Command::kShow) {

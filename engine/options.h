@@ -38,6 +38,7 @@ struct Options {
   bool skip_in_flight = false;   // --skip-in-flight: drop connections not accepted yet
   bool tcp_close = false;        // --tcp-close: connections saved (dump) or restored closed
   bool network_lock = true;      // --network-lock iptables|nftables (true) or skip
+  std::vector<std::string> join_ns;  // --join-ns: restore only, net:PATH or net:PID
   bool ext_unix_sk = false;      // -x/--ext-unix-sk: datagram sockets connected outside the tree are dumped
   std::vector<uint64_t> ext_unix_sk_ids;  // --ext-unix-sk=ino,...: only these (empty: all)
   std::string pidfile;           // --pidfile (relative to the work directory)

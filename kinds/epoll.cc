@@ -15,6 +15,10 @@
 // order, until one holds every target (the tree pass, once every process is
 // known); that fd carries the targets.
 //
+// An instance in flight in a unix socket's queue that no process holds is
+// saved with that socket object (kinds/unix_flight.h), whose creator adds
+// its targets with AddEpollTarget.
+//
 // Restore: the instance is created empty by the owner of its description;
 // its targets are added by the process whose fd carries them, once every fd
 // of that process is at its number (AfterPlacement), with the saved events
@@ -40,6 +44,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "kinds/kind.h"
+#include "kinds/unix_flight.h"
 #include "proc/fdinfo_kinds.h"
 
 namespace cf::kinds {
@@ -255,6 +260,23 @@ class Epoll final : public FdKind {
 };
 
 }  // namespace
+
+Status AddEpollTarget(int efd, const img::EpollTarget& t, int source) {
+  // Above t.tfd, so that putting |source| there leaves the instance alone.
+  UniqueFd ep(fcntl(efd, F_DUPFD_CLOEXEC, t.tfd() + 1));
+  if (!ep.valid()) return ErrnoStatus("dup epoll fd");
+  UniqueFd src(fcntl(source, F_DUPFD_CLOEXEC, t.tfd() + 1));
+  if (!src.valid()) return ErrnoStatus("dup target fd");
+  epoll_event ev{};
+  ev.events = t.events();
+  ev.data.u64 = t.data();
+  TemporaryFd at;
+  RETURN_IF_ERROR(at.Put(src.get(), t.tfd()));
+  if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, t.tfd(), &ev) != 0) {
+    return ErrnoStatus("epoll: add fd " + std::to_string(t.tfd()) + " (events " + std::to_string(t.events()) + ")");
+  }
+  return at.Undo();
+}
 
 const FdKind& EpollKind() {
   static const Epoll kind;

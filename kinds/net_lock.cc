@@ -7,7 +7,7 @@
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +18,7 @@
 
 #include "common/io.h"
 #include "common/log.h"
+#include "kinds/netns.h"
 #include "kinds/tcp_fin.h"
 
 extern char** environ;
@@ -46,41 +47,12 @@ Result<std::string> FindNft() {
   return Error("the TCP network lock needs nft (nftables), which is not installed or not in PATH", ENOENT);
 }
 
-// Runs `nft -f -` with |script| on its stdin; its stderr in the error.
-Status RunNft(const std::string& nft, const std::string& script) {
-  int in[2], err[2];
-  if (pipe2(in, O_CLOEXEC) != 0) return ErrnoStatus("pipe");
-  UniqueFd in_r(in[0]), in_w(in[1]);
-  if (pipe2(err, O_CLOEXEC) != 0) return ErrnoStatus("pipe");
-  UniqueFd err_r(err[0]), err_w(err[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, in_r.get(), 0);
-  posix_spawn_file_actions_adddup2(&fa, err_w.get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
-  const char* argv[] = {nft.c_str(), "-f", "-", nullptr};
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, nft.c_str(), &fa, nullptr, const_cast<char**>(argv), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return ErrnoStatus(rc, "run " + nft);
-  in_r.reset();
-  err_w.reset();
-  Status wrote = WriteAll(in_w.get(), script.data(), script.size(), "nft's input");
-  in_w.reset();
-  std::string out;
-  char buf[512];
-  ssize_t n;
-  while ((n = read(err_r.get(), buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
-    if (n > 0) out.append(buf, static_cast<size_t>(n));
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    while (!out.empty() && out.back() == '\n') out.pop_back();
-    return Error("nft failed: " + out, EIO);
-  }
-  return wrote;
+// Runs `nft -f -` with |script| on its stdin, in network namespace |netns|
+// (-1: ours); its stderr in the error.
+Status RunNft(const std::string& nft, const std::string& script, int netns = -1) {
+  Status s = RunIn(netns, {nft, "-f", "-"}, script, nullptr);
+  if (!s.ok()) return Error(s.message(), EIO);
+  return s;
 }
 
 // Runs argv and waits; async-signal-safe.
@@ -147,7 +119,7 @@ bool GuardRun(char* const argv[]) {
 
 }  // namespace
 
-Result<std::unique_ptr<NetLock>> NetLock::Start(pid_t root, bool rules) {
+Result<std::unique_ptr<NetLock>> NetLock::Start(pid_t root, bool rules, int netns) {
   std::string nft = "nft";
   if (rules) {
     ASSIGN_OR_RETURN(nft, FindNft());
@@ -176,11 +148,19 @@ Result<std::unique_ptr<NetLock>> NetLock::Start(pid_t root, bool rules) {
     const int devnull = open("/dev/null", O_RDWR);
     for (int fd = 0; fd < 3; ++fd) dup2(devnull, fd);
     dup2(theirs.get(), 3);
+    // The table to delete is in the tree's namespace.
+    if (netns >= 0 && setns(netns, CLONE_NEWNET) != 0) _exit(1);
     close_range(4, ~0u, 0);
     GuardMain(3, del_argv);
   }
   LOG_DEBUG("net-lock: guard %d for table inet %s", pid, table.c_str());
-  return std::unique_ptr<NetLock>(new NetLock(table, rules, pid, std::move(mine)));
+  std::unique_ptr<NetLock> lock(new NetLock(table, rules, pid, std::move(mine), netns));
+  if (netns >= 0 && rules) {
+    RETURN_IF_ERROR(LockNamespace(netns, table).WithContext("lock the tree's network namespace"));
+    lock->created_ = true;
+    LOG_INFO("net-lock: the tree's network namespace locked (table inet %s)", table.c_str());
+  }
+  return lock;
 }
 
 NetLock::~NetLock() {
@@ -190,7 +170,7 @@ NetLock::~NetLock() {
 }
 
 Status NetLock::Lock(const InetAddr& local, const InetAddr& peer) {
-  if (!rules_) return OkStatus();
+  if (!rules_ || netns_ >= 0) return OkStatus();  // the namespace is locked already
   ASSIGN_OR_RETURN(std::string nft, FindNft());
   std::string script;
   if (!created_) {
@@ -271,12 +251,26 @@ Status NetLock::Undo() {
   return Finish(created_ ? kUndo : kUndoNoTable);
 }
 
+Status LockNamespace(int netns, const std::string& table) {
+  ASSIGN_OR_RETURN(std::string nft, FindNft());
+  // Nothing passes but the segments criu-fast makes (CRIU's SOCCR_MARK is
+  // the same mark).
+  std::string script = "add table inet " + table + "\n";
+  for (const char* hook : {"input", "output"}) {
+    script += std::string("add chain inet ") + table + " " + hook + " { type filter hook " + hook +
+              " priority -300; policy drop; }\n";
+    script += std::string("add rule inet ") + table + " " + hook + " meta mark " + std::to_string(kFinMark) +
+              " accept\n";
+  }
+  return RunNft(nft, script, netns);
+}
+
 Status CheckNetLock() { return FindNft().status(); }
 
-Status UnlockNetwork(const std::string& table) {
+Status UnlockNetwork(const std::string& table, int netns) {
   if (table.empty()) return OkStatus();
   ASSIGN_OR_RETURN(std::string nft, FindNft());
-  RETURN_IF_ERROR(RunNft(nft, "delete table inet " + table + "\n").WithContext("network unlock"));
+  RETURN_IF_ERROR(RunNft(nft, "delete table inet " + table + "\n", netns).WithContext("network unlock"));
   LOG_INFO("net-lock: table inet %s removed", table.c_str());
   return OkStatus();
 }

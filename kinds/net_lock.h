@@ -18,6 +18,10 @@
 // ends, the guard sees its channel close and deletes the table, so the
 // tree, which the kernel detaches then, carries on with working
 // connections (what it sent before the table went is retransmitted).
+// A tree in a network namespace of its own (kinds/netns.h) has the whole
+// namespace locked instead, as CRIU does: the table is made in it at Start,
+// and its chains drop every packet but those marked kFinMark; the guard
+// enters the namespace to delete it.
 // Needs `nft` (nftables) in PATH.
 #pragma once
 
@@ -37,7 +41,8 @@ class NetLock {
   // Forks the guard; the table is created with the first connection.
   // Without |rules| (--network-lock skip) no packet is dropped; the guard
   // still closes the sockets in repair mode after a dump that killed the tree.
-  static Result<std::unique_ptr<NetLock>> Start(pid_t root, bool rules);
+  // |netns| >= 0: the tree's own network namespace, locked as a whole now.
+  static Result<std::unique_ptr<NetLock>> Start(pid_t root, bool rules, int netns = -1);
   // Undo() unless Keep() or Undo() was called.
   ~NetLock();
   NetLock(const NetLock&) = delete;
@@ -56,14 +61,15 @@ class NetLock {
   std::string table() const { return created_ ? table_ : std::string(); }
 
  private:
-  NetLock(std::string table, bool rules, pid_t guard, UniqueFd channel)
-      : table_(std::move(table)), rules_(rules), guard_(guard), channel_(std::move(channel)) {}
+  NetLock(std::string table, bool rules, pid_t guard, UniqueFd channel, int netns)
+      : table_(std::move(table)), rules_(rules), guard_(guard), channel_(std::move(channel)), netns_(netns) {}
   Status Finish(char how);
 
   std::string table_;
   bool rules_ = true;
   pid_t guard_ = -1;
   UniqueFd channel_;
+  int netns_ = -1;         // the tree's namespace (borrowed), locked as a whole
   bool created_ = false;   // the table exists
   bool finished_ = false;
 };
@@ -71,7 +77,13 @@ class NetLock {
 // Whether nft is there to lock connections.
 Status CheckNetLock();
 
-// Restore: removes the lock |table| a dump left (the connections are back).
-Status UnlockNetwork(const std::string& table);
+// Locks network namespace |netns| as a whole under |table| (every packet
+// dropped but those marked kFinMark): a namespace restore made again, until
+// its connections are back.
+Status LockNamespace(int netns, const std::string& table);
+
+// Restore: removes the lock |table| a dump left (the connections are back),
+// in network namespace |netns| (-1: criu-fast's).
+Status UnlockNetwork(const std::string& table, int netns = -1);
 
 }  // namespace cf::kinds

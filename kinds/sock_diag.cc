@@ -10,13 +10,16 @@
 #include <vector>
 
 #include "common/fd.h"
+#include "kinds/netns.h"
 
 namespace cf::kinds {
 
 Result<bool> SockDiag(const void* req, size_t len, bool dump, const char* what,
                       const std::function<bool(const DiagReply&)>& visit) {
-  UniqueFd nl(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-  if (!nl.valid()) return ErrnoStatus("socket(NETLINK_SOCK_DIAG)");
+  // sock_diag answers for its own socket's namespace: the tree's.
+  auto made = SocketIn(TreeNetnsFd(), AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (!made.ok()) return made.status().WithContext("socket(NETLINK_SOCK_DIAG)");
+  UniqueFd nl = std::move(*made);
   std::vector<char> request(NLMSG_LENGTH(len));
   auto* nlh = reinterpret_cast<nlmsghdr*>(request.data());
   nlh->nlmsg_len = static_cast<uint32_t>(request.size());

@@ -50,6 +50,7 @@
 #include "common/log.h"
 #include "kinds/inet_addr.h"
 #include "kinds/kind.h"
+#include "kinds/netns.h"
 #include "kinds/sock_diag.h"
 #include "kinds/socket_opts.h"
 #include "kinds/net_lock.h"
@@ -119,18 +120,9 @@ Result<DiagInfo> QueryDiag(int family, uint32_t states, uint64_t inode) {
   return d;
 }
 
-// Restore recreates sockets in criu-fast's own network namespace (and
-// sock_diag sees only that one): a socket of another one is refused.
-Status CheckSameNetns(int fd) {
-  UniqueFd ns(ioctl(fd, SIOCGSKNS));
-  struct stat theirs {}, ours {};
-  if (!ns.valid() || fstat(ns.get(), &theirs) != 0) return ErrnoStatus("the socket's network namespace (SIOCGSKNS)");
-  if (stat("/proc/self/ns/net", &ours) != 0) return ErrnoStatus("stat /proc/self/ns/net");
-  if (theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev) {
-    return Error("a TCP socket of another network namespace: not supported (network namespaces are not restored)");
-  }
-  return OkStatus();
-}
+// Restore recreates sockets in the namespace of the tree (kinds/netns.h),
+// and sock_diag sees only that one: a socket of another one is refused.
+Status CheckSameNetns(int fd) { return CheckTreeNetns(fd).WithContext("TCP"); }
 
 // The options of any TCP socket.
 Status ReadOptions(int fd, int family, img::TcpSocket* t) {

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "common/io.h"
+#include "proc/fdinfo_kinds.h"
 
 namespace cf::kinds {
 
@@ -101,13 +102,49 @@ Result<bool> FlightFiles::LinkToTree(File& f) {
   return true;
 }
 
+Status FlightFiles::ReadEpoll(File& f, const std::set<uint64_t>& object_socks) {
+  ASSIGN_OR_RETURN(std::vector<proc::EpollTargetInfo> targets, proc::ParseEpollTargets(f.info));
+  const pid_t self = getpid();
+  std::map<int32_t, uint32_t> seen;  // tfd -> entries with that number so far
+  for (const proc::EpollTargetInfo& t : targets) {
+    const std::string what = "an epoll instance in flight, watching fd " + std::to_string(t.tfd);
+    kcmp_epoll_slot slot{static_cast<uint32_t>(f.fd.get()), static_cast<uint32_t>(t.tfd), seen[t.tfd]++};
+    if (!object_socks.count(t.ino)) {
+      return Error(what + " (inode " + std::to_string(t.ino) +
+                   "), which is not a unix socket of the socket in whose queue it is: not supported");
+    }
+    // The inode alone could be a file of another filesystem: the tree must
+    // hold that very socket.
+    bool found = false;
+    for (pid_t pid : tree_ ? tree_->order() : std::vector<pid_t>{}) {
+      for (const img::Fd* held : tree_->FdsOf(pid)) {
+        if (found || held->inode() != t.ino || !held->has_unix_socket()) continue;
+        found = syscall(SYS_kcmp, pid, self, KCMP_EPOLL_TFD, held->fd(), reinterpret_cast<unsigned long>(&slot)) == 0;
+      }
+      if (found) break;
+    }
+    if (!found) return Error(what + ": no process of the tree holds the watched socket: not supported");
+    img::EpollTarget* et = f.record.mutable_epoll()->add_targets();
+    et->set_tfd(t.tfd);
+    et->set_events(t.events);
+    et->set_data(t.data);
+    et->set_flight_sock(t.ino);
+  }
+  return OkStatus();
+}
+
 Status FlightFiles::Finish(google::protobuf::RepeatedPtrField<img::Fd>* fds,
-                           google::protobuf::RepeatedPtrField<img::FileObject>* objects) {
+                           google::protobuf::RepeatedPtrField<img::FileObject>* objects,
+                           const std::set<uint64_t>& object_socks) {
   std::map<const FdKind*, std::unique_ptr<TreePass>> passes;
   for (auto& f : files_) {
     // The tree's pass saves the object of a file it shares.
     ASSIGN_OR_RETURN(bool linked, LinkToTree(*f));
     if (linked) continue;
+    if (f->kind->field() == img::Fd::kEpoll) {
+      RETURN_IF_ERROR(ReadEpoll(*f, object_socks));
+      continue;
+    }
     auto it = passes.find(f->kind);
     if (it == passes.end()) it = passes.emplace(f->kind, f->kind->NewPassFor(ctx_)).first;
     if (it->second) RETURN_IF_ERROR(it->second->Add(f->sight, f->info, true, &f->record));
@@ -169,6 +206,24 @@ Result<std::map<uint32_t, UniqueFd>> MakeFlightFiles(const google::protobuf::Rep
     for (auto& [id, fd] : created) made[id] = std::move(fd);
   }
   return made;
+}
+
+Status AddFlightEpollTargets(const google::protobuf::RepeatedPtrField<img::Fd>& fds,
+                             const std::map<uint32_t, UniqueFd>& made, const std::map<uint64_t, int>& socks) {
+  for (const img::Fd& f : fds) {
+    if (!f.has_epoll() || f.tree_file_id() != 0 || f.epoll().targets().empty()) continue;
+    auto e = made.find(f.file_id());
+    if (e == made.end()) return Errorf("in-flight epoll instance %u was not made", f.file_id());
+    for (const img::EpollTarget& t : f.epoll().targets()) {
+      auto s = socks.find(t.flight_sock());
+      if (s == socks.end() || s->second < 0) {
+        return Errorf("in-flight epoll instance %u watches socket:[%lu], which its socket object does not hold",
+                      f.file_id(), static_cast<unsigned long>(t.flight_sock()));
+      }
+      RETURN_IF_ERROR(AddEpollTarget(e->second.get(), t, s->second).WithContext("in-flight epoll instance"));
+    }
+  }
+  return OkStatus();
 }
 
 }  // namespace cf::kinds

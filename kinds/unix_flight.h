@@ -17,12 +17,21 @@
 // socket's creator takes it from those it created or inherited (the
 // restore plan makes that creator an ancestor, or the same process, and
 // creates the object first: SharedObject::needs).
+//
+// An epoll instance in flight that no process holds keeps its watch list:
+// each target must be a unix socket of the same socket object (the one in
+// whose queue it sits, or its peer), found in the tree by
+// kcmp(KCMP_EPOLL_TFD) and saved by inode (EpollTarget.flight_sock). The
+// object's creator adds the targets back once its sockets exist, through
+// its own copy of the instance, with the socket put at the old fd number
+// for the epoll_ctl (so the instance records the same number).
 #pragma once
 
 #include <sys/stat.h>
 
 #include <map>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "common/fd.h"
@@ -41,8 +50,11 @@ class FlightFiles final : public TreeFds {
   // Takes the descriptors of one message; returns their file ids.
   Result<std::vector<uint32_t>> Add(std::vector<UniqueFd> fds);
   // Runs the kinds' tree passes and moves the records into |fds|, |objects|.
+  // |object_socks|: the inodes of the socket object's own sockets (what an
+  // epoll instance in flight may watch).
   Status Finish(google::protobuf::RepeatedPtrField<img::Fd>* fds,
-                google::protobuf::RepeatedPtrField<img::FileObject>* objects);
+                google::protobuf::RepeatedPtrField<img::FileObject>* objects,
+                const std::set<uint64_t>& object_socks);
   bool empty() const { return files_.empty(); }
 
   // TreeFds, for the kinds' passes.
@@ -54,6 +66,8 @@ class FlightFiles final : public TreeFds {
   struct File;
   // Names |f| by the tree's file_id when the tree holds its object.
   Result<bool> LinkToTree(File& f);
+  // The watch list of epoll instance |f|, which only criu-fast holds.
+  Status ReadEpoll(File& f, const std::set<uint64_t>& object_socks);
 
   DumpContext& ctx_;
   TreeFds* tree_;
@@ -67,5 +81,15 @@ class FlightFiles final : public TreeFds {
 Result<std::map<uint32_t, UniqueFd>> MakeFlightFiles(const google::protobuf::RepeatedPtrField<img::Fd>& fds,
                                                      const google::protobuf::RepeatedPtrField<img::FileObject>& objects,
                                                      RestoreContext& ctx);
+
+// Adds the targets of the epoll instances in flight among |fds| (made:
+// |made|, by file_id) through the object's sockets |socks| (inode -> fd).
+Status AddFlightEpollTargets(const google::protobuf::RepeatedPtrField<img::Fd>& fds,
+                             const std::map<uint32_t, UniqueFd>& made, const std::map<uint64_t, int>& socks);
+
+// kinds/epoll.cc: adds |t| to epoll |efd| through |source|, which holds the
+// watched file, put at fd t.tfd() for the call (what that number held is
+// put back after).
+Status AddEpollTarget(int efd, const img::EpollTarget& t, int source);
 
 }  // namespace cf::kinds

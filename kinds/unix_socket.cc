@@ -182,7 +182,9 @@ class UnixPass final : public TreePass {
     FlightFiles flight(ctx_, tree_);
     RETURN_IF_ERROR(ReadEnd(ino, pair->mutable_a(), &flight));
     if (peer) RETURN_IF_ERROR(ReadEnd(peer, pair->mutable_b(), &flight));
-    RETURN_IF_ERROR(flight.Finish(pair->mutable_flight_fds(), pair->mutable_flight_objects()));
+    std::set<uint64_t> own{ino};
+    if (peer) own.insert(peer);
+    RETURN_IF_ERROR(flight.Finish(pair->mutable_flight_fds(), pair->mutable_flight_objects(), own));
     done->insert(ino);
     done->insert(peer);
     LOG_DEBUG("files: socket pair %lu-%lu (type %u): %d and %d messages queued", ino, peer, pair->type(),
@@ -237,7 +239,8 @@ class UnixPass final : public TreePass {
 
   Status SaveGroup(uint64_t ino, img::UnixGroup* group, std::set<uint64_t>* done) const {
     FlightFiles flight(ctx_, tree_);
-    for (uint64_t n : GroupOf(ino)) {
+    const std::vector<uint64_t> members = GroupOf(ino);
+    for (uint64_t n : members) {
       const Socket& s = sockets_.at(n);
       const auto& [pid, fd] = s.holders.front();
       const std::string name = FdSight{pid, fd, NameOf(n), {}}.Name();
@@ -262,7 +265,8 @@ class UnixPass final : public TreePass {
       for (uint32_t c : s.info.icons) out->add_pending(c);
       done->insert(n);
     }
-    RETURN_IF_ERROR(flight.Finish(group->mutable_flight_fds(), group->mutable_flight_objects()));
+    RETURN_IF_ERROR(flight.Finish(group->mutable_flight_fds(), group->mutable_flight_objects(),
+                                  std::set<uint64_t>(members.begin(), members.end())));
     LOG_DEBUG("files: a group of %d unix sockets", group->socks_size());
     return OkStatus();
   }
@@ -302,6 +306,9 @@ Status CreatePair(const img::UnixPair& pair, const SharedObject& obj, RestoreCon
     if (ends[i]->inode() == 0) continue;
     RETURN_IF_ERROR(ApplyUnixEnd(socks[i].get(), *ends[i]).WithContext(what));
   }
+  RETURN_IF_ERROR(AddFlightEpollTargets(pair.flight_fds(), made,
+                                        {{pair.a().inode(), socks[0].get()}, {pair.b().inode(), socks[1].get()}})
+                      .WithContext(what));
   for (const auto& [id, f] : obj.files) {
     const int i = f->inode() == pair.a().inode() ? 0 : f->inode() == pair.b().inode() ? 1 : -1;
     if (i < 0 || !socks[i].valid()) return Errorf("%s: a second open file of one end, or of neither", what.c_str());
@@ -316,6 +323,9 @@ Status CreateGroup(const img::UnixGroup& group, const SharedObject& obj, Restore
   ASSIGN_OR_RETURN(InFlightFiles files, MakeFlight(group.flight_fds(), group.flight_objects(), ctx, &made));
   std::map<uint64_t, UniqueFd> socks;
   RETURN_IF_ERROR(CreateUnixGroup(group, files, &socks));
+  std::map<uint64_t, int> by_inode;
+  for (const auto& [ino, fd] : socks) by_inode[ino] = fd.get();
+  RETURN_IF_ERROR(AddFlightEpollTargets(group.flight_fds(), made, by_inode));
   for (const auto& [id, f] : obj.files) {
     auto it = socks.find(f->inode());
     if (it == socks.end() || !it->second.valid()) {

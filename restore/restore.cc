@@ -46,6 +46,7 @@
 #include "ptrace/remote_syscall.h"
 #include "kinds/cgroup.h"
 #include "kinds/net_lock.h"
+#include "kinds/netns.h"
 #include "kinds/shmem.h"
 #include "kinds/seccomp.h"
 #include "kinds/thread_props.h"
@@ -403,12 +404,21 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   fflush(stdout);
   fflush(stderr);
 
+  // The tree's network namespace (kinds/netns.h): the one to join, or one
+  // made like the dumped tree's; the root enters it first thing.
+  UniqueFd netns;
+  const bool joined = !opts.join_netns.empty();
+  if (joined) {
+    ASSIGN_OR_RETURN(netns, kinds::OpenJoinNetns(opts.join_netns));
+  } else if (images.inventory.has_net_ns()) {
+    ASSIGN_OR_RETURN(netns, kinds::MakeNetns(images.inventory.net_ns(), images.inventory.net_lock()));
+  }
   // Deleted files several processes hold: made once, here (restore/ghosts.h).
   ASSIGN_OR_RETURN(InheritedFiles ghosts, MakeSharedGhosts(images, files.temp_base));
   const uint64_t loaded = MonotonicNs();
   auto cloned = CloneWithPid(root);
   if (cloned.ok() && *cloned == 0) {
-    RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, ghosts, &cgroups});
+    RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, ghosts, &cgroups, netns.get()});
   }
   for (const auto& [id, fd] : ghosts) close(fd);
   RETURN_IF_ERROR(cloned.status());
@@ -456,7 +466,12 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   }
   // The connections are back: their packets may pass again (a failed
   // restore leaves the lock, so the dump can still be restored).
-  if (Status s = kinds::UnlockNetwork(images.inventory.net_lock()); !s.ok()) LOG_ERROR("%s", s.ToString().c_str());
+  // A tree of its own namespace has the lock in it: the joined one since
+  // the dump, one made again since it was made.
+  const int lock_ns = images.inventory.has_net_ns() ? netns.get() : -1;
+  if (Status s = kinds::UnlockNetwork(images.inventory.net_lock(), lock_ns); !s.ok()) {
+    LOG_ERROR("%s", s.ToString().c_str());
+  }
   // Everything is in place: let the whole tree run.
   for (pid_t pid : expected) {
     if (ptrace(PTRACE_DETACH, pid, nullptr, nullptr) != 0) return ErrnoStatus("detach from " + std::to_string(pid));

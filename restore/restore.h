@@ -19,6 +19,9 @@ struct RestoreOptions {
   // has no directory of its own (a stream): -D, or the current directory.
   std::string parent_base;
   bool tcp_close = false;  // --tcp-close: TCP connections are restored closed
+  // --join-ns net:PATH|PID: the network namespace the tree is restored in
+  // (else one made like the dumped tree's, or criu-fast's own).
+  std::string join_netns;
   std::string manage_cgroups = "soft";  // --manage-cgroups mode (kinds/cgroup.h)
   // Called once the images are no longer needed (the tree runs on its own):
   // a restore from a stream removes its staged copy here.

@@ -352,7 +352,12 @@ void RunTask(TaskContext ctx) {
     close(ctx.go_fd);
     ctx.go_fd = -1;
   }
-  Status s = JoinOwnCgroups(ctx);
+  Status s;
+  // The tree's network namespace (kinds/netns.h): the children inherit it.
+  if (ctx.index == 0 && ctx.netns >= 0 && setns(ctx.netns, CLONE_NEWNET) != 0) {
+    s = ErrnoStatus("enter the tree's network namespace");
+  }
+  if (s.ok()) s = JoinOwnCgroups(ctx);
   if (s.ok()) s = Prepare(ctx);
   TaskMessage msg{};
   msg.pid = getpid();

@@ -58,6 +58,7 @@ struct TaskContext {
   // this map.
   InheritedFiles inherited;
   const kinds::CgroupPlan* cgroups;  // the cgroups to join, first thing
+  int netns = -1;  // root only: the network namespace to enter, first thing (-1: stay)
 };
 
 [[noreturn]] void RunTask(TaskContext ctx);
