@@ -29,7 +29,7 @@ namespace {
 enum class Act {
   kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kLeaveStopped, kDetached, kShellJob, kFileLocks, kExtUnixSk, kLinkRemap,
   kPidfile,
-  kPrevImages, kTrackMem, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose, kRoot,
+  kPrevImages, kTrackMem, kLive, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose, kRoot,
   kPreDumpMode, kManageCgroups, kTcpEstablished, kSkipInFlight, kTcpClose, kNetworkLock, kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
   // criu-fast's own (long only)
   kJobs, kCompress, kDrain, kNoPagemapScan, kStream, kStreamTo, kStreamFrom, kAllowUntrusted,
@@ -143,6 +143,7 @@ const OptDef kOptions[] = {
     {"compress", required_argument, 0, false, Act::kCompress, nullptr},
     {"drain", required_argument, 0, false, Act::kDrain, nullptr},
     {"no-pagemap-scan", no_argument, 0, false, Act::kNoPagemapScan, nullptr},
+    {"live", no_argument, 0, false, Act::kLive, nullptr},
     {"stream", no_argument, 0, false, Act::kStream, nullptr},
     {"stream-to", required_argument, 0, false, Act::kStreamTo, nullptr},
     {"stream-from", required_argument, 0, false, Act::kStreamFrom, nullptr},
@@ -385,6 +386,7 @@ Status Apply(const OptDef& d, bool negated, const char* arg, Options* o) {
       }
       break;
     case Act::kNoPagemapScan: o->force_pagemap_fallback = true; break;
+    case Act::kLive: o->live = true; break;
     case Act::kStream: o->stream = true; break;
     case Act::kStreamTo:
       o->stream = true;
@@ -453,6 +455,9 @@ const char* UsageText() {
          "      --compress CODEC      page chunk compression: none, lz4, zstd[:LEVEL]\n"
          "      --drain MODE          memory draining: read (process_vm_readv) or vmsplice\n"
          "      --no-pagemap-scan     read /proc/PID/pagemap instead of PAGEMAP_SCAN\n"
+         "      --live                dump -R: frozen only to collect and write-protect memory;\n"
+         "                            pages are saved while the tree runs (a page written first\n"
+         "                            is copied out first: the image is the memory at the freeze)\n"
          "      --stream              dump to stdout / restore or show from stdin, as one stream\n"
          "      --stream-to PATH      dump: write the stream to PATH (a FIFO or a file)\n"
          "      --stream-from PATH    restore, show: read the stream from PATH\n"

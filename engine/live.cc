@@ -1,0 +1,341 @@
+#include "engine/live.h"
+
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "common/log.h"
+#include "common/timer.h"
+#include "engine/track.h"
+#include "memdrain/page_reader.h"
+#include "pagemap/uffd_track.h"
+
+namespace cf::engine {
+
+using pagemap::PageRange;
+constexpr uint64_t kPage = 4096;
+
+namespace {
+
+enum : uint8_t { kUnsaved = 0, kSaved = 1, kStashed = 2 };
+
+// Write-protects (|wp|) or unprotects (and wakes) [start, end). Unprotecting
+// may meet EAGAIN while an event of the target's (mremap, munmap) is being
+// delivered: the caller retries.
+int WriteProtect(int uffd, uint64_t start, uint64_t end, bool wp) {
+  uffdio_writeprotect w{};
+  w.range.start = start;
+  w.range.len = end - start;
+  w.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
+  return ioctl(uffd, UFFDIO_WRITEPROTECT, &w) == 0 ? 0 : errno;
+}
+
+}  // namespace
+
+// One process of a live save: its userfaultfd, the pages of the snapshot
+// and the state of each, and the copies the fault handler made.
+class LiveProcess final : public memdrain::PageDrain {
+ public:
+  LiveProcess(pid_t pid, UniqueFd uffd, memdrain::PageReader reader)
+      : pid_(pid), uffd_(std::move(uffd)), reader_(std::move(reader)) {}
+
+  pid_t pid() const { return pid_; }
+  int uffd() const { return uffd_.get(); }
+  void CloseUffd() { uffd_.reset(); }
+
+  void SetPages(std::span<const sched::PageSource> sources) {
+    for (const sched::PageSource& s : sources) {
+      if (s.range.empty()) continue;
+      first_.push_back(total_);
+      ranges_.push_back(s.range);
+      total_ += s.range.pages();
+    }
+    state_ = std::make_unique<std::atomic<uint8_t>[]>(total_);
+    for (uint64_t i = 0; i < total_; ++i) state_[i].store(kUnsaved, std::memory_order_relaxed);
+  }
+  std::span<const PageRange> ranges() const { return ranges_; }
+
+  // The index of the snapshot's page at |addr|, or -1.
+  int64_t Find(uint64_t addr) const {
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), addr,
+                               [](uint64_t a, const PageRange& r) { return a < r.start; });
+    if (it == ranges_.begin()) return -1;
+    --it;
+    if (addr >= it->end) return -1;
+    return static_cast<int64_t>(first_[it - ranges_.begin()] + ((addr - it->start) / kPage));
+  }
+
+  // Copies the page at |addr| into the stash unless it is saved already.
+  // The page must still be protected (or the tree frozen). True when copied.
+  Result<bool> Stash(uint64_t addr) {
+    const int64_t i = Find(addr);
+    if (i < 0) return false;
+    std::lock_guard<std::mutex> lk(mu_);
+    uint8_t expect = kUnsaved;
+    if (!state_[i].compare_exchange_strong(expect, kStashed)) return false;
+    auto buf = std::make_unique_for_overwrite<uint8_t[]>(kPage);
+    const PageRange one{addr, addr + kPage};
+    Status st = reader_.Read({&one, 1}, buf.get(), true);
+    if (!st.ok()) st = reader_.Read({&one, 1}, buf.get(), false);  // PROT_NONE meanwhile: /proc/PID/mem
+    if (!st.ok()) {
+      Fail("the page at 0x" + Hex(addr) + " could not be copied before its write (" + st.ToString() + ")");
+      return st;
+    }
+    stash_[addr] = std::move(buf);
+    return true;
+  }
+
+  // An event of the target (mremap, munmap, madvise): fails the snapshot
+  // when [start, end) holds pages not saved yet.
+  void CheckGone(uint64_t start, uint64_t end, const char* what) {
+    for (size_t k = 0; k < ranges_.size(); ++k) {
+      const uint64_t s = std::max(start, ranges_[k].start), e = std::min(end, ranges_[k].end);
+      for (uint64_t a = s; a < e; a += kPage) {
+        if (state_[first_[k] + (a - ranges_[k].start) / kPage].load() == kUnsaved) {
+          Fail(std::string(what) + " of 0x" + Hex(start) + "-0x" + Hex(end) +
+               " took pages not saved yet (first at 0x" + Hex(a) + ")");
+          return;
+        }
+      }
+    }
+  }
+
+  void Fail(std::string why) {
+    std::lock_guard<std::mutex> lk(fail_mu_);
+    if (failure_.empty()) failure_ = std::move(why);
+    failed_.store(true);
+  }
+  Status Failure() const {
+    if (!failed_.load()) return OkStatus();
+    std::lock_guard<std::mutex> lk(fail_mu_);
+    return Error("--live: process " + std::to_string(pid_) + " changed its memory before it was saved: " + failure_ +
+                 "; the tree runs on; dump again (or without --live, frozen)");
+  }
+
+  // The page pipeline's read: the target's pages, or the copies the fault
+  // handler made of those written meanwhile; then the batch is saved and
+  // unprotected.
+  Status Read(std::span<const PageRange> ranges, uint8_t* out, bool readable) const override {
+    RETURN_IF_ERROR(Failure());
+    // One read for the batch; if part of it is gone (unmapped after the
+    // handler copied it), page by page.
+    const bool by_page = !reader_.Read(ranges, out, readable).ok();
+    uint8_t* p = out;
+    for (const PageRange& r : ranges) {
+      for (uint64_t a = r.start; a < r.end; a += kPage, p += kPage) {
+        bool read_ok = true;
+        if (by_page) {
+          const PageRange one{a, a + kPage};
+          read_ok = reader_.Read({&one, 1}, p, readable).ok();
+        }
+        const int64_t i = Find(a);
+        if (i < 0) {
+          if (!read_ok) return Errorf("--live: page 0x%lx of process %d is gone", a, pid_);
+          continue;
+        }
+        uint8_t expect = kUnsaved;
+        if (state_[i].compare_exchange_strong(expect, kSaved)) {
+          if (read_ok) continue;
+          RETURN_IF_ERROR(Failure());
+          return Errorf("--live: page 0x%lx of process %d is gone before it was saved (did it exit or unmap it?)",
+                        a, pid_);
+        }
+        std::lock_guard<std::mutex> lk(mu_);
+        auto it = stash_.find(a);
+        if (it == stash_.end()) return Errorf("--live: page 0x%lx of process %d: copy missing", a, pid_);
+        memcpy(p, it->second.get(), kPage);
+        stash_.erase(it);
+      }
+    }
+    // Saved: the program may write these pages freely from now on. A
+    // failure leaves them protected (each fault then costs a round trip).
+    for (const PageRange& r : ranges) {
+      for (int tries = 0; tries < 100 && WriteProtect(uffd_.get(), r.start, r.end, false) == EAGAIN; ++tries) {
+        usleep(100);
+      }
+    }
+    return OkStatus();
+  }
+
+  static std::string Hex(uint64_t v) {
+    char b[32];
+    snprintf(b, sizeof(b), "%lx", v);
+    return b;
+  }
+
+ private:
+  pid_t pid_;
+  UniqueFd uffd_;
+  memdrain::PageReader reader_;
+  std::vector<PageRange> ranges_;
+  std::vector<uint64_t> first_;
+  uint64_t total_ = 0;
+  std::unique_ptr<std::atomic<uint8_t>[]> state_;
+  mutable std::mutex mu_;  // the stash; held while a copy is made
+  mutable std::unordered_map<uint64_t, std::unique_ptr<uint8_t[]>> stash_;
+  mutable std::mutex fail_mu_;
+  std::string failure_;
+  std::atomic<bool> failed_{false};
+};
+
+LiveSave::LiveSave() : stop_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+LiveSave::~LiveSave() { Stop(); }
+
+Result<bool> LiveSave::AddProcess(pid_t pid, const img::Process& proc, std::span<const sched::PageSource> sources) {
+  // Not UFFD_USER_MODE_ONLY: faults of the kernel on the program's behalf
+  // must wait too. That needs privilege in the target (CAP_SYS_PTRACE, or
+  // vm.unprivileged_userfaultfd=1).
+  Result<UniqueFd> made = MakeUserfaultfdIn(pid, O_CLOEXEC | O_NONBLOCK);
+  if (!made.ok()) {
+    if (made.status().err() == EPERM) {
+      LOG_WARN("dump: --live: process %d may not make a userfaultfd for kernel faults: its pages are saved frozen",
+               pid);
+      return false;
+    }
+    return made.status();
+  }
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP;
+  if (ioctl(made->get(), UFFDIO_API, &api) != 0) return ErrnoStatus("--live: UFFDIO_API");
+  if (!(api.ioctls & (1ull << _UFFDIO_REGISTER))) return Error("--live: userfaultfd without UFFDIO_REGISTER", ENOTSUP);
+  ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(pid));
+  auto lp = std::make_unique<LiveProcess>(pid, std::move(*made), std::move(reader));
+  lp->SetPages(sources);
+
+  // Register each private mapping that holds pages of the snapshot; protect
+  // those pages. A mapping userfaultfd refuses is copied now, while frozen.
+  std::span<const PageRange> ranges = lp->ranges();
+  size_t k = 0;
+  for (const img::Vma& v : proc.vmas()) {
+    if (v.kind() != img::Vma::ANON_PRIVATE && v.kind() != img::Vma::FILE_PRIVATE) continue;
+    while (k < ranges.size() && ranges[k].end <= v.start()) ++k;
+    size_t j = k;
+    while (j < ranges.size() && ranges[j].start < v.end()) ++j;
+    if (j == k) continue;
+    ASSIGN_OR_RETURN(bool registered, pagemap::RegisterForTracking(lp->uffd(), v.start(), v.end()));
+    for (size_t r = k; r < j; ++r) {
+      const uint64_t s = std::max(ranges[r].start, v.start()), e = std::min(ranges[r].end, v.end());
+      if (registered) {
+        if (int err = WriteProtect(lp->uffd(), s, e, true); err != 0) {
+          return ErrnoStatus(err, "--live: write-protect 0x" + LiveProcess::Hex(s) + "-0x" + LiveProcess::Hex(e) +
+                                      " of process " + std::to_string(pid));
+        }
+        protected_ += (e - s) / kPage;
+      } else {
+        for (uint64_t a = s; a < e; a += kPage) RETURN_IF_ERROR(lp->Stash(a).status());
+        copied_frozen_ += (e - s) / kPage;
+      }
+    }
+  }
+  procs_[pid] = std::move(lp);
+  return true;
+}
+
+Status LiveSave::Start() {
+  if (!stop_.valid()) return ErrnoStatus("--live: eventfd");
+  handler_ = std::thread([this] { Loop(); });
+  return OkStatus();
+}
+
+const memdrain::PageDrain& LiveSave::DrainOf(pid_t pid) const { return *procs_.at(pid); }
+
+// The fault handler: one thread for every process of the tree.
+void LiveSave::Loop() {
+  std::vector<pollfd> pfds;
+  std::vector<LiveProcess*> who;
+  pfds.push_back({stop_.get(), POLLIN, 0});
+  who.push_back(nullptr);
+  for (auto& [pid, lp] : procs_) {
+    pfds.push_back({lp->uffd(), POLLIN, 0});
+    who.push_back(lp.get());
+  }
+  std::deque<uffd_msg> queue;
+  auto read_msgs = [&](LiveProcess* lp) {
+    uffd_msg msgs[64];
+    for (;;) {
+      const ssize_t n = read(lp->uffd(), msgs, sizeof(msgs));
+      if (n <= 0) return;
+      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) queue.push_back(msgs[i]);
+    }
+  };
+  for (;;) {
+    if (poll(pfds.data(), pfds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      LOG_ERROR("--live: poll: %m");
+      return;
+    }
+    if (pfds[0].revents) return;
+    for (size_t i = 1; i < pfds.size(); ++i) {
+      if (!pfds[i].revents) continue;
+      LiveProcess* lp = who[i];
+      if (pfds[i].revents & (POLLERR | POLLHUP | POLLNVAL)) pfds[i].fd = -1;
+      read_msgs(lp);
+      while (!queue.empty()) {
+        const uffd_msg m = queue.front();
+        queue.pop_front();
+        switch (m.event) {
+          case UFFD_EVENT_PAGEFAULT: {
+            const uint64_t addr = m.arg.pagefault.address & ~(kPage - 1);
+            faults_++;
+            Result<bool> copied = lp->Stash(addr);
+            if (copied.ok() && *copied) copied_++;
+            // Unprotect and wake the writer, even when the copy failed (the
+            // dump fails; the program must not). EAGAIN: an event is being
+            // delivered; take it in and retry.
+            for (int tries = 0; tries < 100000; ++tries) {
+              const int err = WriteProtect(lp->uffd(), addr, addr + kPage, false);
+              if (err != EAGAIN) break;
+              read_msgs(lp);
+              usleep(10);
+            }
+            break;
+          }
+          case UFFD_EVENT_REMAP:
+            lp->CheckGone(m.arg.remap.from, m.arg.remap.from + m.arg.remap.len, "mremap");
+            break;
+          case UFFD_EVENT_REMOVE:
+            lp->CheckGone(m.arg.remove.start, m.arg.remove.end, "madvise");
+            break;
+          case UFFD_EVENT_UNMAP:
+            lp->CheckGone(m.arg.remove.start, m.arg.remove.end, "munmap");
+            break;
+          default: break;
+        }
+      }
+    }
+  }
+}
+
+void LiveSave::Stop() {
+  if (handler_.joinable()) {
+    const uint64_t one = 1;
+    if (write(stop_.get(), &one, sizeof(one)) != sizeof(one)) LOG_WARN("--live: eventfd: %m");
+    handler_.join();
+  }
+  // The last descriptor of each userfaultfd: the kernel drops the
+  // registrations and wakes any thread still waiting on a fault.
+  for (auto& [pid, lp] : procs_) lp->CloseUffd();
+}
+
+Status LiveSave::Finish() {
+  Stop();
+  for (const auto& [pid, lp] : procs_) RETURN_IF_ERROR(lp->Failure());
+  return OkStatus();
+}
+
+}  // namespace cf::engine

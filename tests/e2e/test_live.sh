@@ -1,0 +1,61 @@
+#!/bin/bash
+# dump -R --live: the tree is frozen only to collect and write-protect its
+# memory; its pages are saved while it runs (engine/live.h). On a program
+# that never stops writing (tests/progs/live_writer.c: 2 writer threads
+# sweeping 64 MiB with a generation number, one passing it through read(2)
+# into a page of its own):
+#   - the dump succeeds, says it copied pages on fault, and the program runs
+#     on, its memory never seen torn;
+#   - a second live dump while the program forks (SIGUSR2: the child writes
+#     its copy of the memory) succeeds too;
+#   - each image, restored, is the memory of one instant: every writer
+#     resumes where the freeze caught it and finds each page holding what
+#     that instant implies (a page saved after its write, or a torn image,
+#     fails the self-check), and runs on;
+#   - --live without -R, or with --drain vmsplice, is refused with an Error
+#     line and the program runs on.
+# shellcheck source=lib.sh
+source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
+e2e_init
+
+W=$E2E_TMP/w
+start_prog live_writer "$W" 64 2
+pid=$PROG_PID
+
+run_cf no-r dump -t "$pid" -D "$E2E_TMP/no-r" --live
+assert_cf_error "--live without -R"
+grep -q -- "--live needs -R" "$CF_ERR" || fail "--live without -R: $(cf_error_line)"
+run_cf vmsplice dump -t "$pid" -D "$E2E_TMP/vms" -R --live --drain vmsplice
+assert_cf_error "--live with --drain vmsplice"
+assert_running_untraced "$pid" "after the refusals"
+
+run_cf live1 dump -t "$pid" -D "$E2E_TMP/img1" -R --live --display-stats -v4 -o "$E2E_TMP/live1.log"
+CF_LOG=$E2E_TMP/live1.log
+assert_cf_ok "dump -R --live"
+grep -q '^  live pages:' "$CF_OUT" || fail "no live line in --display-stats: $(cat "$CF_OUT")"
+copied=$(sed -n 's/^  live pages: .* \([0-9]*\) copied on fault.*/\1/p' "$CF_OUT")
+log "$(grep '^  live' "$CF_OUT" | tr -s ' ')"
+[ "${copied:-0}" -gt 0 ] || fail "no page was copied on fault while the writers ran: $(grep live "$CF_OUT")"
+[ -s "$E2E_TMP/img1/inventory.img" ] || fail "no inventory after dump --live"
+assert_running_untraced "$pid" "after dump --live"
+check_pass "$W"
+
+# A second live dump while the program forks.
+"$CRIU_FAST" dump -t "$pid" -D "$E2E_TMP/img2" -R --live -v4 -o "$E2E_TMP/live2.log" >"$E2E_TMP/live2.out" 2>"$E2E_TMP/live2.err" &
+cf=$!
+for ((i = 0; i < 500; i++)); do
+  grep -q 'runs on after' "$E2E_TMP/live2.log" 2>/dev/null && break
+  kill -0 "$cf" 2>/dev/null || break
+  sleep 0.01
+done
+kill -USR2 "$pid"
+wait "$cf" || fail "dump --live while the program forks: exit $? ($(head -c 300 "$E2E_TMP/live2.err"))"
+check_pass "$W"
+
+for img in img1 img2; do
+  kill_prog "$pid"
+  wait_pid_free "$pid" 20
+  restore_d "restore-$img" "$E2E_TMP/$img" "$pid"
+  check_pass "$W"
+done
+log "two live images restored consistent; the program ran on"
