@@ -43,6 +43,53 @@ int WriteProtect(int uffd, uint64_t start, uint64_t end, bool wp) {
   return ioctl(uffd, UFFDIO_WRITEPROTECT, &w) == 0 ? 0 : errno;
 }
 
+// Write-protects |ranges|, cut into equal shares for a few threads at once:
+// the kernel changes one page table entry at a time (about 0.2-0.4 us each
+// here: 50-100 ms for 1 GiB of 4 KiB pages), and this is frozen time.
+Status ProtectAll(int uffd, const std::vector<PageRange>& ranges) {
+  uint64_t total = 0;
+  for (const PageRange& r : ranges) total += r.bytes();
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  const uint64_t kMinShare = 64ull << 20;  // a thread is not worth less
+  const unsigned n = static_cast<unsigned>(std::clamp<uint64_t>(total / kMinShare, 1, std::min(hw, 8u)));
+  // Cut the ranges into n shares of about total/n bytes.
+  std::vector<std::vector<PageRange>> shares(n);
+  const uint64_t per = (total / n + kPage - 1) & ~(kPage - 1);
+  unsigned cur = 0;
+  uint64_t in_cur = 0;
+  for (PageRange r : ranges) {
+    while (!r.empty()) {
+      if (in_cur >= per && cur + 1 < n) {
+        ++cur;
+        in_cur = 0;
+      }
+      const uint64_t take = cur + 1 < n ? std::min(r.bytes(), per - in_cur) : r.bytes();
+      shares[cur].push_back({r.start, r.start + take});
+      in_cur += take;
+      r.start += take;
+    }
+  }
+  std::vector<int> errs(n, 0);
+  std::vector<PageRange> failed(n);
+  auto work = [&](unsigned i) {
+    for (const PageRange& r : shares[i]) {
+      if (int err = WriteProtect(uffd, r.start, r.end, true); err != 0) {
+        errs[i] = err;
+        failed[i] = r;
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < n; ++i) threads.emplace_back(work, i);
+  work(0);
+  for (std::thread& t : threads) t.join();
+  for (unsigned i = 0; i < n; ++i) {
+    if (errs[i] != 0) return Errorf("write-protect 0x%lx-0x%lx: %s", failed[i].start, failed[i].end, strerror(errs[i]));
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 // One process of a live save: its userfaultfd, the pages of the snapshot
@@ -199,6 +246,7 @@ Result<bool> LiveSave::AddProcess(pid_t pid, const img::Process& proc, std::span
   // Not UFFD_USER_MODE_ONLY: faults of the kernel on the program's behalf
   // must wait too. That needs privilege in the target (CAP_SYS_PTRACE, or
   // vm.unprivileged_userfaultfd=1).
+  const uint64_t t0 = MonotonicNs();
   Result<UniqueFd> made = MakeUserfaultfdIn(pid, O_CLOEXEC | O_NONBLOCK);
   if (!made.ok()) {
     if (made.status().err() == EPERM) {
@@ -216,10 +264,12 @@ Result<bool> LiveSave::AddProcess(pid_t pid, const img::Process& proc, std::span
   ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(pid));
   auto lp = std::make_unique<LiveProcess>(pid, std::move(*made), std::move(reader));
   lp->SetPages(sources);
+  const uint64_t t1 = MonotonicNs();
 
   // Register each private mapping that holds pages of the snapshot; protect
   // those pages. A mapping userfaultfd refuses is copied now, while frozen.
   std::span<const PageRange> ranges = lp->ranges();
+  std::vector<PageRange> to_protect;
   size_t k = 0;
   for (const img::Vma& v : proc.vmas()) {
     if (v.kind() != img::Vma::ANON_PRIVATE && v.kind() != img::Vma::FILE_PRIVATE) continue;
@@ -231,10 +281,7 @@ Result<bool> LiveSave::AddProcess(pid_t pid, const img::Process& proc, std::span
     for (size_t r = k; r < j; ++r) {
       const uint64_t s = std::max(ranges[r].start, v.start()), e = std::min(ranges[r].end, v.end());
       if (registered) {
-        if (int err = WriteProtect(lp->uffd(), s, e, true); err != 0) {
-          return ErrnoStatus(err, "--live: write-protect 0x" + LiveProcess::Hex(s) + "-0x" + LiveProcess::Hex(e) +
-                                      " of process " + std::to_string(pid));
-        }
+        to_protect.push_back({s, e});
         protected_ += (e - s) / kPage;
       } else {
         for (uint64_t a = s; a < e; a += kPage) RETURN_IF_ERROR(lp->Stash(a).status());
@@ -242,6 +289,9 @@ Result<bool> LiveSave::AddProcess(pid_t pid, const img::Process& proc, std::span
       }
     }
   }
+  RETURN_IF_ERROR(ProtectAll(lp->uffd(), to_protect).WithContext("--live: process " + std::to_string(pid)));
+  LOG_DEBUG("dump: --live: process %d: userfaultfd made in %.3f ms, %lu pages protected in %.3f ms", pid,
+            static_cast<double>(t1 - t0) / 1e6, protected_, static_cast<double>(MonotonicNs() - t1) / 1e6);
   procs_[pid] = std::move(lp);
   return true;
 }
