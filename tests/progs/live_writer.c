@@ -2,7 +2,7 @@
  * (dump -R --live): a restored image must be exactly its memory at one
  * instant, and a torn one is caught.
  *
- * Usage: live_writer W [MIB [THREADS]]  (default 64 MiB, 2 writer threads)
+ * Usage: live_writer W [MIB [THREADS [unmap]]]  (default 64 MiB, 2 writer threads)
  *
  * Each writer thread owns MIB/THREADS of private memory and sweeps it page by
  * page, forever: sweep G writes G into the first and the last word of every
@@ -17,7 +17,9 @@
  * its own with read(2): a write by the kernel into memory that a live dump
  * has write-protected must wait for the dump, not fail (EFAULT).
  * On SIGUSR2 the main thread forks a child that scribbles over the memory
- * (its own copy) and exits; the parent's memory must not change.
+ * (its own copy) and exits; the parent's memory must not change. With
+ * "unmap", 64 MiB of spare memory is mapped first (so above the writers'),
+ * filled, and SIGUSR2 unmaps it instead.
  * Each writer rests 2 ms after each sweep.
  * On SIGUSR1 (the check): no failure so far, and every writer has done two
  * more sweeps since (so it runs, and has checked every page once more).
@@ -47,6 +49,8 @@ static int kpipe[2];
 static volatile uint64_t *kpage;
 static volatile sig_atomic_t usr2_pending;
 static _Atomic uint64_t forks;
+static void *spare;
+static size_t spare_len = 64UL << 20;
 
 static void fail_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail_once(const char *fmt, ...) {
@@ -129,6 +133,11 @@ int main(int argc, char **argv) {
   sa.sa_flags = SA_RESTART;
   if (sigaction(SIGUSR2, &sa, NULL) != 0) cf_die("sigaction(SIGUSR2)");
   if (pipe(kpipe) != 0) cf_die("pipe");
+  if (argc > 4 && strcmp(argv[4], "unmap") == 0) {
+    spare = mmap(NULL, spare_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (spare == MAP_FAILED) cf_die("mmap spare");
+    memset(spare, 0x5a, spare_len);
+  }
   kpage = mmap(NULL, CF_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (kpage == MAP_FAILED) cf_die("mmap");
   kpage[0] = 0;
@@ -151,7 +160,12 @@ int main(int argc, char **argv) {
     cf_nap(20);
     if (usr2_pending) {
       usr2_pending = 0;
-      fork_scribbler();
+      if (spare) {
+        if (munmap(spare, spare_len) != 0) fail_once("munmap: errno %d", errno);
+        spare = NULL;
+      } else {
+        fork_scribbler();
+      }
     }
     if (!cf_take_usr1()) continue;
     uint64_t before[MAX_WRITERS];
