@@ -442,7 +442,7 @@ Status Dumper::ArmLive(ProcessDump* pd) {
   pd->scanned = true;
   if (!live_) live_ = std::make_unique<LiveSave>();
   ScopedTimer t(&stats_.live_arm_ns);
-  ASSIGN_OR_RETURN(pd->live, live_->AddProcess(pd->pid, pd->proc, pd->sources));
+  ASSIGN_OR_RETURN(pd->live, live_->AddProcess(pd->pid, pd->pagemap.start_time(), pd->proc, pd->sources));
   return OkStatus();
 }
 
@@ -454,6 +454,7 @@ Status Dumper::RunLiveSave(uint64_t frozen_start, uint64_t* released) {
   std::vector<ProcessDump*> frozen, live;
   for (const auto& pd : dumps_) (pd->live ? live : frozen).push_back(pd.get());
   if (!frozen.empty()) RETURN_IF_ERROR(DumpPagesOf(frozen));
+  if (!live.empty()) RETURN_IF_ERROR(live_->Start());
   FAULT_POINT("live-release");
   if (net_lock_) RETURN_IF_ERROR(net_lock_->Undo());
   shared_.PutBack();
@@ -464,7 +465,6 @@ Status Dumper::RunLiveSave(uint64_t frozen_start, uint64_t* released) {
   LOG_INFO("dump: --live: process tree %d runs on after %.3f ms frozen; saving its pages", opts_.pid,
            static_cast<double>(stats_.frozen_ns) / 1e6);
   if (live.empty()) return OkStatus();
-  RETURN_IF_ERROR(live_->Start());
   Status st = DumpPagesOf(live);
   Status fin = live_->Finish();
   stats_.live_faults = live_->faults();
@@ -668,6 +668,19 @@ Status Dumper::Run() {
   const bool vmsplice = opts_.drain == "vmsplice";
   if (vmsplice) InitPipeBudget();
 
+  if (opts_.live) {
+    // Write-protect while the tree still runs (engine/live.h); the freeze
+    // then protects only what changed since. Without it, all at the freeze.
+    live_ = std::make_unique<LiveSave>();
+    if (Status pa = live_->PreArm(opts_.pid); !pa.ok()) {
+      LOG_WARN("dump: --live: not armed before the freeze (%s): memory is protected while frozen",
+               pa.ToString().c_str());
+      live_ = std::make_unique<LiveSave>();
+    }
+    stats_.live_prearm_pause_ns = live_->prearm_pause_ns();
+    stats_.live_prearm_ns = live_->prearm_ns();
+    stats_.pages_live_prearmed = live_->pages_prearmed();
+  }
   uint64_t frozen_start = MonotonicNs();
   {
     ScopedTimer t(&stats_.seize_ns);

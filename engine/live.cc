@@ -21,7 +21,11 @@
 #include "common/timer.h"
 #include "engine/track.h"
 #include "memdrain/page_reader.h"
+#include "pagemap/scan.h"
 #include "pagemap/uffd_track.h"
+#include "pagemap/vma.h"
+#include "proc/proc_parse.h"
+#include "ptrace/seize.h"
 
 namespace cf::engine {
 
@@ -96,10 +100,18 @@ Status ProtectAll(int uffd, const std::vector<PageRange>& ranges) {
 // and the state of each, and the copies the fault handler made.
 class LiveProcess final : public memdrain::PageDrain {
  public:
-  LiveProcess(pid_t pid, UniqueFd uffd, memdrain::PageReader reader)
-      : pid_(pid), uffd_(std::move(uffd)), reader_(std::move(reader)) {}
+  LiveProcess(pid_t pid, UniqueFd uffd, memdrain::PageReader reader, uint64_t start_time)
+      : pid_(pid), uffd_(std::move(uffd)), reader_(std::move(reader)), start_time_(start_time) {}
 
   pid_t pid() const { return pid_; }
+  uint64_t start_time() const { return start_time_; }
+  bool added = false;     // part of the snapshot (AddProcess)
+  // The handler's mode: before the process is armed (its pages set), a
+  // fault is only unprotected; after, the page is copied first. Switched
+  // under |mode_mu|, which the handler holds while it handles a fault.
+  std::mutex mode_mu;
+  bool armed = false;
+  bool prearmed = false;  // made by PreArm: its pages were protected while it ran
   int uffd() const { return uffd_.get(); }
   void CloseUffd() { uffd_.reset(); }
 
@@ -227,6 +239,7 @@ class LiveProcess final : public memdrain::PageDrain {
   pid_t pid_;
   UniqueFd uffd_;
   memdrain::PageReader reader_;
+  uint64_t start_time_;
   std::vector<PageRange> ranges_;
   std::vector<uint64_t> first_;
   uint64_t total_ = 0;
@@ -238,33 +251,134 @@ class LiveProcess final : public memdrain::PageDrain {
   std::atomic<bool> failed_{false};
 };
 
-LiveSave::LiveSave() : stop_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+namespace {
 
-LiveSave::~LiveSave() { Stop(); }
-
-Result<bool> LiveSave::AddProcess(pid_t pid, const img::Process& proc, std::span<const sched::PageSource> sources) {
+// A userfaultfd inside |pid| for the live save (synchronous write-protect,
+// mapping events), or EPERM when the process may not have one that
+// handles kernel faults.
+Result<UniqueFd> MakeLiveUffd(pid_t pid) {
   // Not UFFD_USER_MODE_ONLY: faults of the kernel on the program's behalf
   // must wait too. That needs privilege in the target (CAP_SYS_PTRACE, or
   // vm.unprivileged_userfaultfd=1).
-  const uint64_t t0 = MonotonicNs();
-  Result<UniqueFd> made = MakeUserfaultfdIn(pid, O_CLOEXEC | O_NONBLOCK);
-  if (!made.ok()) {
-    if (made.status().err() == EPERM) {
-      LOG_WARN("dump: --live: process %d may not make a userfaultfd for kernel faults: its pages are saved frozen",
-               pid);
-      return false;
-    }
-    return made.status();
-  }
+  ASSIGN_OR_RETURN(UniqueFd uffd, MakeUserfaultfdIn(pid, O_CLOEXEC | O_NONBLOCK));
   uffdio_api api{};
   api.api = UFFD_API;
   api.features = UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP;
-  if (ioctl(made->get(), UFFDIO_API, &api) != 0) return ErrnoStatus("--live: UFFDIO_API");
+  if (ioctl(uffd.get(), UFFDIO_API, &api) != 0) return ErrnoStatus("--live: UFFDIO_API");
   if (!(api.ioctls & (1ull << _UFFDIO_REGISTER))) return Error("--live: userfaultfd without UFFDIO_REGISTER", ENOTSUP);
-  ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(pid));
-  auto lp = std::make_unique<LiveProcess>(pid, std::move(*made), std::move(reader));
-  lp->SetPages(sources);
+  return uffd;
+}
+
+// Private anonymous memory, the only kind synchronous write-protect takes
+// (and the only kind saved per process but private file pages).
+bool PrivateAnon(const pagemap::VmaInfo& v) {
+  if (v.shared || v.is_file()) return false;
+  return v.path.empty() || v.path == "[heap]" || v.path == "[stack]";
+}
+
+}  // namespace
+
+LiveSave::LiveSave() : stop_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+Status LiveSave::PreArm(pid_t root) {
+  const uint64_t t0 = MonotonicNs();
+  {
+    tracing::FrozenTree pre;
+    RETURN_IF_ERROR(pre.SeizeTree(root));
+    for (const tracing::SeizedProcess& sp : pre.processes()) {
+      ASSIGN_OR_RETURN(const proc::ProcStat st, proc::ReadStat(sp.pid));
+      Result<UniqueFd> uffd = MakeLiveUffd(sp.pid);
+      if (!uffd.ok()) {
+        LOG_DEBUG("dump: --live: process %d not armed early: %s", sp.pid, uffd.status().ToString().c_str());
+        continue;
+      }
+      ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(sp.pid));
+      auto lp = std::make_unique<LiveProcess>(sp.pid, std::move(*uffd), std::move(reader), st.start_time);
+      lp->prearmed = true;
+      procs_[sp.pid] = std::move(lp);
+    }
+    // Registered while frozen: a mapping's flags change under the mmap lock.
+    for (auto& [pid, lp] : procs_) {
+      ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> vmas, pagemap::ReadVmas(pid));
+      for (const pagemap::VmaInfo& v : vmas) {
+        if (PrivateAnon(v)) RETURN_IF_ERROR(pagemap::RegisterForTracking(lp->uffd(), v.start, v.end).status());
+      }
+    }
+    pre.Release(false);
+  }
+  prearm_pause_ns_ = MonotonicNs() - t0;
+  RETURN_IF_ERROR(Start());
+  // The tree runs; the handler unprotects what it writes (nothing to copy
+  // yet). Protect every present page of the registered mappings.
   const uint64_t t1 = MonotonicNs();
+  for (auto& [pid, lp] : procs_) {
+    ASSIGN_OR_RETURN(pagemap::PageScanner scanner, pagemap::PageScanner::Open(pid));
+    ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> vmas, pagemap::ReadVmas(pid));
+    std::vector<PageRange> present;
+    for (const pagemap::VmaInfo& v : vmas) {
+      if (!PrivateAnon(v)) continue;
+      ASSIGN_OR_RETURN(pagemap::RangeSet set, scanner.Scan(v.start, v.end, pagemap::ScanMode::kAnonPrivate));
+      for (const PageRange& r : set) {
+        present.push_back(r);
+        prearmed_ += r.pages();
+      }
+    }
+    // A mapping gone meanwhile fails its part (ENOENT): the freeze checks
+    // every page anyway.
+    (void)ProtectAll(lp->uffd(), present);
+  }
+  prearm_ns_ = MonotonicNs() - t1;
+  LOG_INFO("dump: --live: %zu processes armed early (paused %.3f ms), %lu pages protected while running in %.3f ms",
+           procs_.size(), static_cast<double>(prearm_pause_ns_) / 1e6, prearmed_, static_cast<double>(prearm_ns_) / 1e6);
+  return OkStatus();
+}
+
+void LiveSave::Pause() {
+  if (!handler_.joinable()) return;
+  const uint64_t one = 1;
+  if (write(stop_.get(), &one, sizeof(one)) != sizeof(one)) LOG_WARN("--live: eventfd: %m");
+  handler_.join();
+  uint64_t v;
+  if (read(stop_.get(), &v, sizeof(v)) < 0) LOG_DEBUG("--live: eventfd: %m");
+}
+
+LiveSave::~LiveSave() { Stop(); }
+
+Result<bool> LiveSave::AddProcess(pid_t pid, uint64_t start_time, const img::Process& proc,
+                                  std::span<const sched::PageSource> sources) {
+  const uint64_t t0 = MonotonicNs();
+  LiveProcess* lp = nullptr;
+  if (auto it = procs_.find(pid); it != procs_.end() && it->second->start_time() == start_time) {
+    lp = it->second.get();
+  } else {
+    Result<UniqueFd> made = MakeLiveUffd(pid);
+    if (!made.ok()) {
+      if (made.status().err() == EPERM) {
+        LOG_WARN("dump: --live: process %d may not make a userfaultfd for kernel faults: its pages are saved frozen",
+                 pid);
+        return false;
+      }
+      return made.status();
+    }
+    ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(pid));
+    auto fresh = std::make_unique<LiveProcess>(pid, std::move(*made), std::move(reader), start_time);
+    lp = fresh.get();
+    procs_[pid] = std::move(fresh);
+  }
+  lp->added = true;
+  {
+    // From here on the handler copies before it unprotects: whatever it
+    // unprotected before is found below (not protected any more).
+    std::lock_guard<std::mutex> lk(lp->mode_mu);
+    lp->SetPages(sources);
+    lp->armed = true;
+  }
+  const uint64_t t1 = MonotonicNs();
+  std::optional<pagemap::PageScanner> scanner;
+  if (lp->prearmed) {
+    ASSIGN_OR_RETURN(pagemap::PageScanner sc, pagemap::PageScanner::Open(pid));
+    scanner.emplace(std::move(sc));
+  }
 
   // Register each private mapping that holds pages of the snapshot; protect
   // those pages. A mapping userfaultfd refuses is copied now, while frozen.
@@ -280,7 +394,15 @@ Result<bool> LiveSave::AddProcess(pid_t pid, const img::Process& proc, std::span
     ASSIGN_OR_RETURN(bool registered, pagemap::RegisterForTracking(lp->uffd(), v.start(), v.end()));
     for (size_t r = k; r < j; ++r) {
       const uint64_t s = std::max(ranges[r].start, v.start()), e = std::min(ranges[r].end, v.end());
-      if (registered) {
+      if (registered && scanner) {
+        // Armed early: only what is not protected any more (written since,
+        // or mapped since) needs it now.
+        ASSIGN_OR_RETURN(pagemap::RangeSet open, scanner->ScanUnprotected(s, e));
+        for (const PageRange& c : open) {
+          to_protect.push_back(c);
+          protected_ += c.pages();
+        }
+      } else if (registered) {
         to_protect.push_back({s, e});
         protected_ += (e - s) / kPage;
       } else {
@@ -292,12 +414,19 @@ Result<bool> LiveSave::AddProcess(pid_t pid, const img::Process& proc, std::span
   RETURN_IF_ERROR(ProtectAll(lp->uffd(), to_protect).WithContext("--live: process " + std::to_string(pid)));
   LOG_DEBUG("dump: --live: process %d: userfaultfd made in %.3f ms, %lu pages protected in %.3f ms", pid,
             static_cast<double>(t1 - t0) / 1e6, protected_, static_cast<double>(MonotonicNs() - t1) / 1e6);
-  procs_[pid] = std::move(lp);
   return true;
 }
 
 Status LiveSave::Start() {
   if (!stop_.valid()) return ErrnoStatus("--live: eventfd");
+  Pause();  // the early arm's handler: restarted with every process
+  // After the freeze: a process armed early but not in the snapshot (gone,
+  // or its pid reused) is let go.
+  bool snapshot = false;
+  for (const auto& [pid, lp] : procs_) snapshot = snapshot || lp->added;
+  if (snapshot) std::erase_if(procs_, [](const auto& e) { return !e.second->added; });
+  faults_ = 0;
+  copied_ = 0;
   handler_ = std::thread([this] { Loop(); });
   return OkStatus();
 }
@@ -342,8 +471,11 @@ void LiveSave::Loop() {
           case UFFD_EVENT_PAGEFAULT: {
             const uint64_t addr = m.arg.pagefault.address & ~(kPage - 1);
             faults_++;
-            Result<bool> copied = lp->Stash(addr);
-            if (copied.ok() && *copied) copied_++;
+            std::lock_guard<std::mutex> mode(lp->mode_mu);
+            if (lp->armed) {
+              Result<bool> copied = lp->Stash(addr);
+              if (copied.ok() && *copied) copied_++;
+            }
             // Unprotect and wake the writer, even when the copy failed (the
             // dump fails; the program must not). EAGAIN: an event is being
             // delivered; take it in and retry.
@@ -372,11 +504,7 @@ void LiveSave::Loop() {
 }
 
 void LiveSave::Stop() {
-  if (handler_.joinable()) {
-    const uint64_t one = 1;
-    if (write(stop_.get(), &one, sizeof(one)) != sizeof(one)) LOG_WARN("--live: eventfd: %m");
-    handler_.join();
-  }
+  Pause();
   // The last descriptor of each userfaultfd: the kernel drops the
   // registrations and wakes any thread still waiting on a fault.
   for (auto& [pid, lp] : procs_) lp->CloseUffd();

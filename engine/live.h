@@ -68,14 +68,26 @@ class LiveSave {
   LiveSave(const LiveSave&) = delete;
   LiveSave& operator=(const LiveSave&) = delete;
 
-  // While |pid| is frozen, on the thread that seized it: makes its
-  // userfaultfd, registers its private mappings and protects |sources| (the
-  // pages its dump will save). Pages of a mapping userfaultfd refuses are
-  // copied at once. Returns false, with nothing changed, when the process
-  // cannot have a privileged userfaultfd (its pages must be saved frozen).
-  Result<bool> AddProcess(pid_t pid, const img::Process& proc, std::span<const sched::PageSource> sources);
+  // Before the freeze, to keep write-protecting out of the frozen time:
+  // seizes the tree of |root| for a moment to make each process's
+  // userfaultfd and register its private anonymous mappings, lets it run,
+  // starts the handler (which only unprotects, for now) and write-protects
+  // every present page while the tree runs. On error nothing is left armed.
+  Status PreArm(pid_t root);
+  // Stops the handler; messages left in the queues wait for Start().
+  void Pause();
 
-  // Once the tree runs: starts the fault handler.
+  // While |pid| is frozen, on the thread that seized it: makes its
+  // userfaultfd (or takes the one PreArm made, if |start_time| matches),
+  // registers its private mappings and protects |sources| (the pages its
+  // dump will save; after PreArm, only those not protected any more).
+  // Pages of a mapping userfaultfd refuses are copied at once. Returns
+  // false, with nothing changed, when the process cannot have a privileged
+  // userfaultfd (its pages must be saved frozen).
+  Result<bool> AddProcess(pid_t pid, uint64_t start_time, const img::Process& proc,
+                          std::span<const sched::PageSource> sources);
+
+  // Every process added: (re)starts the fault handler for all of them.
   Status Start();
   // Where the page pipeline reads |pid|'s pages (AddProcess returned true).
   const memdrain::PageDrain& DrainOf(pid_t pid) const;
@@ -88,6 +100,9 @@ class LiveSave {
   uint64_t pages_copied() const { return copied_.load(); }
   uint64_t pages_protected() const { return protected_; }
   uint64_t pages_copied_frozen() const { return copied_frozen_; }
+  uint64_t prearm_pause_ns() const { return prearm_pause_ns_; }
+  uint64_t prearm_ns() const { return prearm_ns_; }
+  uint64_t pages_prearmed() const { return prearmed_; }
 
  private:
   void Loop();
@@ -100,6 +115,9 @@ class LiveSave {
   std::atomic<uint64_t> copied_{0};
   uint64_t protected_ = 0;
   uint64_t copied_frozen_ = 0;
+  uint64_t prearm_pause_ns_ = 0;  // the tree seized to make the userfaultfds
+  uint64_t prearm_ns_ = 0;        // write-protecting while it ran
+  uint64_t prearmed_ = 0;         // pages protected then
 };
 
 }  // namespace cf::engine

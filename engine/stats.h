@@ -66,6 +66,11 @@ struct DumpCounters {
   uint64_t pages_live_copied = 0;
   uint64_t pages_live_protected = 0;
   uint64_t pages_live_copied_frozen = 0;
+  // Armed before the freeze: the tree seized a moment to make the
+  // userfaultfds, then its present pages protected while it ran.
+  uint64_t live_prearm_pause_ns = 0;
+  uint64_t live_prearm_ns = 0;
+  uint64_t pages_live_prearmed = 0;
   // Printed only (not in stats-dump.img): how the pages were dumped.
   int jobs = 0;
   bool killed_early = false;  // vmsplice: the tree was killed once its pages were pinned

@@ -20,7 +20,9 @@
  * (its own copy) and exits; the parent's memory must not change. With
  * "unmap", 64 MiB of spare memory is mapped first (so above the writers'),
  * filled, and SIGUSR2 unmaps it instead.
- * Each writer rests 2 ms after each sweep.
+ * Each writer rests 2 ms after each sweep; one more, the hot writer, sweeps
+ * 256 pages of its own every 0.2 ms (pages a live dump must protect again
+ * at the freeze, or lose to the writer before it saves them).
  * On SIGUSR1 (the check): no failure so far, and every writer has done two
  * more sweeps since (so it runs, and has checked every page once more).
  */
@@ -36,12 +38,13 @@
 
 struct writer {
   int id;
+  long rest_ns;  /* after each sweep */
   volatile uint64_t *mem;
   uint64_t pages;
   _Atomic uint64_t sweeps;
 };
 
-static struct writer writers[MAX_WRITERS];
+static struct writer writers[MAX_WRITERS + 1];
 static int nwriters;
 static char fail_msg[256];
 static _Atomic int failed;
@@ -86,7 +89,7 @@ static void *writer_main(void *arg) {
     }
     atomic_fetch_add(&w->sweeps, 1);
     /* Not all the CPU: test machines are small. */
-    struct timespec nap = {0, 2000000};
+    struct timespec nap = {0, w->rest_ns};
     nanosleep(&nap, NULL);
     cf_check_lifetime();
   }
@@ -142,6 +145,18 @@ int main(int argc, char **argv) {
   if (kpage == MAP_FAILED) cf_die("mmap");
   kpage[0] = 0;
   uint64_t pages = (uint64_t)mib * 256 / (uint64_t)nwriters;
+  /* The hot writer: 256 pages rewritten every 0.2 ms, mapped before the
+   * others (so above them: a dump saves it last, after the writer has gone
+   * over it many times). */
+  {
+    void *m = mmap(NULL, 256 * CF_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) cf_die("mmap hot pages");
+    memset(m, 0, 256 * CF_PAGE);
+    writers[nwriters].id = nwriters;
+    writers[nwriters].mem = m;
+    writers[nwriters].pages = 256;
+    writers[nwriters].rest_ns = 200000;
+  }
   for (int t = 0; t < nwriters; t++) {
     void *m = mmap(NULL, pages * CF_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) cf_die("mmap %lu pages", pages);
@@ -149,12 +164,16 @@ int main(int argc, char **argv) {
     writers[t].id = t;
     writers[t].mem = m;
     writers[t].pages = pages;
+    writers[t].rest_ns = 2000000;
   }
+  nwriters++; /* the hot one too, from here on */
   for (int t = 0; t < nwriters; t++) {
     pthread_t th;
     if (pthread_create(&th, NULL, writer_main, &writers[t]) != 0) cf_die("pthread_create");
   }
-  while (atomic_load(&writers[nwriters - 1].sweeps) < 2) cf_nap(1);
+  for (int t = 0; t < nwriters; t++) {
+    while (atomic_load(&writers[t].sweeps) < 2) cf_nap(1);
+  }
   cf_ready();
   for (;;) {
     cf_nap(20);
