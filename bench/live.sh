@@ -31,11 +31,12 @@ median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]
 
 mkdir -p "$WORK/w"
 setsid "$PROGS/live_writer" "$WORK/w" "$MB" 1 </dev/null >/dev/null 2>&1 &
+disown
 for ((i = 0; i < 600; i++)); do [ -s "$WORK/w/ready" ] && break; sleep 0.1; done
 PID=$(cat "$WORK/w/ready") || die "workload did not start"
 echo "kernel $(uname -r), $(nproc) CPUs, commit $(git rev-parse --short HEAD 2>/dev/null), $MB MiB, $RUNS runs"
 
-declare -a ff ft lf lt lc
+declare -a ff ft fc lf lt lc lp lcol
 run_one() {
   local mode=$1 out=$WORK/$1.out
   rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
@@ -43,9 +44,12 @@ run_one() {
     "$CRIU_FAST" dump -R --live -t "$PID" -D "$OUT_DIR/img" --display-stats >"$out" 2>&1 || die "dump --live failed: $(cat "$out")"
     lf+=("$(stat_of "frozen time" "$out")"); lt+=("$(stat_of "total time" "$out")")
     lc+=("$(sed -n 's/^  live pages: .* \([0-9]*\) copied on fault.*/\1/p' "$out")")
+    lp+=("$(sed -n 's/^  live early arm: *paused \([0-9.]*\) ms.*/\1/p' "$out")")
+    lcol+=("$(stat_of "collect time" "$out")")
   else
     "$CRIU_FAST" dump -R -t "$PID" -D "$OUT_DIR/img" --display-stats >"$out" 2>&1 || die "dump failed: $(cat "$out")"
     ff+=("$(stat_of "frozen time" "$out")"); ft+=("$(stat_of "total time" "$out")")
+    fc+=("$(stat_of "collect time" "$out")")
   fi
 }
 for ((r = 0; r < RUNS; r++)); do
@@ -56,8 +60,10 @@ kill -USR1 "$PID"
 for ((i = 0; i < 300; i++)); do [ -s "$WORK/w/result" ] && break; sleep 0.1; done
 check=$(cat "$WORK/w/result" 2>/dev/null)
 echo "dump -R of $MB MiB under a writer rewriting every page, medians of $RUNS runs:"
-printf "  dump -R:         frozen %9s ms   total %9s ms\n" "$(median "${ff[@]}")" "$(median "${ft[@]}")"
-printf "  dump -R --live:  frozen %9s ms   total %9s ms   pages copied on fault %s\n" \
-  "$(median "${lf[@]}")" "$(median "${lt[@]}")" "$(median "${lc[@]}")"
+printf "  dump -R:         frozen %9s ms (collect %s)   total %9s ms\n" "$(median "${ff[@]}")" "$(median "${fc[@]}")" \
+  "$(median "${ft[@]}")"
+printf "  dump -R --live:  frozen %9s ms (collect %s)   total %9s ms   pages copied on fault %s\n" \
+  "$(median "${lf[@]}")" "$(median "${lcol[@]}")" "$(median "${lt[@]}")" "$(median "${lc[@]}")"
+printf "                   and a pause of %s ms before the freeze (early arm)\n" "$(median "${lp[@]}")"
 python3 -c 'import sys; a,b=map(float,sys.argv[1:]); print("  frozen time --live / frozen: %.1f%%" % (100*b/a))' "$(median "${ff[@]}")" "$(median "${lf[@]}")"
 echo "  workload self-check after the dumps: ${check:-none}"

@@ -2,13 +2,24 @@
 // its state and write-protect its private memory; its pages are saved while
 // it runs, and the image still holds exactly the memory at the freeze.
 //
-// While frozen, each process gets a userfaultfd made inside it (by a remote
-// system call, as for write tracking: engine/track.h), here in synchronous
-// write-protect mode: no WP_ASYNC, and not UFFD_USER_MODE_ONLY, so that a
-// write by the kernel on the program's behalf (read(2) into a buffer) waits
-// like a write of the program instead of failing with EFAULT. Its private
-// mappings are registered (UFFDIO_REGISTER_MODE_WP) and the pages to save are
-// write-protected (UFFDIO_WRITEPROTECT). Then the tree runs on, and:
+// Each process gets a userfaultfd made inside it (by a remote system call,
+// as for write tracking: engine/track.h), here in synchronous write-protect
+// mode: no WP_ASYNC, and not UFFD_USER_MODE_ONLY, so that a write by the
+// kernel on the program's behalf (read(2) into a buffer) waits like a write
+// of the program instead of failing with EFAULT. Its private mappings are
+// registered (UFFDIO_REGISTER_MODE_WP) and the pages to save are
+// write-protected (UFFDIO_WRITEPROTECT).
+// Protecting costs the kernel a change of each page table entry (50-100 ms
+// per GiB of 4 KiB pages here), so it is done before the freeze (PreArm):
+// the tree is seized a moment to make the userfaultfds and register its
+// private anonymous mappings, then runs on while its present pages are
+// protected; meanwhile the handler only unprotects what the program writes.
+// At the freeze, one PAGEMAP_SCAN per range of the snapshot finds the pages
+// that are not protected any more (written since, populated since, mapped
+// since: PAGE_IS_WRITTEN, i.e. no uffd-wp bit, whatever the reason) and only
+// those are protected again, under the lock that switches the handler to
+// copying. The kernel says what is protected: nothing is assumed from the
+// events seen. Then the tree runs on, and:
 //   - the page pipeline reads pages with process_vm_readv as usual; a page
 //     still protected holds its bytes of the freeze. Once a batch is read,
 //     its pages are marked saved and unprotected (so later writes cost

@@ -13,7 +13,10 @@
 #     that instant implies (a page saved after its write, or a torn image,
 #     fails the self-check), and runs on;
 #   - --live without -R, or with --drain vmsplice, is refused with an Error
-#     line and the program runs on.
+#     line and the program runs on; so does a live dump failing at the
+#     injected points (CF_FAULT), its maps and descriptors unchanged;
+#   - memory of the snapshot unmapped during the save fails the dump with an
+#     Error that says so (unless it was saved first); the program runs on.
 # shellcheck source=lib.sh
 source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
 e2e_init
@@ -59,6 +62,21 @@ for img in img1 img2; do
   check_pass "$W"
 done
 log "two live images restored consistent; the program ran on"
+
+# A live dump failing before the release (collect), at it (live-release) or
+# after it (image-write) exits 1 with an Error line; the program runs on
+# untraced, with the same maps and descriptors (its userfaultfds closed,
+# its memory unprotected) and passes its self-check.
+for point in collect live-release image-write; do
+  snapshot "$pid" "$E2E_TMP/before-$point" || fail "snapshot of $pid"
+  CF_FAULT=$point run_cf "fault-$point" dump -t "$pid" -D "$E2E_TMP/fault-$point" -R --live
+  assert_cf_error "dump --live with CF_FAULT=$point"
+  grep -q "fault injected at $point" "$CF_ERR" || fail "CF_FAULT=$point not reached: $(cf_error_line)"
+  [ -e "$E2E_TMP/fault-$point/inventory.img" ] && fail "CF_FAULT=$point: an inventory was left"
+  assert_running_untraced "$pid" "after CF_FAULT=$point"
+  assert_same_snapshot "$pid" "$E2E_TMP/before-$point" "after CF_FAULT=$point"
+  check_pass "$W"
+done
 
 # Memory of the snapshot unmapped during the save (64 MiB mapped above the
 # writers', so saved last): the dump either saved it first (then it succeeds)
