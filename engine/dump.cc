@@ -782,6 +782,7 @@ int RunDump(const Options& opts) {
     }
   }
   for (const std::string& n : opts.no_effect) LOG_INFO("option %s: no effect here", n.c_str());
+  if (opts.iterative > 0) return RunIterativeDump(opts);
   Dumper dumper(opts);
   Status s = dumper.Run();
   if (!s.ok()) s = dumper.ExplainVanished(std::move(s));
