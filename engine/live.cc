@@ -112,6 +112,7 @@ class LiveProcess final : public memdrain::PageDrain {
   std::mutex mode_mu;
   bool armed = false;
   bool prearmed = false;  // made by PreArm: its pages were protected while it ran
+  uint64_t stack_end = 0;  // of its [stack] then: an exec since moves it
   int uffd() const { return uffd_.get(); }
   void CloseUffd() { uffd_.reset(); }
 
@@ -271,6 +272,14 @@ Result<UniqueFd> MakeLiveUffd(pid_t pid) {
 
 // Private anonymous memory, the only kind synchronous write-protect takes
 // (and the only kind saved per process but private file pages).
+uint64_t StackEnd(const Result<std::vector<pagemap::VmaInfo>>& vmas) {
+  if (!vmas.ok()) return 0;
+  for (const pagemap::VmaInfo& v : *vmas) {
+    if (v.path == "[stack]") return v.end;
+  }
+  return 0;
+}
+
 bool PrivateAnon(const pagemap::VmaInfo& v) {
   if (v.shared || v.is_file()) return false;
   return v.path.empty() || v.path == "[heap]" || v.path == "[stack]";
@@ -295,6 +304,7 @@ Status LiveSave::PreArm(pid_t root) {
       ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(sp.pid));
       auto lp = std::make_unique<LiveProcess>(sp.pid, std::move(*uffd), std::move(reader), st.start_time);
       lp->prearmed = true;
+      lp->stack_end = StackEnd(pagemap::ReadVmas(sp.pid));
       procs_[sp.pid] = std::move(lp);
     }
     // Registered while frozen: a mapping's flags change under the mmap lock.
@@ -348,7 +358,22 @@ Result<bool> LiveSave::AddProcess(pid_t pid, uint64_t start_time, const img::Pro
                                   std::span<const sched::PageSource> sources) {
   const uint64_t t0 = MonotonicNs();
   LiveProcess* lp = nullptr;
-  if (auto it = procs_.find(pid); it != procs_.end() && it->second->start_time() == start_time) {
+  uint64_t stack_end = 0;
+  for (const img::Vma& v : proc.vmas()) {
+    if (v.path() == "[stack]") stack_end = v.end();
+  }
+  auto it = procs_.find(pid);
+  if (it != procs_.end() && (it->second->start_time() != start_time || it->second->stack_end != stack_end)) {
+    // Not the memory armed early (another process under the pid, or an
+    // exec since): let that userfaultfd go, with the handler stopped
+    // meanwhile (it polls it), and make a new one.
+    LOG_INFO("dump: --live: process %d changed since the early arm (exec?): armed again now", pid);
+    Pause();
+    procs_.erase(it);
+    it = procs_.end();
+    StartHandler();
+  }
+  if (it != procs_.end()) {
     lp = it->second.get();
   } else {
     Result<UniqueFd> made = MakeLiveUffd(pid);
@@ -427,21 +452,29 @@ Status LiveSave::Start() {
   if (snapshot) std::erase_if(procs_, [](const auto& e) { return !e.second->added; });
   faults_ = 0;
   copied_ = 0;
-  handler_ = std::thread([this] { Loop(); });
+  StartHandler();
   return OkStatus();
 }
 
 const memdrain::PageDrain& LiveSave::DrainOf(pid_t pid) const { return *procs_.at(pid); }
 
+// The handler's list of processes is made here, on the calling thread:
+// procs_ may change (AddProcess) while the handler runs.
+void LiveSave::StartHandler() {
+  std::vector<LiveProcess*> who;
+  for (auto& [pid, lp] : procs_) who.push_back(lp.get());
+  handler_ = std::thread([this, who = std::move(who)] { Loop(who); });
+}
+
 // The fault handler: one thread for every process of the tree.
-void LiveSave::Loop() {
+void LiveSave::Loop(const std::vector<LiveProcess*>& procs) {
   std::vector<pollfd> pfds;
   std::vector<LiveProcess*> who;
   pfds.push_back({stop_.get(), POLLIN, 0});
   who.push_back(nullptr);
-  for (auto& [pid, lp] : procs_) {
+  for (LiveProcess* lp : procs) {
     pfds.push_back({lp->uffd(), POLLIN, 0});
-    who.push_back(lp.get());
+    who.push_back(lp);
   }
   std::deque<uffd_msg> queue;
   auto read_msgs = [&](LiveProcess* lp) {

@@ -61,6 +61,7 @@
 #include <memory>
 #include <span>
 #include <thread>
+#include <vector>
 
 #include "common/fd.h"
 #include "common/status.h"
@@ -116,7 +117,8 @@ class LiveSave {
   uint64_t pages_prearmed() const { return prearmed_; }
 
  private:
-  void Loop();
+  void StartHandler();
+  void Loop(const std::vector<LiveProcess*>& procs);
   void Stop();
 
   std::map<pid_t, std::unique_ptr<LiveProcess>> procs_;
