@@ -17,6 +17,8 @@
 #     injected points (CF_FAULT), its maps and descriptors unchanged;
 #   - memory of the snapshot unmapped during the save fails the dump with an
 #     Error that says so (unless it was saved first); the program runs on.
+#   - a tree of 3 processes with 4 threads each (tests/progs/busytree.c),
+#     dumped live, runs on; restored from that image it passes its check.
 # shellcheck source=lib.sh
 source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
 e2e_init
@@ -109,3 +111,26 @@ case $rc in
 esac
 assert_running_untraced "$pid2" "after the unmap during a live dump"
 check_pass "$W2"
+kill_prog "$pid2"
+
+# A tree: 3 processes of 4 threads each (tests/progs/busytree.c: a spinner,
+# a sleeper, a reader blocked in read(2) on a pipe another thread writes):
+# dump -R --live, every process runs on and passes its self-check; then the
+# image, restored, passes it too.
+W3=$E2E_TMP/w3
+start_prog busytree "$W3" 3 16
+root=$PROG_PID
+mapfile -t all < <(tree_pids "$root")
+[ "${#all[@]}" = 3 ] || fail "expected 3 processes in the tree, found ${#all[@]}"
+run_cf tree dump -t "$root" -D "$E2E_TMP/tree" -R --live --display-stats -v4 -o "$E2E_TMP/tree.log"
+CF_LOG=$E2E_TMP/tree.log
+assert_cf_ok "dump -R --live of a tree"
+grep -q '^  processes: *3' "$CF_OUT" || fail "tree: $(grep processes "$CF_OUT")"
+for p in "${all[@]}"; do assert_running_untraced "$p" "tree process $p after dump --live"; done
+check_pass "$W3"
+for p in "${all[@]}"; do kill -KILL "$p" 2>/dev/null; done
+for p in "${all[@]}"; do wait_gone "$p" 10; done
+for p in "${all[@]}"; do wait_pid_free "$p" 20; done
+restore_d restore-tree "$E2E_TMP/tree" "$root"
+check_pass "$W3"
+log "a tree dumped live and restored"
