@@ -6,7 +6,9 @@
 # with `dump -R` and with `dump -R --live` (alternating which goes first).
 # Prints the medians of frozen time and total time, and the pages the live
 # dump copied on fault. Images go to tmpfs (OUT_DIR). After the last round
-# the program checks its memory was never torn (its self-check).
+# the program checks its memory was never torn (its self-check); then it is
+# dumped live once more, killed, restored from that image, and checks that
+# its memory is that of one instant (the freeze).
 # Usage: bench/live.sh [RUNS=5] [MB=1024]   (as root, after scripts/build.sh)
 set -u -o pipefail
 RUNS=${1:-5}
@@ -59,6 +61,24 @@ rm -f "$WORK/w/result"
 kill -USR1 "$PID"
 for ((i = 0; i < 300; i++)); do [ -s "$WORK/w/result" ] && break; sleep 0.1; done
 check=$(cat "$WORK/w/result" 2>/dev/null)
+# One more live dump, then the writer is killed and restored from it: its
+# self-check finds any page not as it was at the freeze (live_writer.c).
+rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
+"$CRIU_FAST" dump -R --live -t "$PID" -D "$OUT_DIR/img" >/dev/null 2>&1 || die "last dump --live failed"
+kill -KILL "$PID"
+for ((i = 0; i < 100; i++)); do [ -e "/proc/$PID" ] || break; sleep 0.1; done
+restored=FAIL
+for ((i = 0; i < 30; i++)); do
+  if "$CRIU_FAST" restore -D "$OUT_DIR/img" -d >/dev/null 2>&1; then restored=ok; break; fi
+  sleep 0.2  # the pid is freed once its zombie is reaped
+done
+rcheck=none
+if [ "$restored" = ok ]; then
+  rm -f "$WORK/w/result"
+  kill -USR1 "$PID"
+  for ((i = 0; i < 300; i++)); do [ -s "$WORK/w/result" ] && break; sleep 0.1; done
+  rcheck=$(cat "$WORK/w/result" 2>/dev/null)
+fi
 echo "dump -R of $MB MiB under a writer rewriting every page, medians of $RUNS runs:"
 printf "  dump -R:         frozen %9s ms (collect %s)   total %9s ms\n" "$(median "${ff[@]}")" "$(median "${fc[@]}")" \
   "$(median "${ft[@]}")"
@@ -67,3 +87,4 @@ printf "  dump -R --live:  frozen %9s ms (collect %s)   total %9s ms   pages cop
 printf "                   and a pause of %s ms before the freeze (early arm)\n" "$(median "${lp[@]}")"
 python3 -c 'import sys; a,b=map(float,sys.argv[1:]); print("  frozen time --live / frozen: %.1f%%" % (100*b/a))' "$(median "${ff[@]}")" "$(median "${lf[@]}")"
 echo "  workload self-check after the dumps: ${check:-none}"
+echo "  restored from a live image (restore: $restored), its self-check: ${rcheck:-none}"
