@@ -156,6 +156,9 @@ class Dumper {
   Status Run();
   const DumpCounters& stats() const { return stats_; }
   bool pre_dump() const { return opts_.command == Command::kPreDump; }
+  // --live: the tree changed memory not saved yet (munmap, madvise, mremap,
+  // exit): the dump failed, the tree runs on.
+  bool live_changed() const { return live_changed_; }
   // A failure caused by a process of the tree dying under us (killed by
   // someone else) says so first: the low-level error alone (EIO, ESRCH)
   // would not tell why.
@@ -225,6 +228,7 @@ class Dumper {
   const std::string image_id_ = NewImageId();
   bool committed_ = false;
   bool killed_ = false;
+  bool live_changed_ = false;
 };
 
 Status Dumper::Prepare() {
@@ -467,6 +471,7 @@ Status Dumper::RunLiveSave(uint64_t frozen_start, uint64_t* released) {
   if (live.empty()) return OkStatus();
   Status st = DumpPagesOf(live);
   Status fin = live_->Finish();
+  live_changed_ = live_->changed();
   stats_.live_faults = live_->faults();
   stats_.pages_live_copied = live_->pages_copied();
   stats_.pages_live_protected = live_->pages_protected();
@@ -783,15 +788,25 @@ int RunDump(const Options& opts) {
   }
   for (const std::string& n : opts.no_effect) LOG_INFO("option %s: no effect here", n.c_str());
   if (opts.iterative > 0) return RunIterativeDump(opts);
-  Dumper dumper(opts);
-  Status s = dumper.Run();
-  if (!s.ok()) s = dumper.ExplainVanished(std::move(s));
+  std::optional<Dumper> dumper(std::in_place, opts);
+  Status s = dumper->Run();
+  if (!s.ok() && dumper->live_changed() && !opts.stream) {
+    // The live snapshot was lost to a change of the memory: the tree runs
+    // on, the partial image is gone. Dump again, frozen to the end.
+    LOG_WARN("dump: %s: dumping again without --live (frozen)", s.ToString().c_str());
+    dumper.reset();
+    Options frozen = opts;
+    frozen.live = false;
+    frozen.log_file.clear();  // the log is open already
+    return RunDump(frozen);
+  }
+  if (!s.ok()) s = dumper->ExplainVanished(std::move(s));
   if (!s.ok()) {
     LOG_ERROR("%s", s.ToString().c_str());
     return 1;
   }
   // stdout may carry the stream: then the statistics go to stderr.
-  if (opts.display_stats) dumper.stats().Print(opts.stream && opts.stream_to.empty() ? stderr : stdout);
+  if (opts.display_stats) dumper->stats().Print(opts.stream && opts.stream_to.empty() ? stderr : stdout);
   return 0;
 }
 

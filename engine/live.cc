@@ -178,6 +178,7 @@ class LiveProcess final : public memdrain::PageDrain {
     if (failure_.empty()) failure_ = std::move(why);
     failed_.store(true);
   }
+  bool failed() const { return failed_.load(); }
   Status Failure() const {
     if (!failed_.load()) return OkStatus();
     std::lock_guard<std::mutex> lk(fail_mu_);
@@ -541,6 +542,13 @@ void LiveSave::Stop() {
   // The last descriptor of each userfaultfd: the kernel drops the
   // registrations and wakes any thread still waiting on a fault.
   for (auto& [pid, lp] : procs_) lp->CloseUffd();
+}
+
+bool LiveSave::changed() const {
+  for (const auto& [pid, lp] : procs_) {
+    if (lp->failed()) return true;
+  }
+  return false;
 }
 
 Status LiveSave::Finish() {

@@ -108,6 +108,8 @@ class LiveSave {
   // under pages not saved yet makes it fail).
   Status Finish();
 
+  // A process changed memory not saved yet (the snapshot is lost).
+  bool changed() const;
   uint64_t faults() const { return faults_.load(); }
   uint64_t pages_copied() const { return copied_.load(); }
   uint64_t pages_protected() const { return protected_; }
