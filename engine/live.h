@@ -42,9 +42,10 @@
 //   - munmap, madvise(DONTNEED), mremap, mmap over a mapping: reported by
 //     UFFD_EVENT_UNMAP / REMOVE / REMAP. On memory already saved (or not in
 //     the snapshot, e.g. mapped after the freeze) they are harmless; on pages
-//     not saved yet, the bytes of the freeze may be gone: the dump fails with
-//     an error that says so (the tree runs on; dump again, or without --live).
-//   - exit: the pages not saved are gone: the dump fails the same way.
+//     not saved yet, the bytes of the freeze may be gone: the live save
+//     fails (changed()), and engine/dump.cc removes the partial image and
+//     dumps again without --live, frozen to the end (the tree ran on).
+//   - exit: the pages not saved are gone: the dump fails (the tree runs on).
 // Shared memory is not per process (a write through another mapping would
 // not fault here): it is saved while the tree is frozen, as is every page
 // of a mapping userfaultfd refuses, and every process in which a privileged
