@@ -6,6 +6,8 @@
 namespace cf::engine {
 
 int RunDump(const Options& opts);
+// dump --iterative: pre-dump rounds, then the final dump (engine/iterative.cc).
+int RunIterativeDump(const Options& opts);
 int RunRestore(const Options& opts);
 int RunCheck(const Options& opts);
 int RunShow(const Options& opts);

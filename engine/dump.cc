@@ -57,6 +57,7 @@
 #include "engine/collect.h"
 #include "engine/commands.h"
 #include "engine/incremental.h"
+#include "engine/live.h"
 #include "engine/page_dump.h"
 #include "engine/track.h"
 #include "pagemap/uffd_track.h"
@@ -157,6 +158,9 @@ class Dumper {
   Status Run();
   const DumpCounters& stats() const { return stats_; }
   bool pre_dump() const { return opts_.command == Command::kPreDump; }
+  // --live: the tree changed memory not saved yet (munmap, madvise, mremap,
+  // exit): the dump failed, the tree runs on.
+  bool live_changed() const { return live_changed_; }
   // A failure caused by a process of the tree dying under us (killed by
   // someone else) says so first: the low-level error alone (EIO, ESRCH)
   // would not tell why.
@@ -177,6 +181,7 @@ class Dumper {
     TrackScan track;  // write tracking (incremental dumps)
     std::vector<sched::PageSource> sources;
     std::unique_ptr<memdrain::PinnedPages> pinned;
+    bool live = false;  // --live: its pages are saved while it runs (live_)
   };
   Status PinProcess(ProcessDump* pd);
   void SetUpTracking(ProcessDump* pd);
@@ -186,6 +191,9 @@ class Dumper {
   Status CollectNetns(const std::vector<pid_t>& pids);
   Status DumpProcessPages(ProcessDump* pd);
   Status DumpAllPages();
+  Status DumpPagesOf(const std::vector<ProcessDump*>& which);
+  Status ArmLive(ProcessDump* pd);
+  Status RunLiveSave(uint64_t frozen_start, uint64_t* released);
   Status WriteCore(const ProcessDump& pd);
   Status WriteMessage(const std::string& name, streams::FileKind kind, const google::protobuf::MessageLite& msg);
   Status WriteInventory();
@@ -221,12 +229,31 @@ class Dumper {
   WriteTracking tracking_;  // userfaultfds: taken from the parent's keeper, or made here
   bool arm_ = false;        // leave write tracking armed for the next increment
   std::string tracker_;     // the keeper holding it, once handed over
+  // --live. Declared after tree_, so destroyed before it: a failed dump
+  // closes the userfaultfds (every blocked thread runs on) before the rest.
+  std::unique_ptr<LiveSave> live_;
   const std::string image_id_ = NewImageId();
   bool committed_ = false;
   bool killed_ = false;
+  bool live_changed_ = false;
 };
 
 Status Dumper::Prepare() {
+  if (opts_.live) {
+    // What a live save cannot be combined with (yet), refused before the
+    // tree is touched.
+    if (pre_dump()) return Error("--live is for dump -R: a pre-dump already runs the tree while it reads", EINVAL);
+    if (!opts_.leave_running || opts_.leave_stopped) {
+      return Error("--live needs -R (the tree runs on while its pages are saved)", EINVAL);
+    }
+    if (opts_.drain != "read") return Error("--live reads pages with --drain read; --drain " + opts_.drain +
+                                            " is not supported with it", EINVAL);
+    if (opts_.track_mem || !opts_.prev_images_dir.empty()) {
+      return Error("--live cannot be combined with --track-mem or --prev-images-dir yet "
+                   "(a mapping has one userfaultfd: write tracking uses an asynchronous one)", EINVAL);
+    }
+    if (opts_.force_pagemap_fallback) return Error("--live needs PAGEMAP_SCAN (not --no-pagemap-scan)", EINVAL);
+  }
   if (opts_.stream) {
     ASSIGN_OR_RETURN(sink_, streams::OpenStreamSink(opts_.stream_to));
   } else {
@@ -341,7 +368,10 @@ Status Dumper::DumpProcessPages(ProcessDump* pd) {
   if (!pd->scanned) {
     ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, popts, &pd->stats, &pd->pagemap, &pd->track));
   }
-  if (pd->pinned) {
+  if (pd->live) {
+    RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, live_->DrainOf(pd->pid), popts, &pages, &pd->pagemap,
+                               &pd->stats));
+  } else if (pd->pinned) {
     RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, *pd->pinned, popts, &pages, &pd->pagemap, &pd->stats));
     pd->pinned.reset();  // closes what is left of its pipes
   } else {
@@ -415,20 +445,69 @@ Status Dumper::PinProcess(ProcessDump* pd) {
   return OkStatus();
 }
 
+// --live, on the ptrace thread while the process is frozen: its pages are
+// scanned and write-protected (engine/live.h); a process that cannot have
+// the userfaultfd this needs is saved frozen instead.
+Status Dumper::ArmLive(ProcessDump* pd) {
+  ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap, &pd->track));
+  pd->scanned = true;
+  if (!live_) live_ = std::make_unique<LiveSave>();
+  ScopedTimer t(&stats_.live_arm_ns);
+  ASSIGN_OR_RETURN(pd->live, live_->AddProcess(pd->pid, pd->pagemap.start_time(), pd->proc, pd->sources));
+  return OkStatus();
+}
+
+// --live: the processes that could not be armed are saved now, frozen; then
+// the tree runs on (as after a dump -R) while the others' pages are saved.
+// A failure from here on cannot roll anything back but the image: the tree
+// already runs, unharmed (its userfaultfds are closed first).
+Status Dumper::RunLiveSave(uint64_t frozen_start, uint64_t* released) {
+  std::vector<ProcessDump*> frozen, live;
+  for (const auto& pd : dumps_) (pd->live ? live : frozen).push_back(pd.get());
+  if (!frozen.empty()) RETURN_IF_ERROR(DumpPagesOf(frozen));
+  if (!live.empty()) RETURN_IF_ERROR(live_->Start());
+  FAULT_POINT("live-release");
+  if (net_lock_) RETURN_IF_ERROR(net_lock_->Undo());
+  shared_.PutBack();
+  tree_.Release(false);
+  *released = MonotonicNs();
+  stats_.live = true;
+  stats_.frozen_ns = *released - frozen_start;
+  LOG_INFO("dump: --live: process tree %d runs on after %.3f ms frozen; saving its pages", opts_.pid,
+           static_cast<double>(stats_.frozen_ns) / 1e6);
+  if (live.empty()) return OkStatus();
+  Status st = DumpPagesOf(live);
+  Status fin = live_->Finish();
+  live_changed_ = live_->changed();
+  stats_.live_faults = live_->faults();
+  stats_.pages_live_copied = live_->pages_copied();
+  stats_.pages_live_protected = live_->pages_protected();
+  stats_.pages_live_copied_frozen = live_->pages_copied_frozen();
+  // A mapping changed under unsaved pages explains a failed read best.
+  RETURN_IF_ERROR(fin);
+  return st;
+}
+
 // The pages of every collected process, side by side: each process's page
 // pipeline is a task of the one arena, so --jobs bounds them all together,
 // and the in-order write stages of several processes (one file each) run at
 // the same time instead of one after another.
 Status Dumper::DumpAllPages() {
+  std::vector<ProcessDump*> all;
+  for (const auto& pd : dumps_) all.push_back(pd.get());
+  return DumpPagesOf(all);
+}
+
+Status Dumper::DumpPagesOf(const std::vector<ProcessDump*>& which) {
   const uint64_t start = MonotonicNs();
   const uint64_t shmem_pages_ns = stats_.pages_ns;  // shared memory objects, dumped while collecting
-  std::vector<Status> results(dumps_.size());
+  std::vector<Status> results(which.size());
   arena_->Execute([&] {
-    tbb::parallel_for(size_t{0}, dumps_.size(), size_t{1}, [&](size_t i) {
-      results[i] = DumpProcessPages(dumps_[i].get()).WithContext("dump of process " + std::to_string(dumps_[i]->pid));
+    tbb::parallel_for(size_t{0}, which.size(), size_t{1}, [&](size_t i) {
+      results[i] = DumpProcessPages(which[i]).WithContext("dump of process " + std::to_string(which[i]->pid));
     });
   });
-  for (const auto& pd : dumps_) stats_.Add(pd->stats);
+  for (const ProcessDump* pd : which) stats_.Add(pd->stats);
   // Stage times stay thread time; the pages stage is wall time: the shared
   // memory objects', then that of every process's pages side by side.
   stats_.pages_ns = shmem_pages_ns + (MonotonicNs() - start);
@@ -613,6 +692,19 @@ Status Dumper::Run() {
   const bool vmsplice = opts_.drain == "vmsplice";
   if (vmsplice) InitPipeBudget();
 
+  if (opts_.live) {
+    // Write-protect while the tree still runs (engine/live.h); the freeze
+    // then protects only what changed since. Without it, all at the freeze.
+    live_ = std::make_unique<LiveSave>();
+    if (Status pa = live_->PreArm(opts_.pid); !pa.ok()) {
+      LOG_WARN("dump: --live: not armed before the freeze (%s): memory is protected while frozen",
+               pa.ToString().c_str());
+      live_ = std::make_unique<LiveSave>();
+    }
+    stats_.live_prearm_pause_ns = live_->prearm_pause_ns();
+    stats_.live_prearm_ns = live_->prearm_ns();
+    stats_.pages_live_prearmed = live_->pages_prearmed();
+  }
   uint64_t frozen_start = MonotonicNs();
   {
     ScopedTimer t(&stats_.seize_ns);
@@ -641,8 +733,10 @@ Status Dumper::Run() {
     SetUpTracking(dumps_.back().get());
     RETURN_IF_ERROR(WriteCore(*dumps_.back()));
     if (vmsplice) RETURN_IF_ERROR(PinProcess(dumps_.back().get()).WithContext(ctx));
+    if (opts_.live) RETURN_IF_ERROR(ArmLive(dumps_.back().get()).WithContext(ctx));
   }
   uint64_t released = 0;
+  if (opts_.live) RETURN_IF_ERROR(RunLiveSave(frozen_start, &released));
   bool all_pinned = vmsplice;
   for (const auto& pd : dumps_) all_pinned = all_pinned && pd->pinned != nullptr;
   if (all_pinned && !opts_.leave_running) {
@@ -657,11 +751,11 @@ Status Dumper::Run() {
     LOG_INFO("dump: pages pinned; process tree %d killed before writing them", opts_.pid);
     Status st = DumpAllPages();
     if (!st.ok()) return st.WithContext("the process tree was already killed (its pages were pinned in pipes)");
-  } else {
+  } else if (!opts_.live) {
     RETURN_IF_ERROR(DumpAllPages());
   }
   // Times so far: a stream cannot rewrite the stats at the end as a directory does.
-  stats_.frozen_ns = MonotonicNs() - frozen_start;
+  stats_.frozen_ns = released != 0 ? released - frozen_start : MonotonicNs() - frozen_start;
   stats_.total_ns = MonotonicNs() - start;
   RETURN_IF_ERROR(FinishImage());
   // The image is complete: from here on nothing rolls back.
@@ -686,7 +780,7 @@ Status Dumper::Run() {
   stats_.unguarded_ns = inj.unguarded_ns;
   stats_.frozen_ns = released - frozen_start;
   stats_.total_ns = end - start;
-  if (vmsplice) stats_.after_release_ns = end - released;
+  if (vmsplice || opts_.live) stats_.after_release_ns = end - released;
   // Rewrite the stats with the final times (best effort: the image is done).
   if (!sink_->streamed()) {
     img::DumpStats final_stats = stats_.ToProto();
@@ -713,15 +807,26 @@ int RunDump(const Options& opts) {
     }
   }
   for (const std::string& n : opts.no_effect) LOG_INFO("option %s: no effect here", n.c_str());
-  Dumper dumper(opts);
-  Status s = dumper.Run();
-  if (!s.ok()) s = dumper.ExplainVanished(std::move(s));
+  if (opts.iterative > 0) return RunIterativeDump(opts);
+  std::optional<Dumper> dumper(std::in_place, opts);
+  Status s = dumper->Run();
+  if (!s.ok() && dumper->live_changed() && !opts.stream) {
+    // The live snapshot was lost to a change of the memory: the tree runs
+    // on, the partial image is gone. Dump again, frozen to the end.
+    LOG_WARN("dump: %s: dumping again without --live (frozen)", s.ToString().c_str());
+    dumper.reset();
+    Options frozen = opts;
+    frozen.live = false;
+    frozen.log_file.clear();  // the log is open already
+    return RunDump(frozen);
+  }
+  if (!s.ok()) s = dumper->ExplainVanished(std::move(s));
   if (!s.ok()) {
     LOG_ERROR("%s", s.ToString().c_str());
     return 1;
   }
   // stdout may carry the stream: then the statistics go to stderr.
-  if (opts.display_stats) dumper.stats().Print(opts.stream && opts.stream_to.empty() ? stderr : stdout);
+  if (opts.display_stats) dumper->stats().Print(opts.stream && opts.stream_to.empty() ? stderr : stdout);
   return 0;
 }
 

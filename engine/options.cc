@@ -29,8 +29,8 @@ namespace {
 enum class Act {
   kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kLeaveStopped, kDetached, kShellJob, kFileLocks, kExtUnixSk, kLinkRemap,
   kPidfile,
-  kPrevImages, kTrackMem, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose, kRoot,
-  kPreDumpMode, kManageCgroups, kTcpEstablished, kSkipInFlight, kTcpClose, kNetworkLock, kJoinNs,
+  kPrevImages, kTrackMem, kLive, kIterative, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose,
+  kRoot, kPreDumpMode, kManageCgroups, kTcpEstablished, kSkipInFlight, kTcpClose, kNetworkLock, kJoinNs,
   kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
   // criu-fast's own (long only)
   kJobs, kCompress, kDrain, kNoPagemapScan, kStream, kStreamTo, kStreamFrom, kAllowUntrusted,
@@ -144,6 +144,8 @@ const OptDef kOptions[] = {
     {"compress", required_argument, 0, false, Act::kCompress, nullptr},
     {"drain", required_argument, 0, false, Act::kDrain, nullptr},
     {"no-pagemap-scan", no_argument, 0, false, Act::kNoPagemapScan, nullptr},
+    {"live", no_argument, 0, false, Act::kLive, nullptr},
+    {"iterative", optional_argument, 0, false, Act::kIterative, nullptr},
     {"stream", no_argument, 0, false, Act::kStream, nullptr},
     {"stream-to", required_argument, 0, false, Act::kStreamTo, nullptr},
     {"stream-from", required_argument, 0, false, Act::kStreamFrom, nullptr},
@@ -387,6 +389,12 @@ Status Apply(const OptDef& d, bool negated, const char* arg, Options* o) {
       }
       break;
     case Act::kNoPagemapScan: o->force_pagemap_fallback = true; break;
+    case Act::kLive: o->live = true; break;
+    case Act::kIterative:
+      v = 6;
+      if (arg && *arg && !ParseInt(arg, 1, 100, &v)) return Error(std::string("bad --iterative '") + arg + "'");
+      o->iterative = static_cast<int>(v);
+      break;
     case Act::kStream: o->stream = true; break;
     case Act::kStreamTo:
       o->stream = true;
@@ -455,6 +463,11 @@ const char* UsageText() {
          "      --compress CODEC      page chunk compression: none, lz4, zstd[:LEVEL]\n"
          "      --drain MODE          memory draining: read (process_vm_readv) or vmsplice\n"
          "      --no-pagemap-scan     read /proc/PID/pagemap instead of PAGEMAP_SCAN\n"
+         "      --live                dump -R: frozen only to collect and write-protect memory;\n"
+         "                            pages are saved while the tree runs (a page written first\n"
+         "                            is copied out first: the image is the memory at the freeze)\n"
+         "      --iterative[=N]       dump: pre-dump rounds into DIR/pre-1.. while the dirty set\n"
+         "                            shrinks (at most N, default 6), then the final dump into DIR\n"
          "      --stream              dump to stdout / restore or show from stdin, as one stream\n"
          "      --stream-to PATH      dump: write the stream to PATH (a FIFO or a file)\n"
          "      --stream-from PATH    restore, show: read the stream from PATH\n"

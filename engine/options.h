@@ -44,6 +44,8 @@ struct Options {
   std::string pidfile;           // --pidfile (relative to the work directory)
   std::string prev_images_dir;   // --prev-images-dir
   bool track_mem = false;        // --track-mem
+  int iterative = 0;             // dump --iterative[=N]: up to N pre-dump rounds first (engine/iterative.cc)
+  bool live = false;             // dump --live: frozen only to collect and write-protect (engine/live.h)
   std::string manage_cgroups;    // --manage-cgroups[=MODE]: the mode (soft when none is named); "": not given
   uint64_t ghost_limit = 1ull << 20;  // --ghost-limit SIZE[K|M|G]: most data of one deleted file saved (CRIU's 1M)
   int status_fd = -1;            // --status-fd FD: restore writes one byte there once the tree runs

@@ -35,6 +35,22 @@ TEST(OptionsTest, DumpWithCriuFlags) {
   EXPECT_EQ(o->compress, "zstd:3");
 }
 
+TEST(OptionsTest, LiveAndIterative) {
+  auto o = Parse({"criu-fast", "dump", "-t", "1", "-R", "--live"});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_TRUE(o->live);
+  EXPECT_EQ(o->iterative, 0);
+  o = Parse({"criu-fast", "dump", "-t", "1", "--iterative"});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->iterative, 6);
+  EXPECT_FALSE(o->live);
+  o = Parse({"criu-fast", "dump", "-t", "1", "--iterative=3"});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->iterative, 3);
+  EXPECT_FALSE(Parse({"criu-fast", "dump", "-t", "1", "--iterative=0"}).ok());
+  EXPECT_FALSE(Parse({"criu-fast", "dump", "-t", "1", "--no-live"}).ok());
+}
+
 // CRIU's -R and -s choose one final state: the last one given wins.
 TEST(OptionsTest, LeaveStoppedAndLeaveRunning) {
   auto s = Parse({"criu-fast", "dump", "-t", "1", "-R", "-s"});

@@ -76,6 +76,16 @@ void DumpCounters::Print(FILE* out) const {
     fprintf(out, "  after release:   %.3f ms (written after the tree was %s)\n", ms(after_release_ns),
             killed_early ? "killed" : "released");
   }
+  if (live) {
+    fprintf(out, "  live:            frozen %.3f ms (write-protect %.3f ms), then saved while running for %.3f ms\n",
+            ms(frozen_ns), ms(live_arm_ns), ms(after_release_ns));
+    if (live_prearm_pause_ns) {
+      fprintf(out, "  live early arm:  paused %.3f ms before the freeze, then %lu pages protected in %.3f ms while running\n",
+              ms(live_prearm_pause_ns), pages_live_prearmed, ms(live_prearm_ns));
+    }
+    fprintf(out, "  live pages:      %lu protected, %lu copied on fault (%lu faults), %lu copied frozen\n",
+            pages_live_protected, pages_live_copied, live_faults, pages_live_copied_frozen);
+  }
   fprintf(out, "  injected:        %lu calls/commands, %.3f ms (unguarded: %lu, %.3f ms)\n", injected_calls,
           ms(injected_ns), unguarded_calls, ms(unguarded_ns));
   fprintf(out, "  pages time:      %.3f ms (%d jobs)\n", ms(pages_ns), jobs);

@@ -55,6 +55,22 @@ struct DumpCounters {
   uint64_t pages_vanished = 0;
   uint64_t track_ns = 0;
   std::string tracking;  // "uffd-wp", "hash" or empty (not incremental)
+  // dump --live (engine/live.h), printed only: the tree ran on after the
+  // freeze (frozen_ns) while its pages were saved; time spent making the
+  // userfaultfds and protecting the pages (frozen); write faults handled,
+  // pages copied out by the handler before their write; pages protected;
+  // pages copied while frozen (mappings userfaultfd refuses).
+  bool live = false;
+  uint64_t live_arm_ns = 0;
+  uint64_t live_faults = 0;
+  uint64_t pages_live_copied = 0;
+  uint64_t pages_live_protected = 0;
+  uint64_t pages_live_copied_frozen = 0;
+  // Armed before the freeze: the tree seized a moment to make the
+  // userfaultfds, then its present pages protected while it ran.
+  uint64_t live_prearm_pause_ns = 0;
+  uint64_t live_prearm_ns = 0;
+  uint64_t pages_live_prearmed = 0;
   // Printed only (not in stats-dump.img): how the pages were dumped.
   int jobs = 0;
   bool killed_early = false;  // vmsplice: the tree was killed once its pages were pinned

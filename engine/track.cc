@@ -107,10 +107,10 @@ WriteTracking WriteTracking::FromKeeper(const std::string& name) {
   return t;
 }
 
-Result<int> WriteTracking::Create(pid_t pid, uint64_t start_time) {
+Result<UniqueFd> MakeUserfaultfdIn(pid_t pid, int flags) {
   ASSIGN_OR_RETURN(const tracing::RemoteSites sites, tracing::FindRemoteSites(pid));
   ASSIGN_OR_RETURN(tracing::RemoteSyscall rs, tracing::RemoteSyscall::Attach(pid, pid, &sites));
-  ASSIGN_OR_RETURN(long fd, rs.Call(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
+  ASSIGN_OR_RETURN(long fd, rs.Call(SYS_userfaultfd, static_cast<uint64_t>(flags)));
   if (fd < 0) {
     RETURN_IF_ERROR(rs.Restore());
     return ErrnoStatus(static_cast<int>(-fd), "track: userfaultfd() in process " + std::to_string(pid));
@@ -121,10 +121,14 @@ Result<int> WriteTracking::Create(pid_t pid, uint64_t start_time) {
   auto closed = rs.CleanupCall(SYS_close, static_cast<uint64_t>(fd));
   RETURN_IF_ERROR(rs.Restore());
   RETURN_IF_ERROR(closed.status());
-  RETURN_IF_ERROR(copy.status());
-  RETURN_IF_ERROR(pagemap::EnableWriteTracking(copy->get()));
-  const int raw = copy->get();
-  fds_[pid] = Entry{start_time, std::move(*copy)};
+  return copy;
+}
+
+Result<int> WriteTracking::Create(pid_t pid, uint64_t start_time) {
+  ASSIGN_OR_RETURN(UniqueFd copy, MakeUserfaultfdIn(pid, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
+  RETURN_IF_ERROR(pagemap::EnableWriteTracking(copy.get()));
+  const int raw = copy.get();
+  fds_[pid] = Entry{start_time, std::move(copy)};
   return raw;
 }
 

@@ -29,6 +29,11 @@
 
 namespace cf::engine {
 
+// A userfaultfd made inside |pid| (seized and stopped) by a remote
+// userfaultfd(|flags|): criu-fast's copy (pidfd_getfd); the target's own
+// descriptor is closed before returning, whatever happened.
+Result<UniqueFd> MakeUserfaultfdIn(pid_t pid, int flags);
+
 class WriteTracking {
  public:
   // Takes the descriptors held by the keeper at |name| (a parent image's

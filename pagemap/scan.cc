@@ -411,6 +411,19 @@ Result<RangeSet> PageScanner::ScanWritten(uint64_t start, uint64_t end, ScanMode
   return set;
 }
 
+Result<RangeSet> PageScanner::ScanUnprotected(uint64_t start, uint64_t end) {
+  RETURN_IF_ERROR(CheckRange(pid_, start, end));
+  if (!use_scan_) return Error(RangeContext("write-protect scan needs PAGEMAP_SCAN", pid_, start, end), ENOTSUP);
+  RangeSet set;
+  if (start == end) return set;
+  Filter f;
+  f.mask = kPageWritten;
+  f.return_mask = kPageWritten;
+  auto emit = [&set](uint64_t s, uint64_t e, uint64_t) { set.Append({s, e}); };
+  RETURN_IF_ERROR(WalkIoctl(start, end, f, emit));
+  return set;
+}
+
 Result<std::vector<CategorizedRange>> PageScanner::ScanRaw(uint64_t start, uint64_t end) {
   RETURN_IF_ERROR(CheckRange(pid_, start, end));
   std::vector<CategorizedRange> out;

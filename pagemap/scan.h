@@ -70,6 +70,12 @@ class PageScanner {
   // registered for write tracking.
   Result<RangeSet> ScanWritten(uint64_t start, uint64_t end, ScanMode mode, bool rearm);
 
+  // Pages of [start, end) whose page table entry has no userfaultfd
+  // write-protect bit (PAGE_IS_WRITTEN alone: the kernel's fast path, one
+  // bit test per entry); works for synchronous write-protect too. May also
+  // report pages not present (nothing to protect there). Needs PAGEMAP_SCAN.
+  Result<RangeSet> ScanUnprotected(uint64_t start, uint64_t end);
+
   // Raw categorized ranges (present/swapped/file/pfnzero) for tests and tools.
   // Every present or swapped page, categories limited to PRESENT | SWAPPED |
   // FILE | PFNZERO | HUGE | WRITTEN; adjacent pages with equal categories
