@@ -18,6 +18,7 @@
 #include "engine/check_probes.h"
 #include "engine/commands.h"
 #include "kinds/aio.h"
+#include "kinds/cgroup.h"
 #include "kinds/hugetlb.h"
 #include "kinds/kind.h"
 #include "kinds/seccomp.h"
@@ -77,6 +78,8 @@ const Feature kFeatures[] = {
      ProbeGuardRegions},
     {"time namespaces", Need::kOptional, nullptr, "none: processes in a time namespace of their own are refused",
      kinds::ProbeTimeNamespaces},
+    {"cgroup namespaces", Need::kOptional, nullptr, "none: a process cannot be in a cgroup namespace of its own",
+     kinds::ProbeCgroupNamespaces},
 };
 
 // The table above, then what each descriptor kind probes for (optional: a
@@ -109,7 +112,7 @@ const CriuFeature kCriuFeatures[] = {
     {"seccomp_suspend", "PTRACE_O_SUSPEND_SECCOMP", nullptr},
     {"seccomp_filters", "PTRACE_SECCOMP_GET_FILTER", nullptr},
     {"loginuid", "/proc/self/loginuid", nullptr},
-    {"cgroupns", nullptr, "cgroup namespaces are not supported"},
+    {"cgroupns", "cgroup namespaces", nullptr},
     {"autofs", nullptr, "autofs is not supported"},
     {"tcp_half_closed", "TCP_REPAIR", nullptr},
     {"compat_cr", nullptr, "32-bit tasks are not supported"},

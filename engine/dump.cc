@@ -494,6 +494,7 @@ Status Dumper::WriteInventory() {
   if (net_lock_ && !opts_.leave_running) inv.set_net_lock(net_lock_->table());
   if (cgroups_) {
     for (const img::CgroupDir& d : cgroups_->dirs()) *inv.add_cgroup_dirs() = d;
+    for (const img::CgroupMember& r : cgroups_->roots()) *inv.add_cgroup_roots() = r;
   }
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -553,11 +554,16 @@ Status Dumper::CollectCgroups() {
                                                                       ? "none"
                                                                       : opts_.manage_cgroups.c_str()));
   if (mode == kinds::CgroupMode::kIgnore) return OkStatus();
-  std::map<pid_t, std::vector<pid_t>> threads;
+  kinds::CgroupDumpInput in;
   for (const SeizedProcess& sp : tree_.processes()) {
-    for (const SeizedThread& t : sp.threads) threads[sp.pid].push_back(t.tid);
+    for (const SeizedThread& t : sp.threads) in.threads[sp.pid].push_back(t.tid);
+    ASSIGN_OR_RETURN(proc::ProcStat st, ReadStat(sp.pid));
+    in.parents[sp.pid] = st.ppid;
   }
-  ASSIGN_OR_RETURN(cgroups_, kinds::CgroupCollect::Read(threads, mode != kinds::CgroupMode::kNone));
+  in.root = opts_.pid;
+  in.props = mode != kinds::CgroupMode::kNone;
+  in.roots = opts_.cgroup_roots;
+  ASSIGN_OR_RETURN(cgroups_, kinds::CgroupCollect::Read(in));
   return OkStatus();
 }
 

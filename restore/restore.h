@@ -3,6 +3,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -20,6 +22,8 @@ struct RestoreOptions {
   std::string parent_base;
   bool tcp_close = false;  // --tcp-close: TCP connections are restored closed
   std::string manage_cgroups = "soft";  // --manage-cgroups mode (kinds/cgroup.h)
+  // --cgroup-root [CONTROLLER:]/PATH: (controller, path), "" for all others.
+  std::vector<std::pair<std::string, std::string>> cgroup_roots;
   // Called once the images are no longer needed (the tree runs on its own):
   // a restore from a stream removes its staged copy here.
   std::function<void()> images_done;
