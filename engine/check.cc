@@ -21,6 +21,7 @@
 #include "kinds/cgroup.h"
 #include "kinds/hugetlb.h"
 #include "kinds/kind.h"
+#include "kinds/pidns.h"
 #include "kinds/seccomp.h"
 #include "kinds/shmem.h"
 #include "kinds/timens.h"
@@ -78,6 +79,9 @@ const Feature kFeatures[] = {
      ProbeGuardRegions},
     {"time namespaces", Need::kOptional, nullptr, "none: processes in a time namespace of their own are refused",
      kinds::ProbeTimeNamespaces},
+    {"PID namespaces shown", Need::kOptional, nullptr,
+     "a tree in a PID namespace below criu-fast's cannot be told apart: it would come back with other pids",
+     kinds::ProbePidNamespaces},
     {"cgroup namespaces", Need::kOptional, nullptr, "none: a process cannot be in a cgroup namespace of its own",
      kinds::ProbeCgroupNamespaces},
 };
@@ -134,7 +138,11 @@ const CriuFeature kCriuFeatures[] = {
     // CRIU's iptables network lock; --network-lock iptables is nftables here.
     {"has_ipt_legacy", "nftables network lock", nullptr},
     {"pidfd_store", nullptr, "pidfd store (RPC) is not supported"},
-    {"ns_pid", nullptr, "PID namespaces are not supported"},
+    // CRIU's probe: the kernel shows a task's pids in every namespace
+    // (NSpid). criu-fast reads them to refuse a tree in a PID namespace
+    // below its own (it saves no PID namespaces), so that every tree it
+    // dumps keeps its pids, thread ids of timers included.
+    {"ns_pid", "PID namespaces shown", nullptr},
     {"apparmor_stacking", nullptr, "LSM profiles are not restored"},
     {"network_lock_nftables", "nftables network lock", nullptr},
     {"sockopt_buf_lock", "SO_BUF_LOCK", nullptr},

@@ -74,6 +74,7 @@
 #include "kinds/ghost_file.h"
 #include "kinds/net_lock.h"
 #include "kinds/shmem.h"
+#include "kinds/pidns.h"
 #include "kinds/timens.h"
 #include "kinds/tty_session.h"
 #include "streams/image_file.h"
@@ -611,6 +612,7 @@ Status Dumper::Run() {
     for (const SeizedProcess& sp : tree_.processes()) pids.push_back(sp.pid);
     RETURN_IF_ERROR(shared_.Collect(pids, *fd_ctx_));
     RETURN_IF_ERROR(kinds::RefuseTimeNamespaces(pids));
+    RETURN_IF_ERROR(kinds::RefusePidNamespaces(pids));
     ASSIGN_OR_RETURN(fd_tables_, kinds::FdTables::Read(pids));
     RETURN_IF_ERROR(CollectCgroups());
   }
