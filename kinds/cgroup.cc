@@ -401,7 +401,8 @@ std::string MatchCgroupRoot(const CgroupRootOptions& roots, const std::string& c
   return global;
 }
 
-Status MoveCgroupRoots(const CgroupRootOptions& roots, img::Inventory* inv, const std::vector<img::Process*>& processes) {
+Status MoveCgroupRoots(const CgroupRootOptions& roots, img::Inventory* inv,
+                       const std::vector<img::Process*>& processes) {
   if (roots.empty() || processes.empty()) return OkStatus();
   // Each hierarchy's saved start (images without one: the root process's
   // cgroup), and where it goes.
@@ -616,7 +617,10 @@ Status CgroupCollect::ReadNamespaces(const CgroupDumpInput& in) {
     n.inode = ns;
     for (const img::CgroupMember& h : host) {
       const img::CgroupMember* s = Find(seen, h.controllers());
-      if (!s) return Errorf("process %d: hierarchy '%s' not seen from its cgroup namespace", pids[0], h.controllers().c_str());
+      if (!s) {
+        return Errorf("process %d: hierarchy '%s' not seen from its cgroup namespace", pids[0],
+                      h.controllers().c_str());
+      }
       const std::string& hp = h.path();
       const std::string& sp = s->path();
       std::string root;
@@ -732,7 +736,8 @@ Status JoinCgroups(const CgroupPlan& plan, pid_t pid, const img::Process& self, 
     // The namespace's roots are where the process stands when it unshares;
     // it then joins its own cgroups, at or below them.
     for (const img::CgroupMember& r : self.cgroupns_roots()) {
-      const img::CgroupMember* was = parent ? Find(parent->cgroups(), r.controllers()) : Find(plan.own, r.controllers());
+      const img::CgroupMember* was =
+          parent ? Find(parent->cgroups(), r.controllers()) : Find(plan.own, r.controllers());
       if (was && was->path() == r.path()) continue;  // there already
       ASSIGN_OR_RETURN(std::string dir, MemberDir(plan, r));
       RETURN_IF_ERROR(WriteValue(dir + "/cgroup.procs", std::to_string(pid))

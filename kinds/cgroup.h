@@ -126,7 +126,8 @@ class CgroupCollect {
 // the saved start of a hierarchy the options name to below the new path
 // (the saved directories above the start are dropped). |processes|: the
 // root process first.
-Status MoveCgroupRoots(const CgroupRootOptions& roots, img::Inventory* inv, const std::vector<img::Process*>& processes);
+Status MoveCgroupRoots(const CgroupRootOptions& roots, img::Inventory* inv,
+                       const std::vector<img::Process*>& processes);
 
 // Restore: what each new process needs to join its cgroups.
 struct CgroupPlan {
