@@ -476,47 +476,52 @@ Result<std::vector<img::CgroupMember>> ReadCgroups(pid_t pid, pid_t tid) {
   return r;
 }
 
-CgroupMounts::CgroupMounts(CgroupMounts&& o) noexcept
-    : roots_(std::move(o.roots_)), mounted_(std::move(o.mounted_)), yard_(std::move(o.yard_)) {
-  o.mounted_.clear();
-  o.yard_.clear();
+CgroupMounts::CgroupMounts(CgroupMounts&& o) noexcept : roots_(std::move(o.roots_)), held_(std::move(o.held_)) {
+  o.held_.clear();
 }
 
 CgroupMounts::~CgroupMounts() {
-  for (const std::string& m : mounted_) {
-    umount2(m.c_str(), MNT_DETACH);
-    rmdir(m.c_str());
-  }
-  if (!yard_.empty()) rmdir(yard_.c_str());
+  for (int fd : held_) close(fd);
 }
 
 Result<std::string> CgroupMounts::Root(const std::string& controllers) {
   if (auto it = roots_.find(controllers); it != roots_.end()) return it->second;
   std::string dir = FindMount(controllers);
   if (dir.empty()) {
-    if (yard_.empty()) {
-      char tmpl[] = "/tmp/criu-fast-cgyard.XXXXXX";
-      if (!mkdtemp(tmpl)) return ErrnoStatus("make a directory for cgroup mounts");
-      yard_ = tmpl;
-    }
-    dir = yard_ + "/" + std::to_string(mounted_.size());
-    if (mkdir(dir.c_str(), 0700) != 0) return ErrnoStatus("mkdir " + dir);
+    // Mounted in a directory of our own, held by a descriptor and detached
+    // at once: nothing else ever sees the mount, and nothing is left
+    // mounted if criu-fast dies (the descriptor was the last user). The
+    // hierarchy is reached through /proc/PID/fd/N of criu-fast, from the
+    // restored processes too.
+    char tmpl[] = "/tmp/criu-fast-cgroup.XXXXXX";
+    if (!mkdtemp(tmpl)) return ErrnoStatus("make a directory for a cgroup mount");
     int rc;
     if (IsV2(controllers)) {
-      rc = mount("none", dir.c_str(), "cgroup2", 0, nullptr);
+      rc = mount("none", tmpl, "cgroup2", 0, nullptr);
     } else {
       // A named hierarchy alone is mounted with "none,name=X".
       bool only_names = true;
       for (const std::string& c : Split(controllers, ',')) only_names = only_names && c.rfind("name=", 0) == 0;
       const std::string opts = (only_names ? "none," : "") + controllers;
-      rc = mount("none", dir.c_str(), "cgroup", 0, opts.c_str());
+      rc = mount("none", tmpl, "cgroup", 0, opts.c_str());
     }
     if (rc != 0) {
       Status s = ErrnoStatus("mount the cgroup hierarchy '" + controllers + "'");
-      rmdir(dir.c_str());
+      rmdir(tmpl);
       return s;
     }
-    mounted_.push_back(dir);
+    const int fd = open(tmpl, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    const int err = errno;
+    umount2(tmpl, MNT_DETACH);
+    rmdir(tmpl);
+    if (fd < 0) {
+      errno = err;
+      return ErrnoStatus("open the cgroup hierarchy '" + controllers + "' mounted at " + tmpl);
+    }
+    held_.push_back(fd);
+    dir = "/proc/" + std::to_string(getpid()) + "/fd/" + std::to_string(fd);
+    LOG_INFO("cgroups: hierarchy '%s' is mounted nowhere here: mounted for criu-fast alone (%s)",
+             controllers.c_str(), dir.c_str());
   }
   roots_[controllers] = dir;
   return dir;
@@ -569,12 +574,18 @@ Result<CgroupCollect> CgroupCollect::Read(const CgroupDumpInput& in) {
       dir += "/" + part;
       dirs.push_back(dir);
     }
+    const bool list = in.props || starts.count({controllers, path});
+    // A hierarchy with nothing to save is not looked at (not mounted for
+    // the dump when nothing mounts it).
+    bool any = list;
+    for (const std::string& d : dirs) any = any || !(mine && AtOrAbove(d, mine->path()));
+    if (!any) continue;
     ASSIGN_OR_RETURN(std::string root, mounts.Root(controllers));
     const std::string full = root + (path == "/" ? "" : path);
     if (starts.count({controllers, path}) && !Exists(full)) {
       return Errorf("--cgroup-root %s: no such cgroup in hierarchy '%s'", path.c_str(), controllers.c_str());
     }
-    if (in.props || starts.count({controllers, path})) {
+    if (list) {
       RETURN_IF_ERROR(ListSubtree(full, path == "/" ? "" : path, &dirs));
     }
     for (const std::string& d : dirs) {
@@ -710,6 +721,10 @@ Result<CgroupPlan> PrepareCgroups(const img::Inventory& inv, const std::vector<c
     std::vector<img::CgroupMember> wanted(p->cgroups().begin(), p->cgroups().end());
     wanted.insert(wanted.end(), p->cgroupns_roots().begin(), p->cgroupns_roots().end());
     for (const img::CgroupMember& m : wanted) {
+      // criu-fast's own cgroup: the processes there need no mount of it
+      // (one there already inherits it; one joining it from elsewhere has
+      // a parent elsewhere, whose cgroup resolves the hierarchy).
+      if (const img::CgroupMember* mine = Find(plan.own, m.controllers()); mine && mine->path() == m.path()) continue;
       ASSIGN_OR_RETURN(std::string root, mounts->Root(m.controllers()));
       if (!Exists(root + m.path()) && create) RETURN_IF_ERROR(MakeCgroupPath(m.controllers(), root, m.path()));
       if (!Exists(root + m.path())) {
@@ -720,6 +735,10 @@ Result<CgroupPlan> PrepareCgroups(const img::Inventory& inv, const std::vector<c
     }
     for (const img::Thread& t : p->threads()) {
       for (const img::CgroupMember& m : t.cgroups()) {
+        if (const img::CgroupMember* mine = Find(plan.own, m.controllers()); mine && mine->path() == m.path()) {
+          const img::CgroupMember* proc = Find(p->cgroups(), m.controllers());
+          if (proc && proc->path() == m.path()) continue;  // with its process: never moved
+        }
         ASSIGN_OR_RETURN(std::string root, mounts->Root(m.controllers()));
         if (!Exists(root + m.path()) && create) RETURN_IF_ERROR(MakeCgroupPath(m.controllers(), root, m.path()));
       }

@@ -61,8 +61,9 @@ Result<std::vector<img::CgroupMember>> ReadCgroups(pid_t pid, pid_t tid = 0);
 Result<std::vector<img::CgroupMember>> ParseCgroups(std::string_view text);
 
 // Hierarchies by their controllers string, each at a directory of ours:
-// an existing mount of the hierarchy's root, or one mounted here (removed,
-// lazily, when this object goes).
+// an existing mount of the hierarchy's root, or, for a hierarchy mounted
+// nowhere, a mount of criu-fast's own that no one else sees (detached at
+// once, reached through a descriptor this object holds).
 class CgroupMounts {
  public:
   CgroupMounts() = default;
@@ -78,8 +79,7 @@ class CgroupMounts {
 
  private:
   std::map<std::string, std::string> roots_;
-  std::vector<std::string> mounted_;  // ours, to unmount
-  std::string yard_;                  // the directory holding ours
+  std::vector<int> held_;  // descriptors of our detached mounts
 };
 
 // --cgroup-root options: (controller, path), "" for the one without.
