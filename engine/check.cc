@@ -18,8 +18,10 @@
 #include "engine/check_probes.h"
 #include "engine/commands.h"
 #include "kinds/aio.h"
+#include "kinds/cgroup.h"
 #include "kinds/hugetlb.h"
 #include "kinds/kind.h"
+#include "kinds/pidns.h"
 #include "kinds/seccomp.h"
 #include "kinds/shmem.h"
 #include "kinds/timens.h"
@@ -77,6 +79,11 @@ const Feature kFeatures[] = {
      ProbeGuardRegions},
     {"time namespaces", Need::kOptional, nullptr, "none: processes in a time namespace of their own are refused",
      kinds::ProbeTimeNamespaces},
+    {"PID namespaces shown", Need::kOptional, nullptr,
+     "a tree in a PID namespace below criu-fast's cannot be told apart: it would come back with other pids",
+     kinds::ProbePidNamespaces},
+    {"cgroup namespaces", Need::kOptional, nullptr, "none: a process cannot be in a cgroup namespace of its own",
+     kinds::ProbeCgroupNamespaces},
 };
 
 // The table above, then what each descriptor kind probes for (optional: a
@@ -109,7 +116,7 @@ const CriuFeature kCriuFeatures[] = {
     {"seccomp_suspend", "PTRACE_O_SUSPEND_SECCOMP", nullptr},
     {"seccomp_filters", "PTRACE_SECCOMP_GET_FILTER", nullptr},
     {"loginuid", "/proc/self/loginuid", nullptr},
-    {"cgroupns", nullptr, "cgroup namespaces are not supported"},
+    {"cgroupns", "cgroup namespaces", nullptr},
     {"autofs", nullptr, "autofs is not supported"},
     {"tcp_half_closed", "TCP_REPAIR", nullptr},
     {"compat_cr", nullptr, "32-bit tasks are not supported"},
@@ -131,7 +138,11 @@ const CriuFeature kCriuFeatures[] = {
     // CRIU's iptables network lock; --network-lock iptables is nftables here.
     {"has_ipt_legacy", "nftables network lock", nullptr},
     {"pidfd_store", nullptr, "pidfd store (RPC) is not supported"},
-    {"ns_pid", nullptr, "PID namespaces are not supported"},
+    // CRIU's probe: the kernel shows a task's pids in every namespace
+    // (NSpid). criu-fast reads them to refuse a tree in a PID namespace
+    // below its own (it saves no PID namespaces), so that every tree it
+    // dumps keeps its pids, thread ids of timers included.
+    {"ns_pid", "PID namespaces shown", nullptr},
     {"apparmor_stacking", nullptr, "LSM profiles are not restored"},
     {"network_lock_nftables", "nftables network lock", nullptr},
     {"sockopt_buf_lock", "SO_BUF_LOCK", nullptr},

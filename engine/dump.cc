@@ -76,6 +76,7 @@
 #include "kinds/net_lock.h"
 #include "kinds/netns.h"
 #include "kinds/shmem.h"
+#include "kinds/pidns.h"
 #include "kinds/timens.h"
 #include "kinds/tty_session.h"
 #include "streams/image_file.h"
@@ -581,6 +582,7 @@ Status Dumper::WriteInventory() {
   if (net_ns_) *inv.mutable_net_ns() = *net_ns_;
   if (cgroups_) {
     for (const img::CgroupDir& d : cgroups_->dirs()) *inv.add_cgroup_dirs() = d;
+    for (const img::CgroupMember& r : cgroups_->roots()) *inv.add_cgroup_roots() = r;
   }
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -640,11 +642,16 @@ Status Dumper::CollectCgroups() {
                                                                       ? "none"
                                                                       : opts_.manage_cgroups.c_str()));
   if (mode == kinds::CgroupMode::kIgnore) return OkStatus();
-  std::map<pid_t, std::vector<pid_t>> threads;
+  kinds::CgroupDumpInput in;
   for (const SeizedProcess& sp : tree_.processes()) {
-    for (const SeizedThread& t : sp.threads) threads[sp.pid].push_back(t.tid);
+    for (const SeizedThread& t : sp.threads) in.threads[sp.pid].push_back(t.tid);
+    ASSIGN_OR_RETURN(proc::ProcStat st, ReadStat(sp.pid));
+    in.parents[sp.pid] = st.ppid;
   }
-  ASSIGN_OR_RETURN(cgroups_, kinds::CgroupCollect::Read(threads, mode != kinds::CgroupMode::kNone));
+  in.root = opts_.pid;
+  in.props = mode != kinds::CgroupMode::kNone;
+  in.roots = opts_.cgroup_roots;
+  ASSIGN_OR_RETURN(cgroups_, kinds::CgroupCollect::Read(in));
   return OkStatus();
 }
 
@@ -717,6 +724,7 @@ Status Dumper::Run() {
     RETURN_IF_ERROR(CollectNetns(pids));
     RETURN_IF_ERROR(shared_.Collect(pids, *fd_ctx_));
     RETURN_IF_ERROR(kinds::RefuseTimeNamespaces(pids));
+    RETURN_IF_ERROR(kinds::RefusePidNamespaces(pids));
     ASSIGN_OR_RETURN(fd_tables_, kinds::FdTables::Read(pids));
     RETURN_IF_ERROR(CollectCgroups());
   }

@@ -30,8 +30,8 @@ enum class Act {
   kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kLeaveStopped, kDetached, kShellJob, kFileLocks, kExtUnixSk, kLinkRemap,
   kPidfile,
   kPrevImages, kTrackMem, kLive, kIterative, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose,
-  kRoot, kPreDumpMode, kManageCgroups, kTcpEstablished, kSkipInFlight, kTcpClose, kNetworkLock, kJoinNs,
-  kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
+  kRoot, kPreDumpMode, kManageCgroups, kCgroupRoot, kTcpEstablished, kSkipInFlight, kTcpClose, kNetworkLock,
+  kJoinNs, kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
   // criu-fast's own (long only)
   kJobs, kCompress, kDrain, kNoPagemapScan, kStream, kStreamTo, kStreamFrom, kAllowUntrusted,
 };
@@ -46,7 +46,7 @@ struct OptDef {
 };
 
 constexpr const char* kNotNamespaces = "criu-fast restores into the caller's namespaces";
-constexpr const char* kNotCgroups = "not supported yet (criu-fast restores cgroups at the paths they had)";
+constexpr const char* kNotCgroups = "not supported yet";
 
 const OptDef kOptions[] = {
     {"tree", required_argument, 't', false, Act::kTree, nullptr},
@@ -90,7 +90,7 @@ const OptDef kOptions[] = {
     {"ext-mount-map", required_argument, 'M', false, Act::kRefused, kNotNamespaces},
     {"exec-cmd", no_argument, 0, false, Act::kRefused, "--exec-cmd is not supported yet"},
     {"manage-cgroups", optional_argument, 0, false, Act::kManageCgroups, nullptr},
-    {"cgroup-root", required_argument, 0, false, Act::kRefused, kNotCgroups},
+    {"cgroup-root", required_argument, 0, false, Act::kCgroupRoot, nullptr},
     {"inherit-fd", required_argument, 0, false, Act::kRefused, "--inherit-fd is not supported yet"},
     {"feature", required_argument, 0, false, Act::kFeature, nullptr},
     {"skip-mnt", required_argument, 0, false, Act::kRefused, kNotNamespaces},
@@ -351,6 +351,19 @@ Status Apply(const OptDef& d, bool negated, const char* arg, Options* o) {
       break;
     }
     case Act::kJoinNs: o->join_ns.push_back(arg); break;
+    case Act::kCgroupRoot: {
+      // "[CONTROLLER:]/PATH": a path alone is the root of every hierarchy
+      // not named by another --cgroup-root.
+      const std::string a = arg;
+      const size_t colon = a[0] == '/' ? std::string::npos : a.find(':');
+      const std::string ctl = colon == std::string::npos ? "" : a.substr(0, colon);
+      const std::string path = colon == std::string::npos ? a : a.substr(colon + 1);
+      if (path.empty() || path[0] != '/' || (colon != std::string::npos && ctl.empty())) {
+        return Error("bad --cgroup-root '" + a + "' (expected [CONTROLLER:]/PATH)");
+      }
+      o->cgroup_roots.emplace_back(ctl, path);
+      break;
+    }
     case Act::kTcpEstablished: o->tcp_established = !negated; break;
     case Act::kSkipInFlight: o->skip_in_flight = !negated; break;
     case Act::kTcpClose:

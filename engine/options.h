@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -47,6 +48,9 @@ struct Options {
   int iterative = 0;             // dump --iterative[=N]: up to N pre-dump rounds first (engine/iterative.cc)
   bool live = false;             // dump --live: frozen only to collect and write-protect (engine/live.h)
   std::string manage_cgroups;    // --manage-cgroups[=MODE]: the mode (soft when none is named); "": not given
+  // --cgroup-root [CONTROLLER:]/PATH, each given: (controller, path), "" for
+  // the one without a controller (kinds/cgroup.h).
+  std::vector<std::pair<std::string, std::string>> cgroup_roots;
   uint64_t ghost_limit = 1ull << 20;  // --ghost-limit SIZE[K|M|G]: most data of one deleted file saved (CRIU's 1M)
   int status_fd = -1;            // --status-fd FD: restore writes one byte there once the tree runs
   int timeout = 10;              // --timeout S (accepted; criu-fast's own limits apply)

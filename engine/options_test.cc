@@ -6,6 +6,7 @@
 
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cf::engine {
@@ -110,6 +111,8 @@ TEST(OptionsTest, ErrorsAreOneLine) {
       {{"criu-fast", "restore", "--lazy-pages"}, "--lazy-pages is not supported"},
       {{"criu-fast", "restore", "--root", "/srv/c"}, "another root"},
       {{"criu-fast", "dump", "-t", "1", "--manage-cgroups=bogus"}, "bad --manage-cgroups"},
+      {{"criu-fast", "dump", "-t", "1", "--cgroup-root", "cpu:rel"}, "bad --cgroup-root"},
+      {{"criu-fast", "dump", "-t", "1", "--cgroup-root", ":/x"}, "bad --cgroup-root"},
       {{"criu-fast", "dump", "-t", "1", "--ghost-limit", "1X"}, "bad --ghost-limit"},
       {{"criu-fast", "dump", "-t", "1", "--feature", "userns"}, "--feature is for check"},
       {{"criu-fast", "--no-default-config"}, "no command"},
@@ -184,6 +187,11 @@ TEST(OptionsTest, CriuCommandLines) {
   EXPECT_TRUE(d->tcp_established);
   EXPECT_TRUE(d->link_remap);
   EXPECT_TRUE(d->network_lock);
+  auto cg = Parse({"criu-fast", "restore", "--cgroup-root", "/new", "--cgroup-root=name=x:/prefix"});
+  ASSERT_TRUE(cg.ok()) << cg.status().ToString();
+  ASSERT_EQ(cg->cgroup_roots.size(), 2u);
+  EXPECT_EQ(cg->cgroup_roots[0], std::make_pair(std::string(), std::string("/new")));
+  EXPECT_EQ(cg->cgroup_roots[1], std::make_pair(std::string("name=x"), std::string("/prefix")));
   auto n = Parse({"criu-fast", "dump", "-t", "1", "--network-lock", "skip", "--skip-in-flight", "--tcp-close"});
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_FALSE(n->network_lock);

@@ -48,6 +48,7 @@ int RunRestore(const Options& opts) {
   ro.tcp_close = opts.tcp_close;
   if (!opts.join_ns.empty()) ro.join_netns = opts.join_ns.front();
   if (!opts.manage_cgroups.empty()) ro.manage_cgroups = opts.manage_cgroups;
+  ro.cgroup_roots = opts.cgroup_roots;
   if (!opts.allow_untrusted_images && (!opts.stream || !opts.stream_from.empty())) {
     Status t = streams::CheckImagesTrusted(opts.stream ? opts.stream_from : opts.images_dir);
     if (!t.ok()) {

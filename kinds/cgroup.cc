@@ -2,9 +2,11 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -259,6 +261,112 @@ Status ListSubtree(const std::string& full, const std::string& dir, std::vector<
   return OkStatus();
 }
 
+// The inode of /proc/|proc|/ns/cgroup; 0 when the kernel has no cgroup
+// namespaces.
+Result<uint64_t> NamespaceInode(const std::string& proc) {
+  struct stat sb;
+  const std::string path = "/proc/" + proc + "/ns/cgroup";
+  if (stat(path.c_str(), &sb) != 0) {
+    if (errno == ENOENT && proc == "self") return uint64_t{0};
+    return ErrnoStatus("stat " + path);
+  }
+  return static_cast<uint64_t>(sb.st_ino);
+}
+
+// /proc/PID/cgroup as a reader inside |pid|'s cgroup namespace sees it (its
+// paths start at the namespace's roots): read by a child that enters it.
+Result<std::string> ReadCgroupsInNamespace(pid_t pid) {
+  const std::string ns_path = "/proc/" + std::to_string(pid) + "/ns/cgroup";
+  const std::string file = "/proc/" + std::to_string(pid) + "/cgroup";
+  int ns = open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (ns < 0) return ErrnoStatus("open " + ns_path);
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    Status s = ErrnoStatus("pipe");
+    close(ns);
+    return s;
+  }
+  const pid_t child = fork();
+  if (child == 0) {
+    // Only async-signal-safe calls here: criu-fast may have threads.
+    close(p[0]);
+    char buf[8192];
+    if (setns(ns, CLONE_NEWCGROUP) != 0) _exit(2);
+    int fd = open(file.c_str(), O_RDONLY);
+    if (fd < 0) _exit(3);
+    for (;;) {
+      ssize_t n = read(fd, buf, sizeof(buf));
+      if (n < 0) _exit(4);
+      if (n == 0) break;
+      if (write(p[1], buf, static_cast<size_t>(n)) != n) _exit(5);
+    }
+    _exit(0);
+  }
+  const int err = errno;
+  close(ns);
+  close(p[1]);
+  if (child < 0) {
+    close(p[0]);
+    errno = err;
+    return ErrnoStatus("fork");
+  }
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(p[0], buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(p[0]);
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return Errorf("could not read %s from inside its cgroup namespace (step %d failed)", file.c_str(),
+                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  }
+  return text;
+}
+
+// |path| with its start |from| replaced by |to|; |path| must be |from| or
+// below it.
+std::string Rebase(const std::string& path, const std::string& from, const std::string& to) {
+  const std::string rest = from == "/" ? (path == "/" ? "" : path) : path.substr(from.size());
+  const std::string out = (to == "/" ? "" : to) + rest;
+  return out.empty() ? "/" : out;
+}
+
+// A cgroup v1 cpuset made here starts with no CPUs and no memory nodes,
+// and nothing can join it: it gets its parent's (saved properties, when
+// there are, are written over them afterwards).
+Status InheritCpuset(const std::string& dir) {
+  const std::string parent = dir.substr(0, dir.rfind('/'));
+  for (const char* file : {"cpuset.cpus", "cpuset.mems"}) {
+    auto cur = ReadFile(dir + "/" + file);
+    if (!cur.ok() || !Trim(*cur).empty()) continue;  // not a v1 cpuset, or set already
+    ASSIGN_OR_RETURN(std::string value, ReadFile(parent + "/" + file));
+    value = Trim(value);
+    if (!value.empty()) RETURN_IF_ERROR(WriteValue(dir + "/" + file, value).WithContext("new cpuset cgroup"));
+  }
+  return OkStatus();
+}
+
+// Makes cgroup |path| and those above it that are missing, down from
+// |root| (which exists).
+Status MakeCgroupPath(const std::string& controllers, const std::string& root, const std::string& path) {
+  std::string dir = root;
+  for (const std::string& part : Split(path, '/')) {
+    dir += "/" + part;
+    if (mkdir(dir.c_str(), 0755) == 0) {
+      if (!IsV2(controllers)) RETURN_IF_ERROR(InheritCpuset(dir));
+    } else if (errno != EEXIST) {
+      return ErrnoStatus("create cgroup " + dir);
+    }
+  }
+  return OkStatus();
+}
+
 Status RestorePerms(const std::string& path, uint32_t mode, uint32_t uid, uint32_t gid) {
   struct stat sb;
   if (stat(path.c_str(), &sb) != 0) return ErrnoStatus("stat " + path);
@@ -278,6 +386,68 @@ Result<CgroupMode> ParseCgroupMode(const char* name) {
     if (strcmp(name, n) == 0) return m;
   }
   return Error(std::string("bad --manage-cgroups mode '") + name + "'");
+}
+
+std::string MatchCgroupRoot(const CgroupRootOptions& roots, const std::string& controllers) {
+  const std::vector<std::string> names = Split(controllers, ',');
+  std::string global;
+  for (const auto& [ctl, path] : roots) {
+    if (ctl.empty()) {
+      global = path;
+    } else if (ctl == controllers || std::find(names.begin(), names.end(), ctl) != names.end()) {
+      return path;
+    }
+  }
+  return global;
+}
+
+Status MoveCgroupRoots(const CgroupRootOptions& roots, img::Inventory* inv,
+                       const std::vector<img::Process*>& processes) {
+  if (roots.empty() || processes.empty()) return OkStatus();
+  // Each hierarchy's saved start (images without one: the root process's
+  // cgroup), and where it goes.
+  std::map<std::string, std::pair<std::string, std::string>> moves;
+  for (const img::CgroupMember& m : processes[0]->cgroups()) {
+    const std::string to = MatchCgroupRoot(roots, m.controllers());
+    if (to.empty()) continue;
+    std::string from = m.path();
+    if (const img::CgroupMember* saved = Find(inv->cgroup_roots(), m.controllers())) from = saved->path();
+    moves[m.controllers()] = {from, to};
+    LOG_INFO("cgroups of hierarchy '%s': %s moves to %s", m.controllers().c_str(), from.c_str(), to.c_str());
+  }
+  auto move = [&](img::CgroupMember* m) {
+    auto it = moves.find(m->controllers());
+    if (it != moves.end() && AtOrAbove(it->second.first, m->path())) {
+      m->set_path(Rebase(m->path(), it->second.first, it->second.second));
+    }
+  };
+  for (img::Process* p : processes) {
+    for (img::CgroupMember& m : *p->mutable_cgroups()) move(&m);
+    for (img::CgroupMember& m : *p->mutable_cgroupns_roots()) move(&m);
+    for (img::Thread& t : *p->mutable_threads()) {
+      for (img::CgroupMember& m : *t.mutable_cgroups()) move(&m);
+    }
+  }
+  // Saved directories below a start move with it; those above it
+  // described where it was and go.
+  google::protobuf::RepeatedPtrField<img::CgroupDir> dirs;
+  for (img::CgroupDir& d : *inv->mutable_cgroup_dirs()) {
+    auto it = moves.find(d.controllers());
+    if (it != moves.end()) {
+      const auto& [from, to] = it->second;
+      if (AtOrAbove(from, d.path())) {
+        d.set_path(Rebase(d.path(), from, to));
+      } else if (AtOrAbove(d.path(), from)) {
+        continue;
+      }
+    }
+    *dirs.Add() = std::move(d);
+  }
+  inv->mutable_cgroup_dirs()->Swap(&dirs);
+  for (img::CgroupMember& m : *inv->mutable_cgroup_roots()) {
+    if (auto it = moves.find(m.controllers()); it != moves.end()) m.set_path(it->second.second);
+  }
+  return OkStatus();
 }
 
 Result<std::vector<img::CgroupMember>> ParseCgroups(std::string_view text) {
@@ -306,56 +476,61 @@ Result<std::vector<img::CgroupMember>> ReadCgroups(pid_t pid, pid_t tid) {
   return r;
 }
 
-CgroupMounts::CgroupMounts(CgroupMounts&& o) noexcept
-    : roots_(std::move(o.roots_)), mounted_(std::move(o.mounted_)), yard_(std::move(o.yard_)) {
-  o.mounted_.clear();
-  o.yard_.clear();
+CgroupMounts::CgroupMounts(CgroupMounts&& o) noexcept : roots_(std::move(o.roots_)), held_(std::move(o.held_)) {
+  o.held_.clear();
 }
 
 CgroupMounts::~CgroupMounts() {
-  for (const std::string& m : mounted_) {
-    umount2(m.c_str(), MNT_DETACH);
-    rmdir(m.c_str());
-  }
-  if (!yard_.empty()) rmdir(yard_.c_str());
+  for (int fd : held_) close(fd);
 }
 
 Result<std::string> CgroupMounts::Root(const std::string& controllers) {
   if (auto it = roots_.find(controllers); it != roots_.end()) return it->second;
   std::string dir = FindMount(controllers);
   if (dir.empty()) {
-    if (yard_.empty()) {
-      char tmpl[] = "/tmp/criu-fast-cgyard.XXXXXX";
-      if (!mkdtemp(tmpl)) return ErrnoStatus("make a directory for cgroup mounts");
-      yard_ = tmpl;
-    }
-    dir = yard_ + "/" + std::to_string(mounted_.size());
-    if (mkdir(dir.c_str(), 0700) != 0) return ErrnoStatus("mkdir " + dir);
+    // Mounted in a directory of our own, held by a descriptor and detached
+    // at once: nothing else ever sees the mount, and nothing is left
+    // mounted if criu-fast dies (the descriptor was the last user). The
+    // hierarchy is reached through /proc/PID/fd/N of criu-fast, from the
+    // restored processes too.
+    char tmpl[] = "/tmp/criu-fast-cgroup.XXXXXX";
+    if (!mkdtemp(tmpl)) return ErrnoStatus("make a directory for a cgroup mount");
     int rc;
     if (IsV2(controllers)) {
-      rc = mount("none", dir.c_str(), "cgroup2", 0, nullptr);
+      rc = mount("none", tmpl, "cgroup2", 0, nullptr);
     } else {
       // A named hierarchy alone is mounted with "none,name=X".
       bool only_names = true;
       for (const std::string& c : Split(controllers, ',')) only_names = only_names && c.rfind("name=", 0) == 0;
       const std::string opts = (only_names ? "none," : "") + controllers;
-      rc = mount("none", dir.c_str(), "cgroup", 0, opts.c_str());
+      rc = mount("none", tmpl, "cgroup", 0, opts.c_str());
     }
     if (rc != 0) {
       Status s = ErrnoStatus("mount the cgroup hierarchy '" + controllers + "'");
-      rmdir(dir.c_str());
+      rmdir(tmpl);
       return s;
     }
-    mounted_.push_back(dir);
+    const int fd = open(tmpl, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    const int err = errno;
+    umount2(tmpl, MNT_DETACH);
+    rmdir(tmpl);
+    if (fd < 0) {
+      errno = err;
+      return ErrnoStatus("open the cgroup hierarchy '" + controllers + "' mounted at " + tmpl);
+    }
+    held_.push_back(fd);
+    dir = "/proc/" + std::to_string(getpid()) + "/fd/" + std::to_string(fd);
+    LOG_INFO("cgroups: hierarchy '%s' is mounted nowhere here: mounted for criu-fast alone (%s)",
+             controllers.c_str(), dir.c_str());
   }
   roots_[controllers] = dir;
   return dir;
 }
 
-Result<CgroupCollect> CgroupCollect::Read(const std::map<pid_t, std::vector<pid_t>>& threads, bool props) {
+Result<CgroupCollect> CgroupCollect::Read(const CgroupDumpInput& in) {
   CgroupCollect c;
   std::set<std::pair<std::string, std::string>> used;
-  for (const auto& [pid, tids] : threads) {
+  for (const auto& [pid, tids] : in.threads) {
     ASSIGN_OR_RETURN(c.by_tid_[pid], ReadCgroups(pid));
     for (pid_t tid : tids) {
       if (tid == pid) continue;
@@ -364,9 +539,26 @@ Result<CgroupCollect> CgroupCollect::Read(const std::map<pid_t, std::vector<pid_
       if (!SameMembers(m, c.by_tid_[pid])) c.by_tid_[tid] = std::move(m);
     }
   }
+  RETURN_IF_ERROR(c.ReadNamespaces(in));
   for (const auto& [tid, members] : c.by_tid_) {
     for (const img::CgroupMember& m : members) used.emplace(m.controllers(), m.path());
   }
+  // Where the saved tree starts in each hierarchy: --cgroup-root, else the
+  // root process's cgroup. A start given by the option is saved with
+  // everything below it, like the tasks' own cgroups.
+  std::set<std::pair<std::string, std::string>> starts;
+  if (auto it = c.by_tid_.find(in.root); it != c.by_tid_.end()) {
+    for (const img::CgroupMember& m : it->second) {
+      img::CgroupMember r = m;
+      const std::string given = MatchCgroupRoot(in.roots, m.controllers());
+      if (!given.empty()) {
+        r.set_path(given);
+        starts.emplace(m.controllers(), given);
+      }
+      c.roots_.push_back(std::move(r));
+    }
+  }
+  used.insert(starts.begin(), starts.end());
   ASSIGN_OR_RETURN(std::vector<img::CgroupMember> own, ReadCgroups(getpid()));
   CgroupMounts mounts;
   std::set<std::pair<std::string, std::string>> saved;
@@ -374,27 +566,102 @@ Result<CgroupCollect> CgroupCollect::Read(const std::map<pid_t, std::vector<pid_
     const img::CgroupMember* mine = Find(own, controllers);
     // Every directory on the path, from the top, but criu-fast's own
     // cgroup and those above it (they exist as long as criu-fast does);
-    // with the properties, also every cgroup below the task's.
+    // with the properties (or from a --cgroup-root), also every cgroup
+    // below.
     std::vector<std::string> dirs;
     std::string dir;
     for (const std::string& part : Split(path, '/')) {
       dir += "/" + part;
       dirs.push_back(dir);
     }
+    const bool list = in.props || starts.count({controllers, path});
+    // A hierarchy with nothing to save is not looked at (not mounted for
+    // the dump when nothing mounts it).
+    bool any = list;
+    for (const std::string& d : dirs) any = any || !(mine && AtOrAbove(d, mine->path()));
+    if (!any) continue;
     ASSIGN_OR_RETURN(std::string root, mounts.Root(controllers));
-    if (props) RETURN_IF_ERROR(ListSubtree(root + (path == "/" ? "" : path), path == "/" ? "" : path, &dirs));
+    const std::string full = root + (path == "/" ? "" : path);
+    if (starts.count({controllers, path}) && !Exists(full)) {
+      return Errorf("--cgroup-root %s: no such cgroup in hierarchy '%s'", path.c_str(), controllers.c_str());
+    }
+    if (list) {
+      RETURN_IF_ERROR(ListSubtree(full, path == "/" ? "" : path, &dirs));
+    }
     for (const std::string& d : dirs) {
       if ((mine && AtOrAbove(d, mine->path())) || !saved.emplace(controllers, d).second) continue;
-      ASSIGN_OR_RETURN(img::CgroupDir cd, SaveDir(controllers, d, root + d, props));
+      ASSIGN_OR_RETURN(img::CgroupDir cd, SaveDir(controllers, d, root + d, in.props));
       c.dirs_.push_back(std::move(cd));
     }
   }
   return c;
 }
 
+// The cgroup namespace of every process that is not in criu-fast's: its
+// root in each hierarchy is what the process's cgroup path, as seen from
+// the host, has before the path seen from inside the namespace.
+Status CgroupCollect::ReadNamespaces(const CgroupDumpInput& in) {
+  ASSIGN_OR_RETURN(uint64_t ours, NamespaceInode("self"));
+  if (ours == 0) return OkStatus();  // no cgroup namespaces in this kernel
+  std::map<uint64_t, std::vector<pid_t>> members;
+  for (const auto& [pid, tids] : in.threads) {
+    ASSIGN_OR_RETURN(uint64_t ns, NamespaceInode(std::to_string(pid)));
+    if (ns != ours) members[ns].push_back(pid);
+  }
+  for (const auto& [ns, pids] : members) {
+    // Restore makes each namespace once, in the process that entered it;
+    // the others must be its descendants, made in it.
+    const std::set<pid_t> in_ns(pids.begin(), pids.end());
+    std::vector<pid_t> entered;
+    for (pid_t pid : pids) {
+      auto parent = in.parents.find(pid);
+      if (pid == in.root || parent == in.parents.end() || !in_ns.count(parent->second)) entered.push_back(pid);
+    }
+    if (entered.size() > 1) {
+      return Errorf("processes %d and %d entered one cgroup namespace separately (setns): not supported", entered[0],
+                    entered[1]);
+    }
+    ASSIGN_OR_RETURN(std::string inside, ReadCgroupsInNamespace(pids[0]));
+    ASSIGN_OR_RETURN(std::vector<img::CgroupMember> seen, ParseCgroups(inside));
+    const std::vector<img::CgroupMember>& host = by_tid_[pids[0]];
+    Namespace n;
+    n.inode = ns;
+    for (const img::CgroupMember& h : host) {
+      const img::CgroupMember* s = Find(seen, h.controllers());
+      if (!s) {
+        return Errorf("process %d: hierarchy '%s' not seen from its cgroup namespace", pids[0],
+                      h.controllers().c_str());
+      }
+      const std::string& hp = h.path();
+      const std::string& sp = s->path();
+      std::string root;
+      if (sp == "/") {
+        root = hp;
+      } else if (sp.rfind("/..", 0) != 0 && hp.size() >= sp.size() &&
+                 hp.compare(hp.size() - sp.size(), sp.size(), sp) == 0) {
+        root = hp.substr(0, hp.size() - sp.size());
+        if (root.empty()) root = "/";
+      } else {
+        return Errorf("process %d lives outside the root of its cgroup namespace (%s in hierarchy '%s'): not supported",
+                      pids[0], sp.c_str(), h.controllers().c_str());
+      }
+      img::CgroupMember r;
+      r.set_controllers(h.controllers());
+      r.set_path(root);
+      n.roots.push_back(std::move(r));
+    }
+    for (pid_t pid : pids) ns_[pid] = n;
+  }
+  return OkStatus();
+}
+
 void CgroupCollect::Fill(img::Process* p) const {
   if (auto it = by_tid_.find(p->pid()); it != by_tid_.end()) {
     for (const img::CgroupMember& m : it->second) *p->add_cgroups() = m;
+  }
+  if (auto it = ns_.find(p->pid()); it != ns_.end()) {
+    p->set_cgroupns(it->second.inode);
+    for (const img::CgroupMember& m : it->second.roots) *p->add_cgroupns_roots() = m;
   }
   for (img::Thread& t : *p->mutable_threads()) {
     if (t.tid() == p->pid()) continue;
@@ -408,7 +675,14 @@ Result<CgroupPlan> PrepareCgroups(const img::Inventory& inv, const std::vector<c
                                   CgroupMode mode, CgroupMounts* mounts) {
   CgroupPlan plan;
   bool any = false;
-  for (const img::Process* p : processes) any = any || p->cgroups_size() > 0;
+  for (const img::Process* p : processes) {
+    any = any || p->cgroups_size() > 0;
+    if (p->cgroupns() != 0 && mode == CgroupMode::kIgnore) {
+      return Errorf("process %d lives in a cgroup namespace of its own: it cannot be restored with "
+                    "--manage-cgroups=ignore (its roots are cgroups)",
+                    p->pid());
+    }
+  }
   if (mode == CgroupMode::kIgnore || !any) return plan;
   plan.enabled = true;
   ASSIGN_OR_RETURN(plan.own, ReadCgroups(getpid()));
@@ -418,7 +692,10 @@ Result<CgroupPlan> PrepareCgroups(const img::Inventory& inv, const std::vector<c
     const std::string full = root + d.path();
     bool created = false;
     if (!Exists(full) && create) {
+      // Those above it exist unless --cgroup-root moved it somewhere new.
+      RETURN_IF_ERROR(MakeCgroupPath(d.controllers(), root, d.path().substr(0, d.path().rfind('/'))));
       if (mkdir(full.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("create cgroup " + full);
+      if (!IsV2(d.controllers())) RETURN_IF_ERROR(InheritCpuset(full));
       RETURN_IF_ERROR(RestorePerms(full, d.mode(), d.uid(), d.gid()));
       created = true;
     }
@@ -438,10 +715,18 @@ Result<CgroupPlan> PrepareCgroups(const img::Inventory& inv, const std::vector<c
     }
   }
   // Every hierarchy a process joins is resolved now: the processes only
-  // write to it.
+  // write to it. A cgroup not saved as a directory (criu-fast's own, or
+  // where --cgroup-root moved it) is made here when the mode creates.
   for (const img::Process* p : processes) {
-    for (const img::CgroupMember& m : p->cgroups()) {
+    std::vector<img::CgroupMember> wanted(p->cgroups().begin(), p->cgroups().end());
+    wanted.insert(wanted.end(), p->cgroupns_roots().begin(), p->cgroupns_roots().end());
+    for (const img::CgroupMember& m : wanted) {
+      // criu-fast's own cgroup: the processes there need no mount of it
+      // (one there already inherits it; one joining it from elsewhere has
+      // a parent elsewhere, whose cgroup resolves the hierarchy).
+      if (const img::CgroupMember* mine = Find(plan.own, m.controllers()); mine && mine->path() == m.path()) continue;
       ASSIGN_OR_RETURN(std::string root, mounts->Root(m.controllers()));
+      if (!Exists(root + m.path()) && create) RETURN_IF_ERROR(MakeCgroupPath(m.controllers(), root, m.path()));
       if (!Exists(root + m.path())) {
         return Errorf("cgroup %s of hierarchy '%s' (process %d) does not exist%s", m.path().c_str(),
                       m.controllers().c_str(), p->pid(),
@@ -449,7 +734,14 @@ Result<CgroupPlan> PrepareCgroups(const img::Inventory& inv, const std::vector<c
       }
     }
     for (const img::Thread& t : p->threads()) {
-      for (const img::CgroupMember& m : t.cgroups()) RETURN_IF_ERROR(mounts->Root(m.controllers()).status());
+      for (const img::CgroupMember& m : t.cgroups()) {
+        if (const img::CgroupMember* mine = Find(plan.own, m.controllers()); mine && mine->path() == m.path()) {
+          const img::CgroupMember* proc = Find(p->cgroups(), m.controllers());
+          if (proc && proc->path() == m.path()) continue;  // with its process: never moved
+        }
+        ASSIGN_OR_RETURN(std::string root, mounts->Root(m.controllers()));
+        if (!Exists(root + m.path()) && create) RETURN_IF_ERROR(MakeCgroupPath(m.controllers(), root, m.path()));
+      }
     }
   }
   plan.roots = mounts->roots();
@@ -458,13 +750,35 @@ Result<CgroupPlan> PrepareCgroups(const img::Inventory& inv, const std::vector<c
 
 Status JoinCgroups(const CgroupPlan& plan, pid_t pid, const img::Process& self, const img::Process* parent) {
   if (!plan.enabled) return OkStatus();
+  const bool new_ns = self.cgroupns() != 0 && (parent == nullptr || parent->cgroupns() != self.cgroupns());
+  if (new_ns) {
+    // The namespace's roots are where the process stands when it unshares;
+    // it then joins its own cgroups, at or below them.
+    for (const img::CgroupMember& r : self.cgroupns_roots()) {
+      const img::CgroupMember* was =
+          parent ? Find(parent->cgroups(), r.controllers()) : Find(plan.own, r.controllers());
+      if (was && was->path() == r.path()) continue;  // there already
+      ASSIGN_OR_RETURN(std::string dir, MemberDir(plan, r));
+      RETURN_IF_ERROR(WriteValue(dir + "/cgroup.procs", std::to_string(pid))
+                          .WithContext("join cgroup namespace root " + r.path()));
+    }
+    if (unshare(CLONE_NEWCGROUP) != 0) return ErrnoStatus("unshare(CLONE_NEWCGROUP)");
+  }
   for (const img::CgroupMember& m : self.cgroups()) {
-    const img::CgroupMember* was = parent ? Find(parent->cgroups(), m.controllers()) : Find(plan.own, m.controllers());
+    const img::CgroupMember* was = new_ns   ? Find(self.cgroupns_roots(), m.controllers())
+                                   : parent ? Find(parent->cgroups(), m.controllers())
+                                            : Find(plan.own, m.controllers());
     if (was && was->path() == m.path()) continue;  // inherited already
     ASSIGN_OR_RETURN(std::string dir, MemberDir(plan, m));
     RETURN_IF_ERROR(WriteValue(dir + "/cgroup.procs", std::to_string(pid)).WithContext("join cgroup " + m.path()));
   }
   return OkStatus();
+}
+
+ProbeResult ProbeCgroupNamespaces() {
+  struct stat sb;
+  if (stat("/proc/self/ns/cgroup", &sb) != 0) return ProbeFailed("/proc/self/ns/cgroup", errno);
+  return {true, ""};
 }
 
 Status MoveThreads(const CgroupPlan& plan, const img::Process& p) {

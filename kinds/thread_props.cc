@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/io.h"
+#include "common/log.h"
 #include "proc/proc_parse.h"
 
 namespace cf::kinds {
@@ -132,6 +133,49 @@ void PendingToArgs(const img::Thread& t, ThreadArgs* out) {
 
 // ---- rseq registration ---------------------------------------------------
 
+// A thread stopped inside an rseq critical section (its ip between the
+// section's start and its commit) is saved at the section's abort handler,
+// as the kernel would have sent it there on its way back to user space:
+// the restored thread then finds the section aborted and retries it, on
+// whatever CPU it runs on, instead of committing with the CPU it read
+// before the dump. A section that asks not to be restarted on signals
+// (RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL) keeps the ip.
+Status LeaveRseqCriticalSection(pid_t tid, uint64_t abi_pointer, img::Thread* out) {
+  // struct rseq: u32 cpu_id_start, u32 cpu_id, u64 rseq_cs, ...
+  // struct rseq_cs: u32 version, u32 flags, u64 start_ip,
+  // u64 post_commit_offset, u64 abort_ip.
+  struct {
+    uint32_t version;
+    uint32_t flags;
+    uint64_t start_ip;
+    uint64_t post_commit_offset;
+    uint64_t abort_ip;
+  } cs{};
+  constexpr uint32_t kNoRestartOnSignal = 1u << 1;  // RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL
+  uint64_t cs_ptr = 0;
+  iovec local{&cs_ptr, sizeof(cs_ptr)};
+  iovec remote{reinterpret_cast<void*>(abi_pointer + 8), sizeof(cs_ptr)};
+  if (process_vm_readv(tid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof(cs_ptr))) {
+    return ErrnoStatus("read the rseq area of " + Who(tid));
+  }
+  if (cs_ptr == 0) return OkStatus();
+  local = {&cs, sizeof(cs)};
+  remote = {reinterpret_cast<void*>(cs_ptr), sizeof(cs)};
+  if (process_vm_readv(tid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof(cs))) {
+    return ErrnoStatus("read the rseq critical section descriptor of " + Who(tid));
+  }
+  const uint64_t ip = out->regs().rip();
+  if (ip < cs.start_ip || ip - cs.start_ip >= cs.post_commit_offset) return OkStatus();
+  if (cs.version != 0) {
+    return Errorf("%s is in an rseq critical section of version %u: not supported", Who(tid).c_str(), cs.version);
+  }
+  if (cs.flags & kNoRestartOnSignal) return OkStatus();
+  LOG_INFO("%s is in an rseq critical section (ip %#lx): saved at its abort handler %#lx", Who(tid).c_str(),
+           static_cast<unsigned long>(ip), static_cast<unsigned long>(cs.abort_ip));
+  out->mutable_regs()->set_rip(cs.abort_ip);
+  return OkStatus();
+}
+
 Status ReadRseq(pid_t, pid_t tid, img::Thread* out) {
   struct {
     uint64_t rseq_abi_pointer;
@@ -146,6 +190,7 @@ Status ReadRseq(pid_t, pid_t tid, img::Thread* out) {
     out->mutable_rseq()->set_abi_size(rseq.rseq_abi_size);
     out->mutable_rseq()->set_signature(rseq.signature);
     out->mutable_rseq()->set_flags(rseq.flags);
+    if (rseq.rseq_abi_pointer != 0) RETURN_IF_ERROR(LeaveRseqCriticalSection(tid, rseq.rseq_abi_pointer, out));
   }
   return OkStatus();
 }

@@ -371,6 +371,11 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   ASSIGN_OR_RETURN(SharedFilePlan files, PlanSharedFiles(images));
   ASSIGN_OR_RETURN(kinds::CgroupMode cg_mode, kinds::ParseCgroupMode(opts.manage_cgroups.c_str()));
   kinds::CgroupMounts cg_mounts;  // mounts made for the restore go with it
+  {
+    std::vector<img::Process*> all;
+    for (auto& p : images.processes) all.push_back(&p.core);
+    RETURN_IF_ERROR(kinds::MoveCgroupRoots(opts.cgroup_roots, &images.inventory, all));
+  }
   std::vector<const img::Process*> cores;
   for (const auto& p : images.processes) cores.push_back(&p.core);
   ASSIGN_OR_RETURN(kinds::CgroupPlan cgroups, kinds::PrepareCgroups(images.inventory, cores, cg_mode, &cg_mounts));

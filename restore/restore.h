@@ -3,6 +3,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -23,6 +25,8 @@ struct RestoreOptions {
   // (else one made like the dumped tree's, or criu-fast's own).
   std::string join_netns;
   std::string manage_cgroups = "soft";  // --manage-cgroups mode (kinds/cgroup.h)
+  // --cgroup-root [CONTROLLER:]/PATH: (controller, path), "" for all others.
+  std::vector<std::pair<std::string, std::string>> cgroup_roots;
   // Called once the images are no longer needed (the tree runs on its own):
   // a restore from a stream removes its staged copy here.
   std::function<void()> images_done;
