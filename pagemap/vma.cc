@@ -23,13 +23,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <string>
 
 #include "common/fd.h"
-#include "common/interrupt.h"
 #include "common/io.h"
 #include "common/text.h"
 
@@ -207,16 +205,9 @@ Result<std::vector<VmaInfo>> ReadVmas(pid_t pid, bool with_vmflags) {
   size_t have = 0;
   for (;;) {
     if (have == buf.size()) return Errorf("%s: a line longer than %zu bytes", path.c_str(), buf.size());
-    const ssize_t n = read(fd.get(), buf.data() + have, buf.size() - have);
-    if (n < 0) {
-      if (errno == EINTR) {
-        RETURN_IF_ERROR(CheckTerminated());
-        continue;
-      }
-      return ErrnoStatus("read " + path);
-    }
+    ASSIGN_OR_RETURN(size_t n, ReadFull(fd.get(), buf.data() + have, buf.size() - have, path));
     if (n == 0) break;
-    have += static_cast<size_t>(n);
+    have += n;
     ASSIGN_OR_RETURN(size_t used, parser.Lines(std::string_view(buf.data(), have)));
     std::memmove(buf.data(), buf.data() + used, have - used);
     have -= used;

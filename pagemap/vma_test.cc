@@ -1,11 +1,15 @@
 #include "pagemap/vma.h"
 
+#include "common/io.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -295,6 +299,40 @@ TEST(VmaReadTest, Self) {
   EXPECT_EQ(code->inode, exe.st_ino);
 
   EXPECT_FALSE(ReadVmas(0x3fffffff).ok());
+}
+
+// smaps is parsed as it is read, 64 KiB at a time: a process whose smaps is
+// far larger (400 mappings, ~300 KiB) reads the same as its text parsed
+// whole. A stopped child, so that nothing changes between the two reads.
+TEST(VmaReadTest, LargeSmapsReadInPieces) {
+  constexpr int kMaps = 400;
+  char* base = static_cast<char*>(mmap(nullptr, 2 * kMaps * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(base, MAP_FAILED);
+  for (int i = 0; i < kMaps; ++i) ASSERT_EQ(mprotect(base + 2 * i * 4096, 4096, PROT_READ), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    for (;;) pause();
+  }
+  auto pieces = ReadVmas(child, true);
+  auto text = ReadFile("/proc/" + std::to_string(child) + "/smaps");
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  munmap(base, 2 * kMaps * 4096);
+  ASSERT_TRUE(pieces.ok()) << pieces.status().ToString();
+  ASSERT_TRUE(text.ok());
+  EXPECT_GT(text->size(), size_t{4 * 65536});
+  auto whole = ParseSmaps(*text);
+  ASSERT_TRUE(whole.ok());
+  ASSERT_EQ(pieces->size(), whole->size());
+  EXPECT_GT(pieces->size(), size_t{2 * kMaps});
+  for (size_t i = 0; i < whole->size(); ++i) {
+    EXPECT_EQ((*pieces)[i].start, (*whole)[i].start);
+    EXPECT_EQ((*pieces)[i].end, (*whole)[i].end);
+    EXPECT_EQ((*pieces)[i].prot, (*whole)[i].prot);
+    EXPECT_EQ((*pieces)[i].path, (*whole)[i].path);
+    EXPECT_EQ((*pieces)[i].vmflags, (*whole)[i].vmflags);
+  }
 }
 
 TEST(VmaReadTest, DeletedFileWithSpacesInName) {
