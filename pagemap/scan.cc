@@ -347,13 +347,11 @@ Status PageScanner::WalkEntries(uint64_t start, uint64_t end, const Filter& f, E
 
 bool PageScanner::skips_holes() const { return use_scan_ && GuardCategorySupported(); }
 
-Result<RangeSet> PageScanner::Scan(uint64_t start, uint64_t end, ScanMode mode) {
-  RETURN_IF_ERROR(CheckRange(pid_, start, end));
+Result<RangeSet> PageScanner::Ranges(uint64_t start, uint64_t end, const Filter& f, bool use_ioctl) {
   RangeSet set;
   if (start == end) return set;
-  const Filter f = FilterFor(mode);
   auto emit = [&set](uint64_t s, uint64_t e, uint64_t) { set.Append({s, e}); };
-  if (use_scan_) {
+  if (use_ioctl) {
     RETURN_IF_ERROR(WalkIoctl(start, end, f, emit));
   } else {
     RETURN_IF_ERROR(WalkEntries(start, end, f, emit));
@@ -361,22 +359,19 @@ Result<RangeSet> PageScanner::Scan(uint64_t start, uint64_t end, ScanMode mode) 
   return set;
 }
 
+Result<RangeSet> PageScanner::Scan(uint64_t start, uint64_t end, ScanMode mode) {
+  RETURN_IF_ERROR(CheckRange(pid_, start, end));
+  return Ranges(start, end, FilterFor(mode), use_scan_);
+}
+
 Result<RangeSet> PageScanner::ScanGuards(uint64_t start, uint64_t end) {
   RETURN_IF_ERROR(CheckRange(pid_, start, end));
-  RangeSet set;
-  if (start == end) return set;
   Filter f;
   f.mask = kPageGuard;
   f.anyof = kPageGuard;
-  auto emit = [&set](uint64_t s, uint64_t e, uint64_t) { set.Append({s, e}); };
   // Kernels whose PAGEMAP_SCAN does not know the category still mark guard
   // entries in /proc/PID/pagemap (PM_GUARD_REGION).
-  if (use_scan_ && GuardCategorySupported()) {
-    RETURN_IF_ERROR(WalkIoctl(start, end, f, emit));
-  } else {
-    RETURN_IF_ERROR(WalkEntries(start, end, f, emit));
-  }
-  return set;
+  return Ranges(start, end, f, use_scan_ && GuardCategorySupported());
 }
 
 Result<bool> PageScanner::WpAsyncRegistered(uint64_t start, uint64_t end) {
@@ -401,27 +396,19 @@ Result<bool> PageScanner::WpAsyncRegistered(uint64_t start, uint64_t end) {
 Result<RangeSet> PageScanner::ScanWritten(uint64_t start, uint64_t end, ScanMode mode, bool rearm) {
   RETURN_IF_ERROR(CheckRange(pid_, start, end));
   if (!use_scan_) return Error(RangeContext("write tracking needs PAGEMAP_SCAN", pid_, start, end), ENOTSUP);
-  RangeSet set;
-  if (start == end) return set;
   Filter f = FilterFor(mode);
   f.mask |= kPageWritten;  // not inverted: the page must be written
   f.flags = PM_SCAN_CHECK_WPASYNC | (rearm ? PM_SCAN_WP_MATCHING : 0);
-  auto emit = [&set](uint64_t s, uint64_t e, uint64_t) { set.Append({s, e}); };
-  RETURN_IF_ERROR(WalkIoctl(start, end, f, emit));
-  return set;
+  return Ranges(start, end, f, true);
 }
 
 Result<RangeSet> PageScanner::ScanUnprotected(uint64_t start, uint64_t end) {
   RETURN_IF_ERROR(CheckRange(pid_, start, end));
   if (!use_scan_) return Error(RangeContext("write-protect scan needs PAGEMAP_SCAN", pid_, start, end), ENOTSUP);
-  RangeSet set;
-  if (start == end) return set;
   Filter f;
   f.mask = kPageWritten;
   f.return_mask = kPageWritten;
-  auto emit = [&set](uint64_t s, uint64_t e, uint64_t) { set.Append({s, e}); };
-  RETURN_IF_ERROR(WalkIoctl(start, end, f, emit));
-  return set;
+  return Ranges(start, end, f, true);
 }
 
 Result<std::vector<CategorizedRange>> PageScanner::ScanRaw(uint64_t start, uint64_t end) {

@@ -99,6 +99,9 @@ class PageScanner {
 
   PageScanner(pid_t pid, UniqueFd fd, bool use_scan) : pid_(pid), fd_(std::move(fd)), use_scan_(use_scan) {}
   Filter FilterFor(ScanMode mode) const;
+  // The matching pages of [start, end) as sorted, merged ranges, by
+  // PAGEMAP_SCAN (|use_ioctl|) or by pagemap entries.
+  Result<RangeSet> Ranges(uint64_t start, uint64_t end, const Filter& f, bool use_ioctl);
   // Both call emit(start, end, categories) for matching runs, in address order.
   template <typename Emit>
   Status WalkIoctl(uint64_t start, uint64_t end, const Filter& f, Emit&& emit);
