@@ -74,7 +74,7 @@ TEST(SharedGhosts, OnlyFilesSeveralProcessesHold) {
   for (const auto& [name, id] : ids) EXPECT_GE(id, kSharedGhostIdBase);
   InheritedFiles inherited{{ids.at("ghost-1-5.img"), 40}};
   std::map<std::string, std::string> recreated;
-  UseSharedGhosts(s, inherited, &recreated);
+  UseSharedGhosts(ids, inherited, &recreated);
   EXPECT_EQ(recreated, (std::map<std::string, std::string>{{"ghost-1-5.img", "/proc/self/fd/40"}}));
 }
 

@@ -86,9 +86,9 @@ Result<InheritedFiles> MakeSharedGhosts(const ImageSet& images, int temp_base) {
   return out;
 }
 
-void UseSharedGhosts(const ImageSet& images, const InheritedFiles& inherited,
+void UseSharedGhosts(const std::map<std::string, uint32_t>& shared, const InheritedFiles& inherited,
                      std::map<std::string, std::string>* recreated) {
-  for (const auto& [name, id] : SharedGhosts(images)) {
+  for (const auto& [name, id] : shared) {
     auto it = inherited.find(id);
     if (it != inherited.end()) (*recreated)[name] = "/proc/self/fd/" + std::to_string(it->second);
   }

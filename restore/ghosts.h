@@ -38,7 +38,9 @@ Result<InheritedFiles> MakeSharedGhosts(const ImageSet& images, int temp_base);
 
 // In a restored process: where the shared deleted files it inherited are,
 // added to |recreated| (ghost image -> /proc/self/fd/N).
-void UseSharedGhosts(const ImageSet& images, const InheritedFiles& inherited,
+// |shared| is SharedGhosts(images), computed once by criu-fast (each process
+// of a large tree walking the whole tree's images would be quadratic).
+void UseSharedGhosts(const std::map<std::string, uint32_t>& shared, const InheritedFiles& inherited,
                      std::map<std::string, std::string>* recreated);
 
 }  // namespace cf::restore

@@ -420,10 +420,12 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   }
   // Deleted files several processes hold: made once, here (restore/ghosts.h).
   ASSIGN_OR_RETURN(InheritedFiles ghosts, MakeSharedGhosts(images, files.temp_base));
+  const std::map<std::string, uint32_t> shared_ghosts = SharedGhosts(images);
   const uint64_t loaded = MonotonicNs();
   auto cloned = CloneWithPid(root);
   if (cloned.ok() && *cloned == 0) {
-    RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, ghosts, &cgroups, netns.get()});
+    RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, ghosts, &cgroups, netns.get(),
+             &shared_ghosts});
   }
   for (const auto& [id, fd] : ghosts) close(fd);
   RETURN_IF_ERROR(cloned.status());

@@ -247,7 +247,7 @@ Status Prepare(TaskContext& ctx) {
   const InheritedFiles received = ctx.inherited;
   // Objects shared with descendants first: the children inherit them.
   std::map<std::string, std::string> recreated;  // files made again from ghost images
-  UseSharedGhosts(*ctx.images, ctx.inherited, &recreated);  // made by criu-fast (restore/ghosts.h)
+  if (ctx.shared_ghosts) UseSharedGhosts(*ctx.shared_ghosts, ctx.inherited, &recreated);  // made by criu-fast (restore/ghosts.h)
   kinds::RestoreContext files{ctx.dir, ctx.files->shmem, &recreated, ctx.files->tcp_close};
   RETURN_IF_ERROR(CreateOwnedFiles(*ctx.files, core.pid(), files, &ctx.inherited));
   // What the children inherit from the objects (a controlling terminal).

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,7 @@ struct TaskContext {
   InheritedFiles inherited;
   const kinds::CgroupPlan* cgroups;  // the cgroups to join, first thing
   int netns = -1;  // root only: the network namespace to enter, first thing (-1: stay)
+  const std::map<std::string, uint32_t>* shared_ghosts = nullptr;  // SharedGhosts(*images) (restore/ghosts.h)
 };
 
 [[noreturn]] void RunTask(TaskContext ctx);
