@@ -64,6 +64,7 @@ Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out) {
     m->set_deleted(v.deleted);
     m->set_may_share(v.shared || v.has_vmflag("ms"));
     m->set_vmflags(v.vmflags);
+    if (v.resident_kb >= 0) m->set_resident_kb(static_cast<uint64_t>(v.resident_kb));
     m->set_is_heap(v.path == "[heap]");
     m->set_is_stack(v.path == "[stack]");
     // hugetlb memory and AIO rings are described by their kinds.

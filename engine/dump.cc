@@ -60,6 +60,7 @@
 #include "engine/live.h"
 #include "engine/page_dump.h"
 #include "engine/track.h"
+#include "pagemap/frames.h"
 #include "pagemap/uffd_track.h"
 #include "proc/proc_parse.h"
 #include "memdrain/page_reader.h"
@@ -183,7 +184,14 @@ class Dumper {
     std::vector<sched::PageSource> sources;
     std::unique_ptr<memdrain::PinnedPages> pinned;
     bool live = false;  // --live: its pages are saved while it runs (live_)
+    // Copy-on-write sharing (engine/page_dump.h): the frames of its private
+    // anonymous pages, kept while children in the tree may compare theirs;
+    // the pages it shares with its parent (INHERITED, not read).
+    std::optional<pagemap::FrameMap> frames;
+    pagemap::RangeSet inherited;
   };
+  Status ScanProcess(ProcessDump* pd);
+  Status FindCowTree();
   Status PinProcess(ProcessDump* pd);
   void SetUpTracking(ProcessDump* pd);
   void InitPipeBudget();
@@ -220,6 +228,11 @@ class Dumper {
   PageDumpOptions page_opts_;
   std::optional<sched::Arena> arena_;  // --jobs workers, shared by every page dump
   std::vector<std::unique_ptr<ProcessDump>> dumps_;
+  // Pages a child shares copy-on-write with its parent are found by frame
+  // (ScanProcess): in a frozen dump of more than one process.
+  bool share_cow_ = false;
+  std::set<pid_t> has_children_;              // processes with a child in the tree
+  std::map<pid_t, ProcessDump*> by_pid_;      // collected so far
   uint64_t pipe_budget_ = 0;  // --drain vmsplice: pipes (descriptors) we may hold
   uint64_t pipes_held_ = 0;
   std::optional<kinds::ShmemSet> shmem_;  // shared memory objects, saved once each
@@ -389,7 +402,48 @@ Status Dumper::DumpProcessPages(ProcessDump* pd) {
     RETURN_IF_ERROR(reader.status());
     RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, *reader, popts, &pages, &pd->pagemap, &pd->stats));
   }
+  AddInherited(pd->inherited, &pd->pagemap);
   return pages.Finish();
+}
+
+// Which processes of a frozen tree have children in it: their pages' frames
+// are kept for the children to find what they still share (engine/page_dump.h).
+Status Dumper::FindCowTree() {
+  if (opts_.live || tree_.processes().size() < 2) return OkStatus();
+  std::set<pid_t> pids;
+  for (const SeizedProcess& sp : tree_.processes()) pids.insert(sp.pid);
+  for (const SeizedProcess& sp : tree_.processes()) {
+    ASSIGN_OR_RETURN(proc::ProcStat st, ReadStat(sp.pid));
+    if (pids.count(st.ppid)) has_children_.insert(st.ppid);
+  }
+  share_cow_ = !has_children_.empty();
+  return OkStatus();
+}
+
+// The scan of a frozen process, before anything reads its pages (the
+// vmsplice drain's pinning unshares the pages it pins): a parent keeps its
+// frames; a child leaves out the pages it shares with its parent.
+Status Dumper::ScanProcess(ProcessDump* pd) {
+  ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap, &pd->track));
+  pd->scanned = true;
+  if (!share_cow_) return OkStatus();
+  ScopedTimer t(&pd->stats.scan_ns);
+  std::optional<pagemap::FrameMap> frames;
+  if (has_children_.count(pd->pid)) {
+    ASSIGN_OR_RETURN(frames, pagemap::FrameMap::Read(pd->pid, ForkCopiedPages(pd->proc, pd->sources)));
+  }
+  auto it = by_pid_.find(pd->proc.ppid());
+  if (it != by_pid_.end() && it->second->frames) {
+    const std::vector<pagemap::PageRange> pages = InheritablePages(pd->proc, it->second->proc, pd->sources);
+    if (!pages.empty()) {
+      ASSIGN_OR_RETURN(pagemap::FrameMap own, pagemap::FrameMap::Read(pd->pid, pages));
+      pd->inherited = own.SharedWith(*it->second->frames);
+      RemovePages(pd->inherited, &pd->sources);
+      pd->stats.pages_inherited = pd->inherited.pages();
+    }
+  }
+  pd->frames = std::move(frames);
+  return OkStatus();
 }
 
 // The descriptors this dump may spend on pipes: the soft RLIMIT_NOFILE,
@@ -421,8 +475,7 @@ void Dumper::InitPipeBudget() {
 // one that cannot make the parasite's pipes itself (its own RLIMIT_NOFILE,
 // or the system's file limit: EMFILE, ENFILE).
 Status Dumper::PinProcess(ProcessDump* pd) {
-  ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap, &pd->track));
-  pd->scanned = true;
+  RETURN_IF_ERROR(ScanProcess(pd));
   const uint64_t need = PipesNeeded(pd->sources);
   if (pipes_held_ + need > pipe_budget_) {
     LOG_WARN("dump: process %d needs %lu pipes, %lu are left: drained with process_vm_readv instead", pd->pid, need,
@@ -727,6 +780,7 @@ Status Dumper::Run() {
     RETURN_IF_ERROR(kinds::RefusePidNamespaces(pids));
     ASSIGN_OR_RETURN(fd_tables_, kinds::FdTables::Read(pids));
     RETURN_IF_ERROR(CollectCgroups());
+    RETURN_IF_ERROR(FindCowTree());
   }
   if (sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
   // ptrace requests must come from the thread that seized the tree: every
@@ -740,9 +794,16 @@ Status Dumper::Run() {
     fd_tables_.Fill(&dumps_.back()->proc);
     SetUpTracking(dumps_.back().get());
     RETURN_IF_ERROR(WriteCore(*dumps_.back()));
-    if (vmsplice) RETURN_IF_ERROR(PinProcess(dumps_.back().get()).WithContext(ctx));
-    if (opts_.live) RETURN_IF_ERROR(ArmLive(dumps_.back().get()).WithContext(ctx));
+    by_pid_[sp.pid] = dumps_.back().get();
+    if (vmsplice) {
+      RETURN_IF_ERROR(PinProcess(dumps_.back().get()).WithContext(ctx));
+    } else if (opts_.live) {
+      RETURN_IF_ERROR(ArmLive(dumps_.back().get()).WithContext(ctx));
+    } else if (share_cow_) {
+      RETURN_IF_ERROR(ScanProcess(dumps_.back().get()).WithContext(ctx));  // parents before their children
+    }
   }
+  for (const auto& pd : dumps_) pd->frames.reset();
   uint64_t released = 0;
   if (opts_.live) RETURN_IF_ERROR(RunLiveSave(frozen_start, &released));
   bool all_pinned = vmsplice;

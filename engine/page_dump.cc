@@ -8,6 +8,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/timer.h"
+#include "kinds/fork_cow.h"
 #include "memdrain/page_reader.h"
 #include "pagemap/scan.h"
 #include "pagemap/uffd_track.h"
@@ -81,6 +82,10 @@ void SplitByVma(const img::Process& proc, int first, int last, const pagemap::Ra
   }
 }
 
+// A VMA smaps showed with no page present, swapped or hugetlb (when the
+// dump read it: images of pre-dumps and older dumps may not say).
+bool Unpopulated(const img::Vma& v) { return v.has_resident_kb() && v.resident_kb() == 0; }
+
 void AddGuard(img::PageMap* pagemap, const PageRange& r) {
   img::PageRange* g = pagemap->add_guards();
   g->set_vaddr(r.start);
@@ -99,6 +104,14 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
     const img::Vma& v = proc.vmas(i);
     const std::optional<pagemap::ScanMode> mode = ScanModeOf(v);
     if (!mode) continue;
+    if (!scanner.uses_pagemap_scan() && Unpopulated(v)) {
+      // Nothing present or swapped: no entry to read (only guards to look for).
+      if (scanner.guards_by_ioctl()) {
+        ASSIGN_OR_RETURN(pagemap::RangeSet guards, scanner.ScanGuards(v.start(), v.end()));
+        for (const PageRange& r : guards) AddGuard(pagemap, r);
+      }
+      continue;
+    }
     if ((track == nullptr || track->uffd < 0) && !Droppable(v)) {
       // Without write tracking, a run of VMAs scanned alike (next to each
       // other in the image, so no other mapping lies between them) is one
@@ -107,7 +120,8 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
       // The fallback walks holes page by page: there a run has none.
       auto joins = [&](int k) {
         const img::Vma& w = proc.vmas(k);
-        return ScanModeOf(w) == mode && !Droppable(w) && (scanner.skips_holes() || w.start() == proc.vmas(k - 1).end());
+        return ScanModeOf(w) == mode && !Droppable(w) &&
+               (scanner.skips_holes() || (w.start() == proc.vmas(k - 1).end() && !Unpopulated(w)));
       };
       int last = i;
       while (last + 1 < n && joins(last + 1)) ++last;
@@ -150,7 +164,71 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
   return items;
 }
 
+// Calls fn(vma, range) for each part of a source of |sources| (not taken
+// from a parent image) that lies in a VMA of |proc| for which want(vma) holds.
+template <typename Want, typename Fn>
+void ForSourcesIn(const img::Process& proc, std::span<const sched::PageSource> sources, Want&& want, Fn&& fn) {
+  int k = 0;
+  for (const sched::PageSource& src : sources) {
+    if (src.from_parent) continue;
+    while (k < proc.vmas_size() && proc.vmas(k).end() <= src.range.start) ++k;
+    for (int j = k; j < proc.vmas_size() && proc.vmas(j).start() < src.range.end; ++j) {
+      const img::Vma& v = proc.vmas(j);
+      if (!want(v)) continue;
+      fn(v, PageRange{std::max(src.range.start, v.start()), std::min(src.range.end, v.end())});
+    }
+  }
+}
+
 }  // namespace
+
+std::vector<PageRange> ForkCopiedPages(const img::Process& proc, std::span<const sched::PageSource> sources) {
+  std::vector<PageRange> out;
+  ForSourcesIn(proc, sources, kinds::ForkInherits, [&](const img::Vma&, const PageRange& r) { out.push_back(r); });
+  return out;
+}
+
+std::vector<PageRange> InheritablePages(const img::Process& child, const img::Process& parent,
+                                        std::span<const sched::PageSource> sources) {
+  auto alike = [&](const img::Vma& v) {
+    auto it = std::lower_bound(parent.vmas().begin(), parent.vmas().end(), v.start(),
+                               [](const img::Vma& p, uint64_t a) { return p.start() < a; });
+    return it != parent.vmas().end() && kinds::SameAfterFork(v, *it);
+  };
+  std::vector<PageRange> out;
+  ForSourcesIn(child, sources, alike, [&](const img::Vma&, const PageRange& r) { out.push_back(r); });
+  return out;
+}
+
+void RemovePages(const pagemap::RangeSet& pages, std::vector<sched::PageSource>* sources) {
+  if (pages.empty()) return;
+  std::vector<sched::PageSource> kept;
+  kept.reserve(sources->size());
+  for (const sched::PageSource& src : *sources) {
+    pagemap::RangeSet one;
+    one.Append(src.range);
+    for (const PageRange& r : one.Subtract(pages.Clip(src.range.start, src.range.end))) {
+      kept.push_back({r, src.readable, src.from_parent});
+    }
+  }
+  sources->swap(kept);
+}
+
+void AddInherited(const pagemap::RangeSet& pages, img::PageMap* pm) {
+  if (pages.empty()) return;
+  std::vector<img::PageRange> all(pm->ranges().begin(), pm->ranges().end());
+  for (const PageRange& r : pages) {
+    img::PageRange x;
+    x.set_vaddr(r.start);
+    x.set_nr_pages(r.pages());
+    x.set_kind(img::PageRange::INHERITED);
+    all.push_back(std::move(x));
+  }
+  std::stable_sort(all.begin(), all.end(),
+                   [](const img::PageRange& a, const img::PageRange& b) { return a.vaddr() < b.vaddr(); });
+  pm->clear_ranges();
+  for (img::PageRange& r : all) *pm->add_ranges() = std::move(r);
+}
 
 Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
                                                  DumpCounters* stats, img::PageMap* pagemap,

@@ -67,6 +67,22 @@ void AddPipelineStats(const sched::PagePipelineStats& ps, DumpCounters* stats);
 Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,
                                                  DumpCounters* stats, img::PageMap* pagemap,
                                                  const TrackScan* track = nullptr);
+
+// Copy-on-write sharing after fork (pagemap/frames.h, kinds/fork_cow.h).
+// The pages of |sources| (not taken from a parent image) in VMAs fork
+// copies, whose frames a parent process keeps for its children to compare.
+std::vector<pagemap::PageRange> ForkCopiedPages(const img::Process& proc, std::span<const sched::PageSource> sources);
+// The pages of |sources| a child may share with |parent|: in VMAs fork
+// copied that |parent| has alike (kinds::SameAfterFork), which restore can
+// hand down again the same way.
+std::vector<pagemap::PageRange> InheritablePages(const img::Process& child, const img::Process& parent,
+                                                 std::span<const sched::PageSource> sources);
+// Takes |pages| out of |sources| (they are not read).
+void RemovePages(const pagemap::RangeSet& pages, std::vector<sched::PageSource>* sources);
+// Records |pages| in |pagemap| as INHERITED ranges, in address order among
+// the ranges the page pipeline wrote.
+void AddInherited(const pagemap::RangeSet& pages, img::PageMap* pagemap);
+
 // The page pipeline over |sources|, reading through |drain| (a
 // memdrain::PageReader, or the pipes of PinPages below).
 Status WritePages(pid_t pid, std::span<const sched::PageSource> sources, const memdrain::PageDrain& drain,

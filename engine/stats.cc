@@ -22,6 +22,7 @@ void DumpCounters::Add(const DumpCounters& o) {
   pages_untracked += o.pages_untracked;
   pages_vanished += o.pages_vanished;
   track_ns += o.track_ns;
+  pages_inherited += o.pages_inherited;
   if (o.jobs) jobs = o.jobs;
   if (o.compression != "none") compression = o.compression;
 }
@@ -56,6 +57,7 @@ img::DumpStats DumpCounters::ToProto() const {
   s.set_pages_untracked(pages_untracked);
   s.set_track_ns(track_ns);
   s.set_tracking(tracking);
+  s.set_pages_inherited(pages_inherited);
   return s;
 }
 
@@ -97,6 +99,7 @@ void DumpCounters::Print(FILE* out) const {
   fprintf(out, "  pages scanned:   %lu\n", pages_scanned);
   fprintf(out, "  pages zero:      %lu\n", pages_zero);
   fprintf(out, "  pages written:   %lu\n", pages_written);
+  fprintf(out, "  pages inherited: %lu (shared copy-on-write with the parent process: stored once)\n", pages_inherited);
   if (!tracking.empty()) {
     fprintf(out, "  tracking:        %s (userfaultfds made in %.3f ms, frozen; armed during the scan)\n", tracking.c_str(), ms(track_ns));
     fprintf(out, "  pages in parent: %lu (unwritten since it: %lu, same content: %lu)\n",

@@ -54,6 +54,9 @@ struct DumpCounters {
   uint64_t pages_untracked = 0;
   uint64_t pages_vanished = 0;
   uint64_t track_ns = 0;
+  // Pages of child processes still shared copy-on-write with their parent
+  // (PageRange INHERITED): stored once, in the parent's pages.
+  uint64_t pages_inherited = 0;
   std::string tracking;  // "uffd-wp", "hash" or empty (not incremental)
   // dump --live (engine/live.h), printed only: the tree ran on after the
   // freeze (frozen_ns) while its pages were saved; time spent making the

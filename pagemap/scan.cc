@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <string>
 
+#include "common/interrupt.h"
 #include "common/log.h"
 
 #ifndef PAGEMAP_SCAN
@@ -313,6 +314,8 @@ Status PageScanner::WalkEntries(uint64_t start, uint64_t end, const Filter& f, E
   uint64_t run_cats = 0;
   uint64_t addr = start;
   while (addr < end) {
+    // A huge sparse mapping is read entry by entry here: stay stoppable.
+    RETURN_IF_ERROR(CheckTerminated());
     const uint64_t want = std::min(kBatchEntries, (end - addr) >> kPageShift);
     if (buf_.size() < want) buf_.resize(want);
     ++syscalls_;
@@ -347,6 +350,8 @@ Status PageScanner::WalkEntries(uint64_t start, uint64_t end, const Filter& f, E
 
 bool PageScanner::skips_holes() const { return use_scan_ && GuardCategorySupported(); }
 
+bool PageScanner::guards_by_ioctl() const { return PagemapScanSupported() && GuardCategorySupported(); }
+
 Result<RangeSet> PageScanner::Ranges(uint64_t start, uint64_t end, const Filter& f, bool use_ioctl) {
   RangeSet set;
   if (start == end) return set;
@@ -371,7 +376,7 @@ Result<RangeSet> PageScanner::ScanGuards(uint64_t start, uint64_t end) {
   f.anyof = kPageGuard;
   // Kernels whose PAGEMAP_SCAN does not know the category still mark guard
   // entries in /proc/PID/pagemap (PM_GUARD_REGION).
-  return Ranges(start, end, f, use_scan_ && GuardCategorySupported());
+  return Ranges(start, end, f, guards_by_ioctl());
 }
 
 Result<bool> PageScanner::WpAsyncRegistered(uint64_t start, uint64_t end) {

@@ -52,6 +52,9 @@ class PageScanner {
   // range (PAGEMAP_SCAN skips them; the fallback reads 8 bytes per page of
   // a hole too).
   bool skips_holes() const;
+  // Whether ScanGuards asks PAGEMAP_SCAN (also with the fallback forced):
+  // it skips holes; reading pagemap entries does not.
+  bool guards_by_ioctl() const;
 
   // Ranges in [start, end) holding pages to dump, per |mode|, sorted and merged.
   Result<RangeSet> Scan(uint64_t start, uint64_t end, ScanMode mode);

@@ -138,6 +138,14 @@ class VmaParser {
         if (have_flags_) return LineError(what_, lineno_, "second VmFlags line", line);
         vmas_.back().vmflags.assign(Trim(line.substr(8)));
         have_flags_ = true;
+      } else if (line.starts_with("Rss:") || line.starts_with("Swap:") || line.starts_with("Private_Hugetlb:") ||
+                 line.starts_with("Shared_Hugetlb:")) {
+        uint64_t kb = 0;
+        std::string_view v = Trim(line.substr(line.find(':') + 1));
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), kb);
+        if (ec != std::errc() || end == v.data()) return LineError(what_, lineno_, "bad size", line);
+        VmaInfo& m = vmas_.back();
+        m.resident_kb = std::max<int64_t>(m.resident_kb, 0) + static_cast<int64_t>(kb);
       }
       return OkStatus();
     }

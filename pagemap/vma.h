@@ -25,6 +25,7 @@ struct VmaInfo {
   std::string path;        // "" for anonymous, "[heap]", "[stack]", "[vdso]", a file path...
   bool deleted = false;    // path ended with " (deleted)" (stripped from |path|)
   std::string vmflags;     // smaps "VmFlags:" value, e.g. "rd wr mr mw me ac sd" ("" if not parsed)
+  int64_t resident_kb = -1;  // smaps Rss + Swap + Private_ and Shared_Hugetlb (kB); -1 if not parsed
 
   uint64_t size() const { return end - start; }
   uint64_t pages() const { return (end - start) / 4096; }

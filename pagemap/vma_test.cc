@@ -235,6 +235,9 @@ TEST(VmaParseTest, RealSmaps) {
   EXPECT_FALSE(v[1].has_vmflag(""));
   EXPECT_EQ(v[2].vmflags, "ex");
   EXPECT_TRUE(v[2].has_vmflag("ex"));
+  // Rss + Swap + hugetlb pages: what the pagemap fallback needs to skip a VMA.
+  EXPECT_EQ(v[1].resident_kb, 12);
+  EXPECT_EQ(v[2].resident_kb, 0);
 
   // The same headers through ParseMaps are rejected (key lines are not maps).
   EXPECT_FALSE(ParseMaps(kSmaps).ok());
@@ -249,6 +252,7 @@ TEST(VmaParseTest, SmapsEdgeCases) {
       "VmFlags:\n");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].resident_kb, -1);  // no Rss line: not known
   EXPECT_EQ((*r)[0].vmflags, "");
   EXPECT_EQ((*r)[1].vmflags, "");
   EXPECT_FALSE((*r)[1].has_vmflag("rd"));
@@ -261,6 +265,11 @@ TEST(VmaParseTest, SmapsEdgeCases) {
                           "VmFlags: rd\nVmFlags: wr\n")
                    .ok());
   EXPECT_FALSE(ParseSmaps("7f0000000000-7f0000001000 rw-p 00000000 00:00 0 \nRss 4 kB\n").ok());
+  EXPECT_FALSE(ParseSmaps("7f0000000000-7f0000001000 rw-p 00000000 00:00 0 \nRss: x kB\n").ok());
+  auto counted = ParseSmaps("7f0000000000-7f0000400000 rw-p 00000000 00:00 0 \nRss: 8 kB\nSwap: 4 kB\n"
+                            "SwapPss: 4 kB\nPrivate_Hugetlb: 2048 kB\nShared_Hugetlb: 0 kB\n");
+  ASSERT_TRUE(counted.ok());
+  EXPECT_EQ((*counted)[0].resident_kb, 8 + 4 + 2048);
 
   std::string text(kSmaps);
   for (size_t n = 0; n <= text.size(); ++n) (void)ParseSmaps(std::string_view(text).substr(0, n));

@@ -59,11 +59,51 @@ Status CheckParentHolds(const img::PageMap& pm, const img::PageMap* parent, cons
              parent->ranges(j).vaddr() + parent->ranges(j).nr_pages() * kPage <= addr) {
         ++j;
       }
-      if (j == parent->ranges_size() || parent->ranges(j).vaddr() > addr) {
+      // A page the parent image shares with the parent process is not the
+      // parent image's to hand on.
+      if (j == parent->ranges_size() || parent->ranges(j).vaddr() > addr ||
+          parent->ranges(j).kind() == img::PageRange::INHERITED) {
         return Errorf("pagemap-%d.img: page %#lx is in the parent image %s, which does not hold it", pm.pid(), addr,
                       parent_dir.c_str());
       }
       addr = parent->ranges(j).vaddr() + parent->ranges(j).nr_pages() * kPage;
+    }
+  }
+  return OkStatus();
+}
+
+// Every INHERITED page of a process is one its parent process holds
+// (stored, or found in a parent image, or inherited in turn).
+Status CheckInherited(const ImageSet& set) {
+  constexpr uint64_t kPage = 4096;
+  std::map<int32_t, const img::PageMap*> by_pid;
+  for (const ProcessImages& p : set.processes) by_pid[p.core.pid()] = &p.pagemap;
+  for (const ProcessImages& p : set.processes) {
+    const img::PageMap* parent = nullptr;
+    int j = 0;
+    for (const img::PageRange& r : p.pagemap.ranges()) {
+      if (r.kind() != img::PageRange::INHERITED) continue;
+      if (parent == nullptr) {
+        auto it = by_pid.find(p.core.ppid());
+        if (it == by_pid.end() || p.core.ppid() == p.core.pid()) {
+          return Errorf("pagemap-%d.img shares pages with parent process %d, which is not in the image", p.core.pid(),
+                        p.core.ppid());
+        }
+        parent = it->second;
+      }
+      uint64_t addr = r.vaddr();
+      const uint64_t end = addr + r.nr_pages() * kPage;
+      while (addr < end) {
+        while (j < parent->ranges_size() && parent->ranges(j).vaddr() + parent->ranges(j).nr_pages() * kPage <= addr) {
+          ++j;
+        }
+        if (j == parent->ranges_size() || parent->ranges(j).vaddr() > addr ||
+            parent->ranges(j).kind() == img::PageRange::ZERO) {
+          return Errorf("pagemap-%d.img: page %#lx is shared with parent process %d, whose pagemap does not hold it",
+                        p.core.pid(), addr, p.core.ppid());
+        }
+        addr = parent->ranges(j).vaddr() + parent->ranges(j).nr_pages() * kPage;
+      }
     }
   }
   return OkStatus();
@@ -195,6 +235,7 @@ Result<ImageSet> LoadImages(const std::string& dir, const std::string& parent_ba
     set.processes.push_back(std::move(p));
   }
   RETURN_IF_ERROR(LoadChain(&set, parent_base));
+  RETURN_IF_ERROR(CheckInherited(set));
   // Every vma and fd must name an object that was saved.
   for (const ProcessImages& p : set.processes) {
     for (const img::Vma& v : p.core.vmas()) {

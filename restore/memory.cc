@@ -18,6 +18,7 @@
 #include "common/fd.h"
 #include "common/log.h"
 #include "kinds/aio.h"
+#include "kinds/fork_cow.h"
 #include "kinds/ghost_file.h"
 #include "kinds/hugetlb.h"
 #include "pagemap/vma.h"
@@ -321,6 +322,80 @@ Status PremapVma(const img::Vma& v, const PremappedVma& p, uint64_t scratch, con
   return AdviseLikeDump(v, p.premap);
 }
 
+// The VMAs handed down by fork that this process keeps (see Inheritance):
+// per index into core.vmas(), the address where the parent premapped it
+// (here now too), or 0. A VMA is kept where the pagemap has INHERITED pages
+// in it, the parent's image has it alike, the parent premapped it, that
+// premap is mapped here, and, when it is a slot, no VMA of this process
+// lies there (the restorer moves VMAs into place after unmapping all it
+// does not keep: a slot kept must not be in the way).
+std::vector<uint64_t> KeptFromParent(const img::Process& core, const Inheritance& in,
+                                     const std::vector<pagemap::VmaInfo>& self) {
+  std::vector<uint64_t> kept(static_cast<size_t>(core.vmas_size()), 0);
+  if (in.parent == nullptr || in.parent_vmas == nullptr || in.pagemap == nullptr) return kept;
+  const img::Process& parent = *in.parent;
+  const auto& pv = *in.parent_vmas;
+  auto mapped_here = [&](uint64_t lo, uint64_t hi) {
+    // |self| is sorted: the mappings from lo on must cover [lo, hi) with no gap.
+    auto it = std::upper_bound(self.begin(), self.end(), lo,
+                               [](uint64_t a, const pagemap::VmaInfo& m) { return a < m.end; });
+    uint64_t at = lo;
+    for (; it != self.end() && it->start <= at && at < hi; ++it) at = it->end;
+    return at >= hi;
+  };
+  auto in_the_way = [&](uint64_t lo, uint64_t hi) {  // core's VMAs are sorted
+    auto it = std::upper_bound(core.vmas().begin(), core.vmas().end(), lo,
+                               [](uint64_t a, const img::Vma& w) { return a < w.end(); });
+    return it != core.vmas().end() && it->start() < hi;
+  };
+  int k = 0;  // core's VMAs, walked along the sorted ranges
+  for (const img::PageRange& r : in.pagemap->ranges()) {
+    if (r.kind() != img::PageRange::INHERITED) continue;
+    while (k < core.vmas_size() && core.vmas(k).end() <= r.vaddr()) ++k;
+    if (k == core.vmas_size()) break;
+    const img::Vma& v = core.vmas(k);
+    if (v.start() > r.vaddr() || kept[static_cast<size_t>(k)] != 0) continue;
+    auto pi = std::lower_bound(parent.vmas().begin(), parent.vmas().end(), v.start(),
+                               [](const img::Vma& p, uint64_t a) { return p.start() < a; });
+    if (pi == parent.vmas().end() || !kinds::SameAfterFork(v, *pi)) continue;
+    auto pp = std::lower_bound(pv.begin(), pv.end(), v.start(),
+                               [](const PremappedVma& p, uint64_t a) { return p.start < a; });  // by address
+    if (pp == pv.end() || pp->start != v.start() || pp->len != v.end() - v.start()) continue;
+    if (!mapped_here(pp->premap, pp->premap + pp->len)) continue;
+    if (pp->premap != pp->start && in_the_way(pp->premap, pp->premap + pp->len)) continue;
+    kept[static_cast<size_t>(k)] = pp->premap;
+  }
+  return kept;
+}
+
+// A VMA handed down by fork: only its INHERITED pages stay (the rest of
+// what the parent had there is dropped: zero again, or filled from the
+// image), and no guard region of the parent's.
+Status KeepFromParent(const img::Vma& v, const PremappedVma& p, const img::PageMap& pm) {
+  constexpr int kMadvGuardRemove = 103;  // MADV_GUARD_REMOVE, Linux 6.13
+  void* base = reinterpret_cast<void*>(p.premap);
+  if (madvise(base, p.len, kMadvGuardRemove) != 0 && errno != EINVAL) {
+    return ErrnoStatus("remove guard regions from inherited vma " + std::to_string(v.start()));
+  }
+  uint64_t at = p.start;
+  auto drop = [&](uint64_t to) -> Status {
+    if (to > at && madvise(reinterpret_cast<void*>(p.premap + (at - p.start)), to - at, MADV_DONTNEED) != 0) {
+      return ErrnoStatus("drop pages of inherited vma " + std::to_string(v.start()));
+    }
+    return OkStatus();
+  };
+  const uint64_t end = p.start + p.len;
+  for (const img::PageRange& r : pm.ranges()) {
+    const uint64_t rs = r.vaddr(), re = rs + r.nr_pages() * kPageSize;
+    if (re <= at || r.kind() != img::PageRange::INHERITED) continue;
+    if (rs >= end) break;
+    RETURN_IF_ERROR(drop(std::min(rs, end)));
+    at = std::min(re, end);
+  }
+  RETURN_IF_ERROR(drop(end));
+  return AdviseLikeDump(v, p.premap);
+}
+
 }  // namespace
 
 std::optional<uint32_t> PremapProt(const img::Vma& v) {
@@ -332,7 +407,8 @@ std::optional<uint32_t> PremapProt(const img::Vma& v) {
   return std::nullopt;
 }
 
-std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot, const std::vector<bool>& in_place) {
+std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot, const std::vector<bool>& in_place,
+                                    const std::vector<uint64_t>& kept) {
   std::vector<PremappedVma> slots;
   uint64_t slot = first_slot;
   const img::Vma* prev = nullptr;  // the VMA of the slot just before |slot|
@@ -345,7 +421,11 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
     p.len = v.end() - v.start();
     p.prot = v.prot();
     p.anonymous = v.kind() == img::Vma::ANON_PRIVATE || v.kind() == img::Vma::ANON_SHARED;
-    if (static_cast<size_t>(i) < in_place.size() && in_place[static_cast<size_t>(i)]) {
+    if (static_cast<size_t>(i) < kept.size() && kept[static_cast<size_t>(i)] != 0) {
+      p.premap = kept[static_cast<size_t>(i)];
+      p.inherited = true;
+      prev = nullptr;
+    } else if (static_cast<size_t>(i) < in_place.size() && in_place[static_cast<size_t>(i)]) {
       p.premap = p.start;
       prev = nullptr;
     } else {
@@ -366,7 +446,7 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
 }
 
 Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem,
-                                  const SocketFds& sockets, const Ghosts* ghosts) {
+                                  const SocketFds& sockets, const Ghosts* ghosts, const Inheritance* inherit) {
   FAULT_POINT("restore-premap");
   MemoryLayout L;
   ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> self, pagemap::ReadVmas(getpid()));
@@ -382,7 +462,11 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   uint64_t target_vdso_end = 0;
   uint64_t premap_total = 0;
   uint64_t scratch_len = 0;  // room for the largest packed slot (MapPacked)
-  const std::vector<bool> in_place = InPlace(core, self);
+  const std::vector<uint64_t> kept = inherit ? KeptFromParent(core, *inherit, self) : std::vector<uint64_t>();
+  std::vector<bool> in_place = InPlace(core, self);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    if (kept[i] != 0) in_place[i] = false;
+  }
   for (int i = 0; i < core.vmas_size(); ++i) {
     const img::Vma& v = core.vmas(i);
     if (v.kind() == img::Vma::VSYSCALL) continue;
@@ -390,7 +474,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
     if (v.kind() == img::Vma::VDSO || v.kind() == img::Vma::VVAR || v.kind() == img::Vma::VVAR_VCLOCK) {
       if (L.vdso_target == 0 || v.start() < L.vdso_target) L.vdso_target = v.start();
       target_vdso_end = std::max(target_vdso_end, v.end());
-    } else if (!in_place[static_cast<size_t>(i)]) {
+    } else if (!in_place[static_cast<size_t>(i)] && (kept.empty() || kept[static_cast<size_t>(i)] == 0)) {
       premap_total += v.end() - v.start() + kSlotGap + v.huge_page_size();
       if (PlainAnon(v)) scratch_len = std::max(scratch_len, v.end() - v.start());
     }
@@ -430,12 +514,16 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   L.thread_stack_size = kThreadStackSize;
 
   L.first_slot = L.stack_top + threads_len;
-  L.vmas = PlanSlots(core, L.first_slot, in_place);
+  L.vmas = PlanSlots(core, L.first_slot, in_place, kept);
   // Packed slots are made at the tail of the region, past every slot.
   const uint64_t scratch = L.region + L.region_len - scratch_len;
   for (size_t i = 0; i < L.vmas.size(); ++i) {
     PremappedVma& p = L.vmas[i];
     const img::Vma& v = core.vmas(p.vma_index);
+    if (p.inherited) {
+      RETURN_IF_ERROR(KeepFromParent(v, p, *inherit->pagemap));
+      continue;
+    }
     if (p.premap == p.start && PlainAnon(v)) {
       // A run of plain anonymous VMAs in place that touch is one mapping
       // here (they would merge anyway); InPlace gave touching ones
@@ -443,7 +531,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
       size_t last = i;
       while (last + 1 < L.vmas.size()) {
         const PremappedVma& q = L.vmas[last + 1];
-        if (q.premap != q.start || q.start != L.vmas[last].start + L.vmas[last].len ||
+        if (q.premap != q.start || q.inherited || q.start != L.vmas[last].start + L.vmas[last].len ||
             !PlainAnon(core.vmas(q.vma_index))) {
           break;
         }
@@ -457,9 +545,10 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
     RETURN_IF_ERROR(PremapVma(v, p, scratch, shmem, sockets, ghosts));
     p.kept_apart = v.kind() == img::Vma::ANON_PRIVATE && p.premap != p.start;
   }
-  LOG_INFO("restore: region %#lx-%#lx holds %zu premapped vmas, %zu of them in place", L.region,
-           L.region + L.region_len, L.vmas.size(),
-           static_cast<size_t>(std::count(in_place.begin(), in_place.end(), true)));
+  LOG_INFO("restore: region %#lx-%#lx holds %zu premapped vmas, %zu of them in place, %zu handed down by fork",
+           L.region, L.region + L.region_len, L.vmas.size(),
+           static_cast<size_t>(std::count(in_place.begin(), in_place.end(), true)),
+           static_cast<size_t>(kept.size() - static_cast<size_t>(std::count(kept.begin(), kept.end(), 0))));
   return L;
 }
 
@@ -525,21 +614,26 @@ Status WritePieces(pid_t pid, const uint8_t* src, const Piece* pieces, size_t n)
 // Where the pages of one level of a chain go: per chunk, the pieces taken
 // from it. Pages a level refers to its parent for are looked up there, so a
 // chunk of any level holds only what the levels above did not replace.
+// INHERITED pages are the parent process's: where fork did not hand their
+// VMA down, they are looked up in its chain (the lineage), as deep as
+// needed. The levels of every chain are numbered one after another.
 class FillPlan {
  public:
-  FillPlan(const std::vector<PremappedVma>& slots, const PageChain& chain) : slots_(slots), chain_(chain) {
-    levels_.resize(chain.size());
-    for (size_t l = 0; l < chain.size(); ++l) Index(l);
+  FillPlan(const std::vector<PremappedVma>& slots, const PageChain& chain,
+           const std::vector<PageChain>& lineage)
+      : slots_(slots) {
+    Add(chain, std::string());
+    for (const PageChain& c : lineage) Add(c, "the parent process's ");
   }
 
   Status Build() {
-    for (size_t l = 0; l < levels_.size(); ++l) {
-      if (levels_[l].data_pages != levels_[l].chunk_pages) {
-        return Errorf("%s: the pagemap has %lu data pages, its chunks %lu", chain_[l].pages_path.c_str(),
-                      levels_[l].data_pages, levels_[l].chunk_pages);
+    for (const Level& L : levels_) {
+      if (L.data_pages != L.chunk_pages) {
+        return Errorf("%s: the pagemap has %lu data pages, its chunks %lu", L.path.c_str(), L.data_pages,
+                      L.chunk_pages);
       }
     }
-    const img::PageMap& top = *chain_[0].pagemap;
+    const img::PageMap& top = *levels_[0].pm;
     for (int i = 0; i < top.ranges_size(); ++i) {
       RETURN_IF_ERROR(Place(0, i, top.ranges(i).vaddr(), top.ranges(i).nr_pages()));
     }
@@ -547,11 +641,20 @@ class FillPlan {
   }
 
   size_t levels() const { return levels_.size(); }
+  const std::string& pages_path(size_t level) const { return levels_[level].path; }
+  const img::PageMap& pagemap(size_t level) const { return *levels_[level].pm; }
   const std::vector<std::vector<Piece>>& chunk_pieces(size_t level) const { return levels_[level].pieces; }
   const std::vector<Piece>& zero_pieces() const { return zero_; }
 
  private:
+  static constexpr size_t kNone = ~size_t{0};
+
   struct Level {
+    const img::PageMap* pm = nullptr;    // null: that image has no pages of the process
+    std::string path;
+    size_t parent = kNone;               // the next level of the same chain
+    size_t process_parent = kNone;       // the first level of the parent process's chain
+    std::string what;                    // for errors
     std::vector<uint64_t> data_before;   // per range: DATA pages of the ranges before it
     std::vector<uint64_t> chunk_first;   // per chunk: its first DATA page
     uint64_t data_pages = 0;
@@ -559,23 +662,41 @@ class FillPlan {
     std::vector<std::vector<Piece>> pieces;
   };
 
-  void Index(size_t l) {
-    Level& L = levels_[l];
-    const img::PageMap* pm = chain_[l].pagemap;
+  void Add(const PageChain& chain, const std::string& what) {
+    const size_t first = levels_.size();
+    if (first > 0) {
+      // Every level of the chain before refers to this one for INHERITED.
+      for (size_t l = chain_first_.back(); l < first; ++l) levels_[l].process_parent = first;
+    }
+    chain_first_.push_back(first);
+    for (size_t l = 0; l < chain.size(); ++l) {
+      Level L;
+      L.pm = chain[l].pagemap;
+      L.path = chain[l].pages_path;
+      L.what = what;
+      L.parent = l + 1 < chain.size() ? first + l + 1 : kNone;
+      Index(&L);
+      levels_.push_back(std::move(L));
+    }
+    if (chain.empty()) levels_.push_back(Level{});  // a process with no pages: lookups fail clearly
+  }
+
+  static void Index(Level* L) {
+    const img::PageMap* pm = L->pm;
     if (pm == nullptr) return;
     uint64_t d = 0;
     for (const img::PageRange& r : pm->ranges()) {
-      L.data_before.push_back(d);
+      L->data_before.push_back(d);
       if (r.kind() == img::PageRange::DATA) d += r.nr_pages();
     }
     uint64_t c = 0;
     for (const img::ChunkRef& ch : pm->chunks()) {
-      L.chunk_first.push_back(c);
+      L->chunk_first.push_back(c);
       c += ch.nr_pages();
     }
-    L.pieces.resize(static_cast<size_t>(pm->chunks_size()));
-    L.data_pages = d;
-    L.chunk_pages = c;
+    L->pieces.resize(static_cast<size_t>(pm->chunks_size()));
+    L->data_pages = d;
+    L->chunk_pages = c;
   }
 
   Status Outside(uint64_t addr) const {
@@ -584,13 +705,15 @@ class FillPlan {
 
   // Pages [addr, addr + pages) of range |ri| of level |l|.
   Status Place(size_t l, int ri, uint64_t addr, uint64_t pages) {
-    const img::PageMap& pm = *chain_[l].pagemap;
+    const img::PageMap& pm = *levels_[l].pm;
     const img::PageRange& r = pm.ranges(ri);
     switch (r.kind()) {
       case img::PageRange::ZERO:
         return PlaceZero(addr, pages);
       case img::PageRange::PARENT:
-        return FromParent(l + 1, addr, pages);
+        return FromLevel(levels_[l].parent, addr, pages, "parent image");
+      case img::PageRange::INHERITED:
+        return Inherited(l, addr, pages);
       case img::PageRange::DATA:
         break;
       default:
@@ -604,7 +727,7 @@ class FillPlan {
       const size_t c = static_cast<size_t>(it - L.chunk_first.begin()) - 1;
       const uint64_t off = d - L.chunk_first[c];
       const uint64_t in_chunk = pm.chunks(static_cast<int>(c)).nr_pages();
-      if (off >= in_chunk) return Error(chain_[l].pages_path + ": more data pages than chunks hold", EBADMSG);
+      if (off >= in_chunk) return Error(L.path + ": more data pages than chunks hold", EBADMSG);
       uint64_t take = std::min(pages, in_chunk - off);
       // Cut at VMA ends: a range may run over adjacent VMAs.
       const PremappedVma* v = FindVma(slots_, addr);
@@ -632,19 +755,32 @@ class FillPlan {
     return OkStatus();
   }
 
-  // Pages the level above stored as PARENT: every one must be in level |l|.
-  Status FromParent(size_t l, uint64_t addr, uint64_t pages) {
-    const uint64_t end = addr + pages * kPageSize;
-    const img::PageMap* pm = l < chain_.size() ? chain_[l].pagemap : nullptr;
-    if (pm == nullptr) {
-      return Errorf("pagemap: page %#lx is in the parent image, which has no pages of this process", addr);
+  // INHERITED pages of level |l|: nothing to write where fork handed the VMA
+  // down; elsewhere the parent process's pages at the same addresses.
+  Status Inherited(size_t l, uint64_t addr, uint64_t pages) {
+    while (pages > 0) {
+      const PremappedVma* v = FindVma(slots_, addr);
+      if (!v) return Outside(addr);
+      const uint64_t take = std::min(pages, (v->start + v->len - addr) / kPageSize);
+      if (!v->inherited) RETURN_IF_ERROR(FromLevel(levels_[l].process_parent, addr, take, "parent process"));
+      addr += take * kPageSize;
+      pages -= take;
     }
+    return OkStatus();
+  }
+
+  // Pages a level refers to level |l| for (its parent image, or the parent
+  // process's pages): every one must be in level |l|.
+  Status FromLevel(size_t l, uint64_t addr, uint64_t pages, const char* where) {
+    const uint64_t end = addr + pages * kPageSize;
+    const img::PageMap* pm = l < levels_.size() ? levels_[l].pm : nullptr;
+    if (pm == nullptr) return Errorf("pagemap: page %#lx is in the %s, which has no pages of it", addr, where);
     auto it = std::upper_bound(pm->ranges().begin(), pm->ranges().end(), addr,
                                [](uint64_t a, const img::PageRange& r) { return a < r.vaddr() + r.nr_pages() * kPageSize; });
     while (addr < end) {
       if (it == pm->ranges().end() || it->vaddr() > addr) {
-        return Errorf("pagemap: page %#lx is in the parent image %s, which does not hold it", addr,
-                      chain_[l].pages_path.c_str());
+        return Errorf("pagemap: page %#lx is in the %s (%s%s), which does not hold it", addr, where,
+                      levels_[l].what.c_str(), levels_[l].path.c_str());
       }
       const uint64_t r_end = it->vaddr() + it->nr_pages() * kPageSize;
       const uint64_t take = (std::min(end, r_end) - addr) / kPageSize;
@@ -656,8 +792,8 @@ class FillPlan {
   }
 
   const std::vector<PremappedVma>& slots_;
-  const PageChain& chain_;
   std::vector<Level> levels_;
+  std::vector<size_t> chain_first_;
   std::vector<Piece> zero_;
 };
 
@@ -668,11 +804,15 @@ Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
   // so that the process has no page it did not have (a page left there
   // would cost memory and show in its pagemap). The pages that data fills
   // stay: that saves a madvise and a TLB flush per mapping.
+  // INHERITED pages are written too, where fork did not hand their VMA
+  // down (FillPlan).
+  auto written = [](const img::PageRange& r) {
+    return r.kind() == img::PageRange::DATA || r.kind() == img::PageRange::PARENT ||
+           r.kind() == img::PageRange::INHERITED;
+  };
   std::vector<pagemap::PageRange> data;
   for (const img::PageRange& r : pm.ranges()) {
-    if (r.kind() == img::PageRange::DATA || r.kind() == img::PageRange::PARENT) {
-      data.push_back({r.vaddr(), r.vaddr() + r.nr_pages() * kPageSize});
-    }
+    if (written(r)) data.push_back({r.vaddr(), r.vaddr() + r.nr_pages() * kPageSize});
   }
   std::sort(data.begin(), data.end(), [](const auto& a, const auto& b) { return a.start < b.start; });
   for (const PremappedVma& v : L.vmas) {
@@ -695,7 +835,7 @@ Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
     return OkStatus();
   };
   for (const img::PageRange& r : pm.ranges()) {
-    if (r.kind() != img::PageRange::DATA && r.kind() != img::PageRange::PARENT) continue;
+    if (!written(r)) continue;
     uint64_t addr = r.vaddr();
     uint64_t left = r.nr_pages() * kPageSize;
     while (left > 0) {
@@ -703,6 +843,11 @@ Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
       if (!v) return Error("pagemap: range at " + std::to_string(addr) + " lies outside every vma", EBADMSG);
       const uint64_t len = std::min(left, v->start + v->len - addr);
       const uint64_t dst = v->premap + (addr - v->start);
+      if (v->inherited && r.kind() == img::PageRange::INHERITED) {  // the parent's pages, there already
+        addr += len;
+        left -= len;
+        continue;
+      }
       if (run_len == 0 || run + run_len != dst) {
         RETURN_IF_ERROR(flush());
         run = dst;
@@ -730,10 +875,11 @@ Status InstallGuards(const MemoryLayout& L, const img::PageMap& pm) {
   return OkStatus();
 }
 
-Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageChain& chain, int jobs) {
+Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageChain& chain, int jobs,
+                  const std::vector<PageChain>& lineage) {
   FAULT_POINT("restore-fill");
   if (chain.empty() || chain[0].pagemap == nullptr) return Error("restore: no pagemap to fill memory from", EINVAL);
-  FillPlan plan(slots, chain);
+  FillPlan plan(slots, chain, lineage);
   RETURN_IF_ERROR(plan.Build());
 
   if (!plan.zero_pieces().empty()) {
@@ -765,7 +911,7 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
     }
     if (!any) continue;
     ASSIGN_OR_RETURN(streams::ImageReader r,
-                     streams::ImageReader::Open(chain[l].pages_path, streams::FileKind::kPages));
+                     streams::ImageReader::Open(plan.pages_path(l), streams::FileKind::kPages));
     readers[l].emplace(std::move(r));
   }
   std::atomic<size_t> next{0};
@@ -778,8 +924,8 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
       const size_t ti = next.fetch_add(1);
       if (ti >= tasks.size()) return;
       const Task& t = tasks[ti];
-      const img::PageMap& pm = *chain[t.level].pagemap;
-      const std::string& path = chain[t.level].pages_path;
+      const img::PageMap& pm = plan.pagemap(t.level);
+      const std::string& path = plan.pages_path(t.level);
       const int i = t.chunk;
       Status s = readers[t.level]->ReadAt(pm.chunks(i).file_offset(), &rec);
       // A raw chunk is written from the record itself; others are decoded.

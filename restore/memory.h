@@ -46,6 +46,10 @@ struct PremappedVma {
   // Its first page was faulted in to give it an anon_vma (KeepApart), to be
   // dropped by PopulateData unless data fills it.
   bool kept_apart = false;
+  // Handed down by fork from the parent's premapped VMA (|premap| is where
+  // the parent premapped it): its INHERITED pages are the parent's, shared
+  // copy-on-write, and need no fill (see Inheritance).
+  bool inherited = false;
 };
 
 // Read by criu-fast from the new process's memory (TaskReport.plan_addr).
@@ -74,8 +78,22 @@ struct MemoryLayout {
 // deleted files the files recreated for them (|ghosts|: by ghost image,
 // kinds/ghost_file.h).
 using Ghosts = std::map<std::string, std::string>;
+
+// Copy-on-write sharing with the parent process (kinds/fork_cow.h): the
+// parent premapped and filled its memory before forking this process, so
+// the VMAs this process shares pages of are here already, at the parent's
+// premap addresses, holding the parent's pages. Each VMA the same in both
+// images whose INHERITED pages the pagemap lists is kept (its other pages
+// dropped) instead of premapped again.
+struct Inheritance {
+  const img::Process* parent = nullptr;
+  const std::vector<PremappedVma>* parent_vmas = nullptr;  // the parent's MemoryLayout::vmas
+  const img::PageMap* pagemap = nullptr;                   // this process's
+};
+
 Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem,
-                                  const SocketFds& sockets = {}, const Ghosts* ghosts = nullptr);
+                                  const SocketFds& sockets = {}, const Ghosts* ghosts = nullptr,
+                                  const Inheritance* inherit = nullptr);
 
 // The protection PremapMemory gives VMA |v|'s slot, where it is always the
 // same (so the restorer's mprotect can be skipped when it is final already).
@@ -94,9 +112,10 @@ Status InstallGuards(const MemoryLayout& layout, const img::PageMap& pm);
 
 // The slot of every VMA the restorer moves, in order from |first_slot|;
 // the VMAs |in_place| marks (by index into core.vmas(), or none if empty)
-// are premapped at their own address instead.
+// are premapped at their own address instead, and those |kept| gives an
+// address (non-zero, by index) were handed down there by fork.
 std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot,
-                                    const std::vector<bool>& in_place = {});
+                                    const std::vector<bool>& in_place = {}, const std::vector<uint64_t>& kept = {});
 
 // One level of an image chain: a pagemap and its pages file. Level 0 is the
 // image restored; level i+1 is the parent of level i (incremental dumps),
@@ -109,8 +128,12 @@ using PageChain = std::vector<PageLevel>;
 
 // Fills the premapped slots of process |pid| from the chain's pages files
 // with process_vm_writev, using |jobs| threads: PARENT pages are looked up
-// down the chain. Runs in criu-fast, not in the new process: threads there
-// would take TIDs the restored threads need.
-Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageChain& chain, int jobs);
+// down the chain. INHERITED pages in VMAs not handed down by fork are taken
+// from the parent process's pages: |lineage| holds the chains of its
+// parent, grandparent, ... (as far as pages are inherited). Runs in
+// criu-fast, not in the new process: threads there would take TIDs the
+// restored threads need.
+Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageChain& chain, int jobs,
+                  const std::vector<PageChain>& lineage = {});
 
 }  // namespace cf::restore

