@@ -11,5 +11,7 @@ int RunIterativeDump(const Options& opts);
 int RunRestore(const Options& opts);
 int RunCheck(const Options& opts);
 int RunShow(const Options& opts);
+// merge -D DIR OUT: an image and its parents as one image (engine/merge.cc).
+int RunMerge(const Options& opts);
 
 }  // namespace cf::engine

@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
         return RunCheck(opts);
       case Command::kShow:
         return RunShow(opts);
+      case Command::kMerge:
+        return RunMerge(opts);
       case Command::kNone:
         break;
     }

@@ -81,7 +81,7 @@ const OptDef kOptions[] = {
     {"ms", no_argument, 0, false, Act::kRefused, "--ms is deprecated in CRIU too"},
     {"track-mem", no_argument, 0, true, Act::kTrackMem, nullptr},
     {"auto-dedup", no_argument, 0, true, Act::kNoEffect,
-     "parent images are not changed: pages an increment replaced stay in its parent"},
+     "parent images are not changed: pages an increment replaced stay in its parent (criu-fast merge bounds a chain)"},
     {"libdir", required_argument, 'L', false, Act::kRefused, "CRIU plugins are not loaded by criu-fast"},
     {"cpu-cap", optional_argument, 0, false, Act::kNoEffect,
      "criu-fast does not compare CPU features; restore where the image was made"},
@@ -428,6 +428,7 @@ Result<Command> ParseCommand(const std::string& cmd) {
   if (cmd == "restore") return Command::kRestore;
   if (cmd == "check") return Command::kCheck;
   if (cmd == "show") return Command::kShow;
+  if (cmd == "merge") return Command::kMerge;
   if (cmd == "help") return Error("help", 0);
   return Error("unknown command '" + cmd + "' (try criu-fast --help)");
 }
@@ -448,6 +449,7 @@ const char* UsageText() {
          "  criu-fast restore  --stream [-d] [options]     ... from a stream on stdin (or --stream-from PATH)\n"
          "  criu-fast check    [--feature NAME]            probe the kernel features used\n"
          "  criu-fast show     DIR|FILE|--stream           print images as JSON\n"
+         "  criu-fast merge    -D DIR OUT                  an image and its parents as one new image in OUT\n"
          "\n"
          "Options (CRIU's, with the same meaning; the others CRIU accepts are taken\n"
          "when they cannot change the result, refused with the reason otherwise):\n"
@@ -564,8 +566,9 @@ Result<Options> ParseOptions(int argc, char** argv) {
   ASSIGN_OR_RETURN(o.command, ParseCommand(positional[0]));
   o.args.assign(positional.begin() + 1, positional.end());
 
-  const bool takes_args = o.command == Command::kShow;
+  const bool takes_args = o.command == Command::kShow || o.command == Command::kMerge;
   if (!takes_args && !o.args.empty()) return Error("unexpected argument '" + o.args[0] + "'");
+  if (o.command == Command::kMerge && o.args.size() != 1) return Error("merge needs one output directory: merge -D DIR OUT");
   if ((o.command == Command::kDump || o.command == Command::kPreDump) && o.pid == 0) {
     return Error("dump needs -t PID");
   }

@@ -16,7 +16,7 @@
 
 namespace cf::engine {
 
-enum class Command { kNone, kDump, kPreDump, kRestore, kCheck, kShow };
+enum class Command { kNone, kDump, kPreDump, kRestore, kCheck, kShow, kMerge };
 
 struct Options {
   Command command = Command::kNone;
