@@ -73,7 +73,7 @@ Status CheckParentHolds(const img::PageMap& pm, const img::PageMap* parent, cons
 }
 
 // Every INHERITED page of a process is one its parent process holds
-// (stored, or found in a parent image, or inherited in turn).
+// (stored, all zeros, found in a parent image, or inherited in turn).
 Status CheckInherited(const ImageSet& set) {
   constexpr uint64_t kPage = 4096;
   std::map<int32_t, const img::PageMap*> by_pid;
@@ -97,8 +97,8 @@ Status CheckInherited(const ImageSet& set) {
         while (j < parent->ranges_size() && parent->ranges(j).vaddr() + parent->ranges(j).nr_pages() * kPage <= addr) {
           ++j;
         }
-        if (j == parent->ranges_size() || parent->ranges(j).vaddr() > addr ||
-            parent->ranges(j).kind() == img::PageRange::ZERO) {
+        // Any kind will do: a page of zeros (ZERO) is content too.
+        if (j == parent->ranges_size() || parent->ranges(j).vaddr() > addr) {
           return Errorf("pagemap-%d.img: page %#lx is shared with parent process %d, whose pagemap does not hold it",
                         p.core.pid(), addr, p.core.ppid());
         }
