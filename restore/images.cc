@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <set>
 
 #include "kinds/kind.h"
@@ -261,6 +262,25 @@ Result<ImageSet> LoadImages(const std::string& dir, const std::string& parent_ba
     }
   }
   return set;
+}
+
+std::vector<PageChain> LineageOf(const ImageSet& images, const ProcessImages& p) {
+  std::vector<PageChain> out;
+  const ProcessImages* cur = &p;
+  auto inherits = [](const img::PageMap& pm) {
+    return std::any_of(pm.ranges().begin(), pm.ranges().end(),
+                       [](const img::PageRange& r) { return r.kind() == img::PageRange::INHERITED; });
+  };
+  while (out.size() < images.processes.size() && inherits(cur->pagemap)) {
+    const ProcessImages* parent = nullptr;
+    for (const ProcessImages& q : images.processes) {
+      if (q.core.pid() == cur->core.ppid() && &q != cur) parent = &q;
+    }
+    if (parent == nullptr) break;  // LoadImages refused such an image already
+    out.push_back(parent->chain());
+    cur = parent;
+  }
+  return out;
 }
 
 }  // namespace cf::restore

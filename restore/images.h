@@ -66,4 +66,9 @@ struct ImageSet {
 // not the image's own directory (a stream unpacked in a staging directory).
 Result<ImageSet> LoadImages(const std::string& dir, const std::string& parent_base = "");
 
+// The page chains of |p|'s parent process, grandparent, ..., as far as
+// pages are shared copy-on-write (INHERITED) down to |p|: where fork could
+// not hand such pages down, they are filled from there (restore/memory.h).
+std::vector<PageChain> LineageOf(const ImageSet& images, const ProcessImages& p);
+
 }  // namespace cf::restore

@@ -238,28 +238,6 @@ Status DrainMessages(int fd, std::map<pid_t, TaskMessage>* out) {
   }
 }
 
-// The page chains of |p|'s parent, grandparent, ..., as far as pages are
-// shared copy-on-write (INHERITED) down to |p|: where fork could not hand
-// such pages down, they are filled from there (restore/memory.h).
-std::vector<PageChain> Lineage(const ImageSet& images, const ProcessImages& p) {
-  std::vector<PageChain> out;
-  const ProcessImages* cur = &p;
-  auto inherits = [](const img::PageMap& pm) {
-    return std::any_of(pm.ranges().begin(), pm.ranges().end(),
-                       [](const img::PageRange& r) { return r.kind() == img::PageRange::INHERITED; });
-  };
-  while (out.size() < images.processes.size() && inherits(cur->pagemap)) {
-    const ProcessImages* parent = nullptr;
-    for (const ProcessImages& q : images.processes) {
-      if (q.core.pid() == cur->core.ppid() && &q != cur) parent = &q;
-    }
-    if (parent == nullptr) break;  // LoadImages refused such an image already
-    out.push_back(parent->chain());
-    cur = parent;
-  }
-  return out;
-}
-
 // Runs the tree until every process stops on its restorer's int3: resumes
 // fork events and new children, passes other signals on, fails when a
 // process dies or reports an error.
@@ -306,7 +284,7 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
       std::vector<PremappedVma> slots(report.plan_count);
       RETURN_IF_ERROR(ReadRemote(pid, report.plan_addr, slots.data(), slots.size() * sizeof(PremappedVma),
                                  "premap plan"));
-      RETURN_IF_ERROR(FillMemory(pid, slots, p->chain(), jobs, Lineage(images, *p))
+      RETURN_IF_ERROR(FillMemory(pid, slots, p->chain(), jobs, LineageOf(images, *p))
                           .WithContext("restore of process " + std::to_string(pid)));
       (*msgs)[pid].tag = 'F';
       for (pid_t go : tables.Filled(pid)) ptrace(PTRACE_CONT, go, nullptr, nullptr);

@@ -256,7 +256,7 @@ bool ChildrenInherit(const TaskContext& ctx) {
 }
 
 // The process's memory, premapped (restore/memory.h), then filled by
-// criu-fast while the process stops; |ns| gets the two stage times.
+// criu-fast while the process stops; |out| gets the two stage times.
 struct MemoryStep {
   MemoryLayout layout;
   uint64_t premap_ns = 0;

@@ -174,6 +174,9 @@ int main(int argc, char **argv) {
   if (quarter == 0) cf_die("SIZE_MB too small");
   mem = mmap(NULL, pages * CF_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) cf_die("mmap");
+  /* No transparent huge pages: khugepaged may collapse a range of one
+   * process into a new huge page at any time, which ends the sharing. */
+  if (madvise(mem, pages * CF_PAGE, MADV_NOHUGEPAGE) != 0) cf_die("madvise(MADV_NOHUGEPAGE)");
   cf_fill_random(mem, pages, 1);
   memset(mem + kZeroPage * CF_PAGE, 0, CF_PAGE);
   char fpath[4200];
