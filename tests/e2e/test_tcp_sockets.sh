@@ -33,10 +33,15 @@ import base64
 show = load(sys.argv[1])
 tcp = [f["tcp"] for f in proc(show, int(sys.argv[2]))["core"]["fds"] if fd_kind(f) == "tcp"]
 states = sorted(int(t["state"]) for t in tcp)
-# two connected ends, FIN_WAIT2 and CLOSE_WAIT, two unconnected (one bound), five listening
-if states != [1, 1, 5, 7, 7, 8, 10, 10, 10, 10, 10]:
+# two connected ends, FIN_WAIT2 and CLOSE_WAIT, three closed (one bound, one
+# reset holding 3 bytes), five listening
+if states != [1, 1, 5, 7, 7, 7, 8, 10, 10, 10, 10, 10]:
     fail("TCP states %r" % states)
-if sorted(bool(t.get("bound")) for t in tcp if int(t["state"]) == 7) != [False, True]:
+closed = [t for t in tcp if int(t["state"]) == 7]
+reset = [t for t in closed if t.get("conn", {}).get("recv_queue")]
+if len(reset) != 1 or base64.b64decode(reset[0]["conn"]["recv_queue"]) != b"xyz":
+    fail("want one reset connection holding 'xyz'")
+if sorted(bool(t.get("bound")) for t in closed if t not in reset) != [False, True]:
     fail("want one bound and one unbound unconnected socket")
 queues = sorted((len(base64.b64decode(t["conn"].get("recv_queue", ""))),
                  len(base64.b64decode(t["conn"].get("send_queue", "")))) for t in tcp if int(t["state"]) == 1)

@@ -13,6 +13,9 @@
  *         (1, 9) on srv.
  *   hsrv, hcli  a half-closed connection: hcli sent 2000 bytes and shut down
  *         for writing (FIN_WAIT2), hsrv has not read them (CLOSE_WAIT).
+ *   rcli  a connection its peer reset (SO_LINGER 0, close) after sending
+ *         "xyz", which rcli has not read: closed, the bytes still there
+ *         (peeked), and a write fails.
  * The self-check verifies every address and option, accepts new
  * connections on each listening socket (IPv4 on lmap too), binds a socket
  * to bnd's port (it must fail: bnd still holds it), then reads the queued
@@ -28,7 +31,7 @@
 #include <sys/socket.h>
 
 static int port;
-static int l4, l6, lmap, rp1, rp2, unb, bnd, srv, cli, hsrv, hcli;
+static int l4, l6, lmap, rp1, rp2, unb, bnd, srv, cli, hsrv, hcli, rcli;
 static uint64_t h_sent, h_back_sent, h_back_got;
 static uint64_t cli_sent, srv_got, srv_sent, cli_got;  /* the stream both ways */
 
@@ -205,6 +208,15 @@ static void check(void) {
   CF_CHECK(poll(&hp, 1, 0) == 1 && (hp.revents & POLLRDHUP), "hsrv: the peer's FIN is not there");
   push(hsrv, &h_back_sent, 700, 3);
   pull(hcli, &h_back_got, h_back_sent, 3, "hcli");
+
+  struct tcp_info ri;
+  socklen_t rl = sizeof(ri);
+  CF_CHECK(getsockopt(rcli, IPPROTO_TCP, TCP_INFO, &ri, &rl) == 0 && ri.tcpi_state == TCP_CLOSE,
+           "rcli: state %d, not closed", (int)ri.tcpi_state);
+  char rb[8] = {0};
+  CF_CHECK(recv(rcli, rb, sizeof(rb), MSG_PEEK | MSG_DONTWAIT) == 3 && memcmp(rb, "xyz", 3) == 0,
+           "rcli: the bytes before the reset are gone");
+  CF_CHECK(send(rcli, "q", 1, MSG_NOSIGNAL | MSG_DONTWAIT) == -1, "rcli: a write to a reset connection succeeded");
 }
 
 int main(int argc, char **argv) {
@@ -241,6 +253,21 @@ int main(int argc, char **argv) {
     struct tcp_info ti;
     socklen_t tl = sizeof(ti);
     if (getsockopt(hcli, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && ti.tcpi_state == TCP_FIN_WAIT2) break;
+    cf_nap(10);
+  }
+  rcli = sock_at(AF_INET, "127.0.0.1", port, &ss, &len);
+  if (connect(rcli, (struct sockaddr *)&ss, len) != 0) cf_die("connect");
+  int ra = accept(l4, NULL, NULL);
+  if (ra < 0 || send(ra, "xyz", 3, 0) != 3) cf_die("accept and send to rcli");
+  struct pollfd rp = {rcli, POLLIN, 0};
+  if (poll(&rp, 1, 5000) != 1) cf_die("rcli: no bytes");
+  struct linger now = {1, 0};
+  if (setsockopt(ra, SOL_SOCKET, SO_LINGER, &now, sizeof(now)) != 0) cf_die("SO_LINGER 0");
+  close(ra); /* a reset */
+  for (int i = 0; i < 500; i++) {
+    struct tcp_info ti;
+    socklen_t tl = sizeof(ti);
+    if (getsockopt(rcli, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && ti.tcpi_state == TCP_CLOSE) break;
     cf_nap(10);
   }
   cf_ready();
