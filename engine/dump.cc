@@ -191,7 +191,7 @@ class Dumper {
     pagemap::RangeSet inherited;
   };
   Status ScanProcess(ProcessDump* pd);
-  Status FindCowTree();
+  void FindCowTree();
   Status PinProcess(ProcessDump* pd);
   void SetUpTracking(ProcessDump* pd);
   void InitPipeBudget();
@@ -408,16 +408,12 @@ Status Dumper::DumpProcessPages(ProcessDump* pd) {
 
 // Which processes of a frozen tree have children in it: their pages' frames
 // are kept for the children to find what they still share (engine/page_dump.h).
-Status Dumper::FindCowTree() {
-  if (opts_.live || tree_.processes().size() < 2) return OkStatus();
-  std::set<pid_t> pids;
-  for (const SeizedProcess& sp : tree_.processes()) pids.insert(sp.pid);
+void Dumper::FindCowTree() {
+  if (opts_.live) return;
   for (const SeizedProcess& sp : tree_.processes()) {
-    ASSIGN_OR_RETURN(proc::ProcStat st, ReadStat(sp.pid));
-    if (pids.count(st.ppid)) has_children_.insert(st.ppid);
+    if (sp.parent != 0) has_children_.insert(sp.parent);
   }
   share_cow_ = !has_children_.empty();
-  return OkStatus();
 }
 
 // The scan of a frozen process, before anything reads its pages (the
@@ -780,7 +776,7 @@ Status Dumper::Run() {
     RETURN_IF_ERROR(kinds::RefusePidNamespaces(pids));
     ASSIGN_OR_RETURN(fd_tables_, kinds::FdTables::Read(pids));
     RETURN_IF_ERROR(CollectCgroups());
-    RETURN_IF_ERROR(FindCowTree());
+    FindCowTree();
   }
   if (sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
   // ptrace requests must come from the thread that seized the tree: every

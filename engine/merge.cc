@@ -49,20 +49,8 @@ using pagemap::PageRange;
 class ChainDrain : public memdrain::PageDrain {
  public:
   explicit ChainDrain(const restore::PageChain& chain) : chain_(chain) {
-    levels_.resize(chain.size());
-    for (size_t l = 0; l < chain.size(); ++l) {
-      const img::PageMap* pm = chain[l].pagemap;
-      if (pm == nullptr) continue;
-      uint64_t d = 0;
-      for (const img::PageRange& r : pm->ranges()) {
-        levels_[l].data_before.push_back(d);
-        if (r.kind() == img::PageRange::DATA) d += r.nr_pages();
-      }
-      uint64_t c = 0;
-      for (const img::ChunkRef& ch : pm->chunks()) {
-        levels_[l].chunk_first.push_back(c);
-        c += ch.nr_pages();
-      }
+    for (const restore::PageLevel& level : chain) {
+      indexes_.push_back(level.pagemap ? restore::DataIndex(*level.pagemap) : restore::DataIndex());
     }
   }
 
@@ -104,10 +92,6 @@ class ChainDrain : public memdrain::PageDrain {
   }
 
  private:
-  struct Level {
-    std::vector<uint64_t> data_before;  // per range: DATA pages of the ranges before it
-    std::vector<uint64_t> chunk_first;  // per chunk: its first DATA page
-  };
   struct Where {
     bool zero = false;
     size_t level = 0;
@@ -129,16 +113,9 @@ class ChainDrain : public memdrain::PageDrain {
         case img::PageRange::PARENT:
           continue;
         case img::PageRange::DATA: {
-          const Level& L = levels_[l];
-          const uint64_t d = L.data_before[static_cast<size_t>(it - pm->ranges().begin())] + (addr - it->vaddr()) / kPageSize;
-          auto c = std::upper_bound(L.chunk_first.begin(), L.chunk_first.end(), d);
-          if (c == L.chunk_first.begin()) return Error(chain_[l].pages_path + ": data pages before the first chunk", EBADMSG);
-          const size_t ci = static_cast<size_t>(c - L.chunk_first.begin()) - 1;
-          const uint64_t off = d - L.chunk_first[ci];
-          if (off >= pm->chunks(static_cast<int>(ci)).nr_pages()) {
-            return Error(chain_[l].pages_path + ": more data pages than chunks hold", EBADMSG);
-          }
-          return Where{false, l, ci, off};
+          ASSIGN_OR_RETURN(restore::DataIndex::Place at,
+                           indexes_[l].Find(*pm, static_cast<int>(it - pm->ranges().begin()), addr, chain_[l].pages_path));
+          return Where{false, l, at.chunk, at.offset};
         }
         default:
           return Errorf("page %#lx: range kind %d cannot be merged", addr, static_cast<int>(it->kind()));
@@ -148,7 +125,7 @@ class ChainDrain : public memdrain::PageDrain {
   }
 
   const restore::PageChain& chain_;
-  std::vector<Level> levels_;
+  std::vector<restore::DataIndex> indexes_;  // per level
 };
 
 bool IsProcessPagesFile(const std::string& name, const std::set<std::string>& pages_files) {

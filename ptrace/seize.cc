@@ -193,6 +193,7 @@ Status FrozenTree::SeizeTree(pid_t root) {
           continue;
         }
         Status s = SeizeProcess(child);
+        if (s.ok()) processes_.back().parent = parent;
         if (!s.ok() && !TakeAsZombie(i, child)) return s;
         found = true;
       }

@@ -23,6 +23,7 @@ struct SeizedThread {
 
 struct SeizedProcess {
   pid_t pid = 0;
+  pid_t parent = 0;  // the process of the tree it was found a child of (0: the root)
   std::vector<SeizedThread> threads;  // leader first
   // Children that exited and were not waited for. They are not seized (a
   // zombie cannot be traced) and cannot change: their parent is frozen.

@@ -385,10 +385,15 @@ Status KeepFromParent(const img::Vma& v, const PremappedVma& p, const img::PageM
     return OkStatus();
   };
   const uint64_t end = p.start + p.len;
-  for (const img::PageRange& r : pm.ranges()) {
+  // From the first range that ends past the VMA's start (ranges are sorted):
+  // a process with many VMAs handed down walks its pagemap once per VMA otherwise.
+  auto first = std::upper_bound(pm.ranges().begin(), pm.ranges().end(), at,
+                                [](uint64_t a, const img::PageRange& r) { return a < r.vaddr() + r.nr_pages() * kPageSize; });
+  for (auto it = first; it != pm.ranges().end(); ++it) {
+    const img::PageRange& r = *it;
     const uint64_t rs = r.vaddr(), re = rs + r.nr_pages() * kPageSize;
-    if (re <= at || r.kind() != img::PageRange::INHERITED) continue;
     if (rs >= end) break;
+    if (r.kind() != img::PageRange::INHERITED) continue;
     RETURN_IF_ERROR(drop(std::min(rs, end)));
     at = std::min(re, end);
   }
@@ -628,9 +633,9 @@ class FillPlan {
 
   Status Build() {
     for (const Level& L : levels_) {
-      if (L.data_pages != L.chunk_pages) {
-        return Errorf("%s: the pagemap has %lu data pages, its chunks %lu", L.path.c_str(), L.data_pages,
-                      L.chunk_pages);
+      if (L.index.data_pages() != L.index.chunk_pages()) {
+        return Errorf("%s: the pagemap has %lu data pages, its chunks %lu", L.path.c_str(), L.index.data_pages(),
+                      L.index.chunk_pages());
       }
     }
     const img::PageMap& top = *levels_[0].pm;
@@ -655,10 +660,7 @@ class FillPlan {
     size_t parent = kNone;               // the next level of the same chain
     size_t process_parent = kNone;       // the first level of the parent process's chain
     std::string what;                    // for errors
-    std::vector<uint64_t> data_before;   // per range: DATA pages of the ranges before it
-    std::vector<uint64_t> chunk_first;   // per chunk: its first DATA page
-    uint64_t data_pages = 0;
-    uint64_t chunk_pages = 0;
+    DataIndex index;
     std::vector<std::vector<Piece>> pieces;
   };
 
@@ -675,28 +677,13 @@ class FillPlan {
       L.path = chain[l].pages_path;
       L.what = what;
       L.parent = l + 1 < chain.size() ? first + l + 1 : kNone;
-      Index(&L);
+      if (L.pm != nullptr) {
+        L.index = DataIndex(*L.pm);
+        L.pieces.resize(static_cast<size_t>(L.pm->chunks_size()));
+      }
       levels_.push_back(std::move(L));
     }
     if (chain.empty()) levels_.push_back(Level{});  // a process with no pages: lookups fail clearly
-  }
-
-  static void Index(Level* L) {
-    const img::PageMap* pm = L->pm;
-    if (pm == nullptr) return;
-    uint64_t d = 0;
-    for (const img::PageRange& r : pm->ranges()) {
-      L->data_before.push_back(d);
-      if (r.kind() == img::PageRange::DATA) d += r.nr_pages();
-    }
-    uint64_t c = 0;
-    for (const img::ChunkRef& ch : pm->chunks()) {
-      L->chunk_first.push_back(c);
-      c += ch.nr_pages();
-    }
-    L->pieces.resize(static_cast<size_t>(pm->chunks_size()));
-    L->data_pages = d;
-    L->chunk_pages = c;
   }
 
   Status Outside(uint64_t addr) const {
@@ -720,22 +707,15 @@ class FillPlan {
         return Errorf("pagemap: range kind %d not supported", r.kind());
     }
     Level& L = levels_[l];
-    uint64_t d = L.data_before[static_cast<size_t>(ri)] + (addr - r.vaddr()) / kPageSize;  // DATA page ordinal
     while (pages > 0) {
-      auto it = std::upper_bound(L.chunk_first.begin(), L.chunk_first.end(), d);
-      if (it == L.chunk_first.begin()) return Error("pagemap: data pages before the first chunk", EBADMSG);
-      const size_t c = static_cast<size_t>(it - L.chunk_first.begin()) - 1;
-      const uint64_t off = d - L.chunk_first[c];
-      const uint64_t in_chunk = pm.chunks(static_cast<int>(c)).nr_pages();
-      if (off >= in_chunk) return Error(L.path + ": more data pages than chunks hold", EBADMSG);
-      uint64_t take = std::min(pages, in_chunk - off);
+      ASSIGN_OR_RETURN(DataIndex::Place at, L.index.Find(pm, ri, addr, L.path));
+      uint64_t take = std::min(pages, at.left);
       // Cut at VMA ends: a range may run over adjacent VMAs.
       const PremappedVma* v = FindVma(slots_, addr);
       if (!v) return Outside(addr);
       take = std::min(take, (v->start + v->len - addr) / kPageSize);
-      AddPiece(&L.pieces[c], {off, v->premap + (addr - v->start), take});
+      AddPiece(&L.pieces[at.chunk], {at.offset, v->premap + (addr - v->start), take});
       addr += take * kPageSize;
-      d += take;
       pages -= take;
     }
     return OkStatus();
@@ -798,6 +778,30 @@ class FillPlan {
 };
 
 }  // namespace
+
+DataIndex::DataIndex(const img::PageMap& pm) {
+  for (const img::PageRange& r : pm.ranges()) {
+    data_before_.push_back(data_pages_);
+    if (r.kind() == img::PageRange::DATA) data_pages_ += r.nr_pages();
+  }
+  for (const img::ChunkRef& ch : pm.chunks()) {
+    chunk_first_.push_back(chunk_pages_);
+    chunk_pages_ += ch.nr_pages();
+  }
+}
+
+Result<DataIndex::Place> DataIndex::Find(const img::PageMap& pm, int ri, uint64_t addr, const std::string& path) const {
+  if (ri < 0 || static_cast<size_t>(ri) >= data_before_.size()) return Error(path + ": no such range", EINVAL);
+  const img::PageRange& r = pm.ranges(ri);
+  const uint64_t d = data_before_[static_cast<size_t>(ri)] + (addr - r.vaddr()) / kPageSize;  // DATA page ordinal
+  auto it = std::upper_bound(chunk_first_.begin(), chunk_first_.end(), d);
+  if (it == chunk_first_.begin()) return Error(path + ": data pages before the first chunk", EBADMSG);
+  const size_t c = static_cast<size_t>(it - chunk_first_.begin()) - 1;
+  const uint64_t off = d - chunk_first_[c];
+  const uint64_t in_chunk = pm.chunks(static_cast<int>(c)).nr_pages();
+  if (off >= in_chunk) return Error(path + ": more data pages than chunks hold", EBADMSG);
+  return Place{c, off, in_chunk - off};
+}
 
 Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
   // The first pages KeepApart faulted in that no data will fill: dropped,

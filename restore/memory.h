@@ -126,6 +126,33 @@ struct PageLevel {
 };
 using PageChain = std::vector<PageLevel>;
 
+// Where a pagemap's DATA pages are in its pages file: DATA ranges in order
+// are cut into chunks (docs/image-format.md), so a page's place is its
+// ordinal among the DATA pages.
+class DataIndex {
+ public:
+  DataIndex() = default;
+  explicit DataIndex(const img::PageMap& pm);
+
+  struct Place {
+    size_t chunk;
+    uint64_t offset;  // pages into the chunk
+    uint64_t left;    // pages of the chunk from there on
+  };
+  // The place of page |addr| of DATA range |ri| of |pm| (the pagemap this
+  // index was made from); |path| names the pages file in errors.
+  Result<Place> Find(const img::PageMap& pm, int ri, uint64_t addr, const std::string& path) const;
+
+  uint64_t data_pages() const { return data_pages_; }    // by the ranges
+  uint64_t chunk_pages() const { return chunk_pages_; }  // by the chunks
+
+ private:
+  std::vector<uint64_t> data_before_;  // per range: DATA pages of the ranges before it
+  std::vector<uint64_t> chunk_first_;  // per chunk: its first DATA page
+  uint64_t data_pages_ = 0;
+  uint64_t chunk_pages_ = 0;
+};
+
 // Fills the premapped slots of process |pid| from the chain's pages files
 // with process_vm_writev, using |jobs| threads: PARENT pages are looked up
 // down the chain. INHERITED pages in VMAs not handed down by fork are taken
