@@ -357,12 +357,26 @@ std::vector<uint64_t> KeptFromParent(const img::Process& core, const Inheritance
     if (v.start() > r.vaddr() || kept[static_cast<size_t>(k)] != 0) continue;
     auto pi = std::lower_bound(parent.vmas().begin(), parent.vmas().end(), v.start(),
                                [](const img::Vma& p, uint64_t a) { return p.start() < a; });
-    if (pi == parent.vmas().end() || !kinds::SameAfterFork(v, *pi)) continue;
+    if (pi == parent.vmas().end() || !kinds::SameAfterFork(v, *pi)) {
+      LOG_DEBUG("restore: vma %#lx differs from the parent's: its inherited pages are filled", v.start());
+      continue;
+    }
     auto pp = std::lower_bound(pv.begin(), pv.end(), v.start(),
                                [](const PremappedVma& p, uint64_t a) { return p.start < a; });  // by address
-    if (pp == pv.end() || pp->start != v.start() || pp->len != v.end() - v.start()) continue;
-    if (!mapped_here(pp->premap, pp->premap + pp->len)) continue;
-    if (pp->premap != pp->start && in_the_way(pp->premap, pp->premap + pp->len)) continue;
+    if (pp == pv.end() || pp->start != v.start() || pp->len != v.end() - v.start()) {
+      LOG_DEBUG("restore: vma %#lx: the parent did not premap it alike: filled, not handed down", v.start());
+      continue;
+    }
+    if (!mapped_here(pp->premap, pp->premap + pp->len)) {
+      LOG_DEBUG("restore: vma %#lx: the parent's premap at %#lx is not here: filled, not handed down", v.start(),
+                pp->premap);
+      continue;
+    }
+    if (pp->premap != pp->start && in_the_way(pp->premap, pp->premap + pp->len)) {
+      LOG_DEBUG("restore: vma %#lx: the parent's slot at %#lx is in the way of a vma: filled, not handed down",
+                v.start(), pp->premap);
+      continue;
+    }
     kept[static_cast<size_t>(k)] = pp->premap;
   }
   return kept;
