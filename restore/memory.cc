@@ -348,36 +348,43 @@ std::vector<uint64_t> KeptFromParent(const img::Process& core, const Inheritance
                                [](uint64_t a, const img::Vma& w) { return a < w.end(); });
     return it != core.vmas().end() && it->start() < hi;
   };
-  int k = 0;  // core's VMAs, walked along the sorted ranges
-  for (const img::PageRange& r : in.pagemap->ranges()) {
-    if (r.kind() != img::PageRange::INHERITED) continue;
-    while (k < core.vmas_size() && core.vmas(k).end() <= r.vaddr()) ++k;
-    if (k == core.vmas_size()) break;
+  // Whether VMA |k| can be kept: its address where the parent premapped it, or 0.
+  auto keep = [&](int k) -> uint64_t {
     const img::Vma& v = core.vmas(k);
-    if (v.start() > r.vaddr() || kept[static_cast<size_t>(k)] != 0) continue;
     auto pi = std::lower_bound(parent.vmas().begin(), parent.vmas().end(), v.start(),
                                [](const img::Vma& p, uint64_t a) { return p.start() < a; });
     if (pi == parent.vmas().end() || !kinds::SameAfterFork(v, *pi)) {
       LOG_DEBUG("restore: vma %#lx differs from the parent's: its inherited pages are filled", v.start());
-      continue;
+      return 0;
     }
     auto pp = std::lower_bound(pv.begin(), pv.end(), v.start(),
                                [](const PremappedVma& p, uint64_t a) { return p.start < a; });  // by address
     if (pp == pv.end() || pp->start != v.start() || pp->len != v.end() - v.start()) {
       LOG_DEBUG("restore: vma %#lx: the parent did not premap it alike: filled, not handed down", v.start());
-      continue;
+      return 0;
     }
     if (!mapped_here(pp->premap, pp->premap + pp->len)) {
       LOG_DEBUG("restore: vma %#lx: the parent's premap at %#lx is not here: filled, not handed down", v.start(),
                 pp->premap);
-      continue;
+      return 0;
     }
     if (pp->premap != pp->start && in_the_way(pp->premap, pp->premap + pp->len)) {
       LOG_DEBUG("restore: vma %#lx: the parent's slot at %#lx is in the way of a vma: filled, not handed down",
                 v.start(), pp->premap);
-      continue;
+      return 0;
     }
-    kept[static_cast<size_t>(k)] = pp->premap;
+    return pp->premap;
+  };
+  // Every VMA an INHERITED range reaches: one range may run over VMAs that
+  // touch (the dump merges adjacent pages).
+  int k = 0;  // core's VMAs, walked along the sorted ranges
+  for (const img::PageRange& r : in.pagemap->ranges()) {
+    if (r.kind() != img::PageRange::INHERITED) continue;
+    const uint64_t end = r.vaddr() + r.nr_pages() * kPageSize;
+    while (k < core.vmas_size() && core.vmas(k).end() <= r.vaddr()) ++k;
+    for (int j = k; j < core.vmas_size() && core.vmas(j).start() < end; ++j) {
+      if (kept[static_cast<size_t>(j)] == 0) kept[static_cast<size_t>(j)] = keep(j);
+    }
   }
   return kept;
 }
@@ -756,7 +763,10 @@ class FillPlan {
       const PremappedVma* v = FindVma(slots_, addr);
       if (!v) return Outside(addr);
       const uint64_t take = std::min(pages, (v->start + v->len - addr) / kPageSize);
-      if (!v->inherited) RETURN_IF_ERROR(FromLevel(levels_[l].process_parent, addr, take, "parent process"));
+      if (!v->inherited) {
+        LOG_DEBUG("restore: %lu inherited pages at %#lx filled from the parent process's image", take, addr);
+        RETURN_IF_ERROR(FromLevel(levels_[l].process_parent, addr, take, "parent process"));
+      }
       addr += take * kPageSize;
       pages -= take;
     }
