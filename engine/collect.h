@@ -24,9 +24,10 @@ namespace cf::engine {
 // for the leader and every other thread.
 Status CollectThread(pid_t pid, pid_t tid, img::Thread* out);
 
-// VMAs (from smaps) and the mm fields of /proc/PID/stat, auxv and exe.
-// Returns the parsed VMAs for the page scan.
-Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out);
+// VMAs (|vmas|: /proc/PID/smaps, read while frozen) and the mm fields of
+// /proc/PID/stat, auxv and exe. Returns the parsed VMAs for the page scan.
+Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out,
+                                                Result<std::vector<pagemap::VmaInfo>> vmas);
 
 class SharedFiles;
 // Descriptors, each handled by its kind (kinds/kind.h) with |ctx|; those of

@@ -39,13 +39,14 @@ img::Vma::Kind Classify(const pagemap::VmaInfo& v) {
 
 }  // namespace
 
-Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out) {
+Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out,
+                                                Result<std::vector<pagemap::VmaInfo>> read) {
   // smaps, for each VMA's VmFlags: what madvise() and mlock() set
   // (DONTFORK, WIPEONFORK, DONTDUMP, HUGEPAGE, locked...) changes how the
   // program behaves and is given back at restore. Slower than maps (the
   // kernel walks the page tables for its counters), but a lost flag is a
   // silent change of behaviour.
-  ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> vmas, pagemap::ReadVmas(pid, /*with_vmflags=*/true));
+  ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> vmas, std::move(read));
   for (const auto& v : vmas) {
     img::Vma* m = out->add_vmas();
     m->set_start(v.start);

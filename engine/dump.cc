@@ -62,6 +62,7 @@
 #include "engine/track.h"
 #include "pagemap/frames.h"
 #include "pagemap/uffd_track.h"
+#include "pagemap/vma_prefetch.h"
 #include "proc/proc_parse.h"
 #include "memdrain/page_reader.h"
 #include "memdrain/parasite.h"
@@ -208,6 +209,7 @@ class Dumper {
   Status WriteInventory();
   Status FinishImage();
   void KeepTracking();
+  void StartVmaPrefetch();
 
   const Options& opts_;
   DumpCounters stats_;
@@ -227,6 +229,7 @@ class Dumper {
   std::vector<int32_t> pids_;
   PageDumpOptions page_opts_;
   std::optional<sched::Arena> arena_;  // --jobs workers, shared by every page dump
+  pagemap::VmaPrefetch vma_prefetch_;  // the frozen processes' smaps, read in the background
   std::vector<std::unique_ptr<ProcessDump>> dumps_;
   // Pages a child shares copy-on-write with its parent are found by frame
   // (ScanProcess): in a frozen dump of more than one process.
@@ -331,8 +334,6 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     // the descriptors and the threads' properties (kinds/thread_props.h).
     kinds::ProcessSource src(pid);
     RETURN_IF_ERROR(CollectProcessProps(src, &proc));
-    RETURN_IF_ERROR(CollectMm(pid, &proc).status());
-    RETURN_IF_ERROR(kinds::SaveMappedGhosts(pid, *fd_ctx_, &proc));
     RETURN_IF_ERROR(CollectFds(pid, *fd_ctx_, shared_, &proc));
     if (opts_.shell_job) {
       std::set<pid_t> tree;
@@ -349,6 +350,11 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
       if (t.group_stopped) proc.set_stop_signal(static_cast<uint32_t>(t.stop_signal));
     }
     for (pid_t z : sp.zombies) RETURN_IF_ERROR(CollectZombie(z, proc.add_zombies()));
+    // The VMAs, read in the background since the seize (pagemap/vma_prefetch.h),
+    // are taken as late as possible but before the first remote call, which
+    // maps a scratch page.
+    RETURN_IF_ERROR(CollectMm(pid, &proc, vma_prefetch_.Take(pid)).status());
+    RETURN_IF_ERROR(kinds::SaveMappedGhosts(pid, *fd_ctx_, &proc));
     FAULT_POINT("collect");
     // Remote calls last: the threads' registers are already saved above.
     // The process's properties in the leader, then the per-thread properties
@@ -590,6 +596,14 @@ Status Dumper::FinishImage() {
   return OkStatus();
 }
 
+// The smaps of every seized process are read on background threads while
+// this thread collects the rest (each taken before its first remote call).
+void Dumper::StartVmaPrefetch() {
+  std::vector<pid_t> pids;
+  for (const SeizedProcess& sp : tree_.processes()) pids.push_back(sp.pid);
+  vma_prefetch_.Start(std::move(pids), arena_ ? arena_->jobs() : 1);
+}
+
 // The tracking armed by this dump outlives it in a keeper (engine/track.h),
 // named in the inventory. A stream's inventory is written first: a stream
 // leaves no tracking.
@@ -653,13 +667,14 @@ Status Dumper::RunPreDump(uint64_t start) {
     ScopedTimer t(&stats_.seize_ns);
     RETURN_IF_ERROR(tree_.SeizeTree(opts_.pid));
   }
+  StartVmaPrefetch();
   for (const SeizedProcess& sp : tree_.processes()) {
     auto pd = std::make_unique<ProcessDump>();
     pd->pid = sp.pid;
     const std::string ctx = "pre-dump of process " + std::to_string(sp.pid);
     {
       ScopedTimer t(&stats_.collect_ns);
-      RETURN_IF_ERROR(CollectMm(sp.pid, &pd->proc).status().WithContext(ctx));
+      RETURN_IF_ERROR(CollectMm(sp.pid, &pd->proc, vma_prefetch_.Take(sp.pid)).status().WithContext(ctx));
     }
     pd->pagemap.set_pages_file("pages-" + std::to_string(sp.pid) + ".img");
     if (auto st = ReadStat(sp.pid); st.ok()) pd->pagemap.set_start_time(st->start_time);
@@ -766,6 +781,7 @@ Status Dumper::Run() {
     ScopedTimer t(&stats_.seize_ns);
     RETURN_IF_ERROR(tree_.SeizeTree(opts_.pid));
   }
+  StartVmaPrefetch();
   {
     ScopedTimer t(&stats_.collect_ns);
     std::vector<pid_t> pids;

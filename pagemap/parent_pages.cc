@@ -40,6 +40,21 @@ ParentPages::Page ParentPages::Find(uint64_t addr) const {
   return p;
 }
 
+void ParentPages::RunsIn(uint64_t start, uint64_t end, std::vector<Run>* out) const {
+  out->clear();
+  uint64_t at = start;
+  for (auto it = After(start); it != ranges_.end() && it->start < end && at < end; ++it) {
+    if (it->start > at) out->push_back({at, it->start, Kind::kAbsent, nullptr});
+    const uint64_t s = std::max(it->start, at);
+    const uint64_t e = std::min(it->end, end);
+    const PageHash* h = nullptr;
+    if (!it->zero && has_hashes()) h = hashes_.data() + it->first_hash + ((s - it->start) >> kPageShift);
+    out->push_back({s, e, it->zero ? Kind::kZero : Kind::kContent, h});
+    at = e;
+  }
+  if (at < end) out->push_back({at, end, Kind::kAbsent, nullptr});
+}
+
 RangeSet ParentPages::CoveredIn(uint64_t start, uint64_t end) const {
   RangeSet out;
   for (auto it = After(start); it != ranges_.end() && it->start < end; ++it) {

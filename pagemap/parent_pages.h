@@ -52,6 +52,16 @@ class ParentPages {
 
   // What the parent holds at |addr| (page aligned).
   Page Find(uint64_t addr) const;
+  // [start, end) cut into runs of one kind, in order (a gap the parent does
+  // not hold is a kAbsent run); a content run points at its pages' hashes
+  // (nullptr without hashes). Replaces one Find per page for long ranges.
+  struct Run {
+    uint64_t start;
+    uint64_t end;
+    Kind kind;
+    const PageHash* hashes;
+  };
+  void RunsIn(uint64_t start, uint64_t end, std::vector<Run>* out) const;
   // True when every page of [start, end) is zero or content in the parent.
   bool Covers(uint64_t start, uint64_t end) const;
   // The parts of [start, end) the parent covers (zero or content), in order.
