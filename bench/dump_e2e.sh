@@ -11,6 +11,8 @@
 #   CRIU_FAST  the binary      (default ./build/criu-fast)
 #   PROGS      test programs   (default ./build/progs)
 #   DUMP_ARGS  extra dump options for every run (e.g. "--compress lz4")
+#   CODECS     compare codecs instead of --jobs 1/2: e.g. "none lz4 zstd", each
+#              round runs every codec once, in a rotated order
 #
 # Method (see kernel.md, "Things that bite"): one warm-up run is not counted;
 # each run starts a fresh memload, dumps it (default mode: the target is killed)
@@ -143,16 +145,29 @@ echo "warm-up run (not counted)..."
 one_run warmup
 : >"$RESULTS"
 
-for ((r = 1; r <= RUNS; r++)); do one_run "default/$r"; done
-for ((r = 1; r <= RUNS; r++)); do
-  if ((r % 2)); then
-    one_run "jobs1/$r" --jobs 1
-    one_run "jobs2/$r" --jobs 2
-  else
-    one_run "jobs2/$r" --jobs 2
-    one_run "jobs1/$r" --jobs 1
-  fi
-done
+if [ -n "${CODECS:-}" ]; then
+  # Codecs side by side: each round runs every codec once, the order rotated
+  # from round to round so drifts hit all of them.
+  read -r -a codec_list <<<"$CODECS"
+  n=${#codec_list[@]}
+  for ((r = 1; r <= RUNS; r++)); do
+    for ((k = 0; k < n; k++)); do
+      c=${codec_list[$(((k + r) % n))]}
+      one_run "${c//:/-}/$r" --compress "$c"
+    done
+  done
+else
+  for ((r = 1; r <= RUNS; r++)); do one_run "default/$r"; done
+  for ((r = 1; r <= RUNS; r++)); do
+    if ((r % 2)); then
+      one_run "jobs1/$r" --jobs 1
+      one_run "jobs2/$r" --jobs 2
+    else
+      one_run "jobs2/$r" --jobs 2
+      one_run "jobs1/$r" --jobs 1
+    fi
+  done
+fi
 
 python3 - "$RESULTS" "$SIZE_MB" <<'EOF'
 import statistics, sys
@@ -178,6 +193,9 @@ for name, g in groups.items():
     med[name] = m
     print("%-12s %11.1f %11.1f %11.1f %8.2f %11.1f %11.1f %9.2f" % (name, m[0], m[1], m[2], gbs(m[1]),
           m[3] / 1048576, m[4], gbs(m[4])))
+if "jobs1" not in med:
+    print()
+    print("dump + restore (medians of each): " + ", ".join("%s %.1f ms" % (k, v[1] + v[4]) for k, v in med.items()))
 if "jobs1" in med and "jobs2" in med:
     a, b = med["jobs1"], med["jobs2"]
     print()
