@@ -353,12 +353,14 @@ Status InheritCpuset(const std::string& dir) {
 }
 
 // Makes cgroup |path| and those above it that are missing, down from
-// |root| (which exists).
-Status MakeCgroupPath(const std::string& controllers, const std::string& root, const std::string& path) {
+// |root| (which exists); each one made is added to |made|.
+Status MakeCgroupPath(const std::string& controllers, const std::string& root, const std::string& path,
+                      CreatedCgroups* made) {
   std::string dir = root;
   for (const std::string& part : Split(path, '/')) {
     dir += "/" + part;
     if (mkdir(dir.c_str(), 0755) == 0) {
+      made->Add(dir);
       if (!IsV2(controllers)) RETURN_IF_ERROR(InheritCpuset(dir));
     } else if (errno != EEXIST) {
       return ErrnoStatus("create cgroup " + dir);
@@ -376,6 +378,31 @@ Status RestorePerms(const std::string& path, uint32_t mode, uint32_t uid, uint32
 }
 
 }  // namespace
+
+CreatedCgroups& CreatedCgroups::operator=(CreatedCgroups&& o) noexcept {
+  if (this != &o) {
+    RemoveAll();
+    dirs_ = std::move(o.dirs_);
+    o.dirs_.clear();
+  }
+  return *this;
+}
+
+void CreatedCgroups::RemoveAll() {
+  // Deepest first: a directory was made after the one above it. A cgroup
+  // whose last process has just been reaped may still read as busy for a
+  // moment; give it up to a second.
+  for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
+    for (int tries = 0; rmdir(it->c_str()) != 0; ++tries) {
+      if (errno != EBUSY || tries >= 100) {
+        if (errno != ENOENT) LOG_WARN("cgroup %s made by the restore not removed: %m", it->c_str());
+        break;
+      }
+      usleep(10000);
+    }
+  }
+  dirs_.clear();
+}
 
 Result<CgroupMode> ParseCgroupMode(const char* name) {
   if (name == nullptr) return CgroupMode::kSoft;
@@ -693,8 +720,13 @@ Result<CgroupPlan> PrepareCgroups(const img::Inventory& inv, const std::vector<c
     bool created = false;
     if (!Exists(full) && create) {
       // Those above it exist unless --cgroup-root moved it somewhere new.
-      RETURN_IF_ERROR(MakeCgroupPath(d.controllers(), root, d.path().substr(0, d.path().rfind('/'))));
-      if (mkdir(full.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("create cgroup " + full);
+      RETURN_IF_ERROR(
+          MakeCgroupPath(d.controllers(), root, d.path().substr(0, d.path().rfind('/')), &plan.created));
+      if (mkdir(full.c_str(), 0700) == 0) {
+        plan.created.Add(full);
+      } else if (errno != EEXIST) {
+        return ErrnoStatus("create cgroup " + full);
+      }
       if (!IsV2(d.controllers())) RETURN_IF_ERROR(InheritCpuset(full));
       RETURN_IF_ERROR(RestorePerms(full, d.mode(), d.uid(), d.gid()));
       created = true;
@@ -726,7 +758,9 @@ Result<CgroupPlan> PrepareCgroups(const img::Inventory& inv, const std::vector<c
       // a parent elsewhere, whose cgroup resolves the hierarchy).
       if (const img::CgroupMember* mine = Find(plan.own, m.controllers()); mine && mine->path() == m.path()) continue;
       ASSIGN_OR_RETURN(std::string root, mounts->Root(m.controllers()));
-      if (!Exists(root + m.path()) && create) RETURN_IF_ERROR(MakeCgroupPath(m.controllers(), root, m.path()));
+      if (!Exists(root + m.path()) && create) {
+        RETURN_IF_ERROR(MakeCgroupPath(m.controllers(), root, m.path(), &plan.created));
+      }
       if (!Exists(root + m.path())) {
         return Errorf("cgroup %s of hierarchy '%s' (process %d) does not exist%s", m.path().c_str(),
                       m.controllers().c_str(), p->pid(),
@@ -740,7 +774,9 @@ Result<CgroupPlan> PrepareCgroups(const img::Inventory& inv, const std::vector<c
           if (proc && proc->path() == m.path()) continue;  // with its process: never moved
         }
         ASSIGN_OR_RETURN(std::string root, mounts->Root(m.controllers()));
-        if (!Exists(root + m.path()) && create) RETURN_IF_ERROR(MakeCgroupPath(m.controllers(), root, m.path()));
+        if (!Exists(root + m.path()) && create) {
+          RETURN_IF_ERROR(MakeCgroupPath(m.controllers(), root, m.path(), &plan.created));
+        }
       }
     }
   }

@@ -129,11 +129,34 @@ class CgroupCollect {
 Status MoveCgroupRoots(const CgroupRootOptions& roots, img::Inventory* inv,
                        const std::vector<img::Process*>& processes);
 
+// The cgroup directories a restore made, removed again (deepest first)
+// unless the restore kept them: a failed restore leaves none behind. The
+// processes in them must be gone first (restore kills and reaps its
+// half-made tree before this is destroyed).
+class CreatedCgroups {
+ public:
+  CreatedCgroups() = default;
+  CreatedCgroups(CreatedCgroups&& o) noexcept : dirs_(std::move(o.dirs_)) { o.dirs_.clear(); }
+  CreatedCgroups& operator=(CreatedCgroups&& o) noexcept;
+  CreatedCgroups(const CreatedCgroups&) = delete;
+  CreatedCgroups& operator=(const CreatedCgroups&) = delete;
+  ~CreatedCgroups() { RemoveAll(); }
+
+  void Add(std::string dir) { dirs_.push_back(std::move(dir)); }
+  void Keep() { dirs_.clear(); }
+  const std::vector<std::string>& dirs() const { return dirs_; }
+
+ private:
+  void RemoveAll();
+  std::vector<std::string> dirs_;  // in the order made
+};
+
 // Restore: what each new process needs to join its cgroups.
 struct CgroupPlan {
   bool enabled = false;                         // false: ignore mode, or nothing saved
   std::map<std::string, std::string> roots;     // hierarchy -> directory
   std::vector<img::CgroupMember> own;           // criu-fast's own cgroups
+  CreatedCgroups created;                       // made by PrepareCgroups: Keep() once restored
 };
 
 // Restore, before any process exists: mounts, creates and sets what the

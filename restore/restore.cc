@@ -484,6 +484,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
     if (ptrace(PTRACE_DETACH, pid, nullptr, nullptr) != 0) return ErrnoStatus("detach from " + std::to_string(pid));
   }
   created.Release();
+  cgroups.created.Keep();
   // The tree runs: from here a termination signal ends criu-fast as usual.
   RestoreTerminationSignals();
   if (opts.images_done) opts.images_done();

@@ -10,7 +10,9 @@
 #  2. dump without the option, cgroups kept: restore joins them.
 #  3. the cgroups removed again: a restore with --manage-cgroups=none
 #     refuses (naming the cgroup) and leaves no process; then a plain
-#     restore creates them (without properties: none were saved).
+#     restore creates them (without properties: none were saved); a
+#     restore failing after the tree joined them (fault point) leaves
+#     neither the tree nor the cgroups it made.
 # shellcheck source=lib.sh
 source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
 e2e_init
@@ -94,6 +96,17 @@ run_cf refuse restore -D "$E2E_TMP/img3" -d --manage-cgroups=none
 assert_cf_error "restore --manage-cgroups=none into missing cgroups"
 cf_error_line | grep -q "cgroup /A.* does not exist" || fail "refused restore: unexpected error: $(cf_error_line)"
 assert_pid_absent "$pid" "refused restore"
+# 3b. a restore that fails after the tree joined the cgroups it made
+# removes them again, and the tree
+CF_FAULT=restore-finish run_cf failed restore -D "$E2E_TMP/img3" -d
+assert_cf_error "restore with a fault after the tree was made"
+assert_pid_absent "$pid" "failed restore"
+mount -t cgroup -o "none,name=$NAME" none "$CG" || fail "mount the hierarchy after the failed restore"
+[ ! -d "$CG/A" ] || fail "the failed restore left cgroup A behind: $(find "$CG/A" -type d | tr '\n' ' ')"
+umount "$CG" || fail "umount $CG"
+if [ -n "$PIDS_DIR" ]; then
+  [ ! -d "$PIDS_DIR" ] || fail "the failed restore left $PIDS_DIR behind"
+fi
 restore_d restore3 "$E2E_TMP/img3" "$pid"
 check_pass "$W"
 mount -t cgroup -o "none,name=$NAME" none "$CG" || fail "mount the hierarchy again"
