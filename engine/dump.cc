@@ -539,6 +539,8 @@ Status Dumper::RunLiveSave(uint64_t frozen_start, uint64_t* released) {
   stats_.pages_live_copied = live_->pages_copied();
   stats_.pages_live_protected = live_->pages_protected();
   stats_.pages_live_copied_frozen = live_->pages_copied_frozen();
+  stats_.live_faults_deferred = live_->faults_deferred();
+  stats_.live_stash_limit = live_->stash_limit();
   // A mapping changed under unsaved pages explains a failed read best.
   RETURN_IF_ERROR(fin);
   return st;

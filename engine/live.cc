@@ -115,6 +115,15 @@ class LiveProcess final : public memdrain::PageDrain {
   uint64_t stack_end = 0;  // of its [stack] then: an exec since moves it
   int uffd() const { return uffd_.get(); }
   void CloseUffd() { uffd_.reset(); }
+  // Pages in the stashes of every process of the save (LiveSave's).
+  std::atomic<uint64_t>* stashed = nullptr;
+
+  // True while the page at |addr| is in the snapshot and neither saved nor
+  // copied yet: a write to it needs a copy first.
+  bool Unsaved(uint64_t addr) const {
+    const int64_t i = Find(addr);
+    return i >= 0 && state_[i].load() == kUnsaved;
+  }
 
   void SetPages(std::span<const sched::PageSource> sources) {
     for (const sched::PageSource& s : sources) {
@@ -155,6 +164,7 @@ class LiveProcess final : public memdrain::PageDrain {
       return st;
     }
     stash_[addr] = std::move(buf);
+    if (stashed) stashed->fetch_add(1);
     return true;
   }
 
@@ -219,6 +229,7 @@ class LiveProcess final : public memdrain::PageDrain {
         if (it == stash_.end()) return Errorf("--live: page 0x%lx of process %d: copy missing", a, pid_);
         memcpy(p, it->second.get(), kPage);
         stash_.erase(it);
+        if (stashed) stashed->fetch_sub(1);
       }
     }
     // Saved: the program may write these pages freely from now on. A
@@ -288,7 +299,12 @@ bool PrivateAnon(const pagemap::VmaInfo& v) {
 
 }  // namespace
 
-LiveSave::LiveSave() : stop_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+LiveSave::LiveSave() : stop_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  // CF_LIVE_STASH_PAGES: a smaller bound, for the tests.
+  if (const char* e = getenv("CF_LIVE_STASH_PAGES"); e != nullptr && *e != '\0') {
+    stash_limit_ = std::max<uint64_t>(1, strtoull(e, nullptr, 10));
+  }
+}
 
 Status LiveSave::PreArm(pid_t root) {
   const uint64_t t0 = MonotonicNs();
@@ -304,6 +320,7 @@ Status LiveSave::PreArm(pid_t root) {
       }
       ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(sp.pid));
       auto lp = std::make_unique<LiveProcess>(sp.pid, std::move(*uffd), std::move(reader), st.start_time);
+      lp->stashed = &stashed_pages_;
       lp->prearmed = true;
       lp->stack_end = StackEnd(pagemap::ReadVmas(sp.pid));
       procs_[sp.pid] = std::move(lp);
@@ -388,6 +405,7 @@ Result<bool> LiveSave::AddProcess(pid_t pid, uint64_t start_time, const img::Pro
     }
     ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(pid));
     auto fresh = std::make_unique<LiveProcess>(pid, std::move(*made), std::move(reader), start_time);
+    fresh->stashed = &stashed_pages_;
     lp = fresh.get();
     procs_[pid] = std::move(fresh);
   }
@@ -467,6 +485,25 @@ void LiveSave::StartHandler() {
   handler_ = std::thread([this, who = std::move(who)] { Loop(who); });
 }
 
+// A write fault on a protected page: copied first (once the process is
+// armed and the page not saved yet), then unprotected, which wakes the
+// writer, even when the copy failed (the dump fails; the program must not).
+// EAGAIN: an event is being delivered; |take_events| takes it in.
+template <typename TakeEvents>
+void LiveSave::HandleFault(LiveProcess* lp, uint64_t addr, TakeEvents& take_events) {
+  std::lock_guard<std::mutex> mode(lp->mode_mu);
+  if (lp->armed) {
+    Result<bool> copied = lp->Stash(addr);
+    if (copied.ok() && *copied) copied_++;
+  }
+  for (int tries = 0; tries < 100000; ++tries) {
+    const int err = WriteProtect(lp->uffd(), addr, addr + kPage, false);
+    if (err != EAGAIN) break;
+    take_events(lp);
+    usleep(10);
+  }
+}
+
 // The fault handler: one thread for every process of the tree.
 void LiveSave::Loop(const std::vector<LiveProcess*>& procs) {
   std::vector<pollfd> pfds;
@@ -487,12 +524,18 @@ void LiveSave::Loop(const std::vector<LiveProcess*>& procs) {
     }
   };
   for (;;) {
-    if (poll(pfds.data(), pfds.size(), -1) < 0) {
+    // Deferred faults are looked at again every millisecond.
+    if (poll(pfds.data(), pfds.size(), deferred_.empty() ? -1 : 1) < 0) {
       if (errno == EINTR) continue;
       LOG_ERROR("--live: poll: %m");
       return;
     }
     if (pfds[0].revents) return;
+    while (!deferred_.empty() && stashed_pages_.load() < stash_limit_) {
+      const auto [lp, addr] = deferred_.front();
+      deferred_.pop_front();
+      HandleFault(lp, addr, read_msgs);
+    }
     for (size_t i = 1; i < pfds.size(); ++i) {
       if (!pfds[i].revents) continue;
       LiveProcess* lp = who[i];
@@ -505,20 +548,15 @@ void LiveSave::Loop(const std::vector<LiveProcess*>& procs) {
           case UFFD_EVENT_PAGEFAULT: {
             const uint64_t addr = m.arg.pagefault.address & ~(kPage - 1);
             faults_++;
-            std::lock_guard<std::mutex> mode(lp->mode_mu);
-            if (lp->armed) {
-              Result<bool> copied = lp->Stash(addr);
-              if (copied.ok() && *copied) copied_++;
+            if (stashed_pages_.load() >= stash_limit_ && lp->armed && lp->Unsaved(addr)) {
+              // The stash is full: the writer waits (its fault unanswered)
+              // until the pipeline has taken copies out, or has saved this
+              // page itself (which unprotects and wakes it).
+              deferred_.push_back({lp, addr});
+              deferred_total_++;
+              break;
             }
-            // Unprotect and wake the writer, even when the copy failed (the
-            // dump fails; the program must not). EAGAIN: an event is being
-            // delivered; take it in and retry.
-            for (int tries = 0; tries < 100000; ++tries) {
-              const int err = WriteProtect(lp->uffd(), addr, addr + kPage, false);
-              if (err != EAGAIN) break;
-              read_msgs(lp);
-              usleep(10);
-            }
+            HandleFault(lp, addr, read_msgs);
             break;
           }
           case UFFD_EVENT_REMAP:

@@ -58,10 +58,12 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <span>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/fd.h"
@@ -118,10 +120,15 @@ class LiveSave {
   uint64_t prearm_pause_ns() const { return prearm_pause_ns_; }
   uint64_t prearm_ns() const { return prearm_ns_; }
   uint64_t pages_prearmed() const { return prearmed_; }
+  // Faults left unanswered for a while because the stash was full.
+  uint64_t faults_deferred() const { return deferred_total_.load(); }
+  uint64_t stash_limit() const { return stash_limit_; }
 
  private:
   void StartHandler();
   void Loop(const std::vector<LiveProcess*>& procs);
+  template <typename TakeEvents>
+  void HandleFault(LiveProcess* lp, uint64_t addr, TakeEvents& take_events);
   void Stop();
 
   std::map<pid_t, std::unique_ptr<LiveProcess>> procs_;
@@ -134,6 +141,14 @@ class LiveSave {
   uint64_t prearm_pause_ns_ = 0;  // the tree seized to make the userfaultfds
   uint64_t prearm_ns_ = 0;        // write-protecting while it ran
   uint64_t prearmed_ = 0;         // pages protected then
+  // The copies made on fault wait in memory until the pipeline takes them:
+  // at most |stash_limit_| pages (128 MiB) for the whole tree. Past it a
+  // writer's fault waits in |deferred_| (the writer stays blocked) until
+  // copies are taken out or the pipeline saves the page itself.
+  uint64_t stash_limit_ = 32768;
+  std::atomic<uint64_t> stashed_pages_{0};
+  std::deque<std::pair<LiveProcess*, uint64_t>> deferred_;  // the handler's only
+  std::atomic<uint64_t> deferred_total_{0};
 };
 
 }  // namespace cf::engine

@@ -87,6 +87,8 @@ void DumpCounters::Print(FILE* out) const {
     }
     fprintf(out, "  live pages:      %lu protected, %lu copied on fault (%lu faults), %lu copied frozen\n",
             pages_live_protected, pages_live_copied, live_faults, pages_live_copied_frozen);
+    fprintf(out, "  live stash:      %lu faults held while %lu copies (the bound) waited to be saved\n",
+            live_faults_deferred, live_stash_limit);
   }
   fprintf(out, "  injected:        %lu calls/commands, %.3f ms (unguarded: %lu, %.3f ms)\n", injected_calls,
           ms(injected_ns), unguarded_calls, ms(unguarded_ns));

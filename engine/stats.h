@@ -69,6 +69,8 @@ struct DumpCounters {
   uint64_t pages_live_copied = 0;
   uint64_t pages_live_protected = 0;
   uint64_t pages_live_copied_frozen = 0;
+  uint64_t live_faults_deferred = 0;  // writers held while the copies were at their bound
+  uint64_t live_stash_limit = 0;      // that bound, in pages
   // Armed before the freeze: the tree seized a moment to make the
   // userfaultfds, then its present pages protected while it ran.
   uint64_t live_prearm_pause_ns = 0;

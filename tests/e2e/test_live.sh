@@ -7,7 +7,8 @@
 #   - the dump succeeds, says it copied pages on fault, and the program runs
 #     on, its memory never seen torn;
 #   - a second live dump while the program forks (SIGUSR2: the child writes
-#     its copy of the memory) succeeds too;
+#     its copy of the memory) succeeds too; a third with the copies made on
+#     fault bound to 8 pages (CF_LIVE_STASH_PAGES) holds writers back;
 #   - each image, restored, is the memory of one instant: every writer
 #     resumes where the freeze caught it and finds each page holding what
 #     that instant implies (a page saved after its write, or a torn image,
@@ -58,13 +59,27 @@ kill -USR2 "$pid"
 wait "$cf" || fail "dump --live while the program forks: exit $? ($(head -c 300 "$E2E_TMP/live2.err"))"
 check_pass "$W"
 
-for img in img1 img2; do
+# A third with the copies made on fault bound to 8 pages: past the bound a
+# writer's fault waits until the pipeline has taken copies out (or saved
+# its page); the image is still that of one instant.
+CF_LIVE_STASH_PAGES=8 run_cf bound dump -t "$pid" -D "$E2E_TMP/img-bound" -R --live --display-stats
+assert_cf_ok "dump -R --live with 8 pages of copies at most"
+held=$(sed -n 's/^  live stash: *\([0-9]*\) faults held.*/\1/p' "$CF_OUT")
+copied=$(sed -n 's/^  live pages: .* \([0-9]*\) copied on fault.*/\1/p' "$CF_OUT")
+log "bound of 8 copies: $(grep -E '^  live (pages|stash)' "$CF_OUT" | tr -s ' ' | tr '\n' ';')"
+[ -n "$held" ] || fail "no live stash line in --display-stats: $(cat "$CF_OUT")"
+# Without the bound the writers get hundreds of pages copied.
+[ "$held" -gt 0 ] || [ "${copied:-0}" -le 8 ] || fail "$copied pages copied on fault, no fault held, bound 8"
+assert_running_untraced "$pid" "after dump --live with a bound"
+check_pass "$W"
+
+for img in img1 img2 img-bound; do
   kill_prog "$pid"
   wait_pid_free "$pid" 20
   restore_d "restore-$img" "$E2E_TMP/$img" "$pid"
   check_pass "$W"
 done
-log "two live images restored consistent; the program ran on"
+log "three live images restored consistent; the program ran on"
 
 # A live dump failing before the release (collect), at it (live-release) or
 # after it (image-write) exits 1 with an Error line; the program runs on
