@@ -398,6 +398,13 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
     return Errorf("sched: %s cannot compress chunks of %lu bytes", streams::CodecName(opts.codec.codec), raw_bytes);
   }
 
+  if (opts.hash_pages) {
+    // A hash for every page with content: room for all of them at once
+    // (an increment's hashes of a large process run to megabytes).
+    uint64_t pages = 0;
+    for (const PageSource& src : sources) pages += src.range.pages();
+    pm->mutable_hashes()->reserve(pm->hashes().size() + pages * sizeof(pagemap::PageHash));
+  }
   SlotPool pool(static_cast<size_t>(tokens), opts.chunk_pages, stored_cap);
   BatchCutter cutter(sources, opts.chunk_pages);
   tbb::task_group_context ctx;
