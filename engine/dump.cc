@@ -170,6 +170,9 @@ class Dumper {
 
  private:
   Status Prepare();
+  // Why deduplication by content cannot be used in this dump, or null.
+  const char* DedupOff() const;
+  Status SetUpDedup();
   Status RunPreDump(uint64_t start);
   // One process on its way through the dump.
   struct ProcessDump {
@@ -238,6 +241,10 @@ class Dumper {
   std::optional<kinds::ShmemSet> shmem_;  // shared memory objects, saved once each
   std::optional<FdContext> fd_ctx_;
   std::unique_ptr<DumpParent> parent_;  // --prev-images-dir
+  // Deduplication by content (sched/dedup.h): the table, and a reader of
+  // each process to compare a candidate with the page stored already.
+  std::map<int32_t, memdrain::PageReader> dedup_readers_;
+  std::unique_ptr<sched::DedupTable> dedup_;
   std::optional<kinds::CgroupCollect> cgroups_;  // unset: --manage-cgroups=ignore
   kinds::FdTables fd_tables_;  // descriptor tables shared between processes
   WriteTracking tracking_;  // userfaultfds: taken from the parent's keeper, or made here
@@ -252,7 +259,48 @@ class Dumper {
   bool live_changed_ = false;
 };
 
+// Deduplication compares a page whose hash matches one stored earlier in the
+// dump with that page, read again from its process: only where the whole
+// tree stays frozen until every page is read.
+const char* Dumper::DedupOff() const {
+  if (pre_dump()) return "a pre-dump reads the tree while it runs";
+  if (opts_.live) return "--live saves the pages while the tree runs";
+  if (opts_.drain == "vmsplice" && !opts_.leave_running) {
+    return "--drain vmsplice without -R kills the tree once its pages are pinned: stored pages cannot be read again";
+  }
+  return nullptr;
+}
+
+Status Dumper::SetUpDedup() {
+  if (opts_.dedup == 0) {
+    stats_.dedup = "off (--no-dedup)";
+    return OkStatus();
+  }
+  if (const char* why = DedupOff()) {
+    LOG_DEBUG("dump: no deduplication of pages by content: %s", why);
+    stats_.dedup = std::string("off: ") + why;
+    return OkStatus();
+  }
+  for (const auto& pd : dumps_) {
+    ASSIGN_OR_RETURN(memdrain::PageReader r, memdrain::PageReader::Open(pd->pid));
+    dedup_readers_.emplace(pd->pid, std::move(r));
+  }
+  dedup_ = std::make_unique<sched::DedupTable>([this](const sched::DedupTable::Ref& ref, uint8_t* out) -> Status {
+    auto it = dedup_readers_.find(ref.pid);
+    if (it == dedup_readers_.end()) return Errorf("dedup: process %d is not in the tree", ref.pid);
+    const pagemap::PageRange one{ref.vaddr, ref.vaddr + pagemap::kPageSize};
+    return it->second.Read({&one, 1}, out, true);  // falls back to /proc/PID/mem where unreadable
+  });
+  page_opts_.dedup = dedup_.get();
+  stats_.dedup = "on";
+  LOG_DEBUG("dump: pages equal to one stored earlier in the dump are stored as references (dedup)");
+  return OkStatus();
+}
+
 Status Dumper::Prepare() {
+  if (opts_.dedup == 1) {
+    if (const char* why = DedupOff()) return Errorf("--dedup cannot be used here: %s", why);
+  }
   if (opts_.live) {
     // What a live save cannot be combined with (yet), refused before the
     // tree is touched.
@@ -802,6 +850,7 @@ Status Dumper::Run() {
   for (const auto& pd : dumps_) pd->frames.reset();
   uint64_t released = 0;
   if (opts_.live) RETURN_IF_ERROR(RunLiveSave(frozen_start, &released));
+  RETURN_IF_ERROR(SetUpDedup());
   bool all_pinned = vmsplice;
   for (const auto& pd : dumps_) all_pinned = all_pinned && pd->pinned != nullptr;
   if (all_pinned && !opts_.leave_running) {
@@ -818,6 +867,13 @@ Status Dumper::Run() {
     if (!st.ok()) return st.WithContext("the process tree was already killed (its pages were pinned in pipes)");
   } else if (!opts_.live) {
     RETURN_IF_ERROR(DumpAllPages());
+    if (dedup_) {
+      stats_.dedup_entries = dedup_->entries();
+      stats_.dedup_bytes = dedup_->bytes();
+      LOG_DEBUG("dump: dedup: %lu pages in the table (%lu KiB), %lu hash hits, %lu with other bytes, %lu not read again",
+                stats_.dedup_entries, stats_.dedup_bytes >> 10, dedup_->hash_hits(), dedup_->mismatches(),
+                dedup_->fetch_failures());
+    }
   }
   // Times so far: a stream cannot rewrite the stats at the end as a directory does.
   stats_.frozen_ns = released != 0 ? released - frozen_start : MonotonicNs() - frozen_start;

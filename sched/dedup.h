@@ -1,0 +1,89 @@
+// Deduplication of pages by content within one dump (issue 9).
+//
+// A tree-wide table, shared by the page pipelines of every process of the
+// dump (they run side by side): for each page stored as DATA, its hash ->
+// where it is (pid, address). A page read later with the same hash is a
+// candidate duplicate; the hash alone is never trusted (XXH3 is not
+// cryptographic and a program may craft colliding pages): the candidate's
+// bytes are read again from the frozen tree (|Fetch|) and compared byte for
+// byte. Only then is the page recorded as a DUP range that refers to the
+// stored one; otherwise it is stored as DATA and the table keeps the first
+// page it had for that hash (so a crafted collision costs one extra read of
+// 4 KiB per page, never a longer search).
+//
+// A page is entered when its batch decides to store it as DATA: that
+// decision is final (a batch that fails fails the whole dump, which leaves
+// no image), so a reference always names a DATA page of the same image,
+// never another reference. Two equal pages decided at the same instant by
+// two batches may both be stored: that costs space, never correctness.
+//
+// Memory: one 16-byte entry per DATA page (64 bits of the hash, the pid and
+// the page number packed in 64 bits), in open-addressing shards grown by
+// doubling at 3/4 load: 21-43 bytes per stored page, e.g. at most 43 MiB
+// for 4 GiB of distinct pages. Shards have their own lock, so the pipelines'
+// workers rarely wait for each other.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "common/status.h"
+#include "pagemap/parent_pages.h"
+
+namespace cf::sched {
+
+class DedupTable {
+ public:
+  struct Ref {
+    int32_t pid = 0;
+    uint64_t vaddr = 0;
+    bool operator==(const Ref&) const = default;
+  };
+  // Reads the 4 KiB page |ref| into |out| (from the frozen process).
+  using Fetch = std::function<Status(const Ref& ref, uint8_t* out)>;
+
+  explicit DedupTable(Fetch fetch);
+  DedupTable(const DedupTable&) = delete;
+  DedupTable& operator=(const DedupTable&) = delete;
+
+  // The page |here| (bytes |page|, hash |h|) is about to be stored. Returns
+  // where an identical page is stored already (verified byte for byte, using
+  // |scratch|, 4 KiB), or nothing: then the caller stores it as DATA, and it
+  // was entered unless the table holds another page for that hash.
+  std::optional<Ref> Match(const pagemap::PageHash& h, const uint8_t* page, const Ref& here, uint8_t* scratch);
+
+  // The lookup alone, without the verification: the page stored with a hash
+  // like |h|, or nothing (|here| is then entered). Exposed for tests.
+  std::optional<Ref> FindOrInsert(const pagemap::PageHash& h, const Ref& here);
+
+  uint64_t entries() const;
+  uint64_t bytes() const;               // memory held by the shards' slots
+  uint64_t hash_hits() const { return hits_; }
+  uint64_t mismatches() const { return mismatches_; }  // hits whose bytes differed
+  uint64_t fetch_failures() const { return fetch_failures_; }
+
+  // Addresses up to here are entered (the page number must fit in 42 bits).
+  static constexpr uint64_t kMaxVaddr = uint64_t{1} << 54;
+
+ private:
+  struct Shard {
+    mutable std::mutex mu;
+    std::vector<uint64_t> keys;   // 0: empty slot
+    std::vector<uint64_t> where;  // pid << 42 | page number
+    uint64_t used = 0;
+  };
+  static constexpr int kShardBits = 6;
+
+  Fetch fetch_;
+  std::unique_ptr<Shard[]> shards_;
+  std::atomic<uint64_t> hits_{0};
+  std::atomic<uint64_t> mismatches_{0};
+  std::atomic<uint64_t> fetch_failures_{0};
+};
+
+}  // namespace cf::sched
