@@ -14,7 +14,11 @@
 //   4. pages     shared memory objects seen for the first time
 //                (kinds/shmem.h, while collecting); then the scan, drain and
 //                write of every process's own memory (engine/page_dump.h),
-//                processes side by side in one arena of --jobs workers
+//                processes side by side in one arena of --jobs workers;
+//                a page equal to one stored already in the dump is stored
+//                as a reference to it (sched/dedup.h: one table for the
+//                tree, on where the tree stays frozen until every page is
+//                read, see DedupOff)
 //   5. metadata  cores as soon as each process is collected (before the
 //                pages), pagemaps after them, stats, and inventory.img last
 //                (in a stream the inventory goes first and a trailer marks
