@@ -6,7 +6,8 @@
 #   dedup_tree               a parent and a child holding 8 distinct pages
 #                            many times over (tests/progs/dedup_tree.c)
 # Prints per run the frozen time, total time, pages written, pages
-# deduplicated, image size and criu-fast's peak RSS; then medians.
+# deduplicated, image size, criu-fast's peak RSS and the drain stage's
+# thread time (reading, zero test, hashing, table lookups); then medians.
 #
 # Usage: bench/dedup.sh [SIZE_MB=1024] [RUNS=3] [OUT_DIR=/dev/shm/cf-dedup]
 # Environment: CRIU_FAST (default ./build/criu-fast), PROGS (./build/progs).
@@ -67,14 +68,15 @@ text = open(sys.argv[1]).read()
 def stat(name):
     m = re.search(r"^\s*" + re.escape(name) + r":\s+([0-9]+(?:\.[0-9]+)?)", text, re.M)
     return float(m.group(1)) if m else 0.0
-print("%s\t%s\t%.1f\t%.1f\t%d\t%d\t%.1f\t%.1f" % (sys.argv[2], sys.argv[3], stat("frozen time"), stat("total time"),
-      stat("pages written"), stat("pages deduplicated"), int(sys.argv[4]) / 1048576.0, stat("peak RSS")))
+print("%s\t%s\t%.1f\t%.1f\t%d\t%d\t%.1f\t%.1f\t%.1f" % (sys.argv[2], sys.argv[3], stat("frozen time"), stat("total time"),
+      stat("pages written"), stat("pages deduplicated"), int(sys.argv[4]) / 1048576.0, stat("peak RSS"),
+      stat("drain time")))
 EOF
   tail -n 1 "$WORK/results.tsv"
   rm -rf "$img"
 }
 
-printf 'workload\tflag\tfrozen_ms\ttotal_ms\tpages_written\tpages_dedup\timage_MiB\tpeak_RSS_MiB\n'
+printf 'workload\tflag\tfrozen_ms\ttotal_ms\tpages_written\tpages_dedup\timage_MiB\tpeak_RSS_MiB\tdrain_thread_ms\n'
 start "$WORK/m" memload "$SIZE_MB" random
 m=$PID
 one memload "$m" --no-dedup >/dev/null  # warm-up
@@ -101,6 +103,6 @@ for line in open(sys.argv[1]):
     rows[(f[0], f[1])].append([float(x) for x in f[2:]])
 for (w, flag), rs in sorted(rows.items()):
     med = [statistics.median(c) for c in zip(*rs)]
-    print("%-24s %-11s frozen %8.1f ms  total %8.1f ms  written %8d  dedup %8d  image %7.1f MiB  RSS %6.1f MiB"
-          % (w, flag, med[0], med[1], med[2], med[3], med[4], med[5]))
+    print("%-24s %-11s frozen %7.1f ms  total %7.1f ms  drain (thread) %7.1f ms  written %7d  dedup %7d  image %7.1f MiB  RSS %5.1f MiB"
+          % (w, flag, med[0], med[1], med[6], med[2], med[3], med[4], med[5]))
 EOF

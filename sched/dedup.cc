@@ -4,6 +4,8 @@
 
 #include "pagemap/page_ranges.h"
 
+static_assert(sizeof(cf::sched::DedupTable::Cache::bytes[0]) == cf::pagemap::kPageSize);
+
 namespace cf::sched {
 namespace {
 
@@ -54,16 +56,29 @@ std::optional<DedupTable::Ref> DedupTable::FindOrInsert(const pagemap::PageHash&
 }
 
 std::optional<DedupTable::Ref> DedupTable::Match(const pagemap::PageHash& h, const uint8_t* page, const Ref& here,
-                                                 uint8_t* scratch) {
+                                                 Cache* cache) {
   std::optional<Ref> hit = FindOrInsert(h, here);
   if (!hit) return std::nullopt;
   hits_.fetch_add(1, std::memory_order_relaxed);
-  if (!fetch_(*hit, scratch).ok()) {
-    // Cannot happen in a frozen tree; storing the page is always right.
-    fetch_failures_.fetch_add(1, std::memory_order_relaxed);
-    return std::nullopt;
+  const uint8_t* stored = nullptr;
+  for (int i = 0; i < Cache::kPages && stored == nullptr; ++i) {
+    if (cache->valid[i] && cache->refs[i] == *hit) stored = cache->bytes[i];
   }
-  if (memcmp(scratch, page, pagemap::kPageSize) != 0) {
+  if (stored == nullptr) {
+    const int i = cache->next;
+    cache->next = (i + 1) % Cache::kPages;
+    cache->valid[i] = false;
+    fetches_.fetch_add(1, std::memory_order_relaxed);
+    if (!fetch_(*hit, cache->bytes[i]).ok()) {
+      // Cannot happen in a frozen tree; storing the page is always right.
+      fetch_failures_.fetch_add(1, std::memory_order_relaxed);
+      return std::nullopt;
+    }
+    cache->refs[i] = *hit;
+    cache->valid[i] = true;
+    stored = cache->bytes[i];
+  }
+  if (memcmp(stored, page, pagemap::kPageSize) != 0) {
     mismatches_.fetch_add(1, std::memory_order_relaxed);
     return std::nullopt;
   }

@@ -51,11 +51,24 @@ class DedupTable {
   DedupTable(const DedupTable&) = delete;
   DedupTable& operator=(const DedupTable&) = delete;
 
+  // The stored pages a worker read again last, kept to compare the next
+  // candidates with (the tree is frozen: their bytes do not change). A few
+  // distinct pages repeated many times then cost one read each per worker,
+  // not one per duplicate. One per pipeline buffer (not thread-safe).
+  struct Cache {
+    static constexpr int kPages = 8;
+    Ref refs[kPages];
+    bool valid[kPages] = {};
+    int next = 0;
+    uint8_t bytes[kPages][4096];
+  };
+
   // The page |here| (bytes |page|, hash |h|) is about to be stored. Returns
-  // where an identical page is stored already (verified byte for byte, using
-  // |scratch|, 4 KiB), or nothing: then the caller stores it as DATA, and it
-  // was entered unless the table holds another page for that hash.
-  std::optional<Ref> Match(const pagemap::PageHash& h, const uint8_t* page, const Ref& here, uint8_t* scratch);
+  // where an identical page is stored already (verified byte for byte: read
+  // again into |cache| unless it holds it), or nothing: then the caller
+  // stores it as DATA, and it was entered unless the table holds another
+  // page for that hash.
+  std::optional<Ref> Match(const pagemap::PageHash& h, const uint8_t* page, const Ref& here, Cache* cache);
 
   // The lookup alone, without the verification: the page stored with a hash
   // like |h|, or nothing (|here| is then entered). Exposed for tests.
@@ -66,6 +79,7 @@ class DedupTable {
   uint64_t hash_hits() const { return hits_; }
   uint64_t mismatches() const { return mismatches_; }  // hits whose bytes differed
   uint64_t fetch_failures() const { return fetch_failures_; }
+  uint64_t fetches() const { return fetches_; }  // pages read again (not found in a Cache)
 
   // Addresses up to here are entered (the page number must fit in 42 bits).
   static constexpr uint64_t kMaxVaddr = uint64_t{1} << 54;
@@ -84,6 +98,7 @@ class DedupTable {
   std::atomic<uint64_t> hits_{0};
   std::atomic<uint64_t> mismatches_{0};
   std::atomic<uint64_t> fetch_failures_{0};
+  std::atomic<uint64_t> fetches_{0};
 };
 
 }  // namespace cf::sched

@@ -55,7 +55,7 @@ struct Slot {
   uint64_t parent_compared = 0;
   uint64_t vanished = 0;
   uint64_t dup = 0;  // pages recorded as DUP
-  std::unique_ptr<uint8_t[]> scratch;  // dedup: the candidate page read again
+  std::unique_ptr<DedupTable::Cache> dedup_cache;  // dedup: stored pages read again
   uint64_t drain_ns = 0;
   uint64_t compress_ns = 0;
   uint64_t frame_ns = 0;
@@ -224,7 +224,7 @@ Status ProcessBatch(const memdrain::PageDrain& reader, const PagePipelineOptions
     RETURN_IF_ERROR(rs);
   }
   const bool compare = opts.parent != nullptr && opts.parent->has_hashes();
-  if (opts.dedup != nullptr && !s->scratch) s->scratch = std::make_unique_for_overwrite<uint8_t[]>(kPageSize);
+  if (opts.dedup != nullptr && !s->dedup_cache) s->dedup_cache = std::make_unique<DedupTable::Cache>();
   uint8_t* const buf = s->raw.get();
   const uint8_t* src = buf;
   size_t page = 0;
@@ -259,7 +259,7 @@ Status ProcessBatch(const memdrain::PageDrain& reader, const PagePipelineOptions
         // Stored already in this dump (verified byte for byte), or entered
         // now as the page stored below.
         if (opts.dedup != nullptr) {
-          if (auto ref = opts.dedup->Match(h, src, {opts.pid, a}, s->scratch.get())) {
+          if (auto ref = opts.dedup->Match(h, src, {opts.pid, a}, s->dedup_cache.get())) {
             AddRun(&s->runs, a, img::PageRange::DUP, *ref);
             ++s->dup;
             continue;
