@@ -56,6 +56,7 @@
 
 #include "common/fault.h"
 #include "common/interrupt.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "common/timer.h"
 #include "engine/collect.h"
@@ -285,16 +286,25 @@ Status Dumper::SetUpDedup() {
     stats_.dedup = std::string("off: ") + why;
     return OkStatus();
   }
+  // The table is sized up front for the tree's anonymous resident pages
+  // (RssAnon: about what will be entered), so it does not grow meanwhile.
+  uint64_t expected = 0;
   for (const auto& pd : dumps_) {
     ASSIGN_OR_RETURN(memdrain::PageReader r, memdrain::PageReader::Open(pd->pid));
     dedup_readers_.emplace(pd->pid, std::move(r));
+    if (auto status = ReadFile("/proc/" + std::to_string(pd->pid) + "/status"); status.ok()) {
+      const size_t at = status->find("RssAnon:");
+      if (at != std::string::npos) expected += strtoull(status->c_str() + at + 8, nullptr, 10) / 4;  // kB
+    }
   }
-  dedup_ = std::make_unique<sched::DedupTable>([this](const sched::DedupTable::Ref& ref, uint8_t* out) -> Status {
-    auto it = dedup_readers_.find(ref.pid);
-    if (it == dedup_readers_.end()) return Errorf("dedup: process %d is not in the tree", ref.pid);
-    const pagemap::PageRange one{ref.vaddr, ref.vaddr + pagemap::kPageSize};
-    return it->second.Read({&one, 1}, out, true);  // falls back to /proc/PID/mem where unreadable
-  });
+  dedup_ = std::make_unique<sched::DedupTable>(
+      [this](const sched::DedupTable::Ref& ref, uint8_t* out) -> Status {
+        auto it = dedup_readers_.find(ref.pid);
+        if (it == dedup_readers_.end()) return Errorf("dedup: process %d is not in the tree", ref.pid);
+        const pagemap::PageRange one{ref.vaddr, ref.vaddr + pagemap::kPageSize};
+        return it->second.Read({&one, 1}, out, true);  // falls back to /proc/PID/mem where unreadable
+      },
+      expected);
   page_opts_.dedup = dedup_.get();
   stats_.dedup = "on";
   LOG_DEBUG("dump: pages equal to one stored earlier in the dump are stored as references (dedup)");

@@ -47,7 +47,10 @@ class DedupTable {
   // Reads the 4 KiB page |ref| into |out| (from the frozen process).
   using Fetch = std::function<Status(const Ref& ref, uint8_t* out)>;
 
-  explicit DedupTable(Fetch fetch);
+  // |expected_pages|: about how many pages will be entered (the pages the
+  // dump scanned): the shards are sized for them up front (up to 1M pages),
+  // so the dump does not pay for growing them.
+  explicit DedupTable(Fetch fetch, uint64_t expected_pages = 0);
   DedupTable(const DedupTable&) = delete;
   DedupTable& operator=(const DedupTable&) = delete;
 
@@ -67,8 +70,21 @@ class DedupTable {
   // where an identical page is stored already (verified byte for byte: read
   // again into |cache| unless it holds it), or nothing: then the caller
   // stores it as DATA, and it was entered unless the table holds another
-  // page for that hash.
-  std::optional<Ref> Match(const pagemap::PageHash& h, const uint8_t* page, const Ref& here, Cache* cache);
+  // page for that hash. |sampled|: |h| is a SampleKey; when the page it
+  // finds differs, the page is looked up (and entered) again by the hash of
+  // all its bytes, so near-duplicates that share a sampled key are still
+  // deduplicated among themselves.
+  std::optional<Ref> Match(const pagemap::PageHash& h, const uint8_t* page, const Ref& here, Cache* cache,
+                           bool sampled = false);
+
+  // The key of a page when the dump does not hash whole pages anyway (an
+  // image that may become a parent stores XXH3-128 of every page, and uses
+  // that): XXH3-128 of 8 pieces of 64 bytes spread over the page, a tenth
+  // of the cost of hashing it all (hashing runs at memory speed). Equal
+  // pages have equal keys; pages with equal keys are compared in full
+  // (Match), so a page differing from another only outside the pieces is
+  // stored, never taken for it. All processes of one table use one key.
+  static pagemap::PageHash SampleKey(const uint8_t* page);
 
   // The lookup alone, without the verification: the page stored with a hash
   // like |h|, or nothing (|here| is then entered). Exposed for tests.
@@ -85,16 +101,24 @@ class DedupTable {
   static constexpr uint64_t kMaxVaddr = uint64_t{1} << 54;
 
  private:
+  struct Slot {
+    uint64_t key;    // 0: empty
+    uint64_t where;  // pid << 42 | page number
+  };
   struct Shard {
     mutable std::mutex mu;
-    std::vector<uint64_t> keys;   // 0: empty slot
-    std::vector<uint64_t> where;  // pid << 42 | page number
+    std::vector<Slot> slots;  // a power of two; key and place in one cache line
     uint64_t used = 0;
   };
   static constexpr int kShardBits = 6;
+  static constexpr uint64_t kFullTag = 0x5a5a5a5a5a5a5a5aULL;  // whole-page keys after a sampled one's mismatch
+
+  std::optional<Ref> MatchKey(const pagemap::PageHash& h, const uint8_t* page, const Ref& here, Cache* cache,
+                              bool* differs);
 
   Fetch fetch_;
   std::unique_ptr<Shard[]> shards_;
+  size_t first_slots_;  // slots of a shard when first used
   std::atomic<uint64_t> hits_{0};
   std::atomic<uint64_t> mismatches_{0};
   std::atomic<uint64_t> fetch_failures_{0};

@@ -78,6 +78,35 @@ TEST(DedupTableTest, APageThatCannotBeReadAgainIsNoMatch) {
   EXPECT_EQ(t.fetch_failures(), 1u);
 }
 
+// The sampled key: equal pages have equal keys; a page changed outside the
+// sampled pieces keeps the key, and Match still tells it apart.
+TEST(DedupTableTest, SampleKeyAndNearDuplicates) {
+  FakeTree tree;
+  DedupTable t(tree.fetch());
+  DedupTable::Cache cache;
+  std::vector<uint8_t> a(P), b(P);
+  for (size_t i = 0; i < P; ++i) a[i] = static_cast<uint8_t>(i * 7 + 3);
+  b = a;
+  EXPECT_EQ(DedupTable::SampleKey(a.data()), DedupTable::SampleKey(b.data()));
+  b[100] ^= 1;  // between the first two pieces
+  EXPECT_EQ(DedupTable::SampleKey(a.data()), DedupTable::SampleKey(b.data()));
+  std::vector<uint8_t> c = a;
+  c[4095] ^= 1;  // in the last piece
+  EXPECT_NE(DedupTable::SampleKey(a.data()), DedupTable::SampleKey(c.data()));
+  tree.pages[{1, 0x1000}] = a;
+  EXPECT_FALSE(t.Match(DedupTable::SampleKey(a.data()), a.data(), {1, 0x1000}, &cache));
+  EXPECT_FALSE(t.Match(DedupTable::SampleKey(b.data()), b.data(), {1, 0x2000}, &cache));
+  EXPECT_EQ(t.mismatches(), 1u);
+  std::vector<uint8_t> a2 = a;
+  EXPECT_EQ(t.Match(DedupTable::SampleKey(a2.data()), a2.data(), {1, 0x3000}, &cache), (DedupTable::Ref{1, 0x1000}));
+  // Sampled: b is entered by its whole-page hash after the mismatch, and
+  // an equal page finds it there.
+  tree.pages[{1, 0x2000}] = b;
+  EXPECT_FALSE(t.Match(DedupTable::SampleKey(b.data()), b.data(), {1, 0x2000}, &cache, true));
+  std::vector<uint8_t> b2 = b;
+  EXPECT_EQ(t.Match(DedupTable::SampleKey(b2.data()), b2.data(), {1, 0x4000}, &cache, true), (DedupTable::Ref{1, 0x2000}));
+}
+
 TEST(DedupTableTest, GrowsAndFindsEveryPage) {
   FakeTree tree;
   DedupTable t(tree.fetch());

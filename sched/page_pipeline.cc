@@ -245,8 +245,10 @@ Status ProcessBatch(const memdrain::PageDrain& reader, const PagePipelineOptions
         ++s->zero;
         continue;
       }
-      if (opts.hash_pages || compare || opts.dedup != nullptr) {
-        const pagemap::PageHash h = HashPage(src);
+      const bool full = opts.hash_pages || compare;
+      pagemap::PageHash h;
+      if (full) {
+        h = HashPage(src);
         s->hashes.push_back(h);
         if (compare) {
           const pagemap::ParentPages::Page p = opts.parent->Find(a);
@@ -256,14 +258,16 @@ Status ProcessBatch(const memdrain::PageDrain& reader, const PagePipelineOptions
             continue;
           }
         }
-        // Stored already in this dump (verified byte for byte), or entered
-        // now as the page stored below.
-        if (opts.dedup != nullptr) {
-          if (auto ref = opts.dedup->Match(h, src, {opts.pid, a}, s->dedup_cache.get())) {
-            AddRun(&s->runs, a, img::PageRange::DUP, *ref);
-            ++s->dup;
-            continue;
-          }
+      }
+      // Stored already in this dump (verified byte for byte), or entered
+      // now as the page stored below. Without the full hash, a cheap key of
+      // part of the page will do (sched/dedup.h).
+      if (opts.dedup != nullptr) {
+        const pagemap::PageHash key = opts.hash_pages ? h : DedupTable::SampleKey(src);
+        if (auto ref = opts.dedup->Match(key, src, {opts.pid, a}, s->dedup_cache.get(), !opts.hash_pages)) {
+          AddRun(&s->runs, a, img::PageRange::DUP, *ref);
+          ++s->dup;
+          continue;
         }
       }
       uint8_t* dst = buf + s->kept * kPageSize;

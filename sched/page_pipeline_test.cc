@@ -381,7 +381,9 @@ TEST_F(PagePipelineTest, DedupStoresEqualPagesOnce) {
       EXPECT_LE(run.stats.pages_dedup, want);
       EXPECT_GE(run.stats.pages_dedup, want - 20);
     }
-    EXPECT_EQ(table.mismatches(), 0u);
+    // Near-duplicates whose change lies outside the key's pieces were
+    // compared and stored.
+    EXPECT_LE(table.mismatches(), near);
     // Every DUP page refers to a DATA page of this process with its bytes.
     auto kind_at = [&](uint64_t a) {
       for (const img::PageRange& r : run.pm.ranges()) {
