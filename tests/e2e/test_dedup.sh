@@ -3,7 +3,7 @@
 # a parent and a child, not sharing by copy-on-write, holding many equal
 # pages, near-duplicates and equal pages at other offsets):
 #   1. dump -R --no-dedup: nothing deduplicated (the size to beat);
-#   2. dump -R --track-mem (dedup on by default): --display-stats and
+#   2. dump -R (off by default: none), dump -R --track-mem --dedup: --display-stats and
 #      stats-dump.img count about every pattern page but 8, the pages files
 #      are smaller by that, both pagemaps hold DUP ranges, the child's also
 #      referring to the parent's pages;
@@ -11,7 +11,8 @@
 #      PARENT pages land on DUP ranges of the parent image) is restored and
 #      checked (every byte of every page);
 #   4. the increment and its parent merged, restored alone;
-#   5. image 2 itself restored;
+#   5. image 1 itself restored, and a --dedup dump that is no parent
+#      (sampled keys);
 #   6. --dedup where the tree is not frozen throughout is refused.
 # A DUP reference to a missing process or to a page not stored as DATA is
 # refused by restore: unit tests (restore/images_test.cc, CheckDupRefs).
@@ -36,7 +37,14 @@ n0=$(stat_value "$E2E_TMP/plain.out" "pages deduplicated") || fail "--display-st
 [ "$n0" = 0 ] || fail "--no-dedup: $n0 pages deduplicated"
 s0=$(pages_bytes 0)
 
-dump_kill d1 "$pid" 1 -R --track-mem --display-stats
+# Off by default: nothing deduplicated without --dedup.
+dump_kill d0 "$pid" d0 -R --display-stats
+[ "$(stat_value "$E2E_TMP/d0.out" "pages deduplicated")" = 0 ] || fail "dedup without --dedup"
+# A dump that is no parent: pages keyed by a sampled hash (sched/dedup.h).
+dump_kill ds "$pid" ds -R --display-stats --dedup
+ns=$(stat_value "$E2E_TMP/ds.out" "pages deduplicated") || fail "--display-stats: no 'pages deduplicated'"
+[ "$ns" -ge $((expect - 16)) ] || fail "dump --dedup (sampled keys): $ns pages deduplicated, want about $expect"
+dump_kill d1 "$pid" 1 -R --track-mem --display-stats --dedup
 n1=$(stat_value "$E2E_TMP/d1.out" "pages deduplicated") || fail "--display-stats: no 'pages deduplicated'"
 inh=$(stat_value "$E2E_TMP/d1.out" "pages inherited") || fail "--display-stats: no 'pages inherited'"
 s1=$(pages_bytes 1)
@@ -73,7 +81,7 @@ PY
 kill -USR2 "$pid"
 for ((i = 0; i < 200; i++)); do [ -s "$W/step" ] && break; sleep 0.05; done
 [ -s "$W/step" ] || fail "the program did not take its step"
-dump_kill d2 "$pid" 2 --prev-images-dir ../1 --display-stats
+dump_kill d2 "$pid" 2 --prev-images-dir ../1 --display-stats --dedup
 wait_gone "$child" 10
 cf_show 2 "$E2E_TMP/show2.json"
 pycheck "PARENT ranges of image 2" "$E2E_TMP/show2.json" "$pid" <<'PY'
@@ -95,6 +103,11 @@ kill_prog "$pid"
 kill_prog "$child"
 
 restore_d r1 1 "$pid"
+check_pass "$W"
+kill_prog "$pid"
+kill_prog "$child"
+
+restore_d rs ds "$pid"
 check_pass "$W"
 kill_prog "$pid"
 kill_prog "$child"
