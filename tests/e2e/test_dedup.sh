@@ -12,7 +12,7 @@
 #      checked (every byte of every page);
 #   4. the increment and its parent merged, restored alone;
 #   5. image 1 itself restored, and a --dedup dump that is no parent
-#      (sampled keys);
+#      (sampled keys), and a --dedup dump through a stream;
 #   6. --dedup where the tree is not frozen throughout is refused.
 # A DUP reference to a missing process or to a page not stored as DATA is
 # refused by restore: unit tests (restore/images_test.cc, CheckDupRefs).
@@ -108,6 +108,23 @@ kill_prog "$pid"
 kill_prog "$child"
 
 restore_d rs ds "$pid"
+check_pass "$W"
+
+# Through a stream: dump --stream --dedup piped into restore --stream.
+timeout -k 5 "$CF_TIMEOUT" bash -c '
+  set -o pipefail
+  "$1" dump -t "$2" --stream --dedup --display-stats -v4 -o "$3/sdump.log" 2>"$3/sdump.err" |
+    "$1" restore --stream -d -v4 -o "$3/srestore.log" 2>"$3/srestore.err"
+  echo "${PIPESTATUS[0]} ${PIPESTATUS[1]}" >"$3/rcs"' _ "$CRIU_FAST" "$pid" "$E2E_TMP"
+read -r dump_rc restore_rc <"$E2E_TMP/rcs" || fail "the stream pipeline did not finish (timeout?)"
+CF_ERR=$E2E_TMP/sdump.err CF_LOG=$E2E_TMP/sdump.log
+[ "$dump_rc" = 0 ] || fail "dump --stream --dedup exited $dump_rc"
+nst=$(stat_value "$E2E_TMP/sdump.err" "pages deduplicated") || fail "dump --stream: no 'pages deduplicated'"
+[ "$nst" -ge $((expect - 16)) ] || fail "dump --stream --dedup: $nst pages deduplicated, want about $expect"
+CF_ERR=$E2E_TMP/srestore.err CF_LOG=$E2E_TMP/srestore.log
+[ "$restore_rc" = 0 ] || fail "restore --stream exited $restore_rc"
+CF_LOG=
+assert_running_untraced "$pid" "after restore --stream"
 check_pass "$W"
 kill_prog "$pid"
 kill_prog "$child"
