@@ -14,7 +14,11 @@
 //   4. pages     shared memory objects seen for the first time
 //                (kinds/shmem.h, while collecting); then the scan, drain and
 //                write of every process's own memory (engine/page_dump.h),
-//                processes side by side in one arena of --jobs workers
+//                processes side by side in one arena of --jobs workers;
+//                a page equal to one stored already in the dump is stored
+//                as a reference to it (sched/dedup.h: one table for the
+//                tree, on where the tree stays frozen until every page is
+//                read, see DedupOff)
 //   5. metadata  cores as soon as each process is collected (before the
 //                pages), pagemaps after them, stats, and inventory.img last
 //                (in a stream the inventory goes first and a trailer marks
@@ -52,6 +56,7 @@
 
 #include "common/fault.h"
 #include "common/interrupt.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "common/timer.h"
 #include "engine/collect.h"
@@ -171,6 +176,9 @@ class Dumper {
 
  private:
   Status Prepare();
+  // Why deduplication by content cannot be used in this dump, or null.
+  const char* DedupOff() const;
+  Status SetUpDedup();
   Status RunPreDump(uint64_t start);
   // One process on its way through the dump.
   struct ProcessDump {
@@ -241,6 +249,10 @@ class Dumper {
   std::optional<kinds::ShmemSet> shmem_;  // shared memory objects, saved once each
   std::optional<FdContext> fd_ctx_;
   std::unique_ptr<DumpParent> parent_;  // --prev-images-dir
+  // Deduplication by content (sched/dedup.h): the table, and a reader of
+  // each process to compare a candidate with the page stored already.
+  std::map<int32_t, memdrain::PageReader> dedup_readers_;
+  std::unique_ptr<sched::DedupTable> dedup_;
   std::optional<kinds::CgroupCollect> cgroups_;  // unset: --manage-cgroups=ignore
   kinds::FdTables fd_tables_;  // descriptor tables shared between processes
   WriteTracking tracking_;  // userfaultfds: taken from the parent's keeper, or made here
@@ -255,7 +267,59 @@ class Dumper {
   bool live_changed_ = false;
 };
 
+// Deduplication compares a page whose hash matches one stored earlier in the
+// dump with that page, read again from its process: only where the whole
+// tree stays frozen until every page is read.
+const char* Dumper::DedupOff() const {
+  if (pre_dump()) return "a pre-dump reads the tree while it runs";
+  if (opts_.live) return "--live saves the pages while the tree runs";
+  if (opts_.drain == "vmsplice" && !opts_.leave_running) {
+    return "--drain vmsplice without -R kills the tree once its pages are pinned: stored pages cannot be read again";
+  }
+  return nullptr;
+}
+
+Status Dumper::SetUpDedup() {
+  // Off unless asked for: it costs frozen time in every dump (README,
+  // "Incremental dumps"), and saves only where a tree holds equal pages.
+  if (opts_.dedup != 1) {
+    stats_.dedup = opts_.dedup == 0 ? "off (--no-dedup)" : "off (the default; --dedup turns it on)";
+    return OkStatus();
+  }
+  if (const char* why = DedupOff()) {
+    LOG_DEBUG("dump: no deduplication of pages by content: %s", why);
+    stats_.dedup = std::string("off: ") + why;
+    return OkStatus();
+  }
+  // The table is sized up front for the tree's anonymous resident pages
+  // (RssAnon: about what will be entered), so it does not grow meanwhile.
+  uint64_t expected = 0;
+  for (const auto& pd : dumps_) {
+    ASSIGN_OR_RETURN(memdrain::PageReader r, memdrain::PageReader::Open(pd->pid));
+    dedup_readers_.emplace(pd->pid, std::move(r));
+    if (auto status = ReadFile("/proc/" + std::to_string(pd->pid) + "/status"); status.ok()) {
+      const size_t at = status->find("RssAnon:");
+      if (at != std::string::npos) expected += strtoull(status->c_str() + at + 8, nullptr, 10) / 4;  // kB
+    }
+  }
+  dedup_ = std::make_unique<sched::DedupTable>(
+      [this](const sched::DedupTable::Ref& ref, uint8_t* out) -> Status {
+        auto it = dedup_readers_.find(ref.pid);
+        if (it == dedup_readers_.end()) return Errorf("dedup: process %d is not in the tree", ref.pid);
+        const pagemap::PageRange one{ref.vaddr, ref.vaddr + pagemap::kPageSize};
+        return it->second.Read({&one, 1}, out, true);  // falls back to /proc/PID/mem where unreadable
+      },
+      expected);
+  page_opts_.dedup = dedup_.get();
+  stats_.dedup = "on";
+  LOG_DEBUG("dump: pages equal to one stored earlier in the dump are stored as references (dedup)");
+  return OkStatus();
+}
+
 Status Dumper::Prepare() {
+  if (opts_.dedup == 1) {
+    if (const char* why = DedupOff()) return Errorf("--dedup cannot be used here: %s", why);
+  }
   if (opts_.live) {
     // What a live save cannot be combined with (yet), refused before the
     // tree is touched.
@@ -820,6 +884,7 @@ Status Dumper::Run() {
   for (const auto& pd : dumps_) pd->frames.reset();
   uint64_t released = 0;
   if (opts_.live) RETURN_IF_ERROR(RunLiveSave(frozen_start, &released));
+  RETURN_IF_ERROR(SetUpDedup());
   bool all_pinned = vmsplice;
   for (const auto& pd : dumps_) all_pinned = all_pinned && pd->pinned != nullptr;
   if (all_pinned && !opts_.leave_running) {
@@ -836,6 +901,13 @@ Status Dumper::Run() {
     if (!st.ok()) return st.WithContext("the process tree was already killed (its pages were pinned in pipes)");
   } else if (!opts_.live) {
     RETURN_IF_ERROR(DumpAllPages());
+    if (dedup_) {
+      stats_.dedup_entries = dedup_->entries();
+      stats_.dedup_bytes = dedup_->bytes();
+      LOG_DEBUG("dump: dedup: %lu pages in the table (%lu KiB), %lu hash hits, %lu with other bytes, %lu not read again",
+                stats_.dedup_entries, stats_.dedup_bytes >> 10, dedup_->hash_hits(), dedup_->mismatches(),
+                dedup_->fetch_failures());
+    }
   }
   // Times so far: a stream cannot rewrite the stats at the end as a directory does.
   stats_.frozen_ns = released != 0 ? released - frozen_start : MonotonicNs() - frozen_start;

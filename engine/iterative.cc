@@ -67,6 +67,7 @@ int RunIterativeDump(const Options& opts) {
   for (int i = 1; i <= opts.iterative; ++i) {
     Options o = base;
     o.command = Command::kPreDump;
+    o.dedup = -1;  // a pre-dump reads a running tree: never deduplicated (engine/dump.cc)
     o.images_dir = opts.images_dir + "/pre-" + std::to_string(i);
     o.prev_images_dir = parent.empty() ? "" : "../" + parent;
     o.track_mem = true;

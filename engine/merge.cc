@@ -8,7 +8,9 @@
 // new pages file holds every page once, in address order, chunked, hashed
 // and compressed as a dump would (--compress; --jobs workers). ZERO ranges
 // stay ZERO; INHERITED ranges (pages shared with the parent process) are
-// kept. OUT gets the image's id without a parent: an increment made against
+// kept. DUP pages (equal to a page stored by some process of the same
+// image) are read where their reference is stored and stored again as DATA:
+// the merged image is not deduplicated. OUT gets the image's id without a parent: an increment made against
 // DIR may name OUT as its parent instead. DIR and its parents are not
 // changed; the inventory is written last, so an interrupted merge leaves no
 // image restore would accept.
@@ -20,6 +22,8 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -45,20 +49,18 @@ using pagemap::kPageSize;
 using pagemap::PageRange;
 
 // Reads pages out of a process's chain of images (restore::PageChain: level
-// 0 is the image merged, level i+1 the parent of level i).
+// 0 is the image merged, level i+1 the parent of level i). A DUP page is
+// read where its reference is stored: another process's pages of the same
+// image.
 class ChainDrain : public memdrain::PageDrain {
  public:
-  explicit ChainDrain(const restore::PageChain& chain) : chain_(chain) {
-    for (const restore::PageLevel& level : chain) {
-      indexes_.push_back(level.pagemap ? restore::DataIndex(*level.pagemap) : restore::DataIndex());
-    }
-  }
+  explicit ChainDrain(const restore::PageChain& chain) : chain_(chain) {}
 
   Status Read(std::span<const PageRange> ranges, uint8_t* out, bool) const override {
-    // Chunks decoded for this batch, by level and index: a batch in address
-    // order needs a few of each level.
-    std::map<std::pair<size_t, size_t>, std::vector<uint8_t>> decoded;
-    std::vector<std::optional<streams::ImageReader>> readers(chain_.size());
+    // Chunks decoded for this batch, by pagemap and index: a batch in
+    // address order needs a few of each level.
+    std::map<std::pair<const img::PageMap*, size_t>, std::vector<uint8_t>> decoded;
+    std::map<std::string, streams::ImageReader> readers;
     for (const PageRange& r : ranges) {
       for (uint64_t a = r.start; a < r.end; a += kPageSize, out += kPageSize) {
         ASSIGN_OR_RETURN(Where w, Find(0, a));
@@ -66,22 +68,23 @@ class ChainDrain : public memdrain::PageDrain {
           memset(out, 0, kPageSize);
           continue;
         }
-        auto key = std::make_pair(w.level, w.chunk);
+        const img::PageMap& pm = *w.level->pagemap;
+        const std::string& path = w.level->pages_path;
+        auto key = std::make_pair(&pm, w.chunk);
         auto it = decoded.find(key);
         if (it == decoded.end()) {
-          if (!readers[w.level]) {
-            ASSIGN_OR_RETURN(streams::ImageReader rd,
-                             streams::ImageReader::Open(chain_[w.level].pages_path, streams::FileKind::kPages));
-            readers[w.level].emplace(std::move(rd));
+          auto rd = readers.find(path);
+          if (rd == readers.end()) {
+            ASSIGN_OR_RETURN(streams::ImageReader opened, streams::ImageReader::Open(path, streams::FileKind::kPages));
+            rd = readers.emplace(path, std::move(opened)).first;
           }
-          const img::PageMap& pm = *chain_[w.level].pagemap;
           streams::Record rec;
-          RETURN_IF_ERROR(readers[w.level]->ReadAt(pm.chunks(static_cast<int>(w.chunk)).file_offset(), &rec));
+          RETURN_IF_ERROR(rd->second.ReadAt(pm.chunks(static_cast<int>(w.chunk)).file_offset(), &rec));
           std::vector<uint8_t> raw;
-          RETURN_IF_ERROR(streams::DecodeChunk(rec, &raw, chain_[w.level].pages_path));
+          RETURN_IF_ERROR(streams::DecodeChunk(rec, &raw, path));
           if (raw.size() != pm.chunks(static_cast<int>(w.chunk)).nr_pages() * kPageSize) {
-            return Errorf("%s: chunk %zu holds %zu bytes, its pagemap says otherwise",
-                          chain_[w.level].pages_path.c_str(), w.chunk, raw.size());
+            return Errorf("%s: chunk %zu holds %zu bytes, its pagemap says otherwise", path.c_str(), w.chunk,
+                          raw.size());
           }
           it = decoded.emplace(key, std::move(raw)).first;
         }
@@ -94,28 +97,62 @@ class ChainDrain : public memdrain::PageDrain {
  private:
   struct Where {
     bool zero = false;
-    size_t level = 0;
+    const restore::PageLevel* level = nullptr;  // where the bytes are stored
     size_t chunk = 0;
     uint64_t offset = 0;  // page in the chunk
   };
+
+  static auto RangeAt(const img::PageMap& pm, uint64_t addr) {
+    return std::upper_bound(pm.ranges().begin(), pm.ranges().end(), addr, [](uint64_t a, const img::PageRange& r) {
+      return a < r.vaddr() + r.nr_pages() * kPageSize;
+    });
+  }
+
+  // The DATA index of |pm|, made once (Read runs on several threads).
+  const restore::DataIndex& IndexOf(const img::PageMap& pm) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = indexes_.find(&pm);
+    if (it == indexes_.end()) it = indexes_.emplace(&pm, restore::DataIndex(pm)).first;
+    return it->second;
+  }
 
   // Where the page at |addr| is stored, from level |l| down.
   Result<Where> Find(size_t l, uint64_t addr) const {
     for (; l < chain_.size(); ++l) {
       const img::PageMap* pm = chain_[l].pagemap;
       if (pm == nullptr) break;
-      auto it = std::upper_bound(pm->ranges().begin(), pm->ranges().end(), addr,
-                                 [](uint64_t a, const img::PageRange& r) { return a < r.vaddr() + r.nr_pages() * kPageSize; });
+      auto it = RangeAt(*pm, addr);
       if (it == pm->ranges().end() || it->vaddr() > addr) break;
       switch (it->kind()) {
         case img::PageRange::ZERO:
-          return Where{true, 0, 0, 0};
+          return Where{true, nullptr, 0, 0};
         case img::PageRange::PARENT:
           continue;
         case img::PageRange::DATA: {
           ASSIGN_OR_RETURN(restore::DataIndex::Place at,
-                           indexes_[l].Find(*pm, static_cast<int>(it - pm->ranges().begin()), addr, chain_[l].pages_path));
-          return Where{false, l, at.chunk, at.offset};
+                           IndexOf(*pm).Find(*pm, static_cast<int>(it - pm->ranges().begin()), addr,
+                                             chain_[l].pages_path));
+          return Where{false, &chain_[l], at.chunk, at.offset};
+        }
+        case img::PageRange::DUP: {
+          // Stored as DATA by the process it names, in the same image
+          // (restore::CheckDupRefs checked it when the image was loaded).
+          const restore::ImagePages* image = chain_[l].image;
+          auto ref = image ? image->find(it->ref_pid()) : restore::ImagePages::const_iterator{};
+          if (image == nullptr || ref == image->end() || ref->second.pagemap == nullptr) {
+            return Errorf("page %#lx: equal to a page of process %d, which is not in the image", addr, it->ref_pid());
+          }
+          const img::PageMap& rpm = *ref->second.pagemap;
+          const uint64_t src = it->ref_vaddr() + (addr - it->vaddr());
+          auto jt = RangeAt(rpm, src);
+          if (jt == rpm.ranges().end() || jt->vaddr() > src || jt->kind() != img::PageRange::DATA) {
+            return Errorf("page %#lx: equal to page %#lx of process %d, which is not stored there", addr, src,
+                          it->ref_pid());
+          }
+          ASSIGN_OR_RETURN(restore::DataIndex::Place at,
+                           IndexOf(rpm).Find(rpm, static_cast<int>(jt - rpm.ranges().begin()), src,
+                                             ref->second.pages_path));
+          return Where{false, &ref->second, at.chunk, at.offset};
         }
         default:
           return Errorf("page %#lx: range kind %d cannot be merged", addr, static_cast<int>(it->kind()));
@@ -124,8 +161,9 @@ class ChainDrain : public memdrain::PageDrain {
     return Errorf("page %#lx is in no image of the chain", addr);
   }
 
-  const restore::PageChain& chain_;
-  std::vector<restore::DataIndex> indexes_;  // per level
+  const restore::PageChain chain_;
+  mutable std::mutex mu_;
+  mutable std::map<const img::PageMap*, restore::DataIndex> indexes_;
 };
 
 bool IsProcessPagesFile(const std::string& name, const std::set<std::string>& pages_files) {

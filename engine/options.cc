@@ -29,7 +29,7 @@ namespace {
 enum class Act {
   kTree, kImagesDir, kWorkDir, kLogFile, kVerbosity, kLeaveRunning, kLeaveStopped, kDetached, kShellJob, kFileLocks, kExtUnixSk, kLinkRemap,
   kPidfile,
-  kPrevImages, kTrackMem, kLive, kIterative, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose,
+  kPrevImages, kTrackMem, kDedup, kLive, kIterative, kGhostLimit, kStatusFd, kTimeout, kFeature, kDisplayStats, kClose,
   kRoot, kPreDumpMode, kManageCgroups, kCgroupRoot, kTcpEstablished, kSkipInFlight, kTcpClose, kNetworkLock,
   kJoinNs, kVersion, kHelp, kConfigFile, kNoEffect, kRefused,
   // criu-fast's own (long only)
@@ -80,6 +80,7 @@ const OptDef kOptions[] = {
     {"prev-images-dir", required_argument, 0, false, Act::kPrevImages, nullptr},
     {"ms", no_argument, 0, false, Act::kRefused, "--ms is deprecated in CRIU too"},
     {"track-mem", no_argument, 0, true, Act::kTrackMem, nullptr},
+    {"dedup", no_argument, 0, true, Act::kDedup, nullptr},
     {"auto-dedup", no_argument, 0, true, Act::kNoEffect,
      "parent images are not changed: pages an increment replaced stay in its parent (criu-fast merge bounds a chain)"},
     {"libdir", required_argument, 'L', false, Act::kRefused, "CRIU plugins are not loaded by criu-fast"},
@@ -314,6 +315,7 @@ Status Apply(const OptDef& d, bool negated, const char* arg, Options* o) {
     case Act::kPidfile: o->pidfile = arg; break;
     case Act::kPrevImages: o->prev_images_dir = arg; break;
     case Act::kTrackMem: o->track_mem = !negated; break;
+    case Act::kDedup: o->dedup = negated ? 0 : 1; break;
     case Act::kDisplayStats: o->display_stats = !negated; break;
     case Act::kGhostLimit:
       if (!ParseSize(arg, &o->ghost_limit)) return Error(std::string("bad --ghost-limit '") + arg + "'");
@@ -468,6 +470,8 @@ const char* UsageText() {
          "      --ghost-limit SIZE    largest deleted-but-open file to save (default 1G)\n"
          "      --prev-images-dir DIR parent image (relative to -D): unchanged pages refer to it\n"
          "      --track-mem           leave write tracking armed for the next increment (with -R)\n"
+         "      --[no-]dedup          dump: store pages equal to one stored already as references (default off;\n"
+         "                            not where the tree is not frozen throughout)\n"
          "      --display-stats       print timings and page counts\n"
          "      --config FILE         read options from FILE (and no default config file)\n"
          "      --no-default-config   skip /etc/criu/default.conf and ~/.criu/default.conf\n"

@@ -58,6 +58,7 @@ struct Options {
   std::string compress = "none"; // --compress none|lz4|zstd[:N]
   std::string drain = "read";    // --drain read|vmsplice
   bool force_pagemap_fallback = false;  // --no-pagemap-scan
+  int dedup = -1;                // --dedup (1) / --no-dedup (0); -1: the default, off (sched/dedup.h)
   bool stream = false;           // --stream: one image stream (stdout/stdin) instead of -D
   std::string stream_to;         // --stream-to PATH (dump; implies --stream)
   std::string stream_from;       // --stream-from PATH (restore, show; implies --stream)

@@ -255,6 +255,7 @@ void AddPipelineStats(const sched::PagePipelineStats& ps, DumpCounters* stats) {
   stats->pages_parent_tracked += ps.pages_parent_tracked;
   stats->pages_parent_compared += ps.pages_parent_compared;
   stats->pages_vanished += ps.pages_vanished;
+  stats->pages_dedup += ps.pages_dedup;
 }
 
 Status WritePages(pid_t pid, std::span<const sched::PageSource> items, const memdrain::PageDrain& reader,
@@ -272,6 +273,8 @@ Status WritePages(pid_t pid, std::span<const sched::PageSource> items, const mem
   po.hash_pages = opts.hash_pages;
   po.parent = opts.parent;
   po.skip_vanished = opts.skip_vanished;
+  po.dedup = opts.dedup;
+  po.pid = pid;
   sched::PagePipelineStats ps;
   Status st = sched::RunPagePipeline(*arena, reader, items, po, pages, pm, &ps);
   // Stage times are thread time summed over the pipeline's threads.

@@ -46,6 +46,8 @@ struct PageDumpOptions {
   bool hash_pages = false;
   const pagemap::ParentPages* parent = nullptr;
   bool skip_vanished = false;
+  // Deduplication within the dump (sched/dedup.h), shared by every process.
+  sched::DedupTable* dedup = nullptr;
 };
 
 // Write tracking during a scan (pagemap/uffd_track.h, engine/track.h).

@@ -206,13 +206,14 @@ std::string ChainJson(const std::string& dir, const img::Inventory& inv) {
     if (!pdir.ok()) return out + (depth ? ", " : "") + "{\"error\": " + Quote(pdir.status().ToString()) + "}]";
     auto parent = restore::LoadParentImage(*pdir, cur.parent_id(), at);
     if (!parent.ok()) return out + (depth ? ", " : "") + "{\"error\": " + Quote(parent.status().ToString()) + "}]";
-    uint64_t data = 0, from_parent = 0, zero = 0, inherited = 0;
+    uint64_t data = 0, from_parent = 0, zero = 0, inherited = 0, dedup = 0;
     for (const auto& [pid, pm] : parent->pagemaps) {
       for (const img::PageRange& r : pm.ranges()) {
         switch (r.kind()) {
           case img::PageRange::DATA: data += r.nr_pages(); break;
           case img::PageRange::PARENT: from_parent += r.nr_pages(); break;
           case img::PageRange::INHERITED: inherited += r.nr_pages(); break;
+          case img::PageRange::DUP: dedup += r.nr_pages(); break;
           default: zero += r.nr_pages(); break;
         }
       }
@@ -221,7 +222,8 @@ std::string ChainJson(const std::string& dir, const img::Inventory& inv) {
            ", \"image_id\": " + Quote(parent->inventory.image_id()) +
            ", \"pre_dump\": " + (parent->inventory.pre_dump() ? "true" : "false") +
            ", \"pages_stored\": " + std::to_string(data) + ", \"pages_in_parent\": " + std::to_string(from_parent) +
-           ", \"pages_zero\": " + std::to_string(zero) + ", \"pages_inherited\": " + std::to_string(inherited) + "}";
+           ", \"pages_zero\": " + std::to_string(zero) + ", \"pages_inherited\": " + std::to_string(inherited) +
+           ", \"pages_dedup\": " + std::to_string(dedup) + "}";
     at = parent->dir;
     cur = parent->inventory;
   }

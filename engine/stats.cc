@@ -23,6 +23,7 @@ void DumpCounters::Add(const DumpCounters& o) {
   pages_vanished += o.pages_vanished;
   track_ns += o.track_ns;
   pages_inherited += o.pages_inherited;
+  pages_dedup += o.pages_dedup;
   if (o.jobs) jobs = o.jobs;
   if (o.compression != "none") compression = o.compression;
 }
@@ -58,6 +59,7 @@ img::DumpStats DumpCounters::ToProto() const {
   s.set_track_ns(track_ns);
   s.set_tracking(tracking);
   s.set_pages_inherited(pages_inherited);
+  s.set_pages_dedup(pages_dedup);
   return s;
 }
 
@@ -102,6 +104,13 @@ void DumpCounters::Print(FILE* out) const {
   fprintf(out, "  pages zero:      %lu\n", pages_zero);
   fprintf(out, "  pages written:   %lu\n", pages_written);
   fprintf(out, "  pages inherited: %lu (shared copy-on-write with the parent process: stored once)\n", pages_inherited);
+  if (!dedup.empty()) {
+    fprintf(out, "  pages deduplicated: %lu (dedup %s; equal to a page stored earlier in this dump: stored once)\n",
+            pages_dedup, dedup.c_str());
+    if (dedup_entries) {
+      fprintf(out, "  dedup table:     %lu pages, %.1f MiB\n", dedup_entries, static_cast<double>(dedup_bytes) / 1048576.0);
+    }
+  }
   if (!tracking.empty()) {
     fprintf(out, "  tracking:        %s (userfaultfds made in %.3f ms, frozen; armed during the scan)\n", tracking.c_str(), ms(track_ns));
     fprintf(out, "  pages in parent: %lu (unwritten since it: %lu, same content: %lu)\n",

@@ -57,6 +57,13 @@ struct DumpCounters {
   // Pages of child processes still shared copy-on-write with their parent
   // (PageRange INHERITED): stored once, in the parent's pages.
   uint64_t pages_inherited = 0;
+  // Deduplication within the dump (sched/dedup.h): pages equal to a page
+  // stored earlier in it, recorded as DUP; printed only: whether it was on
+  // (or why not), and the table's entries and memory.
+  uint64_t pages_dedup = 0;
+  std::string dedup;
+  uint64_t dedup_entries = 0;
+  uint64_t dedup_bytes = 0;
   std::string tracking;  // "uffd-wp", "hash" or empty (not incremental)
   // dump --live (engine/live.h), printed only: the tree ran on after the
   // freeze (frozen_ns) while its pages were saved; time spent making the

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 
 #include "kinds/kind.h"
@@ -15,6 +16,12 @@
 
 namespace cf::restore {
 namespace {
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  snprintf(buf, sizeof(buf), "%#lx", v);
+  return buf;
+}
 
 template <typename Msg>
 Status ReadOne(const std::string& path, streams::FileKind kind, Msg* msg) {
@@ -72,6 +79,45 @@ Status CheckParentHolds(const img::PageMap& pm, const img::PageMap* parent, cons
   }
   return OkStatus();
 }
+
+}  // namespace
+
+Status CheckDupRefs(const std::map<int32_t, const img::PageMap*>& image, const std::string& dir) {
+  constexpr uint64_t kPage = 4096;
+  for (const auto& [pid, pm] : image) {
+    for (const img::PageRange& r : pm->ranges()) {
+      if (r.kind() != img::PageRange::DUP) continue;
+      const std::string file = dir + "/pagemap-" + std::to_string(pid) + ".img";
+      auto it = image.find(r.ref_pid());
+      if (it == image.end()) {
+        return Error(file + ": the pages at " + Hex(r.vaddr()) + " equal those of process " +
+                         std::to_string(r.ref_pid()) + ", which is not in the image",
+                     EBADMSG);
+      }
+      const img::PageMap& ref = *it->second;
+      uint64_t addr = r.ref_vaddr();
+      if (addr % kPage != 0 || r.nr_pages() == 0 || r.nr_pages() > (~uint64_t{0} - addr) / kPage) {
+        return Error(file + ": bad DUP range at " + Hex(r.vaddr()), EBADMSG);
+      }
+      const uint64_t end = addr + r.nr_pages() * kPage;
+      auto jt = std::upper_bound(ref.ranges().begin(), ref.ranges().end(), addr, [](uint64_t a, const img::PageRange& x) {
+        return a < x.vaddr() + x.nr_pages() * kPage;
+      });
+      while (addr < end) {
+        if (jt == ref.ranges().end() || jt->vaddr() > addr || jt->kind() != img::PageRange::DATA) {
+          return Error(file + ": the pages at " + Hex(r.vaddr()) + " equal page " + Hex(addr) + " of process " +
+                           std::to_string(r.ref_pid()) + ", which that process's pagemap does not store (DATA)",
+                       EBADMSG);
+        }
+        addr = jt->vaddr() + jt->nr_pages() * kPage;
+        ++jt;
+      }
+    }
+  }
+  return OkStatus();
+}
+
+namespace {
 
 // Every INHERITED page of a process is one its parent process holds
 // (stored, all zeros, found in a parent image, or inherited in turn).
@@ -150,7 +196,7 @@ Status LoadChain(ImageSet* set, const std::string& parent_base) {
 
 PageChain ProcessImages::chain() const {
   PageChain c;
-  c.push_back({&pagemap, pages_path});
+  c.push_back({&pagemap, pages_path, image});
   c.insert(c.end(), parents.begin(), parents.end());
   return c;
 }
@@ -192,6 +238,9 @@ Result<ParentImage> LoadParentImage(const std::string& parent_dir, const std::st
     p.pages_paths[pid] = pages_path;
     p.pagemaps.emplace(pid, std::move(pm));
   }
+  std::map<int32_t, const img::PageMap*> by_pid;
+  for (const auto& [pid, pm] : p.pagemaps) by_pid[pid] = &pm;
+  RETURN_IF_ERROR(CheckDupRefs(by_pid, p.dir));
   return p;
 }
 
@@ -235,8 +284,24 @@ Result<ImageSet> LoadImages(const std::string& dir, const std::string& parent_ba
     for (const img::HugeShmem& h : p.core.huge_shmems()) set.huge_shmems[h.shmem_id()] = h.page_size();
     set.processes.push_back(std::move(p));
   }
+  {
+    std::map<int32_t, const img::PageMap*> by_pid;
+    for (const ProcessImages& p : set.processes) by_pid[p.core.pid()] = &p.pagemap;
+    RETURN_IF_ERROR(CheckDupRefs(by_pid, dir));
+  }
   RETURN_IF_ERROR(LoadChain(&set, parent_base));
   RETURN_IF_ERROR(CheckInherited(set));
+  // Where DUP references lead, per level.
+  set.image_pages.resize(set.parents.size() + 1);
+  for (ProcessImages& p : set.processes) {
+    set.image_pages[0][p.core.pid()] = {&p.pagemap, p.pages_path, &set.image_pages[0]};
+    p.image = &set.image_pages[0];
+  }
+  for (size_t k = 0; k < set.parents.size(); ++k) {
+    ImagePages& level = set.image_pages[k + 1];
+    for (const auto& [pid, pm] : set.parents[k].pagemaps) level[pid] = {&pm, set.parents[k].pages_paths.at(pid), &level};
+    for (ProcessImages& p : set.processes) p.parents[k].image = &level;
+  }
   // Every vma and fd must name an object that was saved.
   for (const ProcessImages& p : set.processes) {
     for (const img::Vma& v : p.core.vmas()) {

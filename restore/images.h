@@ -22,6 +22,8 @@ struct ProcessImages {
   // Incremental dumps: this process's pages in the parent images, nearest
   // first (a null pagemap where a parent has none of its pages).
   PageChain parents;
+  // Every process's pages in this image (ImageSet::image_pages[0]).
+  const ImagePages* image = nullptr;
 
   // Where its memory comes from: this image, then the parents.
   PageChain chain() const;
@@ -55,7 +57,17 @@ struct ImageSet {
   std::map<uint32_t, img::Shmem> shmems;  // shared memory objects, by id
   std::map<uint32_t, uint64_t> huge_shmems;  // hugetlb objects among them: page size, by id
   std::vector<ParentImage> parents;       // the chain of parent images, nearest first
+  // Every process's pages per level of the chain ([0]: this image, [i]: the
+  // parent parents[i-1]), where DUP references are resolved. The page
+  // chains point into it and into |processes|: an ImageSet is moved, never
+  // copied, once loaded.
+  std::vector<ImagePages> image_pages;
 };
+
+// Every DUP range of an image's pagemaps (|image|: by pid) refers to pages
+// that the named process of the same image stores as DATA; |dir| names the
+// image in errors. LoadImages and LoadParentImage check it.
+Status CheckDupRefs(const std::map<int32_t, const img::PageMap*>& image, const std::string& dir);
 
 // Fails with a clear message when the directory holds no complete image
 // (no inventory.img: an interrupted dump) or a file is corrupt. An

@@ -642,7 +642,9 @@ Status WritePieces(pid_t pid, const uint8_t* src, const Piece* pieces, size_t n)
 // chunk of any level holds only what the levels above did not replace.
 // INHERITED pages are the parent process's: where fork did not hand their
 // VMA down, they are looked up in its chain (the lineage), as deep as
-// needed. The levels of every chain are numbered one after another.
+// needed. DUP pages are another process's (or this one's) DATA pages of the
+// same image: their pagemap becomes a level too, once, when first referred
+// to. The levels of every chain are numbered one after another.
 class FillPlan {
  public:
   FillPlan(const std::vector<PremappedVma>& slots, const PageChain& chain,
@@ -681,6 +683,7 @@ class FillPlan {
     size_t parent = kNone;               // the next level of the same chain
     size_t process_parent = kNone;       // the first level of the parent process's chain
     std::string what;                    // for errors
+    const ImagePages* image = nullptr;   // the image's other processes (DUP references)
     DataIndex index;
     std::vector<std::vector<Piece>> pieces;
   };
@@ -698,9 +701,11 @@ class FillPlan {
       L.path = chain[l].pages_path;
       L.what = what;
       L.parent = l + 1 < chain.size() ? first + l + 1 : kNone;
+      L.image = chain[l].image;
       if (L.pm != nullptr) {
         L.index = DataIndex(*L.pm);
         L.pieces.resize(static_cast<size_t>(L.pm->chunks_size()));
+        by_pm_.emplace(L.pm, levels_.size());
       }
       levels_.push_back(std::move(L));
     }
@@ -722,22 +727,87 @@ class FillPlan {
         return FromLevel(levels_[l].parent, addr, pages, "parent image");
       case img::PageRange::INHERITED:
         return Inherited(l, addr, pages);
+      case img::PageRange::DUP:
+        return Dup(l, ri, addr, pages);
       case img::PageRange::DATA:
-        break;
+        return PlaceData(l, ri, addr, addr, pages);
       default:
         return Errorf("pagemap: range kind %d not supported", r.kind());
     }
+  }
+
+  // DATA pages [src, src + pages) of range |ri| of level |l|, written at
+  // [dst, ...) of the target (src == dst but for DUP references).
+  Status PlaceData(size_t l, int ri, uint64_t src, uint64_t dst, uint64_t pages) {
     Level& L = levels_[l];
     while (pages > 0) {
-      ASSIGN_OR_RETURN(DataIndex::Place at, L.index.Find(pm, ri, addr, L.path));
+      ASSIGN_OR_RETURN(DataIndex::Place at, L.index.Find(*L.pm, ri, src, L.path));
       uint64_t take = std::min(pages, at.left);
       // Cut at VMA ends: a range may run over adjacent VMAs.
-      const PremappedVma* v = FindVma(slots_, addr);
-      if (!v) return Outside(addr);
-      take = std::min(take, (v->start + v->len - addr) / kPageSize);
-      AddPiece(&L.pieces[at.chunk], {at.offset, v->premap + (addr - v->start), take});
+      const PremappedVma* v = FindVma(slots_, dst);
+      if (!v) return Outside(dst);
+      take = std::min(take, (v->start + v->len - dst) / kPageSize);
+      AddPiece(&L.pieces[at.chunk], {at.offset, v->premap + (dst - v->start), take});
+      src += take * kPageSize;
+      dst += take * kPageSize;
+      pages -= take;
+    }
+    return OkStatus();
+  }
+
+  // The level of |pl| (a process's pages in one image), made when first
+  // needed.
+  Result<size_t> LevelOf(const PageLevel& pl) {
+    auto it = by_pm_.find(pl.pagemap);
+    if (it != by_pm_.end()) return it->second;
+    Level L;
+    L.pm = pl.pagemap;
+    L.path = pl.pages_path;
+    L.image = pl.image;
+    L.what = "a process referred to by ";
+    L.index = DataIndex(*L.pm);
+    if (L.index.data_pages() != L.index.chunk_pages()) {
+      return Errorf("%s: the pagemap has %lu data pages, its chunks %lu", L.path.c_str(), L.index.data_pages(),
+                    L.index.chunk_pages());
+    }
+    L.pieces.resize(static_cast<size_t>(L.pm->chunks_size()));
+    levels_.push_back(std::move(L));
+    by_pm_.emplace(pl.pagemap, levels_.size() - 1);
+    return levels_.size() - 1;
+  }
+
+  // Pages [addr, addr + pages) of DUP range |ri| of level |l|: the bytes of
+  // the DATA pages its reference names in the same image (restore/images.cc
+  // checked that they are DATA there).
+  Status Dup(size_t l, int ri, uint64_t addr, uint64_t pages) {
+    const img::PageRange r = levels_[l].pm->ranges(ri);
+    const std::string path = levels_[l].path;
+    const ImagePages* image = levels_[l].image;
+    const PageLevel* ref = nullptr;
+    if (image != nullptr) {
+      auto it = image->find(r.ref_pid());
+      if (it != image->end() && it->second.pagemap != nullptr) ref = &it->second;
+    }
+    if (ref == nullptr) {
+      return Errorf("%s: the pages at %#lx equal those of process %d, which is not in the image", path.c_str(), addr,
+                    r.ref_pid());
+    }
+    ASSIGN_OR_RETURN(const size_t rl, LevelOf(*ref));
+    const img::PageMap& rpm = *levels_[rl].pm;
+    uint64_t src = r.ref_vaddr() + (addr - r.vaddr());
+    auto jt = std::upper_bound(rpm.ranges().begin(), rpm.ranges().end(), src,
+                               [](uint64_t a, const img::PageRange& x) { return a < x.vaddr() + x.nr_pages() * kPageSize; });
+    while (pages > 0) {
+      if (jt == rpm.ranges().end() || jt->vaddr() > src || jt->kind() != img::PageRange::DATA) {
+        return Errorf("%s: the pages at %#lx equal page %#lx of process %d, which its pagemap does not store",
+                      path.c_str(), addr, src, r.ref_pid());
+      }
+      const uint64_t take = std::min(pages, (jt->vaddr() + jt->nr_pages() * kPageSize - src) / kPageSize);
+      RETURN_IF_ERROR(PlaceData(rl, static_cast<int>(jt - rpm.ranges().begin()), src, addr, take));
+      src += take * kPageSize;
       addr += take * kPageSize;
       pages -= take;
+      ++jt;
     }
     return OkStatus();
   }
@@ -797,6 +867,7 @@ class FillPlan {
 
   const std::vector<PremappedVma>& slots_;
   std::vector<Level> levels_;
+  std::map<const img::PageMap*, size_t> by_pm_;  // the level of each pagemap (the first, if twice)
   std::vector<size_t> chain_first_;
   std::vector<Piece> zero_;
 };
@@ -836,7 +907,7 @@ Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
   // down (FillPlan).
   auto written = [](const img::PageRange& r) {
     return r.kind() == img::PageRange::DATA || r.kind() == img::PageRange::PARENT ||
-           r.kind() == img::PageRange::INHERITED;
+           r.kind() == img::PageRange::INHERITED || r.kind() == img::PageRange::DUP;
   };
   std::vector<pagemap::PageRange> data;
   for (const img::PageRange& r : pm.ranges()) {

@@ -120,9 +120,14 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
 // One level of an image chain: a pagemap and its pages file. Level 0 is the
 // image restored; level i+1 is the parent of level i (incremental dumps),
 // with a null pagemap where that image has no pages of the process.
+struct PageLevel;
+// Every process's pages in one image, by pid: where the references of DUP
+// ranges (pages equal to a page another range of the image stores) lead.
+using ImagePages = std::map<int32_t, PageLevel>;
 struct PageLevel {
   const img::PageMap* pagemap = nullptr;
   std::string pages_path;
+  const ImagePages* image = nullptr;  // the image this level belongs to (null: it has no DUP ranges)
 };
 using PageChain = std::vector<PageLevel>;
 

@@ -29,6 +29,7 @@ struct Run {
   uint64_t vaddr;
   uint64_t pages;
   img::PageRange::Kind kind;
+  DedupTable::Ref ref{};  // DUP: where the first page's bytes are stored
 };
 
 // One batch in flight with the buffers it owns. Slots are made on first need
@@ -54,6 +55,8 @@ struct Slot {
   uint64_t parent_tracked = 0;
   uint64_t parent_compared = 0;
   uint64_t vanished = 0;
+  uint64_t dup = 0;  // pages recorded as DUP
+  std::unique_ptr<DedupTable::Cache> dedup_cache;  // dedup: stored pages read again
   uint64_t drain_ns = 0;
   uint64_t compress_ns = 0;
   uint64_t frame_ns = 0;
@@ -124,34 +127,48 @@ bool PageIsZero(const uint8_t* p) {
   return true;
 }
 
-void AddRun(std::vector<Run>* runs, uint64_t vaddr, uint64_t pages, img::PageRange::Kind kind) {
+// Adjacent pages of one kind make one run; DUP pages only where their
+// references are adjacent too (same process, next page).
+void AddRun(std::vector<Run>* runs, uint64_t vaddr, uint64_t pages, img::PageRange::Kind kind,
+            const DedupTable::Ref& ref = {}) {
   if (!runs->empty()) {
     Run& last = runs->back();
-    if (last.kind == kind && last.vaddr + last.pages * kPageSize == vaddr) {
+    if (last.kind == kind && last.vaddr + last.pages * kPageSize == vaddr &&
+        (kind != img::PageRange::DUP ||
+         (last.ref.pid == ref.pid && last.ref.vaddr + last.pages * kPageSize == ref.vaddr))) {
       last.pages += pages;
       return;
     }
   }
-  runs->push_back({vaddr, pages, kind});
+  runs->push_back({vaddr, pages, kind, ref});
 }
 
-void AddRun(std::vector<Run>* runs, uint64_t vaddr, img::PageRange::Kind kind) { AddRun(runs, vaddr, 1, kind); }
+void AddRun(std::vector<Run>* runs, uint64_t vaddr, img::PageRange::Kind kind, const DedupTable::Ref& ref = {}) {
+  AddRun(runs, vaddr, 1, kind, ref);
+}
 
-// Appends a range to the pagemap, merging it with the last one when adjacent
-// and of the same kind.
-void AddRange(img::PageMap* pm, uint64_t vaddr, uint64_t pages, img::PageRange::Kind kind) {
-  if (pages == 0) return;
+// Appends a run to the pagemap, merging it with the last range when
+// adjacent and of the same kind (DUP: with adjacent references).
+void AddRange(img::PageMap* pm, const Run& run) {
+  if (run.pages == 0) return;
+  const bool dup = run.kind == img::PageRange::DUP;
   if (pm->ranges_size() > 0) {
     img::PageRange* last = pm->mutable_ranges(pm->ranges_size() - 1);
-    if (last->kind() == kind && last->vaddr() + last->nr_pages() * kPageSize == vaddr) {
-      last->set_nr_pages(last->nr_pages() + pages);
+    if (last->kind() == run.kind && last->vaddr() + last->nr_pages() * kPageSize == run.vaddr &&
+        (!dup || (last->ref_pid() == run.ref.pid &&
+                  last->ref_vaddr() + last->nr_pages() * kPageSize == run.ref.vaddr))) {
+      last->set_nr_pages(last->nr_pages() + run.pages);
       return;
     }
   }
   img::PageRange* r = pm->add_ranges();
-  r->set_vaddr(vaddr);
-  r->set_nr_pages(pages);
-  r->set_kind(kind);
+  r->set_vaddr(run.vaddr);
+  r->set_nr_pages(run.pages);
+  r->set_kind(run.kind);
+  if (dup) {
+    r->set_ref_pid(run.ref.pid);
+    r->set_ref_vaddr(run.ref.vaddr);
+  }
 }
 
 // Pages the parent holds unchanged: PARENT runs (ZERO where the parent has
@@ -212,6 +229,7 @@ Status ProcessBatch(const memdrain::PageDrain& reader, const PagePipelineOptions
   s->parent_tracked = 0;
   s->parent_compared = 0;
   s->vanished = 0;
+  s->dup = 0;
   s->stored_size = 0;
   s->compress_ns = 0;
   s->frame_ns = 0;
@@ -225,6 +243,7 @@ Status ProcessBatch(const memdrain::PageDrain& reader, const PagePipelineOptions
     RETURN_IF_ERROR(rs);
   }
   const bool compare = opts.parent != nullptr && opts.parent->has_hashes();
+  if (opts.dedup != nullptr && !s->dedup_cache) s->dedup_cache = std::make_unique<DedupTable::Cache>();
   uint8_t* const buf = s->raw.get();
   const uint8_t* src = buf;
   size_t page = 0;
@@ -245,8 +264,10 @@ Status ProcessBatch(const memdrain::PageDrain& reader, const PagePipelineOptions
         ++s->zero;
         continue;
       }
-      if (opts.hash_pages || compare) {
-        const pagemap::PageHash h = HashPage(src);
+      const bool full = opts.hash_pages || compare;
+      pagemap::PageHash h;
+      if (full) {
+        h = HashPage(src);
         s->hashes.push_back(h);
         if (compare) {
           const pagemap::ParentPages::Page p = opts.parent->Find(a);
@@ -255,6 +276,17 @@ Status ProcessBatch(const memdrain::PageDrain& reader, const PagePipelineOptions
             ++s->parent_compared;
             continue;
           }
+        }
+      }
+      // Stored already in this dump (verified byte for byte), or entered
+      // now as the page stored below. Without the full hash, a cheap key of
+      // part of the page will do (sched/dedup.h).
+      if (opts.dedup != nullptr) {
+        const pagemap::PageHash key = opts.hash_pages ? h : DedupTable::SampleKey(src);
+        if (auto ref = opts.dedup->Match(key, src, {opts.pid, a}, s->dedup_cache.get(), !opts.hash_pages)) {
+          AddRun(&s->runs, a, img::PageRange::DUP, *ref);
+          ++s->dup;
+          continue;
         }
       }
       uint8_t* dst = buf + s->kept * kPageSize;
@@ -328,6 +360,8 @@ pagemap::ParentPages ParentPagesOf(const img::PageMap& pm) {
   for (const img::PageRange& r : pm.ranges()) {
     // INHERITED pages are the parent process's (and have no hashes here):
     // an increment reads them again unless it finds them shared again.
+    // DUP pages are content with a hash like DATA (their bytes are stored
+    // at the reference; restore and merge resolve a PARENT page through it).
     if (r.kind() == img::PageRange::ZERO) {
       out.AddZero(r.vaddr(), r.nr_pages());
     } else if (r.kind() != img::PageRange::INHERITED) {
@@ -443,7 +477,7 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
     // A batch after a failed one is never written, so the file holds a
     // prefix of the chunks at most.
     if (s->ok && !error.failed()) {
-      for (const Run& r : s->runs) AddRange(pm, r.vaddr, r.pages, r.kind);
+      for (const Run& r : s->runs) AddRange(pm, r);
       if (opts.hash_pages && !s->hashes.empty()) {
         pm->mutable_hashes()->append(reinterpret_cast<const char*>(s->hashes.data()),
                                      s->hashes.size() * sizeof(pagemap::PageHash));
@@ -451,6 +485,7 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
       stats->pages_parent_tracked += s->parent_tracked;
       stats->pages_parent_compared += s->parent_compared;
       stats->pages_vanished += s->vanished;
+      stats->pages_dedup += s->dup;
       stats->drain_ns += s->drain_ns;
       stats->compress_ns += s->compress_ns;
       stats->write_ns += s->frame_ns;

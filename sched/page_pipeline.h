@@ -5,7 +5,9 @@
 //                               the scanned list (one readability per batch)
 //   process  parallel           read it (process_vm_readv, or /proc/PID/mem
 //                               for unreadable VMAs) into a pooled buffer,
-//                               drop all-zero pages, compress what is left,
+//                               drop all-zero pages (and, incremental, those
+//                               the parent holds; with a dedup table, those
+//                               stored already in this dump), compress what is left,
 //                               frame the chunk record (XXH64 checksum)
 //   write    serial, in order   write the chunk record, append the batch's
 //                               DATA/ZERO ranges to the PageMap
@@ -34,6 +36,7 @@
 #include "pagemap/page_ranges.h"
 #include "pagemap/parent_pages.h"
 #include "sched/arena.h"
+#include "sched/dedup.h"
 #include "streams/codec.h"
 #include "streams/image_file.h"
 
@@ -67,6 +70,12 @@ struct PagePipelineOptions {
   // is read page by page, and pages gone by then are left out of the
   // pagemap (the next increment reads them, if they are back).
   bool skip_vanished = false;
+  // Deduplication within the dump (sched/dedup.h): a page read whose bytes
+  // equal a page stored as DATA in this dump (this process |pid| or another)
+  // is recorded as DUP, referring to it. Only while the whole tree stays
+  // frozen: the table reads the earlier page again to compare.
+  DedupTable* dedup = nullptr;
+  int32_t pid = 0;
 };
 
 // What the pipeline did. Stage times are thread time summed over all batches
@@ -85,6 +94,7 @@ struct PagePipelineStats {
   uint64_t pages_parent_tracked = 0;   // from_parent sources recorded as PARENT
   uint64_t pages_parent_compared = 0;  // pages read whose hash matched the parent's
   uint64_t pages_vanished = 0;         // skip_vanished: pages left out
+  uint64_t pages_dedup = 0;            // recorded as DUP (equal to a page stored in this dump)
   int tokens = 0;              // batches in flight allowed
 };
 

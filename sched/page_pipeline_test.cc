@@ -189,7 +189,7 @@ class PagePipelineTest : public ::testing::Test {
   };
 
   Run Dump(pid_t pid, int jobs, const std::string& codec, uint64_t chunk_pages, const std::vector<PageSource>& src,
-           int tokens = 0) {
+           int tokens = 0, DedupTable* dedup = nullptr) {
     Run run;
     auto spec = streams::ParseCodec(codec);
     EXPECT_TRUE(spec.ok());
@@ -206,6 +206,8 @@ class PagePipelineTest : public ::testing::Test {
     opts.codec = *spec;
     opts.chunk_pages = chunk_pages;
     opts.tokens = tokens;
+    opts.dedup = dedup;
+    opts.pid = pid;
     run.status = RunPagePipeline(arena, *reader, src, opts, &*writer, &run.pm, &run.stats);
     run.file_size = writer->offset();
     EXPECT_TRUE(writer->Finish().ok());
@@ -339,6 +341,69 @@ TEST_F(PagePipelineTest, EveryCodecAndJobCountGivesTheSameExactImage) {
         }
       }
     }
+  }
+}
+
+// Deduplication (sched/dedup.h): the first 1000 pages hold 5 distinct
+// pages over and over, one of them also with a byte changed here and there;
+// each distinct page is stored once (a few more with several jobs, when two
+// batches store one at the same time), the others are DUP ranges that refer
+// to a DATA page with the same bytes.
+TEST_F(PagePipelineTest, DedupStoresEqualPagesOnce) {
+  std::vector<uint8_t> pattern(5 * P);
+  uint64_t seed = 0x5eed;
+  for (size_t k = 0; k < pattern.size() / 8; ++k) reinterpret_cast<uint64_t*>(pattern.data())[k] = Next(&seed);
+  uint64_t near = 0;
+  for (uint64_t i = 0; i < 1000; ++i) {
+    memcpy(main_.base + i * P, pattern.data() + (i % 5) * P, P);
+    if (i % 5 == 0 && i % 7 == 0) {
+      main_.base[i * P + (i * 13) % P] ^= 1;  // a near-duplicate: stored
+      ++near;
+    }
+  }
+  Child child(ChildSetup());
+  ASSERT_TRUE(child.ready());
+  const std::vector<PageSource> src = Sources();
+  for (int jobs : {1, 3}) {
+    SCOPED_TRACE("jobs " + std::to_string(jobs));
+    auto reader = memdrain::PageReader::Open(child.pid());
+    ASSERT_TRUE(reader.ok());
+    DedupTable table([&](const DedupTable::Ref& r, uint8_t* out) -> Status {
+      const PageRange one{r.vaddr, r.vaddr + P};
+      return reader->Read({&one, 1}, out, true);
+    });
+    Run run = Dump(child.pid(), jobs, "lz4", kChunkPages, src, 0, &table);
+    ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+    const uint64_t want = 1000 - 5 - near;
+    if (jobs == 1) {
+      EXPECT_EQ(run.stats.pages_dedup, want);
+    } else {
+      EXPECT_LE(run.stats.pages_dedup, want);
+      EXPECT_GE(run.stats.pages_dedup, want - 20);
+    }
+    // Near-duplicates whose change lies outside the key's pieces were
+    // compared and stored.
+    EXPECT_LE(table.mismatches(), near);
+    // Every DUP page refers to a DATA page of this process with its bytes.
+    auto kind_at = [&](uint64_t a) {
+      for (const img::PageRange& r : run.pm.ranges()) {
+        if (a >= r.vaddr() && a < r.vaddr() + r.nr_pages() * P) return r.kind();
+      }
+      return img::PageRange::PARENT;  // none
+    };
+    uint64_t dups = 0;
+    for (const img::PageRange& r : run.pm.ranges()) {
+      if (r.kind() != img::PageRange::DUP) continue;
+      ASSERT_EQ(r.ref_pid(), child.pid());
+      for (uint64_t k = 0; k < r.nr_pages(); ++k) {
+        const uint64_t a = r.vaddr() + k * P, ref = r.ref_vaddr() + k * P;
+        ASSERT_EQ(kind_at(ref), img::PageRange::DATA) << std::hex << a << " -> " << ref;
+        ASSERT_EQ(memcmp(Expected(a), Expected(ref), P), 0) << std::hex << a << " -> " << ref;
+        ++dups;
+      }
+    }
+    EXPECT_EQ(dups, run.stats.pages_dedup);
+    EXPECT_EQ(run.stats.pages_written + run.stats.pages_dedup + run.stats.pages_zero, 2898u + 250u);
   }
 }
 

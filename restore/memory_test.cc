@@ -1,0 +1,123 @@
+// FillMemory with DUP ranges (deduplicated pages), filling this process's
+// own memory (process_vm_writev to itself) from small image files.
+#include "restore/memory.h"
+
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "streams/image_file.h"
+
+namespace cf::restore {
+namespace {
+
+constexpr uint64_t P = 4096;
+constexpr uint64_t V = 0x7f0000000000;  // the target's address of the VMA
+
+std::vector<uint8_t> PageOf(uint8_t fill) { return std::vector<uint8_t>(P, fill); }
+
+img::PageRange* Add(img::PageMap* pm, uint64_t vaddr, uint64_t pages, img::PageRange::Kind kind, int32_t ref_pid = 0,
+                    uint64_t ref_vaddr = 0) {
+  img::PageRange* r = pm->add_ranges();
+  r->set_vaddr(vaddr);
+  r->set_nr_pages(pages);
+  r->set_kind(kind);
+  if (kind == img::PageRange::DUP) {
+    r->set_ref_pid(ref_pid);
+    r->set_ref_vaddr(ref_vaddr);
+  }
+  return r;
+}
+
+class FillDupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/cf-fill-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    void* p = mmap(nullptr, 4 * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(p, MAP_FAILED);
+    buf_ = static_cast<uint8_t*>(p);
+  }
+  void TearDown() override {
+    munmap(buf_, 4 * P);
+    std::system(("rm -rf " + dir_).c_str());
+  }
+
+  // Writes |pages| as one raw chunk of |pm|'s pages file |name|.
+  std::string WritePages(img::PageMap* pm, const std::string& name, const std::vector<std::vector<uint8_t>>& pages) {
+    const std::string path = dir_ + "/" + name;
+    auto w = streams::ImageWriter::Create(path, streams::FileKind::kPages);
+    EXPECT_TRUE(w.ok());
+    std::vector<uint8_t> raw;
+    for (const auto& pg : pages) raw.insert(raw.end(), pg.begin(), pg.end());
+    img::ChunkRef* c = pm->add_chunks();
+    c->set_file_offset(w->offset());
+    c->set_nr_pages(pages.size());
+    c->set_stored_size(raw.size());
+    EXPECT_TRUE(w->WriteChunk(streams::Codec::kNone, raw.size(), raw).ok());
+    EXPECT_TRUE(w->Finish().ok());
+    pm->set_data_pages(pages.size());
+    return path;
+  }
+
+  std::vector<PremappedVma> Slots() const {
+    PremappedVma v;
+    v.start = V;
+    v.len = 4 * P;
+    v.premap = reinterpret_cast<uint64_t>(buf_);
+    v.anonymous = true;
+    return {v};
+  }
+
+  std::string dir_;
+  uint8_t* buf_ = nullptr;
+};
+
+// Process 1 of the increment (level 0) takes its first 3 pages from the
+// parent image and stores the 4th. In the parent image (level 1), its first
+// 2 pages are DUP pages of process 2, which the increment does not hold,
+// and its 3rd is a DUP of its own 4th page (stored as DATA there).
+TEST_F(FillDupTest, ParentPagesLandingOnDupRangesAreFilledFromTheirReference) {
+  img::PageMap p1_l1, p2_l1, p1_l0;
+  p1_l1.set_pid(1);
+  Add(&p1_l1, V, 2, img::PageRange::DUP, 2, V + P);
+  Add(&p1_l1, V + 2 * P, 1, img::PageRange::DUP, 1, V + 3 * P);
+  Add(&p1_l1, V + 3 * P, 1, img::PageRange::DATA);
+  const std::string p1_l1_path = WritePages(&p1_l1, "l1-pages-1.img", {PageOf(0x33)});
+  p2_l1.set_pid(2);
+  Add(&p2_l1, V, 3, img::PageRange::DATA);
+  const std::string p2_l1_path = WritePages(&p2_l1, "l1-pages-2.img", {PageOf(0x20), PageOf(0x21), PageOf(0x22)});
+  p1_l0.set_pid(1);
+  Add(&p1_l0, V, 3, img::PageRange::PARENT);
+  Add(&p1_l0, V + 3 * P, 1, img::PageRange::DATA);
+  const std::string p1_l0_path = WritePages(&p1_l0, "l0-pages-1.img", {PageOf(0x44)});
+
+  ImagePages l0, l1;
+  l0[1] = {&p1_l0, p1_l0_path, &l0};
+  l1[1] = {&p1_l1, p1_l1_path, &l1};
+  l1[2] = {&p2_l1, p2_l1_path, &l1};
+  const PageChain chain{l0[1], l1[1]};
+  Status s = FillMemory(getpid(), Slots(), chain, 2);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  const uint8_t want[4] = {0x21, 0x22, 0x33, 0x44};
+  for (int i = 0; i < 4; ++i) {
+    for (uint64_t b = 0; b < P; ++b) ASSERT_EQ(buf_[i * P + b], want[i]) << "page " << i << " byte " << b;
+  }
+
+  // A reference the image does not hold is an error, not a wrong page.
+  p1_l1.mutable_ranges(0)->set_ref_pid(3);
+  s = FillMemory(getpid(), Slots(), chain, 2);
+  EXPECT_FALSE(s.ok());
+  p1_l1.mutable_ranges(0)->set_ref_pid(2);
+  p1_l1.mutable_ranges(0)->set_ref_vaddr(V + 2 * P);  // runs past process 2's DATA
+  s = FillMemory(getpid(), Slots(), chain, 2);
+  EXPECT_FALSE(s.ok());
+}
+
+}  // namespace
+}  // namespace cf::restore
