@@ -37,6 +37,7 @@
 #include "streams/codec.h"
 #include "streams/format.h"
 #include "streams/image_file.h"
+#include "streams/pages_files.h"
 
 namespace cf::engine {
 namespace {
@@ -58,7 +59,7 @@ class ChainDrain : public memdrain::PageDrain {
     // Chunks decoded for this batch, by level and index: a batch in address
     // order needs a few of each level.
     std::map<std::pair<size_t, size_t>, std::vector<uint8_t>> decoded;
-    std::vector<std::optional<streams::ImageReader>> readers(chain_.size());
+    std::vector<std::optional<streams::PagesReader>> readers(chain_.size());
     for (const PageRange& r : ranges) {
       for (uint64_t a = r.start; a < r.end; a += kPageSize, out += kPageSize) {
         ASSIGN_OR_RETURN(Where w, Find(0, a));
@@ -70,18 +71,19 @@ class ChainDrain : public memdrain::PageDrain {
         auto it = decoded.find(key);
         if (it == decoded.end()) {
           if (!readers[w.level]) {
-            ASSIGN_OR_RETURN(streams::ImageReader rd,
-                             streams::ImageReader::Open(chain_[w.level].pages_path, streams::FileKind::kPages));
+            ASSIGN_OR_RETURN(streams::PagesReader rd,
+                             streams::PagesReader::Open(*chain_[w.level].pagemap, chain_[w.level].pages_path));
             readers[w.level].emplace(std::move(rd));
           }
           const img::PageMap& pm = *chain_[w.level].pagemap;
+          const int ci = static_cast<int>(w.chunk);
           streams::Record rec;
-          RETURN_IF_ERROR(readers[w.level]->ReadAt(pm.chunks(static_cast<int>(w.chunk)).file_offset(), &rec));
+          RETURN_IF_ERROR(readers[w.level]->ReadChunk(ci, &rec));
           std::vector<uint8_t> raw;
-          RETURN_IF_ERROR(streams::DecodeChunk(rec, &raw, chain_[w.level].pages_path));
-          if (raw.size() != pm.chunks(static_cast<int>(w.chunk)).nr_pages() * kPageSize) {
+          RETURN_IF_ERROR(streams::DecodeChunk(rec, &raw, readers[w.level]->path_of(ci)));
+          if (raw.size() != pm.chunks(ci).nr_pages() * kPageSize) {
             return Errorf("%s: chunk %zu holds %zu bytes, its pagemap says otherwise",
-                          chain_[w.level].pages_path.c_str(), w.chunk, raw.size());
+                          readers[w.level]->path_of(ci).c_str(), w.chunk, raw.size());
           }
           it = decoded.emplace(key, std::move(raw)).first;
         }
@@ -173,6 +175,7 @@ Status Merge(const Options& opts, const std::string& dir, const std::string& out
   std::set<std::string> pages_files;
   for (const restore::ProcessImages& p : set.processes) {
     pages_files.insert(p.pages_path.substr(p.pages_path.rfind('/') + 1));
+    for (const std::string& name : p.pagemap.extra_pages_files()) pages_files.insert(name);
   }
   {
     DIR* d = opendir(dir.c_str());

@@ -23,6 +23,7 @@
 #include "kinds/kind.h"
 #include "restore/images.h"
 #include "streams/image_file.h"
+#include "streams/pages_files.h"
 
 namespace cf::engine {
 namespace {
@@ -273,7 +274,20 @@ Result<std::string> ShowDir(const std::string& dir, const std::string& head, boo
       pages = "{\"file\": " + Quote(pages_name) + ", \"chunks\": [";
       for (size_t j = 0; j < pd.records.size(); ++j) pages += (j ? ", " : "") + pd.records[j];
       pages += "], \"raw_bytes\": " + std::to_string(pd.raw_bytes) +
-               ", \"stored_bytes\": " + std::to_string(pd.stored_bytes) + "}";
+               ", \"stored_bytes\": " + std::to_string(pd.stored_bytes);
+      // A large process's further pages files (pages-PID-1.img, ...).
+      std::string more;
+      for (uint32_t k = 1;; ++k) {
+        const std::string name = streams::PagesFileName(pids[i], k);
+        if (access((dir + "/" + name).c_str(), F_OK) != 0) break;
+        ASSIGN_OR_RETURN(FileDump md, ReadAll(dir + "/" + name, streams::FileKind::kPages));
+        more += std::string(k > 1 ? ", " : "") + "{\"file\": " + Quote(name) + ", \"chunks\": [";
+        for (size_t j = 0; j < md.records.size(); ++j) more += (j ? ", " : "") + md.records[j];
+        more += "], \"raw_bytes\": " + std::to_string(md.raw_bytes) +
+                ", \"stored_bytes\": " + std::to_string(md.stored_bytes) + "}";
+      }
+      if (!more.empty()) pages += ", \"more_files\": [" + more + "]";
+      pages += "}";
     }
     ASSIGN_OR_RETURN(std::string files, FilesSummary(dir + "/core-" + sp + ".img"));
     out += (i ? ", " : "") + Quote(sp) + ": {\"core\": " + core + ", \"files\": " + files + ", \"pagemap\": " + pm +
