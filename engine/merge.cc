@@ -176,6 +176,11 @@ Status Merge(const Options& opts, const std::string& dir, const std::string& out
   for (const restore::ProcessImages& p : set.processes) {
     pages_files.insert(p.pages_path.substr(p.pages_path.rfind('/') + 1));
     for (const std::string& name : p.pagemap.extra_pages_files()) pages_files.insert(name);
+    // A stale further pages file of an earlier dump into the same directory
+    // is not copied either (the merged image has one pages file).
+    for (int k = 1; k <= sched::kMaxWriters; ++k) {
+      pages_files.insert(streams::PagesFileName(p.pagemap.pid(), static_cast<uint32_t>(k)));
+    }
   }
   {
     DIR* d = opendir(dir.c_str());

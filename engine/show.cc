@@ -24,6 +24,7 @@
 #include "restore/images.h"
 #include "streams/image_file.h"
 #include "streams/pages_files.h"
+#include "streams/stream.h"
 
 namespace cf::engine {
 namespace {
@@ -275,13 +276,18 @@ Result<std::string> ShowDir(const std::string& dir, const std::string& head, boo
       for (size_t j = 0; j < pd.records.size(); ++j) pages += (j ? ", " : "") + pd.records[j];
       pages += "], \"raw_bytes\": " + std::to_string(pd.raw_bytes) +
                ", \"stored_bytes\": " + std::to_string(pd.stored_bytes);
-      // A large process's further pages files (pages-PID-1.img, ...).
+      // A large process's further pages files (pages-PID-1.img, ...), as
+      // its pagemap names them.
       std::string more;
-      for (uint32_t k = 1;; ++k) {
-        const std::string name = streams::PagesFileName(pids[i], k);
-        if (access((dir + "/" + name).c_str(), F_OK) != 0) break;
+      img::PageMap pmsg;
+      if (auto r = streams::ImageReader::Open(dir + "/pagemap-" + sp + ".img", streams::FileKind::kPageMap);
+          !r.ok() || !r->ReadMessage(&pmsg).ok()) {
+        pmsg.Clear();
+      }
+      for (const std::string& name : pmsg.extra_pages_files()) {
+        if (!streams::IsSafeFileName(name)) return Error("pagemap-" + sp + ".img: bad pages file name", EBADMSG);
         ASSIGN_OR_RETURN(FileDump md, ReadAll(dir + "/" + name, streams::FileKind::kPages));
-        more += std::string(k > 1 ? ", " : "") + "{\"file\": " + Quote(name) + ", \"chunks\": [";
+        more += std::string(more.empty() ? "" : ", ") + "{\"file\": " + Quote(name) + ", \"chunks\": [";
         for (size_t j = 0; j < md.records.size(); ++j) more += (j ? ", " : "") + md.records[j];
         more += "], \"raw_bytes\": " + std::to_string(md.raw_bytes) +
                 ", \"stored_bytes\": " + std::to_string(md.stored_bytes) + "}";

@@ -11,7 +11,8 @@
 #   - a pre-dump (--jobs 2, two files) then a dump against it
 #     (--prev-images-dir): restore reads the parent's two files;
 #   - CF_FAULT=image-pwrite (a positioned write fails) with dump -R: the dump
-#     fails cleanly, memmix runs on, and no file of the dump is left.
+#     fails cleanly, memmix runs on, and no file of the dump is left;
+#   - merge of the incremental image: one pages file, and it restores.
 # shellcheck source=lib.sh
 source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
 e2e_init
@@ -102,5 +103,16 @@ cf_error_line | grep -q "image-pwrite" || fail "fault: $(cf_error_line)"
 assert_running_untraced "$pid" "after the failed dump"
 left=$(ls -A "$D5" 2>/dev/null | tr '\n' ' ')
 [ -z "$left" ] || fail "the failed dump left files: $left"
+check_pass "$W" 60
+
+# merge of the incremental image (its parent in two files) into one image
+# with one pages file; it restores.
+M=$E2E_TMP/merged
+run_cf merge merge -D "$D4" "$M"
+assert_cf_ok "merge -D $D4"
+[ "$(files "$M")" = "pages-$pid.img " ] || fail "merge wrote pages files: $(files "$M")"
+kill_prog "$pid"
+wait_pid_free "$pid" 10
+restore_d restore-merged "$M" "$pid"
 check_pass "$W" 60
 log "PASS"
