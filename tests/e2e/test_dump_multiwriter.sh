@@ -5,6 +5,7 @@
 #     names the second, chunks lie in both; `show` lists both files; restore
 #     brings memmix back and its self-check passes;
 #   - the same restored process dumped with --jobs 1: one file only;
+#   - with --drain vmsplice, and live (-R --live): two files, restored;
 #   - dump --jobs 2 again; damaged copies of that image are refused by
 #     restore with one Error line naming the second file: a byte flipped in
 #     it, it cut short, it removed; no process is left;
@@ -49,6 +50,25 @@ D2=$E2E_TMP/img-2
 dump_kill dump-2 "$pid" "$D2" --jobs 1
 [ "$(files "$D2")" = "pages-$pid.img " ] || fail "dump --jobs 1 wrote pages files: $(files "$D2")"
 restore_d restore-2 "$D2" "$pid"
+check_pass "$W" 60
+
+# The vmsplice drain (pages pinned, then written from pipes): two files.
+D2V=$E2E_TMP/img-2v
+dump_kill dump-2v "$pid" "$D2V" --jobs 2 --drain vmsplice
+[ "$(files "$D2V")" = "pages-$pid-1.img pages-$pid.img " ] || fail "dump --drain vmsplice wrote pages files: $(files "$D2V")"
+restore_d restore-2v "$D2V" "$pid"
+check_pass "$W" 60
+
+# A live checkpoint (-R --live: pages saved while memmix runs): two files.
+DL=$E2E_TMP/img-live
+run_cf dump-live dump -t "$pid" -D "$DL" -R --live --jobs 2 -v4 -o "$E2E_TMP/dump-live.log"
+CF_LOG=$E2E_TMP/dump-live.log
+assert_cf_ok "dump -R --live --jobs 2"
+CF_LOG=
+[ "$(files "$DL")" = "pages-$pid-1.img pages-$pid.img " ] || fail "dump --live wrote pages files: $(files "$DL")"
+kill_prog "$pid"
+wait_pid_free "$pid" 10
+restore_d restore-live "$DL" "$pid"
 check_pass "$W" 60
 
 # Damaged second files.
