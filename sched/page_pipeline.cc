@@ -517,17 +517,15 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
     auto head = tbb::make_filter<void, Slot*>(tbb::filter_mode::serial_in_order, cut) &
                 tbb::make_filter<Slot*, Slot*>(tbb::filter_mode::parallel, process);
     if (multi) {
-      auto place = [&](Slot* s) -> Slot* {
-        return write(s) ? s : nullptr;
-      };
+      auto place = [&](Slot* s) -> Slot* { return write(s) ? s : nullptr; };
       tbb::parallel_pipeline(static_cast<size_t>(tokens),
                              head & tbb::make_filter<Slot*, Slot*>(tbb::filter_mode::serial_in_order, place) &
                                  tbb::make_filter<Slot*, void>(tbb::filter_mode::parallel, put),
                              ctx);
     } else {
+      auto write_only = [&](Slot* s) { write(s); };
       tbb::parallel_pipeline(static_cast<size_t>(tokens),
-                             head & tbb::make_filter<Slot*, void>(tbb::filter_mode::serial_in_order, [&](Slot* s) { write(s); }),
-                             ctx);
+                             head & tbb::make_filter<Slot*, void>(tbb::filter_mode::serial_in_order, write_only), ctx);
     }
   });
   stats->wall_ns += MonotonicNs() - start;

@@ -55,7 +55,8 @@ check_pass "$W" 60
 # The vmsplice drain (pages pinned, then written from pipes): two files.
 D2V=$E2E_TMP/img-2v
 dump_kill dump-2v "$pid" "$D2V" --jobs 2 --drain vmsplice
-[ "$(files "$D2V")" = "pages-$pid-1.img pages-$pid.img " ] || fail "dump --drain vmsplice wrote pages files: $(files "$D2V")"
+[ "$(files "$D2V")" = "pages-$pid-1.img pages-$pid.img " ] ||
+  fail "dump --drain vmsplice wrote pages files: $(files "$D2V")"
 restore_d restore-2v "$D2V" "$pid"
 check_pass "$W" 60
 
