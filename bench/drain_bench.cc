@@ -221,7 +221,9 @@ void BM_DrainVmsplice(benchmark::State& state, int readers) {
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kRegionBytes));
 }
 
-void BM_PagePipeline(benchmark::State& state, const char* codec_name, int jobs) {
+// |files| pages files (the page pipeline's writers; one, or several as for a
+// large process).
+void BM_PagePipeline(benchmark::State& state, const char* codec_name, int jobs, int files) {
   Target* t = GetTarget(true);
   if (t == nullptr) {
     state.SkipWithError("could not set up the target process");
@@ -234,27 +236,40 @@ void BM_PagePipeline(benchmark::State& state, const char* codec_name, int jobs) 
     return;
   }
   const std::vector<sched::PageSource> src = {{{t->base(), t->base() + kRegionBytes}, true}};
-  const std::string path = "/dev/shm/cf-bench-pipeline.img";
+  auto path = [](int k) { return "/dev/shm/cf-bench-pipeline-" + std::to_string(k) + ".img"; };
   sched::Arena arena(jobs);
   sched::PagePipelineOptions opts;
   opts.codec = *codec;
   uint64_t stored = 0;
   for (auto _ : state) {
     state.PauseTiming();
-    unlink(path.c_str());  // a new file each time, as a dump writes
-    auto w = streams::ImageWriter::Create(path, streams::FileKind::kPages);
+    std::vector<streams::ImageWriter> ws;
+    std::vector<streams::ImageWriter*> outs;
+    Status s;
+    for (int k = 0; k < files && s.ok(); ++k) {
+      unlink(path(k).c_str());  // a new file each time, as a dump writes
+      auto w = streams::ImageWriter::Create(path(k), streams::FileKind::kPages);
+      if (w.ok()) {
+        ws.push_back(std::move(*w));
+      } else {
+        s = w.status();
+      }
+    }
+    for (auto& w : ws) outs.push_back(&w);
     state.ResumeTiming();
     img::PageMap pm;
     sched::PagePipelineStats stats;
-    Status s = w.ok() ? sched::RunPagePipeline(arena, *reader, src, opts, &*w, &pm, &stats) : w.status();
-    if (s.ok()) s = w->Finish();
+    if (s.ok()) s = sched::RunPagePipeline(arena, *reader, src, opts, outs, &pm, &stats);
+    for (auto& w : ws) {
+      if (s.ok()) s = w.Finish();
+    }
     if (!s.ok()) {
       state.SkipWithError(s.ToString().c_str());
       break;
     }
     stored = stats.bytes_written;
   }
-  unlink(path.c_str());
+  for (int k = 0; k < files; ++k) unlink(path(k).c_str());
   state.counters["ratio"] = stored ? static_cast<double>(kRegionBytes * 2 / 3) / static_cast<double>(stored) : 0;
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kRegionBytes));
 }
@@ -278,11 +293,17 @@ int RegisterAll() {
   for (const char* codec : {"none", "lz4", "zstd:1"}) {
     for (int jobs : {1, 2}) {
       const std::string name = std::string("BM_PagePipeline256MiB/") + codec + "/jobs:" + std::to_string(jobs);
-      benchmark::RegisterBenchmark(name.c_str(), BM_PagePipeline, codec, jobs)
+      benchmark::RegisterBenchmark(name.c_str(), BM_PagePipeline, codec, jobs, 1)
           ->Unit(benchmark::kMillisecond)
           ->MinWarmUpTime(0.1)
           ->UseRealTime();
     }
+    // Two jobs, two pages files (two writers).
+    const std::string name = std::string("BM_PagePipeline256MiB/") + codec + "/jobs:2/files:2";
+    benchmark::RegisterBenchmark(name.c_str(), BM_PagePipeline, codec, 2, 2)
+        ->Unit(benchmark::kMillisecond)
+        ->MinWarmUpTime(0.1)
+        ->UseRealTime();
   }
   return 0;
 }

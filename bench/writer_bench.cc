@@ -3,7 +3,10 @@
 //   - writev(), one call per chunk, as ImageWriter does;
 //   - io_uring, IORING_OP_WRITE with registered (fixed) buffers and DEPTH
 //     writes in flight, the submitting thread never waiting on a write it
-//     does not need back yet.
+//     does not need back yet;
+//   - several writer threads: positioned writes (pwrite) of interleaved
+//     chunks into ONE file, or one file per thread written in order (the
+//     page pipeline's several pages files).
 // Targets: /dev/shm (tmpfs, where dumps usually go in the benchmarks) and
 // the directory in $CF_BENCH_DISK_DIR (default /var/tmp, the disk). Each
 // iteration writes a fresh file and removes it; GB/s is bytes per second of
@@ -19,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -123,6 +127,50 @@ void BM_IoUring(benchmark::State& state) {
   SetLabel(state, ("io_uring qd" + std::to_string(depth)).c_str());
 }
 
+// range(1) threads write 256 MiB together: chunk i goes to thread i % T.
+// range(2) == 0: pwrite into one shared file at the chunk's offset;
+// range(2) == 1: each thread appends to a file of its own.
+void BM_Writers(benchmark::State& state) {
+  auto& pool = Pool();
+  const int threads = static_cast<int>(state.range(1));
+  const bool split = state.range(2) != 0;
+  const std::string base = Dir(static_cast<int>(state.range(0))) + "/cf-writer-bench";
+  for (auto _ : state) {
+    std::vector<int> fds(split ? threads : 1);
+    for (size_t f = 0; f < fds.size(); ++f) {
+      fds[f] = open((base + std::to_string(f) + ".img").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fds[f] < 0) {
+        state.SkipWithError("open");
+        return;
+      }
+    }
+    std::vector<std::thread> ts;
+    bool failed = false;
+    for (int t = 0; t < threads; ++t) {
+      ts.emplace_back([&, t] {
+        const int fd = fds[split ? t : 0];
+        uint64_t own = 0;
+        for (size_t i = static_cast<size_t>(t); i * kChunk < kTotal; i += static_cast<size_t>(threads)) {
+          const off_t off = static_cast<off_t>(split ? own : i * kChunk);
+          if (pwrite(fd, pool[i % kPool].data(), kChunk, off) != static_cast<ssize_t>(kChunk)) failed = true;
+          own += kChunk;
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+    for (size_t f = 0; f < fds.size(); ++f) {
+      close(fds[f]);
+      unlink((base + std::to_string(f) + ".img").c_str());
+    }
+    if (failed) state.SkipWithError("pwrite");
+  }
+  SetLabel(state, (std::to_string(threads) + (split ? " writers, a file each" : " writers, one file")).c_str());
+}
+
+BENCHMARK(BM_Writers)
+    ->ArgsProduct({{0, 1}, {1, 2, 4}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_Writev)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_IoUring)->Args({0, 4})->Args({0, 8})->Args({1, 4})->Args({1, 8})->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
@@ -88,6 +89,7 @@
 #include "kinds/tty_session.h"
 #include "streams/image_file.h"
 #include "streams/image_sink.h"
+#include "streams/pages_files.h"
 
 namespace cf::engine {
 using namespace ::cf::proc;  // /proc parsing, the layer below
@@ -239,6 +241,7 @@ class Dumper {
   std::optional<sched::Arena> arena_;  // --jobs workers, shared by every page dump
   pagemap::VmaPrefetch vma_prefetch_;  // the frozen processes' smaps, read in the background
   std::vector<std::unique_ptr<ProcessDump>> dumps_;
+  int writer_jobs_ = 1;  // jobs per process of the page dumps running (bounds its pages files)
   // Pages a child shares copy-on-write with its parent are found by frame
   // (ScanProcess): in a frozen dump of more than one process.
   bool share_cow_ = false;
@@ -452,11 +455,42 @@ Status Dumper::DumpProcessPages(ProcessDump* pd) {
   if (!pd->scanned) {
     ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, popts, &pd->stats, &pd->pagemap, &pd->track));
   }
+  // A large process gets several pages files, written side by side
+  // (sched::WritersFor); a stream keeps one ordered file.
+  std::vector<streams::ImageWriter> extra;
+  std::vector<streams::ImageWriter*> outs{&pages};
+  auto open_extra = [&]() -> Status {
+    if (sink_->streamed()) return OkStatus();
+    uint64_t to_read = 0;
+    for (const sched::PageSource& s : pd->sources) to_read += s.from_parent ? 0 : s.range.pages();
+    int writers = sched::WritersFor(to_read, writer_jobs_);
+    // Benchmarks compare writer counts with one binary: CF_PAGE_WRITERS=N
+    // (1..kMaxWriters) sets it for every process with pages to read.
+    if (const char* env = getenv("CF_PAGE_WRITERS"); env != nullptr && to_read > 0) {
+      const int n = atoi(env);
+      if (n >= 1 && n <= sched::kMaxWriters) writers = n;
+    }
+    extra.reserve(static_cast<size_t>(writers));
+    for (int k = 1; k < writers; ++k) {
+      const std::string name = streams::PagesFileName(pd->pid, static_cast<uint32_t>(k));
+      ASSIGN_OR_RETURN(streams::ImageWriter w, sink_->Create(name, streams::FileKind::kPages));
+      extra.push_back(std::move(w));
+      pd->pagemap.add_extra_pages_files(name);
+    }
+    for (auto& w : extra) outs.push_back(&w);
+    return OkStatus();
+  };
+  auto finish = [&]() -> Status {
+    for (auto& w : extra) RETURN_IF_ERROR(w.Finish());
+    return pages.Finish();
+  };
   if (pd->live) {
-    RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, live_->DrainOf(pd->pid), popts, &pages, &pd->pagemap,
+    RETURN_IF_ERROR(open_extra());
+    RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, live_->DrainOf(pd->pid), popts, outs, &pd->pagemap,
                                &pd->stats));
   } else if (pd->pinned) {
-    RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, *pd->pinned, popts, &pages, &pd->pagemap, &pd->stats));
+    RETURN_IF_ERROR(open_extra());
+    RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, *pd->pinned, popts, outs, &pd->pagemap, &pd->stats));
     pd->pinned.reset();  // closes what is left of its pipes
   } else {
     auto reader = memdrain::PageReader::Open(pd->pid);
@@ -470,10 +504,11 @@ Status Dumper::DumpProcessPages(ProcessDump* pd) {
       return pages.Finish();
     }
     RETURN_IF_ERROR(reader.status());
-    RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, *reader, popts, &pages, &pd->pagemap, &pd->stats));
+    RETURN_IF_ERROR(open_extra());
+    RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, *reader, popts, outs, &pd->pagemap, &pd->stats));
   }
   AddInherited(pd->inherited, &pd->pagemap);
-  return pages.Finish();
+  return finish();
 }
 
 // Which processes of a frozen tree have children in it: their pages' frames
@@ -624,6 +659,9 @@ Status Dumper::DumpPagesOf(const std::vector<ProcessDump*>& which) {
   const uint64_t start = MonotonicNs();
   const uint64_t shmem_pages_ns = stats_.pages_ns;  // shared memory objects, dumped while collecting
   std::vector<Status> results(which.size());
+  // Processes are written side by side already: the jobs left per process
+  // bound its writers.
+  writer_jobs_ = std::max(1, arena_->jobs() / std::max(1, static_cast<int>(which.size())));
   arena_->Execute([&] {
     tbb::parallel_for(size_t{0}, which.size(), size_t{1}, [&](size_t i) {
       results[i] = DumpProcessPages(which[i]).WithContext("dump of process " + std::to_string(which[i]->pid));

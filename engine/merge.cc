@@ -41,6 +41,7 @@
 #include "streams/codec.h"
 #include "streams/format.h"
 #include "streams/image_file.h"
+#include "streams/pages_files.h"
 
 namespace cf::engine {
 namespace {
@@ -60,7 +61,7 @@ class ChainDrain : public memdrain::PageDrain {
     // Chunks decoded for this batch, by pagemap and index: a batch in
     // address order needs a few of each level.
     std::map<std::pair<const img::PageMap*, size_t>, std::vector<uint8_t>> decoded;
-    std::map<std::string, streams::ImageReader> readers;
+    std::map<const img::PageMap*, streams::PagesReader> readers;
     for (const PageRange& r : ranges) {
       for (uint64_t a = r.start; a < r.end; a += kPageSize, out += kPageSize) {
         ASSIGN_OR_RETURN(Where w, Find(0, a));
@@ -73,18 +74,19 @@ class ChainDrain : public memdrain::PageDrain {
         auto key = std::make_pair(&pm, w.chunk);
         auto it = decoded.find(key);
         if (it == decoded.end()) {
-          auto rd = readers.find(path);
+          auto rd = readers.find(&pm);
           if (rd == readers.end()) {
-            ASSIGN_OR_RETURN(streams::ImageReader opened, streams::ImageReader::Open(path, streams::FileKind::kPages));
-            rd = readers.emplace(path, std::move(opened)).first;
+            ASSIGN_OR_RETURN(streams::PagesReader opened, streams::PagesReader::Open(pm, path));
+            rd = readers.emplace(&pm, std::move(opened)).first;
           }
+          const int ci = static_cast<int>(w.chunk);
           streams::Record rec;
-          RETURN_IF_ERROR(rd->second.ReadAt(pm.chunks(static_cast<int>(w.chunk)).file_offset(), &rec));
+          RETURN_IF_ERROR(rd->second.ReadChunk(ci, &rec));
           std::vector<uint8_t> raw;
-          RETURN_IF_ERROR(streams::DecodeChunk(rec, &raw, path));
-          if (raw.size() != pm.chunks(static_cast<int>(w.chunk)).nr_pages() * kPageSize) {
-            return Errorf("%s: chunk %zu holds %zu bytes, its pagemap says otherwise", path.c_str(), w.chunk,
-                          raw.size());
+          RETURN_IF_ERROR(streams::DecodeChunk(rec, &raw, rd->second.path_of(ci)));
+          if (raw.size() != pm.chunks(ci).nr_pages() * kPageSize) {
+            return Errorf("%s: chunk %zu holds %zu bytes, its pagemap says otherwise", rd->second.path_of(ci).c_str(),
+                          w.chunk, raw.size());
           }
           it = decoded.emplace(key, std::move(raw)).first;
         }
@@ -211,6 +213,12 @@ Status Merge(const Options& opts, const std::string& dir, const std::string& out
   std::set<std::string> pages_files;
   for (const restore::ProcessImages& p : set.processes) {
     pages_files.insert(p.pages_path.substr(p.pages_path.rfind('/') + 1));
+    for (const std::string& name : p.pagemap.extra_pages_files()) pages_files.insert(name);
+    // A stale further pages file of an earlier dump into the same directory
+    // is not copied either (the merged image has one pages file).
+    for (int k = 1; k <= sched::kMaxWriters; ++k) {
+      pages_files.insert(streams::PagesFileName(p.pagemap.pid(), static_cast<uint32_t>(k)));
+    }
   }
   {
     DIR* d = opendir(dir.c_str());

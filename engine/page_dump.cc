@@ -259,8 +259,8 @@ void AddPipelineStats(const sched::PagePipelineStats& ps, DumpCounters* stats) {
 }
 
 Status WritePages(pid_t pid, std::span<const sched::PageSource> items, const memdrain::PageDrain& reader,
-                  const PageDumpOptions& opts, streams::ImageWriter* pages, img::PageMap* pm,
-                  DumpCounters* stats) {
+                  const PageDumpOptions& opts, std::span<streams::ImageWriter* const> pages,
+                  img::PageMap* pm, DumpCounters* stats) {
   uint64_t total_pages = 0;
   for (const auto& it : items) total_pages += it.range.pages();
   pm->set_pid(pid);
@@ -282,10 +282,11 @@ Status WritePages(pid_t pid, std::span<const sched::PageSource> items, const mem
   stats->jobs = arena->jobs();
   stats->compression = streams::CodecSpecName(opts.codec);
   RETURN_IF_ERROR(st);
-  LOG_INFO("memdrain: process %d: %lu pages, %lu zero, %lu written in %lu chunks (%s, %.1f MB stored), "
+  LOG_INFO("memdrain: process %d: %lu pages, %lu zero, %lu written in %lu chunks (%s, %.1f MB stored, %zu files), "
            "%d jobs, %.3f ms",
            pid, total_pages, ps.pages_zero, ps.pages_written, ps.chunks, stats->compression.c_str(),
-           static_cast<double>(ps.bytes_written) / 1e6, arena->jobs(), static_cast<double>(ps.wall_ns) / 1e6);
+           static_cast<double>(ps.bytes_written) / 1e6, pages.size(), arena->jobs(),
+           static_cast<double>(ps.wall_ns) / 1e6);
   return OkStatus();
 }
 

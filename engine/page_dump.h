@@ -86,10 +86,11 @@ void RemovePages(const pagemap::RangeSet& pages, std::vector<sched::PageSource>*
 void AddInherited(const pagemap::RangeSet& pages, img::PageMap* pagemap);
 
 // The page pipeline over |sources|, reading through |drain| (a
-// memdrain::PageReader, or the pipes of PinPages below).
+// memdrain::PageReader, or the pipes of PinPages below), into |pages| (the
+// process's pages files: one, or several for a large process).
 Status WritePages(pid_t pid, std::span<const sched::PageSource> sources, const memdrain::PageDrain& drain,
-                  const PageDumpOptions& opts, streams::ImageWriter* pages, img::PageMap* pagemap,
-                  DumpCounters* stats);
+                  const PageDumpOptions& opts, std::span<streams::ImageWriter* const> pages,
+                  img::PageMap* pagemap, DumpCounters* stats);
 // Pipes needed to pin all of |sources| (the pipeline's batches, each cut
 // into pipes of memdrain::PipeCapacity()).
 uint64_t PipesNeeded(std::span<const sched::PageSource> sources);

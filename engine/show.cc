@@ -23,6 +23,8 @@
 #include "kinds/kind.h"
 #include "restore/images.h"
 #include "streams/image_file.h"
+#include "streams/pages_files.h"
+#include "streams/stream.h"
 
 namespace cf::engine {
 namespace {
@@ -275,7 +277,25 @@ Result<std::string> ShowDir(const std::string& dir, const std::string& head, boo
       pages = "{\"file\": " + Quote(pages_name) + ", \"chunks\": [";
       for (size_t j = 0; j < pd.records.size(); ++j) pages += (j ? ", " : "") + pd.records[j];
       pages += "], \"raw_bytes\": " + std::to_string(pd.raw_bytes) +
-               ", \"stored_bytes\": " + std::to_string(pd.stored_bytes) + "}";
+               ", \"stored_bytes\": " + std::to_string(pd.stored_bytes);
+      // A large process's further pages files (pages-PID-1.img, ...), as
+      // its pagemap names them.
+      std::string more;
+      img::PageMap pmsg;
+      if (auto r = streams::ImageReader::Open(dir + "/pagemap-" + sp + ".img", streams::FileKind::kPageMap);
+          !r.ok() || !r->ReadMessage(&pmsg).ok()) {
+        pmsg.Clear();
+      }
+      for (const std::string& name : pmsg.extra_pages_files()) {
+        if (!streams::IsSafeFileName(name)) return Error("pagemap-" + sp + ".img: bad pages file name", EBADMSG);
+        ASSIGN_OR_RETURN(FileDump md, ReadAll(dir + "/" + name, streams::FileKind::kPages));
+        more += std::string(more.empty() ? "" : ", ") + "{\"file\": " + Quote(name) + ", \"chunks\": [";
+        for (size_t j = 0; j < md.records.size(); ++j) more += (j ? ", " : "") + md.records[j];
+        more += "], \"raw_bytes\": " + std::to_string(md.raw_bytes) +
+                ", \"stored_bytes\": " + std::to_string(md.stored_bytes) + "}";
+      }
+      if (!more.empty()) pages += ", \"more_files\": [" + more + "]";
+      pages += "}";
     }
     ASSIGN_OR_RETURN(std::string files, FilesSummary(dir + "/core-" + sp + ".img"));
     out += (i ? ", " : "") + Quote(sp) + ": {\"core\": " + core + ", \"files\": " + files + ", \"pagemap\": " + pm +

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "streams/image_file.h"
+#include "streams/pages_files.h"
 #include "streams/image_trust.h"
 #include "streams/stream.h"
 
@@ -30,22 +31,8 @@ Status ReadOne(const std::string& path, streams::FileKind kind, Msg* msg) {
 }
 
 Status CheckFormat(const std::string& inv_path, const img::Inventory& inv) {
-  if (inv.format_version() != streams::kFormatVersion) {
+  if (!streams::FormatVersionReadable(inv.format_version())) {
     return Errorf("%s: image format version %u is not supported", inv_path.c_str(), inv.format_version());
-  }
-  return OkStatus();
-}
-
-// Every chunk the pagemap names lies inside the pages file.
-Status CheckChunks(const img::PageMap& pm, const std::string& pages_path) {
-  struct stat st;
-  if (pm.chunks_size() == 0) return OkStatus();
-  if (stat(pages_path.c_str(), &st) != 0) return ErrnoStatus("open " + pages_path);
-  for (const img::ChunkRef& c : pm.chunks()) {
-    if (c.file_offset() > static_cast<uint64_t>(st.st_size) ||
-        c.stored_size() > static_cast<uint64_t>(st.st_size) - c.file_offset()) {
-      return Error(pages_path + ": truncated (a chunk lies past the end of the file)", EBADMSG);
-    }
   }
   return OkStatus();
 }
@@ -234,7 +221,7 @@ Result<ParentImage> LoadParentImage(const std::string& parent_dir, const std::st
     const std::string& pages_file = pm.pages_file();
     if (!pages_file.empty() && !streams::IsSafeFileName(pages_file)) return Errorf("%s: bad pages file name", pm_path.c_str());
     const std::string pages_path = p.dir + "/" + (pages_file.empty() ? "pages-" + sp + ".img" : pages_file);
-    RETURN_IF_ERROR(CheckChunks(pm, pages_path));
+    RETURN_IF_ERROR(streams::CheckPagesFiles(pm, pages_path));
     p.pages_paths[pid] = pages_path;
     p.pagemaps.emplace(pid, std::move(pm));
   }
@@ -272,7 +259,7 @@ Result<ImageSet> LoadImages(const std::string& dir, const std::string& parent_ba
       return Errorf("pagemap-%d.img: bad pages file name", pid);
     }
     p.pages_path = dir + "/" + (pages_file.empty() ? "pages-" + sp + ".img" : pages_file);
-    RETURN_IF_ERROR(CheckChunks(p.pagemap, p.pages_path));
+    RETURN_IF_ERROR(streams::CheckPagesFiles(p.pagemap, p.pages_path));
     for (const img::Shmem& s : p.core.shmems()) {
       if (s.id() == 0 || !set.shmems.emplace(s.id(), s).second) {
         return Errorf("core-%d.img: shared memory object %u is invalid or saved twice", pid, s.id());

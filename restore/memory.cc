@@ -24,6 +24,7 @@
 #include "pagemap/vma.h"
 #include "streams/codec.h"
 #include "streams/image_file.h"
+#include "streams/pages_files.h"
 
 extern "C" const uint8_t cf_restorer_blob_start[];
 extern "C" const uint8_t cf_restorer_blob_end[];
@@ -999,7 +1000,7 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
     int chunk;
   };
   std::vector<Task> tasks;
-  std::vector<std::optional<streams::ImageReader>> readers(plan.levels());
+  std::vector<std::optional<streams::PagesReader>> readers(plan.levels());
   for (size_t l = 0; l < plan.levels(); ++l) {
     const auto& per_chunk = plan.chunk_pieces(l);
     bool any = false;
@@ -1009,8 +1010,7 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
       any = true;
     }
     if (!any) continue;
-    ASSIGN_OR_RETURN(streams::ImageReader r,
-                     streams::ImageReader::Open(plan.pages_path(l), streams::FileKind::kPages));
+    ASSIGN_OR_RETURN(streams::PagesReader r, streams::PagesReader::Open(plan.pagemap(l), plan.pages_path(l)));
     readers[l].emplace(std::move(r));
   }
   std::atomic<size_t> next{0};
@@ -1024,9 +1024,9 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
       if (ti >= tasks.size()) return;
       const Task& t = tasks[ti];
       const img::PageMap& pm = plan.pagemap(t.level);
-      const std::string& path = plan.pages_path(t.level);
       const int i = t.chunk;
-      Status s = readers[t.level]->ReadAt(pm.chunks(i).file_offset(), &rec);
+      const std::string& path = readers[t.level]->path_of(i);
+      Status s = readers[t.level]->ReadChunk(i, &rec);
       // A raw chunk is written from the record itself; others are decoded.
       const uint8_t* data = nullptr;
       size_t size = 0;

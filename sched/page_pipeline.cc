@@ -61,6 +61,9 @@ struct Slot {
   uint64_t compress_ns = 0;
   uint64_t frame_ns = 0;
   bool ok = false;
+  // Set by the write stage with several files: where the chunk goes.
+  streams::ImageWriter* put_to = nullptr;
+  uint64_t put_at = 0;
 
   // What the chunk record stores, and with which codec.
   std::span<const uint8_t> payload() const {
@@ -418,9 +421,27 @@ void BatchCutter::SkipEmpty() {
   while (idx_ < sources_.size() && sources_[idx_].range.empty()) ++idx_;
 }
 
+int WritersFor(uint64_t pages, int jobs) {
+  if (pages < kMultiWriterPages || jobs < 2) return 1;
+  return std::min(jobs, kMaxWriters);
+}
+
 Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::span<const PageSource> sources,
                        const PagePipelineOptions& opts, streams::ImageWriter* out, img::PageMap* pm,
                        PagePipelineStats* stats) {
+  streams::ImageWriter* const outs[1] = {out};
+  return RunPagePipeline(arena, reader, sources, opts, outs, pm, stats);
+}
+
+Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::span<const PageSource> sources,
+                       const PagePipelineOptions& opts, std::span<streams::ImageWriter* const> outs,
+                       img::PageMap* pm, PagePipelineStats* stats) {
+  if (outs.empty()) return Error("sched: no pages file to write");
+  const bool multi = outs.size() > 1;
+  for (streams::ImageWriter* o : outs) {
+    if (multi && o->in_stream()) return Error("sched: several pages files cannot go into a stream");
+  }
+  streams::ImageWriter* const out = outs[0];
   if (opts.chunk_pages == 0 || opts.chunk_pages > kMaxChunkPages) {
     return Errorf("sched: bad chunk size of %lu pages", opts.chunk_pages);
   }
@@ -444,6 +465,8 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
   tbb::task_group_context ctx;
   FirstError error(&ctx);
   uint64_t next_index = 0;  // only touched by the (serial) cut stage
+  uint64_t placed = 0;      // chunks placed, only touched by the (serial) write stage
+  std::atomic<uint64_t> put_ns{0};
 
   auto cut = [&](tbb::flow_control& fc) -> Slot* {
     if (cutter.done() || error.failed()) {
@@ -473,9 +496,11 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
     return s;
   };
 
-  auto write = [&](Slot* s) {
+  // Returns whether the put stage still has the chunk to write (several
+  // files); else the slot is released here.
+  auto write = [&](Slot* s) -> bool {
     // A batch after a failed one is never written, so the file holds a
-    // prefix of the chunks at most.
+    // prefix of the chunks at most (with one file).
     if (s->ok && !error.failed()) {
       for (const Run& r : s->runs) AddRange(pm, r);
       if (opts.hash_pages && !s->hashes.empty()) {
@@ -498,7 +523,20 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
         c->set_nr_pages(s->kept);
         c->set_stored_size(payload.size());
         Status st;
-        {
+        if (multi) {
+          // Placed here, in order; written by the put stage.
+          const uint32_t file = static_cast<uint32_t>(placed++ % outs.size());
+          s->put_to = outs[file];
+          c->set_file(file);
+          const uint64_t bytes = payload.size() + sizeof(streams::RecordHeader) + sizeof(streams::ChunkHeader);
+          Result<uint64_t> at = s->put_to->Reserve(bytes);
+          if (at.ok()) {
+            s->put_at = *at;
+            c->set_file_offset(*at);
+          } else {
+            st = at.status();
+          }
+        } else {
           ScopedTimer t(&stats->write_ns);
           st = out->WriteChunk(s->frame, payload);
         }
@@ -513,21 +551,46 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
         }
       }
     }
+    if (s->put_to != nullptr) return true;
+    pool.Release(s);
+    return false;
+  };
+
+  // Several files: the chunk placed by the write stage is written, in
+  // parallel with other chunks (of other files, mostly).
+  auto put = [&](Slot* s) {
+    if (s == nullptr) return;
+    if (!error.failed()) {
+      const uint64_t t0 = MonotonicNs();
+      const Status st = s->put_to->WriteChunkAt(s->put_at, s->frame, s->payload());
+      put_ns.fetch_add(MonotonicNs() - t0, std::memory_order_relaxed);
+      if (!st.ok()) error.Record(s->index, st);
+    }
+    s->put_to = nullptr;
     pool.Release(s);
   };
 
   const uint64_t start = MonotonicNs();
   arena.Execute([&] {
-    tbb::parallel_pipeline(static_cast<size_t>(tokens),
-                           tbb::make_filter<void, Slot*>(tbb::filter_mode::serial_in_order, cut) &
-                               tbb::make_filter<Slot*, Slot*>(tbb::filter_mode::parallel, process) &
-                               tbb::make_filter<Slot*, void>(tbb::filter_mode::serial_in_order, write),
-                           ctx);
+    auto head = tbb::make_filter<void, Slot*>(tbb::filter_mode::serial_in_order, cut) &
+                tbb::make_filter<Slot*, Slot*>(tbb::filter_mode::parallel, process);
+    if (multi) {
+      auto place = [&](Slot* s) -> Slot* { return write(s) ? s : nullptr; };
+      tbb::parallel_pipeline(static_cast<size_t>(tokens),
+                             head & tbb::make_filter<Slot*, Slot*>(tbb::filter_mode::serial_in_order, place) &
+                                 tbb::make_filter<Slot*, void>(tbb::filter_mode::parallel, put),
+                             ctx);
+    } else {
+      auto write_only = [&](Slot* s) { write(s); };
+      tbb::parallel_pipeline(static_cast<size_t>(tokens),
+                             head & tbb::make_filter<Slot*, void>(tbb::filter_mode::serial_in_order, write_only), ctx);
+    }
   });
   stats->wall_ns += MonotonicNs() - start;
+  stats->write_ns += put_ns.load();
   stats->batches += next_index;
-  LOG_DEBUG("sched: page pipeline: %lu batches, %lu chunks, %d tokens, %zu buffers, %d jobs", next_index,
-            stats->chunks, tokens, pool.made(), arena.jobs());
+  LOG_DEBUG("sched: page pipeline: %lu batches, %lu chunks, %d tokens, %zu buffers, %d jobs, %zu files", next_index,
+            stats->chunks, tokens, pool.made(), arena.jobs(), outs.size());
   if (error.failed()) {
     if (error.count() > 1) LOG_INFO("sched: %d batches of pages failed; the first error is reported", error.count());
     return error.status();

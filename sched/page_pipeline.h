@@ -12,6 +12,12 @@
 //   write    serial, in order   write the chunk record, append the batch's
 //                               DATA/ZERO ranges to the PageMap
 //
+// With several pages files (a large process, see RunPagePipeline below) the
+// write stage only places the chunk, in order (the next file, round robin,
+// and the next offset in it; the PageMap as above), and a fourth stage,
+// parallel, writes it there (pwritev): one inode lock per file, so K files
+// take K writers at once, where writers of one file would queue on its lock.
+//
 // Memory is bounded: the pipeline runs with a fixed number of tokens (batches
 // in flight), each bound to one buffer of a pool made up front and reused, so
 // a dump of any size needs the same few MiB. Because the cut and write
@@ -134,5 +140,23 @@ class BatchCutter {
 Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::span<const PageSource> sources,
                        const PagePipelineOptions& opts, streams::ImageWriter* out, img::PageMap* pm,
                        PagePipelineStats* stats);
+
+// The same into several pages files: chunk j (in order) goes to file
+// j % outs.size() (ChunkRef.file), written by positioned writes from the
+// workers. |outs| must not be files of a stream. The pages of the image are
+// the same as with one file; only where the chunks lie differs. On an error
+// the files hold an unspecified part of the chunks: the caller removes them
+// (a failed dump removes every file it wrote). The caller names the files
+// after the first in pm->extra_pages_files.
+Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::span<const PageSource> sources,
+                       const PagePipelineOptions& opts, std::span<streams::ImageWriter* const> outs,
+                       img::PageMap* pm, PagePipelineStats* stats);
+
+// How many pages files (writers) a process with |pages| pages to read gets
+// with |jobs| jobs: one unless it is large (kMultiWriterPages and more) and
+// there are several jobs; at most kMaxWriters.
+inline constexpr uint64_t kMultiWriterPages = 16384;  // 64 MiB
+inline constexpr int kMaxWriters = 4;
+int WritersFor(uint64_t pages, int jobs);
 
 }  // namespace cf::sched

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "streams/format.h"
+#include "streams/pages_files.h"
 
 namespace cf::sched {
 namespace {
@@ -151,6 +153,7 @@ class PagePipelineTest : public ::testing::Test {
   }
   void TearDown() override {
     unlink((dir_ + "/pages.img").c_str());
+    for (uint32_t k = 1; k <= 4; ++k) unlink((dir_ + "/" + streams::PagesFileName(7, k)).c_str());
     rmdir(dir_.c_str());
   }
 
@@ -212,6 +215,62 @@ class PagePipelineTest : public ::testing::Test {
     run.file_size = writer->offset();
     EXPECT_TRUE(writer->Finish().ok());
     return run;
+  }
+
+  // The same into |files| pages files (pages.img, then pages-7-1.img, ...),
+  // named in the pagemap as a dump names them.
+  Run DumpFiles(pid_t pid, int jobs, const std::string& codec, uint64_t chunk_pages,
+                const std::vector<PageSource>& src, int files) {
+    Run run;
+    auto spec = streams::ParseCodec(codec);
+    auto reader = memdrain::PageReader::Open(pid);
+    std::vector<streams::ImageWriter> writers;
+    std::vector<streams::ImageWriter*> outs;
+    for (int k = 0; k < files; ++k) {
+      const std::string name = k == 0 ? "pages.img" : streams::PagesFileName(7, static_cast<uint32_t>(k));
+      auto w = streams::ImageWriter::Create(dir_ + "/" + name, streams::FileKind::kPages);
+      EXPECT_TRUE(w.ok());
+      if (!w.ok()) {
+        run.status = w.status();
+        return run;
+      }
+      writers.push_back(std::move(*w));
+      if (k > 0) run.pm.add_extra_pages_files(name);
+    }
+    for (auto& w : writers) outs.push_back(&w);
+    if (!spec.ok() || !reader.ok()) {
+      run.status = Error("setup failed");
+      return run;
+    }
+    Arena arena(jobs);
+    PagePipelineOptions opts;
+    opts.codec = *spec;
+    opts.chunk_pages = chunk_pages;
+    run.status = RunPagePipeline(arena, *reader, src, opts, outs, &run.pm, &run.stats);
+    for (auto& w : writers) {
+      run.file_size += w.offset();
+      EXPECT_TRUE(w.Finish().ok());
+    }
+    return run;
+  }
+
+  // Every page the chunks of |pm| hold, in chunk order, read through its
+  // pages files as restore reads them.
+  std::vector<uint8_t> ChunkData(const img::PageMap& pm) {
+    std::vector<uint8_t> data;
+    auto reader = streams::PagesReader::Open(pm, dir_ + "/pages.img");
+    EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+    if (!reader.ok()) return data;
+    std::vector<uint8_t> raw;
+    for (int i = 0; i < pm.chunks_size(); ++i) {
+      streams::Record rec;
+      const Status st = reader->ReadChunk(i, &rec);
+      EXPECT_TRUE(st.ok()) << st.ToString();
+      if (!st.ok() || !streams::DecodeChunk(rec, &raw, "chunk").ok()) return {};
+      EXPECT_EQ(raw.size(), pm.chunks(i).nr_pages() * P);
+      data.insert(data.end(), raw.begin(), raw.end());
+    }
+    return data;
   }
 
   // Decodes the pages file following |pm| and checks every page against the
@@ -489,6 +548,109 @@ TEST_F(PagePipelineTest, TargetGoneIsReported) {
   EXPECT_EQ(stats.chunks, 0u);
   EXPECT_EQ(pm.chunks_size(), 0);
   EXPECT_LE(stats.batches, 7u);
+}
+
+// Several pages files (one writer each): the same pages, ranges and chunk
+// sizes as one file; chunk j in file j % K, each file's chunks in order and
+// filling it exactly; the same image whatever the number of jobs.
+TEST_F(PagePipelineTest, SeveralFilesHoldTheSamePagesAsOne) {
+  Child child(ChildSetup());
+  ASSERT_TRUE(child.ready());
+  const std::vector<PageSource> src = Sources();
+  for (const std::string codec : {"none", "lz4"}) {
+    Run one = Dump(child.pid(), 2, codec, 16, src);
+    ASSERT_TRUE(one.status.ok()) << one.status.ToString();
+    const std::vector<uint8_t> want = ChunkData(one.pm);
+    ASSERT_FALSE(want.empty());
+    for (int files : {2, 3}) {
+      std::string pm_ref;
+      for (int jobs : {1, 3}) {
+        SCOPED_TRACE(codec + ", " + std::to_string(files) + " files, jobs " + std::to_string(jobs));
+        Run run = DumpFiles(child.pid(), jobs, codec, 16, src, files);
+        ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+        EXPECT_TRUE(ChunkData(run.pm) == want) << "the pages differ from those of one file";
+        ASSERT_EQ(run.pm.chunks_size(), one.pm.chunks_size());
+        EXPECT_EQ(run.pm.data_pages(), one.pm.data_pages());
+        ASSERT_EQ(run.pm.ranges_size(), one.pm.ranges_size());
+        for (int i = 0; i < run.pm.ranges_size(); ++i) {
+          EXPECT_EQ(run.pm.ranges(i).SerializeAsString(), one.pm.ranges(i).SerializeAsString());
+        }
+        std::vector<uint64_t> end(static_cast<size_t>(files), sizeof(streams::FileHeader));
+        for (int i = 0; i < run.pm.chunks_size(); ++i) {
+          const img::ChunkRef& c = run.pm.chunks(i);
+          EXPECT_EQ(c.nr_pages(), one.pm.chunks(i).nr_pages());
+          ASSERT_EQ(c.file(), static_cast<uint32_t>(i % files));
+          EXPECT_EQ(c.file_offset(), end[c.file()]) << "chunk " << i;
+          end[c.file()] = c.file_offset() + sizeof(streams::RecordHeader) + sizeof(streams::ChunkHeader) +
+                          c.stored_size();
+        }
+        uint64_t total = 0;
+        for (uint64_t e : end) total += e;
+        EXPECT_EQ(total, run.file_size);
+        EXPECT_EQ(run.stats.bytes_written + files * sizeof(streams::FileHeader), run.file_size);
+        EXPECT_EQ(run.stats.chunks, static_cast<uint64_t>(run.pm.chunks_size()));
+        EXPECT_TRUE(streams::CheckPagesFiles(run.pm, dir_ + "/pages.img").ok());
+        const std::string pm = run.pm.SerializeAsString();
+        if (pm_ref.empty()) {
+          pm_ref = pm;
+        } else {
+          EXPECT_TRUE(pm == pm_ref) << "PageMap differs between jobs 1 and jobs " << jobs;
+        }
+      }
+    }
+  }
+}
+
+// A positioned write that fails (CF_FAULT=image-pwrite) fails the pipeline
+// with its error; nothing is reported written past it.
+TEST_F(PagePipelineTest, SeveralFilesWriteFaultIsReported) {
+  Child child(ChildSetup());
+  ASSERT_TRUE(child.ready());
+  ScopedEnv fault("CF_FAULT", "image-pwrite");
+  for (int jobs : {1, 3}) {
+    Run run = DumpFiles(child.pid(), jobs, "none", 16, Sources(), 2);
+    ASSERT_FALSE(run.status.ok());
+    EXPECT_NE(run.status.message().find("fault injected at image-pwrite"), std::string::npos)
+        << run.status.ToString();
+    EXPECT_LE(run.stats.batches, static_cast<uint64_t>(2 * jobs + 2)) << "the cut stage did not stop";
+  }
+}
+
+// One pages file of several missing, or cut short: refused before any read,
+// naming the file.
+TEST_F(PagePipelineTest, MissingOrTruncatedSecondFileIsRefused) {
+  Child child(ChildSetup());
+  ASSERT_TRUE(child.ready());
+  Run run = DumpFiles(child.pid(), 2, "none", 16, Sources(), 2);
+  ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+  const std::string pages = dir_ + "/pages.img";
+  const std::string second = dir_ + "/" + streams::PagesFileName(7, 1);
+  ASSERT_TRUE(streams::CheckPagesFiles(run.pm, pages).ok());
+  struct stat st;
+  ASSERT_EQ(stat(second.c_str(), &st), 0);
+  ASSERT_EQ(truncate(second.c_str(), st.st_size - 1), 0);
+  Status s = streams::CheckPagesFiles(run.pm, pages);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(second + ": truncated"), std::string::npos) << s.ToString();
+  ASSERT_EQ(unlink(second.c_str()), 0);
+  s = streams::CheckPagesFiles(run.pm, pages);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(second + ": missing"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(streams::PagesReader::Open(run.pm, pages).ok());
+  // A chunk naming a file the pagemap does not list.
+  img::PageMap bad = run.pm;
+  bad.clear_extra_pages_files();
+  s = streams::CheckPagesFiles(bad, pages);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("names pages file 1"), std::string::npos) << s.ToString();
+}
+
+TEST(WritersForTest, OnlyLargeProcessesWithSeveralJobsGetSeveralFiles) {
+  EXPECT_EQ(WritersFor(100, 8), 1);
+  EXPECT_EQ(WritersFor(kMultiWriterPages - 1, 8), 1);
+  EXPECT_EQ(WritersFor(kMultiWriterPages, 1), 1);
+  EXPECT_EQ(WritersFor(kMultiWriterPages, 2), 2);
+  EXPECT_EQ(WritersFor(1 << 20, 64), kMaxWriters);
 }
 
 TEST(ArenaTest, JobsDefaultToTheCpuCount) {

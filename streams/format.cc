@@ -41,7 +41,7 @@ uint64_t RecordChecksum(uint32_t type, uint32_t flags, const void* part1, uint64
 }
 
 const char* FormatVersionHint(uint16_t found) {
-  if (found < kFormatVersion) return ": written by an older criu-fast; dump the process again with this one";
+  if (found < kOldestFormatVersion) return ": written by an older criu-fast; dump the process again with this one";
   return ": written by a newer criu-fast";
 }
 

@@ -15,8 +15,15 @@ namespace cf::streams {
 
 inline constexpr uint32_t kFileMagic = 0x54534643;  // "CFST" little-endian
 // 2: descriptors carry their kind as a oneof (kinds registry); shared file
-// objects in Process.file_objects. Older images are refused.
-inline constexpr uint16_t kFormatVersion = 2;
+// objects in Process.file_objects.
+// 3: a process's pages may lie in several pages files (ChunkRef.file) and a
+// page may refer to an equal one of another process (PageRange DUP): a
+// build that reads only 2 would take a chunk from the wrong file without
+// noticing, so it must refuse these images. This build writes 3 and reads
+// image files of 2 and 3 (an image of 2 uses neither); streams of 3 only.
+inline constexpr uint16_t kFormatVersion = 3;
+inline constexpr uint16_t kOldestFormatVersion = 2;
+inline constexpr bool FormatVersionReadable(uint32_t v) { return v >= kOldestFormatVersion && v <= kFormatVersion; }
 
 // Why an image (or stream) of format |found| cannot be read by this build.
 const char* FormatVersionHint(uint16_t found);

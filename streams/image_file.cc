@@ -107,6 +107,51 @@ Status ImageWriter::WriteChunk(const ChunkFrame& frame, std::span<const uint8_t>
                 stored.size());
 }
 
+Result<uint64_t> ImageWriter::Reserve(uint64_t bytes) {
+  if (stream_ != nullptr) return Error(path_ + ": a file in a stream is written in order");
+  const uint64_t at = offset_;
+  offset_ += bytes;
+  return at;
+}
+
+Status ImageWriter::WriteChunkAt(uint64_t offset, const ChunkFrame& frame, std::span<const uint8_t> stored) const {
+  FAULT_POINT("image-pwrite");
+  if (stream_ != nullptr) return Error(path_ + ": a file in a stream is written in order");
+  if (frame.record.length != sizeof(frame.chunk) + stored.size() || frame.record.flags != flags_) {
+    return Error(path_ + ": chunk frame does not match its data");
+  }
+  iovec iov[3] = {{const_cast<RecordHeader*>(&frame.record), sizeof(frame.record)},
+                  {const_cast<ChunkHeader*>(&frame.chunk), sizeof(frame.chunk)},
+                  {const_cast<uint8_t*>(stored.data()), stored.size()}};
+  int cnt = 3;
+  iovec* p = iov;
+  size_t total = sizeof(frame.record) + sizeof(frame.chunk) + stored.size();
+  while (total > 0) {
+    const ssize_t n = pwritev(fd_.get(), p, cnt, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) {
+        RETURN_IF_ERROR(CheckTerminated());
+        continue;
+      }
+      return ErrnoStatus("write " + path_);
+    }
+    if (n == 0) return Error("write " + path_ + ": no progress", EIO);
+    offset += static_cast<uint64_t>(n);
+    total -= static_cast<size_t>(n);
+    size_t left = static_cast<size_t>(n);
+    while (cnt > 0 && left >= p->iov_len) {
+      left -= p->iov_len;
+      ++p;
+      --cnt;
+    }
+    if (cnt > 0) {
+      p->iov_base = static_cast<char*>(p->iov_base) + left;
+      p->iov_len -= left;
+    }
+  }
+  return OkStatus();
+}
+
 Status ImageWriter::Finish(bool sync) {
   if (!fd_.valid()) return OkStatus();
   if (sync && fsync(fd_.get()) != 0) return ErrnoStatus("fsync " + path_);
@@ -125,9 +170,9 @@ Result<ImageReader> ImageReader::Open(const std::string& path, FileKind kind) {
   ASSIGN_OR_RETURN(size_t n, ReadFull(fd.get(), &h, sizeof(h), path));
   if (n != sizeof(h)) return Error(path + ": truncated image (no header)", EBADMSG);
   if (h.magic != kFileMagic) return Error(path + ": not a criu-fast image (bad magic)", EBADMSG);
-  if (h.version != kFormatVersion) {
-    return Errorf("%s: unsupported image format version %u (this build reads %u)%s", path.c_str(), h.version,
-                  kFormatVersion, FormatVersionHint(h.version));
+  if (!FormatVersionReadable(h.version)) {
+    return Errorf("%s: unsupported image format version %u (this build reads %u to %u)%s", path.c_str(), h.version,
+                  kOldestFormatVersion, kFormatVersion, FormatVersionHint(h.version));
   }
   if (kind != FileKind{0} && h.kind != static_cast<uint16_t>(kind)) {
     return Errorf("%s: expected a %s image, found kind %u", path.c_str(), FileKindName(kind), h.kind);

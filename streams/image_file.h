@@ -45,12 +45,20 @@ class ImageWriter {
   Status WriteChunk(Codec codec, uint64_t raw_size, std::span<const uint8_t> stored);
   // Writes one chunk record framed by FrameChunk() for these same |stored| bytes.
   Status WriteChunk(const ChunkFrame& frame, std::span<const uint8_t> stored);
+  // Positioned writes, for several threads writing one file: Reserve()
+  // takes the next |bytes| of the file (its offset is returned) and
+  // WriteChunkAt() writes a framed chunk record there, from any thread, in
+  // any order. Not for a file in a stream (an error). The file is complete
+  // once every reserved place has been written.
+  Result<uint64_t> Reserve(uint64_t bytes);
+  Status WriteChunkAt(uint64_t offset, const ChunkFrame& frame, std::span<const uint8_t> stored) const;
   // Writes a record from an already built payload.
   Status WriteRecord(RecordType type, std::span<const uint8_t> payload);
   // fsync (when asked) and close; reports errors that close() finds.
   Status Finish(bool sync = false);
 
   uint64_t offset() const { return offset_; }
+  bool in_stream() const { return stream_ != nullptr; }
   const std::string& path() const { return path_; }
   // The flags field of this file's records (its id in a stream, else 0).
   uint32_t record_flags() const { return flags_; }

@@ -148,6 +148,9 @@ class Parser {
     if (n == 0) return Error(name_ + ": empty stream (no criu-fast image was written to it)", EBADMSG);
     if (n != sizeof(fh)) return Error(name_ + ": stream cut inside its header", EBADMSG);
     if (fh.magic != kFileMagic) return Error(name_ + ": not a criu-fast stream (bad magic)", EBADMSG);
+    // A stream is read by a build of its own format only (unlike image
+    // files, older ones are not taken: its header has no checksum, and a
+    // flipped bit must not pass for an older format).
     if (fh.version != kFormatVersion) {
       return Errorf("%s: unsupported stream format version %u (this build reads %u)%s", name_.c_str(), fh.version,
                     kFormatVersion, FormatVersionHint(fh.version));

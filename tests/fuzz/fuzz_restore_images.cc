@@ -26,6 +26,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::Check(p.pages_path.compare(0, prefix.size(), prefix) == 0 &&
                     streams::IsSafeFileName(p.pages_path.substr(prefix.size())),
                 "the pages file lies in the image directory");
+    // So do the further pages files of a large process, when chunks use them.
+    if (p.pagemap.chunks_size() > 0) {
+      for (const std::string& name : p.pagemap.extra_pages_files()) {
+        fuzz::Check(streams::IsSafeFileName(name), "a further pages file lies in the image directory");
+      }
+    }
   }
   for (const auto& [id, shmem] : set->shmems) {
     fuzz::Check(streams::IsSafeFileName(shmem.pages().pages_file()), "a shmem's pages file lies in the image directory");
