@@ -32,10 +32,38 @@ struct Run {
   DedupTable::Ref ref{};  // DUP: where the first page's bytes are stored
 };
 
+// oneTBB runs the stages of one batch one after another, and the calls of a
+// serial stage one after another, on whichever workers are free; it orders
+// them inside its own library, out of ThreadSanitizer's sight (tsan.sh).
+// A release at the end of each step and an acquire at the start of the next
+// make that order visible to it; one uncontended atomic a step, otherwise
+// free.
+class Handoff {
+ public:
+  void Begin() const { (void)seq_.load(std::memory_order_acquire); }
+  void End() { seq_.fetch_add(1, std::memory_order_release); }
+
+ private:
+  std::atomic<uint64_t> seq_{0};
+};
+
+// One call of a serial stage: after the previous call, as oneTBB runs them.
+class Turn {
+ public:
+  explicit Turn(Handoff& h) : h_(h) { h_.Begin(); }
+  ~Turn() { h_.End(); }
+  Turn(const Turn&) = delete;
+  Turn& operator=(const Turn&) = delete;
+
+ private:
+  Handoff& h_;
+};
+
 // One batch in flight with the buffers it owns. Slots are made on first need
 // (at most one per token) and reused for every later batch: after the first
 // few chunks, the pipeline allocates nothing.
 struct Slot {
+  Handoff handoff;  // from one stage of this batch to the next
   // Set by the cut stage.
   uint64_t index = 0;
   bool readable = true;
@@ -79,6 +107,12 @@ class SlotPool {
  public:
   SlotPool(size_t max_slots, uint64_t chunk_pages, size_t stored_cap)
       : max_slots_(max_slots), chunk_pages_(chunk_pages), stored_cap_(stored_cap) {}
+  // After the pipeline: every slot's last stage (a batch dropped by a
+  // cancelled pipeline included) comes before its buffers are freed here.
+  ~SlotPool() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& s : slots_) s->handoff.Begin();
+  }
 
   // Never fails while at most |max_slots| slots are out: the pipeline's token
   // count guarantees it.
@@ -339,13 +373,19 @@ class FirstError {
   }
 
   bool failed() const { return failed_.load(std::memory_order_relaxed); }
-  Status status() const { return status_; }
-  int count() const { return count_; }
+  Status status() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return status_;
+  }
+  int count() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return count_;
+  }
 
  private:
   tbb::task_group_context* ctx_;
   std::atomic<bool> failed_{false};
-  std::mutex mu_;
+  mutable std::mutex mu_;
   Status status_;
   uint64_t index_ = std::numeric_limits<uint64_t>::max();
   int count_ = 0;
@@ -468,7 +508,9 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
   uint64_t placed = 0;      // chunks placed, only touched by the (serial) write stage
   std::atomic<uint64_t> put_ns{0};
 
+  Handoff cut_turn, write_turn;  // from one call of a serial stage to the next
   auto cut = [&](tbb::flow_control& fc) -> Slot* {
+    const Turn turn(cut_turn);
     if (cutter.done() || error.failed()) {
       fc.stop();
       return nullptr;
@@ -482,23 +524,29 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
     s->index = next_index++;
     s->ok = false;
     cutter.Next(&s->ranges, &s->readable, &s->all);
+    s->handoff.End();
     return s;
   };
 
   auto process = [&](Slot* s) -> Slot* {
-    if (error.failed()) return s;  // dropped below
-    Status st = ProcessBatch(reader, opts, out->record_flags(), s);
-    if (st.ok()) {
-      s->ok = true;
-    } else {
-      error.Record(s->index, st);
+    s->handoff.Begin();
+    if (!error.failed()) {  // else dropped below
+      Status st = ProcessBatch(reader, opts, out->record_flags(), s);
+      if (st.ok()) {
+        s->ok = true;
+      } else {
+        error.Record(s->index, st);
+      }
     }
+    s->handoff.End();
     return s;
   };
 
   // Returns whether the put stage still has the chunk to write (several
   // files); else the slot is released here.
   auto write = [&](Slot* s) -> bool {
+    s->handoff.Begin();
+    const Turn turn(write_turn);
     // A batch after a failed one is never written, so the file holds a
     // prefix of the chunks at most (with one file).
     if (s->ok && !error.failed()) {
@@ -551,7 +599,10 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
         }
       }
     }
-    if (s->put_to != nullptr) return true;
+    if (s->put_to != nullptr) {
+      s->handoff.End();
+      return true;
+    }
     pool.Release(s);
     return false;
   };
@@ -560,6 +611,7 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
   // parallel with other chunks (of other files, mostly).
   auto put = [&](Slot* s) {
     if (s == nullptr) return;
+    s->handoff.Begin();
     if (!error.failed()) {
       const uint64_t t0 = MonotonicNs();
       const Status st = s->put_to->WriteChunkAt(s->put_at, s->frame, s->payload());
@@ -574,18 +626,30 @@ Status RunPagePipeline(Arena& arena, const memdrain::PageDrain& reader, std::spa
   arena.Execute([&] {
     auto head = tbb::make_filter<void, Slot*>(tbb::filter_mode::serial_in_order, cut) &
                 tbb::make_filter<Slot*, Slot*>(tbb::filter_mode::parallel, process);
+    // The filters are made before the pipeline's first call (cut_turn).
     if (multi) {
-      auto place = [&](Slot* s) -> Slot* { return write(s) ? s : nullptr; };
-      tbb::parallel_pipeline(static_cast<size_t>(tokens),
-                             head & tbb::make_filter<Slot*, Slot*>(tbb::filter_mode::serial_in_order, place) &
-                                 tbb::make_filter<Slot*, void>(tbb::filter_mode::parallel, put),
-                             ctx);
+      auto place = [&](Slot* s) -> Slot* {
+        s->handoff.Begin();
+        return write(s) ? s : nullptr;
+      };
+      auto chain = head & tbb::make_filter<Slot*, Slot*>(tbb::filter_mode::serial_in_order, place) &
+                   tbb::make_filter<Slot*, void>(tbb::filter_mode::parallel, put);
+      cut_turn.End();
+      tbb::parallel_pipeline(static_cast<size_t>(tokens), chain, ctx);
     } else {
-      auto write_only = [&](Slot* s) { write(s); };
-      tbb::parallel_pipeline(static_cast<size_t>(tokens),
-                             head & tbb::make_filter<Slot*, void>(tbb::filter_mode::serial_in_order, write_only), ctx);
+      auto write_only = [&](Slot* s) {
+        s->handoff.Begin();
+        write(s);
+      };
+      auto chain = head & tbb::make_filter<Slot*, void>(tbb::filter_mode::serial_in_order, write_only);
+      cut_turn.End();
+      tbb::parallel_pipeline(static_cast<size_t>(tokens), chain, ctx);
     }
   });
+  // The serial stages' last calls (they ran on workers) come before what
+  // follows here.
+  cut_turn.Begin();
+  write_turn.Begin();
   stats->wall_ns += MonotonicNs() - start;
   stats->write_ns += put_ns.load();
   stats->batches += next_index;

@@ -9,8 +9,10 @@
 # processes whose ASan shadow and allocator reserve terabytes of address
 # space). Every restore test passes under ASan; the rest of them only cost
 # time there (about 17 min on 2 cores): CF_ASAN_ALL=1 runs them all.
+# Before the ASan pass, a ThreadSanitizer build of the concurrent code's unit
+# tests (scripts/tsan.sh).
 # Usage (as root): bash scripts/test.sh        CF_SKIP_SANITIZE=1 skips the sanitizer pass,
-# CF_SKIP_FUZZ=1 the fuzzing.
+# CF_SKIP_FUZZ=1 the fuzzing, CF_SKIP_TSAN=1 the ThreadSanitizer pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,13 @@ ctest --test-dir build --output-on-failure -j "$jobs"
 if [ "${CF_SKIP_FUZZ:-0}" != 1 ]; then
   echo "== fuzzing: 10 s per harness"
   bash scripts/fuzz.sh 10
+fi
+
+# ThreadSanitizer: the page pipeline, drains, writers and stream stages'
+# unit tests (scripts/tsan.sh builds only those, about 4 minutes).
+if [ "${CF_SKIP_TSAN:-0}" != 1 ]; then
+  echo "== ThreadSanitizer build: page pipeline, drain and stream unit tests"
+  bash scripts/tsan.sh build-tsan
 fi
 
 if [ "${CF_SKIP_SANITIZE:-0}" != 1 ]; then

@@ -11,5 +11,7 @@ cd "$(dirname "$0")/.."
 build_dir=${1:-build-tsan}
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCF_TSAN=ON -DCF_BUILD_BENCH=OFF >/dev/null
 ninja -C "$build_dir" cf_tsan_tests
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
+# A race is reported and the run exits 66 at the end (halt_on_error would
+# stop a oneTBB worker midway and hang the test).
+export TSAN_OPTIONS="second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
 "$build_dir/cf_tsan_tests" --gtest_brief=1
