@@ -479,7 +479,7 @@ const char* UsageText() {
          "\n"
          "criu-fast's own options:\n"
          "      --jobs N              worker threads (default: number of CPUs)\n"
-         "      --compress CODEC      page chunk compression: none, lz4, zstd[:LEVEL]\n"
+         "      --compress CODEC      page chunk compression: zstd[:LEVEL] (default, level 1), lz4, none\n"
          "      --drain MODE          memory draining: read (process_vm_readv) or vmsplice\n"
          "      --no-pagemap-scan     read /proc/PID/pagemap instead of PAGEMAP_SCAN\n"
          "      --live                dump -R: frozen only to collect and write-protect memory;\n"

@@ -55,7 +55,7 @@ struct Options {
   int status_fd = -1;            // --status-fd FD: restore writes one byte there once the tree runs
   int timeout = 10;              // --timeout S (accepted; criu-fast's own limits apply)
   std::vector<std::string> features;  // check --feature NAME...
-  std::string compress = "none"; // --compress none|lz4|zstd[:N]
+  std::string compress = "zstd"; // --compress none|lz4|zstd[:N] (default zstd, level 1: README "Measured")
   std::string drain = "read";    // --drain read|vmsplice
   bool force_pagemap_fallback = false;  // --no-pagemap-scan
   int dedup = -1;                // --dedup (1) / --no-dedup (0); -1: the default, off (sched/dedup.h)
