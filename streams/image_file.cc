@@ -34,30 +34,27 @@ ImageWriter ImageWriter::InStream(StreamWriter* stream, uint32_t file_id, std::s
   return w;
 }
 
-Status ImageWriter::WriteV(const void* a, size_t alen, const void* b, size_t blen, const void* c,
-                           size_t clen) {
-  FAULT_POINT("image-write");
-  if (stream_ != nullptr) {
-    // Every write of a file in a stream is one whole record, header first.
-    if (alen != sizeof(RecordHeader)) return Error(path_ + ": partial record for the stream");
-    RETURN_IF_ERROR(stream_->WriteRecord(*static_cast<const RecordHeader*>(a), b, blen, c, clen));
-    offset_ += alen + blen + clen;
-    return OkStatus();
-  }
-  iovec iov[3] = {{const_cast<void*>(a), alen}, {const_cast<void*>(b), blen}, {const_cast<void*>(c), clen}};
-  int cnt = 3;
+namespace {
+
+// Writes every byte of |iov| (|cnt| pieces, which it consumes): at file
+// offset |at|, or where the file stands when |at| < 0. Resumes after short
+// writes and EINTR (a termination signal stops it); |*written| counts the
+// bytes written, also when it fails.
+Status WriteAllV(int fd, iovec* iov, int cnt, int64_t at, const std::string& path, uint64_t* written) {
+  size_t total = 0;
+  for (int i = 0; i < cnt; ++i) total += iov[i].iov_len;
   iovec* p = iov;
-  size_t total = alen + blen + clen;
   while (total > 0) {
-    ssize_t n = writev(fd_.get(), p, cnt);
+    const ssize_t n = at < 0 ? writev(fd, p, cnt) : pwritev(fd, p, cnt, static_cast<off_t>(at + *written));
     if (n < 0) {
       if (errno == EINTR) {
         RETURN_IF_ERROR(CheckTerminated());
         continue;
       }
-      return ErrnoStatus("write " + path_);
+      return ErrnoStatus("write " + path);
     }
-    offset_ += static_cast<uint64_t>(n);
+    if (n == 0) return Error("write " + path + ": no progress", EIO);
+    *written += static_cast<uint64_t>(n);
     total -= static_cast<size_t>(n);
     size_t left = static_cast<size_t>(n);
     while (cnt > 0 && left >= p->iov_len) {
@@ -71,6 +68,25 @@ Status ImageWriter::WriteV(const void* a, size_t alen, const void* b, size_t ble
     }
   }
   return OkStatus();
+}
+
+}  // namespace
+
+Status ImageWriter::WriteV(const void* a, size_t alen, const void* b, size_t blen, const void* c,
+                           size_t clen) {
+  FAULT_POINT("image-write");
+  if (stream_ != nullptr) {
+    // Every write of a file in a stream is one whole record, header first.
+    if (alen != sizeof(RecordHeader)) return Error(path_ + ": partial record for the stream");
+    RETURN_IF_ERROR(stream_->WriteRecord(*static_cast<const RecordHeader*>(a), b, blen, c, clen));
+    offset_ += alen + blen + clen;
+    return OkStatus();
+  }
+  iovec iov[3] = {{const_cast<void*>(a), alen}, {const_cast<void*>(b), blen}, {const_cast<void*>(c), clen}};
+  uint64_t written = 0;
+  Status st = WriteAllV(fd_.get(), iov, 3, -1, path_, &written);
+  offset_ += written;
+  return st;
 }
 
 Status ImageWriter::WriteRecord(RecordType type, std::span<const uint8_t> payload) {
@@ -123,33 +139,8 @@ Status ImageWriter::WriteChunkAt(uint64_t offset, const ChunkFrame& frame, std::
   iovec iov[3] = {{const_cast<RecordHeader*>(&frame.record), sizeof(frame.record)},
                   {const_cast<ChunkHeader*>(&frame.chunk), sizeof(frame.chunk)},
                   {const_cast<uint8_t*>(stored.data()), stored.size()}};
-  int cnt = 3;
-  iovec* p = iov;
-  size_t total = sizeof(frame.record) + sizeof(frame.chunk) + stored.size();
-  while (total > 0) {
-    const ssize_t n = pwritev(fd_.get(), p, cnt, static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) {
-        RETURN_IF_ERROR(CheckTerminated());
-        continue;
-      }
-      return ErrnoStatus("write " + path_);
-    }
-    if (n == 0) return Error("write " + path_ + ": no progress", EIO);
-    offset += static_cast<uint64_t>(n);
-    total -= static_cast<size_t>(n);
-    size_t left = static_cast<size_t>(n);
-    while (cnt > 0 && left >= p->iov_len) {
-      left -= p->iov_len;
-      ++p;
-      --cnt;
-    }
-    if (cnt > 0) {
-      p->iov_base = static_cast<char*>(p->iov_base) + left;
-      p->iov_len -= left;
-    }
-  }
-  return OkStatus();
+  uint64_t written = 0;
+  return WriteAllV(fd_.get(), iov, 3, static_cast<int64_t>(offset), path_, &written);
 }
 
 Status ImageWriter::Finish(bool sync) {
