@@ -202,6 +202,7 @@ class Dumper {
     pagemap::RangeSet inherited;
   };
   Status ScanProcess(ProcessDump* pd);
+  Status FindShared(ProcessDump* pd, pid_t parent);
   void FindCowTree();
   Status PinProcess(ProcessDump* pd);
   void SetUpTracking(ProcessDump* pd);
@@ -493,7 +494,11 @@ Status Dumper::DumpProcessPages(ProcessDump* pd) {
     RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, *pd->pinned, popts, outs, &pd->pagemap, &pd->stats));
     pd->pinned.reset();  // closes what is left of its pipes
   } else {
-    auto reader = memdrain::PageReader::Open(pd->pid);
+    // A tree that runs on after the read keeps what its processes share
+    // copy-on-write: a parent's pages are read without pinning them
+    // (memdrain/page_reader.h; its children's copies are INHERITED, not read).
+    const bool keep_shared = (pre_dump() || opts_.leave_running) && has_children_.count(pd->pid) != 0;
+    auto reader = memdrain::PageReader::Open(pd->pid, keep_shared);
     if (!reader.ok() && pre_dump()) {
       // The tree runs while a pre-dump reads it: a process that exited
       // since the freeze has nothing left to save (its pagemap stays empty).
@@ -527,13 +532,22 @@ void Dumper::FindCowTree() {
 Status Dumper::ScanProcess(ProcessDump* pd) {
   ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap, &pd->track));
   pd->scanned = true;
+  return FindShared(pd, pd->proc.ppid());
+}
+
+// After the scan of frozen process |pd|, child of |parent| (scanned before):
+// keeps its frames when it has children in the tree; takes the pages it
+// shares with |parent| out of its sources (INHERITED). Pages tracking took
+// from a parent image count on both sides: sharing is decided before the
+// parent image is, in pre-dumps and dumps alike.
+Status Dumper::FindShared(ProcessDump* pd, pid_t parent) {
   if (!share_cow_) return OkStatus();
   ScopedTimer t(&pd->stats.scan_ns);
   std::optional<pagemap::FrameMap> frames;
   if (has_children_.count(pd->pid)) {
     ASSIGN_OR_RETURN(frames, pagemap::FrameMap::Read(pd->pid, ForkCopiedPages(pd->proc, pd->sources)));
   }
-  auto it = by_pid_.find(pd->proc.ppid());
+  auto it = by_pid_.find(parent);
   if (it != by_pid_.end() && it->second->frames) {
     const std::vector<pagemap::PageRange> pages = InheritablePages(pd->proc, it->second->proc, pd->sources);
     if (!pages.empty()) {
@@ -772,6 +786,9 @@ Status Dumper::RunPreDump(uint64_t start) {
     RETURN_IF_ERROR(tree_.SeizeTree(opts_.pid));
   }
   StartVmaPrefetch();
+  // Pages a child shares copy-on-write with its parent are INHERITED in a
+  // pre-dump too (FindShared: parents come before their children).
+  FindCowTree();
   for (const SeizedProcess& sp : tree_.processes()) {
     auto pd = std::make_unique<ProcessDump>();
     pd->pid = sp.pid;
@@ -785,11 +802,14 @@ Status Dumper::RunPreDump(uint64_t start) {
     SetUpTracking(pd.get());
     ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap, &pd->track));
     pd->scanned = true;
+    by_pid_[sp.pid] = pd.get();
+    RETURN_IF_ERROR(FindShared(pd.get(), sp.parent).WithContext(ctx));
     pids_.push_back(sp.pid);
     stats_.processes++;
     stats_.threads += static_cast<uint32_t>(sp.threads.size());
     dumps_.push_back(std::move(pd));
   }
+  for (const auto& pd : dumps_) pd->frames.reset();
   tree_.Release(false);
   const uint64_t released = MonotonicNs();
   stats_.frozen_ns = released - frozen_start;

@@ -164,13 +164,15 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
   return items;
 }
 
-// Calls fn(vma, range) for each part of a source of |sources| (not taken
-// from a parent image) that lies in a VMA of |proc| for which want(vma) holds.
+// Calls fn(vma, range) for each part of a source of |sources| that lies in a
+// VMA of |proc| for which want(vma) holds. Sources taken from a parent image
+// (from_parent: unwritten since the parent's scan) count too: a page shared
+// with the parent process is INHERITED even where the image chain holds it,
+// so that restore hands it down by fork instead of copying it.
 template <typename Want, typename Fn>
 void ForSourcesIn(const img::Process& proc, std::span<const sched::PageSource> sources, Want&& want, Fn&& fn) {
   int k = 0;
   for (const sched::PageSource& src : sources) {
-    if (src.from_parent) continue;
     while (k < proc.vmas_size() && proc.vmas(k).end() <= src.range.start) ++k;
     for (int j = k; j < proc.vmas_size() && proc.vmas(j).start() < src.range.end; ++j) {
       const img::Vma& v = proc.vmas(j);

@@ -71,12 +71,14 @@ Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& 
                                                  const TrackScan* track = nullptr);
 
 // Copy-on-write sharing after fork (pagemap/frames.h, kinds/fork_cow.h).
-// The pages of |sources| (not taken from a parent image) in VMAs fork
-// copies, whose frames a parent process keeps for its children to compare.
+// The pages of |sources| (those taken from a parent image included) in VMAs
+// fork copies, whose frames a parent process keeps for its children to
+// compare.
 std::vector<pagemap::PageRange> ForkCopiedPages(const img::Process& proc, std::span<const sched::PageSource> sources);
 // The pages of |sources| a child may share with |parent|: in VMAs fork
 // copied that |parent| has alike (kinds::SameAfterFork), which restore can
-// hand down again the same way.
+// hand down again the same way. Pages tracking took from the parent image
+// are among them: sharing is decided first (INHERITED wins over PARENT).
 std::vector<pagemap::PageRange> InheritablePages(const img::Process& child, const img::Process& parent,
                                                  std::span<const sched::PageSource> sources);
 // Takes |pages| out of |sources| (they are not read).

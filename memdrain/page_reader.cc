@@ -15,11 +15,11 @@ constexpr size_t kMaxIov = 1024;  // IOV_MAX
 
 }  // namespace
 
-Result<PageReader> PageReader::Open(pid_t pid) {
+Result<PageReader> PageReader::Open(pid_t pid, bool keep_shared) {
   const std::string path = "/proc/" + std::to_string(pid) + "/mem";
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus("open " + path);
-  return PageReader(pid, std::move(fd));
+  return PageReader(pid, std::move(fd), keep_shared);
 }
 
 Status PageReader::ReadMem(uint64_t addr, uint8_t* out, uint64_t len) const {
@@ -39,7 +39,7 @@ Status PageReader::ReadMem(uint64_t addr, uint8_t* out, uint64_t len) const {
 
 Status PageReader::Read(std::span<const pagemap::PageRange> ranges, uint8_t* out, bool readable) const {
   FAULT_POINT("drain");
-  if (!readable) {
+  if (!readable || keep_shared_) {
     for (const auto& r : ranges) {
       RETURN_IF_ERROR(ReadMem(r.start, out, r.bytes()));
       out += r.bytes();
