@@ -203,6 +203,12 @@ class Dumper {
   };
   Status ScanProcess(ProcessDump* pd);
   Status FindShared(ProcessDump* pd, pid_t parent);
+  // Whether |pid|'s pages are read without pinning them: a tree that runs
+  // on after the read keeps what its processes share copy-on-write
+  // (memdrain/page_reader.h; its children's copies are INHERITED, not read).
+  bool KeepShared(pid_t pid) const {
+    return (pre_dump() || opts_.leave_running) && has_children_.count(pid) != 0;
+  }
   void FindCowTree();
   Status PinProcess(ProcessDump* pd);
   void SetUpTracking(ProcessDump* pd);
@@ -299,7 +305,7 @@ Status Dumper::SetUpDedup() {
   // (RssAnon: about what will be entered), so it does not grow meanwhile.
   uint64_t expected = 0;
   for (const auto& pd : dumps_) {
-    ASSIGN_OR_RETURN(memdrain::PageReader r, memdrain::PageReader::Open(pd->pid));
+    ASSIGN_OR_RETURN(memdrain::PageReader r, memdrain::PageReader::Open(pd->pid, KeepShared(pd->pid)));
     dedup_readers_.emplace(pd->pid, std::move(r));
     if (auto status = ReadFile("/proc/" + std::to_string(pd->pid) + "/status"); status.ok()) {
       const size_t at = status->find("RssAnon:");
@@ -494,11 +500,7 @@ Status Dumper::DumpProcessPages(ProcessDump* pd) {
     RETURN_IF_ERROR(WritePages(pd->pid, pd->sources, *pd->pinned, popts, outs, &pd->pagemap, &pd->stats));
     pd->pinned.reset();  // closes what is left of its pipes
   } else {
-    // A tree that runs on after the read keeps what its processes share
-    // copy-on-write: a parent's pages are read without pinning them
-    // (memdrain/page_reader.h; its children's copies are INHERITED, not read).
-    const bool keep_shared = (pre_dump() || opts_.leave_running) && has_children_.count(pd->pid) != 0;
-    auto reader = memdrain::PageReader::Open(pd->pid, keep_shared);
+    auto reader = memdrain::PageReader::Open(pd->pid, KeepShared(pd->pid));
     if (!reader.ok() && pre_dump()) {
       // The tree runs while a pre-dump reads it: a process that exited
       // since the freeze has nothing left to save (its pagemap stays empty).

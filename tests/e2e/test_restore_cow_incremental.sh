@@ -6,6 +6,7 @@
 # its parent process is INHERITED in every increment, never PARENT (which
 # would restore it from the image chain as a private copy).
 #
+#   0. (without --track-mem) dump -R: the tree runs on, still sharing;
 #   1. pre-dump twice (the second against the first), the tree running on
 #      and still sharing (it checks its frames after each pre-dump);
 #   2. dump against the second pre-dump: the child's and the grandchild's
@@ -72,6 +73,12 @@ run_chain() {
 
   local P=$E2E_TMP/img-$mode
   mkdir -p "$P"
+  if [ "$mode" = compare ]; then
+    # A dump -R leaves the sharing alone too (a parent's pages are read
+    # without pinning them).
+    dump_r "$P/0" "$root" "$child" "$grand"
+    check_pass "$W"
+  fi
   pre_dump "pre-$mode-1" "$root" "$P/1" --track-mem
   check_pass "$W"
   pre_dump "pre-$mode-2" "$root" "$P/2" --track-mem --prev-images-dir ../1
