@@ -7,7 +7,9 @@
 // 2 MiB per call as the page pipeline does, into one reused buffer per
 // thread. The remote side is given either as 1 MiB iovecs (contiguous pages)
 // or as 4 KiB iovecs (one per page, as scattered pages come); with 2 threads
-// each reads its half. GB/s is over all threads.
+// each reads its half. GB/s is over all threads. BM_Drain256MiB/keep_shared:
+// the same through /proc/PID/mem (PageReader::Open(pid, true): no pin, as a
+// pre-dump reads a process with children, keeping copy-on-write sharing).
 //
 // BM_PagePipeline: the whole page stream of sched/page_pipeline.h over a
 // child holding 256 MiB of memload's mix (1/3 random, 1/3 zero, 1/3 text
@@ -128,13 +130,13 @@ Target* GetTarget(bool mix) {
   return t->base() != 0 ? t.get() : nullptr;
 }
 
-void BM_Drain(benchmark::State& state, uint64_t iov_bytes) {
+void BM_Drain(benchmark::State& state, uint64_t iov_bytes, bool keep_shared) {
   Target* t = GetTarget(false);
   if (t == nullptr) {
     state.SkipWithError("could not set up the target process");
     return;
   }
-  auto reader = memdrain::PageReader::Open(t->pid());
+  auto reader = memdrain::PageReader::Open(t->pid(), keep_shared);
   if (!reader.ok()) {
     state.SkipWithError(reader.status().ToString().c_str());
     return;
@@ -278,12 +280,17 @@ int RegisterAll() {
   for (int threads : {1, 2}) {
     for (uint64_t iov : {uint64_t{1} << 20, kPageSize}) {
       const std::string name = std::string("BM_Drain256MiB/iov:") + (iov == kPageSize ? "4KiB" : "1MiB");
-      benchmark::RegisterBenchmark(name.c_str(), BM_Drain, iov)
+      benchmark::RegisterBenchmark(name.c_str(), BM_Drain, iov, false)
           ->Threads(threads)
           ->Unit(benchmark::kMillisecond)
           ->MinWarmUpTime(0.1)
           ->UseRealTime();
     }
+    benchmark::RegisterBenchmark("BM_Drain256MiB/keep_shared", BM_Drain, uint64_t{1} << 20, true)
+        ->Threads(threads)
+        ->Unit(benchmark::kMillisecond)
+        ->MinWarmUpTime(0.1)
+        ->UseRealTime();
     const std::string name = "BM_DrainVmsplice256MiB/readers:" + std::to_string(threads);
     benchmark::RegisterBenchmark(name.c_str(), BM_DrainVmsplice, threads)
         ->Unit(benchmark::kMillisecond)
