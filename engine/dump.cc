@@ -205,9 +205,11 @@ class Dumper {
   Status FindShared(ProcessDump* pd, pid_t parent);
   // Whether |pid|'s pages are read without pinning them: a tree that runs
   // on after the read keeps what its processes share copy-on-write
-  // (memdrain/page_reader.h; its children's copies are INHERITED, not read).
+  // (memdrain/page_reader.h; its children's copies are INHERITED, not read;
+  // --live finds no INHERITED pages: every process of a tree is read so).
   bool KeepShared(pid_t pid) const {
-    return (pre_dump() || opts_.leave_running) && has_children_.count(pid) != 0;
+    if (!pre_dump() && !opts_.leave_running) return false;
+    return has_children_.count(pid) != 0 || (opts_.live && tree_.processes().size() > 1);
   }
   void FindCowTree();
   Status PinProcess(ProcessDump* pd);
@@ -623,6 +625,7 @@ Status Dumper::ArmLive(ProcessDump* pd) {
   ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap, &pd->track));
   pd->scanned = true;
   if (!live_) live_ = std::make_unique<LiveSave>();
+  live_->set_keep_shared(tree_.processes().size() > 1);
   ScopedTimer t(&stats_.live_arm_ns);
   ASSIGN_OR_RETURN(pd->live, live_->AddProcess(pd->pid, pd->pagemap.start_time(), pd->proc, pd->sources));
   return OkStatus();

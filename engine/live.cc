@@ -311,6 +311,7 @@ Status LiveSave::PreArm(pid_t root) {
   {
     tracing::FrozenTree pre;
     RETURN_IF_ERROR(pre.SeizeTree(root));
+    set_keep_shared(pre.processes().size() > 1);
     for (const tracing::SeizedProcess& sp : pre.processes()) {
       ASSIGN_OR_RETURN(const proc::ProcStat st, proc::ReadStat(sp.pid));
       Result<UniqueFd> uffd = MakeLiveUffd(sp.pid);
@@ -318,7 +319,7 @@ Status LiveSave::PreArm(pid_t root) {
         LOG_DEBUG("dump: --live: process %d not armed early: %s", sp.pid, uffd.status().ToString().c_str());
         continue;
       }
-      ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(sp.pid));
+      ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(sp.pid, keep_shared_));
       auto lp = std::make_unique<LiveProcess>(sp.pid, std::move(*uffd), std::move(reader), st.start_time);
       lp->stashed = &stashed_pages_;
       lp->prearmed = true;
@@ -403,7 +404,7 @@ Result<bool> LiveSave::AddProcess(pid_t pid, uint64_t start_time, const img::Pro
       }
       return made.status();
     }
-    ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(pid));
+    ASSIGN_OR_RETURN(memdrain::PageReader reader, memdrain::PageReader::Open(pid, keep_shared_));
     auto fresh = std::make_unique<LiveProcess>(pid, std::move(*made), std::move(reader), start_time);
     fresh->stashed = &stashed_pages_;
     lp = fresh.get();

@@ -123,6 +123,11 @@ class LiveSave {
   // Faults left unanswered for a while because the stash was full.
   uint64_t faults_deferred() const { return deferred_total_.load(); }
   uint64_t stash_limit() const { return stash_limit_; }
+  // Pages are read without pinning them (memdrain/page_reader.h), so that
+  // the processes of a tree keep what they share copy-on-write: set for a
+  // tree of more than one process, before AddProcess (PreArm sets it
+  // itself from the tree it seizes).
+  void set_keep_shared(bool keep) { keep_shared_ = keep_shared_ || keep; }
 
  private:
   void StartHandler();
@@ -146,6 +151,7 @@ class LiveSave {
   // writer's fault waits in |deferred_| (the writer stays blocked) until
   // copies are taken out or the pipeline saves the page itself.
   uint64_t stash_limit_ = 32768;
+  bool keep_shared_ = false;
   std::atomic<uint64_t> stashed_pages_{0};
   std::deque<std::pair<LiveProcess*, uint64_t>> deferred_;  // the handler's only
   std::atomic<uint64_t> deferred_total_{0};

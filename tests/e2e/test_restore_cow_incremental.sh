@@ -6,7 +6,8 @@
 # its parent process is INHERITED in every increment, never PARENT (which
 # would restore it from the image chain as a private copy).
 #
-#   0. (without --track-mem) dump -R: the tree runs on, still sharing;
+#   0. (without --track-mem) dump -R, and dump -R --live: the tree runs on,
+#      still sharing;
 #   1. pre-dump twice (the second against the first), the tree running on
 #      and still sharing (it checks its frames after each pre-dump);
 #   2. dump against the second pre-dump: the child's and the grandchild's
@@ -77,6 +78,13 @@ run_chain() {
     # A dump -R leaves the sharing alone too (a parent's pages are read
     # without pinning them).
     dump_r "$P/0" "$root" "$child" "$grand"
+    check_pass "$W"
+    # Nor does dump -R --live (it reads every process of a tree so).
+    run_cf dump-live dump -t "$root" -D "$P/live" -R --live -v4 -o "$E2E_TMP/dump-live.log"
+    CF_LOG=$E2E_TMP/dump-live.log
+    assert_cf_ok "dump -R --live"
+    CF_LOG=
+    assert_running_untraced "$root" "after dump -R --live"
     check_pass "$W"
   fi
   pre_dump "pre-$mode-1" "$root" "$P/1" --track-mem
