@@ -347,8 +347,23 @@ Result<UniqueFd> MakeSocket(const img::TcpSocket& t, bool tcp_close) {
   // SO_REUSEPORT after binding beside another one. Their values are set after.
   RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR"));
   RETURN_IF_ERROR(SetOpt(s, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT"));
-  RETURN_IF_ERROR(ApplyBufferSize(s, SO_SNDBUF, t.sndbuf()));
-  RETURN_IF_ERROR(ApplyBufferSize(s, SO_RCVBUF, t.rcvbuf()));
+  // A connection set up in repair mode gets its buffer sizes after its
+  // connect (RestoreConnection), as with CRIU: connect derives the window
+  // clamp and the receive window's growth threshold from the buffer it
+  // finds. From a large final buffer the restored socket (its ratio of
+  // data to memory not measured yet) would offer at once windows as large
+  // as the buffer's free space; the peer's retransmissions then overran its
+  // memory and, with a full receive queue whose reader waited for the peer,
+  // the connection could stall for good (zdtm socket-tcpbuf under load:
+  // since 6.17 a segment beyond a closed window is dropped whole, its
+  // acknowledgement and window update too). From the default buffer the
+  // window opens step by step as data comes, as on a new connection.
+  const bool repaired = t.has_conn() && !tcp_close &&
+                        (t.state() == kEstablished || IsClosingState(t.state()));
+  if (!repaired) {
+    RETURN_IF_ERROR(ApplyBufferSize(s, SO_SNDBUF, t.sndbuf()));
+    RETURN_IF_ERROR(ApplyBufferSize(s, SO_RCVBUF, t.rcvbuf()));
+  }
   const InetAddr local = InetAddr::Of(family, t.src_addr(), t.src_port());
   switch (t.state()) {
     case kClose:
