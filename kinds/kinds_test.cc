@@ -7,6 +7,9 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -312,6 +315,56 @@ TEST(EventFdKindTest, CounterAndSemaphore) {
   uint64_t v = 0;
   ASSERT_EQ(read(counter.get(), &v, 8), 8);
   EXPECT_EQ(v, big);
+}
+
+// A connection whose peer last updated the send window with a segment
+// beyond the receive window offered now (zdtm socket-tcpbuf6 caught one):
+// the kernel refuses that snd_wl1, restore clamps it to the window's end.
+TEST(TcpKindTest, RestoresSendWindowUpdateBeyondReceiveWindow) {
+  UniqueFd probe(socket(AF_INET, SOCK_STREAM, 0));
+  int on = 1;
+  if (setsockopt(probe.get(), IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) != 0) {
+    GTEST_SKIP() << "no TCP repair mode (CAP_NET_ADMIN)";
+  }
+  // A port nobody listens on: repair mode connects without a handshake.
+  UniqueFd spare(socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(sa);
+  ASSERT_EQ(bind(spare.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ASSERT_EQ(getsockname(spare.get(), reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  const uint32_t loopback = htonl(INADDR_LOOPBACK);
+  img::Fd f;
+  f.set_fd(3);
+  img::TcpSocket* t = f.mutable_tcp();
+  t->set_family(AF_INET);
+  t->set_state(1);  // ESTABLISHED
+  t->set_src_addr(&loopback, 4);
+  t->set_src_port(0);
+  t->set_dst_addr(&loopback, 4);
+  t->set_dst_port(ntohs(sa.sin_port));
+  img::TcpConnection* c = t->mutable_conn();
+  c->set_rcv_seq(1000000);
+  c->set_snd_seq(5000000);
+  c->set_recv_queue("queued, not read");
+  c->set_mss_clamp(1460);
+  c->set_snd_wnd(65536);
+  c->set_max_window(65536);
+  c->set_rcv_wnd(131072);
+  c->set_rcv_wup(1000000);
+  c->set_snd_wl1(1000000 + 131072 + 196248);
+  const FdKind* kind = KindOf(f);
+  ASSERT_NE(kind, nullptr);
+  SharedObject obj;
+  obj.kind = kind;
+  obj.files[1] = &f;
+  RestoreContext ctx;
+  CreatedFiles out;
+  const Status st = kind->Create(obj, ctx, &out);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_EQ(out.size(), 1u);
+  // (Out of repair mode its window probe meets no listener, which resets it.)
 }
 
 }  // namespace

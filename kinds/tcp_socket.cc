@@ -301,6 +301,17 @@ Status RestoreConnection(int fd, const img::TcpSocket& t) {
     w.rcv_wup--;
     w.rcv_wnd++;
   }
+  // The peer's segment that last updated the send window may lie beyond
+  // the receive window the connection offers now (it came out of order
+  // while the window was wider); the kernel refuses such a snd_wl1. The end
+  // of the window is the furthest it takes, and no less strict for what
+  // comes next (an established connection leaving repair mode gets a
+  // snd_wl1 just before rcv_nxt anyway).
+  const uint32_t window_end = rcv_seq + w.rcv_wnd;
+  if (static_cast<int32_t>(w.snd_wl1 - window_end) > 0) {
+    LOG_DEBUG("TCP: snd_wl1 %u beyond the receive window's end %u: restored as that end", w.snd_wl1, window_end);
+    w.snd_wl1 = window_end;
+  }
   if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)) != 0) return ErrnoStatus("TCP_REPAIR_WINDOW");
   RETURN_IF_ERROR(RestoreFins(fd, t));
   RETURN_IF_ERROR(SetOpt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, "TCP_REPAIR_QUEUE"));
