@@ -5,17 +5,19 @@
 // the images are loaded, and reads them until it jumps into the restorer,
 // which unmaps all of it. Private heap is copied by every fork (its page
 // tables, then a copy-on-write fault for each page either side writes) and
-// torn down again by every restorer: for 500 processes that was a third of
-// the restore's CPU time. Heap in a MAP_SHARED mapping is not copied at
-// fork: a child maps only the pages it reads, when it reads them.
+// torn down again by every restorer: for 500 processes that was about a
+// fifth of the restore's CPU time (README, "Scale"). Heap in a MAP_SHARED
+// mapping is not copied at fork: a child maps only the pages it reads,
+// when it reads them.
 //
 // While a SharedHeapScope lives, the calling thread allocates from a
 // jemalloc arena of its own whose memory comes from one shared anonymous
 // mapping (falling back to private memory once that is full). Only
-// allocations made then go there: what is allocated or freed after the scope
-// (by criu-fast or the new processes) is private, as before. Nothing of the
-// scope's memory may be freed after a fork; the new processes only read the
-// images. Without jemalloc (sanitizer builds) the scope does nothing.
+// allocations made then go there: what is allocated after the scope (by
+// criu-fast or the new processes) is private, as before. The new
+// processes only read the images and never free any of them (criu-fast
+// frees them once the tree runs). Without jemalloc (sanitizer builds) the
+// scope does nothing.
 #pragma once
 
 namespace cf::restore {
