@@ -56,6 +56,7 @@
 #include "restore/fdtable.h"
 #include "restore/ghosts.h"
 #include "restore/shared_files.h"
+#include "restore/shared_heap.h"
 #include "restore/memory.h"
 #include "restore/task.h"
 
@@ -366,7 +367,13 @@ void PrintStats(const std::map<pid_t, TaskMessage>& msgs, uint64_t total_ns, uin
 
 Status Restore(const RestoreOptions& opts, int* exit_code) {
   const uint64_t start = MonotonicNs();
-  ASSIGN_OR_RETURN(ImageSet images, LoadImages(opts.images_dir, opts.parent_base));
+  // Loaded into memory the new processes share rather than copy
+  // (restore/shared_heap.h): every process of the tree reads them.
+  Result<ImageSet> loaded_images = [&] {
+    SharedHeapScope shared;
+    return LoadImages(opts.images_dir, opts.parent_base);
+  }();
+  ASSIGN_OR_RETURN(ImageSet images, std::move(loaded_images));
   RETURN_IF_ERROR(CheckTree(images));
   ASSIGN_OR_RETURN(SharedFilePlan files, PlanSharedFiles(images));
   ASSIGN_OR_RETURN(kinds::CgroupMode cg_mode, kinds::ParseCgroupMode(opts.manage_cgroups.c_str()));
@@ -422,6 +429,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   ASSIGN_OR_RETURN(InheritedFiles ghosts, MakeSharedGhosts(images, files.temp_base));
   const std::map<std::string, uint32_t> shared_ghosts = SharedGhosts(images);
   const uint64_t loaded = MonotonicNs();
+  ForgetCachedBlocks();  // no shared block freed since the load is handed out again in the tree
   auto cloned = CloneWithPid(root);
   if (cloned.ok() && *cloned == 0) {
     RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, ghosts, &cgroups, netns.get(),
