@@ -39,6 +39,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -55,6 +56,7 @@
 #include "kinds/socket_opts.h"
 #include "kinds/net_lock.h"
 #include "kinds/tcp_fin.h"
+#include "kinds/tcp_socket.h"
 
 namespace cf::kinds {
 namespace {
@@ -593,6 +595,25 @@ class TcpSocket final : public FdKind {
 const FdKind& TcpSocketKind() {
   static const TcpSocket kind;
   return kind;
+}
+
+Status ProbeRestoredConnections(pid_t pid, const img::Process& process, bool tcp_close) {
+  if (tcp_close) return OkStatus();
+  UniqueFd pidfd;
+  for (const img::Fd& f : process.fds()) {
+    if (!f.has_tcp() || f.tcp().state() != kEstablished || !f.tcp().has_conn()) continue;
+    if (!pidfd.valid()) {
+      pidfd = UniqueFd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+      if (!pidfd.valid()) return ErrnoStatus("pidfd_open " + std::to_string(pid));
+    }
+    ASSIGN_OR_RETURN(UniqueFd sock, TakeFdThrough(pidfd.get(), f.fd()));
+    // Leaving repair mode sends the probe; it also clears SO_REUSEADDR,
+    // which gets its value back.
+    RETURN_IF_ERROR(SetOpt(sock.get(), IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON, "TCP_REPAIR"));
+    RETURN_IF_ERROR(SetOpt(sock.get(), IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF, "TCP_REPAIR off"));
+    RETURN_IF_ERROR(SetOpt(sock.get(), SOL_SOCKET, SO_REUSEADDR, f.tcp().reuseaddr(), "SO_REUSEADDR"));
+  }
+  return OkStatus();
 }
 
 }  // namespace cf::kinds

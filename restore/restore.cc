@@ -46,6 +46,7 @@
 #include "ptrace/remote_syscall.h"
 #include "kinds/cgroup.h"
 #include "kinds/net_lock.h"
+#include "kinds/tcp_socket.h"
 #include "kinds/netns.h"
 #include "kinds/shmem.h"
 #include "kinds/seccomp.h"
@@ -486,6 +487,12 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   const int lock_ns = images.inventory.has_net_ns() ? netns.get() : -1;
   if (Status s = kinds::UnlockNetwork(images.inventory.net_lock(), lock_ns); !s.ok()) {
     LOG_ERROR("%s", s.ToString().c_str());
+  }
+  // Then each connection tells its peer where it stands (kinds/tcp_socket.h).
+  for (const auto& p : images.processes) {
+    if (Status s = kinds::ProbeRestoredConnections(p.core.pid(), p.core, opts.tcp_close); !s.ok()) {
+      LOG_WARN("restore: window probe of the connections of process %d: %s", p.core.pid(), s.ToString().c_str());
+    }
   }
   // Everything is in place: let the whole tree run.
   for (pid_t pid : expected) {

@@ -18,6 +18,10 @@
 # 6. the same through `dump --stream | restore --stream`.
 # 7. the client in another network namespace (a veth pair), standing for
 #    another host: dump, kill, restore, the stream goes on.
+# 8. a client that vanishes (reset, dropped by the lock) while its idle
+#    server is dumped: the restored server learns at once that its
+#    connection is gone (its window probe, sent once the lock is removed,
+#    meets no socket and draws a reset), as the server would have.
 # shellcheck source=lib.sh
 source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
 e2e_init
@@ -25,14 +29,14 @@ command -v nft >/dev/null || skip "nft (nftables) is needed for the network lock
 
 PORT=$((20000 + RANDOM % 20000))
 
-# start_pair TAG ADDR [NETNS]: the server on ADDR:PORT (host namespace), then
-# its client (in NETNS if given); SERVER, CLIENT: their pids; SW, CW: their
-# work directories.
+# start_pair TAG ADDR [NETNS [IDLE]]: the server on ADDR:PORT (host namespace),
+# then its client (in NETNS if given); SERVER, CLIENT: their pids; SW, CW:
+# their work directories. IDLE "-idle": the pair sends nothing.
 start_pair() {
-  local tag=$1 addr=$2 ns=${3:-} i
+  local tag=$1 addr=$2 ns=${3:-} idle=${4:-} i
   SW=$E2E_TMP/$tag-server CW=$E2E_TMP/$tag-client
   mkdir -p "$SW" "$CW"
-  setsid -f "$PROGS/tcp_stream" "$SW" server "$addr" "$PORT" </dev/null >/dev/null 2>&1 || fail "start the server"
+  setsid -f "$PROGS/tcp_stream" "$SW" "server$idle" "$addr" "$PORT" </dev/null >/dev/null 2>&1 || fail "start the server"
   for ((i = 0; i < 400; i++)); do
     [ -s "$SW/listening" ] && break
     [ -s "$SW/error" ] && fail "server: $(cat "$SW/error")"
@@ -40,10 +44,10 @@ start_pair() {
   done
   [ -s "$SW/listening" ] || fail "the server does not listen"
   if [ -n "$ns" ]; then
-    setsid -f ip netns exec "$ns" "$PROGS/tcp_stream" "$CW" client "$addr" "$PORT" </dev/null >/dev/null 2>&1 ||
+    setsid -f ip netns exec "$ns" "$PROGS/tcp_stream" "$CW" "client$idle" "$addr" "$PORT" </dev/null >/dev/null 2>&1 ||
       fail "start the client in $ns"
   else
-    setsid -f "$PROGS/tcp_stream" "$CW" client "$addr" "$PORT" </dev/null >/dev/null 2>&1 || fail "start the client"
+    setsid -f "$PROGS/tcp_stream" "$CW" "client$idle" "$addr" "$PORT" </dev/null >/dev/null 2>&1 || fail "start the client"
   fi
   wait_ready "$CW"
   wait_ready "$SW"
@@ -136,6 +140,18 @@ rcs=("${PIPESTATUS[@]}")
 assert_running_untraced "$SERVER" "server after restore --stream"
 no_lock "$SERVER" "after restore --stream"
 both_pass
+
+# --- 8. an idle client that vanishes while its server is dumped (before 7,
+# which needs ip) ---------------------------------------------------------------
+# Without the probe nothing would ever reach the server: it sends nothing,
+# and the client's reset was dropped by the lock.
+start_pair idle 127.0.0.1 "" -idle
+dump_kill dump-idle "$SERVER" "$E2E_TMP/img-idle" --tcp-established
+kill_prog "$CLIENT"
+restore_d restore-idle "$E2E_TMP/img-idle" "$SERVER"
+no_lock "$SERVER" "after restore (idle pair)"
+check_pass "$SW"
+kill_prog "$SERVER"
 
 # --- 7. the client in another network namespace ---------------------------------------
 command -v ip >/dev/null || skip "ip (iproute2) is needed for the network namespace part"

@@ -11,7 +11,12 @@
  * moved on in both directions since the previous check (waiting for that,
  * so a connection that silently stopped fails).
  * The check's result also names the byte counts: "PASS" is alone on its line,
- * the counts follow on the next. */
+ * the counts follow on the next.
+ *   tcp_stream W server-idle|client-idle ADDR PORT
+ * sends nothing: the client closes abortively when it dies (SO_LINGER 0: a
+ * reset, no FIN retransmitted), and the server's self-check passes when,
+ * within 3 s, it sees its connection reset or ended (the test kills the
+ * client while the server's connection is locked). */
 #include "prog_common.h"
 
 #include <arpa/inet.h>
@@ -93,7 +98,8 @@ static void pump(size_t budget) {
 
 int main(int argc, char **argv) {
   cf_init(argc, argv, 4, "W server|client ADDR PORT");
-  const int server = strcmp(argv[2], "server") == 0;
+  const int idle = strstr(argv[2], "-idle") != NULL;
+  const int server = strncmp(argv[2], "server", 6) == 0;
   struct sockaddr_storage ss;
   socklen_t len;
   const int family = make_addr(argv[3], atoi(argv[4]), &ss, &len);
@@ -115,6 +121,23 @@ int main(int argc, char **argv) {
   }
   int one = 1;
   setsockopt(g_sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (idle) {
+    struct linger abort_on_close = {1, 0};
+    setsockopt(g_sock, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof(abort_on_close));
+    cf_ready();
+    for (;;) {
+      if (cf_take_usr1()) {
+        struct pollfd p = {g_sock, POLLIN | POLLRDHUP, 0};
+        const int n = poll(&p, 1, 3000);
+        char c;
+        const ssize_t r = n > 0 ? recv(g_sock, &c, 1, MSG_DONTWAIT) : 1;
+        CF_CHECK(n > 0 && r <= 0, "the connection's end not seen in 3 s (poll %d, revents %#x)", n, n > 0 ? p.revents : 0);
+        cf_report();
+      }
+      cf_nap(20);
+      cf_check_lifetime();
+    }
+  }
   pump(4096);
   cf_ready();
   uint64_t last_sent = 0, last_received = 0;
