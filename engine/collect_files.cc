@@ -20,6 +20,7 @@
 #include "engine/collect.h"
 #include "engine/shared_files.h"
 #include "kinds/file_lock.h"
+#include "proc/fd_dir.h"
 #include "proc/open_file_index.h"
 #include "proc/proc_parse.h"
 
@@ -60,7 +61,13 @@ Status ReadOwner(int pidfd, int fd, img::Fd* f) {
 }  // namespace
 
 Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared, img::Process* out) {
-  ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
+  ASSIGN_OR_RETURN(FdDir dir, FdDir::Open(pid));
+  std::vector<int> fds;
+  if (const std::vector<int>* listed = shared.Listed(pid)) {
+    fds = *listed;
+  } else {
+    ASSIGN_OR_RETURN(fds, dir.List());
+  }
   OpenFileIndex own_files;  // dups within this process: value = first fd
   std::map<uint32_t, int> first_of_id;  // the same for fds the tree-wide pass saw
   UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
@@ -78,7 +85,7 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
     if (seen != nullptr) {
       s = seen->sight;
     } else {
-      ASSIGN_OR_RETURN(std::optional<kinds::FdSight> sight, LookAtFd(pid, fd));
+      ASSIGN_OR_RETURN(std::optional<kinds::FdSight> sight, LookAtFd(dir, fd));
       if (!sight) continue;  // closed meanwhile
       s = std::move(*sight);
     }
@@ -95,7 +102,7 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
     if (seen != nullptr) {
       info = seen->info;
     } else {
-      ASSIGN_OR_RETURN(info, ReadFdInfo(pid, fd));
+      ASSIGN_OR_RETURN(info, dir.Info(fd));
     }
     img::Fd* f = out->add_fds();
     f->set_fd(fd);

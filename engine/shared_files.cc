@@ -71,25 +71,21 @@ Result<uint32_t> SharedFiles::DescriptionId(pid_t pid, int fd, const Description
   return next;
 }
 
-Result<std::optional<kinds::FdSight>> LookAtFd(pid_t pid, int fd) {
-  const std::string fd_path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+Result<std::optional<kinds::FdSight>> LookAtFd(const FdDir& dir, int fd) {
   kinds::FdSight s;
-  s.pid = pid;
+  s.pid = dir.pid();
   s.fd = fd;
-  auto link = ReadLink(fd_path);
-  if (!link.ok()) {
-    if (link.status().err() == ENOENT) return std::optional<kinds::FdSight>();
-    return link.status();
-  }
-  s.link = std::move(*link);
-  if (stat(fd_path.c_str(), &s.sb) != 0) return ErrnoStatus("stat " + fd_path);
+  ASSIGN_OR_RETURN(bool open, dir.Look(fd, &s.link, &s.sb));
+  if (!open) return std::optional<kinds::FdSight>();
   return std::optional<kinds::FdSight>(std::move(s));
 }
 
 Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
-  ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
-  for (int fd : fds) {
-    ASSIGN_OR_RETURN(std::optional<kinds::FdSight> sight, LookAtFd(pid, fd));
+  ASSIGN_OR_RETURN(FdDir dir, FdDir::Open(pid));
+  ASSIGN_OR_RETURN(std::vector<int> fds, dir.List());
+  const std::vector<int>& listed = listed_[pid] = std::move(fds);
+  for (int fd : listed) {
+    ASSIGN_OR_RETURN(std::optional<kinds::FdSight> sight, LookAtFd(dir, fd));
     if (!sight) continue;  // closed meanwhile
     kinds::FdSight& s = *sight;
     const kinds::FdKind* kind = kinds::Recognise(s);
@@ -104,7 +100,7 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
     f.set_rdev(s.sb.st_rdev);
     f.set_size(static_cast<uint64_t>(s.sb.st_size));
     f.set_path(s.link);
-    ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(pid, fd));
+    ASSIGN_OR_RETURN(FdInfo info, dir.Info(fd));
     ASSIGN_OR_RETURN(uint32_t id, DescriptionId(pid, fd, KeyOf(s.sb, info)));
     f.set_file_id(id);
     if (is_private) {
@@ -162,6 +158,11 @@ uint32_t SharedFiles::NewFileId() {
 const SharedFiles::PrivateSeen* SharedFiles::SeenPrivate(pid_t pid, int fd) const {
   auto it = private_seen_.find({pid, fd});
   return it == private_seen_.end() ? nullptr : &it->second;
+}
+
+const std::vector<int>* SharedFiles::Listed(pid_t pid) const {
+  auto it = listed_.find(pid);
+  return it == listed_.end() ? nullptr : &it->second;
 }
 
 const img::Fd* SharedFiles::Find(pid_t pid, int fd) const {

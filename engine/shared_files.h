@@ -26,13 +26,14 @@
 #include "common/status.h"
 #include "criu_fast.pb.h"
 #include "kinds/kind.h"
+#include "proc/fd_dir.h"
 #include "proc/open_file_index.h"
 
 namespace cf::engine {
 
-// What /proc/PID/fd/FD of |pid| shows of |fd| (its link and stat); nullopt
-// when the fd was closed meanwhile (only with -R).
-Result<std::optional<kinds::FdSight>> LookAtFd(pid_t pid, int fd);
+// What /proc/PID/fd/FD shows of |fd| (its link and stat), through |dir|;
+// nullopt when the fd was closed meanwhile (only with -R).
+Result<std::optional<kinds::FdSight>> LookAtFd(const proc::FdDir& dir, int fd);
 
 class SharedFiles final : private kinds::TreeFds {
  public:
@@ -52,6 +53,9 @@ class SharedFiles final : private kinds::TreeFds {
     uint32_t file_id = 0;
   };
   const PrivateSeen* SeenPrivate(pid_t pid, int fd) const;
+  // The descriptors of |pid| this pass listed (the tree is frozen: they
+  // are still those); null for a process it did not walk.
+  const std::vector<int>* Listed(pid_t pid) const;
   // Adds the objects saved with |pid| (pipes, socket pairs) to its core.
   void AddObjects(pid_t pid, img::Process* out) const;
   // The tree runs on: each kind puts back what it consumed (TreePass::PutBack).
@@ -80,6 +84,7 @@ class SharedFiles final : private kinds::TreeFds {
   std::map<const kinds::FdKind*, std::unique_ptr<kinds::TreePass>> passes_;
   std::map<pid_t, std::vector<img::FileObject>> objects_;  // by carrier process
   std::vector<pid_t> order_;                                // processes, root first
+  std::map<pid_t, std::vector<int>> listed_;                // fds of each process
 };
 
 }  // namespace cf::engine
