@@ -40,21 +40,13 @@ std::string UnknownKind(const kinds::FdSight& s) {
   return type;
 }
 
-// The owner and signal of the open file description behind fd |fd| (F_GETOWN_EX,
-// F_GETSIG), read on a copy of it: /proc does not show them. |pidfd|: of
-// the process.
-Status ReadOwner(int pidfd, int fd, img::Fd* f) {
+// The owner and signal of fd |fd| (ReadOwner), read through a copy of it.
+// |pidfd|: of the process.
+Status ReadOwnerOf(int pidfd, int fd, img::Fd* f) {
   if (f->flags() & O_PATH) return OkStatus();  // fcntl refuses F_GETOWN_EX there: it has none
   ASSIGN_OR_RETURN(UniqueFd copy, kinds::TakeFdThrough(pidfd, fd));
-  struct f_owner_ex owner {};
-  if (fcntl(copy.get(), F_GETOWN_EX, &owner) != 0) return ErrnoStatus("F_GETOWN_EX of fd " + std::to_string(fd));
-  const int sig = fcntl(copy.get(), F_GETSIG);
-  if (sig < 0) return ErrnoStatus("F_GETSIG of fd " + std::to_string(fd));
-  if (owner.pid == 0 && sig == 0) return OkStatus();
-  img::FdOwner* o = f->mutable_owner();
-  o->set_type(owner.type);
-  o->set_pid(owner.pid);
-  o->set_signum(sig);
+  ASSIGN_OR_RETURN(std::optional<img::FdOwner> owner, ReadOwner(copy.get(), fd, f->flags()));
+  if (owner) *f->mutable_owner() = std::move(*owner);
   return OkStatus();
 }
 
@@ -75,9 +67,7 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
   for (int fd : fds) {
     if (const img::Fd* kept = shared.Find(pid, fd)) {
       img::Fd* f = out->add_fds();
-      *f = *kept;
-      const kinds::FdSight named{pid, fd, kept->path(), {}};
-      RETURN_IF_ERROR(ReadOwner(pidfd.get(), fd, f).WithContext(named.Name()));
+      *f = *kept;  // its owner too
       continue;
     }
     const SharedFiles::PrivateSeen* seen = shared.SeenPrivate(pid, fd);
@@ -126,7 +116,11 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
       f->set_dup_of(static_cast<int32_t>(*first));
     }
     RETURN_IF_ERROR(kind->Read(s, info, ctx, f).WithContext(s.Name()));
-    RETURN_IF_ERROR(ReadOwner(pidfd.get(), fd, f).WithContext(s.Name()));
+    if (seen != nullptr) {
+      if (seen->owner) *f->mutable_owner() = *seen->owner;
+    } else {
+      RETURN_IF_ERROR(ReadOwnerOf(pidfd.get(), fd, f).WithContext(s.Name()));
+    }
   }
   for (img::Fd& f : *out->mutable_fds()) {
     RETURN_IF_ERROR(kinds::KindOf(f)->Attach(pid, ctx, &f, out));

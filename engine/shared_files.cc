@@ -13,6 +13,8 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <climits>
 #include <set>
@@ -80,14 +82,41 @@ Result<std::optional<kinds::FdSight>> LookAtFd(const FdDir& dir, int fd) {
   return std::optional<kinds::FdSight>(std::move(s));
 }
 
+Result<std::optional<img::FdOwner>> ReadOwner(int copy, int fd, uint32_t flags) {
+  std::optional<img::FdOwner> none;
+  if (flags & O_PATH) return none;
+  struct f_owner_ex owner {};
+  if (fcntl(copy, F_GETOWN_EX, &owner) != 0) return ErrnoStatus("F_GETOWN_EX of fd " + std::to_string(fd));
+  const int sig = fcntl(copy, F_GETSIG);
+  if (sig < 0) return ErrnoStatus("F_GETSIG of fd " + std::to_string(fd));
+  if (owner.pid == 0 && sig == 0) return none;
+  img::FdOwner o;
+  o.set_type(owner.type);
+  o.set_pid(owner.pid);
+  o.set_signum(sig);
+  return std::optional<img::FdOwner>(std::move(o));
+}
+
+// Each fd is looked at through one copy of it (pidfd_getfd): its file's
+// stat (fstat of the copy: no lookup in /proc) and its owner come from the
+// copy, its name and fdinfo from /proc.
 Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
   ASSIGN_OR_RETURN(FdDir dir, FdDir::Open(pid));
   ASSIGN_OR_RETURN(std::vector<int> fds, dir.List());
   const std::vector<int>& listed = listed_[pid] = std::move(fds);
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd.valid()) return ErrnoStatus("pidfd_open " + std::to_string(pid));
   for (int fd : listed) {
-    ASSIGN_OR_RETURN(std::optional<kinds::FdSight> sight, LookAtFd(dir, fd));
-    if (!sight) continue;  // closed meanwhile
-    kinds::FdSight& s = *sight;
+    kinds::FdSight s;
+    s.pid = pid;
+    s.fd = fd;
+    const int got = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0));
+    if (got < 0 && errno == EBADF) continue;  // closed meanwhile
+    if (got < 0) return ErrnoStatus("pidfd_getfd fd " + std::to_string(fd) + " of " + std::to_string(pid));
+    UniqueFd copy(got);
+    ASSIGN_OR_RETURN(bool open, dir.ReadLink(fd, &s.link));
+    if (!open) continue;
+    if (fstat(copy.get(), &s.sb) != 0) return ErrnoStatus("stat of " + s.Name());
     const kinds::FdKind* kind = kinds::Recognise(s);
     if (kind == nullptr) continue;  // CollectFds refuses it
     const bool is_private = kind->scope() == kinds::Scope::kPrivate;
@@ -101,16 +130,20 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
     f.set_size(static_cast<uint64_t>(s.sb.st_size));
     f.set_path(s.link);
     ASSIGN_OR_RETURN(FdInfo info, dir.Info(fd));
+    Result<std::optional<img::FdOwner>> owner = ReadOwner(copy.get(), fd, info.flags);
+    if (!owner.ok()) return owner.status().WithContext(s.Name());
+    copy.reset();  // the kinds below see the tree's descriptors alone
     ASSIGN_OR_RETURN(uint32_t id, DescriptionId(pid, fd, KeyOf(s.sb, info)));
     f.set_file_id(id);
     if (is_private) {
+      if (*owner) *f.mutable_owner() = **owner;
       // Most are held by one process and go to CollectFds, which reads their
       // state (with what was seen here): read it only for those kept
       // (CompleteSharedFiles). The kind's field marks the record's kind
       // meanwhile.
       f.GetReflection()->MutableMessage(&f, f.GetDescriptor()->FindFieldByNumber(kind->field()));
       fds_[{pid, fd}] = std::move(f);
-      private_seen_[{pid, fd}] = PrivateSeen{std::move(s), std::move(info), id};
+      private_seen_[{pid, fd}] = PrivateSeen{std::move(s), std::move(info), id, std::move(*owner)};
       continue;
     }
     const Ref& first = descriptions_[id - 1];
@@ -125,6 +158,8 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
       f.set_fd(fd);
       f.set_cloexec(info.flags & O_CLOEXEC);
     }
+    f.clear_owner();
+    if (*owner) *f.mutable_owner() = **owner;
     RETURN_IF_ERROR(kinds::ReadLocks(s, info, ctx, &f));
     img::Fd& kept = fds_[{pid, fd}] = std::move(f);
     if (kinds::TreePass* pass = PassOf(kind, ctx)) {

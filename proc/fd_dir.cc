@@ -66,7 +66,7 @@ Result<std::vector<int>> FdDir::List() const {
   return out;
 }
 
-Result<bool> FdDir::Look(int fd, std::string* link, struct stat* sb) const {
+Result<bool> FdDir::ReadLink(int fd, std::string* link) const {
   const std::string name = Name(fd);
   link->resize(256);
   for (;;) {
@@ -81,6 +81,13 @@ Result<bool> FdDir::Look(int fd, std::string* link, struct stat* sb) const {
     }
     link->resize(link->size() * 2);
   }
+  return true;
+}
+
+Result<bool> FdDir::Look(int fd, std::string* link, struct stat* sb) const {
+  ASSIGN_OR_RETURN(bool open, ReadLink(fd, link));
+  if (!open) return false;
+  const std::string name = Name(fd);
   if (fstatat(fd_dir_.get(), name.c_str(), sb, 0) != 0) {
     if (errno == ENOENT) return false;
     return ErrnoStatus("stat " + What(pid_, "fd", fd));

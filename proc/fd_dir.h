@@ -28,6 +28,8 @@ class FdDir {
   // readlink and stat of /proc/PID/fd/FD; false when |fd| is not open
   // (closed meanwhile).
   Result<bool> Look(int fd, std::string* link, struct stat* sb) const;
+  // readlink of /proc/PID/fd/FD alone; false when |fd| is not open.
+  Result<bool> ReadLink(int fd, std::string* link) const;
   // /proc/PID/fdinfo/FD, parsed.
   Result<FdInfo> Info(int fd) const;
 
