@@ -98,10 +98,13 @@ Result<std::optional<img::FdOwner>> ReadOwner(int copy, int fd, uint32_t flags) 
 }
 
 // Each fd is looked at through one copy of it (pidfd_getfd): its file's
-// stat (fstat of the copy: no lookup in /proc) and its owner come from the
-// copy, its name and fdinfo from /proc.
+// stat (fstat of the copy: no lookup in /proc), its name (the link of the
+// copy in /proc/self/fd: each copy gets the same number, so its dentry is
+// made once, where /proc/PID/fd/FD would make one per fd) and its owner
+// come from the copy, its fdinfo from /proc/PID/fdinfo.
 Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
   ASSIGN_OR_RETURN(FdDir dir, FdDir::Open(pid));
+  ASSIGN_OR_RETURN(FdDir self, FdDir::Open(getpid()));
   ASSIGN_OR_RETURN(std::vector<int> fds, dir.List());
   const std::vector<int>& listed = listed_[pid] = std::move(fds);
   UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
@@ -114,8 +117,8 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
     if (got < 0 && errno == EBADF) continue;  // closed meanwhile
     if (got < 0) return ErrnoStatus("pidfd_getfd fd " + std::to_string(fd) + " of " + std::to_string(pid));
     UniqueFd copy(got);
-    ASSIGN_OR_RETURN(bool open, dir.ReadLink(fd, &s.link));
-    if (!open) continue;
+    ASSIGN_OR_RETURN(bool open, self.ReadLink(copy.get(), &s.link));
+    if (!open) return Errorf("fd %d of %d: its copy %d is not in /proc/self/fd", fd, pid, copy.get());
     if (fstat(copy.get(), &s.sb) != 0) return ErrnoStatus("stat of " + s.Name());
     const kinds::FdKind* kind = kinds::Recognise(s);
     if (kind == nullptr) continue;  // CollectFds refuses it

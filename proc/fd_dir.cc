@@ -35,10 +35,12 @@ Result<FdDir> FdDir::Open(pid_t pid) {
 }
 
 Result<std::vector<int>> FdDir::List() const {
-  const std::string what = "/proc/" + std::to_string(pid_) + "/fd";
-  // A directory stream of its own (fdopendir takes the descriptor), read from
-  // the start.
-  const int copy = openat(fd_dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const std::string what = "/proc/" + std::to_string(pid_) + "/fdinfo";
+  // fdinfo/ lists what fd/ does; listing makes a dentry and an inode for
+  // each name (the costly part of the listing), which Info's openat then
+  // finds. A directory stream of its own (fdopendir takes the descriptor),
+  // read from the start.
+  const int copy = openat(fdinfo_dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (copy < 0) return ErrnoStatus("open " + what);
   struct Closer {
     void operator()(DIR* d) const { closedir(d); }

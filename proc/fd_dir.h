@@ -23,7 +23,8 @@ class FdDir {
   static Result<FdDir> Open(pid_t pid);
 
   pid_t pid() const { return pid_; }
-  // The descriptors open now, ascending.
+  // The descriptors open now, ascending (the names of fdinfo/: Info finds
+  // them made).
   Result<std::vector<int>> List() const;
   // readlink and stat of /proc/PID/fd/FD; false when |fd| is not open
   // (closed meanwhile).
