@@ -71,14 +71,13 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
       continue;
     }
     const SharedFiles::PrivateSeen* seen = shared.SeenPrivate(pid, fd);
-    kinds::FdSight s;
-    if (seen != nullptr) {
-      s = seen->sight;
-    } else {
-      ASSIGN_OR_RETURN(std::optional<kinds::FdSight> sight, LookAtFd(dir, fd));
-      if (!sight) continue;  // closed meanwhile
-      s = std::move(*sight);
+    // What the tree-wide pass read is used in place (not copied).
+    std::optional<kinds::FdSight> looked;
+    if (seen == nullptr) {
+      ASSIGN_OR_RETURN(looked, LookAtFd(dir, fd));
+      if (!looked) continue;  // closed meanwhile
     }
+    const kinds::FdSight& s = seen != nullptr ? seen->sight : *looked;
     const kinds::FdKind* kind = kinds::Recognise(s);
     if (kind == nullptr) {
       return Errorf("process %d fd %d is a %s (%s): not supported yet", pid, fd, UnknownKind(s).c_str(),
@@ -88,12 +87,11 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
       return Errorf("process %d fd %d (%s): a %s the tree-wide pass did not see", pid, fd, s.link.c_str(),
                     kind->name());
     }
-    FdInfo info;
-    if (seen != nullptr) {
-      info = seen->info;
-    } else {
-      ASSIGN_OR_RETURN(info, dir.Info(fd));
+    FdInfo read_info;
+    if (seen == nullptr) {
+      ASSIGN_OR_RETURN(read_info, dir.Info(fd));
     }
+    const FdInfo& info = seen != nullptr ? seen->info : read_info;
     img::Fd* f = out->add_fds();
     f->set_fd(fd);
     kinds::SetFdInfo(info, f);
@@ -115,7 +113,7 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
       f->set_is_dup(true);
       f->set_dup_of(static_cast<int32_t>(*first));
     }
-    RETURN_IF_ERROR(kind->Read(s, info, ctx, f).WithContext(s.Name()));
+    if (Status st = kind->Read(s, info, ctx, f); !st.ok()) return st.WithContext(s.Name());
     if (seen != nullptr) {
       if (seen->owner) *f->mutable_owner() = *seen->owner;
     } else {

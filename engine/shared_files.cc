@@ -60,7 +60,9 @@ Status SharedFiles::CompleteSharedFiles(kinds::DumpContext& ctx) {
     img::Fd& f = fds_.at(ref);
     kinds::SetFdInfo(seen.info, &f);
     RETURN_IF_ERROR(kinds::ReadLocks(seen.sight, seen.info, ctx, &f));
-    RETURN_IF_ERROR(kinds::KindOf(f)->Read(seen.sight, seen.info, ctx, &f).WithContext(seen.sight.Name()));
+    if (Status st = kinds::KindOf(f)->Read(seen.sight, seen.info, ctx, &f); !st.ok()) {
+      return st.WithContext(seen.sight.Name());
+    }
   }
   return OkStatus();
 }
@@ -153,7 +155,7 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
     const bool is_first = first.pid == pid && first.fd == fd;
     if (is_first) {
       kinds::SetFdInfo(info, &f);
-      RETURN_IF_ERROR(kind->Read(s, info, ctx, &f).WithContext(s.Name()));
+      if (Status st = kind->Read(s, info, ctx, &f); !st.ok()) return st.WithContext(s.Name());
     } else {
       // The same description: its flags, offset and state are the first fd's.
       const img::Fd& prev = fds_.at({first.pid, first.fd});
@@ -166,7 +168,7 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
     RETURN_IF_ERROR(kinds::ReadLocks(s, info, ctx, &f));
     img::Fd& kept = fds_[{pid, fd}] = std::move(f);
     if (kinds::TreePass* pass = PassOf(kind, ctx)) {
-      RETURN_IF_ERROR(pass->Add(s, info, is_first, &kept).WithContext(s.Name()));
+      if (Status st = pass->Add(s, info, is_first, &kept); !st.ok()) return st.WithContext(s.Name());
     }
   }
   return OkStatus();
