@@ -20,6 +20,7 @@
 #include "engine/collect.h"
 #include "engine/shared_files.h"
 #include "kinds/file_lock.h"
+#include "proc/fd_dir.h"
 #include "proc/open_file_index.h"
 #include "proc/proc_parse.h"
 
@@ -39,28 +40,26 @@ std::string UnknownKind(const kinds::FdSight& s) {
   return type;
 }
 
-// The owner and signal of the open file description behind fd |fd| (F_GETOWN_EX,
-// F_GETSIG), read on a copy of it: /proc does not show them. |pidfd|: of
-// the process.
-Status ReadOwner(int pidfd, int fd, img::Fd* f) {
+// The owner and signal of fd |fd| (ReadOwner), read through a copy of it.
+// |pidfd|: of the process.
+Status ReadOwnerOf(int pidfd, int fd, img::Fd* f) {
   if (f->flags() & O_PATH) return OkStatus();  // fcntl refuses F_GETOWN_EX there: it has none
   ASSIGN_OR_RETURN(UniqueFd copy, kinds::TakeFdThrough(pidfd, fd));
-  struct f_owner_ex owner {};
-  if (fcntl(copy.get(), F_GETOWN_EX, &owner) != 0) return ErrnoStatus("F_GETOWN_EX of fd " + std::to_string(fd));
-  const int sig = fcntl(copy.get(), F_GETSIG);
-  if (sig < 0) return ErrnoStatus("F_GETSIG of fd " + std::to_string(fd));
-  if (owner.pid == 0 && sig == 0) return OkStatus();
-  img::FdOwner* o = f->mutable_owner();
-  o->set_type(owner.type);
-  o->set_pid(owner.pid);
-  o->set_signum(sig);
+  ASSIGN_OR_RETURN(std::optional<img::FdOwner> owner, ReadOwner(copy.get(), fd, f->flags()));
+  if (owner) *f->mutable_owner() = std::move(*owner);
   return OkStatus();
 }
 
 }  // namespace
 
 Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared, img::Process* out) {
-  ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
+  ASSIGN_OR_RETURN(FdDir dir, FdDir::Open(pid));
+  std::vector<int> fds;
+  if (const std::vector<int>* listed = shared.Listed(pid)) {
+    fds = *listed;
+  } else {
+    ASSIGN_OR_RETURN(fds, dir.List());
+  }
   OpenFileIndex own_files;  // dups within this process: value = first fd
   std::map<uint32_t, int> first_of_id;  // the same for fds the tree-wide pass saw
   UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
@@ -68,20 +67,17 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
   for (int fd : fds) {
     if (const img::Fd* kept = shared.Find(pid, fd)) {
       img::Fd* f = out->add_fds();
-      *f = *kept;
-      const kinds::FdSight named{pid, fd, kept->path(), {}};
-      RETURN_IF_ERROR(ReadOwner(pidfd.get(), fd, f).WithContext(named.Name()));
+      *f = *kept;  // its owner too
       continue;
     }
     const SharedFiles::PrivateSeen* seen = shared.SeenPrivate(pid, fd);
-    kinds::FdSight s;
-    if (seen != nullptr) {
-      s = seen->sight;
-    } else {
-      ASSIGN_OR_RETURN(std::optional<kinds::FdSight> sight, LookAtFd(pid, fd));
-      if (!sight) continue;  // closed meanwhile
-      s = std::move(*sight);
+    // What the tree-wide pass read is used in place (not copied).
+    std::optional<kinds::FdSight> looked;
+    if (seen == nullptr) {
+      ASSIGN_OR_RETURN(looked, LookAtFd(dir, fd));
+      if (!looked) continue;  // closed meanwhile
     }
+    const kinds::FdSight& s = seen != nullptr ? seen->sight : *looked;
     const kinds::FdKind* kind = kinds::Recognise(s);
     if (kind == nullptr) {
       return Errorf("process %d fd %d is a %s (%s): not supported yet", pid, fd, UnknownKind(s).c_str(),
@@ -91,12 +87,11 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
       return Errorf("process %d fd %d (%s): a %s the tree-wide pass did not see", pid, fd, s.link.c_str(),
                     kind->name());
     }
-    FdInfo info;
-    if (seen != nullptr) {
-      info = seen->info;
-    } else {
-      ASSIGN_OR_RETURN(info, ReadFdInfo(pid, fd));
+    FdInfo read_info;
+    if (seen == nullptr) {
+      ASSIGN_OR_RETURN(read_info, dir.Info(fd));
     }
+    const FdInfo& info = seen != nullptr ? seen->info : read_info;
     img::Fd* f = out->add_fds();
     f->set_fd(fd);
     kinds::SetFdInfo(info, f);
@@ -118,8 +113,12 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
       f->set_is_dup(true);
       f->set_dup_of(static_cast<int32_t>(*first));
     }
-    RETURN_IF_ERROR(kind->Read(s, info, ctx, f).WithContext(s.Name()));
-    RETURN_IF_ERROR(ReadOwner(pidfd.get(), fd, f).WithContext(s.Name()));
+    if (Status st = kind->Read(s, info, ctx, f); !st.ok()) return st.WithContext(s.Name());
+    if (seen != nullptr) {
+      if (seen->owner) *f->mutable_owner() = *seen->owner;
+    } else {
+      RETURN_IF_ERROR(ReadOwnerOf(pidfd.get(), fd, f).WithContext(s.Name()));
+    }
   }
   for (img::Fd& f : *out->mutable_fds()) {
     RETURN_IF_ERROR(kinds::KindOf(f)->Attach(pid, ctx, &f, out));

@@ -13,6 +13,8 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <climits>
 #include <set>
@@ -58,7 +60,9 @@ Status SharedFiles::CompleteSharedFiles(kinds::DumpContext& ctx) {
     img::Fd& f = fds_.at(ref);
     kinds::SetFdInfo(seen.info, &f);
     RETURN_IF_ERROR(kinds::ReadLocks(seen.sight, seen.info, ctx, &f));
-    RETURN_IF_ERROR(kinds::KindOf(f)->Read(seen.sight, seen.info, ctx, &f).WithContext(seen.sight.Name()));
+    if (Status st = kinds::KindOf(f)->Read(seen.sight, seen.info, ctx, &f); !st.ok()) {
+      return st.WithContext(seen.sight.Name());
+    }
   }
   return OkStatus();
 }
@@ -71,27 +75,53 @@ Result<uint32_t> SharedFiles::DescriptionId(pid_t pid, int fd, const Description
   return next;
 }
 
-Result<std::optional<kinds::FdSight>> LookAtFd(pid_t pid, int fd) {
-  const std::string fd_path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+Result<std::optional<kinds::FdSight>> LookAtFd(const FdDir& dir, int fd) {
   kinds::FdSight s;
-  s.pid = pid;
+  s.pid = dir.pid();
   s.fd = fd;
-  auto link = ReadLink(fd_path);
-  if (!link.ok()) {
-    if (link.status().err() == ENOENT) return std::optional<kinds::FdSight>();
-    return link.status();
-  }
-  s.link = std::move(*link);
-  if (stat(fd_path.c_str(), &s.sb) != 0) return ErrnoStatus("stat " + fd_path);
+  ASSIGN_OR_RETURN(bool open, dir.Look(fd, &s.link, &s.sb));
+  if (!open) return std::optional<kinds::FdSight>();
   return std::optional<kinds::FdSight>(std::move(s));
 }
 
+Result<std::optional<img::FdOwner>> ReadOwner(int copy, int fd, uint32_t flags) {
+  std::optional<img::FdOwner> none;
+  if (flags & O_PATH) return none;
+  struct f_owner_ex owner {};
+  if (fcntl(copy, F_GETOWN_EX, &owner) != 0) return ErrnoStatus("F_GETOWN_EX of fd " + std::to_string(fd));
+  const int sig = fcntl(copy, F_GETSIG);
+  if (sig < 0) return ErrnoStatus("F_GETSIG of fd " + std::to_string(fd));
+  if (owner.pid == 0 && sig == 0) return none;
+  img::FdOwner o;
+  o.set_type(owner.type);
+  o.set_pid(owner.pid);
+  o.set_signum(sig);
+  return std::optional<img::FdOwner>(std::move(o));
+}
+
+// Each fd is looked at through one copy of it (pidfd_getfd): its file's
+// stat (fstat of the copy: no lookup in /proc), its name (the link of the
+// copy in /proc/self/fd: each copy gets the same number, so its dentry is
+// made once, where /proc/PID/fd/FD would make one per fd) and its owner
+// come from the copy, its fdinfo from /proc/PID/fdinfo.
 Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
-  ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
-  for (int fd : fds) {
-    ASSIGN_OR_RETURN(std::optional<kinds::FdSight> sight, LookAtFd(pid, fd));
-    if (!sight) continue;  // closed meanwhile
-    kinds::FdSight& s = *sight;
+  ASSIGN_OR_RETURN(FdDir dir, FdDir::Open(pid));
+  ASSIGN_OR_RETURN(FdDir self, FdDir::Open(getpid()));
+  ASSIGN_OR_RETURN(std::vector<int> fds, dir.List());
+  const std::vector<int>& listed = listed_[pid] = std::move(fds);
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd.valid()) return ErrnoStatus("pidfd_open " + std::to_string(pid));
+  for (int fd : listed) {
+    kinds::FdSight s;
+    s.pid = pid;
+    s.fd = fd;
+    const int got = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0));
+    if (got < 0 && errno == EBADF) continue;  // closed meanwhile
+    if (got < 0) return ErrnoStatus("pidfd_getfd fd " + std::to_string(fd) + " of " + std::to_string(pid));
+    UniqueFd copy(got);
+    ASSIGN_OR_RETURN(bool open, self.ReadLink(copy.get(), &s.link));
+    if (!open) return Errorf("fd %d of %d: its copy %d is not in /proc/self/fd", fd, pid, copy.get());
+    if (fstat(copy.get(), &s.sb) != 0) return ErrnoStatus("stat of " + s.Name());
     const kinds::FdKind* kind = kinds::Recognise(s);
     if (kind == nullptr) continue;  // CollectFds refuses it
     const bool is_private = kind->scope() == kinds::Scope::kPrivate;
@@ -104,24 +134,28 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
     f.set_rdev(s.sb.st_rdev);
     f.set_size(static_cast<uint64_t>(s.sb.st_size));
     f.set_path(s.link);
-    ASSIGN_OR_RETURN(FdInfo info, ReadFdInfo(pid, fd));
+    ASSIGN_OR_RETURN(FdInfo info, dir.Info(fd));
+    Result<std::optional<img::FdOwner>> owner = ReadOwner(copy.get(), fd, info.flags);
+    if (!owner.ok()) return owner.status().WithContext(s.Name());
+    copy.reset();  // the kinds below see the tree's descriptors alone
     ASSIGN_OR_RETURN(uint32_t id, DescriptionId(pid, fd, KeyOf(s.sb, info)));
     f.set_file_id(id);
     if (is_private) {
+      if (*owner) *f.mutable_owner() = **owner;
       // Most are held by one process and go to CollectFds, which reads their
       // state (with what was seen here): read it only for those kept
       // (CompleteSharedFiles). The kind's field marks the record's kind
       // meanwhile.
       f.GetReflection()->MutableMessage(&f, f.GetDescriptor()->FindFieldByNumber(kind->field()));
       fds_[{pid, fd}] = std::move(f);
-      private_seen_[{pid, fd}] = PrivateSeen{std::move(s), std::move(info), id};
+      private_seen_[{pid, fd}] = PrivateSeen{std::move(s), std::move(info), id, std::move(*owner)};
       continue;
     }
     const Ref& first = descriptions_[id - 1];
     const bool is_first = first.pid == pid && first.fd == fd;
     if (is_first) {
       kinds::SetFdInfo(info, &f);
-      RETURN_IF_ERROR(kind->Read(s, info, ctx, &f).WithContext(s.Name()));
+      if (Status st = kind->Read(s, info, ctx, &f); !st.ok()) return st.WithContext(s.Name());
     } else {
       // The same description: its flags, offset and state are the first fd's.
       const img::Fd& prev = fds_.at({first.pid, first.fd});
@@ -129,10 +163,12 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
       f.set_fd(fd);
       f.set_cloexec(info.flags & O_CLOEXEC);
     }
+    f.clear_owner();
+    if (*owner) *f.mutable_owner() = **owner;
     RETURN_IF_ERROR(kinds::ReadLocks(s, info, ctx, &f));
     img::Fd& kept = fds_[{pid, fd}] = std::move(f);
     if (kinds::TreePass* pass = PassOf(kind, ctx)) {
-      RETURN_IF_ERROR(pass->Add(s, info, is_first, &kept).WithContext(s.Name()));
+      if (Status st = pass->Add(s, info, is_first, &kept); !st.ok()) return st.WithContext(s.Name());
     }
   }
   return OkStatus();
@@ -162,6 +198,11 @@ uint32_t SharedFiles::NewFileId() {
 const SharedFiles::PrivateSeen* SharedFiles::SeenPrivate(pid_t pid, int fd) const {
   auto it = private_seen_.find({pid, fd});
   return it == private_seen_.end() ? nullptr : &it->second;
+}
+
+const std::vector<int>* SharedFiles::Listed(pid_t pid) const {
+  auto it = listed_.find(pid);
+  return it == listed_.end() ? nullptr : &it->second;
 }
 
 const img::Fd* SharedFiles::Find(pid_t pid, int fd) const {

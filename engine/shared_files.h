@@ -26,21 +26,28 @@
 #include "common/status.h"
 #include "criu_fast.pb.h"
 #include "kinds/kind.h"
+#include "proc/fd_dir.h"
 #include "proc/open_file_index.h"
 
 namespace cf::engine {
 
-// What /proc/PID/fd/FD of |pid| shows of |fd| (its link and stat); nullopt
-// when the fd was closed meanwhile (only with -R).
-Result<std::optional<kinds::FdSight>> LookAtFd(pid_t pid, int fd);
+// What /proc/PID/fd/FD shows of |fd| (its link and stat), through |dir|;
+// nullopt when the fd was closed meanwhile (only with -R).
+Result<std::optional<kinds::FdSight>> LookAtFd(const proc::FdDir& dir, int fd);
+
+// The owner and signal of the open file description behind |copy| (a copy
+// of fd |fd|, taken with pidfd_getfd), F_GETOWN_EX and F_GETSIG: /proc does
+// not show them. nullopt when it has none, and for an O_PATH one (|flags|:
+// its fdinfo flags): fcntl refuses it there, and it has none.
+Result<std::optional<img::FdOwner>> ReadOwner(int copy, int fd, uint32_t flags);
 
 class SharedFiles final : private kinds::TreeFds {
  public:
   // Walks the descriptors of |pids| (the whole tree, root first).
   Status Collect(const std::vector<pid_t>& pids, kinds::DumpContext& ctx);
 
-  // The record of fd |fd| of |pid|, when this pass took it; null otherwise
-  // (CollectFds handles it).
+  // The record of fd |fd| of |pid|, when this pass took it (its owner read:
+  // ReadOwner); null otherwise (CollectFds handles it).
   const img::Fd* Find(pid_t pid, int fd) const;
   // What this pass read of fd |fd| of |pid|, a kPrivate one of a
   // Shareable kind: its name, stat and fdinfo, and the id of its open file
@@ -50,8 +57,12 @@ class SharedFiles final : private kinds::TreeFds {
     kinds::FdSight sight;
     proc::FdInfo info;
     uint32_t file_id = 0;
+    std::optional<img::FdOwner> owner;  // see ReadOwner
   };
   const PrivateSeen* SeenPrivate(pid_t pid, int fd) const;
+  // The descriptors of |pid| this pass listed (the tree is frozen: they
+  // are still those); null for a process it did not walk.
+  const std::vector<int>* Listed(pid_t pid) const;
   // Adds the objects saved with |pid| (pipes, socket pairs) to its core.
   void AddObjects(pid_t pid, img::Process* out) const;
   // The tree runs on: each kind puts back what it consumed (TreePass::PutBack).
@@ -80,6 +91,7 @@ class SharedFiles final : private kinds::TreeFds {
   std::map<const kinds::FdKind*, std::unique_ptr<kinds::TreePass>> passes_;
   std::map<pid_t, std::vector<img::FileObject>> objects_;  // by carrier process
   std::vector<pid_t> order_;                                // processes, root first
+  std::map<pid_t, std::vector<int>> listed_;                // fds of each process
 };
 
 }  // namespace cf::engine
