@@ -115,10 +115,10 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
     kinds::FdSight s;
     s.pid = pid;
     s.fd = fd;
-    const int got = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0));
-    if (got < 0 && errno == EBADF) continue;  // closed meanwhile
-    if (got < 0) return ErrnoStatus("pidfd_getfd fd " + std::to_string(fd) + " of " + std::to_string(pid));
-    UniqueFd copy(got);
+    Result<UniqueFd> taken = kinds::TakeFdThrough(pidfd.get(), fd);
+    if (!taken.ok() && taken.status().err() == EBADF) continue;  // closed meanwhile
+    if (!taken.ok()) return taken.status().WithContext("process " + std::to_string(pid));
+    UniqueFd copy = std::move(*taken);
     ASSIGN_OR_RETURN(bool open, self.ReadLink(copy.get(), &s.link));
     if (!open) return Errorf("fd %d of %d: its copy %d is not in /proc/self/fd", fd, pid, copy.get());
     if (fstat(copy.get(), &s.sb) != 0) return ErrnoStatus("stat of " + s.Name());

@@ -39,7 +39,6 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -599,14 +598,9 @@ const FdKind& TcpSocketKind() {
 
 Status ProbeRestoredConnections(pid_t pid, const img::Process& process, bool tcp_close) {
   if (tcp_close) return OkStatus();
-  UniqueFd pidfd;
   for (const img::Fd& f : process.fds()) {
     if (!f.has_tcp() || f.tcp().state() != kEstablished || !f.tcp().has_conn()) continue;
-    if (!pidfd.valid()) {
-      pidfd = UniqueFd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
-      if (!pidfd.valid()) return ErrnoStatus("pidfd_open " + std::to_string(pid));
-    }
-    ASSIGN_OR_RETURN(UniqueFd sock, TakeFdThrough(pidfd.get(), f.fd()));
+    ASSIGN_OR_RETURN(UniqueFd sock, TakeFd(pid, f.fd()));
     // Leaving repair mode sends the probe; it also clears SO_REUSEADDR,
     // which gets its value back.
     RETURN_IF_ERROR(SetOpt(sock.get(), IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON, "TCP_REPAIR"));
