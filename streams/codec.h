@@ -33,6 +33,12 @@ size_t CompressBound(const CodecSpec& spec, size_t raw_size);
 // be stored raw, with codec kNone.
 Result<size_t> CompressInto(const CodecSpec& spec, std::span<const uint8_t> raw, std::span<uint8_t> out);
 
+// Whether compressing |raw| is worth it: a sample of its pages, spread over
+// it, must shrink by at least 1/32 (always true for chunks under 64 pages,
+// false for kNone). CompressInto() asks it first, so random or compressed
+// memory is stored raw at the cost of compressing the sample only.
+bool ProbeShrinks(const CodecSpec& spec, std::span<const uint8_t> raw);
+
 // Compresses |raw| into |out|. When compression does not shrink the data the
 // chunk is stored raw: the returned codec is then kNone.
 Result<Codec> Compress(const CodecSpec& spec, std::span<const uint8_t> raw, std::vector<uint8_t>* out);

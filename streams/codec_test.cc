@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <span>
+#include <vector>
 
 #include "streams/image_file.h"
 
@@ -60,6 +62,58 @@ TEST(DecodeChunkTest, HighlyCompressedChunksStillDecode) {
     // One byte more than the chunk holds is corrupt.
     EXPECT_FALSE(DecodeChunk(ChunkRecord(*codec, zeros.size() + 1, stored), &out, name).ok()) << name;
   }
+}
+
+// 512 pages: text-like pages (compressible) where |text| says so, random
+// bytes elsewhere.
+std::vector<uint8_t> MixedChunk(bool (*text)(size_t page)) {
+  std::vector<uint8_t> raw(512 * 4096);
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (size_t p = 0; p < 512; ++p) {
+    for (size_t i = 0; i < 4096; ++i) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      raw[p * 4096 + i] = text(p) ? static_cast<uint8_t>("checkpoint restore "[i % 19]) : static_cast<uint8_t>(x);
+    }
+  }
+  return raw;
+}
+
+TEST(CodecProbeTest, RandomChunksAreStoredRawWithoutCompressingThem) {
+  const auto random = MixedChunk([](size_t) { return false; });
+  for (const char* name : {"zstd", "lz4", "zstd:3"}) {
+    auto spec = ParseCodec(name);
+    ASSERT_TRUE(spec.ok());
+    EXPECT_FALSE(ProbeShrinks(*spec, random)) << name;
+    std::vector<uint8_t> out(CompressBound(*spec, random.size()));
+    auto n = CompressInto(*spec, random, out);
+    ASSERT_TRUE(n.ok());
+    EXPECT_EQ(*n, 0u) << name;
+  }
+}
+
+TEST(CodecProbeTest, CompressibleAndMixedChunksAreCompressed) {
+  const auto text = MixedChunk([](size_t) { return true; });
+  const auto half = MixedChunk([](size_t p) { return p % 2 == 0; });
+  const auto quarter = MixedChunk([](size_t p) { return p % 4 == 1; });
+  for (const char* name : {"zstd", "lz4"}) {
+    auto spec = ParseCodec(name);
+    ASSERT_TRUE(spec.ok());
+    for (const auto* raw : {&text, &half, &quarter}) {
+      EXPECT_TRUE(ProbeShrinks(*spec, *raw)) << name;
+      std::vector<uint8_t> out(CompressBound(*spec, raw->size()));
+      auto n = CompressInto(*spec, *raw, out);
+      ASSERT_TRUE(n.ok());
+      EXPECT_GT(*n, 0u);
+      EXPECT_LT(*n, raw->size());
+      std::vector<uint8_t> back(raw->size());
+      ASSERT_TRUE(Decompress(spec->codec, {out.data(), *n}, back.data(), back.size()).ok());
+      EXPECT_EQ(back, *raw);
+    }
+  }
+  // Small chunks are compressed whole, without a probe.
+  const std::span<const uint8_t> small{text.data(), 16 * 4096};
+  EXPECT_TRUE(ProbeShrinks(CodecSpec{Codec::kZstd, 0}, small));
+  EXPECT_FALSE(ProbeShrinks(CodecSpec{}, small));
 }
 
 }  // namespace
