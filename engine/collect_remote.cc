@@ -129,7 +129,7 @@ Status CollectGroup(std::span<tracing::RemoteSyscall* const> rs, std::span<img::
   std::vector<long> r;
   for (size_t k = 0; k < reads.size(); ++k) {
     for (size_t i = 0; i < rs.size(); ++i) args[i] = reads[k]->args(base[i] + offs[k]);
-    RETURN_IF_ERROR(tracing::RemoteSyscall::CallInEach(rs, reads[k]->nr, args, &r));
+    RETURN_IF_ERROR(tracing::RemoteSyscall::CallInEach(rs, reads[k]->nr, args, &r, k + 1 < reads.size()));
     for (size_t i = 0; i < r.size(); ++i) {
       RETURN_IF_ERROR(CheckCall(r[i], std::string("remote read of ") + names[k] + " of thread", threads[i]->tid()));
     }

@@ -316,6 +316,7 @@ Status RemoteSyscall::StepToSyscallExit(bool* at_exit) {
     }
     if (info.op == PTRACE_SYSCALL_INFO_EXIT) {
       *at_exit = true;
+      exit_rval_ = static_cast<long>(info.exit.rval);
       return OkStatus();
     }
   }
@@ -329,16 +330,18 @@ Status RemoteSyscall::RunToSyscallExit() {
   return OkStatus();
 }
 
-Result<long> RemoteSyscall::FinishCall(uint64_t start_ns) {
-  user_regs_struct regs;
+Result<long> RemoteSyscall::FinishCall(uint64_t start_ns, bool keep) {
   Status st;
-  if (ptrace(PTRACE_GETREGS, tid_, nullptr, &regs) != 0) st = ErrnoStatus("ptrace GETREGS");
   // The thread's own registers go back at once: it stays at the syscall-exit
-  // stop, from where it can run on as it was if criu-fast dies.
-  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0 && st.ok()) st = ErrnoStatus("ptrace SETREGS");
+  // stop, from where it can run on as it was if criu-fast dies. A guarded
+  // call's registers may stay until the next call: they lead through the
+  // return frame back to the same state.
+  if (!(keep && frame_addr_ != 0) && ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0) {
+    st = ErrnoStatus("ptrace SETREGS");
+  }
   if (start_ns) CountInjection(false, frame_addr_ != 0, start_ns);
   RETURN_IF_ERROR(st);
-  return static_cast<long>(regs.rax);
+  return exit_rval_;
 }
 
 Result<long> RemoteSyscall::DoCall(bool fault_point, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
@@ -357,7 +360,8 @@ Result<long> RemoteSyscall::DoCall(bool fault_point, long nr, uint64_t a0, uint6
 }
 
 Status RemoteSyscall::CallInEach(std::span<RemoteSyscall* const> threads, long nr,
-                                 std::span<const std::array<uint64_t, 6>> args, std::vector<long>* results) {
+                                 std::span<const std::array<uint64_t, 6>> args, std::vector<long>* results,
+                                 bool more) {
   FAULT_POINT("remote-syscall");
   if (args.size() != threads.size()) return Error("CallInEach: one argument set per thread", EINVAL);
   results->assign(threads.size(), 0);
@@ -393,7 +397,7 @@ Status RemoteSyscall::CallInEach(std::span<RemoteSyscall* const> threads, long n
         continue;
       }
       finished[i] = 1;
-      auto res = r.FinishCall(0);  // counted below, once for the whole batch
+      auto res = r.FinishCall(0, more);  // counted below, once for the whole batch
       if (!res.ok()) {
         if (first.ok()) first = res.status();
       } else {
@@ -569,10 +573,13 @@ Status RemoteSyscall::Restore() {
     scratch_ = 0;
   }
   restored_ = true;
-  if (Status s = PutBackStack(); !s.ok() && result.ok()) result = s;
+  // Registers first: a thread may still hold a guarded call's registers
+  // (CallInEach with |more|), which lead through the return frame; the
+  // frame may go only once they are the thread's own.
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0) {
     return ErrnoStatus("restore registers of " + std::to_string(tid_));
   }
+  if (Status s = PutBackStack(); !s.ok() && result.ok()) result = s;
   // Queued again with their siginfo where the kernel lets us (a negative
   // si_code other than SI_TKILL: timers, sigqueue, AIO...); what the kernel
   // or another task's kill() sent comes back as a plain tgkill.

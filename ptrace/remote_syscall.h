@@ -137,8 +137,13 @@ class RemoteSyscall {
   // overlap instead of adding up (a process with thousands of threads).
   // |args[i]| are the arguments for |threads[i]|; |results| gets the raw
   // results (-errno on error).
+  // |more|: another CallInEach follows on the same threads; a thread whose
+  // calls are guarded by a return frame then keeps the call's registers
+  // until the next call sets its own (should criu-fast die in between, it
+  // returns through the frame like after any call), saving a SETREGS.
   static Status CallInEach(std::span<RemoteSyscall* const> threads, long nr,
-                           std::span<const std::array<uint64_t, 6>> args, std::vector<long>* results);
+                           std::span<const std::array<uint64_t, 6>> args, std::vector<long>* results,
+                           bool more = false);
 
   // For tests: sets up call |nr| and runs the thread to the entry of the
   // call, then returns, leaving the thread in the middle of the call (as a
@@ -162,9 +167,10 @@ class RemoteSyscall {
   // One step of that: waits for the thread's next stop and resumes it
   // unless it is the exit of the call (then *at_exit is set).
   Status StepToSyscallExit(bool* at_exit);
-  // After the exit stop: the result, and the thread's own registers back;
+  // After the exit stop: the result (from the exit stop's syscall info),
+  // and the thread's own registers back unless |keep| (only when guarded);
   // counted in InjectionTotals from |start_ns| (0: the caller counts).
-  Result<long> FinishCall(uint64_t start_ns);
+  Result<long> FinishCall(uint64_t start_ns, bool keep = false);
 
   enum class Stop { kSyscall, kTrap, kInterrupt, kOther, kNone };
   // Waits for the thread's next stop (|wait_flags| may hold WNOHANG: kNone if
@@ -197,6 +203,7 @@ class RemoteSyscall {
   };
   std::vector<HeldSignal> held_signals_;  // signals that arrived during our calls
   bool restored_ = false;
+  long exit_rval_ = 0;  // the result at the last syscall-exit stop
 };
 
 }  // namespace cf::tracing
