@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -81,7 +82,7 @@ size_t CountFds(pid_t pid) {
   _exit(0);
 }
 
-enum class Moment { kMidCall, kBetweenCalls, kMidParasite };
+enum class Moment { kMidCall, kBetweenCalls, kBetweenGroupCalls, kMidParasite };
 
 // The tracer: seizes |target|, gets to |moment| and dies of SIGKILL there.
 [[noreturn]] void RunTracer(pid_t target, Moment moment, unsigned char* pages) {
@@ -107,9 +108,21 @@ enum class Moment { kMidCall, kBetweenCalls, kMidParasite };
   } else {
     auto rs = RemoteSyscall::Attach(target, target);
     if (!rs.ok() || !rs->guarded()) _exit(5);
-    if (moment == Moment::kBetweenCalls) {
-      auto r = rs->Call(__NR_getpid);
-      if (!r.ok() || *r != target) _exit(6);
+    if (moment == Moment::kBetweenCalls || moment == Moment::kBetweenGroupCalls) {
+      if (moment == Moment::kBetweenCalls) {
+        auto r = rs->Call(__NR_getpid);
+        if (!r.ok() || *r != target) _exit(6);
+      } else {
+        // A group call with more to come: the thread keeps the call's
+        // registers (rip past libc's syscall, rsp on the return frame).
+        RemoteSyscall* one[] = {&*rs};
+        const std::array<uint64_t, 6> args[] = {{}};
+        std::vector<long> results;
+        if (!RemoteSyscall::CallInEach(one, __NR_getpid, args, &results, /*more=*/true).ok() ||
+            results[0] != target) {
+          _exit(6);
+        }
+      }
       // Leave the object alive (its destructor would put everything back).
       static RemoteSyscall* leaked = new RemoteSyscall(std::move(*rs));
       (void)leaked;
@@ -176,6 +189,7 @@ void RunScenario(Moment moment) {
 
 TEST(TracerDeathTest, MidRemoteSyscall) { RunScenario(Moment::kMidCall); }
 TEST(TracerDeathTest, BetweenRemoteSyscalls) { RunScenario(Moment::kBetweenCalls); }
+TEST(TracerDeathTest, BetweenGroupCallsWithTheCallsRegisters) { RunScenario(Moment::kBetweenGroupCalls); }
 TEST(TracerDeathTest, MidParasiteCommand) { RunScenario(Moment::kMidParasite); }
 
 }  // namespace
