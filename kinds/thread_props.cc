@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -89,12 +90,14 @@ Status LoadRegs(pid_t tid, const img::Thread& t) {
 // ---- FPU/SSE/AVX state (NT_X86_XSTATE) -----------------------------------
 
 Status ReadXstate(pid_t, pid_t tid, img::Thread* out) {
-  std::vector<uint8_t> xstate(kXstateMax);
-  iovec iov{xstate.data(), xstate.size()};
+  // One buffer per thread of criu-fast, not a fresh zeroed one per thread
+  // read (thousands of threads).
+  thread_local std::unique_ptr<uint8_t[]> xstate(new uint8_t[kXstateMax]);
+  iovec iov{xstate.get(), kXstateMax};
   if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, &iov) != 0) {
     return ErrnoStatus("GETREGSET NT_X86_XSTATE of " + Who(tid));
   }
-  out->set_xstate(xstate.data(), iov.iov_len);
+  out->set_xstate(xstate.get(), iov.iov_len);
   return OkStatus();
 }
 

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <ctime>
 #include <elf.h>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -198,12 +199,12 @@ Status RemoteSyscall::SetUpGuard(Guard guard) {
   if (ptrace(PTRACE_GETSIGMASK, tid_, sizeof(sigmask_), &sigmask_) != 0) {
     return ErrnoStatus("ptrace GETSIGMASK of " + std::to_string(tid_));
   }
-  xstate_.resize(kXstateMax);
-  iovec iov{xstate_.data(), xstate_.size()};
+  thread_local std::unique_ptr<uint8_t[]> buf(new uint8_t[kXstateMax]);
+  iovec iov{buf.get(), kXstateMax};
   if (ptrace(PTRACE_GETREGSET, tid_, NT_X86_XSTATE, &iov) != 0) {
     return ErrnoStatus("GETREGSET NT_X86_XSTATE of " + std::to_string(tid_));
   }
-  xstate_.resize(iov.iov_len);
+  xstate_.assign(buf.get(), buf.get() + iov.iov_len);
   if (guard == Guard::kNone) return OkStatus();
   if (!sites_.syscall_ret || !sites_.sigreturn) {
     LOG_DEBUG("remote: process %d has no syscall;ret or sigreturn sequence: calls in %d unguarded", pid_, tid_);
