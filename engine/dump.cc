@@ -36,6 +36,11 @@
 // pages); a process that would take more than the descriptors left is
 // drained with process_vm_readv instead, and the tree then stays frozen
 // until the end.
+// With -R (not --live, --drain vmsplice, --dedup), when the pages left to
+// read after the scan are few (at most 64 MiB: an increment, a small tree),
+// they are copied into memory while frozen and the tree runs on before stage
+// 4 writes them (CopyAndRelease): the frozen time no longer includes
+// compressing and writing.
 // Any error before stage 6 rolls back: remote state is undone, every thread is
 // detached (and runs on as before), and the files written are removed.
 #include <dirent.h>
@@ -223,6 +228,8 @@ class Dumper {
   Status DumpPagesOf(const std::vector<ProcessDump*>& which);
   Status ArmLive(ProcessDump* pd);
   Status RunLiveSave(uint64_t frozen_start, uint64_t* released);
+  Result<bool> CopyAndRelease(uint64_t* released);
+  Status ReleaseTree();
   Status WriteCore(const ProcessDump& pd);
   Status WriteMessage(const std::string& name, streams::FileKind kind, const google::protobuf::MessageLite& msg);
   Status WriteInventory();
@@ -664,6 +671,94 @@ Status Dumper::RunLiveSave(uint64_t frozen_start, uint64_t* released) {
   return st;
 }
 
+// dump -R of a tree with few pages left to read (an increment against a
+// parent image, a small tree): they are copied into criu-fast's memory while
+// the tree is frozen, and the tree runs on while the copies are compressed,
+// hashed against the parent and written (the pinned-pages path of
+// DumpProcessPages, fed with copies). The image is the memory at the freeze
+// all the same. A failure after the release leaves the tree running, as a
+// rollback would, and removes the partial image. Returns whether it did;
+// otherwise every process is scanned and the dump goes on frozen.
+// Not with deduplication (it reads stored pages again from the processes),
+// --drain vmsplice or --live (their own release), or --leave-stopped.
+Result<bool> Dumper::CopyAndRelease(uint64_t* released) {
+  if (!opts_.leave_running || opts_.leave_stopped || opts_.live || opts_.drain != "read" || dedup_) return false;
+  // Copies are held until written: a bound on criu-fast's memory.
+  constexpr uint64_t kMaxCopyBytes = 64ull << 20;
+  uint64_t to_read = 0;
+  for (const auto& pd : dumps_) {
+    if (!pd->scanned) {
+      ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap, &pd->track));
+      pd->scanned = true;
+    }
+    for (const sched::PageSource& s : pd->sources) to_read += s.from_parent ? 0 : s.range.bytes();
+  }
+  if (to_read > kMaxCopyBytes) {
+    LOG_DEBUG("dump: %lu MiB of pages to read: written while frozen", to_read >> 20);
+    return false;
+  }
+  const uint64_t t0 = MonotonicNs();
+  // The batches of every process (cut as the page pipeline will cut them),
+  // read side by side on the arena's workers.
+  struct Copy {
+    ProcessDump* pd;
+    const memdrain::PageReader* reader;
+    std::vector<pagemap::PageRange> ranges;
+    bool readable;
+    uint64_t bytes;
+    std::unique_ptr<uint8_t[]> data;
+    Status status;
+  };
+  std::vector<memdrain::PageReader> readers;
+  readers.reserve(dumps_.size());
+  std::vector<Copy> copies;
+  for (const auto& pd : dumps_) {
+    ASSIGN_OR_RETURN(memdrain::PageReader r, memdrain::PageReader::Open(pd->pid, KeepShared(pd->pid)));
+    readers.push_back(std::move(r));
+    sched::BatchCutter cut(pd->sources, kChunkPages);
+    std::vector<pagemap::PageRange> ranges;
+    bool readable = true;
+    while (!cut.done()) {
+      cut.Next(&ranges, &readable);
+      if (ranges.empty()) continue;  // all from the parent image
+      uint64_t bytes = 0;
+      for (const pagemap::PageRange& r : ranges) bytes += r.bytes();
+      copies.push_back({pd.get(), &readers.back(), ranges, readable, bytes, nullptr, OkStatus()});
+    }
+  }
+  arena_->Execute([&] {
+    tbb::parallel_for(size_t{0}, copies.size(), size_t{1}, [&](size_t i) {
+      Copy& c = copies[i];
+      c.data = std::make_unique_for_overwrite<uint8_t[]>(c.bytes);
+      c.status = c.reader->Read(c.ranges, c.data.get(), c.readable);
+    });
+  });
+  uint64_t pages = 0;
+  for (const auto& pd : dumps_) pd->pinned = std::make_unique<memdrain::PinnedPages>();
+  for (Copy& c : copies) {
+    RETURN_IF_ERROR(c.status.WithContext("dump of process " + std::to_string(c.pd->pid)));
+    c.pd->pinned->AddCopy(c.ranges.front().start, c.bytes, std::move(c.data));
+    pages += c.bytes / pagemap::kPageSize;
+  }
+  FAULT_POINT("copy-release");
+  stats_.copy_ns = MonotonicNs() - t0;
+  stats_.pages_copied = pages;
+  RETURN_IF_ERROR(ReleaseTree());
+  *released = MonotonicNs();
+  LOG_INFO("dump: %lu pages copied in %.3f ms; process tree %d runs on while they are written", pages,
+           static_cast<double>(stats_.copy_ns) / 1e6, opts_.pid);
+  return true;
+}
+
+// -R: the tree runs on (or stays stopped with --leave-stopped), its network
+// unlocked and the descriptors put back.
+Status Dumper::ReleaseTree() {
+  if (net_lock_) RETURN_IF_ERROR(net_lock_->Undo());
+  shared_.PutBack();
+  tree_.Release(opts_.leave_stopped);
+  return OkStatus();
+}
+
 // The pages of every collected process, side by side: each process's page
 // pipeline is a task of the one arena, so --jobs bounds them all together,
 // and the in-order write stages of several processes (one file each) run at
@@ -946,6 +1041,7 @@ Status Dumper::Run() {
   }
   for (const auto& pd : dumps_) pd->frames.reset();
   uint64_t released = 0;
+  bool copied = false;  // the pages to read were copied, the tree released (CopyAndRelease)
   if (opts_.live) RETURN_IF_ERROR(RunLiveSave(frozen_start, &released));
   RETURN_IF_ERROR(SetUpDedup());
   bool all_pinned = vmsplice;
@@ -963,6 +1059,7 @@ Status Dumper::Run() {
     Status st = DumpAllPages();
     if (!st.ok()) return st.WithContext("the process tree was already killed (its pages were pinned in pipes)");
   } else if (!opts_.live) {
+    ASSIGN_OR_RETURN(copied, CopyAndRelease(&released));
     RETURN_IF_ERROR(DumpAllPages());
     if (dedup_) {
       stats_.dedup_entries = dedup_->entries();
@@ -979,9 +1076,7 @@ Status Dumper::Run() {
   // The image is complete: from here on nothing rolls back.
   if (released == 0) {
     if (opts_.leave_running) {
-      if (net_lock_) RETURN_IF_ERROR(net_lock_->Undo());
-      shared_.PutBack();
-      tree_.Release(opts_.leave_stopped);
+      RETURN_IF_ERROR(ReleaseTree());
     } else {
       tree_.Kill();
       killed_ = true;
@@ -998,7 +1093,7 @@ Status Dumper::Run() {
   stats_.unguarded_ns = inj.unguarded_ns;
   stats_.frozen_ns = released - frozen_start;
   stats_.total_ns = end - start;
-  if (vmsplice || opts_.live) stats_.after_release_ns = end - released;
+  if (vmsplice || opts_.live || copied) stats_.after_release_ns = end - released;
   // Rewrite the stats with the final times (best effort: the image is done).
   if (!sink_->streamed()) {
     img::DumpStats final_stats = stats_.ToProto();

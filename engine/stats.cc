@@ -80,6 +80,11 @@ void DumpCounters::Print(FILE* out) const {
     fprintf(out, "  after release:   %.3f ms (written after the tree was %s)\n", ms(after_release_ns),
             killed_early ? "killed" : "released");
   }
+  if (pages_copied > 0) {
+    fprintf(out, "  copy time:       %.3f ms (%lu pages copied frozen, written after the release)\n", ms(copy_ns),
+            pages_copied);
+    fprintf(out, "  after release:   %.3f ms\n", ms(after_release_ns));
+  }
   if (live) {
     fprintf(out, "  live:            frozen %.3f ms (write-protect %.3f ms), then saved while running for %.3f ms\n",
             ms(frozen_ns), ms(live_arm_ns), ms(after_release_ns));
