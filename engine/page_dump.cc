@@ -142,7 +142,11 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
     const bool readable = v.prot() & PROT_READ;
     bool tracked = false;
     if (track != nullptr && scanner.uses_pagemap_scan()) {
-      ASSIGN_OR_RETURN(tracked, TrackedSinceParent(scanner, v, *track));
+      if (!track->tracked.empty()) {
+        tracked = track->tracked.at(static_cast<size_t>(i)) != 0;
+      } else {
+        ASSIGN_OR_RETURN(tracked, TrackedSinceParent(scanner, v, *track));
+      }
     }
     if (tracked) {
       RETURN_IF_ERROR(SplitTracked(scanner, v, *mode, set, *track, readable, &items));
@@ -230,6 +234,22 @@ void AddInherited(const pagemap::RangeSet& pages, img::PageMap* pm) {
                    [](const img::PageRange& a, const img::PageRange& b) { return a.vaddr() < b.vaddr(); });
   pm->clear_ranges();
   for (img::PageRange& r : all) *pm->add_ranges() = std::move(r);
+}
+
+Status CheckTracked(pid_t pid, const img::Process& proc, bool fallback, TrackScan* track) {
+  track->tracked.clear();
+  if (track->uffd < 0 || !track->inherited || track->parent == nullptr) return OkStatus();
+  ASSIGN_OR_RETURN(pagemap::PageScanner scanner, pagemap::PageScanner::Open(pid, fallback));
+  if (!scanner.uses_pagemap_scan()) return OkStatus();
+  std::vector<uint8_t> tracked(static_cast<size_t>(proc.vmas_size()), 0);
+  for (int i = 0; i < proc.vmas_size(); ++i) {
+    const img::Vma& v = proc.vmas(i);
+    if (!ScanModeOf(v)) continue;
+    ASSIGN_OR_RETURN(bool t, TrackedSinceParent(scanner, v, *track));
+    tracked[static_cast<size_t>(i)] = t;
+  }
+  track->tracked = std::move(tracked);
+  return OkStatus();
 }
 
 Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,

@@ -73,6 +73,7 @@ void DumpCounters::Print(FILE* out) const {
   fprintf(out, "  seize time:      %.3f ms\n", ms(seize_ns));
   fprintf(out, "  collect time:    %.3f ms\n", ms(collect_ns));
   fprintf(out, "  scan time:       %.3f ms\n", ms(scan_ns));
+  if (smaps_wait_ns) fprintf(out, "  smaps wait:      %.3f ms (VMAs scanned from maps; smaps read beside)\n", ms(smaps_wait_ns));
   // Stage times of the page pipeline: thread time summed over its jobs.
   fprintf(out, "  drain backend:   %s\n", drain.c_str());
   if (drain == "vmsplice") {

@@ -88,6 +88,7 @@ struct DumpCounters {
   bool killed_early = false;  // vmsplice: the tree was killed once its pages were pinned
   // dump -R with few pages to read: copied while frozen, written after the release.
   uint64_t copy_ns = 0;
+  uint64_t smaps_wait_ns = 0;  // waiting for smaps after the scan (Dumper::SettleVmas)
   uint64_t pages_copied = 0;
   std::string compression = "none";
 
