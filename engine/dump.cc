@@ -794,10 +794,10 @@ Result<bool> Dumper::CopyAndRelease(uint64_t* released) {
     }
     pages += c.bytes / pagemap::kPageSize;
   }
-  RETURN_IF_ERROR(SettleVmas());
-  FAULT_POINT("copy-release");
   stats_.copy_ns = MonotonicNs() - t0;
   stats_.pages_copied = pages;
+  RETURN_IF_ERROR(SettleVmas());
+  FAULT_POINT("copy-release");
   RETURN_IF_ERROR(ReleaseTree());
   *released = MonotonicNs();
   LOG_INFO("dump: %lu pages copied in %.3f ms; process tree %d runs on while they are written", pages,
@@ -829,11 +829,11 @@ bool Dumper::MapsFirst() const {
 
 // The processes collected with MapsFirst, scanned now if not yet: their
 // smaps (read beside the scan) must list the VMAs that were scanned
-// (AdoptSmaps); their cores, complete then, are written. smaps read while
-// the dump's remote calls had a scratch mapping in the process lists it:
-// read again (frozen, nothing of ours mapped). If smaps still disagrees
-// (droppable or hugetlb memory, which maps cannot tell), the dump fails
-// with vmas_disagreed() and RunDump dumps again, smaps first.
+// (AdoptSmaps); their cores, complete then, are written. An smaps that
+// disagrees is read once more (frozen, the dump's remote calls long undone);
+// if it still disagrees (droppable or hugetlb memory, which maps cannot
+// tell; a stack that the remote calls' scratch grew), the dump fails with
+// vmas_disagreed() and RunDump dumps again, smaps first.
 Status Dumper::SettleVmas() {
   for (const auto& pd : dumps_) {
     if (!pd->maps_first) continue;
