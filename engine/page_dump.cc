@@ -126,18 +126,20 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
       int last = i;
       while (last + 1 < n && joins(last + 1)) ++last;
       const uint64_t start = v.start(), end = proc.vmas(last).end();
-      ASSIGN_OR_RETURN(pagemap::RangeSet set, scanner.Scan(start, end, *mode));
+      pagemap::RangeSet set, guards;
+      RETURN_IF_ERROR(scanner.ScanWithGuards(start, end, *mode, &set, &guards));
       SplitByVma(proc, i, last, set,
                  [&](int k, const PageRange& r) { items.push_back({r, (proc.vmas(k).prot() & PROT_READ) != 0}); });
       if (track != nullptr && track->parent != nullptr) stats->pages_untracked += set.pages();
-      ASSIGN_OR_RETURN(pagemap::RangeSet guards, scanner.ScanGuards(start, end));
       SplitByVma(proc, i, last, guards, [&](int, const PageRange& r) { AddGuard(pagemap, r); });
       i = last;
       continue;
     }
-    pagemap::RangeSet set;
+    pagemap::RangeSet set, guards;
     if (!Droppable(v)) {
-      ASSIGN_OR_RETURN(set, scanner.Scan(v.start(), v.end(), *mode));
+      RETURN_IF_ERROR(scanner.ScanWithGuards(v.start(), v.end(), *mode, &set, &guards));
+    } else {
+      ASSIGN_OR_RETURN(guards, scanner.ScanGuards(v.start(), v.end()));
     }
     const bool readable = v.prot() & PROT_READ;
     bool tracked = false;
@@ -161,7 +163,6 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
         if (ok) RETURN_IF_ERROR(scanner.ScanWritten(v.start(), v.end(), *mode, true).status());
       }
     }
-    ASSIGN_OR_RETURN(pagemap::RangeSet guards, scanner.ScanGuards(v.start(), v.end()));
     for (const PageRange& r : guards) AddGuard(pagemap, r);
   }
   FAULT_POINT("scan");
