@@ -29,6 +29,16 @@ Status CollectThread(pid_t pid, pid_t tid, img::Thread* out);
 Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out,
                                                 Result<std::vector<pagemap::VmaInfo>> vmas);
 
+// A dump may list the VMAs from /proc/PID/maps (no VmFlags: cheap) to scan
+// and read the pages while /proc/PID/smaps is read beside it (it walks the
+// page tables). Then, still frozen, |smaps| must list the same mappings as
+// |out|'s VMAs (addresses, protection, sharing, file) and hold no VmFlag
+// that changes how a VMA's pages are found or described (droppable "dp",
+// hugetlb "ht"): then |out|'s VMAs get what only smaps tells (VmFlags,
+// resident size, MAP_GROWSDOWN, may_share) and this returns true. Else it
+// returns false with the first difference in |why|, |out| unchanged.
+bool AdoptSmaps(const std::vector<pagemap::VmaInfo>& smaps, img::Process* out, std::string* why);
+
 class SharedFiles;
 // Descriptors, each handled by its kind (kinds/kind.h) with |ctx|; those of
 // shared kinds are taken from |shared| (which also adds the objects this

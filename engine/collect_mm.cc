@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <cstdio>
+
 #include "common/io.h"
 #include "common/log.h"
 #include "engine/collect.h"
@@ -37,7 +39,43 @@ img::Vma::Kind Classify(const pagemap::VmaInfo& v) {
   return v.shared ? img::Vma::FILE_SHARED : img::Vma::FILE_PRIVATE;
 }
 
+// What only smaps tells (empty when |v| comes from /proc/PID/maps).
+void SetSmapsFields(const pagemap::VmaInfo& v, img::Vma* m) {
+  if (v.has_vmflag("gd") || v.path == "[stack]") m->set_flags(m->flags() | MAP_GROWSDOWN);
+  m->set_may_share(v.shared || v.has_vmflag("ms"));
+  m->set_vmflags(v.vmflags);
+  if (v.resident_kb >= 0) m->set_resident_kb(static_cast<uint64_t>(v.resident_kb));
+}
+
 }  // namespace
+
+bool AdoptSmaps(const std::vector<pagemap::VmaInfo>& smaps, img::Process* out, std::string* why) {
+  if (static_cast<size_t>(out->vmas_size()) != smaps.size()) {
+    *why = "smaps lists " + std::to_string(smaps.size()) + " VMAs, maps " + std::to_string(out->vmas_size());
+    return false;
+  }
+  for (size_t i = 0; i < smaps.size(); ++i) {
+    const pagemap::VmaInfo& v = smaps[i];
+    const img::Vma& m = out->vmas(static_cast<int>(i));
+    char at[64];
+    snprintf(at, sizeof(at), "VMA %#lx-%#lx", v.start, v.end);
+    // The fields the maps-based VMA was made of (CollectMm).
+    const bool same = m.start() == v.start && m.end() == v.end && m.prot() == v.prot &&
+                      ((m.flags() & MAP_SHARED) != 0) == v.shared && m.pgoff() == v.pgoff && m.path() == v.path &&
+                      m.dev() == makedev(v.dev_major, v.dev_minor) && m.inode() == v.inode &&
+                      m.deleted() == v.deleted;
+    if (!same) {
+      *why = std::string(at) + " differs from maps";
+      return false;
+    }
+    if (v.has_vmflag("dp") || v.has_vmflag("ht")) {
+      *why = std::string(at) + " has VmFlags " + v.vmflags + " (droppable or hugetlb)";
+      return false;
+    }
+  }
+  for (size_t i = 0; i < smaps.size(); ++i) SetSmapsFields(smaps[i], out->mutable_vmas(static_cast<int>(i)));
+  return true;
+}
 
 Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out,
                                                 Result<std::vector<pagemap::VmaInfo>> read) {
@@ -56,16 +94,13 @@ Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out,
     m->set_kind(kind);
     uint32_t flags = v.shared ? MAP_SHARED : MAP_PRIVATE;
     if (kind == img::Vma::ANON_PRIVATE || kind == img::Vma::ANON_SHARED) flags |= MAP_ANONYMOUS;
-    if (v.has_vmflag("gd") || v.path == "[stack]") flags |= MAP_GROWSDOWN;
     m->set_flags(flags);
     m->set_pgoff(v.pgoff);
     m->set_path(v.path);
     m->set_dev(makedev(v.dev_major, v.dev_minor));
     m->set_inode(v.inode);
     m->set_deleted(v.deleted);
-    m->set_may_share(v.shared || v.has_vmflag("ms"));
-    m->set_vmflags(v.vmflags);
-    if (v.resident_kb >= 0) m->set_resident_kb(static_cast<uint64_t>(v.resident_kb));
+    SetSmapsFields(v, m);
     m->set_is_heap(v.path == "[heap]");
     m->set_is_stack(v.path == "[stack]");
     // hugetlb memory and AIO rings are described by their kinds.

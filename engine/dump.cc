@@ -36,9 +36,15 @@
 // pages); a process that would take more than the descriptors left is
 // drained with process_vm_readv instead, and the tree then stays frozen
 // until the end.
+// With -R (not --live, --drain vmsplice, --dedup), when the pages left to
+// read after the scan are few (at most 64 MiB: an increment, a small tree),
+// they are copied into memory while frozen and the tree runs on before stage
+// 4 writes them (CopyAndRelease): the frozen time no longer includes
+// compressing and writing.
 // Any error before stage 6 rolls back: remote state is undone, every thread is
 // detached (and runs on as before), and the files written are removed.
 #include <dirent.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -46,6 +52,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -67,6 +74,7 @@
 #include "engine/page_dump.h"
 #include "engine/track.h"
 #include "pagemap/frames.h"
+#include "pagemap/scan.h"
 #include "pagemap/uffd_track.h"
 #include "pagemap/vma_prefetch.h"
 #include "proc/proc_parse.h"
@@ -97,6 +105,10 @@ using ::cf::tracing::FrozenTree;
 using ::cf::tracing::SeizedProcess;
 using ::cf::tracing::SeizedThread;
 namespace {
+
+// CopyAndRelease: the pages copied while frozen are held until written, a
+// bound on criu-fast's memory.
+constexpr uint64_t kMaxCopyBytes = 64ull << 20;
 
 // What the descriptor kinds may use while the tree is dumped.
 class FdContext final : public kinds::DumpContext {
@@ -157,7 +169,10 @@ class FdContext final : public kinds::DumpContext {
 
 class Dumper {
  public:
-  explicit Dumper(const Options& opts) : opts_(opts) {}
+  // |maps_first|: the VMAs may be listed from /proc/PID/maps while smaps is
+  // read beside the scan (MapsFirst); false when dumping again because
+  // smaps did not agree.
+  explicit Dumper(const Options& opts, bool maps_first = true) : opts_(opts), maps_first_(maps_first) {}
   ~Dumper() {
     kinds::SetTreeNetns(-1);
     if (!committed_ && sink_) sink_->Abort();
@@ -171,6 +186,9 @@ class Dumper {
   // --live: the tree changed memory not saved yet (munmap, madvise, mremap,
   // exit): the dump failed, the tree runs on.
   bool live_changed() const { return live_changed_; }
+  // The VMAs smaps listed did not agree with those the pages were scanned
+  // by (SettleVmas): the dump failed, the tree runs on.
+  bool vmas_disagreed() const { return vmas_disagreed_; }
   // A failure caused by a process of the tree dying under us (killed by
   // someone else) says so first: the low-level error alone (EIO, ESRCH)
   // would not tell why.
@@ -195,6 +213,7 @@ class Dumper {
     std::vector<sched::PageSource> sources;
     std::unique_ptr<memdrain::PinnedPages> pinned;
     bool live = false;  // --live: its pages are saved while it runs (live_)
+    bool maps_first = false;  // VMAs from maps; smaps' VmFlags not adopted yet (SettleVmas)
     // Copy-on-write sharing (engine/page_dump.h): the frames of its private
     // anonymous pages, kept while children in the tree may compare theirs;
     // the pages it shares with its parent (INHERITED, not read).
@@ -223,6 +242,11 @@ class Dumper {
   Status DumpPagesOf(const std::vector<ProcessDump*>& which);
   Status ArmLive(ProcessDump* pd);
   Status RunLiveSave(uint64_t frozen_start, uint64_t* released);
+  Result<bool> CopyAndRelease(uint64_t* released);
+  void PrepareCopyBuffer();
+  bool MapsFirst() const;
+  Status SettleVmas();
+  Status ReleaseTree();
   Status WriteCore(const ProcessDump& pd);
   Status WriteMessage(const std::string& name, streams::FileKind kind, const google::protobuf::MessageLite& msg);
   Status WriteInventory();
@@ -277,6 +301,27 @@ class Dumper {
   bool committed_ = false;
   bool killed_ = false;
   bool live_changed_ = false;
+  const bool maps_first_;
+  bool vmas_disagreed_ = false;
+  // Memory faulted in before the freeze for CopyAndRelease's copies
+  // (PrepareCopyBuffer); handed out from the front.
+  struct CopyBuffer {
+    uint8_t* base = nullptr;
+    uint64_t size = 0;
+    uint64_t used = 0;
+    CopyBuffer() = default;
+    CopyBuffer(const CopyBuffer&) = delete;
+    CopyBuffer& operator=(const CopyBuffer&) = delete;
+    ~CopyBuffer() {
+      if (base != nullptr) munmap(base, size);
+    }
+    uint8_t* Take(uint64_t bytes) {
+      if (base == nullptr || size - used < bytes) return nullptr;
+      uint8_t* p = base + used;
+      used += bytes;
+      return p;
+    }
+  } copy_buf_;
 };
 
 // Deduplication compares a page whose hash matches one stored earlier in the
@@ -429,7 +474,13 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     // The VMAs, read in the background since the seize (pagemap/vma_prefetch.h),
     // are taken as late as possible but before the first remote call, which
     // maps a scratch page.
-    RETURN_IF_ERROR(CollectMm(pid, &proc, vma_prefetch_.Take(pid)).status());
+    if (MapsFirst()) {
+      // Or listed from maps now, smaps' VmFlags adopted after the scan (SettleVmas).
+      out->maps_first = true;
+      RETURN_IF_ERROR(CollectMm(pid, &proc, pagemap::ReadVmas(pid, /*with_vmflags=*/false)).status());
+    } else {
+      RETURN_IF_ERROR(CollectMm(pid, &proc, vma_prefetch_.Take(pid)).status());
+    }
     RETURN_IF_ERROR(kinds::SaveMappedGhosts(pid, *fd_ctx_, &proc));
     FAULT_POINT("collect");
     // Remote calls last: the threads' registers are already saved above.
@@ -664,6 +715,202 @@ Status Dumper::RunLiveSave(uint64_t frozen_start, uint64_t* released) {
   return st;
 }
 
+// dump -R of a tree with few pages left to read (an increment against a
+// parent image, a small tree): they are copied into criu-fast's memory while
+// the tree is frozen, and the tree runs on while the copies are compressed,
+// hashed against the parent and written (the pinned-pages path of
+// DumpProcessPages, fed with copies). The image is the memory at the freeze
+// all the same. A failure after the release leaves the tree running, as a
+// rollback would, and removes the partial image. Returns whether it did;
+// otherwise every process is scanned and the dump goes on frozen.
+// Not with deduplication (it reads stored pages again from the processes),
+// --drain vmsplice or --live (their own release), or --leave-stopped.
+Result<bool> Dumper::CopyAndRelease(uint64_t* released) {
+  if (!opts_.leave_running || opts_.leave_stopped || opts_.live || opts_.drain != "read" || dedup_) return false;
+  uint64_t to_read = 0;
+  for (const auto& pd : dumps_) {
+    if (!pd->scanned) {
+      ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap, &pd->track));
+      pd->scanned = true;
+    }
+    for (const sched::PageSource& s : pd->sources) to_read += s.from_parent ? 0 : s.range.bytes();
+  }
+  if (to_read > kMaxCopyBytes) {
+    LOG_DEBUG("dump: %lu MiB of pages to read: written while frozen", to_read >> 20);
+    return false;
+  }
+  const uint64_t t0 = MonotonicNs();
+  // The batches of every process (cut as the page pipeline will cut them),
+  // read side by side on the arena's workers.
+  struct Copy {
+    ProcessDump* pd;
+    const memdrain::PageReader* reader;
+    std::vector<pagemap::PageRange> ranges;
+    bool readable;
+    uint64_t bytes;
+    uint8_t* into;  // in copy_buf_, or null: |data|, allocated now
+    std::unique_ptr<uint8_t[]> data;
+    Status status;
+  };
+  std::vector<memdrain::PageReader> readers;
+  readers.reserve(dumps_.size());
+  std::vector<Copy> copies;
+  for (const auto& pd : dumps_) {
+    ASSIGN_OR_RETURN(memdrain::PageReader r, memdrain::PageReader::Open(pd->pid, KeepShared(pd->pid)));
+    readers.push_back(std::move(r));
+    sched::BatchCutter cut(pd->sources, kChunkPages);
+    std::vector<pagemap::PageRange> ranges;
+    bool readable = true;
+    while (!cut.done()) {
+      cut.Next(&ranges, &readable);
+      if (ranges.empty()) continue;  // all from the parent image
+      uint64_t bytes = 0;
+      for (const pagemap::PageRange& r : ranges) bytes += r.bytes();
+      copies.push_back({pd.get(), &readers.back(), ranges, readable, bytes, copy_buf_.Take(bytes), nullptr, OkStatus()});
+    }
+  }
+  arena_->Execute([&] {
+    tbb::parallel_for(size_t{0}, copies.size(), size_t{1}, [&](size_t k) {
+      // From the top down: smaps, read beside (MapsFirst), walks the page
+      // tables from the bottom up and holds each page table's lock while
+      // it counts its pages; in the same order the two would meet at every
+      // page table.
+      Copy& c = copies[copies.size() - 1 - k];
+      if (c.into == nullptr) {
+        c.data = std::make_unique_for_overwrite<uint8_t[]>(c.bytes);
+        c.into = c.data.get();
+      }
+      c.status = c.reader->Read(c.ranges, c.into, c.readable);
+    });
+  });
+  uint64_t pages = 0;
+  for (const auto& pd : dumps_) pd->pinned = std::make_unique<memdrain::PinnedPages>();
+  for (Copy& c : copies) {
+    RETURN_IF_ERROR(c.status.WithContext("dump of process " + std::to_string(c.pd->pid)));
+    if (c.data) {
+      c.pd->pinned->AddCopy(c.ranges.front().start, c.bytes, std::move(c.data));
+    } else {
+      c.pd->pinned->AddView(c.ranges.front().start, c.bytes, c.into);
+    }
+    pages += c.bytes / pagemap::kPageSize;
+  }
+  stats_.copy_ns = MonotonicNs() - t0;
+  stats_.pages_copied = pages;
+  RETURN_IF_ERROR(SettleVmas());
+  FAULT_POINT("copy-release");
+  RETURN_IF_ERROR(ReleaseTree());
+  *released = MonotonicNs();
+  LOG_INFO("dump: %lu pages copied in %.3f ms; process tree %d runs on while they are written", pages,
+           static_cast<double>(stats_.copy_ns) / 1e6, opts_.pid);
+  return true;
+}
+
+// Whether the VMAs are listed from /proc/PID/maps at collection, and smaps
+// is read only once the process is collected and its tracked VMAs found
+// (CheckTracked), beside the scan and the copy of the pages
+// (CopyAndRelease), its VmFlags adopted after them (SettleVmas): its
+// page-table walk (~14-20 ms a GiB resident) would overlap them instead of
+// coming first. Measured on this project's 2-core VMs it does not pay: the
+// walk, the scan and the copy slow each other down (the same page tables and
+// struct pages, two cores), and the frozen time of an increment was no
+// shorter (README, "Incremental dumps, measured"). So it is off unless
+// CF_MAPS_FIRST=1 (to measure it on a larger machine). Only where nothing
+// before SettleVmas needs a VmFlag but those AdoptSmaps checks, the dump
+// itself changes no VMA meanwhile (no write tracking armed: registering
+// changes VmFlags), and the cores can wait (a directory, not a stream).
+bool Dumper::MapsFirst() const {
+  static const bool on = [] {
+    const char* e = getenv("CF_MAPS_FIRST");
+    return e != nullptr && strcmp(e, "1") == 0;
+  }();
+  return on && maps_first_ && !pre_dump() && !sink_->streamed() && opts_.drain == "read" && !opts_.live &&
+         !share_cow_ && !arm_ && !opts_.force_pagemap_fallback;
+}
+
+// The processes collected with MapsFirst, scanned now if not yet: their
+// smaps (read beside the scan) must list the VMAs that were scanned
+// (AdoptSmaps); their cores, complete then, are written. An smaps that
+// disagrees is read once more (frozen, the dump's remote calls long undone);
+// if it still disagrees (droppable or hugetlb memory, which maps cannot
+// tell; a stack that the remote calls' scratch grew), the dump fails with
+// vmas_disagreed() and RunDump dumps again, smaps first.
+Status Dumper::SettleVmas() {
+  for (const auto& pd : dumps_) {
+    if (!pd->maps_first) continue;
+    if (!pd->scanned) {
+      ASSIGN_OR_RETURN(pd->sources, ScanPages(pd->pid, pd->proc, page_opts_, &pd->stats, &pd->pagemap, &pd->track));
+      pd->scanned = true;
+    }
+    std::string why;
+    {
+      ScopedTimer t(&stats_.smaps_wait_ns);
+      Result<std::vector<pagemap::VmaInfo>> smaps = vma_prefetch_.Take(pd->pid);
+      if (!smaps.ok() || !AdoptSmaps(*smaps, &pd->proc, &why)) {
+        LOG_DEBUG("dump: process %d: smaps read beside the scan: %s; reading it again", pd->pid,
+                  smaps.ok() ? why.c_str() : smaps.status().ToString().c_str());
+        ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> again, pagemap::ReadVmas(pd->pid, /*with_vmflags=*/true));
+        if (!AdoptSmaps(again, &pd->proc, &why)) {
+          vmas_disagreed_ = true;
+          return Errorf("dump: process %d: the VMAs scanned from maps are not those of smaps: %s", pd->pid,
+                        why.c_str());
+        }
+      }
+    }
+    pd->maps_first = false;
+    RETURN_IF_ERROR(WriteCore(*pd));
+  }
+  return OkStatus();
+}
+
+// Memory fresh from the kernel costs a page fault a page, and on these VMs
+// far more than the copy itself (the host takes freed memory back: tens of
+// µs a page at times). An increment of a tree that runs on (-R) copies the
+// pages written since its parent while frozen (CopyAndRelease): the memory
+// for them is made and faulted in before the freeze, sized by what the
+// root process wrote so far (PAGEMAP_SCAN: pages without the write-protect
+// bit of the parent's tracking, all pages of mappings it does not track),
+// with a quarter more for what it writes until the freeze. Only a hint: what
+// does not fit is allocated at the copy; nothing is made when the estimate
+// is past the copy's bound.
+void Dumper::PrepareCopyBuffer() {
+  if (!parent_ || tracking_.empty() || !opts_.leave_running || opts_.leave_stopped || opts_.live ||
+      opts_.drain != "read" || opts_.dedup == 1 || opts_.force_pagemap_fallback) {
+    return;
+  }
+  const uint64_t t0 = MonotonicNs();
+  auto scanner = pagemap::PageScanner::Open(opts_.pid);
+  auto vmas = pagemap::ReadVmas(opts_.pid, /*with_vmflags=*/false);
+  if (!scanner.ok() || !vmas.ok() || !scanner->uses_pagemap_scan()) return;
+  uint64_t pages = 0;
+  for (const pagemap::VmaInfo& v : *vmas) {
+    if (v.shared || (v.path.size() > 1 && v.path[0] == '[' && v.path != "[heap]" && v.path != "[stack]")) continue;
+    const pagemap::ScanMode mode = v.is_file() ? pagemap::ScanMode::kFilePrivate : pagemap::ScanMode::kAnonPrivate;
+    auto written = scanner->ScanWritten(v.start, v.end, mode, /*rearm=*/false);
+    if (written.ok()) {
+      pages += written->pages();
+    } else if (auto all = scanner->Scan(v.start, v.end, mode); all.ok()) {
+      pages += all->pages();  // not tracked: read in full
+    }
+  }
+  const uint64_t bytes = ((pages + pages / 4) * pagemap::kPageSize + (1u << 20)) & ~(uint64_t{1 << 20} - 1);
+  if (bytes > kMaxCopyBytes) return;
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED) return;
+  copy_buf_.base = static_cast<uint8_t*>(p);
+  copy_buf_.size = bytes;
+  LOG_DEBUG("dump: %lu pages written since the parent image: %lu MiB for their copies made in %.3f ms", pages,
+            bytes >> 20, static_cast<double>(MonotonicNs() - t0) / 1e6);
+}
+
+// -R: the tree runs on (or stays stopped with --leave-stopped), its network
+// unlocked and the descriptors put back.
+Status Dumper::ReleaseTree() {
+  if (net_lock_) RETURN_IF_ERROR(net_lock_->Undo());
+  shared_.PutBack();
+  tree_.Release(opts_.leave_stopped);
+  return OkStatus();
+}
+
 // The pages of every collected process, side by side: each process's page
 // pipeline is a task of the one arena, so --jobs bounds them all together,
 // and the in-order write stages of several processes (one file each) run at
@@ -723,7 +970,10 @@ Status Dumper::FinishImage() {
 // this thread collects the rest (each taken before its first remote call).
 void Dumper::StartVmaPrefetch() {
   std::vector<pid_t> pids;
-  for (const SeizedProcess& sp : tree_.processes()) pids.push_back(sp.pid);
+  // MapsFirst: each process's smaps is read once it is collected (Add).
+  if (!MapsFirst()) {
+    for (const SeizedProcess& sp : tree_.processes()) pids.push_back(sp.pid);
+  }
   vma_prefetch_.Start(std::move(pids), arena_ ? arena_->jobs() : 1);
 }
 
@@ -905,11 +1155,13 @@ Status Dumper::Run() {
     stats_.live_prearm_ns = live_->prearm_ns();
     stats_.pages_live_prearmed = live_->pages_prearmed();
   }
+  PrepareCopyBuffer();
   uint64_t frozen_start = MonotonicNs();
   {
     ScopedTimer t(&stats_.seize_ns);
     RETURN_IF_ERROR(tree_.SeizeTree(opts_.pid));
   }
+  FindCowTree();  // before MapsFirst is asked
   StartVmaPrefetch();
   {
     ScopedTimer t(&stats_.collect_ns);
@@ -921,7 +1173,6 @@ Status Dumper::Run() {
     RETURN_IF_ERROR(kinds::RefusePidNamespaces(pids));
     ASSIGN_OR_RETURN(fd_tables_, kinds::FdTables::Read(pids));
     RETURN_IF_ERROR(CollectCgroups());
-    FindCowTree();
   }
   if (sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
   // ptrace requests must come from the thread that seized the tree: every
@@ -934,7 +1185,19 @@ Status Dumper::Run() {
     if (cgroups_) cgroups_->Fill(&dumps_.back()->proc);
     fd_tables_.Fill(&dumps_.back()->proc);
     SetUpTracking(dumps_.back().get());
-    RETURN_IF_ERROR(WriteCore(*dumps_.back()));
+    if (dumps_.back()->maps_first) {
+      // The VMAs tracking covers are found now (registering takes the mmap
+      // lock for writing, as the remote call brk() does); then smaps, whose
+      // walk holds it for reading, is read beside the scan.
+      ProcessDump* pd = dumps_.back().get();
+      {
+        ScopedTimer t(&stats_.scan_ns);
+        RETURN_IF_ERROR(CheckTracked(pd->pid, pd->proc, opts_.force_pagemap_fallback, &pd->track).WithContext(ctx));
+      }
+      vma_prefetch_.Add(pd->pid);
+    } else {
+      RETURN_IF_ERROR(WriteCore(*dumps_.back()));
+    }
     by_pid_[sp.pid] = dumps_.back().get();
     if (vmsplice) {
       RETURN_IF_ERROR(PinProcess(dumps_.back().get()).WithContext(ctx));
@@ -946,6 +1209,7 @@ Status Dumper::Run() {
   }
   for (const auto& pd : dumps_) pd->frames.reset();
   uint64_t released = 0;
+  bool copied = false;  // the pages to read were copied, the tree released (CopyAndRelease)
   if (opts_.live) RETURN_IF_ERROR(RunLiveSave(frozen_start, &released));
   RETURN_IF_ERROR(SetUpDedup());
   bool all_pinned = vmsplice;
@@ -963,6 +1227,8 @@ Status Dumper::Run() {
     Status st = DumpAllPages();
     if (!st.ok()) return st.WithContext("the process tree was already killed (its pages were pinned in pipes)");
   } else if (!opts_.live) {
+    ASSIGN_OR_RETURN(copied, CopyAndRelease(&released));
+    if (!copied) RETURN_IF_ERROR(SettleVmas());
     RETURN_IF_ERROR(DumpAllPages());
     if (dedup_) {
       stats_.dedup_entries = dedup_->entries();
@@ -979,9 +1245,7 @@ Status Dumper::Run() {
   // The image is complete: from here on nothing rolls back.
   if (released == 0) {
     if (opts_.leave_running) {
-      if (net_lock_) RETURN_IF_ERROR(net_lock_->Undo());
-      shared_.PutBack();
-      tree_.Release(opts_.leave_stopped);
+      RETURN_IF_ERROR(ReleaseTree());
     } else {
       tree_.Kill();
       killed_ = true;
@@ -998,7 +1262,7 @@ Status Dumper::Run() {
   stats_.unguarded_ns = inj.unguarded_ns;
   stats_.frozen_ns = released - frozen_start;
   stats_.total_ns = end - start;
-  if (vmsplice || opts_.live) stats_.after_release_ns = end - released;
+  if (vmsplice || opts_.live || copied) stats_.after_release_ns = end - released;
   // Rewrite the stats with the final times (best effort: the image is done).
   if (!sink_->streamed()) {
     img::DumpStats final_stats = stats_.ToProto();
@@ -1028,6 +1292,13 @@ int RunDump(const Options& opts) {
   if (opts.iterative > 0) return RunIterativeDump(opts);
   std::optional<Dumper> dumper(std::in_place, opts);
   Status s = dumper->Run();
+  if (!s.ok() && dumper->vmas_disagreed()) {
+    // Rolled back (the tree runs on): dump again, the VMAs from smaps first.
+    LOG_INFO("%s: dumping again, VMAs from smaps first", s.ToString().c_str());
+    dumper.reset();
+    dumper.emplace(opts, /*maps_first=*/false);
+    s = dumper->Run();
+  }
   if (!s.ok() && dumper->live_changed() && !opts.stream) {
     // The live snapshot was lost to a change of the memory: the tree runs
     // on, the partial image is gone. Dump again, frozen to the end.

@@ -126,23 +126,29 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
       int last = i;
       while (last + 1 < n && joins(last + 1)) ++last;
       const uint64_t start = v.start(), end = proc.vmas(last).end();
-      ASSIGN_OR_RETURN(pagemap::RangeSet set, scanner.Scan(start, end, *mode));
+      pagemap::RangeSet set, guards;
+      RETURN_IF_ERROR(scanner.ScanWithGuards(start, end, *mode, &set, &guards));
       SplitByVma(proc, i, last, set,
                  [&](int k, const PageRange& r) { items.push_back({r, (proc.vmas(k).prot() & PROT_READ) != 0}); });
       if (track != nullptr && track->parent != nullptr) stats->pages_untracked += set.pages();
-      ASSIGN_OR_RETURN(pagemap::RangeSet guards, scanner.ScanGuards(start, end));
       SplitByVma(proc, i, last, guards, [&](int, const PageRange& r) { AddGuard(pagemap, r); });
       i = last;
       continue;
     }
-    pagemap::RangeSet set;
+    pagemap::RangeSet set, guards;
     if (!Droppable(v)) {
-      ASSIGN_OR_RETURN(set, scanner.Scan(v.start(), v.end(), *mode));
+      RETURN_IF_ERROR(scanner.ScanWithGuards(v.start(), v.end(), *mode, &set, &guards));
+    } else {
+      ASSIGN_OR_RETURN(guards, scanner.ScanGuards(v.start(), v.end()));
     }
     const bool readable = v.prot() & PROT_READ;
     bool tracked = false;
     if (track != nullptr && scanner.uses_pagemap_scan()) {
-      ASSIGN_OR_RETURN(tracked, TrackedSinceParent(scanner, v, *track));
+      if (!track->tracked.empty()) {
+        tracked = track->tracked.at(static_cast<size_t>(i)) != 0;
+      } else {
+        ASSIGN_OR_RETURN(tracked, TrackedSinceParent(scanner, v, *track));
+      }
     }
     if (tracked) {
       RETURN_IF_ERROR(SplitTracked(scanner, v, *mode, set, *track, readable, &items));
@@ -157,7 +163,6 @@ Result<std::vector<sched::PageSource>> ScanPagesOf(pid_t pid, const img::Process
         if (ok) RETURN_IF_ERROR(scanner.ScanWritten(v.start(), v.end(), *mode, true).status());
       }
     }
-    ASSIGN_OR_RETURN(pagemap::RangeSet guards, scanner.ScanGuards(v.start(), v.end()));
     for (const PageRange& r : guards) AddGuard(pagemap, r);
   }
   FAULT_POINT("scan");
@@ -230,6 +235,22 @@ void AddInherited(const pagemap::RangeSet& pages, img::PageMap* pm) {
                    [](const img::PageRange& a, const img::PageRange& b) { return a.vaddr() < b.vaddr(); });
   pm->clear_ranges();
   for (img::PageRange& r : all) *pm->add_ranges() = std::move(r);
+}
+
+Status CheckTracked(pid_t pid, const img::Process& proc, bool fallback, TrackScan* track) {
+  track->tracked.clear();
+  if (track->uffd < 0 || !track->inherited || track->parent == nullptr) return OkStatus();
+  ASSIGN_OR_RETURN(pagemap::PageScanner scanner, pagemap::PageScanner::Open(pid, fallback));
+  if (!scanner.uses_pagemap_scan()) return OkStatus();
+  std::vector<uint8_t> tracked(static_cast<size_t>(proc.vmas_size()), 0);
+  for (int i = 0; i < proc.vmas_size(); ++i) {
+    const img::Vma& v = proc.vmas(i);
+    if (!ScanModeOf(v)) continue;
+    ASSIGN_OR_RETURN(bool t, TrackedSinceParent(scanner, v, *track));
+    tracked[static_cast<size_t>(i)] = t;
+  }
+  track->tracked = std::move(tracked);
+  return OkStatus();
 }
 
 Result<std::vector<sched::PageSource>> ScanPages(pid_t pid, const img::Process& proc, const PageDumpOptions& opts,

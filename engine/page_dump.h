@@ -56,7 +56,17 @@ struct TrackScan {
   bool inherited = false;  // the one the parent image armed: its written bits hold since the parent's scan
   bool rearm = false;      // write-protect again, for the next increment
   const pagemap::ParentPages* parent = nullptr;  // the parent's pages of this process
+  // Per VMA of the process (by index): tracked since the parent's scan,
+  // found by CheckTracked before the scan; empty: found during the scan.
+  std::vector<uint8_t> tracked;
 };
+
+// Finds before the scan which VMAs of |proc| |track| covers since the
+// parent's scan, as the scan would (into track->tracked). That check
+// registers each VMA with the userfaultfd again, which takes the process's
+// mmap lock for writing: a dump that reads smaps beside the scan (its walk
+// holds the lock for reading) does it first.
+Status CheckTracked(pid_t pid, const img::Process& proc, bool fallback, TrackScan* track);
 
 // Adds what one page pipeline run did (stage thread times, counters) to |stats|.
 void AddPipelineStats(const sched::PagePipelineStats& ps, DumpCounters* stats);

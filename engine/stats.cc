@@ -73,12 +73,18 @@ void DumpCounters::Print(FILE* out) const {
   fprintf(out, "  seize time:      %.3f ms\n", ms(seize_ns));
   fprintf(out, "  collect time:    %.3f ms\n", ms(collect_ns));
   fprintf(out, "  scan time:       %.3f ms\n", ms(scan_ns));
+  if (smaps_wait_ns) fprintf(out, "  smaps wait:      %.3f ms (VMAs scanned from maps; smaps read beside)\n", ms(smaps_wait_ns));
   // Stage times of the page pipeline: thread time summed over its jobs.
   fprintf(out, "  drain backend:   %s\n", drain.c_str());
   if (drain == "vmsplice") {
     fprintf(out, "  pin time:        %.3f ms (%lu pages in pipes, frozen)\n", ms(pin_ns), pages_pinned);
     fprintf(out, "  after release:   %.3f ms (written after the tree was %s)\n", ms(after_release_ns),
             killed_early ? "killed" : "released");
+  }
+  if (pages_copied > 0) {
+    fprintf(out, "  copy time:       %.3f ms (%lu pages copied frozen, written after the release)\n", ms(copy_ns),
+            pages_copied);
+    fprintf(out, "  after release:   %.3f ms\n", ms(after_release_ns));
   }
   if (live) {
     fprintf(out, "  live:            frozen %.3f ms (write-protect %.3f ms), then saved while running for %.3f ms\n",

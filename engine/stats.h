@@ -86,6 +86,10 @@ struct DumpCounters {
   // Printed only (not in stats-dump.img): how the pages were dumped.
   int jobs = 0;
   bool killed_early = false;  // vmsplice: the tree was killed once its pages were pinned
+  // dump -R with few pages to read: copied while frozen, written after the release.
+  uint64_t copy_ns = 0;
+  uint64_t smaps_wait_ns = 0;  // waiting for smaps after the scan (Dumper::SettleVmas)
+  uint64_t pages_copied = 0;
   std::string compression = "none";
 
   // Adds the page counters and stage times of a part of the dump (one

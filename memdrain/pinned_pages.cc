@@ -23,6 +23,13 @@ void PinnedPages::AddCopy(uint64_t first, uint64_t bytes, std::unique_ptr<uint8_
   b.copy = std::move(copy);
 }
 
+void PinnedPages::AddView(uint64_t first, uint64_t bytes, const uint8_t* data) {
+  bytes_ += bytes;
+  Batch& b = batches_[first];
+  b.bytes = bytes;
+  b.view = data;
+}
+
 Status PinnedPages::Read(std::span<const pagemap::PageRange> ranges, uint8_t* out, bool /*readable*/) const {
   FAULT_POINT("drain");
   if (ranges.empty()) return OkStatus();
@@ -33,8 +40,8 @@ Status PinnedPages::Read(std::span<const pagemap::PageRange> ranges, uint8_t* ou
     return Errorf("vmsplice drain: no pinned batch of %lu bytes at %#lx", want, ranges.front().start);
   }
   const Batch& b = it->second;
-  if (b.copy) {
-    memcpy(out, b.copy.get(), want);
+  if (b.copy || b.view) {
+    memcpy(out, b.copy ? b.copy.get() : b.view, want);
     return OkStatus();
   }
   uint64_t got = 0;

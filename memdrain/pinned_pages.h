@@ -26,6 +26,8 @@ class PinnedPages : public PageDrain {
   void AddPipes(uint64_t first, uint64_t bytes, std::vector<UniqueFd> pipes);
   // A batch copied into |copy|.
   void AddCopy(uint64_t first, uint64_t bytes, std::unique_ptr<uint8_t[]> copy);
+  // A batch copied into |data|, which the caller keeps until it is read.
+  void AddView(uint64_t first, uint64_t bytes, const uint8_t* data);
 
   // Reads one batch added above (|ranges| must be that batch); each batch
   // can be read once. Thread-safe for distinct batches.
@@ -39,6 +41,7 @@ class PinnedPages : public PageDrain {
     uint64_t bytes = 0;
     mutable std::vector<UniqueFd> pipes;
     std::unique_ptr<uint8_t[]> copy;
+    const uint8_t* view = nullptr;
   };
   std::map<uint64_t, Batch> batches_;
   size_t pipes_ = 0;

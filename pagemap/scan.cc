@@ -379,6 +379,27 @@ Result<RangeSet> PageScanner::ScanGuards(uint64_t start, uint64_t end) {
   return Ranges(start, end, f, guards_by_ioctl());
 }
 
+Status PageScanner::ScanWithGuards(uint64_t start, uint64_t end, ScanMode mode, RangeSet* pages,
+                                   RangeSet* guards) {
+  if (!use_scan_ || !GuardCategorySupported()) {
+    ASSIGN_OR_RETURN(*pages, Scan(start, end, mode));
+    ASSIGN_OR_RETURN(*guards, ScanGuards(start, end));
+    return OkStatus();
+  }
+  RETURN_IF_ERROR(CheckRange(pid_, start, end));
+  *pages = RangeSet();
+  *guards = RangeSet();
+  if (start == end) return OkStatus();
+  Filter f = FilterFor(mode);
+  // Guard entries read as swapped, and are neither file nor zero pages: with
+  // GUARD no longer excluded they match, reported with their category.
+  f.inverted &= ~uint64_t{kPageGuard};
+  f.mask &= ~uint64_t{kPageGuard};
+  f.return_mask = kPageGuard;
+  auto emit = [&](uint64_t s, uint64_t e, uint64_t cats) { ((cats & kPageGuard) ? guards : pages)->Append({s, e}); };
+  return WalkIoctl(start, end, f, emit);
+}
+
 Result<bool> PageScanner::WpAsyncRegistered(uint64_t start, uint64_t end) {
   RETURN_IF_ERROR(CheckRange(pid_, start, end));
   if (!use_scan_) return false;

@@ -61,6 +61,10 @@ class PageScanner {
 
   // Guard regions (MADV_GUARD_INSTALL) in [start, end), sorted and merged.
   Result<RangeSet> ScanGuards(uint64_t start, uint64_t end);
+  // Scan and ScanGuards of [start, end) at once: one walk of the page
+  // tables where PAGEMAP_SCAN reports guard entries (they match Scan's
+  // filter but for the GUARD category, which tells them apart), else both.
+  Status ScanWithGuards(uint64_t start, uint64_t end, ScanMode mode, RangeSet* pages, RangeSet* guards);
 
   // Write tracking (pagemap/uffd_track.h): whether every page of [start,
   // end) lies in VMAs registered with a userfaultfd in write-protect async

@@ -311,6 +311,18 @@ TEST_P(ScanPathTest, GuardRegionsAreNotDumped) {
   PageScanner s = Open(child.pid());
   EXPECT_EQ(MustScan(s, m.base, m.end(), ScanMode::kAnonPrivate).ranges(), Pages(m, {0, 9}).ranges());
   EXPECT_EQ(MustScan(s, m.base, m.end(), ScanMode::kShared).ranges(), Pages(m, {0, 9}).ranges());
+  // The same pages and guards in one walk as in two.
+  auto guards = s.ScanGuards(m.base, m.end());
+  ASSERT_TRUE(guards.ok()) << guards.status().ToString();
+  for (ScanMode mode : {ScanMode::kAnonPrivate, ScanMode::kShared}) {
+    RangeSet pages, both_guards;
+    ASSERT_TRUE(s.ScanWithGuards(m.base, m.end(), mode, &pages, &both_guards).ok());
+    EXPECT_EQ(pages.ranges(), Pages(m, {0, 9}).ranges());
+    EXPECT_EQ(both_guards.ranges(), guards->ranges());
+  }
+  if (s.guards_by_ioctl()) {
+    EXPECT_EQ(guards->ranges(), Pages(m, {4, 5}).ranges());
+  }
 }
 
 // Many more regions than one PAGEMAP_SCAN call returns (512): the loop must

@@ -20,8 +20,24 @@ void VmaPrefetch::Start(std::vector<pid_t> pids, int threads) {
     entries_[i].pid = pids[i];
     index_.emplace(pids[i], i);
   }
-  const size_t n = std::min(pids.size(), static_cast<size_t>(std::max(threads, 1)));
-  for (size_t i = 0; i < n; ++i) threads_.emplace_back([this] { Work(); });
+  max_threads_ = static_cast<size_t>(std::max(threads, 1));
+  const size_t n = std::min(pids.size(), max_threads_);
+  for (size_t i = 0; i < n; ++i) {
+    ++running_;
+    threads_.emplace_back([this] { Work(); });
+  }
+}
+
+void VmaPrefetch::Add(pid_t pid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (index_.count(pid) != 0) return;
+  entries_.emplace_back();
+  entries_.back().pid = pid;
+  index_.emplace(pid, entries_.size() - 1);
+  if (running_ < max_threads_) {
+    ++running_;
+    threads_.emplace_back([this] { Work(); });
+  }
 }
 
 void VmaPrefetch::Work() {
@@ -31,7 +47,10 @@ void VmaPrefetch::Work() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       while (next_ < entries_.size() && entries_[next_].taken) ++next_;
-      if (stop_ || next_ >= entries_.size()) return;
+      if (stop_ || next_ >= entries_.size()) {
+        --running_;
+        return;
+      }
       i = next_++;
       pid = entries_[i].pid;
     }

@@ -35,8 +35,11 @@ class VmaPrefetch {
   ~VmaPrefetch();
 
   // Starts reading the smaps of |pids|, in order, on up to |threads|
-  // threads. Call once.
+  // threads. Call once (|pids| may be empty: see Add).
   void Start(std::vector<pid_t> pids, int threads);
+  // Reads the smaps of |pid| too, after those given before (on the threads
+  // of Start, started again when they ran out of work).
+  void Add(pid_t pid);
 
   // The VMAs of |pid|: waits for its read; reads them now if |pid| was not
   // given to Start or was already taken.
@@ -57,6 +60,8 @@ class VmaPrefetch {
   std::unordered_map<pid_t, size_t> index_;
   size_t next_ = 0;  // the next entry to read (under mu_)
   bool stop_ = false;
+  size_t max_threads_ = 1;
+  size_t running_ = 0;  // threads in Work (under mu_)
   std::vector<std::thread> threads_;
 };
 

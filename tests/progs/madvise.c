@@ -8,6 +8,12 @@
  * Each mapping's VmFlags are recorded. The MADV_SEQUENTIAL one also gets a
  * guard region (MADV_GUARD_INSTALL, Linux 6.13) on its third page, where
  * the kernel has them.
+ * On SIGUSR2 (the advice changes, as between a pre-dump and a dump): each
+ * mapping's advice is undone or replaced on the whole mapping (DONTFORK ->
+ * DOFORK, WIPEONFORK -> KEEPONFORK, DONTDUMP -> DODUMP, HUGEPAGE ->
+ * NOHUGEPAGE and back, SEQUENTIAL -> RANDOM and back, mlock -> munlock,
+ * MERGEABLE kept), so /proc/self/maps does not change but the VmFlags do;
+ * the flags are recorded again and W/step says 1.
  * On SIGUSR1 the check: every mapping has the same VmFlags and its pattern;
  * and a forked child sees the WIPEONFORK mapping zeroed, the DONTFORK one
  * absent (a read faults: the child reports it), the others intact; a read
@@ -38,7 +44,8 @@ static struct advised maps[] = {
 #define N (sizeof(maps) / sizeof(maps[0]))
 
 /* The VmFlags line of the smaps entry starting at |addr|, without "ac"
- * (accounting, not ours to set) and the trailing space. */
+ * (accounting, not ours to set), the userfaultfd flags and the trailing
+ * space. */
 static int vmflags(const void *addr, char *out, size_t len) {
   FILE *f = fopen("/proc/self/smaps", "re");
   if (!f) return -1;
@@ -51,6 +58,8 @@ static int vmflags(const void *addr, char *out, size_t len) {
       out[0] = 0;
       for (char *tok = strtok(line + 8, " \n"); tok; tok = strtok(NULL, " \n")) {
         if (strcmp(tok, "ac") == 0) continue;
+        /* userfaultfd registration: a pre-dump's write tracking, not ours. */
+        if (strcmp(tok, "uw") == 0 || strcmp(tok, "um") == 0 || strcmp(tok, "ui") == 0) continue;
         strncat(out, tok, len - strlen(out) - 2);
         strcat(out, " ");
       }
@@ -67,6 +76,43 @@ static unsigned char pattern(size_t m, size_t i) { return (unsigned char)(m * 37
 #define GUARD_MAP 5  /* "sequential" */
 #define GUARD_PAGE 2 /* of that mapping */
 static int guarded;
+
+static volatile sig_atomic_t want_step;
+static void on_usr2(int sig) {
+  (void)sig;
+  want_step = 1;
+}
+
+/* The advice given on SIGUSR2 in place of each mapping's first one. */
+static int second_advice(int advice) {
+  switch (advice) {
+    case MADV_DONTFORK: return MADV_DOFORK;
+    case MADV_WIPEONFORK: return MADV_KEEPONFORK;
+    case MADV_DONTDUMP: return MADV_DODUMP;
+    case MADV_HUGEPAGE: return MADV_NOHUGEPAGE;
+    case MADV_NOHUGEPAGE: return MADV_HUGEPAGE;
+    case MADV_SEQUENTIAL: return MADV_RANDOM;
+    case MADV_RANDOM: return MADV_SEQUENTIAL;
+    case -1: return -2; /* munlock */
+    default: return advice;
+  }
+}
+
+static void step(const char *dir) {
+  for (size_t m = 0; m < N; m++) {
+    const int a = second_advice(maps[m].advice);
+    const int r = a == -2 ? munlock(maps[m].p, LEN) : madvise(maps[m].p, LEN, a);
+    if (r != 0) cf_die("advise %s again", maps[m].name);
+    maps[m].advice = a == -2 ? -3 : a; /* -3: unlocked */
+    if (vmflags(maps[m].p, maps[m].flags, sizeof(maps[m].flags)) != 0) cf_die("no smaps entry for %s", maps[m].name);
+  }
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/step", dir);
+  FILE *f = fopen(path, "we");
+  if (!f) cf_die("open %s", path);
+  fprintf(f, "1\n");
+  fclose(f);
+}
 
 static sigjmp_buf fault_jump;
 static void on_segv(int sig) {
@@ -145,8 +191,13 @@ int main(int argc, char **argv) {
     if (m == GUARD_MAP) guarded = madvise(p + GUARD_PAGE * CF_PAGE, CF_PAGE, 102 /* MADV_GUARD_INSTALL */) == 0;
     if (vmflags(p, maps[m].flags, sizeof(maps[m].flags)) != 0) cf_die("no smaps entry for %s", maps[m].name);
   }
+  signal(SIGUSR2, on_usr2);
   cf_ready();
   for (;;) {
+    if (want_step) {
+      want_step = 0;
+      step(cf_prog.workdir);
+    }
     if (cf_take_usr1()) {
       check();
       cf_report();
