@@ -99,6 +99,13 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
 // same (so the restorer's mprotect can be skipped when it is final already).
 std::optional<uint32_t> PremapProt(const img::Vma& v);
 
+// The address of a `syscall` instruction (bytes 0f 05) of the restorer blob
+// in a process whose restore region starts at |region| (the blob is its
+// first bytes), or 0: criu-fast's last remote calls run there, without
+// searching the restored process's mappings for one (a process of 60,000
+// VMAs has 4 MB of /proc/PID/maps).
+uint64_t RestorerSyscallSite(uint64_t region);
+
 inline constexpr uint64_t kThreadStackSize = 64 * 1024;
 
 // Faults in, from inside the new process, the slot pages that will receive
