@@ -108,9 +108,9 @@ uint64_t RestorerSyscallSite(uint64_t region);
 
 inline constexpr uint64_t kThreadStackSize = 64 * 1024;
 
-// Faults in, from inside the new process, the slot pages that will receive
-// data (MADV_POPULATE_WRITE): the kernel allocates them in bulk, far faster
-// than criu-fast faulting them one by one through process_vm_writev.
+// Prepares the slots for the fill, from inside the new process: drops the
+// first pages KeepApart faulted in where no data goes. The pages data goes
+// to are faulted in by the fill itself (FillMemory), not here.
 Status PopulateData(const MemoryLayout& layout, const img::PageMap& pagemap);
 
 // Installs the guard regions of |pm| (MADV_GUARD_INSTALL) in their slots;
