@@ -99,11 +99,18 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
 // same (so the restorer's mprotect can be skipped when it is final already).
 std::optional<uint32_t> PremapProt(const img::Vma& v);
 
+// The address of a `syscall` instruction (bytes 0f 05) of the restorer blob
+// in a process whose restore region starts at |region| (the blob is its
+// first bytes), or 0: criu-fast's last remote calls run there, without
+// searching the restored process's mappings for one (a process of 60,000
+// VMAs has 4 MB of /proc/PID/maps).
+uint64_t RestorerSyscallSite(uint64_t region);
+
 inline constexpr uint64_t kThreadStackSize = 64 * 1024;
 
-// Faults in, from inside the new process, the slot pages that will receive
-// data (MADV_POPULATE_WRITE): the kernel allocates them in bulk, far faster
-// than criu-fast faulting them one by one through process_vm_writev.
+// Prepares the slots for the fill, from inside the new process: drops the
+// first pages KeepApart faulted in where no data goes. The pages data goes
+// to are faulted in by the fill itself (FillMemory), not here.
 Status PopulateData(const MemoryLayout& layout, const img::PageMap& pagemap);
 
 // Installs the guard regions of |pm| (MADV_GUARD_INSTALL) in their slots;

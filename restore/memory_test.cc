@@ -119,5 +119,36 @@ TEST_F(FillDupTest, ParentPagesLandingOnDupRangesAreFilledFromTheirReference) {
   EXPECT_FALSE(s.ok());
 }
 
+// Pages written into fresh memory skip their zeros (WritePieces): every
+// shape of page must still come back byte for byte, and memory that is not
+// fresh (a file's slot) gets the zeros written.
+TEST_F(FillDupTest, SparsePagesComeBackExactlyInFreshAndUsedMemory) {
+  std::vector<std::vector<uint8_t>> pages(4, PageOf(0));
+  pages[0][0] = 1;                  // a few bytes at the head (the rest zero)
+  pages[0][7] = 2;
+  pages[1][P - 1] = 3;              // one byte at the very end
+  pages[1][1500] = 4;               // and one inside
+  for (uint64_t b = 2000; b < 2100; ++b) pages[2][b] = static_cast<uint8_t>(b);  // a middle span only
+  // pages[3]: all zero, stored as DATA all the same
+  img::PageMap pm;
+  pm.set_pid(1);
+  Add(&pm, V, 4, img::PageRange::DATA);
+  const std::string path = WritePages(&pm, "pages-1.img", pages);
+  ImagePages image;
+  image[1] = {&pm, path, &image};
+  for (const bool fresh : {true, false}) {
+    memset(buf_, fresh ? 0 : 0xff, 4 * P);  // fresh memory is zero; used memory is not
+    std::vector<PremappedVma> slots = Slots();
+    slots[0].anonymous = fresh;
+    Status s = FillMemory(getpid(), slots, PageChain{image[1]}, 1);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    for (int i = 0; i < 4; ++i) {
+      for (uint64_t b = 0; b < P; ++b) {
+        ASSERT_EQ(buf_[i * P + b], pages[i][b]) << (fresh ? "fresh" : "used") << " page " << i << " byte " << b;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cf::restore

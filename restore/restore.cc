@@ -200,8 +200,12 @@ Status FinishAll(const std::vector<Done>& done, const kinds::CgroupPlan& cgroups
       const std::string ctx = "restore of process " + std::to_string(d.pid);
       // No return frame: the stack is in the region being unmapped, and a
       // restored tree dies with criu-fast anyway (PTRACE_O_EXITKILL).
-      auto attached =
-          tracing::RemoteSyscall::Attach(d.pid, d.pid, nullptr, tracing::RemoteSyscall::Guard::kNone);
+      // At a `syscall` of the restorer blob, where the process stops: the
+      // call's exit stop comes before the return into the unmapped region.
+      tracing::RemoteSites sites;
+      sites.syscall_insn = RestorerSyscallSite(d.report->region);
+      auto attached = tracing::RemoteSyscall::Attach(d.pid, d.pid, sites.syscall_insn ? &sites : nullptr,
+                                                     tracing::RemoteSyscall::Guard::kNone);
       if (!attached.ok()) return attached.status().WithContext(ctx);
       rs.push_back(std::move(*attached));
       RETURN_IF_ERROR(RestoreSigtrapAction(rs.back(), d.pid, d.report->args, *d.core).WithContext(ctx));
