@@ -258,7 +258,7 @@ Status JoinOwnCgroups(const TaskContext& ctx) {
 // Whether a child of |ctx|'s process shares pages with it copy-on-write
 // (INHERITED) and can get them by fork: then this process premaps and is
 // filled before it forks. Not where processes share a descriptor table:
-// their fill stops wait for each other (restore/fdtable.h).
+// their fill waits wait for each other (restore/fdtable.h).
 bool ChildrenInherit(const TaskContext& ctx) {
   const img::Process& core = ctx.images->processes[ctx.index].core;
   if (core.fdt_shared() || HasTableSharers(*ctx.images, core)) return false;
@@ -273,7 +273,7 @@ bool ChildrenInherit(const TaskContext& ctx) {
 }
 
 // The process's memory, premapped (restore/memory.h), then filled by
-// criu-fast while the process stops; |out| gets the two stage times.
+// criu-fast while the process waits; |out| gets the two stage times.
 struct MemoryStep {
   MemoryLayout layout;
   uint64_t premap_ns = 0;
@@ -340,7 +340,7 @@ Status Prepare(TaskContext& ctx) {
   // (kinds/process_props.h): first what its children inherit.
   RETURN_IF_ERROR(kinds::ApplyInTask(core, kinds::TaskStep::kBeforeChildren));
   // A process sharing its parent's table (restore/fdtable.h) closes what
-  // it opened itself before its fill stop: the descriptions it received stay.
+  // it opened itself before its fill wait: the descriptions it received stay.
   const InheritedFiles received = ctx.inherited;
   // Objects shared with descendants first: the children inherit them.
   std::map<std::string, std::string> recreated;  // files made again from ghost images
