@@ -2,8 +2,8 @@
 //
 // A zombie is recreated the only way the kernel makes one: a child of the
 // right parent, with the right pid, that dies and is not waited for. It is
-// cloned with CLONE_UNTRACED, so criu-fast (which traces every process of
-// the tree, with PTRACE_O_TRACEFORK) does not collect its death: the exit
+// cloned with CLONE_UNTRACED and never seized, so criu-fast (which traces
+// every other process of the tree) does not collect its death: the exit
 // goes straight to its parent. The parent (the restored process, still in
 // criu-fast's code) holds it on a pipe while it puts it into its process
 // group, lets it die, waits until it is dead without reaping it (WNOWAIT),

@@ -4,12 +4,12 @@
 // the group's topmost process (its owner) and every member work in one
 // table from the start. Only the owner places descriptors (RestoreFds);
 // the members keep to numbers nobody else uses meanwhile, in two phases
-// that criu-fast orders at the memory fill stop ('P', restore/task.h):
+// that criu-fast orders at the memory fill wait ('P', restore/task.h):
 //   1. until its 'P', a member may open temporary descriptors (the objects
 //      it owns, files it maps) and closes them; the owner is held at its
-//      own 'P' stop until every member of its group has reached its 'P';
+//      own 'P' wait until every member of its group has reached its 'P';
 //   2. then the owner replaces the table's content with the image's, and
-//      each member is held at its 'P' stop until the owner's restorer is
+//      each member is held at its 'P' wait until the owner's restorer is
 //      done; afterwards a member opens only what its restorer closes.
 // A member reports through its own duplicate of the message pipe, at a
 // number above every descriptor of the tree, which the owner keeps.

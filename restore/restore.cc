@@ -2,9 +2,10 @@
 //
 // Stages:
 //   1. load     inventory, cores and pagemaps (checksums verified)
-//   2. create   the root with its PID (clone3 set_tid); criu-fast traces it
-//               with PTRACE_O_TRACEFORK, so every process the tree creates
-//               is traced too
+//   2. create   the root with its PID (clone3 set_tid), traced by criu-fast;
+//               each process forks its children untraced and each child
+//               asks criu-fast to seize it (restore/task.h), dying with its
+//               parent until then
 //   3. prepare  inside each new process (restore/task.h): session, the shared
 //               objects it owns (restore/shared_files.h), children (each with
 //               its PID), limits, cwd, premapped and filled memory,
@@ -16,12 +17,18 @@
 //               process that was stopped (SIGSTOP for all with
 //               --leave-stopped), and detaches them all together
 // Any failure kills every process created so far (PTRACE_O_EXITKILL covers
-// criu-fast itself dying), so a failed restore leaves nothing behind.
+// criu-fast itself dying, and the parent-death signal a child not yet
+// seized), so a failed restore leaves nothing behind.
 #include "restore/restore.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -228,9 +235,11 @@ Status FinishAll(const std::vector<Done>& done, const kinds::CgroupPlan& cgroups
   return OkStatus();
 }
 
-// Reads every complete message waiting in the (non-blocking) pipe; the
-// latest message of each process is kept.
-Status DrainMessages(int fd, std::map<pid_t, TaskMessage>* out) {
+// Reads every complete message waiting in the (non-blocking) pipe, hands
+// each to |on_message| in order, and keeps the latest message of each
+// process.
+template <typename OnMessage>
+Status DrainMessages(int fd, std::map<pid_t, TaskMessage>* out, OnMessage&& on_message) {
   for (;;) {
     TaskMessage msg;
     ssize_t n = read(fd, &msg, sizeof(msg));
@@ -240,73 +249,134 @@ Status DrainMessages(int fd, std::map<pid_t, TaskMessage>* out) {
     if (n != static_cast<ssize_t>(sizeof(msg))) return Error("short message from a restored process", EPROTO);
     msg.error[sizeof(msg.error) - 1] = 0;
     if (msg.tag == 'E') return Errorf("restore of process %d: %s", msg.pid, msg.error);
+    RETURN_IF_ERROR(on_message(msg));
     (*out)[msg.pid] = msg;
   }
 }
 
-// Runs the tree until every process stops on its restorer's int3: resumes
-// fork events and new children, passes other signals on, fails when a
-// process dies or reports an error.
+// SIGCHLD held in this thread and read from a signalfd while it lives:
+// the tracer is told of every stop and exit of a traced process by one.
+class ChildSignals {
+ public:
+  ChildSignals() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+    fd_.reset(signalfd(-1, &set_, SFD_NONBLOCK | SFD_CLOEXEC));
+  }
+  ~ChildSignals() {
+    fd_.reset();
+    if (!sigismember(&old_, SIGCHLD)) pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
+  }
+  int fd() const { return fd_.get(); }
+  // Whether a signal was read (so some traced process changed state).
+  bool Drain() {
+    signalfd_siginfo si[16];
+    bool any = false;
+    while (fd_.valid() && read(fd_.get(), si, sizeof(si)) > 0) any = true;
+    return any;
+  }
+
+ private:
+  sigset_t set_, old_;
+  UniqueFd fd_;
+};
+
+// Runs the tree until every process stops on its restorer's int3: seizes
+// each new process when it asks ('S'), fills the memory of each that
+// premapped it ('P') and lets it go on (TaskContext::filled), resumes new
+// threads, passes other signals on, fails when a process dies or reports an
+// error. Nothing stops for a fork: the processes of the tree create theirs
+// side by side while criu-fast fills others.
 Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected, int msg_fd, int jobs,
-                        CreatedTree* created, std::map<pid_t, TaskMessage>* msgs) {
+                        long options, uint32_t* filled, CreatedTree* created, std::map<pid_t, TaskMessage>* msgs) {
+  std::map<pid_t, size_t> index;  // pid -> its process in images
+  for (size_t i = 0; i < images.processes.size(); ++i) index[images.processes[i].core.pid()] = i;
+  auto go_on = [&](pid_t pid) {
+    uint32_t* word = &filled[index.at(pid)];
+    __atomic_store_n(word, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, word, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+  };
   std::set<pid_t> stopped;
   SharedTableOrder tables(images);  // processes sharing a descriptor table wait for each other
-  while (stopped.size() < expected.size()) {
-    int status = 0;
-    pid_t pid = waitpid(-1, &status, __WALL);
-    if (pid < 0) {
-      if (errno == EINTR) {
-        RETURN_IF_ERROR(CheckTerminated());
-        continue;
+  Status seize_failed;  // reported unless the process's own error follows
+  auto on_message = [&](const TaskMessage& m) -> Status {
+    auto it = index.find(m.pid);
+    if (it == index.end()) return Errorf("unexpected process %d in the restored tree", m.pid);
+    if (m.tag == 'S') {
+      if (ptrace(PTRACE_SEIZE, m.pid, nullptr, reinterpret_cast<void*>(options)) != 0) {
+        if (seize_failed.ok()) seize_failed = ErrnoStatus("seize restored process " + std::to_string(m.pid));
+        return OkStatus();
       }
-      return ErrnoStatus("wait for the restored processes");
-    }
-    created->Add(pid);
-    RETURN_IF_ERROR(DrainMessages(msg_fd, msgs));
-    if (WIFEXITED(status) || WIFSIGNALED(status)) {
-      if (!expected.count(pid)) continue;
-      return WIFEXITED(status) ? Errorf("restored process %d exited with %d", pid, WEXITSTATUS(status))
-                               : Errorf("restored process %d was killed by signal %d", pid, WTERMSIG(status));
-    }
-    if (!WIFSTOPPED(status)) continue;
-    const int event = status >> 16;
-    const int sig = WSTOPSIG(status);
-    LOG_DEBUG("restore: process %d stopped: signal %d event %d", pid, sig, event);
-    if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK || event == PTRACE_EVENT_CLONE ||
-        event == PTRACE_EVENT_STOP) {
-      ptrace(PTRACE_CONT, pid, nullptr, nullptr);
-    } else if (sig == SIGSTOP && event == 0 && msgs->count(pid) && (*msgs)[pid].tag == 'P') {
-      // Premapped: fill its memory from here, then let it go on.
-      const ProcessImages* p = nullptr;
-      for (const auto& pi : images.processes) {
-        if (pi.core.pid() == pid) p = &pi;
-      }
-      if (!p) return Errorf("unexpected process %d in the restored tree", pid);
-      const TaskReport& report = (*msgs)[pid].report;
-      if (report.plan_count > static_cast<uint64_t>(p->core.vmas_size())) {
-        return Errorf("process %d reports %lu premapped vmas, its image has %d", pid, report.plan_count,
-                      p->core.vmas_size());
+      created->Add(m.pid);
+    } else if (m.tag == 'P') {
+      // Premapped, waiting: fill its memory from here, then let it go on.
+      const ProcessImages& p = images.processes[it->second];
+      const TaskReport& report = m.report;
+      if (report.plan_count > static_cast<uint64_t>(p.core.vmas_size())) {
+        return Errorf("process %d reports %lu premapped vmas, its image has %d", m.pid, report.plan_count,
+                      p.core.vmas_size());
       }
       std::vector<PremappedVma> slots(report.plan_count);
-      RETURN_IF_ERROR(ReadRemote(pid, report.plan_addr, slots.data(), slots.size() * sizeof(PremappedVma),
+      RETURN_IF_ERROR(ReadRemote(m.pid, report.plan_addr, slots.data(), slots.size() * sizeof(PremappedVma),
                                  "premap plan"));
-      RETURN_IF_ERROR(FillMemory(pid, slots, p->chain(), jobs, LineageOf(images, *p))
-                          .WithContext("restore of process " + std::to_string(pid)));
-      (*msgs)[pid].tag = 'F';
-      for (pid_t go : tables.Filled(pid)) ptrace(PTRACE_CONT, go, nullptr, nullptr);
-    } else if (sig == SIGTRAP && event == 0) {
-      if (!expected.count(pid)) return Errorf("unexpected process %d in the restored tree", pid);
-      stopped.insert(pid);
-      for (pid_t go : tables.RestorerDone(pid)) ptrace(PTRACE_CONT, go, nullptr, nullptr);
-    } else if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL) {
-      siginfo_t si{};
-      ptrace(PTRACE_GETSIGINFO, pid, nullptr, &si);
-      return Errorf("restored process %d got signal %d at %p while restoring", pid, sig, si.si_addr);
-    } else {
-      ptrace(PTRACE_CONT, pid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
+      RETURN_IF_ERROR(FillMemory(m.pid, slots, p.chain(), jobs, LineageOf(images, p))
+                          .WithContext("restore of process " + std::to_string(m.pid)));
+      for (pid_t go : tables.Filled(m.pid)) go_on(go);
+    }
+    return OkStatus();
+  };
+  ChildSignals sigchld;
+  if (sigchld.fd() < 0) return ErrnoStatus("signalfd");
+  while (stopped.size() < expected.size()) {
+    pollfd fds[2] = {{msg_fd, POLLIN, 0}, {sigchld.fd(), POLLIN, 0}};
+    // (The timeout only bounds a wake-up lost to another thread.)
+    const int ready = poll(fds, 2, 50);
+    if (ready < 0) {
+      if (errno != EINTR) return ErrnoStatus("wait for the restored processes");
+      RETURN_IF_ERROR(CheckTerminated());
+      continue;
+    }
+    // Each waitpid(-1) looks at every traced process: only when one of them
+    // changed state (a message alone needs none).
+    const bool changed = sigchld.Drain() || ready == 0;
+    RETURN_IF_ERROR(DrainMessages(msg_fd, msgs, on_message));
+    RETURN_IF_ERROR(seize_failed);
+    while (changed) {
+      int status = 0;
+      const pid_t pid = waitpid(-1, &status, __WALL | WNOHANG);
+      if (pid == 0 || (pid < 0 && errno == ECHILD)) break;
+      if (pid < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("wait for the restored processes");
+      }
+      created->Add(pid);
+      if (WIFEXITED(status) || WIFSIGNALED(status)) {
+        if (!expected.count(pid)) continue;
+        RETURN_IF_ERROR(DrainMessages(msg_fd, msgs, on_message));  // its own error first
+        return WIFEXITED(status) ? Errorf("restored process %d exited with %d", pid, WEXITSTATUS(status))
+                                 : Errorf("restored process %d was killed by signal %d", pid, WTERMSIG(status));
+      }
+      if (!WIFSTOPPED(status)) continue;
+      const int event = status >> 16;
+      const int sig = WSTOPSIG(status);
+      LOG_DEBUG("restore: process %d stopped: signal %d event %d", pid, sig, event);
+      if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_STOP) {
+        ptrace(PTRACE_CONT, pid, nullptr, nullptr);  // a new thread of the restorer
+      } else if (sig == SIGTRAP && event == 0) {
+        if (!expected.count(pid)) return Errorf("unexpected process %d in the restored tree", pid);
+        stopped.insert(pid);
+        for (pid_t go : tables.RestorerDone(pid)) go_on(go);
+      } else if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL) {
+        siginfo_t si{};
+        ptrace(PTRACE_GETSIGINFO, pid, nullptr, &si);
+        return Errorf("restored process %d got signal %d at %p while restoring", pid, sig, si.si_addr);
+      } else {
+        ptrace(PTRACE_CONT, pid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
+      }
     }
   }
-  return DrainMessages(msg_fd, msgs);
+  return DrainMessages(msg_fd, msgs, on_message);
 }
 
 Status CheckTree(const ImageSet& images) {
@@ -433,12 +503,22 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   // Deleted files several processes hold: made once, here (restore/ghosts.h).
   ASSIGN_OR_RETURN(InheritedFiles ghosts, MakeSharedGhosts(images, files.temp_base));
   const std::map<std::string, uint32_t> shared_ghosts = SharedGhosts(images);
+  // TaskContext::filled: one word per process, shared with the whole tree.
+  const size_t filled_len = (images.processes.size() * sizeof(uint32_t) + 4095) & ~size_t{4095};
+  void* filled_map = mmap(nullptr, filled_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (filled_map == MAP_FAILED) return ErrnoStatus("map the fill words");
+  struct Unmap {
+    void* p;
+    size_t len;
+    ~Unmap() { munmap(p, len); }
+  } filled_unmap{filled_map, filled_len};
+  auto* filled = static_cast<uint32_t*>(filled_map);
   const uint64_t loaded = MonotonicNs();
   ForgetCachedBlocks();  // no shared block freed since the load is handed out again in the tree
   auto cloned = CloneWithPid(root);
   if (cloned.ok() && *cloned == 0) {
     RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, ghosts, &cgroups, netns.get(),
-             &shared_ghosts});
+             &shared_ghosts, nullptr, filled});
   }
   for (const auto& [id, fd] : ghosts) close(fd);
   RETURN_IF_ERROR(cloned.status());
@@ -447,10 +527,11 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   created.Add(root);
   go_r.reset();
   msg_w.reset();
+  // The root, then each process when it asks (restore/task.h); the
+  // threads its restorer creates are traced from their creation.
   // A tree under seccomp: the restorer installs the filters before its
   // last calls, and ours follow (kinds/seccomp.h); suspended until detach.
-  long options = PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
-                 PTRACE_O_TRACESYSGOOD;
+  long options = PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD;
   for (const auto& p : images.processes) {
     if (kinds::UsesSeccomp(p.core)) options |= PTRACE_O_SUSPEND_SECCOMP;
   }
@@ -461,7 +542,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   RETURN_IF_ERROR(WriteAll(go_w.get(), &byte, 1, "go"));
 
   std::map<pid_t, TaskMessage> msgs;
-  RETURN_IF_ERROR(WaitForRestorers(images, expected, msg_r.get(), jobs, &created, &msgs));
+  RETURN_IF_ERROR(WaitForRestorers(images, expected, msg_r.get(), jobs, options, filled, &created, &msgs));
   const uint64_t finish_start = MonotonicNs();
   std::vector<Done> done;
   for (const auto& p : images.processes) {
@@ -512,7 +593,13 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   if (opts.display_stats) PrintStats(msgs, end - start, created_at - loaded, end - finish_start, images.processes.size());
 
   *exit_code = 0;
-  if (opts.detached) return OkStatus();
+  if (opts.detached) {
+    // criu-fast exits next: the images (16 MB of messages for 500
+    // processes) go with it instead of being freed one message at a time.
+    [[maybe_unused]] static ImageSet* kept_until_exit = nullptr;
+    kept_until_exit = new ImageSet(std::move(images));
+    return OkStatus();
+  }
   int status = 0;
   while (waitpid(root, &status, 0) < 0) {
     if (errno != EINTR) return ErrnoStatus("wait for the restored process");

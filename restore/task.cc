@@ -1,8 +1,10 @@
 #include "restore/task.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -50,11 +52,24 @@ static_assert(sizeof(cf_rst_args) % 8 == 0 && sizeof(cf_rst_range) % 8 == 0 && s
                   sizeof(cf_rst_siginfo) % 8 == 0,
               "every array of the args block stays 8-byte aligned");
 
+// In a new child, first thing: dies with |parent| (the parent-death
+// signal, set before checking that the parent is still there), then asks
+// criu-fast to trace it (restore/task.h).
+void AskToBeTraced(pid_t parent, int report_fd) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent) _exit(1);
+  TaskMessage msg{};
+  msg.pid = getpid();
+  msg.tag = 'S';
+  if (write(report_fd, &msg, sizeof(msg)) != static_cast<ssize_t>(sizeof(msg))) _exit(1);
+}
+
 // Creates the children of this process, each with its PID, each going on
 // with its own restore (they inherit the message pipe); then its zombie
-// children, which die at once (restore/clone.h).
+// children, which die at once (restore/clone.h). Untraced (CLONE_UNTRACED):
+// no fork stops this process; each child asks to be traced.
 Status CreateChildren(const TaskContext& ctx, const std::vector<PremappedVma>* premapped) {
   const img::Process& core = ctx.images->processes[ctx.index].core;
+  const pid_t self = getpid();
   // Every pid of the image, zombies included: only a process with zombies
   // needs it (a tree of many processes would build it in each).
   std::set<pid_t> tree;
@@ -72,8 +87,10 @@ Status CreateChildren(const TaskContext& ctx, const std::vector<PremappedVma>* p
       report_fd = fcntl(ctx.report_fd, F_DUPFD_CLOEXEC, ctx.files->temp_base);
       if (report_fd < 0) return ErrnoStatus("duplicate the message pipe for process " + std::to_string(c.pid()));
     }
-    ASSIGN_OR_RETURN(pid_t pid, CloneWithPid(c.pid(), SIGCHLD, c.fdt_shared() ? CLONE_FILES : 0));
+    ASSIGN_OR_RETURN(pid_t pid,
+                     CloneWithPid(c.pid(), SIGCHLD, CLONE_UNTRACED | (c.fdt_shared() ? CLONE_FILES : 0)));
     if (pid == 0) {
+      AskToBeTraced(self, report_fd);
       TaskContext child = ctx;
       child.index = i;
       child.go_fd = -1;
@@ -241,7 +258,7 @@ Status JoinOwnCgroups(const TaskContext& ctx) {
 // Whether a child of |ctx|'s process shares pages with it copy-on-write
 // (INHERITED) and can get them by fork: then this process premaps and is
 // filled before it forks. Not where processes share a descriptor table:
-// their fill stops wait for each other (restore/fdtable.h).
+// their fill waits wait for each other (restore/fdtable.h).
 bool ChildrenInherit(const TaskContext& ctx) {
   const img::Process& core = ctx.images->processes[ctx.index].core;
   if (core.fdt_shared() || HasTableSharers(*ctx.images, core)) return false;
@@ -256,7 +273,7 @@ bool ChildrenInherit(const TaskContext& ctx) {
 }
 
 // The process's memory, premapped (restore/memory.h), then filled by
-// criu-fast while the process stops; |out| gets the two stage times.
+// criu-fast while the process waits; |out| gets the two stage times.
 struct MemoryStep {
   MemoryLayout layout;
   uint64_t premap_ns = 0;
@@ -295,7 +312,7 @@ Status PremapAndFill(TaskContext& ctx, const ArgsPlan& plan, const InheritedFile
     // The owner of the table may close the log's descriptor from now on.
     DetachLogging();
   }
-  // criu-fast fills the slots while we are stopped.
+  // criu-fast fills the slots while we wait.
   TaskMessage msg{};
   msg.pid = core.pid();
   msg.tag = 'P';
@@ -306,7 +323,10 @@ Status PremapAndFill(TaskContext& ctx, const ArgsPlan& plan, const InheritedFile
   if (write(ctx.report_fd, &msg, sizeof(msg)) != static_cast<ssize_t>(sizeof(msg))) {
     return ErrnoStatus("report to criu-fast");
   }
-  syscall(SYS_tgkill, getpid(), gettid(), SIGSTOP);
+  uint32_t* filled = &ctx.filled[ctx.index];
+  while (__atomic_load_n(filled, __ATOMIC_ACQUIRE) == 0) {
+    syscall(SYS_futex, filled, FUTEX_WAIT, 0, nullptr, nullptr, 0);
+  }
   out->premap_ns = t1 - t0;
   out->fill_ns = MonotonicNs() - t1;
   return OkStatus();
@@ -320,7 +340,7 @@ Status Prepare(TaskContext& ctx) {
   // (kinds/process_props.h): first what its children inherit.
   RETURN_IF_ERROR(kinds::ApplyInTask(core, kinds::TaskStep::kBeforeChildren));
   // A process sharing its parent's table (restore/fdtable.h) closes what
-  // it opened itself before its fill stop: the descriptions it received stay.
+  // it opened itself before its fill wait: the descriptions it received stay.
   const InheritedFiles received = ctx.inherited;
   // Objects shared with descendants first: the children inherit them.
   std::map<std::string, std::string> recreated;  // files made again from ghost images
@@ -385,6 +405,9 @@ Status Prepare(TaskContext& ctx) {
     return ErrnoStatus("report to criu-fast");
   }
   close(ctx.report_fd);
+  // Traced since before the fill (restore/task.h): criu-fast's death kills
+  // us from here on. The restorer sets the image's signal.
+  prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
 
   __asm__ volatile(
       "mov %0, %%rsp\n"

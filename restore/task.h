@@ -3,6 +3,15 @@
 // It ends by jumping into the blob and never returns. It talks to criu-fast
 // through one pipe shared by the whole tree: each message is a single
 // write() of a TaskMessage (smaller than PIPE_BUF, so never interleaved).
+//
+// A process forks its children untraced, so no fork stops it: each child
+// first asks the kernel to kill it when its parent dies (PR_SET_PDEATHSIG),
+// then asks criu-fast to trace it ('S'), and goes on at once. criu-fast
+// seizes it with PTRACE_O_EXITKILL when it reads that message, which is
+// always before it reads the child's 'P': so from its memory fill on, the
+// child dies with criu-fast; before that, with its parent (the root is
+// traced from its creation). The child drops the parent-death signal just
+// before the restorer, which sets the image's.
 #pragma once
 
 #include <sys/types.h>
@@ -37,7 +46,8 @@ struct TaskReport {
 
 struct TaskMessage {
   int32_t pid;
-  // 'P': memory premapped, the process stops (SIGSTOP) for criu-fast to
+  // 'S': new (not the root), to be traced; 'P': memory premapped, the
+  //      process waits (its word of TaskContext::filled) for criu-fast to
   //      fill it, then goes on; 'R': ready to jump into the restorer;
   // 'E': failed (error valid) and exiting.
   char tag;
@@ -66,6 +76,10 @@ struct TaskContext {
   // fork (restore/memory.h, Inheritance): the parent's premapped VMAs, in
   // the parent's memory that the child has a copy of.
   const std::vector<PremappedVma>* parent_vmas = nullptr;
+  // One word per process (by index), in memory the whole tree shares with
+  // criu-fast (MAP_SHARED): criu-fast sets a process's word to 1 and wakes
+  // it (futex) once its memory is filled and it may go on.
+  uint32_t* filled = nullptr;
 };
 
 [[noreturn]] void RunTask(TaskContext ctx);
