@@ -298,6 +298,22 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
     syscall(SYS_futex, word, FUTEX_WAKE, 1, nullptr, nullptr, 0);
   };
   std::set<pid_t> stopped;
+  std::set<pid_t> seized;
+  // A child that died between its fork and its 'S' (killed from outside)
+  // is a zombie of its parent that criu-fast never hears of: looked for
+  // when nothing happened for a while, instead of waiting for ever.
+  auto check_unseized = [&]() -> Status {
+    for (pid_t pid : expected) {
+      if (seized.count(pid)) continue;
+      auto st = proc::ReadStat(pid);
+      const img::Process& core = images.processes[index.at(pid)].core;
+      if (st.ok() && st->state == 'Z' && st->ppid == static_cast<pid_t>(core.ppid())) {
+        return Errorf("restored process %d died before criu-fast could trace it", pid);
+      }
+    }
+    return OkStatus();
+  };
+  uint64_t quiet_since = MonotonicNs();
   SharedTableOrder tables(images);  // processes sharing a descriptor table wait for each other
   Status seize_failed;  // reported unless the process's own error follows
   auto on_message = [&](const TaskMessage& m) -> Status {
@@ -309,6 +325,7 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
         return OkStatus();
       }
       created->Add(m.pid);
+      seized.insert(m.pid);
     } else if (m.tag == 'P') {
       // Premapped, waiting: fill its memory from here, then let it go on.
       const ProcessImages& p = images.processes[it->second];
@@ -328,8 +345,11 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
   };
   ChildSignals sigchld;
   if (sigchld.fd() < 0) return ErrnoStatus("signalfd");
+  // Once every process closed its end of the message pipe, it reads as
+  // hung up for ever: polled no more (or the loop would spin).
+  bool msg_open = true;
   while (stopped.size() < expected.size()) {
-    pollfd fds[2] = {{msg_fd, POLLIN, 0}, {sigchld.fd(), POLLIN, 0}};
+    pollfd fds[2] = {{msg_open ? msg_fd : -1, POLLIN, 0}, {sigchld.fd(), POLLIN, 0}};
     // (The timeout only bounds a wake-up lost to another thread.)
     const int ready = poll(fds, 2, 50);
     if (ready < 0) {
@@ -337,10 +357,18 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
       RETURN_IF_ERROR(CheckTerminated());
       continue;
     }
+    RETURN_IF_ERROR(CheckTerminated());  // a signal may come between two polls
+    if ((fds[0].revents & (POLLHUP | POLLIN)) == POLLHUP) msg_open = false;
     // Each waitpid(-1) looks at every traced process: only when one of them
     // changed state (a message alone needs none).
     const bool changed = sigchld.Drain() || ready == 0;
-    RETURN_IF_ERROR(DrainMessages(msg_fd, msgs, on_message));
+    if (ready > 0) {
+      quiet_since = MonotonicNs();
+    } else if (MonotonicNs() - quiet_since > 500'000'000ull) {
+      RETURN_IF_ERROR(check_unseized());
+      quiet_since = MonotonicNs();
+    }
+    if (msg_open) RETURN_IF_ERROR(DrainMessages(msg_fd, msgs, on_message));
     RETURN_IF_ERROR(seize_failed);
     while (changed) {
       int status = 0;

@@ -57,6 +57,8 @@ static_assert(sizeof(cf_rst_args) % 8 == 0 && sizeof(cf_rst_range) % 8 == 0 && s
 // criu-fast to trace it (restore/task.h).
 void AskToBeTraced(pid_t parent, int report_fd) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent) _exit(1);
+  // Tests: a child killed from outside before it could ask.
+  if (FaultArmed("restore-child-untraced")) raise(SIGKILL);
   TaskMessage msg{};
   msg.pid = getpid();
   msg.tag = 'S';
