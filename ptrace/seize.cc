@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
 #include <set>
 
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/timer.h"
 #include "proc/proc_parse.h"
 
 namespace cf::tracing {
@@ -17,6 +19,7 @@ using namespace ::cf::proc;  // /proc parsing, the layer below
 namespace {
 
 constexpr int kMaxSignalStops = 64;
+constexpr int kStopWaitMs = 10000;  // CRIU's default --timeout
 // How long a child that failed to be seized may take to finish exiting.
 constexpr int kExitWaitMs = 2000;
 constexpr int kExitPollMs = 5;
@@ -93,9 +96,28 @@ Status FrozenTree::FinishSeize(pid_t tid, SeizedThread* out) {
   out->tid = tid;
   // Wait for the interrupt stop. A signal that arrives first shows up as a
   // signal-delivery stop: deliver it and wait on (the interrupt stays armed).
+  // A thread that cannot stop (a vfork parent waits for its child to exec
+  // or exit, and takes no ptrace stop meanwhile) fails the seize after a
+  // while instead of holding the dump for ever. Most threads have stopped
+  // already: the first look does not wait.
+  const uint64_t deadline = MonotonicNs() + kStopWaitMs * 1000000ull;
+  long pause_ns = 0;
   for (int i = 0; i < kMaxSignalStops; ++i) {
     int status = 0;
-    pid_t r = waitpid(tid, &status, __WALL);
+    pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
+    if (r == 0) {
+      if (MonotonicNs() > deadline) {
+        // The interrupt stays pending; the kernel drops it once criu-fast
+        // is no longer the tracer (the failed dump detaches or exits).
+        return Errorf("thread %d did not stop within %d s (in vfork, or in an uninterruptible wait)", tid,
+                      kStopWaitMs / 1000);
+      }
+      pause_ns = std::min<long>(pause_ns == 0 ? 1000 : pause_ns * 2, 2000000);
+      timespec ts{0, pause_ns};
+      nanosleep(&ts, nullptr);
+      --i;
+      continue;
+    }
     if (r < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus("wait for thread " + std::to_string(tid));
