@@ -49,6 +49,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "common/timer.h"
+#include "pagemap/vma.h"
 #include "proc/proc_parse.h"
 #include "ptrace/remote_syscall.h"
 #include "kinds/cgroup.h"
@@ -198,8 +199,21 @@ Status CheckVdso(pid_t pid, const img::Process& core) {
     char head[4] = {};
     Status st = ReadRemote(pid, v.start(), head, sizeof(head), "vDSO");
     if (!st.ok() || memcmp(head, "\x7f" "ELF", 4) != 0) {
-      return Errorf("the vDSO is not at its dumped address %#lx after the restorer (%s)", v.start(),
-                    st.ok() ? "no ELF header there" : st.ToString().c_str());
+      // What the process has there and where its vDSO block went, for the
+      // report (the cause of this failure is not known yet).
+      std::string seen;
+      if (Result<std::vector<pagemap::VmaInfo>> maps = pagemap::ReadVmas(pid); maps.ok()) {
+        for (const pagemap::VmaInfo& m : *maps) {
+          const bool covers = m.start <= v.start() && v.start() < m.end;
+          if (!covers && m.path != "[vdso]" && m.path != "[vvar]" && m.path != "[vvar_vclock]") continue;
+          char line[96];
+          snprintf(line, sizeof(line), "; %#lx-%#lx ", m.start, m.end);
+          seen += line;
+          seen += m.path.empty() ? "(anonymous)" : m.path;
+        }
+      }
+      return Errorf("the vDSO is not at its dumped address %#lx after the restorer (%s)%s", v.start(),
+                    st.ok() ? "no ELF header there" : st.ToString().c_str(), seen.c_str());
     }
   }
   return OkStatus();
@@ -486,6 +500,12 @@ void PrintStats(const std::map<pid_t, TaskMessage>& msgs, uint64_t total_ns, uin
 
 }  // namespace
 
+// Where a detached restore leaves its images for the exit. Not static: the
+// compiler may drop a store to a function's static that nothing reads, and the
+// images would then be a leak for LeakSanitizer rather than memory held to the
+// end.
+ImageSet* images_kept_until_exit = nullptr;
+
 Status Restore(const RestoreOptions& opts, int* exit_code) {
   const uint64_t start = MonotonicNs();
   // Loaded into memory the new processes share rather than copy
@@ -642,8 +662,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   if (opts.detached) {
     // criu-fast exits next: the images (16 MB of messages for 500
     // processes) go with it instead of being freed one message at a time.
-    [[maybe_unused]] static ImageSet* kept_until_exit = nullptr;
-    kept_until_exit = new ImageSet(std::move(images));
+    images_kept_until_exit = new ImageSet(std::move(images));
     return OkStatus();
   }
   int status = 0;
