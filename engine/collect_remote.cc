@@ -23,6 +23,8 @@
 #include "engine/collect.h"
 #include "kinds/process_props.h"
 #include "kinds/thread_props.h"
+#include "memdrain/thread_calls.h"
+#include "common/log.h"
 
 namespace cf::engine {
 namespace {
@@ -33,6 +35,13 @@ constexpr uint64_t kBlock = 16384;
 // A process may have thousands of threads: their remote calls run in groups
 // of this many, all threads of a group at once.
 constexpr size_t kGroup = 256;
+
+// From this many threads on, their calls are made by the parasite
+// (memdrain/thread_calls.h: one stop per thread instead of two per call,
+// for a few remote calls more per process), in groups of up to
+// kParasiteGroup threads.
+constexpr size_t kParasiteMin = 16;
+constexpr size_t kParasiteGroup = 1024;
 
 Status CheckCall(long r, const std::string& what, pid_t pid) {
   if (r < 0 && r > -4096) return ErrnoStatus(static_cast<int>(-r), what + " in " + std::to_string(pid));
@@ -142,12 +151,86 @@ Status CollectGroup(std::span<tracing::RemoteSyscall* const> rs, std::span<img::
   return OkStatus();
 }
 
+// The remote-read properties of every thread, by the parasite's thread
+// calls (memdrain/thread_calls.h): all the calls of a thread in one run.
+// False in *done when the parasite cannot be used here (remote calls then).
+Status CollectThreadsByParasite(tracing::RemoteSyscall& leader, img::Process* proc, bool* done) {
+  *done = false;
+  const pid_t pid = proc->pid();
+  const size_t n = static_cast<size_t>(proc->threads_size());
+  std::vector<const kinds::RemoteRead*> reads;
+  std::vector<const char*> names;
+  std::vector<uint64_t> offs;
+  uint64_t size = 0;
+  for (const kinds::ThreadProperty& p : kinds::ThreadProperties()) {
+    if (!p.remote) continue;
+    reads.push_back(p.remote);
+    names.push_back(p.name);
+    offs.push_back(size);
+    size += (p.remote->size + 7) & ~uint64_t{7};
+  }
+  if (reads.empty()) {
+    *done = true;
+    return OkStatus();
+  }
+  if (reads.size() > memdrain::ThreadCalls::kMaxCalls || size > memdrain::ThreadCalls::kOutBytes) return OkStatus();
+  auto injected = memdrain::ThreadCalls::Inject(&leader, 1 + std::min(n - 1, kParasiteGroup));
+  if (!injected.ok()) {
+    LOG_DEBUG("threads of %d: no thread calls (%s), remote calls instead", pid, injected.status().ToString().c_str());
+    return OkStatus();
+  }
+  memdrain::ThreadCalls& tc = **injected;
+  *done = true;
+  std::vector<std::vector<memdrain::ThreadCall>> calls;
+  std::vector<long> results;
+  std::vector<uint8_t> out;
+  // Groups of the other threads, the leader in each: it watches criu-fast.
+  for (size_t first = 1; first < n; first += kParasiteGroup) {
+    const size_t end = std::min(n, first + kParasiteGroup);
+    std::vector<tracing::RemoteSyscall> attached;
+    attached.reserve(end - first);
+    std::vector<tracing::RemoteSyscall*> rs{&leader};
+    std::vector<img::Thread*> threads{proc->mutable_threads(0)};
+    for (size_t i = first; i < end; ++i) {
+      img::Thread* t = proc->mutable_threads(static_cast<int>(i));
+      ASSIGN_OR_RETURN(tracing::RemoteSyscall trs,
+                       tracing::RemoteSyscall::Attach(pid, t->tid(), &leader.sites(), tracing::RemoteSyscall::Guard::kNone));
+      attached.push_back(std::move(trs));
+      rs.push_back(&attached.back());
+      threads.push_back(t);
+    }
+    calls.assign(rs.size(), {});
+    for (size_t i = 0; i < rs.size(); ++i) {
+      for (size_t k = 0; k < reads.size(); ++k) {
+        const std::array<uint64_t, 6> a = reads[k]->args(tc.OutAddr(i) + offs[k]);
+        calls[i].push_back({reads[k]->nr, a});
+      }
+    }
+    RETURN_IF_ERROR(tc.Run(rs, calls, &results, &out));
+    // The leader's properties come with the first group only.
+    for (size_t i = first == 1 ? 0 : 1; i < rs.size(); ++i) {
+      for (size_t k = 0; k < reads.size(); ++k) {
+        RETURN_IF_ERROR(CheckCall(results[i * memdrain::ThreadCalls::kMaxCalls + k],
+                                  std::string("remote read of ") + names[k] + " of thread", threads[i]->tid()));
+        reads[k]->decode(out.data() + i * memdrain::ThreadCalls::kOutBytes + offs[k], threads[i]);
+      }
+    }
+    for (tracing::RemoteSyscall& t : attached) RETURN_IF_ERROR(t.Restore());
+  }
+  return tc.Remove();
+}
+
 }  // namespace
 
 Status CollectThreadsByRemoteCalls(tracing::RemoteSyscall& leader, const tracing::RemoteSites& sites,
                                    img::Process* proc) {
   const pid_t pid = proc->pid();
   const size_t n = static_cast<size_t>(proc->threads_size());
+  if (n >= kParasiteMin) {
+    bool done = false;
+    RETURN_IF_ERROR(CollectThreadsByParasite(leader, proc, &done));
+    if (done) return OkStatus();
+  }
   for (size_t first = 0; first < n; first += kGroup) {
     const size_t end = std::min(n, first + kGroup);
     // The leader (thread 0) is already attached: it joins the first group.

@@ -205,17 +205,8 @@ void RseqToArgs(const img::Thread& t, ThreadArgs* out) {
 }
 
 // ---- name ----------------------------------------------------------------
-
-Status ReadComm(pid_t pid, pid_t tid, img::Thread* out) {
-  // A thread that is gone by now is noticed elsewhere: no name is no error.
-  auto comm = ReadFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/comm");
-  if (comm.ok()) {
-    std::string c = *comm;
-    while (!c.empty() && c.back() == '\n') c.pop_back();
-    out->set_comm(c);
-  }
-  return OkStatus();
-}
+//
+// Read with the credentials, from the same status file (its Name line).
 
 void CommToArgs(const img::Thread& t, ThreadArgs* out) {
   snprintf(out->thread->comm, sizeof(out->thread->comm), "%s", t.comm().c_str());
@@ -260,19 +251,36 @@ void ClearChildTidToArgs(const img::Thread& t, ThreadArgs* out) { out->thread->c
 
 // ---- scheduling policy, RT priority and nice value ------------------------
 
+// Policy (with SCHED_RESET_ON_FORK), priority and nice value in one
+// sched_getattr() (glibc has no wrapper; struct sched_attr of
+// <linux/sched/types.h>, first version).
 Status ReadSched(pid_t, pid_t tid, img::Thread* out) {
-  const int policy = sched_getscheduler(tid);
-  if (policy < 0) return ErrnoStatus("sched_getscheduler of " + Who(tid));
-  if ((policy & ~SCHED_RESET_ON_FORK) == kSchedDeadline) {
+  struct {
+    uint32_t size;
+    uint32_t sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+  } attr{};
+  static_assert(sizeof(attr) == 48, "SCHED_ATTR_SIZE_VER0");
+  constexpr uint64_t kResetOnForkFlag = 0x01;  // SCHED_FLAG_RESET_ON_FORK
+  if (syscall(SYS_sched_getattr, tid, &attr, sizeof(attr), 0) != 0) return ErrnoStatus("sched_getattr of " + Who(tid));
+  if (attr.sched_policy == kSchedDeadline) {
     return Errorf("%s runs under SCHED_DEADLINE: not supported", Who(tid).c_str());
   }
-  sched_param sp{};
-  if (sched_getparam(tid, &sp) != 0) return ErrnoStatus("sched_getparam of " + Who(tid));
-  errno = 0;
-  const int nice = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
-  if (nice == -1 && errno != 0) return ErrnoStatus("getpriority of " + Who(tid));
-  out->set_sched_policy(static_cast<uint32_t>(policy));
-  out->set_sched_prio(static_cast<uint32_t>(sp.sched_priority));
+  uint32_t policy = attr.sched_policy;
+  if (attr.sched_flags & kResetOnForkFlag) policy |= SCHED_RESET_ON_FORK;
+  int nice = attr.sched_nice;
+  if (attr.sched_policy == SCHED_FIFO || attr.sched_policy == SCHED_RR) {
+    // sched_getattr reports no nice value for a real-time thread; it still
+    // has one (its own again should it leave real time).
+    errno = 0;
+    nice = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
+    if (nice == -1 && errno != 0) return ErrnoStatus("getpriority of " + Who(tid));
+  }
+  out->set_sched_policy(policy);
+  out->set_sched_prio(attr.sched_priority);
   out->set_nice(nice);
   return OkStatus();
 }
@@ -323,14 +331,16 @@ const RemoteRead kPdeathsigRead = {
 
 void PdeathsigToArgs(const img::Thread& t, ThreadArgs* out) { out->thread->pdeathsig = t.pdeathsig(); }
 
-// ---- credentials ---------------------------------------------------------
+// ---- status: name and credentials ----------------------------------------
 //
-// Each thread's own: setresuid() and friends as system calls change the
-// calling thread only (glibc's wrappers broadcast to every thread, raw
-// calls do not), so threads of one process may differ.
+// Credentials are each thread's own: setresuid() and friends as system calls
+// change the calling thread only (glibc's wrappers broadcast to every
+// thread, raw calls do not), so threads of one process may differ. The
+// thread's name comes from the same file (one read per thread, not two).
 
-Status ReadCreds(pid_t pid, pid_t tid, img::Thread* out) {
+Status ReadStatusLines(pid_t pid, pid_t tid, img::Thread* out) {
   ASSIGN_OR_RETURN(proc::ProcStatus st, proc::ReadStatus(pid, tid));
+  out->set_comm(st.name);
   img::Creds* c = out->mutable_creds();
   c->set_uid(st.uid[0]), c->set_euid(st.uid[1]), c->set_suid(st.uid[2]), c->set_fsuid(st.uid[3]);
   c->set_gid(st.gid[0]), c->set_egid(st.gid[1]), c->set_sgid(st.gid[2]), c->set_fsgid(st.gid[3]);
@@ -367,6 +377,11 @@ void CredsToArgs(const img::Thread& t, ThreadArgs* out) {
                    ours->cap_bnd != c.cap_bnd() || ours->cap_amb != c.cap_amb();
 }
 
+void StatusToArgs(const img::Thread& t, ThreadArgs* out) {
+  CommToArgs(t, out);
+  CredsToArgs(t, out);
+}
+
 // Read in this order at dump; loaded in this order at restore (the mask
 // last). The restorer sets the to_args part in an order of its own
 // (apply_thread in restorer.c: altstack, clear_child_tid, robust list,
@@ -379,12 +394,11 @@ constexpr ThreadProperty kProperties[] = {
     {"blocked", ReadBlocked, nullptr, nullptr, LoadBlocked},
     {"pending", ReadPending, nullptr, PendingToArgs, nullptr},
     {"rseq", ReadRseq, nullptr, RseqToArgs, nullptr},
-    {"comm", ReadComm, nullptr, CommToArgs, nullptr},
     {"altstack", nullptr, &kAltstackRead, AltstackToArgs, nullptr},
     {"clear_child_tid", nullptr, &kClearChildTidRead, ClearChildTidToArgs, nullptr},
     {"robust_list", ReadRobustList, nullptr, RobustListToArgs, nullptr},
     {"pdeathsig", nullptr, &kPdeathsigRead, PdeathsigToArgs, nullptr},
-    {"creds", ReadCreds, nullptr, CredsToArgs, nullptr},
+    {"status", ReadStatusLines, nullptr, StatusToArgs, nullptr},
 };
 
 }  // namespace

@@ -44,7 +44,7 @@ TEST(ThreadProps, EachHasOneReadAndOneApply) {
     }
   }
   // Every per-thread field of the image has its property.
-  for (const char* n : {"regs", "xstate", "blocked", "pending", "rseq", "comm", "altstack", "clear_child_tid",
+  for (const char* n : {"regs", "xstate", "blocked", "pending", "rseq", "status", "altstack", "clear_child_tid",
                         "sched", "robust_list", "pdeathsig"}) {
     EXPECT_NE(Find(n), nullptr) << n;
   }

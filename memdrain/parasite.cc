@@ -66,8 +66,8 @@ Status CheckRemote(long r, const char* what, pid_t pid) {
   return OkStatus();
 }
 
-// criu-fast's pid as the target's pid namespace numbers it, 0 when criu-fast
-// is not visible there (the parasite then cannot watch for its death).
+}  // namespace
+
 pid_t TracerPidFor(pid_t pid) {
   struct stat self_ns, target_ns;
   if (stat("/proc/self/ns/pid", &self_ns) != 0) return 0;
@@ -75,8 +75,6 @@ pid_t TracerPidFor(pid_t pid) {
   if (self_ns.st_ino != target_ns.st_ino || self_ns.st_dev != target_ns.st_dev) return 0;
   return getpid();
 }
-
-}  // namespace
 
 uint64_t PipeCapacity() {
   static const uint64_t cap = [] {

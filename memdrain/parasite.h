@@ -39,6 +39,11 @@ struct cf_par_args;
 namespace cf::memdrain {
 using ::cf::tracing::RemoteSyscall;  // ptrace tooling, the layer below
 
+// criu-fast's pid as the pid namespace of process |pid| numbers it, 0 when
+// criu-fast is not visible there (a parasite then cannot watch for its
+// death).
+pid_t TracerPidFor(pid_t pid);
+
 // Bytes one pipe may hold: fs.pipe-max-size, at most 2 MiB (one chunk),
 // rounded down to a power of two.
 uint64_t PipeCapacity();

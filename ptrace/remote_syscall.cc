@@ -521,6 +521,78 @@ Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, const std:
   return st;
 }
 
+Status RemoteSyscall::StartCode(uint64_t ip, uint64_t sp, uint64_t arg) {
+  code_start_ns_ = MonotonicNs();
+  code_trapped_ = false;
+  code_interrupted_ = false;
+  // Registers first, mask second, as in RunCode.
+  user_regs_struct regs = saved_;
+  regs.orig_rax = static_cast<uint64_t>(-1);
+  regs.rip = ip;
+  regs.rsp = sp;
+  regs.rdi = arg;
+  uint64_t all = ~0ull;
+  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) return ErrnoStatus("ptrace SETREGS of " + std::to_string(tid_));
+  if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(all), &all) != 0) {
+    return ErrnoStatus("ptrace SETSIGMASK of " + std::to_string(tid_));
+  }
+  if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace CONT of " + std::to_string(tid_));
+  return OkStatus();
+}
+
+Result<bool> RemoteSyscall::CodeRunning() {
+  if (code_trapped_) return false;
+  for (;;) {
+    ASSIGN_OR_RETURN(Stop stop, WaitStop(WNOHANG));
+    if (stop == Stop::kNone) return true;
+    if (stop == Stop::kTrap) {
+      code_trapped_ = true;
+      return false;
+    }
+    // A held signal or a stop of another kind: on with the code.
+    if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace CONT of " + std::to_string(tid_));
+  }
+}
+
+Status RemoteSyscall::InterruptCode() {
+  if (code_trapped_ || code_interrupted_) return OkStatus();
+  ASSIGN_OR_RETURN(bool running, CodeRunning());
+  if (!running) return OkStatus();
+  if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) != 0) {
+    return ErrnoStatus("ptrace INTERRUPT of " + std::to_string(tid_));
+  }
+  code_interrupted_ = true;
+  return OkStatus();
+}
+
+Status RemoteSyscall::StopCode(bool guarded, bool count) {
+  Status st = InterruptCode();
+  if (st.ok() && code_interrupted_) {
+    for (;;) {
+      Result<Stop> stop = WaitStop(0);
+      if (!stop.ok()) {
+        st = stop.status();
+        break;
+      }
+      if (*stop == Stop::kInterrupt || *stop == Stop::kTrap) break;
+      // A signal held back or another stop first: the interrupt stays
+      // pending and comes once the thread runs again.
+      if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) != 0) {
+        st = ErrnoStatus("ptrace CONT of " + std::to_string(tid_));
+        break;
+      }
+    }
+  }
+  code_trapped_ = false;
+  code_interrupted_ = false;
+  if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(sigmask_), &sigmask_) != 0 && st.ok()) {
+    st = ErrnoStatus("ptrace SETSIGMASK (put back)");
+  }
+  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0 && st.ok()) st = ErrnoStatus("ptrace SETREGS (put back)");
+  if (count) CountInjection(true, guarded, code_start_ns_);
+  return st;
+}
+
 Result<uint64_t> RemoteSyscall::Scratch(size_t size) {
   if (size > kScratchSize) return Errorf("remote scratch request too large (%zu)", size);
   if (stack_scratch_ && size <= stack_scratch_size_) return stack_scratch_;

@@ -89,6 +89,8 @@ class RemoteSyscall {
   RemoteSyscall(const RemoteSyscall&) = delete;
   ~RemoteSyscall();
 
+  pid_t pid() const { return pid_; }
+  pid_t tid() const { return tid_; }
   // The registers the thread had when we took it.
   const user_regs_struct& saved_regs() const { return saved_; }
   // True when a death of criu-fast during a call leaves the thread intact.
@@ -121,6 +123,21 @@ class RemoteSyscall {
   // should criu-fast die (it only counts in InjectionTotals).
   Status RunCode(uint64_t ip, uint64_t sp, uint64_t arg, const std::function<Result<bool>()>& ended,
                  int timeout_ms, bool guarded);
+
+  // RunCode() in parts, for code run in many threads at once: Start sets
+  // the registers (rip = |ip|, rsp = |sp|, rdi = |arg|), blocks every signal
+  // and resumes the thread; Running says whether it still runs (a signal
+  // that stopped it is held back and the thread resumed; false once it
+  // stopped on int3); Stop interrupts it unless it stopped already, waits
+  // for the stop, and puts back the mask and registers. Stop must follow
+  // every Start that succeeded, also after an error. |count|: counted in
+  // InjectionTotals (threads that run the same code together count once).
+  // InterruptCode() is Stop's first step alone: many threads are
+  // interrupted first, then stopped, so that their stops overlap.
+  Status StartCode(uint64_t ip, uint64_t sp, uint64_t arg);
+  Result<bool> CodeRunning();
+  Status InterruptCode();
+  Status StopCode(bool guarded, bool count = true);
 
   // Address of |size| bytes of scratch memory in the target.
   Result<uint64_t> Scratch(size_t size);
@@ -204,6 +221,11 @@ class RemoteSyscall {
   std::vector<HeldSignal> held_signals_;  // signals that arrived during our calls
   bool restored_ = false;
   long exit_rval_ = 0;  // the result at the last syscall-exit stop
+  // StartCode/StopCode: when the code started, and whether it has stopped
+  // by itself (int3) since.
+  uint64_t code_start_ns_ = 0;
+  bool code_trapped_ = false;
+  bool code_interrupted_ = false;
 };
 
 }  // namespace cf::tracing

@@ -26,6 +26,10 @@
 #define CF_NR_ppoll 271
 #define CF_NR_pipe2 293
 #define CF_NR_pidfd_open 434
+#define CF_NR_futex 202
+#define CF_FUTEX_WAIT_PRIVATE 128
+#define CF_FUTEX_WAKE_PRIVATE 129
+#define CF_EINTR 4
 #define CF_POLLIN 1
 #define CF_ESRCH 3
 #define CF_F_SETPIPE_SZ 1031
@@ -40,6 +44,14 @@ void cf_parasite_main(struct cf_par_args *a) __attribute__((used, visibility("hi
 /* Entry at offset 0 of the blob: rdi = args, rsp = top of our stack.
  * cf_parasite_main returns only when criu-fast cannot be watched (no
  * tracer_pid, or no pidfd to be had): then it stops on int3. */
+#define CF_STR2(x) #x
+#define CF_STR(x) CF_STR2(x)
+void cf_parasite_thread_main(struct cf_par_thread *t) __attribute__((used, visibility("hidden")));
+
+/* The thread calls' entry at offset CF_PAR_THREAD_ENTRY: rdi = the thread's
+ * cf_par_thread, rsp = the top of its stack. cf_parasite_thread_main returns
+ * only when the watcher cannot watch (then it stops on int3 while criu-fast,
+ * which just saw the pidfd_open fail, is alive). */
 __asm__(
     ".section .text.entry,\"ax\",@progbits\n"
     ".globl cf_parasite_entry\n"
@@ -48,6 +60,13 @@ __asm__(
     "  call cf_parasite_main\n"
     "1: int3\n"
     "  jmp 1b\n"
+    "  .org " CF_STR(CF_PAR_THREAD_ENTRY) "\n"
+    ".globl cf_parasite_thread_entry\n"
+    "cf_parasite_thread_entry:\n"
+    "  andq $-16, %rsp\n"
+    "  call cf_parasite_thread_main\n"
+    "2: int3\n"
+    "  jmp 2b\n"
     ".previous\n");
 
 struct cf_pollfd {
@@ -198,4 +217,47 @@ void cf_parasite_main(struct cf_par_args *a) {
   /* criu-fast is gone: undo and return to the thread's own code. */
   cf_sys1(CF_NR_close, a->tracer_fd);
   return_to_thread(a->frame);
+}
+
+/* ---- thread calls (see parasite_abi.h) ---------------------------------- */
+
+void cf_parasite_thread_main(struct cf_par_thread *t) {
+  struct cf_par_group *g = (struct cf_par_group *)t->group;
+  volatile uint32_t *gone = &g->gone;
+  if (t->watcher) {
+    g->tracer_fd = -1;
+    long fd = cf_sys2(CF_NR_pidfd_open, g->tracer_pid, 0);
+    if (fd == -CF_ESRCH) return_to_thread(t->frame); /* criu-fast is already gone */
+    if (fd < 0) {
+      /* No watch: criu-fast runs no other thread of the group and takes
+       * this one back from the int3. */
+      t->status = fd;
+      t->done = CF_PAR_DONE_OVER;
+      return;
+    }
+    g->tracer_fd = (int32_t)fd;
+  }
+  for (uint32_t i = 0; i < t->ncalls && i < CF_PAR_THREAD_CALLS; ++i) {
+    struct cf_par_call *c = &t->calls[i];
+    c->ret = cf_sys6(c->nr, (long)c->args[0], (long)c->args[1], (long)c->args[2], (long)c->args[3],
+                     (long)c->args[4], (long)c->args[5]);
+  }
+  t->status = 0;
+  *(volatile uint64_t *)&t->done = CF_PAR_DONE_OVER;
+  if (t->watcher) {
+    struct cf_pollfd p = {g->tracer_fd, CF_POLLIN, 0};
+    long r;
+    do {
+      p.revents = 0;
+      r = cf_sys5(CF_NR_ppoll, &p, 1, 0, 0, 8);
+    } while (r == 0 || r == -CF_EINTR);
+    if (r < 0) return; /* cannot wait: stop on int3 (criu-fast is alive) */
+    /* criu-fast is gone: the others go back too, then this thread. */
+    *gone = 1;
+    cf_sys6(CF_NR_futex, (long)gone, CF_FUTEX_WAKE_PRIVATE, 0x7fffffff, 0, 0, 0);
+    cf_sys1(CF_NR_close, g->tracer_fd);
+    return_to_thread(t->frame);
+  }
+  while (*gone == 0) cf_sys6(CF_NR_futex, (long)gone, CF_FUTEX_WAIT_PRIVATE, 0, 0, 0, 0);
+  return_to_thread(t->frame);
 }

@@ -41,7 +41,7 @@
 #include <stdint.h>
 
 #define CF_PAR_MAGIC 0x50524146u /* "FARP" */
-#define CF_PAR_VERSION 3u
+#define CF_PAR_VERSION 4u
 
 #define CF_PAR_MAX_JOBS 64  /* pipes per command: descriptors the target holds at once */
 #define CF_PAR_MAX_IOVS 4096 /* iovecs per command, all jobs together */
@@ -96,5 +96,53 @@ struct cf_par_args {
 };
 
 #define CF_PAR_STACK_SIZE (32 * 1024)
+
+/*
+ * Thread calls: a few system calls run by every thread of a group at once,
+ * each on its own (memdrain/thread_calls.h), entered at the blob's offset
+ * CF_PAR_THREAD_ENTRY with rdi = the thread's cf_par_thread and rsp = the
+ * top of its stack, every signal blocked. Each thread makes its calls, stores
+ * their results and sets done = CF_PAR_DONE_OVER, then waits to be taken
+ * back (criu-fast interrupts the wait and puts the thread's registers back).
+ *
+ * One thread of the group, the watcher (the leader), runs first: it opens a
+ * pidfd of criu-fast (group.tracer_fd, then its calls) and waits in ppoll()
+ * on it; the others wait on the futex group.gone. Should criu-fast die, the
+ * watcher sets gone = 1, wakes the others, closes its pidfd, and each thread
+ * returns to its own registers, signal mask and FPU state through
+ * rt_sigreturn on its own frame (`frame`, ptrace/sigframe.h). criu-fast
+ * starts the others only once the watcher watches (its done is set with
+ * status 0), and closes the watcher's pidfd with a remote close() when the
+ * group is over.
+ */
+#define CF_PAR_THREAD_ENTRY 64 /* offset of the thread calls' entry in the blob */
+#define CF_PAR_THREAD_CALLS 4  /* calls per thread */
+#define CF_PAR_THREAD_OUT 256  /* bytes of output per thread */
+
+struct cf_par_group {
+  uint32_t magic;
+  uint32_t version;
+  int32_t tracer_pid; /* criu-fast's pid in the target's namespace */
+  int32_t tracer_fd;  /* out: the watcher's pidfd of criu-fast, -1: none */
+  uint32_t gone;      /* futex: 1 once the watcher saw criu-fast die */
+  uint32_t pad;
+};
+
+struct cf_par_call {
+  int64_t nr;
+  uint64_t args[6];
+  int64_t ret; /* out: the raw result (-errno) */
+};
+
+struct cf_par_thread {
+  uint64_t group;   /* address of the cf_par_group */
+  uint64_t frame;   /* this thread's return frame: rt_sigreturn with rsp = frame + 8 */
+  uint32_t ncalls;
+  uint32_t watcher; /* 1: this thread watches criu-fast (see above) */
+  int64_t status;   /* out: 0, or -errno of the watch */
+  uint64_t done;    /* out: CF_PAR_DONE_OVER once the calls are made */
+  struct cf_par_call calls[CF_PAR_THREAD_CALLS];
+  uint8_t out[CF_PAR_THREAD_OUT];
+};
 
 #endif /* CF_PARASITE_ABI_H */

@@ -3,7 +3,9 @@
 #
 # A tree of 3 processes with 4 threads each (tests/progs/busytree.c: one
 # thread keeps a marker in xmm8, one sleeps in nanosleep, one blocks in
-# read) is dumped again and again; each dump is hit by SIGKILL or SIGTERM
+# read), the root with 24 more that sleep (its threads' properties are then
+# read by the parasite, memdrain/thread_calls.h; the children's by remote
+# calls), is dumped again and again; each dump is hit by SIGKILL or SIGTERM
 # after a random delay within the time a whole dump takes, with both drains
 # (read, vmsplice). After every round each process must run untraced and
 # pass its self-check (memory, registers, TLS, workers advancing), and:
@@ -20,7 +22,7 @@ e2e_init
 
 ROUNDS=${CF_KILL_ROUNDS:-20}
 W=$E2E_TMP/w
-start_prog busytree "$W" 3 16
+start_prog busytree "$W" 3 16 24
 root=$PROG_PID
 mapfile -t all < <(tree_pids "$root")
 [ "${#all[@]}" = 3 ] || fail "expected 3 processes in the tree, found ${#all[@]}: ${all[*]}"

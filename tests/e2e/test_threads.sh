@@ -33,7 +33,7 @@ if got != want:
 if int(threads[0]["tid"]) != pid:
     fail("the leader is not first")
 names = sorted(t["comm"] for t in threads)
-if names != ["threads", "worker-0", "worker-1", "worker-2"]:
+if names != ["threads", "worker-0", "worker-1", "worker\\2 x"]:
     fail("thread names %r" % names)
 EOF
 check_pass "$W"

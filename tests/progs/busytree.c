@@ -1,5 +1,9 @@
-/* busytree W NPROC SIZE_MB: a tree of NPROC processes (the root and its
- * children), each with SIZE_MB of private memory and three worker threads:
+/* busytree W NPROC SIZE_MB [IDLE]: a tree of NPROC processes (the root and
+ * its children), each with SIZE_MB of private memory and three worker
+ * threads (the root also IDLE threads that sleep 2 ms at a time and count, 0
+ * unless given: enough of them make criu-fast read the threads' properties
+ * with the parasite, memdrain/thread_calls.h, and the children's by remote
+ * calls):
  *
  *   spinner  keeps a marker in xmm8 and counts in a tight loop, checking the
  *            marker and its stack and TLS values on every round (resting
@@ -21,12 +25,15 @@
 #include <sys/mman.h>
 
 #define MAXPROC 16
+#define MAXIDLE 64
 #define MARKER 0x5eed1234abcd9876ULL
 
 static unsigned char *mem;
 static size_t mem_pages;
 static uint64_t mem_hash;
 static volatile uint64_t counters[3];
+static volatile uint64_t idle_counters[MAXIDLE];
+static int nidle;
 static volatile int worker_bad;
 static char bad_what[256];
 static int feed[2];
@@ -95,6 +102,16 @@ static void *reader(void *arg) {
   return NULL;
 }
 
+static void *idler(void *arg) {
+  volatile uint64_t *count = arg;
+  for (;;) {
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+    (*count)++;
+  }
+  return NULL;
+}
+
 static void *feeder(void *arg) {
   (void)arg;
   unsigned char seq = 0;
@@ -110,7 +127,9 @@ static void check_self(const char *who) {
   CF_CHECK(cf_hash(mem, mem_pages * CF_PAGE) == mem_hash, "%s: memory hash changed", who);
   CF_CHECK(!worker_bad, "%s: %s", who, bad_what);
   uint64_t before[3], after[3];
+  uint64_t idle_before[MAXIDLE];
   for (int i = 0; i < 3; i++) before[i] = counters[i];
+  for (int i = 0; i < nidle; i++) idle_before[i] = idle_counters[i];
   for (int t = 0; t < 200; t++) {
     struct timespec ts = {0, 10000000};
     nanosleep(&ts, NULL);
@@ -118,6 +137,9 @@ static void check_self(const char *who) {
     for (int i = 0; i < 3; i++) {
       after[i] = counters[i];
       if (after[i] == before[i]) all = 0;
+    }
+    for (int i = 0; i < nidle; i++) {
+      if (idle_counters[i] == idle_before[i]) all = 0;
     }
     if (all) return;
   }
@@ -137,6 +159,10 @@ static void run(int self, size_t mb, int nproc, pid_t *kids) {
   if (pthread_create(&t, NULL, spinner, NULL) || pthread_create(&t, NULL, sleeper, NULL) ||
       pthread_create(&t, NULL, reader, NULL) || pthread_create(&t, NULL, feeder, NULL)) {
     cf_die("pthread_create");
+  }
+  if (self > 0) nidle = 0; /* the root's only */
+  for (int i = 0; i < nidle; i++) {
+    if (pthread_create(&t, NULL, idler, (void *)&idle_counters[i])) cf_die("pthread_create");
   }
   char name[32];
   if (self > 0) {
@@ -171,10 +197,12 @@ static void run(int self, size_t mb, int nproc, pid_t *kids) {
 }
 
 int main(int argc, char **argv) {
-  cf_init(argc, argv, 3, "busytree W NPROC SIZE_MB");
+  cf_init(argc, argv, 3, "busytree W NPROC SIZE_MB [IDLE]");
   int nproc = (int)strtol(argv[2], NULL, 10);
   size_t mb = (size_t)strtol(argv[3], NULL, 10);
+  nidle = argc > 4 ? (int)strtol(argv[4], NULL, 10) : 0;
   if (nproc < 1 || nproc > MAXPROC) cf_die("NPROC must be 1..%d", MAXPROC);
+  if (nidle < 0 || nidle > MAXIDLE) cf_die("IDLE must be 0..%d", MAXIDLE);
   pid_t kids[MAXPROC] = {0};
   for (int i = 1; i < nproc; i++) {
     pid_t p = fork();

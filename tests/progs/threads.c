@@ -41,7 +41,8 @@ static void *worker_main(void *arg) {
   w->tid = my_tid();
   tls_value = 0xABCD0000ULL + (uint64_t)w->index;
   snprintf(tls_name, sizeof(tls_name), "tls-%d", w->index);
-  snprintf(w->name, sizeof(w->name), "worker-%d", w->index);
+  /* worker 2's name has a backslash and a space (escaped in /proc status). */
+  snprintf(w->name, sizeof(w->name), w->index == 2 ? "worker\\%d x" : "worker-%d", w->index);
   pthread_setname_np(pthread_self(), w->name);
   volatile uint64_t on_stack = 0x5EED0000ULL + (uint64_t)w->index;
   for (;;) {
