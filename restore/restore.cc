@@ -222,10 +222,43 @@ Status CheckVdso(pid_t pid, const img::Process& core) {
 // Processes whose region is unmapped at once (see FinishAll).
 constexpr size_t kFinishGroup = 256;
 
+// The threads other than the leader of a process whose restorer made them
+// untraced (ThreadsTracedFromCreation false): they wait in a futex, their
+// state set; each is seized and interrupted (all first, then each waited
+// for, so that their stops overlap), with |options|.
+Status SeizeParkedThreads(const img::Process& core, long options) {
+  if (ThreadsTracedFromCreation(core)) return OkStatus();
+  for (int i = 1; i < core.threads_size(); ++i) {
+    const pid_t tid = core.threads(i).tid();
+    if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(options)) != 0) {
+      return ErrnoStatus("seize restored thread " + std::to_string(tid));
+    }
+    if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
+      return ErrnoStatus("interrupt restored thread " + std::to_string(tid));
+    }
+  }
+  for (int i = 1; i < core.threads_size(); ++i) {
+    const pid_t tid = core.threads(i).tid();
+    for (;;) {
+      int status = 0;
+      if (waitpid(tid, &status, __WALL) != tid) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("wait for restored thread " + std::to_string(tid));
+      }
+      if (!WIFSTOPPED(status)) return Errorf("restored thread %d ended while criu-fast seized it", tid);
+      if ((status >> 16) == PTRACE_EVENT_STOP) break;
+      // A signal's stop first (every signal is blocked: SIGSTOP's kind):
+      // passed on; the interrupt stays pending.
+      ptrace(PTRACE_CONT, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(WSTOPSIG(status))));
+    }
+  }
+  return OkStatus();
+}
+
 // Removes the restore region of every process of |done| and loads the
 // saved thread states. The unmaps of a group of processes run side by side
 // (RemoteSyscall::CallInEach): one round trip for the group, not one each.
-Status FinishAll(const std::vector<Done>& done, const kinds::CgroupPlan& cgroups) {
+Status FinishAll(const std::vector<Done>& done, const kinds::CgroupPlan& cgroups, long options) {
   FAULT_POINT("restore-finish");
   for (size_t first = 0; first < done.size(); first += kFinishGroup) {
     const size_t end = std::min(done.size(), first + kFinishGroup);
@@ -236,6 +269,7 @@ Status FinishAll(const std::vector<Done>& done, const kinds::CgroupPlan& cgroups
     for (size_t i = first; i < end; ++i) {
       const Done& d = done[i];
       const std::string ctx = "restore of process " + std::to_string(d.pid);
+      RETURN_IF_ERROR(SeizeParkedThreads(*d.core, options).WithContext(ctx));
       // No return frame: the stack is in the region being unmapped, and a
       // restored tree dies with criu-fast anyway (PTRACE_O_EXITKILL).
       // At a `syscall` of the restorer blob, where the process stops: the
@@ -352,7 +386,9 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
     auto it = index.find(m.pid);
     if (it == index.end()) return Errorf("unexpected process %d in the restored tree", m.pid);
     if (m.tag == 'S') {
-      if (ptrace(PTRACE_SEIZE, m.pid, nullptr, reinterpret_cast<void*>(options)) != 0) {
+      const long opts = ThreadsTracedFromCreation(images.processes[it->second].core) ? options | PTRACE_O_TRACECLONE
+                                                                                     : options;
+      if (ptrace(PTRACE_SEIZE, m.pid, nullptr, reinterpret_cast<void*>(opts)) != 0) {
         if (seize_failed.ok()) seize_failed = ErrnoStatus("seize restored process " + std::to_string(m.pid));
         return OkStatus();
       }
@@ -593,22 +629,35 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   created.Add(root);
   go_r.reset();
   msg_w.reset();
-  // The root, then each process when it asks (restore/task.h); the
-  // threads its restorer creates are traced from their creation.
+  // The root, then each process when it asks (restore/task.h).
   // A tree under seccomp: the restorer installs the filters before its
   // last calls, and ours follow (kinds/seccomp.h); suspended until detach.
-  long options = PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD;
+  // Threads are traced from their creation (PTRACE_O_TRACECLONE) only in
+  // a process with a thread under strict seccomp (restore/task.h); the
+  // others' are seized at the end (SeizeParkedThreads).
+  long options = PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD;
   for (const auto& p : images.processes) {
     if (kinds::UsesSeccomp(p.core)) options |= PTRACE_O_SUSPEND_SECCOMP;
   }
-  if (ptrace(PTRACE_SEIZE, root, nullptr, reinterpret_cast<void*>(options)) != 0) {
+  const long root_options =
+      ThreadsTracedFromCreation(images.processes[0].core) ? options | PTRACE_O_TRACECLONE : options;
+  if (ptrace(PTRACE_SEIZE, root, nullptr, reinterpret_cast<void*>(root_options)) != 0) {
     return ErrnoStatus("seize the restored process");
+  }
+  // The restorer stops (int3) criu-fast waits for: every thread's where
+  // they are traced from their creation, else the leader's.
+  std::set<pid_t> restorer_stops;
+  for (const auto& p : images.processes) {
+    const bool all = ThreadsTracedFromCreation(p.core);
+    for (const img::Thread& t : p.core.threads()) {
+      if (all || t.tid() == p.core.pid()) restorer_stops.insert(t.tid());
+    }
   }
   char byte = 'g';
   RETURN_IF_ERROR(WriteAll(go_w.get(), &byte, 1, "go"));
 
   std::map<pid_t, TaskMessage> msgs;
-  RETURN_IF_ERROR(WaitForRestorers(images, expected, msg_r.get(), jobs, options, filled, &created, &msgs));
+  RETURN_IF_ERROR(WaitForRestorers(images, restorer_stops, msg_r.get(), jobs, options, filled, &created, &msgs));
   const uint64_t finish_start = MonotonicNs();
   std::vector<Done> done;
   for (const auto& p : images.processes) {
@@ -619,7 +668,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
         CheckRestorer(pid, it->second.report, p.core).WithContext("restore of process " + std::to_string(pid)));
     done.push_back({pid, &it->second.report, &p.core});
   }
-  RETURN_IF_ERROR(FinishAll(done, cgroups));
+  RETURN_IF_ERROR(FinishAll(done, cgroups, options));
   if (!opts.pidfile.empty()) RETURN_IF_ERROR(WritePidfile(opts.pidfile, root));
   // A process that was stopped stops again, by the same signal, so its
   // parent's wait sees it stopped as before; with --leave-stopped every

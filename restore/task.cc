@@ -204,6 +204,7 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
     }
   }
   a->nr_threads = static_cast<uint32_t>(core.threads_size());
+  a->threads_untraced = ThreadsTracedFromCreation(core) ? 0 : 1;
 
   // The process's properties (kinds/process_props.h), once the leader's
   // record is filled.
@@ -443,6 +444,14 @@ void RunTask(TaskContext ctx) {
   snprintf(msg.error, sizeof(msg.error), "%s", s.ToString().c_str());
   (void)!write(ctx.report_fd, &msg, sizeof(msg));
   _exit(1);
+}
+
+bool ThreadsTracedFromCreation(const img::Process& core) {
+  constexpr uint32_t kSeccompStrict = 1;  // SECCOMP_MODE_STRICT
+  for (const img::Thread& t : core.threads()) {
+    if (t.seccomp_mode() == kSeccompStrict) return true;
+  }
+  return false;
 }
 
 }  // namespace cf::restore

@@ -84,4 +84,12 @@ struct TaskContext {
 
 [[noreturn]] void RunTask(TaskContext ctx);
 
+// Whether the restorer's threads of |core| are traced from their creation
+// (PTRACE_O_TRACECLONE, each stops on int3): only when a thread has strict
+// seccomp, which allows no futex wait. Otherwise they are made untraced and
+// wait, their state set, until criu-fast seizes them (cf_rst_args,
+// threads_untraced): a tracer with thousands of traced threads pays a scan
+// of all of them in every waitpid(-1).
+bool ThreadsTracedFromCreation(const img::Process& core);
+
 }  // namespace cf::restore

@@ -74,6 +74,9 @@ __asm__(
 #define CF_CLONE_THREAD_FLAGS \
   (0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000) /* VM FS FILES SIGHAND THREAD SYSVSEM */
 #define CF_PR_SET_NAME 15
+#define CF_NR_futex 202
+#define CF_FUTEX_WAIT_PRIVATE 128
+#define CF_FUTEX_WAKE_PRIVATE 129
 
 struct cf_clone_args {
   uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
@@ -278,12 +281,31 @@ static long enter_strict(struct cf_rst_thread *t) {
   return cf_sys3(CF_NR_seccomp, CF_SECCOMP_SET_MODE_STRICT, 0, 0);
 }
 
-/* A new thread: its state, then the int3 stop. */
+/* A new thread: its state, then the int3 stop, or (threads_untraced) it
+ * counts itself done and waits for ever, where criu-fast seizes it. */
 void cf_thread_main(struct cf_rst_thread *t) {
   long r = apply_thread(t);
   if (r == 0 && (r = enter_strict(t)) < 0) t->error_addr = 0;
   finish_thread(t, r);
+  struct cf_rst_args *a = (struct cf_rst_args *)t->args;
+  if (a->threads_untraced) {
+    uint32_t park = 0;
+    __atomic_add_fetch(&a->threads_done, 1, __ATOMIC_RELEASE);
+    cf_sys6(CF_NR_futex, (long)&a->threads_done, CF_FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+    for (;;) cf_sys6(CF_NR_futex, (long)&park, CF_FUTEX_WAIT_PRIVATE, 0, 0, 0, 0);
+  }
   stop();
+}
+
+/* The leader, with threads_untraced: waits until every other thread has
+ * set its state. */
+static void wait_threads(struct cf_rst_args *a) {
+  if (!a->threads_untraced) return;
+  for (;;) {
+    uint32_t done = __atomic_load_n(&a->threads_done, __ATOMIC_ACQUIRE);
+    if (done + 1 >= a->nr_threads) return;
+    cf_sys6(CF_NR_futex, (long)&a->threads_done, CF_FUTEX_WAIT_PRIVATE, done, 0, 0, 0);
+  }
 }
 
 #define CF_PR_TIMER_CREATE_RESTORE_IDS 77
@@ -406,6 +428,7 @@ void cf_restorer_main(struct cf_rst_args *a) {
    * (clone3 with set_tid needs privilege); each sets its own state,
    * credentials last. */
   a->stage = CF_RST_STAGE_THREADS;
+  a->threads_done = 0;
   for (uint32_t i = 0; i < a->nr_threads; i++) threads[i].args = (uint64_t)a;
   for (uint32_t i = 1; i < a->nr_threads; i++) {
     uint64_t tid = (uint64_t)threads[i].tid; /* set_tid wants a pid_t array; little-endian */
@@ -449,6 +472,7 @@ void cf_restorer_main(struct cf_rst_args *a) {
     if (r < 0) fail(a, CF_RST_STAGE_SIGNALS, r, (uint64_t)si->signo);
   }
 
+  wait_threads(a);
   r = enter_strict(&threads[0]);
   if (r < 0) fail(a, CF_RST_STAGE_SECCOMP, r, 0);
   a->stage = CF_RST_STAGE_DONE;

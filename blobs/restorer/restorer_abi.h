@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define CF_RST_MAGIC 0x43465253u /* "SRFC" */
-#define CF_RST_VERSION 7u
+#define CF_RST_VERSION 8u
 #define CF_RST_NSIG 64
 
 /* Stages the restorer reports in cf_rst_args.stage (for error messages). */
@@ -197,8 +197,15 @@ struct cf_rst_args {
   uint32_t pad4;
 
   uint32_t nr_threads; /* the leader included (record 0) */
-  uint32_t pad2;
+  /* 1: the threads are made untraced (no PTRACE_O_TRACECLONE): each one,
+   * its state set, counts itself in threads_done (a futex the leader waits
+   * on before its own stop) and then waits for ever on its record's park
+   * word, where criu-fast seizes it. 0: each stops on int3, traced from its
+   * creation (a thread under strict seccomp cannot wait on a futex). */
+  uint32_t threads_untraced;
   uint64_t threads_off;
+  uint32_t threads_done;
+  uint32_t pad5;
 
   uint32_t nr_posix_timers;
   uint32_t pad3;
