@@ -53,6 +53,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -1172,9 +1173,17 @@ Status Dumper::Run() {
     RETURN_IF_ERROR(kinds::RefuseTimeNamespaces(pids));
     RETURN_IF_ERROR(kinds::RefusePidNamespaces(pids));
     ASSIGN_OR_RETURN(fd_tables_, kinds::FdTables::Read(pids));
-    RETURN_IF_ERROR(CollectCgroups());
   }
-  if (sink_->streamed()) RETURN_IF_ERROR(WriteInventory());
+  // The cgroups (a file per thread: thousands in a process of thousands of
+  // threads) are read on a thread of their own beside the collection of the
+  // processes below, which is ptrace work on this one; taken before the
+  // first process is filled in.
+  std::future<Status> cgroups = std::async(std::launch::async, [this] { return CollectCgroups(); });
+  auto take_cgroups = [&cgroups]() { return cgroups.valid() ? cgroups.get() : OkStatus(); };
+  if (sink_->streamed()) {
+    RETURN_IF_ERROR(take_cgroups());
+    RETURN_IF_ERROR(WriteInventory());
+  }
   // ptrace requests must come from the thread that seized the tree: every
   // process is collected here, one after another; then their pages are
   // dumped side by side on the arena's workers.
@@ -1182,6 +1191,7 @@ Status Dumper::Run() {
     dumps_.push_back(std::make_unique<ProcessDump>());
     const std::string ctx = "dump of process " + std::to_string(sp.pid);
     RETURN_IF_ERROR(CollectProcess(sp, dumps_.back().get()).WithContext(ctx));
+    RETURN_IF_ERROR(take_cgroups());
     if (cgroups_) cgroups_->Fill(&dumps_.back()->proc);
     fd_tables_.Fill(&dumps_.back()->proc);
     SetUpTracking(dumps_.back().get());
