@@ -1039,6 +1039,7 @@ Status Dumper::RunPreDump(uint64_t start) {
   const uint64_t frozen_start = MonotonicNs();
   {
     ScopedTimer t(&stats_.seize_ns);
+    tree_.set_stop_timeout_ms(static_cast<int>(std::min<int64_t>(int64_t{opts_.timeout} * 1000, INT32_MAX)));
     RETURN_IF_ERROR(tree_.SeizeTree(opts_.pid));
   }
   StartVmaPrefetch();
@@ -1160,6 +1161,7 @@ Status Dumper::Run() {
   uint64_t frozen_start = MonotonicNs();
   {
     ScopedTimer t(&stats_.seize_ns);
+    tree_.set_stop_timeout_ms(static_cast<int>(std::min<int64_t>(int64_t{opts_.timeout} * 1000, INT32_MAX)));
     RETURN_IF_ERROR(tree_.SeizeTree(opts_.pid));
   }
   FindCowTree();  // before MapsFirst is asked

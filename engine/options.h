@@ -53,7 +53,7 @@ struct Options {
   std::vector<std::pair<std::string, std::string>> cgroup_roots;
   uint64_t ghost_limit = 1ull << 20;  // --ghost-limit SIZE[K|M|G]: most data of one deleted file saved (CRIU's 1M)
   int status_fd = -1;            // --status-fd FD: restore writes one byte there once the tree runs
-  int timeout = 10;              // --timeout S (accepted; criu-fast's own limits apply)
+  int timeout = 10;              // --timeout S: how long a seized thread may take to stop (0: no limit)
   std::vector<std::string> features;  // check --feature NAME...
   std::string compress = "zstd"; // --compress none|lz4|zstd[:N] (default zstd, level 1: README "Measured")
   std::string drain = "read";    // --drain read|vmsplice

@@ -19,7 +19,6 @@ using namespace ::cf::proc;  // /proc parsing, the layer below
 namespace {
 
 constexpr int kMaxSignalStops = 64;
-constexpr int kStopWaitMs = 10000;  // CRIU's default --timeout
 // How long a child that failed to be seized may take to finish exiting.
 constexpr int kExitWaitMs = 2000;
 constexpr int kExitPollMs = 5;
@@ -100,7 +99,8 @@ Status FrozenTree::FinishSeize(pid_t tid, SeizedThread* out) {
   // or exit, and takes no ptrace stop meanwhile) fails the seize after a
   // while instead of holding the dump for ever. Most threads have stopped
   // already: the first look does not wait.
-  const uint64_t deadline = MonotonicNs() + kStopWaitMs * 1000000ull;
+  const uint64_t deadline =
+      stop_timeout_ms_ > 0 ? MonotonicNs() + static_cast<uint64_t>(stop_timeout_ms_) * 1000000ull : UINT64_MAX;
   long pause_ns = 0;
   for (int i = 0; i < kMaxSignalStops; ++i) {
     int status = 0;
@@ -109,8 +109,8 @@ Status FrozenTree::FinishSeize(pid_t tid, SeizedThread* out) {
       if (MonotonicNs() > deadline) {
         // The interrupt stays pending; the kernel drops it once criu-fast
         // is no longer the tracer (the failed dump detaches or exits).
-        return Errorf("thread %d did not stop within %d s (in vfork, or in an uninterruptible wait)", tid,
-                      kStopWaitMs / 1000);
+        return Errorf("thread %d did not stop within %d ms (--timeout; in vfork, or in an uninterruptible wait)",
+                      tid, stop_timeout_ms_);
       }
       pause_ns = std::min<long>(pause_ns == 0 ? 1000 : pause_ns * 2, 2000000);
       timespec ts{0, pause_ns};

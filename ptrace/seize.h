@@ -46,6 +46,10 @@ class FrozenTree {
   // is a child that exits while it is being seized.
   Status SeizeTree(pid_t root);
 
+  // How long a thread may take to stop once seized (CRIU's --timeout,
+  // 10 s by default); 0: no limit.
+  void set_stop_timeout_ms(int ms) { stop_timeout_ms_ = ms; }
+
   const std::vector<SeizedProcess>& processes() const { return processes_; }
   size_t thread_count() const;
 
@@ -74,6 +78,7 @@ class FrozenTree {
   // us (CAP_SYS_ADMIN, criu-fast not under seccomp itself); after the first
   // refusal, without it, and a thread under seccomp is refused.
   bool suspend_seccomp_ = true;
+  int stop_timeout_ms_ = 10000;
 };
 
 // Checks that |pid| exists, is not a zombie, not a kernel thread, not us, and
