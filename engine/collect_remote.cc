@@ -114,21 +114,31 @@ Status CollectProcessByRemoteCalls(tracing::RemoteSyscall& rs, kinds::ProcessSou
 
 namespace {
 
+// The thread properties read by a call in the thread (kinds/thread_props.h),
+// each output with its place in one block per thread.
+struct ThreadReads {
+  std::vector<const kinds::RemoteRead*> reads;
+  std::vector<const char*> names;
+  std::vector<uint64_t> offs;
+  uint64_t size = 0;  // of the block
+
+  ThreadReads() {
+    for (const kinds::ThreadProperty& p : kinds::ThreadProperties()) {
+      if (!p.remote) continue;
+      reads.push_back(p.remote);
+      names.push_back(p.name);
+      offs.push_back(size);
+      size += (p.remote->size + 7) & ~uint64_t{7};
+    }
+  }
+};
+
 // The remote-read properties of one group of threads: |threads[i]| is
 // filled by calls in the thread of |rs[i]|. Each property's output has its
 // place in one scratch block per thread.
 Status CollectGroup(std::span<tracing::RemoteSyscall* const> rs, std::span<img::Thread* const> threads) {
-  std::vector<const kinds::RemoteRead*> reads;
-  std::vector<const char*> names;
-  std::vector<uint64_t> offs;
-  uint64_t size = 0;
-  for (const kinds::ThreadProperty& p : kinds::ThreadProperties()) {
-    if (!p.remote) continue;
-    reads.push_back(p.remote);
-    names.push_back(p.name);
-    offs.push_back(size);
-    size += (p.remote->size + 7) & ~uint64_t{7};
-  }
+  const ThreadReads tr;
+  const auto& [reads, names, offs, size] = tr;
   if (reads.empty()) return OkStatus();
   std::vector<uint64_t> base(rs.size());
   for (size_t i = 0; i < rs.size(); ++i) {
@@ -158,17 +168,8 @@ Status CollectThreadsByParasite(tracing::RemoteSyscall& leader, img::Process* pr
   *done = false;
   const pid_t pid = proc->pid();
   const size_t n = static_cast<size_t>(proc->threads_size());
-  std::vector<const kinds::RemoteRead*> reads;
-  std::vector<const char*> names;
-  std::vector<uint64_t> offs;
-  uint64_t size = 0;
-  for (const kinds::ThreadProperty& p : kinds::ThreadProperties()) {
-    if (!p.remote) continue;
-    reads.push_back(p.remote);
-    names.push_back(p.name);
-    offs.push_back(size);
-    size += (p.remote->size + 7) & ~uint64_t{7};
-  }
+  const ThreadReads tr;
+  const auto& [reads, names, offs, size] = tr;
   if (reads.empty()) {
     *done = true;
     return OkStatus();
