@@ -207,7 +207,15 @@ Status CollectThreadsByParasite(tracing::RemoteSyscall& leader, img::Process* pr
         calls[i].push_back({reads[k]->nr, a});
       }
     }
-    RETURN_IF_ERROR(tc.Run(rs, calls, &results, &out));
+    if (Status st = tc.Run(rs, calls, &results, &out); !st.ok()) {
+      if (first != 1 || !tc.watch_failed()) return st;
+      // The leader cannot watch criu-fast (no descriptor left for a
+      // pidfd): every thread is back as it was; remote calls instead.
+      LOG_INFO("threads of %d: %s: remote calls instead", pid, st.ToString().c_str());
+      for (tracing::RemoteSyscall& t : attached) RETURN_IF_ERROR(t.Restore());
+      *done = false;
+      return tc.Remove();
+    }
     // The leader's properties come with the first group only.
     for (size_t i = first == 1 ? 0 : 1; i < rs.size(); ++i) {
       for (size_t k = 0; k < reads.size(); ++k) {

@@ -124,21 +124,15 @@ Status ReadRlimits(ProcessSource& src, img::Process* out) {
   return OkStatus();
 }
 
-Status ApplyRlimits(const img::Process& p) {
+// Set by the restorer, last (restorer.c restore_rlimits): a low limit of
+// descriptors or threads set here would fail the restore itself.
+void RlimitsToArgs(const img::Process& p, ProcessArgs* out) {
+  uint32_t n = 0;
   for (const img::Rlimit& l : p.rlimits()) {
-    const auto res = static_cast<__rlimit_resource>(l.resource());
-    struct rlimit want{l.cur(), l.max()};
-    if (setrlimit(res, &want) == 0) continue;
-    // Without CAP_SYS_RESOURCE a hard limit cannot grow: keep ours.
-    struct rlimit have;
-    if (getrlimit(res, &have) != 0) return ErrnoStatus("getrlimit");
-    want.rlim_max = have.rlim_max;
-    want.rlim_cur = std::min(want.rlim_cur, want.rlim_max);
-    if (setrlimit(res, &want) != 0) return ErrnoStatus("setrlimit " + std::to_string(l.resource()));
-    LOG_WARN("restore: rlimit %u: hard limit %lu cannot be restored, kept %lu", l.resource(), l.max(),
-             have.rlim_max);
+    if (n == CF_RST_MAX_RLIMITS) break;
+    out->args->rlimits[n++] = {l.resource(), 0, l.cur(), l.max()};
   }
-  return OkStatus();
+  out->args->nr_rlimits = n;
 }
 
 // ---- OOM score adjustment ------------------------------------------------
@@ -665,7 +659,7 @@ constexpr ProcessProperty kProperties[] = {
     {"comm", ReadComm, nullptr, nullptr, kAfter, CommToArgs},
     {"umask", ReadUmask, nullptr, ApplyUmask, kAfter, nullptr},
     {"personality", ReadPersonality, nullptr, ApplyPersonality, kAfter, nullptr},
-    {"rlimits", ReadRlimits, nullptr, ApplyRlimits, kAfter, nullptr},
+    {"rlimits", ReadRlimits, nullptr, nullptr, kAfter, RlimitsToArgs},
     {"oom_score_adj", ReadOomScoreAdj, nullptr, ApplyOomScoreAdj, kAfter, nullptr},
     {"thp_disabled", ReadThpDisabled, nullptr, ApplyThpDisabled, kAfter, nullptr},
     {"cwd_root", ReadCwdRoot, nullptr, ApplyCwdRoot, kAfter, nullptr},

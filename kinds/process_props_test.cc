@@ -162,6 +162,31 @@ TEST(ProcessProps, SigactionsEverySignalAskedOnlyWhenSet) {
   EXPECT_FALSE(args.sigaction_valid & (1ull << (SIGKILL - 1)));  // never set
 }
 
+// Resource limits go to the restorer, which sets them last.
+TEST(ProcessProps, RlimitsGoToTheRestorer) {
+  img::Process p;
+  img::Rlimit* l = p.add_rlimits();
+  l->set_resource(RLIMIT_NOFILE);
+  l->set_cur(5);
+  l->set_max(1024);
+  l = p.add_rlimits();
+  l->set_resource(RLIMIT_NPROC);
+  l->set_cur(RLIM_INFINITY);
+  l->set_max(RLIM_INFINITY);
+  const ProcessProperty* prop = Find("rlimits");
+  ASSERT_NE(prop, nullptr);
+  EXPECT_EQ(prop->in_task, nullptr);  // not in the task: it would limit the restore itself
+  cf_rst_args args{};
+  ProcessArgs out{&args, nullptr, nullptr, nullptr, nullptr, nullptr, 0};
+  prop->to_args(p, &out);
+  ASSERT_EQ(args.nr_rlimits, 2u);
+  EXPECT_EQ(args.rlimits[0].resource, static_cast<uint32_t>(RLIMIT_NOFILE));
+  EXPECT_EQ(args.rlimits[0].cur, 5u);
+  EXPECT_EQ(args.rlimits[0].max, 1024u);
+  EXPECT_EQ(args.rlimits[1].resource, static_cast<uint32_t>(RLIMIT_NPROC));
+  EXPECT_EQ(args.rlimits[1].cur, RLIM_INFINITY);
+}
+
 TEST(ProcessProps, ItimersBrkAndTimersDecode) {
   img::Process p;
   itimerval v{};

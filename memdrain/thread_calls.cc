@@ -151,6 +151,7 @@ Status ThreadCalls::WaitDone(std::span<RemoteSyscall* const> threads, size_t fir
 Status ThreadCalls::Launch(std::span<RemoteSyscall* const> threads, std::span<const std::vector<ThreadCall>> calls,
                            size_t* started) {
   *started = 0;
+  watch_failed_ = false;
   const size_t n = threads.size();
   if (n == 0 || n > max_threads_ || calls.size() != n || threads[0] != leader_) {
     return Errorf("thread calls: bad group of %zu threads (at most %zu, the leader first)", n, max_threads_);
@@ -201,7 +202,10 @@ Status ThreadCalls::Launch(std::span<RemoteSyscall* const> threads, std::span<co
   iovec l{&status, sizeof(status)};
   iovec r{reinterpret_cast<void*>(SlotAddr(0) + offsetof(cf_par_thread, status)), sizeof(status)};
   RETURN_IF_ERROR(Transfer(pid_, {&l, 1}, {&r, 1}, false, "the watcher's status"));
-  if (status != 0) return ErrnoStatus(static_cast<int>(-status), "thread calls: pidfd_open of criu-fast");
+  if (status != 0) {
+    watch_failed_ = true;
+    return ErrnoStatus(static_cast<int>(-status), "thread calls: pidfd_open of criu-fast");
+  }
   for (size_t i = 1; i < n; ++i) {
     RETURN_IF_ERROR(threads[i]->StartCode(entry, stack_top(i), SlotAddr(i)));
     *started = i + 1;

@@ -72,6 +72,11 @@ class ThreadCalls {
   // Unmaps the area. Idempotent.
   Status Remove();
 
+  // After a Run() that failed: true when only because the leader could not
+  // watch criu-fast (no pidfd: the process is at its descriptor limit);
+  // no other thread ran, and remote calls can do the work instead.
+  bool watch_failed() const { return watch_failed_; }
+
   // For tests: Run() up to the point where every thread has made its calls
   // and waits in the parasite (as a criu-fast killed at that instant would
   // leave them). The object must then only be destroyed by a process that
@@ -95,6 +100,7 @@ class ThreadCalls {
   uint64_t slot_size_ = 0;
   uint64_t frame_off_ = 0;  // of the return frame in a slot
   size_t max_threads_ = 0;
+  bool watch_failed_ = false;
 };
 
 }  // namespace cf::memdrain

@@ -79,6 +79,7 @@ const char* StageName(int stage) {
     case CF_RST_STAGE_UNMAP: return "unmapping criu-fast";
     case CF_RST_STAGE_MOVE_VMAS: return "moving memory into place";
     case CF_RST_STAGE_VDSO: return "moving the vDSO";
+    case CF_RST_STAGE_RLIMITS: return "resource limits";
     case CF_RST_STAGE_PROTECT: return "setting protections";
     case CF_RST_STAGE_MM: return "PR_SET_MM_MAP";
     case CF_RST_STAGE_SIGACTIONS: return "sigactions";
@@ -157,10 +158,16 @@ Status CheckRestorer(pid_t pid, const TaskReport& report, const img::Process& co
   cf_rst_args result;
   RETURN_IF_ERROR(ReadRemote(pid, report.args, &result, sizeof(result)));
   if (result.stage != CF_RST_STAGE_DONE || result.error != 0) {
-    const char* what = result.stage == CF_RST_STAGE_POSIX_TIMERS ? " (timer id " : " (address ";
+    const char* what = result.stage == CF_RST_STAGE_POSIX_TIMERS ? " (timer id "
+                       : result.stage == CF_RST_STAGE_RLIMITS    ? " (resource "
+                                                                 : " (address ";
     return Error(std::string("restorer of process ") + std::to_string(pid) + " failed at " +
                      StageName(result.stage) + what + std::to_string(result.error_addr) + ")",
                  static_cast<int>(-result.error));
+  }
+  if (result.rlimits_kept != 0) {
+    LOG_WARN("restore: process %d: %u hard resource limits could not be raised to their dumped values (no "
+             "CAP_SYS_RESOURCE): kept as they were", pid, result.rlimits_kept);
   }
   // Every thread's own result, the leader's (record 0) included: read
   // before the region goes.

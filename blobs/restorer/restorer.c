@@ -297,6 +297,31 @@ void cf_thread_main(struct cf_rst_thread *t) {
   stop();
 }
 
+#define CF_NR_prlimit64 302
+#define CF_EPERM 1
+
+/* The resource limits, last: a limit of descriptors, threads or memory
+ * set earlier could fail the restore itself. */
+static void restore_rlimits(struct cf_rst_args *a) {
+  for (uint32_t i = 0; i < a->nr_rlimits && i < CF_RST_MAX_RLIMITS; i++) {
+    const struct cf_rst_rlimit *l = &a->rlimits[i];
+    uint64_t want[2] = {l->cur, l->max};
+    long r = cf_sys4(CF_NR_prlimit64, 0, l->resource, want, 0);
+    if (r == -CF_EPERM) {
+      /* The hard limit cannot grow here: keep ours, the soft one under it. */
+      uint64_t have[2];
+      r = cf_sys4(CF_NR_prlimit64, 0, l->resource, 0, have);
+      if (r == 0) {
+        want[1] = have[1];
+        if (want[0] > want[1]) want[0] = want[1];
+        r = cf_sys4(CF_NR_prlimit64, 0, l->resource, want, 0);
+        if (r == 0) a->rlimits_kept++;
+      }
+    }
+    if (r < 0) fail(a, CF_RST_STAGE_RLIMITS, r, l->resource);
+  }
+}
+
 /* The leader, with threads_untraced: waits until every other thread has
  * set its state. */
 static void wait_threads(struct cf_rst_args *a) {
@@ -473,6 +498,9 @@ void cf_restorer_main(struct cf_rst_args *a) {
   }
 
   wait_threads(a);
+  a->stage = CF_RST_STAGE_RLIMITS;
+  a->rlimits_kept = 0;
+  restore_rlimits(a);
   r = enter_strict(&threads[0]);
   if (r < 0) fail(a, CF_RST_STAGE_SECCOMP, r, 0);
   a->stage = CF_RST_STAGE_DONE;

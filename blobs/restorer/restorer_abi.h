@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define CF_RST_MAGIC 0x43465253u /* "SRFC" */
-#define CF_RST_VERSION 8u
+#define CF_RST_VERSION 9u
 #define CF_RST_NSIG 64
 
 /* Stages the restorer reports in cf_rst_args.stage (for error messages). */
@@ -39,6 +39,7 @@ enum cf_rst_stage {
   CF_RST_STAGE_POSIX_TIMERS,
   CF_RST_STAGE_DONE,
   CF_RST_STAGE_SECCOMP, /* after DONE: the values above keep theirs */
+  CF_RST_STAGE_RLIMITS,
 };
 
 struct cf_rst_range {
@@ -65,6 +66,15 @@ struct cf_rst_sigaction { /* the kernel's struct sigaction on x86-64 */
   uint64_t flags;
   uint64_t restorer;
   uint64_t mask;
+};
+
+/* A resource limit (prlimit64's struct rlimit64 and its resource). */
+#define CF_RST_MAX_RLIMITS 16
+struct cf_rst_rlimit {
+  uint32_t resource;
+  uint32_t pad;
+  uint64_t cur;
+  uint64_t max;
 };
 
 struct cf_rst_itimer {
@@ -184,6 +194,14 @@ struct cf_rst_args {
   struct cf_rst_sigaction sigactions[CF_RST_NSIG + 1]; /* index = signo */
   uint64_t sigaction_valid;  /* bit (signo - 1) set: restore that signal */
   struct cf_rst_itimer itimers[3];
+
+  /* Resource limits, set last (after every descriptor, mapping and thread
+   * of the restore is made). A hard limit the kernel will not raise
+   * (EPERM: no CAP_SYS_RESOURCE) is kept as it is, the soft one capped by
+   * it; rlimits_kept counts those (written by the restorer). */
+  uint32_t nr_rlimits;
+  uint32_t rlimits_kept;
+  struct cf_rst_rlimit rlimits[CF_RST_MAX_RLIMITS];
 
   /* What every thread's credentials share (cf_rst_thread has the rest):
    * a thread changes the groups when its uids or these differ from
