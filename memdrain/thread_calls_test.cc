@@ -95,12 +95,14 @@ void* TargetThread(void* arg) {
 }
 
 [[noreturn]] void RunTarget() {
+  pthread_t threads[kThreads];
   for (int i = 1; i < kThreads; ++i) {
-    pthread_t t;
-    if (pthread_create(&t, nullptr, TargetThread, reinterpret_cast<void*>(static_cast<intptr_t>(i))) != 0) _exit(3);
+    if (pthread_create(&threads[i], nullptr, TargetThread, reinterpret_cast<void*>(static_cast<intptr_t>(i))) != 0) {
+      _exit(3);
+    }
   }
   TargetThread(nullptr);  // the leader is thread 0
-  sleep(2);  // the others report
+  for (int i = 1; i < kThreads; ++i) pthread_join(threads[i], nullptr);  // each has reported
   _exit(0);
 }
 
