@@ -3,7 +3,6 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,14 +50,6 @@ Status Transfer(pid_t pid, std::span<iovec> local, std::span<iovec> remote, bool
     }
   }
   return OkStatus();
-}
-
-void Pause(long* pause_ns) {
-  if (*pause_ns > 0) {
-    timespec ts{0, *pause_ns};
-    nanosleep(&ts, nullptr);
-  }
-  *pause_ns = std::min<long>(*pause_ns == 0 ? 2000 : *pause_ns * 2, 1000000);
 }
 
 }  // namespace
@@ -115,7 +106,7 @@ Status ThreadCalls::WaitDone(std::span<RemoteSyscall* const> threads, size_t fir
   std::vector<uint64_t> done(waiting.size());
   std::vector<iovec> local, remote;
   const uint64_t deadline = MonotonicNs() + uint64_t{kTimeoutMs} * 1000000;
-  long pause_ns = 0;
+  Backoff backoff(2000, 1000000);
   for (unsigned round = 0; !waiting.empty(); ++round) {
     local.clear();
     remote.clear();
@@ -140,7 +131,7 @@ Status ThreadCalls::WaitDone(std::span<RemoteSyscall* const> threads, size_t fir
       return Errorf("thread calls: %zu threads of %d did not make their calls within %d ms", waiting.size(), pid_,
                     kTimeoutMs);
     }
-    Pause(&pause_ns);
+    backoff.Wait();
   }
   return OkStatus();
 }

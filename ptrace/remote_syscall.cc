@@ -439,93 +439,45 @@ Status RemoteSyscall::StartCodeForTest(uint64_t ip, uint64_t sp, uint64_t arg) {
 
 Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, const std::function<Result<bool>()>& ended,
                               int timeout_ms, bool guarded) {
-  const uint64_t start = MonotonicNs();
-  // Registers first, mask second (and back in the reverse order): should
-  // criu-fast die in between, the thread runs the code (which returns it to
-  // its own state) with its own mask, never its own code with every signal
-  // blocked.
-  user_regs_struct regs = saved_;
-  regs.orig_rax = static_cast<uint64_t>(-1);
-  regs.rip = ip;
-  regs.rsp = sp;
-  regs.rdi = arg;
-  Status st;
-  uint64_t all = ~0ull;
-  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) != 0) {
-    st = ErrnoStatus("ptrace SETREGS");
-  } else if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(all), &all) != 0) {
-    st = ErrnoStatus("ptrace SETSIGMASK");
-  } else {
+  Status st = StartCode(ip, sp, arg);
+  if (st.ok()) {
     // The code makes only short, non-blocking calls before it ends: poll for
     // its end, sleeping a little longer each time, up to the deadline.
     const uint64_t deadline = MonotonicNs() + static_cast<uint64_t>(timeout_ms) * 1000000ull;
-    bool running = false;
-    bool interrupted = false;
-    long pause_ns = 0;
+    Backoff backoff(2000, 1000000);
     for (;;) {
-      if (!running) {
-        if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) != 0) {
-          st = ErrnoStatus("ptrace CONT");
-          break;
-        }
-        running = true;
-      }
-      auto stop = WaitStop(interrupted ? 0 : WNOHANG);
-      if (!stop.ok()) {
-        st = stop.status();
+      Result<bool> running = CodeRunning();
+      if (!running.ok()) {
+        st = running.status();
         break;
       }
-      if (*stop == Stop::kTrap || *stop == Stop::kInterrupt) break;
-      if (*stop == Stop::kOther || *stop == Stop::kSyscall) {
-        running = false;
-        continue;
-      }
-      if (interrupted) continue;
+      if (!*running) break;  // stopped on int3
+      // Ended: it waits in a blocking call (or must be stopped); StopCode
+      // interrupts it.
       Result<bool> over = ended ? ended() : Result<bool>(false);
-      if (!over.ok() || *over) {
-        // The code has ended and waits in a blocking call (or must be
-        // stopped): take the thread.
-        if (!over.ok()) st = over.status();
-        if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) != 0) {
-          if (st.ok()) st = ErrnoStatus("ptrace INTERRUPT");
-          break;
-        }
-        interrupted = true;
-        pause_ns = 0;
-        continue;
-      }
+      if (!over.ok()) st = over.status();
+      if (!over.ok() || *over) break;
       if (MonotonicNs() > deadline) {
         st = Errorf("code run in thread %d did not stop within %d ms", tid_, timeout_ms);
-        // Take the thread back so that its registers can be restored.
-        if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) == 0) {
-          for (;;) {
-            auto s2 = WaitStop(0);
-            if (!s2.ok() || *s2 == Stop::kInterrupt || *s2 == Stop::kTrap) break;
-          }
-        }
         break;
       }
-      if (pause_ns > 0) {
-        timespec ts{0, pause_ns};
-        nanosleep(&ts, nullptr);
-      }
-      pause_ns = std::min<long>(pause_ns == 0 ? 2000 : pause_ns * 2, 1000000);
+      backoff.Wait();
     }
   }
-  // The thread's own mask and registers go back at once.
-  if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(sigmask_), &sigmask_) != 0 && st.ok()) {
-    st = ErrnoStatus("ptrace SETSIGMASK (put back)");
-  }
-  if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0 && st.ok()) st = ErrnoStatus("ptrace SETREGS (put back)");
-  CountInjection(true, guarded, start);
-  return st;
+  // The thread back, its own mask and registers at once.
+  Status back = StopCode(guarded);
+  return st.ok() ? back : st;
 }
 
 Status RemoteSyscall::StartCode(uint64_t ip, uint64_t sp, uint64_t arg) {
   code_start_ns_ = MonotonicNs();
   code_trapped_ = false;
   code_interrupted_ = false;
-  // Registers first, mask second, as in RunCode.
+  code_resumed_ = false;
+  // Registers first, mask second (and back in the reverse order): should
+  // criu-fast die in between, the thread runs the code (which returns it to
+  // its own state) with its own mask, never its own code with every signal
+  // blocked.
   user_regs_struct regs = saved_;
   regs.orig_rax = static_cast<uint64_t>(-1);
   regs.rip = ip;
@@ -537,6 +489,7 @@ Status RemoteSyscall::StartCode(uint64_t ip, uint64_t sp, uint64_t arg) {
     return ErrnoStatus("ptrace SETSIGMASK of " + std::to_string(tid_));
   }
   if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace CONT of " + std::to_string(tid_));
+  code_resumed_ = true;
   return OkStatus();
 }
 
@@ -555,7 +508,8 @@ Result<bool> RemoteSyscall::CodeRunning() {
 }
 
 Status RemoteSyscall::InterruptCode() {
-  if (code_trapped_ || code_interrupted_) return OkStatus();
+  // Not resumed (StartCode failed before): still in our stop.
+  if (!code_resumed_ || code_trapped_ || code_interrupted_) return OkStatus();
   ASSIGN_OR_RETURN(bool running, CodeRunning());
   if (!running) return OkStatus();
   if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) != 0) {
@@ -585,6 +539,7 @@ Status RemoteSyscall::StopCode(bool guarded, bool count) {
   }
   code_trapped_ = false;
   code_interrupted_ = false;
+  code_resumed_ = false;
   if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(sigmask_), &sigmask_) != 0 && st.ok()) {
     st = ErrnoStatus("ptrace SETSIGMASK (put back)");
   }

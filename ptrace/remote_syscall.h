@@ -226,6 +226,7 @@ class RemoteSyscall {
   uint64_t code_start_ns_ = 0;
   bool code_trapped_ = false;
   bool code_interrupted_ = false;
+  bool code_resumed_ = false;  // StartCode got as far as resuming the thread
 };
 
 }  // namespace cf::tracing

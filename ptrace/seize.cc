@@ -101,7 +101,7 @@ Status FrozenTree::FinishSeize(pid_t tid, SeizedThread* out) {
   // already: the first look does not wait.
   const uint64_t deadline =
       stop_timeout_ms_ > 0 ? MonotonicNs() + static_cast<uint64_t>(stop_timeout_ms_) * 1000000ull : UINT64_MAX;
-  long pause_ns = 0;
+  Backoff backoff(1000, 2000000);
   for (int i = 0; i < kMaxSignalStops; ++i) {
     int status = 0;
     pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
@@ -112,9 +112,7 @@ Status FrozenTree::FinishSeize(pid_t tid, SeizedThread* out) {
         return Errorf("thread %d did not stop within %d ms (--timeout; in vfork, or in an uninterruptible wait)",
                       tid, stop_timeout_ms_);
       }
-      pause_ns = std::min<long>(pause_ns == 0 ? 1000 : pause_ns * 2, 2000000);
-      timespec ts{0, pause_ns};
-      nanosleep(&ts, nullptr);
+      backoff.Wait();
       --i;
       continue;
     }
