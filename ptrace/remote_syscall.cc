@@ -153,23 +153,34 @@ Result<RemoteSites> FindRemoteSites(pid_t pid) {
   }
   std::stable_sort(order.begin(), order.end(),
                    [](const auto* a, const auto* b) { return SiteRank(*a) < SiteRank(*b); });
+  // Read in pieces, which stop as soon as every site is found: the sites
+  // are usually in the first part of libc, and a buffer of its whole text
+  // (over a megabyte) would be faulted in for nothing. Pieces overlap by
+  // the longest sequence, so none is missed at a boundary.
+  constexpr size_t kPiece = 64 * 1024;
+  constexpr size_t kOverlap = sizeof(kSigreturn);
   RemoteSites s;
-  std::vector<uint8_t> buf;
+  std::vector<uint8_t> buf(kPiece);
   for (const auto* v : order) {
-    const size_t len = static_cast<size_t>(std::min<uint64_t>(v->size(), kMaxScan));
-    buf.resize(len);
-    iovec local{buf.data(), len};
-    iovec remote{reinterpret_cast<void*>(v->start), len};
-    const ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-    for (ssize_t i = 0; i + 1 < n; ++i) {
-      const void* next = memchr(&buf[i], 0x0f, static_cast<size_t>(n - i - 1));
-      if (next == nullptr) break;
-      i = static_cast<const uint8_t*>(next) - buf.data();
-      if (buf[i + 1] != 0x05) continue;
-      const uint64_t at = v->start + static_cast<uint64_t>(i);
-      if (!s.syscall_insn) s.syscall_insn = at;
-      if (!s.syscall_ret && i + 2 < n && buf[i + 2] == 0xc3) s.syscall_ret = at;
-      if (!s.sigreturn && i >= 7 && memcmp(&buf[i - 7], kSigreturn, sizeof(kSigreturn)) == 0) s.sigreturn = at - 7;
+    const uint64_t end = v->start + std::min<uint64_t>(v->size(), kMaxScan);
+    for (uint64_t base = v->start; base < end && !(s.syscall_ret && s.sigreturn);) {
+      const size_t len = static_cast<size_t>(std::min<uint64_t>(end - base, kPiece));
+      iovec local{buf.data(), len};
+      iovec remote{reinterpret_cast<void*>(base), len};
+      const ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+      if (n <= 0) break;
+      for (ssize_t i = 0; i + 1 < n; ++i) {
+        const void* next = memchr(&buf[i], 0x0f, static_cast<size_t>(n - i - 1));
+        if (next == nullptr) break;
+        i = static_cast<const uint8_t*>(next) - buf.data();
+        if (buf[i + 1] != 0x05) continue;
+        const uint64_t at = base + static_cast<uint64_t>(i);
+        if (!s.syscall_insn) s.syscall_insn = at;
+        if (!s.syscall_ret && i + 2 < n && buf[i + 2] == 0xc3) s.syscall_ret = at;
+        if (!s.sigreturn && i >= 7 && memcmp(&buf[i - 7], kSigreturn, sizeof(kSigreturn)) == 0) s.sigreturn = at - 7;
+      }
+      if (static_cast<size_t>(n) < len || base + len >= end) break;
+      base += len - kOverlap;
     }
     if (s.syscall_ret && s.sigreturn) break;
   }

@@ -37,9 +37,9 @@ std::vector<pid_t> SharedTableOrder::RestorerDone(pid_t pid) {
   return go;
 }
 
-bool HasTableSharers(const ImageSet& images, const img::Process& core) {
-  for (const ProcessImages& p : images.processes) {
-    if (p.core.fdt_shared() && p.core.ppid() == core.pid()) return true;
+bool HasTableSharers(const ImageSet& images, size_t index) {
+  for (size_t i : images.processes[index].children) {
+    if (images.processes[i].core.fdt_shared()) return true;
   }
   return false;
 }

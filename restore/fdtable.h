@@ -41,7 +41,8 @@ class SharedTableOrder {
   std::map<pid_t, std::vector<pid_t>> held_;  // owner -> its members filled and held
 };
 
-// True when a child of |core| in |images| shares its table.
-bool HasTableSharers(const ImageSet& images, const img::Process& core);
+// True when a child of process |index| of |images| shares its table (the
+// family linked: LinkFamily).
+bool HasTableSharers(const ImageSet& images, size_t index);
 
 }  // namespace cf::restore

@@ -27,15 +27,16 @@ ImageSet Tree() {
   add(11, 10, true);
   add(12, 11, true);
   add(13, 11, false);
+  LinkFamily(&s);
   return s;
 }
 
 TEST(SharedTableOrder, OwnerWaitsForMembersAndMembersForItsRestorer) {
   const ImageSet s = Tree();
   SharedTableOrder order(s);
-  EXPECT_TRUE(HasTableSharers(s, s.processes[0].core));
-  EXPECT_TRUE(HasTableSharers(s, s.processes[1].core));
-  EXPECT_FALSE(HasTableSharers(s, s.processes[3].core));
+  EXPECT_TRUE(HasTableSharers(s, 0));
+  EXPECT_TRUE(HasTableSharers(s, 1));
+  EXPECT_FALSE(HasTableSharers(s, 3));
   EXPECT_EQ(order.Filled(13), std::vector<pid_t>{13});  // not in the group
   EXPECT_TRUE(order.Filled(10).empty());                // waits for 11 and 12
   EXPECT_TRUE(order.Filled(12).empty());                // held

@@ -231,6 +231,23 @@ Result<ParentImage> LoadParentImage(const std::string& parent_dir, const std::st
   return p;
 }
 
+void LinkFamily(ImageSet* set) {
+  std::map<int32_t, size_t> by_pid;
+  for (size_t i = 0; i < set->processes.size(); ++i) by_pid.emplace(set->processes[i].core.pid(), i);
+  for (ProcessImages& p : set->processes) {
+    p.parent = -1;
+    p.children.clear();
+  }
+  // The root (first) has no parent in the image, whatever its ppid says.
+  for (size_t i = 1; i < set->processes.size(); ++i) {
+    ProcessImages& p = set->processes[i];
+    auto it = by_pid.find(p.core.ppid());
+    if (it == by_pid.end() || it->second == i) continue;
+    p.parent = static_cast<int>(it->second);
+    set->processes[it->second].children.push_back(i);
+  }
+}
+
 Result<ImageSet> LoadImages(const std::string& dir, const std::string& parent_base) {
   ImageSet set;
   set.dir = dir;
@@ -276,6 +293,7 @@ Result<ImageSet> LoadImages(const std::string& dir, const std::string& parent_ba
     for (const ProcessImages& p : set.processes) by_pid[p.core.pid()] = &p.pagemap;
     RETURN_IF_ERROR(CheckDupRefs(by_pid, dir));
   }
+  LinkFamily(&set);
   RETURN_IF_ERROR(LoadChain(&set, parent_base));
   RETURN_IF_ERROR(CheckInherited(set));
   // Where DUP references lead, per level.
@@ -324,11 +342,8 @@ std::vector<PageChain> LineageOf(const ImageSet& images, const ProcessImages& p)
                        [](const img::PageRange& r) { return r.kind() == img::PageRange::INHERITED; });
   };
   while (out.size() < images.processes.size() && inherits(cur->pagemap)) {
-    const ProcessImages* parent = nullptr;
-    for (const ProcessImages& q : images.processes) {
-      if (q.core.pid() == cur->core.ppid() && &q != cur) parent = &q;
-    }
-    if (parent == nullptr) break;  // LoadImages refused such an image already
+    if (cur->parent < 0) break;  // LoadImages refused such an image already
+    const ProcessImages* parent = &images.processes[cur->parent];
     out.push_back(parent->chain());
     cur = parent;
   }

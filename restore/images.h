@@ -24,6 +24,10 @@ struct ProcessImages {
   PageChain parents;
   // Every process's pages in this image (ImageSet::image_pages[0]).
   const ImagePages* image = nullptr;
+  // Its family in ImageSet::processes (LinkFamily): the parent's index (-1
+  // for the root), the children's indexes in image order.
+  int parent = -1;
+  std::vector<size_t> children;
 
   // Where its memory comes from: this image, then the parents.
   PageChain chain() const;
@@ -68,6 +72,11 @@ struct ImageSet {
 // that the named process of the same image stores as DATA; |dir| names the
 // image in errors. LoadImages and LoadParentImage check it.
 Status CheckDupRefs(const std::map<int32_t, const img::PageMap*>& image, const std::string& dir);
+
+// Sets every process's |parent| and |children| from the pids in the cores
+// (LoadImages does), so that no process looks for its family in the whole
+// tree: a tree of N processes would cost N*N otherwise.
+void LinkFamily(ImageSet* set);
 
 // Fails with a clear message when the directory holds no complete image
 // (no inventory.img: an interrupted dump) or a file is corrupt. An

@@ -75,13 +75,14 @@ Status CreateChildren(const TaskContext& ctx, const std::vector<PremappedVma>* p
   // Every pid of the image, zombies included: only a process with zombies
   // needs it (a tree of many processes would build it in each).
   std::set<pid_t> tree;
-  for (size_t i = 0; i < ctx.images->processes.size(); ++i) {
-    const img::Process& c = ctx.images->processes[i].core;
-    if (core.zombies_size() > 0) {
-      tree.insert(c.pid());
-      for (const img::Zombie& z : c.zombies()) tree.insert(z.pid());
+  if (core.zombies_size() > 0) {
+    for (const ProcessImages& p : ctx.images->processes) {
+      tree.insert(p.core.pid());
+      for (const img::Zombie& z : p.core.zombies()) tree.insert(z.pid());
     }
-    if (i == ctx.index || c.ppid() != core.pid()) continue;
+  }
+  for (size_t i : ctx.images->processes[ctx.index].children) {
+    const img::Process& c = ctx.images->processes[i].core;
     // A child sharing our table (restore/fdtable.h) reports through a
     // descriptor of its own, which our RestoreFds keeps.
     int report_fd = ctx.report_fd;
@@ -251,10 +252,8 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
 // own cgroups; a child has inherited its parent's already.
 Status JoinOwnCgroups(const TaskContext& ctx) {
   const img::Process& core = ctx.images->processes[ctx.index].core;
-  const img::Process* parent = nullptr;
-  for (const ProcessImages& p : ctx.images->processes) {
-    if (p.core.pid() == core.ppid() && ctx.index != 0) parent = &p.core;
-  }
+  const int up = ctx.images->processes[ctx.index].parent;
+  const img::Process* parent = up < 0 ? nullptr : &ctx.images->processes[up].core;
   return kinds::JoinCgroups(*ctx.cgroups, core.pid(), core, parent);
 }
 
@@ -264,10 +263,9 @@ Status JoinOwnCgroups(const TaskContext& ctx) {
 // their fill waits wait for each other (restore/fdtable.h).
 bool ChildrenInherit(const TaskContext& ctx) {
   const img::Process& core = ctx.images->processes[ctx.index].core;
-  if (core.fdt_shared() || HasTableSharers(*ctx.images, core)) return false;
-  for (size_t i = 0; i < ctx.images->processes.size(); ++i) {
+  if (core.fdt_shared() || HasTableSharers(*ctx.images, ctx.index)) return false;
+  for (size_t i : ctx.images->processes[ctx.index].children) {
     const ProcessImages& c = ctx.images->processes[i];
-    if (i == ctx.index || c.core.ppid() != core.pid()) continue;
     for (const img::PageRange& r : c.pagemap.ranges()) {
       if (r.kind() == img::PageRange::INHERITED) return true;
     }
@@ -297,10 +295,8 @@ Status PremapAndFill(TaskContext& ctx, const ArgsPlan& plan, const InheritedFile
   kinds::RestoreContext files{ctx.dir, ctx.files->shmem, recreated, ctx.files->tcp_close};
   RETURN_IF_ERROR(kinds::RecreateMappedGhosts(core, files));
   std::optional<Inheritance> inherit;
-  if (ctx.parent_vmas != nullptr) {
-    for (const ProcessImages& p : ctx.images->processes) {
-      if (p.core.pid() == core.ppid()) inherit = Inheritance{&p.core, ctx.parent_vmas, &images.pagemap};
-    }
+  if (ctx.parent_vmas != nullptr && images.parent >= 0) {
+    inherit = Inheritance{&ctx.images->processes[images.parent].core, ctx.parent_vmas, &images.pagemap};
   }
   ASSIGN_OR_RETURN(out->layout, PremapMemory(core, plan.len, *ctx.files->shmem, sockets, recreated,
                                              inherit ? &*inherit : nullptr));
@@ -378,7 +374,7 @@ Status Prepare(TaskContext& ctx) {
   if (exe_fd < 0) return ErrnoStatus("open executable " + core.mm().exe_path());
   if (!core.fdt_shared()) {
     RETURN_IF_ERROR(RestoreFds(core, files, ctx.inherited, {&ctx.report_fd, &exe_fd},
-                               HasTableSharers(*ctx.images, core)));
+                               HasTableSharers(*ctx.images, ctx.index)));
   } else if (files.recreated) {
     kinds::RemoveRecreated(*files.recreated);  // the owner placed the table
   }
