@@ -47,6 +47,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -873,6 +874,34 @@ Status Dumper::SettleVmas() {
 // with a quarter more for what it writes until the freeze. Only a hint: what
 // does not fit is allocated at the copy; nothing is made when the estimate
 // is past the copy's bound.
+namespace {
+
+// Reads |ranges| of process |pid| into |buf| (|len| bytes: as much as fits),
+// with as few process_vm_readv calls as the iovec limit allows.
+void WarmPages(pid_t pid, const std::vector<pagemap::PageRange>& ranges, uint8_t* buf, uint64_t len) {
+  constexpr size_t kIov = 1024;
+  std::vector<iovec> remote;
+  remote.reserve(std::min(ranges.size(), kIov));
+  uint64_t used = 0;
+  auto flush = [&] {
+    if (remote.empty()) return;
+    uint64_t want = 0;
+    for (const iovec& r : remote) want += r.iov_len;
+    iovec local{buf + used - want, want};
+    (void)process_vm_readv(pid, &local, 1, remote.data(), remote.size(), 0);
+    remote.clear();
+  };
+  for (const pagemap::PageRange& r : ranges) {
+    if (used + r.bytes() > len) break;
+    remote.push_back({reinterpret_cast<void*>(r.start), r.bytes()});
+    used += r.bytes();
+    if (remote.size() == kIov) flush();
+  }
+  flush();
+}
+
+}  // namespace
+
 void Dumper::PrepareCopyBuffer() {
   if (!parent_ || tracking_.empty() || !opts_.leave_running || opts_.leave_stopped || opts_.live ||
       opts_.drain != "read" || opts_.dedup == 1 || opts_.force_pagemap_fallback) {
@@ -883,15 +912,15 @@ void Dumper::PrepareCopyBuffer() {
   auto vmas = pagemap::ReadVmas(opts_.pid, /*with_vmflags=*/false);
   if (!scanner.ok() || !vmas.ok() || !scanner->uses_pagemap_scan()) return;
   uint64_t pages = 0;
+  std::vector<pagemap::PageRange> to_copy;
   for (const pagemap::VmaInfo& v : *vmas) {
     if (v.shared || (v.path.size() > 1 && v.path[0] == '[' && v.path != "[heap]" && v.path != "[stack]")) continue;
     const pagemap::ScanMode mode = v.is_file() ? pagemap::ScanMode::kFilePrivate : pagemap::ScanMode::kAnonPrivate;
-    auto written = scanner->ScanWritten(v.start, v.end, mode, /*rearm=*/false);
-    if (written.ok()) {
-      pages += written->pages();
-    } else if (auto all = scanner->Scan(v.start, v.end, mode); all.ok()) {
-      pages += all->pages();  // not tracked: read in full
-    }
+    Result<pagemap::RangeSet> found = scanner->ScanWritten(v.start, v.end, mode, /*rearm=*/false);
+    if (!found.ok()) found = scanner->Scan(v.start, v.end, mode);  // not tracked: read in full
+    if (!found.ok()) continue;
+    pages += found->pages();
+    to_copy.insert(to_copy.end(), found->begin(), found->end());
   }
   const uint64_t bytes = ((pages + pages / 4) * pagemap::kPageSize + (1u << 20)) & ~(uint64_t{1 << 20} - 1);
   if (bytes > kMaxCopyBytes) return;
@@ -899,6 +928,13 @@ void Dumper::PrepareCopyBuffer() {
   if (p == MAP_FAILED) return;
   copy_buf_.base = static_cast<uint8_t*>(p);
   copy_buf_.size = bytes;
+  // The pages themselves are read once now, into the buffer the copy will
+  // overwrite: a page read for the first time costs this VM's kernel far more
+  // than the copy (52 ms for 2,722 pages scattered over 1 GiB, 1.3-2 ms the
+  // second time: README, "Incremental dumps, measured"), and that first read
+  // is better paid while the tree still runs. Only a warm-up: what it reads
+  // is never used, and a failure is ignored.
+  WarmPages(opts_.pid, to_copy, copy_buf_.base, bytes);
   LOG_DEBUG("dump: %lu pages written since the parent image: %lu MiB for their copies made in %.3f ms", pages,
             bytes >> 20, static_cast<double>(MonotonicNs() - t0) / 1e6);
 }
