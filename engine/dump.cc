@@ -1207,7 +1207,7 @@ Status Dumper::Run() {
     std::vector<pid_t> pids;
     for (const SeizedProcess& sp : tree_.processes()) pids.push_back(sp.pid);
     RETURN_IF_ERROR(CollectNetns(pids));
-    RETURN_IF_ERROR(shared_.Collect(pids, *fd_ctx_));
+    RETURN_IF_ERROR(shared_.Collect(pids, *fd_ctx_, arena_ ? &*arena_ : nullptr));
     RETURN_IF_ERROR(kinds::RefuseTimeNamespaces(pids));
     RETURN_IF_ERROR(kinds::RefusePidNamespaces(pids));
     ASSIGN_OR_RETURN(fd_tables_, kinds::FdTables::Read(pids));

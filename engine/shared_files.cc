@@ -19,6 +19,9 @@
 #include <climits>
 #include <set>
 
+#include <oneapi/tbb/blocked_range.h>
+#include <oneapi/tbb/parallel_for.h>
+
 #include "common/io.h"
 #include "common/log.h"
 #include "kinds/file_lock.h"
@@ -27,9 +30,9 @@
 namespace cf::engine {
 using namespace ::cf::proc;  // /proc parsing, the layer below
 
-Status SharedFiles::Collect(const std::vector<pid_t>& pids, kinds::DumpContext& ctx) {
+Status SharedFiles::Collect(const std::vector<pid_t>& pids, kinds::DumpContext& ctx, sched::Arena* arena) {
   order_ = pids;
-  for (pid_t pid : pids) RETURN_IF_ERROR(CollectProcess(pid, ctx));
+  for (pid_t pid : pids) RETURN_IF_ERROR(CollectProcess(pid, ctx, arena));
   RETURN_IF_ERROR(CompleteSharedFiles(ctx));
   for (auto& [kind, pass] : passes_) {
     if (pass) RETURN_IF_ERROR(pass->Finish(*this));
@@ -99,33 +102,99 @@ Result<std::optional<img::FdOwner>> ReadOwner(int copy, int fd, uint32_t flags) 
   return std::optional<img::FdOwner>(std::move(o));
 }
 
+namespace {
+
+// What the pass learns of one fd by system calls alone, before any
+// bookkeeping: see SightFd.
+struct Sighted {
+  kinds::FdSight s;
+  const kinds::FdKind* kind = nullptr;  // null: left to CollectFds (closed, unknown, or not shareable)
+  FdInfo info;
+  std::optional<img::FdOwner> owner;
+  Status status;
+};
+
 // Each fd is looked at through one copy of it (pidfd_getfd): its file's
 // stat (fstat of the copy: no lookup in /proc), its name (the link of the
-// copy in /proc/self/fd: each copy gets the same number, so its dentry is
-// made once, where /proc/PID/fd/FD would make one per fd) and its owner
-// come from the copy, its fdinfo from /proc/PID/fdinfo.
-Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
+// copy in /proc/self/fd, where /proc/PID/fd/FD would make a dentry per fd)
+// and its owner come from the copy, its fdinfo from /proc/PID/fdinfo. The
+// copy is closed before it returns: the kinds see the tree's descriptors
+// alone.
+void SightFd(int pidfd, const FdDir& dir, const FdDir& self, int fd, Sighted* out) {
+  kinds::FdSight& s = out->s;
+  s.pid = dir.pid();
+  s.fd = fd;
+  Result<UniqueFd> taken = kinds::TakeFdThrough(pidfd, fd);
+  if (!taken.ok() && taken.status().err() == EBADF) return;  // closed meanwhile
+  if (!taken.ok()) {
+    out->status = taken.status().WithContext("process " + std::to_string(s.pid));
+    return;
+  }
+  UniqueFd copy = std::move(*taken);
+  Result<bool> open = self.ReadLink(copy.get(), &s.link);
+  if (!open.ok() || !*open) {
+    out->status = open.ok() ? Errorf("fd %d of %d: its copy %d is not in /proc/self/fd", fd, s.pid, copy.get())
+                            : open.status();
+    return;
+  }
+  if (fstat(copy.get(), &s.sb) != 0) {
+    out->status = ErrnoStatus("stat of " + s.Name());
+    return;
+  }
+  const kinds::FdKind* kind = kinds::Recognise(s);
+  if (kind == nullptr) return;  // CollectFds refuses it
+  if (kind->scope() == kinds::Scope::kPrivate && !kind->Shareable(s)) return;
+  Result<FdInfo> info = dir.Info(fd);
+  if (!info.ok()) {
+    out->status = info.status();
+    return;
+  }
+  Result<std::optional<img::FdOwner>> owner = ReadOwner(copy.get(), fd, info->flags);
+  if (!owner.ok()) {
+    out->status = owner.status().WithContext(s.Name());
+    return;
+  }
+  out->info = std::move(*info);
+  out->owner = std::move(*owner);
+  out->kind = kind;
+}
+
+// Below this many fds a process's are looked at on the calling thread.
+constexpr size_t kParallelFds = 256;
+
+}  // namespace
+
+// The fds are looked at side by side on the arena's workers (about nine
+// system calls each, most of the time of this pass), then recorded in
+// order on the calling thread: description ids, the first fd of each
+// description and the kinds' tree passes see them as one walk would.
+Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx, sched::Arena* arena) {
   ASSIGN_OR_RETURN(FdDir dir, FdDir::Open(pid));
   ASSIGN_OR_RETURN(FdDir self, FdDir::Open(getpid()));
   ASSIGN_OR_RETURN(std::vector<int> fds, dir.List());
   const std::vector<int>& listed = listed_[pid] = std::move(fds);
   UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd.valid()) return ErrnoStatus("pidfd_open " + std::to_string(pid));
-  for (int fd : listed) {
-    kinds::FdSight s;
-    s.pid = pid;
-    s.fd = fd;
-    Result<UniqueFd> taken = kinds::TakeFdThrough(pidfd.get(), fd);
-    if (!taken.ok() && taken.status().err() == EBADF) continue;  // closed meanwhile
-    if (!taken.ok()) return taken.status().WithContext("process " + std::to_string(pid));
-    UniqueFd copy = std::move(*taken);
-    ASSIGN_OR_RETURN(bool open, self.ReadLink(copy.get(), &s.link));
-    if (!open) return Errorf("fd %d of %d: its copy %d is not in /proc/self/fd", fd, pid, copy.get());
-    if (fstat(copy.get(), &s.sb) != 0) return ErrnoStatus("stat of " + s.Name());
-    const kinds::FdKind* kind = kinds::Recognise(s);
-    if (kind == nullptr) continue;  // CollectFds refuses it
+  std::vector<Sighted> sighted(listed.size());
+  auto sight = [&](size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i) SightFd(pidfd.get(), dir, self, listed[i], &sighted[i]);
+  };
+  if (arena != nullptr && arena->jobs() > 1 && listed.size() >= kParallelFds) {
+    arena->Execute([&] {
+      tbb::parallel_for(tbb::blocked_range<size_t>(0, listed.size(), 64),
+                        [&](const tbb::blocked_range<size_t>& r) { sight(r.begin(), r.end()); });
+    });
+  } else {
+    sight(0, listed.size());
+  }
+  for (Sighted& seen : sighted) {
+    RETURN_IF_ERROR(seen.status);
+    if (seen.kind == nullptr) continue;
+    kinds::FdSight& s = seen.s;
+    FdInfo& info = seen.info;
+    const kinds::FdKind* kind = seen.kind;
+    const int fd = s.fd;
     const bool is_private = kind->scope() == kinds::Scope::kPrivate;
-    if (is_private && !kind->Shareable(s)) continue;
     img::Fd f;
     f.set_fd(fd);
     f.set_dev(s.sb.st_dev);
@@ -134,21 +203,17 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
     f.set_rdev(s.sb.st_rdev);
     f.set_size(static_cast<uint64_t>(s.sb.st_size));
     f.set_path(s.link);
-    ASSIGN_OR_RETURN(FdInfo info, dir.Info(fd));
-    Result<std::optional<img::FdOwner>> owner = ReadOwner(copy.get(), fd, info.flags);
-    if (!owner.ok()) return owner.status().WithContext(s.Name());
-    copy.reset();  // the kinds below see the tree's descriptors alone
     ASSIGN_OR_RETURN(uint32_t id, DescriptionId(pid, fd, KeyOf(s.sb, info)));
     f.set_file_id(id);
     if (is_private) {
-      if (*owner) *f.mutable_owner() = **owner;
+      if (seen.owner) *f.mutable_owner() = *seen.owner;
       // Most are held by one process and go to CollectFds, which reads their
       // state (with what was seen here): read it only for those kept
       // (CompleteSharedFiles). The kind's field marks the record's kind
       // meanwhile.
       f.GetReflection()->MutableMessage(&f, f.GetDescriptor()->FindFieldByNumber(kind->field()));
       fds_[{pid, fd}] = std::move(f);
-      private_seen_[{pid, fd}] = PrivateSeen{std::move(s), std::move(info), id, std::move(*owner)};
+      private_seen_[{pid, fd}] = PrivateSeen{std::move(s), std::move(info), id, std::move(seen.owner)};
       continue;
     }
     const Ref& first = descriptions_[id - 1];
@@ -164,7 +229,7 @@ Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx) {
       f.set_cloexec(info.flags & O_CLOEXEC);
     }
     f.clear_owner();
-    if (*owner) *f.mutable_owner() = **owner;
+    if (seen.owner) *f.mutable_owner() = *seen.owner;
     RETURN_IF_ERROR(kinds::ReadLocks(s, info, ctx, &f));
     img::Fd& kept = fds_[{pid, fd}] = std::move(f);
     if (kinds::TreePass* pass = PassOf(kind, ctx)) {

@@ -28,6 +28,7 @@
 #include "kinds/kind.h"
 #include "proc/fd_dir.h"
 #include "proc/open_file_index.h"
+#include "sched/arena.h"
 
 namespace cf::engine {
 
@@ -43,8 +44,10 @@ Result<std::optional<img::FdOwner>> ReadOwner(int copy, int fd, uint32_t flags);
 
 class SharedFiles final : private kinds::TreeFds {
  public:
-  // Walks the descriptors of |pids| (the whole tree, root first).
-  Status Collect(const std::vector<pid_t>& pids, kinds::DumpContext& ctx);
+  // Walks the descriptors of |pids| (the whole tree, root first); a
+  // process's many fds are looked at on |arena|'s workers (null: on the
+  // calling thread).
+  Status Collect(const std::vector<pid_t>& pids, kinds::DumpContext& ctx, sched::Arena* arena = nullptr);
 
   // The record of fd |fd| of |pid|, when this pass took it (its owner read:
   // ReadOwner); null otherwise (CollectFds handles it).
@@ -73,7 +76,7 @@ class SharedFiles final : private kinds::TreeFds {
     pid_t pid;
     int fd;
   };
-  Status CollectProcess(pid_t pid, kinds::DumpContext& ctx);
+  Status CollectProcess(pid_t pid, kinds::DumpContext& ctx, sched::Arena* arena);
   Status CompleteSharedFiles(kinds::DumpContext& ctx);
   Result<uint32_t> DescriptionId(pid_t pid, int fd, const proc::DescriptionKey& key);
   kinds::TreePass* PassOf(const kinds::FdKind* kind, kinds::DumpContext& ctx);

@@ -5,8 +5,9 @@
  *                  its own word; a check wakes each and waits for its answer
  *   procs N        a tree of N processes: the root and N-1 children, all
  *                  idle; a check asks each child (parent, answer) in turn
- *   fds N          N open descriptors of one regular file (N descriptions,
- *                  each with its own offset i)
+ *   fds N [shared] N open descriptors of one regular file (N descriptions,
+ *                  each with its own offset i); with shared, a child that
+ *                  inherited them all
  *   maps N         N one-page anonymous mappings, alternately read-write and
  *                  read-only so they never merge, each holding its index
  *   sparse GB MB   one GB GiB MAP_NORESERVE mapping with MB MiB of pages
@@ -20,6 +21,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -209,6 +211,15 @@ int main(int argc, char **argv) {
     proc_loop();
   } else if (strcmp(mode, "fds") == 0) {
     setup_fds();
+    if (argc > 4 && strcmp(argv[4], "shared") == 0) {
+      /* A child holding every description too (inherited): the tree shares them. */
+      pid_t p = fork();
+      if (p < 0) cf_die("fork");
+      if (p == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (;;) pause();
+      }
+    }
     check = check_fds;
   } else if (strcmp(mode, "maps") == 0) {
     setup_maps();
