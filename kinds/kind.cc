@@ -50,7 +50,7 @@ Status SetStatusFlags(int fd, uint32_t flags, int keep, const char* what) {
 Result<UniqueFd> OpenByPath(const img::Fd& f, const std::string& path, int extra, bool seek, bool check_identity) {
   // O_TMPFILE made a file that is now opened by name.
   const int flags = static_cast<int>(f.flags()) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_TMPFILE);
-  UniqueFd fd(open(path.c_str(), flags | extra | O_CLOEXEC));
+  UniqueFd fd(open(path.c_str(), flags | extra | (f.cloexec() ? O_CLOEXEC : 0)));
   if (!fd.valid()) return ErrnoStatus("reopen fd " + std::to_string(f.fd()) + " (" + f.path() + ")");
   struct stat sb;
   if (check_identity && fstat(fd.get(), &sb) == 0 && (sb.st_ino != f.inode() || sb.st_dev != f.dev())) {

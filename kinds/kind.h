@@ -217,7 +217,8 @@ class FdKind {
   // each with its tree_file_id (see SharedObject::needs).
   virtual std::vector<const img::Fd*> NeededFiles(const img::FileObject&) const { return {}; }
   // kPrivate kinds: one descriptor as it was (any number), close-on-exec
-  // (restore/files.cc clears FD_CLOEXEC where the dumped fd lacked it).
+  // as |f| says (f.cloexec(): restore/files.cc then needs no fcntl to set
+  // it; nothing execs in the restoring process meanwhile).
   virtual Result<UniqueFd> Open(const img::Fd& f, RestoreContext& ctx) const;
   // The object and one descriptor per description of |obj|. kPrivate kinds
   // held by several processes: Open of the description's first Fd.
@@ -259,9 +260,9 @@ void SetFdInfo(const FdInfo& info, img::Fd* f);
 // Sets |fd|'s file status flags to the saved |flags| masked by |keep|.
 Status SetStatusFlags(int fd, uint32_t flags, int keep, const char* what);
 bool StartsWith(const std::string& s, const char* prefix);
-// Opens |f| again by its path with its saved flags (plus |extra|), at its
-// saved offset when |seek|; warns when |check_identity| and the path now
-// leads to another file.
+// Opens |f| again by its path with its saved flags (plus |extra|) and its
+// close-on-exec flag, at its saved offset when |seek|; warns when
+// |check_identity| and the path now leads to another file.
 Result<UniqueFd> OpenByPath(const img::Fd& f, const std::string& path, int extra, bool seek, bool check_identity);
 
 }  // namespace cf::kinds

@@ -60,7 +60,7 @@ class Memfd final : public FdKind {
     // The mode belongs to the object (fchmod): the same in every fd of it.
     if (f.mode() != 0 && fchmod(it->second, f.mode() & 07777) != 0) return ErrnoStatus("fchmod memfd");
     if (f.memfd().original()) {
-      UniqueFd fd(fcntl(it->second, F_DUPFD_CLOEXEC, 0));
+      UniqueFd fd(fcntl(it->second, f.cloexec() ? F_DUPFD_CLOEXEC : F_DUPFD, 0));
       if (!fd.valid()) return ErrnoStatus("fd " + std::to_string(f.fd()) + ": dup memfd");
       if (lseek(fd.get(), static_cast<off_t>(f.pos()), SEEK_SET) < 0) return ErrnoStatus("seek memfd");
       RETURN_IF_ERROR(SetStatusFlags(fd.get(), f.flags(), O_APPEND | O_NONBLOCK | O_NOATIME, "memfd"));

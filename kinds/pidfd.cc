@@ -84,7 +84,11 @@ class PidFd final : public FdKind {
     const pid_t pid = f.pidfd().pid();
     for (int waited = 0;; ++waited) {
       UniqueFd fd(PidFdOpen(pid, f.flags()));
-      if (fd.valid()) return fd;
+      if (fd.valid()) {
+        // pidfd_open sets close-on-exec; Open gives the record's.
+        if (!f.cloexec() && fcntl(fd.get(), F_SETFD, 0) != 0) return ErrnoStatus("clear FD_CLOEXEC of a pidfd");
+        return fd;
+      }
       if (errno != ESRCH || waited >= kWaitForPidMs) {
         return ErrnoStatus("fd " + std::to_string(f.fd()) + ": pidfd_open " + std::to_string(pid));
       }

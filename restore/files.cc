@@ -97,7 +97,7 @@ Result<const kinds::FdKind*> PlaceFd(const img::Fd& f, kinds::RestoreContext& ct
   } else {
     ASSIGN_OR_RETURN(UniqueFd opened, kind->Open(f, ctx));
     fd = opened.release();
-    cloexec = true;  // kinds open with O_CLOEXEC
+    cloexec = f.cloexec();  // Open gives the record's flag (FdKind::Open)
   }
   // Placed in fd order, most land at their number already (the lowest
   // free one): no dup2 then.
