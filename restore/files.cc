@@ -91,9 +91,9 @@ Result<const kinds::FdKind*> PlaceFd(const img::Fd& f, kinds::RestoreContext& ct
     if (dup2(it->second, f.fd()) < 0) return ErrnoStatus("place fd " + std::to_string(f.fd()));
     fd = f.fd();
   } else if (f.is_dup()) {
-    fd = fcntl(f.dup_of(), F_DUPFD_CLOEXEC, 0);
+    fd = fcntl(f.dup_of(), f.cloexec() ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
     if (fd < 0) return ErrnoStatus("dup fd " + std::to_string(f.dup_of()));
-    cloexec = true;
+    cloexec = f.cloexec();
   } else {
     ASSIGN_OR_RETURN(UniqueFd opened, kind->Open(f, ctx));
     fd = opened.release();
