@@ -146,6 +146,9 @@ struct RestoreContext {
   // The descriptions this process created or inherited so far, by file_id
   // (what SharedObject::needs names).
   const std::map<uint32_t, int>* tree_files = nullptr;
+  // Files already compared with their dumped identity (path, dev, inode):
+  // many descriptors of one file are checked (and warned about) once.
+  std::set<std::string> identity_checked = {};
 };
 
 // One descriptor per open file description of a SharedObject, by file_id.

@@ -327,7 +327,13 @@ class RegularFile final : public FdKind {
       if (ctx.recreated) (*ctx.recreated)["link_remap:" + f.reg().link_remap()] = f.reg().link_remap();
       return fd;
     }
-    if (!f.reg().deleted()) return OpenByPath(f, f.path(), 0, seek, true);
+    if (!f.reg().deleted()) {
+      // A file opened many times is compared with its dumped self once.
+      const bool check = ctx.identity_checked
+                             .insert(f.path() + '\n' + std::to_string(f.dev()) + ':' + std::to_string(f.inode()))
+                             .second;
+      return OpenByPath(f, f.path(), 0, seek, check);
+    }
     Result<std::string> path = Recreated(f, ctx);
     if (!path.ok()) return path.status().WithContext("fd " + std::to_string(f.fd()));
     return OpenByPath(f, *path, 0, seek, false);

@@ -156,14 +156,34 @@ bool Overlaps(const std::vector<pagemap::VmaInfo>& self, uint64_t lo, uint64_t h
 
 bool PlainAnon(const img::Vma& v);
 
+// Whether |v| may be premapped at its own address when that is free here:
+// plain anonymous memory, a stack, file and shared memory mappings. Not
+// hugetlb memory (mremap-aligned slots), AIO rings or packet socket rings
+// (made by their own objects), droppable memory or mappings without swap
+// reservation (which may be huge).
+bool MapsInPlace(const img::Vma& v) {
+  if (PlainAnon(v)) return true;
+  if (v.huge_page_size() != 0 || v.has_aio() || HasVmFlag(v, "dp") || HasVmFlag(v, "nr")) return false;
+  switch (v.kind()) {
+    case img::Vma::ANON_PRIVATE:
+    case img::Vma::ANON_SHARED:
+      return true;
+    case img::Vma::FILE_PRIVATE:
+    case img::Vma::FILE_SHARED:
+      return v.path().rfind("socket:[", 0) != 0;
+    default:
+      return false;
+  }
+}
+
 // The VMAs premapped at their own address instead of in a slot (by index
-// into core.vmas()): the heap where it is free here (HeapInPlace), and plain
-// private anonymous memory whose range, with guards around it, criu-fast
+// into core.vmas()): the heap where it is free here (HeapInPlace), and the
+// VMAs MapsInPlace allows whose range, with guards around it, criu-fast
 // does not use here. The restorer neither moves these nor needs a slot for
 // them: per VMA that saves a move, and for a packed slot a second map and a
 // fault (what a process of 60,000 small mappings pays). Mapped here side by
-// side, two VMAs that touch would merge (both anonymous, page offsets
-// running on); the restorer's mprotect parts them again when their
+// side, two VMAs that touch may merge (anonymous memory, or one file at
+// offsets that run on, mapped alike); the restorer's mprotect parts them again when their
 // protections differ, so of two touching VMAs with the same protection only
 // the first stays in place.
 std::vector<bool> InPlace(const img::Process& core, const std::vector<pagemap::VmaInfo>& self) {
@@ -172,7 +192,7 @@ std::vector<bool> InPlace(const img::Process& core, const std::vector<pagemap::V
   for (int i = 0; i < core.vmas_size(); ++i) {
     const img::Vma& v = core.vmas(i);
     const bool candidate =
-        i == heap || (PlainAnon(v) && v.start() >= kGuard && !Overlaps(self, v.start() - kGuard, v.end() + kGuard));
+        i == heap || (MapsInPlace(v) && v.start() >= kGuard && !Overlaps(self, v.start() - kGuard, v.end() + kGuard));
     if (!candidate) continue;
     if (i > 0 && in_place[static_cast<size_t>(i - 1)]) {
       const img::Vma& prev = core.vmas(i - 1);
@@ -358,7 +378,7 @@ Status PremapVma(const img::Vma& v, const PremappedVma& p, uint64_t scratch, con
 // The VMAs handed down by fork that this process keeps (see Inheritance):
 // per index into core.vmas(), the address where the parent premapped it
 // (here now too), or 0. A VMA is kept where the pagemap has INHERITED pages
-// in it, the parent's image has it alike, the parent premapped it, that
+// in it or the parent premapped it in place, the parent's image has it alike, the parent premapped it, that
 // premap is mapped here, and, when it is a slot, no VMA of this process
 // lies there (the restorer moves VMAs into place after unmapping all it
 // does not keep: a slot kept must not be in the way).
@@ -419,16 +439,49 @@ std::vector<uint64_t> KeptFromParent(const img::Process& core, const Inheritance
       if (kept[static_cast<size_t>(j)] == 0) kept[static_cast<size_t>(j)] = keep(j);
     }
   }
+  // A VMA the parent premapped in place is here already, at its address: kept
+  // as well, even with no INHERITED page (its pages are all dropped and
+  // filled), so that it is neither mapped again in a slot nor moved.
+  for (int j = 0; j < core.vmas_size(); ++j) {
+    const img::Vma& v = core.vmas(j);
+    if (kept[static_cast<size_t>(j)] != 0 || !kinds::ForkInherits(v)) continue;
+    auto pp = std::lower_bound(pv.begin(), pv.end(), v.start(),
+                               [](const PremappedVma& p, uint64_t a) { return p.start < a; });
+    if (pp == pv.end() || pp->start != v.start() || pp->premap != pp->start) continue;
+    kept[static_cast<size_t>(j)] = keep(j);
+  }
   return kept;
 }
 
 // A VMA handed down by fork: only its INHERITED pages stay (the rest of
 // what the parent had there is dropped: zero again, or filled from the
 // image), and no guard region of the parent's.
-Status KeepFromParent(const img::Vma& v, const PremappedVma& p, const img::PageMap& pm) {
+// Whether the pagemap has pages (sorted: found by bisection) or guard
+// regions (few: each looked at) in [start, end).
+bool PagesIn(const img::PageMap& pm, uint64_t start, uint64_t end) {
+  auto it = std::upper_bound(pm.ranges().begin(), pm.ranges().end(), start, [](uint64_t a, const img::PageRange& r) {
+    return a < r.vaddr() + r.nr_pages() * kPageSize;
+  });
+  return it != pm.ranges().end() && it->vaddr() < end;
+}
+bool GuardsIn(const img::PageMap& pm, uint64_t start, uint64_t end) {
+  return std::any_of(pm.guards().begin(), pm.guards().end(), [&](const img::PageRange& g) {
+    return g.vaddr() < end && start < g.vaddr() + g.nr_pages() * kPageSize;
+  });
+}
+
+Status KeepFromParent(const img::Vma& v, const PremappedVma& p, const img::PageMap& pm, const img::PageMap* parent) {
+  // Where the parent's image has neither pages nor guard regions in the VMA,
+  // the parent put nothing there and fork handed down nothing to drop (a
+  // library's text, mapped in place by the parent).
+  const uint64_t end = p.start + p.len;
+  if (parent != nullptr && !PagesIn(*parent, p.start, end) && !GuardsIn(*parent, p.start, end)) {
+    return AdviseLikeDump(v, p.premap);
+  }
   constexpr int kMadvGuardRemove = 103;  // MADV_GUARD_REMOVE, Linux 6.13
   void* base = reinterpret_cast<void*>(p.premap);
-  if (madvise(base, p.len, kMadvGuardRemove) != 0 && errno != EINVAL) {
+  if ((parent == nullptr || GuardsIn(*parent, p.start, end)) &&
+      madvise(base, p.len, kMadvGuardRemove) != 0 && errno != EINVAL) {
     return ErrnoStatus("remove guard regions from inherited vma " + std::to_string(v.start()));
   }
   uint64_t at = p.start;
@@ -438,7 +491,6 @@ Status KeepFromParent(const img::Vma& v, const PremappedVma& p, const img::PageM
     }
     return OkStatus();
   };
-  const uint64_t end = p.start + p.len;
   // From the first range that ends past the VMA's start (ranges are sorted):
   // a process with many VMAs handed down walks its pagemap once per VMA otherwise.
   auto first = std::upper_bound(pm.ranges().begin(), pm.ranges().end(), at,
@@ -589,7 +641,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
     PremappedVma& p = L.vmas[i];
     const img::Vma& v = core.vmas(p.vma_index);
     if (p.inherited) {
-      RETURN_IF_ERROR(KeepFromParent(v, p, *inherit->pagemap));
+      RETURN_IF_ERROR(KeepFromParent(v, p, *inherit->pagemap, inherit->parent_pagemap));
       continue;
     }
     if (p.premap == p.start && PlainAnon(v)) {

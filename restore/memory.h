@@ -89,6 +89,7 @@ struct Inheritance {
   const img::Process* parent = nullptr;
   const std::vector<PremappedVma>* parent_vmas = nullptr;  // the parent's MemoryLayout::vmas
   const img::PageMap* pagemap = nullptr;                   // this process's
+  const img::PageMap* parent_pagemap = nullptr;            // the parent's (null: not known)
 };
 
 Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem,

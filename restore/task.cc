@@ -296,7 +296,8 @@ Status PremapAndFill(TaskContext& ctx, const ArgsPlan& plan, const InheritedFile
   RETURN_IF_ERROR(kinds::RecreateMappedGhosts(core, files));
   std::optional<Inheritance> inherit;
   if (ctx.parent_vmas != nullptr && images.parent >= 0) {
-    inherit = Inheritance{&ctx.images->processes[images.parent].core, ctx.parent_vmas, &images.pagemap};
+    const ProcessImages& parent = ctx.images->processes[images.parent];
+    inherit = Inheritance{&parent.core, ctx.parent_vmas, &images.pagemap, &parent.pagemap};
   }
   ASSIGN_OR_RETURN(out->layout, PremapMemory(core, plan.len, *ctx.files->shmem, sockets, recreated,
                                              inherit ? &*inherit : nullptr));
