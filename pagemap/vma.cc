@@ -24,8 +24,12 @@
 
 #include <algorithm>
 #include <charconv>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "common/fd.h"
 #include "common/io.h"
@@ -202,20 +206,110 @@ Result<std::vector<VmaInfo>> ParseMaps(std::string_view text) { return Parse(tex
 
 Result<std::vector<VmaInfo>> ParseSmaps(std::string_view text) { return Parse(text, true, "smaps"); }
 
+namespace {
+
+constexpr size_t kBuf = 64 * 1024;
+// Read past this much, the rest of the file is read on a thread of its own
+// while this one parses (ReadRest).
+constexpr size_t kReadAlone = 1 << 20;
+constexpr size_t kChunk = 256 * 1024;
+constexpr size_t kMaxChunks = 16;  // read ahead of the parser at most
+
+// The rest of |fd| read on a second thread, in chunks handed over through a
+// bounded queue, and parsed here as they come: the kernel's formatting of a
+// large smaps (about 750 bytes per VMA) and the parsing overlap instead of
+// taking turns. |carry| is the text already read that ends in an unfinished
+// line; it is left holding the last line, which has no newline.
+Status ReadRest(int fd, const std::string& path, VmaParser* parser, std::string* carry) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::vector<char>> chunks;
+  bool eof = false;
+  bool stop = false;
+  Status read_status;
+  std::thread reader([&] {
+    for (;;) {
+      std::vector<char> chunk(kChunk);
+      Result<size_t> n = ReadFull(fd, chunk.data(), chunk.size(), path);
+      std::unique_lock<std::mutex> lock(mu);
+      if (!n.ok()) read_status = n.status();
+      if (!n.ok() || *n == 0) {
+        eof = true;
+        cv.notify_all();
+        return;
+      }
+      chunk.resize(*n);
+      cv.wait(lock, [&] { return stop || chunks.size() < kMaxChunks; });
+      if (stop) return;
+      chunks.push_back(std::move(chunk));
+      cv.notify_all();
+    }
+  });
+  Status st;
+  for (;;) {
+    std::vector<char> chunk;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return eof || !chunks.empty(); });
+      if (chunks.empty()) break;  // eof, all parsed
+      chunk = std::move(chunks.front());
+      chunks.pop_front();
+      cv.notify_all();
+    }
+    std::string_view text(chunk.data(), chunk.size());
+    // The unfinished line from before, completed by this chunk's first one.
+    const size_t nl = text.find('\n');
+    if (nl == std::string_view::npos) {
+      carry->append(text);
+      if (carry->size() > kBuf) st = Errorf("%s: a line longer than %zu bytes", path.c_str(), kBuf);
+      if (!st.ok()) break;
+      continue;
+    }
+    carry->append(text.substr(0, nl));
+    st = parser->Line(*carry);
+    if (!st.ok()) break;
+    carry->clear();
+    text.remove_prefix(nl + 1);
+    Result<size_t> used = parser->Lines(text);
+    if (!used.ok()) {
+      st = used.status();
+      break;
+    }
+    carry->assign(text.substr(*used));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
+    cv.notify_all();
+  }
+  reader.join();
+  RETURN_IF_ERROR(st);
+  return read_status;
+}
+
+}  // namespace
+
 Result<std::vector<VmaInfo>> ReadVmas(pid_t pid, bool with_vmflags) {
   const std::string path = "/proc/" + std::to_string(pid) + (with_vmflags ? "/smaps" : "/maps");
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus("open " + path);
   VmaParser parser(with_vmflags, path);
   // Parsed as it is read: the kernel gives at most a page per read.
-  constexpr size_t kBuf = 64 * 1024;
   std::vector<char> buf(kBuf);
   size_t have = 0;
+  size_t read = 0;
   for (;;) {
     if (have == buf.size()) return Errorf("%s: a line longer than %zu bytes", path.c_str(), buf.size());
+    if (with_vmflags && read > kReadAlone) {
+      std::string carry(buf.data(), have);
+      RETURN_IF_ERROR(ReadRest(fd.get(), path, &parser, &carry));
+      RETURN_IF_ERROR(parser.Line(carry));
+      return parser.Take();
+    }
     ASSIGN_OR_RETURN(size_t n, ReadFull(fd.get(), buf.data() + have, buf.size() - have, path));
     if (n == 0) break;
     have += n;
+    read += n;
     ASSIGN_OR_RETURN(size_t used, parser.Lines(std::string_view(buf.data(), have)));
     std::memmove(buf.data(), buf.data() + used, have - used);
     have -= used;
