@@ -48,6 +48,8 @@ constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
 constexpr int kMapDroppable = 0x08;     // MAP_DROPPABLE, Linux 6.11
 constexpr int kMadvGuardInstall = 102;  // MADV_GUARD_INSTALL, Linux 6.13
 constexpr uint64_t kGuard = 16 * kPageSize;
+// Kept free below criu-fast's own stack (see PremapMemory).
+constexpr uint64_t kStackRoom = uint64_t{4} << 20;
 constexpr uint64_t kLowest = 0x10000000;       // keep clear of low addresses
 constexpr uint64_t kHighest = 0x7ffffffff000;  // TASK_SIZE on x86-64 (4-level)
 
@@ -183,9 +185,9 @@ bool MapsInPlace(const img::Vma& v) {
 // them: per VMA that saves a move, and for a packed slot a second map and a
 // fault (what a process of 60,000 small mappings pays). Mapped here side by
 // side, two VMAs that touch may merge (anonymous memory, or one file at
-// offsets that run on, mapped alike); the restorer's mprotect parts them again when their
-// protections differ, so of two touching VMAs with the same protection only
-// the first stays in place.
+// offsets that run on, mapped alike); the restorer's mprotect parts them
+// again when their protections differ, so of two touching VMAs with the
+// same protection only the first stays in place.
 std::vector<bool> InPlace(const img::Process& core, const std::vector<pagemap::VmaInfo>& self) {
   std::vector<bool> in_place(static_cast<size_t>(core.vmas_size()), false);
   const int heap = HeapInPlace(core, self);
@@ -378,8 +380,8 @@ Status PremapVma(const img::Vma& v, const PremappedVma& p, uint64_t scratch, con
 // The VMAs handed down by fork that this process keeps (see Inheritance):
 // per index into core.vmas(), the address where the parent premapped it
 // (here now too), or 0. A VMA is kept where the pagemap has INHERITED pages
-// in it or the parent premapped it in place, the parent's image has it alike, the parent premapped it, that
-// premap is mapped here, and, when it is a slot, no VMA of this process
+// in it or the parent premapped it in place, the parent's image has it
+// alike, the parent premapped it, that premap is mapped here, and, when it is a slot, no VMA of this process
 // lies there (the restorer moves VMAs into place after unmapping all it
 // does not keep: a slot kept must not be in the way).
 std::vector<uint64_t> KeptFromParent(const img::Process& core, const Inheritance& in,
@@ -453,9 +455,6 @@ std::vector<uint64_t> KeptFromParent(const img::Process& core, const Inheritance
   return kept;
 }
 
-// A VMA handed down by fork: only its INHERITED pages stay (the rest of
-// what the parent had there is dropped: zero again, or filled from the
-// image), and no guard region of the parent's.
 // Whether the pagemap has pages (sorted: found by bisection) or guard
 // regions (few: each looked at) in [start, end).
 bool PagesIn(const img::PageMap& pm, uint64_t start, uint64_t end) {
@@ -470,6 +469,10 @@ bool GuardsIn(const img::PageMap& pm, uint64_t start, uint64_t end) {
   });
 }
 
+// A VMA handed down by fork: only its INHERITED pages stay (the rest of
+// what the parent had there is dropped: zero again, or filled from the
+// image), and no guard region of the parent's (|parent|: the parent's
+// pagemap, where known).
 Status KeepFromParent(const img::Vma& v, const PremappedVma& p, const img::PageMap& pm, const img::PageMap* parent) {
   // Where the parent's image has neither pages nor guard regions in the VMA,
   // the parent put nothing there and fork handed down nothing to drop (a
@@ -570,8 +573,15 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   FAULT_POINT("restore-premap");
   MemoryLayout L;
   ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> self, pagemap::ReadVmas(getpid()));
+  // Our stack grows down on demand, and the kernel lets it grow only while
+  // no accessible mapping lies within stack_guard_gap (1 MiB by default)
+  // below it: neither the region nor a VMA in place goes that close.
+  std::vector<pagemap::VmaInfo> room = self;
+  for (pagemap::VmaInfo& m : room) {
+    if (m.path == "[stack]") m.start = m.start > kStackRoom ? m.start - kStackRoom : 0;
+  }
   std::vector<pagemap::PageRange> busy;
-  for (const auto& v : self) {
+  for (const auto& v : room) {
     if (v.path == "[vsyscall]") continue;
     busy.push_back({v.start, v.end});
     if (v.path == "[vvar]" || v.path == "[vvar_vclock]" || v.path == "[vdso]") {
@@ -583,7 +593,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   uint64_t premap_total = 0;
   uint64_t scratch_len = 0;  // room for the largest packed slot (MapPacked)
   const std::vector<uint64_t> kept = inherit ? KeptFromParent(core, *inherit, self) : std::vector<uint64_t>();
-  std::vector<bool> in_place = InPlace(core, self);
+  std::vector<bool> in_place = InPlace(core, room);
   for (size_t i = 0; i < kept.size(); ++i) {
     if (kept[i] != 0) in_place[i] = false;
   }
