@@ -29,6 +29,7 @@
 #include <deque>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "common/fd.h"
@@ -219,32 +220,38 @@ constexpr size_t kMaxChunks = 16;  // read ahead of the parser at most
 // bounded queue, and parsed here as they come: the kernel's formatting of a
 // large smaps (about 750 bytes per VMA) and the parsing overlap instead of
 // taking turns. |carry| is the text already read that ends in an unfinished
-// line; it is left holding the last line, which has no newline.
-Status ReadRest(int fd, const std::string& path, VmaParser* parser, std::string* carry) {
+// line; it is left holding the last line, which has no newline. False, with
+// nothing read, where no thread can be started (the caller reads on alone).
+Result<bool> ReadRest(int fd, const std::string& path, VmaParser* parser, std::string* carry) {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<std::vector<char>> chunks;
   bool eof = false;
   bool stop = false;
   Status read_status;
-  std::thread reader([&] {
-    for (;;) {
-      std::vector<char> chunk(kChunk);
-      Result<size_t> n = ReadFull(fd, chunk.data(), chunk.size(), path);
-      std::unique_lock<std::mutex> lock(mu);
-      if (!n.ok()) read_status = n.status();
-      if (!n.ok() || *n == 0) {
-        eof = true;
+  std::thread reader;
+  try {
+    reader = std::thread([&] {
+      for (;;) {
+        std::vector<char> chunk(kChunk);
+        Result<size_t> n = ReadFull(fd, chunk.data(), chunk.size(), path);
+        std::unique_lock<std::mutex> lock(mu);
+        if (!n.ok()) read_status = n.status();
+        if (!n.ok() || *n == 0) {
+          eof = true;
+          cv.notify_all();
+          return;
+        }
+        chunk.resize(*n);
+        cv.wait(lock, [&] { return stop || chunks.size() < kMaxChunks; });
+        if (stop) return;
+        chunks.push_back(std::move(chunk));
         cv.notify_all();
-        return;
       }
-      chunk.resize(*n);
-      cv.wait(lock, [&] { return stop || chunks.size() < kMaxChunks; });
-      if (stop) return;
-      chunks.push_back(std::move(chunk));
-      cv.notify_all();
-    }
-  });
+    });
+  } catch (const std::system_error&) {
+    return false;  // no thread (a process or memory limit)
+  }
   Status st;
   for (;;) {
     std::vector<char> chunk;
@@ -284,7 +291,8 @@ Status ReadRest(int fd, const std::string& path, VmaParser* parser, std::string*
   }
   reader.join();
   RETURN_IF_ERROR(st);
-  return read_status;
+  RETURN_IF_ERROR(read_status);
+  return true;
 }
 
 }  // namespace
@@ -298,13 +306,17 @@ Result<std::vector<VmaInfo>> ReadVmas(pid_t pid, bool with_vmflags) {
   std::vector<char> buf(kBuf);
   size_t have = 0;
   size_t read = 0;
+  bool alone = !with_vmflags;  // maps is short: never worth a thread
   for (;;) {
     if (have == buf.size()) return Errorf("%s: a line longer than %zu bytes", path.c_str(), buf.size());
-    if (with_vmflags && read > kReadAlone) {
+    if (!alone && read > kReadAlone) {
       std::string carry(buf.data(), have);
-      RETURN_IF_ERROR(ReadRest(fd.get(), path, &parser, &carry));
-      RETURN_IF_ERROR(parser.Line(carry));
-      return parser.Take();
+      ASSIGN_OR_RETURN(bool done, ReadRest(fd.get(), path, &parser, &carry));
+      if (done) {
+        RETURN_IF_ERROR(parser.Line(carry));
+        return parser.Take();
+      }
+      alone = true;
     }
     ASSIGN_OR_RETURN(size_t n, ReadFull(fd.get(), buf.data() + have, buf.size() - have, path));
     if (n == 0) break;
