@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -65,5 +66,20 @@ Status CollectProcessByRemoteCalls(tracing::RemoteSyscall& rs, kinds::ProcessSou
 // (already attached, it joins the first group; the caller restores it).
 Status CollectThreadsByRemoteCalls(tracing::RemoteSyscall& leader, const tracing::RemoteSites& sites,
                                    img::Process* proc);
+
+// One process of a CollectRemoteGroup.
+struct RemoteTarget {
+  tracing::RemoteSyscall* leader;  // attached to its leader (the caller restores it)
+  const tracing::RemoteSites* sites;
+  kinds::ProcessSource* src;
+  img::Process* proc;  // its threads already collected
+};
+// What the two above read, for several processes at once: each thread of
+// each process runs its calls one after another (its process's calls and
+// its own), all threads at once (RemoteSyscall::RunSequences), so that the
+// round trips to the processes overlap instead of adding up. A process
+// with many threads (read by the parasite's thread calls) or with more
+// output than one block (thousands of timers) is read alone, as above.
+Status CollectRemoteGroup(std::span<const RemoteTarget> targets);
 
 }  // namespace cf::engine

@@ -60,18 +60,37 @@ struct Item {
 
 }  // namespace
 
-Status CollectProcessByRemoteCalls(tracing::RemoteSyscall& rs, kinds::ProcessSource& src, img::Process* proc) {
-  const pid_t pid = proc->pid();
-  std::vector<Item> items;
+namespace {
+
+// The items of every remote-read process property of |proc|, and the bytes
+// of their outputs, one after the other.
+Status PlanItems(kinds::ProcessSource& src, img::Process* proc, std::vector<Item>* items, uint64_t* total) {
   std::vector<int64_t> keys;
-  uint64_t total = 0;
+  *total = 0;
   for (const kinds::ProcessProperty& p : kinds::ProcessProperties()) {
     if (!p.remote) continue;
     keys.clear();
     RETURN_IF_ERROR(p.remote->items(src, proc, &keys));
-    for (size_t i = 0; i < keys.size(); ++i) items.push_back({p.remote, i, keys[i], 0});
-    total += Aligned(p.remote->item_size) * keys.size();
+    for (size_t i = 0; i < keys.size(); ++i) items->push_back({p.remote, i, keys[i], 0});
+    *total += Aligned(p.remote->item_size) * keys.size();
   }
+  return OkStatus();
+}
+
+Status ItemError(const Item& it, uint32_t c, long r, pid_t pid) {
+  std::string what = it.read->calls[c].what;
+  if (it.read->item_name) what += std::string(" of ") + it.read->item_name + " " + std::to_string(it.key);
+  return ErrnoStatus(static_cast<int>(-r), what + " in process " + std::to_string(pid));
+}
+
+}  // namespace
+
+namespace {
+
+// Runs the calls of |items| (from PlanItems) in the leader, one block of
+// output after another.
+Status RunItems(tracing::RemoteSyscall& rs, std::vector<Item>& items, uint64_t total, img::Process* proc) {
+  const pid_t pid = proc->pid();
   if (items.empty()) return OkStatus();
   ASSIGN_OR_RETURN(uint64_t base, rs.Scratch(std::max<uint64_t>(std::min(total, kBlock), 8)));
   std::vector<uint8_t> out;
@@ -93,11 +112,7 @@ Status CollectProcessByRemoteCalls(tracing::RemoteSyscall& rs, kinds::ProcessSou
         const kinds::RemoteCallSpec& call = it.read->calls[c];
         const std::array<uint64_t, 6> a = call.args(it.key, base + it.off);
         ASSIGN_OR_RETURN(long r, rs.Call(call.nr, a[0], a[1], a[2], a[3], a[4], a[5]));
-        if (r < 0 && r > -4096) {
-          std::string what = call.what;
-          if (it.read->item_name) what += std::string(" of ") + it.read->item_name + " " + std::to_string(it.key);
-          return ErrnoStatus(static_cast<int>(-r), what + " in process " + std::to_string(pid));
-        }
+        if (r < 0 && r > -4096) return ItemError(it, c, r, pid);
         results[(i - first) * 2 + c] = r;
       }
     }
@@ -110,6 +125,15 @@ Status CollectProcessByRemoteCalls(tracing::RemoteSyscall& rs, kinds::ProcessSou
     first = end;
   }
   return OkStatus();
+}
+
+}  // namespace
+
+Status CollectProcessByRemoteCalls(tracing::RemoteSyscall& rs, kinds::ProcessSource& src, img::Process* proc) {
+  std::vector<Item> items;
+  uint64_t total = 0;
+  RETURN_IF_ERROR(PlanItems(src, proc, &items, &total));
+  return RunItems(rs, items, total, proc);
 }
 
 namespace {
@@ -260,6 +284,109 @@ Status CollectThreadsByRemoteCalls(tracing::RemoteSyscall& leader, const tracing
     }
     RETURN_IF_ERROR(CollectGroup(rs, threads));
     for (tracing::RemoteSyscall& t : attached) RETURN_IF_ERROR(t.Restore());
+  }
+  return OkStatus();
+}
+
+Status CollectRemoteGroup(std::span<const RemoteTarget> targets) {
+  using SeqCall = tracing::RemoteSyscall::SeqCall;
+  const ThreadReads tr;
+  // A process read with the others: its items, and its threads other than
+  // the leader, attached here.
+  struct Joined {
+    const RemoteTarget* target;
+    std::vector<Item> items;
+    uint64_t total = 0;  // bytes of the items' outputs, before the leader's thread reads
+    std::vector<tracing::RemoteSyscall> attached;
+  };
+  std::vector<Joined> joined;
+  joined.reserve(targets.size());
+  // Every thread that takes part: its calls and where its outputs are.
+  std::vector<tracing::RemoteSyscall*> who;
+  std::vector<std::vector<SeqCall>> calls;
+  std::vector<uint64_t> base;
+  for (const RemoteTarget& t : targets) {
+    img::Process* proc = t.proc;
+    const size_t n = static_cast<size_t>(proc->threads_size());
+    std::vector<Item> items;
+    uint64_t total = 0;
+    RETURN_IF_ERROR(PlanItems(*t.src, proc, &items, &total));
+    if (total > kBlock || n >= kParasiteMin || n == 0) {
+      // Several blocks of output, or the parasite's thread calls: alone.
+      RETURN_IF_ERROR(RunItems(*t.leader, items, total, proc));
+      RETURN_IF_ERROR(CollectThreadsByRemoteCalls(*t.leader, *t.sites, proc));
+      continue;
+    }
+    Joined& j = joined.emplace_back();
+    j.target = &t;
+    j.items = std::move(items);
+    j.total = total;
+    j.attached.reserve(n - 1);  // no reallocation: |who| points into it
+    for (size_t i = 0; i < n; ++i) {
+      tracing::RemoteSyscall* rs = t.leader;
+      if (i > 0) {
+        ASSIGN_OR_RETURN(tracing::RemoteSyscall a,
+                         tracing::RemoteSyscall::Attach(proc->pid(), proc->threads(static_cast<int>(i)).tid(), t.sites));
+        j.attached.push_back(std::move(a));
+        rs = &j.attached.back();
+      }
+      // The leader's block: the process's items, then its thread reads.
+      const uint64_t own = i == 0 ? total : 0;
+      ASSIGN_OR_RETURN(const uint64_t b, rs->Scratch(std::max<uint64_t>(own + tr.size, 8)));
+      std::vector<SeqCall> c;
+      if (i == 0) {
+        uint64_t off = 0;
+        for (Item& it : j.items) {
+          it.off = off;
+          off += Aligned(it.read->item_size);
+          for (uint32_t k = 0; k < it.read->nr_calls; ++k) {
+            c.push_back({it.read->calls[k].nr, it.read->calls[k].args(it.key, b + it.off)});
+          }
+        }
+      }
+      for (size_t k = 0; k < tr.reads.size(); ++k) c.push_back({tr.reads[k]->nr, tr.reads[k]->args(b + own + tr.offs[k])});
+      who.push_back(rs);
+      calls.push_back(std::move(c));
+      base.push_back(b);
+    }
+  }
+  if (who.empty()) return OkStatus();
+  std::vector<std::vector<long>> results;
+  RETURN_IF_ERROR(tracing::RemoteSyscall::RunSequences(who, calls, &results));
+  // Every result checked and every output read back and stored, thread by
+  // thread in the order they were added.
+  std::vector<uint8_t> out;
+  size_t w = 0;
+  for (Joined& j : joined) {
+    img::Process* proc = j.target->proc;
+    for (int i = 0; i < proc->threads_size(); ++i, ++w) {
+      const uint64_t own = i == 0 ? j.total : 0;
+      const std::vector<long>& r = results[w];
+      if (r.size() != calls[w].size()) return Errorf("remote reads of process %d stopped early", proc->pid());
+      size_t at = 0;
+      if (i == 0) {
+        for (const Item& it : j.items) {
+          for (uint32_t k = 0; k < it.read->nr_calls; ++k, ++at) {
+            if (r[at] < 0 && r[at] > -4096) return ItemError(it, k, r[at], proc->pid());
+          }
+        }
+      }
+      img::Thread* t = proc->mutable_threads(i);
+      for (size_t k = 0; k < tr.reads.size(); ++k) {
+        RETURN_IF_ERROR(CheckCall(r[at + k], std::string("remote read of ") + tr.names[k] + " of thread", t->tid()));
+      }
+      out.resize(own + tr.size);
+      RETURN_IF_ERROR(who[w]->ReadScratch(base[w], out.data(), out.size()));
+      if (i == 0) {
+        at = 0;
+        for (const Item& it : j.items) {
+          it.read->decode(it.index, it.key, out.data() + it.off, &r[at], proc);
+          at += it.read->nr_calls;
+        }
+      }
+      for (size_t k = 0; k < tr.reads.size(); ++k) tr.reads[k]->decode(out.data() + own + tr.offs[k], t);
+    }
+    for (tracing::RemoteSyscall& a : j.attached) RETURN_IF_ERROR(a.Restore());
   }
   return OkStatus();
 }

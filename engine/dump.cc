@@ -112,6 +112,10 @@ namespace {
 // bound on criu-fast's memory.
 constexpr uint64_t kMaxCopyBytes = 64ull << 20;
 
+// Processes whose remote calls run side by side (CollectRemoteGroup): each
+// stays attached, a return frame under its stack, until its group is done.
+constexpr size_t kCollectGroup = 64;
+
 // What the descriptor kinds may use while the tree is dumped.
 class FdContext final : public kinds::DumpContext {
  public:
@@ -236,7 +240,16 @@ class Dumper {
   Status PinProcess(ProcessDump* pd);
   void SetUpTracking(ProcessDump* pd);
   void InitPipeBudget();
-  Status CollectProcess(const SeizedProcess& sp, ProcessDump* out);
+  // A process collected up to its remote calls, which run beside those of
+  // the other processes of its group (CollectRemoteGroup).
+  struct PendingRemote {
+    std::unique_ptr<kinds::ProcessSource> src;
+    tracing::RemoteSites sites;
+    std::optional<tracing::RemoteSyscall> rs;
+  };
+  Status CollectProcess(const SeizedProcess& sp, ProcessDump* out, PendingRemote* remote);
+  Status FinishCollect(const SeizedProcess& sp, ProcessDump* out);
+  Status AfterCollect(ProcessDump* pd, bool vmsplice);
   Status CollectCgroups();
   Status CollectNetns(const std::vector<pid_t>& pids);
   Status DumpProcessPages(ProcessDump* pd);
@@ -447,7 +460,7 @@ Status Dumper::WriteMessage(const std::string& name, streams::FileKind kind,
   return w.Finish();
 }
 
-Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
+Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out, PendingRemote* remote) {
   const pid_t pid = sp.pid;
   img::Process& proc = out->proc;
   out->pid = pid;
@@ -455,7 +468,8 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     ScopedTimer t(&stats_.collect_ns);
     // The process's properties (kinds/process_props.h), then the memory,
     // the descriptors and the threads' properties (kinds/thread_props.h).
-    kinds::ProcessSource src(pid);
+    remote->src = std::make_unique<kinds::ProcessSource>(pid);
+    kinds::ProcessSource& src = *remote->src;
     RETURN_IF_ERROR(CollectProcessProps(src, &proc));
     RETURN_IF_ERROR(CollectFds(pid, *fd_ctx_, shared_, &proc));
     if (opts_.shell_job) {
@@ -476,25 +490,30 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out) {
     // The VMAs, read in the background since the seize (pagemap/vma_prefetch.h),
     // are taken as late as possible but before the first remote call, which
     // maps a scratch page.
+    std::vector<pagemap::VmaInfo> vmas;
     if (MapsFirst()) {
       // Or listed from maps now, smaps' VmFlags adopted after the scan (SettleVmas).
       out->maps_first = true;
-      RETURN_IF_ERROR(CollectMm(pid, &proc, pagemap::ReadVmas(pid, /*with_vmflags=*/false)).status());
+      ASSIGN_OR_RETURN(vmas, CollectMm(pid, &proc, pagemap::ReadVmas(pid, /*with_vmflags=*/false)));
     } else {
-      RETURN_IF_ERROR(CollectMm(pid, &proc, vma_prefetch_.Take(pid)).status());
+      ASSIGN_OR_RETURN(vmas, CollectMm(pid, &proc, vma_prefetch_.Take(pid)));
     }
     RETURN_IF_ERROR(kinds::SaveMappedGhosts(pid, *fd_ctx_, &proc));
     FAULT_POINT("collect");
     // Remote calls last: the threads' registers are already saved above.
-    // The process's properties in the leader, then the per-thread properties
-    // of every thread, the leader's included.
-    ASSIGN_OR_RETURN(const tracing::RemoteSites sites, tracing::FindRemoteSites(pid));
-    ASSIGN_OR_RETURN(tracing::RemoteSyscall rs, tracing::RemoteSyscall::Attach(pid, pid, &sites));
-    RETURN_IF_ERROR(CollectProcessByRemoteCalls(rs, src, &proc));
-    RETURN_IF_ERROR(CollectThreadsByRemoteCalls(rs, sites, &proc));
-    RETURN_IF_ERROR(rs.Restore());
+    // The leader is attached here; the calls run with those of the other
+    // processes of the group (CollectProcesses).
+    ASSIGN_OR_RETURN(remote->sites, tracing::FindRemoteSites(pid, vmas));
+    ASSIGN_OR_RETURN(tracing::RemoteSyscall rs, tracing::RemoteSyscall::Attach(pid, pid, &remote->sites));
+    remote->rs.emplace(std::move(rs));
   }
+  return OkStatus();
+}
 
+// After the remote calls of |sp|.
+Status Dumper::FinishCollect(const SeizedProcess& sp, ProcessDump* out) {
+  const pid_t pid = sp.pid;
+  img::Process& proc = out->proc;
   // Shared memory objects this process maps or holds, the first time one is
   // seen in the tree.
   RETURN_IF_ERROR(shmem_->AddVmas(&proc));
@@ -1158,6 +1177,31 @@ Status Dumper::ExplainVanished(Status s) const {
   return s;
 }
 
+// A collected process: its cgroups and descriptor table filled in, its
+// core written (or its smaps read later), then pinned, armed or scanned.
+Status Dumper::AfterCollect(ProcessDump* pd, bool vmsplice) {
+  if (cgroups_) cgroups_->Fill(&pd->proc);
+  fd_tables_.Fill(&pd->proc);
+  SetUpTracking(pd);
+  if (pd->maps_first) {
+    // The VMAs tracking covers are found now (registering takes the mmap
+    // lock for writing, as the remote call brk() does); then smaps, whose
+    // walk holds it for reading, is read beside the scan.
+    {
+      ScopedTimer t(&stats_.scan_ns);
+      RETURN_IF_ERROR(CheckTracked(pd->pid, pd->proc, opts_.force_pagemap_fallback, &pd->track));
+    }
+    vma_prefetch_.Add(pd->pid);
+  } else {
+    RETURN_IF_ERROR(WriteCore(*pd));
+  }
+  by_pid_[pd->pid] = pd;
+  if (vmsplice) return PinProcess(pd);
+  if (opts_.live) return ArmLive(pd);
+  if (share_cow_) return ScanProcess(pd);  // parents before their children
+  return OkStatus();
+}
+
 Status Dumper::Run() {
   const uint64_t start = MonotonicNs();
   RETURN_IF_ERROR(Prepare());
@@ -1223,36 +1267,32 @@ Status Dumper::Run() {
     RETURN_IF_ERROR(WriteInventory());
   }
   // ptrace requests must come from the thread that seized the tree: every
-  // process is collected here, one after another; then their pages are
-  // dumped side by side on the arena's workers.
-  for (const SeizedProcess& sp : tree_.processes()) {
-    dumps_.push_back(std::make_unique<ProcessDump>());
-    const std::string ctx = "dump of process " + std::to_string(sp.pid);
-    RETURN_IF_ERROR(CollectProcess(sp, dumps_.back().get()).WithContext(ctx));
-    RETURN_IF_ERROR(take_cgroups());
-    if (cgroups_) cgroups_->Fill(&dumps_.back()->proc);
-    fd_tables_.Fill(&dumps_.back()->proc);
-    SetUpTracking(dumps_.back().get());
-    if (dumps_.back()->maps_first) {
-      // The VMAs tracking covers are found now (registering takes the mmap
-      // lock for writing, as the remote call brk() does); then smaps, whose
-      // walk holds it for reading, is read beside the scan.
-      ProcessDump* pd = dumps_.back().get();
-      {
-        ScopedTimer t(&stats_.scan_ns);
-        RETURN_IF_ERROR(CheckTracked(pd->pid, pd->proc, opts_.force_pagemap_fallback, &pd->track).WithContext(ctx));
+  // process is collected here, in groups whose remote calls run side by
+  // side; then their pages are dumped side by side on the arena's workers.
+  const std::vector<SeizedProcess>& procs = tree_.processes();
+  for (size_t first = 0; first < procs.size(); first += kCollectGroup) {
+    const size_t end = std::min(procs.size(), first + kCollectGroup);
+    const size_t at = dumps_.size();
+    {
+      std::vector<PendingRemote> remote(end - first);
+      std::vector<RemoteTarget> targets;
+      for (size_t i = first; i < end; ++i) {
+        dumps_.push_back(std::make_unique<ProcessDump>());
+        PendingRemote& r = remote[i - first];
+        const std::string ctx = "dump of process " + std::to_string(procs[i].pid);
+        RETURN_IF_ERROR(CollectProcess(procs[i], dumps_.back().get(), &r).WithContext(ctx));
+        targets.push_back({&*r.rs, &r.sites, r.src.get(), &dumps_.back()->proc});
       }
-      vma_prefetch_.Add(pd->pid);
-    } else {
-      RETURN_IF_ERROR(WriteCore(*dumps_.back()));
+      ScopedTimer t(&stats_.collect_ns);
+      RETURN_IF_ERROR(CollectRemoteGroup(targets));
+      for (PendingRemote& r : remote) RETURN_IF_ERROR(r.rs->Restore());
     }
-    by_pid_[sp.pid] = dumps_.back().get();
-    if (vmsplice) {
-      RETURN_IF_ERROR(PinProcess(dumps_.back().get()).WithContext(ctx));
-    } else if (opts_.live) {
-      RETURN_IF_ERROR(ArmLive(dumps_.back().get()).WithContext(ctx));
-    } else if (share_cow_) {
-      RETURN_IF_ERROR(ScanProcess(dumps_.back().get()).WithContext(ctx));  // parents before their children
+    for (size_t i = first; i < end; ++i) {
+      ProcessDump* pd = dumps_[at + i - first].get();
+      const std::string ctx = "dump of process " + std::to_string(procs[i].pid);
+      RETURN_IF_ERROR(FinishCollect(procs[i], pd).WithContext(ctx));
+      RETURN_IF_ERROR(take_cgroups());
+      RETURN_IF_ERROR(AfterCollect(pd, vmsplice).WithContext(ctx));
     }
   }
   for (const auto& pd : dumps_) pd->frames.reset();

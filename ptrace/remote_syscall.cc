@@ -146,6 +146,10 @@ void CacheSites(const RemoteSites& s, const std::vector<pagemap::VmaInfo>& vmas)
 
 Result<RemoteSites> FindRemoteSites(pid_t pid) {
   ASSIGN_OR_RETURN(auto vmas, pagemap::ReadVmas(pid));
+  return FindRemoteSites(pid, vmas);
+}
+
+Result<RemoteSites> FindRemoteSites(pid_t pid, const std::vector<pagemap::VmaInfo>& vmas) {
   if (std::optional<RemoteSites> cached = CachedSites(pid, vmas)) return *cached;
   std::vector<const pagemap::VmaInfo*> order;
   for (const auto& v : vmas) {
@@ -298,6 +302,7 @@ Result<RemoteSyscall::Stop> RemoteSyscall::WaitStop(int wait_flags) {
 
 Status RemoteSyscall::SetCallRegs(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                                   uint64_t a5) {
+  call_entered_ = false;
   user_regs_struct regs = saved_;
   regs.rax = static_cast<uint64_t>(nr);
   regs.orig_rax = static_cast<uint64_t>(-1);  // no syscall-restart fixup on resume
@@ -320,17 +325,24 @@ Status RemoteSyscall::SetCallRegs(long nr, uint64_t a0, uint64_t a1, uint64_t a2
 Status RemoteSyscall::StepToSyscallExit(bool* at_exit) {
   *at_exit = false;
   ASSIGN_OR_RETURN(Stop stop, WaitStop(0));
-  if (stop == Stop::kSyscall) {
+  if (stop == Stop::kSyscall && !call_entered_) {
+    // The first syscall stop after SetCallRegs is the entry of our call:
+    // the thread was in a stop that is not a syscall stop, or at the exit
+    // of the call before, and resumes at the `syscall` the registers point
+    // at (nothing to read here).
+    call_entered_ = true;
+  } else if (stop == Stop::kSyscall) {
     __ptrace_syscall_info info;
     memset(&info, 0, sizeof(info));
     if (ptrace(PTRACE_GET_SYSCALL_INFO, tid_, sizeof(info), &info) <= 0) {
       return ErrnoStatus("ptrace GET_SYSCALL_INFO");
     }
-    if (info.op == PTRACE_SYSCALL_INFO_EXIT) {
-      *at_exit = true;
-      exit_rval_ = static_cast<long>(info.exit.rval);
-      return OkStatus();
+    if (info.op != PTRACE_SYSCALL_INFO_EXIT) {
+      return Errorf("thread %d: a second syscall-entry stop during one remote call", tid_);
     }
+    *at_exit = true;
+    exit_rval_ = static_cast<long>(info.exit.rval);
+    return OkStatus();
   }
   if (ptrace(PTRACE_SYSCALL, tid_, nullptr, nullptr) != 0) return ErrnoStatus("ptrace SYSCALL");
   return OkStatus();
@@ -420,6 +432,75 @@ Status RemoteSyscall::CallInEach(std::span<RemoteSyscall* const> threads, long n
   bool guarded = true;
   for (const RemoteSyscall* r : threads) guarded = guarded && r->frame_addr_ != 0;
   CountInjection(false, guarded, start, threads.size());
+  return first;
+}
+
+Status RemoteSyscall::RunSequences(std::span<RemoteSyscall* const> threads,
+                                   std::span<const std::vector<SeqCall>> calls,
+                                   std::vector<std::vector<long>>* results) {
+  FAULT_POINT("remote-syscall");
+  if (calls.size() != threads.size()) return Error("RunSequences: one call list per thread", EINVAL);
+  results->assign(threads.size(), {});
+  const uint64_t start = MonotonicNs();
+  std::vector<size_t> next(threads.size(), 0);  // the call each thread runs or runs next
+  std::vector<char> busy(threads.size(), 0);    // in a call of ours
+  Status first;
+  size_t made = 0;
+  // Starts the next call of thread |i|; on failure, its registers back.
+  auto launch = [&](size_t i) {
+    RemoteSyscall& r = *threads[i];
+    const SeqCall& c = calls[i][next[i]];
+    Status s = r.SetCallRegs(c.nr, c.args[0], c.args[1], c.args[2], c.args[3], c.args[4], c.args[5]);
+    if (s.ok() && ptrace(PTRACE_SYSCALL, r.tid_, nullptr, nullptr) != 0) s = ErrnoStatus("ptrace SYSCALL");
+    if (!s.ok()) {
+      (void)ptrace(PTRACE_SETREGS, r.tid_, nullptr, &r.saved_);
+      if (first.ok()) first = s;
+    }
+    busy[i] = s.ok();
+  };
+  for (size_t i = 0; i < threads.size() && first.ok(); ++i) {
+    (*results)[i].reserve(calls[i].size());
+    if (!calls[i].empty()) launch(i);
+  }
+  for (bool again = true; again;) {
+    again = false;
+    for (size_t i = 0; i < threads.size(); ++i) {
+      if (!busy[i]) continue;
+      RemoteSyscall& r = *threads[i];
+      bool at_exit = false;
+      Status s = r.StepToSyscallExit(&at_exit);
+      if (!s.ok()) {
+        (void)ptrace(PTRACE_SETREGS, r.tid_, nullptr, &r.saved_);
+        busy[i] = 0;
+        if (first.ok()) first = s;
+        continue;
+      }
+      again = true;
+      if (!at_exit) continue;
+      ++made;
+      (*results)[i].push_back(r.exit_rval_);
+      // After an error, no thread starts another call.
+      if (++next[i] < calls[i].size() && first.ok() && r.frame_addr_ != 0) {
+        launch(i);  // from the exit stop: the call registers need not go back first
+        continue;
+      }
+      busy[i] = 0;
+      if (next[i] < calls[i].size() && first.ok()) {
+        // Unguarded: the thread's own registers between two calls.
+        if (ptrace(PTRACE_SETREGS, r.tid_, nullptr, &r.saved_) != 0) {
+          first = ErrnoStatus("ptrace SETREGS");
+          continue;
+        }
+        launch(i);
+        continue;
+      }
+      auto res = r.FinishCall(0);
+      if (!res.ok() && first.ok()) first = res.status();
+    }
+  }
+  bool guarded = true;
+  for (const RemoteSyscall* r : threads) guarded = guarded && r->frame_addr_ != 0;
+  CountInjection(false, guarded, start, made);
   return first;
 }
 

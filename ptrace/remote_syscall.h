@@ -45,6 +45,10 @@
 
 #include "common/status.h"
 
+namespace cf::pagemap {
+struct VmaInfo;
+}
+
 namespace cf::tracing {
 
 // Addresses of instruction sequences in a process that remote calls use.
@@ -55,8 +59,10 @@ struct RemoteSites {
 };
 
 // Searches the executable mappings of |pid| (libc first, the vDSO, then the
-// rest). Fails only when there is no `syscall` at all.
+// rest). Fails only when there is no `syscall` at all. |vmas|: its mappings
+// as the caller read them (else /proc/PID/maps is read).
 Result<RemoteSites> FindRemoteSites(pid_t pid);
+Result<RemoteSites> FindRemoteSites(pid_t pid, const std::vector<pagemap::VmaInfo>& vmas);
 
 // What this process ran inside targets so far (for --display-stats): some
 // thread's registers were ours for |ns| in all (calls run in several
@@ -162,6 +168,23 @@ class RemoteSyscall {
                            std::span<const std::array<uint64_t, 6>> args, std::vector<long>* results,
                            bool more = false);
 
+  // One call of a sequence (RunSequences).
+  struct SeqCall {
+    long nr;
+    std::array<uint64_t, 6> args;
+  };
+  // Runs |calls[i]| in the thread of |threads[i]|, in order, all threads at
+  // once: a thread's next call starts as soon as its last one returns, and
+  // while one thread is waited for the others run theirs. Given the threads
+  // of many processes, their round trips overlap on every CPU instead of
+  // adding up. |results[i]| gets one raw result (-errno on error) per call
+  // of |calls[i]|. A guarded thread keeps the call registers from one of its
+  // calls to the next (they lead through its return frame); every thread
+  // has its own registers back when this returns, also after an error (the
+  // first one is returned, once no thread is left in a call).
+  static Status RunSequences(std::span<RemoteSyscall* const> threads, std::span<const std::vector<SeqCall>> calls,
+                             std::vector<std::vector<long>>* results);
+
   // For tests: sets up call |nr| and runs the thread to the entry of the
   // call, then returns, leaving the thread in the middle of the call (as a
   // criu-fast killed at that instant would). The object must then only be
@@ -220,6 +243,9 @@ class RemoteSyscall {
   };
   std::vector<HeldSignal> held_signals_;  // signals that arrived during our calls
   bool restored_ = false;
+  // The call set up last has reached its syscall-entry stop: the next
+  // syscall stop is its exit (SetCallRegs clears it).
+  bool call_entered_ = false;
   long exit_rval_ = 0;  // the result at the last syscall-exit stop
   // StartCode/StopCode: when the code started, and whether it has stopped
   // by itself (int3) since.

@@ -156,5 +156,87 @@ TEST(RemoteSyscallTest, CallInEachRunsInEveryThread) {
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
 }
 
+// Two processes, the threads of both given call lists of different lengths
+// (one empty): each thread runs its own list in order, errors come back as
+// results, and every thread has its own registers again at the end.
+TEST(RemoteSyscallTest, RunSequencesRunsEachThreadsCallsInOrder) {
+  pid_t kids[2];
+  for (int k = 0; k < 2; ++k) {
+    int p[2];
+    ASSERT_EQ(pipe(p), 0);
+    kids[k] = fork();
+    ASSERT_GE(kids[k], 0);
+    if (kids[k] == 0) {
+      close(p[0]);
+      for (int i = 0; i < 2 * k + 1; ++i) {
+        pthread_t t;
+        pthread_create(&t, nullptr, Sleeper, nullptr);
+      }
+      (void)!write(p[1], "r", 1);
+      for (int i = 0; i < 600; ++i) pause();
+      _exit(0);
+    }
+    close(p[1]);
+    char c;
+    ASSERT_EQ(read(p[0], &c, 1), 1);
+    close(p[0]);
+  }
+  usleep(20000);
+  std::vector<std::pair<pid_t, pid_t>> threads;  // (pid, tid)
+  for (pid_t kid : kids) {
+    for (pid_t t : Tids(kid)) threads.push_back({kid, t});
+  }
+  ASSERT_EQ(threads.size(), 6u);
+  for (const auto& [pid, t] : threads) {
+    ASSERT_EQ(ptrace(PTRACE_SEIZE, t, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)), 0);
+    ASSERT_EQ(ptrace(PTRACE_INTERRUPT, t, nullptr, nullptr), 0);
+    int status;
+    ASSERT_EQ(waitpid(t, &status, __WALL), t);
+  }
+  {
+    std::vector<RemoteSyscall> rs;
+    rs.reserve(threads.size());
+    std::vector<RemoteSyscall*> ptrs;
+    std::vector<std::vector<RemoteSyscall::SeqCall>> calls;
+    for (size_t i = 0; i < threads.size(); ++i) {
+      auto r = RemoteSyscall::Attach(threads[i].first, threads[i].second);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      rs.push_back(std::move(*r));
+      ptrs.push_back(&rs.back());
+      // Thread i: i calls, alternating gettid, getpid and close(-1).
+      std::vector<RemoteSyscall::SeqCall> c;
+      const long nrs[] = {__NR_gettid, __NR_getpid, __NR_close};
+      for (size_t k = 0; k < i; ++k) c.push_back({nrs[k % 3], {k % 3 == 2 ? ~uint64_t{0} : 0, 0, 0, 0, 0, 0}});
+      calls.push_back(std::move(c));
+    }
+    std::vector<std::vector<long>> results;
+    const Status st = RemoteSyscall::RunSequences(ptrs, calls, &results);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    ASSERT_EQ(results.size(), threads.size());
+    for (size_t i = 0; i < threads.size(); ++i) {
+      ASSERT_EQ(results[i].size(), i) << "thread " << i;
+      for (size_t k = 0; k < i; ++k) {
+        const long want = k % 3 == 0 ? threads[i].second : k % 3 == 1 ? threads[i].first : -EBADF;
+        EXPECT_EQ(results[i][k], want) << "thread " << i << " call " << k;
+      }
+      user_regs_struct now;
+      ASSERT_EQ(ptrace(PTRACE_GETREGS, threads[i].second, nullptr, &now), 0);
+      EXPECT_EQ(now.rip, rs[i].saved_regs().rip) << "thread " << i;
+      EXPECT_EQ(now.rsp, rs[i].saved_regs().rsp) << "thread " << i;
+      EXPECT_EQ(now.rax, rs[i].saved_regs().rax) << "thread " << i;
+    }
+    for (RemoteSyscall& r : rs) ASSERT_TRUE(r.Restore().ok());
+  }
+  for (const auto& [pid, t] : threads) ASSERT_EQ(ptrace(PTRACE_DETACH, t, nullptr, nullptr), 0);
+  usleep(20000);
+  for (pid_t kid : kids) {
+    int status = 0;
+    ASSERT_EQ(waitpid(kid, &status, WNOHANG), 0);
+    kill(kid, SIGTERM);
+    ASSERT_EQ(waitpid(kid, &status, 0), kid);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+  }
+}
+
 }  // namespace
 }  // namespace cf::tracing
