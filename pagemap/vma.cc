@@ -27,6 +27,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -302,15 +303,17 @@ Result<std::vector<VmaInfo>> ReadVmas(pid_t pid, bool with_vmflags) {
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus("open " + path);
   VmaParser parser(with_vmflags, path);
-  // Parsed as it is read: the kernel gives at most a page per read.
-  std::vector<char> buf(kBuf);
+  // Parsed as it is read: the kernel gives at most a page per read. Not
+  // zeroed: only the pages the file fills are touched (a restored process
+  // reads its own maps, a few KiB, and each page it touches costs a fault).
+  std::unique_ptr<char[]> buf(new char[kBuf]);
   size_t have = 0;
   size_t read = 0;
   bool alone = !with_vmflags;  // maps is short: never worth a thread
   for (;;) {
-    if (have == buf.size()) return Errorf("%s: a line longer than %zu bytes", path.c_str(), buf.size());
+    if (have == kBuf) return Errorf("%s: a line longer than %zu bytes", path.c_str(), kBuf);
     if (!alone && read > kReadAlone) {
-      std::string carry(buf.data(), have);
+      std::string carry(buf.get(), have);
       ASSIGN_OR_RETURN(bool done, ReadRest(fd.get(), path, &parser, &carry));
       if (done) {
         RETURN_IF_ERROR(parser.Line(carry));
@@ -318,15 +321,15 @@ Result<std::vector<VmaInfo>> ReadVmas(pid_t pid, bool with_vmflags) {
       }
       alone = true;
     }
-    ASSIGN_OR_RETURN(size_t n, ReadFull(fd.get(), buf.data() + have, buf.size() - have, path));
+    ASSIGN_OR_RETURN(size_t n, ReadFull(fd.get(), buf.get() + have, kBuf - have, path));
     if (n == 0) break;
     have += n;
     read += n;
-    ASSIGN_OR_RETURN(size_t used, parser.Lines(std::string_view(buf.data(), have)));
-    std::memmove(buf.data(), buf.data() + used, have - used);
+    ASSIGN_OR_RETURN(size_t used, parser.Lines(std::string_view(buf.get(), have)));
+    std::memmove(buf.get(), buf.get() + used, have - used);
     have -= used;
   }
-  RETURN_IF_ERROR(parser.Line(std::string_view(buf.data(), have)));
+  RETURN_IF_ERROR(parser.Line(std::string_view(buf.get(), have)));
   return parser.Take();
 }
 

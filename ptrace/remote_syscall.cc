@@ -122,13 +122,22 @@ std::optional<RemoteSites> CachedSites(pid_t pid, const std::vector<pagemap::Vma
     const uint8_t* bytes;
     size_t len;
   } wants[] = {{s.syscall_insn, kSyscallRet, 2}, {s.syscall_ret, kSyscallRet, 3}, {s.sigreturn, kSigreturn, 9}};
+  // The bytes at every site in one read.
+  uint8_t got[3][16];
+  iovec local[3], remote[3];
+  size_t n = 0;
+  ssize_t total = 0;
   for (const Want& w : wants) {
     if (w.at == 0) continue;
-    uint8_t got[16];
-    iovec local{got, w.len};
-    iovec remote{reinterpret_cast<void*>(w.at), w.len};
-    if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(w.len)) return std::nullopt;
-    if (memcmp(got, w.bytes, w.len) != 0) return std::nullopt;
+    local[n] = {got[n], w.len};
+    remote[n] = {reinterpret_cast<void*>(w.at), w.len};
+    total += static_cast<ssize_t>(w.len);
+    ++n;
+  }
+  if (process_vm_readv(pid, local, n, remote, n, 0) != total) return std::nullopt;
+  n = 0;
+  for (const Want& w : wants) {
+    if (w.at != 0 && memcmp(got[n++], w.bytes, w.len) != 0) return std::nullopt;
   }
   return s;
 }
