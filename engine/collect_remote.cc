@@ -58,10 +58,6 @@ struct Item {
   uint64_t off;  // of its output in the block
 };
 
-}  // namespace
-
-namespace {
-
 // The items of every remote-read process property of |proc|, and the bytes
 // of their outputs, one after the other.
 Status PlanItems(kinds::ProcessSource& src, img::Process* proc, std::vector<Item>* items, uint64_t* total) {
@@ -82,10 +78,6 @@ Status ItemError(const Item& it, uint32_t c, long r, pid_t pid) {
   if (it.read->item_name) what += std::string(" of ") + it.read->item_name + " " + std::to_string(it.key);
   return ErrnoStatus(static_cast<int>(-r), what + " in process " + std::to_string(pid));
 }
-
-}  // namespace
-
-namespace {
 
 // Runs the calls of |items| (from PlanItems) in the leader, one block of
 // output after another.

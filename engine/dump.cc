@@ -502,7 +502,7 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out, Pending
     FAULT_POINT("collect");
     // Remote calls last: the threads' registers are already saved above.
     // The leader is attached here; the calls run with those of the other
-    // processes of the group (CollectProcesses).
+    // processes of its group (Run: CollectRemoteGroup).
     ASSIGN_OR_RETURN(remote->sites, tracing::FindRemoteSites(pid, vmas));
     ASSIGN_OR_RETURN(tracing::RemoteSyscall rs, tracing::RemoteSyscall::Attach(pid, pid, &remote->sites));
     remote->rs.emplace(std::move(rs));

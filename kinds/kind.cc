@@ -56,7 +56,8 @@ Result<UniqueFd> OpenByPath(const img::Fd& f, const std::string& path, int extra
   if (check_identity && fstat(fd.get(), &sb) == 0 && (sb.st_ino != f.inode() || sb.st_dev != f.dev())) {
     LOG_WARN("restore: fd %d: %s is another file than at dump time", f.fd(), f.path().c_str());
   }
-  if (seek && lseek(fd.get(), static_cast<off_t>(f.pos()), SEEK_SET) < 0) {
+  // A file opened anew is at offset 0: no seek needed there.
+  if (seek && f.pos() != 0 && lseek(fd.get(), static_cast<off_t>(f.pos()), SEEK_SET) < 0) {
     return ErrnoStatus("seek fd " + std::to_string(f.fd()) + " (" + f.path() + ")");
   }
   return fd;
