@@ -61,8 +61,8 @@ Status CollectZombie(pid_t pid, img::Zombie* out);
 Status CollectProcessByRemoteCalls(tracing::RemoteSyscall& rs, kinds::ProcessSource& src, img::Process* proc);
 // The per-thread properties read by a syscall run in the thread
 // (kinds/thread_props.h: sigaltstack, clear_child_tid), for every thread of
-// |proc|, the leader included, by one path: in groups of 256 threads, each
-// call run in all threads of a group at once. |leader| drives the leader
+// |proc|, the leader included, by one path: in groups of 256 threads, the
+// threads of a group running their calls at once. |leader| drives the leader
 // (already attached, it joins the first group; the caller restores it).
 Status CollectThreadsByRemoteCalls(tracing::RemoteSyscall& leader, const tracing::RemoteSites& sites,
                                    img::Process* proc);

@@ -10,7 +10,7 @@
 //
 // Per thread: the properties of kinds/thread_props.h read by a remote call
 // (sigaltstack, clear_child_tid), for every thread, the leader included, by
-// one path: in groups, each call run in all the threads of a group at once.
+// one path: in groups, the threads of a group running their calls at once.
 // Results land in scratch memory of each thread and are read back in one
 // process_vm_readv per thread.
 #include <algorithm>
@@ -160,13 +160,16 @@ Status CollectGroup(std::span<tracing::RemoteSyscall* const> rs, std::span<img::
   for (size_t i = 0; i < rs.size(); ++i) {
     ASSIGN_OR_RETURN(base[i], rs[i]->Scratch(size));
   }
-  std::vector<std::array<uint64_t, 6>> args(rs.size());
-  std::vector<long> r;
-  for (size_t k = 0; k < reads.size(); ++k) {
-    for (size_t i = 0; i < rs.size(); ++i) args[i] = reads[k]->args(base[i] + offs[k]);
-    RETURN_IF_ERROR(tracing::RemoteSyscall::CallInEach(rs, reads[k]->nr, args, &r, k + 1 < reads.size()));
-    for (size_t i = 0; i < r.size(); ++i) {
-      RETURN_IF_ERROR(CheckCall(r[i], std::string("remote read of ") + names[k] + " of thread", threads[i]->tid()));
+  // Every read of a thread in one list, all threads at once.
+  std::vector<std::vector<tracing::RemoteSyscall::SeqCall>> calls(rs.size());
+  for (size_t i = 0; i < rs.size(); ++i) {
+    for (size_t k = 0; k < reads.size(); ++k) calls[i].push_back({reads[k]->nr, reads[k]->args(base[i] + offs[k])});
+  }
+  std::vector<std::vector<long>> r;
+  RETURN_IF_ERROR(tracing::RemoteSyscall::RunSequences(rs, calls, &r));
+  for (size_t i = 0; i < rs.size(); ++i) {
+    for (size_t k = 0; k < reads.size(); ++k) {
+      RETURN_IF_ERROR(CheckCall(r[i][k], std::string("remote read of ") + names[k] + " of thread", threads[i]->tid()));
     }
   }
   std::vector<uint8_t> out(size);

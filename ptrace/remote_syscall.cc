@@ -395,58 +395,27 @@ Result<long> RemoteSyscall::DoCall(bool fault_point, long nr, uint64_t a0, uint6
 Status RemoteSyscall::CallInEach(std::span<RemoteSyscall* const> threads, long nr,
                                  std::span<const std::array<uint64_t, 6>> args, std::vector<long>* results,
                                  bool more) {
-  FAULT_POINT("remote-syscall");
   if (args.size() != threads.size()) return Error("CallInEach: one argument set per thread", EINVAL);
+  std::vector<std::vector<SeqCall>> calls;
+  calls.reserve(threads.size());
+  for (const auto& a : args) calls.push_back({SeqCall{nr, a}});
+  std::vector<std::vector<long>> each;
+  const Status st = RunLists(threads, calls, &each, more);
   results->assign(threads.size(), 0);
-  const uint64_t start = MonotonicNs();
-  // Start every thread, then step each to the exit of its call: while one
-  // is waited for, the others run their calls. A thread that cannot be
-  // started or stepped gets its registers back; the first error is returned.
-  std::vector<char> started(threads.size(), 0), finished(threads.size(), 0);
-  Status first;
-  for (size_t i = 0; i < threads.size() && first.ok(); ++i) {
-    RemoteSyscall& r = *threads[i];
-    const auto& a = args[i];
-    first = r.SetCallRegs(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-    if (first.ok() && ptrace(PTRACE_SYSCALL, r.tid_, nullptr, nullptr) != 0) first = ErrnoStatus("ptrace SYSCALL");
-    if (!first.ok()) (void)ptrace(PTRACE_SETREGS, r.tid_, nullptr, &r.saved_);
-    started[i] = first.ok();
+  for (size_t i = 0; i < each.size(); ++i) {
+    if (!each[i].empty()) (*results)[i] = each[i][0];
   }
-  for (bool again = true; again;) {
-    again = false;
-    for (size_t i = 0; i < threads.size(); ++i) {
-      if (!started[i] || finished[i]) continue;
-      RemoteSyscall& r = *threads[i];
-      bool at_exit = false;
-      Status s = r.StepToSyscallExit(&at_exit);
-      if (!s.ok()) {
-        (void)ptrace(PTRACE_SETREGS, r.tid_, nullptr, &r.saved_);
-        finished[i] = 1;
-        if (first.ok()) first = s;
-        continue;
-      }
-      if (!at_exit) {
-        again = true;
-        continue;
-      }
-      finished[i] = 1;
-      auto res = r.FinishCall(0, more);  // counted below, once for the whole batch
-      if (!res.ok()) {
-        if (first.ok()) first = res.status();
-      } else {
-        (*results)[i] = *res;
-      }
-    }
-  }
-  bool guarded = true;
-  for (const RemoteSyscall* r : threads) guarded = guarded && r->frame_addr_ != 0;
-  CountInjection(false, guarded, start, threads.size());
-  return first;
+  return st;
 }
 
 Status RemoteSyscall::RunSequences(std::span<RemoteSyscall* const> threads,
                                    std::span<const std::vector<SeqCall>> calls,
                                    std::vector<std::vector<long>>* results) {
+  return RunLists(threads, calls, results, false);
+}
+
+Status RemoteSyscall::RunLists(std::span<RemoteSyscall* const> threads, std::span<const std::vector<SeqCall>> calls,
+                               std::vector<std::vector<long>>* results, bool keep) {
   FAULT_POINT("remote-syscall");
   if (calls.size() != threads.size()) return Error("RunSequences: one call list per thread", EINVAL);
   results->assign(threads.size(), {});
@@ -503,7 +472,7 @@ Status RemoteSyscall::RunSequences(std::span<RemoteSyscall* const> threads,
         launch(i);
         continue;
       }
-      auto res = r.FinishCall(0);
+      auto res = r.FinishCall(0, keep && first.ok());
       if (!res.ok() && first.ok()) first = res.status();
     }
   }

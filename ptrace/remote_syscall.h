@@ -198,6 +198,10 @@ class RemoteSyscall {
       : pid_(pid), tid_(tid), saved_(regs), sites_(sites) {}
 
   Status SetUpGuard(Guard guard);
+  // RunSequences and CallInEach: |keep|, a guarded thread keeps the
+  // registers of its last call (another batch of calls follows).
+  static Status RunLists(std::span<RemoteSyscall* const> threads, std::span<const std::vector<SeqCall>> calls,
+                         std::vector<std::vector<long>>* results, bool keep);
   Status SetCallRegs(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5);
   Result<long> DoCall(bool fault_point, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                       uint64_t a5);

@@ -98,14 +98,15 @@ std::vector<pid_t> Tids(pid_t pid) {
 // own arguments (gettid answers with the thread's own id; getpid with the
 // process's), and every thread has its own registers back afterwards (the
 // child's threads sleep on in pause() and the child exits normally).
-TEST(RemoteSyscallTest, CallInEachRunsInEveryThread) {
+// A child with |extra| sleeping threads beside its main one, once they
+// have all started; -1 if fork failed.
+pid_t StartSleepers(int extra) {
   int p[2];
-  ASSERT_EQ(pipe(p), 0);
+  if (pipe(p) != 0) return -1;
   const pid_t child = fork();
-  ASSERT_GE(child, 0);
   if (child == 0) {
     close(p[0]);
-    for (int i = 0; i < 7; ++i) {
+    for (int i = 0; i < extra; ++i) {
       pthread_t t;
       pthread_create(&t, nullptr, Sleeper, nullptr);
     }
@@ -115,17 +116,26 @@ TEST(RemoteSyscallTest, CallInEachRunsInEveryThread) {
   }
   close(p[1]);
   char c;
-  ASSERT_EQ(read(p[0], &c, 1), 1);
+  const bool ready = child > 0 && read(p[0], &c, 1) == 1;
   close(p[0]);
+  return ready ? child : -1;
+}
+
+// Seizes thread |tid| and waits for its interrupt stop.
+void SeizeStopped(pid_t tid) {
+  ASSERT_EQ(ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)), 0);
+  ASSERT_EQ(ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr), 0);
+  int status;
+  ASSERT_EQ(waitpid(tid, &status, __WALL), tid);
+}
+
+TEST(RemoteSyscallTest, CallInEachRunsInEveryThread) {
+  const pid_t child = StartSleepers(7);
+  ASSERT_GT(child, 0);
   usleep(20000);
   const std::vector<pid_t> tids = Tids(child);
   ASSERT_EQ(tids.size(), 8u);
-  for (pid_t t : tids) {
-    ASSERT_EQ(ptrace(PTRACE_SEIZE, t, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)), 0);
-    ASSERT_EQ(ptrace(PTRACE_INTERRUPT, t, nullptr, nullptr), 0);
-    int status;
-    ASSERT_EQ(waitpid(t, &status, __WALL), t);
-  }
+  for (pid_t t : tids) ASSERT_NO_FATAL_FAILURE(SeizeStopped(t));
   {
     auto sites = FindRemoteSites(child);
     ASSERT_TRUE(sites.ok()) << sites.status().ToString();
@@ -162,24 +172,8 @@ TEST(RemoteSyscallTest, CallInEachRunsInEveryThread) {
 TEST(RemoteSyscallTest, RunSequencesRunsEachThreadsCallsInOrder) {
   pid_t kids[2];
   for (int k = 0; k < 2; ++k) {
-    int p[2];
-    ASSERT_EQ(pipe(p), 0);
-    kids[k] = fork();
-    ASSERT_GE(kids[k], 0);
-    if (kids[k] == 0) {
-      close(p[0]);
-      for (int i = 0; i < 2 * k + 1; ++i) {
-        pthread_t t;
-        pthread_create(&t, nullptr, Sleeper, nullptr);
-      }
-      (void)!write(p[1], "r", 1);
-      for (int i = 0; i < 600; ++i) pause();
-      _exit(0);
-    }
-    close(p[1]);
-    char c;
-    ASSERT_EQ(read(p[0], &c, 1), 1);
-    close(p[0]);
+    kids[k] = StartSleepers(2 * k + 1);
+    ASSERT_GT(kids[k], 0);
   }
   usleep(20000);
   std::vector<std::pair<pid_t, pid_t>> threads;  // (pid, tid)
@@ -187,12 +181,7 @@ TEST(RemoteSyscallTest, RunSequencesRunsEachThreadsCallsInOrder) {
     for (pid_t t : Tids(kid)) threads.push_back({kid, t});
   }
   ASSERT_EQ(threads.size(), 6u);
-  for (const auto& [pid, t] : threads) {
-    ASSERT_EQ(ptrace(PTRACE_SEIZE, t, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)), 0);
-    ASSERT_EQ(ptrace(PTRACE_INTERRUPT, t, nullptr, nullptr), 0);
-    int status;
-    ASSERT_EQ(waitpid(t, &status, __WALL), t);
-  }
+  for (const auto& [pid, t] : threads) ASSERT_NO_FATAL_FAILURE(SeizeStopped(t));
   {
     std::vector<RemoteSyscall> rs;
     rs.reserve(threads.size());
