@@ -1,5 +1,6 @@
 #include "engine/track.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/prctl.h>
@@ -107,20 +108,43 @@ WriteTracking WriteTracking::FromKeeper(const std::string& name) {
   return t;
 }
 
+namespace {
+
+// The descriptor number the next open of |pid| gets (its lowest free one).
+Result<int> LowestFreeFd(pid_t pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = opendir(path.c_str());
+  if (d == nullptr) return ErrnoStatus("open " + path);
+  std::vector<bool> used;
+  while (const dirent* e = readdir(d)) {
+    char* end = nullptr;
+    const unsigned long n = strtoul(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || n > (1ul << 30)) continue;
+    if (n >= used.size()) used.resize(n + 1);
+    used[n] = true;
+  }
+  closedir(d);
+  const auto free = std::find(used.begin(), used.end(), false);
+  return static_cast<int>(free - used.begin());
+}
+
+}  // namespace
+
 Result<UniqueFd> MakeUserfaultfdIn(pid_t pid, int flags) {
+  ASSIGN_OR_RETURN(const int expect_fd, LowestFreeFd(pid));
   ASSIGN_OR_RETURN(const tracing::RemoteSites sites, tracing::FindRemoteSites(pid));
   ASSIGN_OR_RETURN(tracing::RemoteSyscall rs, tracing::RemoteSyscall::Attach(pid, pid, &sites));
-  ASSIGN_OR_RETURN(long fd, rs.Call(SYS_userfaultfd, static_cast<uint64_t>(flags)));
-  if (fd < 0) {
-    RETURN_IF_ERROR(rs.Restore());
-    return ErrnoStatus(static_cast<int>(-fd), "track: userfaultfd() in process " + std::to_string(pid));
-  }
-  Result<UniqueFd> copy = kinds::TakeFd(pid, static_cast<int>(fd));
-  if (Status f = CheckFault("track-arm"); !f.ok()) copy = f;
-  // The target's descriptor goes at once, whatever happened.
-  auto closed = rs.CleanupCall(SYS_close, static_cast<uint64_t>(fd));
+  Result<UniqueFd> copy = Error("track: no descriptor taken", EIO);
+  // The target's descriptor is closed whatever happens, also should
+  // criu-fast die before it could close it (RemoteSyscall::CallClosing).
+  Result<long> fd = rs.CallClosing(SYS_userfaultfd, {static_cast<uint64_t>(flags)}, expect_fd, [&](long made) {
+    copy = kinds::TakeFd(pid, static_cast<int>(made));
+    if (Status f = CheckFault("track-arm"); !f.ok()) copy = f;
+    return copy.status();
+  });
   RETURN_IF_ERROR(rs.Restore());
-  RETURN_IF_ERROR(closed.status());
+  RETURN_IF_ERROR(fd.status());
+  if (*fd < 0) return ErrnoStatus(static_cast<int>(-*fd), "track: userfaultfd() in process " + std::to_string(pid));
   return copy;
 }
 

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,13 +39,12 @@ struct Report {
   char byte;
 };
 
-size_t CountFds(pid_t pid) {
-  size_t n = 0;
+std::set<int> Fds(pid_t pid) {
+  std::set<int> out;
   for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
-    (void)e;
-    ++n;
+    out.insert(std::stoi(e.path().filename().string()));
   }
-  return n;
+  return out;
 }
 
 // The target: reads one byte with a raw syscall, keeping kMarker in xmm8
@@ -82,7 +82,21 @@ size_t CountFds(pid_t pid) {
   _exit(0);
 }
 
-enum class Moment { kMidCall, kBetweenCalls, kBetweenGroupCalls, kMidParasite };
+enum class Moment {
+  kMidCall,
+  kBetweenCalls,
+  kBetweenGroupCalls,
+  kMidParasite,
+  kDescriptorMade,           // CallClosing: at the exit stop of the call that made a descriptor
+  kDescriptorMadeElsewhere,  // the same, the descriptor not the number expected
+};
+
+// The lowest descriptor number |pid| has free.
+int LowestFree(pid_t pid) {
+  for (int fd = 0;; ++fd) {
+    if (!std::filesystem::exists("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd))) return fd;
+  }
+}
 
 // The tracer: seizes |target|, gets to |moment| and dies of SIGKILL there.
 [[noreturn]] void RunTracer(pid_t target, Moment moment, unsigned char* pages) {
@@ -108,6 +122,18 @@ enum class Moment { kMidCall, kBetweenCalls, kBetweenGroupCalls, kMidParasite };
   } else {
     auto rs = RemoteSyscall::Attach(target, target);
     if (!rs.ok() || !rs->guarded()) _exit(5);
+    if (moment == Moment::kDescriptorMade || moment == Moment::kDescriptorMadeElsewhere) {
+      // eventfd2 makes a descriptor; the tracer dies with it made and not
+      // yet closed (where criu-fast takes its copy). When told another
+      // number than the call gets, CallClosing must close the right one.
+      int expect = LowestFree(target);
+      if (moment == Moment::kDescriptorMadeElsewhere) expect += 3;
+      (void)rs->CallClosing(__NR_eventfd2, {0, 0}, expect, [](long fd) -> Status {
+        if (fd >= 0) kill(getpid(), SIGKILL);
+        _exit(6);
+      });
+      _exit(7);
+    }
     if (moment == Moment::kBetweenCalls || moment == Moment::kBetweenGroupCalls) {
       if (moment == Moment::kBetweenCalls) {
         auto r = rs->Call(__NR_getpid);
@@ -155,7 +181,7 @@ void RunScenario(Moment moment) {
   Report r{};
   ASSERT_EQ(read(rep[0], &r, sizeof(r)), static_cast<ssize_t>(sizeof(r)));
   usleep(20000);  // let it block in read()
-  const size_t fds_before = CountFds(target);
+  const std::set<int> fds_before = Fds(target);
 
   const pid_t tracer = fork();
   ASSERT_GE(tracer, 0);
@@ -169,7 +195,7 @@ void RunScenario(Moment moment) {
   usleep(50000);
   ASSERT_EQ(waitpid(target, &status, WNOHANG), 0) << "target died (signal "
                                                    << (WIFSIGNALED(status) ? WTERMSIG(status) : 0) << ")";
-  const size_t fds_after = CountFds(target);
+  const std::set<int> fds_after = Fds(target);
   ASSERT_EQ(write(in[1], "x", 1), 1);
   ASSERT_EQ(read(rep[0], &r, sizeof(r)), static_cast<ssize_t>(sizeof(r)));
   EXPECT_EQ(r.read_result, 1);
@@ -191,6 +217,8 @@ TEST(TracerDeathTest, MidRemoteSyscall) { RunScenario(Moment::kMidCall); }
 TEST(TracerDeathTest, BetweenRemoteSyscalls) { RunScenario(Moment::kBetweenCalls); }
 TEST(TracerDeathTest, BetweenGroupCallsWithTheCallsRegisters) { RunScenario(Moment::kBetweenGroupCalls); }
 TEST(TracerDeathTest, MidParasiteCommand) { RunScenario(Moment::kMidParasite); }
+TEST(TracerDeathTest, DescriptorMadeByARemoteCallIsClosed) { RunScenario(Moment::kDescriptorMade); }
+TEST(TracerDeathTest, DescriptorMadeUnderAnotherNumberIsClosed) { RunScenario(Moment::kDescriptorMadeElsewhere); }
 
 }  // namespace
 }  // namespace cf::memdrain

@@ -310,7 +310,7 @@ Result<RemoteSyscall::Stop> RemoteSyscall::WaitStop(int wait_flags) {
 }
 
 Status RemoteSyscall::SetCallRegs(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
-                                  uint64_t a5) {
+                                  uint64_t a5, uint64_t frame) {
   call_entered_ = false;
   user_regs_struct regs = saved_;
   regs.rax = static_cast<uint64_t>(nr);
@@ -323,7 +323,7 @@ Status RemoteSyscall::SetCallRegs(long nr, uint64_t a0, uint64_t a1, uint64_t a2
   regs.r9 = a5;
   if (frame_addr_) {
     regs.rip = sites_.syscall_ret;
-    regs.rsp = frame_addr_;
+    regs.rsp = frame != 0 ? frame : frame_addr_;
   } else {
     regs.rip = sites_.syscall_insn;
   }
@@ -390,6 +390,68 @@ Result<long> RemoteSyscall::DoCall(bool fault_point, long nr, uint64_t a0, uint6
     return st;
   }
   return FinishCall(start);
+}
+
+std::vector<uint8_t> RemoteSyscall::CloseFrame(uint64_t addr, int fd) const {
+  user_regs_struct regs = saved_;
+  regs.rip = sites_.syscall_ret;
+  regs.rax = __NR_close;
+  regs.orig_rax = static_cast<uint64_t>(-1);
+  regs.rdi = static_cast<uint64_t>(fd);
+  regs.rsp = frame_addr_;  // its `ret` leads through the guard's frame
+  // Every signal blocked until the guard's frame puts the thread's mask back.
+  return BuildSigFrame(addr, sites_.sigreturn, regs, ~uint64_t{0}, xstate_);
+}
+
+uint64_t RemoteSyscall::PlaceCloseFrame(int fd) {
+  if (frame_addr_ == 0) return 0;
+  const size_t len = SigFrameSize(xstate_.size());
+  const uint64_t addr = (stack_low_ - len) & ~uint64_t{63};
+  std::vector<uint8_t> below(stack_low_ - addr);
+  if (!ReadTarget(pid_, addr, below.data(), below.size(), "stack").ok()) return 0;
+  const std::vector<uint8_t> frame = CloseFrame(addr, fd);
+  if (!WriteTarget(pid_, addr, frame.data(), frame.size(), "stack").ok()) return 0;
+  below.insert(below.end(), stack_saved_.begin(), stack_saved_.end());
+  stack_saved_ = std::move(below);
+  stack_low_ = addr;
+  return addr;
+}
+
+Result<long> RemoteSyscall::CallClosing(long nr, const std::array<uint64_t, 6>& a, int expect_fd,
+                                        const std::function<Status(long)>& take) {
+  FAULT_POINT("remote-syscall");
+  const uint64_t start = MonotonicNs();
+  const uint64_t chain = expect_fd >= 0 ? PlaceCloseFrame(expect_fd) : 0;
+  if (chain == 0) LOG_DEBUG("remote: no closing frame in %d: a descriptor made there is unguarded", tid_);
+  RETURN_IF_ERROR(SetCallRegs(nr, a[0], a[1], a[2], a[3], a[4], a[5], chain));
+  if (Status st = RunToSyscallExit(); !st.ok()) {
+    (void)ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_);
+    CountInjection(false, chain != 0, start);
+    return st;
+  }
+  const long fd = exit_rval_;
+  CountInjection(false, chain != 0, start);
+  if (fd < 0) {
+    // Nothing was made; the closing frame would only meet EBADF.
+    RETURN_IF_ERROR(FinishCall(0).status());
+    return fd;
+  }
+  if (chain != 0 && fd != expect_fd) {
+    // Another thread sharing the table (outside the frozen tree) or an
+    // io_uring worker took |expect_fd| meanwhile: the frame must close
+    // the call's descriptor, not that one.
+    LOG_DEBUG("remote: %d got descriptor %ld, not %d: closing frame rewritten", tid_, fd, expect_fd);
+    const std::vector<uint8_t> frame = CloseFrame(chain, static_cast<int>(fd));
+    if (!WriteTarget(pid_, chain, frame.data(), frame.size(), "stack").ok()) {
+      (void)ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_);  // never through that frame
+    }
+  }
+  Status taken = take(fd);
+  // The target's descriptor goes now, whatever |take| did.
+  auto closed = CleanupCall(__NR_close, static_cast<uint64_t>(fd));
+  RETURN_IF_ERROR(taken);
+  RETURN_IF_ERROR(closed.status());
+  return fd;
 }
 
 Status RemoteSyscall::CallInEach(std::span<RemoteSyscall* const> threads, long nr,
@@ -625,11 +687,12 @@ Result<uint64_t> RemoteSyscall::Scratch(size_t size) {
   // Under the frame on the stack, when it has room there.
   if (frame_addr_ && !stack_scratch_ && size <= kStackScratchMax) {
     const uint64_t addr = (frame_addr_ - size) & ~uint64_t{63};
-    std::vector<uint8_t> below(stack_low_ - addr);
-    if (ReadTarget(pid_, addr, below.data(), below.size(), "stack").ok()) {
+    // The bytes already saved (a closing frame's, CallClosing) stay saved.
+    std::vector<uint8_t> below(addr < stack_low_ ? stack_low_ - addr : 0);
+    if (below.empty() || ReadTarget(pid_, addr, below.data(), below.size(), "stack").ok()) {
       below.insert(below.end(), stack_saved_.begin(), stack_saved_.end());
       stack_saved_ = std::move(below);
-      stack_low_ = addr;
+      stack_low_ = std::min(stack_low_, addr);
       stack_scratch_ = addr;
       stack_scratch_size_ = frame_addr_ - addr;
       return stack_scratch_;

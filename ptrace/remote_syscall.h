@@ -112,6 +112,22 @@ class RemoteSyscall {
   Result<long> CleanupCall(long nr, uint64_t a0 = 0, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
                            uint64_t a4 = 0, uint64_t a5 = 0);
 
+  // Runs call |nr|, which makes a descriptor in the target, hands its result
+  // to |take| at the call's exit stop (criu-fast takes its copy there, e.g.
+  // pidfd_getfd), then closes the target's descriptor: the target ends with
+  // the descriptor table it had, even if criu-fast dies at any instant. For
+  // that the call returns through a second frame, under the guard's, that
+  // runs close(|expect_fd|) before the guard's frame gives the thread its
+  // own state back; criu-fast alive closes it by a call of its own and that
+  // frame is never used. |expect_fd| must be the lowest descriptor number
+  // free in the target (the one the call gets) while every thread that
+  // shares its descriptor table is stopped; should the call return another
+  // one, the frame is rewritten with it at the exit stop. Unguarded, or
+  // with no room for the second frame, the window is the time between the
+  // two calls. Returns the call's raw result (-errno on error).
+  Result<long> CallClosing(long nr, const std::array<uint64_t, 6>& args, int expect_fd,
+                           const std::function<Status(long)>& take);
+
   // A return frame (ptrace/sigframe.h) for code that criu-fast runs in the
   // thread: placed at |addr| and entered by rt_sigreturn with rsp = addr + 8,
   // it returns the thread to its own registers, signal mask and FPU state.
@@ -202,7 +218,13 @@ class RemoteSyscall {
   // registers of its last call (another batch of calls follows).
   static Status RunLists(std::span<RemoteSyscall* const> threads, std::span<const std::vector<SeqCall>> calls,
                          std::vector<std::vector<long>>* results, bool keep);
-  Status SetCallRegs(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5);
+  // |frame|: the return frame the call returns through (0: the guard's).
+  Status SetCallRegs(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
+                     uint64_t frame = 0);
+  // CallClosing: a frame under the stack bytes in use that runs close(|fd|)
+  // and returns through the guard's frame; 0 when there is no room.
+  uint64_t PlaceCloseFrame(int fd);
+  std::vector<uint8_t> CloseFrame(uint64_t addr, int fd) const;
   Result<long> DoCall(bool fault_point, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                       uint64_t a5);
   // Resumes with PTRACE_SYSCALL until the exit of the call the registers

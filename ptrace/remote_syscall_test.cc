@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <dirent.h>
 #include <pthread.h>
@@ -225,6 +226,58 @@ TEST(RemoteSyscallTest, RunSequencesRunsEachThreadsCallsInOrder) {
     ASSERT_EQ(waitpid(kid, &status, 0), kid);
     EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
   }
+}
+
+// A descriptor made by a remote call: criu-fast takes its copy at the
+// exit stop, the target's is closed, and the target's table is as before
+// (the copy works: an eventfd counts what is written to it).
+TEST(RemoteSyscallTest, CallClosingLeavesTheTargetsTableAsItWas) {
+  const pid_t child = StartSleepers(0);
+  ASSERT_GT(child, 0);
+  usleep(20000);
+  auto fds = [&] {
+    std::vector<std::string> names;
+    DIR* d = opendir(("/proc/" + std::to_string(child) + "/fd").c_str());
+    while (dirent* e = d ? readdir(d) : nullptr) names.push_back(e->d_name);
+    if (d) closedir(d);
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  const std::vector<std::string> before = fds();
+  ASSERT_NO_FATAL_FAILURE(SeizeStopped(child));
+  int copy = -1;
+  {
+    auto rs = RemoteSyscall::Attach(child, child);
+    ASSERT_TRUE(rs.ok()) << rs.status().ToString();
+    EXPECT_TRUE(rs->guarded());
+    int expect = 0;
+    while (std::find(before.begin(), before.end(), std::to_string(expect)) != before.end()) ++expect;
+    bool seen = false;
+    auto r = rs->CallClosing(__NR_eventfd2, {5, 0}, expect, [&](long fd) -> Status {
+      seen = true;
+      const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+      copy = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, static_cast<int>(fd), 0));
+      close(pidfd);
+      return OkStatus();
+    });
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(*r, expect);
+    EXPECT_TRUE(seen);
+    ASSERT_TRUE(rs->Restore().ok());
+  }
+  ASSERT_GE(copy, 0);
+  uint64_t count = 0;
+  ASSERT_EQ(read(copy, &count, sizeof(count)), static_cast<ssize_t>(sizeof(count)));
+  EXPECT_EQ(count, 5u);
+  close(copy);
+  EXPECT_EQ(fds(), before);
+  ASSERT_EQ(ptrace(PTRACE_DETACH, child, nullptr, nullptr), 0);
+  usleep(20000);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, WNOHANG), 0);
+  kill(child, SIGTERM);
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
 }
 
 }  // namespace
