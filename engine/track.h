@@ -16,7 +16,9 @@
 //
 // A userfaultfd is made inside the target, frozen, by a remote system call
 // (userfaultfd(UFFD_USER_MODE_ONLY), allowed to unprivileged processes);
-// criu-fast takes a copy with pidfd_getfd and closes the target's at once.
+// criu-fast takes a copy with pidfd_getfd and closes the target's at once
+// (RemoteSyscall::CallClosing: closed also should criu-fast die between the
+// two calls).
 #pragma once
 
 #include <sys/types.h>

@@ -169,21 +169,25 @@ Status Parasite::Run(cf_par_args* a, std::vector<UniqueFd>* out) {
     RETURN_IF_ERROR(WriteRemote(pid_, args_addr_ + offsetof(cf_par_args, taken), &one, sizeof(one)));
     return false;
   };
-  Status st = rs_.RunCode(area_, stack_top_, args_addr_, ended, kRunTimeoutMs, tracer_pid_ != 0);
-  Status read = ReadRemote(pid_, args_addr_, a, kArgsHead);
-  if (!read.ok() && st.ok()) st = read;
-  if (read.ok()) {
-    // Whatever happened, the target keeps nothing of the command: the pidfd,
-    // and the pipes when the parasite was stopped before it closed them
-    // (criu-fast failed or timed out while it waited for `taken`).
-    if (a->done != CF_PAR_DONE_OVER) {
-      for (uint32_t j = 0; j < a->njobs && j < kMaxJobs; ++j) {
-        if (a->jobs[j].fd >= 0) (void)rs_.CleanupCall(__NR_close, static_cast<uint64_t>(a->jobs[j].fd));
-      }
-    }
-    if (a->tracer_fd >= 0) {
-      auto r = rs_.CleanupCall(__NR_close, static_cast<uint64_t>(a->tracer_fd));
-      if (!r.ok() && st.ok()) st = r.status().WithContext("close the parasite's pidfd");
+  // Whatever happened, the target keeps nothing of the command: its pidfd
+  // of criu-fast is closed from the parasite's stop (RunCode |left_open|),
+  // the pipes after it when the parasite was stopped before it closed them
+  // (criu-fast failed or timed out while it waited for `taken`).
+  bool read = false;
+  Status st = rs_.RunCode(area_, stack_top_, args_addr_, ended, kRunTimeoutMs, tracer_pid_ != 0,
+                          [&]() -> Result<int> {
+                            RETURN_IF_ERROR(ReadRemote(pid_, args_addr_, a, kArgsHead));
+                            read = true;
+                            return a->tracer_fd;
+                          });
+  if (!read) {
+    Status r = ReadRemote(pid_, args_addr_, a, kArgsHead);
+    if (!r.ok() && st.ok()) st = r;
+    read = r.ok();
+  }
+  if (read && a->done != CF_PAR_DONE_OVER) {
+    for (uint32_t j = 0; j < a->njobs && j < kMaxJobs; ++j) {
+      if (a->jobs[j].fd >= 0) (void)rs_.CleanupCall(__NR_close, static_cast<uint64_t>(a->jobs[j].fd));
     }
   }
   RETURN_IF_ERROR(st);

@@ -220,17 +220,14 @@ Status ThreadCalls::Run(std::span<RemoteSyscall* const> threads, std::span<const
     if (!s.ok() && st.ok()) st = s;
   }
   if (started > 0) {
-    Status s = leader_->StopCode(true);
-    if (!s.ok() && st.ok()) st = s;
-    // The watcher's pidfd, if it made one.
-    cf_par_group g{};
-    iovec l{&g, sizeof(g)};
-    iovec r{reinterpret_cast<void*>(group_), sizeof(g)};
-    s = Transfer(pid_, {&l, 1}, {&r, 1}, false, "the thread calls' group");
-    if (s.ok() && g.tracer_fd >= 0) {
-      auto c = leader_->CleanupCall(__NR_close, static_cast<uint64_t>(g.tracer_fd));
-      s = c.ok() ? CheckRemote(*c, "close of the watcher's pidfd", pid_) : c.status();
-    }
+    // The watcher's pidfd, if it made one, is closed from its stop.
+    Status s = leader_->StopCode(true, true, [&]() -> Result<int> {
+      cf_par_group g{};
+      iovec l{&g, sizeof(g)};
+      iovec r{reinterpret_cast<void*>(group_), sizeof(g)};
+      RETURN_IF_ERROR(Transfer(pid_, {&l, 1}, {&r, 1}, false, "the thread calls' group"));
+      return g.tracer_fd;
+    });
     if (!s.ok() && st.ok()) st = s;
   }
   RETURN_IF_ERROR(st);

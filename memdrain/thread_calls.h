@@ -14,8 +14,9 @@
 // thread returns to its own registers, signal mask and FPU state through a
 // return frame of its own (ptrace/sigframe.h), and the watcher closes its
 // pidfd. The one descriptor the parasite makes (that pidfd) is closed by
-// criu-fast with a remote close() once the group is back; a criu-fast killed
-// between those two steps leaves it open in the target.
+// criu-fast with a remote close() made from the watcher's stop, whose
+// registers lead through a return frame (RemoteSyscall::StopCode
+// |left_open|): the target keeps it at no instant of criu-fast's death.
 //
 // Inject() maps one area in the target (code, a group header, one slot per
 // thread: calls, output, return frame, stack); Remove() (or the destructor)

@@ -570,7 +570,7 @@ Status RemoteSyscall::StartCodeForTest(uint64_t ip, uint64_t sp, uint64_t arg) {
 }
 
 Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, const std::function<Result<bool>()>& ended,
-                              int timeout_ms, bool guarded) {
+                              int timeout_ms, bool guarded, const LeftOpen& left_open) {
   Status st = StartCode(ip, sp, arg);
   if (st.ok()) {
     // The code makes only short, non-blocking calls before it ends: poll for
@@ -597,7 +597,7 @@ Status RemoteSyscall::RunCode(uint64_t ip, uint64_t sp, uint64_t arg, const std:
     }
   }
   // The thread back, its own mask and registers at once.
-  Status back = StopCode(guarded);
+  Status back = StopCode(guarded, true, left_open);
   return st.ok() ? back : st;
 }
 
@@ -651,7 +651,7 @@ Status RemoteSyscall::InterruptCode() {
   return OkStatus();
 }
 
-Status RemoteSyscall::StopCode(bool guarded, bool count) {
+Status RemoteSyscall::StopCode(bool guarded, bool count, const LeftOpen& left_open) {
   Status st = InterruptCode();
   if (st.ok() && code_interrupted_) {
     for (;;) {
@@ -672,10 +672,37 @@ Status RemoteSyscall::StopCode(bool guarded, bool count) {
   code_trapped_ = false;
   code_interrupted_ = false;
   code_resumed_ = false;
+  int open_fd = -1;
+  if (left_open && st.ok()) {
+    Result<int> fd = left_open();
+    if (fd.ok()) open_fd = *fd;
+    st = fd.status();
+  }
+  auto closed = [&](Status s) {
+    if (s.ok() && exit_rval_ < 0) {
+      s = ErrnoStatus(static_cast<int>(-exit_rval_),
+                      "close of descriptor " + std::to_string(open_fd) + " in " + std::to_string(tid_));
+    }
+    if (!s.ok() && st.ok()) st = s.WithContext("what the code left open");
+  };
+  if (open_fd >= 0 && frame_addr_ != 0) {
+    // Closed from the code's stop: until the call's registers are set the
+    // code still watches criu-fast; from then on they lead through the
+    // return frame, which also gives the thread its own mask back.
+    Status s = SetCallRegs(__NR_close, static_cast<uint64_t>(open_fd), 0, 0, 0, 0, 0);
+    if (s.ok()) s = RunToSyscallExit();
+    closed(s);
+    open_fd = -1;
+  }
   if (ptrace(PTRACE_SETSIGMASK, tid_, sizeof(sigmask_), &sigmask_) != 0 && st.ok()) {
     st = ErrnoStatus("ptrace SETSIGMASK (put back)");
   }
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0 && st.ok()) st = ErrnoStatus("ptrace SETREGS (put back)");
+  if (open_fd >= 0) {
+    // No return frame: a plain call, the thread's own registers around it.
+    auto r = CleanupCall(__NR_close, static_cast<uint64_t>(open_fd));
+    closed(r.status());
+  }
   if (count) CountInjection(true, guarded, code_start_ns_);
   return st;
 }

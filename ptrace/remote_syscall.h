@@ -143,8 +143,15 @@ class RemoteSyscall {
   // error of |ended|.
   // |guarded|: the code returns the thread to its own state by itself
   // should criu-fast die (it only counts in InjectionTotals).
+  // |left_open|: called once the code has stopped, before the thread gets
+  // its mask and registers back; it names a descriptor the code left open
+  // (its watch on criu-fast), -1 for none. That one is closed from there by
+  // a call whose registers lead through the return frame: should criu-fast
+  // die at any instant, either the code (still waiting) or the frame (once
+  // the call has begun) sees to it, and the target keeps no descriptor.
+  using LeftOpen = std::function<Result<int>()>;
   Status RunCode(uint64_t ip, uint64_t sp, uint64_t arg, const std::function<Result<bool>()>& ended,
-                 int timeout_ms, bool guarded);
+                 int timeout_ms, bool guarded, const LeftOpen& left_open = {});
 
   // RunCode() in parts, for code run in many threads at once: Start sets
   // the registers (rip = |ip|, rsp = |sp|, rdi = |arg|), blocks every signal
@@ -153,13 +160,14 @@ class RemoteSyscall {
   // stopped on int3); Stop interrupts it unless it stopped already, waits
   // for the stop, and puts back the mask and registers. Stop must follow
   // every Start that succeeded, also after an error. |count|: counted in
-  // InjectionTotals (threads that run the same code together count once).
-  // InterruptCode() is Stop's first step alone: many threads are
-  // interrupted first, then stopped, so that their stops overlap.
+  // InjectionTotals (threads that run the same code together count once);
+  // |left_open| as for RunCode. InterruptCode() is Stop's first step alone:
+  // many threads are interrupted first, then stopped, so that their stops
+  // overlap.
   Status StartCode(uint64_t ip, uint64_t sp, uint64_t arg);
   Result<bool> CodeRunning();
   Status InterruptCode();
-  Status StopCode(bool guarded, bool count = true);
+  Status StopCode(bool guarded, bool count = true, const LeftOpen& left_open = {});
 
   // Address of |size| bytes of scratch memory in the target.
   Result<uint64_t> Scratch(size_t size);

@@ -24,8 +24,10 @@
  *  2. the parasite closes its copies of the read ends and sets done =
  *     CF_PAR_DONE_OVER; it then blocks in ppoll() on a pidfd of criu-fast
  *     (tracer_pid, as the target's pid namespace numbers it), where criu-fast
- *     interrupts it (PTRACE_INTERRUPT), puts the thread's registers back and
- *     closes tracer_fd with a remote close().
+ *     interrupts it (PTRACE_INTERRUPT), closes tracer_fd by a remote close()
+ *     made from that stop (its registers lead through the return frame of
+ *     RemoteSyscall, should criu-fast die during it) and puts the thread's
+ *     registers back.
  * Should criu-fast die at any point, its pidfd becomes readable: the
  * parasite closes every descriptor it made and returns the thread to its
  * own registers, signal mask and FPU state through rt_sigreturn on the frame

@@ -8,7 +8,9 @@
 # calls), is dumped again and again; each dump is hit by SIGKILL or SIGTERM
 # after a random delay within the time a whole dump takes, with both drains
 # (read, vmsplice). After every round each process must run untraced and
-# pass its self-check (memory, registers, TLS, workers advancing), and:
+# pass its self-check (memory, registers, TLS, workers advancing), hold
+# the descriptors it had (the parasite's pipes and its pidfd of criu-fast
+# are closed whenever criu-fast dies), and:
 #  - SIGTERM: criu-fast exits 1 with one "Error: ... interrupted by SIGTERM"
 #    line (or dies of it before it has touched the tree);
 #  - the images directory of a killed dump never holds an inventory.img
@@ -39,6 +41,7 @@ log "a whole dump takes $span_ms ms: kills within it"
 rm -rf "$E2E_TMP/full"
 check_pass "$W"
 
+for p in "${all[@]}"; do fd_list "$p" "$E2E_TMP/fds.$p"; done
 n_killed=0 n_done=0 n_restored=0
 for ((i = 0; i < ROUNDS; i++)); do
   sig=KILL
@@ -68,6 +71,7 @@ for ((i = 0; i < ROUNDS; i++)); do
       for p in "${all[@]}"; do wait_gone "$p" 10; done
       for p in "${all[@]}"; do wait_pid_free "$p" 20; done
       restore_d "restore.$i" "$dir" "$root"
+      for p in "${all[@]}"; do fd_list "$p" "$E2E_TMP/fds.$p"; done
       n_restored=$((n_restored + 1))
     fi
   else
@@ -75,7 +79,11 @@ for ((i = 0; i < ROUNDS; i++)); do
     assert_cf_killed_cleanly "$what" "$sig" "$E2E_TMP/round.err"
   fi
   log "$what: exit $rc"
-  for p in "${all[@]}"; do assert_running_untraced "$p" "$what"; done
+  for p in "${all[@]}"; do
+    assert_running_untraced "$p" "$what"
+    fd_list "$p" "$E2E_TMP/fds.now"
+    assert_same_file "$E2E_TMP/fds.$p" "$E2E_TMP/fds.now" "$what: process $p has other descriptors"
+  done
   check_pass "$W"
   rm -rf "$dir"
 done
