@@ -568,18 +568,53 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
   return slots;
 }
 
+Result<std::vector<pagemap::VmaInfo>> MapsForChildren() {
+  ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> maps, pagemap::ReadVmas(getpid()));
+  for (pagemap::VmaInfo& m : maps) {
+    if (!m.path.starts_with('[')) m.path.clear();  // no allocation in a child's copy
+  }
+  return maps;
+}
+
+namespace {
+
+// The mappings of this process: |known| when it still covers as many pages
+// as the process maps (statm's size: mappings are only ever added or
+// removed whole by the code that runs between the parent's read and here,
+// e.g. the allocator's new extents, a stack grown), else read anew.
+Result<std::vector<pagemap::VmaInfo>> OwnMaps(const std::vector<pagemap::VmaInfo>* known) {
+  if (known != nullptr) {
+    uint64_t pages = 0;
+    for (const pagemap::VmaInfo& m : *known) {
+      if (m.path != "[vsyscall]") pages += m.pages();  // a gate area: not in the mm's size
+    }
+    char buf[128];
+    UniqueFd fd(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
+    const ssize_t n = fd.valid() ? read(fd.get(), buf, sizeof(buf) - 1) : -1;
+    if (n > 0) {
+      buf[n] = '\0';
+      if (strtoull(buf, nullptr, 10) == pages) return *known;
+    }
+    LOG_DEBUG("restore: the mappings changed since the fork: read again");
+  }
+  return pagemap::ReadVmas(getpid());
+}
+
+}  // namespace
+
 Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem,
-                                  const SocketFds& sockets, const Ghosts* ghosts, const Inheritance* inherit) {
+                                  const SocketFds& sockets, const Ghosts* ghosts, const Inheritance* inherit,
+                                  const std::vector<pagemap::VmaInfo>* known) {
   FAULT_POINT("restore-premap");
   MemoryLayout L;
-  ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> self, pagemap::ReadVmas(getpid()));
   // Our stack grows down on demand, and the kernel lets it grow only while
   // no accessible mapping lies within stack_guard_gap (1 MiB by default)
   // below it: neither the region nor a VMA in place goes that close.
-  std::vector<pagemap::VmaInfo> room = self;
+  ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> room, OwnMaps(known));
   for (pagemap::VmaInfo& m : room) {
     if (m.path == "[stack]") m.start = m.start > kStackRoom ? m.start - kStackRoom : 0;
   }
+  const std::vector<pagemap::VmaInfo>& self = room;
   std::vector<pagemap::PageRange> busy;
   for (const auto& v : room) {
     if (v.path == "[vsyscall]") continue;

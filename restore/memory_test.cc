@@ -150,5 +150,54 @@ TEST_F(FillDupTest, SparsePagesComeBackExactlyInFreshAndUsedMemory) {
   }
 }
 
+// PremapMemory with the mappings a parent read before the fork
+// (MapsForChildren): used while they still hold, and read again once this
+// process has mapped something since, which must then not be premapped
+// over. A VMA of the image lies inside a mapping made after the read: a
+// stale list would premap the VMA in place, right over that mapping.
+TEST(PremapTest, MappingsReadBeforeTheForkAreCheckedBeforeUse) {
+  constexpr uint64_t kLen = 64 << 20;
+  // A free range, found by mapping and unmapping it.
+  void* probe = mmap(nullptr, kLen, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ASSERT_NE(probe, MAP_FAILED);
+  munmap(probe, kLen);
+  const uint64_t at = reinterpret_cast<uint64_t>(probe);
+  img::Process core;
+  img::Vma* v = core.add_vmas();
+  v->set_kind(img::Vma::ANON_PRIVATE);
+  v->set_start(at + kLen / 2);
+  v->set_end(at + kLen / 2 + 4 * P);
+  v->set_prot(PROT_READ | PROT_WRITE);
+  ShmemFds shmem;
+
+  for (bool mapped_since : {false, true}) {
+    SCOPED_TRACE(mapped_since ? "a mapping made since the read" : "nothing mapped since");
+    auto known = MapsForChildren();
+    ASSERT_TRUE(known.ok()) << known.status().ToString();
+    uint8_t* since = nullptr;
+    if (mapped_since) {
+      void* m = mmap(reinterpret_cast<void*>(at), kLen, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+      ASSERT_EQ(m, reinterpret_cast<void*>(at));
+      since = static_cast<uint8_t*>(m);
+      since[kLen / 2] = 0x5a;
+    }
+    auto layout = PremapMemory(core, 4096, shmem, {}, nullptr, nullptr, &*known);
+    ASSERT_TRUE(layout.ok()) << layout.status().ToString();
+    ASSERT_EQ(layout->vmas.size(), 1u);
+    const PremappedVma& p = layout->vmas[0];
+    if (mapped_since) {
+      EXPECT_NE(p.premap, p.start) << "premapped in place, over a mapping made since the read";
+      EXPECT_EQ(since[kLen / 2], 0x5a);
+      EXPECT_TRUE(layout->region + layout->region_len <= at || layout->region >= at + kLen);
+      munmap(since, kLen);
+    } else {
+      EXPECT_EQ(p.premap, p.start);  // free: in place
+      munmap(reinterpret_cast<void*>(p.start), p.len);
+    }
+    munmap(reinterpret_cast<void*>(layout->region), layout->region_len);
+  }
+}
+
 }  // namespace
 }  // namespace cf::restore

@@ -81,6 +81,11 @@ Status CreateChildren(const TaskContext& ctx, const std::vector<PremappedVma>* p
       for (const img::Zombie& z : p.core.zombies()) tree.insert(z.pid());
     }
   }
+  // Read once here rather than in each child (MapsForChildren).
+  std::vector<pagemap::VmaInfo> maps;
+  if (ctx.images->processes[ctx.index].children.size() > 1) {
+    ASSIGN_OR_RETURN(maps, MapsForChildren());
+  }
   for (size_t i : ctx.images->processes[ctx.index].children) {
     const img::Process& c = ctx.images->processes[i].core;
     // A child sharing our table (restore/fdtable.h) reports through a
@@ -99,6 +104,7 @@ Status CreateChildren(const TaskContext& ctx, const std::vector<PremappedVma>* p
       child.go_fd = -1;
       child.report_fd = report_fd;
       child.parent_vmas = premapped;
+      child.parent_maps = maps.empty() ? nullptr : &maps;
       RunTask(child);
     }
   }
@@ -300,7 +306,7 @@ Status PremapAndFill(TaskContext& ctx, const ArgsPlan& plan, const InheritedFile
     inherit = Inheritance{&parent.core, ctx.parent_vmas, &images.pagemap, &parent.pagemap};
   }
   ASSIGN_OR_RETURN(out->layout, PremapMemory(core, plan.len, *ctx.files->shmem, sockets, recreated,
-                                             inherit ? &*inherit : nullptr));
+                                             inherit ? &*inherit : nullptr, ctx.parent_maps));
   const MemoryLayout& layout = out->layout;
   RETURN_IF_ERROR(PopulateData(layout, images.pagemap));
   RETURN_IF_ERROR(InstallGuards(layout, images.pagemap));

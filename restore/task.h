@@ -80,6 +80,10 @@ struct TaskContext {
   // criu-fast (MAP_SHARED): criu-fast sets a process's word to 1 and wakes
   // it (futex) once its memory is filled and it may go on.
   uint32_t* filled = nullptr;
+  // The mappings the parent had when it forked this process (memory.h,
+  // MapsForChildren), in the parent's memory the child has a copy of; null
+  // where the parent forks one child only (it would read them for nothing).
+  const std::vector<pagemap::VmaInfo>* parent_maps = nullptr;
 };
 
 [[noreturn]] void RunTask(TaskContext ctx);
