@@ -122,6 +122,17 @@ pid_t StartSleepers(int extra) {
   return ready ? child : -1;
 }
 
+// |child|, detached, still runs (sleeping, untraced): a SIGTERM ends it
+// normally (default action).
+void ExpectRunsUntilSigterm(pid_t child) {
+  usleep(20000);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, WNOHANG), 0);
+  kill(child, SIGTERM);
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+}
+
 // Seizes thread |tid| and waits for its interrupt stop.
 void SeizeStopped(pid_t tid) {
   ASSERT_EQ(ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)), 0);
@@ -158,13 +169,7 @@ TEST(RemoteSyscallTest, CallInEachRunsInEveryThread) {
     for (RemoteSyscall& r : rs) ASSERT_TRUE(r.Restore().ok());
   }
   for (pid_t t : tids) ASSERT_EQ(ptrace(PTRACE_DETACH, t, nullptr, nullptr), 0);
-  // Still sleeping, untraced: a SIGTERM ends it normally (default action).
-  usleep(20000);
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, WNOHANG), 0);
-  kill(child, SIGTERM);
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+  ASSERT_NO_FATAL_FAILURE(ExpectRunsUntilSigterm(child));
 }
 
 // Two processes, the threads of both given call lists of different lengths
@@ -218,14 +223,7 @@ TEST(RemoteSyscallTest, RunSequencesRunsEachThreadsCallsInOrder) {
     for (RemoteSyscall& r : rs) ASSERT_TRUE(r.Restore().ok());
   }
   for (const auto& [pid, t] : threads) ASSERT_EQ(ptrace(PTRACE_DETACH, t, nullptr, nullptr), 0);
-  usleep(20000);
-  for (pid_t kid : kids) {
-    int status = 0;
-    ASSERT_EQ(waitpid(kid, &status, WNOHANG), 0);
-    kill(kid, SIGTERM);
-    ASSERT_EQ(waitpid(kid, &status, 0), kid);
-    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
-  }
+  for (pid_t kid : kids) ASSERT_NO_FATAL_FAILURE(ExpectRunsUntilSigterm(kid));
 }
 
 // A descriptor made by a remote call: criu-fast takes its copy at the
@@ -272,12 +270,7 @@ TEST(RemoteSyscallTest, CallClosingLeavesTheTargetsTableAsItWas) {
   close(copy);
   EXPECT_EQ(fds(), before);
   ASSERT_EQ(ptrace(PTRACE_DETACH, child, nullptr, nullptr), 0);
-  usleep(20000);
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, WNOHANG), 0);
-  kill(child, SIGTERM);
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+  ASSERT_NO_FATAL_FAILURE(ExpectRunsUntilSigterm(child));
 }
 
 }  // namespace
