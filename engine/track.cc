@@ -1,6 +1,5 @@
 #include "engine/track.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/prctl.h>
@@ -18,6 +17,7 @@
 #include "common/log.h"
 #include "kinds/kind.h"
 #include "pagemap/uffd_track.h"
+#include "proc/fd_dir.h"
 #include "ptrace/remote_syscall.h"
 
 namespace cf::engine {
@@ -112,20 +112,14 @@ namespace {
 
 // The descriptor number the next open of |pid| gets (its lowest free one).
 Result<int> LowestFreeFd(pid_t pid) {
-  const std::string path = "/proc/" + std::to_string(pid) + "/fd";
-  DIR* d = opendir(path.c_str());
-  if (d == nullptr) return ErrnoStatus("open " + path);
-  std::vector<bool> used;
-  while (const dirent* e = readdir(d)) {
-    char* end = nullptr;
-    const unsigned long n = strtoul(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0' || n > (1ul << 30)) continue;
-    if (n >= used.size()) used.resize(n + 1);
-    used[n] = true;
+  ASSIGN_OR_RETURN(const proc::FdDir dir, proc::FdDir::Open(pid));
+  ASSIGN_OR_RETURN(const std::vector<int> open, dir.List());  // ascending
+  int free = 0;
+  for (int fd : open) {
+    if (fd != free) break;
+    ++free;
   }
-  closedir(d);
-  const auto free = std::find(used.begin(), used.end(), false);
-  return static_cast<int>(free - used.begin());
+  return free;
 }
 
 }  // namespace

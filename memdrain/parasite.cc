@@ -180,14 +180,6 @@ Status Parasite::Run(cf_par_args* a, std::vector<UniqueFd>* out) {
                             read = true;
                             return a->tracer_fd;
                           });
-  if (!read) {
-    // The parasite was not stopped as it should (an error before): its
-    // pidfd goes like the pipes, by a call from the thread's own state.
-    Status r = ReadRemote(pid_, args_addr_, a, kArgsHead);
-    if (!r.ok() && st.ok()) st = r;
-    read = r.ok();
-    if (read && a->tracer_fd >= 0) (void)rs_.CleanupCall(__NR_close, static_cast<uint64_t>(a->tracer_fd));
-  }
   if (read && a->done != CF_PAR_DONE_OVER) {
     for (uint32_t j = 0; j < a->njobs && j < kMaxJobs; ++j) {
       if (a->jobs[j].fd >= 0) (void)rs_.CleanupCall(__NR_close, static_cast<uint64_t>(a->jobs[j].fd));

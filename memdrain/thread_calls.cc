@@ -221,24 +221,13 @@ Status ThreadCalls::Run(std::span<RemoteSyscall* const> threads, std::span<const
   }
   if (started > 0) {
     // The watcher's pidfd, if it made one, is closed from its stop.
-    auto tracer_fd = [&]() -> Result<int> {
+    Status s = leader_->StopCode(true, true, [&]() -> Result<int> {
       cf_par_group g{};
       iovec l{&g, sizeof(g)};
       iovec r{reinterpret_cast<void*>(group_), sizeof(g)};
       RETURN_IF_ERROR(Transfer(pid_, {&l, 1}, {&r, 1}, false, "the thread calls' group"));
       return g.tracer_fd;
-    };
-    bool asked = false;
-    Status s = leader_->StopCode(true, true, [&]() -> Result<int> {
-      asked = true;
-      return tracer_fd();
     });
-    if (!asked) {
-      // Not stopped as it should (an error before): closed from the
-      // leader's own state instead.
-      Result<int> fd = tracer_fd();
-      if (fd.ok() && *fd >= 0) (void)leader_->CleanupCall(__NR_close, static_cast<uint64_t>(*fd));
-    }
     if (!s.ok() && st.ok()) st = s;
   }
   RETURN_IF_ERROR(st);

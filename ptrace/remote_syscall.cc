@@ -672,11 +672,12 @@ Status RemoteSyscall::StopCode(bool guarded, bool count, const LeftOpen& left_op
   code_trapped_ = false;
   code_interrupted_ = false;
   code_resumed_ = false;
+  // Asked also after an error: what the code left open goes either way.
   int open_fd = -1;
-  if (left_open && st.ok()) {
+  if (left_open) {
     Result<int> fd = left_open();
     if (fd.ok()) open_fd = *fd;
-    st = fd.status();
+    if (!fd.ok() && st.ok()) st = fd.status();
   }
   auto closed = [&](Status s) {
     if (s.ok() && exit_rval_ < 0) {
@@ -685,7 +686,7 @@ Status RemoteSyscall::StopCode(bool guarded, bool count, const LeftOpen& left_op
     }
     if (!s.ok() && st.ok()) st = s.WithContext("what the code left open");
   };
-  if (open_fd >= 0 && frame_addr_ != 0) {
+  if (open_fd >= 0 && frame_addr_ != 0 && st.ok()) {
     // Closed from the code's stop: until the call's registers are set the
     // code still watches criu-fast; from then on they lead through the
     // return frame, which also gives the thread its own mask back.
@@ -699,7 +700,8 @@ Status RemoteSyscall::StopCode(bool guarded, bool count, const LeftOpen& left_op
   }
   if (ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_) != 0 && st.ok()) st = ErrnoStatus("ptrace SETREGS (put back)");
   if (open_fd >= 0) {
-    // No return frame: a plain call, the thread's own registers around it.
+    // No return frame, or the code was not stopped as it should (an error
+    // before): a plain call, the thread's own registers around it.
     auto r = CleanupCall(__NR_close, static_cast<uint64_t>(open_fd));
     closed(r.status());
   }

@@ -149,6 +149,8 @@ class RemoteSyscall {
   // a call whose registers lead through the return frame: should criu-fast
   // die at any instant, either the code (still waiting) or the frame (once
   // the call has begun) sees to it, and the target keeps no descriptor.
+  // After an error it is still asked, and the descriptor closed once the
+  // thread has its own registers back.
   using LeftOpen = std::function<Result<int>()>;
   Status RunCode(uint64_t ip, uint64_t sp, uint64_t arg, const std::function<Result<bool>()>& ended,
                  int timeout_ms, bool guarded, const LeftOpen& left_open = {});
