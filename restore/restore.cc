@@ -626,9 +626,16 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   ForgetCachedBlocks();  // no shared block freed since the load is handed out again in the tree
   auto cloned = CloneWithPid(root);
   if (cloned.ok() && *cloned == 0) {
+    // The root holds only its ends of the two pipes: with its own copy of
+    // the go-ahead's write end, the read would never end should criu-fast
+    // die before it writes (the root waits, untraced, for ever).
+    go_w.reset();
+    msg_r.reset();
     RunTask({&images, 0, images.dir, jobs, go_r.get(), msg_w.get(), &files, ghosts, &cgroups, netns.get(),
              &shared_ghosts, nullptr, filled});
   }
+  // Tests: criu-fast killed between the root's clone and its go-ahead.
+  if (cloned.ok() && FaultArmed("restore-die-before-go")) raise(SIGKILL);
   for (const auto& [id, fd] : ghosts) close(fd);
   RETURN_IF_ERROR(cloned.status());
   const uint64_t created_at = MonotonicNs();

@@ -55,6 +55,16 @@ check_pass "$W"
 for p in "${all[@]}"; do kill -KILL "$p" 2>/dev/null; done
 all_free
 
+# The worst instant, made certain: criu-fast killed right after it cloned
+# the root, before its go-ahead (CF_FAULT=restore-die-before-go). The
+# root, not traced yet, must see the go-ahead pipe end and exit (it held
+# that pipe's write end itself once, and waited for ever).
+rc=0
+CF_FAULT=restore-die-before-go "$CRIU_FAST" restore -D "$IMG" -d -v0 >"$E2E_TMP/round.out" 2>"$E2E_TMP/round.err" || rc=$?
+[ "$rc" = 137 ] || fail "killed before the go-ahead: exit $rc, expected 137 (SIGKILL)"
+all_free
+log "killed before the go-ahead: the root exited by itself"
+
 n_killed=0 n_done=0
 for ((i = 0; i < ROUNDS; i++)); do
   sig=KILL
