@@ -45,7 +45,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # run TOOL MODE N [ARG]: prints "dump_ms restore_ms frozen_ms check"
 run() {
-  local tool=$1 mode=$2 n=$3 arg=${4:-} w pid t0 t1 t2 t3 frozen=- res i
+  local tool=$1 mode=$2 n=$3 arg=${4:-} w pid pids t0 t1 t2 t3 frozen=- res i
   w=$WORK/$tool-$mode-$n
   mkdir -p "$w" "$OUT_DIR"
   rm -rf "$OUT_DIR/img"
@@ -54,6 +54,11 @@ run() {
   for ((i = 0; i < 3000; i++)); do [ -s "$w/ready" ] && break; sleep 0.1; done
   pid=$(tr -dc 0-9 <"$w/ready")
   [ -n "$pid" ] || { echo "- - - not-ready"; return; }
+  # Every process of the tree: the restore starts once all their pids are
+  # free again (the dump kills the tree, and this machine's init reaps the
+  # orphaned children a second or more later; criu-fast would wait for
+  # them inside its timed restore, CRIU fail).
+  pids=$(pgrep -f "$PROGS/scale $w")
   t0=$(now_ms)
   if [ "$tool" = criu-fast ]; then
     "$CRIU_FAST" dump -t "$pid" -D "$OUT_DIR/img" --display-stats >"$w/dump.out" 2>&1 || { echo "- - - dump-failed"; pkill -KILL -f "$PROGS/scale $w"; return; }
@@ -62,7 +67,12 @@ run() {
     "$CRIU" dump -t "$pid" -D "$OUT_DIR/img" --shell-job >"$w/dump.out" 2>&1 || { echo "- - - dump-failed"; pkill -KILL -f "$PROGS/scale $w"; return; }
   fi
   t1=$(now_ms)
-  for ((i = 0; i < 600; i++)); do [ -e "/proc/$pid" ] || break; sleep 0.05; done
+  for ((i = 0; i < 1200; i++)); do
+    local alive=0 p
+    for p in $pids; do [ -e "/proc/$p" ] && { alive=1; break; }; done
+    [ "$alive" = 0 ] && break
+    sleep 0.05
+  done
   t2=$(now_ms)
   if [ "$tool" = criu-fast ]; then
     "$CRIU_FAST" restore -D "$OUT_DIR/img" -d >"$w/restore.out" 2>&1 || { echo "$((t1 - t0)) - $frozen restore-failed"; return; }
