@@ -12,7 +12,10 @@
 #   CASE is MODE:SMALL:LARGE[:ARG], default:
 #   threads:2500:10000 procs:125:500 fds:2500:10000 maps:15000:60000 sparse:4:16:1024
 #   (sparse: GiB of mapping at each size, with ARG MiB touched)
-# Environment: CRIU_FAST (./build/criu-fast), PROGS (./build/progs), OUT_DIR (/dev/shm/cf-scale).
+# Environment: CRIU_FAST (./build/criu-fast), PROGS (./build/progs), OUT_DIR (/dev/shm/cf-scale),
+#   REPEAT (1): each size is run REPEAT times, the tools taking turns inside
+#   each round (drift on a shared VM hits both alike); with REPEAT > 1 a
+#   closing table gives each tool's medians and the ratios criu-fast/CRIU.
 set -u -o pipefail
 
 CRIU=
@@ -25,6 +28,7 @@ CASES=("$@")
 CRIU_FAST=${CRIU_FAST:-./build/criu-fast}
 PROGS=${PROGS:-./build/progs}
 OUT_DIR=${OUT_DIR:-/dev/shm/cf-scale}
+REPEAT=${REPEAT:-1}
 die() { echo "scale: $*" >&2; exit 1; }
 [ -x "$CRIU_FAST" ] || die "no criu-fast at $CRIU_FAST"
 [ -x "$PROGS/scale" ] || die "no scale program in $PROGS"
@@ -47,6 +51,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 run() {
   local tool=$1 mode=$2 n=$3 arg=${4:-} w pid pids t0 t1 t2 t3 frozen=- res i
   w=$WORK/$tool-$mode-$n
+  rm -rf "$w"  # an earlier round's ready file
   mkdir -p "$w" "$OUT_DIR"
   rm -rf "$OUT_DIR/img"
   mkdir -p "$OUT_DIR/img"
@@ -90,17 +95,44 @@ run() {
 }
 
 printf '%-8s %-8s %7s %10s %10s %10s %12s %12s  %s\n' tool case size dump_ms restore_ms frozen_ms dump_us/item rest_us/item check
+declare -A DUMPS RESTORES  # "tool mode n" -> the times of every round
 for c in "${CASES[@]}"; do
   IFS=: read -r mode small large arg <<<"$c"
-  for tool in criu-fast ${CRIU:+criu}; do
+  for ((rep = 1; rep <= REPEAT; rep++)); do
     for n in $small $large; do
-      read -r d r f res <<<"$(run "$tool" "$mode" "$n" "$arg")"
-      items=$n
-      [ "$mode" = sparse ] && items=$((n * 262144))  # pages of the mapping
-      per_d=-; per_r=-
-      [ "$d" != - ] && per_d=$(awk -v a="$d" -v b="$items" 'BEGIN { printf "%.2f", a * 1000 / b }')
-      [ "$r" != - ] && per_r=$(awk -v a="$r" -v b="$items" 'BEGIN { printf "%.2f", a * 1000 / b }')
-      printf '%-8s %-8s %7s %10s %10s %10s %12s %12s  %s\n' "$tool" "$mode" "$n" "$d" "$r" "$f" "$per_d" "$per_r" "$res"
+      for tool in criu-fast ${CRIU:+criu}; do
+        read -r d r f res <<<"$(run "$tool" "$mode" "$n" "$arg")"
+        items=$n
+        [ "$mode" = sparse ] && items=$((n * 262144))  # pages of the mapping
+        per_d=-; per_r=-
+        [ "$d" != - ] && per_d=$(awk -v a="$d" -v b="$items" 'BEGIN { printf "%.2f", a * 1000 / b }')
+        [ "$r" != - ] && per_r=$(awk -v a="$r" -v b="$items" 'BEGIN { printf "%.2f", a * 1000 / b }')
+        printf '%-8s %-8s %7s %10s %10s %10s %12s %12s  %s\n' "$tool" "$mode" "$n" "$d" "$r" "$f" "$per_d" "$per_r" "$res"
+        [ "$d" != - ] && DUMPS["$tool $mode $n"]+=" $d"
+        [ "$r" != - ] && RESTORES["$tool $mode $n"]+=" $r"
+      done
     done
   done
 done
+
+# median of the numbers given ("-" for none)
+median() {
+  [ $# -gt 0 ] || { echo -; return; }
+  printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { m = int((NR + 1) / 2); printf "%d", (NR % 2) ? v[m] : (v[m] + v[m + 1]) / 2 }'
+}
+ratio() { [ "$1" != - ] && [ "$2" != - ] && [ "$2" != 0 ] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }' || echo -; }
+if [ "$REPEAT" -gt 1 ]; then
+  echo
+  echo "medians of $REPEAT rounds (ms)${CRIU:+, ratios criu-fast/CRIU}:"
+  printf '%-8s %7s %10s %10s %10s %10s %8s %8s\n' case size cf_dump cf_restore criu_dump criu_rest r_dump r_rest
+  for c in "${CASES[@]}"; do
+    IFS=: read -r mode small large arg <<<"$c"
+    for n in $small $large; do
+      # shellcheck disable=SC2086
+      fd=$(median ${DUMPS["criu-fast $mode $n"]:-}); fr=$(median ${RESTORES["criu-fast $mode $n"]:-})
+      # shellcheck disable=SC2086
+      cd_=$(median ${DUMPS["criu $mode $n"]:-}); cr=$(median ${RESTORES["criu $mode $n"]:-})
+      printf '%-8s %7s %10s %10s %10s %10s %8s %8s\n' "$mode" "$n" "$fd" "$fr" "$cd_" "$cr" "$(ratio "$fd" "$cd_")" "$(ratio "$fr" "$cr")"
+    done
+  done
+fi
