@@ -14,12 +14,18 @@
  *                  touched, spread evenly over it
  * W/ready is written once everything exists. On SIGUSR1 the program checks
  * every item and writes W/result.
+ *
+ * scale --pids-free PID... (for bench/scale.sh) returns once each PID can be
+ * given to a new process again (clone3 with set_tid, the child exiting at
+ * once), exit status 1 after 10 s. A process killed while traced (as a dump
+ * leaves it) may hold its pid a few ms after its /proc entry went.
  */
 #include "prog_common.h"
 
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <linux/sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -196,7 +202,31 @@ static void check_sparse(void) {
   }
 }
 
+static int pids_free(int count, char **pids) {
+  for (int i = 0; i < count; i++) {
+    pid_t want = (pid_t)strtol(pids[i], NULL, 10);
+    for (int waited_us = 0;; waited_us += 500) {
+      pid_t asked = want;
+      struct clone_args args;
+      memset(&args, 0, sizeof(args));
+      args.exit_signal = SIGCHLD;
+      args.set_tid = (uint64_t)(uintptr_t)&asked;
+      args.set_tid_size = 1;
+      long r = syscall(SYS_clone3, &args, sizeof(args));
+      if (r == 0) _exit(0);
+      if (r > 0) {
+        waitpid((pid_t)r, NULL, 0);
+        break;
+      }
+      if (errno != EEXIST || waited_us >= 10 * 1000 * 1000) return 1;
+      usleep(500);
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--pids-free") == 0) return pids_free(argc - 2, argv + 2);
   cf_init(argc, argv, 3, "scale W threads|procs|fds|maps|sparse N [ARG]");
   const char *mode = argv[2];
   n = strtol(argv[3], NULL, 10);
