@@ -51,6 +51,10 @@ struct PremappedVma {
   // the parent premapped it): its INHERITED pages are the parent's, shared
   // copy-on-write, and need no fill (see Inheritance).
   bool inherited = false;
+  // Registered with the new process's userfaultfd (RegisterCopyFill): its
+  // pages are filled by UFFDIO_COPY, never by process_vm_writev (which
+  // would fault on a missing page there and fail).
+  bool by_copy = false;
 };
 
 // Read by criu-fast from the new process's memory (TaskReport.plan_addr).
@@ -186,7 +190,34 @@ class DataIndex {
 // parent, grandparent, ... (as far as pages are inherited). Runs in
 // criu-fast, not in the new process: threads there would take TIDs the
 // restored threads need.
+// With |copy_fd| (criu-fast's copy of the process's userfaultfd, see
+// RegisterCopyFill), the slots marked by_copy are filled by UFFDIO_COPY;
+// |pages_copied|, where given, grows by the pages that went in that way.
 Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageChain& chain, int jobs,
-                  const std::vector<PageChain>& lineage = {});
+                  const std::vector<PageChain>& lineage = {}, int copy_fd = -1, uint64_t* pages_copied = nullptr);
+
+// Filling by copy. process_vm_writev faults each page in through the
+// target's page tables (allocate, zero, map) before it copies into it;
+// UFFDIO_COPY allocates the page, copies into it and maps it, a run of
+// pages a call: no zeroing, no fault. It only fills missing pages of a
+// range registered with a userfaultfd of the process, made by the process
+// itself. Per page it costs more than process_vm_writev where the data lies
+// in runs of one page (a sparse mapping), less where the runs are long.
+struct CopyFill {
+  int uffd = -1;  // -1: none (the fill is all process_vm_writev)
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // registered [start, end), premap addresses
+};
+
+// From inside the new process, after PopulateData: registers (missing
+// pages) the runs of slots of plain private anonymous memory whose data
+// comes in runs of several pages, where the transparent huge page setting
+// would not give them huge pages (a copy maps small pages), and marks their
+// slots by_copy. Only for a process whose pages are all DATA (no parent
+// image, no pages shared with another process). uffd -1 where nothing
+// qualifies, or userfaultfd is missing or off (CF_FILL_COPY=0).
+Result<CopyFill> RegisterCopyFill(const img::Process& core, const img::PageMap& pm, MemoryLayout* layout);
+
+// After the fill, from inside the new process: unregisters and closes.
+Status EndCopyFill(CopyFill* fill);
 
 }  // namespace cf::restore

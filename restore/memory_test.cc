@@ -3,9 +3,14 @@
 #include "restore/memory.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -147,6 +152,51 @@ TEST_F(FillDupTest, SparsePagesComeBackExactlyInFreshAndUsedMemory) {
         ASSERT_EQ(buf_[i * P + b], pages[i][b]) << (fresh ? "fresh" : "used") << " page " << i << " byte " << b;
       }
     }
+  }
+}
+
+// The fill by UFFDIO_COPY (RegisterCopyFill): into a range registered
+// with a userfaultfd, missing pages are copied in, a page present already
+// (a slot's first page KeepApart faulted in) is written as before, and a
+// page of zeros in fresh memory is left missing. A write by
+// process_vm_writev into a missing page there would fail (EFAULT: the
+// userfaultfd is user-mode only), so this also checks none is made.
+TEST_F(FillDupTest, CopyFillCopiesMissingPagesAndWritesPresentOnes) {
+  constexpr int kUserModeOnly = 1;  // UFFD_USER_MODE_ONLY
+  const int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | kUserModeOnly));
+  if (uffd < 0) GTEST_SKIP() << "no userfaultfd here (" << strerror(errno) << ")";
+  uffdio_api api{};
+  api.api = UFFD_API;
+  ASSERT_EQ(ioctl(uffd, UFFDIO_API, &api), 0) << strerror(errno);
+  std::vector<std::vector<uint8_t>> pages = {PageOf(0x11), PageOf(0x22), PageOf(0), PageOf(0x44)};
+  pages[3][0] = 0;  // data that does not fill the page
+  img::PageMap pm;
+  pm.set_pid(1);
+  Add(&pm, V, 4, img::PageRange::DATA);
+  const std::string path = WritePages(&pm, "pages-1.img", pages);
+  ImagePages image;
+  image[1] = {&pm, path, &image};
+  ASSERT_EQ(madvise(buf_, 4 * P, MADV_DONTNEED), 0);
+  buf_[P] = 0;  // page 1 present
+  uffdio_register reg{};
+  reg.range.start = reinterpret_cast<uint64_t>(buf_);
+  reg.range.len = 4 * P;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  ASSERT_EQ(ioctl(uffd, UFFDIO_REGISTER, &reg), 0) << strerror(errno);
+  std::vector<PremappedVma> slots = Slots();
+  slots[0].by_copy = true;
+  uint64_t copied = 0;
+  Status s = FillMemory(getpid(), slots, PageChain{image[1]}, 1, {}, uffd, &copied);
+  uffdio_range r{reinterpret_cast<uint64_t>(buf_), 4 * P};
+  ASSERT_EQ(ioctl(uffd, UFFDIO_UNREGISTER, &r), 0) << strerror(errno);
+  close(uffd);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(copied, 2u);  // pages 0 and 3
+  unsigned char present[4];
+  ASSERT_EQ(mincore(buf_, 4 * P, present), 0);
+  EXPECT_FALSE(present[2] & 1) << "a page of zeros was filled";
+  for (int i = 0; i < 4; ++i) {
+    for (uint64_t b = 0; b < P; ++b) ASSERT_EQ(buf_[i * P + b], pages[i][b]) << "page " << i << " byte " << b;
   }
 }
 

@@ -362,7 +362,8 @@ class ChildSignals {
 // error. Nothing stops for a fork: the processes of the tree create theirs
 // side by side while criu-fast fills others.
 Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected, int msg_fd, int jobs,
-                        long options, uint32_t* filled, CreatedTree* created, std::map<pid_t, TaskMessage>* msgs) {
+                        long options, uint32_t* filled, CreatedTree* created, std::map<pid_t, TaskMessage>* msgs,
+                        uint64_t* pages_copied) {
   std::map<pid_t, size_t> index;  // pid -> its process in images
   for (size_t i = 0; i < images.processes.size(); ++i) index[images.processes[i].core.pid()] = i;
   auto go_on = [&](pid_t pid) {
@@ -412,7 +413,14 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
       std::vector<PremappedVma> slots(report.plan_count);
       RETURN_IF_ERROR(ReadRemote(m.pid, report.plan_addr, slots.data(), slots.size() * sizeof(PremappedVma),
                                  "premap plan"));
-      RETURN_IF_ERROR(FillMemory(m.pid, slots, p.chain(), jobs, LineageOf(images, p))
+      UniqueFd copy_fd;
+      if (report.has_copy_fd) {
+        // Its userfaultfd, to copy pages into its by_copy slots.
+        UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, m.pid, 0)));
+        if (pidfd.valid()) copy_fd.reset(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), report.copy_fd, 0)));
+        if (!copy_fd.valid()) return ErrnoStatus("take the userfaultfd of restored process " + std::to_string(m.pid));
+      }
+      RETURN_IF_ERROR(FillMemory(m.pid, slots, p.chain(), jobs, LineageOf(images, p), copy_fd.get(), pages_copied)
                           .WithContext("restore of process " + std::to_string(m.pid)));
       for (pid_t go : tables.Filled(m.pid)) go_on(go);
     }
@@ -519,7 +527,7 @@ Status WritePidfile(const std::string& path, pid_t pid) {
 }
 
 void PrintStats(const std::map<pid_t, TaskMessage>& msgs, uint64_t total_ns, uint64_t pid_wait_ns,
-                uint64_t finish_ns, size_t processes) {
+                uint64_t finish_ns, size_t processes, uint64_t pages_copied) {
   auto ms = [](uint64_t ns) { return static_cast<double>(ns) / 1e6; };
   uint64_t premap = 0, fill = 0, files = 0, pages = 0;
   for (const auto& [pid, m] : msgs) {
@@ -537,6 +545,7 @@ void PrintStats(const std::map<pid_t, TaskMessage>& msgs, uint64_t total_ns, uin
   printf("  finish time:     %.3f ms\n", ms(finish_ns));
   printf("  processes:       %zu\n", processes);
   printf("  pages restored:  %lu\n", pages);
+  printf("  pages copied in: %lu (UFFDIO_COPY; the others written with process_vm_writev)\n", pages_copied);
   printf("  fill rate:       %.2f GB/s\n", fill ? static_cast<double>(pages) * 4096.0 / static_cast<double>(fill) : 0.0);
   fflush(stdout);
 }
@@ -671,7 +680,9 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   RETURN_IF_ERROR(WriteAll(go_w.get(), &byte, 1, "go"));
 
   std::map<pid_t, TaskMessage> msgs;
-  RETURN_IF_ERROR(WaitForRestorers(images, restorer_stops, msg_r.get(), jobs, options, filled, &created, &msgs));
+  uint64_t pages_copied = 0;
+  RETURN_IF_ERROR(
+      WaitForRestorers(images, restorer_stops, msg_r.get(), jobs, options, filled, &created, &msgs, &pages_copied));
   const uint64_t finish_start = MonotonicNs();
   std::vector<Done> done;
   for (const auto& p : images.processes) {
@@ -719,7 +730,9 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   if (opts.images_done) opts.images_done();
   const uint64_t end = MonotonicNs();
   LOG_INFO("restore: %zu processes run again (%.3f ms)", images.processes.size(), static_cast<double>(end - start) / 1e6);
-  if (opts.display_stats) PrintStats(msgs, end - start, created_at - loaded, end - finish_start, images.processes.size());
+  if (opts.display_stats) {
+    PrintStats(msgs, end - start, created_at - loaded, end - finish_start, images.processes.size(), pages_copied);
+  }
 
   *exit_code = 0;
   if (opts.detached) {

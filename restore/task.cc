@@ -310,6 +310,11 @@ Status PremapAndFill(TaskContext& ctx, const ArgsPlan& plan, const InheritedFile
   const MemoryLayout& layout = out->layout;
   RETURN_IF_ERROR(PopulateData(layout, images.pagemap));
   RETURN_IF_ERROR(InstallGuards(layout, images.pagemap));
+  // Not where the table is shared: the descriptor would be in the others' way.
+  CopyFill copy;
+  if (!core.fdt_shared()) {
+    ASSIGN_OR_RETURN(copy, RegisterCopyFill(core, images.pagemap, &out->layout));
+  }
   uint64_t t1 = MonotonicNs();
   if (core.fdt_shared()) {
     for (const auto& [id, fd] : ctx.inherited) {
@@ -326,6 +331,8 @@ Status PremapAndFill(TaskContext& ctx, const ArgsPlan& plan, const InheritedFile
   msg.report.region_len = layout.region_len;
   msg.report.plan_addr = reinterpret_cast<uint64_t>(layout.vmas.data());
   msg.report.plan_count = layout.vmas.size();
+  msg.report.copy_fd = copy.uffd;
+  msg.report.has_copy_fd = copy.uffd >= 0;
   if (write(ctx.report_fd, &msg, sizeof(msg)) != static_cast<ssize_t>(sizeof(msg))) {
     return ErrnoStatus("report to criu-fast");
   }
@@ -333,6 +340,7 @@ Status PremapAndFill(TaskContext& ctx, const ArgsPlan& plan, const InheritedFile
   while (__atomic_load_n(filled, __ATOMIC_ACQUIRE) == 0) {
     syscall(SYS_futex, filled, FUTEX_WAIT, 0, nullptr, nullptr, 0);
   }
+  RETURN_IF_ERROR(EndCopyFill(&copy));
   out->premap_ns = t1 - t0;
   out->fill_ns = MonotonicNs() - t1;
   return OkStatus();

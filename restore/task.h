@@ -38,6 +38,10 @@ struct TaskReport {
   // memory, read by criu-fast with process_vm_readv while it is stopped).
   uint64_t plan_addr;
   uint64_t plan_count;
+  // 'P': the process's userfaultfd that its by_copy slots are registered
+  // with (RegisterCopyFill), where has_copy_fd.
+  int32_t copy_fd;
+  uint32_t has_copy_fd;
   uint64_t premap_ns;
   uint64_t fill_ns;
   uint64_t files_ns;
