@@ -1247,7 +1247,6 @@ constexpr uint64_t kCopyMinRun = 4;
 // where unknown.
 const std::string& ThpSetting() {
   static const std::string setting = [] {
-    std::string text;
     UniqueFd fd(open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC));
     char buf[128];
     const ssize_t n = fd.valid() ? read(fd.get(), buf, sizeof(buf) - 1) : -1;
