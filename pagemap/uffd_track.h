@@ -37,8 +37,21 @@
 
 namespace cf::pagemap {
 
+// A userfaultfd of this process's mm (user-mode faults only, non-blocking,
+// close-on-exec), its API handshake done with |features|.
+Result<UniqueFd> OpenUserfaultfd(uint64_t features = 0);
+
 // Turns on the write-tracking features on a fresh userfaultfd (UFFDIO_API).
 Status EnableWriteTracking(int uffd);
+
+// Registers [start, end) with |uffd| for missing pages, to be filled by
+// UFFDIO_COPY (restore/memory.h, RegisterCopyFill). False, with nothing
+// left registered, when the range cannot be (a VMA userfaultfd refuses,
+// or no UFFDIO_COPY for it).
+Result<bool> RegisterForCopy(int uffd, uint64_t start, uint64_t end);
+
+// Undoes a registration of [start, end).
+Status Unregister(int uffd, uint64_t start, uint64_t end);
 
 // Registers [start, end) (whole VMAs) for write tracking with |uffd|.
 // Returns false, with nothing changed, when the range cannot be tracked: a

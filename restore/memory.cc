@@ -5,7 +5,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -25,6 +24,7 @@
 #include "kinds/fork_cow.h"
 #include "kinds/ghost_file.h"
 #include "kinds/hugetlb.h"
+#include "pagemap/uffd_track.h"
 #include "pagemap/vma.h"
 #include "streams/codec.h"
 #include "streams/image_file.h"
@@ -1320,31 +1320,16 @@ Result<CopyFill> RegisterCopyFill(const img::Process& core, const img::PageMap& 
   for (const Group& g : groups) {
     if (g.runs == 0 || g.pages < kCopyMinRun * g.runs) continue;
     if (fill.uffd < 0) {
-      // UFFD_USER_MODE_ONLY: a fault from the kernel in a registered range
-      // (a stray process_vm_writev) fails instead of waiting for an answer.
-      constexpr int kUffdUserModeOnly = 1;
-      const int fd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | kUffdUserModeOnly));
-      if (fd < 0) return fill;  // no userfaultfd here: process_vm_writev fills all
-      uffdio_api api{};
-      api.api = UFFD_API;
-      if (ioctl(fd, UFFDIO_API, &api) != 0) {
-        close(fd);
-        return fill;
-      }
-      fill.uffd = fd;
+      // User-mode only: a fault from the kernel in a registered range (a
+      // stray process_vm_writev) fails instead of waiting for an answer.
+      Result<UniqueFd> fd = pagemap::OpenUserfaultfd();
+      if (!fd.ok()) return fill;  // no userfaultfd here: process_vm_writev fills all
+      fill.uffd = fd->release();
     }
     const uint64_t start = L->vmas[g.first].premap;
     const uint64_t end = L->vmas[g.last].premap + L->vmas[g.last].len;
-    uffdio_register reg{};
-    reg.range.start = start;
-    reg.range.len = end - start;
-    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-    if (ioctl(fill.uffd, UFFDIO_REGISTER, &reg) != 0) continue;  // this group by process_vm_writev
-    if (!(reg.ioctls & (uint64_t{1} << _UFFDIO_COPY))) {
-      uffdio_range undo{start, end - start};
-      if (ioctl(fill.uffd, UFFDIO_UNREGISTER, &undo) != 0) return ErrnoStatus("unregister premapped memory");
-      continue;
-    }
+    ASSIGN_OR_RETURN(const bool registered, pagemap::RegisterForCopy(fill.uffd, start, end));
+    if (!registered) continue;  // this group by process_vm_writev
     fill.ranges.emplace_back(start, end);
     for (size_t i = g.first; i <= g.last; ++i) L->vmas[i].by_copy = true;
   }
@@ -1359,8 +1344,7 @@ Status EndCopyFill(CopyFill* fill) {
   if (fill->uffd < 0) return OkStatus();
   Status s;
   for (const auto& [start, end] : fill->ranges) {
-    uffdio_range r{start, end - start};
-    if (ioctl(fill->uffd, UFFDIO_UNREGISTER, &r) != 0 && s.ok()) s = ErrnoStatus("unregister premapped memory");
+    if (Status u = pagemap::Unregister(fill->uffd, start, end); !u.ok() && s.ok()) s = u;
   }
   close(fill->uffd);
   fill->uffd = -1;

@@ -3,11 +3,7 @@
 #include "restore/memory.h"
 
 #include <gtest/gtest.h>
-#include <fcntl.h>
-#include <linux/userfaultfd.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "pagemap/uffd_track.h"
 #include "streams/image_file.h"
 
 namespace cf::restore {
@@ -70,6 +67,16 @@ class FillDupTest : public ::testing::Test {
     return path;
   }
 
+  // |pages| as the DATA pages of process 1 at V (one raw chunk): its level.
+  const PageLevel& OneProcess(const std::vector<std::vector<uint8_t>>& pages) {
+    one_pm_.Clear();
+    one_pm_.set_pid(1);
+    Add(&one_pm_, V, pages.size(), img::PageRange::DATA);
+    const std::string path = WritePages(&one_pm_, "pages-1.img", pages);
+    one_image_[1] = {&one_pm_, path, &one_image_};
+    return one_image_[1];
+  }
+
   std::vector<PremappedVma> Slots() const {
     PremappedVma v;
     v.start = V;
@@ -81,6 +88,8 @@ class FillDupTest : public ::testing::Test {
 
   std::string dir_;
   uint8_t* buf_ = nullptr;
+  img::PageMap one_pm_;
+  ImagePages one_image_;
 };
 
 // Process 1 of the increment (level 0) takes its first 3 pages from the
@@ -135,17 +144,12 @@ TEST_F(FillDupTest, SparsePagesComeBackExactlyInFreshAndUsedMemory) {
   pages[1][1500] = 4;               // and one inside
   for (uint64_t b = 2000; b < 2100; ++b) pages[2][b] = static_cast<uint8_t>(b);  // a middle span only
   // pages[3]: all zero, stored as DATA all the same
-  img::PageMap pm;
-  pm.set_pid(1);
-  Add(&pm, V, 4, img::PageRange::DATA);
-  const std::string path = WritePages(&pm, "pages-1.img", pages);
-  ImagePages image;
-  image[1] = {&pm, path, &image};
+  const PageLevel& level = OneProcess(pages);
   for (const bool fresh : {true, false}) {
     memset(buf_, fresh ? 0 : 0xff, 4 * P);  // fresh memory is zero; used memory is not
     std::vector<PremappedVma> slots = Slots();
     slots[0].anonymous = fresh;
-    Status s = FillMemory(getpid(), slots, PageChain{image[1]}, 1);
+    Status s = FillMemory(getpid(), slots, PageChain{level}, 1);
     ASSERT_TRUE(s.ok()) << s.ToString();
     for (int i = 0; i < 4; ++i) {
       for (uint64_t b = 0; b < P; ++b) {
@@ -162,34 +166,21 @@ TEST_F(FillDupTest, SparsePagesComeBackExactlyInFreshAndUsedMemory) {
 // process_vm_writev into a missing page there would fail (EFAULT: the
 // userfaultfd is user-mode only), so this also checks none is made.
 TEST_F(FillDupTest, CopyFillCopiesMissingPagesAndWritesPresentOnes) {
-  constexpr int kUserModeOnly = 1;  // UFFD_USER_MODE_ONLY
-  const int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | kUserModeOnly));
-  if (uffd < 0) GTEST_SKIP() << "no userfaultfd here (" << strerror(errno) << ")";
-  uffdio_api api{};
-  api.api = UFFD_API;
-  ASSERT_EQ(ioctl(uffd, UFFDIO_API, &api), 0) << strerror(errno);
+  Result<UniqueFd> uffd = pagemap::OpenUserfaultfd();
+  if (!uffd.ok()) GTEST_SKIP() << "no userfaultfd here (" << uffd.status().ToString() << ")";
   std::vector<std::vector<uint8_t>> pages = {PageOf(0x11), PageOf(0x22), PageOf(0), PageOf(0x44)};
   pages[3][0] = 0;  // data that does not fill the page
-  img::PageMap pm;
-  pm.set_pid(1);
-  Add(&pm, V, 4, img::PageRange::DATA);
-  const std::string path = WritePages(&pm, "pages-1.img", pages);
-  ImagePages image;
-  image[1] = {&pm, path, &image};
+  const PageLevel& level = OneProcess(pages);
   ASSERT_EQ(madvise(buf_, 4 * P, MADV_DONTNEED), 0);
   buf_[P] = 0;  // page 1 present
-  uffdio_register reg{};
-  reg.range.start = reinterpret_cast<uint64_t>(buf_);
-  reg.range.len = 4 * P;
-  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-  ASSERT_EQ(ioctl(uffd, UFFDIO_REGISTER, &reg), 0) << strerror(errno);
+  const uint64_t start = reinterpret_cast<uint64_t>(buf_);
+  Result<bool> registered = pagemap::RegisterForCopy(uffd->get(), start, start + 4 * P);
+  ASSERT_TRUE(registered.ok() && *registered) << "register for UFFDIO_COPY";
   std::vector<PremappedVma> slots = Slots();
   slots[0].by_copy = true;
   uint64_t copied = 0;
-  Status s = FillMemory(getpid(), slots, PageChain{image[1]}, 1, {}, uffd, &copied);
-  uffdio_range r{reinterpret_cast<uint64_t>(buf_), 4 * P};
-  ASSERT_EQ(ioctl(uffd, UFFDIO_UNREGISTER, &r), 0) << strerror(errno);
-  close(uffd);
+  Status s = FillMemory(getpid(), slots, PageChain{level}, 1, {}, uffd->get(), &copied);
+  ASSERT_TRUE(pagemap::Unregister(uffd->get(), start, start + 4 * P).ok());
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(copied, 2u);  // pages 0 and 3
   unsigned char present[4];

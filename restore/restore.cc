@@ -53,6 +53,7 @@
 #include "proc/proc_parse.h"
 #include "ptrace/remote_syscall.h"
 #include "kinds/cgroup.h"
+#include "kinds/kind.h"
 #include "kinds/net_lock.h"
 #include "kinds/tcp_socket.h"
 #include "kinds/netns.h"
@@ -416,9 +417,7 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
       UniqueFd copy_fd;
       if (report.has_copy_fd) {
         // Its userfaultfd, to copy pages into its by_copy slots.
-        UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, m.pid, 0)));
-        if (pidfd.valid()) copy_fd.reset(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), report.copy_fd, 0)));
-        if (!copy_fd.valid()) return ErrnoStatus("take the userfaultfd of restored process " + std::to_string(m.pid));
+        ASSIGN_OR_RETURN(copy_fd, kinds::TakeFd(m.pid, report.copy_fd));
       }
       RETURN_IF_ERROR(FillMemory(m.pid, slots, p.chain(), jobs, LineageOf(images, p), copy_fd.get(), pages_copied)
                           .WithContext("restore of process " + std::to_string(m.pid)));
