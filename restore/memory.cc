@@ -856,26 +856,43 @@ Status WritePieces(pid_t pid, const uint8_t* src, const Piece* pieces, size_t n)
 struct CopyInto {
   int fd = -1;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  std::vector<uint64_t> slot_ends;         // where each by_copy slot ends (premap addresses, sorted)
   std::atomic<uint64_t>* pages = nullptr;  // counts the pages copied
 };
 
 // Copies |len| bytes (whole pages) from |src| to |dst| in the new process.
 // A page there already (the first of a slot KeepApart faulted in) is
-// written with process_vm_writev: present, it needs no fault.
+// written with process_vm_writev: present, it needs no fault. One
+// UFFDIO_COPY fills one VMA only: a run over slots that are separate VMAs
+// here (packed slots; VMAs in place that madvise() parted at premap) is
+// refused with ENOENT and copied again up to its slot's end, and on.
 Status CopyRun(pid_t pid, const CopyInto& into, const uint8_t* src, uint64_t dst, uint64_t len) {
   int stalls = 0;
+  uint64_t limit = UINT64_MAX;  // the end of the slot at |dst|, once the kernel refused a run past it
   while (len > 0) {
     uffdio_copy c{};
     c.dst = dst;
     c.src = reinterpret_cast<uint64_t>(src);
-    c.len = len;
+    c.len = std::min(len, limit - dst);
     if (ioctl(into.fd, UFFDIO_COPY, &c) == 0) {
-      into.pages->fetch_add(len / kPageSize, std::memory_order_relaxed);
-      return OkStatus();
+      into.pages->fetch_add(c.len / kPageSize, std::memory_order_relaxed);
+      src += c.len;
+      dst += c.len;
+      len -= c.len;
+      limit = UINT64_MAX;
+      continue;
     }
     const int err = errno;
+    if (err == ENOENT && c.copy <= 0 && limit == UINT64_MAX) {
+      auto end = std::upper_bound(into.slot_ends.begin(), into.slot_ends.end(), dst);
+      if (end != into.slot_ends.end() && *end < dst + len) {
+        limit = *end;
+        continue;
+      }
+    }
     if (c.copy > 0) {
       const uint64_t done = static_cast<uint64_t>(c.copy);
+      limit = UINT64_MAX;
       into.pages->fetch_add(done / kPageSize, std::memory_order_relaxed);
       src += done;
       dst += done;
@@ -1393,6 +1410,7 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
     into.fd = copy_fd;
     for (const PremappedVma& v : slots) {
       if (!v.by_copy) continue;
+      into.slot_ends.push_back(v.premap + v.len);
       if (!into.ranges.empty() && into.ranges.back().second == v.premap) {
         into.ranges.back().second = v.premap + v.len;
       } else {
@@ -1400,6 +1418,7 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
       }
     }
     std::sort(into.ranges.begin(), into.ranges.end());
+    std::sort(into.slot_ends.begin(), into.slot_ends.end());
   }
 
   // Every chunk of every level that holds a page to write, one task each.

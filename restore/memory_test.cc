@@ -191,6 +191,35 @@ TEST_F(FillDupTest, CopyFillCopiesMissingPagesAndWritesPresentOnes) {
   }
 }
 
+// One UFFDIO_COPY fills one VMA: a run of pages over two slots that are
+// separate VMAs here (parted by madvise at premap, or packed slots) is cut
+// at the slot's end instead of failing with ENOENT.
+TEST_F(FillDupTest, CopyFillCutsRunsWhereTheSlotsAreSeparateVmas) {
+  Result<UniqueFd> uffd = pagemap::OpenUserfaultfd();
+  if (!uffd.ok()) GTEST_SKIP() << "no userfaultfd here (" << uffd.status().ToString() << ")";
+  const std::vector<std::vector<uint8_t>> pages = {PageOf(0x11), PageOf(0x22), PageOf(0x33), PageOf(0x44)};
+  const PageLevel& level = OneProcess(pages);
+  ASSERT_EQ(madvise(buf_, 4 * P, MADV_DONTNEED), 0);
+  ASSERT_EQ(madvise(buf_ + 2 * P, 2 * P, MADV_DONTDUMP), 0);  // two VMAs of two pages
+  const uint64_t start = reinterpret_cast<uint64_t>(buf_);
+  Result<bool> registered = pagemap::RegisterForCopy(uffd->get(), start, start + 4 * P);
+  ASSERT_TRUE(registered.ok() && *registered) << "register for UFFDIO_COPY";
+  std::vector<PremappedVma> slots(2, Slots()[0]);
+  slots[0].len = slots[1].len = 2 * P;
+  slots[1].start += 2 * P;
+  slots[1].premap += 2 * P;
+  slots[0].by_copy = slots[1].by_copy = true;
+  uint64_t copied = 0;
+  Status s = FillMemory(getpid(), slots, PageChain{level}, 1, {}, uffd->get(), &copied);
+  ASSERT_TRUE(pagemap::Unregister(uffd->get(), start, start + 4 * P).ok());
+  ASSERT_EQ(madvise(buf_ + 2 * P, 2 * P, MADV_DODUMP), 0);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(copied, 4u);
+  for (int i = 0; i < 4; ++i) {
+    for (uint64_t b = 0; b < P; ++b) ASSERT_EQ(buf_[i * P + b], pages[i][b]) << "page " << i << " byte " << b;
+  }
+}
+
 // PremapMemory with the mappings a parent read before the fork
 // (MapsForChildren): used while they still hold, and read again once this
 // process has mapped something since, which must then not be premapped

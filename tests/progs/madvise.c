@@ -7,7 +7,10 @@
  * MADV_SEQUENTIAL (sr), MADV_RANDOM (rr), MADV_MERGEABLE (mg), mlock (lo).
  * Each mapping's VmFlags are recorded. The MADV_SEQUENTIAL one also gets a
  * guard region (MADV_GUARD_INSTALL, Linux 6.13) on its third page, where
- * the kernel has them.
+ * the kernel has them. Two more touching mappings of 64 KiB with patterns:
+ * read-write with no advice, then read-only with MADV_DONTDUMP (VMAs that
+ * restore premaps side by side and madvise() parts at once: one fill of
+ * both must not run over the border).
  * On SIGUSR2 (the advice changes, as between a pre-dump and a dump): each
  * mapping's advice is undone or replaced on the whole mapping (DONTFORK ->
  * DOFORK, WIPEONFORK -> KEEPONFORK, DONTDUMP -> DODUMP, HUGEPAGE ->
@@ -76,6 +79,8 @@ static unsigned char pattern(size_t m, size_t i) { return (unsigned char)(m * 37
 #define GUARD_MAP 5  /* "sequential" */
 #define GUARD_PAGE 2 /* of that mapping */
 static int guarded;
+static unsigned char *touching; /* 2 * LEN: read-write, then read-only DONTDUMP */
+static char touching_flags[2][256];
 
 static volatile sig_atomic_t want_step;
 static void on_usr2(int sig) {
@@ -149,6 +154,17 @@ static int child_check(void) {
 }
 
 static void check(void) {
+  for (int h = 0; h < 2; h++) {
+    char now[256];
+    CF_CHECK(vmflags(touching + h * LEN, now, sizeof(now)) == 0 && strcmp(now, touching_flags[h]) == 0,
+             "touching mapping %d: VmFlags '%s', were '%s'", h, now, touching_flags[h]);
+  }
+  for (size_t i = 0; i < 2 * LEN; i++) {
+    if (touching[i] != pattern(N + i / LEN, i)) {
+      cf_failf("touching mappings: byte %zu is %u, want %u", i, touching[i], pattern(N + i / LEN, i));
+      break;
+    }
+  }
   signal(SIGSEGV, on_segv);
   CF_CHECK(!guarded || faults(maps[GUARD_MAP].p + GUARD_PAGE * CF_PAGE), "the guard page can be read");
   signal(SIGSEGV, SIG_DFL);
@@ -190,6 +206,17 @@ int main(int argc, char **argv) {
     maps[m].p = p;
     if (m == GUARD_MAP) guarded = madvise(p + GUARD_PAGE * CF_PAGE, CF_PAGE, 102 /* MADV_GUARD_INSTALL */) == 0;
     if (vmflags(p, maps[m].flags, sizeof(maps[m].flags)) != 0) cf_die("no smaps entry for %s", maps[m].name);
+  }
+  unsigned char *area = mmap(NULL, 2 * LEN + 2 * CF_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (area == MAP_FAILED) cf_die("mmap");
+  touching = mmap(area + CF_PAGE, 2 * LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  if (touching == MAP_FAILED) cf_die("mmap");
+  for (size_t i = 0; i < 2 * LEN; i++) touching[i] = pattern(N + i / LEN, i);
+  if (madvise(touching + LEN, LEN, MADV_DONTDUMP) != 0 || mprotect(touching + LEN, LEN, PROT_READ) != 0) {
+    cf_die("advise/protect the touching mapping");
+  }
+  for (int h = 0; h < 2; h++) {
+    if (vmflags(touching + h * LEN, touching_flags[h], sizeof(touching_flags[h])) != 0) cf_die("no smaps entry");
   }
   signal(SIGUSR2, on_usr2);
   cf_ready();
