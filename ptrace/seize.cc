@@ -272,18 +272,15 @@ void FrozenTree::Release(bool stop) {
 void FrozenTree::Kill() {
   if (done_) return;
   done_ = true;
+  // No wait for the deaths: SIGKILL cannot be blocked, so no thread of the
+  // tree runs another instruction, and the kernel tears each one down
+  // (exit_mmap of 60,000 mappings: ~90 ms; of a GiB resident: more) with
+  // nobody waiting. When criu-fast exits, its tracees are detached
+  // (exit_ptrace) and their real parents are told of their deaths as if
+  // never traced. CRIU does the same (its dump returns once the signal is
+  // sent); a restore that follows waits for each pid to be free
+  // (restore/clone.cc).
   for (const auto& p : processes_) kill(p.pid, SIGKILL);
-  // Collect the exit notifications we get as tracer so the real parent can
-  // reap the process.
-  // Non-leader threads first: a leader is reported only once its thread
-  // group is empty.
-  for (const auto& p : processes_) {
-    for (auto t = p.threads.rbegin(); t != p.threads.rend(); ++t) {
-      int status;
-      while (waitpid(t->tid, &status, __WALL) < 0 && errno == EINTR) {
-      }
-    }
-  }
 }
 
 FrozenTree::~FrozenTree() { Release(); }

@@ -59,7 +59,8 @@ class FrozenTree {
   // in a job-control stop stays stopped either way: the kernel puts a
   // detached thread back into the group stop in effect.
   void Release(bool stop = false);
-  // Kills the tree (the default end of a successful dump).
+  // Kills the tree (the default end of a successful dump) and does not wait
+  // for its death.
   void Kill();
 
  private:
