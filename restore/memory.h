@@ -55,6 +55,9 @@ struct PremappedVma {
   // pages are filled by UFFDIO_COPY, never by process_vm_writev (which
   // would fault on a missing page there and fail).
   bool by_copy = false;
+  // Given its final protection by the new process while criu-fast was
+  // still filling other VMAs (EarlyProtect): the restorer leaves it.
+  bool protected_early = false;
 };
 
 // Read by criu-fast from the new process's memory (TaskReport.plan_addr).
@@ -193,8 +196,17 @@ class DataIndex {
 // With |copy_fd| (criu-fast's copy of the process's userfaultfd, see
 // RegisterCopyFill), the slots marked by_copy are filled by UFFDIO_COPY;
 // |pages_copied|, where given, grows by the pages that went in that way.
+// With |progress| (the process's fill word, shared with it: see
+// kFillDone), a fill by copy of one level of pages publishes there, as it
+// goes, how many leading chunks of the pages file are written (futex wake),
+// for EarlyProtect.
 Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageChain& chain, int jobs,
-                  const std::vector<PageChain>& lineage = {}, int copy_fd = -1, uint64_t* pages_copied = nullptr);
+                  const std::vector<PageChain>& lineage = {}, int copy_fd = -1, uint64_t* pages_copied = nullptr,
+                  uint32_t* progress = nullptr);
+
+// A process's fill word (TaskContext::filled) once its memory is filled and
+// it may go on; below it, while the fill runs, the leading chunks written.
+inline constexpr uint32_t kFillDone = ~uint32_t{0};
 
 // Filling by copy. process_vm_writev faults each page in through the
 // target's page tables (allocate, zero, map) before it copies into it;
@@ -219,5 +231,36 @@ Result<CopyFill> RegisterCopyFill(const img::Process& core, const img::PageMap& 
 
 // After the fill, from inside the new process: unregisters and closes.
 Status EndCopyFill(CopyFill* fill);
+
+// Protecting VMAs while the fill runs. Parting a premapped run of VMAs by
+// mprotect costs the kernel about 2 us per VMA made (a process of 60,000
+// small mappings of alternating protections: ~110 ms), which the restorer
+// used to pay after the fill, on one core while the other idled. The new
+// process now does it for its VMAs in place and filled by copy (read-only
+// pages need no write from criu-fast: UFFDIO_COPY maps pages whatever the
+// protection), each once every page of it is written: the pages file is in
+// address order, so with its first k chunks written (the fill word, see
+// FillMemory), every VMA ending below chunk k's first page is complete.
+// Their part of the userfaultfd registration goes first (one split), so no
+// range the fill still copies into is parted under it.
+class EarlyProtect {
+ public:
+  EarlyProtect() = default;
+  // From inside the new process, after RegisterCopyFill. Nothing to do
+  // where no VMA qualifies or the pagemap is not in address order.
+  EarlyProtect(const img::PageMap& pm, const MemoryLayout& L, const CopyFill& fill);
+
+  bool empty() const { return todo_.size() == next_; }
+  // With |chunks| leading chunks written (kFillDone: all): unregisters what
+  // lies below the first page not yet written from |fill| and sets the
+  // final protection of each VMA wholly below it (marked protected_early).
+  Status Advance(uint32_t chunks, CopyFill* fill, MemoryLayout* L);
+
+ private:
+  std::vector<uint64_t> chunk_first_;  // per chunk: the address of its first page
+  std::vector<size_t> todo_;           // into L.vmas, in address order
+  std::vector<bool> in_place_ranges_;  // per range of the CopyFill: its slots are in place
+  size_t next_ = 0;                    // the first of todo_ not protected yet
+};
 
 }  // namespace cf::restore

@@ -369,7 +369,7 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
   for (size_t i = 0; i < images.processes.size(); ++i) index[images.processes[i].core.pid()] = i;
   auto go_on = [&](pid_t pid) {
     uint32_t* word = &filled[index.at(pid)];
-    __atomic_store_n(word, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(word, kFillDone, __ATOMIC_RELEASE);
     syscall(SYS_futex, word, FUTEX_WAKE, 1, nullptr, nullptr, 0);
   };
   std::set<pid_t> stopped;
@@ -419,7 +419,8 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
         // Its userfaultfd, to copy pages into its by_copy slots.
         ASSIGN_OR_RETURN(copy_fd, kinds::TakeFd(m.pid, report.copy_fd));
       }
-      RETURN_IF_ERROR(FillMemory(m.pid, slots, p.chain(), jobs, LineageOf(images, p), copy_fd.get(), pages_copied)
+      RETURN_IF_ERROR(FillMemory(m.pid, slots, p.chain(), jobs, LineageOf(images, p), copy_fd.get(), pages_copied,
+                                 &filled[it->second])
                           .WithContext("restore of process " + std::to_string(m.pid)));
       for (pid_t go : tables.Filled(m.pid)) go_on(go);
     }
@@ -528,12 +529,13 @@ Status WritePidfile(const std::string& path, pid_t pid) {
 void PrintStats(const std::map<pid_t, TaskMessage>& msgs, uint64_t total_ns, uint64_t pid_wait_ns,
                 uint64_t finish_ns, size_t processes, uint64_t pages_copied) {
   auto ms = [](uint64_t ns) { return static_cast<double>(ns) / 1e6; };
-  uint64_t premap = 0, fill = 0, files = 0, pages = 0;
+  uint64_t premap = 0, fill = 0, files = 0, pages = 0, protected_early = 0;
   for (const auto& [pid, m] : msgs) {
     premap = std::max(premap, m.report.premap_ns);
     fill = std::max(fill, m.report.fill_ns);
     files = std::max(files, m.report.files_ns);
     pages += m.report.pages_filled;
+    protected_early += m.report.vmas_protected_early;
   }
   printf("Restore statistics:\n");
   printf("  restore time:    %.3f ms\n", ms(total_ns));
@@ -545,6 +547,7 @@ void PrintStats(const std::map<pid_t, TaskMessage>& msgs, uint64_t total_ns, uin
   printf("  processes:       %zu\n", processes);
   printf("  pages restored:  %lu\n", pages);
   printf("  pages copied in: %lu (UFFDIO_COPY; the others written with process_vm_writev)\n", pages_copied);
+  printf("  vmas protected during the fill: %lu\n", protected_early);
   printf("  fill rate:       %.2f GB/s\n", fill ? static_cast<double>(pages) * 4096.0 / static_cast<double>(fill) : 0.0);
   fflush(stdout);
 }

@@ -181,7 +181,8 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
   auto* vmas = reinterpret_cast<cf_rst_vma*>(block + a->vmas_off);
   if (L.vmas.size() > static_cast<size_t>(core.vmas_size())) return Error("restorer args: more VMAs than planned");
   for (const PremappedVma& p : L.vmas) {
-    vmas[a->nr_vmas++] = {p.premap, p.start, p.len, p.prot, PremapProt(core.vmas(p.vma_index)).value_or(CF_RST_PROT_UNKNOWN)};
+    const uint32_t now = p.protected_early ? p.prot : PremapProt(core.vmas(p.vma_index)).value_or(CF_RST_PROT_UNKNOWN);
+    vmas[a->nr_vmas++] = {p.premap, p.start, p.len, p.prot, now};
   }
 
   // Every thread, the leader first (record 0), by the one property table;
@@ -336,10 +337,17 @@ Status PremapAndFill(TaskContext& ctx, const ArgsPlan& plan, const InheritedFile
   if (write(ctx.report_fd, &msg, sizeof(msg)) != static_cast<ssize_t>(sizeof(msg))) {
     return ErrnoStatus("report to criu-fast");
   }
+  // Meanwhile, the VMAs criu-fast has filled are given their protection
+  // (EarlyProtect): the fill word counts the chunks written so far.
+  EarlyProtect early(images.pagemap, out->layout, copy);
   uint32_t* filled = &ctx.filled[ctx.index];
-  while (__atomic_load_n(filled, __ATOMIC_ACQUIRE) == 0) {
-    syscall(SYS_futex, filled, FUTEX_WAIT, 0, nullptr, nullptr, 0);
+  for (;;) {
+    const uint32_t chunks = __atomic_load_n(filled, __ATOMIC_ACQUIRE);
+    if (chunks == kFillDone) break;
+    if (!early.empty()) RETURN_IF_ERROR(early.Advance(chunks, &copy, &out->layout));
+    syscall(SYS_futex, filled, FUTEX_WAIT, chunks, nullptr, nullptr, 0);
   }
+  if (!early.empty()) RETURN_IF_ERROR(early.Advance(kFillDone, &copy, &out->layout));
   RETURN_IF_ERROR(EndCopyFill(&copy));
   out->premap_ns = t1 - t0;
   out->fill_ns = MonotonicNs() - t1;
@@ -384,6 +392,8 @@ Status Prepare(TaskContext& ctx) {
   report.premap_ns = mem.premap_ns;
   report.fill_ns = mem.fill_ns;
   report.pages_filled = images.pagemap.data_pages();
+  report.vmas_protected_early = static_cast<uint64_t>(
+      std::count_if(layout.vmas.begin(), layout.vmas.end(), [](const PremappedVma& v) { return v.protected_early; }));
 
   int exe_fd = open(core.mm().exe_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (exe_fd < 0) return ErrnoStatus("open executable " + core.mm().exe_path());

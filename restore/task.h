@@ -46,6 +46,7 @@ struct TaskReport {
   uint64_t fill_ns;
   uint64_t files_ns;
   uint64_t pages_filled;
+  uint64_t vmas_protected_early;  // given their protection during the fill (EarlyProtect)
 };
 
 struct TaskMessage {
@@ -81,8 +82,9 @@ struct TaskContext {
   // the parent's memory that the child has a copy of.
   const std::vector<PremappedVma>* parent_vmas = nullptr;
   // One word per process (by index), in memory the whole tree shares with
-  // criu-fast (MAP_SHARED): criu-fast sets a process's word to 1 and wakes
-  // it (futex) once its memory is filled and it may go on.
+  // criu-fast (MAP_SHARED): criu-fast sets a process's word to kFillDone
+  // and wakes it (futex) once its memory is filled and it may go on; before,
+  // the chunks written so far (restore/memory.h, EarlyProtect).
   uint32_t* filled = nullptr;
   // The mappings the parent had when it forked this process (memory.h,
   // MapsForChildren), in the parent's memory the child has a copy of; null
