@@ -72,10 +72,6 @@ void* PrivateAlloc(size_t size, size_t alignment) {
   return reinterpret_cast<void*>(start);
 }
 
-// Allocates the pages of [start, start + len) of the shared mapping. Best
-// effort: where the kernel lacks MADV_POPULATE_WRITE, they come by faults.
-void Populate(uintptr_t start, size_t len) { madvise(reinterpret_cast<void*>(start), len, kMadvPopulateWrite); }
-
 void* Alloc(ExtentHooks*, void* new_addr, size_t size, size_t alignment, bool* zero, bool* commit, unsigned) {
   if (alignment == 0) alignment = 4096;
   std::lock_guard<std::mutex> lock(g_mu);
@@ -85,13 +81,13 @@ void* Alloc(ExtentHooks*, void* new_addr, size_t size, size_t alignment, bool* z
     const bool fits = start + size <= g_base + kReserve;
     if (fits && (new_addr == nullptr || reinterpret_cast<uintptr_t>(new_addr) == start)) {
       g_used = start + size - g_base;
-      // Where jemalloc asks for committed memory, the pages are allocated
-      // now in one call rather than by a fault per page as the images are
-      // parsed into it (a fault costs several us on a paravirtualised
-      // guest). Where it does not (it grows its reserve geometrically and
-      // commits what it carves out: Commit), nothing is allocated yet.
-      if (*commit) Populate(start, size);
+      // Allocated now in one call rather than by a fault per page as the
+      // images are parsed into it (a fault costs several us on a
+      // paravirtualised guest). Best effort: where the kernel lacks it,
+      // the pages come by faults as before.
+      madvise(reinterpret_cast<void*>(start), size, kMadvPopulateWrite);
       *zero = true;  // never handed out before
+      *commit = true;
       return reinterpret_cast<void*>(start);
     }
   }
@@ -107,17 +103,7 @@ void* Alloc(ExtentHooks*, void* new_addr, size_t size, size_t alignment, bool* z
 bool Decline(ExtentHooks*, void*, size_t, bool, unsigned) { return true; }
 void Keep(ExtentHooks*, void*, size_t, bool, unsigned) {}
 bool DeclineRange(ExtentHooks*, void*, size_t, size_t, size_t, unsigned) { return true; }
-// What jemalloc carves out of its reserve to use: allocated now (see Alloc).
-bool Commit(ExtentHooks*, void* addr, size_t, size_t offset, size_t length, unsigned) {
-  const uintptr_t start = reinterpret_cast<uintptr_t>(addr) + offset;
-  bool shared = false;
-  {
-    std::lock_guard<std::mutex> lock(g_mu);
-    shared = InShared(reinterpret_cast<void*>(start), length);
-  }
-  if (shared) Populate(start, length);
-  return false;  // committed
-}
+bool Committed(ExtentHooks*, void*, size_t, size_t, size_t, unsigned) { return false; }
 bool Split(ExtentHooks*, void*, size_t, size_t, size_t, bool, unsigned) { return false; }
 // Two pieces merge only where both are in the shared mapping (a private
 // fallback piece may lie right next to it).
@@ -126,7 +112,7 @@ bool Merge(ExtentHooks*, void* a, size_t a_len, void* b, size_t b_len, bool, uns
   return !(InShared(a, a_len) && InShared(b, b_len));
 }
 
-ExtentHooks g_hooks = {Alloc, Decline, Keep, Commit, DeclineRange, DeclineRange, DeclineRange, Split, Merge};
+ExtentHooks g_hooks = {Alloc, Decline, Keep, Committed, DeclineRange, DeclineRange, DeclineRange, Split, Merge};
 
 // The shared arena's index, made on first use; false where there is none.
 // (g_mu is not held while the arena is made: jemalloc allocates the arena's
