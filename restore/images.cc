@@ -286,6 +286,7 @@ Result<ImageSet> LoadImages(const std::string& dir, const std::string& parent_ba
       }
     }
     for (const img::HugeShmem& h : p.core.huge_shmems()) set.huge_shmems[h.shmem_id()] = h.page_size();
+    p.summary = SummarizePagemap(p.pagemap);
     set.processes.push_back(std::move(p));
   }
   {

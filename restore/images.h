@@ -28,6 +28,8 @@ struct ProcessImages {
   // for the root), the children's indexes in image order.
   int parent = -1;
   std::vector<size_t> children;
+  // Its pagemap's ranges counted for the new process (SummarizePagemap).
+  PagemapSummary summary;
 
   // Where its memory comes from: this image, then the parents.
   PageChain chain() const;

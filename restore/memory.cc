@@ -1227,21 +1227,18 @@ Status PopulateData(const MemoryLayout& L, const img::PageMap& pm) {
   // would cost memory and show in its pagemap). The pages that data fills
   // stay: that saves a madvise and a TLB flush per mapping.
   // INHERITED pages are written too, where fork did not hand their VMA
-  // down (FillPlan): they count as data.
+  // down (FillPlan): they count as data. The ranges are in address order
+  // (as FillPlan reads them too): each first page is looked up by
+  // bisection, which reads few of them (PagemapSummary).
   auto written = [](const img::PageRange& r) {
     return r.kind() == img::PageRange::DATA || r.kind() == img::PageRange::PARENT ||
            r.kind() == img::PageRange::INHERITED || r.kind() == img::PageRange::DUP;
   };
-  std::vector<pagemap::PageRange> data;
-  for (const img::PageRange& r : pm.ranges()) {
-    if (written(r)) data.push_back({r.vaddr(), r.vaddr() + r.nr_pages() * kPageSize});
-  }
-  std::sort(data.begin(), data.end(), [](const auto& a, const auto& b) { return a.start < b.start; });
   for (const PremappedVma& v : L.vmas) {
     if (!v.kept_apart) continue;
-    auto it = std::upper_bound(data.begin(), data.end(), v.start,
-                               [](uint64_t a, const pagemap::PageRange& r) { return a < r.start; });
-    if (it != data.begin() && std::prev(it)->end > v.start) continue;
+    auto it = std::upper_bound(pm.ranges().begin(), pm.ranges().end(), v.start,
+                               [](uint64_t a, const img::PageRange& r) { return a < r.vaddr() + r.nr_pages() * kPageSize; });
+    if (it != pm.ranges().end() && it->vaddr() <= v.start && written(*it)) continue;
     if (madvise(reinterpret_cast<void*>(v.premap), kPageSize, MADV_DONTNEED) != 0) {
       return ErrnoStatus("drop the first page of a premapped vma");
     }
@@ -1288,12 +1285,15 @@ bool SmallPagesAnyway(const img::Process& core, const img::Vma& v) {
 
 }  // namespace
 
-Result<CopyFill> RegisterCopyFill(const img::Process& core, const img::PageMap& pm, MemoryLayout* L) {
+Result<CopyFill> RegisterCopyFill(const img::Process& core, const img::PageMap& pm, const PagemapSummary& summary,
+                                  MemoryLayout* L) {
   CopyFill fill;
   const char* env = getenv("CF_FILL_COPY");
   if (env != nullptr && strcmp(env, "0") == 0) return fill;
-  for (const img::PageRange& r : pm.ranges()) {
-    if (r.kind() != img::PageRange::DATA && r.kind() != img::PageRange::ZERO) return fill;
+  const size_t nr = static_cast<size_t>(pm.ranges_size());
+  if (!summary.data_or_zero_only || summary.data_pages_before.size() != nr + 1 ||
+      summary.data_ranges_before.size() != nr + 1) {
+    return fill;
   }
   // Runs of slots next to each other (in the region and at their targets)
   // that qualify, each with its data pages and the runs they come in.
@@ -1320,21 +1320,23 @@ Result<CopyFill> RegisterCopyFill(const img::Process& core, const img::PageMap& 
     }
     groups.push_back({i, i});
   }
-  // The data of each group (ranges and groups are both sorted by address).
-  auto r = pm.ranges().begin();
+  // The data of each group: the DATA ranges that reach into it, found by
+  // bisection (the ranges are in address order), counted by the summary;
+  // the first and the last may reach out of it.
+  const auto& rs = pm.ranges();
+  auto end_of = [](const img::PageRange& q) { return q.vaddr() + q.nr_pages() * kPageSize; };
   for (Group& g : groups) {
     const uint64_t lo = L->vmas[g.first].start;
     const uint64_t hi = L->vmas[g.last].start + L->vmas[g.last].len;
-    while (r != pm.ranges().end() && r->vaddr() + r->nr_pages() * kPageSize <= lo) ++r;
-    for (auto q = r; q != pm.ranges().end() && q->vaddr() < hi; ++q) {
-      if (q->kind() != img::PageRange::DATA) continue;
-      const uint64_t a = std::max(lo, q->vaddr());
-      const uint64_t b = std::min(hi, q->vaddr() + q->nr_pages() * kPageSize);
-      if (a < b) {
-        g.pages += (b - a) / kPageSize;
-        ++g.runs;
-      }
-    }
+    auto b = std::upper_bound(rs.begin(), rs.end(), lo, [&](uint64_t a, const img::PageRange& q) { return a < end_of(q); });
+    auto e = std::lower_bound(b, rs.end(), hi, [](const img::PageRange& q, uint64_t a) { return q.vaddr() < a; });
+    if (b >= e) continue;
+    const auto i0 = static_cast<size_t>(b - rs.begin()), i1 = static_cast<size_t>(e - rs.begin());
+    g.pages = summary.data_pages_before[i1] - summary.data_pages_before[i0];
+    g.runs = summary.data_ranges_before[i1] - summary.data_ranges_before[i0];
+    if (b->kind() == img::PageRange::DATA && b->vaddr() < lo) g.pages -= (lo - b->vaddr()) / kPageSize;
+    const img::PageRange& last = *(e - 1);
+    if (last.kind() == img::PageRange::DATA && end_of(last) > hi) g.pages -= (end_of(last) - hi) / kPageSize;
   }
   for (const Group& g : groups) {
     if (g.runs == 0 || g.pages < kCopyMinRun * g.runs) continue;
@@ -1372,14 +1374,27 @@ Status EndCopyFill(CopyFill* fill) {
   return s;
 }
 
-EarlyProtect::EarlyProtect(const img::PageMap& pm, const MemoryLayout& L, const CopyFill& fill) {
-  if (fill.uffd < 0) return;
-  // The ranges in address order, apart: else chunk order is not address order.
-  uint64_t end = 0;
+PagemapSummary SummarizePagemap(const img::PageMap& pm) {
+  PagemapSummary s;
+  s.data_pages_before.reserve(static_cast<size_t>(pm.ranges_size()) + 1);
+  s.data_ranges_before.reserve(static_cast<size_t>(pm.ranges_size()) + 1);
+  uint64_t pages = 0, ranges = 0, end = 0;
+  bool in_order = true;
   for (const img::PageRange& r : pm.ranges()) {
-    if (r.vaddr() < end || r.nr_pages() > (UINT64_MAX - r.vaddr()) / kPageSize) return;
+    s.data_pages_before.push_back(pages);
+    s.data_ranges_before.push_back(ranges);
+    if (r.kind() == img::PageRange::DATA) {
+      pages += r.nr_pages();
+      ++ranges;
+    } else if (r.kind() != img::PageRange::ZERO) {
+      s.data_or_zero_only = false;
+    }
+    if (r.vaddr() < end || r.nr_pages() > (UINT64_MAX - r.vaddr()) / kPageSize) in_order = false;
     end = r.vaddr() + r.nr_pages() * kPageSize;
   }
+  s.data_pages_before.push_back(pages);
+  s.data_ranges_before.push_back(ranges);
+  if (!in_order) return s;
   // Where each chunk begins: the DATA ranges in order, cut into chunks.
   auto r = pm.ranges().begin();
   uint64_t used = 0;  // pages of *r in the chunks before
@@ -1391,16 +1406,23 @@ EarlyProtect::EarlyProtect(const img::PageMap& pm, const MemoryLayout& L, const 
     return r != pm.ranges().end();
   };
   std::vector<uint64_t> firsts;
+  firsts.reserve(static_cast<size_t>(pm.chunks_size()));
   for (const img::ChunkRef& c : pm.chunks()) {
-    if (!next_data()) return;  // more pages in chunks than in ranges (FillMemory refuses it)
+    if (!next_data()) return s;  // more pages in chunks than in ranges (FillMemory refuses it)
     firsts.push_back(r->vaddr() + used * kPageSize);
     for (uint64_t left = c.nr_pages(); left > 0;) {
-      if (!next_data()) return;
+      if (!next_data()) return s;
       const uint64_t take = std::min(left, r->nr_pages() - used);
       used += take;
       left -= take;
     }
   }
+  s.chunk_first = std::move(firsts);
+  return s;
+}
+
+EarlyProtect::EarlyProtect(const PagemapSummary& summary, const MemoryLayout& L, const CopyFill& fill) {
+  if (fill.uffd < 0 || summary.chunk_first.empty()) return;
   std::vector<uint64_t> in_place;  // where the by_copy VMAs in place begin, in order
   for (size_t i = 0; i < L.vmas.size(); ++i) {
     const PremappedVma& p = L.vmas[i];
@@ -1413,11 +1435,12 @@ EarlyProtect::EarlyProtect(const img::PageMap& pm, const MemoryLayout& L, const 
   for (const auto& range : fill.ranges) {
     in_place_ranges_.push_back(std::binary_search(in_place.begin(), in_place.end(), range.first));
   }
-  chunk_first_ = std::move(firsts);
+  chunk_first_ = &summary.chunk_first;
 }
 
 Status EarlyProtect::Advance(uint32_t chunks, CopyFill* fill, MemoryLayout* L) {
-  const uint64_t below = chunks >= chunk_first_.size() ? UINT64_MAX : chunk_first_[chunks];
+  if (chunk_first_ == nullptr) return OkStatus();
+  const uint64_t below = chunks >= chunk_first_->size() ? UINT64_MAX : (*chunk_first_)[chunks];
   size_t last = next_;
   while (last < todo_.size() && L->vmas[todo_[last]].start + L->vmas[todo_[last]].len <= below) ++last;
   if (last == next_) return OkStatus();

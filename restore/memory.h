@@ -220,6 +220,25 @@ struct CopyFill {
   std::vector<std::pair<uint64_t, uint64_t>> ranges;  // registered [start, end), premap addresses
 };
 
+// What the new process needs of its pagemap's ranges, worked out by
+// criu-fast as it loads the images (LoadImages). The ranges sit in memory
+// shared with the new processes, each of which maps the pages of it that
+// it reads one fault at a time (restore/shared_heap.h): 262,144 one-page
+// ranges are 16 MB, which took a process 13-39 ms to read through. With
+// these counts it bisects the ranges instead.
+struct PagemapSummary {
+  bool data_or_zero_only = true;  // no range but DATA and ZERO ones
+  // Per range, and one past the last: the DATA pages, and the DATA ranges,
+  // of the ranges before it.
+  std::vector<uint64_t> data_pages_before;
+  std::vector<uint64_t> data_ranges_before;
+  // Per chunk: the address of its first page. Empty where the ranges are not
+  // in address order (then neither is the pages file) or do not hold the
+  // chunks' pages.
+  std::vector<uint64_t> chunk_first;
+};
+PagemapSummary SummarizePagemap(const img::PageMap& pm);
+
 // From inside the new process, after PopulateData: registers (missing
 // pages) the runs of slots of plain private anonymous memory whose data
 // comes in runs of several pages, where the transparent huge page setting
@@ -227,7 +246,8 @@ struct CopyFill {
 // slots by_copy. Only for a process whose pages are all DATA (no parent
 // image, no pages shared with another process). uffd -1 where nothing
 // qualifies, or userfaultfd is missing or off (CF_FILL_COPY=0).
-Result<CopyFill> RegisterCopyFill(const img::Process& core, const img::PageMap& pm, MemoryLayout* layout);
+Result<CopyFill> RegisterCopyFill(const img::Process& core, const img::PageMap& pm, const PagemapSummary& summary,
+                                  MemoryLayout* layout);
 
 // After the fill, from inside the new process: unregisters and closes.
 Status EndCopyFill(CopyFill* fill);
@@ -248,7 +268,7 @@ class EarlyProtect {
   EarlyProtect() = default;
   // From inside the new process, after RegisterCopyFill. Nothing to do
   // where no VMA qualifies or the pagemap is not in address order.
-  EarlyProtect(const img::PageMap& pm, const MemoryLayout& L, const CopyFill& fill);
+  EarlyProtect(const PagemapSummary& summary, const MemoryLayout& L, const CopyFill& fill);
 
   bool empty() const { return todo_.size() == next_; }
   // With |chunks| leading chunks written (kFillDone: all): unregisters what
@@ -257,7 +277,7 @@ class EarlyProtect {
   Status Advance(uint32_t chunks, CopyFill* fill, MemoryLayout* L);
 
  private:
-  std::vector<uint64_t> chunk_first_;  // per chunk: the address of its first page
+  const std::vector<uint64_t>* chunk_first_ = nullptr;  // PagemapSummary::chunk_first
   std::vector<size_t> todo_;           // into L.vmas, in address order
   std::vector<bool> in_place_ranges_;  // per range of the CopyFill: its slots are in place
   size_t next_ = 0;                    // the first of todo_ not protected yet

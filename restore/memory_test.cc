@@ -220,6 +220,27 @@ TEST_F(FillDupTest, CopyFillCutsRunsWhereTheSlotsAreSeparateVmas) {
   }
 }
 
+// The counts the new process reads instead of its pagemap's ranges: DATA
+// pages and ranges before each range, and where each chunk of the pages
+// file begins (none where the ranges are out of order).
+TEST(PagemapSummaryTest, CountsDataAndFindsWhereEachChunkBegins) {
+  img::PageMap pm;
+  Add(&pm, V, 3, img::PageRange::DATA);
+  Add(&pm, V + 3 * P, 2, img::PageRange::ZERO);
+  Add(&pm, V + 8 * P, 4, img::PageRange::DATA);
+  for (uint64_t n : {2, 3, 2}) pm.add_chunks()->set_nr_pages(n);  // pages 0-1, 2-4, 5-6
+  PagemapSummary s = SummarizePagemap(pm);
+  EXPECT_TRUE(s.data_or_zero_only);
+  EXPECT_EQ(s.data_pages_before, (std::vector<uint64_t>{0, 3, 3, 7}));
+  EXPECT_EQ(s.data_ranges_before, (std::vector<uint64_t>{0, 1, 1, 2}));
+  EXPECT_EQ(s.chunk_first, (std::vector<uint64_t>{V, V + 2 * P, V + 10 * P}));
+
+  Add(&pm, V + 20 * P, 1, img::PageRange::PARENT);
+  EXPECT_FALSE(SummarizePagemap(pm).data_or_zero_only);
+  Add(&pm, V, 1, img::PageRange::DATA);  // out of order
+  EXPECT_TRUE(SummarizePagemap(pm).chunk_first.empty());
+}
+
 // PremapMemory with the mappings a parent read before the fork
 // (MapsForChildren): used while they still hold, and read again once this
 // process has mapped something since, which must then not be premapped

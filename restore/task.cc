@@ -314,7 +314,7 @@ Status PremapAndFill(TaskContext& ctx, const ArgsPlan& plan, const InheritedFile
   // Not where the table is shared: the descriptor would be in the others' way.
   CopyFill copy;
   if (!core.fdt_shared()) {
-    ASSIGN_OR_RETURN(copy, RegisterCopyFill(core, images.pagemap, &out->layout));
+    ASSIGN_OR_RETURN(copy, RegisterCopyFill(core, images.pagemap, images.summary, &out->layout));
   }
   uint64_t t1 = MonotonicNs();
   if (core.fdt_shared()) {
@@ -339,7 +339,7 @@ Status PremapAndFill(TaskContext& ctx, const ArgsPlan& plan, const InheritedFile
   }
   // Meanwhile, the VMAs criu-fast has filled are given their protection
   // (EarlyProtect): the fill word counts the chunks written so far.
-  EarlyProtect early(images.pagemap, out->layout, copy);
+  EarlyProtect early(images.summary, out->layout, copy);
   uint32_t* filled = &ctx.filled[ctx.index];
   for (;;) {
     const uint32_t chunks = __atomic_load_n(filled, __ATOMIC_ACQUIRE);
