@@ -203,7 +203,10 @@ Result<pid_t> CloneWithPid(pid_t pid, int exit_signal, uint64_t flags) {
     if (r >= 0) return static_cast<pid_t>(r);
     if (errno != EEXIST) return ErrnoStatus("clone3 with pid " + std::to_string(pid));
     auto st = ReadStat(pid);
-    if (st.ok() && st->state != 'Z' && st->state != 'X') {
+    // Dying (PF_EXITING: a dump that killed it returns without waiting for
+    // the kernel to tear it down) is waited for like a zombie.
+    constexpr uint32_t kPfExiting = 0x4;
+    if (st.ok() && st->state != 'Z' && st->state != 'X' && (st->flags & kPfExiting) == 0) {
       return Errorf("pid %d is in use by a running process (%s): cannot restore", pid, st->comm.c_str());
     }
     if (MonotonicNs() - start >= uint64_t{kPidWaitMs} * 1000000) {

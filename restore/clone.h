@@ -14,9 +14,10 @@ namespace cf::restore {
 
 // Forks a child whose PID is |pid| (returns 0 in the child, |pid| in the
 // parent), that sends |exit_signal| to its parent when it dies, with extra
-// clone |flags|. A PID still held by a zombie is waited for, bounded
-// (orphans are reaped late on this kind of machine); one held by a live
-// process is an error.
+// clone |flags|. A PID still held by a zombie or a process that is exiting
+// is waited for, bounded (orphans are reaped late on this kind of machine;
+// a dump kills its tree without waiting for its teardown); one held by a
+// live process is an error.
 Result<pid_t> CloneWithPid(pid_t pid, int exit_signal = SIGCHLD, uint64_t flags = 0);
 
 // Recreates the zombie children of the calling process (|self|'s zombies):
