@@ -248,6 +248,53 @@ void LinkFamily(ImageSet* set) {
   }
 }
 
+PagemapSummary SummarizePagemap(const img::PageMap& pm) {
+  PagemapSummary s;
+  s.data_pages_before.reserve(static_cast<size_t>(pm.ranges_size()) + 1);
+  s.data_ranges_before.reserve(static_cast<size_t>(pm.ranges_size()) + 1);
+  uint64_t pages = 0, ranges = 0, end = 0;
+  bool in_order = true;
+  for (const img::PageRange& r : pm.ranges()) {
+    s.data_pages_before.push_back(pages);
+    s.data_ranges_before.push_back(ranges);
+    if (r.kind() == img::PageRange::DATA) {
+      pages += r.nr_pages();
+      ++ranges;
+    } else if (r.kind() != img::PageRange::ZERO) {
+      s.data_or_zero_only = false;
+    }
+    if (r.vaddr() < end || r.nr_pages() > (UINT64_MAX - r.vaddr()) / pagemap::kPageSize) in_order = false;
+    end = r.vaddr() + r.nr_pages() * pagemap::kPageSize;
+  }
+  s.data_pages_before.push_back(pages);
+  s.data_ranges_before.push_back(ranges);
+  if (!in_order) return s;
+  // Where each chunk begins: the DATA ranges in order, cut into chunks.
+  auto r = pm.ranges().begin();
+  uint64_t used = 0;  // pages of *r in the chunks before
+  auto next_data = [&]() {
+    while (r != pm.ranges().end() && (r->kind() != img::PageRange::DATA || used == r->nr_pages())) {
+      ++r;
+      used = 0;
+    }
+    return r != pm.ranges().end();
+  };
+  std::vector<uint64_t> firsts;
+  firsts.reserve(static_cast<size_t>(pm.chunks_size()));
+  for (const img::ChunkRef& c : pm.chunks()) {
+    if (!next_data()) return s;  // more pages in chunks than in ranges (FillMemory refuses it)
+    firsts.push_back(r->vaddr() + used * pagemap::kPageSize);
+    for (uint64_t left = c.nr_pages(); left > 0;) {
+      if (!next_data()) return s;
+      const uint64_t take = std::min(left, r->nr_pages() - used);
+      used += take;
+      left -= take;
+    }
+  }
+  s.chunk_first = std::move(firsts);
+  return s;
+}
+
 Result<ImageSet> LoadImages(const std::string& dir, const std::string& parent_base) {
   ImageSet set;
   set.dir = dir;

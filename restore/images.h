@@ -15,6 +15,10 @@
 
 namespace cf::restore {
 
+// The counts of |pm|'s ranges the new process reads instead of them
+// (restore/memory.h, PagemapSummary).
+PagemapSummary SummarizePagemap(const img::PageMap& pm);
+
 struct ProcessImages {
   img::Process core;
   img::PageMap pagemap;

@@ -237,7 +237,7 @@ struct PagemapSummary {
   // chunks' pages.
   std::vector<uint64_t> chunk_first;
 };
-PagemapSummary SummarizePagemap(const img::PageMap& pm);
+// Made by SummarizePagemap (restore/images.h).
 
 // From inside the new process, after PopulateData: registers (missing
 // pages) the runs of slots of plain private anonymous memory whose data

@@ -1,5 +1,6 @@
 // FillMemory with DUP ranges (deduplicated pages), filling this process's
 // own memory (process_vm_writev to itself) from small image files.
+#include "restore/images.h"
 #include "restore/memory.h"
 
 #include <gtest/gtest.h>

@@ -25,7 +25,13 @@ fi
 [ -f build-fuzz/build.ninja ] ||
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCF_FUZZ=ON -DCF_SANITIZE=ON -DCF_BUILD_BENCH=OFF >/dev/null
-ninja -C build-fuzz -j "$jobs" cf_fuzz >/dev/null
+# (Quiet unless it fails: then its last lines say why.)
+mkdir -p build-fuzz/logs
+ninja -C build-fuzz -j "$jobs" cf_fuzz >build-fuzz/logs/build.log 2>&1 || {
+  tail -n 30 build-fuzz/logs/build.log
+  echo "fuzz: FAILED: the harnesses do not build"
+  exit 1
+}
 
 bash tests/fuzz/make_seeds.sh build build-fuzz/seeds
 
