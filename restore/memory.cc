@@ -1374,6 +1374,15 @@ Status EndCopyFill(CopyFill* fill) {
   return s;
 }
 
+void SetFillWord(uint32_t* word, uint32_t value) {
+  __atomic_store_n(word, value, __ATOMIC_RELEASE);
+  syscall(SYS_futex, word, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+}
+
+bool EarlyProtect::Qualifies(const PremappedVma& v) {
+  return v.by_copy && v.premap == v.start && !v.inherited && v.prot != (PROT_READ | PROT_WRITE);
+}
+
 EarlyProtect::EarlyProtect(const PagemapSummary& summary, const MemoryLayout& L, const CopyFill& fill) {
   if (fill.uffd < 0 || summary.chunk_first.empty()) return;
   std::vector<uint64_t> in_place;  // where the by_copy VMAs in place begin, in order
@@ -1381,7 +1390,7 @@ EarlyProtect::EarlyProtect(const PagemapSummary& summary, const MemoryLayout& L,
     const PremappedVma& p = L.vmas[i];
     if (!p.by_copy || p.premap != p.start || p.inherited) continue;
     in_place.push_back(p.start);
-    if (p.prot != (PROT_READ | PROT_WRITE)) todo_.push_back(i);
+    if (Qualifies(p)) todo_.push_back(i);
   }
   // A registered range is one group of slots (RegisterCopyFill): all in
   // place or all in the restore region.
@@ -1507,8 +1516,7 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
                                                        : static_cast<uint64_t>(plan.pagemap(0).chunks_size());
     if (chunks > published && chunks < kFillDone) {
       published = static_cast<uint32_t>(chunks);
-      __atomic_store_n(progress, published, __ATOMIC_RELEASE);
-      syscall(SYS_futex, progress, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+      SetFillWord(progress, published);
     }
   };
   auto worker = [&]() {
@@ -1557,9 +1565,7 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
   // keeps a core busy with it: one thread fewer here. (Two threads copying
   // into one process contend in its page tables anyway: 60,000 one-page
   // mappings took 90 ms on one thread, 73 on two.)
-  const bool protects = publish && std::any_of(slots.begin(), slots.end(), [](const PremappedVma& v) {
-    return v.by_copy && v.premap == v.start && v.prot != (PROT_READ | PROT_WRITE);
-  });
+  const bool protects = publish && std::any_of(slots.begin(), slots.end(), EarlyProtect::Qualifies);
   const int n = std::max(1, std::min(protects ? jobs - 1 : jobs, static_cast<int>(tasks.size())));
   std::vector<std::thread> threads;
   for (int t = 1; t < n; ++t) threads.emplace_back(worker);

@@ -207,6 +207,9 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
 // A process's fill word (TaskContext::filled) once its memory is filled and
 // it may go on; below it, while the fill runs, the leading chunks written.
 inline constexpr uint32_t kFillDone = ~uint32_t{0};
+// Sets the fill word |word| (shared with the process) to |value| and wakes
+// the process waiting on it.
+void SetFillWord(uint32_t* word, uint32_t value);
 
 // Filling by copy. process_vm_writev faults each page in through the
 // target's page tables (allocate, zero, map) before it copies into it;
@@ -265,6 +268,9 @@ Status EndCopyFill(CopyFill* fill);
 // range the fill still copies into is parted under it.
 class EarlyProtect {
  public:
+  // Whether |v| is one the process protects during the fill: in place,
+  // filled by copy, its protection not the premap's.
+  static bool Qualifies(const PremappedVma& v);
   EarlyProtect() = default;
   // From inside the new process, after RegisterCopyFill. Nothing to do
   // where no VMA qualifies or the pagemap is not in address order.

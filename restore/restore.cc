@@ -367,11 +367,7 @@ Status WaitForRestorers(const ImageSet& images, const std::set<pid_t>& expected,
                         uint64_t* pages_copied) {
   std::map<pid_t, size_t> index;  // pid -> its process in images
   for (size_t i = 0; i < images.processes.size(); ++i) index[images.processes[i].core.pid()] = i;
-  auto go_on = [&](pid_t pid) {
-    uint32_t* word = &filled[index.at(pid)];
-    __atomic_store_n(word, kFillDone, __ATOMIC_RELEASE);
-    syscall(SYS_futex, word, FUTEX_WAKE, 1, nullptr, nullptr, 0);
-  };
+  auto go_on = [&](pid_t pid) { SetFillWord(&filled[index.at(pid)], kFillDone); };
   std::set<pid_t> stopped;
   std::set<pid_t> seized;
   // A child that died between its fork and its 'S' (killed from outside)
