@@ -1059,7 +1059,7 @@ Status Dumper::WriteInventory() {
   } else {
     for (int32_t p : pids_) inv.add_pids(p);
   }
-  inv.set_checksum("xxh64");
+  inv.set_checksum("xxh3");
   inv.set_compression(opts_.compress);
   inv.set_leave_running(opts_.leave_running);
   inv.set_image_id(image_id_);

@@ -8,7 +8,7 @@
 //                               drop all-zero pages (and, incremental, those
 //                               the parent holds; with a dedup table, those
 //                               stored already in this dump), compress what is left,
-//                               frame the chunk record (XXH64 checksum)
+//                               frame the chunk record (XXH3 checksum)
 //   write    serial, in order   write the chunk record, append the batch's
 //                               DATA/ZERO ranges to the PageMap
 //

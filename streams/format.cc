@@ -1,7 +1,7 @@
 #include "streams/format.h"
 
-#define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
+#define XXH_INLINE_ALL
+#include "streams/xxh3_record.h"
 
 namespace cf::streams {
 
@@ -27,8 +27,15 @@ const char* CodecName(Codec codec) {
   return "unknown";
 }
 
-uint64_t RecordChecksum(uint32_t type, uint32_t flags, const void* part1, uint64_t len1,
-                        const void* part2, uint64_t len2) {
+uint64_t RecordChecksumFor(uint16_t version, uint32_t type, uint32_t flags, const void* part1, uint64_t len1,
+                           const void* part2, uint64_t len2) {
+  if (version >= 4) {
+#if defined(__x86_64__)
+    static const bool avx2 = __builtin_cpu_supports("avx2");
+    if (avx2) return detail::Xxh3RecordAvx2(type, flags, part1, len1, part2, len2);
+#endif
+    return detail::Xxh3Record(type, flags, part1, len1, part2, len2);
+  }
   XXH64_state_t state;
   XXH64_reset(&state, 0);
   const uint32_t fields[2] = {type, flags};

@@ -1,8 +1,9 @@
 // On-disk framing of criu-fast images (see docs/image-format.md).
 //
 // Every image file starts with a FileHeader, then holds records. A record is a
-// RecordHeader followed by |length| payload bytes. The checksum is XXH64 over
-// the header's type, flags and length and then the payload, so a flipped bit
+// RecordHeader followed by |length| payload bytes. The checksum is XXH3-64
+// (XXH64 in formats 2 and 3) over the header's type, flags and length and
+// then the payload, so a flipped bit
 // anywhere, a cut file or a wrong length is caught before the payload is used.
 // A page chunk is a record of type kChunk whose payload starts with a
 // ChunkHeader (codec and raw size) followed by the stored bytes.
@@ -19,9 +20,13 @@ inline constexpr uint32_t kFileMagic = 0x54534643;  // "CFST" little-endian
 // 3: a process's pages may lie in several pages files (ChunkRef.file) and a
 // page may refer to an equal one of another process (PageRange DUP): a
 // build that reads only 2 would take a chunk from the wrong file without
-// noticing, so it must refuse these images. This build writes 3 and reads
-// image files of 2 and 3 (an image of 2 uses neither); streams of 3 only.
-inline constexpr uint16_t kFormatVersion = 3;
+// noticing, so it must refuse these images.
+// 4: records are checked by XXH3-64 in place of XXH64 (with AVX2, three to
+// four times faster over a 2 MiB chunk: a tenth of the CPU time of a
+// sparse restore was XXH64). Nothing else changed.
+// This build writes 4 and reads image files of 2 to 4 (an image of 2 uses
+// none of 3's changes); streams of 4 only.
+inline constexpr uint16_t kFormatVersion = 4;
 inline constexpr uint16_t kOldestFormatVersion = 2;
 inline constexpr bool FormatVersionReadable(uint32_t v) { return v >= kOldestFormatVersion && v <= kFormatVersion; }
 
@@ -63,7 +68,7 @@ struct RecordHeader {
   uint32_t type;
   uint32_t flags;     // 0 in a directory dump; in a stream, the id of the file
   uint64_t length;    // payload bytes
-  uint64_t checksum;  // XXH64(type, flags, length, payload)
+  uint64_t checksum;  // XXH3-64 (formats 2, 3: XXH64) of (type, flags, length, payload)
 };
 static_assert(sizeof(RecordHeader) == 24);
 
@@ -84,9 +89,15 @@ inline constexpr uint64_t kMaxChunkRawSize = 1ull << 28;
 const char* FileKindName(FileKind kind);
 const char* CodecName(Codec codec);
 
-// Checksum of a record: covers the header fields and the payload, given in
-// one or two parts (a chunk's header and its stored bytes).
-uint64_t RecordChecksum(uint32_t type, uint32_t flags, const void* part1, uint64_t len1,
-                        const void* part2 = nullptr, uint64_t len2 = 0);
+// Checksum of a record of format |version|: covers the header fields and
+// the payload, given in one or two parts (a chunk's header and its stored
+// bytes).
+uint64_t RecordChecksumFor(uint16_t version, uint32_t type, uint32_t flags, const void* part1, uint64_t len1,
+                           const void* part2 = nullptr, uint64_t len2 = 0);
+// The same for the format this build writes.
+inline uint64_t RecordChecksum(uint32_t type, uint32_t flags, const void* part1, uint64_t len1,
+                               const void* part2 = nullptr, uint64_t len2 = 0) {
+  return RecordChecksumFor(kFormatVersion, type, flags, part1, len1, part2, len2);
+}
 
 }  // namespace cf::streams

@@ -168,7 +168,7 @@ Result<ImageReader> ImageReader::Open(const std::string& path, FileKind kind) {
   if (kind != FileKind{0} && h.kind != static_cast<uint16_t>(kind)) {
     return Errorf("%s: expected a %s image, found kind %u", path.c_str(), FileKindName(kind), h.kind);
   }
-  return ImageReader(std::move(fd), path, static_cast<FileKind>(h.kind), static_cast<uint64_t>(st.st_size));
+  return ImageReader(std::move(fd), path, static_cast<FileKind>(h.kind), h.version, static_cast<uint64_t>(st.st_size));
 }
 
 Status ImageReader::ReadRecordAt(uint64_t offset, Record* rec, uint64_t* next) {
@@ -189,7 +189,7 @@ Status ImageReader::ReadRecordAt(uint64_t offset, Record* rec, uint64_t* next) {
     if (n <= 0) return ErrnoStatus(n < 0 ? errno : EIO, "read " + path_);
     done += static_cast<uint64_t>(n);
   }
-  if (RecordChecksum(h.type, h.flags, rec->payload.data(), h.length) != h.checksum) {
+  if (RecordChecksumFor(version_, h.type, h.flags, rec->payload.data(), h.length) != h.checksum) {
     return Error(path_ + ": checksum mismatch in record at offset " + std::to_string(offset), EBADMSG);
   }
   *next = offset + sizeof(h) + h.length;

@@ -100,13 +100,14 @@ class ImageReader {
   Status ReadAt(uint64_t offset, Record* rec);
 
  private:
-  ImageReader(UniqueFd fd, std::string path, FileKind kind, uint64_t size)
-      : fd_(std::move(fd)), path_(std::move(path)), kind_(kind), size_(size) {}
+  ImageReader(UniqueFd fd, std::string path, FileKind kind, uint16_t version, uint64_t size)
+      : fd_(std::move(fd)), path_(std::move(path)), kind_(kind), version_(version), size_(size) {}
   Status ReadRecordAt(uint64_t offset, Record* rec, uint64_t* next);
 
   UniqueFd fd_;
   std::string path_;
   FileKind kind_;
+  uint16_t version_;  // the file's format (its checksums)
   uint64_t size_;
   uint64_t pos_ = sizeof(FileHeader);
 };

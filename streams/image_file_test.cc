@@ -9,6 +9,8 @@
 #include "criu_fast.pb.h"
 #include "streams/codec.h"
 #include "streams/format.h"
+#define XXH_INLINE_ALL
+#include "streams/xxh3_record.h"
 
 namespace cf::streams {
 namespace {
@@ -144,11 +146,11 @@ TEST_F(ImageFileTest, OlderFormatVersionIsRefusedClearly) {
   auto r = ImageReader::Open(path, FileKind::kCore);
   ASSERT_FALSE(r.ok());
   const std::string msg = r.status().ToString();
-  EXPECT_NE(msg.find("version 1 (this build reads 2 to 3)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("version 1 (this build reads 2 to 4)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("older criu-fast"), std::string::npos) << msg;
   // Format 2 (no DUP ranges, one pages file a process) still reads; a
   // newer one is refused as such.
-  for (uint16_t v : {uint16_t{2}, uint16_t{4}}) {
+  for (uint16_t v : {uint16_t{2}, uint16_t{5}}) {
     std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
     h.version = v;
     f.write(reinterpret_cast<const char*>(&h), sizeof(h));
@@ -159,6 +161,67 @@ TEST_F(ImageFileTest, OlderFormatVersionIsRefusedClearly) {
     } else {
       ASSERT_FALSE(rv.ok());
       EXPECT_NE(rv.status().ToString().find("newer criu-fast"), std::string::npos) << rv.status().ToString();
+    }
+  }
+}
+
+// Formats 2 and 3 checked records with XXH64, format 4 with XXH3: a reader
+// takes the file's format from its header, so images written before still
+// read, and a record whose checksum is of the other kind is refused.
+TEST_F(ImageFileTest, RecordsAreCheckedAsTheirFormatSays) {
+  cf::img::Inventory inv;
+  inv.set_root_pid(77);
+  const std::string payload = inv.SerializeAsString();
+  auto write = [&](uint16_t file_version, uint16_t checksum_version) {
+    const std::string path = dir_ + "/inv-" + std::to_string(file_version) + "-" + std::to_string(checksum_version);
+    FileHeader fh{kFileMagic, file_version, static_cast<uint16_t>(FileKind::kInventory)};
+    const uint32_t type = static_cast<uint32_t>(RecordType::kMessage);
+    RecordHeader h{type, 0, payload.size(), RecordChecksumFor(checksum_version, type, 0, payload.data(), payload.size())};
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(&fh), sizeof(fh));
+    f.write(reinterpret_cast<const char*>(&h), sizeof(h));
+    f << payload;
+    return path;
+  };
+  auto read = [](const std::string& path) -> Status {
+    ASSIGN_OR_RETURN(ImageReader r, ImageReader::Open(path, FileKind::kInventory));
+    cf::img::Inventory got;
+    RETURN_IF_ERROR(r.ReadMessage(&got));
+    if (got.root_pid() != 77) return Error("wrong root pid");
+    return OkStatus();
+  };
+  EXPECT_NE(RecordChecksumFor(3, 1, 0, payload.data(), payload.size()),
+            RecordChecksumFor(4, 1, 0, payload.data(), payload.size()));
+  for (uint16_t v : {uint16_t{2}, uint16_t{3}, uint16_t{4}}) {
+    EXPECT_TRUE(read(write(v, v)).ok()) << "format " << v << ": " << read(write(v, v)).ToString();
+  }
+  for (auto [file, sum] : {std::pair<uint16_t, uint16_t>{3, 4}, {4, 3}}) {
+    const Status s = read(write(file, sum));
+    ASSERT_FALSE(s.ok()) << "format " << file << " with the checksum of " << sum;
+    EXPECT_NE(s.ToString().find("checksum mismatch"), std::string::npos) << s.ToString();
+  }
+}
+
+// The checksum built for AVX2 and the one built for any x86-64 agree (a
+// dump on one machine restores on another), and both equal XXH3-64 of the
+// header fields and payload laid end to end, at sizes around XXH3's
+// internal block and stripe lengths.
+TEST(RecordChecksumTest, AvxAndPlainBuildsAgree) {
+  std::vector<uint8_t> data((2 << 20) + 77);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 131 + (i >> 9));
+  const bool avx2 = __builtin_cpu_supports("avx2");
+  for (size_t len : {size_t{0}, size_t{1}, size_t{16}, size_t{129}, size_t{240}, size_t{241}, size_t{1024},
+                     size_t{4096}, size_t{65536 + 5}, data.size()}) {
+    for (size_t cut : {size_t{0}, len / 3}) {
+      const uint64_t head[2] = {7 | (uint64_t{9} << 32), len};
+      std::vector<uint8_t> whole(reinterpret_cast<const uint8_t*>(head), reinterpret_cast<const uint8_t*>(head) + 16);
+      whole.insert(whole.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(len));
+      const uint64_t want = XXH3_64bits(whole.data(), whole.size());
+      EXPECT_EQ(detail::Xxh3Record(7, 9, data.data(), cut, data.data() + cut, len - cut), want) << len;
+      if (avx2) {
+        EXPECT_EQ(detail::Xxh3RecordAvx2(7, 9, data.data(), cut, data.data() + cut, len - cut), want) << len;
+      }
+      EXPECT_EQ(RecordChecksum(7, 9, data.data(), cut, data.data() + cut, len - cut), want) << len;
     }
   }
 }

@@ -62,8 +62,11 @@ size_t EachRecord(std::vector<uint8_t>& buf, size_t pos, Fn fn) {
   return pos;
 }
 
+// The record's checksum as the format of |buf|'s header computes it.
 void Fix(const std::vector<uint8_t>& buf, size_t pos, RecordHeader* h) {
-  h->checksum = streams::RecordChecksum(h->type, h->flags, buf.data() + pos + sizeof(*h), h->length);
+  FileHeader fh;
+  memcpy(&fh, buf.data(), sizeof(fh));
+  h->checksum = streams::RecordChecksumFor(fh.version, h->type, h->flags, buf.data() + pos + sizeof(*h), h->length);
 }
 
 }  // namespace
