@@ -11,7 +11,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <mutex>
 
 #include "common/log.h"
@@ -48,9 +50,17 @@ constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
 // Virtual size of the shared mapping: pages are allocated when touched.
 constexpr size_t kReserve = size_t{4} << 30;
 
+// How far ahead of what jemalloc took the helper allocates pages: as much
+// again as taken, at least kMinAhead, in steps of kStep.
+constexpr size_t kMinAhead = size_t{4} << 20;
+constexpr size_t kStep = size_t{1} << 20;
+
 std::mutex g_mu;
+std::condition_variable g_cv;  // g_used grew, or g_stop was set
 uintptr_t g_base = 0;  // the shared mapping (0: not made, or failed)
 size_t g_used = 0;
+size_t g_populated = 0;  // [0, g_populated) of the mapping has its pages
+bool g_stop = false;
 unsigned g_arena = 0;
 bool g_made = false;
 bool g_arena_ok = false;
@@ -83,9 +93,16 @@ void* Alloc(ExtentHooks*, void* new_addr, size_t size, size_t alignment, bool* z
       g_used = start + size - g_base;
       // Allocated now in one call rather than by a fault per page as the
       // images are parsed into it (a fault costs several us on a
-      // paravirtualised guest). Best effort: where the kernel lacks it,
-      // the pages come by faults as before.
-      madvise(reinterpret_cast<void*>(start), size, kMadvPopulateWrite);
+      // paravirtualised guest), unless the helper (PopulateAhead) already
+      // did. Best effort: where the kernel lacks it, the pages come by
+      // faults as before.
+      const uintptr_t have = g_base + g_populated;
+      if (start + size > have) {
+        const uintptr_t from = std::max(start, have);
+        madvise(reinterpret_cast<void*>(from), start + size - from, kMadvPopulateWrite);
+        g_populated = g_used;
+      }
+      g_cv.notify_one();
       *zero = true;  // never handed out before
       *commit = true;
       return reinterpret_cast<void*>(start);
@@ -147,6 +164,28 @@ bool SharedArena(unsigned* index) {
   return true;
 }
 
+// The helper thread of a scope: allocates the mapping's pages ahead of
+// jemalloc's requests, on the core the loading thread leaves idle (the
+// images of a sparse process of 1 GiB take ~20 MiB: 5,000 pages at
+// ~1.5 us). Ends when the scope does, or at the first refusal.
+void PopulateAhead() {
+  std::unique_lock<std::mutex> lock(g_mu);
+  while (!g_stop) {
+    const size_t want = std::min(kReserve, g_used + std::max(kMinAhead, g_used));
+    if (g_populated >= want) {
+      g_cv.wait(lock);
+      continue;
+    }
+    const size_t from = g_populated;
+    const size_t len = std::min(kStep, want - from);
+    lock.unlock();
+    const int r = madvise(reinterpret_cast<void*>(g_base + from), len, kMadvPopulateWrite);
+    lock.lock();
+    if (r != 0) return;
+    g_populated = std::max(g_populated, from + len);
+  }
+}
+
 }  // namespace
 
 SharedHeapScope::SharedHeapScope() {
@@ -157,10 +196,21 @@ SharedHeapScope::SharedHeapScope() {
   mallctl("thread.tcache.flush", nullptr, nullptr, nullptr, 0);
   if (mallctl("thread.arena", &previous_, &len, &arena, sizeof(arena)) != 0) return;
   active_ = true;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_stop = false;
+  }
+  ahead_ = std::thread(PopulateAhead);
 }
 
 SharedHeapScope::~SharedHeapScope() {
   if (!active_) return;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_stop = true;
+  }
+  g_cv.notify_all();
+  ahead_.join();
   mallctl("thread.tcache.flush", nullptr, nullptr, nullptr, 0);
   mallctl("thread.arena", nullptr, nullptr, &previous_, sizeof(previous_));
 }

@@ -17,8 +17,11 @@
 // criu-fast or the new processes) is private, as before. The new
 // processes only read the images and never free any of them (criu-fast
 // frees them once the tree runs). Without jemalloc (sanitizer builds) the
-// scope does nothing.
+// scope does nothing. While a scope lives, a helper thread allocates the
+// mapping's pages ahead of the loading thread's needs.
 #pragma once
+
+#include <thread>
 
 namespace cf::restore {
 
@@ -36,6 +39,7 @@ class SharedHeapScope {
  private:
   bool active_ = false;
   unsigned previous_ = 0;
+  std::thread ahead_;  // allocates the shared mapping's pages ahead of use
 };
 
 // Empties the calling thread's cache of freed blocks, so that no block of
