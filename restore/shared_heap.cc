@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <mutex>
+#include <system_error>
 
 #include "common/log.h"
 
@@ -51,8 +52,10 @@ constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
 constexpr size_t kReserve = size_t{4} << 30;
 
 // How far ahead of what jemalloc took the helper allocates pages: as much
-// again as taken, at least kMinAhead, in steps of kStep.
+// again as taken, at least kMinAhead and at most kMaxAhead, in steps of
+// kStep.
 constexpr size_t kMinAhead = size_t{4} << 20;
+constexpr size_t kMaxAhead = size_t{64} << 20;
 constexpr size_t kStep = size_t{1} << 20;
 
 std::mutex g_mu;
@@ -171,7 +174,7 @@ bool SharedArena(unsigned* index) {
 void PopulateAhead() {
   std::unique_lock<std::mutex> lock(g_mu);
   while (!g_stop) {
-    const size_t want = std::min(kReserve, g_used + std::max(kMinAhead, g_used));
+    const size_t want = std::min(kReserve, g_used + std::clamp(g_used, kMinAhead, kMaxAhead));
     if (g_populated >= want) {
       g_cv.wait(lock);
       continue;
@@ -191,26 +194,40 @@ void PopulateAhead() {
 SharedHeapScope::SharedHeapScope() {
   unsigned arena = 0;
   if (!SharedArena(&arena)) return;
-  size_t len = sizeof(previous_);
-  // Blocks this thread cached before go back first: they are private.
-  mallctl("thread.tcache.flush", nullptr, nullptr, nullptr, 0);
-  if (mallctl("thread.arena", &previous_, &len, &arena, sizeof(arena)) != 0) return;
-  active_ = true;
+  // The helper first, its state allocated in private memory. Without it
+  // (no thread to be had) the loading thread allocates the pages.
   {
     std::lock_guard<std::mutex> lock(g_mu);
     g_stop = false;
   }
-  ahead_ = std::thread(PopulateAhead);
+  try {
+    ahead_ = std::thread(PopulateAhead);
+  } catch (const std::system_error& e) {
+    LOG_DEBUG("restore: no helper thread for the shared heap (%s)", e.what());
+  }
+  size_t len = sizeof(previous_);
+  // Blocks this thread cached before go back first: they are private.
+  mallctl("thread.tcache.flush", nullptr, nullptr, nullptr, 0);
+  if (mallctl("thread.arena", &previous_, &len, &arena, sizeof(arena)) != 0) {
+    StopHelper();
+    return;
+  }
+  active_ = true;
 }
 
-SharedHeapScope::~SharedHeapScope() {
-  if (!active_) return;
+void SharedHeapScope::StopHelper() {
+  if (!ahead_.joinable()) return;
   {
     std::lock_guard<std::mutex> lock(g_mu);
     g_stop = true;
   }
   g_cv.notify_all();
   ahead_.join();
+}
+
+SharedHeapScope::~SharedHeapScope() {
+  StopHelper();
+  if (!active_) return;
   mallctl("thread.tcache.flush", nullptr, nullptr, nullptr, 0);
   mallctl("thread.arena", nullptr, nullptr, &previous_, sizeof(previous_));
 }

@@ -37,6 +37,8 @@ class SharedHeapScope {
   bool active() const { return active_; }
 
  private:
+  void StopHelper();
+
   bool active_ = false;
   unsigned previous_ = 0;
   std::thread ahead_;  // allocates the shared mapping's pages ahead of use

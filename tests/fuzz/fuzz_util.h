@@ -1,7 +1,7 @@
 // Shared pieces of the libFuzzer harnesses (tests/fuzz/README.md).
 //
 // The readers take paths and descriptors, so each input goes into a memfd
-// that the harness names /proc/self/fd/N. Every record carries an XXH64
+// that the harness names /proc/self/fd/N. Every record carries an XXH3
 // checksum a mutated input almost never matches: the harnesses run each input
 // twice, as it is (the checks that reject it) and with its checksums, stream
 // digest and trailer counts recomputed (what lies behind them).
