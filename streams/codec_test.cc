@@ -64,6 +64,37 @@ TEST(DecodeChunkTest, HighlyCompressedChunksStillDecode) {
   }
 }
 
+// The zstd context is kept per thread (streams/codec.cc): a chunk it
+// refused (truncated, or one byte changed) leaves it able to decode the
+// next ones, each to its own bytes.
+TEST(DecodeChunkTest, ZstdContextReusedAfterACorruptChunk) {
+  auto spec = ParseCodec("zstd");
+  ASSERT_TRUE(spec.ok());
+  std::vector<std::vector<uint8_t>> raws;
+  std::vector<std::vector<uint8_t>> stored(3);
+  for (int k = 0; k < 3; ++k) {
+    std::vector<uint8_t> raw(64 * 4096);
+    for (size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<uint8_t>("criu-fast "[(i + k) % 10] + (i / 4096) * k);
+    auto codec = Compress(*spec, raw, &stored[k]);
+    ASSERT_TRUE(codec.ok());
+    ASSERT_EQ(*codec, Codec::kZstd);
+    raws.push_back(std::move(raw));
+  }
+  std::vector<uint8_t> out;
+  std::vector<uint8_t> cut(stored[0].begin(), stored[0].begin() + static_cast<long>(stored[0].size() / 2));
+  EXPECT_FALSE(DecodeChunk(ChunkRecord(Codec::kZstd, raws[0].size(), cut), &out, "cut").ok());
+  for (int k = 0; k < 3; ++k) {
+    ASSERT_TRUE(DecodeChunk(ChunkRecord(Codec::kZstd, raws[k].size(), stored[k]), &out, "chunk").ok()) << k;
+    EXPECT_EQ(out, raws[k]) << k;
+    std::vector<uint8_t> bad = stored[k];
+    bad[bad.size() / 2] ^= 0x5a;
+    std::vector<uint8_t> ignored;
+    (void)DecodeChunk(ChunkRecord(Codec::kZstd, raws[k].size(), bad), &ignored, "bad");
+  }
+  ASSERT_TRUE(DecodeChunk(ChunkRecord(Codec::kZstd, raws[1].size(), stored[1]), &out, "again").ok());
+  EXPECT_EQ(out, raws[1]);
+}
+
 // 512 pages: text-like pages (compressible) where |text| says so, random
 // bytes elsewhere.
 std::vector<uint8_t> MixedChunk(bool (*text)(size_t page)) {
