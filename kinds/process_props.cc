@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "common/io.h"
@@ -135,6 +136,25 @@ void RlimitsToArgs(const img::Process& p, ProcessArgs* out) {
   out->args->nr_rlimits = n;
 }
 
+// The calling process's oom_score_adj and loginuid where known (read by
+// ReadInheritedState, then set by the applies below): a fork copies them
+// along with the values they stand for.
+std::optional<long> g_oom_score_adj;
+std::optional<uint32_t> g_loginuid;
+
+std::optional<long> OwnOomScoreAdj() {
+  if (g_oom_score_adj) return g_oom_score_adj;
+  auto v = ReadFile("/proc/self/oom_score_adj");
+  if (!v.ok()) return std::nullopt;
+  return strtol(v->c_str(), nullptr, 10);
+}
+
+Result<uint32_t> OwnLoginuid() {
+  if (g_loginuid) return *g_loginuid;
+  ASSIGN_OR_RETURN(std::string v, ReadFile("/proc/self/loginuid"));
+  return static_cast<uint32_t>(strtoul(v.c_str(), nullptr, 10));
+}
+
 // ---- OOM score adjustment ------------------------------------------------
 
 Status ReadOomScoreAdj(ProcessSource& src, img::Process* out) {
@@ -156,16 +176,20 @@ Status ReadLoginuid(ProcessSource& src, img::Process* out) {
 // set needs CAP_AUDIT_CONTROL, which root has.
 Status ApplyLoginuid(const img::Process& p) {
   if (!p.has_loginuid()) return OkStatus();
-  auto have = ReadFile("/proc/self/loginuid");
+  auto have = OwnLoginuid();
   if (!have.ok()) return have.status().WithContext("process " + std::to_string(p.pid()) + " had a loginuid");
-  if (strtoul(have->c_str(), nullptr, 10) == p.loginuid()) return OkStatus();
+  if (*have == p.loginuid()) return OkStatus();
   const std::string want = std::to_string(p.loginuid());
   const int fd = open("/proc/self/loginuid", O_WRONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("open /proc/self/loginuid");
   const bool ok = write(fd, want.data(), want.size()) == static_cast<ssize_t>(want.size());
   const int err = errno;
   close(fd);
-  if (ok) return OkStatus();
+  g_loginuid.reset();  // read again where needed, should the write have failed half-way
+  if (ok) {
+    g_loginuid = p.loginuid();
+    return OkStatus();
+  }
   errno = err;
   return ErrnoStatus("set loginuid " + want);
 }
@@ -174,14 +198,18 @@ Status ApplyLoginuid(const img::Process& p) {
 // the process inherited) needs CAP_SYS_RESOURCE: kept, and said.
 Status ApplyOomScoreAdj(const img::Process& p) {
   const std::string want = std::to_string(p.oom_score_adj());
-  auto have = ReadFile("/proc/self/oom_score_adj");
-  if (have.ok() && strtol(have->c_str(), nullptr, 10) == p.oom_score_adj()) return OkStatus();
+  const std::optional<long> have = OwnOomScoreAdj();
+  if (have && *have == p.oom_score_adj()) return OkStatus();
   const int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("open /proc/self/oom_score_adj");
   const bool ok = write(fd, want.data(), want.size()) == static_cast<ssize_t>(want.size());
   const int err = errno;
   close(fd);
-  if (ok) return OkStatus();
+  g_oom_score_adj.reset();  // unchanged where refused, but read again then
+  if (ok) {
+    g_oom_score_adj = p.oom_score_adj();
+    return OkStatus();
+  }
   if (err == EACCES) {
     LOG_WARN("restore: process %d: oom_score_adj %d cannot be restored without CAP_SYS_RESOURCE", p.pid(),
              p.oom_score_adj());
@@ -306,9 +334,13 @@ Status OneItem(ProcessSource&, img::Process*, std::vector<int64_t>* items) {
   return OkStatus();
 }
 
+// Read once (ReadInheritedState: before the tree is forked).
 uint32_t CapLastCap() {
-  auto v = ReadFile("/proc/sys/kernel/cap_last_cap");
-  return v.ok() ? static_cast<uint32_t>(strtoul(v->c_str(), nullptr, 10)) : 40;  // CAP_CHECKPOINT_RESTORE
+  static const uint32_t last = [] {
+    auto v = ReadFile("/proc/sys/kernel/cap_last_cap");
+    return v.ok() ? static_cast<uint32_t>(strtoul(v->c_str(), nullptr, 10)) : 40;  // CAP_CHECKPOINT_RESTORE
+  }();
+  return last;
 }
 
 // The uids, gids and capabilities are each thread's (kinds/thread_props.cc,
@@ -322,8 +354,7 @@ void CredsToArgs(const img::Process& p, ProcessArgs* out) {
   bool same = groups_ok && ngroups == c.groups_size();
   for (int i = 0; same && i < ngroups; ++i) same = groups[static_cast<size_t>(i)] == c.groups(i);
   cf_rst_args* a = out->args;
-  static const uint32_t last_cap = CapLastCap();
-  a->cap_last_cap = last_cap;
+  a->cap_last_cap = CapLastCap();
   a->change_groups = same ? 0 : 1;
   a->nr_groups = static_cast<uint32_t>(c.groups_size());
   for (uint32_t i = 0; i < a->nr_groups; ++i) out->groups[i] = c.groups(static_cast<int>(i));
@@ -705,6 +736,13 @@ Status ApplyInTask(const img::Process& p, TaskStep step) {
     if (prop.in_task && prop.step == step) RETURN_IF_ERROR(prop.in_task(p));
   }
   return OkStatus();
+}
+
+void ReadInheritedState() {
+  ReadOwnCredentials();
+  (void)CapLastCap();
+  g_oom_score_adj = OwnOomScoreAdj();
+  if (auto l = OwnLoginuid(); l.ok()) g_loginuid = *l;
 }
 
 ProcessArrays ProcessArgsArrays(const img::Process& p) {

@@ -353,10 +353,17 @@ Status ReadStatusLines(pid_t pid, pid_t tid, img::Thread* out) {
   return OkStatus();
 }
 
-// Compared with ours, which every restored thread starts with: a thread
-// changes only what differs.
-void CredsToArgs(const img::Thread& t, ThreadArgs* out) {
+// criu-fast's credentials, which every restored thread starts with (a
+// forked process's are its parent's): read once, before the tree is forked
+// (ReadOwnCredentials), so that each process has them with its memory.
+const Result<proc::ProcStatus>& OwnStatus() {
   static const Result<proc::ProcStatus> ours = proc::ReadStatus(getpid(), static_cast<pid_t>(syscall(SYS_gettid)));
+  return ours;
+}
+
+// Compared with ours: a thread changes only what differs.
+void CredsToArgs(const img::Thread& t, ThreadArgs* out) {
+  const Result<proc::ProcStatus>& ours = OwnStatus();
   const img::Creds& c = t.creds();
   cf_rst_thread* r = out->thread;
   const uint32_t uid[4] = {c.uid(), c.euid(), c.suid(), c.fsuid()};
@@ -402,6 +409,8 @@ constexpr ThreadProperty kProperties[] = {
 };
 
 }  // namespace
+
+void ReadOwnCredentials() { (void)OwnStatus(); }
 
 std::span<const ThreadProperty> ThreadProperties() { return kProperties; }
 

@@ -73,4 +73,8 @@ Status PeekSignals(pid_t tid, bool shared, google::protobuf::RepeatedPtrField<im
 // Appends one queued signal to the restorer args (|tid| 0: process-wide).
 void AddSigInfo(const img::SigInfo& si, int32_t tid, ThreadArgs* out);
 
+// Reads criu-fast's own credentials, which the restored threads are
+// compared with, unless read already (kinds::ReadInheritedState).
+void ReadOwnCredentials();
+
 }  // namespace cf::kinds

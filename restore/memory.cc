@@ -573,52 +573,63 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
   return slots;
 }
 
-Result<std::vector<pagemap::VmaInfo>> MapsForChildren() {
-  ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> maps, pagemap::ReadVmas(getpid()));
-  for (pagemap::VmaInfo& m : maps) {
-    if (!m.path.starts_with('[')) m.path.clear();  // no allocation in a child's copy
-  }
-  return maps;
-}
-
 namespace {
 
-// The mappings of this process: |known| when it still covers as many pages
-// as the process maps (statm's size: mappings are only ever added or
+// Our stack grows down on demand, and the kernel lets it grow only while
+// no accessible mapping lies within stack_guard_gap (1 MiB by default)
+// below it: neither the region nor a VMA in place goes that close. Returns
+// the pages the mappings span, as statm counts them.
+uint64_t KeepRoomBelowStack(std::vector<pagemap::VmaInfo>* maps) {
+  uint64_t pages = 0;
+  for (pagemap::VmaInfo& m : *maps) {
+    if (m.path != "[vsyscall]") pages += m.pages();  // a gate area: not in the mm's size
+    if (m.path == "[stack]") m.start = m.start > kStackRoom ? m.start - kStackRoom : 0;
+  }
+  return pages;
+}
+
+// The mappings of this process: |known|'s when it still covers as many
+// pages as the process maps (statm's size: mappings are only ever added or
 // removed whole by the code that runs between the parent's read and here,
-// e.g. the allocator's new extents, a stack grown), else read anew.
-Result<std::vector<pagemap::VmaInfo>> OwnMaps(const std::vector<pagemap::VmaInfo>* known) {
+// e.g. the allocator's new extents, a stack grown), else read anew into
+// |fresh|.
+Result<const std::vector<pagemap::VmaInfo>*> OwnMaps(const KnownMaps* known, std::vector<pagemap::VmaInfo>* fresh) {
   if (known != nullptr) {
-    uint64_t pages = 0;
-    for (const pagemap::VmaInfo& m : *known) {
-      if (m.path != "[vsyscall]") pages += m.pages();  // a gate area: not in the mm's size
-    }
     char buf[128];
     UniqueFd fd(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
     const ssize_t n = fd.valid() ? read(fd.get(), buf, sizeof(buf) - 1) : -1;
     if (n > 0) {
       buf[n] = '\0';
-      if (strtoull(buf, nullptr, 10) == pages) return *known;
+      if (strtoull(buf, nullptr, 10) == known->pages) return &known->maps;
     }
     LOG_DEBUG("restore: the mappings changed since the fork: read again");
   }
-  return pagemap::ReadVmas(getpid());
+  ASSIGN_OR_RETURN(*fresh, pagemap::ReadVmas(getpid()));
+  KeepRoomBelowStack(fresh);
+  return fresh;
 }
 
 }  // namespace
 
+Result<KnownMaps> MapsForChildren() {
+  KnownMaps known;
+  ASSIGN_OR_RETURN(known.maps, pagemap::ReadVmas(getpid()));
+  for (pagemap::VmaInfo& m : known.maps) {
+    if (!m.path.starts_with('[')) m.path.clear();  // nothing else is looked at
+  }
+  known.pages = KeepRoomBelowStack(&known.maps);
+  return known;
+}
+
 Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem,
                                   const SocketFds& sockets, const Ghosts* ghosts, const Inheritance* inherit,
-                                  const std::vector<pagemap::VmaInfo>* known) {
+                                  const KnownMaps* known) {
   FAULT_POINT("restore-premap");
   MemoryLayout L;
-  // Our stack grows down on demand, and the kernel lets it grow only while
-  // no accessible mapping lies within stack_guard_gap (1 MiB by default)
-  // below it: neither the region nor a VMA in place goes that close.
-  ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> room, OwnMaps(known));
-  for (pagemap::VmaInfo& m : room) {
-    if (m.path == "[stack]") m.start = m.start > kStackRoom ? m.start - kStackRoom : 0;
-  }
+  // Our mappings, the stack's with room below it (KeepRoomBelowStack).
+  std::vector<pagemap::VmaInfo> fresh;
+  ASSIGN_OR_RETURN(const std::vector<pagemap::VmaInfo>* own, OwnMaps(known, &fresh));
+  const std::vector<pagemap::VmaInfo>& room = *own;
   const std::vector<pagemap::VmaInfo>& self = room;
   std::vector<pagemap::PageRange> busy;
   for (const auto& v : room) {

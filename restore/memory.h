@@ -100,21 +100,27 @@ struct Inheritance {
   const img::PageMap* parent_pagemap = nullptr;            // the parent's (null: not known)
 };
 
+// This process's mappings, for PremapMemory in the children it forks next:
+// their ranges, and the names only of the kernel's special mappings
+// ("[stack]", "[vdso]"...), the only ones PremapMemory looks at, the stack's
+// with the room below it PremapMemory keeps free; and the pages they span,
+// to tell whether a child's mappings are still these. A child reading its
+// own maps first touches, in its new address space, the pages of the
+// parser, the allocator and their data (1.4 of the 1.7 ms it took a child
+// of a 300-process restore, against 0.3 ms for the same read again); even
+// a copy of the list cost a child ~100 us, so it is used in place.
+struct KnownMaps {
+  std::vector<pagemap::VmaInfo> maps;
+  uint64_t pages = 0;  // as statm counts them
+};
+Result<KnownMaps> MapsForChildren();
+
 // |known|: this process's mappings as its parent read them before the fork
 // (MapsForChildren), used when the process has mapped or unmapped nothing
 // since (its size is still theirs); else /proc/self/maps is read.
 Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, const ShmemFds& shmem,
                                   const SocketFds& sockets = {}, const Ghosts* ghosts = nullptr,
-                                  const Inheritance* inherit = nullptr,
-                                  const std::vector<pagemap::VmaInfo>* known = nullptr);
-
-// This process's mappings, for PremapMemory in the children it forks next:
-// their ranges, and the names only of the kernel's special mappings
-// ("[stack]", "[vdso]"...), the only ones PremapMemory looks at. A child
-// reading its own maps first touches, in its new address space, the pages
-// of the parser, the allocator and their data (1.4 of the 1.7 ms it took a
-// child of a 300-process restore, against 0.3 ms for the same read again).
-Result<std::vector<pagemap::VmaInfo>> MapsForChildren();
+                                  const Inheritance* inherit = nullptr, const KnownMaps* known = nullptr);
 
 // The protection PremapMemory gives VMA |v|'s slot, where it is always the
 // same (so the restorer's mprotect can be skipped when it is final already).

@@ -55,6 +55,7 @@
 #include "kinds/cgroup.h"
 #include "kinds/kind.h"
 #include "kinds/net_lock.h"
+#include "kinds/process_props.h"
 #include "kinds/tcp_socket.h"
 #include "kinds/netns.h"
 #include "kinds/shmem.h"
@@ -633,6 +634,7 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
   auto* filled = static_cast<uint32_t*>(filled_map);
   const uint64_t loaded = MonotonicNs();
   ForgetCachedBlocks();  // no shared block freed since the load is handed out again in the tree
+  kinds::ReadInheritedState();  // once here, not in each process
   auto cloned = CloneWithPid(root);
   if (cloned.ok() && *cloned == 0) {
     // The root holds only its ends of the two pipes: with its own copy of

@@ -82,7 +82,7 @@ Status CreateChildren(const TaskContext& ctx, const std::vector<PremappedVma>* p
     }
   }
   // Read once here rather than in each child (MapsForChildren).
-  std::vector<pagemap::VmaInfo> maps;
+  std::optional<KnownMaps> maps;
   if (ctx.images->processes[ctx.index].children.size() > 1) {
     ASSIGN_OR_RETURN(maps, MapsForChildren());
   }
@@ -104,7 +104,7 @@ Status CreateChildren(const TaskContext& ctx, const std::vector<PremappedVma>* p
       child.go_fd = -1;
       child.report_fd = report_fd;
       child.parent_vmas = premapped;
-      child.parent_maps = maps.empty() ? nullptr : &maps;
+      child.parent_maps = maps ? &*maps : nullptr;
       RunTask(child);
     }
   }

@@ -89,7 +89,7 @@ struct TaskContext {
   // The mappings the parent had when it forked this process (memory.h,
   // MapsForChildren), in the parent's memory the child has a copy of; null
   // where the parent forks one child only (it would read them for nothing).
-  const std::vector<pagemap::VmaInfo>* parent_maps = nullptr;
+  const KnownMaps* parent_maps = nullptr;
 };
 
 [[noreturn]] void RunTask(TaskContext ctx);
