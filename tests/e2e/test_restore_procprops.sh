@@ -1,9 +1,11 @@
 #!/bin/bash
 # Per-process and per-thread properties come back (tests/progs/procprops.c):
 # resource limits (read from /proc/PID/limits), oom_score_adj, THP disabled,
-# child subreaper, membarrier registrations, audit loginuid; per thread the scheduling
-# policy, RT priority and nice value, the robust futex list and the
-# parent-death signal. `show` lists them.
+# child subreaper, membarrier registrations, audit loginuid (and oom_score_adj
+# and loginuid in two children: one set back to the values the program
+# started with, one keeping its parent's); per thread the scheduling policy,
+# RT priority and nice value, the robust futex list and the parent-death
+# signal. `show` lists them.
 #
 # dump (kill), restore -d, then the program checks everything itself; twice,
 # the second time through a dump of the restored process.

@@ -9,6 +9,13 @@
  * signal, and keep the robust futex list glibc gave them (restored threads
  * start without one); worker 2 also has uids and gids of its own.
  *
+ * Two children, forked once the process has set its values: "back" sets
+ * oom_score_adj and the loginuid back to what the program started with
+ * (criu-fast's own, for a restore run from the same shell), "same" keeps
+ * its parent's. The restore compares each process's image with the values
+ * it has from its parent, which the parent's own restore changed first
+ * (kinds::ReadInheritedState): both must come back as they were.
+ *
  * On SIGUSR1 main checks the process-wide values and each thread's
  * scheduling and robust list (by tid); each worker checks its own
  * parent-death signal, which only the thread itself can read, when main
@@ -138,6 +145,51 @@ static long read_loginuid(void) {
   return n > 0 ? atol(buf) : -1;
 }
 static int have_loginuid;
+static int start_oom_score_adj;
+static long start_loginuid = -1;
+static pid_t kid_back, kid_same;
+static int back_loginuid; /* "back" could set its loginuid back */
+
+static void check_back(void) {
+  CF_CHECK(read_oom_score_adj() == start_oom_score_adj, "back: oom_score_adj %d, want %d", read_oom_score_adj(),
+           start_oom_score_adj);
+  if (back_loginuid)
+    CF_CHECK(read_loginuid() == start_loginuid, "back: loginuid %ld, want %ld", read_loginuid(), start_loginuid);
+}
+
+static void check_same(void) {
+  CF_CHECK(read_oom_score_adj() == 321, "same: oom_score_adj %d, want 321", read_oom_score_adj());
+  if (have_loginuid) CF_CHECK(read_loginuid() == 4321, "same: loginuid %ld, want 4321", read_loginuid());
+}
+
+static void fork_children(void) {
+  kid_back = fork();
+  if (kid_back < 0) cf_die("fork");
+  if (kid_back == 0) {
+    char v[32];
+    int n = snprintf(v, sizeof(v), "%d", start_oom_score_adj);
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY);
+    if (fd < 0 || write(fd, v, (size_t)n) != n) cf_die("back: oom_score_adj");
+    close(fd);
+    if (have_loginuid && start_loginuid >= 0) {
+      n = snprintf(v, sizeof(v), "%ld", start_loginuid);
+      fd = open("/proc/self/loginuid", O_WRONLY);
+      back_loginuid = fd >= 0 && write(fd, v, (size_t)n) == n && read_loginuid() == start_loginuid;
+      if (fd >= 0) close(fd);
+    }
+    cf_child_ready("ready.back");
+    cf_child_loop(check_back, "result.back");
+  }
+  kid_same = fork();
+  if (kid_same < 0) cf_die("fork");
+  if (kid_same == 0) {
+    cf_child_ready("ready.same");
+    cf_child_loop(check_same, "result.same");
+  }
+  char buf[32];
+  if (cf_wait_file("ready.back", buf, sizeof(buf)) != 0 || cf_wait_file("ready.same", buf, sizeof(buf)) != 0)
+    cf_die("children not ready");
+}
 
 static void check_process(void) {
   struct rlimit rl;
@@ -184,7 +236,10 @@ static void setup_process(void) {
 
 int main(int argc, char **argv) {
   cf_init(argc, argv, 1, "procprops W");
+  start_oom_score_adj = read_oom_score_adj();
+  start_loginuid = read_loginuid();
   setup_process();
+  fork_children();
   setup_thread(0);
   for (int i = 1; i < NTHREADS; i++) {
     pthread_t t;
@@ -196,6 +251,8 @@ int main(int argc, char **argv) {
     if (cf_take_usr1()) {
       int round = ++check_round;
       check_process();
+      cf_ask_child(kid_back, "result.back");
+      cf_ask_child(kid_same, "result.same");
       check_own(0);
       CF_CHECK(!thread_fail[0][0], "%s", thread_fail[0]);
       for (int i = 0; i < NTHREADS; i++) check_thread(i);
