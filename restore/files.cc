@@ -31,7 +31,10 @@ void CloseAllBut(const std::vector<int>& keep, const std::vector<int>& same_file
   // whole (close_range, Linux 5.9): no listing of /proc/self/fd, ~40 us
   // in each process of a tree.
   if (same_file.empty()) {
-    std::vector<unsigned> kept(keep.begin(), keep.end());
+    std::vector<unsigned> kept;
+    for (int k : keep) {
+      if (k >= 0) kept.push_back(static_cast<unsigned>(k));
+    }
     std::sort(kept.begin(), kept.end());
     unsigned from = 0;
     bool ok = true;
