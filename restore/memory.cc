@@ -538,6 +538,7 @@ uint64_t RestorerSyscallSite(uint64_t region) {
 std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot, const std::vector<bool>& in_place,
                                     const std::vector<uint64_t>& kept) {
   std::vector<PremappedVma> slots;
+  slots.reserve(static_cast<size_t>(core.vmas_size()));
   uint64_t slot = first_slot;
   const img::Vma* prev = nullptr;  // the VMA of the slot just before |slot|
   for (int i = 0; i < core.vmas_size(); ++i) {
@@ -631,7 +632,10 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   ASSIGN_OR_RETURN(const std::vector<pagemap::VmaInfo>* own, OwnMaps(known, &fresh));
   const std::vector<pagemap::VmaInfo>& room = *own;
   const std::vector<pagemap::VmaInfo>& self = room;
+  // Sized once: in a process forked from criu-fast every first use of a
+  // fresh allocation costs copy-on-write faults.
   std::vector<pagemap::PageRange> busy;
+  busy.reserve(room.size() + static_cast<size_t>(core.vmas_size()));
   for (const auto& v : room) {
     if (v.path == "[vsyscall]") continue;
     busy.push_back({v.start, v.end});
@@ -669,7 +673,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   L.args_len = PageUp(args_len);
   const uint64_t threads_len = kThreadStackSize * static_cast<uint64_t>(std::max(0, core.threads_size() - 1));
   L.region_len = blob_len + L.args_len + kStackSize + threads_len + premap_total + scratch_len;
-  ASSIGN_OR_RETURN(L.region, FindHole(busy, L.region_len));
+  ASSIGN_OR_RETURN(L.region, FindHole(std::move(busy), L.region_len));
   void* r = mmap(reinterpret_cast<void*>(L.region), L.region_len, PROT_NONE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
   if (r == MAP_FAILED) return ErrnoStatus("reserve the restore region");
