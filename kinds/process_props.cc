@@ -185,11 +185,11 @@ Status ApplyLoginuid(const img::Process& p) {
   const bool ok = write(fd, want.data(), want.size()) == static_cast<ssize_t>(want.size());
   const int err = errno;
   close(fd);
-  g_loginuid.reset();  // read again where needed, should the write have failed half-way
   if (ok) {
     g_loginuid = p.loginuid();
     return OkStatus();
   }
+  g_loginuid.reset();  // after a failed write, read again where needed
   errno = err;
   return ErrnoStatus("set loginuid " + want);
 }
@@ -205,11 +205,11 @@ Status ApplyOomScoreAdj(const img::Process& p) {
   const bool ok = write(fd, want.data(), want.size()) == static_cast<ssize_t>(want.size());
   const int err = errno;
   close(fd);
-  g_oom_score_adj.reset();  // unchanged where refused, but read again then
   if (ok) {
     g_oom_score_adj = p.oom_score_adj();
     return OkStatus();
   }
+  g_oom_score_adj.reset();  // after a failed write, read again where needed
   if (err == EACCES) {
     LOG_WARN("restore: process %d: oom_score_adj %d cannot be restored without CAP_SYS_RESOURCE", p.pid(),
              p.oom_score_adj());
