@@ -27,6 +27,7 @@ static inline long cf_sys6(long nr, long a0, long a1, long a2, long a3, long a4,
 #define cf_sys5(nr, a, b, c, d, e) cf_sys6((nr), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
 
 /* Syscall numbers (x86-64). */
+#define CF_NR_read 0
 #define CF_NR_close 3
 #define CF_NR_mprotect 10
 #define CF_NR_munmap 11
@@ -35,6 +36,7 @@ static inline long cf_sys6(long nr, long a0, long a1, long a2, long a3, long a4,
 #define CF_NR_setitimer 38
 #define CF_NR_getpid 39
 #define CF_NR_exit 60
+#define CF_NR_kill 62
 #define CF_NR_setresuid 117
 #define CF_NR_setresgid 119
 #define CF_NR_setfsuid 122
@@ -50,5 +52,6 @@ static inline long cf_sys6(long nr, long a0, long a1, long a2, long a3, long a4,
 #define CF_NR_timer_settime 223
 #define CF_NR_rt_sigqueueinfo 129
 #define CF_NR_rt_tgsigqueueinfo 297
+#define CF_NR_pidfd_send_signal 424
 
 #endif /* CF_RESTORER_SYSCALL_H */

@@ -64,6 +64,7 @@
 #include "restore/images.h"
 #include "blobs/restorer/restorer_abi.h"
 #include "restore/clone.h"
+#include "restore/detach_guard.h"
 #include "restore/fdtable.h"
 #include "restore/ghosts.h"
 #include "restore/shared_files.h"
@@ -721,10 +722,19 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
       LOG_WARN("restore: window probe of the connections of process %d: %s", p.core.pid(), s.ToString().c_str());
     }
   }
-  // Everything is in place: let the whole tree run.
+  // Everything is in place: let the whole tree run, all of it or none
+  // should criu-fast be killed meanwhile (restore/detach_guard.h).
+  std::vector<pid_t> leaders;
+  leaders.reserve(images.processes.size());
+  for (const auto& p : images.processes) leaders.push_back(p.core.pid());
+  ASSIGN_OR_RETURN(std::unique_ptr<DetachGuard> guard, DetachGuard::Start(leaders));
+  size_t detached = 0;
   for (pid_t pid : expected) {
     if (ptrace(PTRACE_DETACH, pid, nullptr, nullptr) != 0) return ErrnoStatus("detach from " + std::to_string(pid));
+    // Tests: criu-fast killed with half the tree detached.
+    if (++detached == expected.size() / 2 && FaultArmed("restore-die-mid-detach")) raise(SIGKILL);
   }
+  guard->Commit();
   created.Release();
   cgroups.created.Keep();
   // The tree runs: from here a termination signal ends criu-fast as usual.
