@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <ctime>
 #include <set>
+#include <vector>
 
 #include "common/fault.h"
 #include "common/log.h"
+#include "ptrace/kill_guard.h"
 #include "common/timer.h"
 #include "proc/proc_parse.h"
 
@@ -280,7 +282,20 @@ void FrozenTree::Kill() {
   // never traced. CRIU does the same (its dump returns once the signal is
   // sent); a restore that follows waits for each pid to be free
   // (restore/clone.cc).
-  for (const auto& p : processes_) kill(p.pid, SIGKILL);
+  // All or nothing (ptrace/kill_guard.h): criu-fast killed half-way through
+  // the loop would leave the rest of the tree running beside its image.
+  std::vector<pid_t> pids;
+  pids.reserve(processes_.size());
+  for (const auto& p : processes_) pids.push_back(p.pid);
+  auto guard = KillGuard::Start(pids);
+  if (!guard.ok()) LOG_WARN("seize: %s (the tree is killed unguarded)", guard.status().ToString().c_str());
+  size_t killed = 0;
+  for (pid_t pid : pids) {
+    kill(pid, SIGKILL);
+    // Tests: criu-fast killed with half the tree killed.
+    if (++killed == (pids.size() + 1) / 2 && FaultArmed("dump-die-mid-kill")) raise(SIGKILL);
+  }
+  if (guard.ok()) (*guard)->Commit();
 }
 
 FrozenTree::~FrozenTree() { Release(); }

@@ -51,6 +51,7 @@
 #include "common/timer.h"
 #include "pagemap/vma.h"
 #include "proc/proc_parse.h"
+#include "ptrace/kill_guard.h"
 #include "ptrace/remote_syscall.h"
 #include "kinds/cgroup.h"
 #include "kinds/kind.h"
@@ -64,7 +65,6 @@
 #include "restore/images.h"
 #include "blobs/restorer/restorer_abi.h"
 #include "restore/clone.h"
-#include "restore/detach_guard.h"
 #include "restore/fdtable.h"
 #include "restore/ghosts.h"
 #include "restore/shared_files.h"
@@ -723,11 +723,11 @@ Status Restore(const RestoreOptions& opts, int* exit_code) {
     }
   }
   // Everything is in place: let the whole tree run, all of it or none
-  // should criu-fast be killed meanwhile (restore/detach_guard.h).
+  // should criu-fast be killed meanwhile (ptrace/kill_guard.h).
   std::vector<pid_t> leaders;
   leaders.reserve(images.processes.size());
   for (const auto& p : images.processes) leaders.push_back(p.core.pid());
-  ASSIGN_OR_RETURN(std::unique_ptr<DetachGuard> guard, DetachGuard::Start(leaders));
+  ASSIGN_OR_RETURN(std::unique_ptr<tracing::KillGuard> guard, tracing::KillGuard::Start(leaders));
   size_t detached = 0;
   for (pid_t pid : expected) {
     if (ptrace(PTRACE_DETACH, pid, nullptr, nullptr) != 0) return ErrnoStatus("detach from " + std::to_string(pid));

@@ -9,7 +9,7 @@
 # after random delays; after each round either the restore had finished (the
 # tree passes its self-check and is killed for the next round) or every pid
 # of the tree is free again (no process, not even a zombie, within 20 s).
-# The detaches at the end are all or nothing (restore/detach_guard.h): a
+# The detaches at the end are all or nothing (ptrace/kill_guard.h): a
 # kill half-way through them, rare at random, is also made once on purpose.
 # CF_KILL_ROUNDS sets the number of rounds (default 6).
 # shellcheck source=lib.sh
@@ -53,7 +53,7 @@ all_free
 
 # The last step made certain: criu-fast killed with half the tree detached
 # (CF_FAULT=restore-die-mid-detach). The detached half runs untraced; the
-# guard of restore/detach_guard.h must kill it with the rest.
+# guard of ptrace/kill_guard.h must kill it with the rest.
 rc=0
 CF_FAULT=restore-die-mid-detach "$CRIU_FAST" restore -D "$IMG" -d -v0 >"$E2E_TMP/round.out" 2>"$E2E_TMP/round.err" || rc=$?
 [ "$rc" = 137 ] || fail "killed half-way through the detaches: exit $rc, expected 137 (SIGKILL)"

@@ -1,5 +1,5 @@
-// Tests of DetachGuard on real processes: sleepers forked for each test.
-#include "restore/detach_guard.h"
+// Tests of KillGuard on real processes: sleepers forked for each test.
+#include "ptrace/kill_guard.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 
 #include <vector>
 
-namespace cf::restore {
+namespace cf::tracing {
 namespace {
 
 // A child that sleeps until killed; unless |orphan|, it dies with this
@@ -48,10 +48,10 @@ void KillAll(const std::vector<pid_t>& pids) {
   }
 }
 
-TEST(DetachGuardTest, CommitLetsTheProcessesRun) {
+TEST(KillGuardTest, CommitLetsTheProcessesRun) {
   std::vector<pid_t> pids = {Sleeper(), Sleeper(), Sleeper()};
   {
-    auto guard = DetachGuard::Start(pids);
+    auto guard = KillGuard::Start(pids);
     ASSERT_TRUE(guard.ok()) << guard.status().ToString();
     (*guard)->Commit();
   }
@@ -62,17 +62,17 @@ TEST(DetachGuardTest, CommitLetsTheProcessesRun) {
   KillAll(pids);
 }
 
-TEST(DetachGuardTest, WithoutCommitKillsThem) {
+TEST(KillGuardTest, WithoutCommitKillsThem) {
   std::vector<pid_t> pids = {Sleeper(), Sleeper(), Sleeper()};
   {
-    auto guard = DetachGuard::Start(pids);
+    auto guard = KillGuard::Start(pids);
     ASSERT_TRUE(guard.ok()) << guard.status().ToString();
   }
   for (pid_t p : pids) EXPECT_EQ(EndSignal(p), SIGKILL) << "process " << p;
 }
 
 // Without pidfds (no descriptor left to open them), by pid.
-TEST(DetachGuardTest, KillsByPidWithoutDescriptors) {
+TEST(KillGuardTest, KillsByPidWithoutDescriptors) {
   std::vector<pid_t> pids = {Sleeper(), Sleeper()};
   rlimit old{};
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -84,7 +84,7 @@ TEST(DetachGuardTest, KillsByPidWithoutDescriptors) {
     rlimit low = old;
     low.rlim_cur = static_cast<rlim_t>(top) + 2;
     ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
-    auto guard = DetachGuard::Start(pids);
+    auto guard = KillGuard::Start(pids);
     const long no_room = syscall(SYS_pidfd_open, getpid(), 0);  // as for the guard's pidfds
     ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
     EXPECT_LT(no_room, 0) << "a pidfd could be opened: the test proves nothing";
@@ -95,7 +95,7 @@ TEST(DetachGuardTest, KillsByPidWithoutDescriptors) {
 
 // The case it is for: its owner killed with SIGKILL before the commit. The
 // owner's sleepers are orphans then, reaped here (a child subreaper).
-TEST(DetachGuardTest, OwnerKilledKillsThem) {
+TEST(KillGuardTest, OwnerKilledKillsThem) {
   ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
   int p[2];
   ASSERT_EQ(pipe(p), 0);
@@ -103,7 +103,7 @@ TEST(DetachGuardTest, OwnerKilledKillsThem) {
   if (owner == 0) {
     close(p[0]);
     pid_t kids[2] = {Sleeper(true), Sleeper(true)};
-    auto guard = DetachGuard::Start({kids[0], kids[1]});
+    auto guard = KillGuard::Start({kids[0], kids[1]});
     if (!guard.ok()) _exit(2);
     (void)!write(p[1], kids, sizeof(kids));
     raise(SIGKILL);
@@ -121,4 +121,4 @@ TEST(DetachGuardTest, OwnerKilledKillsThem) {
 }
 
 }  // namespace
-}  // namespace cf::restore
+}  // namespace cf::tracing

@@ -1,4 +1,4 @@
-#include "restore/detach_guard.h"
+#include "ptrace/kill_guard.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@ extern "C" {
 #include "blobs/syscall.h"
 }
 
-namespace cf::restore {
+namespace cf::tracing {
 namespace {
 
 constexpr size_t kStackSize = 64 * 1024;
@@ -22,7 +22,7 @@ constexpr size_t kStackSize = 64 * 1024;
 // The guard's whole life, in criu-fast's memory with criu-fast's thread
 // pointer: raw system calls only, nothing instrumented.
 __attribute__((noinline, no_sanitize("address", "undefined", "thread"))) int GuardMain(void* arg) {
-  const auto* s = static_cast<const DetachGuard::Shared*>(arg);
+  const auto* s = static_cast<const KillGuard::Shared*>(arg);
   cf_sys1(CF_NR_close, s->commit_w);  // its copy: the pipe ends with criu-fast's
   char c = 0;
   long n;
@@ -31,7 +31,7 @@ __attribute__((noinline, no_sanitize("address", "undefined", "thread"))) int Gua
   } while (n == -EINTR);
   if (n == 1) return 0;  // committed
   for (size_t i = 0; i < s->count; ++i) {
-    const DetachGuard::Target& t = s->targets[i];
+    const KillGuard::Target& t = s->targets[i];
     if (t.pidfd >= 0) {
       cf_sys4(CF_NR_pidfd_send_signal, t.pidfd, SIGKILL, 0, 0);
     } else {
@@ -43,10 +43,10 @@ __attribute__((noinline, no_sanitize("address", "undefined", "thread"))) int Gua
 
 }  // namespace
 
-Result<std::unique_ptr<DetachGuard>> DetachGuard::Start(const std::vector<pid_t>& pids) {
-  std::unique_ptr<DetachGuard> g(new DetachGuard());
+Result<std::unique_ptr<KillGuard>> KillGuard::Start(const std::vector<pid_t>& pids) {
+  std::unique_ptr<KillGuard> g(new KillGuard());
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe for the detach guard");
+  if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe for the kill guard");
   g->commit_r_.reset(fds[0]);
   g->commit_w_.reset(fds[1]);
   g->targets_.reserve(pids.size());
@@ -57,7 +57,7 @@ Result<std::unique_ptr<DetachGuard>> DetachGuard::Start(const std::vector<pid_t>
   g->stack_ = mmap(nullptr, kStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (g->stack_ == MAP_FAILED) {
     g->stack_ = nullptr;
-    return ErrnoStatus("stack for the detach guard");
+    return ErrnoStatus("stack for the kill guard");
   }
   // Created with every signal blocked (SIGINT from a terminal reaches the
   // whole process group), and no exit signal: reaped with __WALL.
@@ -67,11 +67,11 @@ Result<std::unique_ptr<DetachGuard>> DetachGuard::Start(const std::vector<pid_t>
   g->pid_ = clone(GuardMain, static_cast<char*>(g->stack_) + kStackSize, CLONE_VM | CLONE_UNTRACED, &g->shared_);
   const int err = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (g->pid_ < 0) return ErrnoStatus(err, "start the detach guard");
+  if (g->pid_ < 0) return ErrnoStatus(err, "start the kill guard");
   return g;
 }
 
-void DetachGuard::Finish(bool commit) {
+void KillGuard::Finish(bool commit) {
   if (pid_ > 0) {
     if (commit) {
       const char c = 'c';
@@ -93,8 +93,8 @@ void DetachGuard::Finish(bool commit) {
   stack_ = nullptr;
 }
 
-void DetachGuard::Commit() { Finish(true); }
+void KillGuard::Commit() { Finish(true); }
 
-DetachGuard::~DetachGuard() { Finish(false); }
+KillGuard::~KillGuard() { Finish(false); }
 
-}  // namespace cf::restore
+}  // namespace cf::tracing
