@@ -244,7 +244,12 @@ Result<std::string> ShowDir(const std::string& dir, const std::string& head, boo
     ASSIGN_OR_RETURN(streams::ImageReader r, streams::ImageReader::Open(dir + "/inventory.img",
                                                                         streams::FileKind::kInventory));
     RETURN_IF_ERROR(r.ReadMessage(&inv));
-    pids.assign(inv.pids().begin(), inv.pids().end());
+    // A damaged inventory may name a pid twice: each prints once (the keys
+    // of a JSON object are unique).
+    std::set<int> seen;
+    for (int pid : inv.pids()) {
+      if (seen.insert(pid).second) pids.push_back(pid);
+    }
   }
   std::vector<std::string> ghosts, shmems;
   std::set<int> core_pids;
