@@ -887,6 +887,9 @@ Status CopyRun(pid_t pid, const CopyInto& into, const uint8_t* src, uint64_t dst
   int stalls = 0;
   uint64_t limit = UINT64_MAX;  // the end of the slot at |dst|, once the kernel refused a run past it
   while (len > 0) {
+    // Past the slot the kernel refused a run over (its last page there
+    // written below): a copy of no bytes would be refused (EINVAL).
+    if (dst >= limit) limit = UINT64_MAX;
     uffdio_copy c{};
     c.dst = dst;
     c.src = reinterpret_cast<uint64_t>(src);
