@@ -185,6 +185,26 @@ TEST_F(ShowTest, DirectoryAsJson) {
   EXPECT_EQ(Field(ghost, "bytes").number_value(), 100);
 }
 
+// An inventory that names a pid twice (damaged, or made by hand): the
+// process is printed once, so the output stays valid JSON (a duplicate key
+// is refused by protobuf's parser; found by fuzz_show).
+TEST_F(ShowTest, PidNamedTwiceIsPrintedOnce) {
+  img::Inventory inv;
+  inv.set_format_version(1);
+  inv.set_root_pid(42);
+  inv.add_pids(42);
+  inv.add_pids(42);
+  inv.set_compression("none");
+  Write("inventory.img", streams::FileKind::kInventory, inv);
+  bool incomplete = true;
+  auto json = ShowJson(dir_, &incomplete);
+  ASSERT_TRUE(json.ok()) << json.status().ToString();
+  const Struct top = ParseJson(*json);
+  const Struct& procs = Obj(top, "processes");
+  EXPECT_EQ(procs.fields_size(), 1);
+  EXPECT_EQ(Field(Obj(Obj(procs, "42"), "core"), "cwd").string_value(), "/tmp/some \"dir\"");
+}
+
 TEST_F(ShowTest, PagesFile) {
   bool incomplete = false;
   auto json = ShowJson(dir_ + "/pages-42.img", &incomplete);
