@@ -33,9 +33,9 @@ __attribute__((noinline, no_sanitize("address", "undefined", "thread"))) int Gua
   for (size_t i = 0; i < s->count; ++i) {
     const KillGuard::Target& t = s->targets[i];
     if (t.pidfd >= 0) {
-      cf_sys4(CF_NR_pidfd_send_signal, t.pidfd, SIGKILL, 0, 0);
+      cf_sys4(CF_NR_pidfd_send_signal, t.pidfd, s->sig, 0, 0);
     } else {
-      cf_sys2(CF_NR_kill, t.pid, SIGKILL);
+      cf_sys2(CF_NR_kill, t.pid, s->sig);
     }
   }
   return 0;
@@ -43,7 +43,7 @@ __attribute__((noinline, no_sanitize("address", "undefined", "thread"))) int Gua
 
 }  // namespace
 
-Result<std::unique_ptr<KillGuard>> KillGuard::Start(const std::vector<pid_t>& pids) {
+Result<std::unique_ptr<KillGuard>> KillGuard::Start(const std::vector<pid_t>& pids, int sig) {
   std::unique_ptr<KillGuard> g(new KillGuard());
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe for the kill guard");
@@ -53,7 +53,7 @@ Result<std::unique_ptr<KillGuard>> KillGuard::Start(const std::vector<pid_t>& pi
   for (pid_t pid : pids) {
     g->targets_.push_back({static_cast<int>(syscall(SYS_pidfd_open, pid, 0)), pid});
   }
-  g->shared_ = {fds[0], fds[1], g->targets_.data(), g->targets_.size()};
+  g->shared_ = {fds[0], fds[1], g->targets_.data(), g->targets_.size(), sig};
   g->stack_ = mmap(nullptr, kStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (g->stack_ == MAP_FAILED) {
     g->stack_ = nullptr;

@@ -13,12 +13,18 @@
 // criu-fast commits once the step is done. It learns of criu-fast's death
 // from its pipe, which then reads as ended.
 //
+// The signal may be another than SIGKILL where the step sends another: a
+// dump with --leave-stopped queues SIGSTOP to each process of its complete
+// image before letting them go, and a guard sending SIGSTOP finishes that
+// step (a process stopped already stays so).
+//
 // The guard shares criu-fast's memory (CLONE_VM: nothing of a large address
 // space is copied), runs raw system calls only (it has no thread of its own
 // for libc: errno and the like belong to the thread that made it) and
 // blocks every signal but SIGKILL.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <memory>
@@ -32,15 +38,15 @@ namespace cf::tracing {
 class KillGuard {
  public:
   // Starts the guard of |pids|, the processes of a tree (thread-group
-  // leaders). A process whose pidfd cannot be opened (a low RLIMIT_NOFILE)
-  // is killed by its pid instead.
-  static Result<std::unique_ptr<KillGuard>> Start(const std::vector<pid_t>& pids);
+  // leaders), that sends them |sig| unless committed. A process whose pidfd
+  // cannot be opened (a low RLIMIT_NOFILE) is signalled by its pid instead.
+  static Result<std::unique_ptr<KillGuard>> Start(const std::vector<pid_t>& pids, int sig = SIGKILL);
 
   // The step is done: the guard exits without killing any process. Returns
   // once it is gone.
   void Commit();
 
-  // Without a commit the guard kills every process (a restore's own
+  // Without a commit the guard signals every process (a restore's own
   // rollback kills them too); either way it is reaped here.
   ~KillGuard();
 
@@ -58,6 +64,7 @@ class KillGuard {
     int commit_w;  // the guard closes its own copy (its table is a copy)
     const Target* targets;
     size_t count;
+    int sig;
   };
 
  private:
@@ -65,7 +72,7 @@ class KillGuard {
   void Finish(bool commit);
 
   std::vector<Target> targets_;
-  Shared shared_{-1, -1, nullptr, 0};
+  Shared shared_{-1, -1, nullptr, 0, SIGKILL};
   UniqueFd commit_r_;
   UniqueFd commit_w_;
   void* stack_ = nullptr;

@@ -71,6 +71,22 @@ TEST(KillGuardTest, WithoutCommitKillsThem) {
   for (pid_t p : pids) EXPECT_EQ(EndSignal(p), SIGKILL) << "process " << p;
 }
 
+// Another signal where the step sends another (a dump's --leave-stopped):
+// without a commit each process gets SIGSTOP and lives on, stopped.
+TEST(KillGuardTest, WithoutCommitSendsItsSignal) {
+  std::vector<pid_t> pids = {Sleeper(), Sleeper()};
+  {
+    auto guard = KillGuard::Start(pids, SIGSTOP);
+    ASSERT_TRUE(guard.ok()) << guard.status().ToString();
+  }
+  for (pid_t p : pids) {
+    int status = 0;
+    EXPECT_EQ(waitpid(p, &status, WUNTRACED), p);
+    EXPECT_TRUE(WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP) << "process " << p << ": status " << status;
+  }
+  KillAll(pids);
+}
+
 // Without pidfds (no descriptor left to open them), by pid.
 TEST(KillGuardTest, KillsByPidWithoutDescriptors) {
   std::vector<pid_t> pids = {Sleeper(), Sleeper()};

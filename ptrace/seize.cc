@@ -254,12 +254,27 @@ bool FrozenTree::TakeAsZombie(size_t parent, pid_t child) {
 void FrozenTree::Release(bool stop) {
   if (done_) return;
   done_ = true;
+  // Queued while the threads are still held: the first thing they do once
+  // detached is to stop. All or nothing (ptrace/kill_guard.h): criu-fast
+  // killed half-way through the loop would leave part of the tree stopped
+  // and the rest running; the guard sends the rest their SIGSTOP. Once all
+  // are queued, a detach by the kernel stops them as well as ours.
+  std::vector<pid_t> to_stop;
   for (const auto& p : processes_) {
     const bool stopped =
         std::any_of(p.threads.begin(), p.threads.end(), [](const SeizedThread& t) { return t.group_stopped; });
-    // Queued while the threads are still held: the first thing they do once
-    // detached is to stop.
-    if (stop && !stopped) kill(p.pid, SIGSTOP);
+    if (stop && !stopped) to_stop.push_back(p.pid);
+  }
+  if (!to_stop.empty()) {
+    auto guard = KillGuard::Start(to_stop, SIGSTOP);
+    if (!guard.ok()) LOG_WARN("seize: %s (the tree is stopped unguarded)", guard.status().ToString().c_str());
+    size_t sent = 0;
+    for (pid_t pid : to_stop) {
+      kill(pid, SIGSTOP);
+      // Tests: criu-fast killed with half the tree sent its SIGSTOP.
+      if (++sent == (to_stop.size() + 1) / 2 && FaultArmed("dump-die-mid-stop")) raise(SIGKILL);
+    }
+    if (guard.ok()) (*guard)->Commit();
   }
   for (const auto& p : processes_) {
     for (const auto& t : p.threads) {

@@ -203,6 +203,22 @@ assert_running_untraced() {
   fail "$what: process $pid is not running untraced (state '$(proc_state "$pid")', TracerPid '$(tracer_pid "$pid")')"
 }
 
+# assert_all_stopped PID WHAT: PID and every thread of it in state T, untraced.
+assert_all_stopped() {
+  local pid=$1 what=$2 i t s ok
+  for ((i = 0; i < 40; i++)); do
+    ok=1
+    for t in /proc/"$pid"/task/*; do
+      s=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "$t/status" 2>/dev/null)
+      [ "$s" = T ] || ok=0
+    done
+    [ "$(tracer_pid "$pid")" = 0 ] || ok=0
+    [ "$ok" = 1 ] && return 0
+    sleep 0.05
+  done
+  fail "$what: process $pid is not stopped untraced (state '$(proc_state "$pid")', TracerPid '$(tracer_pid "$pid")')"
+}
+
 # cpu_ticks PID: utime+stime in clock ticks.
 cpu_ticks() {
   local stat

@@ -56,6 +56,22 @@ check_pass "$W"
 rm -rf "$E2E_TMP/half"
 log "killed half-way through the kills: the whole tree was gone; restored"
 
+# The last step of a dump with --leave-stopped, a SIGSTOP queued to each
+# process, made all or nothing by the same guard (sending SIGSTOP): criu-fast
+# killed with 2 of the 3 processes sent theirs (CF_FAULT=dump-die-mid-stop)
+# leaves the whole tree stopped untraced beside its complete image (without
+# the guard, one ran on). SIGCONT lets them all go on.
+rc=0
+CF_FAULT=dump-die-mid-stop "$CRIU_FAST" dump -t "$root" -D "$E2E_TMP/half-s" --leave-stopped -v0 >"$E2E_TMP/half-s.out" 2>"$E2E_TMP/half-s.err" || rc=$?
+[ "$rc" = 137 ] || fail "killed half-way through the stops: exit $rc, expected 137 (SIGKILL)"
+[ -e "$E2E_TMP/half-s/inventory.img" ] || fail "killed half-way through the stops: no inventory.img"
+for p in "${all[@]}"; do assert_all_stopped "$p" "killed half-way through the stops"; done
+for p in "${all[@]}"; do kill -CONT "$p"; done
+for p in "${all[@]}"; do assert_running_untraced "$p" "after SIGCONT"; done
+check_pass "$W"
+rm -rf "$E2E_TMP/half-s"
+log "killed half-way through the stops: the whole tree was stopped; runs on after SIGCONT"
+
 for p in "${all[@]}"; do fd_list "$p" "$E2E_TMP/fds.$p"; done
 n_killed=0 n_done=0 n_restored=0
 for ((i = 0; i < ROUNDS; i++)); do

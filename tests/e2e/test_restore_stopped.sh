@@ -14,22 +14,6 @@
 source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
 e2e_init
 
-# assert_all_stopped PID WHAT: PID and every thread of it in state T, untraced.
-assert_all_stopped() {
-  local pid=$1 what=$2 i t s ok
-  for ((i = 0; i < 40; i++)); do
-    ok=1
-    for t in /proc/"$pid"/task/*; do
-      s=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "$t/status" 2>/dev/null)
-      [ "$s" = T ] || ok=0
-    done
-    [ "$(tracer_pid "$pid")" = 0 ] || ok=0
-    [ "$ok" = 1 ] && return 0
-    sleep 0.05
-  done
-  fail "$what: process $pid is not stopped untraced (state '$(proc_state "$pid")', TracerPid '$(tracer_pid "$pid")')"
-}
-
 W=$E2E_TMP/w
 start_prog stopped "$W"
 root=$PROG_PID
