@@ -47,7 +47,7 @@ constexpr uint64_t kStackSize = 256 * 1024;
 // of the image comes back as a VMA of its own (see KeepApart). But each gap
 // is a VMA too, and a process may have up to vm.max_map_count (65530) VMAs:
 // two private anonymous slots in a row are packed with no gap instead (see
-// Packs), the second one kept apart by the way it is made (MapPacked).
+// PlanSlots), the second one kept apart by the way it is made (MapPacked).
 constexpr uint64_t kSlotGap = kPageSize;
 constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
 constexpr int kMapDroppable = 0x08;     // MAP_DROPPABLE, Linux 6.11
@@ -90,26 +90,56 @@ Result<uint64_t> FindHole(std::vector<pagemap::PageRange> busy, uint64_t len) {
   return Errorf("no hole of %lu bytes free in both address spaces", len);
 }
 
-// Calls |f| with each VmFlag of the dumped VMA (smaps' two-letter names,
-// separated by single spaces). A plain loop: a process of 60,000 VMAs asks
-// about a dozen flags per VMA, and a search per flag showed in profiles.
-template <typename F>
-void ForEachVmFlag(const img::Vma& v, F&& f) {
+// The VmFlags of a dumped VMA (smaps' two-letter names, separated by single
+// spaces) that restore acts on, as bits (VmFlagBits): parsed once per VMA.
+// A process of 60,000 VMAs was asked about a dozen flags per VMA, one scan
+// of the string each: ~20 ms of its premap.
+enum VmFlagBit : uint32_t {
+  kVmNoReserve = 1u << 0,    // nr: no swap reservation (MAP_NORESERVE)
+  kVmDroppable = 1u << 1,    // dp: MAP_DROPPABLE
+  kVmNoHuge = 1u << 2,       // nh: MADV_NOHUGEPAGE
+  kVmHuge = 1u << 3,         // hg: MADV_HUGEPAGE
+  kVmSeqRead = 1u << 4,      // sr: MADV_SEQUENTIAL
+  kVmRandRead = 1u << 5,     // rr: MADV_RANDOM
+  kVmDontCopy = 1u << 6,     // dc: MADV_DONTFORK
+  kVmDontDump = 1u << 7,     // dd: MADV_DONTDUMP
+  kVmMergeable = 1u << 8,    // mg: MADV_MERGEABLE
+  kVmWipeOnFork = 1u << 9,   // wf: MADV_WIPEONFORK
+  kVmLocked = 1u << 10,      // lo: mlock
+};
+
+struct VmFlagName {
+  char name[3];
+  uint32_t bit;
+};
+constexpr VmFlagName kVmFlagNames[] = {
+    {"nr", kVmNoReserve}, {"dp", kVmDroppable}, {"nh", kVmNoHuge},     {"hg", kVmHuge},
+    {"sr", kVmSeqRead},   {"rr", kVmRandRead},  {"dc", kVmDontCopy},   {"dd", kVmDontDump},
+    {"mg", kVmMergeable}, {"wf", kVmWipeOnFork}, {"lo", kVmLocked},
+};
+
+uint32_t VmFlagBits(const img::Vma& v) {
   const std::string& s = v.vmflags();
   const size_t n = s.size();
+  uint32_t bits = 0;
   for (size_t i = 0; i < n;) {
     size_t j = i;
     while (j < n && s[j] != ' ') ++j;
-    if (j > i) f(std::string_view(s.data() + i, j - i));
+    if (j == i + 2) {
+      for (const VmFlagName& f : kVmFlagNames) {
+        if (s[i] == f.name[0] && s[i + 1] == f.name[1]) bits |= f.bit;
+      }
+    }
     i = j + 1;
   }
+  return bits;
 }
 
-// Whether the dumped VMA carried smaps VmFlag |flag| ("nr": VM_NORESERVE).
-bool HasVmFlag(const img::Vma& v, std::string_view flag) {
-  bool found = false;
-  ForEachVmFlag(v, [&](std::string_view w) { found = found || w == flag; });
-  return found;
+// VmFlagBits of every VMA of |core|, by index.
+std::vector<uint32_t> VmFlagsOf(const img::Process& core) {
+  std::vector<uint32_t> bits(static_cast<size_t>(core.vmas_size()));
+  for (int i = 0; i < core.vmas_size(); ++i) bits[static_cast<size_t>(i)] = VmFlagBits(core.vmas(i));
+  return bits;
 }
 
 // Gives the private anonymous slot at |addr| an anon_vma of its own, by
@@ -161,16 +191,16 @@ bool Overlaps(const std::vector<pagemap::VmaInfo>& self, uint64_t lo, uint64_t h
   return it != self.end() && it->start < hi;
 }
 
-bool PlainAnon(const img::Vma& v);
+bool PlainAnon(const img::Vma& v, uint32_t flags);
 
-// Whether |v| may be premapped at its own address when that is free here:
-// plain anonymous memory, a stack, file and shared memory mappings. Not
-// hugetlb memory (mremap-aligned slots), AIO rings or packet socket rings
-// (made by their own objects), droppable memory or mappings without swap
-// reservation (which may be huge).
-bool MapsInPlace(const img::Vma& v) {
-  if (PlainAnon(v)) return true;
-  if (v.huge_page_size() != 0 || v.has_aio() || HasVmFlag(v, "dp") || HasVmFlag(v, "nr")) return false;
+// Whether |v| (VmFlagBits |flags|) may be premapped at its own address when
+// that is free here: plain anonymous memory, a stack, file and shared memory
+// mappings. Not hugetlb memory (mremap-aligned slots), AIO rings or packet
+// socket rings (made by their own objects), droppable memory or mappings
+// without swap reservation (which may be huge).
+bool MapsInPlace(const img::Vma& v, uint32_t flags) {
+  if (PlainAnon(v, flags)) return true;
+  if (v.huge_page_size() != 0 || v.has_aio() || (flags & (kVmDroppable | kVmNoReserve))) return false;
   switch (v.kind()) {
     case img::Vma::ANON_PRIVATE:
     case img::Vma::ANON_SHARED:
@@ -193,13 +223,15 @@ bool MapsInPlace(const img::Vma& v) {
 // offsets that run on, mapped alike); the restorer's mprotect parts them
 // again when their protections differ, so of two touching VMAs with the
 // same protection only the first stays in place.
-std::vector<bool> InPlace(const img::Process& core, const std::vector<pagemap::VmaInfo>& self) {
+std::vector<bool> InPlace(const img::Process& core, const std::vector<uint32_t>& flags,
+                          const std::vector<pagemap::VmaInfo>& self) {
   std::vector<bool> in_place(static_cast<size_t>(core.vmas_size()), false);
   const int heap = HeapInPlace(core, self);
   for (int i = 0; i < core.vmas_size(); ++i) {
     const img::Vma& v = core.vmas(i);
     const bool candidate =
-        i == heap || (MapsInPlace(v) && v.start() >= kGuard && !Overlaps(self, v.start() - kGuard, v.end() + kGuard));
+        i == heap || (MapsInPlace(v, flags[static_cast<size_t>(i)]) && v.start() >= kGuard &&
+                      !Overlaps(self, v.start() - kGuard, v.end() + kGuard));
     if (!candidate) continue;
     if (i > 0 && in_place[static_cast<size_t>(i - 1)]) {
       const img::Vma& prev = core.vmas(i - 1);
@@ -213,18 +245,14 @@ std::vector<bool> InPlace(const img::Process& core, const std::vector<pagemap::V
   return in_place;
 }
 
-// Whether slot |b| may follow slot |a| with no gap: both plain private
-// anonymous memory (not stacks, droppable memory, shared objects, hugetlb
-// memory, or mappings without swap reservation, which may be huge).
-bool PlainAnon(const img::Vma& v) {
-  if (v.kind() != img::Vma::ANON_PRIVATE || v.shmem_id() != 0 || (v.flags() & MAP_GROWSDOWN) || v.huge_page_size() != 0) {
-    return false;
-  }
-  bool special = false;
-  ForEachVmFlag(v, [&](std::string_view w) { special = special || w == "dp" || w == "nr"; });
-  return !special;
+// Whether |v| (VmFlagBits |flags|) is plain private anonymous memory (not a
+// stack, droppable memory, a shared object, hugetlb memory, or a mapping
+// without swap reservation, which may be huge). Two such slots in a row are
+// packed, the second with no gap after the first (PlanSlots).
+bool PlainAnon(const img::Vma& v, uint32_t flags) {
+  return v.kind() == img::Vma::ANON_PRIVATE && v.shmem_id() == 0 && !(v.flags() & MAP_GROWSDOWN) &&
+         v.huge_page_size() == 0 && !(flags & (kVmDroppable | kVmNoReserve));
 }
-bool Packs(const img::Vma& a, const img::Vma& b) { return PlainAnon(a) && PlainAnon(b); }
 
 // A packed slot: mapped at |scratch| (the region's spare tail), given its
 // own anon_vma there (KeepApart), then moved next to the slot before it.
@@ -249,7 +277,7 @@ Status MapPacked(const img::Vma& v, uint64_t addr, uint64_t scratch) {
 }
 
 // Maps one VMA's slot at |addr| inside the reserved region.
-Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem, const SocketFds& sockets,
+Status MapSlot(const img::Vma& v, uint32_t flags, uint64_t addr, const ShmemFds& shmem, const SocketFds& sockets,
                const Ghosts* ghosts, bool keep_apart) {
   const uint64_t len = v.end() - v.start();
   void* want = reinterpret_cast<void*>(addr);
@@ -261,9 +289,9 @@ Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem, const So
   // without VmFlags do not say: a private mapping the kernel refuses to
   // commit (ENOMEM) can only have been made with MAP_NORESERVE, so it is
   // mapped again that way.
-  int noreserve = HasVmFlag(v, "nr") ? MAP_NORESERVE : 0;
+  int noreserve = (flags & kVmNoReserve) ? MAP_NORESERVE : 0;
   // Droppable memory (VmFlag "dp", Linux 6.11) is its own mapping type.
-  const int type = HasVmFlag(v, "dp") ? kMapDroppable : MAP_PRIVATE;
+  const int type = (flags & kVmDroppable) ? kMapDroppable : MAP_PRIVATE;
   if (v.shmem_id() != 0) {
     // Shared memory (or a private mapping of a memfd): map the object
     // criu-fast recreated and filled (kinds/shmem.h).
@@ -329,30 +357,26 @@ Status MapSlot(const img::Vma& v, uint64_t addr, const ShmemFds& shmem, const So
 // The VmFlags that madvise() and mlock() set, given again to the slot: the
 // flags move with the VMA when the restorer mremaps it.
 struct AdviceFlag {
+  uint32_t bit;
   const char* flag;
   int advice;  // or kLock: mlock
 };
 constexpr int kLock = -1;
 constexpr AdviceFlag kAdviceFlags[] = {
-    {"sr", MADV_SEQUENTIAL}, {"rr", MADV_RANDOM},       {"dc", MADV_DONTFORK},    {"dd", MADV_DONTDUMP},
-    {"mg", MADV_MERGEABLE},  {"hg", MADV_HUGEPAGE},     {"nh", MADV_NOHUGEPAGE},  {"wf", MADV_WIPEONFORK},
-    {"lo", kLock},
+    {kVmSeqRead, "sr", MADV_SEQUENTIAL},   {kVmRandRead, "rr", MADV_RANDOM},   {kVmDontCopy, "dc", MADV_DONTFORK},
+    {kVmDontDump, "dd", MADV_DONTDUMP},    {kVmMergeable, "mg", MADV_MERGEABLE}, {kVmHuge, "hg", MADV_HUGEPAGE},
+    {kVmNoHuge, "nh", MADV_NOHUGEPAGE},    {kVmWipeOnFork, "wf", MADV_WIPEONFORK}, {kVmLocked, "lo", kLock},
 };
+constexpr uint32_t kAdviceBits = kVmSeqRead | kVmRandRead | kVmDontCopy | kVmDontDump | kVmMergeable | kVmHuge |
+                                 kVmNoHuge | kVmWipeOnFork | kVmLocked;
 
-Status AdviseLikeDump(const img::Vma& v, uint64_t addr) {
+// |flags|: the VMA's VmFlagBits.
+Status AdviseLikeDump(const img::Vma& v, uint32_t flags, uint64_t addr) {
+  if (!(flags & kAdviceBits)) return OkStatus();  // most VMAs carry none of these
   void* p = reinterpret_cast<void*>(addr);
   const size_t len = v.end() - v.start();
-  // One pass over the VMA's flags; most VMAs carry none of these.
-  static_assert(std::size(kAdviceFlags) <= 32);
-  uint32_t has = 0;
-  ForEachVmFlag(v, [&](std::string_view w) {
-    for (size_t k = 0; k < std::size(kAdviceFlags); ++k) {
-      if (w == kAdviceFlags[k].flag) has |= 1u << k;
-    }
-  });
-  for (size_t k = 0; has != 0 && k < std::size(kAdviceFlags); ++k) {
-    const AdviceFlag& a = kAdviceFlags[k];
-    if (!(has & (1u << k))) continue;
+  for (const AdviceFlag& a : kAdviceFlags) {
+    if (!(flags & a.bit)) continue;
     const int r = a.advice == kLock ? mlock(p, len) : madvise(p, len, a.advice);
     if (r != 0) {
       return ErrnoStatus(std::string(a.advice == kLock ? "mlock" : "madvise") + " vma " + std::to_string(v.start()) +
@@ -377,9 +401,9 @@ Status PremapVma(const img::Vma& v, const PremappedVma& p, uint64_t scratch, con
     RETURN_IF_ERROR(MapPacked(v, p.premap, scratch));
   } else {
     // A VMA premapped in place never moves: it needs no anon_vma of its own.
-    RETURN_IF_ERROR(MapSlot(v, p.premap, shmem, sockets, ghosts, /*keep_apart=*/p.premap != p.start));
+    RETURN_IF_ERROR(MapSlot(v, p.vmflags, p.premap, shmem, sockets, ghosts, /*keep_apart=*/p.premap != p.start));
   }
-  return AdviseLikeDump(v, p.premap);
+  return AdviseLikeDump(v, p.vmflags, p.premap);
 }
 
 // The VMAs handed down by fork that this process keeps (see Inheritance):
@@ -484,7 +508,7 @@ Status KeepFromParent(const img::Vma& v, const PremappedVma& p, const img::PageM
   // library's text, mapped in place by the parent).
   const uint64_t end = p.start + p.len;
   if (parent != nullptr && !PagesIn(*parent, p.start, end) && !GuardsIn(*parent, p.start, end)) {
-    return AdviseLikeDump(v, p.premap);
+    return AdviseLikeDump(v, p.vmflags, p.premap);
   }
   constexpr int kMadvGuardRemove = 103;  // MADV_GUARD_REMOVE, Linux 6.13
   void* base = reinterpret_cast<void*>(p.premap);
@@ -512,7 +536,7 @@ Status KeepFromParent(const img::Vma& v, const PremappedVma& p, const img::PageM
     at = std::min(re, end);
   }
   RETURN_IF_ERROR(drop(end));
-  return AdviseLikeDump(v, p.premap);
+  return AdviseLikeDump(v, p.vmflags, p.premap);
 }
 
 }  // namespace
@@ -535,17 +559,18 @@ uint64_t RestorerSyscallSite(uint64_t region) {
   return 0;
 }
 
-std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot, const std::vector<bool>& in_place,
-                                    const std::vector<uint64_t>& kept) {
+std::vector<PremappedVma> PlanSlots(const img::Process& core, const std::vector<uint32_t>& flags, uint64_t first_slot,
+                                    const std::vector<bool>& in_place, const std::vector<uint64_t>& kept) {
   std::vector<PremappedVma> slots;
   slots.reserve(static_cast<size_t>(core.vmas_size()));
   uint64_t slot = first_slot;
-  const img::Vma* prev = nullptr;  // the VMA of the slot just before |slot|
+  bool prev_plain = false;  // the VMA of the slot just before |slot| is PlainAnon
   for (int i = 0; i < core.vmas_size(); ++i) {
     const img::Vma& v = core.vmas(i);
     if (!Moves(v)) continue;
     PremappedVma p;
     p.vma_index = i;
+    p.vmflags = static_cast<size_t>(i) < flags.size() ? flags[static_cast<size_t>(i)] : VmFlagBits(v);
     p.start = v.start();
     p.len = v.end() - v.start();
     p.prot = v.prot();
@@ -553,12 +578,13 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
     if (static_cast<size_t>(i) < kept.size() && kept[static_cast<size_t>(i)] != 0) {
       p.premap = kept[static_cast<size_t>(i)];
       p.inherited = true;
-      prev = nullptr;
+      prev_plain = false;
     } else if (static_cast<size_t>(i) < in_place.size() && in_place[static_cast<size_t>(i)]) {
       p.premap = p.start;
-      prev = nullptr;
+      prev_plain = false;
     } else {
-      if (prev && Packs(*prev, v)) {
+      const bool plain = PlainAnon(v, p.vmflags);
+      if (prev_plain && plain) {
         slot -= kSlotGap;  // no gap after the previous slot
         p.packed = true;
       }
@@ -567,7 +593,7 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slo
       if (const uint64_t huge = v.huge_page_size()) slot = (slot + huge - 1) & ~(huge - 1);
       p.premap = slot;
       slot += p.len + kSlotGap;
-      prev = &v;
+      prev_plain = plain;
     }
     slots.push_back(p);
   }
@@ -648,7 +674,8 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   uint64_t premap_total = 0;
   uint64_t scratch_len = 0;  // room for the largest packed slot (MapPacked)
   const std::vector<uint64_t> kept = inherit ? KeptFromParent(core, *inherit, self) : std::vector<uint64_t>();
-  std::vector<bool> in_place = InPlace(core, room);
+  const std::vector<uint32_t> flags = VmFlagsOf(core);
+  std::vector<bool> in_place = InPlace(core, flags, room);
   for (size_t i = 0; i < kept.size(); ++i) {
     if (kept[i] != 0) in_place[i] = false;
   }
@@ -661,7 +688,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
       target_vdso_end = std::max(target_vdso_end, v.end());
     } else if (!in_place[static_cast<size_t>(i)] && (kept.empty() || kept[static_cast<size_t>(i)] == 0)) {
       premap_total += v.end() - v.start() + kSlotGap + v.huge_page_size();
-      if (PlainAnon(v)) scratch_len = std::max(scratch_len, v.end() - v.start());
+      if (PlainAnon(v, flags[static_cast<size_t>(i)])) scratch_len = std::max(scratch_len, v.end() - v.start());
     }
   }
   if (L.vdso_target && target_vdso_end - L.vdso_target != L.vdso_len) {
@@ -699,7 +726,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   L.thread_stack_size = kThreadStackSize;
 
   L.first_slot = L.stack_top + threads_len;
-  L.vmas = PlanSlots(core, L.first_slot, in_place, kept);
+  L.vmas = PlanSlots(core, flags, L.first_slot, in_place, kept);
   // Packed slots are made at the tail of the region, past every slot.
   const uint64_t scratch = L.region + L.region_len - scratch_len;
   for (size_t i = 0; i < L.vmas.size(); ++i) {
@@ -709,7 +736,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
       RETURN_IF_ERROR(KeepFromParent(v, p, *inherit->pagemap, inherit->parent_pagemap));
       continue;
     }
-    if (p.premap == p.start && PlainAnon(v)) {
+    if (p.premap == p.start && PlainAnon(v, p.vmflags)) {
       // A run of plain anonymous VMAs in place that touch is one mapping
       // here (they would merge anyway); InPlace gave touching ones
       // different protections, so the restorer's mprotect parts them.
@@ -717,13 +744,15 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
       while (last + 1 < L.vmas.size()) {
         const PremappedVma& q = L.vmas[last + 1];
         if (q.premap != q.start || q.inherited || q.start != L.vmas[last].start + L.vmas[last].len ||
-            !PlainAnon(core.vmas(q.vma_index))) {
+            !PlainAnon(core.vmas(q.vma_index), q.vmflags)) {
           break;
         }
         ++last;
       }
       RETURN_IF_ERROR(MapRun(p.start, L.vmas[last].start + L.vmas[last].len - p.start));
-      for (size_t k = i; k <= last; ++k) RETURN_IF_ERROR(AdviseLikeDump(core.vmas(L.vmas[k].vma_index), L.vmas[k].premap));
+      for (size_t k = i; k <= last; ++k) {
+        RETURN_IF_ERROR(AdviseLikeDump(core.vmas(L.vmas[k].vma_index), L.vmas[k].vmflags, L.vmas[k].premap));
+      }
       i = last;
       continue;
     }
@@ -1295,10 +1324,10 @@ const std::string& ThpSetting() {
 
 // Whether a fault would give |v| small pages anyway (a copy maps small
 // pages; a write through process_vm_writev may get a huge page).
-bool SmallPagesAnyway(const img::Process& core, const img::Vma& v) {
-  if (core.thp_disabled() || HasVmFlag(v, "nh")) return true;
+bool SmallPagesAnyway(const img::Process& core, uint32_t flags) {
+  if (core.thp_disabled() || (flags & kVmNoHuge)) return true;
   const std::string& thp = ThpSetting();
-  return thp == "never" || (thp == "madvise" && !HasVmFlag(v, "hg"));
+  return thp == "never" || (thp == "madvise" && !(flags & kVmHuge));
 }
 
 }  // namespace
@@ -1323,7 +1352,7 @@ Result<CopyFill> RegisterCopyFill(const img::Process& core, const img::PageMap& 
   auto qualifies = [&](const PremappedVma& v) {
     if (v.inherited || !v.anonymous || v.vma_index < 0 || v.vma_index >= core.vmas_size()) return false;
     const img::Vma& vma = core.vmas(v.vma_index);
-    return PlainAnon(vma) && SmallPagesAnyway(core, vma);
+    return PlainAnon(vma, v.vmflags) && SmallPagesAnyway(core, v.vmflags);
   };
   for (size_t i = 0; i < L->vmas.size(); ++i) {
     const PremappedVma& v = L->vmas[i];

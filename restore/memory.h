@@ -40,8 +40,9 @@ struct PremappedVma {
   uint64_t len = 0;
   uint64_t premap = 0;     // address of the slot in R, or |start| when premapped in place (see InPlace)
   uint32_t prot = 0;       // final protection
+  uint32_t vmflags = 0;    // the VmFlags of its VMA that restore acts on, as bits (restore/memory.cc)
   bool anonymous = false;  // fresh anonymous memory (zero pages need no writes)
-  // Private anonymous, right after another one with no gap (see Packs):
+  // Private anonymous, right after another one with no gap (see PlanSlots):
   // made elsewhere and moved into its slot, so the two do not merge.
   bool packed = false;
   // Its first page was faulted in to give it an anon_vma (KeepApart), to be
@@ -147,8 +148,9 @@ Status InstallGuards(const MemoryLayout& layout, const img::PageMap& pm);
 // The slot of every VMA the restorer moves, in order from |first_slot|;
 // the VMAs |in_place| marks (by index into core.vmas(), or none if empty)
 // are premapped at their own address instead, and those |kept| gives an
-// address (non-zero, by index) were handed down there by fork.
-std::vector<PremappedVma> PlanSlots(const img::Process& core, uint64_t first_slot,
+// address (non-zero, by index) were handed down there by fork. |flags|: the
+// VMAs' VmFlags as bits, by index (parsed here where empty).
+std::vector<PremappedVma> PlanSlots(const img::Process& core, const std::vector<uint32_t>& flags, uint64_t first_slot,
                                     const std::vector<bool>& in_place = {}, const std::vector<uint64_t>& kept = {});
 
 // One level of an image chain: a pagemap and its pages file. Level 0 is the
