@@ -814,25 +814,34 @@ constexpr size_t kTrimMin = 1024;
 // of kBlock bytes (an OR of their words, which the compiler vectorizes):
 // zero bytes inside the span are written too, which costs nothing.
 constexpr size_t kBlock = 256;
-void NonZeroSpan(const uint8_t* page, size_t* from, size_t* to) {
-  constexpr size_t kBlocks = kPageSize / kBlock;
-  auto zero = [page](size_t blk) {
-    uint64_t acc = 0;
-    for (size_t k = 0; k < kBlock / sizeof(uint64_t); ++k) {
-      uint64_t w;
-      memcpy(&w, page + blk * kBlock + k * sizeof(w), sizeof(w));  // aliasing-safe: one load
-      acc |= w;
-    }
-    return acc == 0;
-  };
+constexpr size_t kBlocks = kPageSize / kBlock;
+
+// Whether block |blk| (kBlock bytes) of |page| is all zeros.
+bool ZeroBlock(const uint8_t* page, size_t blk) {
+  uint64_t acc = 0;
+  for (size_t k = 0; k < kBlock / sizeof(uint64_t); ++k) {
+    uint64_t w;
+    memcpy(&w, page + blk * kBlock + k * sizeof(w), sizeof(w));  // aliasing-safe: one load
+    acc |= w;
+  }
+  return acc == 0;
+}
+
+// The first block of |page| that holds data, or kBlocks for a page of zeros.
+size_t FirstDataBlock(const uint8_t* page) {
   size_t a = 0;
-  while (a < kBlocks && zero(a)) ++a;
+  while (a < kBlocks && ZeroBlock(page, a)) ++a;
+  return a;
+}
+
+void NonZeroSpan(const uint8_t* page, size_t* from, size_t* to) {
+  const size_t a = FirstDataBlock(page);
   if (a == kBlocks) {
     *from = *to = 0;
     return;
   }
   size_t b = kBlocks;
-  while (zero(b - 1)) --b;
+  while (ZeroBlock(page, b - 1)) --b;
   *from = a * kBlock < kTrimMin ? 0 : a * kBlock;
   *to = kPageSize - b * kBlock < kTrimMin ? kPageSize : b * kBlock;
 }
@@ -986,12 +995,8 @@ Status WriteOrCopyPieces(pid_t pid, const CopyInto& into, const uint8_t* src, co
         const uint8_t* from = src + p.src * kPageSize;
         uint64_t k = 0;
         while (k < take) {
-          auto blank = [&](uint64_t q) {
-            if (!p.fresh) return false;
-            size_t a = 0, b = 0;
-            NonZeroSpan(from + q * kPageSize, &a, &b);
-            return a == b;
-          };
+          // (Whether a page is blank needs no more than its first data.)
+          auto blank = [&](uint64_t q) { return p.fresh && FirstDataBlock(from + q * kPageSize) == kBlocks; };
           while (k < take && blank(k)) ++k;
           uint64_t e = k;
           while (e < take && !blank(e)) ++e;
