@@ -251,6 +251,26 @@ bool FrozenTree::TakeAsZombie(size_t parent, pid_t child) {
   return true;
 }
 
+namespace {
+
+// Sends |sig| to each of |pids| (thread-group leaders), all or nothing
+// (ptrace/kill_guard.h): should criu-fast die half-way through, a guard
+// sends the rest theirs. A guard that cannot start is warned about, and the
+// signals go unguarded. |fault|: the fault point (tests) at which criu-fast
+// kills itself with half of them sent.
+void SignalAll(const std::vector<pid_t>& pids, int sig, const char* fault) {
+  auto guard = KillGuard::Start(pids, sig);
+  if (!guard.ok()) LOG_WARN("seize: %s (signal %d sent unguarded)", guard.status().ToString().c_str(), sig);
+  size_t sent = 0;
+  for (pid_t pid : pids) {
+    kill(pid, sig);
+    if (++sent == (pids.size() + 1) / 2 && FaultArmed(fault)) raise(SIGKILL);
+  }
+  if (guard.ok()) (*guard)->Commit();
+}
+
+}  // namespace
+
 void FrozenTree::Release(bool stop) {
   if (done_) return;
   done_ = true;
@@ -265,17 +285,7 @@ void FrozenTree::Release(bool stop) {
         std::any_of(p.threads.begin(), p.threads.end(), [](const SeizedThread& t) { return t.group_stopped; });
     if (stop && !stopped) to_stop.push_back(p.pid);
   }
-  if (!to_stop.empty()) {
-    auto guard = KillGuard::Start(to_stop, SIGSTOP);
-    if (!guard.ok()) LOG_WARN("seize: %s (the tree is stopped unguarded)", guard.status().ToString().c_str());
-    size_t sent = 0;
-    for (pid_t pid : to_stop) {
-      kill(pid, SIGSTOP);
-      // Tests: criu-fast killed with half the tree sent its SIGSTOP.
-      if (++sent == (to_stop.size() + 1) / 2 && FaultArmed("dump-die-mid-stop")) raise(SIGKILL);
-    }
-    if (guard.ok()) (*guard)->Commit();
-  }
+  if (!to_stop.empty()) SignalAll(to_stop, SIGSTOP, "dump-die-mid-stop");
   for (const auto& p : processes_) {
     for (const auto& t : p.threads) {
       // ESRCH: the thread died meanwhile (killed by someone else).
@@ -302,15 +312,7 @@ void FrozenTree::Kill() {
   std::vector<pid_t> pids;
   pids.reserve(processes_.size());
   for (const auto& p : processes_) pids.push_back(p.pid);
-  auto guard = KillGuard::Start(pids);
-  if (!guard.ok()) LOG_WARN("seize: %s (the tree is killed unguarded)", guard.status().ToString().c_str());
-  size_t killed = 0;
-  for (pid_t pid : pids) {
-    kill(pid, SIGKILL);
-    // Tests: criu-fast killed with half the tree killed.
-    if (++killed == (pids.size() + 1) / 2 && FaultArmed("dump-die-mid-kill")) raise(SIGKILL);
-  }
-  if (guard.ok()) (*guard)->Commit();
+  SignalAll(pids, SIGKILL, "dump-die-mid-kill");
 }
 
 FrozenTree::~FrozenTree() { Release(); }
