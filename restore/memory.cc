@@ -22,6 +22,7 @@
 #include "common/fault.h"
 #include "common/fd.h"
 #include "common/log.h"
+#include "common/sorted.h"
 #include "kinds/aio.h"
 #include "kinds/fork_cow.h"
 #include "kinds/ghost_file.h"
@@ -68,13 +69,7 @@ bool Moves(const img::Vma& v) {
 Result<uint64_t> FindHole(std::vector<pagemap::PageRange> busy, uint64_t len) {
   // |busy| is usually two sorted lists one after the other (criu-fast's
   // mappings, then the image's, which may be 60,000): merged, not sorted.
-  auto by_start = [](const pagemap::PageRange& a, const pagemap::PageRange& b) { return a.start < b.start; };
-  auto mid = std::is_sorted_until(busy.begin(), busy.end(), by_start);
-  if (mid != busy.end() && std::is_sorted(mid, busy.end(), by_start)) {
-    std::inplace_merge(busy.begin(), mid, busy.end(), by_start);
-  } else if (mid != busy.end()) {
-    std::sort(busy.begin(), busy.end(), by_start);
-  }
+  SortRuns(busy, [](const pagemap::PageRange& a, const pagemap::PageRange& b) { return a.start < b.start; });
   uint64_t ceiling = kHighest;
   // Walk gaps from the top down.
   for (auto it = busy.rbegin(); it != busy.rend(); ++it) {
@@ -133,6 +128,14 @@ uint32_t VmFlagBits(const img::Vma& v) {
     i = j + 1;
   }
   return bits;
+}
+
+// The smaps name of one of the bits.
+std::string NameOfVmFlag(uint32_t bit) {
+  for (const VmFlagName& f : kVmFlagNames) {
+    if (f.bit == bit) return f.name;
+  }
+  return "?";
 }
 
 // VmFlagBits of every VMA of |core|, by index.
@@ -358,14 +361,13 @@ Status MapSlot(const img::Vma& v, uint32_t flags, uint64_t addr, const ShmemFds&
 // flags move with the VMA when the restorer mremaps it.
 struct AdviceFlag {
   uint32_t bit;
-  const char* flag;
   int advice;  // or kLock: mlock
 };
 constexpr int kLock = -1;
 constexpr AdviceFlag kAdviceFlags[] = {
-    {kVmSeqRead, "sr", MADV_SEQUENTIAL},   {kVmRandRead, "rr", MADV_RANDOM},   {kVmDontCopy, "dc", MADV_DONTFORK},
-    {kVmDontDump, "dd", MADV_DONTDUMP},    {kVmMergeable, "mg", MADV_MERGEABLE}, {kVmHuge, "hg", MADV_HUGEPAGE},
-    {kVmNoHuge, "nh", MADV_NOHUGEPAGE},    {kVmWipeOnFork, "wf", MADV_WIPEONFORK}, {kVmLocked, "lo", kLock},
+    {kVmSeqRead, MADV_SEQUENTIAL}, {kVmRandRead, MADV_RANDOM},     {kVmDontCopy, MADV_DONTFORK},
+    {kVmDontDump, MADV_DONTDUMP},  {kVmMergeable, MADV_MERGEABLE}, {kVmHuge, MADV_HUGEPAGE},
+    {kVmNoHuge, MADV_NOHUGEPAGE},  {kVmWipeOnFork, MADV_WIPEONFORK}, {kVmLocked, kLock},
 };
 constexpr uint32_t kAdviceBits = kVmSeqRead | kVmRandRead | kVmDontCopy | kVmDontDump | kVmMergeable | kVmHuge |
                                  kVmNoHuge | kVmWipeOnFork | kVmLocked;
@@ -380,7 +382,7 @@ Status AdviseLikeDump(const img::Vma& v, uint32_t flags, uint64_t addr) {
     const int r = a.advice == kLock ? mlock(p, len) : madvise(p, len, a.advice);
     if (r != 0) {
       return ErrnoStatus(std::string(a.advice == kLock ? "mlock" : "madvise") + " vma " + std::to_string(v.start()) +
-                         " (VmFlag " + a.flag + ")");
+                         " (VmFlag " + NameOfVmFlag(a.bit) + ")");
     }
   }
   return OkStatus();
@@ -570,7 +572,7 @@ std::vector<PremappedVma> PlanSlots(const img::Process& core, const std::vector<
     if (!Moves(v)) continue;
     PremappedVma p;
     p.vma_index = i;
-    p.vmflags = static_cast<size_t>(i) < flags.size() ? flags[static_cast<size_t>(i)] : VmFlagBits(v);
+    p.vmflags = flags[static_cast<size_t>(i)];
     p.start = v.start();
     p.len = v.end() - v.start();
     p.prot = v.prot();

@@ -149,7 +149,7 @@ Status InstallGuards(const MemoryLayout& layout, const img::PageMap& pm);
 // the VMAs |in_place| marks (by index into core.vmas(), or none if empty)
 // are premapped at their own address instead, and those |kept| gives an
 // address (non-zero, by index) were handed down there by fork. |flags|: the
-// VMAs' VmFlags as bits, by index (parsed here where empty).
+// VMAs' VmFlags as bits, by index (one per VMA).
 std::vector<PremappedVma> PlanSlots(const img::Process& core, const std::vector<uint32_t>& flags, uint64_t first_slot,
                                     const std::vector<bool>& in_place = {}, const std::vector<uint64_t>& kept = {});
 
