@@ -701,7 +701,9 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   const uint64_t blob_len = PageUp(static_cast<uint64_t>(cf_restorer_blob_end - cf_restorer_blob_start));
   L.args_len = PageUp(args_len);
   const uint64_t threads_len = kThreadStackSize * static_cast<uint64_t>(std::max(0, core.threads_size() - 1));
-  L.region_len = blob_len + L.args_len + kStackSize + threads_len + premap_total + scratch_len;
+  // The vDSO block may have to stop on its way (the restorer): room for it
+  // before the packed slots' scratch.
+  L.region_len = blob_len + L.args_len + kStackSize + threads_len + premap_total + L.vdso_len + scratch_len;
   ASSIGN_OR_RETURN(L.region, FindHole(std::move(busy), L.region_len));
   void* r = mmap(reinterpret_cast<void*>(L.region), L.region_len, PROT_NONE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
@@ -731,6 +733,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   L.vmas = PlanSlots(core, flags, L.first_slot, in_place, kept);
   // Packed slots are made at the tail of the region, past every slot.
   const uint64_t scratch = L.region + L.region_len - scratch_len;
+  L.vdso_scratch = scratch - L.vdso_len;
   for (size_t i = 0; i < L.vmas.size(); ++i) {
     PremappedVma& p = L.vmas[i];
     const img::Vma& v = core.vmas(p.vma_index);

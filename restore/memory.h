@@ -77,6 +77,7 @@ struct MemoryLayout {
   uint64_t vdso_cur = 0;    // our [vvar]..[vdso] block
   uint64_t vdso_len = 0;
   uint64_t vdso_target = 0;
+  uint64_t vdso_scratch = 0;  // vdso_len bytes of the region, reserved for a move in two steps
   std::vector<PremappedVma> vmas;
 };
 

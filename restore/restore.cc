@@ -202,7 +202,8 @@ struct Done {
 // The program calls its vDSO where it was at the dump: the restorer moved
 // the vDSO block there. Checked (its ELF header) before the program runs, so
 // that a vDSO left elsewhere fails the restore instead of the program's
-// first clock_gettime (seen once, cause not found yet).
+// first clock_gettime. (Seen when the restorer moved the VMAs before the
+// block, and one of them landed on the block: test_restore_vdso_moved.)
 Status CheckVdso(pid_t pid, const img::Process& core) {
   for (const img::Vma& v : core.vmas()) {
     if (v.kind() != img::Vma::VDSO) continue;
@@ -210,7 +211,7 @@ Status CheckVdso(pid_t pid, const img::Process& core) {
     Status st = ReadRemote(pid, v.start(), head, sizeof(head), "vDSO");
     if (!st.ok() || memcmp(head, "\x7f" "ELF", 4) != 0) {
       // What the process has there and where its vDSO block went, for the
-      // report (the cause of this failure is not known yet).
+      // report.
       std::string seen;
       if (Result<std::vector<pagemap::VmaInfo>> maps = pagemap::ReadVmas(pid); maps.ok()) {
         for (const pagemap::VmaInfo& m : *maps) {

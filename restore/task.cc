@@ -240,6 +240,7 @@ Status BuildArgs(const img::Process& core, const MemoryLayout& L, const ArgsPlan
   a->vdso_cur = L.vdso_cur;
   a->vdso_len = L.vdso_target ? L.vdso_len : 0;  // none in the image: ours is unmapped with the rest
   a->vdso_target = L.vdso_target ? L.vdso_target : L.vdso_cur;
+  a->vdso_scratch = L.vdso_scratch;
 
   const img::MmState& mm = core.mm();
   a->mm.start_code = mm.start_code();

@@ -398,19 +398,32 @@ void cf_restorer_main(struct cf_rst_args *a) {
     if (r < 0) fail(a, CF_RST_STAGE_UNMAP, r, unmap[i].start);
   }
 
+  /* The vDSO block first: where it is now may lie under a VMA's dumped
+   * place (the two layouts are unrelated), and that VMA's move would unmap
+   * it. Its own dumped place is free: the restore region keeps clear of the
+   * image's VMAs, and the step above unmapped everything else. mremap
+   * refuses a move onto an overlapping range: such a move stops in the
+   * region's spare room first. */
+  a->stage = CF_RST_STAGE_VDSO;
+  if (a->vdso_len && a->vdso_cur != a->vdso_target) {
+    uint64_t from = a->vdso_cur;
+    if (from < a->vdso_target + a->vdso_len && a->vdso_target < from + a->vdso_len) {
+      r = cf_sys5(CF_NR_mremap, from, a->vdso_len, a->vdso_len, CF_MREMAP_MAYMOVE | CF_MREMAP_FIXED,
+                  a->vdso_scratch);
+      if ((uint64_t)r != a->vdso_scratch) fail(a, CF_RST_STAGE_VDSO, r, a->vdso_scratch);
+      from = a->vdso_scratch;
+    }
+    r = cf_sys5(CF_NR_mremap, from, a->vdso_len, a->vdso_len, CF_MREMAP_MAYMOVE | CF_MREMAP_FIXED,
+                a->vdso_target);
+    if ((uint64_t)r != a->vdso_target) fail(a, CF_RST_STAGE_VDSO, r, a->vdso_target);
+  }
+
   a->stage = CF_RST_STAGE_MOVE_VMAS;
   for (uint32_t i = 0; i < a->nr_vmas; i++) {
     if (vmas[i].premap == vmas[i].start) continue;
     r = cf_sys5(CF_NR_mremap, vmas[i].premap, vmas[i].len, vmas[i].len, CF_MREMAP_MAYMOVE | CF_MREMAP_FIXED,
                 vmas[i].start);
     if ((uint64_t)r != vmas[i].start) fail(a, CF_RST_STAGE_MOVE_VMAS, r, vmas[i].start);
-  }
-
-  a->stage = CF_RST_STAGE_VDSO;
-  if (a->vdso_len && a->vdso_cur != a->vdso_target) {
-    r = cf_sys5(CF_NR_mremap, a->vdso_cur, a->vdso_len, a->vdso_len, CF_MREMAP_MAYMOVE | CF_MREMAP_FIXED,
-                a->vdso_target);
-    if ((uint64_t)r != a->vdso_target) fail(a, CF_RST_STAGE_VDSO, r, a->vdso_target);
   }
 
   a->stage = CF_RST_STAGE_PROTECT;

@@ -19,15 +19,15 @@
 #include <stdint.h>
 
 #define CF_RST_MAGIC 0x43465253u /* "SRFC" */
-#define CF_RST_VERSION 9u
+#define CF_RST_VERSION 10u
 #define CF_RST_NSIG 64
 
 /* Stages the restorer reports in cf_rst_args.stage (for error messages). */
 enum cf_rst_stage {
   CF_RST_STAGE_START = 1,
   CF_RST_STAGE_UNMAP,
-  CF_RST_STAGE_MOVE_VMAS,
   CF_RST_STAGE_VDSO,
+  CF_RST_STAGE_MOVE_VMAS,
   CF_RST_STAGE_PROTECT,
   CF_RST_STAGE_MM,
   CF_RST_STAGE_SIGACTIONS,
@@ -183,10 +183,13 @@ struct cf_rst_args {
   uint32_t nr_vmas;
   uint64_t vmas_off;
 
-  /* The [vvar][vvar_vclock][vdso] block: where it is and where it goes. */
+  /* The [vvar][vvar_vclock][vdso] block: where it is and where it goes;
+   * vdso_scratch: vdso_len free bytes of the restore region, a stop on the
+   * way where the two places overlap. */
   uint64_t vdso_cur;
   uint64_t vdso_len;
   uint64_t vdso_target;
+  uint64_t vdso_scratch;
 
   struct cf_rst_mm_map mm;
   uint64_t auxv[64];

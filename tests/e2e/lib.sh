@@ -11,6 +11,8 @@
 #   E2E_TMPDIR  where the test's temp dir goes (default /tmp)
 #   CF_TIMEOUT  seconds one criu-fast command may run (default 60)
 #   E2E_KEEP=1  keep the temp dir (for debugging)
+#   PROG_WRAP, CF_WRAP  a command (words) that start_prog and run_cf put
+#               before the program and criu-fast: "setarch -R" (test's own)
 #
 # Exit codes: 0 pass, 1 fail, 77 skip. Every wait has a timeout; the EXIT trap
 # kills every program the test started and removes the temp dir.
@@ -146,7 +148,9 @@ start_prog() {
   [ -x "$exe" ] || fail "test program $exe not built"
   mkdir -p "$w" || fail "mkdir $w"
   rm -f "$w/ready" "$w/result" "$w/error"
-  (cd "${PROG_CWD:-.}" && setsid -f "$exe" "$w" "$@" </dev/null >/dev/null 2>&1) || fail "cannot start $exe"
+  # shellcheck disable=SC2086 # PROG_WRAP is words
+  (cd "${PROG_CWD:-.}" && setsid -f ${PROG_WRAP:-} "$exe" "$w" "$@" </dev/null >/dev/null 2>&1) ||
+    fail "cannot start $exe"
   wait_ready "$w" "${READY_TIMEOUT:-60}"
   PROG_PID=$(tr -dc '0-9' <"$w/ready")
   if [ -z "$PROG_PID" ] || [ ! -d "/proc/$PROG_PID" ]; then
@@ -299,7 +303,8 @@ run_cf() {
   CF_OUT=$E2E_TMP/$tag.out
   CF_ERR=$E2E_TMP/$tag.err
   CF_LOG=
-  timeout -k 5 "$CF_TIMEOUT" "$CRIU_FAST" "$@" >"$CF_OUT" 2>"$CF_ERR"
+  # shellcheck disable=SC2086 # CF_WRAP is words
+  timeout -k 5 "$CF_TIMEOUT" ${CF_WRAP:-} "$CRIU_FAST" "$@" >"$CF_OUT" 2>"$CF_ERR"
   CF_RC=$?
   return 0
 }
