@@ -1,5 +1,6 @@
 /* vdso_moved W VDSO_AT PATTERN_AT PAGES: moves its own vDSO block ([vvar]
- * .. [vdso]) to VDSO_AT with mremap, then maps PAGES anonymous pages
+ * .. [vdso]) to VDSO_AT with mremap (0: to a free place about 1 GiB lower,
+ * the kernel's pick), then maps PAGES anonymous pages
  * holding a pattern at PATTERN_AT (addresses in hex; both places must be
  * free once the block left its first place).
  *
@@ -78,15 +79,13 @@ static void check(void) {
 
 int main(int argc, char **argv) {
   cf_init(argc, argv, 4, "vdso_moved W VDSO_AT PATTERN_AT PAGES");
-  const uint64_t to = strtoull(argv[2], NULL, 16);
+  uint64_t to = strtoull(argv[2], NULL, 16);
   const uint64_t pattern_at = strtoull(argv[3], NULL, 16);
   pattern_len = strtoull(argv[4], NULL, 10) * CF_PAGE;
   uint64_t old_start, old_len, old_vdso, vl;
   if (find_block(&old_start, &old_len, &old_vdso, &vl) != 0) cf_die("no vDSO block in /proc/self/maps");
-  if (to == 0 || to % CF_PAGE || pattern_at % CF_PAGE || pattern_len == 0) cf_die("bad arguments");
-  block_start = to;
+  if (to % CF_PAGE || pattern_at % CF_PAGE || pattern_len == 0) cf_die("bad arguments");
   block_len = old_len;
-  vdso_start = old_vdso - old_start + to;
   vdso_len = vl;
   /* Through a spot 1 GiB lower (a hint): mremap refuses to move onto an
    * overlapping range. */
@@ -95,11 +94,17 @@ int main(int argc, char **argv) {
   if ((void *)syscall(SYS_mremap, old_start, old_len, old_len, MREMAP_MAYMOVE | MREMAP_FIXED, tmp) != tmp) {
     cf_die("mremap of the vDSO block");
   }
-  void *probe = mmap((void *)to, old_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-  if (probe == MAP_FAILED) cf_die("%#lx is taken", (unsigned long)to);
-  if ((void *)syscall(SYS_mremap, tmp, old_len, old_len, MREMAP_MAYMOVE | MREMAP_FIXED, to) != (void *)to) {
-    cf_die("mremap of the vDSO block");
+  if (to != 0) {
+    void *probe = mmap((void *)to, old_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (probe == MAP_FAILED) cf_die("%#lx is taken", (unsigned long)to);
+    if ((void *)syscall(SYS_mremap, tmp, old_len, old_len, MREMAP_MAYMOVE | MREMAP_FIXED, to) != (void *)to) {
+      cf_die("mremap of the vDSO block");
+    }
+  } else {
+    to = (uint64_t)tmp;  /* it stays at the spot the kernel gave */
   }
+  block_start = to;
+  vdso_start = old_vdso - old_start + to;
   pattern = mmap((void *)pattern_at, pattern_len, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   if (pattern == MAP_FAILED) cf_die("map the pattern at %#lx", (unsigned long)pattern_at);
