@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,8 +69,11 @@ class Child {
     base_ = static_cast<char*>(mmap(nullptr, n * kStride * kPage, PROT_READ | PROT_WRITE,
                                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
     if (pipe(go_) != 0 || pipe(done_) != 0) return;
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ != 0) return;
+    // Dies with the benchmark, killed or not.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(1);
     uint64_t x = 88172645463325252ull;
     if (fill) {
       for (uint64_t i = 0; i < n; ++i) FillRandom(base_ + i * kStride * kPage, kPage, &x);
@@ -100,6 +104,8 @@ class Child {
     for (int fd : {go_[0], go_[1], done_[0], done_[1]}) close(fd);
     munmap(base_, n_ * kStride * kPage);
   }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
   bool Ready() {
     char c;
     return pid_ > 0 && read(done_[0], &c, 1) == 1;
