@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <iterator>
 #include <cstring>
 #include <mutex>
@@ -786,13 +787,29 @@ struct Piece {
   bool fresh = false;
 };
 
-// The premapped VMA holding target address |addr|, or null.
-const PremappedVma* FindVma(const std::vector<PremappedVma>& slots, uint64_t addr) {
+// Pieces reserved at once for a chunk (FillPlan::PlaceData): a chunk holds
+// 512 pages in images this build writes.
+constexpr uint64_t kMaxChunkPieces = 1024;
+
+// The premapped VMA holding target address |addr|, or null. |hint|
+// (optional) is the slot of the caller's last lookup, updated: addresses
+// looked up in order are found there or in the next slot without a search.
+const PremappedVma* FindVma(const std::vector<PremappedVma>& slots, uint64_t addr, size_t* hint = nullptr) {
+  if (hint != nullptr) {
+    for (size_t i = *hint; i < slots.size() && i <= *hint + 1; ++i) {
+      if (slots[i].start <= addr && addr < slots[i].start + slots[i].len) {
+        *hint = i;
+        return &slots[i];
+      }
+    }
+  }
   auto it = std::upper_bound(slots.begin(), slots.end(), addr,
                              [](uint64_t a, const PremappedVma& v) { return a < v.start; });
   if (it == slots.begin()) return nullptr;
   --it;
-  return addr < it->start + it->len ? &*it : nullptr;
+  if (addr >= it->start + it->len) return nullptr;
+  if (hint != nullptr) *hint = static_cast<size_t>(it - slots.begin());
+  return &*it;
 }
 
 // Appends |p| to |pieces|, as part of the last piece where both its source
@@ -1034,7 +1051,11 @@ class FillPlan {
     for (const PageChain& c : lineage) Add(c, "the parent process's ");
   }
 
-  Status Build() {
+  // Places every page of the top level. |planned| (optional), with one
+  // level of DATA and ZERO pages only (data_or_zero_only(0)), is told each
+  // chunk c as the plan first reaches it: chunks before c are complete.
+  Status Build(std::function<void(size_t)> planned = nullptr) {
+    planned_ = std::move(planned);
     for (const Level& L : levels_) {
       if (L.index.data_pages() != L.index.chunk_pages()) {
         return Errorf("%s: the pagemap has %lu data pages, its chunks %lu", L.path.c_str(), L.index.data_pages(),
@@ -1049,6 +1070,9 @@ class FillPlan {
   }
 
   size_t levels() const { return levels_.size(); }
+  bool data_or_zero_only(size_t level) const {
+    return levels_[level].pm != nullptr && levels_[level].index.data_or_zero_only();
+  }
   const std::string& pages_path(size_t level) const { return levels_[level].path; }
   const img::PageMap& pagemap(size_t level) const { return *levels_[level].pm; }
   const std::vector<std::vector<Piece>>& chunk_pieces(size_t level) const { return levels_[level].pieces; }
@@ -1065,6 +1089,7 @@ class FillPlan {
     std::string what;                    // for errors
     const ImagePages* image = nullptr;   // the image's other processes (DUP references)
     DataIndex index;
+    size_t chunk_hint = 0;  // the chunk of the last lookup in |index|
     std::vector<std::vector<Piece>> pieces;
   };
 
@@ -1121,13 +1146,23 @@ class FillPlan {
   Status PlaceData(size_t l, int ri, uint64_t src, uint64_t dst, uint64_t pages) {
     Level& L = levels_[l];
     while (pages > 0) {
-      ASSIGN_OR_RETURN(DataIndex::Place at, L.index.Find(*L.pm, ri, src, L.path));
+      ASSIGN_OR_RETURN(DataIndex::Place at, L.index.Find(*L.pm, ri, src, L.path, &L.chunk_hint));
       uint64_t take = std::min(pages, at.left);
       // Cut at VMA ends: a range may run over adjacent VMAs.
-      const PremappedVma* v = FindVma(slots_, dst);
+      const PremappedVma* v = FindVma(slots_, dst, &slot_hint_);
       if (!v) return Outside(dst);
       take = std::min(take, (v->start + v->len - dst) / kPageSize);
-      AddPiece(&L.pieces[at.chunk], {at.offset, v->premap + (dst - v->start), take, v->anonymous});
+      if (planned_ && l == 0 && at.chunk > last_planned_) {
+        last_planned_ = at.chunk;
+        planned_(at.chunk);
+      }
+      std::vector<Piece>& pieces = L.pieces[at.chunk];
+      if (pieces.capacity() == 0) {
+        // At most one piece per page: room for all at once (a chunk of
+        // single pages grows no further), as many as a chunk may have.
+        pieces.reserve(std::min<uint64_t>(L.pm->chunks(static_cast<int>(at.chunk)).nr_pages(), kMaxChunkPieces));
+      }
+      AddPiece(&pieces, {at.offset, v->premap + (dst - v->start), take, v->anonymous});
       src += take * kPageSize;
       dst += take * kPageSize;
       pages -= take;
@@ -1196,7 +1231,7 @@ class FillPlan {
   // slots they do (the file has other bytes).
   Status PlaceZero(uint64_t addr, uint64_t pages) {
     while (pages > 0) {
-      const PremappedVma* v = FindVma(slots_, addr);
+      const PremappedVma* v = FindVma(slots_, addr, &slot_hint_);
       if (!v) return Outside(addr);
       const uint64_t take = std::min(pages, (v->start + v->len - addr) / kPageSize);
       if (!v->anonymous) zero_.push_back({0, v->premap + (addr - v->start), take, false});  // src 0 each: not merged
@@ -1210,7 +1245,7 @@ class FillPlan {
   // down; elsewhere the parent process's pages at the same addresses.
   Status Inherited(size_t l, uint64_t addr, uint64_t pages) {
     while (pages > 0) {
-      const PremappedVma* v = FindVma(slots_, addr);
+      const PremappedVma* v = FindVma(slots_, addr, &slot_hint_);
       if (!v) return Outside(addr);
       const uint64_t take = std::min(pages, (v->start + v->len - addr) / kPageSize);
       if (!v->inherited) {
@@ -1246,6 +1281,9 @@ class FillPlan {
   }
 
   const std::vector<PremappedVma>& slots_;
+  size_t slot_hint_ = 0;  // the slot of the last FindVma
+  std::function<void(size_t)> planned_;  // Build's
+  size_t last_planned_ = 0;
   std::vector<Level> levels_;
   std::map<const img::PageMap*, size_t> by_pm_;  // the level of each pagemap (the first, if twice)
   std::vector<size_t> chain_first_;
@@ -1255,9 +1293,15 @@ class FillPlan {
 }  // namespace
 
 DataIndex::DataIndex(const img::PageMap& pm) {
+  data_before_.reserve(static_cast<size_t>(pm.ranges_size()));
+  chunk_first_.reserve(static_cast<size_t>(pm.chunks_size()));
   for (const img::PageRange& r : pm.ranges()) {
     data_before_.push_back(data_pages_);
-    if (r.kind() == img::PageRange::DATA) data_pages_ += r.nr_pages();
+    if (r.kind() == img::PageRange::DATA) {
+      data_pages_ += r.nr_pages();
+    } else if (r.kind() != img::PageRange::ZERO) {
+      data_or_zero_only_ = false;
+    }
   }
   for (const img::ChunkRef& ch : pm.chunks()) {
     chunk_first_.push_back(chunk_pages_);
@@ -1265,13 +1309,26 @@ DataIndex::DataIndex(const img::PageMap& pm) {
   }
 }
 
-Result<DataIndex::Place> DataIndex::Find(const img::PageMap& pm, int ri, uint64_t addr, const std::string& path) const {
+Result<DataIndex::Place> DataIndex::Find(const img::PageMap& pm, int ri, uint64_t addr, const std::string& path,
+                                         size_t* hint) const {
   if (ri < 0 || static_cast<size_t>(ri) >= data_before_.size()) return Error(path + ": no such range", EINVAL);
   const img::PageRange& r = pm.ranges(ri);
   const uint64_t d = data_before_[static_cast<size_t>(ri)] + (addr - r.vaddr()) / kPageSize;  // DATA page ordinal
-  auto it = std::upper_bound(chunk_first_.begin(), chunk_first_.end(), d);
-  if (it == chunk_first_.begin()) return Error(path + ": data pages before the first chunk", EBADMSG);
-  const size_t c = static_cast<size_t>(it - chunk_first_.begin()) - 1;
+  // Chunk c holds ordinals [chunk_first_[c], chunk_first_[c + 1]).
+  auto holds = [&](size_t c) {
+    return c < chunk_first_.size() && chunk_first_[c] <= d && (c + 1 == chunk_first_.size() || d < chunk_first_[c + 1]);
+  };
+  size_t c;
+  if (hint != nullptr && holds(*hint)) {
+    c = *hint;
+  } else if (hint != nullptr && holds(*hint + 1)) {
+    c = *hint + 1;
+  } else {
+    auto it = std::upper_bound(chunk_first_.begin(), chunk_first_.end(), d);
+    if (it == chunk_first_.begin()) return Error(path + ": data pages before the first chunk", EBADMSG);
+    c = static_cast<size_t>(it - chunk_first_.begin()) - 1;
+  }
+  if (hint != nullptr) *hint = c;
   const uint64_t off = d - chunk_first_[c];
   const uint64_t in_chunk = pm.chunks(static_cast<int>(c)).nr_pages();
   if (off >= in_chunk) return Error(path + ": more data pages than chunks hold", EBADMSG);
@@ -1505,9 +1562,16 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
   FAULT_POINT("restore-fill");
   if (chain.empty() || chain[0].pagemap == nullptr) return Error("restore: no pagemap to fill memory from", EINVAL);
   FillPlan plan(slots, chain, lineage);
-  RETURN_IF_ERROR(plan.Build());
-
-  if (!plan.zero_pieces().empty()) {
+  // One level of DATA and ZERO pages (no parent image, nothing from other
+  // processes): the plan goes through the chunks in order, and each chunk is
+  // filled as soon as the plan has gone past it (workers start while it is
+  // made, on the other cores). Else the whole plan comes first.
+  const bool overlap = jobs > 1 && plan.levels() == 1 && plan.data_or_zero_only(0);
+  const size_t nchunks = static_cast<size_t>(plan.pagemap(0).chunks_size());
+  std::atomic<size_t> planned{0};  // with |overlap|: the chunks before it are planned
+  if (!overlap) RETURN_IF_ERROR(plan.Build());
+  auto write_zeros = [&]() -> Status {
+    if (plan.zero_pieces().empty()) return OkStatus();
     const std::vector<uint8_t> zeros(kPageSize * 512, 0);
     for (const Piece& z : plan.zero_pieces()) {
       for (uint64_t done = 0; done < z.pages;) {
@@ -1517,7 +1581,9 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
         done += n;
       }
     }
-  }
+    return OkStatus();
+  };
+  if (!overlap) RETURN_IF_ERROR(write_zeros());
 
   std::atomic<uint64_t> copied{0};
   CopyInto into;
@@ -1544,7 +1610,13 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
   };
   std::vector<Task> tasks;
   std::vector<std::optional<streams::PagesReader>> readers(plan.levels());
-  for (size_t l = 0; l < plan.levels(); ++l) {
+  if (overlap && nchunks > 0) {
+    // Every chunk, in order (one the plan leaves empty is skipped then).
+    for (size_t c = 0; c < nchunks; ++c) tasks.push_back({0, static_cast<int>(c)});
+    ASSIGN_OR_RETURN(streams::PagesReader r, streams::PagesReader::Open(plan.pagemap(0), plan.pages_path(0)));
+    readers[0].emplace(std::move(r));
+  }
+  for (size_t l = 0; l < plan.levels() && !overlap; ++l) {
     const auto& per_chunk = plan.chunk_pieces(l);
     bool any = false;
     for (size_t c = 0; c < per_chunk.size(); ++c) {
@@ -1576,6 +1648,13 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
       SetFillWord(progress, published);
     }
   };
+  std::atomic<bool> stop{false};  // a failure: workers return
+  auto fail = [&](const Status& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (first_error.ok()) first_error = s;
+    next.store(tasks.size());
+    stop.store(true);
+  };
   auto worker = [&]() {
     streams::Record rec;
     std::vector<uint8_t> raw;
@@ -1585,6 +1664,19 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
       const Task& t = tasks[ti];
       const img::PageMap& pm = plan.pagemap(t.level);
       const int i = t.chunk;
+      if (overlap) {
+        // Until the plan has gone past this chunk (or failed: then
+        // |planned| is nchunks and |stop| set).
+        for (size_t got = planned.load(std::memory_order_acquire); got <= static_cast<size_t>(i);
+             got = planned.load(std::memory_order_acquire)) {
+          planned.wait(got, std::memory_order_acquire);
+        }
+        if (stop.load()) return;
+        if (plan.chunk_pieces(0)[static_cast<size_t>(i)].empty()) {
+          if (publish) written(ti);
+          continue;
+        }
+      }
       const std::string& path = readers[t.level]->path_of(i);
       Status s = readers[t.level]->ReadChunk(i, &rec);
       // A raw chunk is written from the record itself; others are decoded.
@@ -1611,9 +1703,7 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
       if (s.ok()) s = WriteOrCopyPieces(pid, into, data, pieces.data(), pieces.size());
       if (s.ok() && publish) written(ti);
       if (!s.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (first_error.ok()) first_error = s;
-        next.store(tasks.size());
+        fail(s);
         return;
       }
     }
@@ -1626,6 +1716,16 @@ Status FillMemory(pid_t pid, const std::vector<PremappedVma>& slots, const PageC
   const int n = std::max(1, std::min(protects ? jobs - 1 : jobs, static_cast<int>(tasks.size())));
   std::vector<std::thread> threads;
   for (int t = 1; t < n; ++t) threads.emplace_back(worker);
+  if (overlap) {
+    Status built = plan.Build([&](size_t chunk) {
+      planned.store(chunk, std::memory_order_release);
+      planned.notify_all();
+    });
+    if (built.ok()) built = write_zeros();
+    if (!built.ok()) fail(built);  // workers waiting on the plan return
+    planned.store(nchunks, std::memory_order_release);
+    planned.notify_all();
+  }
   worker();
   for (auto& t : threads) t.join();
   if (copy_fd >= 0) LOG_DEBUG("restore: %lu pages of process %d filled by UFFDIO_COPY", copied.load(), pid);

@@ -182,17 +182,23 @@ class DataIndex {
     uint64_t left;    // pages of the chunk from there on
   };
   // The place of page |addr| of DATA range |ri| of |pm| (the pagemap this
-  // index was made from); |path| names the pages file in errors.
-  Result<Place> Find(const img::PageMap& pm, int ri, uint64_t addr, const std::string& path) const;
+  // index was made from); |path| names the pages file in errors. |hint|
+  // (optional) is the chunk of the caller's last lookup, updated: pages
+  // looked up in order are found there or in the next chunk without a
+  // search.
+  Result<Place> Find(const img::PageMap& pm, int ri, uint64_t addr, const std::string& path,
+                     size_t* hint = nullptr) const;
 
   uint64_t data_pages() const { return data_pages_; }    // by the ranges
   uint64_t chunk_pages() const { return chunk_pages_; }  // by the chunks
+  bool data_or_zero_only() const { return data_or_zero_only_; }  // no range of another kind
 
  private:
   std::vector<uint64_t> data_before_;  // per range: DATA pages of the ranges before it
   std::vector<uint64_t> chunk_first_;  // per chunk: its first DATA page
   uint64_t data_pages_ = 0;
   uint64_t chunk_pages_ = 0;
+  bool data_or_zero_only_ = true;
 };
 
 // Fills the premapped slots of process |pid| from the chain's pages files

@@ -254,6 +254,106 @@ TEST_F(FillDupTest, CopyFillGoesOnPastAPresentPageAtASlotsEnd) {
   }
 }
 
+// One level of DATA and ZERO pages is filled while its plan is made
+// (FillMemory's overlap): workers wait for each chunk to be planned. Many
+// small chunks of single pages over three slots, with several threads,
+// come back byte for byte; a range the plan cannot place after some chunks
+// were filled fails the fill (no worker left waiting), as does a chunk
+// whose size the pagemap contradicts.
+TEST(FillOverlapTest, ChunksFilledWhileThePlanIsMadeComeBackExactly) {
+  // Three slots side by side (2,048, 4,096 and 2,048 pages); every other
+  // page is DATA (bytes of its own), the others ZERO ranges; chunks of 256
+  // DATA pages each, which take the plan long enough that a worker let in
+  // too early would find its chunk's pieces still growing.
+  constexpr uint64_t kPages = 8192, kStride = 2, kChunk = 256;
+  constexpr uint64_t kStray = 3000;  // a DATA page moved past every slot below
+  char tmpl[] = "/tmp/cf-fill-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  void* m = mmap(nullptr, kPages * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(m, MAP_FAILED);
+  uint8_t* buf = static_cast<uint8_t*>(m);
+  std::vector<PremappedVma> slots(3);
+  const uint64_t first[4] = {0, 2048, 6144, kPages};
+  for (int k = 0; k < 3; ++k) {
+    slots[k].start = V + first[k] * P;
+    slots[k].len = (first[k + 1] - first[k]) * P;
+    slots[k].premap = reinterpret_cast<uint64_t>(buf) + first[k] * P;
+    slots[k].anonymous = true;
+  }
+  auto page_of = [](uint64_t i) {
+    std::vector<uint8_t> pg(P);
+    for (uint64_t b = 0; b < P; b += 8) memcpy(&pg[b], &i, sizeof(i));
+    return pg;
+  };
+  auto make = [&](img::PageMap* pm, bool stray) {
+    pm->Clear();
+    pm->set_pid(1);
+    std::vector<uint64_t> data;  // the DATA pages' numbers, in range order
+    for (uint64_t i = 0; i < kPages; ++i) {
+      if (i % kStride != 0) {
+        Add(pm, V + i * P, 1, img::PageRange::ZERO);
+      } else if (!(stray && i == kStray)) {
+        Add(pm, V + i * P, 1, img::PageRange::DATA);
+        data.push_back(i);
+      }
+    }
+    if (stray) {  // in address order: last
+      Add(pm, V + (kPages + 100) * P, 1, img::PageRange::DATA);
+      data.push_back(kStray);
+    }
+    const std::string path = dir + "/pages-1.img";
+    auto w = streams::ImageWriter::Create(path, streams::FileKind::kPages);
+    EXPECT_TRUE(w.ok());
+    for (size_t c = 0; c < data.size(); c += kChunk) {
+      std::vector<uint8_t> raw;
+      for (size_t k = c; k < c + kChunk && k < data.size(); ++k) {
+        const std::vector<uint8_t> pg = page_of(data[k]);
+        raw.insert(raw.end(), pg.begin(), pg.end());
+      }
+      img::ChunkRef* ch = pm->add_chunks();
+      ch->set_file_offset(w->offset());
+      ch->set_nr_pages(raw.size() / P);
+      ch->set_stored_size(raw.size());
+      EXPECT_TRUE(w->WriteChunk(streams::Codec::kNone, raw.size(), raw).ok());
+    }
+    EXPECT_TRUE(w->Finish().ok());
+    pm->set_data_pages(data.size());
+    return path;
+  };
+  img::PageMap pm;
+  ImagePages image;
+  image[1] = {&pm, make(&pm, false), &image};
+  for (const int jobs : {2, 3, 2, 3}) {
+    memset(buf, 0xee, kPages * P);
+    ASSERT_EQ(madvise(buf, kPages * P, MADV_DONTNEED), 0);  // fresh: zero until written
+    Status s = FillMemory(getpid(), slots, PageChain{image[1]}, jobs);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    for (uint64_t i = 0; i < kPages; ++i) {
+      const std::vector<uint8_t> want = i % kStride == 0 ? page_of(i) : std::vector<uint8_t>(P, 0);
+      ASSERT_EQ(memcmp(buf + i * P, want.data(), P), 0) << jobs << " jobs: page " << i;
+    }
+  }
+
+  // A DATA page outside every slot, planned last: the chunks before it are
+  // filled, then the fill fails, and returns.
+  image[1] = {&pm, make(&pm, true), &image};
+  Status s = FillMemory(getpid(), slots, PageChain{image[1]}, 2);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.ToString().find("outside every vma"), std::string::npos) << s.ToString();
+
+  // Chunks whose sizes the pagemap gets wrong (one page moved from chunk 6
+  // to chunk 5: the totals agree, the records do not).
+  image[1] = {&pm, make(&pm, false), &image};
+  pm.mutable_chunks(5)->set_nr_pages(kChunk + 1);
+  pm.mutable_chunks(6)->set_nr_pages(kChunk - 1);
+  s = FillMemory(getpid(), slots, PageChain{image[1]}, 2);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.ToString().find("pagemap says"), std::string::npos) << s.ToString();
+  munmap(buf, kPages * P);
+  std::system(("rm -rf " + dir).c_str());
+}
+
 // The counts the new process reads instead of its pagemap's ranges: DATA
 // pages and ranges before each range, and where each chunk of the pages
 // file begins (none where the ranges are out of order).
