@@ -38,7 +38,11 @@ Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out,
 // hugetlb "ht"): then |out|'s VMAs get what only smaps tells (VmFlags,
 // resident size, MAP_GROWSDOWN, may_share) and this returns true. Else it
 // returns false with the first difference in |why|, |out| unchanged.
-bool AdoptSmaps(const std::vector<pagemap::VmaInfo>& smaps, img::Process* out, std::string* why);
+// With |droppable| given, a droppable VMA (not hugetlb) is adopted too and
+// its index added there: the caller takes its pages out of what the scan
+// found (a dump saves none of a droppable VMA's pages, only its guards).
+bool AdoptSmaps(const std::vector<pagemap::VmaInfo>& smaps, img::Process* out, std::string* why,
+                std::vector<int>* droppable = nullptr);
 
 class SharedFiles;
 // Descriptors, each handled by its kind (kinds/kind.h) with |ctx|; those of

@@ -49,7 +49,9 @@ void SetSmapsFields(const pagemap::VmaInfo& v, img::Vma* m) {
 
 }  // namespace
 
-bool AdoptSmaps(const std::vector<pagemap::VmaInfo>& smaps, img::Process* out, std::string* why) {
+bool AdoptSmaps(const std::vector<pagemap::VmaInfo>& smaps, img::Process* out, std::string* why,
+                std::vector<int>* droppable) {
+  std::vector<int> dropped;
   if (static_cast<size_t>(out->vmas_size()) != smaps.size()) {
     *why = "smaps lists " + std::to_string(smaps.size()) + " VMAs, maps " + std::to_string(out->vmas_size());
     return false;
@@ -68,12 +70,14 @@ bool AdoptSmaps(const std::vector<pagemap::VmaInfo>& smaps, img::Process* out, s
       *why = std::string(at) + " differs from maps";
       return false;
     }
-    if (v.has_vmflag("dp") || v.has_vmflag("ht")) {
+    if (v.has_vmflag("ht") || (v.has_vmflag("dp") && droppable == nullptr)) {
       *why = std::string(at) + " has VmFlags " + v.vmflags + " (droppable or hugetlb)";
       return false;
     }
+    if (v.has_vmflag("dp")) dropped.push_back(static_cast<int>(i));
   }
   for (size_t i = 0; i < smaps.size(); ++i) SetSmapsFields(smaps[i], out->mutable_vmas(static_cast<int>(i)));
+  if (droppable != nullptr) droppable->insert(droppable->end(), dropped.begin(), dropped.end());
   return true;
 }
 

@@ -84,5 +84,26 @@ TEST(AdoptSmapsTest, DroppableOrHugetlbIsRefused) {
   }
 }
 
+// Before any page is read (a full dump), a droppable VMA is adopted and
+// named for the caller to leave its pages out; hugetlb still is not.
+TEST(AdoptSmapsTest, DroppableIsNamedWhenTheCallerCanSetItRight) {
+  img::Process p = FromMaps();
+  auto smaps = pagemap::ParseSmaps(Smaps("rd wr mr mw me ac dp"));
+  ASSERT_TRUE(smaps.ok());
+  std::string why;
+  std::vector<int> droppable;
+  ASSERT_TRUE(AdoptSmaps(*smaps, &p, &why, &droppable)) << why;
+  EXPECT_EQ(droppable, std::vector<int>{1});
+  EXPECT_EQ(p.vmas(1).vmflags(), "rd wr mr mw me ac dp");
+
+  img::Process h = FromMaps();
+  auto huge = pagemap::ParseSmaps(Smaps("rd wr mr mw me ac ht"));
+  ASSERT_TRUE(huge.ok());
+  droppable.clear();
+  EXPECT_FALSE(AdoptSmaps(*huge, &h, &why, &droppable));
+  EXPECT_TRUE(droppable.empty());
+  EXPECT_EQ(h.vmas(1).vmflags(), "");
+}
+
 }  // namespace
 }  // namespace cf::engine

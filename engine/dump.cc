@@ -44,6 +44,7 @@
 // Any error before stage 6 rolls back: remote state is undone, every thread is
 // detached (and runs on as before), and the files written are removed.
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -52,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <future>
@@ -115,6 +117,13 @@ constexpr uint64_t kMaxCopyBytes = 64ull << 20;
 // Processes whose remote calls run side by side (CollectRemoteGroup): each
 // stays attached, a return frame under its stack, until its group is done.
 constexpr size_t kCollectGroup = 64;
+
+// DecideMapsFirst: smaps is read beside the scan for a process with at
+// least this many resident pages (256 MiB), this many of them per VMA, and
+// no more VMAs than a maps file of this size lists (~500-800).
+constexpr uint64_t kMapsFirstMinPages = 65536;
+constexpr uint64_t kMapsFirstPagesPerVma = 256;
+constexpr uint64_t kMapsFirstMaxMapsBytes = 64 * 1024;
 
 // What the descriptor kinds may use while the tree is dumped.
 class FdContext final : public kinds::DumpContext {
@@ -260,7 +269,10 @@ class Dumper {
   Result<bool> CopyAndRelease(uint64_t* released);
   void PrepareCopyBuffer();
   bool MapsFirst() const;
-  Status SettleVmas();
+  void DecideMapsFirst();
+  // |before_pages|: no page was read yet (a full dump), so a droppable
+  // VMA can still be set right.
+  Status SettleVmas(bool before_pages);
   Status ReleaseTree();
   Status WriteCore(const ProcessDump& pd);
   Status WriteMessage(const std::string& name, streams::FileKind kind, const google::protobuf::MessageLite& msg);
@@ -317,6 +329,7 @@ class Dumper {
   bool killed_ = false;
   bool live_changed_ = false;
   const bool maps_first_;
+  bool maps_first_pays_ = false;  // DecideMapsFirst
   bool vmas_disagreed_ = false;
   // Memory faulted in before the freeze for CopyAndRelease's copies
   // (PrepareCopyBuffer); handed out from the front.
@@ -817,7 +830,7 @@ Result<bool> Dumper::CopyAndRelease(uint64_t* released) {
   }
   stats_.copy_ns = MonotonicNs() - t0;
   stats_.pages_copied = pages;
-  RETURN_IF_ERROR(SettleVmas());
+  RETURN_IF_ERROR(SettleVmas(/*before_pages=*/false));
   FAULT_POINT("copy-release");
   RETURN_IF_ERROR(ReleaseTree());
   *released = MonotonicNs();
@@ -834,18 +847,72 @@ Result<bool> Dumper::CopyAndRelease(uint64_t* released) {
 // coming first. Measured on this project's 2-core VMs it does not pay: the
 // walk, the scan and the copy slow each other down (the same page tables and
 // struct pages, two cores), and the frozen time of an increment was no
-// shorter (README, "Incremental dumps, measured"). So it is off unless
-// CF_MAPS_FIRST=1 (to measure it on a larger machine). Only where nothing
-// before SettleVmas needs a VmFlag but those AdoptSmaps checks, the dump
-// itself changes no VMA meanwhile (no write tracking armed: registering
-// changes VmFlags), and the cores can wait (a directory, not a stream).
+// shorter (README, "Incremental dumps, measured"). A full dump of one
+// process with much memory in few VMAs is where it pays: there the scan
+// and the smaps walk (~20 ms each for 1 GiB resident in 4 GiB mapped, 25-45
+// in 16 GiB) run side by side before the page pipeline instead of one
+// after the other (SettleVmas comes before it), so it is chosen there
+// (DecideMapsFirst; README, "Scale", session 28). CF_MAPS_FIRST=1 turns it
+// on wherever it may be used, =0 off. Only where nothing before SettleVmas
+// needs a VmFlag but those AdoptSmaps checks, the dump itself changes no
+// VMA meanwhile (no write tracking armed: registering changes VmFlags),
+// and the cores can wait (a directory, not a stream).
 bool Dumper::MapsFirst() const {
-  static const bool on = [] {
+  static const int forced = [] {
     const char* e = getenv("CF_MAPS_FIRST");
-    return e != nullptr && strcmp(e, "1") == 0;
+    if (e == nullptr || *e == '\0') return -1;
+    return strcmp(e, "1") == 0 ? 1 : 0;
   }();
+  const bool on = forced == 1 || (forced < 0 && maps_first_pays_);
   return on && maps_first_ && !pre_dump() && !sink_->streamed() && opts_.drain == "read" && !opts_.live &&
          !share_cow_ && !arm_ && !opts_.force_pagemap_fallback;
+}
+
+// Whether the frozen tree is one process, dumped in full (no parent image),
+// with much memory resident in few VMAs and no hugetlb memory: smaps' walk
+// of its page tables (by the resident page) is long, and reading maps as
+// well (by the VMA) costs little. Read from /proc/PID/statm (resident
+// pages), /proc/PID/status (HugetlbPages, which maps cannot tell apart)
+// and the first 64 KiB of maps: a process with more VMAs than that lists
+// stays smaps first (its smaps is mostly text by the VMA, which maps would
+// only add to; 15,000 one-page mappings dumped slower maps first).
+void Dumper::DecideMapsFirst() {
+  maps_first_pays_ = false;
+  if (tree_.processes().size() != 1 || parent_ || pre_dump()) return;
+  const pid_t pid = tree_.processes()[0].pid;
+  const std::string dir = "/proc/" + std::to_string(pid);
+  uint64_t size = 0, resident = 0;
+  FILE* f = fopen((dir + "/statm").c_str(), "re");
+  if (f == nullptr) return;
+  const int got = fscanf(f, "%lu %lu", &size, &resident);
+  fclose(f);
+  if (got != 2 || resident < kMapsFirstMinPages) return;
+  f = fopen((dir + "/status").c_str(), "re");
+  if (f == nullptr) return;
+  bool hugetlb = true;  // unless status says none
+  char line[256];
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    unsigned long kb = 0;
+    if (sscanf(line, "HugetlbPages: %lu", &kb) == 1) hugetlb = kb != 0;
+  }
+  fclose(f);
+  if (hugetlb) return;
+  UniqueFd fd(open((dir + "/maps").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return;
+  char buf[4096];
+  uint64_t lines = 0, bytes = 0;
+  for (;;) {
+    const ssize_t n = read(fd.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return;
+    if (n == 0) break;
+    lines += static_cast<uint64_t>(std::count(buf, buf + n, '\n'));
+    bytes += static_cast<uint64_t>(n);
+    if (bytes > kMapsFirstMaxMapsBytes) return;
+  }
+  maps_first_pays_ = lines > 0 && resident / lines >= kMapsFirstPagesPerVma;
+  LOG_DEBUG("dump: process %d: %lu resident pages in %lu VMAs: smaps read %s", pid, resident, lines,
+            maps_first_pays_ ? "beside the scan (VMAs listed from maps)" : "first");
 }
 
 // The processes collected with MapsFirst, scanned now if not yet: their
@@ -855,7 +922,7 @@ bool Dumper::MapsFirst() const {
 // if it still disagrees (droppable or hugetlb memory, which maps cannot
 // tell; a stack that the remote calls' scratch grew), the dump fails with
 // vmas_disagreed() and RunDump dumps again, smaps first.
-Status Dumper::SettleVmas() {
+Status Dumper::SettleVmas(bool before_pages) {
   for (const auto& pd : dumps_) {
     if (!pd->maps_first) continue;
     if (!pd->scanned) {
@@ -863,19 +930,38 @@ Status Dumper::SettleVmas() {
       pd->scanned = true;
     }
     std::string why;
+    // Before any page is read, a droppable VMA (which maps cannot tell) is
+    // set right here: its pages leave the sources (its guards were found by
+    // the scan as for any VMA).
+    std::vector<int> droppable;
+    std::vector<int>* const fix = before_pages ? &droppable : nullptr;
     {
       ScopedTimer t(&stats_.smaps_wait_ns);
       Result<std::vector<pagemap::VmaInfo>> smaps = vma_prefetch_.Take(pd->pid);
-      if (!smaps.ok() || !AdoptSmaps(*smaps, &pd->proc, &why)) {
+      if (!smaps.ok() || !AdoptSmaps(*smaps, &pd->proc, &why, fix)) {
         LOG_DEBUG("dump: process %d: smaps read beside the scan: %s; reading it again", pd->pid,
                   smaps.ok() ? why.c_str() : smaps.status().ToString().c_str());
         ASSIGN_OR_RETURN(std::vector<pagemap::VmaInfo> again, pagemap::ReadVmas(pd->pid, /*with_vmflags=*/true));
-        if (!AdoptSmaps(again, &pd->proc, &why)) {
+        if (!AdoptSmaps(again, &pd->proc, &why, fix)) {
           vmas_disagreed_ = true;
           return Errorf("dump: process %d: the VMAs scanned from maps are not those of smaps: %s", pd->pid,
                         why.c_str());
         }
       }
+    }
+    if (!droppable.empty()) {
+      pagemap::RangeSet gone;
+      for (int i : droppable) gone.Append({pd->proc.vmas(i).start(), pd->proc.vmas(i).end()});
+      auto pages = [&pd] {
+        uint64_t n = 0;
+        for (const sched::PageSource& src : pd->sources) n += src.range.pages();
+        return n;
+      };
+      const uint64_t had = pages();
+      RemovePages(gone, &pd->sources);
+      pd->stats.pages_scanned -= had - pages();
+      LOG_DEBUG("dump: process %d: %zu droppable VMAs found in smaps after the scan: their pages left out", pd->pid,
+                droppable.size());
     }
     pd->maps_first = false;
     RETURN_IF_ERROR(WriteCore(*pd));
@@ -1245,6 +1331,7 @@ Status Dumper::Run() {
     RETURN_IF_ERROR(tree_.SeizeTree(opts_.pid));
   }
   FindCowTree();  // before MapsFirst is asked
+  DecideMapsFirst();
   StartVmaPrefetch();
   {
     ScopedTimer t(&stats_.collect_ns);
@@ -1316,7 +1403,7 @@ Status Dumper::Run() {
     if (!st.ok()) return st.WithContext("the process tree was already killed (its pages were pinned in pipes)");
   } else if (!opts_.live) {
     ASSIGN_OR_RETURN(copied, CopyAndRelease(&released));
-    if (!copied) RETURN_IF_ERROR(SettleVmas());
+    if (!copied) RETURN_IF_ERROR(SettleVmas(/*before_pages=*/true));
     RETURN_IF_ERROR(DumpAllPages());
     if (dedup_) {
       stats_.dedup_entries = dedup_->entries();

@@ -1,10 +1,13 @@
-/* mem_droppable W: droppable memory and memory wiped on fork.
+/* mem_droppable W [MB]: droppable memory and memory wiped on fork.
  *
  *   D   2 pages MAP_DROPPABLE (Linux 6.11): the kernel may free its pages at
  *       any time; a dump does not save them (as CRIU), so after a restore D
  *       reads zeros
  *   F   2 pages private anonymous with MADV_WIPEONFORK
- * Both hold a text before the dump.
+ * Both hold a text before the dump. With MB, a private anonymous mapping
+ * of MB MiB, every page written (its number in each word), makes the
+ * process one of much memory in few VMAs (a dump lists its VMAs from maps,
+ * smaps read beside the scan: engine/dump.cc, DecideMapsFirst); checked too.
  *
  * On SIGUSR1: D still has VmFlag "dp" and F "wf"; F holds its text; D holds
  * its text or zeros (dropped), and only zeros once the driver has created
@@ -21,6 +24,8 @@
 #endif
 
 static char *D, *F;
+static uint64_t *Big;
+static size_t big_pages;
 static const char kText[] = "droppable or wiped on fork";
 
 static int Zero(const char *p) {
@@ -63,6 +68,10 @@ static void Check(void) {
   } else {
     CF_CHECK(Zero(D) || strcmp(D, kText) == 0, "D holds '%.30s'", D);
   }
+  for (size_t i = 0; i < big_pages; i++) {
+    const uint64_t *w = Big + i * (CF_PAGE / sizeof(uint64_t));
+    CF_CHECK(w[0] == i && w[CF_PAGE / sizeof(uint64_t) - 1] == i, "big page %zu holds %lu", i, (unsigned long)w[0]);
+  }
   memcpy(D, kText, sizeof(kText));
   pid_t pid = fork();
   if (pid == 0) _exit(Zero(D) && Zero(F) ? 0 : 1);
@@ -80,6 +89,15 @@ int main(int argc, char **argv) {
   if (madvise(F, 2 * CF_PAGE, MADV_WIPEONFORK) != 0) cf_die("MADV_WIPEONFORK");
   memcpy(D, kText, sizeof(kText));
   memcpy(F, kText, sizeof(kText));
+  if (argc > 2) {
+    big_pages = (size_t)strtoul(argv[2], NULL, 10) * (1 << 20) / CF_PAGE;
+    Big = mmap(NULL, big_pages * CF_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (Big == MAP_FAILED) cf_die("mmap %s MiB", argv[2]);
+    for (size_t i = 0; i < big_pages; i++) {
+      uint64_t *w = Big + i * (CF_PAGE / sizeof(uint64_t));
+      for (size_t k = 0; k < CF_PAGE / sizeof(uint64_t); k++) w[k] = i;
+    }
+  }
   cf_ready();
   for (;;) {
     if (cf_take_usr1()) {
