@@ -27,8 +27,10 @@ Status CollectThread(pid_t pid, pid_t tid, img::Thread* out);
 
 // VMAs (|vmas|: /proc/PID/smaps, read while frozen) and the mm fields of
 // /proc/PID/stat, auxv and exe. Returns the parsed VMAs for the page scan.
+// |known_stat| (optional): /proc/PID/stat read already (else read here).
 Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out,
-                                                Result<std::vector<pagemap::VmaInfo>> vmas);
+                                                Result<std::vector<pagemap::VmaInfo>> vmas,
+                                                const proc::ProcStat* known_stat = nullptr);
 
 // A dump may list the VMAs from /proc/PID/maps (no VmFlags: cheap) to scan
 // and read the pages while /proc/PID/smaps is read beside it (it walks the

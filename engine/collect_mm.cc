@@ -82,7 +82,8 @@ bool AdoptSmaps(const std::vector<pagemap::VmaInfo>& smaps, img::Process* out, s
 }
 
 Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out,
-                                                Result<std::vector<pagemap::VmaInfo>> read) {
+                                                Result<std::vector<pagemap::VmaInfo>> read,
+                                                const ProcStat* known_stat) {
   // smaps, for each VMA's VmFlags: what madvise() and mlock() set
   // (DONTFORK, WIPEONFORK, DONTDUMP, HUGEPAGE, locked...) changes how the
   // program behaves and is given back at restore. Slower than maps (the
@@ -113,7 +114,12 @@ Result<std::vector<pagemap::VmaInfo>> CollectMm(pid_t pid, img::Process* out,
     // A deleted mapped file is saved by kinds/ghost_file.h (SaveMappedGhosts).
   }
 
-  ASSIGN_OR_RETURN(ProcStat st, ReadStat(pid));
+  ProcStat read_now;
+  if (known_stat == nullptr) {
+    ASSIGN_OR_RETURN(read_now, ReadStat(pid));
+    known_stat = &read_now;
+  }
+  const ProcStat& st = *known_stat;
   img::MmState* mm = out->mutable_mm();
   mm->set_start_code(st.start_code);
   mm->set_end_code(st.end_code);

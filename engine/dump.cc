@@ -504,12 +504,14 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out, Pending
     // are taken as late as possible but before the first remote call, which
     // maps a scratch page.
     std::vector<pagemap::VmaInfo> vmas;
+    ASSIGN_OR_RETURN(const proc::ProcStat* stat, src.StatFile());
+    out->pagemap.set_start_time(stat->start_time);
     if (MapsFirst()) {
       // Or listed from maps now, smaps' VmFlags adopted after the scan (SettleVmas).
       out->maps_first = true;
-      ASSIGN_OR_RETURN(vmas, CollectMm(pid, &proc, pagemap::ReadVmas(pid, /*with_vmflags=*/false)));
+      ASSIGN_OR_RETURN(vmas, CollectMm(pid, &proc, pagemap::ReadVmas(pid, /*with_vmflags=*/false), stat));
     } else {
-      ASSIGN_OR_RETURN(vmas, CollectMm(pid, &proc, vma_prefetch_.Take(pid)));
+      ASSIGN_OR_RETURN(vmas, CollectMm(pid, &proc, vma_prefetch_.Take(pid), stat));
     }
     RETURN_IF_ERROR(kinds::SaveMappedGhosts(pid, *fd_ctx_, &proc));
     FAULT_POINT("collect");
@@ -532,7 +534,6 @@ Status Dumper::FinishCollect(const SeizedProcess& sp, ProcessDump* out) {
   RETURN_IF_ERROR(shmem_->AddVmas(&proc));
   const std::string pages_name = "pages-" + std::to_string(pid) + ".img";
   out->pagemap.set_pages_file(pages_name);
-  if (auto st = ReadStat(pid); st.ok()) out->pagemap.set_start_time(st->start_time);
   stats_.processes++;
   stats_.threads += static_cast<uint32_t>(sp.threads.size());
   return OkStatus();

@@ -170,7 +170,11 @@ constexpr size_t kParallelFds = 256;
 // description and the kinds' tree passes see them as one walk would.
 Status SharedFiles::CollectProcess(pid_t pid, kinds::DumpContext& ctx, sched::Arena* arena) {
   ASSIGN_OR_RETURN(FdDir dir, FdDir::Open(pid));
-  ASSIGN_OR_RETURN(FdDir self, FdDir::Open(getpid()));
+  if (!self_) {
+    ASSIGN_OR_RETURN(FdDir own, FdDir::Open(getpid()));
+    self_.emplace(std::move(own));
+  }
+  const FdDir& self = *self_;
   ASSIGN_OR_RETURN(std::vector<int> fds, dir.List());
   const std::vector<int>& listed = listed_[pid] = std::move(fds);
   UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));

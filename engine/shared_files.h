@@ -95,6 +95,7 @@ class SharedFiles final : private kinds::TreeFds {
   std::map<pid_t, std::vector<img::FileObject>> objects_;  // by carrier process
   std::vector<pid_t> order_;                                // processes, root first
   std::map<pid_t, std::vector<int>> listed_;                // fds of each process
+  std::optional<proc::FdDir> self_;  // criu-fast's own, opened once (CollectProcess)
 };
 
 }  // namespace cf::engine

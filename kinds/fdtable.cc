@@ -25,11 +25,6 @@ Result<long> CompareTables(pid_t a, pid_t b) {
 Result<FdTables> FdTables::Read(const std::vector<pid_t>& pids) {
   FdTables t;
   if (pids.size() < 2) return t;
-  std::map<pid_t, pid_t> parent;
-  for (pid_t pid : pids) {
-    ASSIGN_OR_RETURN(proc::ProcStat st, proc::ReadStat(pid));
-    parent[pid] = st.ppid;
-  }
   std::vector<pid_t> sorted = pids;
   Status failed;
   std::sort(sorted.begin(), sorted.end(), [&](pid_t a, pid_t b) {
@@ -47,6 +42,13 @@ Result<FdTables> FdTables::Read(const std::vector<pid_t>& pids) {
     }
     if (j - i > 1) {
       const std::set<pid_t> group(sorted.begin() + static_cast<long>(i), sorted.begin() + static_cast<long>(j));
+      // The parents, only where tables are shared (most processes share
+      // none: no /proc/PID/stat read for them).
+      std::map<pid_t, pid_t> parent;
+      for (pid_t pid : group) {
+        ASSIGN_OR_RETURN(proc::ProcStat st, proc::ReadStat(pid));
+        parent[pid] = st.ppid;
+      }
       pid_t top = 0;
       for (pid_t pid : group) {
         if (group.count(parent[pid])) {

@@ -27,9 +27,8 @@ constexpr int kExitPollMs = 5;
 
 // An exited process not yet waited for. A thread-group leader that exited
 // while other threads of its process run is in state Z too, but is not one.
-bool IsZombie(pid_t pid) {
-  auto st = ReadStat(pid);
-  if (!st.ok() || st->state != 'Z') return false;
+bool IsZombie(pid_t pid, const ProcStat& st) {
+  if (st.state != 'Z') return false;
   auto tids = ListThreads(pid);
   return tids.ok() && tids->size() <= 1;
 }
@@ -209,7 +208,7 @@ Status FrozenTree::SeizeTree(pid_t root) {
         auto st = ReadStat(child);
         if (!st.ok() || st->state == 'X') continue;  // exited and reaped meanwhile
         known.insert(child);
-        if (IsZombie(child)) {
+        if (IsZombie(child, *st)) {
           LOG_INFO("seize: process %d has a zombie child %d", parent, child);
           processes_[i].zombies.push_back(child);
           continue;
@@ -230,7 +229,7 @@ bool FrozenTree::TakeAsZombie(size_t parent, pid_t child) {
   for (;;) {
     auto st = ReadStat(child);
     if (!st.ok()) return false;
-    if (IsZombie(child)) break;
+    if (IsZombie(child, *st)) break;
     if (st->state != 'Z' && !(st->flags & 0x4 /* PF_EXITING */)) return false;
     if (waited >= kExitWaitMs) return false;
     usleep(kExitPollMs * 1000);
