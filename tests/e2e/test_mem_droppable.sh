@@ -16,13 +16,10 @@
 source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
 e2e_init
 
-W=$E2E_TMP/w
-start_prog mem_droppable "$W"
-root=$PROG_PID
-
-# --- 1. dump -R ------------------------------------------------------------------
-dump_r "$E2E_TMP/img-r" "$root"
-pycheck "no droppable pages in the image" "$E2E_TMP/show.json" "$root" <<'EOF2'
+# check_image SHOW PID MIN_PAGES: the image (show's JSON) holds one
+# droppable vma and none of its pages, and at least MIN_PAGES DATA pages.
+check_image() {
+  pycheck "no droppable pages in the image, at least $3 pages saved" "$@" <<'EOF2'
 show = load(sys.argv[1])
 p = proc(show, int(sys.argv[2]))
 dp = [v for v in p["core"].get("vmas", []) if " dp" in " " + v.get("vmflags", "")]
@@ -32,7 +29,19 @@ start, end = u(dp[0]["start"]), u(dp[0]["end"])
 n = overlap_pages(page_ranges(p["pagemap"], "DATA"), start, end)
 if n:
     fail("%d pages of the droppable vma were saved" % n)
+total = sum(e - s for s, e in page_ranges(p["pagemap"], "DATA")) // 4096
+if total < int(sys.argv[3]):
+    fail("%d pages saved, want at least %s" % (total, sys.argv[3]))
 EOF2
+}
+
+W=$E2E_TMP/w
+start_prog mem_droppable "$W"
+root=$PROG_PID
+
+# --- 1. dump -R ------------------------------------------------------------------
+dump_r "$E2E_TMP/img-r" "$root"
+check_image "$E2E_TMP/show.json" "$root" 0
 CF_LOG=
 check_pass "$W"
 
@@ -62,20 +71,7 @@ for mf in auto 0; do
     ! grep -q '^  smaps wait:' "$E2E_TMP/dump-$mf.out" || fail "CF_MAPS_FIRST=0: the VMAs were listed from maps"
   fi
   cf_show "$E2E_TMP/img-$mf" "$E2E_TMP/show-$mf.json"
-  pycheck "no droppable pages, every big page saved ($mf)" "$E2E_TMP/show-$mf.json" "$root" <<'EOF2'
-show = load(sys.argv[1])
-p = proc(show, int(sys.argv[2]))
-dp = [v for v in p["core"].get("vmas", []) if " dp" in " " + v.get("vmflags", "")]
-if len(dp) != 1:
-    fail("%d droppable vmas in the image, want 1" % len(dp))
-start, end = u(dp[0]["start"]), u(dp[0]["end"])
-n = overlap_pages(page_ranges(p["pagemap"], "DATA"), start, end)
-if n:
-    fail("%d pages of the droppable vma were saved" % n)
-total = sum(e - s for s, e in page_ranges(p["pagemap"], "DATA")) // 4096
-if total < 320 * 256:
-    fail("%d pages saved, want at least %d" % (total, 320 * 256))
-EOF2
+  check_image "$E2E_TMP/show-$mf.json" "$root" $((320 * 256))
   restore_d "restore-$mf" "$E2E_TMP/img-$mf" "$root"
   touch "$W/restored"
   check_pass "$W"
