@@ -501,10 +501,14 @@ Result<std::vector<pid_t>> ListThreads(pid_t pid) {
   return tids;
 }
 
-Result<std::vector<pid_t>> ListChildren(pid_t pid) {
-  ASSIGN_OR_RETURN(std::vector<pid_t> tids, ListThreads(pid));
+Result<std::vector<pid_t>> ListChildren(pid_t pid, const std::vector<pid_t>* known_tids) {
+  std::vector<pid_t> listed;
+  if (known_tids == nullptr) {
+    ASSIGN_OR_RETURN(listed, ListThreads(pid));
+    known_tids = &listed;
+  }
   std::vector<pid_t> children;
-  for (pid_t tid : tids) {
+  for (pid_t tid : *known_tids) {
     std::string path = ProcPath(pid, tid, "children");
     Result<std::string> text = ReadFile(path);
     if (!text.ok()) {

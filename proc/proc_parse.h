@@ -99,8 +99,9 @@ Result<std::vector<RlimitInfo>> ReadLimits(pid_t pid);
 
 // Thread ids from /proc/PID/task, sorted, leader first.
 Result<std::vector<pid_t>> ListThreads(pid_t pid);
-// Child pids from /proc/PID/task/*/children, sorted.
-Result<std::vector<pid_t>> ListChildren(pid_t pid);
+// Child pids from /proc/PID/task/*/children, sorted. |tids| (optional):
+// the threads, known already (a frozen process's), else listed here.
+Result<std::vector<pid_t>> ListChildren(pid_t pid, const std::vector<pid_t>* tids = nullptr);
 // Open fd numbers from /proc/PID/fd, sorted.
 Result<std::vector<int>> ListFds(pid_t pid);
 

@@ -47,7 +47,7 @@ Status RefuseSeccomp(pid_t tid) {
 
 }  // namespace
 
-Status CheckDumpable(pid_t pid) {
+Status CheckDumpable(pid_t pid, const ProcStat* known_stat) {
   if (pid == getpid()) return Error("cannot dump criu-fast itself");
   auto st = ReadStatus(pid);
   if (!st.ok()) {
@@ -57,9 +57,12 @@ Status CheckDumpable(pid_t pid) {
   if (st->state == 'Z' || st->state == 'X') return Errorf("process %d is a zombie", pid);
   if (st->tgid != pid) return Errorf("%d is a thread of process %d: dump the process", pid, st->tgid);
   if (st->tracer_pid != 0) return Errorf("process %d is already traced by %d", pid, st->tracer_pid);
-  auto stat = ReadStat(pid);
-  if (!stat.ok()) return stat.status();
-  if (stat->flags & 0x00200000 /* PF_KTHREAD */) return Errorf("process %d is a kernel thread", pid);
+  ProcStat read_now;
+  if (known_stat == nullptr) {
+    ASSIGN_OR_RETURN(read_now, ReadStat(pid));
+    known_stat = &read_now;
+  }
+  if (known_stat->flags & 0x00200000 /* PF_KTHREAD */) return Errorf("process %d is a kernel thread", pid);
   return OkStatus();
 }
 
@@ -139,8 +142,8 @@ Status FrozenTree::FinishSeize(pid_t tid, SeizedThread* out) {
   return Errorf("thread %d did not stop after %d signals", tid, kMaxSignalStops);
 }
 
-Status FrozenTree::SeizeProcess(pid_t pid) {
-  RETURN_IF_ERROR(CheckDumpable(pid));
+Status FrozenTree::SeizeProcess(pid_t pid, const ProcStat* stat) {
+  RETURN_IF_ERROR(CheckDumpable(pid, stat));
   SeizedProcess proc;
   proc.pid = pid;
   std::set<pid_t> seized;
@@ -202,7 +205,10 @@ Status FrozenTree::SeizeTree(pid_t root) {
     found = false;
     for (size_t i = 0; i < processes_.size(); ++i) {
       const pid_t parent = processes_[i].pid;
-      ASSIGN_OR_RETURN(std::vector<pid_t> children, ListChildren(parent));
+      // Its threads are all seized (it can make no more): their children.
+      std::vector<pid_t> tids;
+      for (const SeizedThread& t : processes_[i].threads) tids.push_back(t.tid);
+      ASSIGN_OR_RETURN(std::vector<pid_t> children, ListChildren(parent, &tids));
       for (pid_t child : children) {
         if (known.count(child)) continue;
         auto st = ReadStat(child);
@@ -213,7 +219,7 @@ Status FrozenTree::SeizeTree(pid_t root) {
           processes_[i].zombies.push_back(child);
           continue;
         }
-        Status s = SeizeProcess(child);
+        Status s = SeizeProcess(child, &*st);
         if (s.ok()) processes_.back().parent = parent;
         if (!s.ok() && !TakeAsZombie(i, child)) return s;
         found = true;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "proc/proc_parse.h"
 
 namespace cf::tracing {
 
@@ -39,7 +40,8 @@ class FrozenTree {
 
   // Seizes and interrupts every thread of |pid|; repeats the thread scan until
   // a pass finds no new thread. On error, whatever was seized is released.
-  Status SeizeProcess(pid_t pid);
+  // |stat| (optional): its /proc/PID/stat, read just before.
+  Status SeizeProcess(pid_t pid, const proc::ProcStat* stat = nullptr);
 
   // Seizes |root| and every descendant, rescanning children until a pass
   // finds no new process. Zombie children are listed with their parent; so
@@ -84,6 +86,7 @@ class FrozenTree {
 
 // Checks that |pid| exists, is not a zombie, not a kernel thread, not us, and
 // not traced by someone else; gives the reason otherwise.
-Status CheckDumpable(pid_t pid);
+// |stat| (optional): its /proc/PID/stat, read just before.
+Status CheckDumpable(pid_t pid, const proc::ProcStat* stat = nullptr);
 
 }  // namespace cf::tracing
