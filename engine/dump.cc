@@ -872,45 +872,26 @@ bool Dumper::MapsFirst() const {
 // Whether the frozen tree is one process, dumped in full (no parent image),
 // with much memory resident in few VMAs and no hugetlb memory: smaps' walk
 // of its page tables (by the resident page) is long, and reading maps as
-// well (by the VMA) costs little. Read from /proc/PID/statm (resident
-// pages), /proc/PID/status (HugetlbPages, which maps cannot tell apart)
-// and the first 64 KiB of maps: a process with more VMAs than that lists
-// stays smaps first (its smaps is mostly text by the VMA, which maps would
-// only add to; 15,000 one-page mappings dumped slower maps first).
+// well (by the VMA) costs little. Read from /proc/PID/status (VmRSS, and
+// HugetlbPages, which maps cannot tell apart) and the first 64 KiB of
+// maps: a process with more VMAs than that lists stays smaps first (its
+// smaps is mostly text by the VMA, which maps would only add to; 15,000
+// one-page mappings dumped slower maps first).
 void Dumper::DecideMapsFirst() {
   maps_first_pays_ = false;
   if (tree_.processes().size() != 1 || parent_ || pre_dump()) return;
   const pid_t pid = tree_.processes()[0].pid;
-  const std::string dir = "/proc/" + std::to_string(pid);
-  uint64_t size = 0, resident = 0;
-  FILE* f = fopen((dir + "/statm").c_str(), "re");
-  if (f == nullptr) return;
-  const int got = fscanf(f, "%lu %lu", &size, &resident);
-  fclose(f);
-  if (got != 2 || resident < kMapsFirstMinPages) return;
-  f = fopen((dir + "/status").c_str(), "re");
-  if (f == nullptr) return;
-  bool hugetlb = true;  // unless status says none
-  char line[256];
-  while (fgets(line, sizeof(line), f) != nullptr) {
-    unsigned long kb = 0;
-    if (sscanf(line, "HugetlbPages: %lu", &kb) == 1) hugetlb = kb != 0;
-  }
-  fclose(f);
-  if (hugetlb) return;
-  UniqueFd fd(open((dir + "/maps").c_str(), O_RDONLY | O_CLOEXEC));
+  Result<proc::ProcStatus> status = proc::ReadStatus(pid);
+  if (!status.ok() || status->hugetlb_kb != 0) return;  // absent counts as some
+  const uint64_t resident = status->vm_rss_kb > 0 ? static_cast<uint64_t>(status->vm_rss_kb) / 4 : 0;
+  if (resident < kMapsFirstMinPages) return;
+  const std::string maps = "/proc/" + std::to_string(pid) + "/maps";
+  UniqueFd fd(open(maps.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return;
-  char buf[4096];
-  uint64_t lines = 0, bytes = 0;
-  for (;;) {
-    const ssize_t n = read(fd.get(), buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return;
-    if (n == 0) break;
-    lines += static_cast<uint64_t>(std::count(buf, buf + n, '\n'));
-    bytes += static_cast<uint64_t>(n);
-    if (bytes > kMapsFirstMaxMapsBytes) return;
-  }
+  std::vector<char> text(kMapsFirstMaxMapsBytes + 1);
+  Result<size_t> got = ReadFull(fd.get(), text.data(), text.size(), maps);
+  if (!got.ok() || *got > kMapsFirstMaxMapsBytes) return;
+  const uint64_t lines = static_cast<uint64_t>(std::count(text.begin(), text.begin() + static_cast<long>(*got), '\n'));
   maps_first_pays_ = lines > 0 && resident / lines >= kMapsFirstPagesPerVma;
   LOG_DEBUG("dump: process %d: %lu resident pages in %lu VMAs: smaps read %s", pid, resident, lines,
             maps_first_pays_ ? "beside the scan (VMAs listed from maps)" : "first");
@@ -920,9 +901,10 @@ void Dumper::DecideMapsFirst() {
 // smaps (read beside the scan) must list the VMAs that were scanned
 // (AdoptSmaps); their cores, complete then, are written. An smaps that
 // disagrees is read once more (frozen, the dump's remote calls long undone);
-// if it still disagrees (droppable or hugetlb memory, which maps cannot
-// tell; a stack that the remote calls' scratch grew), the dump fails with
-// vmas_disagreed() and RunDump dumps again, smaps first.
+// if it still disagrees (hugetlb memory, or droppable memory found after
+// pages were read, which maps cannot tell; a stack that the remote calls'
+// scratch grew), the dump fails with vmas_disagreed() and RunDump dumps
+// again, smaps first.
 Status Dumper::SettleVmas(bool before_pages) {
   for (const auto& pd : dumps_) {
     if (!pd->maps_first) continue;

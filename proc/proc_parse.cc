@@ -207,6 +207,9 @@ Result<ProcStatus> ParseStatusImpl(std::string_view text, const std::string& wha
       ok = ParseNum(value, 10, &st.seccomp);
     } else if (key == "THP_enabled") {
       ok = ParseNum(value, 10, &st.thp_enabled);
+    } else if (key == "VmRSS" || key == "HugetlbPages") {  // "<n> kB"
+      const std::vector<std::string_view> w = Words(value);
+      ok = w.size() == 2 && w[1] == "kB" && ParseNum(w[0], 10, key == "VmRSS" ? &st.vm_rss_kb : &st.hugetlb_kb);
     }
     if (!ok)
       return Errorf("%s: line %zu: bad %.*s value '%s'", what.c_str(), lineno,

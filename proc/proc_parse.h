@@ -51,6 +51,8 @@ struct ProcStatus {
   uint32_t no_new_privs = 0;
   uint32_t seccomp = 0;
   int thp_enabled = -1;   // "THP_enabled:" (0 after PR_SET_THP_DISABLE); -1: line absent
+  int64_t vm_rss_kb = -1;     // "VmRSS:" (resident memory); -1: line absent (a kernel thread)
+  int64_t hugetlb_kb = -1;    // "HugetlbPages:" (hugetlb memory mapped); -1: line absent
 };
 Result<ProcStatus> ParseStatus(std::string_view text);
 Result<ProcStatus> ReadStatus(pid_t pid, pid_t tid = 0);

@@ -190,6 +190,21 @@ TEST(ProcParseTest, RealStatus) {
   EXPECT_EQ(r->cap_amb, 0u);
   EXPECT_EQ(r->no_new_privs, 0u);
   EXPECT_EQ(r->seccomp, 0u);
+  EXPECT_EQ(r->vm_rss_kb, 1688);
+  EXPECT_EQ(r->hugetlb_kb, -1);  // no such line in this sample
+}
+
+// The memory lines a dump decides by (engine/dump.cc, DecideMapsFirst).
+TEST(ProcParseTest, StatusMemoryLines) {
+  auto r = ParseStatus(StatusWith("VmRSS:", "VmRSS:\t 1050000 kB\nHugetlbPages:\t    4096 kB"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->vm_rss_kb, 1050000);
+  EXPECT_EQ(r->hugetlb_kb, 4096);
+  EXPECT_FALSE(ParseStatus(StatusWith("VmRSS:", "VmRSS:\t12x kB")).ok());
+  EXPECT_FALSE(ParseStatus(StatusWith("VmRSS:", "VmRSS:\t12")).ok());
+  r = ParseStatus(StatusWith("VmRSS:", ""));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->vm_rss_kb, -1);
 }
 
 TEST(ProcParseTest, StatusFieldVariants) {
