@@ -8,6 +8,7 @@
 #include "common/interrupt.h"
 #include "common/log.h"
 #include "engine/commands.h"
+#include "engine/malloc_choice.h"
 #include "engine/options.h"
 
 // jemalloc's options, read when it starts: its memory in transparent huge
@@ -15,11 +16,24 @@
 // microseconds on virtual machines, and a dump of many small items (60,000
 // mappings, 10,000 threads) faults in tens of megabytes of its own memory
 // one page at a time; with huge pages that was 10-25% of the dump time, for
-// about 20 MiB more peak RSS (README, "Scale"). MALLOC_CONF still overrides
-// it.
+// about 20 MiB more peak RSS (README, "Scale"). A restore of a tree of
+// processes takes 4 KiB pages instead (engine/malloc_choice.h), chosen
+// below before jemalloc starts. MALLOC_CONF still overrides both.
 extern "C" {
-__attribute__((used)) const char* malloc_conf = "thp:always,metadata_thp:always";
+__attribute__((used)) const char* malloc_conf = cf::engine::kMallocConfHuge;
 }
+
+namespace {
+
+// Run by the dynamic loader before any library's constructor, hence before
+// the first allocation.
+void ChooseMallocConf(int argc, char** argv, char** /*envp*/) {
+  malloc_conf = cf::engine::ChooseMallocConf(argc, argv);
+}
+__attribute__((section(".preinit_array"), used)) void (*const choose_malloc_conf)(int, char**, char**) =
+    ChooseMallocConf;
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace cf::engine;

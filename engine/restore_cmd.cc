@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "engine/commands.h"
+#include "engine/malloc_choice.h"
 #include "engine/stream_input.h"
 #include "restore/restore.h"
 #include "streams/image_trust.h"
@@ -36,6 +37,7 @@ int RunRestore(const Options& opts) {
     }
   }
   for (const std::string& n : opts.no_effect) LOG_INFO("option %s: no effect here", n.c_str());
+  LOG_DEBUG("restore: jemalloc's huge pages: %s (engine/malloc_choice.h)", MallocThpMode());
   restore::RestoreOptions ro;
   // Absolute: the restored processes change directory before they open
   // their images (ghost files), and a relative -D would then miss them.

@@ -34,6 +34,10 @@ exe_before=$(readlink "/proc/$pid/exe")
 
 dump_kill dump "$pid" "$D"
 restore_d restore "$D" "$pid"
+# One process: criu-fast's heap stays in huge pages (engine/malloc_choice.h).
+thp=$(sed -n "s/.*jemalloc's huge pages: \([a-z]*\).*/\1/p" "$E2E_TMP/restore.log")
+ldd "$CRIU_FAST" | grep -q libjemalloc || want=none
+case $thp in "${want:-always}") ;; *) fail "restore of one process: jemalloc's huge pages '$thp', want ${want:-always}" ;; esac
 
 [ "$(readlink "/proc/$pid/exe")" = "$exe_before" ] || fail "exe is $(readlink "/proc/$pid/exe"), want $exe_before"
 tr '\0' ' ' <"/proc/$pid/cmdline" >"$E2E_TMP/cmdline-after"

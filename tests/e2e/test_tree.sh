@@ -7,7 +7,8 @@
 #    their parent, session and group.
 # 2. dump (kill): every process is gone; restore -d brings back the whole tree
 #    with the same pids, parents, sessions and groups; each process checks its
-#    memory, parent, session and group (SIGUSR1 through the root).
+#    memory, parent, session and group (SIGUSR1 through the root). criu-fast
+#    restored it with its own heap in 4 KiB pages (its log says so).
 # 3. the restored tree is dumped and restored again, and passes again.
 # shellcheck source=lib.sh
 source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
@@ -48,8 +49,13 @@ check_pass "$W"
 run_cf dump dump -t "$root" -D "$E2E_TMP/img"
 assert_cf_ok "dump of the tree"
 for p in "${all[@]}"; do wait_gone "$p" 10; done
-run_cf restore restore -D "$E2E_TMP/img" -d --pidfile "$E2E_TMP/pidfile"
+run_cf restore restore -D "$E2E_TMP/img" -d --pidfile "$E2E_TMP/pidfile" -v4 -o "$E2E_TMP/restore.log"
 assert_cf_ok "restore -d of the tree"
+# A tree is restored with criu-fast's heap in 4 KiB pages (engine/
+# malloc_choice.h; "none" in a build without jemalloc).
+thp=$(sed -n "s/.*jemalloc's huge pages: \([a-z]*\).*/\1/p" "$E2E_TMP/restore.log")
+ldd "$CRIU_FAST" | grep -q libjemalloc || want=none
+case $thp in "${want:-default}") ;; *) fail "restore of a tree: jemalloc's huge pages '$thp', want ${want:-default}" ;; esac
 [ "$(cat "$E2E_TMP/pidfile")" = "$root" ] || fail "pidfile holds $(cat "$E2E_TMP/pidfile"), want $root"
 for p in "${all[@]}"; do assert_running_untraced "$p" "after restore"; done
 check_pass "$W"
