@@ -70,6 +70,7 @@
 #include "common/interrupt.h"
 #include "common/io.h"
 #include "common/log.h"
+#include "common/serial_worker.h"
 #include "common/timer.h"
 #include "engine/collect.h"
 #include "engine/commands.h"
@@ -350,6 +351,13 @@ class Dumper {
       return p;
     }
   } copy_buf_;
+  // What follows the collection of each process of a tree and needs no
+  // ptrace request (its core written, its pages scanned, the pages it
+  // shares with its parent found), done in tree order beside the tracer
+  // thread's collection of the next processes (AfterCollect). Last member:
+  // destroyed (its thread joined) before the dumps its jobs use.
+  SerialWorker after_collect_;
+  bool after_collect_beside_ = false;
 };
 
 // Deduplication compares a page whose hash matches one stored earlier in the
@@ -1252,6 +1260,17 @@ Status Dumper::AfterCollect(ProcessDump* pd, bool vmsplice) {
   if (cgroups_) cgroups_->Fill(&pd->proc);
   fd_tables_.Fill(&pd->proc);
   SetUpTracking(pd);
+  if (after_collect_beside_) {
+    // The core is complete: written and scanned on the worker, in order
+    // (a parent's frames before its children's), from here on only read.
+    after_collect_.Post([this, pd] {
+      Status s = WriteCore(*pd);
+      by_pid_[pd->pid] = pd;
+      if (s.ok() && share_cow_) s = ScanProcess(pd);
+      return s.WithContext("dump of process " + std::to_string(pd->pid));
+    });
+    return OkStatus();
+  }
   if (pd->maps_first) {
     // The VMAs tracking covers are found now (registering takes the mmap
     // lock for writing, as the remote call brk() does); then smaps, whose
@@ -1332,6 +1351,10 @@ Status Dumper::Run() {
   // first process is filled in.
   std::future<Status> cgroups = std::async(std::launch::async, [this] { return CollectCgroups(); });
   auto take_cgroups = [&cgroups]() { return cgroups.valid() ? cgroups.get() : OkStatus(); };
+  // A frozen tree written to a directory: each process's core and scan go to
+  // the worker (AfterCollect), the tracer thread on to the next process.
+  after_collect_beside_ = tree_.processes().size() > 1 && !vmsplice && !opts_.live && !sink_->streamed() &&
+                          !MapsFirst();
   if (sink_->streamed()) {
     RETURN_IF_ERROR(take_cgroups());
     RETURN_IF_ERROR(WriteInventory());
@@ -1365,6 +1388,7 @@ Status Dumper::Run() {
       RETURN_IF_ERROR(AfterCollect(pd, vmsplice).WithContext(ctx));
     }
   }
+  RETURN_IF_ERROR(after_collect_.Finish());
   for (const auto& pd : dumps_) pd->frames.reset();
   uint64_t released = 0;
   bool copied = false;  // the pages to read were copied, the tree released (CopyAndRelease)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # ThreadSanitizer pass over the concurrent code below the engine: the page
 # pipeline (oneTBB stages, shared slot pool, first-error bookkeeping), the
-# drains it reads through, the stream stages and the writers. Builds only
-# cf_tsan_tests (sched/, streams/ and memdrain/ unit tests, on real child
-# processes) with -fsanitize=thread into BUILD_DIR (default build-tsan) and
+# drains it reads through, the stream stages and the writers, and
+# common's SerialWorker. Builds only cf_tsan_tests (sched/, streams/,
+# memdrain/ and common/ unit tests, on real child processes) with
+# -fsanitize=thread into BUILD_DIR (default build-tsan) and
 # runs it; any report fails the run.
 # Usage (as root, after scripts/setup.sh): bash scripts/tsan.sh [BUILD_DIR]
 set -euo pipefail
