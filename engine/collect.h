@@ -55,7 +55,10 @@ Status CollectFds(pid_t pid, kinds::DumpContext& ctx, const SharedFiles& shared,
 // The per-process properties criu-fast reads itself (kinds/process_props.h:
 // ids, name, umask, credentials, seccomp, rlimits, cwd and root,
 // personality, the process-wide signal queue), and the pid.
-Status CollectProcessProps(kinds::ProcessSource& src, img::Process* out);
+// |part|: all of them, or those read from /proc only (any thread may read
+// them: engine/dump.cc reads them ahead on a worker), or the others.
+enum class PropsPart { kAll, kUntraced, kTraced };
+Status CollectProcessProps(kinds::ProcessSource& src, img::Process* out, PropsPart part = PropsPart::kAll);
 
 // A zombie child (exited, not waited for): its ids, name, real uid and
 // gid, and how it died (the wait status of /proc/PID/stat), all it has left.

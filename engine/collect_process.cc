@@ -13,10 +13,12 @@
 
 namespace cf::engine {
 
-Status CollectProcessProps(kinds::ProcessSource& src, img::Process* out) {
-  out->set_pid(src.pid());
+Status CollectProcessProps(kinds::ProcessSource& src, img::Process* out, PropsPart part) {
+  if (part != PropsPart::kTraced) out->set_pid(src.pid());
   for (const kinds::ProcessProperty& p : kinds::ProcessProperties()) {
-    if (p.read) RETURN_IF_ERROR(p.read(src, out));
+    if (p.read == nullptr) continue;
+    if ((part == PropsPart::kUntraced && p.read_traced) || (part == PropsPart::kTraced && !p.read_traced)) continue;
+    RETURN_IF_ERROR(p.read(src, out));
   }
   return OkStatus();
 }

@@ -62,6 +62,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <oneapi/tbb/parallel_for.h>
@@ -358,6 +359,22 @@ class Dumper {
   // destroyed (its thread joined) before the dumps its jobs use.
   SerialWorker after_collect_;
   bool after_collect_beside_ = false;
+  // With after_collect_beside_: each process's properties read from /proc
+  // (PropsPart::kUntraced), read ahead in tree order on a worker of their
+  // own while the tracer thread collects the processes before it; taken by
+  // CollectProcess. The jobs never fail (so none is dropped): a read's
+  // failure is kept in its entry. The worker is declared after the entries,
+  // so it is joined before they go.
+  struct Prefetched {
+    std::unique_ptr<kinds::ProcessSource> src;
+    img::Process props;
+    Status status;
+    std::promise<void> done;
+    bool taken = false;  // by CollectProcess (tracer thread only)
+  };
+  std::unordered_map<pid_t, std::unique_ptr<Prefetched>> prefetched_;
+  SerialWorker props_prefetch_;
+  void StartPropsPrefetch();
 };
 
 // Deduplication compares a page whose hash matches one stored earlier in the
@@ -489,9 +506,22 @@ Status Dumper::CollectProcess(const SeizedProcess& sp, ProcessDump* out, Pending
     ScopedTimer t(&stats_.collect_ns);
     // The process's properties (kinds/process_props.h), then the memory,
     // the descriptors and the threads' properties (kinds/thread_props.h).
-    remote->src = std::make_unique<kinds::ProcessSource>(pid);
+    auto pf = prefetched_.find(pid);
+    if (pf != prefetched_.end() && !pf->second->taken) {
+      // The entry stays until the worker is joined (set_value may still be
+      // returning when the wait ends).
+      Prefetched* p = pf->second.get();
+      p->taken = true;
+      p->done.get_future().wait();
+      RETURN_IF_ERROR(p->status);
+      remote->src = std::move(p->src);
+      proc = std::move(p->props);
+      RETURN_IF_ERROR(CollectProcessProps(*remote->src, &proc, PropsPart::kTraced));
+    } else {
+      remote->src = std::make_unique<kinds::ProcessSource>(pid);
+      RETURN_IF_ERROR(CollectProcessProps(*remote->src, &proc));
+    }
     kinds::ProcessSource& src = *remote->src;
-    RETURN_IF_ERROR(CollectProcessProps(src, &proc));
     RETURN_IF_ERROR(CollectFds(pid, *fd_ctx_, shared_, &proc));
     if (opts_.shell_job) {
       std::set<pid_t> tree;
@@ -1254,6 +1284,19 @@ Status Dumper::ExplainVanished(Status s) const {
   return s;
 }
 
+void Dumper::StartPropsPrefetch() {
+  for (const SeizedProcess& sp : tree_.processes()) prefetched_[sp.pid] = std::make_unique<Prefetched>();
+  for (const SeizedProcess& sp : tree_.processes()) {
+    Prefetched* p = prefetched_[sp.pid].get();
+    props_prefetch_.Post([p, pid = sp.pid] {
+      p->src = std::make_unique<kinds::ProcessSource>(pid);
+      p->status = CollectProcessProps(*p->src, &p->props, PropsPart::kUntraced);
+      p->done.set_value();
+      return OkStatus();
+    });
+  }
+}
+
 // A collected process: its cgroups and descriptor table filled in, its
 // core written (or its smaps read later), then pinned, armed or scanned.
 Status Dumper::AfterCollect(ProcessDump* pd, bool vmsplice) {
@@ -1355,6 +1398,7 @@ Status Dumper::Run() {
   // the worker (AfterCollect), the tracer thread on to the next process.
   after_collect_beside_ = tree_.processes().size() > 1 && !vmsplice && !opts_.live && !sink_->streamed() &&
                           !MapsFirst();
+  if (after_collect_beside_) StartPropsPrefetch();
   if (sink_->streamed()) {
     RETURN_IF_ERROR(take_cgroups());
     RETURN_IF_ERROR(WriteInventory());

@@ -695,7 +695,7 @@ constexpr ProcessProperty kProperties[] = {
     {"thp_disabled", ReadThpDisabled, nullptr, ApplyThpDisabled, kAfter, nullptr},
     {"cwd_root", ReadCwdRoot, nullptr, ApplyCwdRoot, kAfter, nullptr},
     {"creds", ReadCreds, nullptr, nullptr, kAfter, CredsToArgs},
-    {"shared_pending", ReadSharedPending, nullptr, nullptr, kAfter, SharedPendingToArgs},
+    {"shared_pending", ReadSharedPending, nullptr, nullptr, kAfter, SharedPendingToArgs, true},
     {"sigactions", nullptr, &kSigactionsRead, nullptr, kAfter, SigactionsToArgs},
     {"itimers", nullptr, &kItimersRead, nullptr, kAfter, ItimersToArgs},
     {"brk", nullptr, &kBrkRead, nullptr, kAfter, BrkToArgs},

@@ -101,6 +101,9 @@ struct ProcessProperty {
   Status (*in_task)(const img::Process& p);
   TaskStep step;  // for in_task
   void (*to_args)(const img::Process& p, ProcessArgs* out);
+  // |read| makes ptrace requests: only the thread that seized the process
+  // may run it. The other reads read /proc and run on any thread.
+  bool read_traced = false;
 };
 
 // The table, in the order the properties are read and applied.
