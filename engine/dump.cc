@@ -1107,6 +1107,7 @@ Status Dumper::DumpPagesOf(const std::vector<ProcessDump*>& which) {
 // The core is complete once the process is collected: it is written before
 // the pages (in a stream, metadata comes first); the pagemap after them.
 Status Dumper::WriteCore(const ProcessDump& pd) {
+  FAULT_POINT("core-write");
   RETURN_IF_ERROR(WriteMessage("core-" + std::to_string(pd.pid) + ".img", streams::FileKind::kCore, pd.proc));
   pids_.push_back(pd.pid);
   return OkStatus();

@@ -14,7 +14,7 @@
 source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
 e2e_init
 
-POINTS=(seize collect remote-syscall scan drain image-write inventory)
+POINTS=(seize collect remote-syscall scan core-write drain image-write inventory)
 
 # Baseline: the same dump without a fault succeeds and leaves a complete image.
 W=$E2E_TMP/baseline

@@ -10,6 +10,8 @@
 #    memory, parent, session and group (SIGUSR1 through the root). criu-fast
 #    restored it with its own heap in 4 KiB pages (its log says so).
 # 3. the restored tree is dumped and restored again, and passes again.
+# 4. dumps failing on the workers (CF_FAULT=scan, core-write) leave every
+#    process running, untraced, and no complete image.
 # shellcheck source=lib.sh
 source "${E2E_LIB:-$(dirname "$0")/lib.sh}"
 e2e_init
@@ -67,4 +69,19 @@ for p in "${all[@]}"; do wait_gone "$p" 10; done
 run_cf restore2 restore -D "$E2E_TMP/img2" -d
 assert_cf_ok "second restore of the tree"
 check_pass "$W"
+
+# --- 4. a failure on the dump's workers -----------------------------------------
+# A tree's cores, page scans and /proc properties are handled on worker
+# threads beside the tracer thread (engine/dump.cc): a scan or a write that
+# fails there fails the dump, and the tree runs on, as for a failure on the
+# tracer thread.
+for point in scan core-write; do
+  CF_FAULT=$point run_cf "fault-$point" dump -t "$root" -D "$E2E_TMP/img-$point"
+  [ "$CF_RC" = 1 ] || fail "CF_FAULT=$point: criu-fast exited $CF_RC, want 1"
+  assert_cf_error "CF_FAULT=$point"
+  grep -q "fault injected at $point" "$CF_ERR" || fail "CF_FAULT=$point: the error is '$(cf_error_line)'"
+  for p in "${all[@]}"; do assert_running_untraced "$p" "after the dump that failed (CF_FAULT=$point)"; done
+  check_pass "$W"
+  assert_no_inventory "$E2E_TMP/img-$point" "CF_FAULT=$point"
+done
 log "PASS"
