@@ -355,8 +355,8 @@ class Dumper {
   // What follows the collection of each process of a tree and needs no
   // ptrace request (its core written, its pages scanned, the pages it
   // shares with its parent found), done in tree order beside the tracer
-  // thread's collection of the next processes (AfterCollect). Last member:
-  // destroyed (its thread joined) before the dumps its jobs use.
+  // thread's collection of the next processes (AfterCollect). Declared
+  // after the dumps its jobs use: destroyed (its thread joined) before them.
   SerialWorker after_collect_;
   bool after_collect_beside_ = false;
   // With after_collect_beside_: each process's properties read from /proc
