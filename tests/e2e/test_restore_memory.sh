@@ -43,7 +43,9 @@ for round in 1 2; do
   else
     [ "$copied" -gt $((MB * 256 / 2)) ] || fail "round 1: $copied pages copied in, want the random and text thirds"
   fi
-  if grep '^VmFlags:' "/proc/$pid/smaps" | grep -qw um; then
+  # (grep -w, not -q: under pipefail, a second grep leaving early may fail
+  # the first and hide the match.)
+  if grep '^VmFlags:' "/proc/$pid/smaps" | grep -w um >/dev/null; then
     fail "round $round: a restored vma is still registered with a userfaultfd (VmFlags um)"
   fi
   maps_key "$pid" "$E2E_TMP/maps-$round" || fail "round $round: read /proc/$pid/maps"
