@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string_view>
 
 // jemalloc's control interface; weak, so builds without jemalloc link too.
 extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen)
@@ -16,11 +17,8 @@ extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp
 namespace cf::engine {
 namespace {
 
-bool StartsWith(const char* s, const char* prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
-
-bool IsProcessImage(const char* name) {
-  const size_t len = strlen(name);
-  return StartsWith(name, "core-") && len > strlen("core-.img") && strcmp(name + len - 4, ".img") == 0;
+bool IsProcessImage(std::string_view name) {
+  return name.size() > std::string_view("core-.img").size() && name.starts_with("core-") && name.ends_with(".img");
 }
 
 }  // namespace
@@ -37,6 +35,7 @@ bool HasProcessImages(const char* dir, int n) {
       // struct linux_dirent64: inode, offset, record length, type, name.
       uint16_t reclen;
       memcpy(&reclen, buf + off + offsetof(dirent64, d_reclen), sizeof(reclen));
+      if (reclen == 0) break;
       if (IsProcessImage(buf + off + offsetof(dirent64, d_name))) ++found;
       off += reclen;
     }
@@ -49,17 +48,17 @@ const char* ChooseMallocConf(int argc, const char* const* argv) {
   bool restore = false;
   const char* dir = ".";
   for (int i = 1; i < argc; ++i) {
-    const char* a = argv[i];
-    if (strcmp(a, "restore") == 0) {
+    const std::string_view a = argv[i];
+    if (a == "restore") {
       restore = true;
-    } else if (strcmp(a, "--stream") == 0 || StartsWith(a, "--stream-from")) {
+    } else if (a == "--stream" || a.starts_with("--stream-from")) {
       return kMallocConfHuge;
-    } else if (strcmp(a, "-D") == 0 || strcmp(a, "--images-dir") == 0) {
+    } else if (a == "-D" || a == "--images-dir") {
       if (i + 1 < argc) dir = argv[++i];
-    } else if (StartsWith(a, "--images-dir=")) {
-      dir = a + strlen("--images-dir=");
-    } else if (StartsWith(a, "-D")) {
-      dir = a + 2;
+    } else if (a.starts_with("--images-dir=")) {
+      dir = argv[i] + std::string_view("--images-dir=").size();
+    } else if (a.starts_with("-D")) {
+      dir = argv[i] + 2;
     }
   }
   return restore && HasProcessImages(dir, 2) ? kMallocConfSmall : kMallocConfHuge;
