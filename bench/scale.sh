@@ -14,8 +14,12 @@
 #   (sparse: GiB of mapping at each size, with ARG MiB touched)
 # Environment: CRIU_FAST (./build/criu-fast), PROGS (./build/progs), OUT_DIR (/dev/shm/cf-scale),
 #   REPEAT (1): each size is run REPEAT times, the tools taking turns inside
-#   each round (drift on a shared VM hits both alike); with REPEAT > 1 a
-#   closing table gives each tool's medians and the ratios criu-fast/CRIU.
+#   each round, in reverse order every other round (drift on a shared VM
+#   hits both alike); with REPEAT > 1 a closing table gives each tool's
+#   medians and the ratios criu-fast/CRIU.
+#   ONE_JOB (0): 1 adds a third tool, criu-fast with --jobs 1 for dump and
+#   restore ("cf-1job"), and its ratios to CRIU: the work per item of the
+#   two tools on one core each.
 set -u -o pipefail
 
 CRIU=
@@ -29,6 +33,10 @@ CRIU_FAST=${CRIU_FAST:-./build/criu-fast}
 PROGS=${PROGS:-./build/progs}
 OUT_DIR=${OUT_DIR:-/dev/shm/cf-scale}
 REPEAT=${REPEAT:-1}
+ONE_JOB=${ONE_JOB:-0}
+TOOLS=(criu-fast)
+[ "$ONE_JOB" = 1 ] && TOOLS+=(cf-1job)
+[ -n "$CRIU" ] && TOOLS+=(criu)
 die() { echo "scale: $*" >&2; exit 1; }
 [ -x "$CRIU_FAST" ] || die "no criu-fast at $CRIU_FAST"
 [ -x "$PROGS/scale" ] || die "no scale program in $PROGS"
@@ -50,6 +58,8 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # run TOOL MODE N [ARG]: prints "dump_ms restore_ms frozen_ms check"
 run() {
   local tool=$1 mode=$2 n=$3 arg=${4:-} w pid pids t0 t1 t2 t3 frozen=- res i
+  local jobs=()
+  [ "$tool" = cf-1job ] && jobs=(--jobs 1)
   w=$WORK/$tool-$mode-$n
   rm -rf "$w"  # an earlier round's ready file
   mkdir -p "$w" "$OUT_DIR"
@@ -64,8 +74,8 @@ run() {
   # orphaned children a second or more later).
   pids=$(pgrep -f "$PROGS/scale $w")
   t0=$(now_ms)
-  if [ "$tool" = criu-fast ]; then
-    "$CRIU_FAST" dump -t "$pid" -D "$OUT_DIR/img" --display-stats >"$w/dump.out" 2>&1 || { echo "- - - dump-failed"; pkill -KILL -f "$PROGS/scale $w"; return; }
+  if [ "$tool" != criu ]; then
+    "$CRIU_FAST" dump -t "$pid" -D "$OUT_DIR/img" "${jobs[@]}" --display-stats >"$w/dump.out" 2>&1 || { echo "- - - dump-failed"; pkill -KILL -f "$PROGS/scale $w"; return; }
     frozen=$(sed -n 's/^ *frozen time: *\([0-9.]*\).*/\1/p' "$w/dump.out" | cut -d. -f1)
   else
     "$CRIU" dump -t "$pid" -D "$OUT_DIR/img" --shell-job >"$w/dump.out" 2>&1 || { echo "- - - dump-failed"; pkill -KILL -f "$PROGS/scale $w"; return; }
@@ -83,8 +93,8 @@ run() {
   # shellcheck disable=SC2086
   "$PROGS/scale" --pids-free $pids || echo "scale: pids of $pid still taken" >&2
   t2=$(now_ms)
-  if [ "$tool" = criu-fast ]; then
-    "$CRIU_FAST" restore -D "$OUT_DIR/img" -d >"$w/restore.out" 2>&1 || { echo "$((t1 - t0)) - $frozen restore-failed"; return; }
+  if [ "$tool" != criu ]; then
+    "$CRIU_FAST" restore -D "$OUT_DIR/img" -d "${jobs[@]}" >"$w/restore.out" 2>&1 || { echo "$((t1 - t0)) - $frozen restore-failed"; return; }
   else
     "$CRIU" restore -D "$OUT_DIR/img" -d --shell-job >"$w/restore.out" 2>&1 || { echo "$((t1 - t0)) - $frozen restore-failed"; return; }
   fi
@@ -104,7 +114,15 @@ for c in "${CASES[@]}"; do
   IFS=: read -r mode small large arg <<<"$c"
   for ((rep = 1; rep <= REPEAT; rep++)); do
     for n in $small $large; do
-      for tool in criu-fast ${CRIU:+criu}; do
+      # The order of the tools changes from round to round: a run right
+      # after another of the same case can be faster or slower (memory just
+      # freed, caches), and that should not always favour the same tool.
+      order=("${TOOLS[@]}")
+      if ((rep % 2 == 0)); then
+        order=()
+        for ((i = ${#TOOLS[@]} - 1; i >= 0; i--)); do order+=("${TOOLS[$i]}"); done
+      fi
+      for tool in "${order[@]}"; do
         read -r d r f res <<<"$(run "$tool" "$mode" "$n" "$arg")"
         items=$n
         [ "$mode" = sparse ] && items=$((n * 262144))  # pages of the mapping
@@ -128,7 +146,11 @@ ratio() { [ "$1" != - ] && [ "$2" != - ] && [ "$2" != 0 ] && awk -v a="$1" -v b=
 if [ "$REPEAT" -gt 1 ]; then
   echo
   echo "medians of $REPEAT rounds (ms)${CRIU:+, ratios criu-fast/CRIU}:"
-  printf '%-8s %7s %10s %10s %10s %10s %8s %8s\n' case size cf_dump cf_restore criu_dump criu_rest r_dump r_rest
+  one_head=()
+  [ "$ONE_JOB" = 1 ] && one_head=(1job_dump 1job_rest r1_dump r1_rest)
+  printf '%-8s %7s %10s %10s %10s %10s %8s %8s' case size cf_dump cf_restore criu_dump criu_rest r_dump r_rest
+  [ "$ONE_JOB" = 1 ] && printf ' %10s %10s %8s %8s' "${one_head[@]}"
+  echo
   for c in "${CASES[@]}"; do
     IFS=: read -r mode small large arg <<<"$c"
     for n in $small $large; do
@@ -136,7 +158,13 @@ if [ "$REPEAT" -gt 1 ]; then
       fd=$(median ${DUMPS["criu-fast $mode $n"]:-}); fr=$(median ${RESTORES["criu-fast $mode $n"]:-})
       # shellcheck disable=SC2086
       cd_=$(median ${DUMPS["criu $mode $n"]:-}); cr=$(median ${RESTORES["criu $mode $n"]:-})
-      printf '%-8s %7s %10s %10s %10s %10s %8s %8s\n' "$mode" "$n" "$fd" "$fr" "$cd_" "$cr" "$(ratio "$fd" "$cd_")" "$(ratio "$fr" "$cr")"
+      printf '%-8s %7s %10s %10s %10s %10s %8s %8s' "$mode" "$n" "$fd" "$fr" "$cd_" "$cr" "$(ratio "$fd" "$cd_")" "$(ratio "$fr" "$cr")"
+      if [ "$ONE_JOB" = 1 ]; then
+        # shellcheck disable=SC2086
+        od=$(median ${DUMPS["cf-1job $mode $n"]:-}); or=$(median ${RESTORES["cf-1job $mode $n"]:-})
+        printf ' %10s %10s %8s %8s' "$od" "$or" "$(ratio "$od" "$cd_")" "$(ratio "$or" "$cr")"
+      fi
+      echo
     done
   done
 fi
