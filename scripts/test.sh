@@ -11,6 +11,10 @@
 # time there (about 17 min on 2 cores): CF_ASAN_ALL=1 runs them all.
 # Before the ASan pass, a ThreadSanitizer build of the concurrent code's unit
 # tests (scripts/tsan.sh).
+# The sanitizer, ThreadSanitizer and fuzzing builds compile while the
+# release tests run, at the lowest CPU priority (nice 19): the end-to-end
+# tests run one at a time and leave the cores idle most of the time, and a
+# task at nice 19 gets a core only when nothing else wants it.
 # Usage (as root): bash scripts/test.sh        CF_SKIP_SANITIZE=1 skips the sanitizer pass,
 # CF_SKIP_FUZZ=1 the fuzzing, CF_SKIP_TSAN=1 the ThreadSanitizer pass.
 set -euo pipefail
@@ -19,9 +23,45 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh build
 
+asan_args="-DCF_SANITIZE=ON -DCF_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+# The other builds, one after the other, beside the release tests.
+side_builds() {
+  if [ "${CF_SKIP_SANITIZE:-0}" != 1 ]; then
+    CF_CMAKE_ARGS="$asan_args" bash scripts/build.sh build-asan
+  fi
+  if [ "${CF_SKIP_TSAN:-0}" != 1 ]; then
+    CF_BUILD_ONLY=1 bash scripts/tsan.sh build-tsan
+  fi
+  if [ "${CF_SKIP_FUZZ:-0}" != 1 ]; then
+    CF_BUILD_ONLY=1 bash scripts/fuzz.sh
+  fi
+}
+mkdir -p build/logs
+side_log=build/logs/side-builds.log
+# In a process group of its own (job control on for this one start), so
+# that it can be stopped whole: a failed test ends this script, and the
+# builds beside it go too.
+set -m
+(
+  renice -n 19 -p "$BASHPID" >/dev/null
+  side_builds
+) >"$side_log" 2>&1 &
+side_pid=$!
+set +m
+trap 'kill -TERM -- "-$side_pid" 2>/dev/null || true' EXIT
+
 jobs=$(nproc)
 echo "== release build: unit and end-to-end tests"
 ctest --test-dir build --output-on-failure -j "$jobs"
+
+echo "== sanitizer, ThreadSanitizer and fuzzing builds (made beside the tests above)"
+if ! wait "$side_pid"; then
+  tail -n 40 "$side_log"
+  echo "side builds: FAILED (whole log: $side_log)"
+  exit 1
+fi
+trap - EXIT
+grep -E "warning:" "$side_log" || true
 
 # Fuzzing: a short run of every image-reader harness (tests/fuzz/README.md).
 if [ "${CF_SKIP_FUZZ:-0}" != 1 ]; then
@@ -30,7 +70,7 @@ if [ "${CF_SKIP_FUZZ:-0}" != 1 ]; then
 fi
 
 # ThreadSanitizer: the page pipeline, drains, writers and stream stages'
-# unit tests (scripts/tsan.sh builds only those, about 4 minutes).
+# unit tests (scripts/tsan.sh builds only those, above).
 if [ "${CF_SKIP_TSAN:-0}" != 1 ]; then
   echo "== ThreadSanitizer build: page pipeline, drain and stream unit tests"
   bash scripts/tsan.sh build-tsan
@@ -38,7 +78,7 @@ fi
 
 if [ "${CF_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== ASan/UBSan build: unit tests, dump-side and selected restore end-to-end tests"
-  CF_CMAKE_ARGS="-DCF_SANITIZE=ON -DCF_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo" bash scripts/build.sh build-asan
+  CF_CMAKE_ARGS="$asan_args" bash scripts/build.sh build-asan
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
   if [ "${CF_ASAN_ALL:-0}" = 1 ]; then
     ctest --test-dir build-asan --output-on-failure -j "$jobs"

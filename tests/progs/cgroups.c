@@ -7,11 +7,11 @@
  * also joins it. Restore must put every task back where it was; the check
  * reads /proc of each (the ROOT mount may be gone by then).
  */
+#include "prog_common.h" /* first: it defines _GNU_SOURCE (close_range) */
+
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-
-#include "prog_common.h"
 
 static const char *g_name;
 static const char *g_pids_dir;
