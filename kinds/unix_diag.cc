@@ -68,7 +68,9 @@ void DecodeAttr(const rtattr* a, UnixSocketInfo* info) {
       break;
     case UNIX_DIAG_ICONS:
       info->icons.resize(plen / sizeof(uint32_t));
-      memcpy(info->icons.data(), data, info->icons.size() * sizeof(uint32_t));
+      // (A listener with no connection waiting sends none: data() may then
+      // be null, and memcpy's arguments must not be, even for no bytes.)
+      if (!info->icons.empty()) memcpy(info->icons.data(), data, info->icons.size() * sizeof(uint32_t));
       break;
     default:
       break;

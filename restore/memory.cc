@@ -705,9 +705,19 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   // The vDSO block may have to stop on its way (the restorer): room for it
   // before the packed slots' scratch.
   L.region_len = blob_len + L.args_len + kStackSize + threads_len + premap_total + L.vdso_len + scratch_len;
-  ASSIGN_OR_RETURN(L.region, FindHole(std::move(busy), L.region_len));
-  void* r = mmap(reinterpret_cast<void*>(L.region), L.region_len, PROT_NONE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+  // The hole is where the maps read above saw none; a mapping made since
+  // (the allocator's, for the lists built here: AddressSanitizer's maps and
+  // unmaps large blocks all the time) may lie there now. Then the next hole
+  // down is tried.
+  void* r = MAP_FAILED;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    ASSIGN_OR_RETURN(L.region, FindHole(busy, L.region_len));
+    r = mmap(reinterpret_cast<void*>(L.region), L.region_len, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+    if (r != MAP_FAILED || errno != EEXIST) break;
+    LOG_DEBUG("restore: the hole at %#lx is taken since the maps were read: the next one down", L.region);
+    busy.push_back({L.region, L.region + L.region_len});
+  }
   if (r == MAP_FAILED) return ErrnoStatus("reserve the restore region");
 
   L.blob = L.region;
