@@ -67,7 +67,10 @@ bool Moves(const img::Vma& v) {
 }
 
 // The highest hole of |len| bytes (plus guards) free of every busy range.
-Result<uint64_t> FindHole(std::vector<pagemap::PageRange> busy, uint64_t len) {
+// Sorts |busy_list| in place (a range appended afterwards is merged in by
+// the next call, not sorted again with the rest).
+Result<uint64_t> FindHole(std::vector<pagemap::PageRange>* busy_list, uint64_t len) {
+  std::vector<pagemap::PageRange>& busy = *busy_list;
   // |busy| is usually two sorted lists one after the other (criu-fast's
   // mappings, then the image's, which may be 60,000): merged, not sorted.
   SortRuns(busy, [](const pagemap::PageRange& a, const pagemap::PageRange& b) { return a.start < b.start; });
@@ -711,7 +714,7 @@ Result<MemoryLayout> PremapMemory(const img::Process& core, uint64_t args_len, c
   // down is tried.
   void* r = MAP_FAILED;
   for (int attempt = 0; attempt < 8; ++attempt) {
-    ASSIGN_OR_RETURN(L.region, FindHole(busy, L.region_len));
+    ASSIGN_OR_RETURN(L.region, FindHole(&busy, L.region_len));
     r = mmap(reinterpret_cast<void*>(L.region), L.region_len, PROT_NONE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
     if (r != MAP_FAILED || errno != EEXIST) break;

@@ -8,10 +8,10 @@
 # reserve terabytes of address space), but for the four end-to-end tests
 # labelled "no_asan" whose test programs behave differently under ASan
 # (tests/CMakeLists.txt; CF_ASAN_ALL=1 runs them too).
-# The sanitizer, ThreadSanitizer and fuzzing builds compile while the
-# release tests run, at the lowest CPU priority (nice 19): the end-to-end
-# tests run one at a time and leave the cores idle most of the time, and a
-# task at nice 19 gets a core only when nothing else wants it.
+# The sanitizer, ThreadSanitizer and fuzzing builds start beside the
+# release tests, at the lowest CPU priority (nice 19: little CPU time while
+# a test wants it), and use the cores the end-to-end tests leave idle (they
+# run one at a time); what is left of them is waited for afterwards.
 # Usage (as root): bash scripts/test.sh        CF_SKIP_SANITIZE=1 skips the sanitizer pass,
 # CF_SKIP_FUZZ=1 the fuzzing, CF_SKIP_TSAN=1 the ThreadSanitizer pass.
 set -euo pipefail

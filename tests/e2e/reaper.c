@@ -44,6 +44,13 @@ int main(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
+  /* Held until |driver| is known: one sent before would be lost. */
+  sigset_t passed, old;
+  sigemptyset(&passed);
+  sigaddset(&passed, SIGTERM);
+  sigaddset(&passed, SIGINT);
+  sigaddset(&passed, SIGHUP);
+  sigprocmask(SIG_BLOCK, &passed, &old);
 
   pid_t child = fork();
   if (child < 0) {
@@ -54,11 +61,13 @@ int main(int argc, char **argv) {
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     execvp(argv[1], argv + 1);
     fprintf(stderr, "e2e_reaper: cannot run %s: %s\n", argv[1], strerror(errno));
     _exit(127);
   }
   driver = child;
+  sigprocmask(SIG_SETMASK, &old, NULL);
   for (;;) {
     int status = 0;
     pid_t pid = waitpid(-1, &status, 0);
